@@ -1,0 +1,200 @@
+package render
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+)
+
+// Paths of the generated files, relative to the configuration directory.
+// haproxy.cfg sets "default-path config", so HAProxy resolves them against
+// the directory the configuration is in, wherever it is started from.
+const (
+	ConfigFile      = "haproxy.cfg"
+	ExactMapFile    = "maps/exact.map"
+	PrefixMapFile   = "maps/prefix.map"
+	TLSHostsMapFile = "maps/tls-hosts.map"
+	CrtListFile     = "crt-list.txt"
+	DefaultCertFile = "certs/default.pem"
+)
+
+// defaultCert answers TLS handshakes whose SNI matches no Ingress. It is a
+// fixed self-signed certificate for "haproxy-sidecar.invalid" so that the
+// output stays deterministic; it protects nothing and is meant to be
+// replaced by a default certificate of the operator's.
+//
+//go:embed default-cert.pem
+var defaultCert []byte
+
+// Config are the settings of the generated files that are not in objects.
+type Config struct {
+	// HTTPBind and HTTPSBind are listen addresses such as ":80"; they are
+	// checked with ParseBind.
+	HTTPBind  string
+	HTTPSBind string
+	// Template renders haproxy.cfg (see package templates).
+	Template *template.Template
+}
+
+// File is one generated file.
+type File struct {
+	Path string // relative, slash-separated
+	Data []byte
+}
+
+// Output is everything HAProxy needs, sorted by path.
+type Output struct {
+	Files []File
+	model *Model
+}
+
+// Get returns the content of a generated file, or nil.
+func (o *Output) Get(path string) []byte {
+	i, ok := slices.BinarySearchFunc(o.Files, path, func(f File, p string) int { return strings.Compare(f.Path, p) })
+	if !ok {
+		return nil
+	}
+	return o.Files[i].Data
+}
+
+// TemplateData is what the configuration template sees. Every string in it
+// has been validated or built from validated parts.
+type TemplateData struct {
+	HTTPBind, HTTPSBind                 string
+	DefaultCert, CrtList                string
+	ExactMap, PrefixMap, TLSHostsMap    string
+	DefaultBackend                      string
+	Backends                            []BackendData
+	UnavailableBackend, NotFoundBackend string
+}
+
+// BackendData is one Service port backend as the template sees it.
+type BackendData struct {
+	Name      string
+	Namespace string
+	Service   string
+	Port      int32
+	PortName  string
+	Servers   []ServerData
+}
+
+// ServerData is one server slot. Disabled slots hold a placeholder address
+// that the runtime API replaces when an endpoint appears.
+type ServerData struct {
+	Name     string
+	ID       int
+	Address  string
+	Disabled bool
+}
+
+// placeholderAddress is where an unused server slot points: a loopback port
+// that refuses connections, in case a slot were ever enabled by hand.
+const placeholderAddress = "127.0.0.1:1"
+
+// Render produces the files for a model.
+func Render(m *Model, cfg Config) (*Output, error) {
+	httpBind, err := ParseBind(cfg.HTTPBind)
+	if err != nil {
+		return nil, fmt.Errorf("http bind: %w", err)
+	}
+	httpsBind, err := ParseBind(cfg.HTTPSBind)
+	if err != nil {
+		return nil, fmt.Errorf("https bind: %w", err)
+	}
+	if cfg.Template == nil {
+		return nil, fmt.Errorf("no template")
+	}
+	data := TemplateData{
+		HTTPBind: httpBind, HTTPSBind: httpsBind,
+		DefaultCert: DefaultCertFile, CrtList: CrtListFile,
+		ExactMap: ExactMapFile, PrefixMap: PrefixMapFile, TLSHostsMap: TLSHostsMapFile,
+		DefaultBackend:     m.DefaultBackend,
+		UnavailableBackend: UnavailableBackend, NotFoundBackend: NotFoundBackend,
+		Backends: make([]BackendData, 0, len(m.Backends)),
+	}
+	for _, be := range m.Backends {
+		bd := BackendData{Name: be.Name, Namespace: be.Namespace, Service: be.Service, Port: be.Port, PortName: be.PortName,
+			Servers: make([]ServerData, be.Slots)}
+		for i := range bd.Servers {
+			s := ServerData{Name: "s" + strconv.Itoa(i+1), ID: i + 1, Address: placeholderAddress, Disabled: true}
+			if i < len(be.Servers) {
+				s.Address, s.Disabled = be.Servers[i].String(), false
+			}
+			bd.Servers[i] = s
+		}
+		data.Backends = append(data.Backends, bd)
+	}
+
+	var cfgBuf bytes.Buffer
+	cfgBuf.Grow(4096 + 160*len(m.Backends)*MinServerSlots)
+	if err := cfg.Template.Execute(&cfgBuf, data); err != nil {
+		return nil, fmt.Errorf("executing template %s: %w", cfg.Template.Name(), err)
+	}
+
+	out := &Output{model: m}
+	out.Files = append(out.Files,
+		File{ConfigFile, cfgBuf.Bytes()},
+		File{ExactMapFile, routeMap(m.Routes, MatchExact)},
+		File{PrefixMapFile, routeMap(m.Routes, MatchPrefix)},
+		File{TLSHostsMapFile, hostsMap(m.TLSHosts)},
+		File{CrtListFile, crtList(m.Certs)},
+		File{DefaultCertFile, defaultCert},
+	)
+	for _, c := range m.Certs {
+		out.Files = append(out.Files, File{c.File, c.PEM})
+	}
+	slices.SortFunc(out.Files, func(x, y File) int { return strings.Compare(x.Path, y.Path) })
+	return out, nil
+}
+
+// routeMap writes one map line per route, each after a comment naming the
+// Ingress field it came from (HAProxy skips '#' lines in map files).
+func routeMap(routes []Route, match MatchKind) []byte {
+	var b bytes.Buffer
+	b.WriteString("# key: host+path; value: backend. Generated by haproxy-sidecar.\n")
+	for i := range routes {
+		r := &routes[i]
+		if r.Match != match {
+			continue
+		}
+		b.WriteString("# ")
+		b.WriteString(r.Origin.String())
+		b.WriteString(" -> ")
+		b.WriteString(r.Service.String())
+		b.WriteByte('\n')
+		b.WriteString(r.Key)
+		b.WriteByte(' ')
+		b.WriteString(r.Backend)
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+func hostsMap(hosts []string) []byte {
+	var b bytes.Buffer
+	b.WriteString("# hosts redirected from HTTP to HTTPS. Generated by haproxy-sidecar.\n")
+	for _, h := range hosts {
+		b.WriteString(h)
+		b.WriteString(" 1\n")
+	}
+	return b.Bytes()
+}
+
+// crtList has one line per certificate, filtered by the SNI names it
+// serves; HAProxy prefers an exact SNI match over a wildcard on its own.
+func crtList(certs []Certificate) []byte {
+	var b bytes.Buffer
+	for _, c := range certs {
+		b.WriteString(c.File)
+		for _, h := range c.SNI {
+			b.WriteByte(' ')
+			b.WriteString(h)
+		}
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}

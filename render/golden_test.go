@@ -1,0 +1,200 @@
+package render_test
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
+)
+
+// problemsFile is the golden list of problems next to the generated files.
+const problemsFile = "problems.txt"
+
+// renderCase renders testdata/<name>/manifests.yaml with default settings.
+func renderCase(t testing.TB, dir string, shuffle *rand.Rand) (*render.Model, *render.Output, []render.Problem) {
+	t.Helper()
+	in, loadProblems, err := manifest.Load(filepath.Join(dir, "manifests.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shuffle != nil {
+		shuffleInputs(shuffle, &in)
+	}
+	return renderInputs(t, in, render.Config{HTTPBind: ":80", HTTPSBind: ":443"}, loadProblems)
+}
+
+func renderInputs(t testing.TB, in render.Inputs, cfg render.Config, loadProblems []render.Problem) (*render.Model, *render.Output, []render.Problem) {
+	t.Helper()
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Template = tmpl
+	m := render.BuildModel(in, render.Options{})
+	out, err := render.Render(m, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, out, append(slices.Clone(loadProblems), m.Problems...)
+}
+
+func shuffleInputs(r *rand.Rand, in *render.Inputs) {
+	sh := func(n int, swap func(i, j int)) { r.Shuffle(n, swap) }
+	sh(len(in.Ingresses), func(i, j int) { in.Ingresses[i], in.Ingresses[j] = in.Ingresses[j], in.Ingresses[i] })
+	sh(len(in.IngressClasses), func(i, j int) {
+		in.IngressClasses[i], in.IngressClasses[j] = in.IngressClasses[j], in.IngressClasses[i]
+	})
+	sh(len(in.Services), func(i, j int) { in.Services[i], in.Services[j] = in.Services[j], in.Services[i] })
+	sh(len(in.EndpointSlices), func(i, j int) {
+		in.EndpointSlices[i], in.EndpointSlices[j] = in.EndpointSlices[j], in.EndpointSlices[i]
+	})
+	sh(len(in.Secrets), func(i, j int) { in.Secrets[i], in.Secrets[j] = in.Secrets[j], in.Secrets[i] })
+}
+
+func problemsText(ps []render.Problem) []byte {
+	var b bytes.Buffer
+	for _, p := range ps {
+		level := "warning"
+		if p.Severity == render.Notice {
+			level = "notice"
+		}
+		b.WriteString(level + ": " + p.String() + "\n")
+	}
+	return b.Bytes()
+}
+
+func goldenCases(t *testing.T) []string {
+	t.Helper()
+	dirs, err := filepath.Glob("../testdata/*/manifests.yaml")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no golden cases found: %v", err)
+	}
+	for i := range dirs {
+		dirs[i] = filepath.Dir(dirs[i])
+	}
+	return dirs
+}
+
+// writeFiles puts an output on disk the way `render --out` does.
+func writeFiles(t testing.TB, dir string, out *render.Output) {
+	t.Helper()
+	for _, f := range out.Files {
+		p := filepath.Join(dir, filepath.FromSlash(f.Path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.Data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestGolden compares every testdata case with its expected files, checks
+// that the output does not depend on input order, and has a real HAProxy
+// accept every golden configuration.
+func TestGolden(t *testing.T) {
+	for _, dir := range goldenCases(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			_, out, problems := renderCase(t, dir, nil)
+			got := map[string][]byte{problemsFile: problemsText(problems)}
+			for _, f := range out.Files {
+				got[f.Path] = f.Data
+			}
+			expDir := filepath.Join(dir, "expected")
+			if *testenv.Update {
+				if err := os.RemoveAll(expDir); err != nil {
+					t.Fatal(err)
+				}
+				for p, data := range got {
+					path := filepath.Join(expDir, filepath.FromSlash(p))
+					if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(path, data, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			var onDisk []string
+			err := filepath.WalkDir(expDir, func(p string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				rel, _ := filepath.Rel(expDir, p)
+				onDisk = append(onDisk, filepath.ToSlash(rel))
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("reading %s (run go test ./render -update to create it): %v", expDir, err)
+			}
+			for _, p := range onDisk {
+				if _, ok := got[p]; !ok {
+					t.Errorf("%s: expected file is no longer generated", p)
+				}
+			}
+			for p, data := range got {
+				want, err := os.ReadFile(filepath.Join(expDir, filepath.FromSlash(p)))
+				if err != nil {
+					t.Errorf("%s: generated but not in %s (run with -update): %v", p, expDir, err)
+					continue
+				}
+				if !bytes.Equal(data, want) {
+					t.Errorf("%s differs from the golden file (run with -update to accept):\n%s", p, lineDiff(string(want), string(data)))
+				}
+			}
+
+			// Same objects in other orders: byte-identical output.
+			for seed := uint64(1); seed <= 3; seed++ {
+				_, out2, problems2 := renderCase(t, dir, rand.New(rand.NewPCG(seed, seed)))
+				if !slices.EqualFunc(out.Files, out2.Files, func(a, b render.File) bool {
+					return a.Path == b.Path && bytes.Equal(a.Data, b.Data)
+				}) {
+					t.Errorf("shuffled input (seed %d) gives a different output", seed)
+				}
+				if !bytes.Equal(problemsText(problems), problemsText(problems2)) {
+					t.Errorf("shuffled input (seed %d) gives different problems", seed)
+				}
+			}
+
+			tmp := t.TempDir()
+			writeFiles(t, tmp, out)
+			for version, bin := range testenv.HAProxies(t) {
+				if err := reload.Check(context.Background(), bin, filepath.Join(tmp, render.ConfigFile)); err != nil {
+					t.Errorf("haproxy %s -c rejects the golden configuration: %v", version, err)
+				}
+			}
+		})
+	}
+}
+
+// lineDiff shows the first lines that differ, enough to see what changed.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	shown := 0
+	for i := 0; i < max(len(w), len(g)) && shown < 10; i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			b.WriteString("  line " + strconv.Itoa(i+1) + ":\n    want: " + wl + "\n    got:  " + gl + "\n")
+			shown++
+		}
+	}
+	return b.String()
+}

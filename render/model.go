@@ -1,0 +1,215 @@
+// Package render turns Kubernetes objects into a validated routing model and
+// then into the files HAProxy needs. It is pure: no I/O, no clocks, no
+// globals, and the same input always gives byte-identical output.
+package render
+
+import (
+	"fmt"
+	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+// Inputs are the Kubernetes objects a render starts from. Order does not
+// matter: everything is sorted before use.
+type Inputs struct {
+	Ingresses      []*networkingv1.Ingress
+	IngressClasses []*networkingv1.IngressClass
+	Services       []*corev1.Service
+	EndpointSlices []*discoveryv1.EndpointSlice
+	Secrets        []*corev1.Secret
+	ConfigMaps     []*corev1.ConfigMap
+}
+
+// MatchKind is how a route compares the request path.
+type MatchKind int
+
+const (
+	// MatchExact compares the whole path, case-sensitively.
+	MatchExact MatchKind = iota
+	// MatchPrefix compares path elements split by "/", ignoring trailing
+	// slashes on both sides. ImplementationSpecific behaves as Prefix.
+	MatchPrefix
+)
+
+func (k MatchKind) String() string {
+	if k == MatchExact {
+		return "Exact"
+	}
+	return "Prefix"
+}
+
+// HostKind orders host matching: an exact host is tried before a wildcard,
+// and rules without a host are tried last.
+type HostKind int
+
+const (
+	HostExact HostKind = iota
+	HostWildcard
+	HostAny
+)
+
+// Origin says which part of which Ingress produced a model element, so that
+// every line HAProxy runs can be traced back to the object a user wrote.
+type Origin struct {
+	Namespace string
+	Name      string
+	// Field is the JSON path inside the object, e.g.
+	// "spec.rules[0].http.paths[1]" or "spec.defaultBackend".
+	Field string
+}
+
+func (o Origin) String() string {
+	if o.Field == "" {
+		return fmt.Sprintf("Ingress %s/%s", o.Namespace, o.Name)
+	}
+	return fmt.Sprintf("Ingress %s/%s %s", o.Namespace, o.Name, o.Field)
+}
+
+// Route is one host+path rule that survived validation and conflict
+// resolution.
+type Route struct {
+	Host     string // "" for rules without host, "*.example.com" for wildcards
+	HostKind HostKind
+	Path     string // as written in the Ingress
+	Match    MatchKind
+	// PathType is the pathType as written (ImplementationSpecific is kept
+	// for display even though it matches as Prefix).
+	PathType networkingv1.PathType
+	// Key is the map key HAProxy looks up: host followed by the path; for
+	// prefix routes the path has its trailing slashes removed and one "/"
+	// appended so that map_beg matches on element boundaries only.
+	Key string
+	// Backend is the HAProxy backend name serving this route; it is
+	// UnavailableBackend when the Service, port or endpoints cannot be used.
+	Backend string
+	Service ServiceRef
+	Origin  Origin
+	// created orders conflicting routes: the oldest Ingress wins.
+	created int64
+}
+
+// ServiceRef is the backend an Ingress path asked for.
+type ServiceRef struct {
+	Namespace string
+	Name      string
+	// Port is the port as written: a number or a name.
+	Port string
+}
+
+func (s ServiceRef) String() string {
+	return fmt.Sprintf("%s/%s:%s", s.Namespace, s.Name, s.Port)
+}
+
+// Names of the backends the configuration always has.
+const (
+	// UnavailableBackend has no servers, so HAProxy answers 503: used for
+	// routes whose Service, port or endpoints are missing.
+	UnavailableBackend = "_unavailable"
+	// NotFoundBackend answers 404 when no rule matches and no Ingress
+	// defines spec.defaultBackend.
+	NotFoundBackend = "_default_404"
+)
+
+// Backend is one Service port with its ready endpoints.
+type Backend struct {
+	Name      string // <namespace>_<service>_<port number>
+	Namespace string
+	Service   string
+	Port      int32 // the Service port
+	PortName  string
+	// Servers are the ready endpoints, sorted by address and port.
+	Servers []netip.AddrPort
+	// Slots is the number of server lines rendered: at least len(Servers),
+	// rounded up so that endpoints can come and go through the runtime API
+	// without a reload. It depends only on len(Servers), so the same
+	// endpoints always render the same configuration.
+	Slots int
+}
+
+// ServerSlots is the number of server lines a backend with n ready endpoints
+// gets: the next power of two, at least MinServerSlots.
+func ServerSlots(n int) int {
+	s := MinServerSlots
+	for s < n {
+		s *= 2
+	}
+	return s
+}
+
+// MinServerSlots keeps scale-ups from 1 to 4 replicas (the common rolling
+// update surge) free of reloads.
+const MinServerSlots = 4
+
+// Certificate is one TLS Secret turned into a PEM file, with the SNI names
+// it serves.
+type Certificate struct {
+	// File is the path relative to the configuration directory.
+	File      string
+	Namespace string
+	Secret    string
+	// PEM holds only re-encoded certificate and key blocks: any other text
+	// in the Secret is dropped so nothing but key material reaches HAProxy.
+	PEM []byte
+	// SNI are the host names (exact or wildcard) this certificate is
+	// selected for, sorted. Empty means "the names in the certificate".
+	SNI     []string
+	Origins []Origin
+}
+
+// Model is the validated, sorted routing model.
+type Model struct {
+	Routes   []Route
+	Backends []Backend
+	Certs    []Certificate
+	// TLSHosts are the hosts (exact or wildcard) whose plain-HTTP requests
+	// are redirected to HTTPS.
+	TLSHosts []string
+	// DefaultBackend serves requests no rule matches.
+	DefaultBackend string
+	// DefaultOrigin is the Ingress whose spec.defaultBackend is used.
+	DefaultOrigin *Origin
+	// Served lists the Ingresses this controller serves, as namespace/name.
+	Served []string
+	// Problems are the things skipped, each naming its object and field.
+	Problems []Problem
+}
+
+// Severity tells a problem that dropped something from one that is only
+// worth knowing.
+type Severity int
+
+const (
+	// Warning means something a user wrote was skipped.
+	Warning Severity = iota
+	// Notice means something was ignored on purpose (not ours, unknown kind).
+	Notice
+)
+
+// Problem is one thing that was skipped or ignored, named precisely enough
+// for a user to find and fix it.
+type Problem struct {
+	Severity  Severity
+	Kind      string
+	Namespace string
+	Name      string
+	Field     string
+	Message   string
+}
+
+func (p Problem) String() string {
+	obj := p.Kind
+	if p.Name != "" {
+		if p.Namespace != "" {
+			obj += " " + p.Namespace + "/" + p.Name
+		} else {
+			obj += " " + p.Name
+		}
+	}
+	if p.Field != "" {
+		return obj + ": " + p.Field + ": " + p.Message
+	}
+	return obj + ": " + p.Message
+}

@@ -1,0 +1,132 @@
+package render
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// certificatePEM checks a kubernetes.io/tls Secret and returns a PEM file
+// for HAProxy holding the certificate chain followed by the private key.
+//
+// The blocks are decoded and encoded again rather than copied: a Secret can
+// carry arbitrary text around valid PEM blocks (which Go's and HAProxy's
+// parsers both skip), and none of that text may reach a file HAProxy reads.
+func certificatePEM(s *corev1.Secret) ([]byte, error) {
+	if s.Type != corev1.SecretTypeTLS {
+		return nil, fmt.Errorf("type is %q, want %q", s.Type, corev1.SecretTypeTLS)
+	}
+	crt, key := s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
+	if len(crt) == 0 {
+		return nil, fmt.Errorf("data[%s] is missing or empty", corev1.TLSCertKey)
+	}
+	if len(key) == 0 {
+		return nil, fmt.Errorf("data[%s] is missing or empty", corev1.TLSPrivateKeyKey)
+	}
+
+	var out bytes.Buffer
+	certs := 0
+	for rest := crt; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("data[%s]: certificate %d: %w", corev1.TLSCertKey, certs+1, err)
+		}
+		if err := strongEnough(c); err != nil {
+			return nil, fmt.Errorf("data[%s]: certificate %d (%s): %w", corev1.TLSCertKey, certs+1, c.Subject.CommonName, err)
+		}
+		if err := pem.Encode(&out, &pem.Block{Type: b.Type, Bytes: b.Bytes}); err != nil {
+			return nil, err
+		}
+		certs++
+	}
+	if certs == 0 {
+		return nil, fmt.Errorf("data[%s]: no PEM CERTIFICATE block", corev1.TLSCertKey)
+	}
+
+	keyBlock, err := privateKeyBlock(key)
+	if err != nil {
+		return nil, fmt.Errorf("data[%s]: %w", corev1.TLSPrivateKeyKey, err)
+	}
+	keyPEM := pem.EncodeToMemory(keyBlock)
+	if _, err := tls.X509KeyPair(out.Bytes(), keyPEM); err != nil {
+		return nil, fmt.Errorf("certificate and key do not form a pair: %w", err)
+	}
+	out.Write(keyPEM)
+	return out.Bytes(), nil
+}
+
+// strongEnough refuses what OpenSSL rejects at its default security level
+// (Debian's SECLEVEL=2: 112-bit security). HAProxy fails the whole
+// configuration on one certificate it cannot load, so such a Secret must be
+// dropped here rather than take every other route down with it.
+func strongEnough(c *x509.Certificate) error {
+	switch k := c.PublicKey.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return fmt.Errorf("RSA key of %d bits is too small for OpenSSL, need at least 2048", k.N.BitLen())
+		}
+	case *ecdsa.PublicKey:
+		if k.Curve.Params().BitSize < 224 {
+			return fmt.Errorf("EC key of %d bits is too small for OpenSSL, need at least 224", k.Curve.Params().BitSize)
+		}
+	case ed25519.PublicKey:
+	default:
+		return fmt.Errorf("public key type %T is not supported", c.PublicKey)
+	}
+	selfSigned := bytes.Equal(c.RawIssuer, c.RawSubject)
+	switch c.SignatureAlgorithm {
+	case x509.MD2WithRSA, x509.MD5WithRSA, x509.SHA1WithRSA, x509.DSAWithSHA1, x509.ECDSAWithSHA1:
+		if !selfSigned {
+			return fmt.Errorf("signature algorithm %s is too weak for OpenSSL", c.SignatureAlgorithm)
+		}
+	}
+	return nil
+}
+
+// privateKeyBlock returns the first private key block, re-typed from what
+// its DER actually parses as.
+func privateKeyBlock(data []byte) (*pem.Block, error) {
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return nil, errors.New("no PEM private key block")
+		}
+		if x509.IsEncryptedPEMBlock(b) { //nolint:staticcheck // detecting, not decrypting
+			return nil, errors.New("private key is encrypted")
+		}
+		switch b.Type {
+		case "PRIVATE KEY":
+			if _, err := x509.ParsePKCS8PrivateKey(b.Bytes); err != nil {
+				return nil, fmt.Errorf("PKCS#8 private key: %w", err)
+			}
+		case "RSA PRIVATE KEY":
+			if _, err := x509.ParsePKCS1PrivateKey(b.Bytes); err != nil {
+				return nil, fmt.Errorf("PKCS#1 private key: %w", err)
+			}
+		case "EC PRIVATE KEY":
+			if _, err := x509.ParseECPrivateKey(b.Bytes); err != nil {
+				return nil, fmt.Errorf("EC private key: %w", err)
+			}
+		default:
+			continue
+		}
+		return &pem.Block{Type: b.Type, Bytes: b.Bytes}, nil
+	}
+}

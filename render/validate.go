@@ -1,0 +1,127 @@
+package render
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Every value taken from an object passes one of these checks before it can
+// reach a generated file. They are strict on purpose: what they let through
+// is plain text in HAProxy's configuration, map and crt-list syntax, with no
+// character HAProxy would interpret (whitespace, quotes, '#', '$', '\\',
+// control characters).
+
+// MaxPathLength bounds paths so that a map line always fits HAProxy's line
+// buffer.
+const MaxPathLength = 2048
+
+// validateHost accepts a lower-case DNS-1123 subdomain or a wildcard
+// "*.<subdomain>", as the Kubernetes API does for Ingress hosts.
+func validateHost(host string) error {
+	if host == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	if net.ParseIP(host) != nil {
+		return fmt.Errorf("%q: must be a DNS name, not an IP address", host)
+	}
+	var errs []string
+	if strings.HasPrefix(host, "*.") {
+		errs = validation.IsWildcardDNS1123Subdomain(host)
+	} else {
+		errs = validation.IsDNS1123Subdomain(host)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%q: %s", host, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// validatePath accepts absolute paths made only of RFC 3986 path characters
+// (unreserved, sub-delims except the single quote, ':', '@', '/', and
+// well-formed percent-encodings).
+func validatePath(p string) error {
+	if p == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	if p[0] != '/' {
+		return fmt.Errorf("%q: must start with '/'", p)
+	}
+	if len(p) > MaxPathLength {
+		return fmt.Errorf("must be at most %d characters, got %d", MaxPathLength, len(p))
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("-._~!$&()*+,;=:@/", c) >= 0:
+		case c == '%':
+			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+				return fmt.Errorf("%q: '%%' at offset %d is not followed by two hex digits", p, i)
+			}
+			i += 2
+		case c == '?':
+			return fmt.Errorf("%q: must not contain '?': the query string never takes part in matching", p)
+		default:
+			return fmt.Errorf("%q: character %q at offset %d is not allowed in a path", p, c, i)
+		}
+	}
+	return nil
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func validateNamespace(ns string) error {
+	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+		return fmt.Errorf("namespace %q: %s", ns, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func validateObjectName(name string) error {
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return fmt.Errorf("name %q: %s", name, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func validateServiceName(name string) error {
+	if errs := validation.IsDNS1035Label(name); len(errs) > 0 {
+		return fmt.Errorf("%q: %s", name, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func validatePortName(name string) error {
+	if errs := validation.IsValidPortName(name); len(errs) > 0 {
+		return fmt.Errorf("%q: %s", name, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// ParseBind checks a listen address such as ":80", "0.0.0.0:80" or
+// "[::]:443" and returns it in the form HAProxy's bind line takes.
+func ParseBind(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("bind address %q: %w", addr, err)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return "", fmt.Errorf("bind address %q: port must be a number from 1 to 65535", addr)
+	}
+	if host == "" {
+		return ":" + port, nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.Zone() != "" {
+		return "", fmt.Errorf("bind address %q: host must be empty or an IP address", addr)
+	}
+	return netip.AddrPortFrom(ip, uint16(n)).String(), nil
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
+)
+
+// renderFlags are shared by every command that renders, so that what
+// `render` prints is what `run` serves.
+type renderFlags struct {
+	httpBind       string
+	httpsBind      string
+	templatesDir   string
+	controllerName string
+	haproxyBin     string
+}
+
+func (f *renderFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.httpBind, "http-bind", ":80", "listen address for plain HTTP")
+	fs.StringVar(&f.httpsBind, "https-bind", ":443", "listen address for HTTPS")
+	fs.StringVar(&f.templatesDir, "templates", "", "directory of templates overriding the embedded ones")
+	fs.StringVar(&f.controllerName, "controller-name", render.DefaultControllerName, "spec.controller of the IngressClasses to serve")
+	fs.StringVar(&f.haproxyBin, "haproxy", "haproxy", "HAProxy binary used to validate configurations")
+}
+
+// renderer turns inputs into files with the flags' settings.
+func (f *renderFlags) renderer() (func(render.Inputs) (*render.Model, *render.Output, error), error) {
+	tmpl, err := templates.Load(f.templatesDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg := render.Config{HTTPBind: f.httpBind, HTTPSBind: f.httpsBind, Template: tmpl}
+	if _, err := render.ParseBind(cfg.HTTPBind); err != nil {
+		return nil, fmt.Errorf("--http-bind: %w", err)
+	}
+	if _, err := render.ParseBind(cfg.HTTPSBind); err != nil {
+		return nil, fmt.Errorf("--https-bind: %w", err)
+	}
+	opts := render.Options{ControllerName: f.controllerName}
+	return func(in render.Inputs) (*render.Model, *render.Output, error) {
+		m := render.BuildModel(in, opts)
+		out, err := render.Render(m, cfg)
+		return m, out, err
+	}, nil
+}
+
+func renderCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		rf         renderFlags
+		manifests  string
+		outDir     string
+		toStdout   bool
+		noValidate bool
+	)
+	rf.register(fs)
+	fs.StringVar(&manifests, "manifests", "", "file or directory of Kubernetes YAML/JSON manifests (required)")
+	fs.StringVar(&outDir, "out", "", "directory to write haproxy.cfg and the files it references")
+	fs.BoolVar(&toStdout, "stdout", false, "print haproxy.cfg instead of writing --out")
+	fs.BoolVar(&noValidate, "no-validate", false, "do not check the result with haproxy -c")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: haproxy-sidecar render --manifests PATH (--out DIR | --stdout) [flags]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if manifests == "" || (outDir == "") == !toStdout {
+		fmt.Fprintln(stderr, "render: --manifests and exactly one of --out or --stdout are required")
+		fs.Usage()
+		return 2
+	}
+
+	renderFn, err := rf.renderer()
+	if err != nil {
+		fmt.Fprintf(stderr, "render: %v\n", err)
+		return 1
+	}
+	in, loadProblems, err := manifest.Load(manifests)
+	if err != nil {
+		fmt.Fprintf(stderr, "render: %v\n", err)
+		return 1
+	}
+	m, out, err := renderFn(in)
+	if err != nil {
+		fmt.Fprintf(stderr, "render: %v\n", err)
+		return 1
+	}
+	printProblems(stderr, append(loadProblems, m.Problems...))
+
+	dir := outDir
+	if toStdout {
+		// The configuration is still validated, which needs its files
+		// on disk next to it.
+		tmp, err := os.MkdirTemp("", "haproxy-sidecar-render-")
+		if err != nil {
+			fmt.Fprintf(stderr, "render: %v\n", err)
+			return 1
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	if err := writeOutput(dir, out); err != nil {
+		fmt.Fprintf(stderr, "render: %v\n", err)
+		return 1
+	}
+	if !noValidate {
+		if err := validate(ctx, rf.haproxyBin, dir, out); err != nil {
+			fmt.Fprintf(stderr, "render: %v\n", err)
+			return 1
+		}
+	}
+	if toStdout {
+		if _, err := stdout.Write(out.Get(render.ConfigFile)); err != nil {
+			return 1
+		}
+	} else {
+		fmt.Fprintf(stderr, "wrote %s (%d files, %d Ingresses served, %d routes, %d backends)\n",
+			filepath.Join(dir, render.ConfigFile), len(out.Files), len(m.Served), len(m.Routes), len(m.Backends))
+	}
+	return 0
+}
+
+func printProblems(w io.Writer, problems []render.Problem) {
+	for _, p := range problems {
+		level := "warning"
+		if p.Severity == render.Notice {
+			level = "notice"
+		}
+		fmt.Fprintf(w, "%s: %s\n", level, p)
+	}
+}
+
+// writeOutput writes the files under dir and removes generated files that
+// are no longer part of the output (a certificate whose Secret went away).
+func writeOutput(dir string, out *render.Output) error {
+	want := map[string]bool{}
+	for _, f := range out.Files {
+		p := filepath.Join(dir, filepath.FromSlash(f.Path))
+		want[p] = true
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("writing output: %w", err)
+		}
+		// Certificates hold private keys.
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(f.Path, "certs/") {
+			mode = 0o600
+		}
+		if err := os.WriteFile(p, f.Data, mode); err != nil {
+			return fmt.Errorf("writing output: %w", err)
+		}
+	}
+	for _, sub := range []string{"maps", "certs"} {
+		entries, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			p := filepath.Join(dir, sub, e.Name())
+			if !e.IsDir() && !want[p] {
+				if err := os.Remove(p); err != nil {
+					return fmt.Errorf("removing stale %s: %w", p, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// validate runs haproxy -c and names the objects behind each line HAProxy
+// complains about.
+func validate(ctx context.Context, haproxyBin, dir string, out *render.Output) error {
+	err := reload.Check(ctx, haproxyBin, filepath.Join(dir, render.ConfigFile))
+	if err == nil {
+		return nil
+	}
+	var ce *reload.CheckError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("HAProxy rejected the configuration:\n")
+	for _, d := range ce.Alerts() {
+		// Locations inside the configuration directory are relative,
+		// the way the output names its files.
+		if where := out.Origin(d.File, d.Line); where != "" {
+			fmt.Fprintf(&b, "  %s\n    caused by %s\n", d, where)
+		} else {
+			fmt.Fprintf(&b, "  %s\n", d)
+		}
+	}
+	if len(ce.Alerts()) == 0 {
+		b.WriteString(ce.Output)
+	}
+	return errors.New(strings.TrimRight(b.String(), "\n"))
+}
