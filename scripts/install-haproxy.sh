@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# install-haproxy.sh — provide the two HAProxy binaries the project is tested against.
+#
+#   * HAProxy 2.6 from Debian bookworm at /usr/sbin/haproxy (apt-get install haproxy)
+#   * HAProxy 3.0 LTS built from Debian trixie's *source* package, cached at
+#       ${HAPROXY_CACHE_DIR:-/var/cache/haproxy-sidecar}/haproxy-3.0/haproxy
+#
+# Run as root on Debian bookworm. Idempotent: when both binaries are present it only
+# verifies their versions and prints the paths (well under a second).
+#
+# Why trixie's source and not its binary: adding a trixie "deb" entry would let apt
+# upgrade libc & co. to trixie. A deb-src-only entry lets us fetch the source without
+# any binary package from trixie ever becoming installable.
+#
+# Output (last two lines, shell-evaluable):
+#   HAPROXY26_BIN=/usr/sbin/haproxy
+#   HAPROXY30_BIN=/var/cache/haproxy-sidecar/haproxy-3.0/haproxy
+set -euo pipefail
+
+CACHE_DIR=${HAPROXY_CACHE_DIR:-/var/cache/haproxy-sidecar}
+HAPROXY26_BIN=/usr/sbin/haproxy
+HAPROXY30_BIN=$CACHE_DIR/haproxy-3.0/haproxy
+TRIXIE_SOURCES=/etc/apt/sources.list.d/haproxy-sidecar-trixie-src.sources
+BUILD_DEPS=(libpcre2-dev libssl-dev liblua5.4-dev dpkg-dev build-essential)
+
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf 'install-haproxy: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (apt-get and $CACHE_DIR need it)"
+command -v apt-get >/dev/null || die "apt-get not found; this script targets Debian bookworm"
+
+# Serialize concurrent runs (e.g. parallel CI jobs on one machine): the second waits
+# for the first and then finds the cache filled.
+mkdir -p "$CACHE_DIR"
+exec 9>"$CACHE_DIR/.install.lock"
+flock 9
+
+# has_version BIN MAJOR.MINOR — true when BIN runs and reports that version.
+has_version() {
+	[ -x "$1" ] && "$1" -v 2>/dev/null | grep -q "^HAProxy version $2\."
+}
+
+apt_updated=0
+apt_update() {
+	if [ "$apt_updated" -eq 0 ]; then
+		apt-get update -q >&2
+		apt_updated=1
+	fi
+}
+
+# missing_pkgs PKG... — print the packages that are not installed.
+missing_pkgs() {
+	local p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+	done
+}
+
+# --- 1. HAProxy 2.6 from bookworm -------------------------------------------------
+if [ ! -x "$HAPROXY26_BIN" ]; then
+	log "installing Debian's haproxy package"
+	apt_update
+	apt-get install -y -q haproxy >&2
+fi
+"$HAPROXY26_BIN" -v >/dev/null || die "$HAPROXY26_BIN does not run"
+
+# --- 2. HAProxy 3.0 from trixie's source package ------------------------------------
+
+# trixie_src_stanza prints a deb822 stanza: the machine's main Debian entry (the one
+# listing this release's codename, e.g. "bookworm") with Types/Suites replaced.
+# Falls back to the one-line /etc/apt/sources.list format.
+trixie_src_stanza() {
+	local codename f
+	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+	[ -n "$codename" ] || die "cannot read VERSION_CODENAME from /etc/os-release"
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -e "$f" ] || continue
+		[ "$f" = "$TRIXIE_SOURCES" ] && continue
+		# Paragraph mode: one record per stanza. Pick the first whose Suites field has
+		# the bare codename (not "-security"/"-updates" only) and whose URI is a
+		# Debian archive; drop comments, rewrite Types and Suites, keep the rest
+		# (URIs, Components, Signed-By, ...).
+		awk -v cn="$codename" '
+			BEGIN { RS = ""; FS = "\n" }
+			{
+				suites_ok = 0; uri_ok = 0
+				for (i = 1; i <= NF; i++) {
+					if ($i ~ /^Suites:/) {
+						n = split(substr($i, 8), s, /[ \t]+/)
+						for (j = 1; j <= n; j++) if (s[j] == cn) suites_ok = 1
+					}
+					if ($i ~ /^URIs:/ && $i ~ /debian/ && $i !~ /security/) uri_ok = 1
+				}
+				if (!(suites_ok && uri_ok)) next
+				for (i = 1; i <= NF; i++) {
+					if ($i ~ /^[ \t]*#/ || $i == "") continue
+					if ($i ~ /^Types:/) { print "Types: deb-src"; continue }
+					if ($i ~ /^Suites:/) { print "Suites: trixie"; continue }
+					print $i
+				}
+				found = 1
+				exit
+			}
+			END { exit found ? 0 : 1 }
+		' "$f" && return 0
+	done
+	if [ -f /etc/apt/sources.list ]; then
+		# "deb [opts] URI bookworm main ..." -> deb822 with deb-src/trixie.
+		awk -v cn="$codename" '
+			$1 == "deb" {
+				i = 2; opts = ""
+				if ($2 ~ /^\[/) { while ($i !~ /\]$/) { opts = opts " " $i; i++ } opts = opts " " $i; i++ }
+				if ($(i+1) != cn || $i !~ /debian/ || $i ~ /security/) next
+				comps = ""; for (j = i + 2; j <= NF; j++) comps = comps " " $j
+				print "Types: deb-src"; print "URIs: " $i; print "Suites: trixie"
+				print "Components:" comps
+				if (match(opts, /signed-by=[^ \]]+/)) print "Signed-By: " substr(opts, RSTART + 10, RLENGTH - 10)
+				found = 1; exit
+			}
+			END { exit found ? 0 : 1 }
+		' /etc/apt/sources.list && return 0
+	fi
+	die "no Debian $codename entry found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list"
+}
+
+build_haproxy30() {
+	local stanza work src
+	stanza=$(trixie_src_stanza)
+	if [ ! -f "$TRIXIE_SOURCES" ] || [ "$(cat "$TRIXIE_SOURCES")" != "$stanza" ]; then
+		log "writing $TRIXIE_SOURCES (deb-src only: no trixie binaries become installable)"
+		printf '# Managed by haproxy-sidecar scripts/install-haproxy.sh: source packages only.\n%s\n' \
+			"$stanza" >"$TRIXIE_SOURCES"
+	fi
+	apt_update
+
+	local missing
+	missing=$(missing_pkgs "${BUILD_DEPS[@]}")
+	if [ -n "$missing" ]; then
+		log "installing build dependencies: $missing"
+		# shellcheck disable=SC2086 # word splitting intended
+		apt-get install -y -q $missing >&2
+	fi
+
+	work="$CACHE_DIR/build"
+	rm -rf "$work"
+	mkdir -p "$work"
+	log "fetching haproxy source from trixie into $work"
+	# apt may warn that the download is unsandboxed (root-owned dir); harmless.
+	if ! (cd "$work" && apt-get source -q haproxy/trixie >&2); then
+		# Seen on mirrors/caches that carry the upstream tarball but not the current
+		# .dsc/.debian.tar.xz (404). The upstream tarball alone builds the same
+		# HAProxy minus Debian's few packaging patches; apt still verifies its hash
+		# against the signed Sources index.
+		log "full source package unavailable; falling back to the upstream tarball (--tar-only)"
+		rm -rf "$work" && mkdir -p "$work"
+		(cd "$work" && apt-get source -q --tar-only haproxy/trixie >&2)
+		local tarball
+		tarball=$(find "$work" -maxdepth 1 -name 'haproxy_*.orig.tar.*' | head -n1)
+		[ -n "$tarball" ] || die "apt-get source --tar-only fetched no haproxy_*.orig.tar.* into $work"
+		tar -C "$work" -xf "$tarball"
+	fi
+	src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'haproxy-*' | head -n1)
+	[ -n "$src" ] || die "apt-get source produced no haproxy-* directory in $work"
+
+	log "building $(basename "$src")"
+	make -C "$src" -j"$(nproc)" TARGET=linux-glibc \
+		USE_OPENSSL=1 USE_PCRE2=1 USE_PCRE2_JIT=1 \
+		USE_LUA=1 LUA_INC=/usr/include/lua5.4 LUA_LIB_NAME=lua5.4 \
+		USE_PROMEX=1 >&2
+
+	has_version "$src/haproxy" 3.0 || die "built binary is not HAProxy 3.0: $("$src/haproxy" -v | head -n1)"
+
+	# Install atomically: a concurrent reader never sees a half-copied binary.
+	mkdir -p "$(dirname "$HAPROXY30_BIN")"
+	install -m 0755 "$src/haproxy" "$HAPROXY30_BIN.tmp"
+	mv -f "$HAPROXY30_BIN.tmp" "$HAPROXY30_BIN"
+	rm -rf "$work"
+}
+
+if has_version "$HAPROXY30_BIN" 3.0; then
+	log "HAProxy 3.0 already cached"
+else
+	build_haproxy30
+fi
+
+log "$("$HAPROXY26_BIN" -v | head -n1)"
+log "$("$HAPROXY30_BIN" -v | head -n1)"
+echo "HAPROXY26_BIN=$HAPROXY26_BIN"
+echo "HAPROXY30_BIN=$HAPROXY30_BIN"
