@@ -106,7 +106,8 @@ func writeFiles(t testing.TB, dir string, out *render.Output) {
 func TestGolden(t *testing.T) {
 	for _, dir := range goldenCases(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			_, out, problems := renderCase(t, dir, nil)
+			m, out, problems := renderCase(t, dir, nil)
+			checkStructure(t, out.Get(render.ConfigFile), m)
 			got := map[string][]byte{problemsFile: problemsText(problems)}
 			for _, f := range out.Files {
 				got[f.Path] = f.Data

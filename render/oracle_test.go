@@ -1,0 +1,200 @@
+package render_test
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	parser "github.com/haproxytech/client-native/v6/config-parser"
+	"github.com/haproxytech/client-native/v6/config-parser/options"
+	"github.com/haproxytech/client-native/v6/config-parser/types"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
+)
+
+// checkStructure parses a rendered haproxy.cfg with client-native's
+// config-parser, independently of the template, and accounts for every
+// section and directive: exactly the sections the model calls for, no line
+// the parser does not recognise, each backend with exactly its servers,
+// and a round trip through the parser that loses or adds no directive.
+// Text injected through an object would show up as one of these.
+func checkStructure(t testing.TB, cfg []byte, m *render.Model) {
+	t.Helper()
+	p, err := parser.New(options.String(string(cfg)))
+	if err != nil {
+		t.Fatalf("config-parser: %v", err)
+		return
+	}
+
+	sectionNames := func(s parser.Section) []string {
+		names, err := p.SectionsGet(s)
+		if err != nil {
+			return nil
+		}
+		slices.Sort(names)
+		return names
+	}
+	wantBackends := []string{render.NotFoundBackend, render.UnavailableBackend}
+	for _, be := range m.Backends {
+		wantBackends = append(wantBackends, be.Name)
+	}
+	slices.Sort(wantBackends)
+	if got := sectionNames(parser.Backends); !slices.Equal(got, wantBackends) {
+		t.Errorf("backend sections %q, want %q", got, wantBackends)
+	}
+	if got := sectionNames(parser.Frontends); !slices.Equal(got, []string{"ingress"}) {
+		t.Errorf("frontend sections %q, want [ingress]", got)
+	}
+	for _, s := range []parser.Section{parser.Listen, parser.Resolvers, parser.UserList, parser.Peers, parser.Mailers,
+		parser.Cache, parser.Program, parser.HTTPErrors, parser.Ring, parser.LogForward, parser.FCGIApp, parser.CrtStore,
+		parser.Traces, parser.LogProfile, parser.Acme} {
+		if got := sectionNames(s); len(got) > 0 {
+			t.Errorf("unexpected %s sections %q", s, got)
+		}
+	}
+
+	// No line the parser did not recognise, in any section.
+	for _, s := range []parser.Section{parser.Global, parser.Defaults, parser.Frontends, parser.Backends} {
+		for _, name := range sectionNames(s) {
+			if data, err := p.Get(s, name, ""); err == nil {
+				if un, ok := data.(*[]types.UnProcessed); ok && len(*un) > 0 {
+					t.Errorf("%s %s: unrecognised lines %v", s, name, *un)
+				} else if un, ok := data.([]types.UnProcessed); ok && len(un) > 0 {
+					t.Errorf("%s %s: unrecognised lines %v", s, name, un)
+				}
+			}
+		}
+	}
+
+	// Every backend has exactly its slots, with the model's addresses.
+	for _, be := range m.Backends {
+		data, err := p.Get(parser.Backends, be.Name, "server")
+		if err != nil {
+			t.Errorf("backend %s: no servers: %v", be.Name, err)
+			continue
+		}
+		servers := data.([]types.Server)
+		if len(servers) != be.Slots {
+			t.Errorf("backend %s: %d servers, want %d slots", be.Name, len(servers), be.Slots)
+		}
+		for i, s := range servers {
+			if i < len(be.Servers) && s.Address != be.Servers[i].String() {
+				t.Errorf("backend %s server %d: address %q, want %q", be.Name, i+1, s.Address, be.Servers[i])
+			}
+			if s.Name != "s"+strconv.Itoa(i+1) {
+				t.Errorf("backend %s server %d: name %q", be.Name, i+1, s.Name)
+			}
+		}
+	}
+
+	// Round trip: the parser writes back the same directives (in its own
+	// order), so nothing was swallowed into another directive's arguments.
+	got, want := sectionDirectives(p.String()), sectionDirectives(string(cfg))
+	sorted := func(s []string) []string { return slices.Sorted(slices.Values(s)) }
+	if !maps.EqualFunc(got, want, func(a, b []string) bool { return slices.Equal(sorted(a), sorted(b)) }) {
+		t.Errorf("config-parser does not write back the same directives:\n got %q\nwant %q", got, want)
+	}
+
+	// Objects reach only the backends, the default_backend line and the
+	// maps: every other section is exactly what the template gives an
+	// empty model, and a Service backend holds only its servers.
+	base := sectionDirectives(string(baselineConfig(t, m)))
+	for section, dirs := range want {
+		name, isBackend := strings.CutPrefix(section, "backend ")
+		switch {
+		case isBackend && name != render.NotFoundBackend && name != render.UnavailableBackend:
+			for _, d := range dirs {
+				if d != "balance roundrobin" && !strings.HasPrefix(d, "server ") {
+					t.Errorf("%s: unexpected directive %q", section, d)
+				}
+			}
+		case !slices.Equal(dirs, base[section]):
+			t.Errorf("%s differs from the template's:\n got %q\nwant %q", section, dirs, base[section])
+		}
+	}
+}
+
+// baselineConfig renders an empty model with the same default backend: the
+// part of the configuration that comes from the template alone.
+func baselineConfig(t testing.TB, m *render.Model) []byte {
+	t.Helper()
+	empty := render.BuildModel(render.Inputs{}, render.Options{})
+	empty.DefaultBackend = m.DefaultBackend
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := render.Render(empty, render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Get(render.ConfigFile)
+}
+
+// sectionDirectives maps each section header to its directives, comments
+// dropped and white space folded. Headers lose the defaults-section names
+// the parser gives to unnamed defaults ("defaults unnamed_defaults_1",
+// "backend x from unnamed_defaults_1").
+func sectionDirectives(cfg string) map[string][]string {
+	out := map[string][]string{}
+	section := ""
+	for _, l := range strings.Split(cfg, "\n") {
+		indented := strings.HasPrefix(l, " ") || strings.HasPrefix(l, "\t")
+		l = strings.Join(strings.Fields(l), " ")
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if !indented {
+			if strings.HasPrefix(l, "defaults") {
+				l = "defaults"
+			}
+			section, _, _ = strings.Cut(l, " from ")
+			out[section] = []string{}
+			continue
+		}
+		out[section] = append(out[section], l)
+	}
+	return out
+}
+
+// recorder collects what checkStructure reports instead of failing.
+type recorder struct {
+	*testing.T
+	errs []string
+}
+
+func (r *recorder) Errorf(format string, args ...any) { r.errs = append(r.errs, fmt.Sprintf(format, args...)) }
+func (r *recorder) Fatalf(format string, args ...any) { r.errs = append(r.errs, fmt.Sprintf(format, args...)) }
+
+// The oracle must catch text that does not belong, wherever it lands.
+func TestCheckStructureCatchesInjection(t *testing.T) {
+	m, out, _ := renderCase(t, "../testdata/hosts", nil)
+	cfg := string(out.Get(render.ConfigFile))
+	server := "    server s1 10.3.0.1:8080 id 1\n"
+	if !strings.Contains(cfg, server) {
+		t.Fatalf("fixture changed: no %q", server)
+	}
+	injections := map[string]string{
+		"directive in a backend": strings.Replace(cfg, server, server+"    lua-load /tmp/evil.lua\n", 1),
+		"new section":            cfg + "\nlisten evil\n    bind :1\n",
+		"extra server":           strings.Replace(cfg, server, server+"    server s9 192.0.2.1:80 id 9\n", 1),
+		"changed address":        strings.Replace(cfg, server, "    server s1 192.0.2.1:8080 id 1\n", 1),
+		"extra global line":      strings.Replace(cfg, "    default-path config\n", "    default-path config\n    lua-load /tmp/x.lua\n", 1),
+	}
+	for name, bad := range injections {
+		r := &recorder{T: t}
+		checkStructure(r, []byte(bad), m)
+		if len(r.errs) == 0 {
+			t.Errorf("%s: not detected", name)
+		}
+	}
+	r := &recorder{T: t}
+	checkStructure(r, []byte(cfg), m)
+	if len(r.errs) > 0 {
+		t.Errorf("clean configuration reported: %v", r.errs)
+	}
+}
