@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# install-kube.sh prepares a bare Debian machine (CI runs `bash .ci/run` as
+# root) for the Kubernetes end-to-end tests in e2e/kube:
+#
+#   * etcd-server (Debian's etcd 3.4) and iproute2 (`ip netns`, veth) from apt;
+#   * kube-apiserver v1.36.3, built from the pinned module in tools/kube.
+#
+# It is idempotent: packages already present are not reinstalled, and the API
+# server is built only when the cached binary is missing. The cold build takes
+# about 6.5 minutes on 2 cores, so CI should start this script early, e.g.
+#
+#   bash scripts/install-kube.sh > /tmp/kube-build.log 2>&1 &
+#
+# The last line printed on success is the absolute path of the binary; the
+# harness finds it through $KUBE_APISERVER or the same cache directory.
+#
+# Environment:
+#   KUBE_CACHE_DIR  where the binary is kept (default /var/cache/haproxy-sidecar)
+set -euo pipefail
+
+readonly KUBE_VERSION=v1.36.3
+readonly CACHE_DIR="${KUBE_CACHE_DIR:-/var/cache/haproxy-sidecar}"
+readonly BINARY="${CACHE_DIR}/kube-apiserver-${KUBE_VERSION}"
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly TOOLS_DIR="${repo_root}/tools/kube"
+
+log() { printf 'install-kube: %s\n' "$*" >&2; }
+
+# install_packages installs the Debian packages the harness executes. It only
+# touches apt when something is missing, so repeated runs stay offline.
+install_packages() {
+	local missing=()
+	command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+	command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+	if ((${#missing[@]} == 0)); then
+		log "etcd and ip already installed"
+		return
+	fi
+	if [[ $(id -u) -ne 0 ]]; then
+		log "need root to apt-get install ${missing[*]}"
+		exit 1
+	fi
+	log "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	# A bare image has empty package lists; refresh them once, then retry.
+	if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
+		apt-get update
+		apt-get install -y --no-install-recommends "${missing[@]}"
+	fi
+}
+
+# build_apiserver builds kube-apiserver into the cache unless it is there. It
+# writes to a temporary name and renames, so an interrupted build never leaves
+# a truncated binary that later runs would mistake for a good one.
+build_apiserver() {
+	if [[ -x "${BINARY}" ]]; then
+		log "kube-apiserver ${KUBE_VERSION} already cached"
+		return
+	fi
+	command -v go >/dev/null 2>&1 || {
+		log "go is not on PATH; it is needed to build kube-apiserver"
+		exit 1
+	}
+	local tmp="${BINARY}.tmp.$$"
+	trap 'rm -f "${tmp}"' EXIT
+	log "building kube-apiserver ${KUBE_VERSION} (about 6.5 minutes cold)"
+	local start=${SECONDS}
+	# The -X flags make /version report the release instead of
+	# v0.0.0-master, like a real cluster would; -buildvcs=false because the
+	# repository may be owned by another user or have no .git in CI.
+	local pkg=k8s.io/component-base/version
+	(cd "${TOOLS_DIR}" && go build -buildvcs=false -trimpath \
+		-ldflags "-s -w -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=36 -X ${pkg}.gitTreeState=clean" \
+		-o "${tmp}" k8s.io/kubernetes/cmd/kube-apiserver)
+	mv -f "${tmp}" "${BINARY}"
+	trap - EXIT
+	log "built in $((SECONDS - start))s"
+}
+
+main() {
+	mkdir -p "${CACHE_DIR}"
+	install_packages
+	# Serialise concurrent runs (a background build plus a test that calls
+	# the script again) so the API server is built at most once. The lock
+	# file is our own; other installers use their own locks in this dir.
+	exec 9>"${CACHE_DIR}/.install-kube.lock"
+	if command -v flock >/dev/null 2>&1; then
+		flock 9
+	fi
+	build_apiserver
+	echo "${BINARY}"
+}
+
+main "$@"
