@@ -1,0 +1,156 @@
+package reload
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Tests run against real HAProxy binaries, never mocks:
+//   - 2.6 from Debian bookworm: /usr/sbin/haproxy (override: HAPROXY26_BIN)
+//   - 3.0 built by scripts/install-haproxy.sh (override: HAPROXY30_BIN)
+const defaultHAProxy30 = "/var/cache/haproxy-sidecar/haproxy-3.0/haproxy"
+
+type haproxyBin struct {
+	name  string // "2.6", "3.0"
+	path  string
+	major int
+	minor int
+}
+
+func haproxyBins(t *testing.T) []haproxyBin {
+	t.Helper()
+	bins := []haproxyBin{
+		{name: "2.6", path: envOr("HAPROXY26_BIN", "/usr/sbin/haproxy"), major: 2, minor: 6},
+		{name: "3.0", path: envOr("HAPROXY30_BIN", defaultHAProxy30), major: 3, minor: 0},
+	}
+	for _, b := range bins {
+		if _, err := os.Stat(b.path); err != nil {
+			t.Fatalf("HAProxy %s not found at %s (%v): run `sudo bash scripts/install-haproxy.sh` "+
+				"(or set HAPROXY%s_BIN)", b.name, b.path, err, strings.ReplaceAll(b.name, ".", ""))
+		}
+	}
+	return bins
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// forEachHAProxy runs f as a parallel subtest per HAProxy version.
+func forEachHAProxy(t *testing.T, f func(t *testing.T, hb haproxyBin)) {
+	t.Helper()
+	for _, hb := range haproxyBins(t) {
+		t.Run("haproxy-"+hb.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, hb)
+		})
+	}
+}
+
+// shortTempDir: unix socket paths are limited to 108 bytes and HAProxy appends
+// ".<pid>.tmp" while binding, so t.TempDir()'s long names are too risky.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "rl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// freePort returns a currently free high port on 127.0.0.1 (from the kernel's
+// ephemeral range). Tests only ever bind loopback.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// selfSignedPEM returns a certificate+key PEM bundle for HAProxy's crt.
+func selfSignedPEM(t *testing.T, cn string) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: cn},
+		DNSNames:     []string{cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return append(out, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})...)
+}
+
+// baseConfig is the global/defaults part every test config starts with.
+const baseConfig = `global
+    default-path config
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+`
+
+// routeConfig answers every request with the Host's value in maps/exact.map,
+// the worker's PID and a generation marker, so tests can see which worker and
+// which config served them.
+func routeConfig(port int, marker string) string {
+	return baseConfig + fmt.Sprintf(`frontend fe
+    bind 127.0.0.1:%d
+    http-request return status 200 content-type text/plain lf-string "route=%%[req.hdr(host),map_str(maps/exact.map,none)] pid=%%pid gen=%s"
+`, port, marker)
+}
+
+func writeFiles(t *testing.T, dir string, files Files) {
+	t.Helper()
+	for name, b := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// field extracts "key=value" from a response body like "200 route=a1 pid=12 gen=1".
+func field(body, key string) string {
+	for _, f := range strings.Fields(body) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,441 @@
+package reload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// On-disk layout of a Store directory:
+//
+//	<dir>/current  -> gen-<N>   symlink to the live, validated generation
+//	<dir>/previous -> gen-<M>   symlink to the generation that was live before it
+//	<dir>/gen-<N>/haproxy.cfg   plus maps/…, certs/…, crt-list.txt, …
+//	<dir>/rejected/             the last candidate that failed validation, kept for
+//	                            debugging (e.g. `haproxy -c -f rejected/haproxy.cfg`)
+//	<dir>/.tmp-*                in-flight writes; garbage if found at startup
+//
+// Symlinks are relative so the directory can be mounted at different paths in the
+// sidecar and HAProxy containers.
+const (
+	currentLink  = "current"
+	previousLink = "previous"
+	rejectedDir  = "rejected"
+	genPrefix    = "gen-"
+	tmpPrefix    = ".tmp-"
+
+	// Group-readable so an HAProxy container sharing the volume through a common
+	// group (Kubernetes fsGroup) can read certificates; nothing for others because
+	// certs/ holds private keys.
+	fileMode fs.FileMode = 0o640
+	dirMode  fs.FileMode = 0o750
+)
+
+// ErrNoCurrent is returned when the store has no live generation yet.
+var ErrNoCurrent = errors.New("store: no current generation")
+
+// Store manages configuration generations in one directory, consul-template style:
+// a candidate is written completely (and fsynced) into a fresh gen-<N> directory,
+// validated, and only then made live by atomically replacing the "current" symlink.
+// Whatever happens mid-way (invalid config, crash, power loss), "current" points at
+// a complete generation that passed validation (or was written by Bootstrap).
+//
+// A Store is safe for concurrent use by one process; two processes must not share
+// a directory.
+type Store struct {
+	dir string
+	mu  sync.Mutex
+}
+
+// Result describes the outcome of Apply or Bootstrap.
+type Result struct {
+	// Changed is true when a new generation became current.
+	Changed bool
+	// Generation is the number of the generation that is current afterwards.
+	Generation int
+	// Dir is the absolute path of that generation's directory.
+	Dir string
+}
+
+// NewStore opens (creating if needed) a store directory and removes leftovers of
+// interrupted writes: temporary entries and generations that are neither current
+// nor previous.
+func NewStore(dir string) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := os.MkdirAll(abs, dirMode); err != nil {
+		return nil, fmt.Errorf("store: create %s: %w", abs, err)
+	}
+	s := &Store{dir: abs}
+	if err := s.prune(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Dir returns the store's absolute directory.
+func (s *Store) Dir() string { return s.dir }
+
+// ConfigPath is the path HAProxy must be started with (-f): it goes through the
+// "current" symlink, so a reload picks up whatever generation is live.
+func (s *Store) ConfigPath() string { return filepath.Join(s.dir, currentLink, ConfigName) }
+
+// Current returns the files of the live generation, or ErrNoCurrent.
+func (s *Store) Current() (Files, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gen, err := s.linkGen(currentLink)
+	if err != nil {
+		return nil, err
+	}
+	return readGen(s.genDir(gen))
+}
+
+// CurrentGeneration returns the number of the live generation, or ErrNoCurrent.
+func (s *Store) CurrentGeneration() (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.linkGen(currentLink)
+}
+
+// Apply makes files the live generation if they differ from the current one and
+// validate accepts them. validate receives the candidate's directory (it holds
+// haproxy.cfg and every other file); see Validator for the usual `haproxy -c`.
+//
+// When the bytes are identical to the current generation nothing is written and
+// Changed is false. When validate fails the current generation stays live, the
+// candidate is moved to <dir>/rejected, and the validation error is returned
+// wrapped (errors.As finds a *CheckError from Validator).
+func (s *Store) Apply(ctx context.Context, files Files, validate func(dir string) error) (Result, error) {
+	if err := files.Validate(); err != nil {
+		return Result{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	cur, err := s.linkGen(currentLink)
+	switch {
+	case errors.Is(err, ErrNoCurrent):
+		cur = 0
+	case err != nil:
+		return Result{}, err
+	default:
+		live, err := readGen(s.genDir(cur))
+		if err != nil {
+			return Result{}, err
+		}
+		if live.Equal(files) {
+			return Result{Generation: cur, Dir: s.genDir(cur)}, nil
+		}
+	}
+	unchanged := Result{Generation: cur}
+	if cur != 0 {
+		unchanged.Dir = s.genDir(cur)
+	}
+
+	if err := s.prune(); err != nil {
+		return unchanged, err
+	}
+	gen, err := s.nextGen()
+	if err != nil {
+		return unchanged, err
+	}
+	dir, err := s.writeGen(gen, files)
+	if err != nil {
+		return unchanged, err
+	}
+	if err := validate(dir); err != nil {
+		s.reject(dir)
+		return unchanged, fmt.Errorf("store: generation %d rejected: %w", gen, err)
+	}
+	// Validation can take a while (≈0.5 s at 10k backends); don't switch a caller
+	// that has given up in the meantime.
+	if err := ctx.Err(); err != nil {
+		_ = os.RemoveAll(dir)
+		return unchanged, fmt.Errorf("store: generation %d not activated: %w", gen, err)
+	}
+	if err := s.activate(gen, cur); err != nil {
+		return unchanged, err
+	}
+	return Result{Changed: true, Generation: gen, Dir: dir}, nil
+}
+
+// Bootstrap writes files as the live generation without validation, but only when
+// there is no current generation yet: a store that already has a validated config
+// (e.g. after a sidecar restart) keeps it, and Changed is false.
+func (s *Store) Bootstrap(files Files) (Result, error) {
+	if err := files.Validate(); err != nil {
+		return Result{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	cur, err := s.linkGen(currentLink)
+	if err == nil {
+		return Result{Generation: cur, Dir: s.genDir(cur)}, nil
+	}
+	if !errors.Is(err, ErrNoCurrent) {
+		return Result{}, err
+	}
+	if err := s.prune(); err != nil {
+		return Result{}, err
+	}
+	gen, err := s.nextGen()
+	if err != nil {
+		return Result{}, err
+	}
+	dir, err := s.writeGen(gen, files)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := s.activate(gen, 0); err != nil {
+		return Result{}, err
+	}
+	return Result{Changed: true, Generation: gen, Dir: dir}, nil
+}
+
+func (s *Store) genDir(gen int) string {
+	return filepath.Join(s.dir, genPrefix+strconv.Itoa(gen))
+}
+
+// linkGen resolves a symlink (current/previous) to its generation number.
+func (s *Store) linkGen(link string) (int, error) {
+	target, err := os.Readlink(filepath.Join(s.dir, link))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, ErrNoCurrent
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: read %s link: %w", link, err)
+	}
+	gen, ok := parseGen(target)
+	if !ok {
+		return 0, fmt.Errorf("store: %s link points at unexpected %q", link, target)
+	}
+	if _, err := os.Stat(s.genDir(gen)); err != nil {
+		return 0, fmt.Errorf("store: %s link target: %w", link, err)
+	}
+	return gen, nil
+}
+
+func parseGen(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, genPrefix)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	if err != nil || n <= 0 || strconv.Itoa(n) != rest {
+		return 0, false
+	}
+	return n, true
+}
+
+// nextGen returns one more than the highest generation present, so numbers only
+// grow while any generation is kept (log lines naming gen-<N> stay unambiguous).
+func (s *Store) nextGen() (int, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	highest := 0
+	for _, e := range entries {
+		if n, ok := parseGen(e.Name()); ok && n > highest {
+			highest = n
+		}
+	}
+	return highest + 1, nil
+}
+
+// writeGen writes files into a temporary directory, fsyncs every file and
+// directory, then renames it to gen-<N>. A gen-<N> directory is therefore always
+// complete; a crash leaves only a .tmp-* directory that prune removes.
+func (s *Store) writeGen(gen int, files Files) (string, error) {
+	final := s.genDir(gen)
+	tmp := filepath.Join(s.dir, tmpPrefix+genPrefix+strconv.Itoa(gen))
+	if err := os.RemoveAll(tmp); err != nil {
+		return "", fmt.Errorf("store: clear %s: %w", tmp, err)
+	}
+	if err := os.Mkdir(tmp, dirMode); err != nil {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	fail := func(err error) (string, error) {
+		_ = os.RemoveAll(tmp)
+		return "", err
+	}
+
+	dirs := map[string]bool{tmp: true}
+	for _, name := range files.Names() {
+		p := filepath.Join(tmp, filepath.FromSlash(name))
+		parent := filepath.Dir(p)
+		if !dirs[parent] {
+			if err := os.MkdirAll(parent, dirMode); err != nil {
+				return fail(fmt.Errorf("store: %w", err))
+			}
+			for d := parent; d != tmp; d = filepath.Dir(d) {
+				dirs[d] = true
+			}
+		}
+		if err := writeFileSync(p, files[name]); err != nil {
+			return fail(err)
+		}
+	}
+	// Deepest directories first so each one's entries are durable before its parent.
+	ordered := make([]string, 0, len(dirs))
+	for d := range dirs {
+		ordered = append(ordered, d)
+	}
+	sort.Slice(ordered, func(i, j int) bool { return len(ordered[i]) > len(ordered[j]) })
+	for _, d := range ordered {
+		if err := syncDir(d); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return fail(fmt.Errorf("store: %w", err))
+	}
+	if err := syncDir(s.dir); err != nil {
+		return "", err
+	}
+	return final, nil
+}
+
+// activate points current at gen (atomically, via rename(2) of a temporary
+// symlink), then previous at prev, then prunes generations no link references.
+func (s *Store) activate(gen, prev int) error {
+	if err := s.setLink(currentLink, gen); err != nil {
+		return err
+	}
+	// From here on the switch is done; the rest is bookkeeping. A crash before
+	// the previous link is updated only loses the rollback copy.
+	if prev != 0 && prev != gen {
+		if err := s.setLink(previousLink, prev); err != nil {
+			return err
+		}
+	}
+	return s.prune()
+}
+
+func (s *Store) setLink(link string, gen int) error {
+	tmp := filepath.Join(s.dir, tmpPrefix+link)
+	_ = os.Remove(tmp)
+	if err := os.Symlink(genPrefix+strconv.Itoa(gen), tmp); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(s.dir, link)); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("store: switch %s: %w", link, err)
+	}
+	return syncDir(s.dir)
+}
+
+// reject keeps the failed candidate as <dir>/rejected for debugging, replacing
+// the previous one. Failing to do so is not worth an error: remove it instead.
+func (s *Store) reject(dir string) {
+	rej := filepath.Join(s.dir, rejectedDir)
+	if err := os.RemoveAll(rej); err == nil {
+		if err := os.Rename(dir, rej); err == nil {
+			return
+		}
+	}
+	_ = os.RemoveAll(dir)
+}
+
+// prune removes temporary entries and every generation that is neither current
+// nor previous. It runs at open and around each switch, which is how leftovers of
+// a crash (a partial .tmp-gen-N, an orphaned gen-N) disappear.
+func (s *Store) prune() error {
+	keep := map[int]bool{}
+	for _, link := range []string{currentLink, previousLink} {
+		if gen, err := s.linkGen(link); err == nil {
+			keep[gen] = true
+		} else if link == currentLink && !errors.Is(err, ErrNoCurrent) {
+			// Don't delete anything while current is unreadable.
+			return err
+		}
+	}
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		gen, isGen := parseGen(name)
+		if (isGen && !keep[gen]) || strings.HasPrefix(name, tmpPrefix) {
+			if err := os.RemoveAll(filepath.Join(s.dir, name)); err != nil {
+				return fmt.Errorf("store: prune: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// readGen reads every regular file below dir into Files.
+func readGen(dir string) (Files, error) {
+	files := Files{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files[filepath.ToSlash(rel)] = b
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read %s: %w", dir, err)
+	}
+	return files, nil
+}
+
+func writeFileSync(p string, data []byte) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	// Chmod: the umask must not decide whether HAProxy can read the file.
+	if err := f.Chmod(fileMode); err != nil {
+		f.Close()
+		return fmt.Errorf("store: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("store: write %s: %w", p, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("store: fsync %s: %w", p, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", p, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("store: fsync %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+package reload
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func readLink(t *testing.T, p string) string {
+	t.Helper()
+	target, err := os.Readlink(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return target
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestFilesValidate(t *testing.T) {
+	ok := Files{"haproxy.cfg": nil, "maps/a.map": nil, "certs/x/y.pem": nil}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"", "/abs", "../up", "a/../b", "a//b", "./a", "maps/.hidden", `a\b`, "a/"} {
+		f := Files{"haproxy.cfg": nil, name: nil}
+		if err := f.Validate(); err == nil {
+			t.Errorf("%q: want error", name)
+		}
+	}
+	if err := (Files{"maps/a.map": nil}).Validate(); err == nil {
+		t.Error("missing haproxy.cfg: want error")
+	}
+	if err := (Files{"haproxy.cfg": nil, "maps": nil, "maps/a.map": nil}).Validate(); err == nil {
+		t.Error("file/dir clash: want error")
+	}
+}
+
+func TestStoreApply(t *testing.T) {
+	hb := haproxyBins(t)[0]
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate := Validator(ctx, hb.path)
+
+	if _, err := s.Current(); !errors.Is(err, ErrNoCurrent) {
+		t.Fatalf("empty store: Current() = %v, want ErrNoCurrent", err)
+	}
+
+	v1 := Files{"haproxy.cfg": []byte(routeConfig(freePort(t), "1")), "maps/exact.map": []byte("a.example a1\n")}
+	r, err := s.Apply(ctx, v1, validate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Changed || r.Generation != 1 || r.Dir != filepath.Join(s.Dir(), "gen-1") {
+		t.Fatalf("first apply: %+v", r)
+	}
+	if got := readLink(t, filepath.Join(dir, "current")); got != "gen-1" {
+		t.Fatalf("current -> %q (want relative gen-1)", got)
+	}
+	if b, err := os.ReadFile(s.ConfigPath()); err != nil || string(b) != string(v1["haproxy.cfg"]) {
+		t.Fatalf("ConfigPath content: %v", err)
+	}
+
+	// Identical bytes: nothing written, validate not even called.
+	r, err = s.Apply(ctx, v1, func(string) error { t.Fatal("validate called for unchanged files"); return nil })
+	if err != nil || r.Changed || r.Generation != 1 {
+		t.Fatalf("unchanged apply: %+v %v", r, err)
+	}
+
+	// Changed map only -> new generation, previous kept.
+	v2 := Files{"haproxy.cfg": v1["haproxy.cfg"], "maps/exact.map": []byte("a.example a2\n")}
+	r, err = s.Apply(ctx, v2, validate)
+	if err != nil || !r.Changed || r.Generation != 2 {
+		t.Fatalf("second apply: %+v %v", r, err)
+	}
+	if got := readLink(t, filepath.Join(dir, "previous")); got != "gen-1" {
+		t.Fatalf("previous -> %q", got)
+	}
+	cur, err := s.Current()
+	if err != nil || !cur.Equal(v2) {
+		t.Fatalf("Current() = %v %v, want v2", cur.Names(), err)
+	}
+
+	// A removed file is a change too.
+	v3 := Files{"haproxy.cfg": []byte(baseConfig + "# no map any more\n")}
+	if r, err = s.Apply(ctx, v3, validate); err != nil || !r.Changed || r.Generation != 3 {
+		t.Fatalf("third apply: %+v %v", r, err)
+	}
+	// Only current and previous survive.
+	if got := dirNames(t, dir); !slices.Equal(got, []string{"current", "gen-2", "gen-3", "previous"}) {
+		t.Fatalf("dir after 3 applies: %v", got)
+	}
+
+	// Invalid candidate: HAProxy rejects it, current stays, candidate kept as rejected/.
+	bad := Files{"haproxy.cfg": []byte(baseConfig + "frontend fe\n    bogus_keyword\n")}
+	r, err = s.Apply(ctx, bad, validate)
+	var ce *CheckError
+	if !errors.As(err, &ce) {
+		t.Fatalf("invalid apply: want *CheckError, got %v", err)
+	}
+	if r.Changed || r.Generation != 3 {
+		t.Fatalf("invalid apply result: %+v", r)
+	}
+	if a := ce.Alerts(); len(a) == 0 || a[0].Location != (Location{"haproxy.cfg", 9}) {
+		t.Fatalf("invalid apply diagnostics: %+v", ce.Diagnostics)
+	}
+	if got := readLink(t, filepath.Join(dir, "current")); got != "gen-3" {
+		t.Fatalf("current moved to %q after invalid apply", got)
+	}
+	if cur, _ := s.Current(); !cur.Equal(v3) {
+		t.Fatal("current content changed after invalid apply")
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "rejected", "haproxy.cfg")); err != nil || string(b) != string(bad["haproxy.cfg"]) {
+		t.Fatalf("rejected/ not kept: %v", err)
+	}
+	if got := dirNames(t, dir); !slices.Equal(got, []string{"current", "gen-2", "gen-3", "previous", "rejected"}) {
+		t.Fatalf("dir after invalid apply: %v", got)
+	}
+
+	// A canceled context during validation must not switch.
+	cctx, cancel := context.WithCancel(ctx)
+	v4 := Files{"haproxy.cfg": []byte(routeConfig(freePort(t), "4"))}
+	_, err = s.Apply(cctx, v4, func(string) error { cancel(); return nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled apply: %v", err)
+	}
+	if g, _ := s.CurrentGeneration(); g != 3 {
+		t.Fatalf("canceled apply switched to %d", g)
+	}
+
+	// Invalid names are refused before anything is written.
+	if _, err := s.Apply(ctx, Files{"haproxy.cfg": nil, "../x": nil}, validate); err == nil {
+		t.Fatal("want error for ../x")
+	}
+
+	// Reopening finds the same state.
+	s2, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, err := s2.CurrentGeneration(); err != nil || g != 3 {
+		t.Fatalf("reopened: gen %d %v", g, err)
+	}
+	r, err = s2.Apply(ctx, v1, validate)
+	if err != nil || r.Generation != 4 {
+		t.Fatalf("apply after reopen: %+v %v", r, err)
+	}
+}
+
+func TestStoreBootstrap(t *testing.T) {
+	dir := t.TempDir()
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	minimal := Files{"haproxy.cfg": []byte(baseConfig)}
+	r, err := s.Bootstrap(minimal)
+	if err != nil || !r.Changed || r.Generation != 1 {
+		t.Fatalf("bootstrap: %+v %v", r, err)
+	}
+	// With a live generation, Bootstrap keeps it (e.g. after a sidecar restart).
+	other := Files{"haproxy.cfg": []byte(baseConfig + "# other\n")}
+	r, err = s.Bootstrap(other)
+	if err != nil || r.Changed || r.Generation != 1 {
+		t.Fatalf("second bootstrap: %+v %v", r, err)
+	}
+	if cur, _ := s.Current(); !cur.Equal(minimal) {
+		t.Fatal("second bootstrap overwrote current")
+	}
+}
+
+// A process that died mid-write leaves a partial temporary directory, or a
+// complete generation that never became current. Neither may become current;
+// both are removed when the store is opened again.
+func TestStoreCrashLeftovers(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := Files{"haproxy.cfg": []byte(baseConfig + "# good\n")}
+	if _, err := s.Apply(ctx, good, func(string) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// Simulated crashes: a half-written candidate, an unreferenced generation
+	// (written and renamed but never validated/switched), a stray temp symlink.
+	partial := filepath.Join(dir, ".tmp-gen-2")
+	writeFiles(t, partial, Files{"maps/a.map": []byte("half")})
+	writeFiles(t, filepath.Join(dir, "gen-7"), Files{"haproxy.cfg": []byte("never validated")})
+	if err := os.Symlink("gen-7", filepath.Join(dir, ".tmp-current")); err != nil {
+		t.Fatal(err)
+	}
+
+	s2, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dirNames(t, dir); !slices.Equal(got, []string{"current", "gen-1"}) {
+		t.Fatalf("leftovers not cleaned: %v", got)
+	}
+	if cur, err := s2.Current(); err != nil || !cur.Equal(good) {
+		t.Fatalf("current after crash: %v %v", cur.Names(), err)
+	}
+
+	// Leftovers appearing while the store is open (e.g. a second crashed writer
+	// before this one) are cleaned on the next Apply and never picked up.
+	writeFiles(t, filepath.Join(dir, "gen-5"), Files{"haproxy.cfg": []byte("stale")})
+	next := Files{"haproxy.cfg": []byte(baseConfig + "# next\n")}
+	var validated string
+	r, err := s2.Apply(ctx, next, func(d string) error { validated = d; return nil })
+	if err != nil || !r.Changed {
+		t.Fatalf("apply: %+v %v", r, err)
+	}
+	if validated != r.Dir {
+		t.Fatalf("validated %s but activated %s", validated, r.Dir)
+	}
+	if cur, _ := s2.Current(); !cur.Equal(next) {
+		t.Fatal("current is not the applied files")
+	}
+	if got := dirNames(t, dir); slices.Contains(got, "gen-5") {
+		t.Fatalf("stale gen-5 kept: %v", got)
+	}
+}
