@@ -169,7 +169,6 @@ func (b *builder) ingress(ing *networkingv1.Ingress) {
 		return
 	}
 	b.m.Served = append(b.m.Served, ns+"/"+name)
-	created := ing.CreationTimestamp.Unix()
 
 	if d := ing.Spec.DefaultBackend; d != nil {
 		o := Origin{Namespace: ns, Name: name, Field: "spec.defaultBackend"}
@@ -200,7 +199,7 @@ func (b *builder) ingress(ing *networkingv1.Ingress) {
 		}
 		for j, p := range rule.HTTP.Paths {
 			pf := fmt.Sprintf("%s.http.paths[%d]", rf, j)
-			b.path(ing, rule.Host, hk, pf, p, created)
+			b.path(ing, rule.Host, hk, pf, p)
 		}
 	}
 
@@ -209,7 +208,7 @@ func (b *builder) ingress(ing *networkingv1.Ingress) {
 	}
 }
 
-func (b *builder) path(ing *networkingv1.Ingress, host string, hk HostKind, field string, p networkingv1.HTTPIngressPath, created int64) {
+func (b *builder) path(ing *networkingv1.Ingress, host string, hk HostKind, field string, p networkingv1.HTTPIngressPath) {
 	ns, name := ing.Namespace, ing.Name
 	var match MatchKind
 	pt := networkingv1.PathType("")
@@ -242,22 +241,24 @@ func (b *builder) path(ing *networkingv1.Ingress, host string, hk HostKind, fiel
 		b.problem(Warning, "Ingress", ns, name, field+".backend", "only service backends are supported; path skipped")
 		return
 	}
+	// Conflicts are settled before the backend is resolved, so that a
+	// path that loses creates no backend and reports nothing else.
+	key := routeMapKey(host, path, match)
+	k := routeKey{match, key}
+	if prev, dup := b.routes[k]; dup {
+		b.problem(Warning, "Ingress", ns, name, field,
+			"host %q %s path %q is already served by %s, which is older (or as old and first by namespace/name); path skipped", displayHost(host), match, p.Path, prev)
+		return
+	}
 	be, ref, ok := b.backend(ns, name, field+".backend", &p.Backend)
 	if !ok {
 		return
 	}
 	r := Route{
 		Host: host, HostKind: hk, Path: p.Path, Match: match, PathType: pt,
-		Key:     routeMapKey(host, path, match),
+		Key:     key,
 		Backend: be, Service: ref,
-		Origin:  Origin{Namespace: ns, Name: name, Field: field},
-		created: created,
-	}
-	k := routeKey{match, r.Key}
-	if prev, dup := b.routes[k]; dup {
-		b.problem(Warning, "Ingress", ns, name, field,
-			"host %q %s path %q is already served by %s, which is older (or as old and first by namespace/name); path skipped", displayHost(host), match, p.Path, prev)
-		return
+		Origin: Origin{Namespace: ns, Name: name, Field: field},
 	}
 	b.m.Routes = append(b.m.Routes, r)
 	b.routes[k] = r.Origin

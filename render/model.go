@@ -87,8 +87,6 @@ type Route struct {
 	Backend string
 	Service ServiceRef
 	Origin  Origin
-	// created orders conflicting routes: the oldest Ingress wins.
-	created int64
 }
 
 // ServiceRef is the backend an Ingress path asked for.

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = run(context.Background(), args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestRenderStdout(t *testing.T) {
+	code, out, errs := runCLI(t, "render", "--manifests", "testdata/hosts/manifests.yaml", "--stdout",
+		"--haproxy", testenv.HAProxy26(t))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	want, err := os.ReadFile("testdata/hosts/expected/haproxy.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Errorf("--stdout differs from the golden configuration")
+	}
+}
+
+func TestRenderOut(t *testing.T) {
+	dir := t.TempDir()
+	// A stale certificate from an earlier render is removed.
+	if err := os.MkdirAll(filepath.Join(dir, "certs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "certs", "default_gone.pem")
+	if err := os.WriteFile(stale, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for version, bin := range testenv.HAProxies(t) {
+		code, _, errs := runCLI(t, "render", "--manifests", "testdata/bad-input", "--out", dir, "--haproxy", bin)
+		if code != 0 {
+			t.Fatalf("haproxy %s: exit %d: %s", version, code, errs)
+		}
+		// Problems are reported on stderr, by object and field.
+		for _, w := range []string{
+			`warning: Ingress default/mixed: spec.rules[0].http.paths[3].path: "/a b"`,
+			"warning: Ingress default/mixed: spec.tls[1].secretName: Secret default/mismatched-tls",
+			"notice: File testdata/bad-input/manifests.yaml (document 6): kind example.com/v1, Kind=Widget is not used",
+		} {
+			if !strings.Contains(errs, w) {
+				t.Errorf("stderr lacks %q:\n%s", w, errs)
+			}
+		}
+	}
+	for _, f := range []string{"haproxy.cfg", "maps/exact.map", "maps/prefix.map", "crt-list.txt", "certs/default_hostile-tls.pem"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(dir, "certs", "default_hostile-tls.pem")); err == nil && st.Mode().Perm() != 0o600 {
+		t.Errorf("certificate mode %v, want 0600", st.Mode().Perm())
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale certificate kept: %v", err)
+	}
+}
+
+// An HAProxy error is shown with the object behind the failing line.
+func TestRenderValidationNamesTheObject(t *testing.T) {
+	tmplDir := t.TempDir()
+	// A user template with a directive HAProxy refuses in every backend.
+	src, err := os.ReadFile("templates/haproxy.cfg.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(src), "    balance roundrobin\n", "    balance roundrobin\n    no-such-directive here\n", 1)
+	if broken == string(src) {
+		t.Fatal("template changed: no balance line to break")
+	}
+	if err := os.WriteFile(filepath.Join(tmplDir, templates.Main), []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for version, bin := range testenv.HAProxies(t) {
+		code, _, errs := runCLI(t, "render", "--manifests", "testdata/conflicts", "--out", t.TempDir(),
+			"--templates", tmplDir, "--haproxy", bin)
+		if code != 1 {
+			t.Fatalf("haproxy %s: exit %d, want 1: %s", version, code, errs)
+		}
+		for _, w := range []string{"HAProxy rejected the configuration", "no-such-directive",
+			"caused by Service default/newer port 80 (used by Ingress default/newer spec.rules[0].http.paths[1])"} {
+			if !strings.Contains(errs, w) {
+				t.Errorf("haproxy %s: stderr lacks %q:\n%s", version, w, errs)
+			}
+		}
+	}
+}
+
+func TestRenderUsageErrors(t *testing.T) {
+	tmplDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tmplDir, templates.Main), []byte("{{ .Nope "), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"render"}, 2, "--manifests and exactly one of --out or --stdout are required"},
+		{[]string{"render", "--manifests", "testdata/hosts", "--out", "x", "--stdout"}, 2, "exactly one"},
+		{[]string{"render", "--manifests", "testdata/nope", "--stdout"}, 1, "no such file or directory"},
+		{[]string{"render", "--manifests", "testdata/hosts", "--stdout", "--http-bind", "80"}, 1, "--http-bind"},
+		{[]string{"render", "--manifests", "testdata/hosts", "--stdout", "--templates", tmplDir}, 1, "parsing templates"},
+		{[]string{"render", "--manifests", "testdata/hosts", "--stdout", "--templates", t.TempDir()}, 1, "haproxy.cfg.tmpl"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+	}
+	for _, tt := range tests {
+		code, _, errs := runCLI(t, tt.args...)
+		if code != tt.code || !strings.Contains(errs, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tt.args, code, errs, tt.code, tt.want)
+		}
+	}
+}
