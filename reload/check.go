@@ -85,13 +85,17 @@ func (e *CheckError) Alerts() []Diagnostic {
 // relative paths resolve the same way with or without "default-path config".
 // Beware: `haproxy -c` executes lua-load files while parsing.
 func Check(ctx context.Context, haproxyBin, cfgPath string) error {
+	// Absolute, since the working directory changes below.
+	cfgPath, err := filepath.Abs(cfgPath)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", cfgPath, err)
+	}
 	cmd := exec.CommandContext(ctx, haproxyBin, "-c", "-f", cfgPath)
 	cmd.Dir = filepath.Dir(cfgPath)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
-	err := cmd.Run()
-	if err == nil {
+	if err = cmd.Run(); err == nil {
 		return nil
 	}
 	var exitErr *exec.ExitError
@@ -183,6 +187,9 @@ func parseDiagnostic(severity, text, configDir string) Diagnostic {
 		}
 	}
 	for _, m := range bracketLocRe.FindAllStringSubmatch(text, -1) {
+		if !looksLikeFile(m[1]) {
+			continue // e.g. "[127.0.0.1:8080]" in bind errors
+		}
 		n, _ := strconv.Atoi(m[2])
 		add(&brackets, Location{File: relFile(m[1], configDir), Line: n})
 	}

@@ -40,6 +40,8 @@ func TestParseDiagnostics(t *testing.T) {
 [ALERT]    (20512) : config : parsing [/cfg/gen-3/haproxy.cfg:9] : 'bind 127.0.0.1:44443' in section 'frontend' : 'crt-list' : parsing [crt-list.txt:2]: unknown ssl keyword bogusopt
 [ALERT]    (20516) : config : parsing [/cfg/gen-3/haproxy.cfg:10] : error detected in frontend 'fe' while parsing 'http-request set-var(txn.x)' rule : invalid args in converter 'map_str' : failed to open pattern file <maps/missing.map>.
 [ALERT]    (1) : config : unable to load SSL certificate from PEM file '/cfg/gen-3/certs/a.pem'.
+[ALERT]    (6656) : config : [/usr/sbin/haproxy.main()] Some protocols failed to start their listeners! Exiting.
+[ALERT]    (6656) : Binding [/cfg/gen-3/haproxy.cfg:11] for frontend fe: protocol tcpv4: cannot bind socket (Address already in use) for [127.0.0.1:39831].
 [WARNING]  (1) : config : missing timeouts for frontend 'fe'.
 [ALERT]    (20523) : config : Error(s) found in configuration file : /cfg/gen-3/haproxy.cfg
 [ALERT]    (20523) : config : Fatal errors found in configuration.
@@ -57,6 +59,8 @@ func TestParseDiagnostics(t *testing.T) {
 		{"ALERT", "crt-list.txt", 2, "'bind 127.0.0.1:44443'", []Location{{"haproxy.cfg", 9}, {"crt-list.txt", 2}}},
 		{"ALERT", "maps/missing.map", 0, "error detected in frontend 'fe'", []Location{{"haproxy.cfg", 10}, {"maps/missing.map", 0}}},
 		{"ALERT", "certs/a.pem", 0, "unable to load SSL certificate", []Location{{"certs/a.pem", 0}}},
+		{"ALERT", "", 0, "[/usr/sbin/haproxy.main()] Some protocols", nil},
+		{"ALERT", "haproxy.cfg", 11, "Binding [/cfg/gen-3/haproxy.cfg:11] for frontend fe", []Location{{"haproxy.cfg", 11}}},
 		{"WARNING", "", 0, "missing timeouts for frontend 'fe'.", nil},
 	}
 	if len(got) != len(want) {
@@ -163,4 +167,20 @@ func TestCheck(t *testing.T) {
 			t.Errorf("want plain error for missing binary, got %v", err)
 		}
 	})
+}
+
+// Check changes HAProxy's working directory to the config's; a relative path
+// must still name the same file.
+func TestCheckRelativePath(t *testing.T) {
+	hb := haproxyBins(t)[0]
+	dir := t.TempDir()
+	writeFiles(t, dir, Files{"sub/haproxy.cfg": []byte(baseConfig + "frontend fe\n    bogus_keyword\n")})
+	t.Chdir(dir)
+	var ce *CheckError
+	if err := Check(context.Background(), hb.path, "sub/haproxy.cfg"); !errors.As(err, &ce) {
+		t.Fatalf("want *CheckError, got %v", err)
+	}
+	if a := ce.Alerts(); len(a) == 0 || a[0].Location != (Location{"haproxy.cfg", 9}) {
+		t.Fatalf("diagnostics: %+v\n%s", ce.Diagnostics, ce.Output)
+	}
 }
