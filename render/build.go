@@ -38,15 +38,18 @@ func BuildModel(in Inputs, opts Options) *Model {
 	if opts.ControllerName == "" {
 		opts.ControllerName = DefaultControllerName
 	}
+	// Maps are sized up front: growing them was a tenth of the time at
+	// 10k Ingresses.
+	n := len(in.Ingresses)
 	b := &builder{
 		opts:     opts,
-		m:        &Model{DefaultBackend: NotFoundBackend},
+		m:        &Model{DefaultBackend: NotFoundBackend, Routes: make([]Route, 0, 2*n), Served: make([]string, 0, n)},
 		classes:  map[string]bool{},
-		services: map[string]*corev1.Service{},
-		slices:   map[string][]*discoveryv1.EndpointSlice{},
-		secrets:  map[string]*corev1.Secret{},
-		backends: map[string]*Backend{},
-		routes:   map[routeKey]Origin{},
+		services: make(map[string]*corev1.Service, len(in.Services)),
+		slices:   make(map[string][]*discoveryv1.EndpointSlice, len(in.EndpointSlices)),
+		secrets:  make(map[string]*corev1.Secret, len(in.Secrets)),
+		backends: make(map[string]*Backend, len(in.Services)),
+		routes:   make(map[routeKey]Origin, 2*n),
 		certs:    map[string]*Certificate{},
 		sniOwner: map[string]string{},
 		reported: map[Problem]bool{},
@@ -182,7 +185,7 @@ func (b *builder) ingress(ing *networkingv1.Ingress) {
 	}
 
 	for i, rule := range ing.Spec.Rules {
-		rf := fmt.Sprintf("spec.rules[%d]", i)
+		rf := "spec.rules[" + strconv.Itoa(i) + "]"
 		hk := HostAny
 		if rule.Host != "" {
 			if err := validateHost(rule.Host); err != nil {
@@ -198,7 +201,7 @@ func (b *builder) ingress(ing *networkingv1.Ingress) {
 			continue
 		}
 		for j, p := range rule.HTTP.Paths {
-			pf := fmt.Sprintf("%s.http.paths[%d]", rf, j)
+			pf := rf + ".http.paths[" + strconv.Itoa(j) + "]"
 			b.path(ing, rule.Host, hk, pf, p)
 		}
 	}
@@ -340,7 +343,7 @@ func (b *builder) backend(ns, ingName, field string, ib *networkingv1.IngressBac
 		return UnavailableBackend, ref, true
 	}
 
-	name := fmt.Sprintf("%s_%s_%d", ns, s.Name, sp.Port)
+	name := ns + "_" + s.Name + "_" + strconv.Itoa(int(sp.Port))
 	if _, seen := b.backends[name]; !seen {
 		be := &Backend{Name: name, Namespace: ns, Service: s.Name, Port: sp.Port, PortName: sp.Name}
 		be.Servers = b.endpoints(svc, sp)

@@ -11,6 +11,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Small constructors keep the tables readable.
@@ -308,4 +309,22 @@ func TestParseBind(t *testing.T) {
 			t.Errorf("ParseBind(%q) = %q, want an error", in, got)
 		}
 	}
+}
+
+// The fast paths never accept a name apimachinery rejects.
+func FuzzSimpleNamesAgreeWithAPIMachinery(f *testing.F) {
+	for _, s := range []string{"a", "a.b", "a-b", "-a", "a-", "a..b", ".a", "a.", "A", "a_b", "1a", strings.Repeat("a", 64), strings.Repeat("a.", 127) + "a"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if isSimpleSubdomain(s) && len(validation.IsDNS1123Subdomain(s)) > 0 {
+			t.Errorf("isSimpleSubdomain(%q) accepts what IsDNS1123Subdomain rejects", s)
+		}
+		if isSimpleLabel(s) && len(validation.IsDNS1123Label(s)) > 0 {
+			t.Errorf("isSimpleLabel(%q) accepts what IsDNS1123Label rejects", s)
+		}
+		if validateServiceName(s) == nil && len(validation.IsDNS1035Label(s)) > 0 {
+			t.Errorf("validateServiceName(%q) accepts what IsDNS1035Label rejects", s)
+		}
+	})
 }

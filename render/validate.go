@@ -29,6 +29,9 @@ func validateHost(host string) error {
 	if net.ParseIP(host) != nil {
 		return fmt.Errorf("%q: must be a DNS name, not an IP address", host)
 	}
+	if isSimpleSubdomain(strings.TrimPrefix(host, "*.")) {
+		return nil
+	}
 	var errs []string
 	if strings.HasPrefix(host, "*.") {
 		errs = validation.IsWildcardDNS1123Subdomain(host)
@@ -77,7 +80,41 @@ func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
+// isSimpleSubdomain is a fast, allocation-free test for the common case of
+// a lower-case DNS-1123 subdomain: dot-separated labels of [a-z0-9-] that
+// neither start nor end with '-', 253 characters at most. It only ever says
+// yes to names apimachinery's regular expressions accept; anything else is
+// left to them for the verdict and the message.
+func isSimpleSubdomain(s string) bool {
+	if len(s) == 0 || len(s) > validation.DNS1123SubdomainMaxLength {
+		return false
+	}
+	labelStart := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			if i == labelStart || s[labelStart] == '-' || s[i-1] == '-' {
+				return false
+			}
+			labelStart = i + 1
+			continue
+		}
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// isSimpleLabel is the same for a single DNS-1123 label (63 characters).
+func isSimpleLabel(s string) bool {
+	return len(s) <= validation.DNS1123LabelMaxLength && strings.IndexByte(s, '.') < 0 && isSimpleSubdomain(s)
+}
+
 func validateNamespace(ns string) error {
+	if isSimpleLabel(ns) {
+		return nil
+	}
 	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
 		return fmt.Errorf("namespace %q: %s", ns, strings.Join(errs, "; "))
 	}
@@ -85,6 +122,9 @@ func validateNamespace(ns string) error {
 }
 
 func validateObjectName(name string) error {
+	if isSimpleSubdomain(name) {
+		return nil
+	}
 	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
 		return fmt.Errorf("name %q: %s", name, strings.Join(errs, "; "))
 	}
@@ -92,6 +132,10 @@ func validateObjectName(name string) error {
 }
 
 func validateServiceName(name string) error {
+	// DNS-1035 labels also start with a letter.
+	if isSimpleLabel(name) && name[0] >= 'a' && name[0] <= 'z' {
+		return nil
+	}
 	if errs := validation.IsDNS1035Label(name); len(errs) > 0 {
 		return fmt.Errorf("%q: %s", name, strings.Join(errs, "; "))
 	}

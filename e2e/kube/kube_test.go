@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/kube"
+	_ "github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv" // defines -update for go test ./... -update
 )
 
 func TestMain(m *testing.M) { os.Exit(kube.RunInNetns(m)) }

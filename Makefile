@@ -1,0 +1,39 @@
+# haproxy-sidecar. `make test` is what CI runs (.ci/run); it installs what
+# the tests need when it is missing (HAProxy 2.6 and 3.0, etcd,
+# kube-apiserver), which needs root.
+
+GO        ?= go
+BIN       ?= bin/haproxy-sidecar
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+GOFLAGS_TEST ?= -timeout 40m
+
+.PHONY: build test deps vet bench golden clean
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
+
+# Real components the tests run against: Debian's HAProxy 2.6, HAProxy 3.0
+# built from Debian trixie's source package, Debian's etcd and a
+# kube-apiserver built from the Go module proxy (cached after the first run).
+deps:
+	bash scripts/install-haproxy.sh
+	bash scripts/install-kube.sh
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test $(GOFLAGS_TEST) ./...
+
+# Rewrite the golden files in testdata/ after an intended output change.
+golden:
+	$(GO) test ./... -update
+
+# Benchmarks; figures and the commands behind them are kept in BENCHMARKS.md.
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./render/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,97 @@
+package render_test
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
+)
+
+// syntheticInputs is a cluster of n Ingresses, each with its own host, two
+// paths and a Service with three ready endpoints: the shape of the 10k
+// Ingress benchmark target.
+func syntheticInputs(n int) render.Inputs {
+	cls := "haproxy"
+	in := render.Inputs{IngressClasses: []*networkingv1.IngressClass{{
+		ObjectMeta: metav1.ObjectMeta{Name: cls},
+		Spec:       networkingv1.IngressClassSpec{Controller: render.DefaultControllerName},
+	}}}
+	prefix, exact := networkingv1.PathTypePrefix, networkingv1.PathTypeExact
+	port, portName, ready := int32(8080), "http", true
+	for i := range n {
+		ns := "ns" + strconv.Itoa(i%100)
+		name := "app" + strconv.Itoa(i)
+		backend := networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: name, Port: networkingv1.ServiceBackendPort{Number: 80}}}
+		in.Ingresses = append(in.Ingresses, &networkingv1.Ingress{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, CreationTimestamp: metav1.NewTime(time.Unix(int64(i), 0))},
+			Spec: networkingv1.IngressSpec{IngressClassName: &cls, Rules: []networkingv1.IngressRule{{
+				Host: name + ".example.com",
+				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{
+					{Path: "/", PathType: &prefix, Backend: backend},
+					{Path: "/healthz", PathType: &exact, Backend: backend},
+				}}},
+			}}},
+		})
+		in.Services = append(in.Services, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: portName, Port: 80}}},
+		})
+		es := &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name + "-x", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &port}},
+		}
+		for j := range 3 {
+			es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
+				Addresses:  []string{fmt.Sprintf("10.%d.%d.%d", j, i/256%256, i%256)},
+				Conditions: discoveryv1.EndpointConditions{Ready: &ready},
+			})
+		}
+		in.EndpointSlices = append(in.EndpointSlices, es)
+	}
+	return in
+}
+
+// BenchmarkRender measures objects → model → files, the work done for
+// every change, at 1k and 10k Ingresses.
+func BenchmarkRender(b *testing.B) {
+	tmpl, err := templates.Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
+	for _, n := range []int{1000, 10000} {
+		in := syntheticInputs(n)
+		b.Run("ingresses="+strconv.Itoa(n)+"/model", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				render.BuildModel(in, render.Options{})
+			}
+		})
+		b.Run("ingresses="+strconv.Itoa(n)+"/model+files", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				m := render.BuildModel(in, render.Options{})
+				if _, err := render.Render(m, cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// The synthetic cluster renders cleanly: the benchmark measures real work.
+func TestSyntheticInputs(t *testing.T) {
+	m := render.BuildModel(syntheticInputs(300), render.Options{})
+	if len(m.Problems) > 0 || len(m.Routes) != 600 || len(m.Backends) != 300 {
+		t.Fatalf("routes %d backends %d problems %v", len(m.Routes), len(m.Backends), m.Problems)
+	}
+}
