@@ -1,6 +1,25 @@
 // Package reload owns everything that touches HAProxy: the on-disk configuration
 // generations (Store), config validation (Check), the master CLI (MasterCLI) used for
 // reloads and runtime updates, and an optional process Supervisor.
+//
+// Typical use by a run loop:
+//
+//	store, _ := reload.NewStore(configDir)
+//	store.Bootstrap(minimalFiles)                 // only if nothing is live yet
+//	sup := &reload.Supervisor{Bin: bin, Config: store.ConfigPath(), Socket: sock}
+//	go sup.Run(ctx)                               // or HAProxy runs elsewhere: NewMasterCLI(sock)
+//	...
+//	res, err := store.Apply(ctx, files, reload.Validator(ctx, bin))
+//	var ce *reload.CheckError
+//	if errors.As(err, &ce) { /* ce.Diagnostics: file:line to blame objects */ }
+//	if res.Changed {
+//		_, err = sup.Reload(ctx)                  // *reload.ReloadError if HAProxy refused
+//	}
+//	// endpoint-only changes: cli.SetServerAddr/SetServerState, cli.SetMapEntry, ...
+//	// (and write the same into the next Apply, since a reload re-reads the files)
+//
+// HAProxy 2.6 and 3.0 are both supported and tested; differences are handled in
+// MasterCLI.Reload and Check.
 package reload
 
 import (

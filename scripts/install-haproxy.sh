@@ -62,7 +62,20 @@ missing_pkgs() {
 if [ ! -x "$HAPROXY26_BIN" ]; then
 	log "installing Debian's haproxy package"
 	apt_update
+	# Keep the package's init script from starting a system-wide HAProxy: tests
+	# and the sidecar run their own. policy-rc.d exit 101 = "action forbidden".
+	own_policy=0
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 0755 /usr/sbin/policy-rc.d
+		own_policy=1
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
 	apt-get install -y -q haproxy >&2
+	if [ "$own_policy" -eq 1 ]; then
+		rm -f /usr/sbin/policy-rc.d
+		trap - EXIT
+	fi
 fi
 "$HAPROXY26_BIN" -v >/dev/null || die "$HAPROXY26_BIN does not run"
 
@@ -126,12 +139,12 @@ trixie_src_stanza() {
 }
 
 build_haproxy30() {
-	local stanza work src
-	stanza=$(trixie_src_stanza)
-	if [ ! -f "$TRIXIE_SOURCES" ] || [ "$(cat "$TRIXIE_SOURCES")" != "$stanza" ]; then
+	local content work src
+	content=$(printf '# Managed by haproxy-sidecar scripts/install-haproxy.sh: source packages only.\n%s' \
+		"$(trixie_src_stanza)")
+	if [ ! -f "$TRIXIE_SOURCES" ] || [ "$(cat "$TRIXIE_SOURCES")" != "$content" ]; then
 		log "writing $TRIXIE_SOURCES (deb-src only: no trixie binaries become installable)"
-		printf '# Managed by haproxy-sidecar scripts/install-haproxy.sh: source packages only.\n%s\n' \
-			"$stanza" >"$TRIXIE_SOURCES"
+		printf '%s\n' "$content" >"$TRIXIE_SOURCES"
 	fi
 	apt_update
 
