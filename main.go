@@ -18,6 +18,8 @@ const usage = `haproxy-sidecar renders HAProxy configurations from Kubernetes In
 
 Usage:
   haproxy-sidecar render --manifests PATH (--out DIR | --stdout) [flags]
+  haproxy-sidecar run --manifests DIR --config-dir DIR --master-socket PATH [--haproxy-start] [flags]
+  haproxy-sidecar run --init --config-dir DIR
   haproxy-sidecar version
 
 Run "haproxy-sidecar COMMAND -h" for the flags of a command.
@@ -40,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "render":
 		return renderCommand(ctx, args[1:], stdout, stderr)
+	case "run":
+		return runCommand(ctx, args[1:], stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "haproxy-sidecar", version)
 		return 0

@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
 	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
@@ -19,11 +21,13 @@ import (
 // renderFlags are shared by every command that renders, so that what
 // `render` prints is what `run` serves.
 type renderFlags struct {
-	httpBind       string
-	httpsBind      string
-	templatesDir   string
-	controllerName string
-	haproxyBin     string
+	httpBind         string
+	httpsBind        string
+	templatesDir     string
+	controllerName   string
+	haproxyBin       string
+	gracePeriod      time.Duration
+	workerMaxReloads int
 }
 
 func (f *renderFlags) register(fs *flag.FlagSet) {
@@ -32,6 +36,8 @@ func (f *renderFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.templatesDir, "templates", "", "directory of templates overriding the embedded ones")
 	fs.StringVar(&f.controllerName, "controller-name", render.DefaultControllerName, "spec.controller of the IngressClasses to serve")
 	fs.StringVar(&f.haproxyBin, "haproxy", "haproxy", "HAProxy binary used to validate configurations")
+	fs.DurationVar(&f.gracePeriod, "grace-period", 30*time.Second, "how long a worker replaced by a reload may finish its connections (hard-stop-after)")
+	fs.IntVar(&f.workerMaxReloads, "worker-max-reloads", 10, "how many reloads an old worker may survive (mworker-max-reloads)")
 }
 
 // renderer turns inputs into files with the flags' settings.
@@ -40,7 +46,8 @@ func (f *renderFlags) renderer() (func(render.Inputs) (*render.Model, *render.Ou
 	if err != nil {
 		return nil, err
 	}
-	cfg := render.Config{HTTPBind: f.httpBind, HTTPSBind: f.httpsBind, Template: tmpl}
+	cfg := render.Config{HTTPBind: f.httpBind, HTTPSBind: f.httpsBind, Template: tmpl,
+		GracePeriod: f.gracePeriod, WorkerMaxReloads: f.workerMaxReloads}
 	if _, err := render.ParseBind(cfg.HTTPBind); err != nil {
 		return nil, fmt.Errorf("--http-bind: %w", err)
 	}
@@ -183,26 +190,13 @@ func writeOutput(dir string, out *render.Output) error {
 // complains about.
 func validate(ctx context.Context, haproxyBin, dir string, out *render.Output) error {
 	err := reload.Check(ctx, haproxyBin, filepath.Join(dir, render.ConfigFile))
-	if err == nil {
-		return nil
-	}
 	var ce *reload.CheckError
-	if !errors.As(err, &ce) {
-		return err
+	if errors.As(err, &ce) {
+		return errors.New("HAProxy rejected the configuration:\n" + indent(controller.ExplainCheckError(ce, out), "  "))
 	}
-	var b strings.Builder
-	b.WriteString("HAProxy rejected the configuration:\n")
-	for _, d := range ce.Alerts() {
-		// Locations inside the configuration directory are relative,
-		// the way the output names its files.
-		if where := out.Origin(d.File, d.Line); where != "" {
-			fmt.Fprintf(&b, "  %s\n    caused by %s\n", d, where)
-		} else {
-			fmt.Fprintf(&b, "  %s\n", d)
-		}
-	}
-	if len(ce.Alerts()) == 0 {
-		b.WriteString(ce.Output)
-	}
-	return errors.New(strings.TrimRight(b.String(), "\n"))
+	return err
+}
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
 }

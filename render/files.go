@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 )
 
 // Paths of the generated files, relative to the configuration directory.
@@ -38,6 +39,12 @@ type Config struct {
 	HTTPSBind string
 	// Template renders haproxy.cfg (see package templates).
 	Template *template.Template
+	// GracePeriod bounds how long a worker replaced by a reload may keep
+	// serving its connections (hard-stop-after). Zero means 30 seconds.
+	GracePeriod time.Duration
+	// WorkerMaxReloads is how many reloads an old worker may survive
+	// before it is stopped (mworker-max-reloads). Zero means 10.
+	WorkerMaxReloads int
 }
 
 // File is one generated file.
@@ -64,6 +71,10 @@ func (o *Output) Get(path string) []byte {
 // TemplateData is what the configuration template sees. Every string in it
 // has been validated or built from validated parts.
 type TemplateData struct {
+	// HardStopAfter is the grace period in HAProxy's time format ("30s").
+	HardStopAfter    string
+	WorkerMaxReloads int
+
 	HTTPBind, HTTPSBind                 string
 	DefaultCert, CrtList                string
 	ExactMap, PrefixMap, TLSHostsMap    string
@@ -108,8 +119,17 @@ func Render(m *Model, cfg Config) (*Output, error) {
 	if cfg.Template == nil {
 		return nil, fmt.Errorf("no template")
 	}
+	grace, maxReloads := cfg.GracePeriod, cfg.WorkerMaxReloads
+	if grace <= 0 {
+		grace = 30 * time.Second
+	}
+	if maxReloads <= 0 {
+		maxReloads = 10
+	}
 	data := TemplateData{
-		HTTPBind: httpBind, HTTPSBind: httpsBind,
+		HardStopAfter:    strconv.FormatInt(grace.Milliseconds(), 10) + "ms",
+		WorkerMaxReloads: maxReloads,
+		HTTPBind:         httpBind, HTTPSBind: httpsBind,
 		DefaultCert: DefaultCertFile, CrtList: CrtListFile,
 		ExactMap: ExactMapFile, PrefixMap: PrefixMapFile, TLSHostsMap: TLSHostsMapFile,
 		DefaultBackend:     m.DefaultBackend,

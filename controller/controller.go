@@ -1,0 +1,366 @@
+// Package controller is the sidecar's main loop: a change in the source
+// triggers a render; the result is validated and made current, and HAProxy
+// is updated through its runtime API when that is enough, or reloaded.
+package controller
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+)
+
+// Source provides the objects to render. The file source reads manifests;
+// the Kubernetes source reads informer caches.
+type Source interface {
+	Inputs(ctx context.Context) (render.Inputs, []render.Problem, error)
+}
+
+// Renderer turns inputs into files (render.BuildModel + render.Render with
+// the command line's settings).
+type Renderer func(render.Inputs) (*render.Model, *render.Output, error)
+
+// HAProxy is what the loop needs from a running HAProxy; *reload.MasterCLI
+// provides it.
+type HAProxy interface {
+	Reload(ctx context.Context) (reload.ReloadResult, error)
+	AddMapEntry(ctx context.Context, mapName, key, value string) error
+	SetMapEntry(ctx context.Context, mapName, key, value string) error
+	DelMapEntry(ctx context.Context, mapName, key string) error
+	SetServerAddr(ctx context.Context, backend, server, addr string, port int) error
+	SetServerState(ctx context.Context, backend, server, state string) error
+}
+
+// Config wires a Controller.
+type Config struct {
+	Source Source
+	Store  *reload.Store
+	// Validate checks a candidate directory (normally haproxy -c).
+	Validate func(dir string) error
+	// HAProxy is nil when no HAProxy is to be updated (render-only use).
+	HAProxy HAProxy
+	// MinReloadInterval spaces reloads; runtime API updates are not
+	// limited.
+	MinReloadInterval time.Duration
+	// Quiet is how long a change waits for more before it is applied.
+	// It must stay small: a lone change is applied after at most this.
+	Quiet time.Duration
+	Log   *zap.Logger
+	// OnApplied, when set, is called after every pass that changed
+	// something (tests and metrics use it).
+	OnApplied func(Event)
+}
+
+// Event describes one pass of the loop that changed what HAProxy runs.
+type Event struct {
+	Reloaded   bool
+	RuntimeOps int
+	Generation int
+	Problems   []render.Problem
+	Took       time.Duration
+}
+
+// Stats are counters since start.
+type Stats struct {
+	Renders, Reloads, RuntimeUpdates, Unchanged, Failures int64
+}
+
+// Controller runs the loop. Create it with New.
+type Controller struct {
+	cfg     Config
+	trigger chan struct{}
+
+	mu       sync.Mutex
+	renderer Renderer
+	current  *state // what HAProxy runs; nil when unknown
+	problems []render.Problem
+
+	lastReload time.Time
+	stats      struct{ renders, reloads, runtime, unchanged, failures atomic.Int64 }
+}
+
+// New returns a controller rendering with r.
+func New(cfg Config, r Renderer) *Controller {
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	if cfg.Quiet == 0 {
+		cfg.Quiet = 2 * time.Millisecond
+	}
+	return &Controller{cfg: cfg, renderer: r, trigger: make(chan struct{}, 1)}
+}
+
+// Notify asks for a pass. It never blocks: notifications that arrive while
+// a pass is pending or running fold into one more pass.
+func (c *Controller) Notify() {
+	select {
+	case c.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// SetRenderer replaces the renderer (after the templates changed) and
+// triggers a pass.
+func (c *Controller) SetRenderer(r Renderer) {
+	c.mu.Lock()
+	c.renderer = r
+	c.mu.Unlock()
+	c.Notify()
+}
+
+// Stats returns the counters.
+func (c *Controller) Stats() Stats {
+	return Stats{
+		Renders: c.stats.renders.Load(), Reloads: c.stats.reloads.Load(), RuntimeUpdates: c.stats.runtime.Load(),
+		Unchanged: c.stats.unchanged.Load(), Failures: c.stats.failures.Load(),
+	}
+}
+
+// Problems returns what the last render skipped.
+func (c *Controller) Problems() []render.Problem {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.problems
+}
+
+// Run applies changes until ctx is done. The first pass runs at once.
+func (c *Controller) Run(ctx context.Context) error {
+	c.Notify()
+	retry := time.NewTimer(0)
+	<-retry.C
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.trigger:
+		case <-retry.C:
+		}
+		// A short quiet period lets a burst (an editor writing several
+		// files, kubectl apply -f dir) land in one pass.
+		if !sleep(ctx, c.cfg.Quiet) {
+			return nil
+		}
+		// Drain: everything up to now is in this pass.
+		select {
+		case <-c.trigger:
+		default:
+		}
+		if err := c.pass(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			c.stats.failures.Add(1)
+			backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
+			c.cfg.Log.Error("apply failed; will retry", zap.Error(err), zap.Duration("retry_in", backoff))
+			retry.Reset(backoff)
+			continue
+		}
+		backoff = 0
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// errInvalid marks a candidate HAProxy refused: nothing to retry until the
+// input changes.
+var errInvalid = errors.New("invalid configuration")
+
+// pass renders once and brings HAProxy to the result.
+func (c *Controller) pass(ctx context.Context) error {
+	for {
+		start := time.Now()
+		c.mu.Lock()
+		renderer, current := c.renderer, c.current
+		c.mu.Unlock()
+
+		in, loadProblems, err := c.cfg.Source.Inputs(ctx)
+		if err != nil {
+			return fmt.Errorf("reading objects: %w", err)
+		}
+		model, out, err := renderer(in)
+		c.stats.renders.Add(1)
+		if err != nil {
+			// A template that fails to execute: keep serving the last
+			// good configuration and wait for the next change.
+			c.cfg.Log.Error("render failed; keeping the last good configuration", zap.Error(err))
+			return nil
+		}
+		problems := append(loadProblems, model.Problems...)
+		c.mu.Lock()
+		c.problems = problems
+		c.mu.Unlock()
+		next := &state{model: model, out: out}
+
+		if current != nil && sameFiles(current.out, out) {
+			c.stats.unchanged.Add(1)
+			return nil
+		}
+		p := diff(current, next)
+
+		if !p.reload && c.cfg.HAProxy != nil {
+			if err := c.applyRuntime(ctx, p); err != nil {
+				// HAProxy may now be between the two states: make it
+				// whole with a reload.
+				c.cfg.Log.Warn("runtime update failed; reloading instead", zap.Error(err))
+				p.reload = true
+			}
+		}
+		if p.reload && c.cfg.HAProxy != nil {
+			if wait := c.cfg.MinReloadInterval - time.Since(c.lastReload); wait > 0 {
+				c.cfg.Log.Debug("reload rate-limited", zap.Duration("wait", wait))
+				if !sleep(ctx, wait) {
+					return ctx.Err()
+				}
+				// Whatever changed meanwhile goes into this reload.
+				select {
+				case <-c.trigger:
+				default:
+				}
+				continue
+			}
+		}
+
+		res, err := c.cfg.Store.Apply(ctx, Files(out), c.cfg.Validate)
+		if err != nil {
+			var ce *reload.CheckError
+			if errors.As(err, &ce) {
+				c.cfg.Log.Error("HAProxy rejects the new configuration; keeping the last good one",
+					zap.String("reasons", ExplainCheckError(ce, out)))
+				if !p.reload {
+					// Runtime changes were already made: what runs is
+					// no longer what is on disk. Reload from disk.
+					c.setCurrent(nil)
+				}
+				return nil // retried on the next change, not in a loop
+			}
+			return fmt.Errorf("writing configuration: %w", err)
+		}
+		ev := Event{Generation: res.Generation, Problems: problems, RuntimeOps: p.runtimeOps()}
+		// Without a known current state (first pass, or a failed
+		// reload or update) HAProxy may run anything: reload even when
+		// the files on disk are already these.
+		if p.reload && c.cfg.HAProxy != nil && (res.Changed || current == nil) {
+			r, err := c.cfg.HAProxy.Reload(ctx)
+			if err != nil {
+				c.setCurrent(nil)
+				return fmt.Errorf("reloading HAProxy: %w", err)
+			}
+			c.lastReload = time.Now()
+			c.stats.reloads.Add(1)
+			ev.Reloaded, ev.RuntimeOps = true, 0
+			c.cfg.Log.Info("reloaded HAProxy", zap.Int("generation", res.Generation), zap.Int("worker", r.Worker),
+				zap.Int("old_workers", r.OldWorkers), zap.Duration("took", time.Since(start)))
+		} else if !p.reload {
+			c.stats.runtime.Add(1)
+			c.cfg.Log.Info("updated HAProxy at run time", zap.Int("generation", res.Generation),
+				zap.Int("map_changes", len(p.maps)), zap.Int("slot_changes", len(p.slots)), zap.Duration("took", time.Since(start)))
+		}
+		c.setCurrent(next)
+		ev.Took = time.Since(start)
+		if c.cfg.OnApplied != nil {
+			c.cfg.OnApplied(ev)
+		}
+		return nil
+	}
+}
+
+func (c *Controller) setCurrent(s *state) {
+	c.mu.Lock()
+	c.current = s
+	c.mu.Unlock()
+}
+
+// applyRuntime makes map and server slot changes in the running worker.
+func (c *Controller) applyRuntime(ctx context.Context, p plan) error {
+	h := c.cfg.HAProxy
+	for _, op := range p.slots {
+		if op.addr == "" {
+			// Back to the placeholder the file has for an empty slot.
+			if err := h.SetServerState(ctx, op.backend, op.server, "maint"); err != nil {
+				return err
+			}
+			if err := h.SetServerAddr(ctx, op.backend, op.server, "127.0.0.1", 1); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := h.SetServerAddr(ctx, op.backend, op.server, op.addr, op.port); err != nil {
+			return err
+		}
+		if err := h.SetServerState(ctx, op.backend, op.server, "ready"); err != nil {
+			return err
+		}
+	}
+	for _, op := range p.maps {
+		var err error
+		switch {
+		case op.value == "":
+			err = h.DelMapEntry(ctx, op.file, op.key)
+		case op.add:
+			err = h.AddMapEntry(ctx, op.file, op.key, op.value)
+		default:
+			err = h.SetMapEntry(ctx, op.file, op.key, op.value)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sameFiles(a, b *render.Output) bool {
+	if len(a.Files) != len(b.Files) {
+		return false
+	}
+	for i := range a.Files {
+		if a.Files[i].Path != b.Files[i].Path || !bytes.Equal(a.Files[i].Data, b.Files[i].Data) {
+			return false
+		}
+	}
+	return true
+}
+
+// Files converts rendered output to what the store writes.
+func Files(out *render.Output) reload.Files {
+	files := make(reload.Files, len(out.Files))
+	for _, f := range out.Files {
+		files[f.Path] = f.Data
+	}
+	return files
+}
+
+// ExplainCheckError lists HAProxy's alerts, each with the objects behind
+// the line it names.
+func ExplainCheckError(ce *reload.CheckError, out *render.Output) string {
+	var b strings.Builder
+	for _, d := range ce.Alerts() {
+		if where := out.Origin(d.File, d.Line); where != "" {
+			fmt.Fprintf(&b, "%s\n  caused by %s\n", d, where)
+		} else {
+			fmt.Fprintf(&b, "%s\n", d)
+		}
+	}
+	if b.Len() == 0 {
+		b.WriteString(ce.Output)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

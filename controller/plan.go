@@ -1,0 +1,166 @@
+package controller
+
+import (
+	"bytes"
+	"slices"
+	"strconv"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+)
+
+// state is what was last made current: the model and the files rendered
+// from it.
+type state struct {
+	model *render.Model
+	out   *render.Output
+}
+
+// plan says how to get HAProxy from one state to the next.
+type plan struct {
+	// reload is needed when anything but map entries and server slot
+	// addresses changed.
+	reload bool
+	maps   []mapOp
+	slots  []slotOp
+}
+
+func (p plan) runtimeOps() int { return len(p.maps) + len(p.slots) }
+
+type mapOp struct {
+	file  string // map name as HAProxy knows it (its path in the config)
+	key   string
+	value string // "" to delete
+	add   bool   // key is new
+}
+
+type slotOp struct {
+	backend, server string
+	addr            string // IP, or "" to disable the slot
+	port            int
+}
+
+// mapFiles are the files HAProxy can change at run time (add/set/del map).
+var mapFiles = []string{render.ExactMapFile, render.PrefixMapFile, render.TLSHostsMapFile}
+
+// diff plans the change from old to next. Without an old state (first run,
+// or after a failure left HAProxy in an unknown state) it reloads.
+func diff(old *state, next *state) plan {
+	if old == nil {
+		return plan{reload: true}
+	}
+	// Certificates, crt-list and anything a template adds need a reload.
+	for _, f := range next.out.Files {
+		if f.Path == render.ConfigFile || slices.Contains(mapFiles, f.Path) {
+			continue
+		}
+		if !bytes.Equal(f.Data, old.out.Get(f.Path)) {
+			return plan{reload: true}
+		}
+	}
+	if len(old.out.Files) != len(next.out.Files) {
+		return plan{reload: true}
+	}
+
+	var p plan
+	if !bytes.Equal(old.out.Get(render.ConfigFile), next.out.Get(render.ConfigFile)) {
+		// The configuration may differ only in server slot addresses:
+		// the same backends with the same number of slots.
+		if !sameSkeleton(old.model, next.model) {
+			return plan{reload: true}
+		}
+		for i := range next.model.Backends {
+			p.slots = append(p.slots, slotChanges(&old.model.Backends[i], &next.model.Backends[i])...)
+		}
+	}
+	for _, name := range mapFiles {
+		p.maps = append(p.maps, mapChanges(name, old.out.Get(name), next.out.Get(name))...)
+	}
+	return p
+}
+
+// sameSkeleton is true when two models render the same configuration but
+// for the servers inside the slots: everything the template sees except
+// Backend.Servers is equal.
+func sameSkeleton(a, b *render.Model) bool {
+	if a.DefaultBackend != b.DefaultBackend || len(a.Backends) != len(b.Backends) {
+		return false
+	}
+	for i := range a.Backends {
+		x, y := &a.Backends[i], &b.Backends[i]
+		if x.Name != y.Name || x.Slots != y.Slots || x.Namespace != y.Namespace || x.Service != y.Service ||
+			x.Port != y.Port || x.PortName != y.PortName {
+			return false
+		}
+	}
+	return true
+}
+
+// slotChanges lists the slots whose endpoint changed. Slots are filled in
+// sorted endpoint order, exactly as the template renders them, so after
+// these changes HAProxy runs what the new configuration file says.
+func slotChanges(old, next *render.Backend) []slotOp {
+	var ops []slotOp
+	for i := range next.Slots {
+		var was, now string
+		if i < len(old.Servers) {
+			was = old.Servers[i].String()
+		}
+		if i < len(next.Servers) {
+			now = next.Servers[i].String()
+		}
+		if was == now {
+			continue
+		}
+		op := slotOp{backend: next.Name, server: "s" + strconv.Itoa(i+1)}
+		if i < len(next.Servers) {
+			op.addr, op.port = next.Servers[i].Addr().String(), int(next.Servers[i].Port())
+		}
+		ops = append(ops, op)
+	}
+	return ops
+}
+
+// mapChanges compares two map files entry by entry.
+func mapChanges(name string, old, next []byte) []mapOp {
+	was, now := parseMap(old), parseMap(next)
+	var ops []mapOp
+	for _, k := range sortedKeys(was) {
+		if _, ok := now[k]; !ok {
+			ops = append(ops, mapOp{file: name, key: k})
+		}
+	}
+	for _, k := range sortedKeys(now) {
+		v := now[k]
+		prev, ok := was[k]
+		switch {
+		case !ok:
+			ops = append(ops, mapOp{file: name, key: k, value: v, add: true})
+		case prev != v:
+			ops = append(ops, mapOp{file: name, key: k, value: v})
+		}
+	}
+	return ops
+}
+
+// parseMap reads "key value" lines, skipping comments, as HAProxy does.
+func parseMap(data []byte) map[string]string {
+	m := map[string]string{}
+	for line := range bytes.Lines(data) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		k, v, _ := bytes.Cut(line, []byte(" "))
+		m[string(k)] = string(bytes.TrimSpace(v))
+	}
+	return m
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

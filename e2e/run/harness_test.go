@@ -1,0 +1,425 @@
+// Package run holds end-to-end tests of `haproxy-sidecar run` driven by a
+// manifests directory: the real binary, a real HAProxy (2.6 and 3.0) and
+// HTTP echo backends, all on loopback.
+package run
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
+)
+
+// binary is the haproxy-sidecar built once for all tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "haproxy-sidecar-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "haproxy-sidecar")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Dir = "../.."
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building haproxy-sidecar:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// forEachHAProxy runs a test against every supported HAProxy version.
+func forEachHAProxy(t *testing.T, f func(t *testing.T, bin string)) {
+	for _, v := range []string{"2.6", "3.0"} {
+		bin := testenv.HAProxies(t)[v]
+		t.Run("haproxy-"+v, func(t *testing.T) { f(t, bin) })
+	}
+}
+
+// sidecar is a running `haproxy-sidecar run --haproxy-start`.
+type sidecar struct {
+	t         *testing.T
+	manifests string
+	configDir string
+	socket    string
+	httpPort  int
+	cmd       *exec.Cmd
+	logs      *lockedBuffer
+	done      chan struct{}
+}
+
+type sidecarOpts struct {
+	haproxy           string
+	minReloadInterval time.Duration
+	templates         string
+	manifests         string // default: a fresh directory
+	extra             []string
+}
+
+func startSidecar(t *testing.T, o sidecarOpts) *sidecar {
+	t.Helper()
+	work := t.TempDir()
+	s := &sidecar{
+		t:         t,
+		manifests: o.manifests,
+		configDir: filepath.Join(work, "config"),
+		socket:    filepath.Join(work, "master.sock"),
+		httpPort:  freePort(t),
+		logs:      &lockedBuffer{},
+		done:      make(chan struct{}),
+	}
+	if s.manifests == "" {
+		s.manifests = filepath.Join(work, "manifests")
+		if err := os.MkdirAll(s.manifests, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"run", "--manifests", s.manifests, "--config-dir", s.configDir, "--master-socket", s.socket,
+		"--haproxy-start", "--haproxy", o.haproxy, "--log-level", "debug", "--grace-period", "5s",
+		"--http-bind", "127.0.0.1:" + strconv.Itoa(s.httpPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"--min-reload-interval", o.minReloadInterval.String()}
+	if o.templates != "" {
+		args = append(args, "--templates", o.templates)
+	}
+	args = append(args, o.extra...)
+	s.cmd = exec.Command(binary, args...)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	// Its own process group, so that nothing it started outlives the test.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			t.Logf("sidecar log (last 6000 bytes):\n%s", tail(s.logs.String(), 200000))
+		}
+	})
+	// Serving means the frontend answers (404 before any Ingress).
+	s.eventually(20*time.Second, "HAProxy serving", func() error {
+		_, err := s.get("nothing.test", "/")
+		return err
+	})
+	return s
+}
+
+// stop sends SIGTERM and waits; anything left in the group is killed.
+func (s *sidecar) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(20 * time.Second):
+		s.t.Errorf("sidecar did not stop within 20s of SIGTERM")
+	}
+	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// write puts a manifest file in place atomically, the way editors and
+// kubectl-like tools replace files.
+func (s *sidecar) write(name, content string) {
+	s.t.Helper()
+	p := filepath.Join(s.manifests, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	tmp := filepath.Join(filepath.Dir(p), ".tmp-"+filepath.Base(p))
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *sidecar) remove(name string) {
+	s.t.Helper()
+	if err := os.Remove(filepath.Join(s.manifests, name)); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// get sends one request on a new connection and returns "svc:<name>" for
+// an echo backend's answer or "status:<code>" otherwise.
+func (s *sidecar) get(host, path string) (string, error) {
+	return get(s.httpPort, host, path)
+}
+
+func get(port int, host, path string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://127.0.0.1:"+strconv.Itoa(port)+path, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Host = host
+	resp, err := noKeepAlive.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode == 200 && bytes.HasPrefix(body, []byte("svc:")) {
+		return string(body), nil
+	}
+	return "status:" + strconv.Itoa(resp.StatusCode), nil
+}
+
+var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
+
+// expect waits until a request gets the wanted answer.
+func (s *sidecar) expect(host, path, want string) {
+	s.t.Helper()
+	s.eventually(10*time.Second, fmt.Sprintf("http://%s%s -> %s", host, path, want), func() error {
+		got, err := s.get(host, path)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("got %s", got)
+		}
+		return nil
+	})
+}
+
+// expectStays checks that an answer holds for a while (a change that must
+// not take effect).
+func (s *sidecar) expectStays(host, path, want string, d time.Duration) {
+	s.t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		got, err := s.get(host, path)
+		if err != nil || got != want {
+			s.t.Fatalf("http://%s%s: got %q (%v), want %s to stay", host, path, got, err, want)
+		}
+	}
+}
+
+func (s *sidecar) eventually(limit time.Duration, what string, f func() error) {
+	s.t.Helper()
+	var err error
+	for end := time.Now().Add(limit); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-s.done:
+			s.t.Fatalf("sidecar exited while waiting for %s", what)
+		default:
+		}
+		if err = f(); err == nil {
+			return
+		}
+	}
+	s.t.Fatalf("%s: not within %s: %v", what, limit, err)
+}
+
+// procs is HAProxy's own view of its processes.
+func (s *sidecar) procs() reload.ProcStatus {
+	s.t.Helper()
+	st, err := reload.NewMasterCLI(s.socket).ShowProc(context.Background())
+	if err != nil {
+		s.t.Fatalf("show proc: %v", err)
+	}
+	return st
+}
+
+// logCount counts log lines containing a string.
+func (s *sidecar) logCount(substr string) int {
+	return strings.Count(s.logs.String(), substr)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// echo is an HTTP backend on loopback answering "svc:<name>".
+type echo struct {
+	name string
+	port int
+	srv  *http.Server
+}
+
+func startEcho(t *testing.T, name string) *echo {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &echo{name: name, port: ln.Addr().(*net.TCPAddr).Port}
+	e.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "svc:"+name)
+	})}
+	go e.srv.Serve(ln)
+	t.Cleanup(func() { e.srv.Close() })
+	return e
+}
+
+// Manifest builders. EndpointSlices may name 127.0.0.1 here: no API server
+// checks them.
+
+const ingressClass = `apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: haproxy
+  annotations:
+    ingressclass.kubernetes.io/is-default-class: "true"
+spec:
+  controller: haproxy-sidecar.io/controller
+`
+
+// app is a Service named name whose endpoints are the given echo servers.
+func app(name string, backends ...*echo) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: v1
+kind: Service
+metadata:
+  name: %s
+spec:
+  ports:
+  - name: http
+    port: 80
+`, name)
+	for i, e := range backends {
+		fmt.Fprintf(&b, `---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: %s-%d
+  labels:
+    kubernetes.io/service-name: %s
+addressType: IPv4
+ports:
+- name: http
+  port: %d
+endpoints:
+- addresses: ["127.0.0.1"]
+`, name, i, name, e.port)
+	}
+	return b.String()
+}
+
+// ingress routes host+path (Prefix) to a Service.
+func ingress(name, host string, routes ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: %s
+spec:
+  rules:
+  - host: %s
+    http:
+      paths:
+`, name, host)
+	for i := 0; i+1 < len(routes); i += 2 {
+		fmt.Fprintf(&b, `      - path: %s
+        pathType: Prefix
+        backend:
+          service:
+            name: %s
+            port:
+              name: http
+`, routes[i], routes[i+1])
+	}
+	return b.String()
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// lines returns the log lines containing substr.
+func (l *lockedBuffer) lines(substr string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(l.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), substr) {
+			out = append(out, sc.Text())
+		}
+	}
+	return out
+}
+
+// killHAProxy kills the master and its workers at once, like a crashed
+// container, and waits for the supervisor to start a new master.
+func (s *sidecar) killHAProxy() {
+	s.t.Helper()
+	st := s.procs()
+	syscall.Kill(st.Master.PID, syscall.SIGKILL)
+	for _, w := range append(st.Workers, st.OldWorkers...) {
+		syscall.Kill(w.PID, syscall.SIGKILL)
+	}
+	s.eventually(20*time.Second, "a new HAProxy master", func() error {
+		now, err := reload.NewMasterCLI(s.socket).ShowProc(context.Background())
+		if err != nil {
+			return err
+		}
+		if now.Master.PID == st.Master.PID || now.CurrentWorker() == 0 {
+			return fmt.Errorf("master still %d", now.Master.PID)
+		}
+		return nil
+	})
+}
+
+// alive is true for a process that exists and is not a zombie (nothing
+// reaps orphans in this container, so a killed daemon can linger as one).
+func alive(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	_, rest, _ := strings.Cut(string(data), ") ")
+	return !strings.HasPrefix(rest, "Z")
+}
+
+func bin26(t *testing.T) string { return testenv.HAProxy26(t) }

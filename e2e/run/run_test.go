@@ -1,0 +1,201 @@
+package run
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Edits, additions, deletions and editor-style replacements of manifests
+// are served; the directory may not exist when the sidecar starts.
+func TestRunFollowsManifests(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, bin string) {
+		a, b := startEcho(t, "a"), startEcho(t, "b")
+		dir := filepath.Join(t.TempDir(), "not-yet")
+		s := startSidecar(t, sidecarOpts{haproxy: bin, manifests: dir})
+		s.expect("a.test", "/", "status:404")
+
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		s.write("class.yaml", ingressClass)
+		s.write("apps.yaml", app("a", a)+"---\n"+app("b", b))
+		s.write("ing-a.yaml", ingress("a", "a.test", "/", "a"))
+		s.expect("a.test", "/", "svc:a")
+
+		// Edit in place (truncate and write), as `>` in a shell does.
+		if err := os.WriteFile(filepath.Join(dir, "ing-a.yaml"), []byte(ingress("a", "a.test", "/", "b")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s.expect("a.test", "/", "svc:b")
+
+		// A new file in a new sub-directory.
+		s.write("team/ing-c.yaml", ingress("c", "c.test", "/", "a"))
+		s.expect("c.test", "/x", "svc:a")
+
+		// Delete.
+		s.remove("ing-a.yaml")
+		s.expect("a.test", "/", "status:404")
+		s.expect("c.test", "/x", "svc:a")
+	})
+}
+
+// An invalid manifest or template leaves the last good routing served and
+// is reported; fixing it is picked up.
+func TestRunKeepsServingOnBadInput(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, bin string) {
+		a := startEcho(t, "a")
+		tmplDir := t.TempDir()
+		src, err := os.ReadFile("../../templates/haproxy.cfg.tmpl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		good := string(src)
+		writeTmpl := func(s string) {
+			t.Helper()
+			if err := os.WriteFile(filepath.Join(tmplDir, "haproxy.cfg.tmpl"), []byte(s), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writeTmpl(good)
+		s := startSidecar(t, sidecarOpts{haproxy: bin, templates: tmplDir})
+		s.write("class.yaml", ingressClass)
+		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+		s.expect("a.test", "/", "svc:a")
+
+		// A file that is not YAML: reported, the rest still served.
+		s.write("broken.yaml", "kind: [unclosed\n")
+		s.write("b.yaml", ingress("b", "b.test", "/", "a"))
+		s.expect("b.test", "/", "svc:a")
+		s.expect("a.test", "/", "svc:a")
+
+		// A template that does not parse: reported, last good stays.
+		writeTmpl(good + "{{ .Unclosed ")
+		s.eventually(5*time.Second, "template error logged", func() error {
+			if s.logCount("templates do not parse") == 0 {
+				return os.ErrNotExist
+			}
+			return nil
+		})
+		s.write("c.yaml", ingress("c", "c.test", "/", "a"))
+		s.expect("c.test", "/", "svc:a") // old templates still render new objects
+
+		// A template HAProxy rejects: the candidate never goes live.
+		reloads := s.procs().Reloads
+		writeTmpl(strings.Replace(good, "    balance roundrobin\n", "    balance roundrobin\n    no-such-keyword\n", 1))
+		s.eventually(10*time.Second, "rejection logged", func() error {
+			if s.logCount("HAProxy rejects the new configuration") == 0 {
+				return os.ErrNotExist
+			}
+			return nil
+		})
+		if !strings.Contains(s.logs.String(), "caused by Service default/a port 80") {
+			t.Errorf("rejection does not name the Service behind the failing line")
+		}
+		s.expectStays("a.test", "/", "svc:a", 300*time.Millisecond)
+		if got := s.procs().Reloads; got != reloads {
+			t.Errorf("HAProxy reloaded %d times for a rejected configuration", got-reloads)
+		}
+		// The live configuration is still the last good one.
+		live, err := os.ReadFile(filepath.Join(s.configDir, "current", "haproxy.cfg"))
+		if err != nil || strings.Contains(string(live), "no-such-keyword") {
+			t.Errorf("live configuration holds the rejected template (err %v)", err)
+		}
+
+		writeTmpl(good)
+		s.write("d.yaml", ingress("d", "d.test", "/", "a"))
+		s.expect("d.test", "/", "svc:a")
+	})
+}
+
+// Endpoint changes and route changes to existing backends go through the
+// runtime API: the worker generation stays the same, and the files on disk
+// match what HAProxy runs.
+func TestRunRuntimeUpdatesWithoutReload(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, bin string) {
+		a1, a2, b := startEcho(t, "a1"), startEcho(t, "a2"), startEcho(t, "b")
+		s := startSidecar(t, sidecarOpts{haproxy: bin})
+		s.write("class.yaml", ingressClass)
+		s.write("apps.yaml", app("a", a1)+"---\n"+app("b", b))
+		s.write("ing.yaml", ingress("web", "web.test", "/", "a"))
+		// Backends exist for referenced Services only: b is in use here.
+		s.write("other.yaml", ingress("other", "other.test", "/", "b"))
+		s.expect("web.test", "/", "svc:a1")
+		s.expect("other.test", "/", "svc:b")
+		// Let the first reload's old worker go away before counting.
+		time.Sleep(200 * time.Millisecond)
+		before := s.procs()
+
+		// Endpoint change: a1 is replaced by a2.
+		s.write("apps.yaml", app("a", a2)+"---\n"+app("b", b))
+		s.expect("web.test", "/", "svc:a2")
+		// Route change to an existing backend.
+		s.write("ing.yaml", ingress("web", "web.test", "/", "a", "/b", "b"))
+		s.expect("web.test", "/b/x", "svc:b")
+		s.expect("web.test", "/", "svc:a2")
+		// A route removed.
+		s.write("ing.yaml", ingress("web", "web.test", "/", "a"))
+		s.expect("web.test", "/b/x", "svc:a2")
+
+		after := s.procs()
+		if after.Reloads != before.Reloads || after.CurrentWorker() != before.CurrentWorker() {
+			t.Errorf("HAProxy was reloaded: reloads %d -> %d, worker %d -> %d",
+				before.Reloads, after.Reloads, before.CurrentWorker(), after.CurrentWorker())
+		}
+		// Served first, persisted (validated) right after.
+		s.eventually(5*time.Second, "3 runtime updates logged", func() error {
+			if n := s.logCount("updated HAProxy at run time"); n < 3 {
+				return fmt.Errorf("%d logged", n)
+			}
+			return nil
+		})
+
+		// The files on disk are what HAProxy runs: a restart from them
+		// serves the same.
+		s.killHAProxy()
+		s.expect("web.test", "/", "svc:a2")
+		s.expect("web.test", "/b/x", "svc:a2")
+	})
+}
+
+// HAProxy killed under --haproxy-start comes back on the last good
+// configuration.
+func TestRunRestartsKilledHAProxy(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, bin string) {
+		a := startEcho(t, "a")
+		s := startSidecar(t, sidecarOpts{haproxy: bin})
+		s.write("class.yaml", ingressClass)
+		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+		s.expect("a.test", "/", "svc:a")
+		s.killHAProxy()
+		s.expect("a.test", "/", "svc:a")
+		// And it still follows changes.
+		s.write("b.yaml", ingress("b", "b.test", "/", "a"))
+		s.expect("b.test", "/", "svc:a")
+	})
+}
+
+// SIGTERM stops the sidecar and, with --haproxy-start, HAProxy.
+func TestRunStopsCleanly(t *testing.T) {
+	a := startEcho(t, "a")
+	s := startSidecar(t, sidecarOpts{haproxy: bin26(t)})
+	s.write("class.yaml", ingressClass)
+	s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+	s.expect("a.test", "/", "svc:a")
+	master := s.procs()
+	s.stop()
+	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM", code)
+	}
+	for _, p := range master.Workers {
+		if alive(p.PID) {
+			t.Errorf("HAProxy worker %d still running after the sidecar stopped", p.PID)
+		}
+	}
+	if _, err := get(s.httpPort, "a.test", "/"); err == nil {
+		t.Errorf("HAProxy still answers after the sidecar stopped")
+	}
+}

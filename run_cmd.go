@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/watch"
+)
+
+type runFlags struct {
+	renderFlags
+	manifests         string
+	configDir         string
+	masterSocket      string
+	haproxyStart      bool
+	init              bool
+	minReloadInterval time.Duration
+	socketWait        time.Duration
+	logLevel          string
+}
+
+func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f runFlags
+	f.register(fs)
+	fs.StringVar(&f.manifests, "manifests", "", "file or directory of Kubernetes manifests to watch (required)")
+	fs.StringVar(&f.configDir, "config-dir", "", "directory holding the generations of HAProxy's configuration; HAProxy runs <dir>/current/haproxy.cfg (required)")
+	fs.StringVar(&f.masterSocket, "master-socket", "", "HAProxy master CLI socket (haproxy -W -S <path>) (required)")
+	fs.BoolVar(&f.haproxyStart, "haproxy-start", false, "start and supervise HAProxy in master-worker mode instead of using one another container started")
+	fs.BoolVar(&f.init, "init", false, "write a valid minimal configuration into --config-dir (unless one is there) and exit; for an HAProxy container to start on")
+	fs.DurationVar(&f.minReloadInterval, "min-reload-interval", time.Second, "minimum time between two reloads (runtime API updates are not limited)")
+	fs.DurationVar(&f.socketWait, "socket-wait", 5*time.Minute, "how long to wait for the master socket of an HAProxy started elsewhere")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: haproxy-sidecar run --manifests DIR --config-dir DIR --master-socket PATH [--haproxy-start] [flags]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if f.configDir == "" || (!f.init && (f.manifests == "" || f.masterSocket == "")) {
+		fmt.Fprintln(stderr, "run: --manifests, --config-dir and --master-socket are required (--init needs only --config-dir)")
+		fs.Usage()
+		return 2
+	}
+	log, err := newLogger(f.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "run: %v\n", err)
+		return 2
+	}
+	defer log.Sync() //nolint:errcheck // stderr
+	if err := f.run(ctx, log); err != nil {
+		log.Error("run failed", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), lvl)
+	return zap.New(core), nil
+}
+
+func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
+	configDir, err := filepath.Abs(f.configDir)
+	if err != nil {
+		return err
+	}
+	store, err := reload.NewStore(configDir)
+	if err != nil {
+		return err
+	}
+	renderer, err := f.renderer()
+	if err != nil {
+		return err
+	}
+
+	// HAProxy needs a configuration before it can start: the last good
+	// one when there is one, else an empty cluster's (404 for everything).
+	_, empty, err := renderer(render.Inputs{})
+	if err != nil {
+		return fmt.Errorf("rendering the bootstrap configuration: %w", err)
+	}
+	boot, err := store.Bootstrap(controller.Files(empty))
+	if err != nil {
+		return fmt.Errorf("writing the bootstrap configuration: %w", err)
+	}
+	if f.init {
+		log.Info("configuration ready", zap.String("config", store.ConfigPath()), zap.Bool("written", boot.Changed))
+		return nil
+	}
+
+	cli := reload.NewMasterCLI(f.masterSocket)
+	var haproxy controller.HAProxy = cli
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); wg.Wait() }()
+
+	if f.haproxyStart {
+		sup := &reload.Supervisor{Bin: f.haproxyBin, Config: store.ConfigPath(), Socket: f.masterSocket, Log: log.Named("haproxy"),
+			Output: os.Stderr, StopGrace: f.gracePeriod}
+		haproxy = supervised{MasterCLI: sup.CLI(), sup: sup}
+		// HAProxy outlives the loop: it is stopped last, gracefully.
+		supCtx, stopHAProxy := context.WithCancel(context.WithoutCancel(ctx))
+		supDone := make(chan struct{})
+		go func() {
+			defer close(supDone)
+			if err := sup.Run(supCtx); err != nil {
+				log.Error("stopping HAProxy", zap.Error(err))
+			}
+		}()
+		defer func() { stopHAProxy(); <-supDone }()
+		readyCtx, cancelReady := context.WithTimeout(ctx, 30*time.Second)
+		err := sup.WaitReady(readyCtx)
+		cancelReady()
+		if err != nil {
+			return err
+		}
+	} else if err := waitForSocket(ctx, f.masterSocket, f.socketWait, log); err != nil {
+		return err
+	}
+
+	ctl := controller.New(controller.Config{
+		Source:            controller.FileSource{Path: f.manifests},
+		Store:             store,
+		Validate:          reload.Validator(ctx, f.haproxyBin),
+		HAProxy:           haproxy,
+		MinReloadInterval: f.minReloadInterval,
+		Log:               log.Named("controller"),
+		OnApplied: func(ev controller.Event) {
+			for _, p := range ev.Problems {
+				if p.Severity == render.Warning {
+					log.Warn("skipped", zap.String("problem", p.String()))
+				}
+			}
+		},
+	}, renderer)
+
+	watchers := []*watch.Dir{{Path: f.manifests, Notify: ctl.Notify, Log: log.Named("watch")}}
+	if f.templatesDir != "" {
+		watchers = append(watchers, &watch.Dir{Path: f.templatesDir, Log: log.Named("templates"), Notify: func() {
+			r, err := f.renderer()
+			if err != nil {
+				log.Error("templates do not parse; keeping the last good ones", zap.Error(err))
+				return
+			}
+			ctl.SetRenderer(r)
+		}})
+	}
+	for _, w := range watchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.Run(ctx); err != nil {
+				log.Error("watch stopped", zap.String("path", w.Path), zap.Error(err))
+			}
+		}()
+	}
+	log.Info("running", zap.String("manifests", f.manifests), zap.String("config", store.ConfigPath()),
+		zap.String("master_socket", f.masterSocket), zap.Bool("haproxy_start", f.haproxyStart))
+	err = ctl.Run(ctx)
+	log.Info("stopping", zap.Any("stats", ctl.Stats()))
+	return err
+}
+
+// waitForSocket waits for an HAProxy started by another container to
+// create its master socket.
+func waitForSocket(ctx context.Context, path string, limit time.Duration, log *zap.Logger) error {
+	deadline := time.Now().Add(limit)
+	logged := false
+	for {
+		if st, err := os.Stat(path); err == nil && st.Mode()&os.ModeSocket != 0 {
+			return nil
+		}
+		if !logged {
+			log.Info("waiting for HAProxy's master socket", zap.String("path", path))
+			logged = true
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("master socket %s did not appear within %s", path, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("stopped while waiting for the master socket")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// supervised talks to an HAProxy the sidecar started: runtime commands go
+// to the master CLI, reloads through the supervisor, which adds HAProxy's
+// own startup errors to a failed 2.6 reload.
+type supervised struct {
+	*reload.MasterCLI
+	sup *reload.Supervisor
+}
+
+func (s supervised) Reload(ctx context.Context) (reload.ReloadResult, error) {
+	return s.sup.Reload(ctx)
+}
