@@ -243,14 +243,21 @@ func (s *sidecar) eventually(limit time.Duration, what string, f func() error) {
 	s.t.Fatalf("%s: not within %s: %v", what, limit, err)
 }
 
-// procs is HAProxy's own view of its processes.
+// procs is HAProxy's own view of its processes. The master does not answer
+// while it re-executes itself for a reload, so it is asked until it does.
 func (s *sidecar) procs() reload.ProcStatus {
 	s.t.Helper()
-	st, err := reload.NewMasterCLI(s.socket).ShowProc(context.Background())
-	if err != nil {
-		s.t.Fatalf("show proc: %v", err)
-	}
+	var st reload.ProcStatus
+	s.eventually(10*time.Second, "show proc", func() (err error) {
+		st, err = reload.NewMasterCLI(s.socket).ShowProc(context.Background())
+		return err
+	})
 	return st
+}
+
+// tryProcs asks once, for use inside eventually.
+func (s *sidecar) tryProcs() (reload.ProcStatus, error) {
+	return reload.NewMasterCLI(s.socket).ShowProc(context.Background())
 }
 
 // logCount counts log lines containing a string.
@@ -423,3 +430,18 @@ func alive(pid int) bool {
 }
 
 func bin26(t *testing.T) string { return testenv.HAProxy26(t) }
+
+// liveConfig is the configuration HAProxy runs from (current generation).
+func (s *sidecar) liveConfig() string {
+	data, _ := os.ReadFile(filepath.Join(s.configDir, "current", "haproxy.cfg"))
+	return string(data)
+}
+
+func containsLine(text, line string) bool {
+	for _, l := range strings.Split(text, "\n") {
+		if l == line {
+			return true
+		}
+	}
+	return false
+}
