@@ -7,7 +7,7 @@ BIN       ?= bin/haproxy-sidecar
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_TEST ?= -timeout 40m
 
-.PHONY: build test deps vet bench golden clean
+.PHONY: build test deps vet bench golden clean run
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
@@ -34,6 +34,11 @@ golden:
 # Benchmarks; figures and the commands behind them are kept in BENCHMARKS.md.
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./render/
+
+# A local demo: HAProxy, echo backends and the sidecar watching a copy of
+# testdata/demo, all on 127.0.0.1 (scripts/demo.sh; Ctrl-C stops it).
+run: build
+	bash scripts/demo.sh
 
 clean:
 	rm -rf bin
