@@ -13,8 +13,12 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/admin"
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
+	"github.com/haproxy-sidecar/haproxy-sidecar/kube"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 	"github.com/haproxy-sidecar/haproxy-sidecar/watch"
@@ -23,6 +27,9 @@ import (
 type runFlags struct {
 	renderFlags
 	manifests         string
+	kubeconfig        string
+	watchNamespace    string
+	healthAddr        string
 	configDir         string
 	masterSocket      string
 	haproxyStart      bool
@@ -37,7 +44,10 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var f runFlags
 	f.register(fs)
-	fs.StringVar(&f.manifests, "manifests", "", "file or directory of Kubernetes manifests to watch (required)")
+	fs.StringVar(&f.manifests, "manifests", "", "file or directory of Kubernetes manifests to watch instead of a cluster")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: the in-cluster service account (without --manifests)")
+	fs.StringVar(&f.watchNamespace, "watch-namespace", "", "serve only Ingresses (and use only Services, EndpointSlices, Secrets) of this namespace; default all")
+	fs.StringVar(&f.healthAddr, "health-addr", ":10254", "listen address of /healthz and /readyz (empty to disable)")
 	fs.StringVar(&f.configDir, "config-dir", "", "directory holding the generations of HAProxy's configuration; HAProxy runs <dir>/current/haproxy.cfg (required)")
 	fs.StringVar(&f.masterSocket, "master-socket", "", "HAProxy master CLI socket (haproxy -W -S <path>) (required)")
 	fs.BoolVar(&f.haproxyStart, "haproxy-start", false, "start and supervise HAProxy in master-worker mode instead of using one another container started")
@@ -46,14 +56,14 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.DurationVar(&f.socketWait, "socket-wait", 5*time.Minute, "how long to wait for the master socket of an HAProxy started elsewhere")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: haproxy-sidecar run --manifests DIR --config-dir DIR --master-socket PATH [--haproxy-start] [flags]")
+		fmt.Fprintln(stderr, "Usage: haproxy-sidecar run [--manifests DIR | --kubeconfig FILE] --config-dir DIR --master-socket PATH [--haproxy-start] [flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if f.configDir == "" || (!f.init && (f.manifests == "" || f.masterSocket == "")) {
-		fmt.Fprintln(stderr, "run: --manifests, --config-dir and --master-socket are required (--init needs only --config-dir)")
+	if f.configDir == "" || (!f.init && f.masterSocket == "") {
+		fmt.Fprintln(stderr, "run: --config-dir and --master-socket are required (--init needs only --config-dir)")
 		fs.Usage()
 		return 2
 	}
@@ -140,14 +150,44 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 		return err
 	}
 
-	ctl := controller.New(controller.Config{
-		Source:            controller.FileSource{Path: f.manifests},
+	var source controller.Source
+	var ctl *controller.Controller
+	notify := func() { ctl.Notify() }
+	var runners []func(context.Context) error
+	if f.manifests != "" {
+		source = controller.FileSource{Path: f.manifests}
+		w := &watch.Dir{Path: f.manifests, Notify: notify, Log: log.Named("watch")}
+		runners = append(runners, w.Run)
+	} else {
+		ks, err := f.kubeSource(ctx, log, notify)
+		if err != nil {
+			return err
+		}
+		source = ks
+	}
+	if f.templatesDir != "" {
+		w := &watch.Dir{Path: f.templatesDir, Log: log.Named("templates"), Notify: func() {
+			r, err := f.renderer()
+			if err != nil {
+				log.Error("templates do not parse; keeping the last good ones", zap.Error(err))
+				return
+			}
+			ctl.SetRenderer(r)
+		}}
+		runners = append(runners, w.Run)
+	}
+
+	ctl = controller.New(controller.Config{
+		Source:            source,
 		Store:             store,
 		Validate:          reload.Validator(ctx, f.haproxyBin),
 		HAProxy:           haproxy,
 		MinReloadInterval: f.minReloadInterval,
 		Log:               log.Named("controller"),
 		OnApplied: func(ev controller.Event) {
+			if !ev.Changed {
+				return
+			}
 			for _, p := range ev.Problems {
 				if p.Severity == render.Warning {
 					log.Warn("skipped", zap.String("problem", p.String()))
@@ -155,32 +195,49 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 			}
 		},
 	}, renderer)
-
-	watchers := []*watch.Dir{{Path: f.manifests, Notify: ctl.Notify, Log: log.Named("watch")}}
-	if f.templatesDir != "" {
-		watchers = append(watchers, &watch.Dir{Path: f.templatesDir, Log: log.Named("templates"), Notify: func() {
-			r, err := f.renderer()
-			if err != nil {
-				log.Error("templates do not parse; keeping the last good ones", zap.Error(err))
-				return
-			}
-			ctl.SetRenderer(r)
-		}})
+	if f.healthAddr != "" {
+		srv := &admin.Server{Addr: f.healthAddr, Ready: ctl.Ready, Log: log.Named("admin")}
+		runners = append(runners, srv.Run)
 	}
-	for _, w := range watchers {
+	if ks, ok := source.(*kube.Source); ok {
+		// The first render must see the whole cluster, not a partial cache.
+		wg.Add(1)
+		go func() { defer wg.Done(); ks.Run(ctx) }() //nolint:errcheck // returns nil
+		syncCtx, cancelSync := context.WithTimeout(ctx, 2*time.Minute)
+		err := ks.WaitForSync(syncCtx)
+		cancelSync()
+		if err != nil {
+			return err
+		}
+	}
+	for _, r := range runners {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := w.Run(ctx); err != nil {
-				log.Error("watch stopped", zap.String("path", w.Path), zap.Error(err))
+			if err := r(ctx); err != nil {
+				log.Error("stopped", zap.Error(err))
 			}
 		}()
 	}
-	log.Info("running", zap.String("manifests", f.manifests), zap.String("config", store.ConfigPath()),
+	log.Info("running", zap.String("manifests", f.manifests), zap.String("watch_namespace", f.watchNamespace), zap.String("config", store.ConfigPath()),
 		zap.String("master_socket", f.masterSocket), zap.Bool("haproxy_start", f.haproxyStart))
 	err = ctl.Run(ctx)
 	log.Info("stopping", zap.Any("stats", ctl.Stats()))
 	return err
+}
+
+// kubeSource connects to the API server (kubeconfig or in-cluster).
+func (f *runFlags) kubeSource(ctx context.Context, log *zap.Logger, notify func()) (*kube.Source, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", f.kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
+	}
+	cfg.UserAgent = "haproxy-sidecar/" + version
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return kube.NewSource(kube.SourceConfig{Client: client, Namespace: f.watchNamespace, Notify: notify, Log: log.Named("kube")})
 }
 
 // waitForSocket waits for an HAProxy started by another container to

@@ -55,13 +55,18 @@ type Config struct {
 	// It must stay small: a lone change is applied after at most this.
 	Quiet time.Duration
 	Log   *zap.Logger
-	// OnApplied, when set, is called after every pass that changed
-	// something (tests and metrics use it).
+	// OnApplied, when set, is called after every successful pass, also
+	// when nothing changed (status and Events follow the model, which can
+	// change without the files changing).
 	OnApplied func(Event)
 }
 
-// Event describes one pass of the loop that changed what HAProxy runs.
+// Event describes one successful pass of the loop.
 type Event struct {
+	// Model is what HAProxy serves now.
+	Model *render.Model
+	// Changed is false when the files were already what HAProxy runs.
+	Changed    bool
 	Reloaded   bool
 	RuntimeOps int
 	Generation int
@@ -85,7 +90,22 @@ type Controller struct {
 	problems []render.Problem
 
 	lastReload time.Time
+	ready      atomic.Bool
 	stats      struct{ renders, reloads, runtime, unchanged, failures atomic.Int64 }
+}
+
+// Ready is true once a configuration rendered from the source is what
+// HAProxy serves (the readiness probe).
+func (c *Controller) Ready() bool { return c.ready.Load() }
+
+// Model returns the model HAProxy serves, or nil before the first pass.
+func (c *Controller) Model() *render.Model {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.current == nil {
+		return nil
+	}
+	return c.current.model
 }
 
 // New returns a controller rendering with r.
@@ -212,6 +232,12 @@ func (c *Controller) pass(ctx context.Context) error {
 
 		if current != nil && sameFiles(current.out, out) {
 			c.stats.unchanged.Add(1)
+			// Same files, but the model may differ in what is not
+			// rendered (e.g. which Ingresses are served with no rules).
+			c.setCurrent(&state{model: model, out: current.out})
+			if c.cfg.OnApplied != nil {
+				c.cfg.OnApplied(Event{Model: model, Problems: problems, Took: time.Since(start)})
+			}
 			return nil
 		}
 		p := diff(current, next)
@@ -254,7 +280,7 @@ func (c *Controller) pass(ctx context.Context) error {
 			}
 			return fmt.Errorf("writing configuration: %w", err)
 		}
-		ev := Event{Generation: res.Generation, Problems: problems, RuntimeOps: p.runtimeOps()}
+		ev := Event{Model: model, Changed: true, Generation: res.Generation, Problems: problems, RuntimeOps: p.runtimeOps()}
 		// Without a known current state (first pass, or a failed
 		// reload or update) HAProxy may run anything: reload even when
 		// the files on disk are already these.
@@ -287,6 +313,9 @@ func (c *Controller) setCurrent(s *state) {
 	c.mu.Lock()
 	c.current = s
 	c.mu.Unlock()
+	if s != nil {
+		c.ready.Store(true)
+	}
 }
 
 // applyRuntime makes map and server slot changes in the running worker.

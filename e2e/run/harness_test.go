@@ -4,47 +4,23 @@
 package run
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 )
-
-// binary is the haproxy-sidecar built once for all tests.
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "haproxy-sidecar-e2e-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "haproxy-sidecar")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Dir = "../.."
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building haproxy-sidecar:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 // forEachHAProxy runs a test against every supported HAProxy version.
 func forEachHAProxy(t *testing.T, f func(t *testing.T, bin string)) {
@@ -54,16 +30,15 @@ func forEachHAProxy(t *testing.T, f func(t *testing.T, bin string)) {
 	}
 }
 
-// sidecar is a running `haproxy-sidecar run --haproxy-start`.
+// sidecar is a running `haproxy-sidecar run --manifests DIR --haproxy-start`.
 type sidecar struct {
+	*sidecartest.Process
 	t         *testing.T
 	manifests string
 	configDir string
 	socket    string
 	httpPort  int
-	cmd       *exec.Cmd
-	logs      *lockedBuffer
-	done      chan struct{}
+	logs      *sidecartest.LockedBuffer
 }
 
 type sidecarOpts struct {
@@ -71,7 +46,6 @@ type sidecarOpts struct {
 	minReloadInterval time.Duration
 	templates         string
 	manifests         string // default: a fresh directory
-	extra             []string
 }
 
 func startSidecar(t *testing.T, o sidecarOpts) *sidecar {
@@ -82,9 +56,7 @@ func startSidecar(t *testing.T, o sidecarOpts) *sidecar {
 		manifests: o.manifests,
 		configDir: filepath.Join(work, "config"),
 		socket:    filepath.Join(work, "master.sock"),
-		httpPort:  freePort(t),
-		logs:      &lockedBuffer{},
-		done:      make(chan struct{}),
+		httpPort:  sidecartest.FreePort(t),
 	}
 	if s.manifests == "" {
 		s.manifests = filepath.Join(work, "manifests")
@@ -93,27 +65,14 @@ func startSidecar(t *testing.T, o sidecarOpts) *sidecar {
 		}
 	}
 	args := []string{"run", "--manifests", s.manifests, "--config-dir", s.configDir, "--master-socket", s.socket,
-		"--haproxy-start", "--haproxy", o.haproxy, "--log-level", "debug", "--grace-period", "5s",
-		"--http-bind", "127.0.0.1:" + strconv.Itoa(s.httpPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"--haproxy-start", "--haproxy", o.haproxy, "--log-level", "debug", "--grace-period", "5s", "--health-addr", "",
+		"--http-bind", "127.0.0.1:" + strconv.Itoa(s.httpPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(sidecartest.FreePort(t)),
 		"--min-reload-interval", o.minReloadInterval.String()}
 	if o.templates != "" {
 		args = append(args, "--templates", o.templates)
 	}
-	args = append(args, o.extra...)
-	s.cmd = exec.Command(binary, args...)
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	// Its own process group, so that nothing it started outlives the test.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		s.stop()
-		if t.Failed() {
-			t.Logf("sidecar log (last 6000 bytes):\n%s", tail(s.logs.String(), 200000))
-		}
-	})
+	s.Process = sidecartest.Start(t, s.socket, args...)
+	s.logs = s.Logs
 	// Serving means the frontend answers (404 before any Ingress).
 	s.eventually(20*time.Second, "HAProxy serving", func() error {
 		_, err := s.get("nothing.test", "/")
@@ -122,28 +81,7 @@ func startSidecar(t *testing.T, o sidecarOpts) *sidecar {
 	return s
 }
 
-// stop sends SIGTERM and waits; anything left in the group is killed.
-func (s *sidecar) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(20 * time.Second):
-		s.t.Errorf("sidecar did not stop within 20s of SIGTERM")
-	}
-	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
+func (s *sidecar) stop() { s.Stop() }
 
 // write puts a manifest file in place atomically, the way editors and
 // kubectl-like tools replace files.
@@ -176,29 +114,15 @@ func (s *sidecar) get(host, path string) (string, error) {
 }
 
 func get(port int, host, path string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://127.0.0.1:"+strconv.Itoa(port)+path, nil)
+	status, body, err := sidecartest.Get(port, host, path)
 	if err != nil {
 		return "", err
 	}
-	req.Host = host
-	resp, err := noKeepAlive.Do(req)
-	if err != nil {
-		return "", err
+	if status == 200 && strings.HasPrefix(body, "svc:") {
+		return body, nil
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode == 200 && bytes.HasPrefix(body, []byte("svc:")) {
-		return string(body), nil
-	}
-	return "status:" + strconv.Itoa(resp.StatusCode), nil
+	return "status:" + strconv.Itoa(status), nil
 }
-
-var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
 
 // expect waits until a request gets the wanted answer.
 func (s *sidecar) expect(host, path, want string) {
@@ -229,51 +153,17 @@ func (s *sidecar) expectStays(host, path, want string, d time.Duration) {
 
 func (s *sidecar) eventually(limit time.Duration, what string, f func() error) {
 	s.t.Helper()
-	var err error
-	for end := time.Now().Add(limit); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		select {
-		case <-s.done:
-			s.t.Fatalf("sidecar exited while waiting for %s", what)
-		default:
-		}
-		if err = f(); err == nil {
-			return
-		}
-	}
-	s.t.Fatalf("%s: not within %s: %v", what, limit, err)
+	s.Eventually(limit, what, f)
 }
 
-// procs is HAProxy's own view of its processes. The master does not answer
-// while it re-executes itself for a reload, so it is asked until it does.
-func (s *sidecar) procs() reload.ProcStatus {
-	s.t.Helper()
-	var st reload.ProcStatus
-	s.eventually(10*time.Second, "show proc", func() (err error) {
-		st, err = reload.NewMasterCLI(s.socket).ShowProc(context.Background())
-		return err
-	})
-	return st
-}
+// procs is HAProxy's own view of its processes.
+func (s *sidecar) procs() reload.ProcStatus { return s.Procs() }
 
 // tryProcs asks once, for use inside eventually.
-func (s *sidecar) tryProcs() (reload.ProcStatus, error) {
-	return reload.NewMasterCLI(s.socket).ShowProc(context.Background())
-}
+func (s *sidecar) tryProcs() (reload.ProcStatus, error) { return s.TryProcs() }
 
 // logCount counts log lines containing a string.
-func (s *sidecar) logCount(substr string) int {
-	return strings.Count(s.logs.String(), substr)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func (s *sidecar) logCount(substr string) int { return s.LogCount(substr) }
 
 // echo is an HTTP backend on loopback answering "svc:<name>".
 type echo struct {
@@ -367,36 +257,6 @@ spec:
 	return b.String()
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// lines returns the log lines containing substr.
-func (l *lockedBuffer) lines(substr string) []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(l.String()))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), substr) {
-			out = append(out, sc.Text())
-		}
-	}
-	return out
-}
-
 // killHAProxy kills the master and its workers at once, like a crashed
 // container, and waits for the supervisor to start a new master.
 func (s *sidecar) killHAProxy() {
@@ -445,3 +305,5 @@ func containsLine(text, line string) bool {
 	}
 	return false
 }
+
+func freePort(t *testing.T) int { return sidecartest.FreePort(t) }

@@ -187,7 +187,7 @@ func TestRunStopsCleanly(t *testing.T) {
 	s.expect("a.test", "/", "svc:a")
 	master := s.procs()
 	s.stop()
-	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+	if code := s.Cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
 	}
 	for _, p := range master.Workers {

@@ -1,0 +1,334 @@
+// Package kube is the sidecar's Kubernetes side: informers that feed the
+// render loop, Ingress status, Events and leader election.
+package kube
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+)
+
+// SourceConfig selects what the source watches.
+type SourceConfig struct {
+	Client kubernetes.Interface
+	// Namespace limits Ingresses, Services and EndpointSlices to one
+	// namespace; "" watches all. IngressClasses are cluster-scoped.
+	Namespace string
+	// SettingsConfigMap is "namespace/name" of the global settings
+	// ConfigMap, or "".
+	SettingsConfigMap string
+	// Notify is called after any watched object changed.
+	Notify func()
+	Log    *zap.Logger
+}
+
+// Source keeps informer caches of the objects a render needs and hands
+// them out as render.Inputs. Secrets are never cached cluster-wide: each
+// Secret an Ingress references gets its own single-object watch, started
+// when the first reference appears and stopped when the last goes away.
+type Source struct {
+	cfg       SourceConfig
+	factory   informers.SharedInformerFactory // namespaced objects
+	cluster   informers.SharedInformerFactory // IngressClasses
+	ingresses cache.SharedIndexInformer
+	classes   cache.SharedIndexInformer
+	services  cache.SharedIndexInformer
+	slices    cache.SharedIndexInformer
+	settings  cache.SharedIndexInformer // nil without a settings ConfigMap
+
+	mu      sync.Mutex
+	ctx     context.Context
+	secrets map[string]*secretWatch // by namespace/name
+}
+
+type secretWatch struct {
+	informer cache.SharedIndexInformer
+	stop     context.CancelFunc
+}
+
+// NewSource prepares the informers; Run starts them.
+func NewSource(cfg SourceConfig) (*Source, error) {
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	s := &Source{cfg: cfg, secrets: map[string]*secretWatch{}}
+	s.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(cfg.Namespace))
+	s.cluster = informers.NewSharedInformerFactory(cfg.Client, 0)
+	s.ingresses = s.factory.Networking().V1().Ingresses().Informer()
+	s.services = s.factory.Core().V1().Services().Informer()
+	s.slices = s.factory.Discovery().V1().EndpointSlices().Informer()
+	s.classes = s.cluster.Networking().V1().IngressClasses().Informer()
+	if cfg.SettingsConfigMap != "" {
+		ns, name, err := splitRef(cfg.SettingsConfigMap)
+		if err != nil {
+			return nil, fmt.Errorf("settings ConfigMap: %w", err)
+		}
+		// One object only: a field selector keeps every other ConfigMap
+		// out of memory.
+		f := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(ns),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+			}))
+		s.settings = f.Core().V1().ConfigMaps().Informer()
+	}
+	notify := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.changed() },
+		UpdateFunc: func(old, new any) { s.changedUnlessResync(old, new) },
+		DeleteFunc: func(any) { s.changed() },
+	}
+	for _, inf := range s.informers() {
+		if _, err := inf.AddEventHandler(notify); err != nil {
+			return nil, err
+		}
+	}
+	// Ingress changes can add or drop Secret references.
+	if _, err := s.ingresses.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.syncSecretWatches() },
+		UpdateFunc: func(any, any) { s.syncSecretWatches() },
+		DeleteFunc: func(any) { s.syncSecretWatches() },
+	}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Source) informers() []cache.SharedIndexInformer {
+	infs := []cache.SharedIndexInformer{s.ingresses, s.classes, s.services, s.slices}
+	if s.settings != nil {
+		infs = append(infs, s.settings)
+	}
+	return infs
+}
+
+func (s *Source) changed() {
+	if s.cfg.Notify != nil {
+		s.cfg.Notify()
+	}
+}
+
+// changedUnlessResync skips the periodic resync's no-op updates.
+func (s *Source) changedUnlessResync(old, new any) {
+	o, ok1 := old.(metav1.Object)
+	n, ok2 := new.(metav1.Object)
+	if ok1 && ok2 && o.GetResourceVersion() == n.GetResourceVersion() {
+		return
+	}
+	s.changed()
+}
+
+// Run starts the informers and blocks until ctx is done. Informers
+// reconnect by themselves when the API server goes away; their caches keep
+// the last state meanwhile, so HAProxy keeps serving it.
+func (s *Source) Run(ctx context.Context) error {
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+	for _, inf := range s.informers() {
+		go inf.Run(ctx.Done())
+	}
+	<-ctx.Done()
+	s.mu.Lock()
+	for key, w := range s.secrets {
+		w.stop()
+		delete(s.secrets, key)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// WaitForSync blocks until every cache (including the watches of Secrets
+// referenced at that point) holds a full list, so that the first render
+// does not serve a partial cluster.
+func (s *Source) WaitForSync(ctx context.Context) error {
+	var synced []cache.InformerSynced
+	for _, inf := range s.informers() {
+		synced = append(synced, inf.HasSynced)
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return fmt.Errorf("waiting for informer caches: %w", ctx.Err())
+	}
+	s.syncSecretWatches()
+	s.mu.Lock()
+	synced = synced[:0]
+	for _, w := range s.secrets {
+		synced = append(synced, w.informer.HasSynced)
+	}
+	s.mu.Unlock()
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return fmt.Errorf("waiting for Secret caches: %w", ctx.Err())
+	}
+	return nil
+}
+
+// referencedSecrets lists namespace/name of every Secret named in an
+// Ingress's spec.tls, plus the settings' default certificate.
+func (s *Source) referencedSecrets() map[string]bool {
+	refs := map[string]bool{}
+	for _, obj := range s.ingresses.GetStore().List() {
+		ing := obj.(*networkingv1.Ingress)
+		for _, t := range ing.Spec.TLS {
+			if t.SecretName != "" {
+				refs[ing.Namespace+"/"+t.SecretName] = true
+			}
+		}
+	}
+	if s.settings != nil {
+		for _, obj := range s.settings.GetStore().List() {
+			if ref := obj.(*corev1.ConfigMap).Data[DefaultCertificateKey]; ref != "" {
+				refs[ref] = true
+			}
+		}
+	}
+	return refs
+}
+
+// secretSyncWait bounds how long a render waits for a new Secret watch.
+const secretSyncWait = 2 * time.Second
+
+// DefaultCertificateKey is the settings ConfigMap key naming the default
+// certificate Secret, which the source must watch too.
+const DefaultCertificateKey = "default-certificate"
+
+// syncSecretWatches starts a watch for each newly referenced Secret and
+// stops those no longer referenced.
+func (s *Source) syncSecretWatches() {
+	refs := s.referencedSecrets()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil {
+		return // not running yet; WaitForSync calls again
+	}
+	for key, w := range s.secrets {
+		if !refs[key] {
+			w.stop()
+			delete(s.secrets, key)
+			s.cfg.Log.Debug("stopped watching Secret", zap.String("secret", key))
+			s.changed()
+		}
+	}
+	for key := range refs {
+		if _, ok := s.secrets[key]; ok {
+			continue
+		}
+		ns, name, err := splitRef(key)
+		if err != nil || s.cfg.Namespace != "" && ns != s.cfg.Namespace {
+			continue // invalid, or outside the watched namespace: render reports it missing
+		}
+		f := informers.NewSharedInformerFactoryWithOptions(s.cfg.Client, 0, informers.WithNamespace(ns),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+			}))
+		inf := f.Core().V1().Secrets().Informer()
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { s.changed() },
+			UpdateFunc: func(old, new any) { s.changedUnlessResync(old, new) },
+			DeleteFunc: func(any) { s.changed() },
+		}); err != nil {
+			continue
+		}
+		ctx, stop := context.WithCancel(s.ctx)
+		s.secrets[key] = &secretWatch{informer: inf, stop: stop}
+		go inf.Run(ctx.Done())
+		s.cfg.Log.Debug("watching Secret", zap.String("secret", key))
+	}
+}
+
+// WatchedSecrets lists the Secrets currently watched, sorted (for tests
+// and debugging).
+func (s *Source) WatchedSecrets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []string
+	for k := range s.secrets {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Inputs returns the cached objects. They are shared with the informers
+// and must not be modified; render only reads them.
+func (s *Source) Inputs(ctx context.Context) (render.Inputs, []render.Problem, error) {
+	// A Secret referenced a moment ago may still be loading: give its
+	// watch a moment rather than render (and report) it as missing.
+	s.mu.Lock()
+	var pending []cache.InformerSynced
+	for _, w := range s.secrets {
+		if !w.informer.HasSynced() {
+			pending = append(pending, w.informer.HasSynced)
+		}
+	}
+	s.mu.Unlock()
+	if len(pending) > 0 {
+		wait, cancel := context.WithTimeout(ctx, secretSyncWait)
+		cache.WaitForCacheSync(wait.Done(), pending...)
+		cancel()
+	}
+	var in render.Inputs
+	for _, o := range s.ingresses.GetStore().List() {
+		in.Ingresses = append(in.Ingresses, o.(*networkingv1.Ingress))
+	}
+	for _, o := range s.classes.GetStore().List() {
+		in.IngressClasses = append(in.IngressClasses, o.(*networkingv1.IngressClass))
+	}
+	for _, o := range s.services.GetStore().List() {
+		in.Services = append(in.Services, o.(*corev1.Service))
+	}
+	for _, o := range s.slices.GetStore().List() {
+		in.EndpointSlices = append(in.EndpointSlices, o.(*discoveryv1.EndpointSlice))
+	}
+	if s.settings != nil {
+		for _, o := range s.settings.GetStore().List() {
+			in.ConfigMaps = append(in.ConfigMaps, o.(*corev1.ConfigMap))
+		}
+	}
+	s.mu.Lock()
+	for _, w := range s.secrets {
+		for _, o := range w.informer.GetStore().List() {
+			in.Secrets = append(in.Secrets, o.(*corev1.Secret))
+		}
+	}
+	s.mu.Unlock()
+	return in, nil, nil
+}
+
+// Ingresses returns the cached Ingresses (for status and Events).
+func (s *Source) Ingresses() []*networkingv1.Ingress {
+	var out []*networkingv1.Ingress
+	for _, o := range s.ingresses.GetStore().List() {
+		out = append(out, o.(*networkingv1.Ingress))
+	}
+	return out
+}
+
+// Service returns a cached Service, for the published address.
+func (s *Source) Service(namespace, name string) (*corev1.Service, bool) {
+	obj, ok, err := s.services.GetStore().GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil, false
+	}
+	return obj.(*corev1.Service), true
+}
+
+func splitRef(ref string) (string, string, error) {
+	ns, name, ok := strings.Cut(ref, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("%q is not namespace/name", ref)
+	}
+	return ns, name, nil
+}
