@@ -1,0 +1,437 @@
+// Package cluster holds end-to-end tests of `haproxy-sidecar run` driven by
+// a real kube-apiserver and etcd. Everything (API server, echo backends on
+// 198.18.0.0/15 addresses, HAProxy, the sidecar) runs inside a network
+// namespace the test binary creates; no traffic leaves it.
+package cluster
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/kube"
+	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(kube.RunInNetns(m)) }
+
+const controllerName = "haproxy-sidecar.io/controller"
+
+// env is one cluster with a sidecar serving it.
+type env struct {
+	t         *testing.T
+	cluster   *kube.Cluster
+	client    kubernetes.Interface
+	ns        string
+	sidecar   *sidecartest.Process
+	httpPort  int
+	httpsPort int
+	health    int
+}
+
+// start brings up etcd, the API server, a namespace, our IngressClass
+// (default) and a sidecar with HAProxy.
+func start(t *testing.T, haproxy string, extra ...string) *env {
+	t.Helper()
+	c := kube.Start(t)
+	e := &env{t: t, cluster: c, client: c.Client, ns: "e2e-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
+	e.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}})
+	e.create(&networkingv1.IngressClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "haproxy", Annotations: map[string]string{"ingressclass.kubernetes.io/is-default-class": "true"}},
+		Spec:       networkingv1.IngressClassSpec{Controller: controllerName},
+	})
+	e.startSidecar(haproxy, extra...)
+	return e
+}
+
+func (e *env) startSidecar(haproxy string, extra ...string) *sidecartest.Process {
+	t := e.t
+	kubeconfig, err := e.cluster.WriteKubeconfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	e.httpPort, e.httpsPort, e.health = sidecartest.FreePort(t), sidecartest.FreePort(t), sidecartest.FreePort(t)
+	socket := filepath.Join(work, "master.sock")
+	args := append([]string{"run", "--kubeconfig", kubeconfig, "--config-dir", filepath.Join(work, "config"),
+		"--master-socket", socket, "--haproxy-start", "--haproxy", haproxy, "--log-level", "debug",
+		"--grace-period", "5s", "--min-reload-interval", "100ms",
+		"--http-bind", "127.0.0.1:" + strconv.Itoa(e.httpPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(e.httpsPort),
+		"--health-addr", "127.0.0.1:" + strconv.Itoa(e.health)}, extra...)
+	e.sidecar = sidecartest.Start(t, socket, args...)
+	e.sidecar.Eventually(60*time.Second, "readiness", func() error {
+		status, _, err := sidecartest.Get(e.health, "localhost", "/readyz")
+		if err != nil || status != 200 {
+			return fmt.Errorf("readyz %d %v", status, err)
+		}
+		return nil
+	})
+	return e.sidecar
+}
+
+func (e *env) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	e.t.Cleanup(cancel)
+	return ctx
+}
+
+// create makes any of the objects these tests use, in the test namespace
+// when namespaced.
+func (e *env) create(obj any) {
+	e.t.Helper()
+	var err error
+	ctx, c := e.ctx(), e.client
+	switch o := obj.(type) {
+	case *corev1.Namespace:
+		_, err = c.CoreV1().Namespaces().Create(ctx, o, metav1.CreateOptions{})
+	case *networkingv1.IngressClass:
+		_, err = c.NetworkingV1().IngressClasses().Create(ctx, o, metav1.CreateOptions{})
+	case *networkingv1.Ingress:
+		_, err = c.NetworkingV1().Ingresses(e.ns).Create(ctx, o, metav1.CreateOptions{})
+	case *corev1.Service:
+		_, err = c.CoreV1().Services(e.ns).Create(ctx, o, metav1.CreateOptions{})
+	case *discoveryv1.EndpointSlice:
+		_, err = c.DiscoveryV1().EndpointSlices(e.ns).Create(ctx, o, metav1.CreateOptions{})
+	case *corev1.Secret:
+		_, err = c.CoreV1().Secrets(e.ns).Create(ctx, o, metav1.CreateOptions{})
+	default:
+		e.t.Fatalf("create: unsupported %T", obj)
+	}
+	if err != nil {
+		e.t.Fatalf("create %T: %v", obj, err)
+	}
+}
+
+// expect waits until a request through HAProxy gets the wanted answer:
+// "service=<name>" for an echo backend, or "status:<code>".
+func (e *env) expect(host, path, want string) {
+	e.t.Helper()
+	e.sidecar.Eventually(20*time.Second, fmt.Sprintf("http://%s%s -> %s", host, path, want), func() error {
+		got, err := e.get(host, path)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("got %s", got)
+		}
+		return nil
+	})
+}
+
+func (e *env) get(host, path string) (string, error) {
+	status, body, err := sidecartest.Get(e.httpPort, host, path)
+	if err != nil {
+		return "", err
+	}
+	if status == 200 && strings.HasPrefix(body, "service=") {
+		return strings.TrimSpace(body), nil
+	}
+	return "status:" + strconv.Itoa(status), nil
+}
+
+// service creates a Service with one port "http" (80) and, when addrs are
+// given, an EndpointSlice with them ready on targetPort.
+func (e *env) service(name string, targetPort int32, addrs ...string) {
+	e.t.Helper()
+	e.create(&corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+	})
+	if len(addrs) > 0 {
+		e.create(endpointSlice(name, targetPort, addrs...))
+	}
+}
+
+func endpointSlice(service string, port int32, addrs ...string) *discoveryv1.EndpointSlice {
+	name, ready := "http", true
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: service + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: service}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: &name, Port: &port}},
+	}
+	for _, a := range addrs {
+		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{a}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+	}
+	return es
+}
+
+func ingress(name, host, path, service string) *networkingv1.Ingress {
+	prefix := networkingv1.PathTypePrefix
+	return &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{
+			Host: host,
+			IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+				Path: path, PathType: &prefix,
+				Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: service, Port: networkingv1.ServiceBackendPort{Name: "http"}}},
+			}}}},
+		}}},
+	}
+}
+
+// Create, update and delete of Ingresses, Services and EndpointSlices, and
+// a switch of IngressClass, are served; on HAProxy 2.6 and 3.0.
+func TestClusterRouting(t *testing.T) {
+	for version, bin := range map[string]string{"2.6": testenv.HAProxy26(t), "3.0": testenv.HAProxy30(t)} {
+		t.Run("haproxy-"+version, func(t *testing.T) {
+			e := start(t, bin)
+			web := kube.StartEcho(t, "web", kube.BackendIP(0)+":8080")
+			api := kube.StartEcho(t, "api", kube.BackendIP(1)+":8080")
+			_ = web
+			e.service("web", 8080, kube.BackendIP(0))
+			e.create(ingress("web", "web.test", "/", "web"))
+			e.expect("web.test", "/", "service=web")
+			e.expect("other.test", "/", "status:404")
+
+			ctx, nc := e.ctx(), e.client.NetworkingV1().Ingresses(e.ns)
+			// EndpointSlice update: the endpoint moves to the api backend.
+			es, err := e.client.DiscoveryV1().EndpointSlices(e.ns).Get(ctx, "web-1", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			es.Endpoints[0].Addresses = []string{kube.BackendIP(1)}
+			if _, err := e.client.DiscoveryV1().EndpointSlices(e.ns).Update(ctx, es, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			e.expect("web.test", "/", "service=api")
+			if api.Requests() == 0 {
+				t.Errorf("the api echo backend saw no request")
+			}
+			// EndpointSlice delete: no endpoints, 503.
+			if err := e.client.DiscoveryV1().EndpointSlices(e.ns).Delete(ctx, "web-1", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			e.expect("web.test", "/", "status:503")
+			e.create(endpointSlice("web", 8080, kube.BackendIP(0)))
+			e.expect("web.test", "/", "service=web")
+
+			// Ingress update: another host.
+			ing, err := nc.Get(ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ing.Spec.Rules[0].Host = "www.test"
+			if _, err := nc.Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			e.expect("www.test", "/", "service=web")
+			e.expect("web.test", "/", "status:404")
+
+			// IngressClass switch: another controller's class, then ours.
+			other := &networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "other"}, Spec: networkingv1.IngressClassSpec{Controller: "example.com/other"}}
+			e.create(other)
+			setClass := func(name string) {
+				t.Helper()
+				ing, err := nc.Get(ctx, "web", metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ing.Spec.IngressClassName = &name
+				if _, err := nc.Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			setClass("other")
+			e.expect("www.test", "/", "status:404")
+			setClass("haproxy")
+			e.expect("www.test", "/", "service=web")
+			// The class itself changes controller: re-evaluated.
+			ourClass, err := e.client.NetworkingV1().IngressClasses().Get(ctx, "haproxy", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.client.NetworkingV1().IngressClasses().Delete(ctx, "haproxy", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			e.expect("www.test", "/", "status:404")
+			ourClass.ResourceVersion = ""
+			e.create(ourClass)
+			e.expect("www.test", "/", "service=web")
+
+			// Service delete: 503; Ingress delete: 404.
+			if err := e.client.CoreV1().Services(e.ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			e.expect("www.test", "/", "status:503")
+			if err := nc.Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			e.expect("www.test", "/", "status:404")
+		})
+	}
+}
+
+// The API server going away leaves HAProxy serving; informers resume when
+// it is back and later changes are served.
+func TestClusterAPIServerRestart(t *testing.T) {
+	e := start(t, testenv.HAProxy26(t))
+	kube.StartEcho(t, "web", kube.BackendIP(0)+":8080")
+	e.service("web", 8080, kube.BackendIP(0))
+	e.create(ingress("web", "web.test", "/", "web"))
+	e.expect("web.test", "/", "service=web")
+
+	if err := e.cluster.StopAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if got, err := e.get("web.test", "/"); err != nil || got != "service=web" {
+			t.Fatalf("while the API server is down: %q %v", got, err)
+		}
+	}
+	if status, _, err := sidecartest.Get(e.health, "localhost", "/readyz"); err != nil || status != 200 {
+		t.Errorf("readyz %d %v while the API server is down; HAProxy still serves", status, err)
+	}
+	if err := e.cluster.StartAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	e.create(ingress("api", "api.test", "/", "web"))
+	e.expect("api.test", "/", "service=web")
+	e.expect("web.test", "/", "service=web")
+}
+
+// A TLS Secret is served by SNI, and rotating it is served without failing
+// a request.
+func TestClusterCertificateRotation(t *testing.T) {
+	e := start(t, testenv.HAProxy26(t))
+	kube.StartEcho(t, "web", kube.BackendIP(0)+":8080")
+	e.service("web", 8080, kube.BackendIP(0))
+	ing := ingress("web", "secure.test", "/", "web")
+	ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{"secure.test"}, SecretName: "secure-tls"}}
+	e.create(tlsSecret(t, "secure-tls", "secure.test", "first"))
+	e.create(ing)
+	e.expectCert("secure.test", "first")
+
+	// HTTPS load during the rotation: every request must succeed.
+	stop := make(chan struct{})
+	results := make(chan [2]int)
+	go func() {
+		ok, failed := 0, 0
+		for {
+			select {
+			case <-stop:
+				results <- [2]int{ok, failed}
+				return
+			default:
+			}
+			if _, err := e.httpsGet("secure.test"); err != nil {
+				failed++
+				t.Logf("request failed during rotation: %v", err)
+			} else {
+				ok++
+			}
+		}
+	}()
+	sec, err := e.client.CoreV1().Secrets(e.ns).Get(e.ctx(), "secure-tls", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated := tlsSecret(t, "secure-tls", "secure.test", "second")
+	sec.Data = rotated.Data
+	if _, err := e.client.CoreV1().Secrets(e.ns).Update(e.ctx(), sec, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.expectCert("secure.test", "second")
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	r := <-results
+	t.Logf("during the rotation: %d HTTPS requests succeeded, %d failed", r[0], r[1])
+	if r[1] > 0 || r[0] == 0 {
+		t.Errorf("%d requests failed (%d succeeded) during the certificate rotation", r[1], r[0])
+	}
+}
+
+// httpsGet makes one HTTPS request with SNI and returns the certificate's
+// organisation (set to a marker by tlsSecret).
+func (e *env) httpsGet(host string) (string, error) {
+	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(e.httpsPort), 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	tc := tls.Client(conn, &tls.Config{ServerName: host, InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if _, err := fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 512)
+	n, err := tc.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200") {
+		return "", fmt.Errorf("answer %q", strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
+	}
+	org := tc.ConnectionState().PeerCertificates[0].Subject.Organization
+	if len(org) == 0 {
+		return "", nil
+	}
+	return org[0], nil
+}
+
+func (e *env) expectCert(host, marker string) {
+	e.t.Helper()
+	e.sidecar.Eventually(20*time.Second, "certificate "+marker+" for "+host, func() error {
+		got, err := e.httpsGet(host)
+		if err != nil {
+			return err
+		}
+		if got != marker {
+			return fmt.Errorf("certificate %q", got)
+		}
+		return nil
+	})
+}
+
+// tlsSecret is a kubernetes.io/tls Secret with a fresh self-signed EC
+// certificate for host; marker goes into its Organization.
+func tlsSecret(t *testing.T, name, host, marker string) *corev1.Secret {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: host, Organization: []string{marker}},
+		DNSNames:     []string{host},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Type:       corev1.SecretTypeTLS,
+		Data: map[string][]byte{
+			corev1.TLSCertKey:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+			corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
+		},
+	}
+}
