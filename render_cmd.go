@@ -28,6 +28,8 @@ type renderFlags struct {
 	haproxyBin       string
 	gracePeriod      time.Duration
 	workerMaxReloads int
+	// settingsConfigMap is "namespace/name" of the settings ConfigMap.
+	settingsConfigMap string
 }
 
 func (f *renderFlags) register(fs *flag.FlagSet) {
@@ -38,6 +40,7 @@ func (f *renderFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.haproxyBin, "haproxy", "haproxy", "HAProxy binary used to validate configurations")
 	fs.DurationVar(&f.gracePeriod, "grace-period", 30*time.Second, "how long a worker replaced by a reload may finish its connections (hard-stop-after)")
 	fs.IntVar(&f.workerMaxReloads, "worker-max-reloads", 10, "how many reloads an old worker may survive (mworker-max-reloads)")
+	fs.StringVar(&f.settingsConfigMap, "configmap", "", "namespace/name of the ConfigMap holding global settings (timeouts, TLS, log format...; see README)")
 }
 
 // renderer turns inputs into files with the flags' settings.
@@ -54,7 +57,12 @@ func (f *renderFlags) renderer() (func(render.Inputs) (*render.Model, *render.Ou
 	if _, err := render.ParseBind(cfg.HTTPSBind); err != nil {
 		return nil, fmt.Errorf("--https-bind: %w", err)
 	}
-	opts := render.Options{ControllerName: f.controllerName}
+	if f.settingsConfigMap != "" {
+		if _, _, err := render.ParseSettingsRef(f.settingsConfigMap); err != nil {
+			return nil, fmt.Errorf("--configmap: %w", err)
+		}
+	}
+	opts := render.Options{ControllerName: f.controllerName, SettingsConfigMap: f.settingsConfigMap}
 	return func(in render.Inputs) (*render.Model, *render.Output, error) {
 		m := render.BuildModel(in, opts)
 		out, err := render.Render(m, cfg)

@@ -30,6 +30,9 @@ const DefaultControllerName = "haproxy-sidecar.io/controller"
 type Options struct {
 	// ControllerName selects the IngressClasses this controller serves.
 	ControllerName string
+	// SettingsConfigMap is the ConfigMap holding the global settings, as
+	// "namespace/name"; empty means none (see Settings).
+	SettingsConfigMap string
 }
 
 // BuildModel validates the objects and returns the routing model. It never
@@ -55,6 +58,7 @@ func BuildModel(in Inputs, opts Options) *Model {
 		reported: map[Problem]bool{},
 	}
 	b.index(in)
+	b.settings(in.ConfigMaps)
 
 	ings := slices.Clone(in.Ingresses)
 	slices.SortFunc(ings, func(x, y *networkingv1.Ingress) int {

@@ -81,6 +81,8 @@ type TemplateData struct {
 	DefaultBackend                      string
 	Backends                            []BackendData
 	UnavailableBackend, NotFoundBackend string
+	// Settings are Model.Settings formatted for HAProxy.
+	Settings SettingsData
 }
 
 // BackendData is one Service port backend as the template sees it.
@@ -116,6 +118,12 @@ func Render(m *Model, cfg Config) (*Output, error) {
 	if err != nil {
 		return nil, fmt.Errorf("https bind: %w", err)
 	}
+	// The settings ConfigMap may move either listener to another port;
+	// the host part always comes from the bind address.
+	httpBind, httpsBind = withPort(httpBind, m.Settings.HTTPPort), withPort(httpsBind, m.Settings.HTTPSPort)
+	if sameListener(httpBind, httpsBind) {
+		return nil, fmt.Errorf("http bind %s and https bind %s listen on the same port (check --http-bind, --https-bind and the settings ConfigMap's http-port and https-port)", httpBind, httpsBind)
+	}
 	if cfg.Template == nil {
 		return nil, fmt.Errorf("no template")
 	}
@@ -135,6 +143,7 @@ func Render(m *Model, cfg Config) (*Output, error) {
 		DefaultBackend:     m.DefaultBackend,
 		UnavailableBackend: UnavailableBackend, NotFoundBackend: NotFoundBackend,
 		Backends: make([]BackendData, 0, len(m.Backends)),
+		Settings: m.Settings.templateData(),
 	}
 	for _, be := range m.Backends {
 		bd := BackendData{Name: be.Name, Namespace: be.Namespace, Service: be.Service, Port: be.Port, PortName: be.PortName,
@@ -155,6 +164,10 @@ func Render(m *Model, cfg Config) (*Output, error) {
 		return nil, fmt.Errorf("executing template %s: %w", cfg.Template.Name(), err)
 	}
 
+	defaultPEM := defaultCert
+	if c := m.Settings.DefaultCertificate; c != nil {
+		defaultPEM = c.PEM
+	}
 	out := &Output{model: m}
 	out.Files = append(out.Files,
 		File{ConfigFile, cfgBuf.Bytes()},
@@ -162,7 +175,7 @@ func Render(m *Model, cfg Config) (*Output, error) {
 		File{PrefixMapFile, routeMap(m.Routes, MatchPrefix)},
 		File{TLSHostsMapFile, hostsMap(m.TLSHosts)},
 		File{CrtListFile, crtList(m.Certs)},
-		File{DefaultCertFile, defaultCert},
+		File{DefaultCertFile, defaultPEM},
 	)
 	for _, c := range m.Certs {
 		out.Files = append(out.Files, File{c.File, c.PEM})

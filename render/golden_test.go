@@ -21,7 +21,8 @@ import (
 // problemsFile is the golden list of problems next to the generated files.
 const problemsFile = "problems.txt"
 
-// renderCase renders testdata/<name>/manifests.yaml with default settings.
+// renderCase renders testdata/<name>/manifests.yaml with default flags and
+// the case's settings ConfigMap, if any (see caseOptions).
 func renderCase(t testing.TB, dir string, shuffle *rand.Rand) (*render.Model, *render.Output, []render.Problem) {
 	t.Helper()
 	in, loadProblems, err := manifest.Load(filepath.Join(dir, "manifests.yaml"))
@@ -41,12 +42,27 @@ func renderInputs(t testing.TB, in render.Inputs, cfg render.Config, loadProblem
 		t.Fatal(err)
 	}
 	cfg.Template = tmpl
-	m := render.BuildModel(in, render.Options{})
+	m := render.BuildModel(in, caseOptions(in))
 	out, err := render.Render(m, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m, out, append(slices.Clone(loadProblems), m.Problems...)
+}
+
+// SettingsConfigMap is the settings ConfigMap of the test cases: a case
+// that has a ConfigMap default/haproxy-sidecar is rendered as with
+// `render --configmap default/haproxy-sidecar`; other cases get no settings
+// ConfigMap (and so no notice that it is missing).
+const SettingsConfigMap = "default/haproxy-sidecar"
+
+func caseOptions(in render.Inputs) render.Options {
+	for _, c := range in.ConfigMaps {
+		if c.Namespace+"/"+c.Name == SettingsConfigMap {
+			return render.Options{SettingsConfigMap: SettingsConfigMap}
+		}
+	}
+	return render.Options{}
 }
 
 func shuffleInputs(r *rand.Rand, in *render.Inputs) {
@@ -60,6 +76,7 @@ func shuffleInputs(r *rand.Rand, in *render.Inputs) {
 		in.EndpointSlices[i], in.EndpointSlices[j] = in.EndpointSlices[j], in.EndpointSlices[i]
 	})
 	sh(len(in.Secrets), func(i, j int) { in.Secrets[i], in.Secrets[j] = in.Secrets[j], in.Secrets[i] })
+	sh(len(in.ConfigMaps), func(i, j int) { in.ConfigMaps[i], in.ConfigMaps[j] = in.ConfigMaps[j], in.ConfigMaps[i] })
 }
 
 func problemsText(ps []render.Problem) []byte {

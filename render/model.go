@@ -171,6 +171,9 @@ type Model struct {
 	DefaultOrigin *Origin
 	// Served lists the Ingresses this controller serves, as namespace/name.
 	Served []string
+	// Settings are the global settings from the settings ConfigMap, with
+	// defaults for every key it does not set validly.
+	Settings Settings
 	// Problems are the things skipped, each naming its object and field.
 	Problems []Problem
 }

@@ -118,12 +118,16 @@ func checkStructure(t testing.TB, cfg []byte, m *render.Model) {
 	}
 }
 
-// baselineConfig renders an empty model with the same default backend: the
-// part of the configuration that comes from the template alone.
+// baselineConfig renders an empty model with the same default backend and
+// the same settings: the part of the configuration that comes from the
+// template and the settings ConfigMap alone. The settings are validated
+// values (render.Settings), so comparing with them still catches any text
+// an object managed to inject.
 func baselineConfig(t testing.TB, m *render.Model) []byte {
 	t.Helper()
 	empty := render.BuildModel(render.Inputs{}, render.Options{})
 	empty.DefaultBackend = m.DefaultBackend
+	empty.Settings = m.Settings
 	tmpl, err := templates.Load("")
 	if err != nil {
 		t.Fatal(err)

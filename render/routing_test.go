@@ -132,8 +132,9 @@ func freePort(t *testing.T) int {
 }
 
 // startHAProxy runs HAProxy in the foreground until the test ends and waits
-// until it accepts connections.
-func startHAProxy(t *testing.T, bin, cfg string, port int) {
+// until it accepts connections. It returns what HAProxy prints, logs
+// included.
+func startHAProxy(t *testing.T, bin, cfg string, port int) *lockedBuffer {
 	t.Helper()
 	cmd := exec.Command(bin, "-db", "-f", cfg)
 	var logs lockedBuffer
@@ -155,7 +156,7 @@ func startHAProxy(t *testing.T, bin, cfg string, port int) {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err == nil {
 			c.Close()
-			return
+			return &logs
 		}
 		select {
 		case <-done:
