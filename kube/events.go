@@ -1,0 +1,213 @@
+package kube
+
+import (
+	"strings"
+	"sync"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+)
+
+// EventComponent is the source.component / reportingController of every
+// Event the sidecar writes.
+const EventComponent = "haproxy-sidecar"
+
+// Event reasons. Warnings are derived from the problem's field and message
+// by ProblemReason.
+const (
+	ReasonServed             = "Served"
+	ReasonInvalidIngress     = "InvalidIngress"
+	ReasonInvalidHost        = "InvalidHost"
+	ReasonInvalidPath        = "InvalidPath"
+	ReasonBackendUnavailable = "BackendUnavailable"
+	ReasonTLSSecretInvalid   = "TLSSecretInvalid"
+	ReasonConflict           = "Conflict"
+	ReasonSkipped            = "Skipped"
+)
+
+// servedMessage is the note of the Normal "Served" Event.
+const servedMessage = "Ingress is served by " + EventComponent
+
+// eventMessageLimit is the longest Event message the events.k8s.io API
+// accepts; core/v1 is laxer, but one limit for both keeps us safe.
+const eventMessageLimit = 1024
+
+// ProblemReason names the category of an Ingress problem for the Event
+// reason, from the field and message render writes (see render/build.go).
+// Conflicts are recognised first: they name the field that lost, which
+// would otherwise look like an invalid path or host.
+func ProblemReason(p render.Problem) string {
+	f, m := p.Field, p.Message
+	switch {
+	case strings.Contains(m, "already served by"),
+		strings.Contains(m, "already uses Secret"),
+		strings.HasPrefix(m, "ignored: the default backend of the older"):
+		return ReasonConflict
+	case strings.HasPrefix(f, "metadata."):
+		return ReasonInvalidIngress
+	case strings.HasPrefix(f, "spec.tls") && strings.HasSuffix(f, ".secretName"):
+		return ReasonTLSSecretInvalid
+	case strings.HasSuffix(f, ".host"), strings.HasPrefix(f, "spec.tls") && strings.Contains(f, ".hosts"):
+		return ReasonInvalidHost
+	case strings.HasSuffix(f, ".path"), strings.HasSuffix(f, ".pathType"):
+		return ReasonInvalidPath
+	case strings.Contains(f, ".backend"), strings.HasPrefix(f, "spec.defaultBackend"), strings.Contains(f, ".service"):
+		return ReasonBackendUnavailable
+	}
+	return ReasonSkipped
+}
+
+// problemMessage is what the Event says: the field, so the user knows
+// where to look, then what is wrong with it.
+func problemMessage(p render.Problem) string {
+	msg := p.Message
+	if p.Field != "" {
+		msg = p.Field + ": " + msg
+	}
+	if len(msg) > eventMessageLimit {
+		msg = msg[:eventMessageLimit-3] + "..."
+	}
+	return msg
+}
+
+// EventReporterConfig configures an EventReporter.
+type EventReporterConfig struct {
+	Client kubernetes.Interface
+	// Instance identifies this replica (source.host, reportingInstance);
+	// the leader identity or pod name.
+	Instance string
+	// IsLeader gates emission: only the leader writes Events, otherwise
+	// every replica would write each one. Nil means always emit.
+	IsLeader func() bool
+	Log      *zap.Logger
+}
+
+// EventReporter writes Kubernetes Events about Ingresses: a Warning for
+// every problem render found in an Ingress, and a Normal "Served" when an
+// Ingress starts being served. It uses client-go's record package, which
+// writes core/v1 Events: `kubectl describe ingress` and `kubectl get
+// events` show them on every API server version.
+//
+// Each (Ingress UID, type, reason, message) is reported once while it
+// lasts: a render that finds the same problem again writes nothing, one
+// that no longer finds it forgets it, so it is reported again if it comes
+// back (client-go then bumps the count of the existing Event).
+//
+// Followers do not emit but keep the same memory, as if they had: the
+// leader has reported the same state, so a replica taking over reports
+// only what changes from then on instead of repeating every Event.
+type EventReporter struct {
+	cfg         EventReporterConfig
+	broadcaster record.EventBroadcaster
+	recorder    record.EventRecorder
+
+	mu       sync.Mutex
+	reported map[types.UID]map[eventKey]bool
+}
+
+type eventKey struct {
+	typ, reason, message string
+}
+
+// NewEventReporter starts the broadcaster that writes Events in the
+// background; call Shutdown to stop it.
+func NewEventReporter(cfg EventReporterConfig) *EventReporter {
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	// Our own memory is what keeps Events from repeating; client-go's
+	// per-object spam filter (25 Events, then one per 5 minutes) would
+	// drop the problems of an Ingress with many broken paths, so its
+	// burst is raised. Its aggregation of more than 10 Events with the
+	// same reason into one "combined" Event stays.
+	b := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{BurstSize: 100}))
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})
+	return &EventReporter{
+		cfg:         cfg,
+		broadcaster: b,
+		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent, Host: cfg.Instance}),
+		reported:    map[types.UID]map[eventKey]bool{},
+	}
+}
+
+// Shutdown stops writing Events; queued ones may be lost.
+func (r *EventReporter) Shutdown() { r.broadcaster.Shutdown() }
+
+// Report emits the Events that are new since the previous call.
+// ingresses are all the Ingresses the model was built from; problems of
+// other kinds, Notice problems (Ingresses of other controllers, things
+// ignored on purpose) and problems naming an Ingress not in the list are
+// not reported. Writing is asynchronous: Report never blocks on the API.
+func (r *EventReporter) Report(ingresses []*networkingv1.Ingress, m *render.Model) {
+	byName := make(map[string]*networkingv1.Ingress, len(ingresses))
+	for _, ing := range ingresses {
+		byName[ing.Namespace+"/"+ing.Name] = ing
+	}
+
+	// What should have been reported by now, per Ingress, in model order.
+	type item struct {
+		ing *networkingv1.Ingress
+		key eventKey
+	}
+	var items []item
+	now := map[types.UID]map[eventKey]bool{}
+	add := func(ing *networkingv1.Ingress, k eventKey) {
+		uid := eventUID(ing)
+		if now[uid] == nil {
+			now[uid] = map[eventKey]bool{}
+		}
+		if !now[uid][k] {
+			now[uid][k] = true
+			items = append(items, item{ing, k})
+		}
+	}
+	for _, key := range m.Served {
+		if ing := byName[key]; ing != nil {
+			add(ing, eventKey{corev1.EventTypeNormal, ReasonServed, servedMessage})
+		}
+	}
+	for _, p := range m.Problems {
+		if p.Kind != "Ingress" || p.Severity != render.Warning {
+			continue
+		}
+		if ing := byName[p.Namespace+"/"+p.Name]; ing != nil {
+			add(ing, eventKey{corev1.EventTypeWarning, ProblemReason(p), problemMessage(p)})
+		}
+	}
+
+	leader := r.cfg.IsLeader == nil || r.cfg.IsLeader()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	emitted := 0
+	for _, it := range items {
+		if r.reported[eventUID(it.ing)][it.key] || !leader {
+			continue
+		}
+		r.recorder.Event(it.ing, it.key.typ, it.key.reason, it.key.message)
+		emitted++
+	}
+	// Replacing the memory forgets problems that went away and Ingresses
+	// that were deleted or stopped being served.
+	r.reported = now
+	if emitted > 0 {
+		r.cfg.Log.Debug("Ingress events emitted", zap.Int("events", emitted))
+	}
+}
+
+// eventUID keys the memory. The UID tells a re-created Ingress from the
+// one before it; objects without one (tests, manifests) fall back to
+// their name.
+func eventUID(ing *networkingv1.Ingress) types.UID {
+	if ing.UID != "" {
+		return ing.UID
+	}
+	return types.UID(ing.Namespace + "/" + ing.Name)
+}

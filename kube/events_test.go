@@ -1,0 +1,183 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	e2ekube "github.com/haproxy-sidecar/haproxy-sidecar/e2e/kube"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+)
+
+// The fields and messages are those render/build.go writes.
+func TestProblemReason(t *testing.T) {
+	for _, tc := range []struct {
+		field, message, want string
+	}{
+		{"metadata.name", "must be a DNS subdomain; Ingress skipped", ReasonInvalidIngress},
+		{"spec.rules[1].host", `"bad_host" is not a valid host; rule skipped`, ReasonInvalidHost},
+		{"spec.tls[0].hosts[2]", "not a valid host; host skipped", ReasonInvalidHost},
+		{"spec.tls[0].hosts", "no valid host; TLS entry skipped", ReasonInvalidHost},
+		{"spec.rules[0].http.paths[1].pathType", "is required; path skipped", ReasonInvalidPath},
+		{"spec.rules[0].http.paths[1].path", "must start with /; path skipped", ReasonInvalidPath},
+		{"spec.rules[0].http.paths[1].backend", "only service backends are supported; path skipped", ReasonBackendUnavailable},
+		{"spec.rules[0].http.paths[1].backend.service.name", "Service ns/api not found; answering 503", ReasonBackendUnavailable},
+		{"spec.rules[0].http.paths[1].backend.service.port", "Service ns/api has no port 81; answering 503", ReasonBackendUnavailable},
+		{"spec.defaultBackend.service.name", "Service ns/api not found; answering 503", ReasonBackendUnavailable},
+		{"spec.defaultBackend", "only service backends are supported; skipped", ReasonBackendUnavailable},
+		{"spec.tls[0].secretName", "Secret ns/tls not found; TLS entry skipped", ReasonTLSSecretInvalid},
+		{"spec.tls[0].secretName", "Secret ns/tls: no certificate; TLS entry skipped", ReasonTLSSecretInvalid},
+		{"spec.rules[0].http.paths[1]", `host "a.example.com" Prefix path "/" is already served by Ingress ns/old spec.rules[0].http.paths[0], which is older (or as old and first by namespace/name); path skipped`, ReasonConflict},
+		{"spec.tls[1].hosts", `host "a.example.com" already uses Secret ns/old from an older (or as old and first by namespace/name) Ingress; host skipped`, ReasonConflict},
+		{"spec.defaultBackend", "ignored: the default backend of the older Ingress ns/old is used", ReasonConflict},
+		{"spec.somethingNew", "whatever; skipped", ReasonSkipped},
+	} {
+		if got := ProblemReason(render.Problem{Kind: "Ingress", Field: tc.field, Message: tc.message}); got != tc.want {
+			t.Errorf("%s: %s: reason %s, want %s", tc.field, tc.message, got, tc.want)
+		}
+	}
+}
+
+// eventSeen is one Event as a test compares it: type, reason, message and
+// how often it happened.
+type eventSeen struct {
+	Type, Reason, Message string
+	Count                 int32
+}
+
+func (e eventSeen) String() string {
+	return fmt.Sprintf("%s %s %q x%d", e.Type, e.Reason, e.Message, e.Count)
+}
+
+// eventList returns the Events about one Ingress, checking that they name
+// it exactly and come from this controller.
+func eventList(t *testing.T, c kubernetes.Interface, ing *networkingv1.Ingress) []eventSeen {
+	t.Helper()
+	l, err := c.CoreV1().Events(ing.Namespace).List(context.Background(), metav1.ListOptions{
+		FieldSelector: "involvedObject.name=" + ing.Name,
+	})
+	if err != nil {
+		t.Fatalf("list events: %v", err)
+	}
+	var out []eventSeen
+	for _, e := range l.Items {
+		o := e.InvolvedObject
+		if o.Kind != "Ingress" || o.APIVersion != "networking.k8s.io/v1" || o.UID != ing.UID {
+			t.Errorf("event %s is about %s %s %s, want Ingress %s", e.Name, o.APIVersion, o.Kind, o.UID, ing.UID)
+		}
+		if e.Source.Component != EventComponent || e.ReportingController != EventComponent {
+			t.Errorf("event %s comes from %q/%q, want %q", e.Name, e.Source.Component, e.ReportingController, EventComponent)
+		}
+		out = append(out, eventSeen{e.Type, e.Reason, e.Message, e.Count})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+// eventExpect waits until the Ingress's Events are exactly want (sorted
+// as eventList sorts), then makes sure nothing more arrives for a while:
+// Events are written asynchronously, so "no duplicate" can only be
+// checked by waiting.
+func eventExpect(t *testing.T, c kubernetes.Interface, ing *networkingv1.Ingress, want ...eventSeen) {
+	t.Helper()
+	sort.Slice(want, func(i, j int) bool { return want[i].String() < want[j].String() })
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		got := eventList(t, c, ing)
+		return slices.Equal(got, want), fmt.Sprintf("events\n%v\nwant\n%v", got, want)
+	})
+	time.Sleep(500 * time.Millisecond)
+	if got := eventList(t, c, ing); !slices.Equal(got, want) {
+		t.Fatalf("more events arrived:\n%v\nwant\n%v", got, want)
+	}
+}
+
+func TestEventReporter(t *testing.T) {
+	c := e2ekube.Start(t)
+	ns := apiTestNamespace(t, c.Client, "events")
+	web := statusIngress(t, c.Client, ns, "web")
+	other := statusIngress(t, c.Client, ns, "other")
+	ings := []*networkingv1.Ingress{web, other}
+
+	problem := func(sev render.Severity, name, field, msg string) render.Problem {
+		return render.Problem{Severity: sev, Kind: "Ingress", Namespace: ns, Name: name, Field: field, Message: msg}
+	}
+	badHost := problem(render.Warning, "web", "spec.rules[1].host", `"bad_host" is not a valid host; rule skipped`)
+	noService := problem(render.Warning, "web", "spec.rules[0].http.paths[0].backend.service.name", "Service "+ns+"/api not found; answering 503")
+	noSecret := problem(render.Warning, "web", "spec.tls[0].secretName", "Secret "+ns+"/tls not found; TLS entry skipped")
+	notices := []render.Problem{
+		problem(render.Notice, "other", "", `not served: no ingress class and no default IngressClass of controller "x"`),
+		problem(render.Notice, "web", "spec.rules[0].http.paths[1].backend.service", "Service "+ns+"/web port 80 has no ready endpoints; answering 503 until it has"),
+		{Severity: render.Warning, Kind: "EndpointSlice", Namespace: ns, Name: "web-abc", Field: "endpoints[0].addresses[0]", Message: "not an IP"},
+		problem(render.Warning, "deleted-meanwhile", "spec.rules[0].host", "bad; rule skipped"),
+	}
+	model := func(served bool, ps ...render.Problem) *render.Model {
+		m := &render.Model{Problems: append(slices.Clone(notices), ps...)}
+		if served {
+			m.Served = []string{ns + "/web"}
+		}
+		return m
+	}
+	served := func(n int32) eventSeen {
+		return eventSeen{corev1.EventTypeNormal, ReasonServed, servedMessage, n}
+	}
+	warning := func(p render.Problem, n int32) eventSeen {
+		return eventSeen{corev1.EventTypeWarning, ProblemReason(p), p.Field + ": " + p.Message, n}
+	}
+
+	var leader atomic.Bool
+	leader.Store(true)
+	r := NewEventReporter(EventReporterConfig{Client: c.Client, Instance: "replica-a", IsLeader: leader.Load, Log: zaptest.NewLogger(t)})
+	t.Cleanup(r.Shutdown)
+
+	// Every render reports; only the first writes.
+	start := time.Now()
+	for range 5 {
+		r.Report(ings, model(true, badHost, noService, noSecret))
+	}
+	eventExpect(t, c.Client, web, served(1), warning(badHost, 1), warning(noService, 1), warning(noSecret, 1))
+	eventExpect(t, c.Client, other)
+	t.Logf("first events seen and checked for duplicates in %v", time.Since(start).Round(time.Millisecond))
+	for _, e := range eventList(t, c.Client, web) {
+		if e.Reason == ReasonInvalidHost && e.Message != `spec.rules[1].host: "bad_host" is not a valid host; rule skipped` {
+			t.Errorf("message %q", e.Message)
+		}
+	}
+
+	// A problem that goes away and comes back is reported again (client-go
+	// counts it on the same Event).
+	r.Report(ings, model(true, noService, noSecret))
+	r.Report(ings, model(true, badHost, noService, noSecret))
+	r.Report(ings, model(true, badHost, noService, noSecret))
+	eventExpect(t, c.Client, web, served(1), warning(badHost, 2), warning(noService, 1), warning(noSecret, 1))
+
+	// So is everything about an Ingress that stops being ours (its
+	// problems are no longer reported then) and comes back.
+	r.Report(ings, model(false))
+	r.Report(ings, model(true, badHost, noService, noSecret))
+	r.Report(ings, model(true, badHost, noService, noSecret))
+	eventExpect(t, c.Client, web, served(2), warning(badHost, 3), warning(noService, 2), warning(noSecret, 2))
+
+	// A follower writes nothing but remembers, so taking over does not
+	// repeat what the old leader reported; what is new after that is.
+	badPath := problem(render.Warning, "web", "spec.rules[0].http.paths[0].path", "must start with /; path skipped")
+	leader.Store(false)
+	r.Report(ings, model(true, badHost, noService, noSecret, badPath))
+	leader.Store(true)
+	r.Report(ings, model(true, badHost, noService, noSecret, badPath))
+	conflict := problem(render.Warning, "web", "spec.defaultBackend", "ignored: the default backend of the older Ingress "+ns+"/first is used")
+	r.Report(ings, model(true, badHost, noService, noSecret, badPath, conflict))
+	eventExpect(t, c.Client, web, served(2), warning(badHost, 3), warning(noService, 2), warning(noSecret, 2), warning(conflict, 1))
+	if got := warning(conflict, 1).Reason; got != ReasonConflict {
+		t.Errorf("conflict reported as %s", got)
+	}
+}
