@@ -13,12 +13,9 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/admin"
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
-	"github.com/haproxy-sidecar/haproxy-sidecar/kube"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 	"github.com/haproxy-sidecar/haproxy-sidecar/watch"
@@ -26,9 +23,8 @@ import (
 
 type runFlags struct {
 	renderFlags
+	clusterFlags
 	manifests         string
-	kubeconfig        string
-	watchNamespace    string
 	healthAddr        string
 	configDir         string
 	masterSocket      string
@@ -43,10 +39,9 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f runFlags
-	f.register(fs)
+	f.renderFlags.register(fs)
 	fs.StringVar(&f.manifests, "manifests", "", "file or directory of Kubernetes manifests to watch instead of a cluster")
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: the in-cluster service account (without --manifests)")
-	fs.StringVar(&f.watchNamespace, "watch-namespace", "", "serve only Ingresses (and use only Services, EndpointSlices, Secrets) of this namespace; default all")
+	f.clusterFlags.register(fs)
 	fs.StringVar(&f.healthAddr, "health-addr", ":10254", "listen address of /healthz and /readyz (empty to disable)")
 	fs.StringVar(&f.configDir, "config-dir", "", "directory holding the generations of HAProxy's configuration; HAProxy runs <dir>/current/haproxy.cfg (required)")
 	fs.StringVar(&f.masterSocket, "master-socket", "", "HAProxy master CLI socket (haproxy -W -S <path>) (required)")
@@ -95,6 +90,12 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 	configDir, err := filepath.Abs(f.configDir)
 	if err != nil {
 		return err
+	}
+	// HAProxy reads a -S argument without a slash as host:port.
+	if f.masterSocket != "" {
+		if f.masterSocket, err = filepath.Abs(f.masterSocket); err != nil {
+			return err
+		}
 	}
 	store, err := reload.NewStore(configDir)
 	if err != nil {
@@ -152,6 +153,7 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 
 	var source controller.Source
 	var ctl *controller.Controller
+	var kc *cluster
 	notify := func() { ctl.Notify() }
 	var runners []func(context.Context) error
 	if f.manifests != "" {
@@ -159,11 +161,11 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 		w := &watch.Dir{Path: f.manifests, Notify: notify, Log: log.Named("watch")}
 		runners = append(runners, w.Run)
 	} else {
-		ks, err := f.kubeSource(ctx, log, notify)
-		if err != nil {
+		if kc, err = newCluster(f, log, notify); err != nil {
 			return err
 		}
-		source = ks
+		source = kc.source
+		runners = append(runners, func(ctx context.Context) error { return kc.run(ctx, f.statusSyncInterval) })
 	}
 	if f.templatesDir != "" {
 		w := &watch.Dir{Path: f.templatesDir, Log: log.Named("templates"), Notify: func() {
@@ -185,6 +187,9 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 		MinReloadInterval: f.minReloadInterval,
 		Log:               log.Named("controller"),
 		OnApplied: func(ev controller.Event) {
+			if kc != nil {
+				kc.applied(ev)
+			}
 			if !ev.Changed {
 				return
 			}
@@ -199,8 +204,9 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 		srv := &admin.Server{Addr: f.healthAddr, Ready: ctl.Ready, Log: log.Named("admin")}
 		runners = append(runners, srv.Run)
 	}
-	if ks, ok := source.(*kube.Source); ok {
+	if kc != nil {
 		// The first render must see the whole cluster, not a partial cache.
+		ks := kc.source
 		wg.Add(1)
 		go func() { defer wg.Done(); ks.Run(ctx) }() //nolint:errcheck // returns nil
 		syncCtx, cancelSync := context.WithTimeout(ctx, 2*time.Minute)
@@ -224,20 +230,6 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 	err = ctl.Run(ctx)
 	log.Info("stopping", zap.Any("stats", ctl.Stats()))
 	return err
-}
-
-// kubeSource connects to the API server (kubeconfig or in-cluster).
-func (f *runFlags) kubeSource(ctx context.Context, log *zap.Logger, notify func()) (*kube.Source, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", f.kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
-	}
-	cfg.UserAgent = "haproxy-sidecar/" + version
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return kube.NewSource(kube.SourceConfig{Client: client, Namespace: f.watchNamespace, Notify: notify, Log: log.Named("kube")})
 }
 
 // waitForSocket waits for an HAProxy started by another container to

@@ -96,13 +96,20 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 			return nil, err
 		}
 	}
-	// Ingress changes can add or drop Secret references.
-	if _, err := s.ingresses.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	// Ingresses and the settings (default certificate) can add or drop
+	// Secret references.
+	refs := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { s.syncSecretWatches() },
 		UpdateFunc: func(any, any) { s.syncSecretWatches() },
 		DeleteFunc: func(any) { s.syncSecretWatches() },
-	}); err != nil {
-		return nil, err
+	}
+	for _, inf := range []cache.SharedIndexInformer{s.ingresses, s.settings} {
+		if inf == nil {
+			continue
+		}
+		if _, err := inf.AddEventHandler(refs); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

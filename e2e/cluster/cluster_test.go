@@ -72,7 +72,8 @@ func (e *env) startSidecar(haproxy string, extra ...string) *sidecartest.Process
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	e.httpPort, e.httpsPort, e.health = sidecartest.FreePort(t), sidecartest.FreePort(t), sidecartest.FreePort(t)
+	ports := sidecartest.FreePorts(t, 3)
+	e.httpPort, e.httpsPort, e.health = ports[0], ports[1], ports[2]
 	socket := filepath.Join(work, "master.sock")
 	args := append([]string{"run", "--kubeconfig", kubeconfig, "--config-dir", filepath.Join(work, "config"),
 		"--master-socket", socket, "--haproxy-start", "--haproxy", haproxy, "--log-level", "debug",

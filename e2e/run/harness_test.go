@@ -33,7 +33,7 @@ func forEachHAProxy(t *testing.T, f func(t *testing.T, bin string)) {
 // sidecar is a running `haproxy-sidecar run --manifests DIR --haproxy-start`.
 type sidecar struct {
 	*sidecartest.Process
-	t         *testing.T
+	t         testing.TB
 	manifests string
 	configDir string
 	socket    string
@@ -48,7 +48,7 @@ type sidecarOpts struct {
 	manifests         string // default: a fresh directory
 }
 
-func startSidecar(t *testing.T, o sidecarOpts) *sidecar {
+func startSidecar(t testing.TB, o sidecarOpts) *sidecar {
 	t.Helper()
 	work := t.TempDir()
 	s := &sidecar{
@@ -56,8 +56,9 @@ func startSidecar(t *testing.T, o sidecarOpts) *sidecar {
 		manifests: o.manifests,
 		configDir: filepath.Join(work, "config"),
 		socket:    filepath.Join(work, "master.sock"),
-		httpPort:  sidecartest.FreePort(t),
 	}
+	ports := sidecartest.FreePorts(t, 2)
+	s.httpPort = ports[0]
 	if s.manifests == "" {
 		s.manifests = filepath.Join(work, "manifests")
 		if err := os.MkdirAll(s.manifests, 0o755); err != nil {
@@ -66,7 +67,7 @@ func startSidecar(t *testing.T, o sidecarOpts) *sidecar {
 	}
 	args := []string{"run", "--manifests", s.manifests, "--config-dir", s.configDir, "--master-socket", s.socket,
 		"--haproxy-start", "--haproxy", o.haproxy, "--log-level", "debug", "--grace-period", "5s", "--health-addr", "",
-		"--http-bind", "127.0.0.1:" + strconv.Itoa(s.httpPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(sidecartest.FreePort(t)),
+		"--http-bind", "127.0.0.1:" + strconv.Itoa(s.httpPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(ports[1]),
 		"--min-reload-interval", o.minReloadInterval.String()}
 	if o.templates != "" {
 		args = append(args, "--templates", o.templates)
@@ -172,7 +173,7 @@ type echo struct {
 	srv  *http.Server
 }
 
-func startEcho(t *testing.T, name string) *echo {
+func startEcho(t testing.TB, name string) *echo {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -289,7 +290,7 @@ func alive(pid int) bool {
 	return !strings.HasPrefix(rest, "Z")
 }
 
-func bin26(t *testing.T) string { return testenv.HAProxy26(t) }
+func bin26(t testing.TB) string { return testenv.HAProxy26(t) }
 
 // liveConfig is the configuration HAProxy runs from (current generation).
 func (s *sidecar) liveConfig() string {
@@ -306,4 +307,3 @@ func containsLine(text, line string) bool {
 	return false
 }
 
-func freePort(t *testing.T) int { return sidecartest.FreePort(t) }

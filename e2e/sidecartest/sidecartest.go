@@ -157,15 +157,20 @@ func tail(s string, n int) string {
 	return s
 }
 
-// FreePort returns a TCP port free on 127.0.0.1 right now.
-func FreePort(t testing.TB) int {
+// FreePorts returns n distinct TCP ports free on 127.0.0.1 right now. The
+// listeners stay open until all are picked, so the ports differ.
+func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}

@@ -1,0 +1,107 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	e2ekube "github.com/haproxy-sidecar/haproxy-sidecar/e2e/kube"
+)
+
+// The source hands out what the API server holds, notifies on changes, and
+// watches exactly the Secrets Ingresses (and the settings) reference:
+// never a cache of every Secret.
+func TestSourceFollowsTheAPIServer(t *testing.T) {
+	c := e2ekube.Start(t)
+	ctx := context.Background()
+	ns := apiTestNamespace(t, c.Client, "source")
+	other := apiTestNamespace(t, c.Client, "source-other")
+
+	var notified atomic.Int64
+	src, err := NewSource(SourceConfig{Client: c.Client, Namespace: ns, SettingsConfigMap: ns + "/settings",
+		Notify: func() { notified.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { src.Run(runCtx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	syncCtx, cancelSync := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelSync()
+	if err := src.WaitForSync(syncCtx); err != nil {
+		t.Fatal(err)
+	}
+
+	secret := func(namespace, name string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: []byte("x"), corev1.TLSPrivateKeyKey: []byte("y")}}
+	}
+	for _, s := range []*corev1.Secret{secret(ns, "used"), secret(ns, "unused"), secret(ns, "default-cert"), secret(other, "used")} {
+		if _, err := c.Client.CoreV1().Secrets(s.Namespace).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ing := &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: networkingv1.IngressSpec{
+			TLS: []networkingv1.IngressTLS{{Hosts: []string{"web.test"}, SecretName: "used"}},
+			DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+				Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}},
+		},
+	}
+	before := notified.Load()
+	if _, err := c.Client.NetworkingV1().Ingresses(ns).Create(ctx, ing, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// An Ingress elsewhere is outside --watch-namespace.
+	ing2 := ing.DeepCopy()
+	ing2.Namespace = other
+	if _, err := c.Client.NetworkingV1().Ingresses(other).Create(ctx, ing2, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	settings := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "settings"},
+		Data: map[string]string{DefaultCertificateKey: ns + "/default-cert"}}
+	if _, err := c.Client.CoreV1().ConfigMaps(ns).Create(ctx, settings, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	unrelated := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"}}
+	if _, err := c.Client.CoreV1().ConfigMaps(ns).Create(ctx, unrelated, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	want := []string{ns + "/default-cert", ns + "/used"}
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		in, _, err := src.Inputs(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		var secrets []string
+		for _, s := range in.Secrets {
+			secrets = append(secrets, s.Namespace+"/"+s.Name)
+		}
+		slices.Sort(secrets)
+		state := fmt.Sprintf("ingresses %d configmaps %d secrets %v watched %v", len(in.Ingresses), len(in.ConfigMaps), secrets, src.WatchedSecrets())
+		return len(in.Ingresses) == 1 && len(in.ConfigMaps) == 1 && in.ConfigMaps[0].Name == "settings" &&
+			slices.Equal(secrets, want) && slices.Equal(src.WatchedSecrets(), want), state
+	})
+	if notified.Load() == before {
+		t.Error("no notification for the changes")
+	}
+
+	// The reference goes away: so does the watch.
+	if err := c.Client.NetworkingV1().Ingresses(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		w := src.WatchedSecrets()
+		return slices.Equal(w, []string{ns + "/default-cert"}), fmt.Sprint(w)
+	})
+}
