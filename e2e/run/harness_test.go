@@ -306,4 +306,3 @@ func containsLine(text, line string) bool {
 	}
 	return false
 }
-
