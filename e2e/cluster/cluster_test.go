@@ -363,8 +363,9 @@ func TestClusterCertificateRotation(t *testing.T) {
 }
 
 // httpsGet makes one HTTPS request with SNI and returns the certificate's
-// organisation (set to a marker by tlsSecret).
-func (e *env) httpsGet(host string) (string, error) {
+// organisation (set to a marker by tlsSecret). Any answer but 200 is an
+// error unless anyStatus.
+func (e *env) httpsGet(host string, anyStatus ...bool) (string, error) {
 	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(e.httpsPort), 5*time.Second)
 	if err != nil {
 		return "", err
@@ -380,7 +381,7 @@ func (e *env) httpsGet(host string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200") {
+	if len(anyStatus) == 0 && !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200") {
 		return "", fmt.Errorf("answer %q", strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
 	}
 	org := tc.ConnectionState().PeerCertificates[0].Subject.Organization
@@ -393,7 +394,7 @@ func (e *env) httpsGet(host string) (string, error) {
 func (e *env) expectCert(host, marker string) {
 	e.t.Helper()
 	e.sidecar.Eventually(20*time.Second, "certificate "+marker+" for "+host, func() error {
-		got, err := e.httpsGet(host)
+		got, err := e.httpsGet(host, true)
 		if err != nil {
 			return err
 		}
@@ -435,4 +436,132 @@ func tlsSecret(t *testing.T, name, host, marker string) *corev1.Secret {
 			corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
 		},
 	}
+}
+
+// Two sidecars serve the same cluster: only the Lease holder writes status
+// and Events; when it stops, the other takes over. Bad objects get Warning
+// Events (once), served Ingresses a Normal one. Settings come from the
+// ConfigMap named by --configmap, including the default certificate.
+func TestClusterStatusEventsAndSettings(t *testing.T) {
+	bin := testenv.HAProxy26(t)
+	c := kube.Start(t)
+	e := &env{t: t, cluster: c, client: c.Client, ns: "e2e-status"}
+	e.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}})
+	e.create(&networkingv1.IngressClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "haproxy", Annotations: map[string]string{"ingressclass.kubernetes.io/is-default-class": "true"}},
+		Spec:       networkingv1.IngressClassSpec{Controller: controllerName},
+	})
+	e.create(tlsSecret(t, "fallback-tls", "fallback.invalid", "fallback"))
+	if _, err := c.Client.CoreV1().ConfigMaps(e.ns).Create(e.ctx(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "settings"},
+		Data:       map[string]string{"default-certificate": e.ns + "/fallback-tls", "timeout-client": "7s", "no-such-key": "x"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--election-namespace", e.ns, "--configmap", e.ns + "/settings", "--status-sync-interval", "1s"}
+	first := e.startSidecar(bin, append(common, "--publish-address", "198.18.1.1")...)
+	firstHTTPS := e.httpsPort
+	second := e.startSidecar(bin, append(common, "--publish-address", "198.18.1.2")...)
+
+	kube.StartEcho(t, "web", kube.BackendIP(0)+":8080")
+	e.service("web", 8080, kube.BackendIP(0))
+	bad := ingress("web", "web.test", "/", "web")
+	bad.Spec.Rules[0].HTTP.Paths = append(bad.Spec.Rules[0].HTTP.Paths, networkingv1.HTTPIngressPath{
+		Path: "/a b", PathType: bad.Spec.Rules[0].HTTP.Paths[0].PathType, Backend: bad.Spec.Rules[0].HTTP.Paths[0].Backend})
+	e.create(bad)
+	e.expect("web.test", "/", "service=web") // through the second sidecar
+
+	status := func() []string {
+		ing, err := c.Client.NetworkingV1().Ingresses(e.ns).Get(e.ctx(), "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ips []string
+		for _, lb := range ing.Status.LoadBalancer.Ingress {
+			ips = append(ips, lb.IP)
+		}
+		return ips
+	}
+	// The first to start holds the Lease; its address only, and it stays
+	// that way while both run and re-sync every second.
+	second.Eventually(30*time.Second, "status from the leader", func() error {
+		if got := status(); len(got) != 1 || got[0] != "198.18.1.1" {
+			return fmt.Errorf("status %v", got)
+		}
+		return nil
+	})
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if got := status(); len(got) != 1 || got[0] != "198.18.1.1" {
+			t.Fatalf("status changed to %v while the leader runs", got)
+		}
+	}
+
+	// Events: one Warning for the bad path, one Normal Served; not one per
+	// replica or per render.
+	events := func() map[string]int32 {
+		list, err := c.Client.CoreV1().Events(e.ns).List(e.ctx(), metav1.ListOptions{FieldSelector: "involvedObject.name=web"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int32{}
+		for _, ev := range list.Items {
+			out[ev.Type+"/"+ev.Reason+": "+ev.Message] += ev.Count
+		}
+		return out
+	}
+	second.Eventually(20*time.Second, "events", func() error {
+		ev := events()
+		warn, served := 0, 0
+		for k, n := range ev {
+			if strings.HasPrefix(k, "Warning/") && strings.Contains(k, "spec.rules[0].http.paths[1].path") {
+				warn += int(n)
+			}
+			if strings.HasPrefix(k, "Normal/Served") {
+				served += int(n)
+			}
+		}
+		if warn != 1 || served != 1 {
+			return fmt.Errorf("events %v", ev)
+		}
+		return nil
+	})
+	// More passes (a new Service) do not repeat them.
+	e.service("more", 8080, kube.BackendIP(1))
+	time.Sleep(time.Second)
+	for k, n := range events() {
+		if n != 1 {
+			t.Errorf("event %q counted %d times", k, n)
+		}
+	}
+
+	// Settings: the default certificate answers unknown SNI.
+	e.httpsPort = firstHTTPS
+	e.sidecar = first
+	e.expectCert("unknown.test", "fallback")
+
+	// The leader stops: the other replica takes over the status.
+	first.Stop()
+	second.Eventually(30*time.Second, "status from the new leader", func() error {
+		if got := status(); len(got) != 1 || got[0] != "198.18.1.2" {
+			return fmt.Errorf("status %v", got)
+		}
+		return nil
+	})
+
+	// The Ingress stops being ours: our address is removed.
+	ing, err := c.Client.NetworkingV1().Ingresses(e.ns).Get(e.ctx(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherClass := "someone-else"
+	ing.Spec.IngressClassName = &otherClass
+	if _, err := c.Client.NetworkingV1().Ingresses(e.ns).Update(e.ctx(), ing, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	second.Eventually(30*time.Second, "status cleared", func() error {
+		if got := status(); len(got) != 0 {
+			return fmt.Errorf("status %v", got)
+		}
+		return nil
+	})
 }
