@@ -15,13 +15,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 )
 
-// Tests run against real HAProxy binaries, never mocks:
-//   - 2.6 from Debian bookworm: /usr/sbin/haproxy (override: HAPROXY26_BIN)
-//   - 3.0 built by scripts/install-haproxy.sh (override: HAPROXY30_BIN)
-const defaultHAProxy30 = "/var/cache/haproxy-sidecar/haproxy-3.0/haproxy"
-
+// Tests run against real HAProxy binaries, never mocks: 2.6 from Debian
+// bookworm and 3.0 built by scripts/install-haproxy.sh, found by testenv
+// (which fails the test, naming the script, when one is missing).
 type haproxyBin struct {
 	name  string // "2.6", "3.0"
 	path  string
@@ -31,24 +31,10 @@ type haproxyBin struct {
 
 func haproxyBins(t *testing.T) []haproxyBin {
 	t.Helper()
-	bins := []haproxyBin{
-		{name: "2.6", path: envOr("HAPROXY26_BIN", "/usr/sbin/haproxy"), major: 2, minor: 6},
-		{name: "3.0", path: envOr("HAPROXY30_BIN", defaultHAProxy30), major: 3, minor: 0},
+	return []haproxyBin{
+		{name: "2.6", path: testenv.HAProxy26(t), major: 2, minor: 6},
+		{name: "3.0", path: testenv.HAProxy30(t), major: 3, minor: 0},
 	}
-	for _, b := range bins {
-		if _, err := os.Stat(b.path); err != nil {
-			t.Fatalf("HAProxy %s not found at %s (%v): run `sudo bash scripts/install-haproxy.sh` "+
-				"(or set HAPROXY%s_BIN)", b.name, b.path, err, strings.ReplaceAll(b.name, ".", ""))
-		}
-	}
-	return bins
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }
 
 // forEachHAProxy runs f as a parallel subtest per HAProxy version.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	_ "github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv" // defines -update for go test ./... -update
+
 	"io"
 	"net/http/httptest"
 	"testing"
