@@ -1,0 +1,145 @@
+package controller
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	_ "github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv" // -update flag
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
+)
+
+// cluster describes a small cluster: Services with their endpoint
+// addresses, and routes "host/path=service" on one Ingress.
+type cluster struct {
+	services map[string][]string
+	routes   []string
+	tlsHost  string // a TLS entry for this host when set
+}
+
+func (c cluster) state(t *testing.T) *state {
+	t.Helper()
+	cls := "haproxy"
+	in := render.Inputs{IngressClasses: []*networkingv1.IngressClass{{
+		ObjectMeta: metav1.ObjectMeta{Name: cls}, Spec: networkingv1.IngressClassSpec{Controller: render.DefaultControllerName}}}}
+	port, portName, prefix, ready := int32(8080), "http", networkingv1.PathTypePrefix, true
+	for name, addrs := range c.services {
+		in.Services = append(in.Services, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: portName, Port: 80}}}})
+		es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name + "-1",
+			Labels: map[string]string{discoveryv1.LabelServiceName: name}}, AddressType: discoveryv1.AddressTypeIPv4,
+			Ports: []discoveryv1.EndpointPort{{Name: &portName, Port: &port}}}
+		for _, a := range addrs {
+			es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{a}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+		}
+		in.EndpointSlices = append(in.EndpointSlices, es)
+	}
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "ing"}, Spec: networkingv1.IngressSpec{IngressClassName: &cls}}
+	for _, r := range c.routes {
+		hostPath, svc, _ := strings.Cut(r, "=")
+		host, path, _ := strings.Cut(hostPath, "/")
+		ing.Spec.Rules = append(ing.Spec.Rules, networkingv1.IngressRule{Host: host, IngressRuleValue: networkingv1.IngressRuleValue{
+			HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{Path: "/" + path, PathType: &prefix,
+				Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}})
+	}
+	if c.tlsHost != "" {
+		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{c.tlsHost}, SecretName: "missing"}}
+	}
+	in.Ingresses = append(in.Ingresses, ing)
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := render.BuildModel(in, render.Options{})
+	out, err := render.Render(m, render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &state{model: m, out: out}
+}
+
+func describe(p plan) string {
+	if p.reload {
+		return "reload"
+	}
+	var ops []string
+	for _, s := range p.slots {
+		ops = append(ops, fmt.Sprintf("slot %s/%s=%s:%d", s.backend, s.server, s.addr, s.port))
+	}
+	for _, m := range p.maps {
+		verb := "set"
+		switch {
+		case m.value == "":
+			verb = "del"
+		case m.add:
+			verb = "add"
+		}
+		ops = append(ops, strings.TrimSpace(fmt.Sprintf("%s %s %s %s", verb, m.file, m.key, m.value)))
+	}
+	return strings.Join(ops, "; ")
+}
+
+func TestPlan(t *testing.T) {
+	base := cluster{services: map[string][]string{"a": {"10.0.0.1"}, "b": {"10.0.0.9"}}, routes: []string{"x.test/=a", "y.test/=b"}}
+	with := func(f func(c *cluster)) cluster {
+		c := cluster{services: map[string][]string{}, routes: append([]string(nil), base.routes...), tlsHost: base.tlsHost}
+		for k, v := range base.services {
+			c.services[k] = append([]string(nil), v...)
+		}
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		name string
+		next cluster
+		want string
+	}{
+		{"nothing changed", base, ""},
+		{"endpoint moved", with(func(c *cluster) { c.services["a"] = []string{"10.0.0.2"} }),
+			"slot ns_a_80/s1=10.0.0.2:8080"},
+		{"endpoint added within the slots", with(func(c *cluster) { c.services["a"] = []string{"10.0.0.1", "10.0.0.3"} }),
+			"slot ns_a_80/s2=10.0.0.3:8080"},
+		{"endpoint gone", with(func(c *cluster) { c.services["a"] = nil }),
+			"slot ns_a_80/s1=:0"},
+		{"more endpoints than slots", with(func(c *cluster) {
+			c.services["a"] = []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"}
+		}), "reload"},
+		{"route to an existing backend added", with(func(c *cluster) { c.routes = append(c.routes, "x.test/api=b") }),
+			"add maps/prefix.map x.test/api/ ns_b_80"},
+		{"route moved to another existing backend", with(func(c *cluster) { c.routes = []string{"x.test/=b", "y.test/=b"} }),
+			"reload"}, // backend a is no longer used, so it goes away: a reload
+		{"route on another host to an existing backend", with(func(c *cluster) { c.routes = append(c.routes, "y.test/z=a") }),
+			"add maps/prefix.map y.test/z/ ns_a_80"},
+		{"route to a new backend", with(func(c *cluster) {
+			c.services["c"] = []string{"10.0.0.7"}
+			c.routes = append(c.routes, "z.test/=c")
+		}), "reload"},
+	}
+	old := base.state(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := describe(diff(old, tt.next.state(t))); got != tt.want {
+				t.Errorf("plan %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if got := describe(diff(nil, old)); got != "reload" {
+		t.Errorf("first pass: plan %q, want reload", got)
+	}
+	// Removing a route while its backend stays in use, and changing which
+	// backend a key points to, are runtime changes too.
+	three := cluster{services: base.services, routes: []string{"x.test/=a", "y.test/=b", "y.test/z=a"}}
+	if got := describe(diff(three.state(t), old)); got != "del maps/prefix.map y.test/z/" {
+		t.Errorf("route removed: plan %q", got)
+	}
+	swapped := cluster{services: base.services, routes: []string{"x.test/=b", "y.test/=a"}}
+	if got := describe(diff(old, swapped.state(t))); got != "set maps/prefix.map x.test/ ns_b_80; set maps/prefix.map y.test/ ns_a_80" {
+		t.Errorf("routes swapped: plan %q", got)
+	}
+}
