@@ -34,6 +34,7 @@ golden:
 # Benchmarks; figures and the commands behind them are kept in BENCHMARKS.md.
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./render/
+	$(GO) test -run '^$$' -bench . -benchtime 30x ./e2e/run/
 
 # A local demo: HAProxy, echo backends and the sidecar watching a copy of
 # testdata/demo, all on 127.0.0.1 (scripts/demo.sh; Ctrl-C stops it).
