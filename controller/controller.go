@@ -86,6 +86,7 @@ type Controller struct {
 
 	mu       sync.Mutex
 	renderer Renderer
+	rendGen  int    // bumped by SetRenderer
 	current  *state // what HAProxy runs; nil when unknown
 	problems []render.Problem
 
@@ -133,6 +134,7 @@ func (c *Controller) Notify() {
 func (c *Controller) SetRenderer(r Renderer) {
 	c.mu.Lock()
 	c.renderer = r
+	c.rendGen++
 	c.mu.Unlock()
 	c.Notify()
 }
@@ -209,7 +211,7 @@ func (c *Controller) pass(ctx context.Context) error {
 	for {
 		start := time.Now()
 		c.mu.Lock()
-		renderer, current := c.renderer, c.current
+		renderer, rendGen, current := c.renderer, c.rendGen, c.current
 		c.mu.Unlock()
 
 		in, loadProblems, err := c.cfg.Source.Inputs(ctx)
@@ -230,13 +232,13 @@ func (c *Controller) pass(ctx context.Context) error {
 		c.mu.Lock()
 		c.problems = problems
 		c.mu.Unlock()
-		next := &state{model: model, out: out}
+		next := &state{model: model, out: out, renderer: rendGen}
 
 		if current != nil && sameFiles(current.out, out) {
 			c.stats.unchanged.Add(1)
 			// Same files, but the model may differ in what is not
 			// rendered (e.g. which Ingresses are served with no rules).
-			c.setCurrent(&state{model: model, out: current.out})
+			c.setCurrent(&state{model: model, out: current.out, renderer: rendGen})
 			if c.cfg.OnApplied != nil {
 				c.cfg.OnApplied(Event{Model: model, Problems: problems, Took: time.Since(start)})
 			}

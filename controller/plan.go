@@ -13,6 +13,9 @@ import (
 type state struct {
 	model *render.Model
 	out   *render.Output
+	// renderer counts template changes: output of other templates may
+	// differ anywhere, so it always means a reload.
+	renderer int
 }
 
 // plan says how to get HAProxy from one state to the next.
@@ -45,7 +48,7 @@ var mapFiles = []string{render.ExactMapFile, render.PrefixMapFile, render.TLSHos
 // diff plans the change from old to next. Without an old state (first run,
 // or after a failure left HAProxy in an unknown state) it reloads.
 func diff(old *state, next *state) plan {
-	if old == nil {
+	if old == nil || old.renderer != next.renderer {
 		return plan{reload: true}
 	}
 	// Certificates, crt-list and anything a template adds need a reload.
@@ -62,10 +65,11 @@ func diff(old *state, next *state) plan {
 	}
 
 	var p plan
-	if !bytes.Equal(old.out.Get(render.ConfigFile), next.out.Get(render.ConfigFile)) {
+	if oldCfg, nextCfg := old.out.Get(render.ConfigFile), next.out.Get(render.ConfigFile); !bytes.Equal(oldCfg, nextCfg) {
 		// The configuration may differ only in server slot addresses:
-		// the same backends with the same number of slots.
-		if !sameSkeleton(old.model, next.model) {
+		// the same backends with the same number of slots, and no line
+		// but server lines changed (settings, for one, are elsewhere).
+		if !sameSkeleton(old.model, next.model) || !onlyServerLinesDiffer(oldCfg, nextCfg) {
 			return plan{reload: true}
 		}
 		for i := range next.model.Backends {
@@ -89,6 +93,24 @@ func sameSkeleton(a, b *render.Model) bool {
 		x, y := &a.Backends[i], &b.Backends[i]
 		if x.Name != y.Name || x.Slots != y.Slots || x.Namespace != y.Namespace || x.Service != y.Service ||
 			x.Port != y.Port || x.PortName != y.PortName {
+			return false
+		}
+	}
+	return true
+}
+
+// onlyServerLinesDiffer is true when two configurations have the same
+// lines but for "server" lines.
+func onlyServerLinesDiffer(a, b []byte) bool {
+	al, bl := bytes.Split(a, []byte("\n")), bytes.Split(b, []byte("\n"))
+	if len(al) != len(bl) {
+		return false
+	}
+	for i := range al {
+		if bytes.Equal(al[i], bl[i]) {
+			continue
+		}
+		if !bytes.HasPrefix(bytes.TrimSpace(al[i]), []byte("server ")) || !bytes.HasPrefix(bytes.TrimSpace(bl[i]), []byte("server ")) {
 			return false
 		}
 	}

@@ -143,3 +143,28 @@ func TestPlan(t *testing.T) {
 		t.Errorf("routes swapped: plan %q", got)
 	}
 }
+
+// Output of a new template can differ anywhere, even where a model change
+// could not: it is always reloaded (and so validated), never patched at run
+// time.
+func TestPlanTemplateChanges(t *testing.T) {
+	c := cluster{services: map[string][]string{"a": {"10.0.0.1"}}, routes: []string{"x.test/=a"}}
+	old, next := c.state(t), c.state(t)
+	next.renderer = old.renderer + 1
+	if got := describe(diff(old, next)); got != "reload" {
+		t.Errorf("new renderer, same output: plan %q, want reload", got)
+	}
+	// Same renderer, a configuration that differs outside server lines
+	// (as a different template would make it): reload.
+	next = c.state(t)
+	cfg := string(next.out.Get(render.ConfigFile))
+	edited := strings.Replace(cfg, "    balance roundrobin\n", "    balance roundrobin\n    no-such-keyword\n", 1)
+	for i := range next.out.Files {
+		if next.out.Files[i].Path == render.ConfigFile {
+			next.out.Files[i].Data = []byte(edited)
+		}
+	}
+	if got := describe(diff(old, next)); got != "reload" {
+		t.Errorf("configuration changed outside server lines: plan %q, want reload", got)
+	}
+}
