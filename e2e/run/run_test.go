@@ -3,10 +3,15 @@ package run
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
 )
 
 // Edits, additions, deletions and editor-style replacements of manifests
@@ -198,4 +203,66 @@ func TestRunStopsCleanly(t *testing.T) {
 	if _, err := get(s.httpPort, "a.test", "/"); err == nil {
 		t.Errorf("HAProxy still answers after the sidecar stopped")
 	}
+}
+
+// HAProxy started by another container: --init writes a configuration for
+// it to start on, and run (without --haproxy-start) waits for its master
+// socket, then drives it through the master CLI only.
+func TestRunWithExternalHAProxy(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, bin string) {
+		a := startEcho(t, "a")
+		work := t.TempDir()
+		configDir, socket, manifests := filepath.Join(work, "config"), filepath.Join(work, "master.sock"), filepath.Join(work, "m")
+		ports := sidecartest.FreePorts(t, 2)
+		binds := []string{"--http-bind", "127.0.0.1:" + strconv.Itoa(ports[0]), "--https-bind", "127.0.0.1:" + strconv.Itoa(ports[1])}
+
+		initProc := sidecartest.Start(t, socket, append([]string{"run", "--init", "--config-dir", configDir}, binds...)...)
+		for end := time.Now().Add(20 * time.Second); !initProc.Exited(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatal("--init did not finish within 20s")
+			}
+		}
+		if code := initProc.Cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("--init exited %d", code)
+		}
+
+		// The sidecar first, waiting for a socket that does not exist yet.
+		if err := os.MkdirAll(manifests, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		s := &sidecar{t: t, manifests: manifests, configDir: configDir, socket: socket, httpPort: ports[0]}
+		s.Process = sidecartest.Start(t, socket, append([]string{"run", "--manifests", manifests, "--config-dir", configDir,
+			"--master-socket", socket, "--haproxy", bin, "--health-addr", "", "--log-level", "debug",
+			"--min-reload-interval", "10ms"}, binds...)...)
+		s.logs = s.Logs
+		s.eventually(10*time.Second, "waiting for the socket", func() error {
+			if s.logCount("waiting for HAProxy's master socket") == 0 {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+
+		haproxy := exec.Command(bin, "-W", "-S", socket, "-f", filepath.Join(configDir, "current", "haproxy.cfg"))
+		haproxy.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		var out sidecartest.LockedBuffer
+		haproxy.Stdout, haproxy.Stderr = &out, &out
+		if err := haproxy.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			syscall.Kill(-haproxy.Process.Pid, syscall.SIGKILL)
+			haproxy.Wait()
+			if t.Failed() {
+				t.Logf("haproxy output:\n%s", out.String())
+			}
+		})
+
+		// The bootstrap configuration serves before any Ingress.
+		s.expect("a.test", "/", "status:404")
+		s.write("class.yaml", ingressClass)
+		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+		s.expect("a.test", "/", "svc:a")
+		s.write("b.yaml", ingress("b", "b.test", "/", "a"))
+		s.expect("b.test", "/", "svc:a")
+	})
 }
