@@ -5,7 +5,9 @@
 GO        ?= go
 BIN       ?= bin/haproxy-sidecar
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-GOFLAGS_TEST ?= -timeout 40m
+# -count=1: the results depend on HAProxy, etcd and kube-apiserver binaries,
+# which Go's test cache does not track.
+GOFLAGS_TEST ?= -timeout 40m -count=1
 
 .PHONY: build test deps vet bench golden clean run
 

@@ -35,6 +35,9 @@ func (o *Output) Origin(path string, line int) string {
 			return certOrigin(&m.Certs[line-1])
 		}
 	case path == DefaultCertFile:
+		if c := m.Settings.DefaultCertificate; c != nil {
+			return fmt.Sprintf("Secret %s/%s (default-certificate of the settings ConfigMap)", c.Namespace, c.Secret)
+		}
 		return "the built-in default certificate"
 	default:
 		for i := range m.Certs {
