@@ -2,7 +2,6 @@ package render_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -134,10 +132,10 @@ func freePort(t *testing.T) int {
 // startHAProxy runs HAProxy in the foreground until the test ends and waits
 // until it accepts connections. It returns what HAProxy prints, logs
 // included.
-func startHAProxy(t *testing.T, bin, cfg string, port int) *lockedBuffer {
+func startHAProxy(t *testing.T, bin, cfg string, port int) *testenv.LockedBuffer {
 	t.Helper()
 	cmd := exec.Command(bin, "-db", "-f", cfg)
-	var logs lockedBuffer
+	var logs testenv.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -168,23 +166,6 @@ func startHAProxy(t *testing.T, bin, cfg string, port int) *lockedBuffer {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 type client struct {

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 )
 
@@ -194,21 +195,5 @@ func Get(port int, host, path string) (status int, body string, err error) {
 	return resp.StatusCode, string(b), err
 }
 
-// LockedBuffer is a bytes.Buffer safe for a process's output and a test
-// reading it.
-type LockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *LockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *LockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// LockedBuffer is testenv's, re-exported for the e2e harnesses.
+type LockedBuffer = testenv.LockedBuffer

@@ -4,10 +4,20 @@
 package testenv
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"flag"
+	"math/big"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
+	"time"
 )
 
 // HAProxy26 is Debian bookworm's HAProxy, installed by apt.
@@ -56,3 +66,55 @@ func HAProxies(t testing.TB) map[string]string {
 // golden files. It is defined here, in the package every test package
 // imports, so that the flag exists in all of them.
 var Update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+// SelfSigned returns a fresh self-signed ECDSA P-256 certificate for host
+// (also its CN) and its PKCS#8 key, both PEM. org, when set, becomes the
+// certificate's Organization: tests use it to tell certificates apart.
+func SelfSigned(t testing.TB, host, org string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: host},
+		DNSNames:     []string{host},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+	}
+	if org != "" {
+		tmpl.Subject.Organization = []string{org}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+// LockedBuffer collects a process's output while a test reads it.
+type LockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
