@@ -49,24 +49,38 @@ func (d *Dir) Run(ctx context.Context) error {
 	defer ticker.Stop()
 
 	watched := map[string]bool{}
-	sync := func() {
-		want := d.watchSet()
-		for p := range watched {
-			if !want[p] {
-				_ = w.Remove(p)
-				delete(watched, p)
+	// sync makes the watch set match the file system and says whether it
+	// grew. It repeats until nothing new appears: a directory can be
+	// created (mkdir -p, a tool writing a tree) after its parent appeared
+	// but before the parent was watched, and would otherwise never be.
+	// Files in a newly watched directory may predate its watch, so growth
+	// counts as a change.
+	sync := func() (grew bool) {
+		for range 100 {
+			want := d.watchSet()
+			for p := range watched {
+				if !want[p] {
+					_ = w.Remove(p)
+					delete(watched, p)
+				}
 			}
+			added := false
+			for p := range want {
+				if watched[p] {
+					continue
+				}
+				if err := w.Add(p); err != nil {
+					log.Debug("cannot watch", zap.String("path", p), zap.Error(err))
+					continue
+				}
+				watched[p], added = true, true
+			}
+			if !added {
+				return grew
+			}
+			grew = true
 		}
-		for p := range want {
-			if watched[p] {
-				continue
-			}
-			if err := w.Add(p); err != nil {
-				log.Debug("cannot watch", zap.String("path", p), zap.Error(err))
-				continue
-			}
-			watched[p] = true
-		}
+		return grew
 	}
 	sync()
 	for {
@@ -79,8 +93,7 @@ func (d *Dir) Run(ctx context.Context) error {
 			}
 			// A new directory, or the watched path appearing, changes
 			// what has to be watched.
-			sync()
-			if d.relevant(ev.Name) {
+			if grew := sync(); grew || d.relevant(ev.Name) {
 				log.Debug("manifest change", zap.String("path", ev.Name), zap.String("op", ev.Op.String()))
 				d.Notify()
 			}
@@ -93,9 +106,7 @@ func (d *Dir) Run(ctx context.Context) error {
 			sync()
 			d.Notify()
 		case <-ticker.C:
-			before := len(watched)
-			sync()
-			if len(watched) != before {
+			if sync() {
 				d.Notify()
 			}
 		}
