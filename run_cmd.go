@@ -168,13 +168,28 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 		runners = append(runners, func(ctx context.Context) error { return kc.run(ctx, f.statusSyncInterval) })
 	}
 	if f.templatesDir != "" {
-		w := &watch.Dir{Path: f.templatesDir, Log: log.Named("templates"), Notify: func() {
+		reparse := func() {
 			r, err := f.renderer()
 			if err != nil {
 				log.Error("templates do not parse; keeping the last good ones", zap.Error(err))
 				return
 			}
 			ctl.SetRenderer(r)
+		}
+		// Templates are re-read once they have been quiet for a moment: an
+		// editor or `>` writes a file in steps, and a half-written template
+		// can parse and render nonsense. Manifests need no such wait: a
+		// half-written manifest only misses objects for one pass.
+		var mu sync.Mutex
+		var settle *time.Timer
+		w := &watch.Dir{Path: f.templatesDir, Log: log.Named("templates"), Notify: func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if settle == nil {
+				settle = time.AfterFunc(templateSettle, reparse)
+			} else {
+				settle.Reset(templateSettle)
+			}
 		}}
 		runners = append(runners, w.Run)
 	}
@@ -231,6 +246,10 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 	log.Info("stopping", zap.Any("stats", ctl.Stats()))
 	return err
 }
+
+// templateSettle is how long a templates directory must be quiet before
+// it is re-read.
+const templateSettle = 150 * time.Millisecond
 
 // waitForSocket waits for an HAProxy started by another container to
 // create its master socket.

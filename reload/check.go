@@ -102,12 +102,16 @@ func Check(ctx context.Context, haproxyBin, cfgPath string) error {
 	if !errors.As(err, &exitErr) || ctx.Err() != nil {
 		return fmt.Errorf("run %s -c -f %s: %w", haproxyBin, cfgPath, err)
 	}
-	// A config without any listener is valid ("has no error") but exits 2: a
-	// standalone HAProxy would not start. Under -W -S (how we always run it) the
-	// master CLI keeps it up and a later reload adds listeners, so accept it.
-	// Verified on 2.6.12 and 3.0.11.
+	// A config without any listener "has no error" but exits 2. HAProxy
+	// would run it under -W -S, serving nothing: for a load balancer that
+	// is an outage (a truncated template renders exactly that), so it is
+	// refused like any other error. Verified on 2.6.12 and 3.0.11.
 	if exitErr.ExitCode() == 2 && strings.Contains(out.String(), "has no error but will not start (no listener)") {
-		return nil
+		return &CheckError{
+			Config: cfgPath, ExitCode: 2, Output: out.String(),
+			Diagnostics: []Diagnostic{{Severity: "ALERT", Location: Location{File: ConfigName},
+				Message: "the configuration has no listener: HAProxy would serve nothing"}},
+		}
 	}
 	return &CheckError{
 		Config:      cfgPath,

@@ -93,8 +93,9 @@ func TestCheck(t *testing.T) {
 				"certs/a.pem":    good,
 				"maps/exact.map": []byte("a.example a1\n"),
 			}, nil},
-			// Exit status 2 ("no error but will not start"): fine under -W -S.
-			{"no listener", Files{"haproxy.cfg": []byte(baseConfig)}, nil},
+			// Exit status 2 ("no error but will not start"): HAProxy would
+			// serve nothing, so it is refused.
+			{"no listener", Files{"haproxy.cfg": []byte(baseConfig)}, &Location{"haproxy.cfg", 0}},
 			{"unknown keyword", Files{
 				"haproxy.cfg": []byte(baseConfig + fe + "    bogus_keyword here\n"),
 			}, &Location{"haproxy.cfg", 10}},

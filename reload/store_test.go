@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -100,7 +101,8 @@ func TestStoreApply(t *testing.T) {
 	}
 
 	// A removed file is a change too.
-	v3 := Files{"haproxy.cfg": []byte(baseConfig + "# no map any more\n")}
+	v3 := Files{"haproxy.cfg": []byte(baseConfig + "frontend fe\n    bind 127.0.0.1:" + strconv.Itoa(freePort(t)) +
+		"\n    http-request return status 200\n# no map any more\n")}
 	if r, err = s.Apply(ctx, v3, validate); err != nil || !r.Changed || r.Generation != 3 {
 		t.Fatalf("third apply: %+v %v", r, err)
 	}

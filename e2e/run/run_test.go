@@ -110,6 +110,17 @@ func TestRunKeepsServingOnBadInput(t *testing.T) {
 			t.Errorf("live configuration holds the rejected template (err %v)", err)
 		}
 
+		// A template that renders no listener at all (an empty file) is
+		// valid to haproxy -c but would serve nothing: refused too.
+		writeTmpl("")
+		s.eventually(10*time.Second, "empty configuration refused", func() error {
+			if s.logCount("has no listener") == 0 {
+				return os.ErrNotExist
+			}
+			return nil
+		})
+		s.expectStays("a.test", "/", "svc:a", 300*time.Millisecond)
+
 		writeTmpl(good)
 		s.write("d.yaml", ingress("d", "d.test", "/", "a"))
 		s.expect("d.test", "/", "svc:a")
