@@ -250,8 +250,12 @@ func (c *Controller) pass(ctx context.Context) error {
 		if !p.reload && c.cfg.HAProxy != nil {
 			if err := c.applyRuntime(ctx, p); err != nil {
 				// HAProxy may now be between the two states: make it
-				// whole with a reload.
+				// whole with a reload. Forgetting the current state makes
+				// every later plan (after a rate-limit wait, too) a
+				// reload, never a replay of half-applied commands.
 				c.cfg.Log.Warn("runtime update failed; reloading instead", zap.Error(err))
+				c.setCurrent(nil)
+				current = nil
 				p.reload = true
 			}
 		}
