@@ -353,6 +353,14 @@ func TestClusterCertificateRotation(t *testing.T) {
 	if r[1] > 0 || r[0] == 0 {
 		t.Errorf("%d requests failed (%d succeeded) during the certificate rotation", r[1], r[0])
 	}
+
+	// Deleted: only that TLS entry goes; the host is still served, with
+	// the built-in default certificate.
+	if err := e.client.CoreV1().Secrets(e.ns).Delete(e.ctx(), "secure-tls", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.expectCert("secure.test", "haproxy-sidecar")
+	e.expect("secure.test", "/", "service=web")
 }
 
 // httpsGet makes one HTTPS request with SNI and returns the certificate's
