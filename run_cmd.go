@@ -172,6 +172,7 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 			r, err := f.renderer()
 			if err != nil {
 				log.Error("templates do not parse; keeping the last good ones", zap.Error(err))
+				ctl.TemplatesFailed(err)
 				return
 			}
 			ctl.SetRenderer(r)
@@ -216,7 +217,8 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 		},
 	}, renderer)
 	if f.healthAddr != "" {
-		srv := &admin.Server{Addr: f.healthAddr, Ready: ctl.Ready, Log: log.Named("admin")}
+		srv := &admin.Server{Addr: f.healthAddr, Ready: ctl.Ready, Log: log.Named("admin"),
+			Status: func(ctx context.Context) any { return currentStatus(ctx, ctl, store, cli, kc) }}
 		runners = append(runners, srv.Run)
 	}
 	if kc != nil {
@@ -285,4 +287,39 @@ type supervised struct {
 
 func (s supervised) Reload(ctx context.Context) (reload.ReloadResult, error) {
 	return s.sup.Reload(ctx)
+}
+
+// runStatus is the admin server's /status: the loop's state, the generation
+// HAProxy's configuration path points at, and HAProxy's processes as its
+// master reports them (old workers are previous generations still draining
+// connections after a reload).
+type runStatus struct {
+	controller.Status
+	Generation   int                `json:"generation"`
+	Config       string             `json:"config"`
+	OldWorkers   int                `json:"old_workers"`
+	HAProxy      *reload.ProcStatus `json:"haproxy,omitempty"`
+	HAProxyError string             `json:"haproxy_error,omitempty"`
+	// Leader is set in Kubernetes mode: whether this replica writes status.
+	Leader *bool `json:"leader,omitempty"`
+}
+
+func currentStatus(ctx context.Context, ctl *controller.Controller, store *reload.Store, cli *reload.MasterCLI, kc *cluster) runStatus {
+	st := runStatus{Status: ctl.Status(), Config: store.ConfigPath()}
+	if gen, err := store.CurrentGeneration(); err == nil {
+		st.Generation = gen
+	}
+	if procs, err := cli.ShowProc(ctx); err != nil {
+		st.HAProxyError = err.Error()
+	} else {
+		// [] rather than null in the JSON when there are none.
+		procs.Workers = append(make([]reload.Proc, 0, len(procs.Workers)), procs.Workers...)
+		procs.OldWorkers = append(make([]reload.Proc, 0, len(procs.OldWorkers)), procs.OldWorkers...)
+		st.HAProxy, st.OldWorkers = &procs, len(procs.OldWorkers)
+	}
+	if kc != nil {
+		leader := kc.leader.IsLeader()
+		st.Leader = &leader
+	}
+	return st
 }

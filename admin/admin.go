@@ -1,9 +1,11 @@
 // Package admin is the sidecar's own HTTP server: liveness and readiness
-// probes for the kubelet (and, as they come, metrics and debugging).
+// probes for the kubelet, a status page for people (and, as they come,
+// metrics and more debugging).
 package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -13,12 +15,15 @@ import (
 	"go.uber.org/zap"
 )
 
-// Server serves /healthz and /readyz.
+// Server serves /healthz, /readyz and /status.
 type Server struct {
 	Addr string
 	// Ready reports whether the first configuration has been served.
 	Ready func() bool
-	Log   *zap.Logger
+	// Status, when set, is served as JSON on /status: what the sidecar and
+	// HAProxy are doing, for people debugging a load balancer.
+	Status func(context.Context) any
+	Log    *zap.Logger
 }
 
 // Handler is the server's routes, for tests and for mounting elsewhere.
@@ -34,6 +39,19 @@ func (s *Server) Handler() http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	if s.Status != nil {
+		mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			defer cancel()
+			body, err := json.MarshalIndent(s.Status(ctx), "", "  ")
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(append(body, '\n'))
+		})
+	}
 	return mux
 }
 

@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -26,5 +28,30 @@ func TestProbes(t *testing.T) {
 	ready.Store(true)
 	if got := get("/readyz"); got != 200 {
 		t.Errorf("/readyz after = %d, want 200", got)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	get := func(h http.Handler) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
+		return rec
+	}
+	if got := get((&Server{}).Handler()).Code; got != http.StatusNotFound {
+		t.Errorf("/status without a Status func = %d, want 404", got)
+	}
+	h := (&Server{Status: func(ctx context.Context) any {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("Status called without a deadline")
+		}
+		return map[string]int{"generation": 7}
+	}}).Handler()
+	rec := get(h)
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("/status = %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	var got map[string]int
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || got["generation"] != 7 {
+		t.Errorf("/status body %q: %v", rec.Body.String(), err)
 	}
 }

@@ -92,7 +92,13 @@ type Controller struct {
 
 	lastReload time.Time
 	ready      atomic.Bool
-	stats      struct{ renders, reloads, runtime, unchanged, failures atomic.Int64 }
+	// lastErr is why the newest objects are not what HAProxy serves;
+	// templateErr why the newest templates are not the ones in use.
+	lastErr     error
+	lastErrAt   time.Time
+	templateErr error
+	lastApplied time.Time
+	stats       struct{ renders, reloads, runtime, unchanged, failures atomic.Int64 }
 }
 
 // Ready is true once a configuration rendered from the source is what
@@ -135,8 +141,81 @@ func (c *Controller) SetRenderer(r Renderer) {
 	c.mu.Lock()
 	c.renderer = r
 	c.rendGen++
+	c.templateErr = nil
 	c.mu.Unlock()
 	c.Notify()
+}
+
+// TemplatesFailed records that the templates on disk do not parse, so
+// the renderer in use is an older one (shown in Status until SetRenderer).
+func (c *Controller) TemplatesFailed(err error) {
+	c.mu.Lock()
+	c.templateErr = err
+	c.mu.Unlock()
+}
+
+// Status is the loop's state, for the admin server's /status.
+type Status struct {
+	// Ready: a configuration rendered from the source is being served.
+	Ready bool `json:"ready"`
+	// LastError says why the newest objects are not what HAProxy serves
+	// (a template that fails to execute, a configuration HAProxy refuses,
+	// a failed reload); empty once a pass brings HAProxy up to date.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// TemplateError says why edited templates are not in use.
+	TemplateError string `json:"template_error,omitempty"`
+	// LastApplied is when HAProxy was last brought up to date.
+	LastApplied time.Time `json:"last_applied,omitzero"`
+	Renders     int64     `json:"renders"`
+	Reloads     int64     `json:"reloads"`
+	// RuntimeUpdates counts passes applied through the runtime API alone.
+	RuntimeUpdates int64 `json:"runtime_updates"`
+	Unchanged      int64 `json:"unchanged"`
+	Failures       int64 `json:"failures"`
+	// Problems is what the last render skipped or noticed.
+	Problems []string `json:"problems"`
+}
+
+// Status returns the loop's state.
+func (c *Controller) Status() Status {
+	st := c.Stats()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := Status{
+		Ready: c.ready.Load(), LastApplied: c.lastApplied,
+		Renders: st.Renders, Reloads: st.Reloads, RuntimeUpdates: st.RuntimeUpdates,
+		Unchanged: st.Unchanged, Failures: st.Failures,
+		Problems: make([]string, 0, len(c.problems)),
+	}
+	if c.lastErr != nil {
+		s.LastError, s.LastErrorAt = c.lastErr.Error(), c.lastErrAt
+	}
+	if c.templateErr != nil {
+		s.TemplateError = c.templateErr.Error()
+	}
+	for _, p := range c.problems {
+		level := "warning"
+		if p.Severity == render.Notice {
+			level = "notice"
+		}
+		s.Problems = append(s.Problems, level+": "+p.String())
+	}
+	return s
+}
+
+// failed records why the last pass left HAProxy behind the objects.
+func (c *Controller) failed(err error) {
+	c.mu.Lock()
+	c.lastErr, c.lastErrAt = err, time.Now()
+	c.mu.Unlock()
+}
+
+// applied records that HAProxy serves the newest objects.
+func (c *Controller) applied() {
+	c.mu.Lock()
+	c.lastErr, c.lastApplied = nil, time.Now()
+	c.mu.Unlock()
 }
 
 // Stats returns the counters.
@@ -182,6 +261,7 @@ func (c *Controller) Run(ctx context.Context) error {
 				return nil
 			}
 			c.stats.failures.Add(1)
+			c.failed(err)
 			backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
 			c.cfg.Log.Error("apply failed; will retry", zap.Error(err), zap.Duration("retry_in", backoff))
 			retry.Reset(backoff)
@@ -226,6 +306,7 @@ func (c *Controller) pass(ctx context.Context) error {
 			// A template that fails to execute: keep serving the last
 			// good configuration and wait for the next change.
 			c.cfg.Log.Error("render failed; keeping the last good configuration", zap.Error(err))
+			c.failed(fmt.Errorf("render failed; keeping the last good configuration: %w", err))
 			return nil
 		}
 		problems := append(loadProblems, model.Problems...)
@@ -239,6 +320,7 @@ func (c *Controller) pass(ctx context.Context) error {
 			// Same files, but the model may differ in what is not
 			// rendered (e.g. which Ingresses are served with no rules).
 			c.setCurrent(&state{model: model, out: current.out, renderer: rendGen})
+			c.applied()
 			if c.cfg.OnApplied != nil {
 				c.cfg.OnApplied(Event{Model: model, Problems: problems, Took: time.Since(start)})
 			}
@@ -288,8 +370,10 @@ func (c *Controller) pass(ctx context.Context) error {
 		if err != nil {
 			var ce *reload.CheckError
 			if errors.As(err, &ce) {
+				reasons := ExplainCheckError(ce, out)
 				c.cfg.Log.Error("HAProxy rejects the new configuration; keeping the last good one",
-					zap.String("reasons", ExplainCheckError(ce, out)))
+					zap.String("reasons", reasons))
+				c.failed(fmt.Errorf("HAProxy rejects the new configuration; keeping the last good one: %s", reasons))
 				if !p.reload {
 					// Runtime changes were already made: what runs is
 					// no longer what is on disk. Reload from disk.
@@ -322,6 +406,7 @@ func (c *Controller) pass(ctx context.Context) error {
 				zap.Duration("runtime_api", runtimeDone.Sub(runtimeStart)), zap.Duration("persist", time.Since(runtimeDone)))
 		}
 		c.setCurrent(next)
+		c.applied()
 		ev.Took = time.Since(start)
 		if c.cfg.OnApplied != nil {
 			c.cfg.OnApplied(ev)

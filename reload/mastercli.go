@@ -134,24 +134,24 @@ func isConnReset(err error) bool {
 
 // Proc is one line of the master's "show proc".
 type Proc struct {
-	PID     int
-	Type    string // "master", "worker", or a program name's type
-	Reloads int    // for a worker: how many reloads it has survived
-	Uptime  string
-	Version string
+	PID     int    `json:"pid"`
+	Type    string `json:"type"`    // "master", "worker", or a program name's type
+	Reloads int    `json:"reloads"` // for a worker: how many reloads it has survived
+	Uptime  string `json:"uptime"`
+	Version string `json:"version"`
 }
 
 // ProcStatus is the parsed "show proc" answer.
 type ProcStatus struct {
-	Master Proc
+	Master Proc `json:"master"`
 	// Reloads is the master's reload counter; FailedReloads counts failed reloads
 	// since the last successful one (HAProxy resets it on success).
-	Reloads       int
-	FailedReloads int
+	Reloads       int `json:"reloads"`
+	FailedReloads int `json:"failed_reloads"`
 	// Workers are the current workers (normally one); OldWorkers are previous
 	// generations still finishing their connections after a reload.
-	Workers    []Proc
-	OldWorkers []Proc
+	Workers    []Proc `json:"workers"`
+	OldWorkers []Proc `json:"old_workers"`
 }
 
 // CurrentWorker returns the PID of the current worker, or 0 if none is listed.

@@ -13,6 +13,7 @@
 #   DEMO_DIR          work directory           (/tmp/haproxy-sidecar-demo)
 #   DEMO_HTTP_PORT    HAProxy's HTTP port      (8080)
 #   DEMO_HTTPS_PORT   HAProxy's HTTPS port     (8443)
+#   DEMO_ADMIN_PORT   the sidecar's /healthz, /readyz and /status (10254)
 #   DEMO_WEB_PORT, DEMO_API_PORT, DEMO_DOCS_PORT
 #                     the echo backends' ports (18081, 18082, 18083)
 #   DEMO_START_TIMEOUT  seconds to wait for the demo routes (60)
@@ -29,6 +30,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${DEMO_DIR:-/tmp/haproxy-sidecar-demo}
 HTTP_PORT=${DEMO_HTTP_PORT:-8080}
 HTTPS_PORT=${DEMO_HTTPS_PORT:-8443}
+ADMIN_PORT=${DEMO_ADMIN_PORT:-10254}
 WEB_PORT=${DEMO_WEB_PORT:-18081}
 API_PORT=${DEMO_API_PORT:-18082}
 DOCS_PORT=${DEMO_DOCS_PORT:-18083}
@@ -169,6 +171,7 @@ log "starting haproxy-sidecar (log: $WORK/sidecar.log)"
 	--haproxy-start --haproxy "$HAPROXY" \
 	--http-bind "127.0.0.1:$HTTP_PORT" \
 	--https-bind "127.0.0.1:$HTTPS_PORT" \
+	--health-addr "127.0.0.1:$ADMIN_PORT" \
 	"${extra[@]}" >"$WORK/sidecar.log" 2>&1 &
 SIDECAR_PID=$!
 
@@ -241,6 +244,10 @@ second or two (the sidecar logs each change below and in $WORK/sidecar.log):
       404 page not found
 
 The copy is replaced by a fresh one from testdata/demo at the next start.
+
+What the sidecar is doing (generation served, last error, skipped objects,
+HAProxy's workers and old workers still draining after a reload):
+  curl -s http://127.0.0.1:$ADMIN_PORT/status
 
 Rendered configuration: $WORK/config/current/haproxy.cfg
   (with maps/ and crt-list.txt beside it; ls $WORK/config for every generation)

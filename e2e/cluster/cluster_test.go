@@ -7,6 +7,7 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -440,8 +441,23 @@ func TestClusterStatusEventsAndSettings(t *testing.T) {
 	}
 	common := []string{"--election-namespace", e.ns, "--configmap", e.ns + "/settings", "--status-sync-interval", "1s"}
 	first := e.startSidecar(bin, append(common, "--publish-address", "198.18.1.1")...)
-	firstHTTPS := e.httpsPort
+	firstHTTPS, firstAdmin := e.httpsPort, e.health
 	second := e.startSidecar(bin, append(common, "--publish-address", "198.18.1.2")...)
+	secondAdmin := e.health
+	// leader reads a replica's /status: whether it holds the Lease.
+	leader := func(adminPort int) bool {
+		_, body, err := sidecartest.Get(adminPort, "localhost", "/status")
+		var st struct {
+			Leader *bool `json:"leader"`
+		}
+		if err == nil {
+			err = json.Unmarshal([]byte(body), &st)
+		}
+		if err != nil || st.Leader == nil {
+			t.Fatalf("/status of the replica on port %d: %v, %q", adminPort, err, body)
+		}
+		return *st.Leader
+	}
 
 	kube.StartEcho(t, "web", kube.BackendIP(0)+":8080")
 	e.service("web", 8080, kube.BackendIP(0))
@@ -474,6 +490,9 @@ func TestClusterStatusEventsAndSettings(t *testing.T) {
 		if got := status(); len(got) != 1 || got[0] != "198.18.1.1" {
 			t.Fatalf("status changed to %v while the leader runs", got)
 		}
+	}
+	if !leader(firstAdmin) || leader(secondAdmin) {
+		t.Errorf("/status leader: first %v, second %v; want only the first", leader(firstAdmin), leader(secondAdmin))
 	}
 
 	// Events: one Warning for the bad path, one Normal Served; not one per
@@ -527,6 +546,9 @@ func TestClusterStatusEventsAndSettings(t *testing.T) {
 		}
 		return nil
 	})
+	if !leader(secondAdmin) {
+		t.Errorf("/status of the remaining replica does not say it leads")
+	}
 
 	// The Ingress stops being ours: our address is removed.
 	ing, err := c.Client.NetworkingV1().Ingresses(e.ns).Get(e.ctx(), "web", metav1.GetOptions{})

@@ -5,6 +5,7 @@ package run
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,6 +40,7 @@ type sidecar struct {
 	configDir string
 	socket    string
 	httpPort  int
+	adminPort int
 	logs      *sidecartest.LockedBuffer
 }
 
@@ -57,8 +60,8 @@ func startSidecar(t testing.TB, o sidecarOpts) *sidecar {
 		configDir: filepath.Join(work, "config"),
 		socket:    filepath.Join(work, "master.sock"),
 	}
-	ports := sidecartest.FreePorts(t, 2)
-	s.httpPort = ports[0]
+	ports := sidecartest.FreePorts(t, 3)
+	s.httpPort, s.adminPort = ports[0], ports[2]
 	if s.manifests == "" {
 		s.manifests = filepath.Join(work, "manifests")
 		if err := os.MkdirAll(s.manifests, 0o755); err != nil {
@@ -66,7 +69,7 @@ func startSidecar(t testing.TB, o sidecarOpts) *sidecar {
 		}
 	}
 	args := []string{"run", "--manifests", s.manifests, "--config-dir", s.configDir, "--master-socket", s.socket,
-		"--haproxy-start", "--haproxy", o.haproxy, "--log-level", "debug", "--grace-period", "5s", "--health-addr", "",
+		"--haproxy-start", "--haproxy", o.haproxy, "--log-level", "debug", "--grace-period", "5s", "--health-addr", "127.0.0.1:" + strconv.Itoa(s.adminPort),
 		"--http-bind", "127.0.0.1:" + strconv.Itoa(s.httpPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(ports[1]),
 		"--min-reload-interval", o.minReloadInterval.String()}
 	if o.templates != "" {
@@ -166,12 +169,52 @@ func (s *sidecar) tryProcs() (reload.ProcStatus, error) { return s.TryProcs() }
 // logCount counts log lines containing a string.
 func (s *sidecar) logCount(substr string) int { return s.LogCount(substr) }
 
-// echo is an HTTP backend on loopback answering "svc:<name>".
-type echo struct {
-	name string
-	port int
-	srv  *http.Server
+// status is the part of the admin server's /status the tests read.
+type status struct {
+	Ready         bool     `json:"ready"`
+	LastError     string   `json:"last_error"`
+	TemplateError string   `json:"template_error"`
+	Generation    int      `json:"generation"`
+	Reloads       int      `json:"reloads"`
+	OldWorkers    int      `json:"old_workers"`
+	Problems      []string `json:"problems"`
+	HAProxy       *struct {
+		Workers    []reload.Proc `json:"workers"`
+		OldWorkers []reload.Proc `json:"old_workers"`
+	} `json:"haproxy"`
+	HAProxyError string `json:"haproxy_error"`
 }
+
+func (s *sidecar) status() status {
+	s.t.Helper()
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(s.adminPort) + "/status")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st status
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		s.t.Fatalf("/status: %s, %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		s.t.Fatalf("/status: %v", err)
+	}
+	return st
+}
+
+// echo is an HTTP backend on loopback answering "svc:<name>". A request
+// for /hold is answered only once release is called: an in-flight request
+// that keeps an old HAProxy worker alive.
+type echo struct {
+	name     string
+	port     int
+	srv      *http.Server
+	held     chan struct{} // one value per /hold request received
+	released chan struct{}
+	once     sync.Once
+}
+
+func (e *echo) release() { e.once.Do(func() { close(e.released) }) }
 
 func startEcho(t testing.TB, name string) *echo {
 	t.Helper()
@@ -179,12 +222,19 @@ func startEcho(t testing.TB, name string) *echo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &echo{name: name, port: ln.Addr().(*net.TCPAddr).Port}
+	e := &echo{name: name, port: ln.Addr().(*net.TCPAddr).Port, held: make(chan struct{}, 16), released: make(chan struct{})}
 	e.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			e.held <- struct{}{}
+			select {
+			case <-e.released:
+			case <-r.Context().Done():
+			}
+		}
 		io.WriteString(w, "svc:"+name)
 	})}
 	go e.srv.Serve(ln)
-	t.Cleanup(func() { e.srv.Close() })
+	t.Cleanup(func() { e.release(); e.srv.Close() })
 	return e
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,6 +88,9 @@ func TestRunKeepsServingOnBadInput(t *testing.T) {
 		})
 		s.write("c.yaml", ingress("c", "c.test", "/", "a"))
 		s.expect("c.test", "/", "svc:a") // old templates still render new objects
+		if st := s.status(); !strings.Contains(st.TemplateError, "haproxy.cfg.tmpl") {
+			t.Errorf("/status template_error = %q, want the template's parse error", st.TemplateError)
+		}
 
 		// A template HAProxy rejects: the candidate never goes live.
 		reloads := s.procs().Reloads
@@ -99,6 +103,9 @@ func TestRunKeepsServingOnBadInput(t *testing.T) {
 		})
 		if !strings.Contains(s.logs.String(), "caused by Service default/a port 80") {
 			t.Errorf("rejection does not name the Service behind the failing line")
+		}
+		if st := s.status(); !strings.Contains(st.LastError, "caused by Service default/a port 80") || st.TemplateError != "" {
+			t.Errorf("/status after the rejection: last_error %q, template_error %q", st.LastError, st.TemplateError)
 		}
 		s.expectStays("a.test", "/", "svc:a", 300*time.Millisecond)
 		if got := s.procs().Reloads; got != reloads {
@@ -120,10 +127,19 @@ func TestRunKeepsServingOnBadInput(t *testing.T) {
 			return nil
 		})
 		s.expectStays("a.test", "/", "svc:a", 300*time.Millisecond)
+		if st := s.status(); !strings.Contains(st.LastError, "no listener") {
+			t.Errorf("/status last_error = %q, want the missing listener", st.LastError)
+		}
 
 		writeTmpl(good)
 		s.write("d.yaml", ingress("d", "d.test", "/", "a"))
 		s.expect("d.test", "/", "svc:a")
+		s.eventually(5*time.Second, "/status clear of errors", func() error {
+			if st := s.status(); st.LastError != "" || st.TemplateError != "" {
+				return fmt.Errorf("last_error %q, template_error %q", st.LastError, st.TemplateError)
+			}
+			return nil
+		})
 	})
 }
 
@@ -275,5 +291,69 @@ func TestRunWithExternalHAProxy(t *testing.T) {
 		s.expect("a.test", "/", "svc:a")
 		s.write("b.yaml", ingress("b", "b.test", "/", "a"))
 		s.expect("b.test", "/", "svc:a")
+	})
+}
+
+// /status shows what a person debugging the load balancer needs: the
+// generation served, HAProxy's workers, old workers still draining after a
+// reload, and what was skipped.
+func TestRunStatus(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, bin string) {
+		a := startEcho(t, "a")
+		s := startSidecar(t, sidecarOpts{haproxy: bin})
+		s.write("class.yaml", ingressClass)
+		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a")+"---\n"+ingress("bad", "bad_host.test", "/", "a"))
+		s.expect("a.test", "/", "svc:a")
+		waitNoOldWorkers(s)
+
+		// HAProxy may serve the new worker a moment before the sidecar has
+		// confirmed the reload.
+		var st status
+		s.eventually(5*time.Second, "/status after the first configuration", func() error {
+			st = s.status()
+			if !st.Ready || st.LastError != "" || st.Generation == 0 || st.HAProxy == nil || len(st.HAProxy.Workers) != 1 || st.OldWorkers != 0 {
+				return fmt.Errorf("%+v", st)
+			}
+			return nil
+		})
+		if !slices.ContainsFunc(st.Problems, func(p string) bool {
+			return strings.HasPrefix(p, "warning: Ingress default/bad: spec.rules[0].host")
+		}) {
+			t.Errorf("/status problems do not name the bad host: %q", st.Problems)
+		}
+
+		// A request in flight keeps the old worker alive across a reload.
+		answer := make(chan string, 1)
+		go func() {
+			got, err := s.get("a.test", "/hold")
+			answer <- fmt.Sprint(got, err)
+		}()
+		select {
+		case <-a.held:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the held request never reached the backend")
+		}
+		s.write("b.yaml", app("b", a)+"---\n"+ingress("b", "b.test", "/", "b"))
+		s.expect("b.test", "/", "svc:a")
+		s.eventually(3*time.Second, "the old worker in /status", func() error {
+			now := s.status()
+			if now.OldWorkers != 1 || now.HAProxy == nil || len(now.HAProxy.OldWorkers) != 1 {
+				return fmt.Errorf("old_workers %d: %+v", now.OldWorkers, now.HAProxy)
+			}
+			if now.Generation <= st.Generation || now.Reloads == 0 {
+				return fmt.Errorf("generation %d (was %d), reloads %d", now.Generation, st.Generation, now.Reloads)
+			}
+			return nil
+		})
+		a.release()
+		if got := <-answer; got != "svc:a<nil>" {
+			t.Errorf("the request in flight during the reload got %q", got)
+		}
+		s.eventually(10*time.Second, "no old worker in /status", func() error {
+			if n := s.status().OldWorkers; n != 0 {
+				return fmt.Errorf("%d old workers", n)
+			}
+			return nil
+		})
 	})
 }
