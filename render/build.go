@@ -372,17 +372,21 @@ func (b *builder) endpoints(svc *corev1.Service, sp *corev1.ServicePort) []netip
 		}
 		var port int32
 		found := false
-		for _, p := range es.Ports {
+		for j, p := range es.Ports {
 			pn := ""
 			if p.Name != nil {
 				pn = *p.Name
 			}
 			if pn == sp.Name && p.Port != nil {
 				port, found = *p.Port, true
+				if port <= 0 || port > 65535 {
+					b.problem(Warning, "EndpointSlice", es.Namespace, es.Name, fmt.Sprintf("ports[%d].port", j), "%d is not a valid port; slice skipped for Service port %q", port, sp.Name)
+					found = false
+				}
 				break
 			}
 		}
-		if !found || port <= 0 || port > 65535 {
+		if !found {
 			continue
 		}
 		for i, ep := range es.Endpoints {
@@ -399,7 +403,11 @@ func (b *builder) endpoints(svc *corev1.Service, sp *corev1.ServicePort) []netip
 				b.problem(Warning, "EndpointSlice", es.Namespace, es.Name, fmt.Sprintf("endpoints[%d].addresses[0]", i), "%q is not an IP address; endpoint skipped", ep.Addresses[0])
 				continue
 			}
-			out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(port)))
+			if ip = ip.Unmap(); ip.Is4() != (es.AddressType == discoveryv1.AddressTypeIPv4) {
+				b.problem(Warning, "EndpointSlice", es.Namespace, es.Name, fmt.Sprintf("endpoints[%d].addresses[0]", i), "%q is not an %s address; endpoint skipped", ep.Addresses[0], es.AddressType)
+				continue
+			}
+			out = append(out, netip.AddrPortFrom(ip, uint16(port)))
 		}
 	}
 	slices.SortFunc(out, func(x, y netip.AddrPort) int { return x.Compare(y) })

@@ -222,6 +222,64 @@ func TestBuildModelEndpoints(t *testing.T) {
 	}
 }
 
+// Slices the API server would have refused (they can come from manifest
+// files) lose only the bad part, with a warning naming it.
+func TestBuildModelBadEndpoints(t *testing.T) {
+	v6 := slice("default", "web", "web-v6", "http", 8080, "fd00::1", "10.0.0.5")
+	v6.AddressType = discoveryv1.AddressTypeIPv6
+	in := Inputs{
+		IngressClasses: []*networkingv1.IngressClass{ourClass(true)},
+		Ingresses:      []*networkingv1.Ingress{ingress("default", "a", 0, "", pathSpec{"Prefix", "/", "web", "http"})},
+		Services:       []*corev1.Service{service("default", "web", corev1.ServicePort{Name: "http", Port: 80})},
+		EndpointSlices: []*discoveryv1.EndpointSlice{
+			slice("default", "web", "web-a", "http", 8080, "10.0.0.1 check", "fd00::2", "10.0.0.2"),
+			slice("default", "web", "web-port", "http", 99999, "10.0.0.3"),
+			v6,
+		},
+	}
+	m := BuildModel(in, Options{})
+	if len(m.Backends) != 1 {
+		t.Fatalf("backends: %+v", m.Backends)
+	}
+	want := []netip.AddrPort{netip.MustParseAddrPort("10.0.0.2:8080"), netip.MustParseAddrPort("[fd00::1]:8080")}
+	if got := m.Backends[0].Servers; !slices.Equal(got, want) {
+		t.Errorf("servers %v, want %v", got, want)
+	}
+	var got []string
+	for _, p := range m.Problems {
+		got = append(got, p.String())
+	}
+	for _, w := range []string{
+		`EndpointSlice default/web-a: endpoints[0].addresses[0]: "10.0.0.1 check" is not an IP address; endpoint skipped`,
+		`EndpointSlice default/web-a: endpoints[1].addresses[0]: "fd00::2" is not an IPv4 address; endpoint skipped`,
+		`EndpointSlice default/web-port: ports[0].port: 99999 is not a valid port; slice skipped for Service port "http"`,
+		`EndpointSlice default/web-v6: endpoints[1].addresses[0]: "10.0.0.5" is not an IPv6 address; endpoint skipped`,
+	} {
+		if !slices.Contains(got, w) {
+			t.Errorf("missing problem %q in %q", w, got)
+		}
+	}
+}
+
+// Names the API server never checked are quoted in reports, so a newline
+// in one cannot forge a line.
+func TestProblemStringQuotesOddNames(t *testing.T) {
+	for _, c := range []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{Kind: "Ingress", Namespace: "default", Name: "web-1.a", Field: "spec", Message: "m"}, "Ingress default/web-1.a: spec: m"},
+		{Problem{Kind: "File", Name: "dir/a b.yaml (document 2)", Message: "m"}, "File dir/a b.yaml (document 2): m"},
+		{Problem{Kind: "Ingress", Namespace: "x", Name: "a\nwarning: b", Message: "m"}, `Ingress x/"a\nwarning: b": m`},
+		{Problem{Kind: "Ingress", Namespace: "x\u202e", Name: "a", Message: "m"}, `Ingress "x\u202e"/a: m`},
+		{Problem{Kind: "IngressClass", Name: "\x1b[31mred", Message: "m"}, `IngressClass "\x1b[31mred": m`},
+	} {
+		if got := c.p.String(); got != c.want {
+			t.Errorf("String() = %q, want %q", got, c.want)
+		}
+	}
+}
+
 func TestServerSlots(t *testing.T) {
 	for n, want := range map[int]int{0: 4, 1: 4, 4: 4, 5: 8, 8: 8, 9: 16, 100: 128} {
 		if got := ServerSlots(n); got != want {

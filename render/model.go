@@ -6,6 +6,7 @@ package render
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -204,13 +205,25 @@ func (p Problem) String() string {
 	obj := p.Kind
 	if p.Name != "" {
 		if p.Namespace != "" {
-			obj += " " + p.Namespace + "/" + p.Name
+			obj += " " + plainOrQuoted(p.Namespace) + "/" + plainOrQuoted(p.Name)
 		} else {
-			obj += " " + p.Name
+			obj += " " + plainOrQuoted(p.Name)
 		}
 	}
 	if p.Field != "" {
 		return obj + ": " + p.Field + ": " + p.Message
 	}
 	return obj + ": " + p.Message
+}
+
+// plainOrQuoted returns an object's namespace or name as it is, or
+// Go-quoted when it holds control or format characters, quotes or
+// backslashes: a name from a manifest the API server never checked may
+// hold a newline or a terminal escape, which must not forge lines in
+// reports and logs.
+func plainOrQuoted(s string) string {
+	if q := strconv.Quote(s); q[1:len(q)-1] != s {
+		return q
+	}
+	return s
 }
