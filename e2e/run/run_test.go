@@ -1,7 +1,12 @@
 package run
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -355,5 +360,63 @@ func TestRunStatus(t *testing.T) {
 			}
 			return nil
 		})
+	})
+}
+
+// A server slot that gets a new address at run time sends nothing more to
+// the old one, not even requests of a client connection kept alive across
+// the change (HAProxy could otherwise reuse the slot's server connection).
+// The old backend keeps running, so a stale answer would show.
+func TestRunEndpointChangeLeavesOldAddress(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, bin string) {
+		a1, a2 := startEcho(t, "a1"), startEcho(t, "a2")
+		s := startSidecar(t, sidecarOpts{haproxy: bin})
+		s.write("class.yaml", ingressClass)
+		s.write("apps.yaml", app("a", a1))
+		s.write("ing.yaml", ingress("web", "web.test", "/", "a"))
+		s.expect("web.test", "/", "svc:a1")
+
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		defer client.CloseIdleConnections()
+		reused := 0
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+			if i.Reused {
+				reused++
+			}
+		}}
+		get := func() string {
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace),
+				http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(s.httpPort)+"/", nil)
+			req.Host = "web.test"
+			resp, err := client.Do(req)
+			if err != nil {
+				return err.Error()
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return string(body)
+		}
+		for range 5 {
+			if got := get(); got != "svc:a1" {
+				t.Fatalf("before the change: %q", got)
+			}
+		}
+		updates := s.logCount("updated HAProxy at run time")
+		s.write("apps.yaml", app("a", a2))
+		s.eventually(5*time.Second, "the runtime update", func() error {
+			if s.logCount("updated HAProxy at run time") == updates {
+				return errors.New("not applied yet")
+			}
+			return nil
+		})
+		reused = 0
+		for i := range 50 {
+			if got := get(); got != "svc:a2" {
+				t.Fatalf("request %d after the change on a kept-alive connection: %q", i, got)
+			}
+		}
+		if reused < 45 {
+			t.Errorf("only %d of 50 requests reused the client connection: the test did not test reuse", reused)
+		}
 	})
 }
