@@ -20,6 +20,7 @@ Usage:
   haproxy-sidecar render --manifests PATH (--out DIR | --stdout) [flags]
   haproxy-sidecar run --manifests DIR --config-dir DIR --master-socket PATH [--haproxy-start] [flags]
   haproxy-sidecar run --init --config-dir DIR
+  haproxy-sidecar explain --manifests PATH [flags] URL...
   haproxy-sidecar version
 
 Run "haproxy-sidecar COMMAND -h" for the flags of a command.
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return renderCommand(ctx, args[1:], stdout, stderr)
 	case "run":
 		return runCommand(ctx, args[1:], stderr)
+	case "explain":
+		return explainCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "haproxy-sidecar", version)
 		return 0

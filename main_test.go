@@ -128,3 +128,39 @@ func TestRenderUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestExplain(t *testing.T) {
+	code, out, errs := runCLI(t, "explain", "--manifests", "testdata/hosts",
+		"https://Only.Example.com:443/api/v1?x=1", "bar.example.com/a?b=c", "https://a.b.example.com/")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, w := range []string{
+		// The exact host has no /api path: the wildcard host's rule serves it.
+		"https://Only.Example.com:443/api/v1?x=1\n",
+		`  maps/prefix.map "only.example.com/api/v1/": no match`,
+		`  maps/prefix.map "*.example.com/api/v1/": found "*.example.com/api/"`,
+		"  rule: Ingress default/wild spec.rules[0].http.paths[1], host *.example.com, Prefix path \"/api\"",
+		"=> backend default_wild-api_80 (Service default/wild-api port 80)",
+		// A URL without scheme is plain HTTP: redirected, query kept.
+		"  => 308 redirect to https://bar.example.com/a?b=c",
+		"  certificate: the default one (no certificate names a.b.example.com)",
+		"  => 404 from HAProxy (backend _default_404)",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+
+	for _, bad := range [][]string{
+		{"explain", "--manifests", "testdata/hosts"},                  // no URL
+		{"explain", "https://x.test/"},                                // no manifests
+		{"explain", "--manifests", "testdata/hosts", "ftp://x.test/"}, // not HTTP
+		{"explain", "--manifests", "testdata/hosts", "http://%zz/"},   // not a URL
+		{"explain", "--manifests", "testdata/hosts", "--configmap", "x", "http://x.test/"},
+	} {
+		if code, _, _ := runCLI(t, bad...); code != 2 {
+			t.Errorf("%q: exit %d, want 2", bad, code)
+		}
+	}
+}

@@ -218,7 +218,8 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 	}, renderer)
 	if f.healthAddr != "" {
 		srv := &admin.Server{Addr: f.healthAddr, Ready: ctl.Ready, Log: log.Named("admin"),
-			Status: func(ctx context.Context) any { return currentStatus(ctx, ctl, store, cli, kc) }}
+			Status:  func(ctx context.Context) any { return currentStatus(ctx, ctl, store, cli, kc) },
+			Explain: func(url string) (string, error) { return explainServed(ctl, url) }}
 		runners = append(runners, srv.Run)
 	}
 	if kc != nil {
@@ -322,4 +323,17 @@ func currentStatus(ctx context.Context, ctl *controller.Controller, store *reloa
 		st.Leader = &leader
 	}
 	return st
+}
+
+// explainServed explains a request against the model HAProxy serves now.
+func explainServed(ctl *controller.Controller, url string) (string, error) {
+	r, err := render.ParseRequestURL(url)
+	if err != nil {
+		return "", err
+	}
+	m := ctl.Model()
+	if m == nil {
+		return "", errors.New("no configuration served yet")
+	}
+	return m.Explain(r).String(), nil
 }

@@ -8,14 +8,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
 )
 
-// Server serves /healthz, /readyz and /status.
+// Server serves /healthz, /readyz, /status and /explain.
 type Server struct {
 	Addr string
 	// Ready reports whether the first configuration has been served.
@@ -23,7 +25,11 @@ type Server struct {
 	// Status, when set, is served as JSON on /status: what the sidecar and
 	// HAProxy are doing, for people debugging a load balancer.
 	Status func(context.Context) any
-	Log    *zap.Logger
+	// Explain, when set, serves /explain?url=URL: which rule of the
+	// configuration being served answers that request, and why. An error
+	// means the URL is unusable (400).
+	Explain func(url string) (string, error)
+	Log     *zap.Logger
 }
 
 // Handler is the server's routes, for tests and for mounting elsewhere.
@@ -50,6 +56,29 @@ func (s *Server) Handler() http.Handler {
 			}
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write(append(body, '\n'))
+		})
+	}
+	if s.Explain != nil {
+		mux.HandleFunc("GET /explain", func(w http.ResponseWriter, r *http.Request) {
+			urls := r.URL.Query()["url"]
+			if len(urls) == 0 {
+				http.Error(w, "want ?url=http(s)://host/path (repeatable)", http.StatusBadRequest)
+				return
+			}
+			var b strings.Builder
+			for i, u := range urls {
+				text, err := s.Explain(u)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				if i > 0 {
+					b.WriteByte('\n')
+				}
+				b.WriteString(text)
+			}
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = io.WriteString(w, b.String())
 		})
 	}
 	return mux

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -53,5 +54,27 @@ func TestStatus(t *testing.T) {
 	var got map[string]int
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || got["generation"] != 7 {
 		t.Errorf("/status body %q: %v", rec.Body.String(), err)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	h := (&Server{Explain: func(url string) (string, error) {
+		if url == "bad" {
+			return "", errors.New("not a URL")
+		}
+		return "explained " + url + "\n", nil
+	}}).Handler()
+	get := func(query string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/explain?"+query, nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get("url=http://a/&url=http://b/"); code != 200 || body != "explained http://a/\n\nexplained http://b/\n" {
+		t.Errorf("two URLs: %d %q", code, body)
+	}
+	for _, q := range []string{"", "url=bad", "url=http://a/&url=bad"} {
+		if code, _ := get(q); code != http.StatusBadRequest {
+			t.Errorf("%q: %d, want 400", q, code)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +20,8 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // request is one row of a routing table: what a client sends and what it
@@ -39,18 +43,38 @@ type request struct {
 // checks each request.
 func runRouting(t *testing.T, caseName string, reqs []request) {
 	t.Helper()
+	runRoutingWith(t, caseName, nil, reqs)
+}
+
+// runRoutingWith is runRouting with a change to the case's objects first.
+func runRoutingWith(t *testing.T, caseName string, change func(*render.Inputs), reqs []request) {
+	t.Helper()
 	in, _, err := manifest.Load(filepath.Join("..", "testdata", caseName, "manifests.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if change != nil {
+		change(&in)
+	}
 	pointAtEchoServers(t, &in)
 	httpPort, httpsPort := freePort(t), freePort(t)
-	_, out, _ := renderInputs(t, in, render.Config{
+	m, out, _ := renderInputs(t, in, render.Config{
 		HTTPBind:  "127.0.0.1:" + strconv.Itoa(httpPort),
 		HTTPSBind: "127.0.0.1:" + strconv.Itoa(httpsPort),
 	}, nil)
 	dir := t.TempDir()
 	writeFiles(t, dir, out)
+
+	// explain must predict every answer HAProxy gives below.
+	for _, r := range reqs {
+		got, cert := explained(t, m, out, r)
+		if got != r.want {
+			t.Errorf("explain %s: predicts %s, want %s\n%s", r, got, r.want, m.Explain(r.render()))
+		}
+		if r.cert != "" && cert != r.cert {
+			t.Errorf("explain %s: predicts certificate %q, want %q", r, cert, r.cert)
+		}
+	}
 
 	for version, bin := range testenv.HAProxies(t) {
 		t.Run("haproxy-"+version, func(t *testing.T) {
@@ -66,6 +90,53 @@ func runRouting(t *testing.T, caseName string, reqs []request) {
 				}
 			}
 		})
+	}
+}
+
+func (r request) render() render.Request {
+	path, query, _ := strings.Cut(r.path, "?")
+	return render.Request{HTTPS: r.https, Host: r.host, Path: path, Query: query}
+}
+
+// explained is what Model.Explain predicts for a request, in the form of
+// request.want, and the common name of the certificate it predicts.
+func explained(t *testing.T, m *render.Model, out *render.Output, r request) (got, certCN string) {
+	t.Helper()
+	e := m.Explain(r.render())
+	switch e.Answer {
+	case render.AnswerServers:
+		got = "svc:" + e.BackendInfo.Namespace + "/" + e.BackendInfo.Service
+	case render.AnswerRedirect:
+		got = "redirect:" + e.Location
+	case render.AnswerUnavailable:
+		got = "status:503"
+	case render.AnswerNotFound:
+		got = "status:404"
+	}
+	if r.https {
+		pemData := out.Get(render.DefaultCertFile)
+		if !e.DefaultCert {
+			pemData = e.Cert.PEM
+		}
+		certCN = commonName(t, pemData)
+	}
+	return got, certCN
+}
+
+func commonName(t *testing.T, data []byte) string {
+	t.Helper()
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			t.Fatal("no certificate in PEM data")
+		}
+		if b.Type == "CERTIFICATE" {
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.Subject.CommonName
+		}
 	}
 }
 
@@ -274,6 +345,10 @@ func TestRoutingHosts(t *testing.T) {
 		// TLS hosts redirect plain HTTP, keeping path and query.
 		{host: "foo.example.com", path: "/x?a=1", want: "redirect:https://foo.example.com/x?a=1"},
 		{host: "bar.example.com", path: "/", want: "redirect:https://bar.example.com/"},
+		// Neither the port nor the case of the Host header is kept: the
+		// port was the HTTP one, and https://x.example.com:80/ fails.
+		{host: "FOO.Example.com:8080", path: "/a%20b?q", want: "redirect:https://foo.example.com/a%20b?q"},
+		{host: "x.Example.com:80", path: "/", want: "redirect:https://x.example.com/"},
 		// Exact host; case and port in Host do not matter.
 		{https: true, host: "foo.example.com", path: "/x", want: "svc:default/foo", cert: "foo.example.com"},
 		{https: true, host: "FOO.Example.COM:443", path: "/exact", want: "svc:default/foo-exact", cert: "foo.example.com"},
@@ -297,6 +372,23 @@ func TestRoutingHosts(t *testing.T) {
 		{host: "unknown.test", path: "/common", want: "svc:default/any-common"},
 		{host: "unknown.test", path: "/", want: "status:404"},
 		{https: true, host: "unknown.test", path: "/api", want: "svc:default/any-api", cert: defCert},
+		// A TLS entry without hosts: its certificate's own names select it,
+		// wildcard name included, and plain HTTP is not redirected.
+		{https: true, host: "names.example.org", path: "/", want: "svc:default/plain", cert: "names.example.org"},
+		{https: true, host: "x.names.example.org", path: "/api", want: "svc:default/any-api", cert: "names.example.org"},
+		{https: true, host: "x.y.names.example.org", path: "/api", want: "svc:default/any-api", cert: defCert},
+		{host: "names.example.org", path: "/", want: "svc:default/plain"},
+	})
+}
+
+// https-redirect-port puts the port clients use for HTTPS in redirects.
+func TestRoutingRedirectPort(t *testing.T) {
+	settings := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "haproxy-sidecar"},
+		Data: map[string]string{"https-redirect-port": "8443"}}
+	runRoutingWith(t, "hosts", func(in *render.Inputs) { in.ConfigMaps = append(in.ConfigMaps, settings) }, []request{
+		{host: "foo.example.com:80", path: "/x?a=1", want: "redirect:https://foo.example.com:8443/x?a=1"},
+		{host: "Bar.Example.com", path: "/", want: "redirect:https://bar.example.com:8443/"},
+		{host: "plain.test", path: "/x", want: "svc:default/plain"},
 	})
 }
 

@@ -38,6 +38,10 @@ type Settings struct {
 	// HTTPPort and HTTPSPort replace the port of Config.HTTPBind and
 	// Config.HTTPSBind; 0 keeps the port of the bind address.
 	HTTPPort, HTTPSPort int
+	// HTTPSRedirectPort is the port in the Location of HTTP-to-HTTPS
+	// redirects, as clients reach HTTPS (behind a load balancer that is
+	// usually not the port HAProxy binds); 0 and 443 leave it out.
+	HTTPSRedirectPort int
 	// DefaultCertificate answers TLS handshakes whose SNI matches no
 	// Ingress; nil means the built-in certificate. Its File is
 	// DefaultCertFile.
@@ -74,6 +78,7 @@ var settingKeys = []settingKey{
 	{"default-certificate", withSecrets((*settingsParser).certificate, func(s *Settings) **Certificate { return &s.DefaultCertificate })},
 	{"http-port", set(parsePort, func(s *Settings) *int { return &s.HTTPPort })},
 	{"https-port", set(parsePort, func(s *Settings) *int { return &s.HTTPSPort })},
+	{"https-redirect-port", set(parsePort, func(s *Settings) *int { return &s.HTTPSRedirectPort })},
 	{"log-format", set(parseLogFormat, func(s *Settings) *string { return &s.LogFormat })},
 	{"maxconn", set(parseMaxConn, func(s *Settings) *int { return &s.MaxConn })},
 	{"ssl-ciphers", set(parseCiphers, func(s *Settings) *string { return &s.SSLCiphers })},
@@ -464,6 +469,9 @@ type SettingsData struct {
 	// option httplog.
 	LogFormat                                  string
 	SSLMinVersion, SSLCiphers, SSLCipherSuites string
+	// RedirectPort is ":<port>" for the Location of HTTPS redirects, or
+	// "" for 443.
+	RedirectPort string
 }
 
 // templateData formats the settings; zero fields (a Model not made by
@@ -489,6 +497,9 @@ func (s Settings) templateData() SettingsData {
 		SSLMinVersion:        str(s.SSLMinVersion, def.SSLMinVersion),
 		SSLCiphers:           str(s.SSLCiphers, def.SSLCiphers),
 		SSLCipherSuites:      str(s.SSLCipherSuites, def.SSLCipherSuites),
+	}
+	if p := s.HTTPSRedirectPort; p != 0 && p != 443 {
+		out.RedirectPort = ":" + strconv.Itoa(p)
 	}
 	if s.LogFormat != "" {
 		// parseLogFormat allows no '"', '\\' or '$', the only characters

@@ -122,6 +122,9 @@ func TestSettingsParser(t *testing.T) {
 		{"http-port", "65536", nil, "out of range"},
 		{"http-port", "80x", nil, "not a number"},
 		{"https-port", "8443", func(s *S) { s.HTTPSPort = 8443 }, ""},
+		{"https-redirect-port", "8443", func(s *S) { s.HTTPSRedirectPort = 8443 }, ""},
+		{"https-redirect-port", "443", func(s *S) { s.HTTPSRedirectPort = 443 }, ""},
+		{"https-redirect-port", ":8443", nil, "not a number"},
 
 		{"ssl-min-version", "TLSv1.0", func(s *S) { s.SSLMinVersion = "TLSv1.0" }, ""},
 		{"ssl-min-version", "TLSv1.1", func(s *S) { s.SSLMinVersion = "TLSv1.1" }, ""},
@@ -418,6 +421,7 @@ func TestSettingsTemplateOutput(t *testing.T) {
 		"timeout-http-keep-alive": "1h", "timeout-queue": "1ms", "timeout-tunnel": "90m",
 		"maxconn": "4096", "log-format": "%ci %{+Q}r %ST", "ssl-min-version": "TLSv1.3",
 		"ssl-ciphers": "AES128-SHA", "ssl-ciphersuites": "TLS_AES_128_GCM_SHA256",
+		"https-redirect-port": "8443",
 	}))
 	cfg := string(mustRender(t, m, ":80", ":443").Get(render.ConfigFile))
 	for _, w := range []string{
@@ -429,6 +433,7 @@ func TestSettingsTemplateOutput(t *testing.T) {
 		"\n    timeout connect 1500ms\n", "\n    timeout client 120000ms\n", "\n    timeout server 86400000ms\n",
 		"\n    timeout http-request 250ms\n", "\n    timeout http-keep-alive 3600000ms\n",
 		"\n    timeout queue 1ms\n", "\n    timeout tunnel 5400000ms\n",
+		" location https://%[var(txn.host)]:8443%[pathq] code 308 ",
 	} {
 		if !strings.Contains(cfg, w) {
 			t.Errorf("configuration lacks %q", w)
@@ -440,6 +445,17 @@ func TestSettingsTemplateOutput(t *testing.T) {
 	def := string(mustRender(t, render.BuildModel(render.Inputs{}, render.Options{}), ":80", ":443").Get(render.ConfigFile))
 	if strings.Contains(def, "maxconn") || strings.Contains(def, "log-format") || !strings.Contains(def, "\n    option httplog\n") {
 		t.Errorf("defaults emit maxconn or log-format, or lack option httplog")
+	}
+	// 443 is the default port of https URLs: never written.
+	for _, v := range []string{"", "443"} {
+		data := map[string]string{}
+		if v != "" {
+			data["https-redirect-port"] = v
+		}
+		c := string(mustRender(t, buildSettings(t, settingsInputs(t, data)), ":80", ":443").Get(render.ConfigFile))
+		if !strings.Contains(c, " location https://%[var(txn.host)]%[pathq] code 308 ") {
+			t.Errorf("https-redirect-port %q: the redirect names a port", v)
+		}
 	}
 
 	// The hostile values of testdata/settings reach nothing.
@@ -522,6 +538,7 @@ func TestSettingsAcceptedByHAProxy(t *testing.T) {
 		{"log-format": "%{+Q}r %{-Q}r %{+X}Ts %{-X}Ts %{+E}r %{-E}r %{+Q,+E}r 100%% [%tr] (x){y}<z>|;&*?~^`=!@", "maxconn": "10000000"},
 		{"timeout-connect": "1ms", "timeout-client": "24h", "timeout-server": "1d", "timeout-tunnel": "86400000"},
 		{"default-certificate": "default/default-cert"},
+		{"https-redirect-port": "8443"},
 	}
 	for _, c := range render.SSLCipherNames() {
 		cases = append(cases, map[string]string{"ssl-ciphers": c})

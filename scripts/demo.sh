@@ -84,6 +84,17 @@ cp "$ROOT"/testdata/demo/*.yaml "$WORK/manifests/"
 sed -i -E "s/\\b18081\\b/$WEB_PORT/" "$WORK/manifests/app-web.yaml"
 sed -i -E "s/\\b18082\\b/$API_PORT/" "$WORK/manifests/app-api.yaml"
 sed -i -E "s/\\b18083\\b/$DOCS_PORT/" "$WORK/manifests/app-docs.yaml"
+# Settings: redirects to HTTPS name the port the demo serves HTTPS on.
+cat >"$WORK/manifests/settings.yaml" <<EOF
+# Written by scripts/demo.sh: the settings ConfigMap (--configmap default/haproxy-sidecar).
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: haproxy-sidecar
+  namespace: default
+data:
+  https-redirect-port: "$HTTPS_PORT"
+EOF
 # The demo certificate, so that curl can verify it instead of using -k.
 CA=$WORK/secure.demo.test.crt
 sed -n 's/^  tls.crt: //p' "$WORK/manifests/secret-secure-demo-tls.yaml" | base64 -d >"$CA"
@@ -166,6 +177,7 @@ if grep -q -- '-grace-period' <<<"$RUN_HELP"; then extra+=(--grace-period 2s); f
 log "starting haproxy-sidecar (log: $WORK/sidecar.log)"
 "$SIDECAR" run \
 	--manifests "$WORK/manifests" \
+	--configmap default/haproxy-sidecar \
 	--config-dir "$WORK/config" \
 	--master-socket "$WORK/master.sock" \
 	--haproxy-start --haproxy "$HAPROXY" \
@@ -231,8 +243,13 @@ TLS (ingress-secure.yaml, secret-secure-demo-tls.yaml):
   curl --resolve secure.demo.test:$HTTPS_PORT:127.0.0.1 -k https://secure.demo.test:$HTTPS_PORT/
       the same, without verifying the certificate
   curl -si -H 'Host: secure.demo.test' $H/x
-      HTTP/1.1 308 Permanent Redirect, location: https://secure.demo.test/x
-      (HAProxy drops the port, so the location names 443, where the demo does not listen)
+      HTTP/1.1 308 Permanent Redirect, location: https://secure.demo.test:$HTTPS_PORT/x
+      (the port comes from https-redirect-port in settings.yaml, the settings ConfigMap)
+  curl -sL --resolve secure.demo.test:$HTTP_PORT:127.0.0.1 --resolve secure.demo.test:$HTTPS_PORT:127.0.0.1 --cacert $CA http://secure.demo.test:$HTTP_PORT/x
+      service=api path=/x host=secure.demo.test:$HTTPS_PORT          (the redirect, followed)
+
+Which rule serves a request, and why (the same model the sidecar serves):
+  $SIDECAR explain --manifests $M --configmap default/haproxy-sidecar https://secure.demo.test/x
 
 Edit the copy of the manifests in $M and watch it take effect within a
 second or two (the sidecar logs each change below and in $WORK/sidecar.log):

@@ -327,6 +327,33 @@ func TestRunStatus(t *testing.T) {
 			t.Errorf("/status problems do not name the bad host: %q", st.Problems)
 		}
 
+		// /explain answers from the configuration being served.
+		explain := func(query string) (int, string) {
+			resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(s.adminPort) + "/explain?" + query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(body)
+		}
+		code, body := explain("url=http://A.test:8080/x%3Fy&url=http://bad_host.test/")
+		for _, w := range []string{
+			"http://A.test:8080/x?y\n",
+			"  rule: Ingress default/a spec.rules[0].http.paths[0], host a.test, Prefix path \"/\"",
+			"ready endpoints (1): 127.0.0.1:" + strconv.Itoa(a.port),
+			// The bad host's rule was skipped: nothing serves it.
+			"http://bad_host.test/\n",
+			"  => 404 from HAProxy",
+		} {
+			if code != 200 || !strings.Contains(body, w) {
+				t.Errorf("/explain: %d, lacks %q:\n%s", code, w, body)
+			}
+		}
+		if code, body := explain("url=ftp://a.test/"); code != http.StatusBadRequest {
+			t.Errorf("/explain of an ftp URL: %d %s", code, body)
+		}
+
 		// A request in flight keeps the old worker alive across a reload.
 		answer := make(chan string, 1)
 		go func() {

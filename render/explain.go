@@ -1,0 +1,361 @@
+package render
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Request is what HAProxy's frontend looks at to route a request.
+type Request struct {
+	HTTPS bool
+	// Host is the Host header as sent: any case, maybe with a port. Over
+	// HTTPS it is also the SNI name (without the port).
+	Host string
+	// Path is the path as sent, without the query string; Query is the
+	// raw query string, used only in a redirect's Location.
+	Path  string
+	Query string
+}
+
+// ParseRequestURL reads a request from a URL as a user would type it:
+// "https://shop.example.com/cart?x=1"; a URL without a scheme is HTTP.
+func ParseRequestURL(s string) (Request, error) {
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return Request{}, fmt.Errorf("%q is not a URL: %w", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return Request{}, fmt.Errorf("%q: scheme must be http or https", s)
+	}
+	if u.Host == "" {
+		return Request{}, fmt.Errorf("%q has no host", s)
+	}
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	return Request{HTTPS: u.Scheme == "https", Host: u.Host, Path: path, Query: u.RawQuery}, nil
+}
+
+func (r Request) String() string {
+	scheme := "http"
+	if r.HTTPS {
+		scheme = "https"
+	}
+	s := scheme + "://" + r.Host + r.Path
+	if r.Query != "" {
+		s += "?" + r.Query
+	}
+	return s
+}
+
+// Lookup is one map lookup the frontend makes, in order.
+type Lookup struct {
+	Map string // ExactMapFile, PrefixMapFile or TLSHostsMapFile
+	Key string // what is looked up
+	// Found is the map entry that matched (for the prefix map, the longest
+	// entry the key begins with), "" if none.
+	Found string
+}
+
+// Answer is what HAProxy does with a request.
+type Answer int
+
+const (
+	// AnswerServers: one of Servers answers.
+	AnswerServers Answer = iota
+	// AnswerRedirect: 308 to Location (plain HTTP to a TLS host).
+	AnswerRedirect
+	// AnswerUnavailable: 503, the backend has no server.
+	AnswerUnavailable
+	// AnswerNotFound: 404, no rule matches and no default backend.
+	AnswerNotFound
+)
+
+// Explanation says which rule serves a request and why, following the
+// frontend's steps in the order the template runs them.
+type Explanation struct {
+	Request Request
+	// Host is the Host header as HAProxy keys it (no port, lower case);
+	// Wildcard the same with its first label replaced by "*".
+	Host, Wildcard string
+	Lookups        []Lookup
+	Answer         Answer
+	// Location is the redirect target for AnswerRedirect.
+	Location string
+	// Route is the rule that matched; nil when the default backend serves
+	// the request (DefaultOrigin says whose, nil for the built-in 404).
+	Route         *Route
+	DefaultOrigin *Origin
+	// Backend is the HAProxy backend and, unless it is one of the built-in
+	// ones, the Service port it stands for.
+	Backend     string
+	BackendInfo *Backend
+	// TLS: the certificate the handshake gets, for HTTPS requests.
+	SNI string
+	// Cert is nil for the default certificate (DefaultCert true).
+	Cert        *Certificate
+	DefaultCert bool
+	CertBy      string // how it was chosen
+}
+
+// Explain says what HAProxy does with r under this model. It mirrors the
+// frontend in templates/haproxy.cfg.tmpl step by step; the routing tests
+// check it against a real HAProxy on every request they send.
+func (m *Model) Explain(r Request) Explanation {
+	e := Explanation{Request: r}
+	// req.hdr(host),field(1,:),lower
+	host, _, _ := strings.Cut(r.Host, ":")
+	e.Host = strings.ToLower(host)
+	// regsub(^[^.]*[.],*.)
+	e.Wildcard = e.Host
+	if i := strings.IndexByte(e.Host, '.'); i >= 0 {
+		e.Wildcard = "*." + e.Host[i+1:]
+	}
+	if r.HTTPS {
+		m.explainCert(&e)
+	}
+
+	if !r.HTTPS {
+		tls := ""
+		for _, h := range []string{e.Host, e.Wildcard} {
+			found := ""
+			if _, ok := slices.BinarySearch(m.TLSHosts, h); ok {
+				found = h
+			}
+			e.Lookups = append(e.Lookups, Lookup{Map: TLSHostsMapFile, Key: h, Found: found})
+			if found != "" {
+				tls = found
+				break
+			}
+		}
+		if tls != "" {
+			// The host as keyed (no port, lower case), the redirect port
+			// setting, then path and query as sent.
+			e.Answer = AnswerRedirect
+			e.Location = "https://" + e.Host
+			if p := m.Settings.HTTPSRedirectPort; p != 0 && p != 443 {
+				e.Location += ":" + strconv.Itoa(p)
+			}
+			e.Location += r.Path
+			if r.Query != "" {
+				e.Location += "?" + r.Query
+			}
+			return e
+		}
+	}
+
+	exact := map[string]int{}
+	prefix := map[string]int{}
+	for i, rt := range m.Routes {
+		if rt.Match == MatchExact {
+			exact[rt.Key] = i
+		} else {
+			prefix[rt.Key] = i
+		}
+	}
+	route := -1
+	for _, base := range []string{e.Host + r.Path, e.Wildcard + r.Path, r.Path} {
+		if i, ok := exact[base]; ok {
+			e.Lookups = append(e.Lookups, Lookup{Map: ExactMapFile, Key: base, Found: base})
+			route = i
+			break
+		}
+		e.Lookups = append(e.Lookups, Lookup{Map: ExactMapFile, Key: base})
+		// map_beg finds the longest entry the key begins with; every
+		// prefix entry ends with "/", so only cuts after a "/" can match.
+		key := base + "/"
+		l := Lookup{Map: PrefixMapFile, Key: key}
+		for j := len(key) - 1; j >= 0 && route < 0; j-- {
+			if key[j] != '/' {
+				continue
+			}
+			if i, ok := prefix[key[:j+1]]; ok {
+				l.Found, route = key[:j+1], i
+			}
+		}
+		e.Lookups = append(e.Lookups, l)
+		if route >= 0 {
+			break
+		}
+	}
+
+	if route >= 0 {
+		rt := m.Routes[route]
+		e.Route, e.Backend = &rt, rt.Backend
+	} else {
+		e.Backend, e.DefaultOrigin = m.DefaultBackend, m.DefaultOrigin
+	}
+	switch e.Backend {
+	case NotFoundBackend:
+		e.Answer = AnswerNotFound
+	case UnavailableBackend:
+		e.Answer = AnswerUnavailable
+	default:
+		i, ok := slices.BinarySearchFunc(m.Backends, e.Backend, func(b Backend, name string) int { return strings.Compare(b.Name, name) })
+		if !ok {
+			e.Answer = AnswerUnavailable
+			break
+		}
+		be := m.Backends[i]
+		e.BackendInfo = &be
+		if len(be.Servers) == 0 {
+			e.Answer = AnswerUnavailable
+		}
+	}
+	return e
+}
+
+// explainCert follows HAProxy's certificate choice: an exact SNI name,
+// then a wildcard one (one label), then the default certificate. A
+// crt-list line without names offers the names in its certificate.
+func (m *Model) explainCert(e *Explanation) {
+	e.SNI = e.Host
+	type named struct {
+		cert *Certificate
+		by   string
+	}
+	exact, wild := map[string]named{}, map[string]named{}
+	add := func(name string, n named) {
+		t := exact
+		if strings.HasPrefix(name, "*.") {
+			t = wild
+		}
+		if _, dup := t[name]; !dup {
+			t[name] = n
+		}
+	}
+	// Names given in crt-list lines first: they are the ones the builder
+	// made unique.
+	for i := range m.Certs {
+		c := &m.Certs[i]
+		for _, h := range c.SNI {
+			add(h, named{c, "SNI " + h + " (crt-list)"})
+		}
+	}
+	for i := range m.Certs {
+		c := &m.Certs[i]
+		if len(c.SNI) > 0 {
+			continue
+		}
+		for _, h := range certificateNames(c.PEM) {
+			add(h, named{c, "SNI " + h + " (a name in the certificate)"})
+		}
+	}
+	if n, ok := exact[e.SNI]; ok {
+		e.Cert, e.CertBy = n.cert, n.by
+		return
+	}
+	if n, ok := wild[e.Wildcard]; ok && e.Wildcard != e.SNI {
+		e.Cert, e.CertBy = n.cert, n.by
+		return
+	}
+	e.DefaultCert, e.CertBy = true, "no certificate names "+e.SNI
+}
+
+// certificateNames are the DNS names HAProxy indexes a certificate by: its
+// subject alternative names, or its common name when it has none.
+func certificateNames(data []byte) []string {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return nil
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil
+		}
+		names := slices.Clone(c.DNSNames)
+		if len(names) == 0 && c.Subject.CommonName != "" {
+			names = []string{c.Subject.CommonName}
+		}
+		for i := range names {
+			names[i] = strings.ToLower(names[i])
+		}
+		return names
+	}
+}
+
+// String is the explanation for people, one fact per line.
+func (e Explanation) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n", e.Request)
+	if e.Request.HTTPS {
+		switch {
+		case e.DefaultCert:
+			fmt.Fprintf(&b, "  certificate: the default one (%s)\n", e.CertBy)
+		default:
+			fmt.Fprintf(&b, "  certificate: Secret %s/%s, chosen by %s\n", e.Cert.Namespace, e.Cert.Secret, e.CertBy)
+			for _, o := range e.Cert.Origins {
+				fmt.Fprintf(&b, "    from %s\n", o)
+			}
+		}
+	}
+	fmt.Fprintf(&b, "  host %q", e.Host)
+	if e.Wildcard != e.Host {
+		fmt.Fprintf(&b, ", wildcard %q", e.Wildcard)
+	}
+	fmt.Fprintf(&b, ", path %q\n", e.Request.Path)
+	for _, l := range e.Lookups {
+		if l.Found == "" {
+			fmt.Fprintf(&b, "  %s %q: no match\n", l.Map, l.Key)
+		} else if l.Found == l.Key {
+			fmt.Fprintf(&b, "  %s %q: found\n", l.Map, l.Key)
+		} else {
+			fmt.Fprintf(&b, "  %s %q: found %q\n", l.Map, l.Key, l.Found)
+		}
+	}
+	switch {
+	case e.Answer == AnswerRedirect:
+		fmt.Fprintf(&b, "  => 308 redirect to %s (the host has a TLS certificate)\n", e.Location)
+		return b.String()
+	case e.Route != nil:
+		rt := e.Route
+		fmt.Fprintf(&b, "  rule: %s, host %s, %s path %q (pathType %s)\n", rt.Origin, displayHost(rt.Host), rt.Match, rt.Path, rt.PathType)
+		fmt.Fprintf(&b, "  service: %s/%s port %s\n", rt.Service.Namespace, rt.Service.Name, rt.Service.Port)
+	case e.DefaultOrigin != nil:
+		fmt.Fprintf(&b, "  rule: none matches; the default backend of %s\n", *e.DefaultOrigin)
+	default:
+		fmt.Fprintf(&b, "  rule: none matches, and no Ingress has spec.defaultBackend\n")
+	}
+	switch e.Answer {
+	case AnswerNotFound:
+		fmt.Fprintf(&b, "  => 404 from HAProxy (backend %s)\n", e.Backend)
+	case AnswerUnavailable:
+		why := "the Service, its port or its endpoints are missing"
+		if e.BackendInfo != nil {
+			why = "the Service port has no ready endpoints"
+		}
+		fmt.Fprintf(&b, "  => 503 from HAProxy (backend %s): %s\n", e.Backend, why)
+	default:
+		be := e.BackendInfo
+		servers := make([]string, len(be.Servers))
+		for i, s := range be.Servers {
+			servers[i] = s.String()
+		}
+		fmt.Fprintf(&b, "  => backend %s (Service %s/%s port %d), ready endpoints (%d): %s\n",
+			be.Name, be.Namespace, be.Service, be.Port, len(be.Servers), strings.Join(servers, " "))
+	}
+	return b.String()
+}
+
+// Servers is a convenience for callers that only want the addresses.
+func (e Explanation) Servers() []netip.AddrPort {
+	if e.BackendInfo == nil || e.Answer != AnswerServers {
+		return nil
+	}
+	return e.BackendInfo.Servers
+}
