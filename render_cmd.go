@@ -150,11 +150,7 @@ func renderCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 func printProblems(w io.Writer, problems []render.Problem) {
 	for _, p := range problems {
-		level := "warning"
-		if p.Severity == render.Notice {
-			level = "notice"
-		}
-		fmt.Fprintf(w, "%s: %s\n", level, p)
+		fmt.Fprintln(w, p.Report())
 	}
 }
 

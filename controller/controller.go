@@ -195,11 +195,7 @@ func (c *Controller) Status() Status {
 		s.TemplateError = c.templateErr.Error()
 	}
 	for _, p := range c.problems {
-		level := "warning"
-		if p.Severity == render.Notice {
-			level = "notice"
-		}
-		s.Problems = append(s.Problems, level+": "+p.String())
+		s.Problems = append(s.Problems, p.Report())
 	}
 	return s
 }

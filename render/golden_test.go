@@ -82,11 +82,7 @@ func shuffleInputs(r *rand.Rand, in *render.Inputs) {
 func problemsText(ps []render.Problem) []byte {
 	var b bytes.Buffer
 	for _, p := range ps {
-		level := "warning"
-		if p.Severity == render.Notice {
-			level = "notice"
-		}
-		b.WriteString(level + ": " + p.String() + "\n")
+		b.WriteString(p.Report() + "\n")
 	}
 	return b.Bytes()
 }

@@ -216,6 +216,15 @@ func (p Problem) String() string {
 	return obj + ": " + p.Message
 }
 
+// Report is the problem as one line of a report, led by its severity:
+// "warning: Ingress default/web: spec.rules[0].host: ...".
+func (p Problem) Report() string {
+	if p.Severity == Notice {
+		return "notice: " + p.String()
+	}
+	return "warning: " + p.String()
+}
+
 // plainOrQuoted returns an object's namespace or name as it is, or
 // Go-quoted when it holds control or format characters, quotes or
 // backslashes: a name from a manifest the API server never checked may
