@@ -171,8 +171,8 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 		reparse := func() {
 			r, err := f.renderer()
 			if err != nil {
-				log.Error("templates do not parse; keeping the last good ones", zap.Error(err))
 				ctl.TemplatesFailed(err)
+				log.Error("templates do not parse; keeping the last good ones", zap.Error(err))
 				return
 			}
 			ctl.SetRenderer(r)

@@ -301,8 +301,8 @@ func (c *Controller) pass(ctx context.Context) error {
 		if err != nil {
 			// A template that fails to execute: keep serving the last
 			// good configuration and wait for the next change.
-			c.cfg.Log.Error("render failed; keeping the last good configuration", zap.Error(err))
 			c.failed(fmt.Errorf("render failed; keeping the last good configuration: %w", err))
+			c.cfg.Log.Error("render failed; keeping the last good configuration", zap.Error(err))
 			return nil
 		}
 		problems := append(loadProblems, model.Problems...)
@@ -366,10 +366,12 @@ func (c *Controller) pass(ctx context.Context) error {
 		if err != nil {
 			var ce *reload.CheckError
 			if errors.As(err, &ce) {
+				// Recorded before it is logged: whoever reads the log
+				// finds it in /status too.
 				reasons := ExplainCheckError(ce, out)
+				c.failed(fmt.Errorf("HAProxy rejects the new configuration; keeping the last good one: %s", reasons))
 				c.cfg.Log.Error("HAProxy rejects the new configuration; keeping the last good one",
 					zap.String("reasons", reasons))
-				c.failed(fmt.Errorf("HAProxy rejects the new configuration; keeping the last good one: %s", reasons))
 				if !p.reload {
 					// Runtime changes were already made: what runs is
 					// no longer what is on disk. Reload from disk.
