@@ -4,7 +4,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -350,12 +349,4 @@ func (e Explanation) String() string {
 			be.Name, be.Namespace, be.Service, be.Port, len(be.Servers), strings.Join(servers, " "))
 	}
 	return b.String()
-}
-
-// Servers is a convenience for callers that only want the addresses.
-func (e Explanation) Servers() []netip.AddrPort {
-	if e.BackendInfo == nil || e.Answer != AnswerServers {
-		return nil
-	}
-	return e.BackendInfo.Servers
 }
