@@ -45,7 +45,22 @@ type Config struct {
 	// WorkerMaxReloads is how many reloads an old worker may survive
 	// before it is stopped (mworker-max-reloads). Zero means 10.
 	WorkerMaxReloads int
+	// StatsBind, when set, adds a "stats" frontend listening there (checked
+	// with ParseBind): MonitorURI answers 200 while HAProxy runs, for the
+	// HAProxy container's probes, and MetricsPath serves HAProxy's own
+	// Prometheus exporter when PrometheusExporter is true.
+	StatsBind string
+	// PrometheusExporter says the HAProxy in use has the exporter compiled
+	// in (reload.HasPrometheusExporter); without it HAProxy rejects any
+	// configuration that uses it.
+	PrometheusExporter bool
 }
+
+// Paths of the stats frontend (Config.StatsBind).
+const (
+	MonitorURI  = "/healthz"
+	MetricsPath = "/metrics"
+)
 
 // File is one generated file.
 type File struct {
@@ -83,6 +98,16 @@ type TemplateData struct {
 	UnavailableBackend, NotFoundBackend string
 	// Settings are Model.Settings formatted for HAProxy.
 	Settings SettingsData
+	// Stats is the stats frontend, nil without Config.StatsBind.
+	Stats *StatsData
+}
+
+// StatsData is the stats frontend as the template sees it.
+type StatsData struct {
+	Bind       string
+	MonitorURI string
+	// MetricsPath is empty when HAProxy has no Prometheus exporter.
+	MetricsPath string
 }
 
 // BackendData is one Service port backend as the template sees it.
@@ -124,6 +149,22 @@ func Render(m *Model, cfg Config) (*Output, error) {
 	if sameListener(httpBind, httpsBind) {
 		return nil, fmt.Errorf("http bind %s and https bind %s listen on the same port (check --http-bind, --https-bind and the settings ConfigMap's http-port and https-port)", httpBind, httpsBind)
 	}
+	var stats *StatsData
+	if cfg.StatsBind != "" {
+		bind, err := ParseBind(cfg.StatsBind)
+		if err != nil {
+			return nil, fmt.Errorf("stats bind: %w", err)
+		}
+		for _, other := range []string{httpBind, httpsBind} {
+			if sameListener(bind, other) {
+				return nil, fmt.Errorf("stats bind %s and %s listen on the same port (check --stats-bind, --http-bind, --https-bind and the settings ConfigMap's http-port and https-port)", bind, other)
+			}
+		}
+		stats = &StatsData{Bind: bind, MonitorURI: MonitorURI}
+		if cfg.PrometheusExporter {
+			stats.MetricsPath = MetricsPath
+		}
+	}
 	if cfg.Template == nil {
 		return nil, fmt.Errorf("no template")
 	}
@@ -144,6 +185,7 @@ func Render(m *Model, cfg Config) (*Output, error) {
 		UnavailableBackend: UnavailableBackend, NotFoundBackend: NotFoundBackend,
 		Backends: make([]BackendData, 0, len(m.Backends)),
 		Settings: m.Settings.templateData(),
+		Stats:    stats,
 	}
 	for _, be := range m.Backends {
 		bd := BackendData{Name: be.Name, Namespace: be.Namespace, Service: be.Service, Port: be.Port, PortName: be.PortName,

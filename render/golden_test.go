@@ -32,7 +32,27 @@ func renderCase(t testing.TB, dir string, shuffle *rand.Rand) (*render.Model, *r
 	if shuffle != nil {
 		shuffleInputs(shuffle, &in)
 	}
-	return renderInputs(t, in, render.Config{HTTPBind: ":80", HTTPSBind: ":443"}, loadProblems)
+	return renderInputs(t, in, caseConfig(t, dir), loadProblems)
+}
+
+// statsBindFile, in a case directory, holds a --stats-bind address: the case
+// is rendered with the stats frontend, as by an HAProxy that has the
+// Prometheus exporter (both tested versions have it).
+const statsBindFile = "stats-bind"
+
+// caseConfig is the render.Config of a case: the default binds, plus the
+// stats frontend when the case has a stats-bind file.
+func caseConfig(t testing.TB, dir string) render.Config {
+	t.Helper()
+	cfg := render.Config{HTTPBind: ":80", HTTPSBind: ":443"}
+	b, err := os.ReadFile(filepath.Join(dir, statsBindFile))
+	switch {
+	case err == nil:
+		cfg.StatsBind, cfg.PrometheusExporter = strings.TrimSpace(string(b)), true
+	case !os.IsNotExist(err):
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 func renderInputs(t testing.TB, in render.Inputs, cfg render.Config, loadProblems []render.Problem) (*render.Model, *render.Output, []render.Problem) {
@@ -120,7 +140,7 @@ func TestGolden(t *testing.T) {
 	for _, dir := range goldenCases(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			m, out, problems := renderCase(t, dir, nil)
-			checkStructure(t, out.Get(render.ConfigFile), m)
+			checkStructureConfig(t, out.Get(render.ConfigFile), m, caseConfig(t, dir))
 			got := map[string][]byte{problemsFile: problemsText(problems)}
 			for _, f := range out.Files {
 				got[f.Path] = f.Data

@@ -24,6 +24,13 @@ import (
 // Text injected through an object would show up as one of these.
 func checkStructure(t testing.TB, cfg []byte, m *render.Model) {
 	t.Helper()
+	checkStructureConfig(t, cfg, m, render.Config{HTTPBind: ":80", HTTPSBind: ":443"})
+}
+
+// checkStructureConfig is checkStructure for a configuration rendered with
+// rc (its binds and stats frontend; the template is the embedded one).
+func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc render.Config) {
+	t.Helper()
 	p, err := parser.New(options.String(string(cfg)))
 	if err != nil {
 		t.Fatalf("config-parser: %v", err)
@@ -46,8 +53,12 @@ func checkStructure(t testing.TB, cfg []byte, m *render.Model) {
 	if got := sectionNames(parser.Backends); !slices.Equal(got, wantBackends) {
 		t.Errorf("backend sections %q, want %q", got, wantBackends)
 	}
-	if got := sectionNames(parser.Frontends); !slices.Equal(got, []string{"ingress"}) {
-		t.Errorf("frontend sections %q, want [ingress]", got)
+	wantFrontends := []string{"ingress"}
+	if rc.StatsBind != "" {
+		wantFrontends = append(wantFrontends, "stats")
+	}
+	if got := sectionNames(parser.Frontends); !slices.Equal(got, wantFrontends) {
+		t.Errorf("frontend sections %q, want %q", got, wantFrontends)
 	}
 	for _, s := range []parser.Section{parser.Listen, parser.Resolvers, parser.UserList, parser.Peers, parser.Mailers,
 		parser.Cache, parser.Program, parser.HTTPErrors, parser.Ring, parser.LogForward, parser.FCGIApp, parser.CrtStore,
@@ -102,7 +113,7 @@ func checkStructure(t testing.TB, cfg []byte, m *render.Model) {
 	// Objects reach only the backends, the default_backend line and the
 	// maps: every other section is exactly what the template gives an
 	// empty model, and a Service backend holds only its servers.
-	base := sectionDirectives(string(baselineConfig(t, m)))
+	base := sectionDirectives(string(baselineConfig(t, m, rc)))
 	for section, dirs := range want {
 		name, isBackend := strings.CutPrefix(section, "backend ")
 		switch {
@@ -123,7 +134,7 @@ func checkStructure(t testing.TB, cfg []byte, m *render.Model) {
 // template and the settings ConfigMap alone. The settings are validated
 // values (render.Settings), so comparing with them still catches any text
 // an object managed to inject.
-func baselineConfig(t testing.TB, m *render.Model) []byte {
+func baselineConfig(t testing.TB, m *render.Model, rc render.Config) []byte {
 	t.Helper()
 	empty := render.BuildModel(render.Inputs{}, render.Options{})
 	empty.DefaultBackend = m.DefaultBackend
@@ -132,7 +143,8 @@ func baselineConfig(t testing.TB, m *render.Model) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := render.Render(empty, render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
+	rc.Template = tmpl
+	out, err := render.Render(empty, rc)
 	if err != nil {
 		t.Fatal(err)
 	}
