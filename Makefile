@@ -11,8 +11,10 @@ GOFLAGS_TEST ?= -timeout 40m -count=1
 
 .PHONY: build test deps vet bench golden clean run
 
+# scripts/build.sh holds the build flags (static, -trimpath, version
+# stamped); the Dockerfile's build stage runs the same script.
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
+	GO=$(GO) VERSION=$(VERSION) sh scripts/build.sh $(BIN)
 
 # Real components the tests run against: Debian's HAProxy 2.6, HAProxy 3.0
 # built from Debian trixie's source package, Debian's etcd and a

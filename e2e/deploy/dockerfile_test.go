@@ -1,0 +1,284 @@
+package deploy
+
+import (
+	"context"
+	"debug/elf"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
+)
+
+// dockerfile is the top-level Dockerfile as BuildKit reads it.
+type dockerfile struct {
+	stages   []instructions.Stage
+	metaArgs map[string]string
+}
+
+func parseDockerfile(t *testing.T) *dockerfile {
+	t.Helper()
+	f, err := os.Open(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := parser.Parse(f)
+	if err != nil {
+		t.Fatalf("BuildKit's parser rejects the Dockerfile: %v", err)
+	}
+	for _, w := range res.Warnings {
+		t.Errorf("Dockerfile: %s (line %d)", w.Short, w.Location.Start.Line)
+	}
+	var lint []string
+	l := linter.New(&linter.Config{Warn: func(rule, _, _, msg string, loc []parser.Range) {
+		lint = append(lint, rule+": "+msg)
+	}})
+	stages, metaArgs, err := instructions.Parse(res.AST, l)
+	if err != nil {
+		t.Fatalf("BuildKit cannot make stages of the Dockerfile: %v", err)
+	}
+	for _, w := range lint {
+		t.Errorf("BuildKit's linter: %s", w)
+	}
+	d := &dockerfile{stages: stages, metaArgs: map[string]string{}}
+	for _, a := range metaArgs {
+		for _, kv := range a.Args {
+			if kv.Value == nil {
+				t.Errorf("ARG %s before FROM has no default: the image would depend on --build-arg", kv.Key)
+				continue
+			}
+			d.metaArgs[kv.Key] = *kv.Value
+		}
+	}
+	return d
+}
+
+// base is a stage's FROM with the ARGs before the first FROM expanded.
+func (d *dockerfile) base(t *testing.T, s instructions.Stage) string {
+	t.Helper()
+	b := regexp.MustCompile(`\$\{?(\w+)\}?`).ReplaceAllStringFunc(s.BaseName, func(ref string) string {
+		name := strings.Trim(ref, "${}")
+		v, ok := d.metaArgs[name]
+		if !ok {
+			t.Errorf("FROM %s: ARG %s has no default before the first FROM", s.BaseName, name)
+		}
+		return v
+	})
+	return b
+}
+
+func commands[T any](s instructions.Stage) []T {
+	var out []T
+	for _, c := range s.Commands {
+		if x, ok := c.(T); ok {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// goModVersion is go.mod's "go" line.
+func goModVersion(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("go.mod has no go line")
+	}
+	return string(m[1])
+}
+
+const (
+	sidecarInImage = "/usr/local/bin/haproxy-sidecar"
+	buildScript    = "scripts/build.sh"
+)
+
+// The Dockerfile: a Go build stage as go.mod says, a final stage on a pinned
+// official HAProxy image of a branch the tests run against, the binary
+// copied from the build stage, a non-root user and the entrypoint.
+func TestDockerfile(t *testing.T) {
+	d := parseDockerfile(t)
+	if len(d.stages) != 2 {
+		t.Fatalf("%d stages, want 2 (build, then the image)", len(d.stages))
+	}
+	build, final := d.stages[0], d.stages[1]
+
+	// Build stage: golang:<go.mod's version>[-variant].
+	if build.Name != "build" {
+		t.Errorf("first stage is named %q, want build", build.Name)
+	}
+	goBase := d.base(t, build)
+	goVersion := goModVersion(t)
+	if m := regexp.MustCompile(`^(?:docker\.io/library/)?golang:(\d+\.\d+\.\d+)(-[a-z0-9]+)?$`).FindStringSubmatch(goBase); m == nil {
+		t.Errorf("build stage FROM %s: want the official golang image with a pinned version", goBase)
+	} else if m[1] != goVersion {
+		t.Errorf("build stage FROM %s: Go %s, but go.mod says %s", goBase, m[1], goVersion)
+	}
+	// The build runs scripts/build.sh, the script make build runs.
+	var out string
+	for _, r := range commands[*instructions.RunCommand](build) {
+		line := strings.Join(r.CmdLine, " ")
+		if strings.Contains(line, "go build") {
+			t.Errorf("build stage runs go build itself (%q): it must run %s, as make build does", line, buildScript)
+		}
+		if strings.Contains(line, buildScript) {
+			f := strings.Fields(line)
+			out = f[len(f)-1]
+		}
+	}
+	if out == "" {
+		t.Fatalf("no RUN of %s in the build stage", buildScript)
+	}
+
+	// Final stage: the official haproxy image, pinned to a version.
+	hapBase := d.base(t, final)
+	m := regexp.MustCompile(`^(?:docker\.io/library/)?haproxy:((\d+)\.(\d+)\.(\d+))(-[a-z0-9]+)?$`).FindStringSubmatch(hapBase)
+	if m == nil {
+		t.Fatalf("final stage FROM %s: want the official haproxy image with a full version tag (haproxy:X.Y.Z[-variant]; never latest or a branch)", hapBase)
+	}
+	branch := m[2] + "." + m[3]
+	tested := testenv.HAProxies(t)
+	bin, ok := tested[branch]
+	if !ok {
+		t.Errorf("final stage FROM %s: HAProxy %s is not a branch the tests run against (%v)", hapBase, branch, slices.Sorted(maps.Keys(tested)))
+	} else {
+		v, err := reload.Version(context.Background(), bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("image HAProxy %s; the tests run %s's %s (%s)", m[1], branch, v.Full, bin)
+	}
+
+	copies := commands[*instructions.CopyCommand](final)
+	copied := false
+	for _, c := range copies {
+		if c.From == build.Name && slices.Equal(c.SourcePaths, []string{out}) && c.DestPath == sidecarInImage {
+			copied = true
+		}
+	}
+	if !copied {
+		t.Errorf("final stage does not COPY --from=%s %s %s", build.Name, out, sidecarInImage)
+	}
+
+	users := commands[*instructions.UserCommand](final)
+	if len(users) == 0 {
+		t.Errorf("final stage has no USER: the image would run as its base's user, which may be root")
+	} else if u := users[len(users)-1].User; u == "" || u == "root" || u == "0" || strings.HasPrefix(u, "0:") || strings.HasPrefix(u, "root:") {
+		t.Errorf("final stage runs as %q, want a non-root user", u)
+	} else if u != "haproxy" {
+		t.Errorf("final stage runs as %q, want the official image's user haproxy (uid 99, which deploy/ sets as runAsUser)", u)
+	}
+
+	eps := commands[*instructions.EntrypointCommand](final)
+	if len(eps) != 1 || eps[0].PrependShell || !slices.Equal(eps[0].CmdLine, []string{sidecarInImage}) {
+		t.Errorf("ENTRYPOINT %+v, want exec form [%q]", eps, sidecarInImage)
+	}
+	if sig := commands[*instructions.StopSignalCommand](final); len(sig) != 1 || sig[0].Signal != "SIGTERM" {
+		t.Errorf("STOPSIGNAL %+v, want SIGTERM (the base image's SIGUSR1 would kill the sidecar uncleanly)", sig)
+	}
+}
+
+// One place builds the binary: make build runs scripts/build.sh, and so
+// does the Dockerfile (checked above). Running the Dockerfile's own RUN line
+// and make build gives a static, version-stamped binary without local paths.
+func TestBuildIsOneCommand(t *testing.T) {
+	n, err := exec.Command("make", "-C", root, "-n", "build", "VERSION=v-test", "BIN=/x/haproxy-sidecar").CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n build: %v\n%s", err, n)
+	}
+	if !strings.Contains(string(n), buildScript+" /x/haproxy-sidecar") || strings.Contains(string(n), "go build") {
+		t.Errorf("make build does not just run %s:\n%s", buildScript, n)
+	}
+	script, err := os.ReadFile(filepath.Join(root, buildScript))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := strings.Count(string(script), "go build") + strings.Count(string(script), `"$GO" build`); c != 1 {
+		t.Errorf("%s runs go build %d times, want once", buildScript, c)
+	}
+
+	d := parseDockerfile(t)
+	var run string
+	for _, r := range commands[*instructions.RunCommand](d.stages[0]) {
+		if l := strings.Join(r.CmdLine, " "); strings.Contains(l, buildScript) {
+			run = l
+		}
+	}
+	if run == "" {
+		t.Fatalf("no RUN of %s in the build stage", buildScript)
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	outs := map[string]string{
+		// The Dockerfile's line as the build stage's shell runs it (with
+		// WORKDIR the repository and /out/ a temporary directory).
+		"Dockerfile RUN": filepath.Join(tmp, "docker", "haproxy-sidecar"),
+		"make build":     filepath.Join(tmp, "make", "haproxy-sidecar"),
+	}
+	for what, bin := range outs {
+		var cmd *exec.Cmd
+		if what == "make build" {
+			cmd = exec.Command("make", "-C", abs, "build", "VERSION=v-test", "BIN="+bin)
+		} else {
+			cmd = exec.Command("sh", "-c", strings.ReplaceAll(run, "/out/", filepath.Dir(bin)+"/"))
+			cmd.Dir = abs
+			cmd.Env = append(os.Environ(), "VERSION=v-test")
+		}
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, b)
+		}
+		if v, err := exec.Command(bin, "version").Output(); err != nil || strings.TrimSpace(string(v)) != "haproxy-sidecar v-test" {
+			t.Errorf("%s: version prints %q (%v), want the stamped v-test", what, v, err)
+		}
+		f, err := elf.Open(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+				t.Errorf("%s: binary is dynamically linked (CGO_ENABLED=0 missing?)", what)
+				break
+			}
+		}
+		f.Close()
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), abs+"/") {
+			t.Errorf("%s: binary holds the build directory %s (-trimpath missing?)", what, abs)
+		}
+	}
+}
+
+// HAProxy's Prometheus exporter is detected from haproxy -vv; both tested
+// versions have it (Debian's 2.6, and 3.0 built with USE_PROMEX=1 like the
+// official image).
+func TestPrometheusExporterDetected(t *testing.T) {
+	for version, bin := range testenv.HAProxies(t) {
+		ok, err := reload.HasPrometheusExporter(context.Background(), bin)
+		if err != nil || !ok {
+			t.Errorf("haproxy %s: HasPrometheusExporter = %v, %v; want true", version, ok, err)
+		}
+	}
+	if _, err := reload.HasPrometheusExporter(context.Background(), "/nonexistent/haproxy"); err == nil {
+		t.Errorf("HasPrometheusExporter of a missing binary: no error")
+	}
+}
