@@ -146,6 +146,12 @@ build_haproxy30() {
 		log "writing $TRIXIE_SOURCES (deb-src only: no trixie binaries become installable)"
 		printf '%s\n' "$content" >"$TRIXIE_SOURCES"
 	fi
+	# Always refresh here, even when step 1 already ran `apt-get update`: that
+	# update happened before the deb-src entry existed (a bare machine), or on
+	# an earlier run that may have died before its own update. Without it,
+	# `apt-get source` answers "You must put some 'deb-src' URIs in your
+	# sources.list". This path runs only when 3.0 is not cached yet.
+	apt_updated=0
 	apt_update
 
 	local missing
