@@ -10,18 +10,29 @@ import (
 )
 
 // FileSource reads manifests from a file or directory on every pass.
+// Create it with NewFileSource.
 type FileSource struct {
-	Path string
+	path   string
+	reader *manifest.Reader
 }
 
-// Inputs loads the manifests. A path that does not exist yet is an empty
-// cluster, reported once per pass, so that run mode can start before the
-// directory is populated.
-func (f FileSource) Inputs(context.Context) (render.Inputs, []render.Problem, error) {
-	in, problems, err := manifest.Load(f.Path)
+// NewFileSource reads the manifests under path.
+func NewFileSource(path string) *FileSource {
+	return &FileSource{path: path, reader: &manifest.Reader{Path: path}}
+}
+
+// Inputs loads the manifests. Only a path that does not exist at all is
+// an empty cluster (reported on every pass), so that run mode can start
+// before the directory is populated; a file that cannot be read is a
+// problem on that file (see manifest.Reader), never an empty cluster.
+func (f *FileSource) Inputs(context.Context) (render.Inputs, []render.Problem, error) {
+	in, problems, err := f.reader.Load()
 	if errors.Is(err, fs.ErrNotExist) {
-		return render.Inputs{}, []render.Problem{{Severity: render.Notice, Kind: "File", Name: f.Path,
+		return render.Inputs{}, []render.Problem{{Severity: render.Notice, Kind: "File", Name: f.path,
 			Message: "does not exist (yet); serving no Ingresses"}}, nil
 	}
 	return in, problems, err
 }
+
+// Reread makes the next pass read every file again (SIGHUP).
+func (f *FileSource) Reread() { f.reader.Reread() }

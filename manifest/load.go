@@ -14,6 +14,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -29,45 +32,314 @@ import (
 // Extensions of the files read; everything else under the path is ignored.
 var extensions = []string{".yaml", ".yml", ".json"}
 
+// MaxFileSize is the largest manifest file read (64 MiB, about 30,000
+// Ingresses of `kubectl get -o yaml`). A larger file is reported and
+// skipped: a symlink to /dev/zero or a runaway generator must not exhaust
+// memory.
+const MaxFileSize = 64 << 20
+
 // Load reads every manifest file under path (a file or a directory, walked
-// recursively in lexical order). Documents that cannot be decoded, unknown
-// kinds and duplicates are reported as problems and skipped; only an
-// unreadable path is an error.
+// recursively in lexical order). Documents that cannot be decoded, files
+// that cannot be read, unknown kinds and duplicates are reported as
+// problems and skipped; only a path that cannot be read at all (it does
+// not exist, or is not a file or directory) is an error, wrapping
+// fs.ErrNotExist when it does not exist.
 func Load(path string) (render.Inputs, []render.Problem, error) {
-	files, err := listFiles(path)
-	if err != nil {
-		return render.Inputs{}, nil, err
+	return (&Reader{Path: path}).Load()
+}
+
+// Reader reads the manifests under Path again on every Load, for run
+// mode. Unlike a single Load it remembers what each file held, so that
+//   - a file that cannot be read any more (permissions, an I/O error, a
+//     dangling symlink, replaced by a FIFO) or that now holds a document
+//     that does not decode is served as last read, with a warning, instead
+//     of dropping its objects: a fault in reading the source never serves
+//     a smaller configuration;
+//   - a file whose size, modification time and inode are unchanged is not
+//     read or decoded again.
+//
+// A file that is deleted is gone: its objects are no longer served.
+type Reader struct {
+	Path string
+
+	mu   sync.Mutex
+	last map[string]*fileState // path → last good read
+}
+
+// fileState is one file's decoded content.
+type fileState struct {
+	id      fileID
+	objects []decoded
+	// notices are the Notice-level problems of the content (unused
+	// kinds), repeated on every pass that uses it.
+	notices []render.Problem
+	readAt  time.Time
+}
+
+// fileID tells whether a file changed without reading it.
+type fileID struct {
+	size, mtime int64
+	dev, ino    uint64
+}
+
+type decoded struct {
+	where string
+	kind  string
+	obj   runtime.Object
+	meta  *metav1.ObjectMeta
+}
+
+// Reread makes the next Load read every file again, even those whose
+// size, time and inode are unchanged (SIGHUP). What each file last held
+// is kept for files that cannot be read.
+func (r *Reader) Reread() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, st := range r.last {
+		st.id = fileID{}
 	}
+}
+
+// maxListAttempts bounds how often a pass lists the directory again when a
+// file disappeared between listing and reading (an editor or `mv` renaming
+// files): the next listing sees it under its new name.
+const maxListAttempts = 8
+
+// Load reads the manifests; see Reader and the package function Load.
+func (r *Reader) Load() (render.Inputs, []render.Problem, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var prevListing []string
+	for attempt := 1; ; attempt++ {
+		in, problems, next, listing, err := r.load(prevListing, attempt == maxListAttempts)
+		if errors.Is(err, errRaced) {
+			prevListing = listing
+			continue
+		}
+		if err != nil {
+			return render.Inputs{}, nil, err
+		}
+		r.last = next
+		return in, problems, nil
+	}
+}
+
+// errRaced: a listed file was gone when it was opened.
+var errRaced = errors.New("a file changed while the manifests were read")
+
+// load reads the files of one listing. It returns errRaced, with the
+// listing, when the listing is not to be trusted: a file vanished between
+// listing and reading, or a file read last time is missing from it and the
+// previous listing of this Load was different (a file renamed while the
+// directory was read can be missed under both names; a deleted or renamed
+// file is missing from two listings in a row).
+func (r *Reader) load(prevListing []string, lastAttempt bool) (render.Inputs, []render.Problem, map[string]*fileState, []string, error) {
+	files, unreadableDirs, problems, err := listFiles(r.Path)
+	if err != nil {
+		return render.Inputs{}, nil, nil, nil, err
+	}
+	slices.Sort(files)
+	listing := slices.Clone(files)
+	trusted := lastAttempt || slices.Equal(listing, prevListing)
+	for p := range r.last {
+		if _, found := slices.BinarySearch(files, p); found {
+			continue
+		}
+		// Files under a directory that cannot be listed any more are
+		// kept as last read, like files that cannot be read.
+		if slices.ContainsFunc(unreadableDirs, func(d string) bool { return strings.HasPrefix(p, d+string(filepath.Separator)) }) {
+			files = append(files, p)
+			continue
+		}
+		// A file read last time is not listed: deleted, or renamed
+		// while the directory was read (readdir may then miss it under
+		// both names). Only listings that agree make it gone.
+		if !trusted {
+			return render.Inputs{}, nil, nil, listing, errRaced
+		}
+	}
+	slices.Sort(files)
+
+	next := make(map[string]*fileState, len(files))
 	l := &loader{seen: map[string]string{}}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return render.Inputs{}, nil, fmt.Errorf("reading manifests: %w", err)
+		prev := r.last[f]
+		st, fileProblems, err := readFile(f, prev)
+		if errors.Is(err, errVanished) {
+			if !lastAttempt {
+				return render.Inputs{}, nil, nil, nil, errRaced
+			}
+			continue // deleted for good
 		}
-		l.file(f, data)
+		if err != nil {
+			// Unreadable: keep what it held, if anything.
+			msg := err.Error()
+			if prev != nil {
+				msg += fmt.Sprintf("; serving its objects as read at %s", prev.readAt.UTC().Format(time.RFC3339))
+				st = prev
+			} else {
+				msg += "; skipped"
+			}
+			problems = append(problems, fileProblem(render.Warning, f, msg))
+		}
+		problems = append(problems, fileProblems...)
+		if st == nil {
+			continue
+		}
+		next[f] = st
+		problems = append(problems, st.notices...)
+		for _, d := range st.objects {
+			l.add(d)
+		}
 	}
-	return l.in, l.problems, nil
+	return l.in, append(problems, l.problems...), next, listing, nil
+}
+
+// errVanished: the file was listed but no longer exists, not even as a
+// dangling symlink.
+var errVanished = errors.New("vanished")
+
+// readFile returns the decoded content of one file. Only regular files
+// (symlinks followed) up to MaxFileSize are read; opening is non-blocking
+// so that a FIFO can never hang a pass. When the file has not changed
+// since prev, prev is returned without reading. When its new content has
+// a document that does not decode and there is a prev, the problems say
+// so and prev is returned: the file is served as last read until it is
+// whole again (an editor half-way through a save, a typo).
+func readFile(p string, prev *fileState) (*fileState, []render.Problem, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if target, lerr := os.Readlink(p); lerr == nil {
+				return nil, nil, fmt.Errorf("is a symbolic link to %q, which does not exist", target)
+			}
+			return nil, nil, errVanished
+		}
+		return nil, nil, fmt.Errorf("cannot be read: %w", unwrapPath(err))
+	}
+	if err := checkRegular(st); err != nil {
+		return nil, nil, err
+	}
+	id := idOf(st)
+	if prev != nil && prev.id == id {
+		return prev, nil, nil
+	}
+	// O_NONBLOCK: if the file was swapped for a FIFO since the Stat,
+	// opening must not wait for a writer. It changes nothing for regular
+	// files.
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, errVanished
+		}
+		return nil, nil, fmt.Errorf("cannot be read: %w", unwrapPath(err))
+	}
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return nil, nil, fmt.Errorf("cannot be read: %w", unwrapPath(err))
+	}
+	if err := checkRegular(st); err != nil {
+		return nil, nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot be read: %w", unwrapPath(err))
+	}
+	if len(data) > MaxFileSize {
+		return nil, nil, fmt.Errorf("is larger than the limit of %d MiB", MaxFileSize>>20)
+	}
+	objects, problems := decodeFile(p, data)
+	next := &fileState{id: idOf(st), objects: objects, readAt: time.Now()}
+	var broken []render.Problem
+	for _, pr := range problems {
+		if pr.Severity == render.Notice {
+			next.notices = append(next.notices, pr)
+		} else {
+			broken = append(broken, pr)
+		}
+	}
+	if len(broken) > 0 && prev != nil {
+		held := fileProblem(render.Warning, p, fmt.Sprintf(
+			"has documents that cannot be used (below); serving the file as read at %s until it is whole again",
+			prev.readAt.UTC().Format(time.RFC3339)))
+		return prev, append([]render.Problem{held}, broken...), nil
+	}
+	return next, broken, nil
+}
+
+func checkRegular(st fs.FileInfo) error {
+	if st.Mode().IsRegular() {
+		if st.Size() > MaxFileSize {
+			return fmt.Errorf("is larger than the limit of %d MiB (%d bytes)", MaxFileSize>>20, st.Size())
+		}
+		return nil
+	}
+	what := "not a regular file"
+	switch m := st.Mode(); {
+	case m.IsDir():
+		what = "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		what = "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		what = "a socket"
+	case m&fs.ModeDevice != 0:
+		what = "a device"
+	}
+	return fmt.Errorf("is %s, not a regular file; only regular files are read", what)
+}
+
+func idOf(st fs.FileInfo) fileID {
+	id := fileID{size: st.Size(), mtime: st.ModTime().UnixNano()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		id.dev, id.ino = uint64(sys.Dev), sys.Ino //nolint:unconvert // Dev's type differs by platform
+	}
+	return id
+}
+
+// unwrapPath drops the *PathError's repetition of the path, which the
+// problem already names.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func fileProblem(sev render.Severity, where, msg string) render.Problem {
+	return render.Problem{Severity: sev, Kind: "File", Name: where, Message: msg}
 }
 
 // Decode reads the objects of one file's content; name is used in reports.
 func Decode(name string, data []byte) (render.Inputs, []render.Problem) {
+	objects, problems := decodeFile(name, data)
 	l := &loader{seen: map[string]string{}}
-	l.file(name, data)
-	return l.in, l.problems
+	for _, d := range objects {
+		l.add(d)
+	}
+	return l.in, append(problems, l.problems...)
 }
 
-func listFiles(path string) ([]string, error) {
+// listFiles returns the manifest files under path, and the directories
+// below it that could not be listed (reported in problems). Entries are
+// listed whatever their type; readFile decides what can be read.
+func listFiles(path string) (files, unreadableDirs []string, problems []render.Problem, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("manifests: %w", err)
+		return nil, nil, nil, fmt.Errorf("manifests: %w", err)
 	}
 	if !st.IsDir() {
-		return []string{path}, nil
+		return []string{path}, nil, nil, nil
 	}
-	var files []string
 	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return err
+			if p == path {
+				return err
+			}
+			unreadableDirs = append(unreadableDirs, p)
+			problems = append(problems, fileProblem(render.Warning, p,
+				fmt.Sprintf("directory cannot be read: %v; its files are served as last read", unwrapPath(err))))
+			return filepath.SkipDir
 		}
 		if d.IsDir() {
 			// Editors and Kubernetes ConfigMap volumes keep hidden
@@ -83,41 +355,41 @@ func listFiles(path string) ([]string, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("manifests: %w", err)
+		return nil, nil, nil, fmt.Errorf("manifests: %w", err)
 	}
-	slices.Sort(files)
-	return files, nil
+	return files, unreadableDirs, problems, nil
 }
 
-type loader struct {
-	in       render.Inputs
-	problems []render.Problem
-	seen     map[string]string // kind/namespace/name → where first seen
-}
-
-func (l *loader) report(sev render.Severity, where, format string, args ...any) {
-	l.problems = append(l.problems, render.Problem{
-		Severity: sev, Kind: "File", Name: where, Message: fmt.Sprintf(format, args...),
-	})
-}
-
-func (l *loader) file(name string, data []byte) {
+// decodeFile splits one file into documents and decodes them. Objects get
+// their default namespace here, once, since a Reader reuses them.
+func decodeFile(name string, data []byte) ([]decoded, []render.Problem) {
+	d := &decoder{}
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for doc := 1; ; doc++ {
 		raw, err := r.Read()
 		if errors.Is(err, io.EOF) {
-			return
+			break
 		}
 		where := fmt.Sprintf("%s (document %d)", name, doc)
 		if err != nil {
-			l.report(render.Warning, where, "cannot be read: %v; rest of file skipped", err)
-			return
+			d.report(render.Warning, where, "cannot be read: %s; rest of file skipped", safeError(err))
+			break
 		}
 		if len(bytes.TrimSpace(stripComments(raw))) == 0 {
 			continue
 		}
-		l.decode(where, raw)
+		d.decode(where, raw)
 	}
+	return d.objects, d.problems
+}
+
+type decoder struct {
+	objects  []decoded
+	problems []render.Problem
+}
+
+func (d *decoder) report(sev render.Severity, where, format string, args ...any) {
+	d.problems = append(d.problems, fileProblem(sev, where, fmt.Sprintf(format, args...)))
 }
 
 // stripComments drops YAML comment lines so that a document holding only
@@ -134,79 +406,112 @@ func stripComments(b []byte) []byte {
 	return out
 }
 
-func (l *loader) decode(where string, raw []byte) {
+func (d *decoder) decode(where string, raw []byte) {
 	// JSON is YAML, so the YAML-to-JSON step handles both.
 	js, err := utilyaml.ToJSON(raw)
 	if err != nil {
-		l.report(render.Warning, where, "invalid YAML: %v; skipped", err)
+		d.report(render.Warning, where, "invalid YAML: %s; skipped", safeError(err))
 		return
 	}
 	obj, gvk, err := scheme.Codecs.UniversalDeserializer().Decode(js, nil, nil)
 	if err != nil {
 		if runtime.IsNotRegisteredError(err) && gvk != nil {
-			l.report(render.Notice, where, "kind %s is not used; ignored", gvk.String())
+			d.report(render.Notice, where, "kind %s is not used; ignored", gvk.String())
 			return
 		}
-		l.report(render.Warning, where, "cannot decode: %v; skipped", err)
+		d.report(render.Warning, where, "cannot decode: %s; skipped", safeError(err))
 		return
 	}
-	l.add(where, obj)
-}
-
-func (l *loader) add(where string, obj runtime.Object) {
 	switch o := obj.(type) {
 	case *corev1.List:
 		for i, item := range o.Items {
-			l.decode(fmt.Sprintf("%s items[%d]", where, i), item.Raw)
+			d.decode(fmt.Sprintf("%s items[%d]", where, i), item.Raw)
 		}
 	case *metav1.List:
 		for i, item := range o.Items {
-			l.decode(fmt.Sprintf("%s items[%d]", where, i), item.Raw)
+			d.decode(fmt.Sprintf("%s items[%d]", where, i), item.Raw)
 		}
 	case *networkingv1.Ingress:
-		if l.unique(where, "Ingress", &o.ObjectMeta, true) {
-			l.in.Ingresses = append(l.in.Ingresses, o)
-		}
+		d.keep(where, "Ingress", o, &o.ObjectMeta, true)
 	case *networkingv1.IngressClass:
-		if l.unique(where, "IngressClass", &o.ObjectMeta, false) {
-			l.in.IngressClasses = append(l.in.IngressClasses, o)
-		}
+		d.keep(where, "IngressClass", o, &o.ObjectMeta, false)
 	case *corev1.Service:
-		if l.unique(where, "Service", &o.ObjectMeta, true) {
-			l.in.Services = append(l.in.Services, o)
-		}
+		d.keep(where, "Service", o, &o.ObjectMeta, true)
 	case *discoveryv1.EndpointSlice:
-		if l.unique(where, "EndpointSlice", &o.ObjectMeta, true) {
-			l.in.EndpointSlices = append(l.in.EndpointSlices, o)
-		}
+		d.keep(where, "EndpointSlice", o, &o.ObjectMeta, true)
 	case *corev1.Secret:
-		if l.unique(where, "Secret", &o.ObjectMeta, true) {
-			l.in.Secrets = append(l.in.Secrets, o)
-		}
+		d.keep(where, "Secret", o, &o.ObjectMeta, true)
 	case *corev1.ConfigMap:
-		if l.unique(where, "ConfigMap", &o.ObjectMeta, true) {
-			l.in.ConfigMaps = append(l.in.ConfigMaps, o)
-		}
+		d.keep(where, "ConfigMap", o, &o.ObjectMeta, true)
 	default:
 		kind := obj.GetObjectKind().GroupVersionKind().String()
-		l.report(render.Notice, where, "kind %s is not used; ignored", kind)
+		d.report(render.Notice, where, "kind %s is not used; ignored", kind)
 	}
 }
 
-// unique defaults the namespace and reports a second object with the same
-// kind, namespace and name; the first one read stays.
-func (l *loader) unique(where, kind string, m *metav1.ObjectMeta, namespaced bool) bool {
+func (d *decoder) keep(where, kind string, obj runtime.Object, m *metav1.ObjectMeta, namespaced bool) {
 	if namespaced && m.Namespace == "" {
 		m.Namespace = metav1.NamespaceDefault
 	}
 	if !namespaced {
 		m.Namespace = ""
 	}
-	key := kind + "/" + m.Namespace + "/" + m.Name
-	if first, dup := l.seen[key]; dup {
-		l.report(render.Warning, where, "%s %s/%s is also defined in %s; this copy ignored", kind, m.Namespace, m.Name, first)
-		return false
+	d.objects = append(d.objects, decoded{where: where, kind: kind, obj: obj, meta: m})
+}
+
+// safeError is a decoding error fit for a report: problems end up in logs,
+// /status and Events, so they must never quote the object. The Kubernetes
+// decoder's messages do ("Object 'Kind' is missing in '{...}'" holds the
+// whole document, Secret data included; JSON errors append the bytes
+// around the error), so only the part before any quoted data is kept.
+func safeError(err error) string {
+	switch {
+	case runtime.IsMissingKind(err):
+		return `no "kind" field`
+	case runtime.IsMissingVersion(err):
+		return `no "apiVersion" field`
 	}
-	l.seen[key] = where
-	return true
+	msg := err.Error()
+	for _, marker := range []string{", error found in #", "|", " in '", "\n"} {
+		if i := strings.Index(msg, marker); i >= 0 {
+			msg = msg[:i]
+		}
+	}
+	const limit = 200
+	if len(msg) > limit {
+		msg = msg[:limit] + "…"
+	}
+	return strings.TrimSpace(msg)
+}
+
+// loader merges decoded objects into Inputs, keeping the first of
+// duplicates.
+type loader struct {
+	in       render.Inputs
+	problems []render.Problem
+	seen     map[string]string // kind/namespace/name → where first seen
+}
+
+func (l *loader) add(d decoded) {
+	key := d.kind + "/" + d.meta.Namespace + "/" + d.meta.Name
+	if first, dup := l.seen[key]; dup {
+		l.problems = append(l.problems, fileProblem(render.Warning, d.where,
+			fmt.Sprintf("%s %s/%s is also defined in %s; this copy ignored", d.kind, d.meta.Namespace, d.meta.Name, first)))
+		return
+	}
+	l.seen[key] = d.where
+	switch o := d.obj.(type) {
+	case *networkingv1.Ingress:
+		l.in.Ingresses = append(l.in.Ingresses, o)
+	case *networkingv1.IngressClass:
+		l.in.IngressClasses = append(l.in.IngressClasses, o)
+	case *corev1.Service:
+		l.in.Services = append(l.in.Services, o)
+	case *discoveryv1.EndpointSlice:
+		l.in.EndpointSlices = append(l.in.EndpointSlices, o)
+	case *corev1.Secret:
+		l.in.Secrets = append(l.in.Secrets, o)
+	case *corev1.ConfigMap:
+		l.in.ConfigMaps = append(l.in.ConfigMaps, o)
+	}
 }
