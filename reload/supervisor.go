@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,6 +39,13 @@ type Supervisor struct {
 	// StopGrace is how long a soft stop (SIGUSR1: stop accepting, finish
 	// connections) may take before SIGTERM (hard stop). Default 10s.
 	StopGrace time.Duration
+	// Prepare, when set, runs before each start (not before an adoption):
+	// the sidecar repairs its config-dir there, so that a restart never
+	// fails on a missing current link.
+	Prepare func() error
+	// OnStart, when set, is called each time an HAProxy was started or
+	// adopted (adopted: it was running already), before it is ready.
+	OnStart func(adopted bool)
 
 	mu     sync.Mutex
 	pid    int
@@ -141,30 +150,59 @@ func (s *Supervisor) defaults() (minB, maxB, grace time.Duration, log *zap.Logge
 	return minB, maxB, grace, log
 }
 
+// instance is one HAProxy master the supervisor watches: one it started,
+// or one it adopted.
+type instance struct {
+	pid     int
+	adopted bool
+	// done receives the exit once, then is closed, when the master has
+	// exited.
+	done <-chan error
+}
+
 // Run starts HAProxy and keeps it running until ctx is canceled, then stops it
 // gracefully and returns nil. It returns an error only if HAProxy could not be
-// stopped.
+// stopped, or if an HAProxy that is not ours answers on the master socket.
+//
+// An HAProxy already answering on Socket with the same configuration path
+// (left running by a sidecar that was killed or restarted) is adopted
+// instead of started: starting a second one would bind the same ports
+// (SO_REUSEPORT) and serve stale routes beside ours. A sidecar restart thus
+// drops no request.
 func (s *Supervisor) Run(ctx context.Context) error {
 	minB, maxB, grace, log := s.defaults()
 	backoff := minB
 	for {
 		started := time.Now()
-		cmd, done, err := s.start()
+		inst, err := s.adoptOrStart(ctx, log)
+		var foreign *ForeignHAProxyError
+		if errors.As(err, &foreign) {
+			return err
+		}
 		if err != nil {
 			log.Error("haproxy start failed", zap.Error(err))
 		} else {
-			log.Info("haproxy started", zap.Int("pid", cmd.Process.Pid), zap.String("config", s.Config))
 			readyCtx, cancelReady := context.WithCancel(ctx)
 			go s.watchReady(readyCtx, log)
+			if s.OnStart != nil {
+				s.OnStart(inst.adopted)
+			}
 			select {
-			case err := <-done:
+			case err := <-inst.done:
 				cancelReady()
 				s.exited()
 				log.Warn("haproxy exited", zap.Error(err), zap.Duration("ran", time.Since(started)),
 					zap.String("output", lastLines(s.OutputTail(), 5)))
+				// Workers normally exit with their master; make sure
+				// none is left serving the old configuration beside
+				// the next master.
+				if left := family(inst.pid); len(left) > 0 {
+					log.Warn("stopping processes the dead master left", zap.Ints("pids", left))
+					s.terminate(inst, 0, 2*time.Second, log)
+				}
 			case <-ctx.Done():
 				cancelReady()
-				err := s.stop(cmd, done, grace, log)
+				err := s.stop(inst, grace, log)
 				s.exited()
 				return err
 			}
@@ -182,7 +220,89 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Supervisor) start() (*exec.Cmd, <-chan error, error) {
+// ForeignHAProxyError means an HAProxy answers on the master socket but
+// runs another configuration: the supervisor neither adopts it nor starts
+// a second one.
+type ForeignHAProxyError struct {
+	PID    int
+	Config string
+	Socket string
+}
+
+func (e *ForeignHAProxyError) Error() string {
+	return fmt.Sprintf("an HAProxy (master pid %d, -f %q) already answers on %s and runs another configuration; not starting a second one",
+		e.PID, e.Config, e.Socket)
+}
+
+// adoptOrStart adopts the HAProxy answering on the socket, or starts one.
+func (s *Supervisor) adoptOrStart(ctx context.Context, log *zap.Logger) (*instance, error) {
+	if inst, err := s.adopt(ctx); err != nil || inst != nil {
+		if inst != nil {
+			log.Info("adopted the running haproxy", zap.Int("pid", inst.pid), zap.String("config", s.Config))
+		}
+		return inst, err
+	}
+	if s.Prepare != nil {
+		if err := s.Prepare(); err != nil {
+			return nil, fmt.Errorf("preparing to start haproxy: %w", err)
+		}
+	}
+	inst, err := s.start()
+	if err == nil {
+		log.Info("haproxy started", zap.Int("pid", inst.pid), zap.String("config", s.Config))
+	}
+	return inst, err
+}
+
+// adopt returns the running HAProxy's master when one answers on the
+// socket with our configuration, nil when none answers.
+func (s *Supervisor) adopt(ctx context.Context) (*instance, error) {
+	if _, err := os.Stat(s.Socket); err != nil {
+		return nil, nil
+	}
+	cli := &MasterCLI{Socket: s.Socket, Timeout: time.Second}
+	var st ProcStatus
+	var err error
+	// A master that is re-executing itself for a reload does not answer
+	// for a moment; a stale socket refuses at once.
+	for attempt := 0; attempt < 3; attempt++ {
+		if st, err = cli.ShowProc(ctx); err == nil || errors.Is(err, syscall.ECONNREFUSED) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil || st.Master.PID == 0 {
+		return nil, nil // nothing answers: a stale socket file
+	}
+	pid := st.Master.PID
+	args, err := cmdline(pid)
+	if err != nil {
+		return nil, &ForeignHAProxyError{PID: pid, Config: "(its process is not visible here)", Socket: s.Socket}
+	}
+	if cfg := argsConfig(args); cfg != s.Config {
+		return nil, &ForeignHAProxyError{PID: pid, Config: cfg, Socket: s.Socket}
+	}
+	s.mu.Lock()
+	s.pid = pid
+	s.starts++
+	if s.ready == nil || s.closed {
+		s.ready, s.closed = make(chan struct{}), false
+	}
+	s.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		// Not our child: poll. Its output went to the sidecar that
+		// started it and is not ours to read.
+		for running(pid) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		done <- errors.New("adopted master exited")
+		close(done)
+	}()
+	return &instance{pid: pid, adopted: true, done: done}, nil
+}
+
+func (s *Supervisor) start() (*instance, error) {
 	args := append([]string{"-W", "-S", s.Socket, "-f", s.Config}, s.Args...)
 	// Not exec.CommandContext: stopping must be a soft stop, not SIGKILL.
 	cmd := exec.Command(s.Bin, args...)
@@ -191,13 +311,15 @@ func (s *Supervisor) start() (*exec.Cmd, <-chan error, error) {
 		out = io.MultiWriter(&s.tail, s.Output)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	// Own process group so a last-resort kill reaches workers too.
+	// Own process group: its workers are found (and, as a last resort,
+	// killed) through it, and a Ctrl-C meant for the sidecar's terminal
+	// does not hard-stop HAProxy behind the sidecar's back.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Workers inherit the output pipe; don't let one that outlives the master
 	// block Wait forever.
 	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("start %s: %w", s.Bin, err)
+		return nil, fmt.Errorf("start %s: %w", s.Bin, err)
 	}
 	s.mu.Lock()
 	s.pid = cmd.Process.Pid
@@ -209,8 +331,8 @@ func (s *Supervisor) start() (*exec.Cmd, <-chan error, error) {
 	s.mu.Unlock()
 
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	return cmd, done, nil
+	go func() { done <- cmd.Wait(); close(done) }()
+	return &instance{pid: cmd.Process.Pid, done: done}, nil
 }
 
 func (s *Supervisor) exited() {
@@ -245,33 +367,78 @@ func (s *Supervisor) watchReady(ctx context.Context, log *zap.Logger) {
 	}
 }
 
-// stop soft-stops HAProxy (SIGUSR1: the master tells workers to stop listening
-// and finish their connections, then exits), escalates to SIGTERM (hard stop)
-// after grace, and to SIGKILL of the whole process group after 5 more seconds.
-func (s *Supervisor) stop(cmd *exec.Cmd, done <-chan error, grace time.Duration, log *zap.Logger) error {
-	pid := cmd.Process.Pid
-	log.Info("haproxy soft stop", zap.Int("pid", pid))
-	_ = syscall.Kill(pid, syscall.SIGUSR1)
-	select {
-	case <-done:
-		return nil
-	case <-time.After(grace):
+// stop soft-stops HAProxy (SIGUSR1: the master tells workers to stop
+// listening and finish their connections, then exits) and returns once
+// the master and every worker have exited, escalating after grace.
+func (s *Supervisor) stop(inst *instance, grace time.Duration, log *zap.Logger) error {
+	log.Info("haproxy soft stop", zap.Int("pid", inst.pid), zap.Bool("adopted", inst.adopted))
+	return s.terminate(inst, grace, 5*time.Second, log)
+}
+
+// terminate ends inst's master and workers: SIGUSR1 to the master,
+// repeated every second for soft (an HAProxy that is still starting may
+// lose it), then SIGTERM to every process left, then SIGKILL. It returns
+// only when none is left, or an error when even SIGKILL did not help.
+func (s *Supervisor) terminate(inst *instance, soft, hard time.Duration, log *zap.Logger) error {
+	// Workers are remembered now: once the master is gone they are no
+	// longer its children.
+	known := family(inst.pid)
+	left := func() []int {
+		pids := family(inst.pid)
+		for _, pid := range known {
+			if running(pid) && !slices.Contains(pids, pid) {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
 	}
-	log.Warn("haproxy still running after grace period; hard stop", zap.Int("pid", pid))
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	select {
-	case <-done:
-		return nil
-	case <-time.After(5 * time.Second):
+	waitGone := func(d time.Duration, every func()) bool {
+		deadline := time.Now().Add(d)
+		next := time.Now().Add(time.Second)
+		for {
+			if len(left()) == 0 {
+				return true
+			}
+			if time.Now().After(deadline) {
+				return false
+			}
+			if every != nil && time.Now().After(next) {
+				every()
+				next = time.Now().Add(time.Second)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
-	log.Error("haproxy ignored SIGTERM; killing its process group", zap.Int("pid", pid))
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	select {
-	case <-done:
-		return nil
-	case <-time.After(5 * time.Second):
-		return errors.New("haproxy did not exit after SIGKILL")
+	if soft > 0 {
+		_ = syscall.Kill(inst.pid, syscall.SIGUSR1)
+		if waitGone(soft, func() { _ = syscall.Kill(inst.pid, syscall.SIGUSR1) }) {
+			return s.reap(inst)
+		}
+		log.Warn("haproxy still running after the grace period; hard stop", zap.Int("pid", inst.pid), zap.Ints("pids", left()))
 	}
+	signalAll(left(), syscall.SIGTERM)
+	if waitGone(hard, nil) {
+		return s.reap(inst)
+	}
+	log.Error("haproxy ignored SIGTERM; killing it", zap.Ints("pids", left()))
+	signalAll(left(), syscall.SIGKILL)
+	if waitGone(5*time.Second, nil) {
+		return s.reap(inst)
+	}
+	return fmt.Errorf("haproxy processes %v did not exit after SIGKILL", left())
+}
+
+// reap waits for a master the supervisor started to be collected by its
+// cmd.Wait (bounded by WaitDelay), so no zombie is left behind.
+func (s *Supervisor) reap(inst *instance) error {
+	if inst.adopted {
+		return nil
+	}
+	select {
+	case <-inst.done:
+	case <-time.After(3 * time.Second):
+	}
+	return nil
 }
 
 // tailBuffer keeps the last tailSize bytes written to it.

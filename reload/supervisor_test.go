@@ -2,6 +2,7 @@ package reload
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -139,4 +140,126 @@ func TestSupervisorBadConfigBackoff(t *testing.T) {
 	if got := get(t, port, "a.example"); field(got, "route") != "a1" {
 		t.Fatalf("after fix: %q", got)
 	}
+}
+
+// A supervisor that finds an HAProxy with its configuration answering on
+// the socket (left by a sidecar that was killed) adopts it instead of
+// starting a second one, and stopping it leaves no process behind. One
+// with another configuration is neither adopted nor doubled.
+func TestSupervisorAdoptsRunningHAProxy(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, hb haproxyBin) {
+		ctx := context.Background()
+		tmp := shortTempDir(t)
+		port := freePort(t)
+		writeFiles(t, tmp, Files{"haproxy.cfg": []byte(routeConfig(port, "1")), "maps/exact.map": []byte("a.example a1\n")})
+		newSup := func(config string) *Supervisor {
+			return &Supervisor{Bin: hb.path, Config: config, Socket: filepath.Join(tmp, "m.sock"),
+				MinBackoff: 50 * time.Millisecond, StopGrace: 2 * time.Second, Log: zaptest.NewLogger(t)}
+		}
+		run := func(sup *Supervisor) (context.CancelFunc, chan error) {
+			runCtx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- sup.Run(runCtx) }()
+			return cancel, done
+		}
+		waitReady := func(sup *Supervisor) {
+			t.Helper()
+			wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+			defer wcancel()
+			if err := sup.WaitReady(wctx); err != nil {
+				t.Fatalf("not ready: %v", err)
+			}
+		}
+
+		// The first sidecar's HAProxy, left running as if the sidecar had
+		// been killed: its Run is never canceled.
+		first := newSup(filepath.Join(tmp, ConfigName))
+		firstCancel, firstDone := run(first)
+		waitReady(first)
+		master := first.PID()
+		t.Cleanup(func() {
+			firstCancel()
+			<-firstDone
+			_ = syscall.Kill(-master, syscall.SIGKILL)
+		})
+		st, err := first.CLI().ShowProc(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		worker := st.CurrentWorker()
+
+		var adopted []bool
+		second := newSup(filepath.Join(tmp, ConfigName))
+		second.OnStart = func(a bool) { adopted = append(adopted, a) }
+		cancel, done := run(second)
+		waitReady(second)
+		if second.PID() != master || len(adopted) != 1 || !adopted[0] {
+			t.Fatalf("second supervisor: pid %d (running master %d), OnStart %v: want the running master adopted", second.PID(), master, adopted)
+		}
+		if got := get(t, port, "a.example"); field(got, "route") != "a1" {
+			t.Fatalf("after adoption: %q", got)
+		}
+
+		// Another configuration on the same socket: refused, nothing started.
+		other := filepath.Join(tmp, "other.cfg")
+		if err := os.WriteFile(other, []byte(routeConfig(port, "2")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		foreign := newSup(other)
+		fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
+		err = foreign.Run(fctx)
+		fcancel()
+		var fe *ForeignHAProxyError
+		if !errors.As(err, &fe) || fe.PID != master || foreign.Starts() != 0 {
+			t.Fatalf("a supervisor of another configuration: %v, %d starts; want a ForeignHAProxyError naming %d", err, foreign.Starts(), master)
+		}
+
+		// Stopping the adopted HAProxy: master and worker are gone when Run
+		// returns.
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+		if alive(master) || alive(worker) {
+			t.Errorf("after stopping the adopted HAProxy: master alive %v, worker alive %v", alive(master), alive(worker))
+		}
+	})
+}
+
+// SIGUSR1 sent while HAProxy is still starting may be lost; stopping must
+// still leave nothing running.
+func TestSupervisorStopRightAfterStart(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, hb haproxyBin) {
+		for i := range 6 {
+			tmp := shortTempDir(t)
+			port := freePort(t)
+			writeFiles(t, tmp, Files{"haproxy.cfg": []byte(routeConfig(port, "1")), "maps/exact.map": []byte("a.example a1\n")})
+			sup := &Supervisor{Bin: hb.path, Config: filepath.Join(tmp, ConfigName), Socket: filepath.Join(tmp, "m.sock"),
+				StopGrace: 2 * time.Second, Log: zaptest.NewLogger(t)}
+			runCtx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- sup.Run(runCtx) }()
+			eventually(t, "started", func() bool { return sup.PID() != 0 })
+			master := sup.PID()
+			time.Sleep(time.Duration(i*100) * time.Millisecond)
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("Run did not return after cancel")
+			}
+			if left := family(master); len(left) > 0 {
+				t.Errorf("stop %d ms after start left processes %v", i*100, left)
+				_ = syscall.Kill(-master, syscall.SIGKILL)
+			}
+		}
+	})
 }
