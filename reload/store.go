@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // On-disk layout of a Store directory:
@@ -20,7 +21,8 @@ import (
 //	<dir>/gen-<N>/haproxy.cfg   plus maps/…, certs/…, crt-list.txt, …
 //	<dir>/rejected/             the last candidate that failed validation, kept for
 //	                            debugging (e.g. `haproxy -c -f rejected/haproxy.cfg`)
-//	<dir>/.tmp-*                in-flight writes; garbage if found at startup
+//	<dir>/.tmp-*                in-flight writes and candidates being validated;
+//	                            garbage if found at startup
 //
 // Symlinks are relative so the directory can be mounted at different paths in the
 // sidecar and HAProxy containers.
@@ -52,6 +54,21 @@ var ErrNoCurrent = errors.New("store: no current generation")
 type Store struct {
 	dir string
 	mu  sync.Mutex
+	// repaired is the last repair of the current link, for /status.
+	repaired *Repair
+}
+
+// Repair describes a current link that was found missing or broken and
+// pointed again at the newest complete generation.
+type Repair struct {
+	At         time.Time `json:"at"`
+	Generation int       `json:"generation"`
+	// Found is what was there instead of a link to a generation.
+	Found string `json:"found"`
+}
+
+func (r Repair) String() string {
+	return fmt.Sprintf("restored current to %s%d (it was %s)", genPrefix, r.Generation, r.Found)
 }
 
 // Result describes the outcome of Apply or Bootstrap.
@@ -76,10 +93,85 @@ func NewStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("store: create %s: %w", abs, err)
 	}
 	s := &Store{dir: abs}
+	// Repair before pruning: with no current link every generation would
+	// look unreferenced, and the restart would come up empty.
+	if _, err := s.repair(); err != nil && !errors.Is(err, ErrNoCurrent) {
+		return nil, err
+	}
 	if err := s.prune(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Repair points a missing or broken current link (deleted by hand, a
+// stray file in its place, its generation removed) at the newest complete
+// generation, so that HAProxy can start again on the configuration it
+// served. It returns nil when current was fine, and ErrNoCurrent when no
+// generation is left to restore (Bootstrap then writes one).
+func (s *Store) Repair() (*Repair, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.repair()
+}
+
+// LastRepair returns the last repair this Store made, or nil.
+func (s *Store) LastRepair() *Repair {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.repaired
+}
+
+func (s *Store) repair() (*Repair, error) {
+	_, err := s.linkGen(currentLink)
+	if err == nil {
+		return nil, nil
+	}
+	found := "missing"
+	if !errors.Is(err, ErrNoCurrent) {
+		found = err.Error()
+	}
+	gen, err := s.newestComplete()
+	if err != nil {
+		return nil, err
+	}
+	if gen == 0 {
+		return nil, ErrNoCurrent
+	}
+	link := filepath.Join(s.dir, currentLink)
+	if st, err := os.Lstat(link); err == nil && st.Mode()&fs.ModeSymlink == 0 {
+		// Something else took the link's place; rename(2) cannot
+		// replace a directory with a link.
+		if err := os.RemoveAll(link); err != nil {
+			return nil, fmt.Errorf("store: remove the %s that replaced the current link: %w", st.Mode().Type(), err)
+		}
+	}
+	if err := s.setLink(currentLink, gen); err != nil {
+		return nil, err
+	}
+	s.repaired = &Repair{At: time.Now(), Generation: gen, Found: found}
+	return s.repaired, nil
+}
+
+// newestComplete returns the highest generation holding a configuration,
+// or 0. Generation directories are only ever created complete (writeGen
+// renames them into place), so one holding haproxy.cfg is whole.
+func (s *Store) newestComplete() (int, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	best := 0
+	for _, e := range entries {
+		n, ok := parseGen(e.Name())
+		if !ok || n <= best || !e.IsDir() {
+			continue
+		}
+		if st, err := os.Stat(filepath.Join(s.genDir(n), ConfigName)); err == nil && st.Mode().IsRegular() {
+			best = n
+		}
+	}
+	return best, nil
 }
 
 // Dir returns the store's absolute directory.
@@ -122,6 +214,9 @@ func (s *Store) Apply(ctx context.Context, files Files, validate func(dir string
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
+	if _, err := s.repair(); err != nil && !errors.Is(err, ErrNoCurrent) {
+		return Result{}, err
+	}
 	cur, err := s.linkGen(currentLink)
 	switch {
 	case errors.Is(err, ErrNoCurrent):
@@ -149,19 +244,26 @@ func (s *Store) Apply(ctx context.Context, files Files, validate func(dir string
 	if err != nil {
 		return unchanged, err
 	}
-	dir, err := s.writeGen(gen, files)
+	// Validated under its temporary name: a gen-N directory exists only
+	// once it passed, so Repair never restores a candidate that failed or
+	// whose validation a crash interrupted.
+	tmp, err := s.writeTmp(gen, files)
 	if err != nil {
 		return unchanged, err
 	}
-	if err := validate(dir); err != nil {
-		s.reject(dir)
+	if err := validate(tmp); err != nil {
+		s.reject(tmp)
 		return unchanged, fmt.Errorf("store: generation %d rejected: %w", gen, err)
 	}
 	// Validation can take a while (≈0.5 s at 10k backends); don't switch a caller
 	// that has given up in the meantime.
 	if err := ctx.Err(); err != nil {
-		_ = os.RemoveAll(dir)
+		_ = os.RemoveAll(tmp)
 		return unchanged, fmt.Errorf("store: generation %d not activated: %w", gen, err)
+	}
+	dir, err := s.publish(tmp, gen)
+	if err != nil {
+		return unchanged, err
 	}
 	if err := s.activate(gen, cur); err != nil {
 		return unchanged, err
@@ -179,6 +281,9 @@ func (s *Store) Bootstrap(files Files) (Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
+	if _, err := s.repair(); err != nil && !errors.Is(err, ErrNoCurrent) {
+		return Result{}, err
+	}
 	cur, err := s.linkGen(currentLink)
 	if err == nil {
 		return Result{Generation: cur, Dir: s.genDir(cur)}, nil
@@ -193,7 +298,11 @@ func (s *Store) Bootstrap(files Files) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	dir, err := s.writeGen(gen, files)
+	tmp, err := s.writeTmp(gen, files)
+	if err != nil {
+		return Result{}, err
+	}
+	dir, err := s.publish(tmp, gen)
 	if err != nil {
 		return Result{}, err
 	}
@@ -254,11 +363,11 @@ func (s *Store) nextGen() (int, error) {
 	return highest + 1, nil
 }
 
-// writeGen writes files into a temporary directory, fsyncs every file and
-// directory, then renames it to gen-<N>. A gen-<N> directory is therefore always
-// complete; a crash leaves only a .tmp-* directory that prune removes.
-func (s *Store) writeGen(gen int, files Files) (string, error) {
-	final := s.genDir(gen)
+// writeTmp writes files into a temporary directory .tmp-gen-<N> and fsyncs
+// every file and directory; publish then renames it to gen-<N>. A gen-<N>
+// directory is therefore always complete; a crash leaves only a .tmp-*
+// directory that prune removes.
+func (s *Store) writeTmp(gen int, files Files) (string, error) {
 	tmp := filepath.Join(s.dir, tmpPrefix+genPrefix+strconv.Itoa(gen))
 	if err := os.RemoveAll(tmp); err != nil {
 		return "", fmt.Errorf("store: clear %s: %w", tmp, err)
@@ -283,7 +392,7 @@ func (s *Store) writeGen(gen int, files Files) (string, error) {
 				dirs[d] = true
 			}
 		}
-		if err := writeFileSync(p, files[name]); err != nil {
+		if err := writeFileSync(p, files[name], fileMode); err != nil {
 			return fail(err)
 		}
 	}
@@ -298,8 +407,15 @@ func (s *Store) writeGen(gen int, files Files) (string, error) {
 			return fail(err)
 		}
 	}
+	return tmp, nil
+}
+
+// publish renames a directory written by writeTmp to gen-<N>.
+func (s *Store) publish(tmp string, gen int) (string, error) {
+	final := s.genDir(gen)
 	if err := os.Rename(tmp, final); err != nil {
-		return fail(fmt.Errorf("store: %w", err))
+		_ = os.RemoveAll(tmp)
+		return "", fmt.Errorf("store: %w", err)
 	}
 	if err := syncDir(s.dir); err != nil {
 		return "", err
@@ -356,9 +472,15 @@ func (s *Store) prune() error {
 	for _, link := range []string{currentLink, previousLink} {
 		if gen, err := s.linkGen(link); err == nil {
 			keep[gen] = true
-		} else if link == currentLink && !errors.Is(err, ErrNoCurrent) {
-			// Don't delete anything while current is unreadable.
-			return err
+		} else if link == currentLink {
+			// Don't delete any generation while current is missing
+			// or unreadable: one of them is what HAProxy serves.
+			if !errors.Is(err, ErrNoCurrent) {
+				return err
+			}
+			if gen, err := s.newestComplete(); err != nil || gen != 0 {
+				return err
+			}
 		}
 	}
 	entries, err := os.ReadDir(s.dir)
@@ -404,13 +526,16 @@ func readGen(dir string) (Files, error) {
 	return files, nil
 }
 
-func writeFileSync(p string, data []byte) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+// writeFileSync creates p (which must not exist) with mode, writes data
+// and fsyncs it: the one way this package writes a file (Store's
+// generations, WriteDir's files).
+func writeFileSync(p string, data []byte, mode fs.FileMode) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	// Chmod: the umask must not decide whether HAProxy can read the file.
-	if err := f.Chmod(fileMode); err != nil {
+	if err := f.Chmod(mode); err != nil {
 		f.Close()
 		return fmt.Errorf("store: %w", err)
 	}

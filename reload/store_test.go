@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -232,7 +233,8 @@ func TestStoreCrashLeftovers(t *testing.T) {
 	if err != nil || !r.Changed {
 		t.Fatalf("apply: %+v %v", r, err)
 	}
-	if validated != r.Dir {
+	// Validated under its temporary name, then renamed into place.
+	if filepath.Base(validated) != ".tmp-"+filepath.Base(r.Dir) {
 		t.Fatalf("validated %s but activated %s", validated, r.Dir)
 	}
 	if cur, _ := s2.Current(); !cur.Equal(next) {
@@ -240,5 +242,72 @@ func TestStoreCrashLeftovers(t *testing.T) {
 	}
 	if got := dirNames(t, dir); slices.Contains(got, "gen-5") {
 		t.Fatalf("stale gen-5 kept: %v", got)
+	}
+}
+
+// A current link that is missing, dangling or replaced by something else
+// is restored from the newest generation, never from a candidate that
+// was not validated, and generations are never pruned while it is
+// missing: the restart after `rm current` serves what was served.
+func TestStoreRepair(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nop := func(string) error { return nil }
+	v1 := Files{"haproxy.cfg": []byte(baseConfig + "# 1\n")}
+	v2 := Files{"haproxy.cfg": []byte(baseConfig + "# 2\n")}
+	for _, f := range []Files{v1, v2} {
+		if _, err := s.Apply(ctx, f, nop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := s.Repair(); r != nil || err != nil {
+		t.Fatalf("repair of a sound store: %v %v", r, err)
+	}
+	current := filepath.Join(dir, "current")
+	for name, breakIt := range map[string]func() error{
+		"removed":  func() error { return os.Remove(current) },
+		"dangling": func() error { os.Remove(current); return os.Symlink("gen-99", current) },
+		"a directory": func() error {
+			os.Remove(current)
+			return os.MkdirAll(filepath.Join(current, "x"), 0o755)
+		},
+		"a file": func() error { os.Remove(current); return os.WriteFile(current, []byte("x"), 0o644) },
+	} {
+		if err := breakIt(); err != nil {
+			t.Fatal(err)
+		}
+		// A crash in the middle of validating a candidate leaves it
+		// under its temporary name: never a repair target.
+		writeFiles(t, filepath.Join(dir, ".tmp-gen-50"), Files{"haproxy.cfg": []byte("unvalidated")})
+		// Reopening (a sidecar restart) repairs before it prunes.
+		s, err = NewStore(dir)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if cur, err := s.Current(); err != nil || !cur.Equal(v2) {
+			t.Fatalf("%s: current after reopening: %v %v", name, cur.Names(), err)
+		}
+		if r := s.LastRepair(); r == nil || r.Generation != 2 || !strings.Contains(r.String(), "restored current to gen-2") {
+			t.Errorf("%s: LastRepair %v", name, r)
+		}
+		if got := dirNames(t, dir); !slices.Equal(got, []string{"current", "gen-1", "gen-2", "previous"}) {
+			t.Errorf("%s: entries %v", name, got)
+		}
+	}
+	// Repair without reopening (before HAProxy is restarted), and Apply
+	// with current missing keeps the chain.
+	if err := os.Remove(current); err != nil {
+		t.Fatal(err)
+	}
+	v3 := Files{"haproxy.cfg": []byte(baseConfig + "# 3\n")}
+	if r, err := s.Apply(ctx, v3, nop); err != nil || r.Generation != 3 {
+		t.Fatalf("apply with current missing: %+v %v", r, err)
+	}
+	if got := readLink(t, filepath.Join(dir, "previous")); got != "gen-2" {
+		t.Errorf("previous -> %s, want gen-2", got)
 	}
 }
