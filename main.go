@@ -28,14 +28,21 @@ Run "haproxy-sidecar COMMAND -h" for the flags of a command.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	// SIGHUP asks `run` to read everything again (the daemon convention);
+	// by default it would kill the sidecar and orphan the HAProxy it runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	// A log reader that went away must not kill the sidecar: writes to a
+	// closed stdout or stderr fail instead.
+	signal.Ignore(syscall.SIGPIPE)
+	code := run(ctx, os.Args[1:], hup, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // run dispatches a subcommand and returns the process exit code: 0 for
-// success, 1 for a failure, 2 for a usage error.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// success, 1 for a failure, 2 for a usage error. hup delivers SIGHUP.
+func run(ctx context.Context, args []string, hup <-chan os.Signal, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -44,7 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "render":
 		return renderCommand(ctx, args[1:], stdout, stderr)
 	case "run":
-		return runCommand(ctx, args[1:], stderr)
+		return runCommand(ctx, args[1:], hup, stderr)
 	case "explain":
 		return explainCommand(args[1:], stdout, stderr)
 	case "version", "--version":

@@ -15,7 +15,7 @@ import (
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var o, e bytes.Buffer
-	code = run(context.Background(), args, &o, &e)
+	code = run(context.Background(), args, nil, &o, &e)
 	return code, o.String(), e.String()
 }
 
@@ -35,15 +35,7 @@ func TestRenderStdout(t *testing.T) {
 }
 
 func TestRenderOut(t *testing.T) {
-	dir := t.TempDir()
-	// A stale certificate from an earlier render is removed.
-	if err := os.MkdirAll(filepath.Join(dir, "certs"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	stale := filepath.Join(dir, "certs", "default_gone.pem")
-	if err := os.WriteFile(stale, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir := filepath.Join(t.TempDir(), "out")
 	for version, bin := range testenv.HAProxies(t) {
 		code, _, errs := runCLI(t, "render", "--manifests", "testdata/bad-input", "--out", dir, "--haproxy", bin)
 		if code != 0 {
@@ -65,11 +57,53 @@ func TestRenderOut(t *testing.T) {
 			t.Errorf("%s not written: %v", f, err)
 		}
 	}
-	if st, err := os.Stat(filepath.Join(dir, "certs", "default_hostile-tls.pem")); err == nil && st.Mode().Perm() != 0o600 {
-		t.Errorf("certificate mode %v, want 0600", st.Mode().Perm())
+
+	// Render again over an earlier render: a certificate it wrote that is
+	// no longer rendered is removed, a file it did not write stays, and a
+	// key file gets 0600 whatever mode it had.
+	cert := filepath.Join(dir, "certs", "default_hostile-tls.pem")
+	if err := os.Chmod(cert, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "certs", "default_gone.pem")
+	mine := filepath.Join(dir, "certs", "notes.txt")
+	for _, f := range []string{stale, mine} {
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := filepath.Join(dir, ".haproxy-sidecar-files")
+	owned, err := os.ReadFile(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(list, append(owned, "certs/default_gone.pem\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runCLI(t, "render", "--manifests", "testdata/bad-input", "--out", dir, "--no-validate"); code != 0 {
+		t.Fatalf("second render: exit %d: %s", code, errs)
+	}
+	if st, err := os.Stat(cert); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("certificate: %v, mode %v, want 0600", err, st.Mode().Perm())
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("stale certificate kept: %v", err)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("a file render did not write was removed: %v", err)
+	}
+
+	// A directory with files render did not write is refused, untouched.
+	foreign := t.TempDir()
+	if err := os.WriteFile(filepath.Join(foreign, "important.txt"), []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCLI(t, "render", "--manifests", "testdata/bad-input", "--out", foreign, "--no-validate")
+	if code != 1 || !strings.Contains(errs, foreign+" is not empty") {
+		t.Errorf("render into a foreign directory: exit %d, stderr:\n%s", code, errs)
+	}
+	if entries, _ := os.ReadDir(foreign); len(entries) != 1 {
+		t.Errorf("render wrote into a foreign directory: %v", entries)
 	}
 }
 

@@ -30,6 +30,7 @@ type renderFlags struct {
 	workerMaxReloads int
 	// settingsConfigMap is "namespace/name" of the settings ConfigMap.
 	settingsConfigMap string
+	statsBind         string
 }
 
 func (f *renderFlags) register(fs *flag.FlagSet) {
@@ -41,6 +42,7 @@ func (f *renderFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.gracePeriod, "grace-period", 30*time.Second, "how long a worker replaced by a reload may finish its connections (hard-stop-after)")
 	fs.IntVar(&f.workerMaxReloads, "worker-max-reloads", 10, "how many reloads an old worker may survive (mworker-max-reloads)")
 	fs.StringVar(&f.settingsConfigMap, "configmap", "", "namespace/name of the ConfigMap holding global settings (timeouts, TLS, log format...; see README)")
+	fs.StringVar(&f.statsBind, "stats-bind", "", "listen address of HAProxy's stats frontend: monitor-uri /healthz, and Prometheus metrics on /metrics when HAProxy has the exporter (empty: none)")
 }
 
 // renderer turns inputs into files with the flags' settings.
@@ -56,6 +58,21 @@ func (f *renderFlags) renderer() (func(render.Inputs) (*render.Model, *render.Ou
 	}
 	if _, err := render.ParseBind(cfg.HTTPSBind); err != nil {
 		return nil, fmt.Errorf("--https-bind: %w", err)
+	}
+	if f.statsBind != "" {
+		if _, err := render.ParseBind(f.statsBind); err != nil {
+			return nil, fmt.Errorf("--stats-bind: %w", err)
+		}
+		// The exporter is used only when the HAProxy that validates (and,
+		// in the pod, serves) has it; otherwise it would refuse every
+		// configuration.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		promex, err := reload.HasPrometheusExporter(ctx, f.haproxyBin)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("--stats-bind: %w", err)
+		}
+		cfg.StatsBind, cfg.PrometheusExporter = f.statsBind, promex
 	}
 	if f.settingsConfigMap != "" {
 		if _, _, err := render.ParseSettingsRef(f.settingsConfigMap); err != nil {
@@ -127,7 +144,7 @@ func renderCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	if err := writeOutput(dir, out); err != nil {
+	if _, err := reload.WriteDir(dir, controller.Files(out)); err != nil {
 		fmt.Fprintf(stderr, "render: %v\n", err)
 		return 1
 	}
@@ -152,42 +169,6 @@ func printProblems(w io.Writer, problems []render.Problem) {
 	for _, p := range problems {
 		fmt.Fprintln(w, p.Report())
 	}
-}
-
-// writeOutput writes the files under dir and removes generated files that
-// are no longer part of the output (a certificate whose Secret went away).
-func writeOutput(dir string, out *render.Output) error {
-	want := map[string]bool{}
-	for _, f := range out.Files {
-		p := filepath.Join(dir, filepath.FromSlash(f.Path))
-		want[p] = true
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return fmt.Errorf("writing output: %w", err)
-		}
-		// Certificates hold private keys.
-		mode := os.FileMode(0o644)
-		if strings.HasPrefix(f.Path, "certs/") {
-			mode = 0o600
-		}
-		if err := os.WriteFile(p, f.Data, mode); err != nil {
-			return fmt.Errorf("writing output: %w", err)
-		}
-	}
-	for _, sub := range []string{"maps", "certs"} {
-		entries, err := os.ReadDir(filepath.Join(dir, sub))
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			p := filepath.Join(dir, sub, e.Name())
-			if !e.IsDir() && !want[p] {
-				if err := os.Remove(p); err != nil {
-					return fmt.Errorf("removing stale %s: %w", p, err)
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // validate runs haproxy -c and names the objects behind each line HAProxy

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -26,6 +27,7 @@ type runFlags struct {
 	clusterFlags
 	manifests         string
 	healthAddr        string
+	debugAddr         string
 	configDir         string
 	masterSocket      string
 	haproxyStart      bool
@@ -35,17 +37,18 @@ type runFlags struct {
 	logLevel          string
 }
 
-func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
+func runCommand(ctx context.Context, args []string, hup <-chan os.Signal, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f runFlags
 	f.renderFlags.register(fs)
 	fs.StringVar(&f.manifests, "manifests", "", "file or directory of Kubernetes manifests to watch instead of a cluster")
 	f.clusterFlags.register(fs)
-	fs.StringVar(&f.healthAddr, "health-addr", ":10254", "listen address of /healthz and /readyz (empty to disable)")
+	fs.StringVar(&f.healthAddr, "health-addr", ":10254", "listen address of /healthz, /readyz and /startupz (empty to disable)")
+	fs.StringVar(&f.debugAddr, "debug-addr", "127.0.0.1:10255", "listen address of /status and /explain, which show the routing table and every problem: keep it on loopback (kubectl port-forward reaches it) (empty to disable)")
 	fs.StringVar(&f.configDir, "config-dir", "", "directory holding the generations of HAProxy's configuration; HAProxy runs <dir>/current/haproxy.cfg (required)")
 	fs.StringVar(&f.masterSocket, "master-socket", "", "HAProxy master CLI socket (haproxy -W -S <path>) (required)")
-	fs.BoolVar(&f.haproxyStart, "haproxy-start", false, "start and supervise HAProxy in master-worker mode instead of using one another container started")
+	fs.BoolVar(&f.haproxyStart, "haproxy-start", false, "start and supervise HAProxy in master-worker mode (adopting one already answering on --master-socket) instead of using one another container started")
 	fs.BoolVar(&f.init, "init", false, "write a valid minimal configuration into --config-dir (unless one is there) and exit; for an HAProxy container to start on")
 	fs.DurationVar(&f.minReloadInterval, "min-reload-interval", time.Second, "minimum time between two reloads (runtime API updates are not limited)")
 	fs.DurationVar(&f.socketWait, "socket-wait", 5*time.Minute, "how long to wait for the master socket of an HAProxy started elsewhere")
@@ -68,7 +71,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	defer log.Sync() //nolint:errcheck // stderr
-	if err := f.run(ctx, log); err != nil {
+	if err := f.run(ctx, hup, log); err != nil {
 		log.Error("run failed", zap.Error(err))
 		return 1
 	}
@@ -86,7 +89,10 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	return zap.New(core), nil
 }
 
-func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
+// runner is one of run mode's long-running parts.
+type runner func(context.Context) error
+
+func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logger) error {
 	configDir, err := filepath.Abs(f.configDir)
 	if err != nil {
 		return err
@@ -101,11 +107,13 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	if r := store.LastRepair(); r != nil {
+		log.Warn("config-dir: "+r.String(), zap.String("config_dir", configDir))
+	}
 	renderer, err := f.renderer()
 	if err != nil {
 		return err
 	}
-
 	// HAProxy needs a configuration before it can start: the last good
 	// one when there is one, else an empty cluster's (404 for everything).
 	_, empty, err := renderer(render.Inputs{})
@@ -120,44 +128,49 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 		log.Info("configuration ready", zap.String("config", store.ConfigPath()), zap.Bool("written", boot.Changed))
 		return nil
 	}
+	// Listen before anything runs: a taken port is a start-up error.
+	var health, debug net.Listener
+	if f.healthAddr != "" {
+		if health, err = admin.Listen(f.healthAddr); err != nil {
+			return err
+		}
+		defer health.Close()
+	}
+	if f.debugAddr != "" {
+		if debug, err = admin.Listen(f.debugAddr); err != nil {
+			return err
+		}
+		defer debug.Close()
+	}
 
-	cli := reload.NewMasterCLI(f.masterSocket)
-	var haproxy controller.HAProxy = cli
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() { cancel(); wg.Wait() }()
-
-	if f.haproxyStart {
-		sup := &reload.Supervisor{Bin: f.haproxyBin, Config: store.ConfigPath(), Socket: f.masterSocket, Log: log.Named("haproxy"),
-			Output: os.Stderr, StopGrace: f.gracePeriod}
-		haproxy = supervised{MasterCLI: sup.CLI(), sup: sup}
-		// HAProxy outlives the loop: it is stopped last, gracefully.
-		supCtx, stopHAProxy := context.WithCancel(context.WithoutCancel(ctx))
-		supDone := make(chan struct{})
+	goRun := func(name string, r runner) {
+		wg.Add(1)
 		go func() {
-			defer close(supDone)
-			if err := sup.Run(supCtx); err != nil {
-				log.Error("stopping HAProxy", zap.Error(err))
+			defer wg.Done()
+			if err := r(ctx); err != nil {
+				log.Error(name+" stopped", zap.Error(err))
 			}
 		}()
-		defer func() { stopHAProxy(); <-supDone }()
-		readyCtx, cancelReady := context.WithTimeout(ctx, 30*time.Second)
-		err := sup.WaitReady(readyCtx)
-		cancelReady()
-		if err != nil {
-			return err
-		}
-	} else if err := waitForSocket(ctx, f.masterSocket, f.socketWait, log); err != nil {
-		return err
 	}
 
-	var source controller.Source
 	var ctl *controller.Controller
+	hap, err := f.haproxy(ctx, store, log, func() { ctl.HAProxyRestarted() })
+	if err != nil {
+		return err
+	}
+	defer hap.stop()
+
+	var source controller.Source
+	var runners []runner
 	var kc *cluster
+	reread := func() {}
 	notify := func() { ctl.Notify() }
-	var runners []func(context.Context) error
 	if f.manifests != "" {
-		source = controller.FileSource{Path: f.manifests}
+		fsrc := controller.NewFileSource(f.manifests)
+		source, reread = fsrc, fsrc.Reread
 		w := &watch.Dir{Path: f.manifests, Notify: notify, Log: log.Named("watch")}
 		runners = append(runners, w.Run)
 	} else {
@@ -167,31 +180,10 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 		source = kc.source
 		runners = append(runners, func(ctx context.Context) error { return kc.run(ctx, f.statusSyncInterval) })
 	}
+	reparse := func() {}
 	if f.templatesDir != "" {
-		reparse := func() {
-			r, err := f.renderer()
-			if err != nil {
-				ctl.TemplatesFailed(err)
-				log.Error("templates do not parse; keeping the last good ones", zap.Error(err))
-				return
-			}
-			ctl.SetRenderer(r)
-		}
-		// Templates are re-read once they have been quiet for a moment: an
-		// editor or `>` writes a file in steps, and a half-written template
-		// can parse and render nonsense. Manifests need no such wait: a
-		// half-written manifest only misses objects for one pass.
-		var mu sync.Mutex
-		var settle *time.Timer
-		w := &watch.Dir{Path: f.templatesDir, Log: log.Named("templates"), Notify: func() {
-			mu.Lock()
-			defer mu.Unlock()
-			if settle == nil {
-				settle = time.AfterFunc(templateSettle, reparse)
-			} else {
-				settle.Reset(templateSettle)
-			}
-		}}
+		var w *watch.Dir
+		w, reparse = f.watchTemplates(func() *controller.Controller { return ctl }, log)
 		runners = append(runners, w.Run)
 	}
 
@@ -199,7 +191,8 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 		Source:            source,
 		Store:             store,
 		Validate:          reload.Validator(ctx, f.haproxyBin),
-		HAProxy:           haproxy,
+		HAProxy:           hap.api,
+		HAProxyUp:         hap.up,
 		MinReloadInterval: f.minReloadInterval,
 		Log:               log.Named("controller"),
 		OnApplied: func(ev controller.Event) {
@@ -211,22 +204,49 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 			}
 			for _, p := range ev.Problems {
 				if p.Severity == render.Warning {
-					log.Warn("skipped", zap.String("problem", p.String()))
+					log.Warn("skipped", zap.String("problem", p.Report()))
 				}
 			}
 		},
 	}, renderer)
-	if f.healthAddr != "" {
-		srv := &admin.Server{Addr: f.healthAddr, Ready: ctl.Ready, Log: log.Named("admin"),
-			Status:  func(ctx context.Context) any { return currentStatus(ctx, ctl, store, cli, kc) },
+
+	if health != nil {
+		h := &admin.Health{Live: ctl.Live, Started: ctl.Written, Ready: func() error {
+			if !ctl.Ready() {
+				return errors.New("no configuration rendered from the source is served yet")
+			}
+			return hap.ready()
+		}}
+		goRun("health server", func(ctx context.Context) error { return admin.Serve(ctx, health, h.Handler(), log.Named("health")) })
+	}
+	if debug != nil {
+		d := &admin.Debug{
+			Status: func(ctx context.Context) any {
+				return currentStatus(ctx, ctl, store, reload.NewMasterCLI(f.masterSocket), kc)
+			},
 			Explain: func(url string) (string, error) { return explainServed(ctl, url) }}
-		runners = append(runners, srv.Run)
+		goRun("debug server", func(ctx context.Context) error { return admin.Serve(ctx, debug, d.Handler(), log.Named("debug")) })
+	}
+	if hup != nil {
+		goRun("SIGHUP handler", func(ctx context.Context) error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-hup:
+					// The daemon convention: read everything again.
+					log.Info("SIGHUP: re-reading the source and templates")
+					reread()
+					reparse()
+					ctl.Notify()
+				}
+			}
+		})
 	}
 	if kc != nil {
 		// The first render must see the whole cluster, not a partial cache.
 		ks := kc.source
-		wg.Add(1)
-		go func() { defer wg.Done(); ks.Run(ctx) }() //nolint:errcheck // returns nil
+		goRun("kubernetes source", ks.Run)
 		syncCtx, cancelSync := context.WithTimeout(ctx, 2*time.Minute)
 		err := ks.WaitForSync(syncCtx)
 		cancelSync()
@@ -234,20 +254,132 @@ func (f *runFlags) run(ctx context.Context, log *zap.Logger) error {
 			return err
 		}
 	}
-	for _, r := range runners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := r(ctx); err != nil {
-				log.Error("stopped", zap.Error(err))
+	for i, r := range runners {
+		goRun(fmt.Sprintf("runner %d", i), r)
+	}
+	if hap.wait != nil {
+		goRun("master socket wait", func(ctx context.Context) error {
+			if err := hap.wait(ctx); err != nil {
+				cancel() // the pod is broken: let it be restarted
+				return err
 			}
-		}()
+			ctl.Notify()
+			return nil
+		})
 	}
 	log.Info("running", zap.String("manifests", f.manifests), zap.String("watch_namespace", f.watchNamespace), zap.String("config", store.ConfigPath()),
 		zap.String("master_socket", f.masterSocket), zap.Bool("haproxy_start", f.haproxyStart))
 	err = ctl.Run(ctx)
 	log.Info("stopping", zap.Any("stats", ctl.Stats()))
 	return err
+}
+
+// haproxyConn is how run mode reaches HAProxy.
+type haproxyConn struct {
+	api controller.HAProxy
+	// up says whether HAProxy can be reached now (nil: always).
+	up func() bool
+	// ready is nil when HAProxy serves, else why not (readiness).
+	ready func() error
+	// wait, when set, waits for an HAProxy started elsewhere.
+	wait func(context.Context) error
+	// stop stops a supervised HAProxy; it returns when HAProxy is gone.
+	stop func()
+}
+
+// haproxy starts (or adopts) and supervises HAProxy with --haproxy-start,
+// or prepares to use the one another container starts.
+func (f *runFlags) haproxy(ctx context.Context, store *reload.Store, log *zap.Logger, restarted func()) (haproxyConn, error) {
+	cli := reload.NewMasterCLI(f.masterSocket)
+	if !f.haproxyStart {
+		// The sidecar does not wait for HAProxy before its first pass:
+		// in the pod, HAProxy's container starts only once the sidecar's
+		// startup probe sees a configuration from the source written.
+		up := func() bool {
+			st, err := os.Stat(f.masterSocket)
+			return err == nil && st.Mode()&os.ModeSocket != 0
+		}
+		return haproxyConn{api: cli, up: up, stop: func() {},
+			ready: func() error { return nil },
+			wait:  func(ctx context.Context) error { return waitForSocket(ctx, f.masterSocket, f.socketWait, log) }}, nil
+	}
+	sup := &reload.Supervisor{Bin: f.haproxyBin, Config: store.ConfigPath(), Socket: f.masterSocket, Log: log.Named("haproxy"),
+		Output: os.Stderr, StopGrace: f.gracePeriod,
+		Prepare: func() error {
+			r, err := store.Repair()
+			if r != nil {
+				log.Warn("config-dir: "+r.String()+"; HAProxy had no configuration to start on", zap.String("config_dir", store.Dir()))
+			}
+			if errors.Is(err, reload.ErrNoCurrent) {
+				return nil // Bootstrap wrote one; nothing else can be done
+			}
+			return err
+		}}
+	starts := 0
+	sup.OnStart = func(adopted bool) {
+		if starts++; starts > 1 {
+			restarted()
+		}
+	}
+	// HAProxy outlives the loop: it is stopped last, gracefully, and
+	// stop returns only when it is gone.
+	supCtx, stopHAProxy := context.WithCancel(context.WithoutCancel(ctx))
+	supDone := make(chan error, 1)
+	go func() { supDone <- sup.Run(supCtx) }()
+	readyCtx, cancelReady := context.WithTimeout(ctx, 30*time.Second)
+	err := sup.WaitReady(readyCtx)
+	cancelReady()
+	if err != nil {
+		stopHAProxy()
+		if supErr := <-supDone; supErr != nil {
+			return haproxyConn{}, supErr
+		}
+		return haproxyConn{}, err
+	}
+	return haproxyConn{
+		api: supervised{MasterCLI: sup.CLI(), sup: sup},
+		ready: func() error {
+			if sup.PID() == 0 {
+				return errors.New("HAProxy is not running; restarting it")
+			}
+			return nil
+		},
+		stop: func() {
+			stopHAProxy()
+			if err := <-supDone; err != nil {
+				log.Error("stopping HAProxy", zap.Error(err))
+			}
+		},
+	}, nil
+}
+
+// watchTemplates re-reads the templates directory once it has been quiet
+// for a moment: an editor or `>` writes a file in steps, and a half-written
+// template can parse and render nonsense. Manifests need no such wait: a
+// file with a document that does not decode is served as last read. It
+// returns the watcher and the re-read itself (for SIGHUP).
+func (f *runFlags) watchTemplates(ctl func() *controller.Controller, log *zap.Logger) (*watch.Dir, func()) {
+	reparse := func() {
+		r, err := f.renderer()
+		if err != nil {
+			ctl().TemplatesFailed(err)
+			log.Error("templates do not parse; keeping the last good ones", zap.Error(err))
+			return
+		}
+		ctl().SetRenderer(r)
+	}
+	var mu sync.Mutex
+	var settle *time.Timer
+	w := &watch.Dir{Path: f.templatesDir, Log: log.Named("templates"), Notify: func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if settle == nil {
+			settle = time.AfterFunc(templateSettle, reparse)
+		} else {
+			settle.Reset(templateSettle)
+		}
+	}}
+	return w, reparse
 }
 
 // templateSettle is how long a templates directory must be quiet before
@@ -287,6 +419,12 @@ type supervised struct {
 }
 
 func (s supervised) Reload(ctx context.Context) (reload.ReloadResult, error) {
+	// Just restarted after it died: wait until it answers.
+	readyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.sup.WaitReady(readyCtx); err != nil {
+		return reload.ReloadResult{}, err
+	}
 	return s.sup.Reload(ctx)
 }
 
@@ -303,10 +441,13 @@ type runStatus struct {
 	HAProxyError string             `json:"haproxy_error,omitempty"`
 	// Leader is set in Kubernetes mode: whether this replica writes status.
 	Leader *bool `json:"leader,omitempty"`
+	// StoreRepaired is set when the config-dir's current link was found
+	// missing or broken and restored (HAProxy could not have restarted).
+	StoreRepaired *reload.Repair `json:"store_repaired,omitempty"`
 }
 
 func currentStatus(ctx context.Context, ctl *controller.Controller, store *reload.Store, cli *reload.MasterCLI, kc *cluster) runStatus {
-	st := runStatus{Status: ctl.Status(), Config: store.ConfigPath()}
+	st := runStatus{Status: ctl.Status(), Config: store.ConfigPath(), StoreRepaired: store.LastRepair()}
 	if gen, err := store.CurrentGeneration(); err == nil {
 		st.Generation = gen
 	}

@@ -1,6 +1,13 @@
-// Package admin is the sidecar's own HTTP server: liveness and readiness
-// probes for the kubelet, a status page for people (and, as they come,
-// metrics and more debugging).
+// Package admin is the sidecar's own HTTP servers. Two listeners with
+// different audiences:
+//
+//   - the health address (--health-addr, all interfaces by default) is for
+//     the kubelet and Prometheus: /healthz, /readyz, /startupz. It shows
+//     nothing about the configuration.
+//   - the debug address (--debug-addr, loopback by default, reached with
+//     `kubectl exec` or `kubectl port-forward`) is for people: /status,
+//     /explain. It reveals the routing table and every problem, so it is
+//     never exposed by default.
 package admin
 
 import (
@@ -15,41 +22,76 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/net/netutil"
 )
 
-// Server serves /healthz, /readyz, /status and /explain.
-type Server struct {
-	Addr string
-	// Ready reports whether the first configuration has been served.
-	Ready func() bool
-	// Status, when set, is served as JSON on /status: what the sidecar and
-	// HAProxy are doing, for people debugging a load balancer.
-	Status func(context.Context) any
-	// Explain, when set, serves /explain?url=URL: which rule of the
-	// configuration being served answers that request, and why. An error
-	// means the URL is unusable (400).
-	Explain func(url string) (string, error)
-	Log     *zap.Logger
+// Health serves the probes.
+type Health struct {
+	// Live returns an error when the sidecar is stuck and should be
+	// restarted (/healthz answers 503 with it).
+	Live func() error
+	// Ready returns nil when HAProxy serves a configuration rendered from
+	// the source, else why not (/readyz).
+	Ready func() error
+	// Started reports whether a configuration rendered from the source has
+	// been validated and written, so that an HAProxy started now starts
+	// on it (/startupz).
+	Started func() bool
 }
 
-// Handler is the server's routes, for tests and for mounting elsewhere.
-func (s *Server) Handler() http.Handler {
+// Handler returns the probe routes.
+func (h *Health) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
+		probe(w, h.Live, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if s.Ready == nil || !s.Ready() {
-			http.Error(w, "no configuration served yet", http.StatusServiceUnavailable)
+		ready := h.Ready
+		if ready == nil {
+			ready = func() error { return errors.New("no configuration served yet") }
+		}
+		probe(w, ready, "ok")
+	})
+	mux.HandleFunc("GET /startupz", func(w http.ResponseWriter, _ *http.Request) {
+		probe(w, func() error {
+			if h.Started == nil || !h.Started() {
+				return errors.New("no configuration from the source written yet")
+			}
+			return nil
+		}, "ok")
+	})
+	return mux
+}
+
+func probe(w http.ResponseWriter, check func() error, ok string) {
+	if check != nil {
+		if err := check(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ok")
-	})
-	if s.Status != nil {
+	}
+	fmt.Fprintln(w, ok)
+}
+
+// Debug serves what people need to see what the load balancer does.
+type Debug struct {
+	// Status is served as JSON on /status: what the sidecar and HAProxy
+	// are doing.
+	Status func(context.Context) any
+	// Explain serves /explain?url=URL: which rule of the configuration
+	// being served answers that request, and why. An error means the URL
+	// is unusable (400).
+	Explain func(url string) (string, error)
+}
+
+// Handler returns the debug routes.
+func (d *Debug) Handler() http.Handler {
+	mux := http.NewServeMux()
+	if d.Status != nil {
 		mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 			defer cancel()
-			body, err := json.MarshalIndent(s.Status(ctx), "", "  ")
+			body, err := json.MarshalIndent(d.Status(ctx), "", "  ")
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
@@ -58,7 +100,7 @@ func (s *Server) Handler() http.Handler {
 			_, _ = w.Write(append(body, '\n'))
 		})
 	}
-	if s.Explain != nil {
+	if d.Explain != nil {
 		mux.HandleFunc("GET /explain", func(w http.ResponseWriter, r *http.Request) {
 			urls := r.URL.Query()["url"]
 			if len(urls) == 0 {
@@ -67,7 +109,7 @@ func (s *Server) Handler() http.Handler {
 			}
 			var b strings.Builder
 			for i, u := range urls {
-				text, err := s.Explain(u)
+				text, err := d.Explain(u)
 				if err != nil {
 					http.Error(w, err.Error(), http.StatusBadRequest)
 					return
@@ -84,24 +126,64 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// Run listens until ctx is done.
-func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.Addr)
+// Limits of an admin listener.
+type Limits struct {
+	MaxConns                                                  int
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxHeaderBytes                                            int
+}
+
+// DefaultLimits apply to every admin listener. A flood of connections
+// (idle keep-alives, half-sent headers) must never use up the sidecar's
+// file descriptors, which it needs to read manifests and talk to HAProxy:
+// connections beyond MaxConns wait in the kernel's accept queue, and idle
+// or slow ones are closed after a few seconds. Probes come every few
+// seconds on fresh connections, so they get through once a slot frees.
+var DefaultLimits = Limits{
+	MaxConns:          64,
+	ReadHeaderTimeout: 5 * time.Second,
+	ReadTimeout:       10 * time.Second,
+	WriteTimeout:      30 * time.Second,
+	IdleTimeout:       15 * time.Second,
+	MaxHeaderBytes:    16 << 10,
+}
+
+// Listen opens addr for Serve, so that a caller learns at once that the
+// address is taken.
+func Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("admin server: %w", err)
+		return nil, fmt.Errorf("admin server %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	return ln, nil
+}
+
+// Serve serves h on ln with DefaultLimits until ctx is done.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *zap.Logger) error {
+	return DefaultLimits.Serve(ctx, ln, h, log)
+}
+
+// Serve serves h on ln with these limits until ctx is done.
+func (l Limits) Serve(ctx context.Context, ln net.Listener, h http.Handler, log *zap.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		ReadTimeout:       l.ReadTimeout,
+		WriteTimeout:      l.WriteTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+	}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	if s.Log != nil {
-		s.Log.Info("admin server listening", zap.String("addr", ln.Addr().String()))
+	if log != nil {
+		log.Info("admin server listening", zap.String("addr", ln.Addr().String()))
 	}
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("admin server: %w", err)
+	if err := srv.Serve(netutil.LimitListener(ln, l.MaxConns)); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("admin server %s: %w", ln.Addr(), err)
 	}
 	return nil
 }

@@ -1,34 +1,140 @@
 package admin
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	_ "github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv" // -update flag
 )
 
 func TestProbes(t *testing.T) {
-	var ready atomic.Bool
-	h := (&Server{Ready: ready.Load}).Handler()
-	get := func(path string) int {
+	var ready, started atomic.Bool
+	var stuck atomic.Bool
+	h := (&Health{
+		Ready: func() error {
+			if !ready.Load() {
+				return errors.New("HAProxy is not running")
+			}
+			return nil
+		},
+		Started: started.Load,
+		Live: func() error {
+			if stuck.Load() {
+				return errors.New("a pass has been running for 3m0s")
+			}
+			return nil
+		},
+	}).Handler()
+	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-		return rec.Code
+		return rec.Code, rec.Body.String()
 	}
-	if got := get("/healthz"); got != 200 {
+	if got, _ := get("/healthz"); got != 200 {
 		t.Errorf("/healthz = %d", got)
 	}
-	if got := get("/readyz"); got != 503 {
-		t.Errorf("/readyz before the first configuration = %d, want 503", got)
+	if got, body := get("/readyz"); got != 503 || !strings.Contains(body, "HAProxy is not running") {
+		t.Errorf("/readyz before the first configuration = %d %q, want 503 with the reason", got, body)
+	}
+	if got, _ := get("/startupz"); got != 503 {
+		t.Errorf("/startupz before the first configuration = %d, want 503", got)
 	}
 	ready.Store(true)
-	if got := get("/readyz"); got != 200 {
+	started.Store(true)
+	if got, _ := get("/readyz"); got != 200 {
 		t.Errorf("/readyz after = %d, want 200", got)
+	}
+	if got, _ := get("/startupz"); got != 200 {
+		t.Errorf("/startupz after = %d, want 200", got)
+	}
+	stuck.Store(true)
+	if got, body := get("/healthz"); got != 503 || !strings.Contains(body, "running for") {
+		t.Errorf("/healthz with a stuck loop = %d %q", got, body)
+	}
+	// The health address shows nothing about the configuration.
+	for _, path := range []string{"/status", "/explain?url=http://a/"} {
+		if got, _ := get(path); got != http.StatusNotFound {
+			t.Errorf("%s on the health handler = %d, want 404", path, got)
+		}
+	}
+}
+
+// An idle keep-alive connection is closed after the idle timeout, and
+// connections beyond MaxConns wait without being served rather than using
+// up file descriptors.
+func TestServeLimits(t *testing.T) {
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	limits := Limits{MaxConns: 2, ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: time.Second,
+		WriteTimeout: time.Second, IdleTimeout: 300 * time.Millisecond, MaxHeaderBytes: 4096}
+	go func() { done <- limits.Serve(ctx, ln, (&Health{}).Handler(), nil) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	addr := ln.Addr().String()
+
+	// Two connections that never finish their headers hold both slots.
+	var slow []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		slow = append(slow, c)
+	}
+	// Both are closed by the header timeout...
+	for i, c := range slow {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Errorf("slow connection %d: %v, want closed by the server", i, err)
+		}
+	}
+	// ...after which a request is served, and its idle keep-alive
+	// connection is closed too.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/healthz = %d", resp.StatusCode)
+	}
+	start := time.Now()
+	if _, err := io.ReadAll(c); err != nil {
+		t.Errorf("idle connection: %v, want closed by the server", err)
+	}
+	if waited := time.Since(start); waited > 4*time.Second {
+		t.Errorf("idle connection closed after %s, want about the idle timeout", waited)
 	}
 }
 
@@ -38,10 +144,10 @@ func TestStatus(t *testing.T) {
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
 		return rec
 	}
-	if got := get((&Server{}).Handler()).Code; got != http.StatusNotFound {
+	if got := get((&Debug{}).Handler()).Code; got != http.StatusNotFound {
 		t.Errorf("/status without a Status func = %d, want 404", got)
 	}
-	h := (&Server{Status: func(ctx context.Context) any {
+	h := (&Debug{Status: func(ctx context.Context) any {
 		if _, ok := ctx.Deadline(); !ok {
 			t.Error("Status called without a deadline")
 		}
@@ -58,7 +164,7 @@ func TestStatus(t *testing.T) {
 }
 
 func TestExplain(t *testing.T) {
-	h := (&Server{Explain: func(url string) (string, error) {
+	h := (&Debug{Explain: func(url string) (string, error) {
 		if url == "bad" {
 			return "", errors.New("not a URL")
 		}

@@ -59,6 +59,12 @@ type Config struct {
 	// when nothing changed (status and Events follow the model, which can
 	// change without the files changing).
 	OnApplied func(Event)
+	// HAProxyUp, when set, says whether HAProxy can be reached now. While
+	// it cannot (an HAProxy container that has not started yet), passes
+	// still validate and write each configuration, so that HAProxy starts
+	// on a complete one, and HAProxy is brought up to date by the first
+	// pass after it is up (call Notify then).
+	HAProxyUp func() bool
 }
 
 // Event describes one successful pass of the loop.
@@ -92,6 +98,16 @@ type Controller struct {
 
 	lastReload time.Time
 	ready      atomic.Bool
+	// written: a configuration rendered from the source passed
+	// validation and is current on disk (the startup probe).
+	written atomic.Bool
+	// passStart is when the running pass started (UnixNano; 0 between
+	// passes), for the liveness check.
+	passStart atomic.Int64
+	// model is the newest model rendered and written, for explain before
+	// HAProxy serves it; everServed: some pass served an Ingress.
+	model      *render.Model
+	everServed bool
 	// lastErr is why the newest objects are not what HAProxy serves;
 	// templateErr why the newest templates are not the ones in use.
 	lastErr     error
@@ -105,14 +121,45 @@ type Controller struct {
 // HAProxy serves (the readiness probe).
 func (c *Controller) Ready() bool { return c.ready.Load() }
 
-// Model returns the model HAProxy serves, or nil before the first pass.
+// Written is true once a configuration rendered from the source passed
+// validation and is current on disk, even if no HAProxy runs it yet (the
+// startup probe: an HAProxy container started after it starts on it).
+func (c *Controller) Written() bool { return c.written.Load() }
+
+// stuckAfter is how long one pass may run before Live fails: reading,
+// rendering, haproxy -c and a reload take seconds at most even at 10k
+// Ingresses, and every call to HAProxy has its own timeout.
+const stuckAfter = 2 * time.Minute
+
+// Live returns an error when a pass has been running for longer than any
+// pass should (the liveness probe): the loop is stuck and will never
+// apply another change.
+func (c *Controller) Live() error {
+	if start := c.passStart.Load(); start != 0 {
+		if d := time.Since(time.Unix(0, start)); d > stuckAfter {
+			return fmt.Errorf("a pass has been running for %s", d.Round(time.Second))
+		}
+	}
+	return nil
+}
+
+// Model returns the model HAProxy serves (or, before HAProxy is up, the
+// one written for it), or nil before the first pass.
 func (c *Controller) Model() *render.Model {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.current == nil {
-		return nil
+		return c.model
 	}
 	return c.current.model
+}
+
+// HAProxyRestarted tells the loop that HAProxy was started again from the
+// files on disk (after it died): what it runs is no longer known, so the
+// next pass reloads it with what the source says now.
+func (c *Controller) HAProxyRestarted() {
+	c.setCurrent(nil)
+	c.Notify()
 }
 
 // New returns a controller rendering with r.
@@ -252,7 +299,10 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-c.trigger:
 		default:
 		}
-		if err := c.pass(ctx); err != nil {
+		c.passStart.Store(time.Now().UnixNano())
+		err := c.pass(ctx)
+		c.passStart.Store(0)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -306,12 +356,20 @@ func (c *Controller) pass(ctx context.Context) error {
 			return nil
 		}
 		problems := append(loadProblems, model.Problems...)
+		if p, ok := c.nothingServed(model); ok {
+			problems = append(problems, p)
+		}
 		c.mu.Lock()
 		c.problems = problems
 		c.mu.Unlock()
 		next := &state{model: model, out: out, renderer: rendGen}
+		haproxy := c.cfg.HAProxy
+		if haproxy != nil && c.cfg.HAProxyUp != nil && !c.cfg.HAProxyUp() {
+			// Not started yet: write and validate only.
+			haproxy = nil
+		}
 
-		if current != nil && sameFiles(current.out, out) {
+		if current != nil && sameFiles(current.out, out) && !current.unwritten {
 			c.stats.unchanged.Add(1)
 			// Same files, but the model may differ in what is not
 			// rendered (e.g. which Ingresses are served with no rules).
@@ -322,10 +380,16 @@ func (c *Controller) pass(ctx context.Context) error {
 			}
 			return nil
 		}
-		p := diff(current, next)
+		var p plan
+		if current != nil && sameFiles(current.out, out) {
+			// HAProxy already runs these files (a runtime update whose
+			// write failed): only the write is left to do.
+		} else {
+			p = diff(current, next)
+		}
 
 		runtimeStart := time.Now()
-		if !p.reload && c.cfg.HAProxy != nil {
+		if !p.reload && haproxy != nil {
 			if err := c.applyRuntime(ctx, p); err != nil {
 				// HAProxy may now be between the two states: make it
 				// whole with a reload. Forgetting the current state makes
@@ -338,7 +402,7 @@ func (c *Controller) pass(ctx context.Context) error {
 			}
 		}
 		runtimeDone := time.Now()
-		if p.reload && c.cfg.HAProxy != nil {
+		if p.reload && haproxy != nil {
 			if wait := c.cfg.MinReloadInterval - time.Since(c.lastReload); wait > 0 {
 				c.cfg.Log.Debug("reload rate-limited", zap.Duration("wait", wait))
 				if !sleep(ctx, wait) {
@@ -354,7 +418,7 @@ func (c *Controller) pass(ctx context.Context) error {
 		}
 
 		validate := c.cfg.Validate
-		if !p.reload && c.cfg.HAProxy != nil {
+		if !p.reload && haproxy != nil {
 			// The new generation differs from the validated current one
 			// only in map entries and server slot addresses, and HAProxy
 			// has just accepted exactly those through its runtime API:
@@ -379,14 +443,33 @@ func (c *Controller) pass(ctx context.Context) error {
 				}
 				return nil // retried on the next change, not in a loop
 			}
+			if !p.reload && haproxy != nil {
+				// HAProxy runs next already: remember that, so the
+				// retry writes the files without sending the runtime
+				// commands again (an "add map" twice adds the key
+				// twice).
+				next.unwritten = true
+				c.setCurrent(next)
+			}
 			return fmt.Errorf("writing configuration: %w", err)
+		}
+		c.written.Store(true)
+		c.mu.Lock()
+		c.model = model
+		c.mu.Unlock()
+		if haproxy == nil && c.cfg.HAProxy != nil {
+			// Written for an HAProxy that is not up yet; whatever it
+			// starts on, the first pass after it is up reloads it.
+			c.setCurrent(nil)
+			c.cfg.Log.Info("configuration written; HAProxy is not up yet", zap.Int("generation", res.Generation))
+			return nil
 		}
 		ev := Event{Model: model, Changed: true, Generation: res.Generation, Problems: problems, RuntimeOps: p.runtimeOps()}
 		// Without a known current state (first pass, or a failed
 		// reload or update) HAProxy may run anything: reload even when
 		// the files on disk are already these.
-		if p.reload && c.cfg.HAProxy != nil && (res.Changed || current == nil) {
-			r, err := c.cfg.HAProxy.Reload(ctx)
+		if p.reload && haproxy != nil && (res.Changed || current == nil) {
+			r, err := haproxy.Reload(ctx)
 			if err != nil {
 				c.setCurrent(nil)
 				return fmt.Errorf("reloading HAProxy: %w", err)
@@ -411,6 +494,24 @@ func (c *Controller) pass(ctx context.Context) error {
 		}
 		return nil
 	}
+}
+
+// nothingServed is a warning when no Ingress is served any more although
+// some were before: deleting every manifest, a wrong --watch-namespace or
+// an IngressClass change is almost always a mistake, and HAProxy now
+// answers 404 for every host.
+func (c *Controller) nothingServed(m *render.Model) (render.Problem, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(m.Served) > 0 {
+		c.everServed = true
+		return render.Problem{}, false
+	}
+	if !c.everServed {
+		return render.Problem{}, false
+	}
+	return render.Problem{Severity: render.Warning, Kind: "Source", Name: "Ingresses",
+		Message: "no Ingress is served any more although some were; every request now gets 404 (a deleted manifest directory, a wrong namespace or class?)"}, true
 }
 
 func (c *Controller) setCurrent(s *state) {

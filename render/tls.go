@@ -112,6 +112,10 @@ func privateKeyBlock(data []byte) (*pem.Block, error) {
 			return nil, errors.New("private key is encrypted")
 		}
 		switch b.Type {
+		case "ENCRYPTED PRIVATE KEY":
+			// PKCS#8 with a passphrase: HAProxy would ask for it on a
+			// terminal it does not have.
+			return nil, errors.New("private key is encrypted (ENCRYPTED PRIVATE KEY); HAProxy needs it unencrypted")
 		case "PRIVATE KEY":
 			if _, err := x509.ParsePKCS8PrivateKey(b.Bytes); err != nil {
 				return nil, fmt.Errorf("PKCS#8 private key: %w", err)

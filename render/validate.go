@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -70,7 +71,9 @@ func validatePath(p string) error {
 		case c == '?':
 			return fmt.Errorf("%q: must not contain '?': the query string never takes part in matching", p)
 		default:
-			return fmt.Errorf("%q: character %q at offset %d is not allowed in a path", p, c, i)
+			// Name the character, not its first byte: "/ü" is not "Ã".
+			r, _ := utf8.DecodeRuneInString(p[i:])
+			return fmt.Errorf("%q: character %q at offset %d is not allowed in a path", p, r, i)
 		}
 	}
 	return nil

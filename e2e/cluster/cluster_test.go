@@ -42,6 +42,7 @@ type env struct {
 	httpPort  int
 	httpsPort int
 	health    int
+	debug     int
 }
 
 // start brings up etcd, the API server, a namespace, our IngressClass
@@ -66,14 +67,14 @@ func (e *env) startSidecar(haproxy string, extra ...string) *sidecartest.Process
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	ports := sidecartest.FreePorts(t, 3)
-	e.httpPort, e.httpsPort, e.health = ports[0], ports[1], ports[2]
+	ports := sidecartest.FreePorts(t, 4)
+	e.httpPort, e.httpsPort, e.health, e.debug = ports[0], ports[1], ports[2], ports[3]
 	socket := filepath.Join(work, "master.sock")
 	args := append([]string{"run", "--kubeconfig", kubeconfig, "--config-dir", filepath.Join(work, "config"),
 		"--master-socket", socket, "--haproxy-start", "--haproxy", haproxy, "--log-level", "debug",
 		"--grace-period", "5s", "--min-reload-interval", "100ms",
 		"--http-bind", "127.0.0.1:" + strconv.Itoa(e.httpPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(e.httpsPort),
-		"--health-addr", "127.0.0.1:" + strconv.Itoa(e.health)}, extra...)
+		"--health-addr", "127.0.0.1:" + strconv.Itoa(e.health), "--debug-addr", "127.0.0.1:" + strconv.Itoa(e.debug)}, extra...)
 	e.sidecar = sidecartest.Start(t, socket, args...)
 	e.sidecar.Eventually(60*time.Second, "readiness", func() error {
 		status, _, err := sidecartest.Get(e.health, "localhost", "/readyz")
@@ -441,9 +442,9 @@ func TestClusterStatusEventsAndSettings(t *testing.T) {
 	}
 	common := []string{"--election-namespace", e.ns, "--configmap", e.ns + "/settings", "--status-sync-interval", "1s"}
 	first := e.startSidecar(bin, append(common, "--publish-address", "198.18.1.1")...)
-	firstHTTPS, firstAdmin := e.httpsPort, e.health
+	firstHTTPS, firstAdmin := e.httpsPort, e.debug
 	second := e.startSidecar(bin, append(common, "--publish-address", "198.18.1.2")...)
-	secondAdmin := e.health
+	secondAdmin := e.debug
 	// leader reads a replica's /status: whether it holds the Lease.
 	leader := func(adminPort int) bool {
 		_, body, err := sidecartest.Get(adminPort, "localhost", "/status")

@@ -35,13 +35,14 @@ func forEachHAProxy(t *testing.T, f func(t *testing.T, bin string)) {
 // sidecar is a running `haproxy-sidecar run --manifests DIR --haproxy-start`.
 type sidecar struct {
 	*sidecartest.Process
-	t         testing.TB
-	manifests string
-	configDir string
-	socket    string
-	httpPort  int
-	adminPort int
-	logs      *sidecartest.LockedBuffer
+	t          testing.TB
+	manifests  string
+	configDir  string
+	socket     string
+	httpPort   int
+	adminPort  int // --debug-addr: /status, /explain
+	healthPort int
+	logs       *sidecartest.LockedBuffer
 }
 
 type sidecarOpts struct {
@@ -60,8 +61,8 @@ func startSidecar(t testing.TB, o sidecarOpts) *sidecar {
 		configDir: filepath.Join(work, "config"),
 		socket:    filepath.Join(work, "master.sock"),
 	}
-	ports := sidecartest.FreePorts(t, 3)
-	s.httpPort, s.adminPort = ports[0], ports[2]
+	ports := sidecartest.FreePorts(t, 4)
+	s.httpPort, s.adminPort, s.healthPort = ports[0], ports[2], ports[3]
 	if s.manifests == "" {
 		s.manifests = filepath.Join(work, "manifests")
 		if err := os.MkdirAll(s.manifests, 0o755); err != nil {
@@ -69,7 +70,8 @@ func startSidecar(t testing.TB, o sidecarOpts) *sidecar {
 		}
 	}
 	args := []string{"run", "--manifests", s.manifests, "--config-dir", s.configDir, "--master-socket", s.socket,
-		"--haproxy-start", "--haproxy", o.haproxy, "--log-level", "debug", "--grace-period", "5s", "--health-addr", "127.0.0.1:" + strconv.Itoa(s.adminPort),
+		"--haproxy-start", "--haproxy", o.haproxy, "--log-level", "debug", "--grace-period", "5s", "--health-addr", "127.0.0.1:" + strconv.Itoa(s.healthPort),
+		"--debug-addr", "127.0.0.1:" + strconv.Itoa(s.adminPort),
 		"--http-bind", "127.0.0.1:" + strconv.Itoa(s.httpPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(ports[1]),
 		"--min-reload-interval", o.minReloadInterval.String()}
 	if o.templates != "" {

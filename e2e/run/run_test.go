@@ -245,8 +245,9 @@ func TestRunWithExternalHAProxy(t *testing.T) {
 		a := startEcho(t, "a")
 		work := t.TempDir()
 		configDir, socket, manifests := filepath.Join(work, "config"), filepath.Join(work, "master.sock"), filepath.Join(work, "m")
-		ports := sidecartest.FreePorts(t, 2)
+		ports := sidecartest.FreePorts(t, 3)
 		binds := []string{"--http-bind", "127.0.0.1:" + strconv.Itoa(ports[0]), "--https-bind", "127.0.0.1:" + strconv.Itoa(ports[1])}
+		health := ports[2]
 
 		initProc := sidecartest.Start(t, socket, append([]string{"run", "--init", "--config-dir", configDir}, binds...)...)
 		for end := time.Now().Add(20 * time.Second); !initProc.Exited(); time.Sleep(10 * time.Millisecond) {
@@ -258,14 +259,18 @@ func TestRunWithExternalHAProxy(t *testing.T) {
 			t.Fatalf("--init exited %d", code)
 		}
 
-		// The sidecar first, waiting for a socket that does not exist yet.
+		// The sidecar first, as in the pod: it writes the configuration
+		// of the objects there are before HAProxy exists, and says so on
+		// /startupz; HAProxy then starts on it.
 		if err := os.MkdirAll(manifests, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		s := &sidecar{t: t, manifests: manifests, configDir: configDir, socket: socket, httpPort: ports[0]}
+		s.write("class.yaml", ingressClass)
+		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
 		s.Process = sidecartest.Start(t, socket, append([]string{"run", "--manifests", manifests, "--config-dir", configDir,
-			"--master-socket", socket, "--haproxy", bin, "--health-addr", "", "--log-level", "debug",
-			"--min-reload-interval", "10ms"}, binds...)...)
+			"--master-socket", socket, "--haproxy", bin, "--health-addr", "127.0.0.1:" + strconv.Itoa(health), "--debug-addr", "",
+			"--log-level", "debug", "--min-reload-interval", "10ms"}, binds...)...)
 		s.logs = s.Logs
 		s.eventually(10*time.Second, "waiting for the socket", func() error {
 			if s.logCount("waiting for HAProxy's master socket") == 0 {
@@ -273,6 +278,15 @@ func TestRunWithExternalHAProxy(t *testing.T) {
 			}
 			return nil
 		})
+		s.eventually(20*time.Second, "/startupz", func() error {
+			if code, body, err := sidecartest.Get(health, "localhost", "/startupz"); err != nil || code != 200 {
+				return fmt.Errorf("%d %q %v", code, body, err)
+			}
+			return nil
+		})
+		if code, _, _ := sidecartest.Get(health, "localhost", "/readyz"); code != 503 {
+			t.Errorf("/readyz before HAProxy runs = %d, want 503", code)
+		}
 
 		haproxy := exec.Command(bin, "-W", "-S", socket, "-f", filepath.Join(configDir, "current", "haproxy.cfg"))
 		haproxy.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -289,11 +303,18 @@ func TestRunWithExternalHAProxy(t *testing.T) {
 			}
 		})
 
-		// The bootstrap configuration serves before any Ingress.
-		s.expect("a.test", "/", "status:404")
-		s.write("class.yaml", ingressClass)
-		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
-		s.expect("a.test", "/", "svc:a")
+		// The first request already gets the Ingress: HAProxy started on
+		// the configuration /startupz promised, not the bootstrap one.
+		s.eventually(10*time.Second, "HAProxy listening", func() error {
+			got, err := s.get("a.test", "/")
+			if err != nil {
+				return err
+			}
+			if got != "svc:a" {
+				t.Fatalf("first answer of the HAProxy started after /startupz: %s, want svc:a", got)
+			}
+			return nil
+		})
 		s.write("b.yaml", ingress("b", "b.test", "/", "a"))
 		s.expect("b.test", "/", "svc:a")
 	})
