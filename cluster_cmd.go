@@ -1,20 +1,16 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
 	"github.com/haproxy-sidecar/haproxy-sidecar/kube"
-	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
 // clusterFlags are the settings of the Kubernetes source.
@@ -36,21 +32,8 @@ func (f *clusterFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.statusSyncInterval, "status-sync-interval", time.Minute, "how often status is re-checked even without changes (the published Service's address may change)")
 }
 
-// cluster is run mode's Kubernetes side: the informer source and, beside
-// the render loop, leader election, Ingress status and Events.
-type cluster struct {
-	source *kube.Source
-	leader *kube.Leader
-	events *kube.EventReporter
-	status *kube.StatusWriter // nil without --publish-service/--publish-address
-	log    *zap.Logger
-
-	mu      sync.Mutex
-	model   *render.Model // last served
-	trigger chan struct{}
-}
-
-func newCluster(f *runFlags, log *zap.Logger, notify func()) (*cluster, error) {
+// newCluster connects to the API server named by the flags.
+func newCluster(f *runFlags, log *zap.Logger, notify func()) (*kube.Cluster, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", f.kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
@@ -60,22 +43,9 @@ func newCluster(f *runFlags, log *zap.Logger, notify func()) (*cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	c := &cluster{log: log, trigger: make(chan struct{}, 1)}
-	c.source, err = kube.NewSource(kube.SourceConfig{Client: client, Namespace: f.watchNamespace,
-		SettingsConfigMap: f.settingsConfigMap, Notify: notify, Log: log.Named("kube")})
+	addrs, err := kube.ParsePublishAddresses(f.publishAddress)
 	if err != nil {
-		return nil, err
-	}
-
-	if f.publishService != "" || f.publishAddress != "" {
-		addrs, err := kube.ParsePublishAddresses(f.publishAddress)
-		if err != nil {
-			return nil, fmt.Errorf("--publish-address: %w", err)
-		}
-		c.status = &kube.StatusWriter{Client: client, PublishService: f.publishService, PublishAddresses: addrs, Log: log.Named("status")}
-		if err := c.status.Validate(); err != nil {
-			return nil, err
-		}
+		return nil, fmt.Errorf("--publish-address: %w", err)
 	}
 	ns := f.electionNamespace
 	if ns == "" {
@@ -88,75 +58,9 @@ func newCluster(f *runFlags, log *zap.Logger, notify func()) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.leader, err = kube.NewLeader(kube.LeaderConfig{
-		Client: client, Namespace: ns, ControllerName: f.controllerName, Identity: identity,
-		// A new leader writes status at once instead of waiting for a change.
-		OnStartedLeading: func(context.Context) { c.syncStatus() },
-		Log:              log.Named("leader"),
+	return kube.NewCluster(kube.ClusterConfig{
+		Client: client, Namespace: f.watchNamespace, SettingsConfigMap: f.settingsConfigMap,
+		ControllerName: f.controllerName, ElectionNamespace: ns, Identity: identity,
+		PublishService: f.publishService, PublishAddresses: addrs, Notify: notify, Log: log,
 	})
-	if err != nil {
-		return nil, err
-	}
-	if c.status != nil {
-		c.status.IsLeader = c.leader.IsLeader
-	}
-	c.events = kube.NewEventReporter(kube.EventReporterConfig{Client: client, Instance: identity, IsLeader: c.leader.IsLeader, Log: log.Named("events")})
-	return c, nil
-}
-
-// applied follows every successful pass of the render loop.
-func (c *cluster) applied(ev controller.Event) {
-	c.mu.Lock()
-	c.model = ev.Model
-	c.mu.Unlock()
-	c.events.Report(c.source.Ingresses(), ev.Model)
-	c.syncStatus()
-}
-
-func (c *cluster) syncStatus() {
-	select {
-	case c.trigger <- struct{}{}:
-	default:
-	}
-}
-
-// run keeps leader election and status going until ctx is done. Status
-// writes happen here, off the render loop, so API latency never delays
-// serving a change.
-func (c *cluster) run(ctx context.Context, interval time.Duration) error {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := c.leader.Run(ctx); err != nil {
-			c.log.Error("leader election stopped", zap.Error(err))
-		}
-	}()
-	defer func() { wg.Wait(); c.events.Shutdown() }()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.trigger:
-		case <-tick.C:
-		}
-		c.mu.Lock()
-		m := c.model
-		c.mu.Unlock()
-		if c.status == nil || m == nil || !c.leader.IsLeader() {
-			continue
-		}
-		served := make(map[string]bool, len(m.Served))
-		for _, s := range m.Served {
-			served[s] = true
-		}
-		n, err := c.status.Sync(ctx, c.source.Ingresses(), served)
-		if err != nil && ctx.Err() == nil {
-			c.log.Warn("updating Ingress status", zap.Error(err))
-		} else if n > 0 {
-			c.log.Info("updated Ingress status", zap.Int("ingresses", n))
-		}
-	}
 }

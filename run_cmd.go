@@ -17,6 +17,7 @@ import (
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/admin"
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
+	"github.com/haproxy-sidecar/haproxy-sidecar/kube"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 	"github.com/haproxy-sidecar/haproxy-sidecar/watch"
@@ -92,69 +93,46 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 // runner is one of run mode's long-running parts.
 type runner func(context.Context) error
 
-func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logger) error {
-	configDir, err := filepath.Abs(f.configDir)
-	if err != nil {
-		return err
-	}
-	// HAProxy reads a -S argument without a slash as host:port.
-	if f.masterSocket != "" {
-		if f.masterSocket, err = filepath.Abs(f.masterSocket); err != nil {
-			return err
+// group runs runners until their context ends, logging why one stopped.
+type group struct {
+	ctx context.Context
+	wg  sync.WaitGroup
+	log *zap.Logger
+}
+
+func (g *group) run(name string, r runner) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := r(g.ctx); err != nil {
+			g.log.Error(name+" stopped", zap.Error(err))
 		}
-	}
-	store, err := reload.NewStore(configDir)
-	if err != nil {
+	}()
+}
+
+// run wires run mode: the config-dir, HAProxy, the source, the loop and
+// the admin servers, and runs the loop until ctx is done.
+func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logger) error {
+	store, renderer, err := f.prepareConfigDir(log)
+	if err != nil || f.init {
 		return err
-	}
-	if r := store.LastRepair(); r != nil {
-		log.Warn("config-dir: "+r.String(), zap.String("config_dir", configDir))
-	}
-	renderer, err := f.renderer()
-	if err != nil {
-		return err
-	}
-	// HAProxy needs a configuration before it can start: the last good
-	// one when there is one, else an empty cluster's (404 for everything).
-	_, empty, err := renderer(render.Inputs{})
-	if err != nil {
-		return fmt.Errorf("rendering the bootstrap configuration: %w", err)
-	}
-	boot, err := store.Bootstrap(controller.Files(empty))
-	if err != nil {
-		return fmt.Errorf("writing the bootstrap configuration: %w", err)
-	}
-	if f.init {
-		log.Info("configuration ready", zap.String("config", store.ConfigPath()), zap.Bool("written", boot.Changed))
-		return nil
 	}
 	// Listen before anything runs: a taken port is a start-up error.
-	var health, debug net.Listener
-	if f.healthAddr != "" {
-		if health, err = admin.Listen(f.healthAddr); err != nil {
-			return err
-		}
-		defer health.Close()
+	health, err := listenIf(f.healthAddr)
+	if err != nil {
+		return err
 	}
-	if f.debugAddr != "" {
-		if debug, err = admin.Listen(f.debugAddr); err != nil {
-			return err
-		}
-		defer debug.Close()
+	debug, err := listenIf(f.debugAddr)
+	if err != nil {
+		closeIf(health)
+		return err
 	}
+	defer closeIf(health)
+	defer closeIf(debug)
 
-	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
-	defer func() { cancel(); wg.Wait() }()
-	goRun := func(name string, r runner) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := r(ctx); err != nil {
-				log.Error(name+" stopped", zap.Error(err))
-			}
-		}()
-	}
+	g := &group{ctx: ctx, log: log}
+	defer func() { cancel(); g.wg.Wait() }()
 
 	var ctl *controller.Controller
 	hap, err := f.haproxy(ctx, store, log, func() { ctl.HAProxyRestarted() })
@@ -162,52 +140,19 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 		return err
 	}
 	defer hap.stop()
-
-	var source controller.Source
-	var runners []runner
-	var kc *cluster
-	reread := func() {}
-	notify := func() { ctl.Notify() }
-	if f.manifests != "" {
-		fsrc := controller.NewFileSource(f.manifests)
-		source, reread = fsrc, fsrc.Reread
-		w := &watch.Dir{Path: f.manifests, Notify: notify, Log: log.Named("watch")}
-		runners = append(runners, w.Run)
-	} else {
-		if kc, err = newCluster(f, log, notify); err != nil {
-			return err
-		}
-		source = kc.source
-		runners = append(runners, func(ctx context.Context) error { return kc.run(ctx, f.statusSyncInterval) })
+	src, err := f.source(log, func() { ctl.Notify() }, func() *controller.Controller { return ctl })
+	if err != nil {
+		return err
 	}
-	reparse := func() {}
-	if f.templatesDir != "" {
-		var w *watch.Dir
-		w, reparse = f.watchTemplates(func() *controller.Controller { return ctl }, log)
-		runners = append(runners, w.Run)
-	}
-
 	ctl = controller.New(controller.Config{
-		Source:            source,
+		Source:            src.source,
 		Store:             store,
 		Validate:          reload.Validator(ctx, f.haproxyBin),
 		HAProxy:           hap.api,
 		HAProxyUp:         hap.up,
 		MinReloadInterval: f.minReloadInterval,
 		Log:               log.Named("controller"),
-		OnApplied: func(ev controller.Event) {
-			if kc != nil {
-				kc.applied(ev)
-			}
-			if !ev.Changed {
-				return
-			}
-			for _, p := range ev.Problems {
-				if p.Severity == render.Warning {
-					log.Warn("skipped", zap.String("problem", p.Report()))
-				}
-			}
-		},
+		OnApplied:         src.applied(log),
 	}, renderer)
 
 	if health != nil {
@@ -217,18 +162,18 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 			}
 			return hap.ready()
 		}}
-		goRun("health server", func(ctx context.Context) error { return admin.Serve(ctx, health, h.Handler(), log.Named("health")) })
+		g.run("health server", func(ctx context.Context) error { return admin.Serve(ctx, health, h.Handler(), log.Named("health")) })
 	}
 	if debug != nil {
 		d := &admin.Debug{
 			Status: func(ctx context.Context) any {
-				return currentStatus(ctx, ctl, store, reload.NewMasterCLI(f.masterSocket), kc)
+				return currentStatus(ctx, ctl, store, reload.NewMasterCLI(f.masterSocket), src.cluster)
 			},
 			Explain: func(url string) (string, error) { return explainServed(ctl, url) }}
-		goRun("debug server", func(ctx context.Context) error { return admin.Serve(ctx, debug, d.Handler(), log.Named("debug")) })
+		g.run("debug server", func(ctx context.Context) error { return admin.Serve(ctx, debug, d.Handler(), log.Named("debug")) })
 	}
 	if hup != nil {
-		goRun("SIGHUP handler", func(ctx context.Context) error {
+		g.run("SIGHUP handler", func(ctx context.Context) error {
 			for {
 				select {
 				case <-ctx.Done():
@@ -236,29 +181,17 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 				case <-hup:
 					// The daemon convention: read everything again.
 					log.Info("SIGHUP: re-reading the source and templates")
-					reread()
-					reparse()
+					src.reread()
 					ctl.Notify()
 				}
 			}
 		})
 	}
-	if kc != nil {
-		// The first render must see the whole cluster, not a partial cache.
-		ks := kc.source
-		goRun("kubernetes source", ks.Run)
-		syncCtx, cancelSync := context.WithTimeout(ctx, 2*time.Minute)
-		err := ks.WaitForSync(syncCtx)
-		cancelSync()
-		if err != nil {
-			return err
-		}
-	}
-	for i, r := range runners {
-		goRun(fmt.Sprintf("runner %d", i), r)
+	if err := src.start(ctx, g); err != nil {
+		return err
 	}
 	if hap.wait != nil {
-		goRun("master socket wait", func(ctx context.Context) error {
+		g.run("master socket wait", func(ctx context.Context) error {
 			if err := hap.wait(ctx); err != nil {
 				cancel() // the pod is broken: let it be restarted
 				return err
@@ -272,6 +205,131 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 	err = ctl.Run(ctx)
 	log.Info("stopping", zap.Any("stats", ctl.Stats()))
 	return err
+}
+
+// prepareConfigDir opens (and repairs) the config-dir and makes sure it
+// holds a configuration HAProxy can start on: the last good one when there
+// is one, else an empty cluster's (404 for everything).
+func (f *runFlags) prepareConfigDir(log *zap.Logger) (*reload.Store, controller.Renderer, error) {
+	configDir, err := filepath.Abs(f.configDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	// HAProxy reads a -S argument without a slash as host:port.
+	if f.masterSocket != "" {
+		if f.masterSocket, err = filepath.Abs(f.masterSocket); err != nil {
+			return nil, nil, err
+		}
+	}
+	store, err := reload.NewStore(configDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r := store.LastRepair(); r != nil {
+		log.Warn("config-dir: "+r.String(), zap.String("config_dir", configDir))
+	}
+	renderer, err := f.renderer()
+	if err != nil {
+		return nil, nil, err
+	}
+	_, empty, err := renderer(render.Inputs{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("rendering the bootstrap configuration: %w", err)
+	}
+	boot, err := store.Bootstrap(controller.Files(empty))
+	if err != nil {
+		return nil, nil, fmt.Errorf("writing the bootstrap configuration: %w", err)
+	}
+	if f.init {
+		log.Info("configuration ready", zap.String("config", store.ConfigPath()), zap.Bool("written", boot.Changed))
+	}
+	return store, renderer, nil
+}
+
+func listenIf(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	return admin.Listen(addr)
+}
+
+func closeIf(ln net.Listener) {
+	if ln != nil {
+		ln.Close()
+	}
+}
+
+// sourceParts is what run mode reads objects from, and what watches it.
+type sourceParts struct {
+	source  controller.Source
+	cluster *kube.Cluster // Kubernetes mode only
+	runners []runner
+	reread  func() // SIGHUP: files and templates read again
+}
+
+// source sets up the manifests directory or the Kubernetes source, and the
+// templates watcher.
+func (f *runFlags) source(log *zap.Logger, notify func(), ctl func() *controller.Controller) (*sourceParts, error) {
+	sp := &sourceParts{}
+	rereadSource := func() {}
+	if f.manifests != "" {
+		fsrc := controller.NewFileSource(f.manifests)
+		sp.source, rereadSource = fsrc, fsrc.Reread
+		w := &watch.Dir{Path: f.manifests, Notify: notify, Log: log.Named("watch")}
+		sp.runners = append(sp.runners, w.Run)
+	} else {
+		kc, err := newCluster(f, log, notify)
+		if err != nil {
+			return nil, err
+		}
+		sp.source, sp.cluster = kc.Source, kc
+		sp.runners = append(sp.runners, func(ctx context.Context) error { return kc.Run(ctx, f.statusSyncInterval) })
+	}
+	reparse := func() {}
+	if f.templatesDir != "" {
+		var w *watch.Dir
+		w, reparse = f.watchTemplates(ctl, log)
+		sp.runners = append(sp.runners, w.Run)
+	}
+	sp.reread = func() { rereadSource(); reparse() }
+	return sp, nil
+}
+
+// applied is the loop's OnApplied: status and Events in Kubernetes mode,
+// and the problems of a pass that changed something in the log.
+func (sp *sourceParts) applied(log *zap.Logger) func(controller.Event) {
+	return func(ev controller.Event) {
+		if sp.cluster != nil {
+			sp.cluster.Applied(ev.Model)
+		}
+		if !ev.Changed {
+			return
+		}
+		for _, p := range ev.Problems {
+			if p.Severity == render.Warning {
+				log.Warn("skipped", zap.String("problem", p.Report()))
+			}
+		}
+	}
+}
+
+// start runs the source's watchers. In Kubernetes mode it first waits for
+// the informers: the first render must see the whole cluster, not a
+// partial cache.
+func (sp *sourceParts) start(ctx context.Context, g *group) error {
+	if sp.cluster != nil {
+		g.run("kubernetes source", sp.cluster.Source.Run)
+		syncCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err := sp.cluster.Source.WaitForSync(syncCtx)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	for i, r := range sp.runners {
+		g.run(fmt.Sprintf("watcher %d", i), r)
+	}
+	return nil
 }
 
 // haproxyConn is how run mode reaches HAProxy.
@@ -446,7 +504,7 @@ type runStatus struct {
 	StoreRepaired *reload.Repair `json:"store_repaired,omitempty"`
 }
 
-func currentStatus(ctx context.Context, ctl *controller.Controller, store *reload.Store, cli *reload.MasterCLI, kc *cluster) runStatus {
+func currentStatus(ctx context.Context, ctl *controller.Controller, store *reload.Store, cli *reload.MasterCLI, kc *kube.Cluster) runStatus {
 	st := runStatus{Status: ctl.Status(), Config: store.ConfigPath(), StoreRepaired: store.LastRepair()}
 	if gen, err := store.CurrentGeneration(); err == nil {
 		st.Generation = gen
@@ -460,7 +518,7 @@ func currentStatus(ctx context.Context, ctl *controller.Controller, store *reloa
 		st.HAProxy, st.OldWorkers = &procs, len(procs.OldWorkers)
 	}
 	if kc != nil {
-		leader := kc.leader.IsLeader()
+		leader := kc.IsLeader()
 		st.Leader = &leader
 	}
 	return st

@@ -1,0 +1,148 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+)
+
+// ClusterConfig wires a Cluster.
+type ClusterConfig struct {
+	Client kubernetes.Interface
+	// Namespace limits what is watched ("" for all).
+	Namespace string
+	// SettingsConfigMap is "namespace/name" of the settings ConfigMap.
+	SettingsConfigMap string
+	ControllerName    string
+	// ElectionNamespace holds the leader-election Lease.
+	ElectionNamespace string
+	// Identity names this replica in the Lease and in Events.
+	Identity string
+	// PublishService ("namespace/name") or PublishAddresses say what to
+	// write into served Ingresses' status; without both, status is left
+	// alone.
+	PublishService   string
+	PublishAddresses []string
+	// Notify is called when an object the render reads changed.
+	Notify func()
+	Log    *zap.Logger
+}
+
+// Cluster is run mode's Kubernetes side: the informer source and, beside
+// the render loop, leader election, Ingress status and Events.
+type Cluster struct {
+	Source *Source
+	leader *Leader
+	events *EventReporter
+	status *StatusWriter // nil without a publish service or addresses
+	log    *zap.Logger
+
+	mu      sync.Mutex
+	model   *render.Model // last served
+	trigger chan struct{}
+}
+
+// NewCluster sets up the informers, leader election, status and Events.
+func NewCluster(cfg ClusterConfig) (*Cluster, error) {
+	log := cfg.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	c := &Cluster{log: log, trigger: make(chan struct{}, 1)}
+	var err error
+	c.Source, err = NewSource(SourceConfig{Client: cfg.Client, Namespace: cfg.Namespace,
+		SettingsConfigMap: cfg.SettingsConfigMap, Notify: cfg.Notify, Log: log.Named("kube")})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PublishService != "" || len(cfg.PublishAddresses) > 0 {
+		c.status = &StatusWriter{Client: cfg.Client, PublishService: cfg.PublishService,
+			PublishAddresses: cfg.PublishAddresses, Log: log.Named("status")}
+		if err := c.status.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	c.leader, err = NewLeader(LeaderConfig{
+		Client: cfg.Client, Namespace: cfg.ElectionNamespace, ControllerName: cfg.ControllerName, Identity: cfg.Identity,
+		// A new leader writes status at once instead of waiting for a change.
+		OnStartedLeading: func(context.Context) { c.syncStatus() },
+		Log:              log.Named("leader"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("leader election: %w", err)
+	}
+	if c.status != nil {
+		c.status.IsLeader = c.leader.IsLeader
+	}
+	c.events = NewEventReporter(EventReporterConfig{Client: cfg.Client, Instance: cfg.Identity, IsLeader: c.leader.IsLeader, Log: log.Named("events")})
+	return c, nil
+}
+
+// IsLeader reports whether this replica holds the Lease (and so writes
+// status and Events).
+func (c *Cluster) IsLeader() bool { return c.leader.IsLeader() }
+
+// Applied follows every successful pass of the render loop with the model
+// HAProxy serves.
+func (c *Cluster) Applied(m *render.Model) {
+	c.mu.Lock()
+	c.model = m
+	c.mu.Unlock()
+	c.events.Report(c.Source.Ingresses(), m)
+	c.syncStatus()
+}
+
+func (c *Cluster) syncStatus() {
+	select {
+	case c.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run keeps leader election and status going until ctx is done. Status
+// writes happen here, off the render loop, so API latency never delays
+// serving a change; interval re-checks status without a change (the
+// published Service's address may change).
+func (c *Cluster) Run(ctx context.Context, interval time.Duration) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := c.leader.Run(ctx); err != nil {
+			c.log.Error("leader election stopped", zap.Error(err))
+		}
+	}()
+	defer func() { wg.Wait(); c.events.Shutdown() }()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.trigger:
+		case <-tick.C:
+		}
+		c.mu.Lock()
+		m := c.model
+		c.mu.Unlock()
+		if c.status == nil || m == nil || !c.leader.IsLeader() {
+			continue
+		}
+		served := make(map[string]bool, len(m.Served))
+		for _, s := range m.Served {
+			served[s] = true
+		}
+		n, err := c.status.Sync(ctx, c.Source.Ingresses(), served)
+		if err != nil && ctx.Err() == nil {
+			c.log.Warn("updating Ingress status", zap.Error(err))
+		} else if n > 0 {
+			c.log.Info("updated Ingress status", zap.Int("ingresses", n))
+		}
+	}
+}
