@@ -9,7 +9,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # which Go's test cache does not track.
 GOFLAGS_TEST ?= -timeout 40m -count=1
 
-.PHONY: build test deps vet bench golden clean run
+.PHONY: build test deps vet bench golden clean run demo-deps
 
 # scripts/build.sh holds the build flags (static, -trimpath, version
 # stamped); the Dockerfile's build stage runs the same script.
@@ -42,8 +42,20 @@ bench: deps
 
 # A local demo: HAProxy, echo backends and the sidecar watching a copy of
 # testdata/demo, all on 127.0.0.1 (scripts/demo.sh; Ctrl-C stops it).
-run: build
+run: build demo-deps
 	bash scripts/demo.sh
+
+# What the demo needs, installed (as root) only when missing: an HAProxy
+# (Debian's 2.6 is enough; $$HAPROXY, one on PATH or /usr/sbin/haproxy will
+# do) and curl.
+demo-deps:
+	@if [ -z "$$HAPROXY" ] && ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then \
+		bash scripts/install-haproxy.sh --only-2.6 >/dev/null; \
+	fi
+	@if ! command -v curl >/dev/null 2>&1; then \
+		[ "$$(id -u)" -eq 0 ] || { echo "curl not found; the demo needs it (as root: apt-get install curl)" >&2; exit 1; }; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl; \
+	fi
 
 clean:
 	rm -rf bin

@@ -13,7 +13,9 @@
 #   DEMO_DIR          work directory           (/tmp/haproxy-sidecar-demo)
 #   DEMO_HTTP_PORT    HAProxy's HTTP port      (8080)
 #   DEMO_HTTPS_PORT   HAProxy's HTTPS port     (8443)
-#   DEMO_ADMIN_PORT   the sidecar's /healthz, /readyz and /status (10254)
+#   DEMO_ADMIN_PORT   the sidecar's /healthz, /readyz and /startupz (10254)
+#   DEMO_DEBUG_PORT   the sidecar's /status and /explain (10255)
+#   DEMO_STATS_PORT   HAProxy's stats frontend: /healthz, /metrics (8404)
 #   DEMO_WEB_PORT, DEMO_API_PORT, DEMO_DOCS_PORT
 #                     the echo backends' ports (18081, 18082, 18083)
 #   DEMO_START_TIMEOUT  seconds to wait for the demo routes (60)
@@ -31,6 +33,8 @@ WORK=${DEMO_DIR:-/tmp/haproxy-sidecar-demo}
 HTTP_PORT=${DEMO_HTTP_PORT:-8080}
 HTTPS_PORT=${DEMO_HTTPS_PORT:-8443}
 ADMIN_PORT=${DEMO_ADMIN_PORT:-10254}
+STATS_PORT=${DEMO_STATS_PORT:-8404}
+DEBUG_PORT=${DEMO_DEBUG_PORT:-10255}
 WEB_PORT=${DEMO_WEB_PORT:-18081}
 API_PORT=${DEMO_API_PORT:-18082}
 DOCS_PORT=${DEMO_DOCS_PORT:-18083}
@@ -43,7 +47,7 @@ log() { printf 'demo: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------- checks
-for p in "$HTTP_PORT" "$HTTPS_PORT" "$WEB_PORT" "$API_PORT" "$DOCS_PORT"; do
+for p in "$HTTP_PORT" "$HTTPS_PORT" "$STATS_PORT" "$WEB_PORT" "$API_PORT" "$DOCS_PORT"; do
 	if ! [[ $p =~ ^[0-9]+$ ]] || ((10#$p < 1 || 10#$p > 65535)); then
 		die "port '$p' is not a number between 1 and 65535"
 	fi
@@ -54,7 +58,7 @@ if [[ -z ${HAPROXY:-} ]]; then
 		[[ -n $HAPROXY ]] || { [[ -x $c ]] && HAPROXY=$c; }
 	done
 fi
-[[ -n ${HAPROXY:-} && -x $HAPROXY ]] || die "HAProxy not found. Install it with:  sudo bash scripts/install-haproxy.sh  (or set HAPROXY=/path/to/haproxy)"
+[[ -n ${HAPROXY:-} && -x $HAPROXY ]] || die "HAProxy not found. 'make run' installs it (as root), or: sudo bash scripts/install-haproxy.sh --only-2.6  (or set HAPROXY=/path/to/haproxy)"
 command -v curl >/dev/null || die "curl not found; the demo is driven with curl (apt-get install curl)"
 [[ -x $SIDECAR ]] || die "$SIDECAR not found; run 'make build' first (or use 'make run')"
 RUN_HELP=$("$SIDECAR" run -h 2>&1 || true)
@@ -64,8 +68,8 @@ grep -q -- '-haproxy-start' <<<"$RUN_HELP" ||
 # Something already answering on a demo port (often a previous demo) would
 # make the curl results below misleading.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$HTTP_PORT" "$HTTPS_PORT" "$WEB_PORT" "$API_PORT" "$DOCS_PORT"; do
-	port_busy "$p" && die "127.0.0.1:$p is already in use (another demo still running?). Stop it, or choose other ports with DEMO_HTTP_PORT, DEMO_HTTPS_PORT, DEMO_WEB_PORT, DEMO_API_PORT, DEMO_DOCS_PORT"
+for p in "$HTTP_PORT" "$HTTPS_PORT" "$STATS_PORT" "$WEB_PORT" "$API_PORT" "$DOCS_PORT"; do
+	port_busy "$p" && die "127.0.0.1:$p is already in use (another demo still running?). Stop it, or choose other ports with DEMO_HTTP_PORT, DEMO_HTTPS_PORT, DEMO_STATS_PORT, DEMO_WEB_PORT, DEMO_API_PORT, DEMO_DOCS_PORT"
 done
 
 # ---------------------------------------------------------------- work dir
@@ -174,6 +178,24 @@ extra=()
 # A short grace period (how long old workers and, on exit, HAProxy's soft
 # stop may wait for open connections) keeps reloads and Ctrl-C quick.
 if grep -q -- '-grace-period' <<<"$RUN_HELP"; then extra+=(--grace-period 2s); fi
+# /status and /explain on their own loopback port (older builds serve them
+# on --health-addr).
+STATUS_PORT=$ADMIN_PORT
+if grep -q -- '-debug-addr' <<<"$RUN_HELP"; then
+	extra+=(--debug-addr "127.0.0.1:$DEBUG_PORT")
+	STATUS_PORT=$DEBUG_PORT
+fi
+# HAProxy's stats frontend: monitor-uri /healthz, and its own Prometheus
+# exporter on /metrics when this HAProxy has it (haproxy -vv).
+STATS=
+if grep -q -- '-stats-bind' <<<"$RUN_HELP"; then
+	extra+=(--stats-bind "127.0.0.1:$STATS_PORT")
+	STATS="
+HAProxy's own health check and Prometheus metrics (the stats frontend, --stats-bind):
+  curl -s http://127.0.0.1:$STATS_PORT/healthz
+  curl -s http://127.0.0.1:$STATS_PORT/metrics | grep haproxy_frontend_http_requests_total
+"
+fi
 log "starting haproxy-sidecar (log: $WORK/sidecar.log)"
 "$SIDECAR" run \
 	--manifests "$WORK/manifests" \
@@ -262,9 +284,10 @@ second or two (the sidecar logs each change below and in $WORK/sidecar.log):
 
 The copy is replaced by a fresh one from testdata/demo at the next start.
 
+${STATS}
 What the sidecar is doing (generation served, last error, skipped objects,
 HAProxy's workers and old workers still draining after a reload):
-  curl -s http://127.0.0.1:$ADMIN_PORT/status
+  curl -s http://127.0.0.1:$STATUS_PORT/status
 
 Rendered configuration: $WORK/config/current/haproxy.cfg
   (with maps/ and crt-list.txt beside it; ls $WORK/config for every generation)

@@ -15,7 +15,18 @@
 # Output (last two lines, shell-evaluable):
 #   HAPROXY26_BIN=/usr/sbin/haproxy
 #   HAPROXY30_BIN=/var/cache/haproxy-sidecar/haproxy-3.0/haproxy
+#
+# --only-2.6: install HAProxy 2.6 only (what `make run` needs) and print only
+# HAPROXY26_BIN; when it is already installed, this needs no root.
 set -euo pipefail
+
+ONLY_26=0
+for arg in "$@"; do
+	case $arg in
+	--only-2.6) ONLY_26=1 ;;
+	*) printf 'install-haproxy: unknown argument %s (usage: install-haproxy.sh [--only-2.6])\n' "$arg" >&2; exit 2 ;;
+	esac
+done
 
 CACHE_DIR=${HAPROXY_CACHE_DIR:-/var/cache/haproxy-sidecar}
 HAPROXY26_BIN=/usr/sbin/haproxy
@@ -27,6 +38,12 @@ export DEBIAN_FRONTEND=noninteractive
 
 log() { printf 'install-haproxy: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+if [ "$ONLY_26" -eq 1 ] && [ -x "$HAPROXY26_BIN" ] && "$HAPROXY26_BIN" -v >/dev/null 2>&1; then
+	log "$("$HAPROXY26_BIN" -v | head -n1)"
+	echo "HAPROXY26_BIN=$HAPROXY26_BIN"
+	exit 0
+fi
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (apt-get and $CACHE_DIR need it)"
 command -v apt-get >/dev/null || die "apt-get not found; this script targets Debian bookworm"
@@ -78,6 +95,12 @@ if [ ! -x "$HAPROXY26_BIN" ]; then
 	fi
 fi
 "$HAPROXY26_BIN" -v >/dev/null || die "$HAPROXY26_BIN does not run"
+
+if [ "$ONLY_26" -eq 1 ]; then
+	log "$("$HAPROXY26_BIN" -v | head -n1)"
+	echo "HAPROXY26_BIN=$HAPROXY26_BIN"
+	exit 0
+fi
 
 # --- 2. HAProxy 3.0 from trixie's source package ------------------------------------
 
