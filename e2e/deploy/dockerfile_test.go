@@ -102,6 +102,21 @@ func goModVersion(t *testing.T) string {
 	return string(m[1])
 }
 
+// officialHAProxy is the official image with a full version:
+// haproxy:X.Y.Z[-variant].
+var officialHAProxy = regexp.MustCompile(`^(?:docker\.io/library/)?haproxy:((\d+)\.(\d+)\.(\d+))(-[a-z0-9]+)?$`)
+
+// haproxyBranch is the final stage's HAProxy major.minor.
+func (d *dockerfile) haproxyBranch(t *testing.T) string {
+	t.Helper()
+	base := d.base(t, d.stages[len(d.stages)-1])
+	m := officialHAProxy.FindStringSubmatch(base)
+	if m == nil {
+		t.Fatalf("final stage FROM %s is not the official haproxy image with a full version", base)
+	}
+	return m[2] + "." + m[3]
+}
+
 const (
 	sidecarInImage = "/usr/local/bin/haproxy-sidecar"
 	buildScript    = "scripts/build.sh"
@@ -146,11 +161,11 @@ func TestDockerfile(t *testing.T) {
 
 	// Final stage: the official haproxy image, pinned to a version.
 	hapBase := d.base(t, final)
-	m := regexp.MustCompile(`^(?:docker\.io/library/)?haproxy:((\d+)\.(\d+)\.(\d+))(-[a-z0-9]+)?$`).FindStringSubmatch(hapBase)
+	m := officialHAProxy.FindStringSubmatch(hapBase)
 	if m == nil {
 		t.Fatalf("final stage FROM %s: want the official haproxy image with a full version tag (haproxy:X.Y.Z[-variant]; never latest or a branch)", hapBase)
 	}
-	branch := m[2] + "." + m[3]
+	branch := d.haproxyBranch(t)
 	tested := testenv.HAProxies(t)
 	bin, ok := tested[branch]
 	if !ok {
