@@ -6,6 +6,7 @@ require (
 	github.com/fsnotify/fsnotify v1.9.0
 	github.com/haproxytech/client-native/v6 v6.2.0
 	github.com/moby/buildkit v0.16.0
+	github.com/moby/patternmatcher v0.6.0
 	go.uber.org/zap v1.27.0
 	golang.org/x/net v0.49.0
 	k8s.io/api v0.36.3

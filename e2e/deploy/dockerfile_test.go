@@ -15,6 +15,8 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
@@ -242,18 +244,20 @@ func TestBuildIsOneCommand(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	outs := map[string]string{
-		// The Dockerfile's line as the build stage's shell runs it (with
-		// WORKDIR the repository and /out/ a temporary directory).
+		// The Dockerfile's line as the build stage's shell runs it: in
+		// the build context (what .dockerignore leaves of this tree),
+		// with /out/ a temporary directory.
 		"Dockerfile RUN": filepath.Join(tmp, "docker", "haproxy-sidecar"),
 		"make build":     filepath.Join(tmp, "make", "haproxy-sidecar"),
 	}
+	ctxDir := buildContext(t, abs, filepath.Join(tmp, "context"))
 	for what, bin := range outs {
 		var cmd *exec.Cmd
 		if what == "make build" {
 			cmd = exec.Command("make", "-C", abs, "build", "VERSION=v-test", "BIN="+bin)
 		} else {
 			cmd = exec.Command("sh", "-c", strings.ReplaceAll(run, "/out/", filepath.Dir(bin)+"/"))
-			cmd.Dir = abs
+			cmd.Dir = ctxDir
 			cmd.Env = append(os.Environ(), "VERSION=v-test")
 		}
 		if b, err := cmd.CombinedOutput(); err != nil {
@@ -281,6 +285,68 @@ func TestBuildIsOneCommand(t *testing.T) {
 			t.Errorf("%s: binary holds the build directory %s (-trimpath missing?)", what, abs)
 		}
 	}
+}
+
+// buildContext copies what `docker build` would send of the tree at src:
+// every file .dockerignore (read with Docker's own pattern matcher) leaves.
+func buildContext(t *testing.T, src, dst string) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(src, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patterns, err := ignorefile.ReadAll(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		t.Fatalf(".dockerignore: %v", err)
+	}
+	err = filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "." {
+			return nil
+		}
+		ignored, err := pm.MatchesOrParentMatches(filepath.ToSlash(rel))
+		if err != nil {
+			return err
+		}
+		switch {
+		case ignored && d.IsDir() && !pm.Exclusions():
+			return filepath.SkipDir
+		case ignored || d.IsDir():
+			return nil
+		case !d.Type().IsRegular():
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out := filepath.Join(dst, rel)
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(out, data, info.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatalf("build context: %v", err)
+	}
+	for _, gone := range []string{".git", "bin", "e2e", "testdata"} {
+		if _, err := os.Stat(filepath.Join(dst, gone)); err == nil {
+			t.Errorf("the build context holds %s: .dockerignore should leave it out", gone)
+		}
+	}
+	return dst
 }
 
 // HAProxy's Prometheus exporter is detected from haproxy -vv; both tested
