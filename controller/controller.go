@@ -510,7 +510,7 @@ func (c *Controller) nothingServed(m *render.Model) (render.Problem, bool) {
 	if !c.everServed {
 		return render.Problem{}, false
 	}
-	return render.Problem{Severity: render.Warning, Kind: "Source", Name: "Ingresses",
+	return render.Problem{Severity: render.Warning, ObjectRef: render.ObjectRef{Kind: "Source", Name: "Ingresses"}, Reason: render.NothingServed,
 		Message: "no Ingress is served any more although some were; every request now gets 404 (a deleted manifest directory, a wrong namespace or class?)"}, true
 }
 

@@ -28,7 +28,7 @@ func NewFileSource(path string) *FileSource {
 func (f *FileSource) Inputs(context.Context) (render.Inputs, []render.Problem, error) {
 	in, problems, err := f.reader.Load()
 	if errors.Is(err, fs.ErrNotExist) {
-		return render.Inputs{}, []render.Problem{{Severity: render.Notice, Kind: "File", Name: f.path,
+		return render.Inputs{}, []render.Problem{{Severity: render.Notice, ObjectRef: render.ObjectRef{Kind: "File", Name: f.path}, Reason: render.FileNotFound,
 			Message: "does not exist (yet); serving no Ingresses"}}, nil
 	}
 	return in, problems, err

@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"strings"
 	"sync"
 
 	"go.uber.org/zap"
@@ -20,18 +19,16 @@ import (
 // Event the sidecar writes.
 const EventComponent = "haproxy-sidecar"
 
-// Event reasons. Warnings are derived from the problem's field and message
-// by ProblemReason.
-const (
-	ReasonServed             = "Served"
-	ReasonInvalidIngress     = "InvalidIngress"
-	ReasonInvalidHost        = "InvalidHost"
-	ReasonInvalidPath        = "InvalidPath"
-	ReasonBackendUnavailable = "BackendUnavailable"
-	ReasonTLSSecretInvalid   = "TLSSecretInvalid"
-	ReasonConflict           = "Conflict"
-	ReasonSkipped            = "Skipped"
-)
+// ReasonServed is the reason of the Normal Event an Ingress gets when it
+// starts being served.
+const ReasonServed = "Served"
+
+// EventReason is the reason of the Warning Event for a problem: its typed
+// reason as it is (InvalidHost, BackendNotFound, Conflict, ...), so that
+// Events, /status and metrics share one vocabulary and
+// `kubectl get events --field-selector reason=BackendNotFound` finds what
+// a metric counted. Rewording a message never changes it.
+func EventReason(r render.Reason) string { return string(r) }
 
 // servedMessage is the note of the Normal "Served" Event.
 const servedMessage = "Ingress is served by " + EventComponent
@@ -39,31 +36,6 @@ const servedMessage = "Ingress is served by " + EventComponent
 // eventMessageLimit is the longest Event message the events.k8s.io API
 // accepts; core/v1 is laxer, but one limit for both keeps us safe.
 const eventMessageLimit = 1024
-
-// ProblemReason names the category of an Ingress problem for the Event
-// reason, from the field and message render writes (see render/build.go).
-// Conflicts are recognised first: they name the field that lost, which
-// would otherwise look like an invalid path or host.
-func ProblemReason(p render.Problem) string {
-	f, m := p.Field, p.Message
-	switch {
-	case strings.Contains(m, "already served by"),
-		strings.Contains(m, "already uses Secret"),
-		strings.HasPrefix(m, "ignored: the default backend of the older"):
-		return ReasonConflict
-	case strings.HasPrefix(f, "metadata."):
-		return ReasonInvalidIngress
-	case strings.HasPrefix(f, "spec.tls") && strings.HasSuffix(f, ".secretName"):
-		return ReasonTLSSecretInvalid
-	case strings.HasSuffix(f, ".host"), strings.HasPrefix(f, "spec.tls") && strings.Contains(f, ".hosts"):
-		return ReasonInvalidHost
-	case strings.HasSuffix(f, ".path"), strings.HasSuffix(f, ".pathType"):
-		return ReasonInvalidPath
-	case strings.Contains(f, ".backend"), strings.HasPrefix(f, "spec.defaultBackend"), strings.Contains(f, ".service"):
-		return ReasonBackendUnavailable
-	}
-	return ReasonSkipped
-}
 
 // problemMessage is what the Event says: the field, so the user knows
 // where to look, then what is wrong with it.
@@ -179,7 +151,7 @@ func (r *EventReporter) Report(ingresses []*networkingv1.Ingress, m *render.Mode
 			continue
 		}
 		if ing := byName[p.Namespace+"/"+p.Name]; ing != nil {
-			add(ing, eventKey{corev1.EventTypeWarning, ProblemReason(p), problemMessage(p)})
+			add(ing, eventKey{corev1.EventTypeWarning, EventReason(p.Reason), problemMessage(p)})
 		}
 	}
 

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"sync/atomic"
@@ -19,32 +20,21 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
-// The fields and messages are those render/build.go writes.
-func TestProblemReason(t *testing.T) {
-	for _, tc := range []struct {
-		field, message, want string
-	}{
-		{"metadata.name", "must be a DNS subdomain; Ingress skipped", ReasonInvalidIngress},
-		{"spec.rules[1].host", `"bad_host" is not a valid host; rule skipped`, ReasonInvalidHost},
-		{"spec.tls[0].hosts[2]", "not a valid host; host skipped", ReasonInvalidHost},
-		{"spec.tls[0].hosts", "no valid host; TLS entry skipped", ReasonInvalidHost},
-		{"spec.rules[0].http.paths[1].pathType", "is required; path skipped", ReasonInvalidPath},
-		{"spec.rules[0].http.paths[1].path", "must start with /; path skipped", ReasonInvalidPath},
-		{"spec.rules[0].http.paths[1].backend", "only service backends are supported; path skipped", ReasonBackendUnavailable},
-		{"spec.rules[0].http.paths[1].backend.service.name", "Service ns/api not found; answering 503", ReasonBackendUnavailable},
-		{"spec.rules[0].http.paths[1].backend.service.port", "Service ns/api has no port 81; answering 503", ReasonBackendUnavailable},
-		{"spec.defaultBackend.service.name", "Service ns/api not found; answering 503", ReasonBackendUnavailable},
-		{"spec.defaultBackend", "only service backends are supported; skipped", ReasonBackendUnavailable},
-		{"spec.tls[0].secretName", "Secret ns/tls not found; TLS entry skipped", ReasonTLSSecretInvalid},
-		{"spec.tls[0].secretName", "Secret ns/tls: no certificate; TLS entry skipped", ReasonTLSSecretInvalid},
-		{"spec.rules[0].http.paths[1]", `host "a.example.com" Prefix path "/" is already served by Ingress ns/old spec.rules[0].http.paths[0], which is older (or as old and first by namespace/name); path skipped`, ReasonConflict},
-		{"spec.tls[1].hosts", `host "a.example.com" already uses Secret ns/old from an older (or as old and first by namespace/name) Ingress; host skipped`, ReasonConflict},
-		{"spec.defaultBackend", "ignored: the default backend of the older Ingress ns/old is used", ReasonConflict},
-		{"spec.somethingNew", "whatever; skipped", ReasonSkipped},
-	} {
-		if got := ProblemReason(render.Problem{Kind: "Ingress", Field: tc.field, Message: tc.message}); got != tc.want {
-			t.Errorf("%s: %s: reason %s, want %s", tc.field, tc.message, got, tc.want)
+// Every reason render can give a problem becomes an Event reason the API
+// accepts: CamelCase, at most 128 characters (events.k8s.io's limit), one
+// per reason, and never the Normal Event's.
+func TestEventReasons(t *testing.T) {
+	valid := regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
+	seen := map[string]render.Reason{ReasonServed: ""}
+	for _, r := range render.Reasons() {
+		e := EventReason(r)
+		if !valid.MatchString(e) || len(e) > 128 {
+			t.Errorf("reason %q: Event reason %q is not CamelCase of at most 128 characters", r, e)
 		}
+		if prev, dup := seen[e]; dup {
+			t.Errorf("reasons %q and %q share the Event reason %q", prev, r, e)
+		}
+		seen[e] = r
 	}
 }
 
@@ -108,17 +98,19 @@ func TestEventReporter(t *testing.T) {
 	other := statusIngress(t, c.Client, ns, "other")
 	ings := []*networkingv1.Ingress{web, other}
 
-	problem := func(sev render.Severity, name, field, msg string) render.Problem {
-		return render.Problem{Severity: sev, Kind: "Ingress", Namespace: ns, Name: name, Field: field, Message: msg}
+	problem := func(sev render.Severity, name, field string, reason render.Reason, msg string) render.Problem {
+		return render.Problem{Severity: sev, ObjectRef: render.ObjectRef{Kind: "Ingress", Namespace: ns, Name: name},
+			Field: field, Reason: reason, Message: msg}
 	}
-	badHost := problem(render.Warning, "web", "spec.rules[1].host", `"bad_host" is not a valid host; rule skipped`)
-	noService := problem(render.Warning, "web", "spec.rules[0].http.paths[0].backend.service.name", "Service "+ns+"/api not found; answering 503")
-	noSecret := problem(render.Warning, "web", "spec.tls[0].secretName", "Secret "+ns+"/tls not found; TLS entry skipped")
+	badHost := problem(render.Warning, "web", "spec.rules[1].host", render.InvalidHost, `"bad_host" is not a valid host; rule skipped`)
+	noService := problem(render.Warning, "web", "spec.rules[0].http.paths[0].backend.service.name", render.BackendNotFound, "Service "+ns+"/api not found; answering 503")
+	noSecret := problem(render.Warning, "web", "spec.tls[0].secretName", render.TLSSecretNotFound, "Secret "+ns+"/tls not found; TLS entry skipped")
 	notices := []render.Problem{
-		problem(render.Notice, "other", "", `not served: no ingress class and no default IngressClass of controller "x"`),
-		problem(render.Notice, "web", "spec.rules[0].http.paths[1].backend.service", "Service "+ns+"/web port 80 has no ready endpoints; answering 503 until it has"),
-		{Severity: render.Warning, Kind: "EndpointSlice", Namespace: ns, Name: "web-abc", Field: "endpoints[0].addresses[0]", Message: "not an IP"},
-		problem(render.Warning, "deleted-meanwhile", "spec.rules[0].host", "bad; rule skipped"),
+		problem(render.Notice, "other", "", render.NotOurClass, `not served: no ingress class and no default IngressClass of controller "x"`),
+		problem(render.Notice, "web", "spec.rules[0].http.paths[1].backend.service", render.NoEndpoints, "Service "+ns+"/web port 80 has no ready endpoints; answering 503 until it has"),
+		{Severity: render.Warning, ObjectRef: render.ObjectRef{Kind: "EndpointSlice", Namespace: ns, Name: "web-abc"},
+			Field: "endpoints[0].addresses[0]", Reason: render.InvalidAddress, Message: "not an IP"},
+		problem(render.Warning, "deleted-meanwhile", "spec.rules[0].host", render.InvalidHost, "bad; rule skipped"),
 	}
 	model := func(served bool, ps ...render.Problem) *render.Model {
 		m := &render.Model{Problems: append(slices.Clone(notices), ps...)}
@@ -131,7 +123,7 @@ func TestEventReporter(t *testing.T) {
 		return eventSeen{corev1.EventTypeNormal, ReasonServed, servedMessage, n}
 	}
 	warning := func(p render.Problem, n int32) eventSeen {
-		return eventSeen{corev1.EventTypeWarning, ProblemReason(p), p.Field + ": " + p.Message, n}
+		return eventSeen{corev1.EventTypeWarning, EventReason(p.Reason), p.Field + ": " + p.Message, n}
 	}
 
 	var leader atomic.Bool
@@ -147,8 +139,18 @@ func TestEventReporter(t *testing.T) {
 	eventExpect(t, c.Client, web, served(1), warning(badHost, 1), warning(noService, 1), warning(noSecret, 1))
 	eventExpect(t, c.Client, other)
 	t.Logf("first events seen and checked for duplicates in %v", time.Since(start).Round(time.Millisecond))
+	// The Event reason is the problem's typed reason, whatever its
+	// message says.
+	var reasons []string
 	for _, e := range eventList(t, c.Client, web) {
-		if e.Reason == ReasonInvalidHost && e.Message != `spec.rules[1].host: "bad_host" is not a valid host; rule skipped` {
+		reasons = append(reasons, e.Reason)
+	}
+	slices.Sort(reasons)
+	if want := []string{"BackendNotFound", "InvalidHost", "Served", "TLSSecretNotFound"}; !slices.Equal(reasons, want) {
+		t.Errorf("Event reasons %q, want %q", reasons, want)
+	}
+	for _, e := range eventList(t, c.Client, web) {
+		if e.Reason == "InvalidHost" && e.Message != `spec.rules[1].host: "bad_host" is not a valid host; rule skipped` {
 			t.Errorf("message %q", e.Message)
 		}
 	}
@@ -169,15 +171,15 @@ func TestEventReporter(t *testing.T) {
 
 	// A follower writes nothing but remembers, so taking over does not
 	// repeat what the old leader reported; what is new after that is.
-	badPath := problem(render.Warning, "web", "spec.rules[0].http.paths[0].path", "must start with /; path skipped")
+	badPath := problem(render.Warning, "web", "spec.rules[0].http.paths[0].path", render.InvalidPath, "must start with /; path skipped")
 	leader.Store(false)
 	r.Report(ings, model(true, badHost, noService, noSecret, badPath))
 	leader.Store(true)
 	r.Report(ings, model(true, badHost, noService, noSecret, badPath))
-	conflict := problem(render.Warning, "web", "spec.defaultBackend", "ignored: the default backend of the older Ingress "+ns+"/first is used")
+	conflict := problem(render.Warning, "web", "spec.defaultBackend", render.Conflict, "ignored: the default backend of the older Ingress "+ns+"/first is used")
 	r.Report(ings, model(true, badHost, noService, noSecret, badPath, conflict))
 	eventExpect(t, c.Client, web, served(2), warning(badHost, 3), warning(noService, 2), warning(noSecret, 2), warning(conflict, 1))
-	if got := warning(conflict, 1).Reason; got != ReasonConflict {
+	if got := warning(conflict, 1).Reason; got != "Conflict" {
 		t.Errorf("conflict reported as %s", got)
 	}
 }

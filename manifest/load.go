@@ -180,7 +180,7 @@ func (r *Reader) load(prevListing []string, lastAttempt bool) (render.Inputs, []
 			} else {
 				msg += "; skipped"
 			}
-			problems = append(problems, fileProblem(render.Warning, f, msg))
+			problems = append(problems, fileProblem(render.Warning, render.FileUnreadable, f, msg))
 		}
 		problems = append(problems, fileProblems...)
 		if st == nil {
@@ -259,7 +259,7 @@ func readFile(p string, prev *fileState) (*fileState, []render.Problem, error) {
 		}
 	}
 	if len(broken) > 0 && prev != nil {
-		held := fileProblem(render.Warning, p, fmt.Sprintf(
+		held := fileProblem(render.Warning, render.FileInvalid, p, fmt.Sprintf(
 			"has documents that cannot be used (below); serving the file as read at %s until it is whole again",
 			prev.readAt.UTC().Format(time.RFC3339)))
 		return prev, append([]render.Problem{held}, broken...), nil
@@ -306,8 +306,10 @@ func unwrapPath(err error) error {
 	return err
 }
 
-func fileProblem(sev render.Severity, where, msg string) render.Problem {
-	return render.Problem{Severity: sev, Kind: "File", Name: where, Message: msg}
+// fileProblem is a problem about a file, a directory or a document in a
+// file, named by where (the path, with the document number if any).
+func fileProblem(sev render.Severity, reason render.Reason, where, msg string) render.Problem {
+	return render.Problem{Severity: sev, ObjectRef: render.ObjectRef{Kind: "File", Name: where}, Reason: reason, Message: msg}
 }
 
 // Decode reads the objects of one file's content; name is used in reports.
@@ -337,7 +339,7 @@ func listFiles(path string) (files, unreadableDirs []string, problems []render.P
 				return err
 			}
 			unreadableDirs = append(unreadableDirs, p)
-			problems = append(problems, fileProblem(render.Warning, p,
+			problems = append(problems, fileProblem(render.Warning, render.FileUnreadable, p,
 				fmt.Sprintf("directory cannot be read: %v; its files are served as last read", unwrapPath(err))))
 			return filepath.SkipDir
 		}
@@ -372,7 +374,7 @@ func decodeFile(name string, data []byte) ([]decoded, []render.Problem) {
 		}
 		where := fmt.Sprintf("%s (document %d)", name, doc)
 		if err != nil {
-			d.report(render.Warning, where, "cannot be read: %s; rest of file skipped", safeError(err))
+			d.report(render.Warning, render.FileInvalid, where, "cannot be read: %s; rest of file skipped", safeError(err))
 			break
 		}
 		if len(bytes.TrimSpace(stripComments(raw))) == 0 {
@@ -388,8 +390,8 @@ type decoder struct {
 	problems []render.Problem
 }
 
-func (d *decoder) report(sev render.Severity, where, format string, args ...any) {
-	d.problems = append(d.problems, fileProblem(sev, where, fmt.Sprintf(format, args...)))
+func (d *decoder) report(sev render.Severity, reason render.Reason, where, format string, args ...any) {
+	d.problems = append(d.problems, fileProblem(sev, reason, where, fmt.Sprintf(format, args...)))
 }
 
 // stripComments drops YAML comment lines so that a document holding only
@@ -410,16 +412,16 @@ func (d *decoder) decode(where string, raw []byte) {
 	// JSON is YAML, so the YAML-to-JSON step handles both.
 	js, err := utilyaml.ToJSON(raw)
 	if err != nil {
-		d.report(render.Warning, where, "invalid YAML: %s; skipped", safeError(err))
+		d.report(render.Warning, render.FileInvalid, where, "invalid YAML: %s; skipped", safeError(err))
 		return
 	}
 	obj, gvk, err := scheme.Codecs.UniversalDeserializer().Decode(js, nil, nil)
 	if err != nil {
 		if runtime.IsNotRegisteredError(err) && gvk != nil {
-			d.report(render.Notice, where, "kind %s is not used; ignored", gvk.String())
+			d.report(render.Notice, render.UnusedKind, where, "kind %s is not used; ignored", gvk.String())
 			return
 		}
-		d.report(render.Warning, where, "cannot decode: %s; skipped", safeError(err))
+		d.report(render.Warning, render.FileInvalid, where, "cannot decode: %s; skipped", safeError(err))
 		return
 	}
 	switch o := obj.(type) {
@@ -445,7 +447,7 @@ func (d *decoder) decode(where string, raw []byte) {
 		d.keep(where, "ConfigMap", o, &o.ObjectMeta, true)
 	default:
 		kind := obj.GetObjectKind().GroupVersionKind().String()
-		d.report(render.Notice, where, "kind %s is not used; ignored", kind)
+		d.report(render.Notice, render.UnusedKind, where, "kind %s is not used; ignored", kind)
 	}
 }
 
@@ -495,7 +497,7 @@ type loader struct {
 func (l *loader) add(d decoded) {
 	key := d.kind + "/" + d.meta.Namespace + "/" + d.meta.Name
 	if first, dup := l.seen[key]; dup {
-		l.problems = append(l.problems, fileProblem(render.Warning, d.where,
+		l.problems = append(l.problems, fileProblem(render.Warning, render.DuplicateObject, d.where,
 			fmt.Sprintf("%s %s/%s is also defined in %s; this copy ignored", d.kind, d.meta.Namespace, d.meta.Name, first)))
 		return
 	}

@@ -11,10 +11,12 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
+// problemStrings are the problems as tests compare them: reason, then
+// the text people read.
 func problemStrings(ps []render.Problem) []string {
 	var out []string
 	for _, p := range ps {
-		out = append(out, p.String())
+		out = append(out, string(p.Reason)+" "+p.String())
 	}
 	return out
 }
@@ -83,11 +85,11 @@ metadata: [broken
 		t.Errorf("ingresses %d, slices %d, configmaps %d", len(in.Ingresses), len(in.EndpointSlices), len(in.ConfigMaps))
 	}
 	want := []string{
-		"f.yaml (document 7): kind apps/v1, Kind=Deployment is not used; ignored",
-		"f.yaml (document 8): kind example.com/v1, Kind=Widget is not used; ignored",
-		"f.yaml (document 9): cannot decode",
-		"f.yaml (document 10): Service default/a is also defined in f.yaml (document 2) items[0]",
-		"f.yaml (document 11): invalid YAML",
+		"UnusedKind File f.yaml (document 7): kind apps/v1, Kind=Deployment is not used; ignored",
+		"UnusedKind File f.yaml (document 8): kind example.com/v1, Kind=Widget is not used; ignored",
+		"FileInvalid File f.yaml (document 9): cannot decode",
+		"DuplicateObject File f.yaml (document 10): Service default/a is also defined in f.yaml (document 2) items[0]",
+		"FileInvalid File f.yaml (document 11): invalid YAML",
 	}
 	got := strings.Join(problemStrings(problems), "\n")
 	for _, w := range want {

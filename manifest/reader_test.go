@@ -32,11 +32,12 @@ func writeFile(t *testing.T, p, content string) {
 	}
 }
 
-// problemFor returns the report of the first problem naming file.
+// problemFor returns the first problem naming file, led by its reason:
+// "FileUnreadable warning: File ...".
 func problemFor(problems []render.Problem, file string) string {
 	for _, p := range problems {
 		if strings.Contains(p.Name, file) {
-			return p.Report()
+			return string(p.Reason) + " " + p.Report()
 		}
 	}
 	return ""
@@ -89,8 +90,8 @@ func TestReaderSkipsWhatIsNotARegularFile(t *testing.T) {
 		"zero.yaml": "is a device, not a regular file",
 		"huge.yaml": "is larger than the limit of 64 MiB",
 	} {
-		if got := problemFor(problems, file); !strings.Contains(got, want) || !strings.HasPrefix(got, "warning:") {
-			t.Errorf("%s: problem %q, want a warning containing %q", file, got, want)
+		if got := problemFor(problems, file); !strings.Contains(got, want) || !strings.HasPrefix(got, "FileUnreadable warning:") {
+			t.Errorf("%s: problem %q, want a FileUnreadable warning containing %q", file, got, want)
 		}
 	}
 }
@@ -126,7 +127,7 @@ func TestReaderKeepsLastGoodContent(t *testing.T) {
 	if strings.Join(got, ",") != "a,b1,b2" {
 		t.Errorf("after b.yaml became a FIFO: services %v, want a,b1,b2", got)
 	}
-	if p := problemFor(problems, "b.yaml"); !strings.Contains(p, "serving its objects as read at") {
+	if p := problemFor(problems, "b.yaml"); !strings.HasPrefix(p, "FileUnreadable ") || !strings.Contains(p, "serving its objects as read at") {
 		t.Errorf("problem %q", p)
 	}
 
@@ -140,7 +141,7 @@ func TestReaderKeepsLastGoodContent(t *testing.T) {
 	if strings.Join(got, ",") != "a,b1,b2" {
 		t.Errorf("half-written b.yaml: services %v, want a,b1,b2", got)
 	}
-	if p := problemFor(problems, "b.yaml"); !strings.Contains(p, "serving the file as read at") {
+	if p := problemFor(problems, "b.yaml"); !strings.HasPrefix(p, "FileInvalid ") || !strings.Contains(p, "serving the file as read at") {
 		t.Errorf("problem %q", p)
 	}
 	writeFile(t, b, svcDoc("b1")+"---\n"+svcDoc("b3"))
@@ -217,6 +218,9 @@ func TestDecodeErrorsDoNotQuoteData(t *testing.T) {
 		t.Errorf("missing kind: %q", got)
 	}
 	for _, p := range problems {
+		if p.Reason != render.FileInvalid {
+			t.Errorf("problem %q has reason %q, want FileInvalid", p, p.Reason)
+		}
 		s := p.String()
 		for _, chunk := range []string{b64[:16], b64[len(b64)/2 : len(b64)/2+16], "PRIVATE KEY"} {
 			if strings.Contains(s, chunk) {

@@ -95,18 +95,39 @@ type builder struct {
 	reported map[Problem]bool
 }
 
-func (b *builder) problem(sev Severity, kind, ns, name, field, format string, args ...any) {
+// reporter reports the problems of one object. Every problem is created
+// through one, so none can name the wrong object or leave out its reason.
+type reporter struct {
+	b   *builder
+	obj ObjectRef
+}
+
+func (b *builder) reporter(kind, namespace, name string) reporter {
+	return reporter{b: b, obj: ObjectRef{Kind: kind, Namespace: namespace, Name: name}}
+}
+
+// warn reports something the user wrote that was skipped.
+func (r reporter) warn(field string, reason Reason, format string, args ...any) {
+	r.add(Warning, field, reason, format, args...)
+}
+
+// notice reports something ignored on purpose or only worth knowing.
+func (r reporter) notice(field string, reason Reason, format string, args ...any) {
+	r.add(Notice, field, reason, format, args...)
+}
+
+func (r reporter) add(sev Severity, field string, reason Reason, format string, args ...any) {
 	p := Problem{
-		Severity: sev, Kind: kind, Namespace: ns, Name: name, Field: field,
+		Severity: sev, ObjectRef: r.obj, Field: field, Reason: reason,
 		Message: fmt.Sprintf(format, args...),
 	}
 	// An EndpointSlice is looked at once per Service port that uses it;
 	// say what is wrong with it once.
-	if b.reported[p] {
+	if r.b.reported[p] {
 		return
 	}
-	b.reported[p] = true
-	b.m.Problems = append(b.m.Problems, p)
+	r.b.reported[p] = true
+	r.b.m.Problems = append(r.b.m.Problems, p)
 }
 
 func (b *builder) index(in Inputs) {
@@ -163,16 +184,17 @@ func (b *builder) ours(ing *networkingv1.Ingress) (bool, string) {
 
 func (b *builder) ingress(ing *networkingv1.Ingress) {
 	ns, name := ing.Namespace, ing.Name
+	r := b.reporter("Ingress", ns, name)
 	if err := validateNamespace(ns); err != nil {
-		b.problem(Warning, "Ingress", ns, name, "metadata.namespace", "%v; Ingress skipped", err)
+		r.warn("metadata.namespace", InvalidName, "%v; Ingress skipped", err)
 		return
 	}
 	if err := validateObjectName(name); err != nil {
-		b.problem(Warning, "Ingress", ns, name, "metadata.name", "%v; Ingress skipped", err)
+		r.warn("metadata.name", InvalidName, "%v; Ingress skipped", err)
 		return
 	}
 	if ok, why := b.ours(ing); !ok {
-		b.problem(Notice, "Ingress", ns, name, "", "not served: %s", why)
+		r.notice("", NotOurClass, "not served: %s", why)
 		return
 	}
 	b.m.Served = append(b.m.Served, ns+"/"+name)
@@ -180,9 +202,9 @@ func (b *builder) ingress(ing *networkingv1.Ingress) {
 	if d := ing.Spec.DefaultBackend; d != nil {
 		o := Origin{Namespace: ns, Name: name, Field: "spec.defaultBackend"}
 		if b.m.DefaultOrigin != nil {
-			b.problem(Warning, "Ingress", ns, name, o.Field,
+			r.warn(o.Field, Conflict,
 				"ignored: the default backend of the older Ingress %s/%s is used", b.m.DefaultOrigin.Namespace, b.m.DefaultOrigin.Name)
-		} else if be, _, ok := b.backend(ns, name, o.Field, d); ok {
+		} else if be, _, ok := b.backend(r, o.Field, d); ok {
 			b.m.DefaultBackend = be
 			b.m.DefaultOrigin = &o
 		}
@@ -193,7 +215,7 @@ func (b *builder) ingress(ing *networkingv1.Ingress) {
 		hk := HostAny
 		if rule.Host != "" {
 			if err := validateHost(rule.Host); err != nil {
-				b.problem(Warning, "Ingress", ns, name, rf+".host", "%v; rule skipped", err)
+				r.warn(rf+".host", InvalidHost, "%v; rule skipped", err)
 				continue
 			}
 			hk = HostExact
@@ -206,17 +228,16 @@ func (b *builder) ingress(ing *networkingv1.Ingress) {
 		}
 		for j, p := range rule.HTTP.Paths {
 			pf := rf + ".http.paths[" + strconv.Itoa(j) + "]"
-			b.path(ing, rule.Host, hk, pf, p)
+			b.path(r, rule.Host, hk, pf, p)
 		}
 	}
 
 	for i, t := range ing.Spec.TLS {
-		b.tls(ing, fmt.Sprintf("spec.tls[%d]", i), t)
+		b.tls(r, fmt.Sprintf("spec.tls[%d]", i), t)
 	}
 }
 
-func (b *builder) path(ing *networkingv1.Ingress, host string, hk HostKind, field string, p networkingv1.HTTPIngressPath) {
-	ns, name := ing.Namespace, ing.Name
+func (b *builder) path(r reporter, host string, hk HostKind, field string, p networkingv1.HTTPIngressPath) {
 	var match MatchKind
 	pt := networkingv1.PathType("")
 	if p.PathType != nil {
@@ -228,10 +249,10 @@ func (b *builder) path(ing *networkingv1.Ingress, host string, hk HostKind, fiel
 	case networkingv1.PathTypePrefix, networkingv1.PathTypeImplementationSpecific:
 		match = MatchPrefix
 	case "":
-		b.problem(Warning, "Ingress", ns, name, field+".pathType", "is required; path skipped")
+		r.warn(field+".pathType", InvalidPathType, "is required; path skipped")
 		return
 	default:
-		b.problem(Warning, "Ingress", ns, name, field+".pathType", "%q is not Exact, Prefix or ImplementationSpecific; path skipped", pt)
+		r.warn(field+".pathType", InvalidPathType, "%q is not Exact, Prefix or ImplementationSpecific; path skipped", pt)
 		return
 	}
 	path := p.Path
@@ -241,11 +262,11 @@ func (b *builder) path(ing *networkingv1.Ingress, host string, hk HostKind, fiel
 		path = "/"
 	}
 	if err := validatePath(path); err != nil {
-		b.problem(Warning, "Ingress", ns, name, field+".path", "%v; path skipped", err)
+		r.warn(field+".path", InvalidPath, "%v; path skipped", err)
 		return
 	}
 	if p.Backend.Service == nil {
-		b.problem(Warning, "Ingress", ns, name, field+".backend", "only service backends are supported; path skipped")
+		r.warn(field+".backend", UnsupportedBackend, "only service backends are supported; path skipped")
 		return
 	}
 	// Conflicts are settled before the backend is resolved, so that a
@@ -253,22 +274,22 @@ func (b *builder) path(ing *networkingv1.Ingress, host string, hk HostKind, fiel
 	key := routeMapKey(host, path, match)
 	k := routeKey{match, key}
 	if prev, dup := b.routes[k]; dup {
-		b.problem(Warning, "Ingress", ns, name, field,
+		r.warn(field, Conflict,
 			"host %q %s path %q is already served by %s, which is older (or as old and first by namespace/name); path skipped", displayHost(host), match, p.Path, prev)
 		return
 	}
-	be, ref, ok := b.backend(ns, name, field+".backend", &p.Backend)
+	be, ref, ok := b.backend(r, field+".backend", &p.Backend)
 	if !ok {
 		return
 	}
-	r := Route{
+	route := Route{
 		Host: host, HostKind: hk, Path: p.Path, Match: match, PathType: pt,
 		Key:     key,
 		Backend: be, Service: ref,
-		Origin: Origin{Namespace: ns, Name: name, Field: field},
+		Origin: Origin{Namespace: r.obj.Namespace, Name: r.obj.Name, Field: field},
 	}
-	b.m.Routes = append(b.m.Routes, r)
-	b.routes[k] = r.Origin
+	b.m.Routes = append(b.m.Routes, route)
+	b.routes[k] = route.Origin
 }
 
 func displayHost(h string) string {
@@ -293,41 +314,42 @@ func routeMapKey(host, path string, match MatchKind) string {
 // ok is false when the reference itself is invalid and the path must be
 // skipped; a reference that is valid but cannot be served yet resolves to
 // UnavailableBackend so that the route answers 503.
-func (b *builder) backend(ns, ingName, field string, ib *networkingv1.IngressBackend) (string, ServiceRef, bool) {
+func (b *builder) backend(r reporter, field string, ib *networkingv1.IngressBackend) (string, ServiceRef, bool) {
+	ns := r.obj.Namespace
 	if ib.Service == nil {
-		b.problem(Warning, "Ingress", ns, ingName, field, "only service backends are supported; skipped")
+		r.warn(field, UnsupportedBackend, "only service backends are supported; skipped")
 		return "", ServiceRef{}, false
 	}
 	s := ib.Service
 	if err := validateServiceName(s.Name); err != nil {
-		b.problem(Warning, "Ingress", ns, ingName, field+".service.name", "%v; skipped", err)
+		r.warn(field+".service.name", InvalidBackend, "%v; skipped", err)
 		return "", ServiceRef{}, false
 	}
 	ref := ServiceRef{Namespace: ns, Name: s.Name}
 	switch {
 	case s.Port.Name != "" && s.Port.Number != 0:
-		b.problem(Warning, "Ingress", ns, ingName, field+".service.port", "set both name and number; skipped")
+		r.warn(field+".service.port", InvalidBackend, "set both name and number; skipped")
 		return "", ref, false
 	case s.Port.Name != "":
 		if err := validatePortName(s.Port.Name); err != nil {
-			b.problem(Warning, "Ingress", ns, ingName, field+".service.port.name", "%v; skipped", err)
+			r.warn(field+".service.port.name", InvalidBackend, "%v; skipped", err)
 			return "", ref, false
 		}
 		ref.Port = s.Port.Name
 	case s.Port.Number > 0 && s.Port.Number <= 65535:
 		ref.Port = strconv.Itoa(int(s.Port.Number))
 	default:
-		b.problem(Warning, "Ingress", ns, ingName, field+".service.port", "needs a name or a number from 1 to 65535; skipped")
+		r.warn(field+".service.port", InvalidBackend, "needs a name or a number from 1 to 65535; skipped")
 		return "", ref, false
 	}
 
 	svc := b.services[ns+"/"+s.Name]
 	if svc == nil {
-		b.problem(Warning, "Ingress", ns, ingName, field+".service.name", "Service %s/%s not found; answering 503", ns, s.Name)
+		r.warn(field+".service.name", BackendNotFound, "Service %s/%s not found; answering 503", ns, s.Name)
 		return UnavailableBackend, ref, true
 	}
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
-		b.problem(Warning, "Ingress", ns, ingName, field+".service.name", "Service %s/%s is of type ExternalName, which is not supported; answering 503", ns, s.Name)
+		r.warn(field+".service.name", UnsupportedBackend, "Service %s/%s is of type ExternalName, which is not supported; answering 503", ns, s.Name)
 		return UnavailableBackend, ref, true
 	}
 	var sp *corev1.ServicePort
@@ -339,11 +361,11 @@ func (b *builder) backend(ns, ingName, field string, ib *networkingv1.IngressBac
 		}
 	}
 	if sp == nil {
-		b.problem(Warning, "Ingress", ns, ingName, field+".service.port", "Service %s/%s has no port %s; answering 503", ns, s.Name, ref.Port)
+		r.warn(field+".service.port", BackendPortNotFound, "Service %s/%s has no port %s; answering 503", ns, s.Name, ref.Port)
 		return UnavailableBackend, ref, true
 	}
 	if sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP {
-		b.problem(Warning, "Ingress", ns, ingName, field+".service.port", "Service %s/%s port %s is %s, not TCP; answering 503", ns, s.Name, ref.Port, sp.Protocol)
+		r.warn(field+".service.port", UnsupportedBackend, "Service %s/%s port %s is %s, not TCP; answering 503", ns, s.Name, ref.Port, sp.Protocol)
 		return UnavailableBackend, ref, true
 	}
 
@@ -355,7 +377,7 @@ func (b *builder) backend(ns, ingName, field string, ib *networkingv1.IngressBac
 		b.backends[name] = be
 	}
 	if len(b.backends[name].Servers) == 0 {
-		b.problem(Notice, "Ingress", ns, ingName, field+".service", "Service %s/%s port %s has no ready endpoints; answering 503 until it has", ns, s.Name, ref.Port)
+		r.notice(field+".service", NoEndpoints, "Service %s/%s port %s has no ready endpoints; answering 503 until it has", ns, s.Name, ref.Port)
 	}
 	return name, ref, true
 }
@@ -366,8 +388,9 @@ func (b *builder) backend(ns, ingName, field string, ib *networkingv1.IngressBac
 func (b *builder) endpoints(svc *corev1.Service, sp *corev1.ServicePort) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, es := range b.slices[svc.Namespace+"/"+svc.Name] {
+		r := b.reporter("EndpointSlice", es.Namespace, es.Name)
 		if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
-			b.problem(Notice, "EndpointSlice", es.Namespace, es.Name, "addressType", "%q is not supported; slice ignored", es.AddressType)
+			r.notice("addressType", UnsupportedAddressType, "%q is not supported; slice ignored", es.AddressType)
 			continue
 		}
 		var port int32
@@ -380,7 +403,7 @@ func (b *builder) endpoints(svc *corev1.Service, sp *corev1.ServicePort) []netip
 			if pn == sp.Name && p.Port != nil {
 				port, found = *p.Port, true
 				if port <= 0 || port > 65535 {
-					b.problem(Warning, "EndpointSlice", es.Namespace, es.Name, fmt.Sprintf("ports[%d].port", j), "%d is not a valid port; slice skipped for Service port %q", port, sp.Name)
+					r.warn(fmt.Sprintf("ports[%d].port", j), InvalidPort, "%d is not a valid port; slice skipped for Service port %q", port, sp.Name)
 					found = false
 				}
 				break
@@ -400,11 +423,11 @@ func (b *builder) endpoints(svc *corev1.Service, sp *corev1.ServicePort) []netip
 			// the same endpoint and must not get extra traffic.
 			ip, err := netip.ParseAddr(ep.Addresses[0])
 			if err != nil || ip.Zone() != "" {
-				b.problem(Warning, "EndpointSlice", es.Namespace, es.Name, fmt.Sprintf("endpoints[%d].addresses[0]", i), "%q is not an IP address; endpoint skipped", ep.Addresses[0])
+				r.warn(fmt.Sprintf("endpoints[%d].addresses[0]", i), InvalidAddress, "%q is not an IP address; endpoint skipped", ep.Addresses[0])
 				continue
 			}
 			if ip = ip.Unmap(); ip.Is4() != (es.AddressType == discoveryv1.AddressTypeIPv4) {
-				b.problem(Warning, "EndpointSlice", es.Namespace, es.Name, fmt.Sprintf("endpoints[%d].addresses[0]", i), "%q is not an %s address; endpoint skipped", ep.Addresses[0], es.AddressType)
+				r.warn(fmt.Sprintf("endpoints[%d].addresses[0]", i), InvalidAddress, "%q is not an %s address; endpoint skipped", ep.Addresses[0], es.AddressType)
 				continue
 			}
 			out = append(out, netip.AddrPortFrom(ip, uint16(port)))
@@ -414,27 +437,27 @@ func (b *builder) endpoints(svc *corev1.Service, sp *corev1.ServicePort) []netip
 	return slices.Compact(out)
 }
 
-func (b *builder) tls(ing *networkingv1.Ingress, field string, t networkingv1.IngressTLS) {
-	ns, name := ing.Namespace, ing.Name
-	o := Origin{Namespace: ns, Name: name, Field: field}
+func (b *builder) tls(r reporter, field string, t networkingv1.IngressTLS) {
+	ns := r.obj.Namespace
+	o := Origin{Namespace: ns, Name: r.obj.Name, Field: field}
 	if t.SecretName == "" {
-		b.problem(Warning, "Ingress", ns, name, field+".secretName", "is empty; TLS entry skipped")
+		r.warn(field+".secretName", InvalidSecretName, "is empty; TLS entry skipped")
 		return
 	}
 	if err := validateObjectName(t.SecretName); err != nil {
-		b.problem(Warning, "Ingress", ns, name, field+".secretName", "%v; TLS entry skipped", err)
+		r.warn(field+".secretName", InvalidSecretName, "%v; TLS entry skipped", err)
 		return
 	}
 	var hosts []string
 	for i, h := range t.Hosts {
 		if err := validateHost(h); err != nil {
-			b.problem(Warning, "Ingress", ns, name, fmt.Sprintf("%s.hosts[%d]", field, i), "%v; host skipped", err)
+			r.warn(fmt.Sprintf("%s.hosts[%d]", field, i), InvalidHost, "%v; host skipped", err)
 			continue
 		}
 		hosts = append(hosts, h)
 	}
 	if len(t.Hosts) > 0 && len(hosts) == 0 {
-		b.problem(Warning, "Ingress", ns, name, field+".hosts", "no valid host; TLS entry skipped")
+		r.warn(field+".hosts", InvalidHost, "no valid host; TLS entry skipped")
 		return
 	}
 
@@ -443,12 +466,12 @@ func (b *builder) tls(ing *networkingv1.Ingress, field string, t networkingv1.In
 	if c == nil {
 		sec := b.secrets[key]
 		if sec == nil {
-			b.problem(Warning, "Ingress", ns, name, field+".secretName", "Secret %s not found; TLS entry skipped", key)
+			r.warn(field+".secretName", TLSSecretNotFound, "Secret %s not found; TLS entry skipped", key)
 			return
 		}
 		data, err := certificatePEM(sec)
 		if err != nil {
-			b.problem(Warning, "Ingress", ns, name, field+".secretName", "Secret %s: %v; TLS entry skipped", key, err)
+			r.warn(field+".secretName", TLSSecretInvalid, "Secret %s: %v; TLS entry skipped", key, err)
 			return
 		}
 		c = &Certificate{File: "certs/" + ns + "_" + t.SecretName + ".pem", Namespace: ns, Secret: t.SecretName, PEM: data}
@@ -464,7 +487,7 @@ func (b *builder) tls(ing *networkingv1.Ingress, field string, t networkingv1.In
 	for _, h := range hosts {
 		if owner, taken := b.sniOwner[h]; taken {
 			if owner != key {
-				b.problem(Warning, "Ingress", ns, name, field+".hosts", "host %q already uses Secret %s from an older (or as old and first by namespace/name) Ingress; host skipped", h, owner)
+				r.warn(field+".hosts", Conflict, "host %q already uses Secret %s from an older (or as old and first by namespace/name) Ingress; host skipped", h, owner)
 			}
 			continue
 		}

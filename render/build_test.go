@@ -12,6 +12,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 )
 
 // Small constructors keep the tables readable.
@@ -98,6 +100,7 @@ func TestBuildModelRoutes(t *testing.T) {
 		in      Inputs
 		want    []string
 		problem string // a substring of one reported problem, if any
+		reason  Reason // the reason of that problem
 	}{
 		{
 			name: "prefix keys drop trailing slashes and end in one slash",
@@ -136,6 +139,7 @@ func TestBuildModelRoutes(t *testing.T) {
 			}},
 			want:    []string{"a.example|Prefix|a.example/x/ -> default_web_80"},
 			problem: `Ingress default/young: spec.rules[0].http.paths[0]: host "a.example" Prefix path "/x" is already served by Ingress default/old`,
+			reason:  Conflict,
 		},
 		{
 			name: "Prefix and ImplementationSpecific on the same path conflict",
@@ -144,6 +148,7 @@ func TestBuildModelRoutes(t *testing.T) {
 			}},
 			want:    []string{"a.example|Prefix|a.example/x/ -> default_web_80"},
 			problem: "spec.rules[0].http.paths[1]",
+			reason:  Conflict,
 		},
 		{
 			name: "a missing port answers 503",
@@ -152,6 +157,7 @@ func TestBuildModelRoutes(t *testing.T) {
 			}},
 			want:    []string{"a.example|Prefix|a.example/ -> _unavailable"},
 			problem: "Service default/web has no port 81; answering 503",
+			reason:  BackendPortNotFound,
 		},
 		{
 			name: "Services are looked up in the Ingress's namespace only",
@@ -160,6 +166,7 @@ func TestBuildModelRoutes(t *testing.T) {
 			}},
 			want:    []string{"a.example|Prefix|a.example/ -> _unavailable"},
 			problem: "Service other/web not found",
+			reason:  BackendNotFound,
 		},
 		{
 			name: "a path that is not absolute is skipped, the rest stays",
@@ -168,6 +175,7 @@ func TestBuildModelRoutes(t *testing.T) {
 			}},
 			want:    []string{"a.example|Exact|a.example/y -> default_web_80"},
 			problem: `spec.rules[0].http.paths[0].path: "x": must start with '/'`,
+			reason:  InvalidPath,
 		},
 	}
 	for _, tt := range tests {
@@ -179,8 +187,10 @@ func TestBuildModelRoutes(t *testing.T) {
 			if got := routeSummary(m); !slices.Equal(got, tt.want) {
 				t.Errorf("routes:\n got %q\nwant %q", got, tt.want)
 			}
-			if tt.problem != "" && !slices.ContainsFunc(m.Problems, func(p Problem) bool { return strings.Contains(p.String(), tt.problem) }) {
-				t.Errorf("no problem containing %q in %v", tt.problem, m.Problems)
+			if tt.problem != "" && !slices.ContainsFunc(m.Problems, func(p Problem) bool {
+				return strings.Contains(p.String(), tt.problem) && p.Reason == tt.reason
+			}) {
+				t.Errorf("no problem containing %q with reason %s in %+v", tt.problem, tt.reason, m.Problems)
 			}
 			if tt.problem == "" && len(m.Problems) > 0 {
 				t.Errorf("unexpected problems: %v", m.Problems)
@@ -247,13 +257,13 @@ func TestBuildModelBadEndpoints(t *testing.T) {
 	}
 	var got []string
 	for _, p := range m.Problems {
-		got = append(got, p.String())
+		got = append(got, string(p.Reason)+" "+p.String())
 	}
 	for _, w := range []string{
-		`EndpointSlice default/web-a: endpoints[0].addresses[0]: "10.0.0.1 check" is not an IP address; endpoint skipped`,
-		`EndpointSlice default/web-a: endpoints[1].addresses[0]: "fd00::2" is not an IPv4 address; endpoint skipped`,
-		`EndpointSlice default/web-port: ports[0].port: 99999 is not a valid port; slice skipped for Service port "http"`,
-		`EndpointSlice default/web-v6: endpoints[1].addresses[0]: "10.0.0.5" is not an IPv6 address; endpoint skipped`,
+		`InvalidAddress EndpointSlice default/web-a: endpoints[0].addresses[0]: "10.0.0.1 check" is not an IP address; endpoint skipped`,
+		`InvalidAddress EndpointSlice default/web-a: endpoints[1].addresses[0]: "fd00::2" is not an IPv4 address; endpoint skipped`,
+		`InvalidPort EndpointSlice default/web-port: ports[0].port: 99999 is not a valid port; slice skipped for Service port "http"`,
+		`InvalidAddress EndpointSlice default/web-v6: endpoints[1].addresses[0]: "10.0.0.5" is not an IPv6 address; endpoint skipped`,
 	} {
 		if !slices.Contains(got, w) {
 			t.Errorf("missing problem %q in %q", w, got)
@@ -268,11 +278,11 @@ func TestProblemStringQuotesOddNames(t *testing.T) {
 		p    Problem
 		want string
 	}{
-		{Problem{Kind: "Ingress", Namespace: "default", Name: "web-1.a", Field: "spec", Message: "m"}, "Ingress default/web-1.a: spec: m"},
-		{Problem{Kind: "File", Name: "dir/a b.yaml (document 2)", Message: "m"}, "File dir/a b.yaml (document 2): m"},
-		{Problem{Kind: "Ingress", Namespace: "x", Name: "a\nwarning: b", Message: "m"}, `Ingress x/"a\nwarning: b": m`},
-		{Problem{Kind: "Ingress", Namespace: "x\u202e", Name: "a", Message: "m"}, `Ingress "x\u202e"/a: m`},
-		{Problem{Kind: "IngressClass", Name: "\x1b[31mred", Message: "m"}, `IngressClass "\x1b[31mred": m`},
+		{Problem{ObjectRef: ObjectRef{Kind: "Ingress", Namespace: "default", Name: "web-1.a"}, Field: "spec", Message: "m"}, "Ingress default/web-1.a: spec: m"},
+		{Problem{ObjectRef: ObjectRef{Kind: "File", Name: "dir/a b.yaml (document 2)"}, Message: "m"}, "File dir/a b.yaml (document 2): m"},
+		{Problem{ObjectRef: ObjectRef{Kind: "Ingress", Namespace: "x", Name: "a\nwarning: b"}, Message: "m"}, `Ingress x/"a\nwarning: b": m`},
+		{Problem{ObjectRef: ObjectRef{Kind: "Ingress", Namespace: "x\u202e", Name: "a"}, Message: "m"}, `Ingress "x\u202e"/a: m`},
+		{Problem{ObjectRef: ObjectRef{Kind: "IngressClass", Name: "\x1b[31mred"}, Message: "m"}, `IngressClass "\x1b[31mred": m`},
 	} {
 		if got := c.p.String(); got != c.want {
 			t.Errorf("String() = %q, want %q", got, c.want)
@@ -385,4 +395,217 @@ func FuzzSimpleNamesAgreeWithAPIMachinery(f *testing.F) {
 			t.Errorf("validateServiceName(%q) accepts what IsDNS1035Label rejects", s)
 		}
 	})
+}
+
+// Every kind of problem the builder reports carries its object, field,
+// severity and reason, set where it is created. Each case breaks one thing
+// and lists every problem that follows; messages are left to the goldens.
+func TestBuildModelProblemReasons(t *testing.T) {
+	crt, key := testenv.SelfSigned(t, "a.example", "")
+	tlsSecret := func(name string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key}}
+	}
+	opaque := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "opaque"}, Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key}}
+	external := service("default", "external", corev1.ServicePort{Name: "http", Port: 80})
+	external.Spec.Type = corev1.ServiceTypeExternalName
+	services := []*corev1.Service{
+		service("default", "web", corev1.ServicePort{Name: "http", Port: 80}),
+		service("default", "dns", corev1.ServicePort{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}),
+		service("default", "idle", corev1.ServicePort{Name: "http", Port: 80}),
+		external,
+	}
+	webSlice := slice("default", "web", "web-1", "http", 8080, "10.0.0.1")
+	dnsSlice := slice("default", "dns", "dns-1", "dns", 53, "10.0.0.1")
+
+	// web is an Ingress for a.example with one path; edit breaks it.
+	web := func(edit func(*networkingv1.Ingress)) *networkingv1.Ingress {
+		ing := ingress("default", "web", 0, "a.example", pathSpec{"Prefix", "/", "web", 80})
+		if edit != nil {
+			edit(ing)
+		}
+		return ing
+	}
+	withPath := func(p pathSpec) func(*networkingv1.Ingress) {
+		return func(ing *networkingv1.Ingress) {
+			ing.Spec.Rules[0].HTTP.Paths = ingress("", "", 0, "", p).Spec.Rules[0].HTTP.Paths
+		}
+	}
+	withTLS := func(secret string, hosts ...string) func(*networkingv1.Ingress) {
+		return func(ing *networkingv1.Ingress) {
+			ing.Spec.TLS = append(ing.Spec.TLS, networkingv1.IngressTLS{SecretName: secret, Hosts: hosts})
+		}
+	}
+	resource := &networkingv1.IngressBackend{Resource: &corev1.TypedLocalObjectReference{Kind: "Bucket", Name: "b"}}
+	ingressRef := ObjectRef{Kind: "Ingress", Namespace: "default", Name: "web"}
+	younger := ObjectRef{Kind: "Ingress", Namespace: "default", Name: "younger"}
+	settingsRef := ObjectRef{Kind: "ConfigMap", Namespace: "default", Name: "settings"}
+	settings := func(data, binary map[string]string) *corev1.ConfigMap {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "settings"}, Data: data}
+		for k, v := range binary {
+			if cm.BinaryData == nil {
+				cm.BinaryData = map[string][]byte{}
+			}
+			cm.BinaryData[k] = []byte(v)
+		}
+		return cm
+	}
+	badSlice := func(name string, edit func(*discoveryv1.EndpointSlice)) *discoveryv1.EndpointSlice {
+		es := slice("default", "web", name, "http", 8080, "10.0.0.2")
+		edit(es)
+		return es
+	}
+	const path0 = "spec.rules[0].http.paths[0]"
+
+	tests := []struct {
+		name string
+		in   Inputs
+		opts Options
+		want []Problem // Message is not compared
+	}{
+		{"invalid namespace", Inputs{Ingresses: []*networkingv1.Ingress{web(func(i *networkingv1.Ingress) { i.Namespace = "Bad NS" })}}, Options{},
+			[]Problem{{Warning, ObjectRef{"Ingress", "Bad NS", "web"}, "metadata.namespace", InvalidName, ""}}},
+		{"invalid name", Inputs{Ingresses: []*networkingv1.Ingress{web(func(i *networkingv1.Ingress) { i.Name = "Bad_Name" })}}, Options{},
+			[]Problem{{Warning, ObjectRef{"Ingress", "default", "Bad_Name"}, "metadata.name", InvalidName, ""}}},
+		{"another controller's class", Inputs{Ingresses: []*networkingv1.Ingress{web(func(i *networkingv1.Ingress) {
+			c := "nginx"
+			i.Spec.IngressClassName = &c
+		})}}, Options{},
+			[]Problem{{Notice, ingressRef, "", NotOurClass, ""}}},
+		{"invalid rule host", Inputs{Ingresses: []*networkingv1.Ingress{web(func(i *networkingv1.Ingress) { i.Spec.Rules[0].Host = "Bad Host" })}}, Options{},
+			[]Problem{{Warning, ingressRef, "spec.rules[0].host", InvalidHost, ""}}},
+		{"missing pathType", Inputs{Ingresses: []*networkingv1.Ingress{web(withPath(pathSpec{"", "/", "web", 80}))}}, Options{},
+			[]Problem{{Warning, ingressRef, path0 + ".pathType", InvalidPathType, ""}}},
+		{"unknown pathType", Inputs{Ingresses: []*networkingv1.Ingress{web(withPath(pathSpec{"Regex", "/", "web", 80}))}}, Options{},
+			[]Problem{{Warning, ingressRef, path0 + ".pathType", InvalidPathType, ""}}},
+		{"relative path", Inputs{Ingresses: []*networkingv1.Ingress{web(withPath(pathSpec{"Prefix", "x", "web", 80}))}}, Options{},
+			[]Problem{{Warning, ingressRef, path0 + ".path", InvalidPath, ""}}},
+		{"resource backend on a path", Inputs{Ingresses: []*networkingv1.Ingress{web(func(i *networkingv1.Ingress) {
+			i.Spec.Rules[0].HTTP.Paths[0].Backend = *resource
+		})}}, Options{},
+			[]Problem{{Warning, ingressRef, path0 + ".backend", UnsupportedBackend, ""}}},
+		{"resource default backend", Inputs{Ingresses: []*networkingv1.Ingress{web(func(i *networkingv1.Ingress) { i.Spec.DefaultBackend = resource })}}, Options{},
+			[]Problem{{Warning, ingressRef, "spec.defaultBackend", UnsupportedBackend, ""}}},
+		{"invalid Service name", Inputs{Ingresses: []*networkingv1.Ingress{web(withPath(pathSpec{"Prefix", "/", "Web_1", 80}))}}, Options{},
+			[]Problem{{Warning, ingressRef, path0 + ".backend.service.name", InvalidBackend, ""}}},
+		{"port with name and number", Inputs{Ingresses: []*networkingv1.Ingress{web(func(i *networkingv1.Ingress) {
+			i.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Port.Name = "http"
+		})}}, Options{},
+			[]Problem{{Warning, ingressRef, path0 + ".backend.service.port", InvalidBackend, ""}}},
+		{"invalid port name", Inputs{Ingresses: []*networkingv1.Ingress{web(withPath(pathSpec{"Prefix", "/", "web", "Bad_Port"}))}}, Options{},
+			[]Problem{{Warning, ingressRef, path0 + ".backend.service.port.name", InvalidBackend, ""}}},
+		{"no port", Inputs{Ingresses: []*networkingv1.Ingress{web(withPath(pathSpec{"Prefix", "/", "web", nil}))}}, Options{},
+			[]Problem{{Warning, ingressRef, path0 + ".backend.service.port", InvalidBackend, ""}}},
+		{"missing Service", Inputs{Ingresses: []*networkingv1.Ingress{web(withPath(pathSpec{"Prefix", "/", "ghost", 80}))}}, Options{},
+			[]Problem{{Warning, ingressRef, path0 + ".backend.service.name", BackendNotFound, ""}}},
+		{"ExternalName Service", Inputs{Ingresses: []*networkingv1.Ingress{web(withPath(pathSpec{"Prefix", "/", "external", 80}))}}, Options{},
+			[]Problem{{Warning, ingressRef, path0 + ".backend.service.name", UnsupportedBackend, ""}}},
+		{"missing Service port", Inputs{Ingresses: []*networkingv1.Ingress{web(withPath(pathSpec{"Prefix", "/", "web", 81}))}}, Options{},
+			[]Problem{{Warning, ingressRef, path0 + ".backend.service.port", BackendPortNotFound, ""}}},
+		{"UDP Service port", Inputs{Ingresses: []*networkingv1.Ingress{web(withPath(pathSpec{"Prefix", "/", "dns", 53}))}}, Options{},
+			[]Problem{{Warning, ingressRef, path0 + ".backend.service.port", UnsupportedBackend, ""}}},
+		{"no ready endpoints", Inputs{Ingresses: []*networkingv1.Ingress{web(withPath(pathSpec{"Prefix", "/", "idle", 80}))}}, Options{},
+			[]Problem{{Notice, ingressRef, path0 + ".backend.service", NoEndpoints, ""}}},
+		{"path served by an older Ingress", Inputs{Ingresses: []*networkingv1.Ingress{
+			web(nil), ingress("default", "younger", 1, "a.example", pathSpec{"Prefix", "/", "web", 80}),
+		}}, Options{},
+			[]Problem{{Warning, younger, path0, Conflict, ""}}},
+		{"default backend of an older Ingress", Inputs{Ingresses: []*networkingv1.Ingress{
+			web(func(i *networkingv1.Ingress) {
+				i.Spec.DefaultBackend = &networkingv1.IngressBackend{Service: svcBackend("web", 80)}
+			}),
+			func() *networkingv1.Ingress {
+				i := ingress("default", "younger", 1, "b.example", pathSpec{"Prefix", "/", "web", 80})
+				i.Spec.DefaultBackend = &networkingv1.IngressBackend{Service: svcBackend("web", 80)}
+				return i
+			}(),
+		}}, Options{},
+			[]Problem{{Warning, younger, "spec.defaultBackend", Conflict, ""}}},
+		{"TLS host with another Secret than an older Ingress's", Inputs{
+			Ingresses: []*networkingv1.Ingress{
+				web(withTLS("tls", "a.example")),
+				func() *networkingv1.Ingress {
+					i := ingress("default", "younger", 1, "a.example", pathSpec{"Prefix", "/other", "web", 80})
+					withTLS("tls-2", "a.example")(i)
+					return i
+				}(),
+			},
+			Secrets: []*corev1.Secret{tlsSecret("tls"), tlsSecret("tls-2")},
+		}, Options{},
+			[]Problem{{Warning, younger, "spec.tls[0].hosts", Conflict, ""}}},
+		{"empty secretName", Inputs{Ingresses: []*networkingv1.Ingress{web(withTLS(""))}}, Options{},
+			[]Problem{{Warning, ingressRef, "spec.tls[0].secretName", InvalidSecretName, ""}}},
+		{"invalid secretName", Inputs{Ingresses: []*networkingv1.Ingress{web(withTLS("Bad_Secret"))}}, Options{},
+			[]Problem{{Warning, ingressRef, "spec.tls[0].secretName", InvalidSecretName, ""}}},
+		{"one invalid TLS host", Inputs{Ingresses: []*networkingv1.Ingress{web(withTLS("tls", "Bad Host", "a.example"))}, Secrets: []*corev1.Secret{tlsSecret("tls")}}, Options{},
+			[]Problem{{Warning, ingressRef, "spec.tls[0].hosts[0]", InvalidHost, ""}}},
+		{"no valid TLS host", Inputs{Ingresses: []*networkingv1.Ingress{web(withTLS("tls", "Bad Host"))}, Secrets: []*corev1.Secret{tlsSecret("tls")}}, Options{},
+			[]Problem{
+				{Warning, ingressRef, "spec.tls[0].hosts[0]", InvalidHost, ""},
+				{Warning, ingressRef, "spec.tls[0].hosts", InvalidHost, ""},
+			}},
+		{"missing TLS Secret", Inputs{Ingresses: []*networkingv1.Ingress{web(withTLS("tls", "a.example"))}}, Options{},
+			[]Problem{{Warning, ingressRef, "spec.tls[0].secretName", TLSSecretNotFound, ""}}},
+		{"TLS Secret of the wrong type", Inputs{Ingresses: []*networkingv1.Ingress{web(withTLS("opaque", "a.example"))}, Secrets: []*corev1.Secret{opaque}}, Options{},
+			[]Problem{{Warning, ingressRef, "spec.tls[0].secretName", TLSSecretInvalid, ""}}},
+		{"FQDN EndpointSlice", Inputs{Ingresses: []*networkingv1.Ingress{web(nil)}, EndpointSlices: []*discoveryv1.EndpointSlice{
+			badSlice("web-fqdn", func(es *discoveryv1.EndpointSlice) { es.AddressType = discoveryv1.AddressTypeFQDN }),
+		}}, Options{},
+			[]Problem{{Notice, ObjectRef{"EndpointSlice", "default", "web-fqdn"}, "addressType", UnsupportedAddressType, ""}}},
+		{"EndpointSlice port out of range", Inputs{Ingresses: []*networkingv1.Ingress{web(nil)}, EndpointSlices: []*discoveryv1.EndpointSlice{
+			badSlice("web-port", func(es *discoveryv1.EndpointSlice) { *es.Ports[0].Port = 99999 }),
+		}}, Options{},
+			[]Problem{{Warning, ObjectRef{"EndpointSlice", "default", "web-port"}, "ports[0].port", InvalidPort, ""}}},
+		{"endpoint address that is no IP", Inputs{Ingresses: []*networkingv1.Ingress{web(nil)}, EndpointSlices: []*discoveryv1.EndpointSlice{
+			badSlice("web-bad", func(es *discoveryv1.EndpointSlice) { es.Endpoints[0].Addresses[0] = "not-an-ip" }),
+		}}, Options{},
+			[]Problem{{Warning, ObjectRef{"EndpointSlice", "default", "web-bad"}, "endpoints[0].addresses[0]", InvalidAddress, ""}}},
+		{"endpoint address of the other family", Inputs{Ingresses: []*networkingv1.Ingress{web(nil)}, EndpointSlices: []*discoveryv1.EndpointSlice{
+			badSlice("web-v6", func(es *discoveryv1.EndpointSlice) { es.Endpoints[0].Addresses[0] = "fd00::1" }),
+		}}, Options{},
+			[]Problem{{Warning, ObjectRef{"EndpointSlice", "default", "web-v6"}, "endpoints[0].addresses[0]", InvalidAddress, ""}}},
+		{"settings named without namespace", Inputs{}, Options{SettingsConfigMap: "settings"},
+			[]Problem{{Warning, ObjectRef{Kind: "ConfigMap"}, "", SettingsRefInvalid, ""}}},
+		{"settings missing", Inputs{}, Options{SettingsConfigMap: "default/settings"},
+			[]Problem{{Notice, settingsRef, "", SettingsNotFound, ""}}},
+		{"unknown setting", Inputs{ConfigMaps: []*corev1.ConfigMap{settings(map[string]string{"nope": "1"}, nil)}}, Options{SettingsConfigMap: "default/settings"},
+			[]Problem{{Warning, settingsRef, "data[nope]", SettingsUnknownKey, ""}}},
+		{"invalid setting", Inputs{ConfigMaps: []*corev1.ConfigMap{settings(map[string]string{"maxconn": "many"}, nil)}}, Options{SettingsConfigMap: "default/settings"},
+			[]Problem{{Warning, settingsRef, "data[maxconn]", SettingsInvalidValue, ""}}},
+		{"setting in binaryData", Inputs{ConfigMaps: []*corev1.ConfigMap{settings(nil, map[string]string{"maxconn": "5"})}}, Options{SettingsConfigMap: "default/settings"},
+			[]Problem{{Warning, settingsRef, "binaryData[maxconn]", SettingsBinaryData, ""}}},
+		{"http-port and https-port the same", Inputs{ConfigMaps: []*corev1.ConfigMap{settings(map[string]string{"http-port": "8080", "https-port": "8080"}, nil)}}, Options{SettingsConfigMap: "default/settings"},
+			[]Problem{{Warning, settingsRef, "data[https-port]", SettingsPortConflict, ""}}},
+	}
+	covered := map[Reason]bool{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.IngressClasses = append(tt.in.IngressClasses, ourClass(false))
+			tt.in.Services = append(tt.in.Services, services...)
+			tt.in.EndpointSlices = append(tt.in.EndpointSlices, webSlice, dnsSlice)
+			m := BuildModel(tt.in, tt.opts)
+			var got []Problem
+			for _, p := range m.Problems {
+				if p.Message == "" {
+					t.Errorf("problem without a message: %+v", p)
+				}
+				p.Message = ""
+				got = append(got, p)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("problems\n%+v\nwant\n%+v\n(messages: %v)", got, tt.want, m.Problems)
+			}
+		})
+		for _, p := range tt.want {
+			covered[p.Reason] = true
+		}
+	}
+	// Reasons given outside render: by manifest and controller.
+	outside := []Reason{FileNotFound, FileUnreadable, FileInvalid, UnusedKind, DuplicateObject, NothingServed}
+	for _, r := range Reasons() {
+		if !covered[r] && !slices.Contains(outside, r) {
+			t.Errorf("no case gives reason %s", r)
+		}
+	}
 }

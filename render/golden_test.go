@@ -141,6 +141,13 @@ func TestGolden(t *testing.T) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			m, out, problems := renderCase(t, dir, nil)
 			checkStructureConfig(t, out.Get(render.ConfigFile), m, caseConfig(t, dir))
+			// Programs read the reason, so every problem has one from the
+			// closed set, whether manifest or render created it.
+			for _, p := range problems {
+				if !p.Reason.Known() {
+					t.Errorf("problem with reason %q, not one of render.Reasons(): %s", p.Reason, p.Report())
+				}
+			}
 			got := map[string][]byte{problemsFile: problemsText(problems)}
 			for _, f := range out.Files {
 				got[f.Path] = f.Data

@@ -6,7 +6,6 @@ package render
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -177,62 +176,4 @@ type Model struct {
 	Settings Settings
 	// Problems are the things skipped, each naming its object and field.
 	Problems []Problem
-}
-
-// Severity tells a problem that dropped something from one that is only
-// worth knowing.
-type Severity int
-
-const (
-	// Warning means something a user wrote was skipped.
-	Warning Severity = iota
-	// Notice means something was ignored on purpose (not ours, unknown kind).
-	Notice
-)
-
-// Problem is one thing that was skipped or ignored, named precisely enough
-// for a user to find and fix it.
-type Problem struct {
-	Severity  Severity
-	Kind      string
-	Namespace string
-	Name      string
-	Field     string
-	Message   string
-}
-
-func (p Problem) String() string {
-	obj := p.Kind
-	if p.Name != "" {
-		if p.Namespace != "" {
-			obj += " " + plainOrQuoted(p.Namespace) + "/" + plainOrQuoted(p.Name)
-		} else {
-			obj += " " + plainOrQuoted(p.Name)
-		}
-	}
-	if p.Field != "" {
-		return obj + ": " + p.Field + ": " + p.Message
-	}
-	return obj + ": " + p.Message
-}
-
-// Report is the problem as one line of a report, led by its severity:
-// "warning: Ingress default/web: spec.rules[0].host: ...".
-func (p Problem) Report() string {
-	if p.Severity == Notice {
-		return "notice: " + p.String()
-	}
-	return "warning: " + p.String()
-}
-
-// plainOrQuoted returns an object's namespace or name as it is, or
-// Go-quoted when it holds control or format characters, quotes or
-// backslashes: a name from a manifest the API server never checked may
-// hold a newline or a terminal escape, which must not forge lines in
-// reports and logs.
-func plainOrQuoted(s string) string {
-	if q := strconv.Quote(s); q[1:len(q)-1] != s {
-		return q
-	}
-	return s
 }

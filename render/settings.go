@@ -156,9 +156,10 @@ func (b *builder) settings(configMaps []*corev1.ConfigMap) {
 	}
 	ns, name, err := ParseSettingsRef(ref)
 	if err != nil {
-		b.problem(Warning, "ConfigMap", "", "", "", "settings ConfigMap %v; defaults used", err)
+		b.reporter("ConfigMap", "", "").warn("", SettingsRefInvalid, "settings ConfigMap %v; defaults used", err)
 		return
 	}
+	r := b.reporter("ConfigMap", ns, name)
 	var cm *corev1.ConfigMap
 	for _, c := range configMaps {
 		if c.Namespace == ns && c.Name == name {
@@ -167,7 +168,7 @@ func (b *builder) settings(configMaps []*corev1.ConfigMap) {
 		}
 	}
 	if cm == nil {
-		b.problem(Notice, "ConfigMap", ns, name, "", "settings ConfigMap not found; defaults used")
+		r.notice("", SettingsNotFound, "settings ConfigMap not found; defaults used")
 		return
 	}
 	p := &settingsParser{secrets: b.secrets}
@@ -175,20 +176,20 @@ func (b *builder) settings(configMaps []*corev1.ConfigMap) {
 		value := cm.Data[key]
 		i, found := slices.BinarySearchFunc(settingKeys, key, func(k settingKey, key string) int { return strings.Compare(k.key, key) })
 		if !found {
-			b.problem(Warning, "ConfigMap", ns, name, dataField("data", key),
+			r.warn(dataField("data", key), SettingsUnknownKey,
 				"unknown key (known keys: %s); ignored", strings.Join(SettingKeys(), ", "))
 			continue
 		}
 		if err := settingKeys[i].apply(p, &b.m.Settings, value); err != nil {
-			b.problem(Warning, "ConfigMap", ns, name, dataField("data", key), "%v; ignored, the default applies", err)
+			r.warn(dataField("data", key), SettingsInvalidValue, "%v; ignored, the default applies", err)
 		}
 	}
 	for _, key := range slices.Sorted(maps.Keys(cm.BinaryData)) {
-		b.problem(Warning, "ConfigMap", ns, name, dataField("binaryData", key), "settings are read from data only; ignored")
+		r.warn(dataField("binaryData", key), SettingsBinaryData, "settings are read from data only; ignored")
 	}
 	s := &b.m.Settings
 	if s.HTTPPort != 0 && s.HTTPPort == s.HTTPSPort {
-		b.problem(Warning, "ConfigMap", ns, name, dataField("data", "https-port"),
+		r.warn(dataField("data", "https-port"), SettingsPortConflict,
 			"%d is also http-port; both ignored, the bind addresses' ports apply", s.HTTPSPort)
 		s.HTTPPort, s.HTTPSPort = 0, 0
 	}

@@ -1,0 +1,231 @@
+package render
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// Severity tells a problem that dropped something from one that is only
+// worth knowing.
+type Severity int
+
+const (
+	// Warning means something a user wrote was skipped.
+	Warning Severity = iota
+	// Notice means something was ignored on purpose (not ours, unknown kind).
+	Notice
+)
+
+func (s Severity) String() string {
+	if s == Notice {
+		return "notice"
+	}
+	return "warning"
+}
+
+// MarshalText writes the severity as the word reports lead with, so that
+// JSON readers (/status) see "warning" or "notice" rather than a number
+// whose meaning depends on the order of the constants.
+func (s Severity) MarshalText() ([]byte, error) {
+	switch s {
+	case Warning, Notice:
+		return []byte(s.String()), nil
+	}
+	return nil, fmt.Errorf("unknown severity %d", int(s))
+}
+
+// UnmarshalText reads what MarshalText writes.
+func (s *Severity) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "warning":
+		*s = Warning
+	case "notice":
+		*s = Notice
+	default:
+		return fmt.Errorf("unknown severity %q", b)
+	}
+	return nil
+}
+
+// ObjectRef names the object a problem is about. Kind is a Kubernetes kind
+// ("Ingress", "EndpointSlice", "ConfigMap") or what the sidecar reads that
+// is not an object: "File" (a manifest file or document, named by Name) and
+// "Source" (the objects as a whole).
+type ObjectRef struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// String is the object as reports name it: "Ingress default/web".
+func (o ObjectRef) String() string {
+	s := o.Kind
+	if o.Name != "" {
+		if o.Namespace != "" {
+			s += " " + plainOrQuoted(o.Namespace) + "/" + plainOrQuoted(o.Name)
+		} else {
+			s += " " + plainOrQuoted(o.Name)
+		}
+	}
+	return s
+}
+
+// Reason says what kind of problem a Problem is, for programs: Events,
+// metrics and /status group and filter by it, while the message is for
+// people and may be reworded freely. The set is closed: every reason is a
+// constant below and listed by Reasons, and a test fails on a problem
+// created with any other value. The names are CamelCase like Kubernetes
+// Event reasons, because Events use them as they are.
+type Reason string
+
+// Reasons of problems about Ingresses.
+const (
+	// InvalidName: metadata.namespace or metadata.name is not a valid
+	// Kubernetes name (only manifests the API server never saw can hold
+	// one); the whole object is skipped.
+	InvalidName Reason = "InvalidName"
+	// NotOurClass: the Ingress belongs to another controller's
+	// IngressClass, or names none and none of ours is the default.
+	NotOurClass Reason = "NotOurClass"
+	// InvalidHost: a rule's host or a TLS entry's host is not a valid DNS
+	// name or wildcard.
+	InvalidHost Reason = "InvalidHost"
+	// InvalidPathType: pathType is missing or not Exact, Prefix or
+	// ImplementationSpecific.
+	InvalidPathType Reason = "InvalidPathType"
+	// InvalidPath: the path is not one HAProxy can match safely.
+	InvalidPath Reason = "InvalidPath"
+	// InvalidBackend: the Service reference itself is malformed (its name,
+	// or its port's name or number).
+	InvalidBackend Reason = "InvalidBackend"
+	// UnsupportedBackend: a resource backend, an ExternalName Service or a
+	// Service port that is not TCP.
+	UnsupportedBackend Reason = "UnsupportedBackend"
+	// BackendNotFound: the Service does not exist.
+	BackendNotFound Reason = "BackendNotFound"
+	// BackendPortNotFound: the Service has no such port.
+	BackendPortNotFound Reason = "BackendPortNotFound"
+	// NoEndpoints: the Service port has no ready endpoints yet.
+	NoEndpoints Reason = "NoEndpoints"
+	// Conflict: an older Ingress already serves the same host and path,
+	// the default backend, or the TLS host with another Secret.
+	Conflict Reason = "Conflict"
+	// InvalidSecretName: a TLS entry's secretName is empty or not a valid
+	// name.
+	InvalidSecretName Reason = "InvalidSecretName"
+	// TLSSecretNotFound: the TLS Secret does not exist.
+	TLSSecretNotFound Reason = "TLSSecretNotFound"
+	// TLSSecretInvalid: the TLS Secret exists but holds no usable
+	// certificate and key.
+	TLSSecretInvalid Reason = "TLSSecretInvalid"
+)
+
+// Reasons of problems about EndpointSlices.
+const (
+	// UnsupportedAddressType: the slice holds FQDN (or other non-IP)
+	// endpoints.
+	UnsupportedAddressType Reason = "UnsupportedAddressType"
+	// InvalidPort: a slice port is out of range.
+	InvalidPort Reason = "InvalidPort"
+	// InvalidAddress: an endpoint address is not an IP address of the
+	// slice's family.
+	InvalidAddress Reason = "InvalidAddress"
+)
+
+// Reasons of problems about the settings ConfigMap.
+const (
+	// SettingsRefInvalid: the settings ConfigMap is not named as
+	// namespace/name.
+	SettingsRefInvalid Reason = "SettingsRefInvalid"
+	// SettingsNotFound: the settings ConfigMap does not exist.
+	SettingsNotFound Reason = "SettingsNotFound"
+	// SettingsUnknownKey: a key no setting has.
+	SettingsUnknownKey Reason = "SettingsUnknownKey"
+	// SettingsInvalidValue: a known key with a value it does not accept.
+	SettingsInvalidValue Reason = "SettingsInvalidValue"
+	// SettingsBinaryData: a key under binaryData, which is never read.
+	SettingsBinaryData Reason = "SettingsBinaryData"
+	// SettingsPortConflict: http-port and https-port are the same.
+	SettingsPortConflict Reason = "SettingsPortConflict"
+)
+
+// Reasons of problems about manifest files and the source of objects as a
+// whole (created outside this package, by manifest and controller).
+const (
+	// FileNotFound: the manifest path does not exist (yet).
+	FileNotFound Reason = "FileNotFound"
+	// FileUnreadable: a file or directory cannot be read (permissions,
+	// not a regular file, too large, a dangling symlink).
+	FileUnreadable Reason = "FileUnreadable"
+	// FileInvalid: a document cannot be parsed or decoded.
+	FileInvalid Reason = "FileInvalid"
+	// UnusedKind: a document of a kind the sidecar does not use.
+	UnusedKind Reason = "UnusedKind"
+	// DuplicateObject: an object defined again in another document.
+	DuplicateObject Reason = "DuplicateObject"
+	// NothingServed: no Ingress is served any more although some were.
+	NothingServed Reason = "NothingServed"
+)
+
+// Reasons returns every Reason, in declaration order. It is the closed set:
+// a test checks that each constant above is in it.
+func Reasons() []Reason {
+	return []Reason{
+		InvalidName, NotOurClass, InvalidHost, InvalidPathType, InvalidPath,
+		InvalidBackend, UnsupportedBackend, BackendNotFound, BackendPortNotFound,
+		NoEndpoints, Conflict, InvalidSecretName, TLSSecretNotFound, TLSSecretInvalid,
+		UnsupportedAddressType, InvalidPort, InvalidAddress,
+		SettingsRefInvalid, SettingsNotFound, SettingsUnknownKey, SettingsInvalidValue,
+		SettingsBinaryData, SettingsPortConflict,
+		FileNotFound, FileUnreadable, FileInvalid, UnusedKind, DuplicateObject,
+		NothingServed,
+	}
+}
+
+// Known reports whether r is one of Reasons; the empty reason is not.
+func (r Reason) Known() bool { return slices.Contains(Reasons(), r) }
+
+// Problem is one thing that was skipped or ignored, named precisely enough
+// for a user to find and fix it. The embedded ObjectRef flattens into the
+// JSON object, so /status can list problems as
+// {"severity","kind","namespace","name","field","reason","message"}.
+type Problem struct {
+	Severity Severity `json:"severity"`
+	ObjectRef
+	// Field is the JSON path inside the object, e.g.
+	// "spec.rules[0].http.paths[1].backend.service.port"; empty when the
+	// problem is about the whole object.
+	Field string `json:"field"`
+	// Reason is what programs read; Message is for people.
+	Reason  Reason `json:"reason"`
+	Message string `json:"message"`
+}
+
+// String is the problem as people read it: object, field and message. The
+// reason is left out: the message already says it in words, and reports,
+// logs and goldens keep the text they had before reasons existed.
+func (p Problem) String() string {
+	if p.Field != "" {
+		return p.ObjectRef.String() + ": " + p.Field + ": " + p.Message
+	}
+	return p.ObjectRef.String() + ": " + p.Message
+}
+
+// Report is the problem as one line of a report, led by its severity:
+// "warning: Ingress default/web: spec.rules[0].host: ...".
+func (p Problem) Report() string {
+	return p.Severity.String() + ": " + p.String()
+}
+
+// plainOrQuoted returns an object's namespace or name as it is, or
+// Go-quoted when it holds control or format characters, quotes or
+// backslashes: a name from a manifest the API server never checked may
+// hold a newline or a terminal escape, which must not forge lines in
+// reports and logs.
+func plainOrQuoted(s string) string {
+	if q := strconv.Quote(s); q[1:len(q)-1] != s {
+		return q
+	}
+	return s
+}
