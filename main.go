@@ -21,6 +21,8 @@ Usage:
   haproxy-sidecar run --manifests DIR --config-dir DIR --master-socket PATH [--haproxy-start] [flags]
   haproxy-sidecar run --init --config-dir DIR
   haproxy-sidecar explain --manifests PATH [flags] URL...
+  haproxy-sidecar dump [--ingress NS/NAME | --host HOST | --file PATH | --history [N]] [--addr ADDR]
+  haproxy-sidecar diff --manifests OLD --manifests NEW [flags]
   haproxy-sidecar version
 
 Run "haproxy-sidecar COMMAND -h" for the flags of a command.
@@ -52,6 +54,10 @@ func run(ctx context.Context, args []string, hup <-chan os.Signal, stdout, stder
 		return renderCommand(ctx, args[1:], stdout, stderr)
 	case "run":
 		return runCommand(ctx, args[1:], hup, stderr)
+	case "dump":
+		return dumpCommand(ctx, args[1:], stdout, stderr)
+	case "diff":
+		return diffCommand(ctx, args[1:], stdout, stderr)
 	case "explain":
 		return explainCommand(args[1:], stdout, stderr)
 	case "version", "--version":

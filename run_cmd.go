@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/admin"
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
 	"github.com/haproxy-sidecar/haproxy-sidecar/kube"
+	"github.com/haproxy-sidecar/haproxy-sidecar/metrics"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 	"github.com/haproxy-sidecar/haproxy-sidecar/watch"
@@ -36,6 +39,8 @@ type runFlags struct {
 	minReloadInterval time.Duration
 	socketWait        time.Duration
 	logLevel          string
+	logFormat         string
+	historySize       int
 }
 
 func runCommand(ctx context.Context, args []string, hup <-chan os.Signal, stderr io.Writer) int {
@@ -54,6 +59,8 @@ func runCommand(ctx context.Context, args []string, hup <-chan os.Signal, stderr
 	fs.DurationVar(&f.minReloadInterval, "min-reload-interval", time.Second, "minimum time between two reloads (runtime API updates are not limited)")
 	fs.DurationVar(&f.socketWait, "socket-wait", 5*time.Minute, "how long to wait for the master socket of an HAProxy started elsewhere")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "json", "json (one object per line, for log collectors) or console (for people)")
+	fs.IntVar(&f.historySize, "history", admin.DefaultHistory, "how many passes that changed something /history keeps")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: haproxy-sidecar run [--manifests DIR | --kubeconfig FILE] --config-dir DIR --master-socket PATH [--haproxy-start] [flags]")
 		fs.PrintDefaults()
@@ -66,7 +73,7 @@ func runCommand(ctx context.Context, args []string, hup <-chan os.Signal, stderr
 		fs.Usage()
 		return 2
 	}
-	log, err := newLogger(f.logLevel, stderr)
+	log, err := newLogger(f.logLevel, f.logFormat, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "run: %v\n", err)
 		return 2
@@ -79,15 +86,53 @@ func runCommand(ctx context.Context, args []string, hup <-chan os.Signal, stderr
 	return 0
 }
 
-func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), lvl)
-	return zap.New(core), nil
+	var encoder zapcore.Encoder
+	switch format {
+	case "json":
+		encoder = zapcore.NewJSONEncoder(enc)
+	case "console":
+		encoder = zapcore.NewConsoleEncoder(enc)
+	default:
+		return nil, fmt.Errorf("--log-format: %q is neither json nor console", format)
+	}
+	return zap.New(zapcore.NewCore(encoder, zapcore.AddSync(w), lvl)), nil
+}
+
+// lineLogger turns HAProxy's output into log entries of the logger named
+// "haproxy.output", one per line: in JSON logs HAProxy's own lines stay
+// apart from the sidecar's, and each still reads as HAProxy wrote it.
+type lineLogger struct {
+	log     *zap.Logger
+	mu      sync.Mutex
+	partial []byte
+}
+
+func (l *lineLogger) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		if line := strings.TrimRight(string(l.partial[:i]), "\r"); line != "" {
+			l.log.Info(line)
+		}
+		l.partial = l.partial[i+1:]
+	}
+	if len(l.partial) > 64<<10 {
+		l.log.Info(string(l.partial))
+		l.partial = l.partial[:0]
+	}
+	return len(p), nil
 }
 
 // runner is one of run mode's long-running parts.
@@ -144,7 +189,14 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 	if err != nil {
 		return err
 	}
+	history := controller.NewHistory(f.historySize)
+	cli := reload.NewMasterCLI(f.masterSocket)
+	mets := metrics.New(func(ctx context.Context) (int, error) {
+		st, err := cli.ShowProc(ctx)
+		return len(st.OldWorkers), err
+	})
 	ctl = controller.New(controller.Config{
+		History:           history,
 		Source:            src.source,
 		Store:             store,
 		Validate:          reload.Validator(ctx, f.haproxyBin),
@@ -152,11 +204,12 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 		HAProxyUp:         hap.up,
 		MinReloadInterval: f.minReloadInterval,
 		Log:               log.Named("controller"),
-		OnApplied:         src.applied(log),
+		OnApplied:         src.applied(log, mets),
+		OnPass:            mets.ObservePass,
 	}, renderer)
 
 	if health != nil {
-		h := &admin.Health{Live: ctl.Live, Started: ctl.Written, Ready: func() error {
+		h := &admin.Health{Live: ctl.Live, Started: ctl.Written, Metrics: mets.Handler(), Ready: func() error {
 			if !ctl.Ready() {
 				return errors.New("no configuration rendered from the source is served yet")
 			}
@@ -167,9 +220,13 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 	if debug != nil {
 		d := &admin.Debug{
 			Status: func(ctx context.Context) any {
-				return currentStatus(ctx, ctl, store, reload.NewMasterCLI(f.masterSocket), src.cluster)
+				return currentStatus(ctx, ctl, store, cli, src.cluster)
 			},
-			Explain: func(url string) (string, error) { return explainServed(ctl, url) }}
+			Explain: func(url string) (string, error) { return explainServed(ctl, url) },
+			Config:  func(q admin.ConfigQuery) (string, bool, error) { return dumpServed(ctl, q) },
+			History: func(n int) any { return history.List(n) },
+			Pass:    func(id int64) (any, bool) { return history.Get(id) },
+		}
 		g.run("debug server", func(ctx context.Context) error { return admin.Serve(ctx, debug, d.Handler(), log.Named("debug")) })
 	}
 	if hup != nil {
@@ -297,8 +354,9 @@ func (f *runFlags) source(log *zap.Logger, notify func(), ctl func() *controller
 
 // applied is the loop's OnApplied: status and Events in Kubernetes mode,
 // and the problems of a pass that changed something in the log.
-func (sp *sourceParts) applied(log *zap.Logger) func(controller.Event) {
+func (sp *sourceParts) applied(log *zap.Logger, mets *metrics.Metrics) func(controller.Event) {
 	return func(ev controller.Event) {
+		mets.ObserveModel(ev.Model, ev.Problems)
 		if sp.cluster != nil {
 			sp.cluster.Applied(ev.Model)
 		}
@@ -362,7 +420,7 @@ func (f *runFlags) haproxy(ctx context.Context, store *reload.Store, log *zap.Lo
 			wait:  func(ctx context.Context) error { return waitForSocket(ctx, f.masterSocket, f.socketWait, log) }}, nil
 	}
 	sup := &reload.Supervisor{Bin: f.haproxyBin, Config: store.ConfigPath(), Socket: f.masterSocket, Log: log.Named("haproxy"),
-		Output: os.Stderr, StopGrace: f.gracePeriod,
+		Output: &lineLogger{log: log.Named("haproxy.output")}, StopGrace: f.gracePeriod,
 		Prepare: func() error {
 			r, err := store.Repair()
 			if r != nil {
@@ -522,6 +580,20 @@ func currentStatus(ctx context.Context, ctl *controller.Controller, store *reloa
 		st.Leader = &leader
 	}
 	return st
+}
+
+// dumpServed prints the configuration HAProxy runs now, or part of it.
+func dumpServed(ctl *controller.Controller, q admin.ConfigQuery) (string, bool, error) {
+	out := ctl.Served()
+	if out == nil {
+		return "", true, errors.New("no configuration served yet")
+	}
+	text, err := controller.Dump(out, controller.DumpQuery{File: q.File,
+		Selector: render.Selector{Ingress: q.Ingress, Host: q.Host}})
+	if errors.Is(err, controller.ErrNotFound) {
+		return "", false, err
+	}
+	return text, true, err
 }
 
 // explainServed explains a request against the model HAProxy serves now.

@@ -2,11 +2,12 @@
 // different audiences:
 //
 //   - the health address (--health-addr, all interfaces by default) is for
-//     the kubelet and Prometheus: /healthz, /readyz, /startupz. It shows
-//     nothing about the configuration.
+//     the kubelet and Prometheus: /healthz, /readyz, /startupz, /metrics.
+//     It shows nothing of the configuration but counts.
 //   - the debug address (--debug-addr, loopback by default, reached with
 //     `kubectl exec` or `kubectl port-forward`) is for people: /status,
-//     /explain. It reveals the routing table and every problem, so it is
+//     /explain, /config and /history. It reveals the routing table and
+//     every problem, so it is
 //     never exposed by default.
 package admin
 
@@ -18,6 +19,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +39,8 @@ type Health struct {
 	// been validated and written, so that an HAProxy started now starts
 	// on it (/startupz).
 	Started func() bool
+	// Metrics, when set, is served on /metrics (Prometheus).
+	Metrics http.Handler
 }
 
 // Handler returns the probe routes.
@@ -60,6 +64,9 @@ func (h *Health) Handler() http.Handler {
 			return nil
 		}, "ok")
 	})
+	if h.Metrics != nil {
+		mux.Handle("GET /metrics", h.Metrics)
+	}
 	return mux
 }
 
@@ -82,22 +89,96 @@ type Debug struct {
 	// being served answers that request, and why. An error means the URL
 	// is unusable (400).
 	Explain func(url string) (string, error)
+	// Config serves /config?file=PATH|ingress=NS/NAME|host=HOST: the
+	// configuration HAProxy runs, or part of it. errNotFound-like errors
+	// (Config returns found=false) answer 404.
+	Config func(q ConfigQuery) (text string, found bool, err error)
+	// History serves /history?n=N (newest first) and /history/ID.
+	History func(n int) any
+	Pass    func(id int64) (any, bool)
+}
+
+// ConfigQuery is /config's query string.
+type ConfigQuery struct {
+	File, Ingress, Host string
+}
+
+// DefaultHistory is how many passes /history lists without ?n=.
+const DefaultHistory = 50
+
+func writeJSON(w http.ResponseWriter, v any) {
+	body, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(body, '\n'))
 }
 
 // Handler returns the debug routes.
 func (d *Debug) Handler() http.Handler {
 	mux := http.NewServeMux()
+	if d.Config != nil {
+		mux.HandleFunc("GET /config", func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query()
+			cq := ConfigQuery{File: q.Get("file"), Ingress: q.Get("ingress"), Host: q.Get("host")}
+			set := 0
+			for _, v := range []string{cq.File, cq.Ingress, cq.Host} {
+				if v != "" {
+					set++
+				}
+			}
+			if set > 1 {
+				http.Error(w, "give at most one of file=, ingress= and host=", http.StatusBadRequest)
+				return
+			}
+			text, found, err := d.Config(cq)
+			switch {
+			case err != nil && !found:
+				http.Error(w, err.Error(), http.StatusNotFound)
+				return
+			case err != nil:
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = io.WriteString(w, text)
+		})
+	}
+	if d.History != nil {
+		mux.HandleFunc("GET /history", func(w http.ResponseWriter, r *http.Request) {
+			n := DefaultHistory
+			if v := r.URL.Query().Get("n"); v != "" {
+				var err error
+				if n, err = strconv.Atoi(v); err != nil || n < 1 {
+					http.Error(w, "n must be a positive number", http.StatusBadRequest)
+					return
+				}
+			}
+			writeJSON(w, d.History(n))
+		})
+	}
+	if d.Pass != nil {
+		mux.HandleFunc("GET /history/{id}", func(w http.ResponseWriter, r *http.Request) {
+			id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+			if err != nil {
+				http.Error(w, "the id is a number", http.StatusBadRequest)
+				return
+			}
+			p, ok := d.Pass(id)
+			if !ok {
+				http.Error(w, fmt.Sprintf("no pass %d in the history (it keeps the last ones only)", id), http.StatusNotFound)
+				return
+			}
+			writeJSON(w, p)
+		})
+	}
 	if d.Status != nil {
 		mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 			defer cancel()
-			body, err := json.MarshalIndent(d.Status(ctx), "", "  ")
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(append(body, '\n'))
+			writeJSON(w, d.Status(ctx))
 		})
 	}
 	if d.Explain != nil {

@@ -59,6 +59,11 @@ type Config struct {
 	// when nothing changed (status and Events follow the model, which can
 	// change without the files changing).
 	OnApplied func(Event)
+	// History, when set, keeps the passes that changed something.
+	History *History
+	// OnPass, when set, is called after every pass with its record
+	// (metrics).
+	OnPass func(Pass)
 	// HAProxyUp, when set, says whether HAProxy can be reached now. While
 	// it cannot (an HAProxy container that has not started yet), passes
 	// still validate and write each configuration, so that HAProxy starts
@@ -107,7 +112,16 @@ type Controller struct {
 	// model is the newest model rendered and written, for explain before
 	// HAProxy serves it; everServed: some pass served an Ingress.
 	model      *render.Model
+	out        *render.Output
 	everServed bool
+	// lastInputs and lastRendGen are the previous pass's objects and
+	// templates, to name what triggered a pass.
+	lastInputs  inputIndex
+	lastRendGen int
+	passID      atomic.Int64
+	// pendingSince is when the first change not yet taken in by a pass
+	// was notified (UnixNano; 0 when none).
+	pendingSince atomic.Int64
 	// lastErr is why the newest objects are not what HAProxy serves;
 	// templateErr why the newest templates are not the ones in use.
 	lastErr     error
@@ -176,6 +190,7 @@ func New(cfg Config, r Renderer) *Controller {
 // Notify asks for a pass. It never blocks: notifications that arrive while
 // a pass is pending or running fold into one more pass.
 func (c *Controller) Notify() {
+	c.pendingSince.CompareAndSwap(0, time.Now().UnixNano())
 	select {
 	case c.trigger <- struct{}{}:
 	default:
@@ -282,6 +297,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	retry := time.NewTimer(0)
 	<-retry.C
 	backoff := time.Duration(0)
+	diffs := make(chan diffJob, 16)
+	defer close(diffs)
+	go c.diffWorker(diffs)
 	for {
 		select {
 		case <-ctx.Done():
@@ -300,12 +318,17 @@ func (c *Controller) Run(ctx context.Context) error {
 		default:
 		}
 		c.passStart.Store(time.Now().UnixNano())
-		err := c.pass(ctx)
+		rec := &Pass{ID: c.passID.Add(1), Time: time.Now()}
+		if since := c.pendingSince.Swap(0); since != 0 {
+			rec.ChangeToApplied = -time.Duration(since) // completed in record
+		}
+		old, next, err := c.pass(ctx, rec)
 		c.passStart.Store(0)
+		if err != nil && ctx.Err() != nil {
+			return nil
+		}
+		c.record(rec, err, old, next, diffs)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
 			c.stats.failures.Add(1)
 			c.failed(err)
 			backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
@@ -314,6 +337,49 @@ func (c *Controller) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = 0
+	}
+}
+
+// record finishes a pass's record and hands it to the history and
+// OnPass.
+func (c *Controller) record(rec *Pass, err error, old, next *render.Output, diffs chan<- diffJob) {
+	rec.Took = time.Since(rec.Time)
+	if err != nil {
+		rec.Outcome, rec.Error = OutcomeFailed, err.Error()
+	}
+	if rec.ChangeToApplied < 0 {
+		switch rec.Outcome {
+		case OutcomeRuntime, OutcomeReload, OutcomeUnchanged, OutcomeWritten:
+			rec.ChangeToApplied = time.Since(time.Unix(0, int64(-rec.ChangeToApplied)))
+		default:
+			rec.ChangeToApplied = 0
+		}
+	}
+	if c.cfg.History != nil && rec.Changed() {
+		c.cfg.History.add(rec)
+		if next != nil {
+			select {
+			case diffs <- diffJob{rec: rec, old: old, next: next}:
+			default:
+				c.cfg.History.setDiff(rec, "(diff skipped: passes came faster than diffs could be made)")
+			}
+		}
+	}
+	if c.cfg.OnPass != nil {
+		c.cfg.OnPass(*rec)
+	}
+}
+
+// diffJob is a diff to make for the history, off the loop: at 10k
+// Ingresses a diff takes longer than the change it describes.
+type diffJob struct {
+	rec       *Pass
+	old, next *render.Output
+}
+
+func (c *Controller) diffWorker(jobs <-chan diffJob) {
+	for j := range jobs {
+		c.cfg.History.setDiff(j.rec, FileDiff(j.old, j.next))
 	}
 }
 
@@ -332,35 +398,54 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // input changes.
 var errInvalid = errors.New("invalid configuration")
 
-// pass renders once and brings HAProxy to the result.
-func (c *Controller) pass(ctx context.Context) error {
+// pass renders once and brings HAProxy to the result, filling rec. It
+// returns the files HAProxy ran before and the candidate (for the
+// history's diff; nil when nothing was rendered).
+func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *render.Output, err error) {
 	for {
 		start := time.Now()
 		c.mu.Lock()
 		renderer, rendGen, current := c.renderer, c.rendGen, c.current
 		c.mu.Unlock()
+		if current != nil {
+			old = current.out
+		}
 
 		in, loadProblems, err := c.cfg.Source.Inputs(ctx)
 		if err != nil {
-			return fmt.Errorf("reading objects: %w", err)
+			return old, nil, fmt.Errorf("reading objects: %w", err)
 		}
 		readDone := time.Now()
+		rec.Phases.Read = readDone.Sub(start)
+		idx := indexInputs(in)
+		c.mu.Lock()
+		rec.Trigger = capChanges(changes(c.lastInputs, idx))
+		if c.lastRendGen != rendGen {
+			rec.Trigger = append(rec.Trigger, Change{Kind: "Templates", Name: "haproxy.cfg.tmpl", Op: "updated"})
+		}
+		c.mu.Unlock()
+
 		model, out, err := renderer(in)
 		renderDone := time.Now()
+		rec.Phases.Render = renderDone.Sub(readDone)
 		c.stats.renders.Add(1)
 		if err != nil {
 			// A template that fails to execute: keep serving the last
 			// good configuration and wait for the next change.
-			c.failed(fmt.Errorf("render failed; keeping the last good configuration: %w", err))
+			err = fmt.Errorf("render failed; keeping the last good configuration: %w", err)
+			rec.Outcome, rec.Error = OutcomeRejected, err.Error()
+			c.failed(err)
 			c.cfg.Log.Error("render failed; keeping the last good configuration", zap.Error(err))
-			return nil
+			return old, nil, nil
 		}
 		problems := append(loadProblems, model.Problems...)
 		if p, ok := c.nothingServed(model); ok {
 			problems = append(problems, p)
 		}
+		rec.Problems = len(problems)
 		c.mu.Lock()
 		c.problems = problems
+		c.lastInputs, c.lastRendGen = idx, rendGen
 		c.mu.Unlock()
 		next := &state{model: model, out: out, renderer: rendGen}
 		haproxy := c.cfg.HAProxy
@@ -371,6 +456,7 @@ func (c *Controller) pass(ctx context.Context) error {
 
 		if current != nil && sameFiles(current.out, out) && !current.unwritten {
 			c.stats.unchanged.Add(1)
+			rec.Outcome = OutcomeUnchanged
 			// Same files, but the model may differ in what is not
 			// rendered (e.g. which Ingresses are served with no rules).
 			c.setCurrent(&state{model: model, out: current.out, renderer: rendGen})
@@ -378,7 +464,7 @@ func (c *Controller) pass(ctx context.Context) error {
 			if c.cfg.OnApplied != nil {
 				c.cfg.OnApplied(Event{Model: model, Problems: problems, Took: time.Since(start)})
 			}
-			return nil
+			return old, out, nil
 		}
 		var p plan
 		if current != nil && sameFiles(current.out, out) {
@@ -387,9 +473,11 @@ func (c *Controller) pass(ctx context.Context) error {
 		} else {
 			p = diff(current, next)
 		}
+		planDone := time.Now()
+		rec.Phases.Plan = planDone.Sub(renderDone)
 
-		runtimeStart := time.Now()
 		if !p.reload && haproxy != nil {
+			rec.Commands = p.commands()
 			if err := c.applyRuntime(ctx, p); err != nil {
 				// HAProxy may now be between the two states: make it
 				// whole with a reload. Forgetting the current state makes
@@ -398,7 +486,8 @@ func (c *Controller) pass(ctx context.Context) error {
 				c.cfg.Log.Warn("runtime update failed; reloading instead", zap.Error(err))
 				c.setCurrent(nil)
 				current = nil
-				p.reload = true
+				p = reloadFor("a runtime API command failed: " + err.Error())
+				rec.Commands = nil
 			}
 		}
 		runtimeDone := time.Now()
@@ -406,7 +495,7 @@ func (c *Controller) pass(ctx context.Context) error {
 			if wait := c.cfg.MinReloadInterval - time.Since(c.lastReload); wait > 0 {
 				c.cfg.Log.Debug("reload rate-limited", zap.Duration("wait", wait))
 				if !sleep(ctx, wait) {
-					return ctx.Err()
+					return old, nil, ctx.Err()
 				}
 				// Whatever changed meanwhile goes into this reload.
 				select {
@@ -416,6 +505,7 @@ func (c *Controller) pass(ctx context.Context) error {
 				continue
 			}
 		}
+		rec.ReloadReason = p.reason
 
 		validate := c.cfg.Validate
 		if !p.reload && haproxy != nil {
@@ -426,14 +516,25 @@ func (c *Controller) pass(ctx context.Context) error {
 			// prove nothing more and delay the next change.
 			validate = func(string) error { return nil }
 		}
-		res, err := c.cfg.Store.Apply(ctx, Files(out), validate)
+		timedValidate := func(dir string) error {
+			t := time.Now()
+			err := validate(dir)
+			rec.Phases.Check = time.Since(t)
+			return err
+		}
+		writeStart := time.Now()
+		res, err := c.cfg.Store.Apply(ctx, Files(out), timedValidate)
+		rec.Phases.Write = time.Since(writeStart) - rec.Phases.Check
+		rec.Generation = res.Generation
 		if err != nil {
 			var ce *reload.CheckError
 			if errors.As(err, &ce) {
 				// Recorded before it is logged: whoever reads the log
 				// finds it in /status too.
 				reasons := ExplainCheckError(ce, out)
-				c.failed(fmt.Errorf("HAProxy rejects the new configuration; keeping the last good one: %s", reasons))
+				err := fmt.Errorf("HAProxy rejects the new configuration; keeping the last good one: %s", reasons)
+				rec.Outcome, rec.Error = OutcomeRejected, err.Error()
+				c.failed(err)
 				c.cfg.Log.Error("HAProxy rejects the new configuration; keeping the last good one",
 					zap.String("reasons", reasons))
 				if !p.reload {
@@ -441,7 +542,7 @@ func (c *Controller) pass(ctx context.Context) error {
 					// no longer what is on disk. Reload from disk.
 					c.setCurrent(nil)
 				}
-				return nil // retried on the next change, not in a loop
+				return old, out, nil // retried on the next change, not in a loop
 			}
 			if !p.reload && haproxy != nil {
 				// HAProxy runs next already: remember that, so the
@@ -451,40 +552,44 @@ func (c *Controller) pass(ctx context.Context) error {
 				next.unwritten = true
 				c.setCurrent(next)
 			}
-			return fmt.Errorf("writing configuration: %w", err)
+			return old, out, fmt.Errorf("writing configuration: %w", err)
 		}
 		c.written.Store(true)
 		c.mu.Lock()
-		c.model = model
+		c.model, c.out = model, out
 		c.mu.Unlock()
 		if haproxy == nil && c.cfg.HAProxy != nil {
 			// Written for an HAProxy that is not up yet; whatever it
 			// starts on, the first pass after it is up reloads it.
 			c.setCurrent(nil)
+			rec.Outcome, rec.ReloadReason = OutcomeWritten, ""
 			c.cfg.Log.Info("configuration written; HAProxy is not up yet", zap.Int("generation", res.Generation))
-			return nil
+			return old, out, nil
 		}
 		ev := Event{Model: model, Changed: true, Generation: res.Generation, Problems: problems, RuntimeOps: p.runtimeOps()}
 		// Without a known current state (first pass, or a failed
 		// reload or update) HAProxy may run anything: reload even when
 		// the files on disk are already these.
+		applyStart := time.Now()
 		if p.reload && haproxy != nil && (res.Changed || current == nil) {
 			r, err := haproxy.Reload(ctx)
+			rec.Phases.Apply = time.Since(applyStart)
 			if err != nil {
 				c.setCurrent(nil)
-				return fmt.Errorf("reloading HAProxy: %w", err)
+				return old, out, fmt.Errorf("reloading HAProxy: %w", err)
 			}
 			c.lastReload = time.Now()
 			c.stats.reloads.Add(1)
+			rec.Outcome = OutcomeReload
 			ev.Reloaded, ev.RuntimeOps = true, 0
-			c.cfg.Log.Info("reloaded HAProxy", zap.Int("generation", res.Generation), zap.Int("worker", r.Worker),
-				zap.Int("old_workers", r.OldWorkers), zap.Duration("took", time.Since(start)))
-		} else if !p.reload {
+			c.cfg.Log.Info("reloaded HAProxy", append(passFields(rec, out),
+				zap.Int("worker", r.Worker), zap.Int("old_workers", r.OldWorkers), zap.String("reason", p.reason))...)
+		} else {
+			rec.Outcome = OutcomeRuntime
+			rec.Phases.Apply = runtimeDone.Sub(planDone)
 			c.stats.runtime.Add(1)
-			c.cfg.Log.Info("updated HAProxy at run time", zap.Int("generation", res.Generation),
-				zap.Int("map_changes", len(p.maps)), zap.Int("slot_changes", len(p.slots)), zap.Duration("took", time.Since(start)),
-				zap.Duration("read", readDone.Sub(start)), zap.Duration("render", renderDone.Sub(readDone)),
-				zap.Duration("runtime_api", runtimeDone.Sub(runtimeStart)), zap.Duration("persist", time.Since(runtimeDone)))
+			c.cfg.Log.Info("updated HAProxy at run time", append(passFields(rec, out),
+				zap.Int("map_changes", len(p.maps)), zap.Int("slot_changes", len(p.slots)))...)
 		}
 		c.setCurrent(next)
 		c.applied()
@@ -492,7 +597,27 @@ func (c *Controller) pass(ctx context.Context) error {
 		if c.cfg.OnApplied != nil {
 			c.cfg.OnApplied(ev)
 		}
-		return nil
+		return old, out, nil
+	}
+}
+
+// passFields are the log fields of a pass that changed what HAProxy
+// serves: one line says what triggered it, how long each phase took, how
+// large the result is and how it was applied.
+func passFields(rec *Pass, out *render.Output) []zap.Field {
+	trigger := make([]string, 0, len(rec.Trigger))
+	for _, c := range rec.Trigger {
+		trigger = append(trigger, c.String())
+	}
+	size := 0
+	for _, f := range out.Files {
+		size += len(f.Data)
+	}
+	return []zap.Field{
+		zap.Int64("pass", rec.ID), zap.Int("generation", rec.Generation), zap.Strings("trigger", trigger),
+		zap.Duration("took", time.Since(rec.Time)), zap.Duration("read", rec.Phases.Read), zap.Duration("render", rec.Phases.Render),
+		zap.Duration("plan", rec.Phases.Plan), zap.Duration("write", rec.Phases.Write), zap.Duration("check", rec.Phases.Check),
+		zap.Duration("apply", rec.Phases.Apply), zap.Int("files", len(out.Files)), zap.Int("bytes", size),
 	}
 }
 
@@ -532,7 +657,7 @@ func (c *Controller) applyRuntime(ctx context.Context, p plan) error {
 			if err := h.SetServerState(ctx, op.backend, op.server, "maint"); err != nil {
 				return err
 			}
-			if err := h.SetServerAddr(ctx, op.backend, op.server, "127.0.0.1", 1); err != nil {
+			if err := h.SetServerAddr(ctx, op.backend, op.server, render.PlaceholderAddr, render.PlaceholderPort); err != nil {
 				return err
 			}
 			continue

@@ -2,8 +2,8 @@ package controller
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
-	"strconv"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
@@ -26,10 +26,76 @@ type state struct {
 // plan says how to get HAProxy from one state to the next.
 type plan struct {
 	// reload is needed when anything but map entries and server slot
-	// addresses changed.
+	// addresses changed; reason says what.
 	reload bool
+	reason string
 	maps   []mapOp
 	slots  []slotOp
+}
+
+func reloadFor(reason string) plan { return plan{reload: true, reason: reason} }
+
+// commands are the runtime API commands of the plan, as HAProxy's CLI
+// reads them (for history and offline diff; MasterCLI sends the same).
+func (p plan) commands() []string {
+	var cmds []string
+	for _, op := range p.slots {
+		if op.addr == "" {
+			cmds = append(cmds,
+				fmt.Sprintf("set server %s/%s state maint", op.backend, op.server),
+				fmt.Sprintf("set server %s/%s addr %s port %d", op.backend, op.server, render.PlaceholderAddr, render.PlaceholderPort))
+			continue
+		}
+		cmds = append(cmds,
+			fmt.Sprintf("set server %s/%s addr %s port %d", op.backend, op.server, op.addr, op.port),
+			fmt.Sprintf("set server %s/%s state ready", op.backend, op.server))
+	}
+	for _, op := range p.maps {
+		switch {
+		case op.value == "":
+			cmds = append(cmds, fmt.Sprintf("del map %s %s", op.file, op.key))
+		case op.add:
+			cmds = append(cmds, fmt.Sprintf("add map %s %s %s", op.file, op.key, op.value))
+		default:
+			cmds = append(cmds, fmt.Sprintf("set map %s %s %s", op.file, op.key, op.value))
+		}
+	}
+	return cmds
+}
+
+// Method is how a change reaches HAProxy.
+type Method string
+
+const (
+	// MethodNone: the files do not change.
+	MethodNone Method = "none"
+	// MethodRuntime: runtime API commands alone, no reload.
+	MethodRuntime Method = "runtime"
+	// MethodReload: a new generation and a reload.
+	MethodReload Method = "reload"
+)
+
+// Prediction is how `run` would apply the change from one rendered output
+// to another (the planner `run` uses, for `diff`).
+type Prediction struct {
+	Method Method
+	// Reason says why a reload is needed.
+	Reason string
+	// Commands are the runtime API commands of a runtime change.
+	Commands []string
+}
+
+// Predict plans the change from old to next as `run` does when HAProxy
+// runs old with the same templates.
+func Predict(oldModel *render.Model, old *render.Output, nextModel *render.Model, next *render.Output) Prediction {
+	if sameFiles(old, next) {
+		return Prediction{Method: MethodNone}
+	}
+	p := diff(&state{model: oldModel, out: old}, &state{model: nextModel, out: next})
+	if p.reload {
+		return Prediction{Method: MethodReload, Reason: p.reason}
+	}
+	return Prediction{Method: MethodRuntime, Commands: p.commands()}
 }
 
 func (p plan) runtimeOps() int { return len(p.maps) + len(p.slots) }
@@ -53,8 +119,11 @@ var mapFiles = []string{render.ExactMapFile, render.PrefixMapFile, render.TLSHos
 // diff plans the change from old to next. Without an old state (first run,
 // or after a failure left HAProxy in an unknown state) it reloads.
 func diff(old *state, next *state) plan {
-	if old == nil || old.renderer != next.renderer {
-		return plan{reload: true}
+	if old == nil {
+		return reloadFor("what HAProxy runs is not known (first pass, or after a failure or restart)")
+	}
+	if old.renderer != next.renderer {
+		return reloadFor("the templates changed")
 	}
 	// Certificates, crt-list and anything a template adds need a reload.
 	for _, f := range next.out.Files {
@@ -62,11 +131,11 @@ func diff(old *state, next *state) plan {
 			continue
 		}
 		if !bytes.Equal(f.Data, old.out.Get(f.Path)) {
-			return plan{reload: true}
+			return reloadFor(f.Path + " changed (only map entries and server addresses change at run time)")
 		}
 	}
 	if len(old.out.Files) != len(next.out.Files) {
-		return plan{reload: true}
+		return reloadFor("files were removed (a certificate no longer used)")
 	}
 
 	var p plan
@@ -74,8 +143,11 @@ func diff(old *state, next *state) plan {
 		// The configuration may differ only in server slot addresses:
 		// the same backends with the same number of slots, and no line
 		// but server lines changed (settings, for one, are elsewhere).
-		if !sameSkeleton(old.model, next.model) || !onlyServerLinesDiffer(oldCfg, nextCfg) {
-			return plan{reload: true}
+		if !sameSkeleton(old.model, next.model) {
+			return reloadFor("backends were added or removed, or need more server slots")
+		}
+		if !onlyServerLinesDiffer(oldCfg, nextCfg) {
+			return reloadFor("haproxy.cfg changed beyond server addresses")
 		}
 		for i := range next.model.Backends {
 			p.slots = append(p.slots, slotChanges(&old.model.Backends[i], &next.model.Backends[i])...)
@@ -138,7 +210,7 @@ func slotChanges(old, next *render.Backend) []slotOp {
 		if was == now {
 			continue
 		}
-		op := slotOp{backend: next.Name, server: "s" + strconv.Itoa(i+1)}
+		op := slotOp{backend: next.Name, server: render.SlotName(i)}
 		if i < len(next.Servers) {
 			op.addr, op.port = next.Servers[i].Addr().String(), int(next.Servers[i].Port())
 		}

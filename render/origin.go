@@ -19,8 +19,9 @@ func (o *Output) Origin(path string, line int) string {
 	switch {
 	case path == ConfigFile:
 		return o.configOrigin(data, line)
-	case path == ExactMapFile || path == PrefixMapFile:
-		// Each entry follows a comment naming its Ingress field.
+	case path == ExactMapFile || path == PrefixMapFile || path == TLSHostsMapFile || path == CrtListFile:
+		// Each entry follows a comment naming its Ingress field (or, in
+		// the crt-list, its Secret and Ingresses).
 		if l := lineAt(data, line); strings.HasPrefix(l, "# ") {
 			return strings.TrimPrefix(l, "# ")
 		}
@@ -30,10 +31,6 @@ func (o *Output) Origin(path string, line int) string {
 			}
 		}
 		return "generated file " + path
-	case path == CrtListFile:
-		if line >= 1 && line <= len(m.Certs) {
-			return certOrigin(&m.Certs[line-1])
-		}
 	case path == DefaultCertFile:
 		if c := m.Settings.DefaultCertificate; c != nil {
 			return fmt.Sprintf("Secret %s/%s (default-certificate of the settings ConfigMap)", c.Namespace, c.Secret)

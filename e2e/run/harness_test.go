@@ -42,7 +42,10 @@ type sidecar struct {
 	httpPort   int
 	adminPort  int // --debug-addr: /status, /explain
 	healthPort int
-	logs       *sidecartest.LockedBuffer
+	// renderFlags are the flags that shape the rendered files, for
+	// `render` and `diff` to render what this sidecar does.
+	renderFlags []string
+	logs        *sidecartest.LockedBuffer
 }
 
 type sidecarOpts struct {
@@ -69,6 +72,8 @@ func startSidecar(t testing.TB, o sidecarOpts) *sidecar {
 			t.Fatal(err)
 		}
 	}
+	s.renderFlags = []string{"--grace-period", "5s", "--http-bind", "127.0.0.1:" + strconv.Itoa(s.httpPort),
+		"--https-bind", "127.0.0.1:" + strconv.Itoa(ports[1])}
 	args := []string{"run", "--manifests", s.manifests, "--config-dir", s.configDir, "--master-socket", s.socket,
 		"--haproxy-start", "--haproxy", o.haproxy, "--log-level", "debug", "--grace-period", "5s", "--health-addr", "127.0.0.1:" + strconv.Itoa(s.healthPort),
 		"--debug-addr", "127.0.0.1:" + strconv.Itoa(s.adminPort),

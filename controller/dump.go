@@ -1,0 +1,64 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+)
+
+// DumpQuery says which part of a configuration to print: the whole
+// haproxy.cfg (zero value), one generated file, or what one Ingress or
+// host produced.
+type DumpQuery struct {
+	File     string
+	Selector render.Selector
+}
+
+// ErrNotFound means the query names nothing in the configuration.
+var ErrNotFound = errors.New("not found")
+
+// Dump prints part of out as DumpQuery says. Certificates are shown
+// through render.DescribePEM: a dump never holds key bytes.
+func Dump(out *render.Output, q DumpQuery) (string, error) {
+	switch {
+	case q.File != "":
+		data := out.Get(q.File)
+		if data == nil {
+			var names []string
+			for _, f := range out.Files {
+				names = append(names, f.Path)
+			}
+			return "", fmt.Errorf("%w: no generated file %q (there are: %s)", ErrNotFound, q.File, strings.Join(names, ", "))
+		}
+		return shown(q.File, data), nil
+	case q.Selector != render.Selector{}:
+		files := out.Select(q.Selector)
+		if len(files) == 0 {
+			return "", fmt.Errorf("%w: nothing in the configuration comes from %s", ErrNotFound, q.Selector)
+		}
+		var b strings.Builder
+		for i, f := range files {
+			if i > 0 {
+				b.WriteByte('\n')
+			}
+			fmt.Fprintf(&b, "# ==> %s <== (from %s)\n", f.Path, q.Selector)
+			b.Write(f.Data)
+		}
+		return b.String(), nil
+	default:
+		return string(out.Get(render.ConfigFile)), nil
+	}
+}
+
+// Served returns the files HAProxy runs now (or, before HAProxy is up,
+// the ones written for it to start on); nil before the first pass.
+func (c *Controller) Served() *render.Output {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.current != nil {
+		return c.current.out
+	}
+	return c.out
+}

@@ -1,0 +1,346 @@
+package controller
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pmezard/go-difflib/difflib"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+)
+
+// Outcome is how a pass ended.
+type Outcome string
+
+const (
+	// OutcomeUnchanged: the files are what HAProxy runs already.
+	OutcomeUnchanged Outcome = "unchanged"
+	// OutcomeRuntime: applied through the runtime API, no reload.
+	OutcomeRuntime Outcome = "runtime"
+	// OutcomeReload: a new generation and a reload.
+	OutcomeReload Outcome = "reload"
+	// OutcomeWritten: validated and written; HAProxy was not up yet.
+	OutcomeWritten Outcome = "written"
+	// OutcomeRejected: HAProxy refused the candidate; the last good
+	// configuration stays.
+	OutcomeRejected Outcome = "rejected"
+	// OutcomeFailed: reading, rendering, writing or reloading failed; it
+	// is retried.
+	OutcomeFailed Outcome = "failed"
+)
+
+// Change is one object (or the templates) that changed since the pass
+// before.
+type Change struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	// Op is added, updated or deleted.
+	Op string `json:"op"`
+}
+
+func (c Change) String() string {
+	if c.Namespace == "" {
+		return fmt.Sprintf("%s %s %s", c.Op, c.Kind, c.Name)
+	}
+	return fmt.Sprintf("%s %s %s/%s", c.Op, c.Kind, c.Namespace, c.Name)
+}
+
+// Phases are the durations of a pass's steps.
+type Phases struct {
+	Read   time.Duration `json:"read"`
+	Render time.Duration `json:"render"`
+	Plan   time.Duration `json:"plan"`
+	// Write is writing the generation (Check excluded).
+	Write time.Duration `json:"write"`
+	// Check is haproxy -c (none for a runtime-only change).
+	Check time.Duration `json:"check"`
+	// Apply is the runtime API commands or the reload.
+	Apply time.Duration `json:"apply"`
+}
+
+// Pass is the record of one pass of the loop: what triggered it, how it
+// was applied, how long each step took, and what changed in the files.
+type Pass struct {
+	ID      int64     `json:"id"`
+	Time    time.Time `json:"time"`
+	Trigger []Change  `json:"trigger"`
+	Outcome Outcome   `json:"outcome"`
+	// ReloadReason says why a reload was needed.
+	ReloadReason string `json:"reload_reason,omitempty"`
+	// Commands are the runtime API commands sent.
+	Commands   []string      `json:"commands,omitempty"`
+	Phases     Phases        `json:"phases"`
+	Took       time.Duration `json:"took"`
+	Generation int           `json:"generation"`
+	// Error is why the pass failed or the candidate was rejected (with the
+	// objects behind HAProxy's failing line).
+	Error string `json:"error,omitempty"`
+	// ChangeToApplied is the time from the first change notification
+	// this pass took in to HAProxy serving the result.
+	ChangeToApplied time.Duration `json:"change_to_applied,omitempty"`
+	// Diff is the unified diff of every generated file (certificates by
+	// fingerprint, never key bytes).
+	Diff string `json:"diff,omitempty"`
+	// Problems is the number of problems after the pass.
+	Problems int `json:"problems"`
+}
+
+// Changed is true for passes that belong in the history: anything but
+// "unchanged".
+func (p *Pass) Changed() bool { return p.Outcome != OutcomeUnchanged }
+
+// History keeps the last passes that changed something, newest first.
+type History struct {
+	mu     sync.Mutex
+	limit  int
+	passes []*Pass // oldest first
+}
+
+// NewHistory keeps up to limit passes.
+func NewHistory(limit int) *History {
+	return &History{limit: max(limit, 1)}
+}
+
+func (h *History) add(p *Pass) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.passes = append(h.passes, p)
+	if len(h.passes) > h.limit {
+		h.passes = slices.Delete(h.passes, 0, len(h.passes)-h.limit)
+	}
+}
+
+// List returns up to n passes, newest first (all for n <= 0). The passes
+// are copies.
+func (h *History) List(n int) []Pass {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n <= 0 || n > len(h.passes) {
+		n = len(h.passes)
+	}
+	out := make([]Pass, 0, n)
+	for i := len(h.passes) - 1; i >= 0 && len(out) < n; i-- {
+		out = append(out, *h.passes[i])
+	}
+	return out
+}
+
+// Get returns the pass with that ID.
+func (h *History) Get(id int64) (Pass, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.passes {
+		if p.ID == id {
+			return *p, true
+		}
+	}
+	return Pass{}, false
+}
+
+func (h *History) setDiff(p *Pass, diff string) {
+	h.mu.Lock()
+	p.Diff = diff
+	h.mu.Unlock()
+}
+
+// objectKey identifies an object across passes.
+type objectKey struct{ kind, namespace, name string }
+
+// inputIndex maps each object of a pass to the object itself.
+type inputIndex map[objectKey]any
+
+func indexInputs(in render.Inputs) inputIndex {
+	idx := make(inputIndex, len(in.Ingresses)+len(in.Services)+len(in.EndpointSlices)+len(in.Secrets)+len(in.ConfigMaps)+len(in.IngressClasses))
+	add := func(kind string, m *metav1.ObjectMeta, obj any) {
+		idx[objectKey{kind, m.Namespace, m.Name}] = obj
+	}
+	for _, o := range in.Ingresses {
+		add("Ingress", &o.ObjectMeta, o)
+	}
+	for _, o := range in.IngressClasses {
+		add("IngressClass", &o.ObjectMeta, o)
+	}
+	for _, o := range in.Services {
+		add("Service", &o.ObjectMeta, o)
+	}
+	for _, o := range in.EndpointSlices {
+		add("EndpointSlice", &o.ObjectMeta, o)
+	}
+	for _, o := range in.Secrets {
+		add("Secret", &o.ObjectMeta, o)
+	}
+	for _, o := range in.ConfigMaps {
+		add("ConfigMap", &o.ObjectMeta, o)
+	}
+	return idx
+}
+
+// changes lists what differs between two passes' objects. The informer
+// cache and the manifest reader hand out the same pointer for an unchanged
+// object, so only objects whose pointer differs are compared in full.
+func changes(old, next inputIndex) []Change {
+	var out []Change
+	for k, o := range next {
+		prev, ok := old[k]
+		switch {
+		case !ok:
+			out = append(out, Change{Kind: k.kind, Namespace: k.namespace, Name: k.name, Op: "added"})
+		case prev != o && !equality.Semantic.DeepEqual(prev, o):
+			out = append(out, Change{Kind: k.kind, Namespace: k.namespace, Name: k.name, Op: "updated"})
+		}
+	}
+	for k := range old {
+		if _, ok := next[k]; !ok {
+			out = append(out, Change{Kind: k.kind, Namespace: k.namespace, Name: k.name, Op: "deleted"})
+		}
+	}
+	slices.SortFunc(out, func(a, b Change) int {
+		return strings.Compare(a.Kind+"/"+a.Namespace+"/"+a.Name, b.Kind+"/"+b.Namespace+"/"+b.Name)
+	})
+	return out
+}
+
+// maxDiffBytes bounds one pass's diff in the history: a change of every
+// route at 10k Ingresses must not keep megabytes per entry.
+const maxDiffBytes = 256 << 10
+
+// FileDiff is the unified diff between two outputs, file by file.
+// Certificate files are compared through render.DescribePEM, so neither
+// side shows key material. old may be nil (everything is added).
+func FileDiff(old, next *render.Output) string {
+	var b strings.Builder
+	paths := map[string]bool{}
+	if old != nil {
+		for _, f := range old.Files {
+			paths[f.Path] = true
+		}
+	}
+	for _, f := range next.Files {
+		paths[f.Path] = true
+	}
+	sorted := make([]string, 0, len(paths))
+	for p := range paths {
+		sorted = append(sorted, p)
+	}
+	slices.Sort(sorted)
+	for _, p := range sorted {
+		var a, c []byte
+		if old != nil {
+			a = old.Get(p)
+		}
+		c = next.Get(p)
+		if string(a) == string(c) {
+			continue
+		}
+		as, cs := shown(p, a), shown(p, c)
+		if as == cs {
+			// A key changed but not the certificate: say so without
+			// showing either.
+			fmt.Fprintf(&b, "--- a/%s\n+++ b/%s\n@@ private key changed (not shown) @@\n", p, p)
+			continue
+		}
+		from, to := "a/"+p, "b/"+p
+		if a == nil {
+			from = "/dev/null"
+		}
+		if c == nil {
+			to = "/dev/null"
+		}
+		text, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+			A: difflib.SplitLines(as), B: difflib.SplitLines(cs), FromFile: from, ToFile: to, Context: 2,
+		})
+		if err != nil {
+			text = fmt.Sprintf("--- %s\n+++ %s\n@@ diff failed: %v @@\n", from, to, err)
+		}
+		if !render.IsPEMFile(p) {
+			text = annotateHunks(text, p, old, next)
+		}
+		b.WriteString(text)
+		if b.Len() > maxDiffBytes {
+			s := b.String()[:maxDiffBytes]
+			return s + "\n... diff truncated at 256 KiB\n"
+		}
+	}
+	return b.String()
+}
+
+// shown is a file's content as dumps and diffs may show it.
+func shown(path string, data []byte) string {
+	if data == nil {
+		return ""
+	}
+	if render.IsPEMFile(path) {
+		return render.DescribePEM(data)
+	}
+	return string(data)
+}
+
+// annotateHunks appends to each hunk header, where git puts a function's
+// name, the objects behind the hunk's first changed line
+// (render.Output.Origin): which Ingress, Service or Secret a change comes
+// from. The diff stays one patch(1) reads.
+func annotateHunks(text, path string, old, next *render.Output) string {
+	var b strings.Builder
+	lines := strings.SplitAfter(text, "\n")
+	for i, line := range lines {
+		var oldLine, newLine int
+		if !strings.HasPrefix(line, "@@ ") {
+			b.WriteString(line)
+			continue
+		}
+		fmt.Sscanf(line, "@@ -%d", &oldLine)
+		if j := strings.Index(line, " +"); j >= 0 {
+			fmt.Sscanf(line[j:], " +%d", &newLine)
+		}
+		where := ""
+		// Walk the hunk to its first changed line, counting lines on
+		// both sides.
+	walk:
+		for _, l := range lines[i+1:] {
+			switch {
+			case strings.HasPrefix(l, "@@ "):
+				break walk
+			case strings.HasPrefix(l, "+"):
+				where = next.Origin(path, newLine)
+				break walk
+			case strings.HasPrefix(l, "-"):
+				if old != nil {
+					where = old.Origin(path, oldLine)
+				}
+				break walk
+			default:
+				oldLine++
+				newLine++
+			}
+		}
+		if where != "" {
+			line = strings.TrimSuffix(line, "\n") + " " + where + "\n"
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
+// ObjectChanges lists the objects added, updated or deleted from old to
+// next (for `diff`).
+func ObjectChanges(old, next render.Inputs) []Change {
+	return changes(indexInputs(old), indexInputs(next))
+}
+
+// maxTrigger bounds the changes a pass record names: the first pass
+// "adds" every object of the cluster.
+const maxTrigger = 50
+
+func capChanges(ch []Change) []Change {
+	if len(ch) <= maxTrigger {
+		return ch
+	}
+	more := len(ch) - maxTrigger
+	return append(ch[:maxTrigger:maxTrigger], Change{Kind: "Objects", Name: fmt.Sprintf("%d more", more), Op: "and"})
+}
