@@ -167,7 +167,8 @@ func renderCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 func printProblems(w io.Writer, problems []render.Problem) {
 	for _, p := range problems {
-		fmt.Fprintln(w, p.Report())
+		// The reason last, for scripts: the words before it are for people.
+		fmt.Fprintf(w, "%s [%s]\n", p.Report(), p.Reason)
 	}
 }
 

@@ -365,7 +365,8 @@ func (sp *sourceParts) applied(log *zap.Logger, mets *metrics.Metrics) func(cont
 		}
 		for _, p := range ev.Problems {
 			if p.Severity == render.Warning {
-				log.Warn("skipped", zap.String("problem", p.Report()))
+				log.Warn("skipped", zap.String("problem", p.Report()), zap.String("reason", string(p.Reason)),
+					zap.String("object", p.ObjectRef.String()), zap.String("field", p.Field))
 			}
 		}
 	}

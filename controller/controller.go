@@ -237,6 +237,9 @@ type Status struct {
 	Failures       int64 `json:"failures"`
 	// Problems is what the last render skipped or noticed.
 	Problems []string `json:"problems"`
+	// ProblemDetails are the same problems as objects: kind, namespace,
+	// name, field, reason (from a closed set, for programs) and message.
+	ProblemDetails []render.Problem `json:"problem_details"`
 }
 
 // Status returns the loop's state.
@@ -248,7 +251,7 @@ func (c *Controller) Status() Status {
 		Ready: c.ready.Load(), LastApplied: c.lastApplied,
 		Renders: st.Renders, Reloads: st.Reloads, RuntimeUpdates: st.RuntimeUpdates,
 		Unchanged: st.Unchanged, Failures: st.Failures,
-		Problems: make([]string, 0, len(c.problems)),
+		Problems: make([]string, 0, len(c.problems)), ProblemDetails: make([]render.Problem, 0, len(c.problems)),
 	}
 	if c.lastErr != nil {
 		s.LastError, s.LastErrorAt = c.lastErr.Error(), c.lastErrAt
@@ -258,6 +261,7 @@ func (c *Controller) Status() Status {
 	}
 	for _, p := range c.problems {
 		s.Problems = append(s.Problems, p.Report())
+		s.ProblemDetails = append(s.ProblemDetails, p)
 	}
 	return s
 }
