@@ -19,6 +19,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -119,6 +120,14 @@ func writeJSON(w http.ResponseWriter, v any) {
 // Handler returns the debug routes.
 func (d *Debug) Handler() http.Handler {
 	mux := http.NewServeMux()
+	// Go's profiler: CPU, heap, goroutines (go tool pprof
+	// http://127.0.0.1:10255/debug/pprof/profile). Loopback only, like
+	// the rest of this listener.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	if d.Config != nil {
 		mux.HandleFunc("GET /config", func(w http.ResponseWriter, r *http.Request) {
 			q := r.URL.Query()
@@ -228,6 +237,14 @@ var DefaultLimits = Limits{
 	IdleTimeout:       15 * time.Second,
 	MaxHeaderBytes:    16 << 10,
 }
+
+// DebugLimits are DefaultLimits with room for a 30-second CPU profile
+// (/debug/pprof/profile) and a large /history.
+var DebugLimits = func() Limits {
+	l := DefaultLimits
+	l.WriteTimeout = 2 * time.Minute
+	return l
+}()
 
 // Listen opens addr for Serve, so that a caller learns at once that the
 // address is taken.

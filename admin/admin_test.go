@@ -184,3 +184,18 @@ func TestExplain(t *testing.T) {
 		}
 	}
 }
+
+// The debug handler serves Go's profiler; the health handler does not.
+func TestPprofOnDebugOnly(t *testing.T) {
+	get := func(h http.Handler, path string) int {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code
+	}
+	if code := get((&Debug{}).Handler(), "/debug/pprof/"); code != 200 {
+		t.Errorf("/debug/pprof/ on the debug handler: %d", code)
+	}
+	if code := get((&Health{}).Handler(), "/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ on the health handler: %d, want 404", code)
+	}
+}
