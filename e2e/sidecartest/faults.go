@@ -212,7 +212,7 @@ func StartSidecar(t testing.TB, o SidecarOptions) *Sidecar {
 		o.MinReloadInterval = 10 * time.Millisecond
 	}
 	s.Args = []string{"run", "--manifests", s.Manifests, "--config-dir", s.ConfigDir, "--master-socket", socket,
-		"--haproxy-start", "--haproxy", s.HAProxy, "--log-level", "debug", "--grace-period", "5s",
+		"--haproxy-start", "--haproxy", s.HAProxy, "--log-level", "debug", "--log-format", "console", "--grace-period", "5s",
 		"--health-addr", "127.0.0.1:" + strconv.Itoa(s.HealthPort),
 		"--http-bind", "127.0.0.1:" + strconv.Itoa(s.HTTPPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(s.HTTPSPort),
 		"--min-reload-interval", o.MinReloadInterval.String()}
@@ -271,7 +271,7 @@ func (d *dropAccessLog) Write(p []byte) (int, error) {
 			break
 		}
 		line := d.partial[:i+1]
-		if bytes.Contains(line, []byte(" HTTP/1.1\"")) && bytes.Contains(line, []byte("] ingress ")) {
+		if bytes.Contains(line, []byte(" HTTP/1.1")) && bytes.Contains(line, []byte("] ingress ")) {
 			d.n++
 		} else {
 			d.to.Write(line)
