@@ -22,10 +22,10 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/net/netutil"
 )
 
 // Health serves the probes.
@@ -225,10 +225,9 @@ type Limits struct {
 
 // DefaultLimits apply to every admin listener. A flood of connections
 // (idle keep-alives, half-sent headers) must never use up the sidecar's
-// file descriptors, which it needs to read manifests and talk to HAProxy:
-// connections beyond MaxConns wait in the kernel's accept queue, and idle
-// or slow ones are closed after a few seconds. Probes come every few
-// seconds on fresh connections, so they get through once a slot frees.
+// file descriptors, which it needs to read manifests and talk to HAProxy,
+// nor keep a probe out: see connLimiter. Idle or slow connections are
+// closed after a few seconds anyway.
 var DefaultLimits = Limits{
 	MaxConns:          64,
 	ReadHeaderTimeout: 5 * time.Second,
@@ -271,6 +270,8 @@ func (l Limits) Serve(ctx context.Context, ln net.Listener, h http.Handler, log 
 		IdleTimeout:       l.IdleTimeout,
 		MaxHeaderBytes:    l.MaxHeaderBytes,
 	}
+	lim := newConnLimiter(ln, l.MaxConns)
+	srv.ConnState = lim.state
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -280,8 +281,78 @@ func (l Limits) Serve(ctx context.Context, ln net.Listener, h http.Handler, log 
 	if log != nil {
 		log.Info("admin server listening", zap.String("addr", ln.Addr().String()))
 	}
-	if err := srv.Serve(netutil.LimitListener(ln, l.MaxConns)); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(lim); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("admin server %s: %w", ln.Addr(), err)
 	}
 	return nil
+}
+
+// connLimiter keeps at most max connections open. It never stops
+// accepting: a connection over the limit evicts the oldest one that is
+// not in the middle of a request (connected but silent, or idle between
+// requests), or is closed itself when all are busy. Waiting in the
+// kernel's accept queue instead would put a kubelet probe behind
+// thousands of silent connections of a flood, each holding its slot until
+// a timeout.
+type connLimiter struct {
+	net.Listener
+	max int
+
+	mu    sync.Mutex
+	conns map[net.Conn]*connInfo
+}
+
+type connInfo struct {
+	state http.ConnState
+	since time.Time
+}
+
+func newConnLimiter(ln net.Listener, max int) *connLimiter {
+	return &connLimiter{Listener: ln, max: max, conns: map[net.Conn]*connInfo{}}
+}
+
+func (l *connLimiter) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		if len(l.conns) >= l.max {
+			var victim net.Conn
+			var oldest time.Time
+			for vc, info := range l.conns {
+				if info.state == http.StateActive {
+					continue
+				}
+				if victim == nil || info.since.Before(oldest) {
+					victim, oldest = vc, info.since
+				}
+			}
+			if victim == nil {
+				l.mu.Unlock()
+				c.Close() // every slot is serving a request
+				continue
+			}
+			delete(l.conns, victim)
+			victim.Close()
+		}
+		l.conns[c] = &connInfo{state: http.StateNew, since: time.Now()}
+		l.mu.Unlock()
+		return c, nil
+	}
+}
+
+// state is the http.Server's ConnState hook.
+func (l *connLimiter) state(c net.Conn, s http.ConnState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch s {
+	case http.StateClosed, http.StateHijacked:
+		delete(l.conns, c)
+	default:
+		if info, ok := l.conns[c]; ok {
+			info.state, info.since = s, time.Now()
+		}
+	}
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -257,22 +257,24 @@ func (s *Supervisor) adoptOrStart(ctx context.Context, log *zap.Logger) (*instan
 // adopt returns the running HAProxy's master when one answers on the
 // socket with our configuration, nil when none answers.
 func (s *Supervisor) adopt(ctx context.Context) (*instance, error) {
-	if _, err := os.Stat(s.Socket); err != nil {
-		return nil, nil
+	// One plain connect first: the socket file of a dead master refuses
+	// at once, and MasterCLI would keep retrying a refusal (it does so on
+	// purpose while a live master re-executes itself for a reload).
+	conn, err := net.DialTimeout("unix", s.Socket, time.Second)
+	if err != nil {
+		return nil, nil // no socket, or a stale one: start a new HAProxy
 	}
+	conn.Close()
 	cli := &MasterCLI{Socket: s.Socket, Timeout: time.Second}
 	var st ProcStatus
-	var err error
-	// A master that is re-executing itself for a reload does not answer
-	// for a moment; a stale socket refuses at once.
 	for attempt := 0; attempt < 3; attempt++ {
-		if st, err = cli.ShowProc(ctx); err == nil || errors.Is(err, syscall.ECONNREFUSED) {
+		if st, err = cli.ShowProc(ctx); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil || st.Master.PID == 0 {
-		return nil, nil // nothing answers: a stale socket file
+		return nil, nil // it stopped answering meanwhile
 	}
 	pid := st.Master.PID
 	args, err := cmdline(pid)
