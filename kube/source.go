@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
@@ -67,8 +68,9 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		cfg.Log = zap.NewNop()
 	}
 	s := &Source{cfg: cfg, secrets: map[string]*secretWatch{}}
-	s.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(cfg.Namespace))
-	s.cluster = informers.NewSharedInformerFactory(cfg.Client, 0)
+	s.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(cfg.Namespace),
+		informers.WithTransform(trim))
+	s.cluster = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(trim))
 	s.ingresses = s.factory.Networking().V1().Ingresses().Informer()
 	s.services = s.factory.Core().V1().Services().Informer()
 	s.slices = s.factory.Discovery().V1().EndpointSlices().Informer()
@@ -80,7 +82,7 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		}
 		// One object only: a field selector keeps every other ConfigMap
 		// out of memory.
-		f := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(ns),
+		f := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(ns), informers.WithTransform(trim),
 			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 			}))
@@ -112,6 +114,36 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		}
 	}
 	return s, nil
+}
+
+// lastApplied is kubectl's copy of the whole object as last applied: for
+// a Secret, its data in plain text.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// trim drops from cached objects what render never reads, before they
+// are stored: managedFields (often the largest part of an object) and,
+// except on Ingresses, kubectl's last-applied copy. Ingresses keep it
+// because status is written back with UpdateStatus, which for Ingresses
+// takes the annotations as sent; a nil managedFields in an update leaves
+// the server's as they are.
+func trim(obj any) (any, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return obj, nil // a tombstone: nothing to trim
+	}
+	m.SetManagedFields(nil)
+	if _, ing := obj.(*networkingv1.Ingress); !ing {
+		if a := m.GetAnnotations(); a[lastApplied] != "" {
+			kept := make(map[string]string, len(a)-1)
+			for k, v := range a {
+				if k != lastApplied {
+					kept[k] = v
+				}
+			}
+			m.SetAnnotations(kept)
+		}
+	}
+	return obj, nil
 }
 
 func (s *Source) informers() []cache.SharedIndexInformer {
@@ -236,7 +268,7 @@ func (s *Source) syncSecretWatches() {
 		if err != nil || s.cfg.Namespace != "" && ns != s.cfg.Namespace {
 			continue // invalid, or outside the watched namespace: render reports it missing
 		}
-		f := informers.NewSharedInformerFactoryWithOptions(s.cfg.Client, 0, informers.WithNamespace(ns),
+		f := informers.NewSharedInformerFactoryWithOptions(s.cfg.Client, 0, informers.WithNamespace(ns), informers.WithTransform(trim),
 			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 			}))

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	e2ekube "github.com/haproxy-sidecar/haproxy-sidecar/e2e/kube"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
 // The source hands out what the API server holds, notifies on changes, and
@@ -104,4 +105,62 @@ func TestSourceFollowsTheAPIServer(t *testing.T) {
 		w := src.WatchedSecrets()
 		return slices.Equal(w, []string{ns + "/default-cert"}), fmt.Sprint(w)
 	})
+}
+
+// Cached objects drop what render never reads: managedFields everywhere,
+// and kubectl's last-applied copy (a Secret's data in plain text) except on
+// Ingresses, whose status is written back with their annotations.
+func TestSourceTrimsCachedObjects(t *testing.T) {
+	c := e2ekube.Start(t)
+	ctx := context.Background()
+	ns := apiTestNamespace(t, c.Client, "trim")
+	applied := map[string]string{lastApplied: `{"data":{"tls.key":"c2VjcmV0"}}`, "keep": "me"}
+	if _, err := c.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tls", Annotations: applied}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: []byte("x"), corev1.TLSPrivateKeyKey: []byte("y")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web", Annotations: applied},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.NetworkingV1().Ingresses(ns).Create(ctx, &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web", Annotations: applied},
+		Spec: networkingv1.IngressSpec{TLS: []networkingv1.IngressTLS{{Hosts: []string{"web.test"}, SecretName: "tls"}},
+			DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+				Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewSource(SourceConfig{Client: c.Client, Namespace: ns, Notify: func() {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { src.Run(runCtx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	syncCtx, cancelSync := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelSync()
+	if err := src.WaitForSync(syncCtx); err != nil {
+		t.Fatal(err)
+	}
+	var in render.Inputs
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if in, _, err = src.Inputs(ctx); err == nil && len(in.Secrets) == 1 && len(in.Services) == 1 && len(in.Ingresses) == 1 {
+			break
+		}
+	}
+	if len(in.Secrets) != 1 || len(in.Services) != 1 || len(in.Ingresses) != 1 {
+		t.Fatalf("inputs: %d secrets, %d services, %d ingresses", len(in.Secrets), len(in.Services), len(in.Ingresses))
+	}
+	for what, m := range map[string]*metav1.ObjectMeta{"Secret": &in.Secrets[0].ObjectMeta, "Service": &in.Services[0].ObjectMeta} {
+		if len(m.ManagedFields) != 0 || m.Annotations[lastApplied] != "" || m.Annotations["keep"] != "me" {
+			t.Errorf("%s: managedFields %d, annotations %v", what, len(m.ManagedFields), m.Annotations)
+		}
+	}
+	if m := &in.Ingresses[0].ObjectMeta; len(m.ManagedFields) != 0 || m.Annotations[lastApplied] == "" {
+		t.Errorf("Ingress: managedFields %d, annotations %v (last-applied must stay)", len(m.ManagedFields), m.Annotations)
+	}
 }
