@@ -55,8 +55,16 @@ exec 9>"$CACHE_DIR/.install.lock"
 flock 9
 
 # has_version BIN MAJOR.MINOR — true when BIN runs and reports that version.
+# Not "haproxy -v | grep -q": grep -q exits at the first match, haproxy may
+# then die of SIGPIPE, and pipefail turns that into "not installed" (seen:
+# a cached 3.0 rebuilt for nothing).
 has_version() {
-	[ -x "$1" ] && "$1" -v 2>/dev/null | grep -q "^HAProxy version $2\."
+	local out
+	[ -x "$1" ] && out=$("$1" -v 2>/dev/null) || return 1
+	case "$out" in
+	"HAProxy version $2."*) return 0 ;;
+	esac
+	return 1
 }
 
 apt_updated=0
@@ -71,7 +79,7 @@ apt_update() {
 missing_pkgs() {
 	local p
 	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+		[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || echo "$p"
 	done
 }
 
