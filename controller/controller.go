@@ -582,7 +582,10 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 				c.setCurrent(nil)
 				return old, out, fmt.Errorf("reloading HAProxy: %w", err)
 			}
-			c.lastReload = time.Now()
+			// Spaced from the previous reload's start, not its end: at
+			// 10k Ingresses a reload takes over a second, and counting
+			// from its end would add that to every back-to-back change.
+			c.lastReload = applyStart
 			c.stats.reloads.Add(1)
 			rec.Outcome = OutcomeReload
 			ev.Reloaded, ev.RuntimeOps = true, 0
