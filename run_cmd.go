@@ -227,7 +227,9 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 			History: func(n int) any { return history.List(n) },
 			Pass:    func(id int64) (any, bool) { return history.Get(id) },
 		}
-		g.run("debug server", func(ctx context.Context) error { return admin.DebugLimits.Serve(ctx, debug, d.Handler(), log.Named("debug")) })
+		g.run("debug server", func(ctx context.Context) error {
+			return admin.DebugLimits.Serve(ctx, debug, d.Handler(), log.Named("debug"))
+		})
 	}
 	if hup != nil {
 		g.run("SIGHUP handler", func(ctx context.Context) error {
