@@ -209,12 +209,13 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 	}, renderer)
 
 	if health != nil {
-		h := &admin.Health{Live: ctl.Live, Started: ctl.Written, Metrics: mets.Handler(), Ready: func() error {
-			if !ctl.Ready() {
-				return errors.New("no configuration rendered from the source is served yet")
-			}
-			return hap.ready()
-		}}
+		h := &admin.Health{Live: ctl.Live, Started: ctl.Written, Metrics: mets.Handler(),
+			Degraded: func() []string { return degraded(ctl, store) }, Ready: func() error {
+				if !ctl.Ready() {
+					return errors.New("no configuration rendered from the source is served yet")
+				}
+				return hap.ready()
+			}}
 		g.run("health server", func(ctx context.Context) error { return admin.Serve(ctx, health, h.Handler(), log.Named("health")) })
 	}
 	if debug != nil {
@@ -583,6 +584,26 @@ func currentStatus(ctx context.Context, ctl *controller.Controller, store *reloa
 		st.Leader = &leader
 	}
 	return st
+}
+
+// degraded lists the faults /readyz names while HAProxy keeps serving.
+func degraded(ctl *controller.Controller, store *reload.Store) []string {
+	var out []string
+	st := ctl.Status()
+	if st.LastError != "" {
+		first, _, _ := strings.Cut(st.LastError, "\n")
+		out = append(out, first)
+	}
+	if r := store.LastRepair(); r != nil && time.Since(r.At) < 10*time.Minute {
+		out = append(out, "config-dir: "+r.String())
+	}
+	for _, p := range st.ProblemDetails {
+		switch p.Reason {
+		case render.FileUnreadable, render.FileInvalid, render.NothingServed:
+			out = append(out, p.String())
+		}
+	}
+	return out
 }
 
 // dumpServed prints the configuration HAProxy runs now, or part of it.

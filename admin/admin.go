@@ -40,6 +40,12 @@ type Health struct {
 	// been validated and written, so that an HAProxy started now starts
 	// on it (/startupz).
 	Started func() bool
+	// Degraded, when set, lists faults that leave HAProxy serving but
+	// need attention (a rejected configuration, a manifest that cannot be
+	// read, a repaired config-dir). /readyz stays 200 with them, since
+	// taking the load balancer out of its Service would turn a fault into
+	// an outage, and names them in its body.
+	Degraded func() []string
 	// Metrics, when set, is served on /metrics (Prometheus).
 	Metrics http.Handler
 }
@@ -55,7 +61,13 @@ func (h *Health) Handler() http.Handler {
 		if ready == nil {
 			ready = func() error { return errors.New("no configuration served yet") }
 		}
-		probe(w, ready, "ok")
+		ok := "ok"
+		if h.Degraded != nil {
+			for _, d := range h.Degraded() {
+				ok += "\ndegraded: " + d
+			}
+		}
+		probe(w, ready, ok)
 	})
 	mux.HandleFunc("GET /startupz", func(w http.ResponseWriter, _ *http.Request) {
 		probe(w, func() error {

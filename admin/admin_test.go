@@ -57,6 +57,14 @@ func TestProbes(t *testing.T) {
 	if got, _ := get("/startupz"); got != 200 {
 		t.Errorf("/startupz after = %d, want 200", got)
 	}
+	degraded := (&Health{Ready: func() error { return nil }, Degraded: func() []string {
+		return []string{"File m/zz.yaml: cannot be read"}
+	}}).Handler()
+	rec := httptest.NewRecorder()
+	degraded.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "degraded: File m/zz.yaml: cannot be read") {
+		t.Errorf("/readyz while degraded = %d %q, want 200 naming the fault", rec.Code, rec.Body.String())
+	}
 	stuck.Store(true)
 	if got, body := get("/healthz"); got != 503 || !strings.Contains(body, "running for") {
 		t.Errorf("/healthz with a stuck loop = %d %q", got, body)

@@ -32,6 +32,11 @@ func TestMissingFileDropsNothing(t *testing.T) {
 		if !strings.HasPrefix(prob, "warning:") {
 			t.Errorf("problem for the unreadable file is %q, want a warning", prob)
 		}
+		// /readyz stays 200 (the load balancer serves) and names the fault.
+		if code, body, err := sidecartest.AdminGet(s.HealthPort, "/readyz"); err != nil || code != 200 ||
+			!strings.Contains(body, "degraded: File") || !strings.Contains(body, "zz.yaml") {
+			t.Errorf("/readyz with an unreadable file: %d %q %v, want 200 naming zz.yaml", code, body, err)
+		}
 		s.ExpectStays("a.test", "/", "svc:a", 300*time.Millisecond)
 		p.ExpectNone(t, "one unreadable file must not change what the others serve")
 	})
