@@ -36,9 +36,24 @@ golden:
 	$(GO) test ./... -update
 
 # Benchmarks; figures and the commands behind them are kept in BENCHMARKS.md.
+# The Go benchmarks of render/ and e2e/run, then the in-cluster suite of
+# e2e/bench (root: a network namespace, etcd, kube-apiserver), which prints
+# one results table with all of them and writes it to $(BENCH_DIR)/results.md.
+# BENCH_SIZES="1000" limits the cluster sizes; BENCH_HAPROXY, BENCH_TLS,
+# BENCH_CHANGES, BENCH_RELOADS, BENCH_STARTS, BENCH_TLS_STARTS and
+# BENCH_SIDECAR_BIN are read from the environment (see e2e/bench).
+BENCH_DIR   ?= bin/bench
+BENCH_SIZES ?= 1000 10000
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./render/
-	$(GO) test -run '^$$' -bench . -benchtime 30x ./e2e/run/
+	@mkdir -p $(BENCH_DIR)
+	@$(GO) test -count=1 -run '^$$' -bench . -benchmem ./render/ >$(BENCH_DIR)/render.txt 2>&1; \
+		status=$$?; cat $(BENCH_DIR)/render.txt; exit $$status
+	@$(GO) test -count=1 -run '^$$' -bench . -benchtime 30x ./e2e/run/ >$(BENCH_DIR)/run.txt 2>&1; \
+		status=$$?; cat $(BENCH_DIR)/run.txt; exit $$status
+	BENCH_SIZES="$(BENCH_SIZES)" BENCH_OUT=$(abspath $(BENCH_DIR))/results.md \
+	BENCH_GO_RESULTS="$(abspath $(BENCH_DIR))/render.txt $(abspath $(BENCH_DIR))/run.txt" \
+		$(GO) test -count=1 -timeout 90m -run '^$$' -bench Cluster -benchtime 1x ./e2e/bench/
+	@echo "results table: $(BENCH_DIR)/results.md"
 
 # A local demo: HAProxy, echo backends and the sidecar watching a copy of
 # testdata/demo, all on 127.0.0.1 (scripts/demo.sh; Ctrl-C stops it).

@@ -1,0 +1,415 @@
+package bench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/kube"
+	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+)
+
+// TestMain enters a fresh network namespace only when benchmarks were
+// asked for (-bench): `go test ./...` compiles this package and runs its
+// few unit tests, without root, a namespace or an API server.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		os.Exit(m.Run())
+	}
+	os.Exit(kube.RunInNetns(m))
+}
+
+// Settings from the environment (make bench passes them through).
+type settings struct {
+	sizes     []int    // BENCH_SIZES: Ingress counts, default "1000 10000"
+	versions  []string // BENCH_HAPROXY: HAProxy versions, default "2.6 3.0"
+	tls       []string // BENCH_TLS: versions that also run the 1k-TLS-Secret variant, default "2.6"; "none" for none
+	changes   int      // BENCH_CHANGES: runtime-path and endpoint changes per configuration, default 100
+	reloads   int      // BENCH_RELOADS: reload-path changes, default 30
+	starts    int      // BENCH_STARTS: sidecar starts, default 5
+	tlsStarts int      // BENCH_TLS_STARTS: sidecar starts in the TLS variant, default 1 (each takes minutes today)
+	out       string   // BENCH_OUT: file the results table is written to
+	goResults []string // BENCH_GO_RESULTS: files of `go test -bench` output to add to the table
+	binary    string   // BENCH_SIDECAR_BIN: a built haproxy-sidecar; default: go build of this tree
+}
+
+func loadSettings(b *testing.B) settings {
+	s := settings{
+		versions:  fieldsOr("BENCH_HAPROXY", "2.6 3.0"),
+		tls:       fieldsOr("BENCH_TLS", "2.6"),
+		changes:   atoiOr(b, "BENCH_CHANGES", 100),
+		reloads:   atoiOr(b, "BENCH_RELOADS", 30),
+		starts:    atoiOr(b, "BENCH_STARTS", 5),
+		tlsStarts: atoiOr(b, "BENCH_TLS_STARTS", 1),
+		out:       os.Getenv("BENCH_OUT"),
+		binary:    os.Getenv("BENCH_SIDECAR_BIN"),
+	}
+	for _, f := range fieldsOr("BENCH_SIZES", "1000 10000") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			b.Fatalf("BENCH_SIZES: %q is not a positive number", f)
+		}
+		s.sizes = append(s.sizes, n)
+	}
+	s.goResults = strings.Fields(os.Getenv("BENCH_GO_RESULTS"))
+	return s
+}
+
+func fieldsOr(name, def string) []string {
+	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+		return strings.Fields(strings.ReplaceAll(v, ",", " "))
+	}
+	return strings.Fields(def)
+}
+
+func atoiOr(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s: %q is not a positive number", name, v)
+	}
+	return n
+}
+
+// BenchmarkCluster runs the whole suite once (whatever b.N) and prints one
+// results table: for each size, HAProxy version and variant, a fresh etcd
+// and kube-apiserver, the synthetic cluster loaded in parallel, then
+// change → served for sidecar starts, runtime-path changes, endpoint moves
+// and reload-path changes, and the sidecar's peak RSS.
+func BenchmarkCluster(b *testing.B) {
+	set := loadSettings(b)
+	var rows []Row
+	for _, path := range set.goResults {
+		f, err := os.Open(path)
+		if err != nil {
+			b.Fatalf("BENCH_GO_RESULTS: %v", err)
+		}
+		r, err := GoBenchRows(f)
+		f.Close()
+		if err != nil {
+			b.Fatalf("BENCH_GO_RESULTS %s: %v", path, err)
+		}
+		rows = append(rows, r...)
+	}
+	binary := set.binary
+	if binary == "" {
+		binary = sidecartest.Binary(b)
+	}
+	bins := testenv.HAProxies(b)
+	for _, n := range set.sizes {
+		for _, version := range set.versions {
+			bin, ok := bins[version]
+			if !ok {
+				b.Fatalf("BENCH_HAPROXY: no HAProxy %q (have 2.6 and 3.0)", version)
+			}
+			variants := []string{"plain"}
+			for _, v := range set.tls {
+				if v == version {
+					variants = append(variants, "tls")
+				}
+			}
+			for _, variant := range variants {
+				name := fmt.Sprintf("n=%d/haproxy=%s/%s", n, version, variant)
+				b.Run(name, func(b *testing.B) {
+					r := &run{b: b, set: set, binary: binary, haproxy: bin, version: version, variant: variant,
+						spec: Spec{Ingresses: n, BackendIP: kube.BackendIP}}
+					if variant == "tls" {
+						r.spec.TLSSecrets = min(1000, n)
+						r.spec.Cert = func(host string) ([]byte, []byte) { return testenv.SelfSigned(b, host, "bench") }
+					}
+					r.all()
+					rows = append(rows, r.rows...)
+				})
+			}
+		}
+	}
+	table := Table(rows)
+	header := fmt.Sprintf("Results (%s, %d cores, sidecar %s)\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), nproc(), describeBinary(set.binary))
+	fmt.Printf("\n%s%s\n", header, table)
+	if set.out != "" {
+		if err := os.WriteFile(set.out, []byte(header+table), 0o644); err != nil {
+			b.Errorf("BENCH_OUT: %v", err)
+		}
+	}
+}
+
+func nproc() int {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(data), "\nprocessor") + map[bool]int{true: 1}[strings.HasPrefix(string(data), "processor")]
+}
+
+func describeBinary(path string) string {
+	if path == "" {
+		return "built from this tree"
+	}
+	return path
+}
+
+// run is one configuration: a cluster, its load and the measurements.
+type run struct {
+	b        *testing.B
+	set      settings
+	binary   string
+	haproxy  string
+	version  string
+	variant  string
+	spec     Spec
+	cluster  *kube.Cluster
+	client   kubernetes.Interface
+	sidecar  *Sidecar
+	rows     []Row
+	services int // Services of the spec, cached
+}
+
+const (
+	// changeLimit bounds the wait for one change to be served.
+	changeLimit = 60 * time.Second
+	// startLimit bounds the wait for a starting sidecar's first answer.
+	startLimit = 10 * time.Minute
+	// quiet is how long the loop must stay without a pass to count as idle.
+	quiet = 30 * time.Millisecond
+)
+
+func (r *run) row(figure string, ds []time.Duration, failed int, notes string) {
+	row := LatencyRow(figure, strconv.Itoa(r.spec.Ingresses), r.version, r.variant, ds, failed, notes)
+	r.rows = append(r.rows, row)
+	r.b.Logf("%s: n=%d p50 %s p90 %s p99 %s max %s %s", figure, row.Samples, row.P50, row.P90, row.P99, row.Max, row.Notes)
+}
+
+func (r *run) ctx(d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	r.b.Cleanup(cancel)
+	return ctx
+}
+
+func (r *run) all() {
+	b := r.b
+	r.cluster = kube.Start(b)
+	r.services = r.spec.Services()
+	// The loader's own client: client-go's rate limiter would otherwise
+	// set the pace.
+	cfg := rest.CopyConfig(r.cluster.Config)
+	cfg.QPS, cfg.Burst = 1e5, 1e5
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.client = client
+	for i := range 2 * GroupSize {
+		prefix := "a"
+		if i >= GroupSize {
+			prefix = "b"
+		}
+		kube.StartEcho(b, prefix+strconv.Itoa(i%GroupSize), kube.BackendIP(i)+":"+strconv.Itoa(EchoPort))
+	}
+	if err := Base(r.ctx(time.Minute), client); err != nil {
+		b.Fatal(err)
+	}
+	res, err := Load(r.ctx(30*time.Minute), client, r.spec)
+	if err != nil {
+		b.Fatalf("load after %d objects: %v", res.Objects, err)
+	}
+	r.rows = append(r.rows, Row{Figure: "load: objects written by " + strconv.Itoa(Writers) + " writers",
+		N: strconv.Itoa(r.spec.Ingresses), HAProxy: r.version, Variant: r.variant, Samples: res.Objects,
+		Max:   fmt.Sprintf("%.1f s", res.Duration.Seconds()),
+		Notes: fmt.Sprintf("%.0f objects/s (%d Ingresses, %d Services, %d EndpointSlices, %d Secrets)", res.Rate(), r.spec.Ingresses, r.services, r.services, r.spec.TLSSecrets)})
+	b.Logf("loaded %d objects in %s (%.0f/s)", res.Objects, res.Duration.Round(time.Millisecond), res.Rate())
+
+	r.startup()
+	r.runtimePath()
+	r.endpointChange()
+	r.reloadPath()
+
+	rss, err := r.sidecar.PeakRSS()
+	if err != nil {
+		b.Errorf("peak RSS: %v", err)
+	} else {
+		passes, _ := r.sidecar.Passes()
+		r.rows = append(r.rows, Row{Figure: "sidecar peak RSS (VmHWM)", N: strconv.Itoa(r.spec.Ingresses), HAProxy: r.version, Variant: r.variant,
+			Max: fmt.Sprintf("%.0f MiB", float64(rss)/(1<<20)), Notes: fmt.Sprintf("after %d passes", passes)})
+		b.Logf("peak RSS %.0f MiB after %d passes", float64(rss)/(1<<20), passes)
+	}
+	if err := r.sidecar.Stop(); err != nil {
+		b.Error(err)
+	}
+}
+
+// startSidecar starts a sidecar with a fresh config directory and ports,
+// so each start also starts a fresh HAProxy.
+func (r *run) startSidecar() *Sidecar {
+	b := r.b
+	kubeconfig, err := r.cluster.WriteKubeconfig()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ports := sidecartest.FreePorts(b, 4)
+	s, err := StartSidecar(SidecarConfig{Binary: r.binary, HAProxy: r.haproxy, Kubeconfig: kubeconfig, Dir: b.TempDir(),
+		Ports: [4]int{ports[0], ports[1], ports[2], ports[3]}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = s.Stop()
+		if b.Failed() {
+			b.Logf("haproxy-sidecar log:\n%s", s.Logs(20000))
+		}
+	})
+	return s
+}
+
+// startup: the sidecar started with the cluster in the API → the first
+// right answer for an existing host (over HTTPS in the TLS variant).
+func (r *run) startup() {
+	b := r.b
+	var ds []time.Duration
+	failed := 0
+	starts := r.set.starts
+	if r.variant == "tls" {
+		starts = r.set.tlsStarts
+	}
+	for k := range starts {
+		s := r.startSidecar()
+		d, err := s.Front.Poll(s.Started, startLimit, Host(0), "/", r.spec.HasTLS(0), Served)
+		if err != nil {
+			failed++
+			b.Errorf("start %d: %v", k, err)
+		} else {
+			ds = append(ds, d)
+		}
+		if k == starts-1 {
+			r.sidecar = s
+			break
+		}
+		if err := s.Stop(); err != nil {
+			b.Error(err)
+		}
+	}
+	r.row("sidecar start → first 200", ds, failed, "process start to first right answer; fresh HAProxy each time")
+	// Let the first passes settle before measuring changes.
+	if err := r.sidecar.WaitIdle(r.ctx(5*time.Minute), 0, 500*time.Millisecond, 5*time.Minute); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// runtimePath: a new Ingress with a new host on an existing Service (its
+// backend exists): served through the runtime API, no reload. Each change
+// is measured alone: the next is written once the sidecar is idle again.
+func (r *run) runtimePath() {
+	b := r.b
+	var ds []time.Duration
+	failed := 0
+	for k := range r.set.changes {
+		before := r.passes()
+		host := fmt.Sprintf("rt-%05d.bench.test", k)
+		ing := NewIngress(fmt.Sprintf("rt-%05d", k), host, ServiceName(k%r.services), false)
+		if err := CreateIngress(r.ctx(time.Minute), r.client, ing); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if d, err := r.sidecar.Front.Poll(start, changeLimit, host, "/", false, Served); err != nil {
+			failed++
+			b.Errorf("runtime change %d: %v", k, err)
+		} else {
+			ds = append(ds, d)
+		}
+		r.waitIdle(before)
+	}
+	r.row("runtime path: new host on an existing Service → first 200", ds, failed, "Ingress create returned → first 200; each change alone")
+}
+
+// endpointChange: the EndpointSlice of Service j moves all its endpoints
+// to the other group of echo backends → the first answer from there.
+func (r *run) endpointChange() {
+	b := r.b
+	var ds []time.Duration
+	failed := 0
+	group := make(map[int]int)
+	for k := range r.set.changes {
+		j := k % r.services
+		to := 1 - group[j]
+		group[j] = to
+		before := r.passes()
+		ctx := r.ctx(time.Minute)
+		es, err := r.client.DiscoveryV1().EndpointSlices(Namespace).Get(ctx, ServiceName(j)+"-1", metav1.GetOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		es.Endpoints = NewEndpointSlice(ServiceName(j), r.spec.Addrs(j, to)).Endpoints
+		if _, err := r.client.DiscoveryV1().EndpointSlices(Namespace).Update(ctx, es, metav1.UpdateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		// Ingress j routes to Service j (j < Services).
+		want := EchoIn([]string{"a", "b"}[to])
+		if d, err := r.sidecar.Front.Poll(start, changeLimit, Host(j), "/", r.spec.HasTLS(j), want); err != nil {
+			failed++
+			b.Errorf("endpoint change %d: %v", k, err)
+		} else {
+			ds = append(ds, d)
+		}
+		r.waitIdle(before)
+	}
+	r.row("endpoint change: EndpointSlice moved → traffic there", ds, failed, "EndpointSlice update returned → first answer from the new backends; each change alone")
+}
+
+// reloadPath: a new Service, its EndpointSlice and an Ingress for it (a new
+// backend: haproxy -c and a reload), with the sidecar's default
+// --min-reload-interval. Each is written once the previous is served.
+func (r *run) reloadPath() {
+	b := r.b
+	var ds []time.Duration
+	failed := 0
+	for k := range r.set.reloads {
+		name := fmt.Sprintf("new-%05d", k)
+		host := name + ".bench.test"
+		ctx := r.ctx(time.Minute)
+		if err := CreateService(ctx, r.client, NewService(name)); err != nil {
+			b.Fatal(err)
+		}
+		if err := CreateEndpointSlice(ctx, r.client, NewEndpointSlice(name, r.spec.Addrs(k, 0))); err != nil {
+			b.Fatal(err)
+		}
+		if err := CreateIngress(ctx, r.client, NewIngress(name, host, name, false)); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if d, err := r.sidecar.Front.Poll(start, changeLimit, host, "/", false, Served); err != nil {
+			failed++
+			b.Errorf("reload change %d: %v", k, err)
+		} else {
+			ds = append(ds, d)
+		}
+	}
+	r.row("reload path: new Service + Ingress → first 200", ds, failed, "Ingress create returned (Service, EndpointSlice written just before) → first 200; back to back, default --min-reload-interval")
+}
+
+func (r *run) passes() int64 {
+	n, err := r.sidecar.Passes()
+	if err != nil {
+		r.b.Fatalf("sidecar passes: %v", err)
+	}
+	return n
+}
+
+func (r *run) waitIdle(before int64) {
+	if err := r.sidecar.WaitIdle(r.ctx(time.Minute), before, quiet, time.Minute); err != nil {
+		r.b.Fatal(err)
+	}
+}

@@ -1,0 +1,233 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Sidecar is a running `haproxy-sidecar run` in Kubernetes mode that
+// started its own HAProxy.
+type Sidecar struct {
+	Cmd     *exec.Cmd
+	Front   Front
+	Health  int // port of /healthz, /readyz, /metrics
+	Started time.Time
+	Dir     string
+
+	logs lockedBuffer
+	done chan struct{}
+	err  error
+}
+
+// SidecarConfig is how to start one.
+type SidecarConfig struct {
+	Binary     string
+	HAProxy    string
+	Kubeconfig string
+	Dir        string // working directory: config-dir and master socket
+	Ports      [4]int // http, https, health, debug on 127.0.0.1
+	Extra      []string
+}
+
+// StartSidecar starts the sidecar with default flags apart from what it
+// must be told (kubeconfig, config dir, socket, listeners, HAProxy binary).
+func StartSidecar(c SidecarConfig) (*Sidecar, error) {
+	s := &Sidecar{Front: Front{HTTPPort: c.Ports[0], HTTPSPort: c.Ports[1]}, Health: c.Ports[2], Dir: c.Dir, done: make(chan struct{})}
+	args := append([]string{"run", "--kubeconfig", c.Kubeconfig,
+		"--config-dir", filepath.Join(c.Dir, "config"), "--master-socket", filepath.Join(c.Dir, "master.sock"),
+		"--haproxy-start", "--haproxy", c.HAProxy,
+		"--http-bind", "127.0.0.1:" + strconv.Itoa(c.Ports[0]), "--https-bind", "127.0.0.1:" + strconv.Itoa(c.Ports[1]),
+		"--health-addr", "127.0.0.1:" + strconv.Itoa(c.Ports[2]), "--debug-addr", "127.0.0.1:" + strconv.Itoa(c.Ports[3]),
+	}, c.Extra...)
+	s.Cmd = exec.Command(c.Binary, args...)
+	s.Cmd.Stdout, s.Cmd.Stderr = &s.logs, &s.logs
+	s.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	s.Started = time.Now()
+	if err := s.Cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { s.err = s.Cmd.Wait(); close(s.done) }()
+	return s, nil
+}
+
+// Exited reports whether the sidecar has ended.
+func (s *Sidecar) Exited() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Logs is the tail of the sidecar's output.
+func (s *Sidecar) Logs(n int) string {
+	l := s.logs.String()
+	if len(l) > n {
+		return "…" + l[len(l)-n:]
+	}
+	return l
+}
+
+// Stop sends SIGTERM and waits; then kills what is left of its process
+// group and any HAProxy it started (found by its config directory in the
+// command line; HAProxy runs in a process group of its own).
+func (s *Sidecar) Stop() error {
+	var err error
+	if !s.Exited() {
+		_ = s.Cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			err = errors.New("haproxy-sidecar did not stop within 30s of SIGTERM")
+		}
+	}
+	_ = syscall.Kill(-s.Cmd.Process.Pid, syscall.SIGKILL)
+	<-s.done
+	for _, pid := range pidsWithArg(filepath.Join(s.Dir, "config")) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return err
+}
+
+// pidsWithArg lists processes with an argument starting with prefix.
+func pidsWithArg(prefix string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		for _, arg := range bytes.Split(cmdline, []byte{0}) {
+			if bytes.HasPrefix(arg, []byte(prefix)) {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// PeakRSS is the sidecar process's peak resident set size (VmHWM).
+func (s *Sidecar) PeakRSS() (int64, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(s.Cmd.Process.Pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmHWM %q: %w", v, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/PID/status")
+}
+
+var metricsClient = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 5 * time.Second}
+
+// Passes is the number of passes of the sidecar's loop so far, of any
+// outcome (haproxy_sidecar_passes_total on the health address's /metrics).
+func (s *Sidecar) Passes() (int64, error) {
+	resp, err := metricsClient.Get("http://127.0.0.1:" + strconv.Itoa(s.Health) + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("/metrics: %s", resp.Status)
+	}
+	var total float64
+	found := false
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "haproxy_sidecar_passes_total") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("/metrics line %q: %w", line, err)
+		}
+		total += v
+		found = true
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	if !found {
+		return 0, errors.New("/metrics has no haproxy_sidecar_passes_total yet")
+	}
+	return int64(total), nil
+}
+
+// WaitIdle waits until the loop has finished a pass after `after` passes
+// and then made no other pass for quiet: the change just served has been
+// written out, so the next one is measured alone. It gives up after limit.
+func (s *Sidecar) WaitIdle(ctx context.Context, after int64, quiet, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	last, since := int64(-1), time.Now()
+	for {
+		n, err := s.Passes()
+		now := time.Now()
+		if err == nil {
+			if n != last {
+				last, since = n, now
+			} else if n > after && now.Sub(since) >= quiet {
+				return nil
+			}
+		}
+		if now.After(deadline) {
+			return fmt.Errorf("sidecar not idle within %s (passes %d, waiting for more than %d; %v)", limit, last, after, err)
+		}
+		if s.Exited() {
+			return errors.New("haproxy-sidecar exited")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
