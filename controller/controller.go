@@ -323,15 +323,13 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		c.passStart.Store(time.Now().UnixNano())
 		rec := &Pass{ID: c.passID.Add(1), Time: time.Now()}
-		if since := c.pendingSince.Swap(0); since != 0 {
-			rec.ChangeToApplied = -time.Duration(since) // completed in record
-		}
+		changedAt := c.pendingSince.Swap(0) // 0: a retry, not a change
 		old, next, err := c.pass(ctx, rec)
 		c.passStart.Store(0)
 		if err != nil && ctx.Err() != nil {
 			return nil
 		}
-		c.record(rec, err, old, next, diffs)
+		c.record(rec, err, changedAt, old, next, diffs)
 		if err != nil {
 			c.stats.failures.Add(1)
 			c.failed(err)
@@ -346,17 +344,17 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // record finishes a pass's record and hands it to the history and
 // OnPass.
-func (c *Controller) record(rec *Pass, err error, old, next *render.Output, diffs chan<- diffJob) {
+// changedAt is when the first change this pass took in was notified
+// (UnixNano), 0 for a retry.
+func (c *Controller) record(rec *Pass, err error, changedAt int64, old, next *render.Output, diffs chan<- diffJob) {
 	rec.Took = time.Since(rec.Time)
 	if err != nil {
 		rec.Outcome, rec.Error = OutcomeFailed, err.Error()
 	}
-	if rec.ChangeToApplied < 0 {
+	if changedAt != 0 {
 		switch rec.Outcome {
 		case OutcomeRuntime, OutcomeReload, OutcomeUnchanged, OutcomeWritten:
-			rec.ChangeToApplied = time.Since(time.Unix(0, int64(-rec.ChangeToApplied)))
-		default:
-			rec.ChangeToApplied = 0
+			rec.ChangeToApplied = time.Since(time.Unix(0, changedAt))
 		}
 	}
 	if c.cfg.History != nil && rec.Changed() {

@@ -1,0 +1,104 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
+)
+
+// Predict is the planner `run` uses, and says why it reloads; the runtime
+// commands are the ones MasterCLI sends.
+func TestPredict(t *testing.T) {
+	base := cluster{services: map[string][]string{"a": {"10.0.0.1"}}, routes: []string{"x.test/=a"}}
+	old := base.state(t)
+	moved := cluster{services: map[string][]string{"a": {"10.0.0.2"}}, routes: []string{"x.test/=a", "y.test/=a"}}.state(t)
+	p := Predict(old.model, old.out, moved.model, moved.out)
+	want := []string{
+		"set server ns_a_80/s1 addr 10.0.0.2 port 8080", "set server ns_a_80/s1 state ready",
+		"add map maps/prefix.map y.test/ ns_a_80",
+	}
+	if p.Method != MethodRuntime || strings.Join(p.Commands, "\n") != strings.Join(want, "\n") {
+		t.Errorf("runtime change: %s %q, want runtime %q", p.Method, p.Commands, want)
+	}
+	grown := cluster{services: map[string][]string{"a": {"10.0.0.1"}, "b": {"10.0.0.3"}}, routes: []string{"x.test/=a", "z.test/=b"}}.state(t)
+	if p := Predict(old.model, old.out, grown.model, grown.out); p.Method != MethodReload || !strings.Contains(p.Reason, "backends were added") {
+		t.Errorf("new backend: %+v", p)
+	}
+	if p := Predict(old.model, old.out, old.model, old.out); p.Method != MethodNone {
+		t.Errorf("same output: %+v", p)
+	}
+}
+
+// What triggered a pass: objects added, updated (compared in full only
+// when the pointer differs) and deleted.
+func TestObjectChanges(t *testing.T) {
+	svc := func(name, port string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: port, Port: 80}}}}
+	}
+	same, changed, gone := svc("same", "http"), svc("changed", "http"), svc("gone", "http")
+	old := render.Inputs{Services: []*corev1.Service{same, changed, gone}}
+	next := render.Inputs{Services: []*corev1.Service{svc("same", "http"), svc("changed", "web"), svc("new", "http")}}
+	var got []string
+	for _, c := range ObjectChanges(old, next) {
+		got = append(got, c.String())
+	}
+	want := "updated Service ns/changed, deleted Service ns/gone, added Service ns/new"
+	if strings.Join(got, ", ") != want {
+		t.Errorf("changes: %q, want %q", strings.Join(got, ", "), want)
+	}
+	if len(capChanges(make([]Change, maxTrigger+10))) != maxTrigger+1 {
+		t.Error("capChanges keeps more than maxTrigger changes and a summary")
+	}
+}
+
+// A diff never shows key bytes: certificates are compared through their
+// description (render.DescribePEM), so two files that differ only in the
+// key look the same to it and the diff says "private key changed".
+func TestFileDiffHidesKeys(t *testing.T) {
+	renderTLS := func(certPEM, keyPEM []byte) *render.Output {
+		t.Helper()
+		cls := "haproxy"
+		in := render.Inputs{
+			IngressClasses: []*networkingv1.IngressClass{{ObjectMeta: metav1.ObjectMeta{Name: cls},
+				Spec: networkingv1.IngressClassSpec{Controller: render.DefaultControllerName}}},
+			Secrets: []*corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "tls"}, Type: corev1.SecretTypeTLS,
+				Data: map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}}},
+			Ingresses: []*networkingv1.Ingress{{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "ing"},
+				Spec: networkingv1.IngressSpec{IngressClassName: &cls, TLS: []networkingv1.IngressTLS{{Hosts: []string{"a.test"}, SecretName: "tls"}}}}},
+		}
+		tmpl, err := templates.Load("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := render.Render(render.BuildModel(in, render.Options{}), render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	cert1, key1 := testenv.SelfSigned(t, "a.test", "one")
+	cert2, key2 := testenv.SelfSigned(t, "a.test", "two")
+	d := FileDiff(renderTLS(cert1, key1), renderTLS(cert2, key2))
+	for _, k := range [][]byte{key1, key2} {
+		body := strings.Join(strings.Split(string(k), "\n")[1:3], "")
+		for i := 0; i+16 <= len(body); i += 16 {
+			if strings.Contains(d, body[i:i+16]) {
+				t.Fatalf("diff shows key bytes:\n%s", d)
+			}
+		}
+	}
+	if !strings.Contains(d, "certs/ns_tls.pem") || !strings.Contains(d, "sha256") || !strings.Contains(d, "O=two") {
+		t.Errorf("certificate diff:\n%s", d)
+	}
+	if shown("certs/x.pem", append(cert1, key1...)) != shown("certs/x.pem", append(cert1, key2...)) {
+		t.Error("the shown form of a certificate file depends on its key")
+	}
+}
