@@ -250,11 +250,14 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 	if err := src.start(ctx, g); err != nil {
 		return err
 	}
+	fatal := make(chan error, 1)
 	if hap.wait != nil {
 		g.run("master socket wait", func(ctx context.Context) error {
 			if err := hap.wait(ctx); err != nil {
-				cancel() // the pod is broken: let it be restarted
-				return err
+				// The pod is broken: exit non-zero so it is restarted.
+				fatal <- err
+				cancel()
+				return nil
 			}
 			ctl.Notify()
 			return nil
@@ -264,7 +267,12 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 		zap.String("master_socket", f.masterSocket), zap.Bool("haproxy_start", f.haproxyStart))
 	err = ctl.Run(ctx)
 	log.Info("stopping", zap.Any("stats", ctl.Stats()))
-	return err
+	select {
+	case ferr := <-fatal:
+		return ferr
+	default:
+		return err
+	}
 }
 
 // prepareConfigDir opens (and repairs) the config-dir and makes sure it
