@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -362,28 +363,68 @@ func listFiles(path string) (files, unreadableDirs []string, problems []render.P
 	return files, unreadableDirs, problems, nil
 }
 
-// decodeFile splits one file into documents and decodes them. Objects get
-// their default namespace here, once, since a Reader reuses them.
+// decodeFile splits one file into documents and decodes them, in
+// parallel when there are many (a 10k-Ingress `kubectl get -o yaml` dump is
+// one file). Objects get their default namespace here, once, since a
+// Reader reuses them. The result is in document order either way.
 func decodeFile(name string, data []byte) ([]decoded, []render.Problem) {
-	d := &decoder{}
+	type doc struct {
+		where string
+		raw   []byte
+	}
+	var docs []doc
+	var tail []render.Problem
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for doc := 1; ; doc++ {
+	for n := 1; ; n++ {
 		raw, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		where := fmt.Sprintf("%s (document %d)", name, doc)
+		where := fmt.Sprintf("%s (document %d)", name, n)
 		if err != nil {
-			d.report(render.Warning, render.FileInvalid, where, "cannot be read: %s; rest of file skipped", safeError(err))
+			tail = append(tail, fileProblem(render.Warning, render.FileInvalid, where,
+				fmt.Sprintf("cannot be read: %s; rest of file skipped", safeError(err))))
 			break
 		}
 		if len(bytes.TrimSpace(stripComments(raw))) == 0 {
 			continue
 		}
-		d.decode(where, raw)
+		docs = append(docs, doc{where, raw})
 	}
-	return d.objects, d.problems
+	results := make([]decoder, len(docs))
+	decode := func(i int) { results[i].decode(docs[i].where, docs[i].raw) }
+	if workers := min(goruntime.GOMAXPROCS(0), len(docs)/parallelDecodeMin); workers > 1 {
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range workers {
+			wg.Go(func() {
+				for i := range next {
+					decode(i)
+				}
+			})
+		}
+		for i := range docs {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+	} else {
+		for i := range docs {
+			decode(i)
+		}
+	}
+	var objects []decoded
+	var problems []render.Problem
+	for i := range results {
+		objects = append(objects, results[i].objects...)
+		problems = append(problems, results[i].problems...)
+	}
+	return objects, append(problems, tail...)
 }
+
+// parallelDecodeMin is how many documents each decoding goroutine must
+// have for parallel decoding to be worth starting them.
+const parallelDecodeMin = 64
 
 type decoder struct {
 	objects  []decoded

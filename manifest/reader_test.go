@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -226,6 +227,33 @@ func TestDecodeErrorsDoNotQuoteData(t *testing.T) {
 			if strings.Contains(s, chunk) {
 				t.Errorf("problem quotes the key: %q", s)
 			}
+		}
+	}
+}
+
+// A file with many documents is decoded in parallel; objects and problems
+// still come in document order.
+func TestDecodeManyDocumentsInOrder(t *testing.T) {
+	var b strings.Builder
+	for i := range 400 {
+		if i%50 == 7 {
+			b.WriteString("apiVersion: v1\nkind: Service\nmetadata: [broken\n---\n")
+			continue
+		}
+		fmt.Fprintf(&b, "%s---\n", svcDoc(fmt.Sprintf("s%03d", i)))
+	}
+	in, problems := Decode("many.yaml", []byte(b.String()))
+	if len(in.Services) != 392 || len(problems) != 8 {
+		t.Fatalf("%d services, %d problems", len(in.Services), len(problems))
+	}
+	for i := 1; i < len(in.Services); i++ {
+		if in.Services[i-1].Name >= in.Services[i].Name {
+			t.Fatalf("services out of document order at %d: %s, %s", i, in.Services[i-1].Name, in.Services[i].Name)
+		}
+	}
+	for i, p := range problems {
+		if want := fmt.Sprintf("(document %d)", i*50+8); !strings.Contains(p.Name, want) {
+			t.Errorf("problem %d is %q, want %s", i, p.String(), want)
 		}
 	}
 }
