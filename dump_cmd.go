@@ -191,6 +191,12 @@ func printPass(w io.Writer, p *controller.Pass) {
 	if p.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", strings.ReplaceAll(p.Error, "\n", "\n    "))
 	}
+	for _, pr := range p.NewProblems {
+		fmt.Fprintf(w, "  new problem: %s [%s]\n", pr.Report(), pr.Reason)
+	}
+	for _, pr := range p.GoneProblems {
+		fmt.Fprintf(w, "  resolved: %s [%s]\n", pr.Report(), pr.Reason)
+	}
 	if p.Diff != "" {
 		fmt.Fprintln(w, "  diff:")
 		for line := range strings.Lines(p.Diff) {

@@ -446,6 +446,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 		}
 		rec.Problems = len(problems)
 		c.mu.Lock()
+		rec.NewProblems, rec.GoneProblems = problemChanges(c.problems, problems)
 		c.problems = problems
 		c.lastInputs, c.lastRendGen = idx, rendGen
 		c.mu.Unlock()

@@ -89,8 +89,34 @@ type Pass struct {
 	// Diff is the unified diff of every generated file (certificates by
 	// fingerprint, never key bytes).
 	Diff string `json:"diff,omitempty"`
-	// Problems is the number of problems after the pass.
-	Problems int `json:"problems"`
+	// Problems is the number of problems after the pass; NewProblems and
+	// GoneProblems are the ones it added and resolved (at most
+	// maxTrigger each), with their typed reasons.
+	Problems     int              `json:"problems"`
+	NewProblems  []render.Problem `json:"new_problems,omitempty"`
+	GoneProblems []render.Problem `json:"gone_problems,omitempty"`
+}
+
+// problemChanges lists the problems in next but not in old, and the other
+// way round, compared as reported.
+func problemChanges(old, next []render.Problem) (added, gone []render.Problem) {
+	was := make(map[string]bool, len(old))
+	for _, p := range old {
+		was[p.Report()] = true
+	}
+	now := make(map[string]bool, len(next))
+	for _, p := range next {
+		now[p.Report()] = true
+		if !was[p.Report()] && len(added) < maxTrigger {
+			added = append(added, p)
+		}
+	}
+	for _, p := range old {
+		if !now[p.Report()] && len(gone) < maxTrigger {
+			gone = append(gone, p)
+		}
+	}
+	return added, gone
 }
 
 // Changed is true for passes that belong in the history: anything but

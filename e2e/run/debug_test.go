@@ -233,8 +233,17 @@ func TestDumpAndHistory(t *testing.T) {
 			t.Errorf("certificate change diff:\n%s", p.Diff)
 		}
 
+		// A problem that appears is in the pass that brought it, with its
+		// typed reason.
+		s.write("bad.yaml", ingress("bad", "bad.test", "/", "ghost"))
+		p = s.waitPass(p.ID)
+		if len(p.NewProblems) != 1 || p.NewProblems[0].Reason != "BackendNotFound" || p.NewProblems[0].Name != "bad" {
+			t.Errorf("new problems of the pass: %+v", p.NewProblems)
+		}
+
 		text, err := s.dump("--history")
-		if err != nil || !strings.Contains(text, "reload because: backends were added") || !strings.Contains(text, "runtime API commands:") {
+		if err != nil || !strings.Contains(text, "reload because: backends were added") || !strings.Contains(text, "runtime API commands:") ||
+			!strings.Contains(text, "new problem: warning: Ingress default/bad") {
 			t.Errorf("dump --history: %v\n%s", err, text)
 		}
 		_, raw := httpGet(t, s.adminPort, "/history")
