@@ -113,9 +113,6 @@ type slotOp struct {
 	port            int
 }
 
-// mapFiles are the files HAProxy can change at run time (add/set/del map).
-var mapFiles = []string{render.ExactMapFile, render.PrefixMapFile, render.TLSHostsMapFile}
-
 // diff plans the change from old to next. Without an old state (first run,
 // or after a failure left HAProxy in an unknown state) it reloads.
 func diff(old *state, next *state) plan {
@@ -127,7 +124,7 @@ func diff(old *state, next *state) plan {
 	}
 	// Certificates, crt-list and anything a template adds need a reload.
 	for _, f := range next.out.Files {
-		if f.Path == render.ConfigFile || slices.Contains(mapFiles, f.Path) {
+		if f.Path == render.ConfigFile || slices.Contains(render.RuntimeMaps, f.Path) {
 			continue
 		}
 		if !bytes.Equal(f.Data, old.out.Get(f.Path)) {
@@ -153,8 +150,8 @@ func diff(old *state, next *state) plan {
 			p.slots = append(p.slots, slotChanges(&old.model.Backends[i], &next.model.Backends[i])...)
 		}
 	}
-	for _, name := range mapFiles {
-		p.maps = append(p.maps, mapChanges(name, old.out.Get(name), next.out.Get(name))...)
+	for _, name := range render.RuntimeMaps {
+		p.maps = append(p.maps, mapChanges(name, old.out.MapEntries(name), next.out.MapEntries(name))...)
 	}
 	return p
 }
@@ -219,9 +216,9 @@ func slotChanges(old, next *render.Backend) []slotOp {
 	return ops
 }
 
-// mapChanges compares two map files entry by entry.
-func mapChanges(name string, old, next []byte) []mapOp {
-	was, now := parseMap(old), parseMap(next)
+// mapChanges compares two map files' entries (render's values, not the
+// files' bytes).
+func mapChanges(name string, was, now map[string]string) []mapOp {
 	var ops []mapOp
 	for _, k := range sortedKeys(was) {
 		if _, ok := now[k]; !ok {
@@ -239,20 +236,6 @@ func mapChanges(name string, old, next []byte) []mapOp {
 		}
 	}
 	return ops
-}
-
-// parseMap reads "key value" lines, skipping comments, as HAProxy does.
-func parseMap(data []byte) map[string]string {
-	m := map[string]string{}
-	for line := range bytes.Lines(data) {
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 || line[0] == '#' {
-			continue
-		}
-		k, v, _ := bytes.Cut(line, []byte(" "))
-		m[string(k)] = string(bytes.TrimSpace(v))
-	}
-	return m
 }
 
 func sortedKeys(m map[string]string) []string {

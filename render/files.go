@@ -269,7 +269,7 @@ func hostsMap(hosts []string, certs []Certificate) []byte {
 			b.WriteString("# " + origins + "\n")
 		}
 		b.WriteString(h)
-		b.WriteString(" 1\n")
+		b.WriteString(" " + tlsHostValue + "\n")
 	}
 	return b.Bytes()
 }
