@@ -33,11 +33,9 @@ type Renderer func(render.Inputs) (*render.Model, *render.Output, error)
 // provides it.
 type HAProxy interface {
 	Reload(ctx context.Context) (reload.ReloadResult, error)
-	AddMapEntry(ctx context.Context, mapName, key, value string) error
-	SetMapEntry(ctx context.Context, mapName, key, value string) error
-	DelMapEntry(ctx context.Context, mapName, key string) error
-	SetServerAddr(ctx context.Context, backend, server, addr string, port int) error
-	SetServerState(ctx context.Context, backend, server, state string) error
+	// Send runs a pass's runtime API commands in order, in as few
+	// master-CLI connections as possible.
+	Send(ctx context.Context, b *reload.Batch) error
 }
 
 // Config wires a Controller.
@@ -654,42 +652,34 @@ func (c *Controller) setCurrent(s *state) {
 	}
 }
 
-// applyRuntime makes map and server slot changes in the running worker.
+// applyRuntime makes map and server slot changes in the running worker,
+// in one batch.
 func (c *Controller) applyRuntime(ctx context.Context, p plan) error {
-	h := c.cfg.HAProxy
+	if p.runtimeOps() == 0 {
+		return nil
+	}
+	var b reload.Batch
 	for _, op := range p.slots {
 		if op.addr == "" {
 			// Back to the placeholder the file has for an empty slot.
-			if err := h.SetServerState(ctx, op.backend, op.server, "maint"); err != nil {
-				return err
-			}
-			if err := h.SetServerAddr(ctx, op.backend, op.server, render.PlaceholderAddr, render.PlaceholderPort); err != nil {
-				return err
-			}
+			b.SetServerState(op.backend, op.server, reload.StateMaint)
+			b.SetServerAddr(op.backend, op.server, render.PlaceholderAddr, render.PlaceholderPort)
 			continue
 		}
-		if err := h.SetServerAddr(ctx, op.backend, op.server, op.addr, op.port); err != nil {
-			return err
-		}
-		if err := h.SetServerState(ctx, op.backend, op.server, "ready"); err != nil {
-			return err
-		}
+		b.SetServerAddr(op.backend, op.server, op.addr, op.port)
+		b.SetServerState(op.backend, op.server, reload.StateReady)
 	}
 	for _, op := range p.maps {
-		var err error
 		switch {
 		case op.value == "":
-			err = h.DelMapEntry(ctx, op.file, op.key)
+			b.DelMap(op.file, op.key)
 		case op.add:
-			err = h.AddMapEntry(ctx, op.file, op.key, op.value)
+			b.AddMap(op.file, op.key, op.value)
 		default:
-			err = h.SetMapEntry(ctx, op.file, op.key, op.value)
-		}
-		if err != nil {
-			return err
+			b.SetMap(op.file, op.key, op.value)
 		}
 	}
-	return nil
+	return c.cfg.HAProxy.Send(ctx, &b)
 }
 
 func sameFiles(a, b *render.Output) bool {
