@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ type settings struct {
 	reloads   int      // BENCH_RELOADS: reload-path changes, default 30
 	starts    int      // BENCH_STARTS: sidecar starts, default 5
 	tlsStarts int      // BENCH_TLS_STARTS: sidecar starts in the TLS variant, default 1 (each takes minutes today)
-	out       string   // BENCH_OUT: file the results table is written to
+	out       string   // BENCH_OUT: file the results table is written to (BENCH_LABEL: text for its title)
 	goResults []string // BENCH_GO_RESULTS: files of `go test -bench` output to add to the table
 	binary    string   // BENCH_SIDECAR_BIN: a built haproxy-sidecar; default: go build of this tree
 }
@@ -138,7 +139,9 @@ func BenchmarkCluster(b *testing.B) {
 		}
 	}
 	table := Table(rows)
-	header := fmt.Sprintf("Results (%s, %d cores, sidecar %s)\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), nproc(), describeBinary(set.binary))
+	header := fmt.Sprintf("Results %s(%s): %d cores, %s memory, sidecar %s, %s\n\n",
+		labelOf(os.Getenv("BENCH_LABEL")), time.Now().UTC().Format("2006-01-02 15:04 MST"), nproc(), memTotal(),
+		describeBinary(set.binary), haproxyVersions(bins, set.versions))
 	fmt.Printf("\n%s%s\n", header, table)
 	if set.out != "" {
 		if err := os.WriteFile(set.out, []byte(header+table), 0o644); err != nil {
@@ -153,6 +156,46 @@ func nproc() int {
 		return 0
 	}
 	return strings.Count(string(data), "\nprocessor") + map[bool]int{true: 1}[strings.HasPrefix(string(data), "processor")]
+}
+
+func labelOf(l string) string {
+	if l = strings.TrimSpace(l); l != "" {
+		return l + " "
+	}
+	return ""
+}
+
+// memTotal is MemTotal of /proc/meminfo in GiB.
+func memTotal() string {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			if err == nil {
+				return fmt.Sprintf("%.1f GiB", kb/(1<<20))
+			}
+		}
+	}
+	return "?"
+}
+
+// haproxyVersions is the first line of `haproxy -v` of each version used.
+func haproxyVersions(bins map[string]string, versions []string) string {
+	var out []string
+	for _, v := range versions {
+		line := "HAProxy " + v + " (?)"
+		if data, err := exec.Command(bins[v], "-v").Output(); err == nil {
+			first, _, _ := strings.Cut(string(data), "\n")
+			if f := strings.Fields(first); len(f) >= 3 {
+				line = "HAProxy " + f[2]
+			}
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, ", ")
 }
 
 func describeBinary(path string) string {

@@ -124,7 +124,7 @@ func GoBenchRows(r io.Reader) ([]Row, error) {
 			Figure:  "go test: " + name,
 			Samples: len(rs),
 			P50:     Ms(time.Duration(med.ns)),
-			Notes:   "ns/op (median run) in p50; " + med.notes,
+			Notes:   strings.TrimSuffix("ns/op (median run) in p50; "+med.notes, "; "),
 		})
 	}
 	return rows, nil
