@@ -1,10 +1,12 @@
 package reload
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -56,6 +58,11 @@ type Store struct {
 	mu  sync.Mutex
 	// repaired is the last repair of the current link, for /status.
 	repaired *Repair
+	// live caches the files of generation liveGen as this Store wrote
+	// them, so that a pass neither reads the whole live generation back
+	// nor rewrites unchanged files (see liveFiles and writeTmp).
+	live    Files
+	liveGen int
 }
 
 // Repair describes a current link that was found missing or broken and
@@ -224,7 +231,7 @@ func (s *Store) Apply(ctx context.Context, files Files, validate func(dir string
 	case err != nil:
 		return Result{}, err
 	default:
-		live, err := readGen(s.genDir(cur))
+		live, err := s.liveFiles(cur)
 		if err != nil {
 			return Result{}, err
 		}
@@ -247,7 +254,7 @@ func (s *Store) Apply(ctx context.Context, files Files, validate func(dir string
 	// Validated under its temporary name: a gen-N directory exists only
 	// once it passed, so Repair never restores a candidate that failed or
 	// whose validation a crash interrupted.
-	tmp, err := s.writeTmp(gen, files)
+	tmp, err := s.writeTmp(gen, files, cur)
 	if err != nil {
 		return unchanged, err
 	}
@@ -268,6 +275,7 @@ func (s *Store) Apply(ctx context.Context, files Files, validate func(dir string
 	if err := s.activate(gen, cur); err != nil {
 		return unchanged, err
 	}
+	s.remember(gen, files)
 	return Result{Changed: true, Generation: gen, Dir: dir}, nil
 }
 
@@ -298,7 +306,7 @@ func (s *Store) Bootstrap(files Files) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	tmp, err := s.writeTmp(gen, files)
+	tmp, err := s.writeTmp(gen, files, 0)
 	if err != nil {
 		return Result{}, err
 	}
@@ -309,6 +317,7 @@ func (s *Store) Bootstrap(files Files) (Result, error) {
 	if err := s.activate(gen, 0); err != nil {
 		return Result{}, err
 	}
+	s.remember(gen, files)
 	return Result{Changed: true, Generation: gen, Dir: dir}, nil
 }
 
@@ -367,7 +376,12 @@ func (s *Store) nextGen() (int, error) {
 // every file and directory; publish then renames it to gen-<N>. A gen-<N>
 // directory is therefore always complete; a crash leaves only a .tmp-*
 // directory that prune removes.
-func (s *Store) writeTmp(gen int, files Files) (string, error) {
+//
+// A file whose bytes equal the live generation's (prev) is hard-linked
+// from it instead: generations are never modified once written, so both
+// may share it, and at 10k Ingresses and 1k certificates a pass then writes
+// and fsyncs only what changed.
+func (s *Store) writeTmp(gen int, files Files, prev int) (string, error) {
 	tmp := filepath.Join(s.dir, tmpPrefix+genPrefix+strconv.Itoa(gen))
 	if err := os.RemoveAll(tmp); err != nil {
 		return "", fmt.Errorf("store: clear %s: %w", tmp, err)
@@ -391,6 +405,12 @@ func (s *Store) writeTmp(gen int, files Files) (string, error) {
 			for d := parent; d != tmp; d = filepath.Dir(d) {
 				dirs[d] = true
 			}
+		}
+		if prev != 0 && s.liveGen == prev && s.live != nil && bytes.Equal(s.live[name], files[name]) && s.live[name] != nil {
+			if err := os.Link(filepath.Join(s.genDir(prev), filepath.FromSlash(name)), p); err == nil {
+				continue
+			}
+			// Not linkable (a file system without hard links): write it.
 		}
 		if err := writeFileSync(p, files[name], fileMode); err != nil {
 			return fail(err)
@@ -421,6 +441,37 @@ func (s *Store) publish(tmp string, gen int) (string, error) {
 		return "", err
 	}
 	return final, nil
+}
+
+// remember caches files as the content of the live generation gen.
+func (s *Store) remember(gen int, files Files) {
+	s.live = maps.Clone(files)
+	s.liveGen = gen
+}
+
+// liveFiles returns the files of the live generation cur: the cached copy
+// when this Store wrote it and every file still has the size it wrote
+// (a cheap check against hand edits), else read from disk.
+func (s *Store) liveFiles(cur int) (Files, error) {
+	if s.liveGen == cur && s.live != nil {
+		intact := true
+		for name, b := range s.live {
+			st, err := os.Lstat(filepath.Join(s.genDir(cur), filepath.FromSlash(name)))
+			if err != nil || !st.Mode().IsRegular() || st.Size() != int64(len(b)) {
+				intact = false
+				break
+			}
+		}
+		if intact {
+			return s.live, nil
+		}
+	}
+	files, err := readGen(s.genDir(cur))
+	if err != nil {
+		return nil, err
+	}
+	s.live, s.liveGen = files, cur
+	return files, nil
 }
 
 // activate points current at gen (atomically, via rename(2) of a temporary

@@ -311,3 +311,59 @@ func TestStoreRepair(t *testing.T) {
 		t.Errorf("previous -> %s, want gen-2", got)
 	}
 }
+
+// Unchanged files are hard-linked from the live generation, not written
+// again; a file edited by hand in the live generation is not trusted.
+func TestStoreLinksUnchangedFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nop := func(string) error { return nil }
+	cert := []byte("-----BEGIN CERTIFICATE-----\nunchanged\n-----END CERTIFICATE-----\n")
+	v1 := Files{"haproxy.cfg": []byte(baseConfig + "# 1\n"), "certs/a.pem": cert}
+	v2 := Files{"haproxy.cfg": []byte(baseConfig + "# 2\n"), "certs/a.pem": cert}
+	r1, err := s.Apply(ctx, v1, nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := s.Apply(ctx, v2, nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stat := func(gen string, name string) os.FileInfo {
+		t.Helper()
+		st, err := os.Stat(filepath.Join(gen, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if !os.SameFile(stat(r1.Dir, "certs/a.pem"), stat(r2.Dir, "certs/a.pem")) {
+		t.Error("an unchanged file was written again instead of linked")
+	}
+	if os.SameFile(stat(r1.Dir, "haproxy.cfg"), stat(r2.Dir, "haproxy.cfg")) {
+		t.Error("a changed file was linked")
+	}
+	if cur, err := s.Current(); err != nil || !cur.Equal(v2) {
+		t.Fatalf("current: %v %v", cur.Names(), err)
+	}
+
+	// A hand edit of the live generation (another size) is noticed: the
+	// same files are then written again rather than declared unchanged.
+	if err := os.Remove(filepath.Join(r2.Dir, "haproxy.cfg")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r2.Dir, "haproxy.cfg"), []byte("edited by hand\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	r3, err := s.Apply(ctx, v2, nop)
+	if err != nil || !r3.Changed {
+		t.Fatalf("apply after a hand edit: %+v %v", r3, err)
+	}
+	if cur, _ := s.Current(); !cur.Equal(v2) {
+		t.Error("the hand-edited file stayed live")
+	}
+}
