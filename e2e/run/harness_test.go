@@ -245,74 +245,23 @@ func startEcho(t testing.TB, name string) *echo {
 	return e
 }
 
-// Manifest builders. EndpointSlices may name 127.0.0.1 here: no API server
-// checks them.
+// Manifest builders: sidecartest's (EndpointSlices may name 127.0.0.1
+// here: no API server checks them).
 
-const ingressClass = `apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata:
-  name: haproxy
-  annotations:
-    ingressclass.kubernetes.io/is-default-class: "true"
-spec:
-  controller: haproxy-sidecar.io/controller
-`
+const ingressClass = sidecartest.IngressClass
 
 // app is a Service named name whose endpoints are the given echo servers.
 func app(name string, backends ...*echo) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `apiVersion: v1
-kind: Service
-metadata:
-  name: %s
-spec:
-  ports:
-  - name: http
-    port: 80
-`, name)
+	es := make([]*sidecartest.Echo, len(backends))
 	for i, e := range backends {
-		fmt.Fprintf(&b, `---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: %s-%d
-  labels:
-    kubernetes.io/service-name: %s
-addressType: IPv4
-ports:
-- name: http
-  port: %d
-endpoints:
-- addresses: ["127.0.0.1"]
-`, name, i, name, e.port)
+		es[i] = &sidecartest.Echo{Name: e.name, Port: e.port}
 	}
-	return b.String()
+	return sidecartest.App(name, es...)
 }
 
 // ingress routes host+path (Prefix) to a Service.
 func ingress(name, host string, routes ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: %s
-spec:
-  rules:
-  - host: %s
-    http:
-      paths:
-`, name, host)
-	for i := 0; i+1 < len(routes); i += 2 {
-		fmt.Fprintf(&b, `      - path: %s
-        pathType: Prefix
-        backend:
-          service:
-            name: %s
-            port:
-              name: http
-`, routes[i], routes[i+1])
-	}
-	return b.String()
+	return sidecartest.Ingress(name, host, routes...)
 }
 
 // killHAProxy kills the master and its workers at once, like a crashed
