@@ -61,7 +61,13 @@ func diffCommand(_ context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stderr, "diff: %v\n", err)
 			return 2
 		}
-		m, out, err := renderFn(in)
+		// The new snapshot is rendered as run would render it while
+		// serving the old one (endpoints keep their server slots).
+		var previous *render.Model
+		if i == 1 {
+			previous = snaps[0].model
+		}
+		m, out, err := renderFn(in, previous)
 		if err != nil {
 			fmt.Fprintf(stderr, "diff: rendering %s: %v\n", path, err)
 			return 2

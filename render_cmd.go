@@ -46,7 +46,7 @@ func (f *renderFlags) register(fs *flag.FlagSet) {
 }
 
 // renderer turns inputs into files with the flags' settings.
-func (f *renderFlags) renderer() (func(render.Inputs) (*render.Model, *render.Output, error), error) {
+func (f *renderFlags) renderer() (func(render.Inputs, *render.Model) (*render.Model, *render.Output, error), error) {
 	tmpl, err := templates.Load(f.templatesDir)
 	if err != nil {
 		return nil, err
@@ -80,7 +80,9 @@ func (f *renderFlags) renderer() (func(render.Inputs) (*render.Model, *render.Ou
 		}
 	}
 	opts := render.Options{ControllerName: f.controllerName, SettingsConfigMap: f.settingsConfigMap}
-	return func(in render.Inputs) (*render.Model, *render.Output, error) {
+	return func(in render.Inputs, previous *render.Model) (*render.Model, *render.Output, error) {
+		opts := opts
+		opts.Previous = previous
 		m := render.BuildModel(in, opts)
 		out, err := render.Render(m, cfg)
 		return m, out, err
@@ -125,7 +127,7 @@ func renderCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "render: %v\n", err)
 		return 1
 	}
-	m, out, err := renderFn(in)
+	m, out, err := renderFn(in, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "render: %v\n", err)
 		return 1

@@ -300,7 +300,7 @@ func (f *runFlags) prepareConfigDir(log *zap.Logger) (*reload.Store, controller.
 	if err != nil {
 		return nil, nil, err
 	}
-	_, empty, err := renderer(render.Inputs{})
+	_, empty, err := renderer(render.Inputs{}, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rendering the bootstrap configuration: %w", err)
 	}

@@ -26,8 +26,9 @@ type Source interface {
 }
 
 // Renderer turns inputs into files (render.BuildModel + render.Render with
-// the command line's settings).
-type Renderer func(render.Inputs) (*render.Model, *render.Output, error)
+// the command line's settings). previous is the model HAProxy serves, or
+// nil: endpoints keep their server slots (render.Options.Previous).
+type Renderer func(in render.Inputs, previous *render.Model) (*render.Model, *render.Output, error)
 
 // HAProxy is what the loop needs from a running HAProxy; *reload.MasterCLI
 // provides it.
@@ -425,7 +426,15 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 		}
 		c.mu.Unlock()
 
-		model, out, err := renderer(in)
+		var previous *render.Model
+		if current != nil {
+			previous = current.model
+		} else {
+			c.mu.Lock()
+			previous = c.model // what is on disk
+			c.mu.Unlock()
+		}
+		model, out, err := renderer(in, previous)
 		renderDone := time.Now()
 		rec.Phases.Render = renderDone.Sub(readDone)
 		c.stats.renders.Add(1)

@@ -3,6 +3,7 @@ package controller
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
@@ -191,25 +192,22 @@ func onlyServerLinesDiffer(a, b []byte) bool {
 	return true
 }
 
-// slotChanges lists the slots whose endpoint changed. Slots are filled in
-// sorted endpoint order, exactly as the template renders them, so after
-// these changes HAProxy runs what the new configuration file says.
+// slotChanges lists the slots whose endpoint changed: render's slot
+// contents (Backend.SlotAddrs) are exactly what the template writes, so
+// after these changes HAProxy runs what the new configuration file says.
 func slotChanges(old, next *render.Backend) []slotOp {
 	var ops []slotOp
-	for i := range next.Slots {
-		var was, now string
-		if i < len(old.Servers) {
-			was = old.Servers[i].String()
-		}
-		if i < len(next.Servers) {
-			now = next.Servers[i].String()
+	for i, now := range next.SlotAddrs {
+		var was netip.AddrPort
+		if i < len(old.SlotAddrs) {
+			was = old.SlotAddrs[i]
 		}
 		if was == now {
 			continue
 		}
 		op := slotOp{backend: next.Name, server: render.SlotName(i)}
-		if i < len(next.Servers) {
-			op.addr, op.port = next.Servers[i].Addr().String(), int(next.Servers[i].Port())
+		if now.IsValid() {
+			op.addr, op.port = now.Addr().String(), int(now.Port())
 		}
 		ops = append(ops, op)
 	}

@@ -21,6 +21,8 @@ type cluster struct {
 	services map[string][]string
 	routes   []string
 	tlsHost  string // a TLS entry for this host when set
+	// prev is the model HAProxy serves, for stable server slots.
+	prev *render.Model
 }
 
 func (c cluster) state(t *testing.T) *state {
@@ -56,7 +58,7 @@ func (c cluster) state(t *testing.T) *state {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := render.BuildModel(in, render.Options{})
+	m := render.BuildModel(in, render.Options{Previous: c.prev})
 	out, err := render.Render(m, render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
 	if err != nil {
 		t.Fatal(err)
@@ -166,5 +168,26 @@ func TestPlanTemplateChanges(t *testing.T) {
 	}
 	if got := describe(diff(old, next)); got != "reload" {
 		t.Errorf("configuration changed outside server lines: plan %q, want reload", got)
+	}
+}
+
+// Removing one endpoint changes one server slot: the others keep theirs
+// (render.Options.Previous), and the file says the same.
+func TestPlanKeepsSurvivingEndpointsInTheirSlots(t *testing.T) {
+	old := cluster{services: map[string][]string{"a": {"10.0.0.1", "10.0.0.2", "10.0.0.3"}}, routes: []string{"x.test/=a"}}.state(t)
+	next := cluster{services: map[string][]string{"a": {"10.0.0.2", "10.0.0.3"}}, routes: []string{"x.test/=a"}, prev: old.model}.state(t)
+	if got := describe(diff(old, next)); got != "slot ns_a_80/s1=:0" {
+		t.Errorf("plan: %q, want only slot s1 emptied", got)
+	}
+	cfg := string(next.out.Get(render.ConfigFile))
+	for _, line := range []string{"server s1 127.0.0.1:1 id 1 disabled", "server s2 10.0.0.2:8080 id 2", "server s3 10.0.0.3:8080 id 3"} {
+		if !strings.Contains(cfg, line) {
+			t.Errorf("haproxy.cfg lacks %q", line)
+		}
+	}
+	// A new endpoint takes the free slot.
+	again := cluster{services: map[string][]string{"a": {"10.0.0.2", "10.0.0.3", "10.0.0.4"}}, routes: []string{"x.test/=a"}, prev: next.model}.state(t)
+	if got := describe(diff(next, again)); got != "slot ns_a_80/s1=10.0.0.4:8080" {
+		t.Errorf("plan: %q, want the new endpoint in s1", got)
 	}
 }

@@ -33,6 +33,10 @@ type Options struct {
 	// SettingsConfigMap is the ConfigMap holding the global settings, as
 	// "namespace/name"; empty means none (see Settings).
 	SettingsConfigMap string
+	// Previous is the model HAProxy serves, if any: endpoints it has in a
+	// server slot keep that slot (Backend.SlotAddrs). The output is still
+	// a function of the inputs, Previous being one of them.
+	Previous *Model
 }
 
 // BuildModel validates the objects and returns the routing model. It never
@@ -93,6 +97,20 @@ type builder struct {
 	certs    map[string]*Certificate // by namespace/secret
 	sniOwner map[string]string       // SNI host → namespace/secret of the certificate that won it
 	reported map[Problem]bool
+}
+
+// previousSlots returns the slot contents the backend name has in the
+// previous model (Backends are sorted by name).
+func (b *builder) previousSlots(name string) []netip.AddrPort {
+	prev := b.opts.Previous
+	if prev == nil {
+		return nil
+	}
+	i, ok := slices.BinarySearchFunc(prev.Backends, name, func(be Backend, n string) int { return strings.Compare(be.Name, n) })
+	if !ok {
+		return nil
+	}
+	return prev.Backends[i].SlotAddrs
 }
 
 // reporter reports the problems of one object. Every problem is created
@@ -374,6 +392,7 @@ func (b *builder) backend(r reporter, field string, ib *networkingv1.IngressBack
 		be := &Backend{Name: name, Namespace: ns, Service: s.Name, Port: sp.Port, PortName: sp.Name}
 		be.Servers = b.endpoints(svc, sp)
 		be.Slots = ServerSlots(len(be.Servers))
+		be.SlotAddrs = assignSlots(be.Servers, be.Slots, b.previousSlots(name))
 		b.backends[name] = be
 	}
 	if len(b.backends[name].Servers) == 0 {

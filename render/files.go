@@ -202,8 +202,8 @@ func Render(m *Model, cfg Config) (*Output, error) {
 			Servers: make([]ServerData, be.Slots)}
 		for i := range bd.Servers {
 			s := ServerData{Name: SlotName(i), ID: i + 1, Address: placeholderAddress, Disabled: true}
-			if i < len(be.Servers) {
-				s.Address, s.Disabled = be.Servers[i].String(), false
+			if a := be.SlotAddrs[i]; a.IsValid() {
+				s.Address, s.Disabled = a.String(), false
 			}
 			bd.Servers[i] = s
 		}

@@ -122,9 +122,43 @@ type Backend struct {
 	Servers []netip.AddrPort
 	// Slots is the number of server lines rendered: at least len(Servers),
 	// rounded up so that endpoints can come and go through the runtime API
-	// without a reload. It depends only on len(Servers), so the same
-	// endpoints always render the same configuration.
+	// without a reload. It depends only on len(Servers).
 	Slots int
+	// SlotAddrs is what each server line holds (len Slots; the zero
+	// AddrPort is an empty slot). Endpoints fill slots in sorted order,
+	// except that with Options.Previous an endpoint that survives keeps
+	// its slot: removing one endpoint moves no other, so the runtime API
+	// changes one slot, not every slot after it.
+	SlotAddrs []netip.AddrPort
+}
+
+// assignSlots places servers (sorted) into n slots, keeping each one that
+// held slot i in prev at i.
+func assignSlots(servers []netip.AddrPort, n int, prev []netip.AddrPort) []netip.AddrPort {
+	slots := make([]netip.AddrPort, n)
+	placed := make(map[netip.AddrPort]bool, len(servers))
+	if len(prev) > 0 {
+		current := make(map[netip.AddrPort]bool, len(servers))
+		for _, s := range servers {
+			current[s] = true
+		}
+		for i := 0; i < n && i < len(prev); i++ {
+			if p := prev[i]; p.IsValid() && current[p] && !placed[p] {
+				slots[i], placed[p] = p, true
+			}
+		}
+	}
+	next := 0
+	for _, s := range servers {
+		if placed[s] {
+			continue
+		}
+		for slots[next].IsValid() {
+			next++
+		}
+		slots[next] = s
+	}
+	return slots
 }
 
 // ServerSlots is the number of server lines a backend with n ready endpoints
