@@ -620,7 +620,7 @@ func dumpServed(ctl *controller.Controller, q admin.ConfigQuery) (string, bool, 
 	if out == nil {
 		return "", true, errors.New("no configuration served yet")
 	}
-	text, err := controller.Dump(out, controller.DumpQuery{File: q.File,
+	text, err := controller.Dump(out, ctl.Problems(), controller.DumpQuery{File: q.File,
 		Selector: render.Selector{Ingress: q.Ingress, Host: q.Host}})
 	if errors.Is(err, controller.ErrNotFound) {
 		return "", false, err

@@ -20,8 +20,10 @@ type DumpQuery struct {
 var ErrNotFound = errors.New("not found")
 
 // Dump prints part of out as DumpQuery says. Certificates are shown
-// through render.DescribePEM: a dump never holds key bytes.
-func Dump(out *render.Output, q DumpQuery) (string, error) {
+// through render.DescribePEM: a dump never holds key bytes. For an Ingress,
+// the problems reported on it follow what it produced (or stand alone when
+// it produced nothing: the question is then why).
+func Dump(out *render.Output, problems []render.Problem, q DumpQuery) (string, error) {
 	switch {
 	case q.File != "":
 		data := out.Get(q.File)
@@ -35,7 +37,15 @@ func Dump(out *render.Output, q DumpQuery) (string, error) {
 		return shown(q.File, data), nil
 	case q.Selector != render.Selector{}:
 		files := out.Select(q.Selector)
-		if len(files) == 0 {
+		var own []render.Problem
+		if ns, name, ok := strings.Cut(q.Selector.Ingress, "/"); ok {
+			for _, p := range problems {
+				if p.Kind == "Ingress" && p.Namespace == ns && p.Name == name {
+					own = append(own, p)
+				}
+			}
+		}
+		if len(files) == 0 && len(own) == 0 {
 			return "", fmt.Errorf("%w: nothing in the configuration comes from %s", ErrNotFound, q.Selector)
 		}
 		var b strings.Builder
@@ -45,6 +55,15 @@ func Dump(out *render.Output, q DumpQuery) (string, error) {
 			}
 			fmt.Fprintf(&b, "# ==> %s <== (from %s)\n", f.Path, q.Selector)
 			b.Write(f.Data)
+		}
+		if len(own) > 0 {
+			if b.Len() > 0 {
+				b.WriteByte('\n')
+			}
+			fmt.Fprintf(&b, "# ==> problems of %s <==\n", q.Selector)
+			for _, p := range own {
+				fmt.Fprintf(&b, "%s [%s]\n", p.Report(), p.Reason)
+			}
 		}
 		return b.String(), nil
 	default:

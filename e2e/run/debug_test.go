@@ -240,6 +240,11 @@ func TestDumpAndHistory(t *testing.T) {
 		if len(p.NewProblems) != 1 || p.NewProblems[0].Reason != "BackendNotFound" || p.NewProblems[0].Name != "bad" {
 			t.Errorf("new problems of the pass: %+v", p.NewProblems)
 		}
+		// Dumping that Ingress says why it answers 503.
+		if out, err := s.dump("--ingress", "default/bad"); err != nil || !strings.Contains(out, "# ==> problems of Ingress default/bad <==") ||
+			!strings.Contains(out, "Service default/ghost not found") || !strings.Contains(out, "[BackendNotFound]") {
+			t.Errorf("dump --ingress default/bad: %v\n%s", err, out)
+		}
 
 		text, err := s.dump("--history")
 		if err != nil || !strings.Contains(text, "reload because: backends were added") || !strings.Contains(text, "runtime API commands:") ||
