@@ -356,6 +356,11 @@ func (c *Controller) record(rec *Pass, err error, changedAt int64, old, next *re
 			rec.ChangeToApplied = time.Since(time.Unix(0, changedAt))
 		}
 	}
+	// OnPass first: once rec is in the history, the diff worker writes
+	// its Diff under the history's lock.
+	if c.cfg.OnPass != nil {
+		c.cfg.OnPass(*rec)
+	}
 	if c.cfg.History != nil && rec.Changed() {
 		c.cfg.History.add(rec)
 		if next != nil {
@@ -365,9 +370,6 @@ func (c *Controller) record(rec *Pass, err error, changedAt int64, old, next *re
 				c.cfg.History.setDiff(rec, "(diff skipped: passes came faster than diffs could be made)")
 			}
 		}
-	}
-	if c.cfg.OnPass != nil {
-		c.cfg.OnPass(*rec)
 	}
 }
 

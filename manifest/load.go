@@ -154,9 +154,14 @@ func (r *Reader) load(prevListing []string, lastAttempt bool) (render.Inputs, []
 		}
 		// A file read last time is not listed: deleted, or renamed
 		// while the directory was read (readdir may then miss it under
-		// both names). Only listings that agree make it gone.
+		// both names). Only listings that agree make it gone; if they
+		// never do (files renamed faster than a listing), it is kept as
+		// last read for this pass.
 		if !trusted {
 			return render.Inputs{}, nil, nil, listing, errRaced
+		}
+		if !slices.Equal(listing, prevListing) {
+			files = append(files, p)
 		}
 	}
 	slices.Sort(files)
@@ -170,7 +175,12 @@ func (r *Reader) load(prevListing []string, lastAttempt bool) (render.Inputs, []
 			if !lastAttempt {
 				return render.Inputs{}, nil, nil, nil, errRaced
 			}
-			continue // deleted for good
+			if prev == nil {
+				continue
+			}
+			// Still changing after every attempt: as last read, until a
+			// pass sees the directory settle.
+			st, err = prev, nil
 		}
 		if err != nil {
 			// Unreadable: keep what it held, if anything.
