@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -188,13 +189,17 @@ func TestSupervisorAdoptsRunningHAProxy(t *testing.T) {
 		}
 		worker := st.CurrentWorker()
 
+		var mu sync.Mutex
 		var adopted []bool
 		second := newSup(filepath.Join(tmp, ConfigName))
-		second.OnStart = func(a bool) { adopted = append(adopted, a) }
+		second.OnStart = func(a bool) { mu.Lock(); adopted = append(adopted, a); mu.Unlock() }
 		cancel, done := run(second)
 		waitReady(second)
-		if second.PID() != master || len(adopted) != 1 || !adopted[0] {
-			t.Fatalf("second supervisor: pid %d (running master %d), OnStart %v: want the running master adopted", second.PID(), master, adopted)
+		mu.Lock()
+		got := append([]bool(nil), adopted...)
+		mu.Unlock()
+		if second.PID() != master || len(got) != 1 || !got[0] {
+			t.Fatalf("second supervisor: pid %d (running master %d), OnStart %v: want the running master adopted", second.PID(), master, got)
 		}
 		if got := get(t, port, "a.example"); field(got, "route") != "a1" {
 			t.Fatalf("after adoption: %q", got)
