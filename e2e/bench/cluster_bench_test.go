@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -331,10 +332,15 @@ func (r *run) startup() {
 	}
 	for k := range starts {
 		s := r.startSidecar()
-		d, err := s.Front.Poll(s.Started, startLimit, Host(0), "/", r.spec.HasTLS(0), Served)
+		d, err := s.Poll(s.Started, startLimit, Host(0), "/", r.spec.HasTLS(0), Served)
 		if err != nil {
 			failed++
 			b.Errorf("start %d: %v", k, err)
+			if s.Exited() {
+				r.rows = append(r.rows, Row{Figure: "sidecar start → first 200", N: strconv.Itoa(r.spec.Ingresses), HAProxy: r.version, Variant: r.variant,
+					Notes: fmt.Sprintf("**the sidecar exited %s after start: %s**", time.Since(s.Started).Round(time.Second), lastError(s.Logs(1<<20)))})
+				b.FailNow()
+			}
 		} else {
 			ds = append(ds, d)
 		}
@@ -368,7 +374,7 @@ func (r *run) runtimePath() {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		if d, err := r.sidecar.Front.Poll(start, changeLimit, host, "/", false, Served); err != nil {
+		if d, err := r.sidecar.Poll(start, changeLimit, host, "/", false, Served); err != nil {
 			failed++
 			b.Errorf("runtime change %d: %v", k, err)
 		} else {
@@ -403,7 +409,7 @@ func (r *run) endpointChange() {
 		start := time.Now()
 		// Ingress j routes to Service j (j < Services).
 		want := EchoIn([]string{"a", "b"}[to])
-		if d, err := r.sidecar.Front.Poll(start, changeLimit, Host(j), "/", r.spec.HasTLS(j), want); err != nil {
+		if d, err := r.sidecar.Poll(start, changeLimit, Host(j), "/", r.spec.HasTLS(j), want); err != nil {
 			failed++
 			b.Errorf("endpoint change %d: %v", k, err)
 		} else {
@@ -435,7 +441,7 @@ func (r *run) reloadPath() {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		if d, err := r.sidecar.Front.Poll(start, changeLimit, host, "/", false, Served); err != nil {
+		if d, err := r.sidecar.Poll(start, changeLimit, host, "/", false, Served); err != nil {
 			failed++
 			b.Errorf("reload change %d: %v", k, err)
 		} else {
@@ -457,4 +463,19 @@ func (r *run) waitIdle(before int64) {
 	if err := r.sidecar.WaitIdle(r.ctx(time.Minute), before, quiet, time.Minute); err != nil {
 		r.b.Fatal(err)
 	}
+}
+
+// lastError is the message and error of the sidecar's last error-level
+// log line (JSON logs), for the table.
+func lastError(logs string) string {
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		var e struct {
+			Level, Msg, Error string
+		}
+		if json.Unmarshal([]byte(lines[i]), &e) == nil && e.Level == "error" {
+			return strings.TrimSpace(e.Msg + ": " + e.Error)
+		}
+	}
+	return "no error in its log"
 }

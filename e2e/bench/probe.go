@@ -82,6 +82,12 @@ var ErrNotServed = errors.New("not served")
 // answer. It gives up at start+limit with ErrNotServed and the last answer
 // or error seen.
 func (f Front) Poll(start time.Time, limit time.Duration, host, path string, secure bool, want func(Answer) bool) (time.Duration, error) {
+	return f.PollUntil(nil, start, limit, host, path, secure, want)
+}
+
+// PollUntil is Poll that also gives up as soon as stop is closed (the
+// process that should serve has exited).
+func (f Front) PollUntil(stop <-chan struct{}, start time.Time, limit time.Duration, host, path string, secure bool, want func(Answer) bool) (time.Duration, error) {
 	deadline := start.Add(limit)
 	next := start
 	var last string
@@ -98,6 +104,11 @@ func (f Front) Poll(start time.Time, limit time.Duration, host, path string, sec
 		}
 		if now.After(deadline) {
 			return 0, fmt.Errorf("%w: http%s://%s%s within %s (last: %s)", ErrNotServed, map[bool]string{true: "s"}[secure], host, path, limit, last)
+		}
+		select {
+		case <-stop:
+			return 0, fmt.Errorf("%w: http%s://%s%s: the server exited after %s (last: %s)", ErrNotServed, map[bool]string{true: "s"}[secure], host, path, now.Sub(start).Round(time.Millisecond), last)
+		default:
 		}
 		next = next.Add(PollInterval)
 		if d := time.Until(next); d > 0 {

@@ -63,6 +63,11 @@ func StartSidecar(c SidecarConfig) (*Sidecar, error) {
 	return s, nil
 }
 
+// Poll is Front.Poll that gives up as soon as the sidecar has exited.
+func (s *Sidecar) Poll(start time.Time, limit time.Duration, host, path string, secure bool, want func(Answer) bool) (time.Duration, error) {
+	return s.Front.PollUntil(s.done, start, limit, host, path, secure, want)
+}
+
 // Exited reports whether the sidecar has ended.
 func (s *Sidecar) Exited() bool {
 	select {
