@@ -39,6 +39,12 @@ func newCluster(f *runFlags, log *zap.Logger, notify func()) (*kube.Cluster, err
 		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
 	}
 	cfg.UserAgent = "haproxy-sidecar/" + version
+	// client-go's default of 5 requests/s would take 200 s to start the
+	// one watch per referenced Secret of 1,000 TLS Ingresses, longer than
+	// the start-up wait (measured in e2e/bench: the sidecar never served).
+	// Watches are long-running requests the API server does not count
+	// against its in-flight limits.
+	cfg.QPS, cfg.Burst = 200, 400
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
