@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -235,22 +234,11 @@ func StartSidecar(t testing.TB, o SidecarOptions) *Sidecar {
 // a failed test shows what the sidecar did.
 func startQuiet(t testing.TB, socket string, args ...string) *Process {
 	t.Helper()
-	p := &Process{t: t, Logs: &LockedBuffer{}, Socket: socket, done: make(chan struct{})}
-	p.Cmd = exec.Command(Binary(t), args...)
-	w := &dropAccessLog{to: p.Logs}
-	p.Cmd.Stdout, p.Cmd.Stderr = w, w
-	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.Cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.Cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.Stop()
-		if t.Failed() {
-			t.Logf("haproxy-sidecar log without %d access log lines (%s):\n%s", w.dropped(), strings.Join(args, " "), tail(p.Logs.String(), 60000))
-		}
-	})
-	return p
+	logs := &LockedBuffer{}
+	w := &dropAccessLog{to: logs}
+	return start(t, socket, logs, w, func() string {
+		return fmt.Sprintf("haproxy-sidecar log without %d access log lines", w.dropped())
+	}, 60000, args...)
 }
 
 // dropAccessLog passes whole lines on, except HAProxy's access log lines.

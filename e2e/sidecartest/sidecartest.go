@@ -72,9 +72,17 @@ type Process struct {
 // --master-socket it was given.
 func Start(t testing.TB, socket string, args ...string) *Process {
 	t.Helper()
-	p := &Process{t: t, Logs: &LockedBuffer{}, Socket: socket, done: make(chan struct{})}
+	logs := &LockedBuffer{}
+	return start(t, socket, logs, logs, func() string { return "haproxy-sidecar log" }, 20000, args...)
+}
+
+// start runs the binary with its output going to out, kept in logs; when
+// the test fails, the log's last keep bytes are printed under header().
+func start(t testing.TB, socket string, logs *LockedBuffer, out io.Writer, header func() string, keep int, args ...string) *Process {
+	t.Helper()
+	p := &Process{t: t, Logs: logs, Socket: socket, done: make(chan struct{})}
 	p.Cmd = exec.Command(Binary(t), args...)
-	p.Cmd.Stdout, p.Cmd.Stderr = p.Logs, p.Logs
+	p.Cmd.Stdout, p.Cmd.Stderr = out, out
 	// Its own process group, so that nothing it started outlives the test.
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.Cmd.Start(); err != nil {
@@ -84,7 +92,7 @@ func Start(t testing.TB, socket string, args ...string) *Process {
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
-			t.Logf("haproxy-sidecar log (%s):\n%s", strings.Join(args, " "), tail(p.Logs.String(), 20000))
+			t.Logf("%s (%s):\n%s", header(), strings.Join(args, " "), tail(p.Logs.String(), keep))
 		}
 	})
 	return p
