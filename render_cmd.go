@@ -80,12 +80,13 @@ func (f *renderFlags) renderer() (func(render.Inputs, *render.Model) (*render.Mo
 		}
 	}
 	opts := render.Options{ControllerName: f.controllerName, SettingsConfigMap: f.settingsConfigMap}
+	// Each renderer keeps what it computed for the next render: in run,
+	// a change to one object redoes only what depends on it.
+	inc := render.NewIncremental(cfg)
 	return func(in render.Inputs, previous *render.Model) (*render.Model, *render.Output, error) {
 		opts := opts
 		opts.Previous = previous
-		m := render.BuildModel(in, opts)
-		out, err := render.Render(m, cfg)
-		return m, out, err
+		return inc.Render(in, opts)
 	}, nil
 }
 

@@ -76,6 +76,30 @@ func BenchmarkRender(b *testing.B) {
 				render.BuildModel(in, render.Options{})
 			}
 		})
+		// One Ingress changed per render, as in a running sidecar: what
+		// Incremental keeps from the render before is reused.
+		b.Run("ingresses="+strconv.Itoa(n)+"/incremental", func(b *testing.B) {
+			in := syntheticInputs(n)
+			r := render.NewIncremental(cfg)
+			prev, _, err := r.Render(in, render.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			orig := in.Ingresses[n/2]
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				ing := orig.DeepCopy()
+				ing.Spec.Rules[0].Host = "changed-" + strconv.Itoa(i) + ".example.com"
+				in.Ingresses[n/2] = ing
+				m, _, err := r.Render(in, render.Options{Previous: prev})
+				if err != nil {
+					b.Fatal(err)
+				}
+				prev = m
+			}
+		})
 		b.Run("ingresses="+strconv.Itoa(n)+"/model+files", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

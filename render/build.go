@@ -42,6 +42,12 @@ type Options struct {
 // BuildModel validates the objects and returns the routing model. It never
 // fails: anything invalid is skipped and listed in Model.Problems.
 func BuildModel(in Inputs, opts Options) *Model {
+	return buildModel(in, opts, nil)
+}
+
+// buildModel builds the model, keeping what can be kept for the next
+// build in memo when it is not nil (see Incremental).
+func buildModel(in Inputs, opts Options, memo *memo) *Model {
 	if opts.ControllerName == "" {
 		opts.ControllerName = DefaultControllerName
 	}
@@ -60,6 +66,11 @@ func BuildModel(in Inputs, opts Options) *Model {
 		certs:    map[string]*Certificate{},
 		sniOwner: map[string]string{},
 		reported: map[Problem]bool{},
+		memo:     memo,
+	}
+	if memo != nil {
+		memo.begin()
+		defer memo.end()
 	}
 	b.index(in)
 	b.settings(in.ConfigMaps)
@@ -76,6 +87,9 @@ func BuildModel(in Inputs, opts Options) *Model {
 		b.ingress(ing)
 	}
 	b.finish()
+	if memo != nil {
+		memo.last = b.m
+	}
 	return b.m
 }
 
@@ -97,6 +111,11 @@ type builder struct {
 	certs    map[string]*Certificate // by namespace/secret
 	sniOwner map[string]string       // SNI host → namespace/secret of the certificate that won it
 	reported map[Problem]bool
+	// memo keeps parsed Ingresses, endpoints and certificates between
+	// builds (nil for a build from scratch); capture, when set, also
+	// receives every problem reported, reported before or not.
+	memo    *memo
+	capture *[]Problem
 }
 
 // previousSlots returns the slot contents the backend name has in the
@@ -134,18 +153,29 @@ func (r reporter) notice(field string, reason Reason, format string, args ...any
 	r.add(Notice, field, reason, format, args...)
 }
 
+// local reports a problem parseIngress found.
+func (r reporter) local(p *localProblem) {
+	r.b.addProblem(Problem{Severity: p.sev, ObjectRef: r.obj, Field: p.field, Reason: p.Reason, Message: p.msg})
+}
+
 func (r reporter) add(sev Severity, field string, reason Reason, format string, args ...any) {
-	p := Problem{
+	r.b.addProblem(Problem{
 		Severity: sev, ObjectRef: r.obj, Field: field, Reason: reason,
 		Message: fmt.Sprintf(format, args...),
+	})
+}
+
+func (b *builder) addProblem(p Problem) {
+	if b.capture != nil {
+		*b.capture = append(*b.capture, p)
 	}
 	// An EndpointSlice is looked at once per Service port that uses it;
 	// say what is wrong with it once.
-	if r.b.reported[p] {
+	if b.reported[p] {
 		return
 	}
-	r.b.reported[p] = true
-	r.b.m.Problems = append(r.b.m.Problems, p)
+	b.reported[p] = true
+	b.m.Problems = append(b.m.Problems, p)
 }
 
 func (b *builder) index(in Inputs) {
@@ -201,111 +231,81 @@ func (b *builder) ours(ing *networkingv1.Ingress) (bool, string) {
 }
 
 func (b *builder) ingress(ing *networkingv1.Ingress) {
+	p := b.parse(ing)
 	ns, name := ing.Namespace, ing.Name
 	r := b.reporter("Ingress", ns, name)
-	if err := validateNamespace(ns); err != nil {
-		r.warn("metadata.namespace", InvalidName, "%v; Ingress skipped", err)
-		return
-	}
-	if err := validateObjectName(name); err != nil {
-		r.warn("metadata.name", InvalidName, "%v; Ingress skipped", err)
+	if p.invalid != nil {
+		r.local(p.invalid)
 		return
 	}
 	if ok, why := b.ours(ing); !ok {
 		r.notice("", NotOurClass, "not served: %s", why)
 		return
 	}
-	b.m.Served = append(b.m.Served, ns+"/"+name)
+	b.m.Served = append(b.m.Served, p.key)
 
-	if d := ing.Spec.DefaultBackend; d != nil {
+	if d := p.defaultBackend; d != nil {
 		o := Origin{Namespace: ns, Name: name, Field: "spec.defaultBackend"}
 		if b.m.DefaultOrigin != nil {
 			r.warn(o.Field, Conflict,
 				"ignored: the default backend of the older Ingress %s/%s is used", b.m.DefaultOrigin.Namespace, b.m.DefaultOrigin.Name)
-		} else if be, _, ok := b.backend(r, o.Field, d); ok {
+		} else if be, _, ok := b.backend(r, d); ok {
 			b.m.DefaultBackend = be
 			b.m.DefaultOrigin = &o
 		}
 	}
-
-	for i, rule := range ing.Spec.Rules {
-		rf := "spec.rules[" + strconv.Itoa(i) + "]"
-		hk := HostAny
-		if rule.Host != "" {
-			if err := validateHost(rule.Host); err != nil {
-				r.warn(rf+".host", InvalidHost, "%v; rule skipped", err)
-				continue
-			}
-			hk = HostExact
-			if strings.HasPrefix(rule.Host, "*.") {
-				hk = HostWildcard
-			}
-		}
-		if rule.HTTP == nil {
-			continue
-		}
-		for j, p := range rule.HTTP.Paths {
-			pf := rf + ".http.paths[" + strconv.Itoa(j) + "]"
-			b.path(r, rule.Host, hk, pf, p)
+	for i := range p.paths {
+		if pp := &p.paths[i]; pp.problem != nil {
+			r.local(pp.problem)
+		} else {
+			b.path(r, pp)
 		}
 	}
-
-	for i, t := range ing.Spec.TLS {
-		b.tls(r, fmt.Sprintf("spec.tls[%d]", i), t)
+	for i := range p.tls {
+		b.tls(r, &p.tls[i])
 	}
 }
 
-func (b *builder) path(r reporter, host string, hk HostKind, field string, p networkingv1.HTTPIngressPath) {
-	var match MatchKind
-	pt := networkingv1.PathType("")
-	if p.PathType != nil {
-		pt = *p.PathType
+// parse returns the parsed form of an Ingress, kept from the previous
+// render while the object is the same.
+func (b *builder) parse(ing *networkingv1.Ingress) *parsedIngress {
+	if b.memo == nil {
+		return parseIngress(ing)
 	}
-	switch pt {
-	case networkingv1.PathTypeExact:
-		match = MatchExact
-	case networkingv1.PathTypePrefix, networkingv1.PathTypeImplementationSpecific:
-		match = MatchPrefix
-	case "":
-		r.warn(field+".pathType", InvalidPathType, "is required; path skipped")
-		return
-	default:
-		r.warn(field+".pathType", InvalidPathType, "%q is not Exact, Prefix or ImplementationSpecific; path skipped", pt)
-		return
+	p := b.memo.ingresses[ing]
+	if p == nil {
+		p = parseIngress(ing)
 	}
-	path := p.Path
-	if path == "" && match == MatchPrefix {
-		// An empty path matches everything, like "/". Only reachable for
-		// ImplementationSpecific: the API server requires a path otherwise.
-		path = "/"
-	}
-	if err := validatePath(path); err != nil {
-		r.warn(field+".path", InvalidPath, "%v; path skipped", err)
-		return
-	}
-	if p.Backend.Service == nil {
-		r.warn(field+".backend", UnsupportedBackend, "only service backends are supported; path skipped")
-		return
-	}
+	b.memo.nextIngresses[ing] = p
+	return p
+}
+
+func (b *builder) path(r reporter, pp *parsedPath) {
 	// Conflicts are settled before the backend is resolved, so that a
 	// path that loses creates no backend and reports nothing else.
-	key := routeMapKey(host, path, match)
-	k := routeKey{match, key}
+	k := routeKey{pp.match, pp.key}
 	if prev, dup := b.routes[k]; dup {
-		r.warn(field, Conflict,
-			"host %q %s path %q is already served by %s, which is older (or as old and first by namespace/name); path skipped", displayHost(host), match, p.Path, prev)
+		r.warn(pp.field, Conflict,
+			"host %q %s path %q is already served by %s, which is older (or as old and first by namespace/name); path skipped", displayHost(pp.host), pp.match, pp.path, prev)
 		return
 	}
-	be, ref, ok := b.backend(r, field+".backend", &p.Backend)
+	be, ref, ok := b.backend(r, &pp.backend)
 	if !ok {
 		return
 	}
 	route := Route{
-		Host: host, HostKind: hk, Path: p.Path, Match: match, PathType: pt,
-		Key:     key,
+		Host: pp.host, HostKind: pp.hk, Path: pp.path, Match: pp.match, PathType: pp.pt,
+		Key:     pp.key,
 		Backend: be, Service: ref,
-		Origin: Origin{Namespace: r.obj.Namespace, Name: r.obj.Name, Field: field},
+		Origin: Origin{Namespace: r.obj.Namespace, Name: r.obj.Name, Field: pp.field},
+		order:  pp.order,
 	}
+	if pp.comment == "" {
+		// Set once per parsed path: the origin and Service named in it
+		// come from the Ingress alone.
+		pp.comment = "# " + route.Origin.String() + " -> " + ref.String() + "\n"
+	}
+	route.comment = pp.comment
 	b.m.Routes = append(b.m.Routes, route)
 	b.routes[k] = route.Origin
 }
@@ -332,81 +332,141 @@ func routeMapKey(host, path string, match MatchKind) string {
 // ok is false when the reference itself is invalid and the path must be
 // skipped; a reference that is valid but cannot be served yet resolves to
 // UnavailableBackend so that the route answers 503.
-func (b *builder) backend(r reporter, field string, ib *networkingv1.IngressBackend) (string, ServiceRef, bool) {
-	ns := r.obj.Namespace
-	if ib.Service == nil {
-		r.warn(field, UnsupportedBackend, "only service backends are supported; skipped")
+func (b *builder) backend(r reporter, pb *parsedBackend) (string, ServiceRef, bool) {
+	if pb.problem != nil {
+		r.local(pb.problem)
 		return "", ServiceRef{}, false
 	}
-	s := ib.Service
-	if err := validateServiceName(s.Name); err != nil {
-		r.warn(field+".service.name", InvalidBackend, "%v; skipped", err)
-		return "", ServiceRef{}, false
-	}
-	ref := ServiceRef{Namespace: ns, Name: s.Name}
-	switch {
-	case s.Port.Name != "" && s.Port.Number != 0:
-		r.warn(field+".service.port", InvalidBackend, "set both name and number; skipped")
-		return "", ref, false
-	case s.Port.Name != "":
-		if err := validatePortName(s.Port.Name); err != nil {
-			r.warn(field+".service.port.name", InvalidBackend, "%v; skipped", err)
-			return "", ref, false
-		}
-		ref.Port = s.Port.Name
-	case s.Port.Number > 0 && s.Port.Number <= 65535:
-		ref.Port = strconv.Itoa(int(s.Port.Number))
-	default:
-		r.warn(field+".service.port", InvalidBackend, "needs a name or a number from 1 to 65535; skipped")
-		return "", ref, false
-	}
-
-	svc := b.services[ns+"/"+s.Name]
+	ns, ref, field := pb.ref.Namespace, pb.ref, pb.field
+	svc := b.services[ns+"/"+ref.Name]
 	if svc == nil {
-		r.warn(field+".service.name", BackendNotFound, "Service %s/%s not found; answering 503", ns, s.Name)
+		r.warn(field+".service.name", BackendNotFound, "Service %s/%s not found; answering 503", ns, ref.Name)
 		return UnavailableBackend, ref, true
 	}
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
-		r.warn(field+".service.name", UnsupportedBackend, "Service %s/%s is of type ExternalName, which is not supported; answering 503", ns, s.Name)
+		r.warn(field+".service.name", UnsupportedBackend, "Service %s/%s is of type ExternalName, which is not supported; answering 503", ns, ref.Name)
 		return UnavailableBackend, ref, true
 	}
 	var sp *corev1.ServicePort
 	for i := range svc.Spec.Ports {
 		p := &svc.Spec.Ports[i]
-		if (s.Port.Name != "" && p.Name == s.Port.Name) || (s.Port.Name == "" && p.Port == s.Port.Number) {
+		if (pb.portNumber == 0 && p.Name == ref.Port) || (pb.portNumber != 0 && p.Port == pb.portNumber) {
 			sp = p
 			break
 		}
 	}
 	if sp == nil {
-		r.warn(field+".service.port", BackendPortNotFound, "Service %s/%s has no port %s; answering 503", ns, s.Name, ref.Port)
+		r.warn(field+".service.port", BackendPortNotFound, "Service %s/%s has no port %s; answering 503", ns, ref.Name, ref.Port)
 		return UnavailableBackend, ref, true
 	}
 	if sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP {
-		r.warn(field+".service.port", UnsupportedBackend, "Service %s/%s port %s is %s, not TCP; answering 503", ns, s.Name, ref.Port, sp.Protocol)
+		r.warn(field+".service.port", UnsupportedBackend, "Service %s/%s port %s is %s, not TCP; answering 503", ns, ref.Name, ref.Port, sp.Protocol)
 		return UnavailableBackend, ref, true
 	}
 
-	name := ns + "_" + s.Name + "_" + strconv.Itoa(int(sp.Port))
-	if _, seen := b.backends[name]; !seen {
-		be := &Backend{Name: name, Namespace: ns, Service: s.Name, Port: sp.Port, PortName: sp.Name}
-		be.Servers = b.endpoints(svc, sp)
-		be.Slots = ServerSlots(len(be.Servers))
-		be.SlotAddrs = assignSlots(be.Servers, be.Slots, b.previousSlots(name))
+	name := pb.name
+	if pb.portNumber == 0 {
+		name = backendName(ns, ref.Name, sp.Port)
+	}
+	be := b.backends[name]
+	if be == nil {
+		be = b.newBackend(name, svc, sp)
 		b.backends[name] = be
 	}
-	if len(b.backends[name].Servers) == 0 {
-		r.notice(field+".service", NoEndpoints, "Service %s/%s port %s has no ready endpoints; answering 503 until it has", ns, s.Name, ref.Port)
+	if len(be.Servers) == 0 {
+		r.notice(field+".service", NoEndpoints, "Service %s/%s port %s has no ready endpoints; answering 503 until it has", ns, ref.Name, ref.Port)
 	}
 	return name, ref, true
 }
 
-// endpoints returns the ready endpoints of a Service port, sorted and
-// without duplicates (an endpoint can sit in two slices while they are
-// rebalanced). Ports are matched by name, as kube-proxy does.
-func (b *builder) endpoints(svc *corev1.Service, sp *corev1.ServicePort) []netip.AddrPort {
+// newBackend makes the backend of a Service port. With a memo, the
+// previous render's backend is used again when its Service, endpoints and
+// slots are the same.
+func (b *builder) newBackend(name string, svc *corev1.Service, sp *corev1.ServicePort) *Backend {
+	servers := b.endpoints(name, svc, sp)
+	n := ServerSlots(len(servers))
+	addrs := b.slots(name, servers, n)
+	var e *endpointsEntry
+	if b.memo != nil {
+		e = b.memo.nextEndpoints[name]
+		if be := e.backend; be != nil && be.Port == sp.Port && be.PortName == sp.Name &&
+			len(be.SlotAddrs) == len(addrs) && (len(addrs) == 0 || &be.SlotAddrs[0] == &addrs[0]) {
+			return be
+		}
+	}
+	be := &Backend{Name: name, Namespace: svc.Namespace, Service: svc.Name, Port: sp.Port, PortName: sp.Name,
+		Servers: servers, Slots: n, SlotAddrs: addrs}
+	if e != nil {
+		e.backend = be
+	}
+	return be
+}
+
+// backendName is the HAProxy backend of a Service port.
+func backendName(ns, service string, port int32) string {
+	return ns + "_" + service + "_" + strconv.Itoa(int(port))
+}
+
+// endpoints returns the ready endpoints of a Service port (see
+// readyEndpoints), kept from the previous render while the Service port's
+// name and its EndpointSlices are the same objects. What was reported
+// about the slices is reported again in the same place.
+func (b *builder) endpoints(name string, svc *corev1.Service, sp *corev1.ServicePort) []netip.AddrPort {
+	ess := b.slices[svc.Namespace+"/"+svc.Name]
+	if b.memo == nil {
+		return b.readyEndpoints(ess, sp)
+	}
+	e := b.memo.endpoints[name]
+	if e == nil || e.portName != sp.Name || !slices.Equal(e.slices, ess) {
+		var reported []Problem
+		b.capture = &reported
+		servers := b.readyEndpoints(ess, sp)
+		b.capture = nil
+		e = &endpointsEntry{portName: sp.Name, slices: ess, servers: servers, problems: reported, made: b.memo.gen}
+	} else {
+		for _, p := range e.problems {
+			b.addProblem(p)
+		}
+	}
+	b.memo.nextEndpoints[name] = e
+	return e.servers
+}
+
+// slots places a backend's servers in its server slots, keeping each
+// surviving endpoint in the slot it has in Options.Previous.
+func (b *builder) slots(name string, servers []netip.AddrPort, n int) []netip.AddrPort {
+	if b.memo != nil && b.opts.Previous != nil && b.opts.Previous == b.memo.last {
+		// Previous is the last build's model, and these endpoints were in
+		// it (an entry kept from the last build): their slots there are
+		// e.slotAddrs, and placing the same servers again keeps them.
+		if e := b.memo.nextEndpoints[name]; e != nil && e.made < b.memo.gen && len(e.slotAddrs) == n {
+			return e.slotAddrs
+		}
+	}
+	prev := b.previousSlots(name)
+	if b.memo != nil {
+		// The previous render's slots for the same servers: placing them
+		// again changes nothing (assignSlots keeps every survivor).
+		if e := b.memo.nextEndpoints[name]; e != nil && len(e.slotAddrs) == n && slices.Equal(prev, e.slotAddrs) {
+			return e.slotAddrs
+		}
+	}
+	s := assignSlots(servers, n, prev)
+	if b.memo != nil {
+		if e := b.memo.nextEndpoints[name]; e != nil {
+			e.slotAddrs = s
+		}
+	}
+	return s
+}
+
+// readyEndpoints returns the ready endpoints of a Service port in its
+// EndpointSlices, sorted and without duplicates (an endpoint can sit in two
+// slices while they are rebalanced). Ports are matched by name, as
+// kube-proxy does.
+func (b *builder) readyEndpoints(ess []*discoveryv1.EndpointSlice, sp *corev1.ServicePort) []netip.AddrPort {
 	var out []netip.AddrPort
-	for _, es := range b.slices[svc.Namespace+"/"+svc.Name] {
+	for _, es := range ess {
 		r := b.reporter("EndpointSlice", es.Namespace, es.Name)
 		if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
 			r.notice("addressType", UnsupportedAddressType, "%q is not supported; slice ignored", es.AddressType)
@@ -456,57 +516,42 @@ func (b *builder) endpoints(svc *corev1.Service, sp *corev1.ServicePort) []netip
 	return slices.Compact(out)
 }
 
-func (b *builder) tls(r reporter, field string, t networkingv1.IngressTLS) {
+func (b *builder) tls(r reporter, pt *parsedTLS) {
+	for _, lp := range pt.problems {
+		r.local(lp)
+	}
+	if pt.skip {
+		return
+	}
 	ns := r.obj.Namespace
-	o := Origin{Namespace: ns, Name: r.obj.Name, Field: field}
-	if t.SecretName == "" {
-		r.warn(field+".secretName", InvalidSecretName, "is empty; TLS entry skipped")
-		return
-	}
-	if err := validateObjectName(t.SecretName); err != nil {
-		r.warn(field+".secretName", InvalidSecretName, "%v; TLS entry skipped", err)
-		return
-	}
-	var hosts []string
-	for i, h := range t.Hosts {
-		if err := validateHost(h); err != nil {
-			r.warn(fmt.Sprintf("%s.hosts[%d]", field, i), InvalidHost, "%v; host skipped", err)
-			continue
-		}
-		hosts = append(hosts, h)
-	}
-	if len(t.Hosts) > 0 && len(hosts) == 0 {
-		r.warn(field+".hosts", InvalidHost, "no valid host; TLS entry skipped")
-		return
-	}
-
-	key := ns + "/" + t.SecretName
+	o := Origin{Namespace: ns, Name: r.obj.Name, Field: pt.field}
+	key := ns + "/" + pt.secretName
 	c := b.certs[key]
 	if c == nil {
 		sec := b.secrets[key]
 		if sec == nil {
-			r.warn(field+".secretName", TLSSecretNotFound, "Secret %s not found; TLS entry skipped", key)
+			r.warn(pt.field+".secretName", TLSSecretNotFound, "Secret %s not found; TLS entry skipped", key)
 			return
 		}
-		data, err := certificatePEM(sec)
+		data, err := b.certificatePEM(sec)
 		if err != nil {
-			r.warn(field+".secretName", TLSSecretInvalid, "Secret %s: %v; TLS entry skipped", key, err)
+			r.warn(pt.field+".secretName", TLSSecretInvalid, "Secret %s: %v; TLS entry skipped", key, err)
 			return
 		}
-		c = &Certificate{File: "certs/" + ns + "_" + t.SecretName + ".pem", Namespace: ns, Secret: t.SecretName, PEM: data}
+		c = &Certificate{File: "certs/" + ns + "_" + pt.secretName + ".pem", Namespace: ns, Secret: pt.secretName, PEM: data}
 		b.certs[key] = c
 	}
 	c.Origins = append(c.Origins, o)
-	if len(t.Hosts) == 0 {
+	if pt.hostless {
 		// No hosts: HAProxy selects the certificate by the names it
 		// carries (crt-list line without SNI filter).
 		c.SNI = append(c.SNI, "")
 		return
 	}
-	for _, h := range hosts {
+	for _, h := range pt.hosts {
 		if owner, taken := b.sniOwner[h]; taken {
 			if owner != key {
-				r.warn(field+".hosts", Conflict, "host %q already uses Secret %s from an older (or as old and first by namespace/name) Ingress; host skipped", h, owner)
+				r.warn(pt.field+".hosts", Conflict, "host %q already uses Secret %s from an older (or as old and first by namespace/name) Ingress; host skipped", h, owner)
 			}
 			continue
 		}
@@ -515,23 +560,45 @@ func (b *builder) tls(r reporter, field string, t networkingv1.IngressTLS) {
 	}
 }
 
+// certificatePEM checks a TLS Secret (see certificatePEM), once per
+// Secret object: parsing keys and certificates is the costliest step of a
+// render with many TLS Secrets.
+func (b *builder) certificatePEM(sec *corev1.Secret) ([]byte, error) {
+	if b.memo == nil {
+		return certificatePEM(sec)
+	}
+	e, ok := b.memo.certs[sec]
+	if !ok {
+		e.pem, e.err = certificatePEM(sec)
+	}
+	b.memo.nextCerts[sec] = e
+	return e.pem, e.err
+}
+
 func (b *builder) finish() {
 	m := b.m
-	slices.SortStableFunc(m.Routes, func(x, y Route) int {
-		return cmp.Or(
-			cmp.Compare(x.HostKind, y.HostKind),
-			cmp.Compare(x.Host, y.Host),
-			cmp.Compare(x.Match, y.Match),
-			// Longest first: the order HAProxy would try them in if it
-			// ever scanned a map as a list.
-			-cmp.Compare(len(x.Key), len(y.Key)),
-			cmp.Compare(x.Key, y.Key),
-		)
-	})
-	for _, be := range b.backends {
-		m.Backends = append(m.Backends, *be)
+	// Routes are unique by match and key, so the order is total. The
+	// sort moves indexes, not 200-byte routes.
+	order := make([]int32, len(m.Routes))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	slices.SortFunc(m.Backends, func(x, y Backend) int { return cmp.Compare(x.Name, y.Name) })
+	slices.SortFunc(order, func(x, y int32) int { return strings.Compare(m.Routes[x].order, m.Routes[y].order) })
+	routes := make([]Route, len(m.Routes))
+	for i, j := range order {
+		routes[i] = m.Routes[j]
+	}
+	m.Routes = routes
+
+	names := make([]string, 0, len(b.backends))
+	for name := range b.backends {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	m.Backends = make([]Backend, 0, len(names))
+	for _, name := range names {
+		m.Backends = append(m.Backends, *b.backends[name])
+	}
 
 	for _, c := range b.certs {
 		hostless := slices.Contains(c.SNI, "")

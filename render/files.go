@@ -72,7 +72,23 @@ type File struct {
 type Output struct {
 	Files []File
 	model *Model
+	// config is haproxy.cfg in pieces, when the template prints
+	// .BackendSections (see ConfigParts).
+	config *ConfigParts
 }
+
+// ConfigParts is haproxy.cfg as the template produced it: Head, then one
+// section per backend (in Model.Backends order), then Tail. The planner
+// compares pieces instead of reading the file back.
+type ConfigParts struct {
+	Head, Tail []byte
+	Sections   [][]byte
+}
+
+// Config returns haproxy.cfg in pieces, or nil when the template does not
+// print .BackendSections (a custom template that ranges over .Backends
+// itself).
+func (o *Output) Config() *ConfigParts { return o.config }
 
 // Get returns the content of a generated file, or nil.
 func (o *Output) Get(path string) []byte {
@@ -94,12 +110,43 @@ type TemplateData struct {
 	DefaultCert, CrtList                string
 	ExactMap, PrefixMap, TLSHostsMap    string
 	DefaultBackend                      string
-	Backends                            []BackendData
 	UnavailableBackend, NotFoundBackend string
+	// BackendSections is where the "backend" template's output for
+	// every backend goes, in name order. Rendering sections one by one
+	// lets a render redo only the backends that changed; a template that
+	// prints .BackendSections must define "backend" (given a BackendData).
+	// A template may instead range over .Backends itself.
+	BackendSections string
 	// Settings are Model.Settings formatted for HAProxy.
 	Settings SettingsData
 	// Stats is the stats frontend, nil without Config.StatsBind.
 	Stats *StatsData
+
+	model *Model
+}
+
+// Backends are the Service port backends, sorted by name: for templates
+// that do not print .BackendSections.
+func (d TemplateData) Backends() []BackendData {
+	out := make([]BackendData, 0, len(d.model.Backends))
+	for i := range d.model.Backends {
+		out = append(out, backendData(&d.model.Backends[i]))
+	}
+	return out
+}
+
+// backendData is a backend as the template sees it.
+func backendData(be *Backend) BackendData {
+	bd := BackendData{Name: be.Name, Namespace: be.Namespace, Service: be.Service, Port: be.Port, PortName: be.PortName,
+		Servers: make([]ServerData, be.Slots)}
+	for i := range bd.Servers {
+		s := ServerData{Name: SlotName(i), ID: i + 1, Address: placeholderAddress, Disabled: true}
+		if a := be.SlotAddrs[i]; a.IsValid() {
+			s.Address, s.Disabled = a.String(), false
+		}
+		bd.Servers[i] = s
+	}
+	return bd
 }
 
 // StatsData is the stats frontend as the template sees it.
@@ -145,6 +192,19 @@ func SlotName(i int) string { return "s" + strconv.Itoa(i+1) }
 
 // Render produces the files for a model.
 func Render(m *Model, cfg Config) (*Output, error) {
+	return render(m, cfg, nil)
+}
+
+// sectionsMarker stands for .BackendSections while the template runs. No
+// validated value can contain a NUL, so it cannot come from an object.
+const sectionsMarker = "\x00haproxy-sidecar:backend-sections\x00"
+
+// BackendTemplate is the template that renders one backend section.
+const BackendTemplate = "backend"
+
+// render renders the files, keeping backend sections in sections when it
+// is not nil (see Incremental).
+func render(m *Model, cfg Config, sections *sectionCache) (*Output, error) {
 	httpBind, err := ParseBind(cfg.HTTPBind)
 	if err != nil {
 		return nil, fmt.Errorf("http bind: %w", err)
@@ -193,36 +253,28 @@ func Render(m *Model, cfg Config) (*Output, error) {
 		ExactMap: ExactMapFile, PrefixMap: PrefixMapFile, TLSHostsMap: TLSHostsMapFile,
 		DefaultBackend:     m.DefaultBackend,
 		UnavailableBackend: UnavailableBackend, NotFoundBackend: NotFoundBackend,
-		Backends: make([]BackendData, 0, len(m.Backends)),
-		Settings: m.Settings.templateData(),
-		Stats:    stats,
-	}
-	for _, be := range m.Backends {
-		bd := BackendData{Name: be.Name, Namespace: be.Namespace, Service: be.Service, Port: be.Port, PortName: be.PortName,
-			Servers: make([]ServerData, be.Slots)}
-		for i := range bd.Servers {
-			s := ServerData{Name: SlotName(i), ID: i + 1, Address: placeholderAddress, Disabled: true}
-			if a := be.SlotAddrs[i]; a.IsValid() {
-				s.Address, s.Disabled = a.String(), false
-			}
-			bd.Servers[i] = s
-		}
-		data.Backends = append(data.Backends, bd)
+		BackendSections: sectionsMarker,
+		Settings:        m.Settings.templateData(),
+		Stats:           stats,
+		model:           m,
 	}
 
 	var cfgBuf bytes.Buffer
-	cfgBuf.Grow(4096 + 160*len(m.Backends)*MinServerSlots)
 	if err := cfg.Template.Execute(&cfgBuf, data); err != nil {
 		return nil, fmt.Errorf("executing template %s: %w", cfg.Template.Name(), err)
+	}
+	config, parts, err := assembleConfig(cfgBuf.Bytes(), m, cfg, sections)
+	if err != nil {
+		return nil, err
 	}
 
 	defaultPEM := defaultCert
 	if c := m.Settings.DefaultCertificate; c != nil {
 		defaultPEM = c.PEM
 	}
-	out := &Output{model: m}
+	out := &Output{model: m, config: parts}
 	out.Files = append(out.Files,
-		File{ConfigFile, cfgBuf.Bytes()},
+		File{ConfigFile, config},
 		File{ExactMapFile, routeMap(m.Routes, MatchExact)},
 		File{PrefixMapFile, routeMap(m.Routes, MatchPrefix)},
 		File{TLSHostsMapFile, hostsMap(m.TLSHosts, m.Certs)},
@@ -246,11 +298,11 @@ func routeMap(routes []Route, match MatchKind) []byte {
 		if r.Match != match {
 			continue
 		}
-		b.WriteString("# ")
-		b.WriteString(r.Origin.String())
-		b.WriteString(" -> ")
-		b.WriteString(r.Service.String())
-		b.WriteByte('\n')
+		if r.comment != "" {
+			b.WriteString(r.comment)
+		} else {
+			b.WriteString("# " + r.Origin.String() + " -> " + r.Service.String() + "\n")
+		}
 		b.WriteString(r.Key)
 		b.WriteByte(' ')
 		b.WriteString(r.Backend)

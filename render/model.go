@@ -87,6 +87,10 @@ type Route struct {
 	Backend string
 	Service ServiceRef
 	Origin  Origin
+
+	// order sorts routes (routeOrder), comment is the provenance line
+	// the map file has above the route; both are set by the builder.
+	order, comment string
 }
 
 // ServiceRef is the backend an Ingress path asked for.

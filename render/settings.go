@@ -128,6 +128,9 @@ func withSecrets[T any](parse func(*settingsParser, string) (T, error), field fu
 // settingsParser gives parse functions access to the other inputs.
 type settingsParser struct {
 	secrets map[string]*corev1.Secret // by namespace/name
+	// certificatePEM is the builder's (which keeps results between
+	// builds).
+	certificatePEM func(*corev1.Secret) ([]byte, error)
 }
 
 // ParseSettingsRef checks a settings ConfigMap reference "namespace/name".
@@ -171,7 +174,7 @@ func (b *builder) settings(configMaps []*corev1.ConfigMap) {
 		r.notice("", SettingsNotFound, "settings ConfigMap not found; defaults used")
 		return
 	}
-	p := &settingsParser{secrets: b.secrets}
+	p := &settingsParser{secrets: b.secrets, certificatePEM: b.certificatePEM}
 	for _, key := range slices.Sorted(maps.Keys(cm.Data)) {
 		value := cm.Data[key]
 		i, found := slices.BinarySearchFunc(settingKeys, key, func(k settingKey, key string) int { return strings.Compare(k.key, key) })
@@ -450,7 +453,7 @@ func (p *settingsParser) certificate(v string) (*Certificate, error) {
 	if sec == nil {
 		return nil, fmt.Errorf("Secret %s/%s not found", ns, name)
 	}
-	data, err := certificatePEM(sec)
+	data, err := p.certificatePEM(sec)
 	if err != nil {
 		return nil, fmt.Errorf("Secret %s/%s: %w", ns, name, err)
 	}

@@ -1,0 +1,329 @@
+package render
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	mathrand "math/rand/v2"
+	"reflect"
+	"strconv"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
+)
+
+// The incremental renderer must give what a full render gives, file for
+// file and byte for byte, with the same model and problems, after every
+// step of any sequence of changes. The cluster here is small and its
+// names few, so that changes collide: conflicting paths and TLS hosts,
+// defaultBackends, class switches, Services and Secrets that come and go,
+// slices that move endpoints, invalid values of every kind.
+
+type randomCluster struct {
+	r     *mathrand.Rand
+	certs [][]byte // PEM certificate + key pairs
+	in    Inputs
+	age   int
+}
+
+var (
+	rcNamespaces = []string{"a", "b"}
+	rcServices   = []string{"web", "api", "gone", "ext"}
+	rcHosts      = []string{"", "x.test", "y.test", "*.w.test", "Bad_Host", "z.w.test"}
+	rcPaths      = []string{"/", "/api", "/api/", "/a/b", "", "no-slash", "/x"}
+	rcTypes      = []string{"Prefix", "Exact", "ImplementationSpecific", "", "Regex"}
+	rcSecrets    = []string{"tls-1", "tls-2", "tls-bad", "missing", "Bad_Name"}
+	rcAddrs      = []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "fd00::1", "nope", "!10.0.0.6"}
+)
+
+func (c *randomCluster) pick(list []string) string { return list[c.r.IntN(len(list))] }
+
+func (c *randomCluster) ingress(ns, name string) *networkingv1.Ingress {
+	c.age++
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+		CreationTimestamp: metav1.NewTime(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(c.r.IntN(5)) * time.Hour))}}
+	switch c.r.IntN(6) {
+	case 0:
+		ing.Annotations = map[string]string{LegacyClassAnnotation: c.pick([]string{"haproxy", "other"})}
+	case 1: // no class: the default class, if any
+	default:
+		cls := c.pick([]string{"haproxy", "haproxy", "other"})
+		ing.Spec.IngressClassName = &cls
+	}
+	backend := func() networkingv1.IngressBackend {
+		if c.r.IntN(20) == 0 {
+			return networkingv1.IngressBackend{}
+		}
+		b := networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: c.pick(rcServices)}}
+		switch c.r.IntN(5) {
+		case 0:
+			b.Service.Port.Name = c.pick([]string{"http", "admin", "Bad Port"})
+		case 1:
+			b.Service.Port.Number = int32(c.r.IntN(3)) * 70000 // 0 or out of range
+		default:
+			b.Service.Port.Number = int32(80 + c.r.IntN(2))
+		}
+		return b
+	}
+	if c.r.IntN(4) == 0 {
+		d := backend()
+		ing.Spec.DefaultBackend = &d
+	}
+	for range c.r.IntN(3) {
+		rule := networkingv1.IngressRule{Host: c.pick(rcHosts)}
+		if c.r.IntN(8) > 0 {
+			rule.HTTP = &networkingv1.HTTPIngressRuleValue{}
+			for range 1 + c.r.IntN(3) {
+				p := networkingv1.HTTPIngressPath{Path: c.pick(rcPaths), Backend: backend()}
+				if t := c.pick(rcTypes); t != "" {
+					pt := networkingv1.PathType(t)
+					p.PathType = &pt
+				}
+				rule.HTTP.Paths = append(rule.HTTP.Paths, p)
+			}
+		}
+		ing.Spec.Rules = append(ing.Spec.Rules, rule)
+	}
+	for range c.r.IntN(3) {
+		t := networkingv1.IngressTLS{SecretName: c.pick(append(rcSecrets, ""))}
+		for range c.r.IntN(3) {
+			t.Hosts = append(t.Hosts, c.pick(rcHosts[1:]))
+		}
+		ing.Spec.TLS = append(ing.Spec.TLS, t)
+	}
+	return ing
+}
+
+func (c *randomCluster) service(ns, name string) *corev1.Service {
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	if name == "ext" && c.r.IntN(2) == 0 {
+		s.Spec.Type = corev1.ServiceTypeExternalName
+	}
+	for _, port := range []int32{80, 81} {
+		if c.r.IntN(4) == 0 {
+			continue
+		}
+		sp := corev1.ServicePort{Name: c.pick([]string{"http", "admin", ""}), Port: port}
+		if c.r.IntN(10) == 0 {
+			sp.Protocol = corev1.ProtocolUDP
+		}
+		s.Spec.Ports = append(s.Spec.Ports, sp)
+	}
+	return s
+}
+
+func (c *randomCluster) slice(ns, svc, name string) *discoveryv1.EndpointSlice {
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+	}
+	if c.r.IntN(10) == 0 {
+		es.AddressType = discoveryv1.AddressTypeFQDN
+	}
+	portName, port := c.pick([]string{"http", "admin", ""}), int32(8080+c.r.IntN(2))
+	if c.r.IntN(15) == 0 {
+		port = 0
+	}
+	es.Ports = []discoveryv1.EndpointPort{{Name: &portName, Port: &port}}
+	for range c.r.IntN(7) {
+		a := c.pick(rcAddrs)
+		ready := a[0] != '!'
+		if !ready {
+			a = a[1:]
+		}
+		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{a}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+	}
+	return es
+}
+
+func (c *randomCluster) secret(ns, name string) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Type: corev1.SecretTypeTLS}
+	pair := c.certs[c.r.IntN(len(c.certs))]
+	crt, key, _ := bytes.Cut(pair, []byte("-----BEGIN PRIVATE KEY-----"))
+	key = append([]byte("-----BEGIN PRIVATE KEY-----"), key...)
+	switch c.r.IntN(6) {
+	case 0:
+		key = nil
+	case 1:
+		s.Type = corev1.SecretTypeOpaque
+	}
+	s.Data = map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key}
+	return s
+}
+
+// step makes one random change: add, update or delete one object of any
+// kind (an update is a new object, as informers deliver them).
+func (c *randomCluster) step() string {
+	ns := c.pick(rcNamespaces)
+	kind := c.r.IntN(6)
+	var name string
+	switch kind {
+	case 0, 1:
+		name = "ing-" + strconv.Itoa(c.r.IntN(6))
+		c.in.Ingresses = upsertOrDelete(c, c.in.Ingresses, ns, name, func() *networkingv1.Ingress { return c.ingress(ns, name) })
+		return "Ingress " + ns + "/" + name
+	case 2:
+		name = c.pick(rcServices)
+		c.in.Services = upsertOrDelete(c, c.in.Services, ns, name, func() *corev1.Service { return c.service(ns, name) })
+		return "Service " + ns + "/" + name
+	case 3:
+		svc := c.pick(rcServices)
+		name = svc + "-" + strconv.Itoa(c.r.IntN(2))
+		c.in.EndpointSlices = upsertOrDelete(c, c.in.EndpointSlices, ns, name, func() *discoveryv1.EndpointSlice { return c.slice(ns, svc, name) })
+		return "EndpointSlice " + ns + "/" + name
+	case 4:
+		name = c.pick(rcSecrets[:3])
+		c.in.Secrets = upsertOrDelete(c, c.in.Secrets, ns, name, func() *corev1.Secret { return c.secret(ns, name) })
+		return "Secret " + ns + "/" + name
+	default:
+		// The class: ours, ours and default, or gone.
+		c.in.IngressClasses = nil
+		switch c.r.IntN(3) {
+		case 0:
+			c.in.IngressClasses = append(c.in.IngressClasses, ourClass(false))
+		case 1:
+			c.in.IngressClasses = append(c.in.IngressClasses, ourClass(true))
+		}
+		return "IngressClass haproxy"
+	}
+}
+
+type object interface {
+	GetNamespace() string
+	GetName() string
+}
+
+func upsertOrDelete[T object](c *randomCluster, list []T, ns, name string, make func() T) []T {
+	for i, o := range list {
+		if o.GetNamespace() == ns && o.GetName() == name {
+			if c.r.IntN(3) == 0 {
+				return append(list[:i:i], list[i+1:]...)
+			}
+			out := append(list[:i:i], list[i+1:]...)
+			return append(out, make())
+		}
+	}
+	return append(list, make())
+}
+
+func testCertificates(t testing.TB, n int) [][]byte {
+	var out [][]byte
+	for i := range n {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(int64(i + 1)), Subject: pkix.Name{CommonName: fmt.Sprintf("cert-%d", i)},
+			DNSNames:  []string{"x.test", "*.w.test"},
+			NotBefore: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC),
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+			pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k})...))
+	}
+	return out
+}
+
+func TestIncrementalEqualsFull(t *testing.T) {
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
+	certs := testCertificates(t, 3)
+	steps, seeds := 400, 25
+	if testing.Short() {
+		steps, seeds = 100, 5
+	}
+	for seed := range seeds {
+		c := &randomCluster{r: mathrand.New(mathrand.NewPCG(uint64(seed), 7)), certs: certs}
+		inc := NewIncremental(cfg)
+		var incPrev, fullPrev *Model
+		var log []string
+		for i := range steps {
+			log = append(log, c.step())
+			// Informer lists come in any order.
+			in := c.in
+			in.Ingresses = shuffled(c.r, in.Ingresses)
+			in.Services = shuffled(c.r, in.Services)
+			in.EndpointSlices = shuffled(c.r, in.EndpointSlices)
+
+			fullM := BuildModel(in, Options{Previous: fullPrev})
+			fullOut, fullErr := Render(fullM, cfg)
+			incM, incOut, incErr := inc.Render(in, Options{Previous: incPrev})
+			if (fullErr == nil) != (incErr == nil) {
+				t.Fatalf("seed %d step %d: full render error %v, incremental %v", seed, i, fullErr, incErr)
+			}
+			if !reflect.DeepEqual(fullM, incM) {
+				t.Fatalf("seed %d step %d (%v): models differ\nfull: %+v\nincremental: %+v", seed, i, log, fullM, incM)
+			}
+			if fullErr == nil {
+				if len(fullOut.Files) != len(incOut.Files) {
+					t.Fatalf("seed %d step %d: %d files, incremental %d", seed, i, len(fullOut.Files), len(incOut.Files))
+				}
+				for j, f := range fullOut.Files {
+					if g := incOut.Files[j]; g.Path != f.Path || !bytes.Equal(g.Data, f.Data) {
+						t.Fatalf("seed %d step %d (%v): %s differs from the full render's:\n%s\n--- incremental:\n%s", seed, i, log, f.Path, f.Data, g.Data)
+					}
+				}
+			}
+			fullPrev, incPrev = fullM, incM
+		}
+	}
+}
+
+func shuffled[T any](r *mathrand.Rand, list []T) []T {
+	out := append([]T(nil), list...)
+	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+// The random clusters reach what the comparison is about.
+func TestRandomClusterCoverage(t *testing.T) {
+	c := &randomCluster{r: mathrand.New(mathrand.NewPCG(1, 7)), certs: testCertificates(t, 2)}
+	reasons := map[Reason]int{}
+	var routes, certs, backends, servers int
+	for range 400 {
+		c.step()
+		m := BuildModel(c.in, Options{})
+		routes += len(m.Routes)
+		certs += len(m.Certs)
+		backends += len(m.Backends)
+		for _, be := range m.Backends {
+			servers += len(be.Servers)
+		}
+		for _, p := range m.Problems {
+			reasons[p.Reason]++
+		}
+	}
+	t.Logf("routes %d certs %d backends %d servers %d reasons %v", routes, certs, backends, servers, reasons)
+	for _, r := range []Reason{Conflict, InvalidHost, InvalidPath, InvalidPathType, BackendNotFound, BackendPortNotFound, NoEndpoints,
+		TLSSecretNotFound, TLSSecretInvalid, NotOurClass, InvalidBackend, UnsupportedBackend, InvalidAddress, UnsupportedAddressType} {
+		if reasons[r] == 0 {
+			t.Errorf("no step reported %s", r)
+		}
+	}
+	if routes == 0 || certs == 0 || servers == 0 {
+		t.Errorf("routes %d, certificates %d, servers %d: want some of each", routes, certs, servers)
+	}
+}
