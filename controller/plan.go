@@ -144,7 +144,7 @@ func diff(old *state, next *state) plan {
 		if !sameSkeleton(old.model, next.model) {
 			return reloadFor("backends were added or removed, or need more server slots")
 		}
-		if !onlyServerLinesDiffer(oldCfg, nextCfg) {
+		if !onlyServersDiffer(old.out, next.out) {
 			return reloadFor("haproxy.cfg changed beyond server addresses")
 		}
 		for i := range next.model.Backends {
@@ -152,9 +152,31 @@ func diff(old *state, next *state) plan {
 		}
 	}
 	for _, name := range render.RuntimeMaps {
-		p.maps = append(p.maps, mapChanges(name, old.out.MapEntries(name), next.out.MapEntries(name))...)
+		for _, c := range render.MapChanges(name, old.out, next.out) {
+			p.maps = append(p.maps, mapOp{file: name, key: c.Key, value: c.Value, add: c.Added})
+		}
 	}
 	return p
+}
+
+// onlyServersDiffer is true when two renders' haproxy.cfg differ in server
+// lines only. With the file in pieces (the template prints
+// .BackendSections) only the sections that differ are compared line by
+// line; otherwise the whole files are.
+func onlyServersDiffer(old, next *render.Output) bool {
+	a, b := old.Config(), next.Config()
+	if a == nil || b == nil || len(a.Sections) != len(b.Sections) {
+		return onlyServerLinesDiffer(old.Get(render.ConfigFile), next.Get(render.ConfigFile))
+	}
+	if !bytes.Equal(a.Head, b.Head) || !bytes.Equal(a.Tail, b.Tail) {
+		return false
+	}
+	for i := range a.Sections {
+		if !bytes.Equal(a.Sections[i], b.Sections[i]) && !onlyServerLinesDiffer(a.Sections[i], b.Sections[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // sameSkeleton is true when two models render the same configuration but
@@ -212,35 +234,4 @@ func slotChanges(old, next *render.Backend) []slotOp {
 		ops = append(ops, op)
 	}
 	return ops
-}
-
-// mapChanges compares two map files' entries (render's values, not the
-// files' bytes).
-func mapChanges(name string, was, now map[string]string) []mapOp {
-	var ops []mapOp
-	for _, k := range sortedKeys(was) {
-		if _, ok := now[k]; !ok {
-			ops = append(ops, mapOp{file: name, key: k})
-		}
-	}
-	for _, k := range sortedKeys(now) {
-		v := now[k]
-		prev, ok := was[k]
-		switch {
-		case !ok:
-			ops = append(ops, mapOp{file: name, key: k, value: v, add: true})
-		case prev != v:
-			ops = append(ops, mapOp{file: name, key: k, value: v})
-		}
-	}
-	return ops
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -2,6 +2,8 @@ package controller
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,6 +23,8 @@ type cluster struct {
 	services map[string][]string
 	routes   []string
 	tlsHost  string // a TLS entry for this host when set
+	// editTemplate, when set, edits the embedded template's text.
+	editTemplate func(string) string
 	// prev is the model HAProxy serves, for stable server slots.
 	prev *render.Model
 }
@@ -54,7 +58,19 @@ func (c cluster) state(t *testing.T) *state {
 		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{c.tlsHost}, SecretName: "missing"}}
 	}
 	in.Ingresses = append(in.Ingresses, ing)
-	tmpl, err := templates.Load("")
+	dir := ""
+	if c.editTemplate != nil {
+		// A custom template: the embedded one, edited.
+		src, err := os.ReadFile("../templates/" + templates.Main)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, templates.Main), []byte(c.editTemplate(string(src))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tmpl, err := templates.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,17 +173,40 @@ func TestPlanTemplateChanges(t *testing.T) {
 		t.Errorf("new renderer, same output: plan %q, want reload", got)
 	}
 	// Same renderer, a configuration that differs outside server lines
-	// (as a different template would make it): reload.
-	next = c.state(t)
-	cfg := string(next.out.Get(render.ConfigFile))
-	edited := strings.Replace(cfg, "    balance roundrobin\n", "    balance roundrobin\n    no-such-keyword\n", 1)
-	for i := range next.out.Files {
-		if next.out.Files[i].Path == render.ConfigFile {
-			next.out.Files[i].Data = []byte(edited)
-		}
+	// (as a different template would make it): reload. Whether the
+	// template renders backends one by one (.BackendSections) or ranges
+	// over .Backends itself, and whether the change is in a backend
+	// section or elsewhere.
+	ranging := func(s string) string {
+		return strings.Replace(s, "{{.BackendSections}}", `{{range .Backends}}{{template "backend" .}}{{end}}`, 1)
 	}
-	if got := describe(diff(old, next)); got != "reload" {
-		t.Errorf("configuration changed outside server lines: plan %q, want reload", got)
+	inSection := func(s string) string {
+		return strings.Replace(s, "    balance roundrobin\n", "    balance roundrobin\n    no-such-keyword\n", 1)
+	}
+	inHead := func(s string) string { return strings.Replace(s, "    option dontlognull\n", "", 1) }
+	for name, tc := range map[string]struct{ old, next func(string) string }{
+		"sections, backend":  {nil, inSection},
+		"sections, frontend": {nil, inHead},
+		"ranging, backend":   {ranging, func(s string) string { return inSection(ranging(s)) }},
+		"ranging, frontend":  {ranging, func(s string) string { return inHead(ranging(s)) }},
+	} {
+		before, after := c, c
+		before.editTemplate, after.editTemplate = tc.old, tc.next
+		// Endpoints change too: the new server lines alone would be a
+		// runtime change.
+		after.services = map[string][]string{"a": {"10.0.0.2"}}
+		old, next := before.state(t), after.state(t)
+		if (old.out.Config() == nil) != (tc.old != nil) {
+			t.Fatalf("%s: configuration in pieces: %v", name, old.out.Config() != nil)
+		}
+		if got := describe(diff(old, next)); got != "reload" {
+			t.Errorf("%s: configuration changed outside server lines: plan %q, want reload", name, got)
+		}
+		unedited := after
+		unedited.editTemplate = tc.old
+		if got := describe(diff(old, unedited.state(t))); got != "slot ns_a_80/s1=10.0.0.2:8080" {
+			t.Errorf("%s: only the server changed: plan %q", name, got)
+		}
 	}
 }
 

@@ -1,5 +1,10 @@
 package render
 
+import (
+	"slices"
+	"strings"
+)
+
 // The runtime contract: what `run` may change in a running HAProxy
 // without a reload, as values, so that the planner never parses rendered
 // bytes back. The files render writes hold exactly these values.
@@ -38,3 +43,111 @@ func (o *Output) MapEntries(name string) map[string]string {
 // tlsHostValue is the value of every TLS hosts map entry: the lookup only
 // asks whether the host is there.
 const tlsHostValue = "1"
+
+// MapChange is one entry that differs between two renders of a runtime
+// map: Value is "" for a key that is gone; Added says the key is new.
+type MapChange struct {
+	Key, Value string
+	Added      bool
+}
+
+// MapChanges lists the entries of a runtime map that differ from old to
+// next: deletions first, each part sorted by key. Both renders' entries are kept sorted, so this
+// walks them side by side instead of building two maps.
+func MapChanges(name string, old, next *Output) []MapChange {
+	var out []MapChange
+	switch name {
+	case ExactMapFile, PrefixMapFile:
+		match := MatchExact
+		if name == PrefixMapFile {
+			match = MatchPrefix
+		}
+		a, b := old.model.Routes, next.model.Routes
+		if !ordered(a) || !ordered(b) {
+			// Routes not made by the builder: compare as maps.
+			return mapChanges(old.MapEntries(name), next.MapEntries(name))
+		}
+		i, j := 0, 0
+		for i < len(a) || j < len(b) {
+			for i < len(a) && a[i].Match != match {
+				i++
+			}
+			for j < len(b) && b[j].Match != match {
+				j++
+			}
+			switch {
+			case i == len(a) && j == len(b):
+			case j == len(b) || (i < len(a) && a[i].order < b[j].order):
+				out = append(out, MapChange{Key: a[i].Key})
+				i++
+			case i == len(a) || b[j].order < a[i].order:
+				out = append(out, MapChange{Key: b[j].Key, Value: b[j].Backend, Added: true})
+				j++
+			default:
+				if a[i].Backend != b[j].Backend {
+					out = append(out, MapChange{Key: b[j].Key, Value: b[j].Backend})
+				}
+				i++
+				j++
+			}
+		}
+	case TLSHostsMapFile:
+		a, b := old.model.TLSHosts, next.model.TLSHosts
+		i, j := 0, 0
+		for i < len(a) || j < len(b) {
+			switch {
+			case j == len(b) || (i < len(a) && a[i] < b[j]):
+				out = append(out, MapChange{Key: a[i]})
+				i++
+			case i == len(a) || b[j] < a[i]:
+				out = append(out, MapChange{Key: b[j], Value: tlsHostValue, Added: true})
+				j++
+			default:
+				i++
+				j++
+			}
+		}
+	}
+	sortChanges(out)
+	return out
+}
+
+// ordered is true when every route has its sort key (made by the builder).
+func ordered(routes []Route) bool {
+	for i := range routes {
+		if routes[i].order == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func mapChanges(was, now map[string]string) []MapChange {
+	var out []MapChange
+	for k := range was {
+		if _, ok := now[k]; !ok {
+			out = append(out, MapChange{Key: k})
+		}
+	}
+	for k, v := range now {
+		if prev, ok := was[k]; !ok {
+			out = append(out, MapChange{Key: k, Value: v, Added: true})
+		} else if prev != v {
+			out = append(out, MapChange{Key: k, Value: v})
+		}
+	}
+	sortChanges(out)
+	return out
+}
+
+func sortChanges(cs []MapChange) {
+	slices.SortFunc(cs, func(x, y MapChange) int {
+		if dx, dy := x.Value == "", y.Value == ""; dx != dy {
+			if dx {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(x.Key, y.Key)
+	})
+}

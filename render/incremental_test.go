@@ -259,6 +259,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		c := &randomCluster{r: mathrand.New(mathrand.NewPCG(uint64(seed), 7)), certs: certs}
 		inc := NewIncremental(cfg)
 		var incPrev, fullPrev *Model
+		var prevOut *Output
 		var log []string
 		for i := range steps {
 			log = append(log, c.step())
@@ -286,6 +287,19 @@ func TestIncrementalEqualsFull(t *testing.T) {
 						t.Fatalf("seed %d step %d (%v): %s differs from the full render's:\n%s\n--- incremental:\n%s", seed, i, log, f.Path, f.Data, g.Data)
 					}
 				}
+			}
+			// The planner's walk over sorted entries finds what comparing
+			// the two renders' maps finds.
+			if prevOut != nil && incOut != nil {
+				for _, name := range RuntimeMaps {
+					got, want := MapChanges(name, prevOut, incOut), mapChanges(prevOut.MapEntries(name), incOut.MapEntries(name))
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("seed %d step %d: MapChanges(%s) = %v, comparing maps gives %v", seed, i, name, got, want)
+					}
+				}
+			}
+			if incOut != nil {
+				prevOut = incOut
 			}
 			fullPrev, incPrev = fullM, incM
 		}
