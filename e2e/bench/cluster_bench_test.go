@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,7 +45,17 @@ type settings struct {
 	out       string   // BENCH_OUT: file the results table is written to (BENCH_LABEL: text for its title)
 	goResults []string // BENCH_GO_RESULTS: files of `go test -bench` output to add to the table
 	binary    string   // BENCH_SIDECAR_BIN: a built haproxy-sidecar; default: go build of this tree
+	// BENCH_ONLY: which parts run, default all of "cluster soak throughput
+	// check" (cluster: the measurements above for each size; the others:
+	// soak_bench_test.go, throughput_bench_test.go, check_bench_test.go).
+	only map[string]bool
+	soak soakSettings
+	tput throughputSettings
+	chk  checkSettings
 }
+
+// parts are the values BENCH_ONLY may name, in the order they run.
+var parts = []string{"cluster", "soak", "throughput", "check"}
 
 func loadSettings(b *testing.B) settings {
 	s := settings{
@@ -65,6 +76,16 @@ func loadSettings(b *testing.B) settings {
 		s.sizes = append(s.sizes, n)
 	}
 	s.goResults = strings.Fields(os.Getenv("BENCH_GO_RESULTS"))
+	s.only = map[string]bool{}
+	for _, p := range fieldsOr("BENCH_ONLY", strings.Join(parts, " ")) {
+		if !slices.Contains(parts, p) {
+			b.Fatalf("BENCH_ONLY: %q is none of %v", p, parts)
+		}
+		s.only[p] = true
+	}
+	s.soak = loadSoakSettings(b)
+	s.tput = loadThroughputSettings(b)
+	s.chk = loadCheckSettings(b)
 	return s
 }
 
@@ -73,6 +94,30 @@ func fieldsOr(name, def string) []string {
 		return strings.Fields(strings.ReplaceAll(v, ",", " "))
 	}
 	return strings.Fields(def)
+}
+
+func durationOr(b *testing.B, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		b.Fatalf("%s: %q is not a positive duration", name, v)
+	}
+	return d
+}
+
+func floatOr(b *testing.B, name string, def float64) float64 {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 {
+		b.Fatalf("%s: %q is not a positive number", name, v)
+	}
+	return f
 }
 
 func atoiOr(b *testing.B, name string, def int) int {
@@ -88,10 +133,15 @@ func atoiOr(b *testing.B, name string, def int) int {
 }
 
 // BenchmarkCluster runs the whole suite once (whatever b.N) and prints one
-// results table: for each size, HAProxy version and variant, a fresh etcd
-// and kube-apiserver, the synthetic cluster loaded in parallel, then
-// change → served for sidecar starts, runtime-path changes, endpoint moves
-// and reload-path changes, and the sidecar's peak RSS.
+// results table. "cluster": for each size, HAProxy version and variant, a
+// fresh etcd and kube-apiserver, the synthetic cluster loaded in parallel,
+// then change → served for sidecar starts, runtime-path changes, endpoint
+// moves and reload-path changes, and the sidecar's peak RSS. Then, for each
+// HAProxy version, "soak": reloads several times a second for minutes
+// under load; "throughput": requests/s to the last of 20k hosts against a
+// single-host configuration; "check": haproxy -c of the rendered 10k
+// configuration against a minimal one of the same size. BENCH_ONLY picks
+// some of them.
 func BenchmarkCluster(b *testing.B) {
 	set := loadSettings(b)
 	var rows []Row
@@ -112,12 +162,18 @@ func BenchmarkCluster(b *testing.B) {
 		binary = sidecartest.Binary(b)
 	}
 	bins := testenv.HAProxies(b)
-	for _, n := range set.sizes {
+	for _, version := range set.versions {
+		if _, ok := bins[version]; !ok {
+			b.Fatalf("BENCH_HAPROXY: no HAProxy %q (have 2.6 and 3.0)", version)
+		}
+	}
+	sizes := set.sizes
+	if !set.only["cluster"] {
+		sizes = nil
+	}
+	for _, n := range sizes {
 		for _, version := range set.versions {
-			bin, ok := bins[version]
-			if !ok {
-				b.Fatalf("BENCH_HAPROXY: no HAProxy %q (have 2.6 and 3.0)", version)
-			}
+			bin := bins[version]
 			variants := []string{"plain"}
 			for _, v := range set.tls {
 				if v == version {
@@ -140,6 +196,34 @@ func BenchmarkCluster(b *testing.B) {
 				})
 			}
 		}
+	}
+	for _, version := range set.versions {
+		if set.only["soak"] {
+			b.Run(fmt.Sprintf("soak/n=%d/haproxy=%s", set.soak.size, version), func(b *testing.B) {
+				r := &run{b: b, set: set, binary: binary, haproxy: bins[version], version: version, variant: "plain",
+					spec: Spec{Ingresses: set.soak.size, BackendIP: kube.BackendIP}}
+				defer func() { rows = append(rows, r.rows...) }()
+				r.soak()
+			})
+		}
+	}
+	for _, version := range set.versions {
+		if set.only["throughput"] {
+			b.Run(fmt.Sprintf("throughput/n=%d/haproxy=%s", set.tput.hosts, version), func(b *testing.B) {
+				r := &run{b: b, set: set, binary: binary, haproxy: bins[version], version: version, variant: "plain",
+					spec: Spec{Ingresses: set.tput.hosts, BackendIP: kube.BackendIP}}
+				defer func() { rows = append(rows, r.rows...) }()
+				r.throughput()
+			})
+		}
+	}
+	if set.only["check"] {
+		b.Run(fmt.Sprintf("check/n=%d", set.chk.size), func(b *testing.B) {
+			r := &run{b: b, set: set, binary: binary, variant: "plain",
+				spec: Spec{Ingresses: set.chk.size, BackendIP: kube.BackendIP}}
+			defer func() { rows = append(rows, r.rows...) }()
+			r.check(bins)
+		})
 	}
 	table := Table(rows)
 	header := fmt.Sprintf("Results %s(%s): %d cores, %s memory, sidecar %s, %s\n\n",
@@ -246,6 +330,20 @@ func (r *run) ctx(d time.Duration) context.Context {
 }
 
 func (r *run) all() {
+	r.setup(true)
+	r.startup()
+	r.runtimePath()
+	r.endpointChange()
+	r.reloadPath()
+	r.peakRSS()
+	if err := r.sidecar.Stop(); err != nil {
+		r.b.Error(err)
+	}
+}
+
+// setup starts etcd, kube-apiserver and the echo backends and loads the
+// synthetic cluster, with a row for the load when loadRow.
+func (r *run) setup(loadRow bool) {
 	b := r.b
 	r.cluster = kube.Start(b)
 	r.services = r.spec.Services()
@@ -272,17 +370,19 @@ func (r *run) all() {
 	if err != nil {
 		b.Fatalf("load after %d objects: %v", res.Objects, err)
 	}
+	b.Logf("loaded %d objects in %s (%.0f/s)", res.Objects, res.Duration.Round(time.Millisecond), res.Rate())
+	if !loadRow {
+		return
+	}
 	r.rows = append(r.rows, Row{Figure: "load: objects written by " + strconv.Itoa(Writers) + " writers",
 		N: strconv.Itoa(r.spec.Ingresses), HAProxy: r.version, Variant: r.variant, Samples: res.Objects,
 		Max:   fmt.Sprintf("%.1f s", res.Duration.Seconds()),
 		Notes: fmt.Sprintf("%.0f objects/s (%d Ingresses, %d Services, %d EndpointSlices, %d Secrets)", res.Rate(), r.spec.Ingresses, r.services, r.services, r.spec.TLSSecrets)})
-	b.Logf("loaded %d objects in %s (%.0f/s)", res.Objects, res.Duration.Round(time.Millisecond), res.Rate())
+}
 
-	r.startup()
-	r.runtimePath()
-	r.endpointChange()
-	r.reloadPath()
-
+// peakRSS: the sidecar's peak RSS, as a row.
+func (r *run) peakRSS() {
+	b := r.b
 	rss, err := r.sidecar.PeakRSS()
 	if err != nil {
 		b.Errorf("peak RSS: %v", err)
@@ -292,14 +392,11 @@ func (r *run) all() {
 			Max: fmt.Sprintf("%.0f MiB", float64(rss)/(1<<20)), Notes: fmt.Sprintf("after %d passes", passes)})
 		b.Logf("peak RSS %.0f MiB after %d passes", float64(rss)/(1<<20), passes)
 	}
-	if err := r.sidecar.Stop(); err != nil {
-		b.Error(err)
-	}
 }
 
 // startSidecar starts a sidecar with a fresh config directory and ports,
 // so each start also starts a fresh HAProxy.
-func (r *run) startSidecar() *Sidecar {
+func (r *run) startSidecar(extra ...string) *Sidecar {
 	b := r.b
 	kubeconfig, err := r.cluster.WriteKubeconfig()
 	if err != nil {
@@ -307,7 +404,7 @@ func (r *run) startSidecar() *Sidecar {
 	}
 	ports := sidecartest.FreePorts(b, 4)
 	s, err := StartSidecar(SidecarConfig{Binary: r.binary, HAProxy: r.haproxy, Kubeconfig: kubeconfig, Dir: b.TempDir(),
-		Ports: [4]int{ports[0], ports[1], ports[2], ports[3]}})
+		Ports: [4]int{ports[0], ports[1], ports[2], ports[3]}, Extra: extra})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,7 +9,11 @@
 //
 // This file holds the loader: the synthetic cluster's objects and a
 // parallel writer for them. probe.go polls HAProxy; report.go computes the
-// percentiles and prints the results table.
+// percentiles and prints the results table; manifests.go writes the same
+// objects as a manifest file for `haproxy-sidecar render`; loadgen.go holds
+// the load clients of the reload soak and the throughput client; check.go
+// the minimal configuration that `haproxy -c` of ours is compared with.
+// BENCH_ONLY (cluster, soak, throughput, check) runs some parts alone.
 package bench
 
 import (
@@ -150,11 +154,7 @@ func Base(ctx context.Context, c kubernetes.Interface) error {
 	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create namespace: %w", err)
 	}
-	class := &networkingv1.IngressClass{
-		ObjectMeta: metav1.ObjectMeta{Name: ClassName, Annotations: map[string]string{"ingressclass.kubernetes.io/is-default-class": "true"}},
-		Spec:       networkingv1.IngressClassSpec{Controller: ControllerName},
-	}
-	if _, err := c.NetworkingV1().IngressClasses().Create(ctx, class, metav1.CreateOptions{}); err != nil {
+	if _, err := c.NetworkingV1().IngressClasses().Create(ctx, NewIngressClass(), metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create IngressClass: %w", err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ type Sidecar struct {
 	Dir     string
 
 	logs lockedBuffer
+	out  accessLogFilter
 	done chan struct{}
 	err  error
 }
@@ -53,7 +55,8 @@ func StartSidecar(c SidecarConfig) (*Sidecar, error) {
 		"--health-addr", "127.0.0.1:" + strconv.Itoa(c.Ports[2]), "--debug-addr", "127.0.0.1:" + strconv.Itoa(c.Ports[3]),
 	}, c.Extra...)
 	s.Cmd = exec.Command(c.Binary, args...)
-	s.Cmd.Stdout, s.Cmd.Stderr = &s.logs, &s.logs
+	s.out.to = &s.logs
+	s.Cmd.Stdout, s.Cmd.Stderr = &s.out, &s.out
 	s.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	s.Started = time.Now()
 	if err := s.Cmd.Start(); err != nil {
@@ -153,37 +156,70 @@ func (s *Sidecar) PeakRSS() (int64, error) {
 
 var metricsClient = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 5 * time.Second}
 
-// Passes is the number of passes of the sidecar's loop so far, of any
-// outcome (haproxy_sidecar_passes_total on the health address's /metrics).
-func (s *Sidecar) Passes() (int64, error) {
+// Metrics is the sidecar's /metrics on the health address: each series
+// ("name" or "name{labels}" as written) with its value; only the series
+// whose name starts with one of prefixes, when any are given.
+func (s *Sidecar) Metrics(prefixes ...string) (map[string]float64, error) {
 	resp, err := metricsClient.Get("http://127.0.0.1:" + strconv.Itoa(s.Health) + "/metrics")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("/metrics: %s", resp.Status)
+		return nil, fmt.Errorf("/metrics: %s", resp.Status)
 	}
-	var total float64
-	found := false
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	return ParseMetrics(io.LimitReader(resp.Body, 16<<20), prefixes...)
+}
+
+// ParseMetrics reads Prometheus' text format: every sample line's series
+// and value (label values holding spaces are not expected here), or only
+// those whose name starts with one of prefixes.
+func ParseMetrics(r io.Reader, prefixes ...string) (map[string]float64, error) {
+	m := make(map[string]float64)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "haproxy_sidecar_passes_total") {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			return 0, fmt.Errorf("/metrics line %q: %w", line, err)
+		if len(prefixes) > 0 && !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(line, p) }) {
+			continue
 		}
-		total += v
-		found = true
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			return nil, fmt.Errorf("/metrics line %q: no value", line)
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			return nil, fmt.Errorf("/metrics line %q: %w", line, err)
+		}
+		m[strings.TrimSpace(line[:i])] = v
 	}
-	if err := sc.Err(); err != nil {
+	return m, sc.Err()
+}
+
+// Sum adds the values of every series of the metric name (all labels).
+func Sum(m map[string]float64, name string) (float64, bool) {
+	var total float64
+	found := false
+	for series, v := range m {
+		if series == name || strings.HasPrefix(series, name+"{") {
+			total += v
+			found = true
+		}
+	}
+	return total, found
+}
+
+// Passes is the number of passes of the sidecar's loop so far, of any
+// outcome (haproxy_sidecar_passes_total on the health address's /metrics).
+func (s *Sidecar) Passes() (int64, error) {
+	m, err := s.Metrics("haproxy_sidecar_passes_total")
+	if err != nil {
 		return 0, err
 	}
+	total, found := Sum(m, "haproxy_sidecar_passes_total")
 	if !found {
 		return 0, errors.New("/metrics has no haproxy_sidecar_passes_total yet")
 	}
@@ -218,6 +254,48 @@ func (s *Sidecar) WaitIdle(ctx context.Context, after int64, quiet, limit time.D
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// accessLogFilter passes the sidecar's output on line by line, except
+// HAProxy's access log lines (one per request through HAProxy, relayed by
+// the sidecar), which it only counts: a load of thousands of requests per
+// second would otherwise fill memory with them.
+type accessLogFilter struct {
+	mu      sync.Mutex
+	partial []byte
+	dropped int64
+	to      io.Writer
+}
+
+func (f *accessLogFilter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.partial = append(f.partial, p...)
+	for {
+		i := bytes.IndexByte(f.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := f.partial[:i+1]
+		if bytes.Contains(line, []byte(" HTTP/1.1")) && bytes.Contains(line, []byte("] ingress ")) {
+			f.dropped++
+		} else {
+			_, _ = f.to.Write(line)
+		}
+		f.partial = f.partial[i+1:]
+	}
+	if len(f.partial) > 1<<20 {
+		_, _ = f.to.Write(f.partial)
+		f.partial = f.partial[:0]
+	}
+	return len(p), nil
+}
+
+// AccessLogLines is how many access log lines were left out of Logs.
+func (s *Sidecar) AccessLogLines() int64 {
+	s.out.mu.Lock()
+	defer s.out.mu.Unlock()
+	return s.out.dropped
 }
 
 type lockedBuffer struct {

@@ -1,0 +1,96 @@
+package bench
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
+)
+
+// checkSettings: haproxy -c of the rendered configuration against a
+// minimal one of the same size (BENCH_ONLY=check).
+type checkSettings struct {
+	size   int // BENCH_CHECK_SIZE: Ingresses, default 10000
+	repeat int // BENCH_CHECK_REPEAT: runs of each, interleaved; the median is reported; default 5
+}
+
+func loadCheckSettings(b *testing.B) checkSettings {
+	return checkSettings{
+		size:   atoiOr(b, "BENCH_CHECK_SIZE", 10000),
+		repeat: atoiOr(b, "BENCH_CHECK_REPEAT", 5),
+	}
+}
+
+// check: `haproxy -c -f` of `haproxy-sidecar render`'s directory for the
+// synthetic cluster against MinimalConfig of it (the same backends, server
+// lines and map files, none of the frontend logic), for each HAProxy
+// version: wall time and peak RSS.
+func (r *run) check(bins map[string]string) {
+	b := r.b
+	set := r.set.chk
+	dir := b.TempDir()
+	manifests := filepath.Join(dir, "cluster.yaml")
+	if err := WriteManifestFile(manifests, r.spec, nil); err != nil {
+		b.Fatal(err)
+	}
+	ports := sidecartest.FreePorts(b, 3)
+	ours, minimal := filepath.Join(dir, "ours"), filepath.Join(dir, "minimal")
+	// Validated below, by each version.
+	r.renderDir(manifests, ours, ports[0], ports[1], false)
+	oursSize, err := ConfigSize(ours)
+	if err != nil {
+		b.Fatal(err)
+	}
+	minSize, err := WriteMinimalDir(ours, minimal, "127.0.0.1:"+strconv.Itoa(ports[2]))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if oursSize != minSize {
+		b.Fatalf("sizes differ: ours %s, minimal %s", oursSize, minSize)
+	}
+	n := strconv.Itoa(r.spec.Ingresses)
+	for _, version := range r.set.versions {
+		bin := bins[version]
+		var runs [2][]CheckRun
+		cfgs := [2]string{filepath.Join(ours, "haproxy.cfg"), filepath.Join(minimal, "haproxy.cfg")}
+		// One discarded run of each first: files in the page cache.
+		for k := -1; k < set.repeat; k++ {
+			for i, cfg := range cfgs {
+				run, err := TimeCheck(bin, cfg)
+				if err != nil {
+					b.Fatalf("HAProxy %s: %v", version, err)
+				}
+				if k >= 0 {
+					runs[i] = append(runs[i], run)
+				}
+			}
+		}
+		var p50 [2]time.Duration
+		var ds [2][]time.Duration
+		var rss [2]int64
+		for i := range runs {
+			for _, run := range runs[i] {
+				ds[i] = append(ds[i], run.Took)
+				rss[i] = max(rss[i], run.MaxRSS)
+			}
+			slices.Sort(ds[i])
+			p50[i] = Percentile(ds[i], 50)
+		}
+		ratio := float64(p50[0]) / float64(p50[1])
+		cmd := benchCmd("BENCH_ONLY=check", "BENCH_HAPROXY="+version, "BENCH_CHECK_SIZE="+n, "BENCH_CHECK_REPEAT="+strconv.Itoa(set.repeat))
+		what := fmt.Sprintf("wall time of `haproxy -c -f haproxy.cfg`, median of %d runs interleaved with the other (after one discarded run each)", set.repeat)
+		rowOurs := LatencyRow("haproxy -c: our rendered configuration", n, version, r.variant, ds[0], 0,
+			fmt.Sprintf("**%.2f× the minimal configuration** (p50); `haproxy-sidecar render --manifests` of the synthetic cluster (%d Ingresses, %d Services): %s; peak RSS %.0f MiB; %s; %s",
+				ratio, r.spec.Ingresses, r.spec.Services(), oursSize, float64(rss[0])/(1<<20), what, cmd))
+		rowMin := LatencyRow("haproxy -c: minimal configuration of the same size", n, version, r.variant, ds[1], 0,
+			fmt.Sprintf("MinimalConfig (check.go) of the rendered one: global default-path, defaults mode http + 3 timeouts, one frontend with one bind and one lookup per map file, the same backends and server lines, the same map entries without the comment lines (%s); no balance, TLS or error responses; peak RSS %.0f MiB; %s; %s",
+				minSize, float64(rss[1])/(1<<20), what, cmd))
+		r.rows = append(r.rows, rowOurs, rowMin)
+		b.Logf("HAProxy %s: haproxy -c ours p50 %s (max RSS %.0f MiB), minimal p50 %s (%.0f MiB): %.2f×", version,
+			Ms(p50[0]), float64(rss[0])/(1<<20), Ms(p50[1]), float64(rss[1])/(1<<20), ratio)
+	}
+}
