@@ -113,9 +113,9 @@ type Controller struct {
 	model      *render.Model
 	out        *render.Output
 	everServed bool
-	// lastInputs and lastRendGen are the previous pass's objects and
-	// templates, to name what triggered a pass.
-	lastInputs  inputIndex
+	// inputs and lastRendGen follow the objects and templates from pass
+	// to pass, to name what triggered a pass.
+	inputs      inputTracker
 	lastRendGen int
 	passID      atomic.Int64
 	// pendingSince is when the first change not yet taken in by a pass
@@ -420,9 +420,9 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 		}
 		readDone := time.Now()
 		rec.Phases.Read = readDone.Sub(start)
-		idx := indexInputs(in)
+		trigger := c.inputs.update(in)
 		c.mu.Lock()
-		rec.Trigger = capChanges(changes(c.lastInputs, idx))
+		rec.Trigger = capChanges(trigger)
 		if c.lastRendGen != rendGen {
 			rec.Trigger = append(rec.Trigger, Change{Kind: "Templates", Name: "haproxy.cfg.tmpl", Op: "updated"})
 		}
@@ -457,7 +457,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 		c.mu.Lock()
 		rec.NewProblems, rec.GoneProblems = problemChanges(c.problems, problems)
 		c.problems = problems
-		c.lastInputs, c.lastRendGen = idx, rendGen
+		c.lastRendGen = rendGen
 		c.mu.Unlock()
 		next := &state{model: model, out: out, renderer: rendGen}
 		haproxy := c.cfg.HAProxy

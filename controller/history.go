@@ -180,53 +180,79 @@ func (h *History) setDiff(p *Pass, diff string) {
 // objectKey identifies an object across passes.
 type objectKey struct{ kind, namespace, name string }
 
-// inputIndex maps each object of a pass to the object itself.
-type inputIndex map[objectKey]any
-
-func indexInputs(in render.Inputs) inputIndex {
-	idx := make(inputIndex, len(in.Ingresses)+len(in.Services)+len(in.EndpointSlices)+len(in.Secrets)+len(in.ConfigMaps)+len(in.IngressClasses))
-	add := func(kind string, m *metav1.ObjectMeta, obj any) {
-		idx[objectKey{kind, m.Namespace, m.Name}] = obj
-	}
-	for _, o := range in.Ingresses {
-		add("Ingress", &o.ObjectMeta, o)
-	}
-	for _, o := range in.IngressClasses {
-		add("IngressClass", &o.ObjectMeta, o)
-	}
-	for _, o := range in.Services {
-		add("Service", &o.ObjectMeta, o)
-	}
-	for _, o := range in.EndpointSlices {
-		add("EndpointSlice", &o.ObjectMeta, o)
-	}
-	for _, o := range in.Secrets {
-		add("Secret", &o.ObjectMeta, o)
-	}
-	for _, o := range in.ConfigMaps {
-		add("ConfigMap", &o.ObjectMeta, o)
-	}
-	return idx
+// inputTracker follows the objects of successive passes to say what
+// changed. The informer cache and the manifest reader hand out the same
+// pointer for an unchanged object and a new one for every change, so an
+// object seen before is found by its pointer, without hashing its name,
+// and only new pointers are compared in full.
+type inputTracker struct {
+	gen  uint64
+	seen map[any]*trackedObject
 }
 
-// changes lists what differs between two passes' objects. The informer
-// cache and the manifest reader hand out the same pointer for an unchanged
-// object, so only objects whose pointer differs are compared in full.
-func changes(old, next inputIndex) []Change {
-	var out []Change
-	for k, o := range next {
-		prev, ok := old[k]
-		switch {
-		case !ok:
-			out = append(out, Change{Kind: k.kind, Namespace: k.namespace, Name: k.name, Op: "added"})
-		case prev != o && !equality.Semantic.DeepEqual(prev, o):
-			out = append(out, Change{Kind: k.kind, Namespace: k.namespace, Name: k.name, Op: "updated"})
+type trackedObject struct {
+	key objectKey
+	gen uint64
+}
+
+// update takes in a pass's objects and returns what changed since the
+// last call, sorted by kind, namespace and name.
+func (t *inputTracker) update(in render.Inputs) []Change {
+	if t.seen == nil {
+		t.seen = map[any]*trackedObject{}
+	}
+	t.gen++
+	type fresh struct {
+		key objectKey
+		obj any
+	}
+	var added []fresh
+	visit := func(kind string, m *metav1.ObjectMeta, obj any) {
+		if o := t.seen[obj]; o != nil {
+			o.gen = t.gen
+			return
+		}
+		added = append(added, fresh{objectKey{kind, m.Namespace, m.Name}, obj})
+	}
+	for _, o := range in.Ingresses {
+		visit("Ingress", &o.ObjectMeta, o)
+	}
+	for _, o := range in.IngressClasses {
+		visit("IngressClass", &o.ObjectMeta, o)
+	}
+	for _, o := range in.Services {
+		visit("Service", &o.ObjectMeta, o)
+	}
+	for _, o := range in.EndpointSlices {
+		visit("EndpointSlice", &o.ObjectMeta, o)
+	}
+	for _, o := range in.Secrets {
+		visit("Secret", &o.ObjectMeta, o)
+	}
+	for _, o := range in.ConfigMaps {
+		visit("ConfigMap", &o.ObjectMeta, o)
+	}
+	gone := map[objectKey]any{}
+	for obj, o := range t.seen {
+		if o.gen != t.gen {
+			gone[o.key] = obj
+			delete(t.seen, obj)
 		}
 	}
-	for k := range old {
-		if _, ok := next[k]; !ok {
-			out = append(out, Change{Kind: k.kind, Namespace: k.namespace, Name: k.name, Op: "deleted"})
+	var out []Change
+	for _, f := range added {
+		t.seen[f.obj] = &trackedObject{key: f.key, gen: t.gen}
+		prev, ok := gone[f.key]
+		delete(gone, f.key)
+		switch {
+		case !ok:
+			out = append(out, Change{Kind: f.key.kind, Namespace: f.key.namespace, Name: f.key.name, Op: "added"})
+		case !equality.Semantic.DeepEqual(prev, f.obj):
+			out = append(out, Change{Kind: f.key.kind, Namespace: f.key.namespace, Name: f.key.name, Op: "updated"})
 		}
+	}
+	for k := range gone {
+		out = append(out, Change{Kind: k.kind, Namespace: k.namespace, Name: k.name, Op: "deleted"})
 	}
 	slices.SortFunc(out, func(a, b Change) int {
 		return strings.Compare(a.Kind+"/"+a.Namespace+"/"+a.Name, b.Kind+"/"+b.Namespace+"/"+b.Name)
@@ -404,7 +430,9 @@ func annotateHunks(text, path string, old, next *render.Output) string {
 // ObjectChanges lists the objects added, updated or deleted from old to
 // next (for `diff`).
 func ObjectChanges(old, next render.Inputs) []Change {
-	return changes(indexInputs(old), indexInputs(next))
+	var t inputTracker
+	t.update(old)
+	return t.update(next)
 }
 
 // maxTrigger bounds the changes a pass record names: the first pass

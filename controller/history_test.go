@@ -152,3 +152,33 @@ func TestUnifiedDiffMatchesDifflib(t *testing.T) {
 		}
 	}
 }
+
+// The tracker names what changed between passes: a new pointer with the
+// same content is no change, a gone pointer whose name comes back is an
+// update, one that does not is a deletion.
+func TestInputTracker(t *testing.T) {
+	svc := func(name, ip string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Spec: corev1.ServiceSpec{ClusterIP: ip}}
+	}
+	a, b, c := svc("a", "10.0.0.1"), svc("b", "10.0.0.2"), svc("c", "10.0.0.3")
+	var tr inputTracker
+	got := func(svcs ...*corev1.Service) string {
+		var out []string
+		for _, ch := range tr.update(render.Inputs{Services: svcs}) {
+			out = append(out, ch.Op+" "+ch.Name)
+		}
+		return strings.Join(out, ", ")
+	}
+	if g := got(a, b); g != "added a, added b" {
+		t.Errorf("first pass: %q", g)
+	}
+	if g := got(b, a); g != "" {
+		t.Errorf("same objects: %q", g)
+	}
+	if g := got(svc("a", "10.0.0.1"), b); g != "" {
+		t.Errorf("a new object equal to the old one: %q", g)
+	}
+	if g := got(svc("a", "10.0.0.9"), c); g != "updated a, deleted b, added c" {
+		t.Errorf("update, delete, add: %q", g)
+	}
+}

@@ -76,29 +76,23 @@ func BenchmarkRender(b *testing.B) {
 				render.BuildModel(in, render.Options{})
 			}
 		})
-		// One Ingress changed per render, as in a running sidecar: what
-		// Incremental keeps from the render before is reused.
-		b.Run("ingresses="+strconv.Itoa(n)+"/incremental", func(b *testing.B) {
-			in := syntheticInputs(n)
-			r := render.NewIncremental(cfg)
-			prev, _, err := r.Render(in, render.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			orig := in.Ingresses[n/2]
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				i++
-				ing := orig.DeepCopy()
+		// One object changed per render, as in a running sidecar: a new
+		// host on an Ingress (a route change), or an EndpointSlice whose
+		// endpoint moves (a backend change). Incremental evaluates only
+		// what depends on it.
+		b.Run("ingresses="+strconv.Itoa(n)+"/incremental/route", func(b *testing.B) {
+			incrementalChanges(b, cfg, n, func(in *render.Inputs, i int) {
+				ing := in.Ingresses[n/2].DeepCopy()
 				ing.Spec.Rules[0].Host = "changed-" + strconv.Itoa(i) + ".example.com"
 				in.Ingresses[n/2] = ing
-				m, _, err := r.Render(in, render.Options{Previous: prev})
-				if err != nil {
-					b.Fatal(err)
-				}
-				prev = m
-			}
+			})
+		})
+		b.Run("ingresses="+strconv.Itoa(n)+"/incremental/endpoint", func(b *testing.B) {
+			incrementalChanges(b, cfg, n, func(in *render.Inputs, i int) {
+				es := in.EndpointSlices[n/2].DeepCopy()
+				es.Endpoints[0].Addresses[0] = fmt.Sprintf("10.200.%d.%d", i/256%256, i%256)
+				in.EndpointSlices[n/2] = es
+			})
 		})
 		b.Run("ingresses="+strconv.Itoa(n)+"/model+files", func(b *testing.B) {
 			b.ReportAllocs()
@@ -109,6 +103,26 @@ func BenchmarkRender(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func incrementalChanges(b *testing.B, cfg render.Config, n int, change func(in *render.Inputs, i int)) {
+	in := syntheticInputs(n)
+	r := render.NewIncremental(cfg)
+	prev, _, err := r.Render(in, render.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		change(&in, i)
+		m, _, err := r.Render(in, render.Options{Previous: prev})
+		if err != nil {
+			b.Fatal(err)
+		}
+		prev = m
 	}
 }
 

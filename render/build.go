@@ -42,12 +42,6 @@ type Options struct {
 // BuildModel validates the objects and returns the routing model. It never
 // fails: anything invalid is skipped and listed in Model.Problems.
 func BuildModel(in Inputs, opts Options) *Model {
-	return buildModel(in, opts, nil)
-}
-
-// buildModel builds the model, keeping what can be kept for the next
-// build in memo when it is not nil (see Incremental).
-func buildModel(in Inputs, opts Options, memo *memo) *Model {
 	if opts.ControllerName == "" {
 		opts.ControllerName = DefaultControllerName
 	}
@@ -62,15 +56,11 @@ func buildModel(in Inputs, opts Options, memo *memo) *Model {
 		slices:   make(map[string][]*discoveryv1.EndpointSlice, len(in.EndpointSlices)),
 		secrets:  make(map[string]*corev1.Secret, len(in.Secrets)),
 		backends: make(map[string]*Backend, len(in.Services)),
-		routes:   make(map[routeKey]Origin, 2*n),
 		certs:    map[string]*Certificate{},
-		sniOwner: map[string]string{},
+		claims:   &foldClaims{routes: make(map[routeKey]Origin, 2*n), sniOwner: map[string]string{}},
 		reported: map[Problem]bool{},
-		memo:     memo,
-	}
-	if memo != nil {
-		memo.begin()
-		defer memo.end()
+
+		sliceProblems: map[string][]Problem{},
 	}
 	b.index(in)
 	b.settings(in.ConfigMaps)
@@ -84,12 +74,9 @@ func buildModel(in Inputs, opts Options, memo *memo) *Model {
 		)
 	})
 	for _, ing := range ings {
-		b.ingress(ing)
+		b.ingress(ing, parseIngress(ing))
 	}
 	b.finish()
-	if memo != nil {
-		memo.last = b.m
-	}
 	return b.m
 }
 
@@ -107,15 +94,20 @@ type builder struct {
 	slices   map[string][]*discoveryv1.EndpointSlice // by namespace/service
 	secrets  map[string]*corev1.Secret
 	backends map[string]*Backend
-	routes   map[routeKey]Origin     // who won each host+path+match
 	certs    map[string]*Certificate // by namespace/secret
-	sniOwner map[string]string       // SNI host → namespace/secret of the certificate that won it
+	// claims settles conflicts between Ingresses (see claimer).
+	claims   claimer
 	reported map[Problem]bool
-	// memo keeps parsed Ingresses, endpoints and certificates between
-	// builds (nil for a build from scratch); capture, when set, also
-	// receives every problem reported, reported before or not.
-	memo    *memo
+	// sliceProblems are what reading the EndpointSlices of each backend
+	// reported (by backend name). They are reported once the backends
+	// are known, in backend name order, so that their order does not
+	// depend on which Ingress used a Service first.
+	sliceProblems map[string][]Problem
+	// capture, when set, receives problems instead of the model.
 	capture *[]Problem
+	// certCache, when set, keeps certificatePEM's results by Secret
+	// object (see engine).
+	certCache map[*corev1.Secret]certEntry
 }
 
 // previousSlots returns the slot contents the backend name has in the
@@ -168,6 +160,7 @@ func (r reporter) add(sev Severity, field string, reason Reason, format string, 
 func (b *builder) addProblem(p Problem) {
 	if b.capture != nil {
 		*b.capture = append(*b.capture, p)
+		return
 	}
 	// An EndpointSlice is looked at once per Service port that uses it;
 	// say what is wrong with it once.
@@ -230,8 +223,47 @@ func (b *builder) ours(ing *networkingv1.Ingress) (bool, string) {
 	return false, fmt.Sprintf("no ingress class and no default IngressClass of controller %q", b.opts.ControllerName)
 }
 
-func (b *builder) ingress(ing *networkingv1.Ingress) {
-	p := b.parse(ing)
+// claimer settles conflicts between Ingresses: what an older Ingress (or
+// an earlier field of the same one) has is not given to another. A full
+// build visits Ingresses oldest first and records each claim as it is
+// made (foldClaims); the incremental engine knows every claimant of a key
+// in advance and answers for the Ingress it is evaluating.
+type claimer interface {
+	// route returns the origin of the path that serves k before pp.
+	route(k routeKey, pp *parsedPath) (Origin, bool)
+	claimRoute(k routeKey, o Origin)
+	// sni returns the Secret (namespace/name) that serves host before
+	// the TLS entry pt.
+	sni(host string, pt *parsedTLS) (string, bool)
+	claimSNI(host, secret string)
+	// defaultBackend returns the Ingress whose spec.defaultBackend is
+	// used, if it comes before the one being visited.
+	defaultBackend() *Origin
+	claimDefault(o *Origin)
+}
+
+// foldClaims are the claims made so far by a build that visits Ingresses
+// oldest first.
+type foldClaims struct {
+	routes   map[routeKey]Origin // who won each host+path+match
+	sniOwner map[string]string   // SNI host → namespace/secret of the certificate that won it
+	dflt     *Origin
+}
+
+func (f *foldClaims) route(k routeKey, _ *parsedPath) (Origin, bool) {
+	o, ok := f.routes[k]
+	return o, ok
+}
+func (f *foldClaims) claimRoute(k routeKey, o Origin) { f.routes[k] = o }
+func (f *foldClaims) sni(host string, _ *parsedTLS) (string, bool) {
+	s, ok := f.sniOwner[host]
+	return s, ok
+}
+func (f *foldClaims) claimSNI(host, secret string) { f.sniOwner[host] = secret }
+func (f *foldClaims) defaultBackend() *Origin      { return f.dflt }
+func (f *foldClaims) claimDefault(o *Origin)       { f.dflt = o }
+
+func (b *builder) ingress(ing *networkingv1.Ingress, p *parsedIngress) {
 	ns, name := ing.Namespace, ing.Name
 	r := b.reporter("Ingress", ns, name)
 	if p.invalid != nil {
@@ -246,12 +278,13 @@ func (b *builder) ingress(ing *networkingv1.Ingress) {
 
 	if d := p.defaultBackend; d != nil {
 		o := Origin{Namespace: ns, Name: name, Field: "spec.defaultBackend"}
-		if b.m.DefaultOrigin != nil {
+		if used := b.claims.defaultBackend(); used != nil {
 			r.warn(o.Field, Conflict,
-				"ignored: the default backend of the older Ingress %s/%s is used", b.m.DefaultOrigin.Namespace, b.m.DefaultOrigin.Name)
+				"ignored: the default backend of the older Ingress %s/%s is used", used.Namespace, used.Name)
 		} else if be, _, ok := b.backend(r, d); ok {
 			b.m.DefaultBackend = be
 			b.m.DefaultOrigin = &o
+			b.claims.claimDefault(&o)
 		}
 	}
 	for i := range p.paths {
@@ -266,25 +299,11 @@ func (b *builder) ingress(ing *networkingv1.Ingress) {
 	}
 }
 
-// parse returns the parsed form of an Ingress, kept from the previous
-// render while the object is the same.
-func (b *builder) parse(ing *networkingv1.Ingress) *parsedIngress {
-	if b.memo == nil {
-		return parseIngress(ing)
-	}
-	p := b.memo.ingresses[ing]
-	if p == nil {
-		p = parseIngress(ing)
-	}
-	b.memo.nextIngresses[ing] = p
-	return p
-}
-
 func (b *builder) path(r reporter, pp *parsedPath) {
 	// Conflicts are settled before the backend is resolved, so that a
 	// path that loses creates no backend and reports nothing else.
 	k := routeKey{pp.match, pp.key}
-	if prev, dup := b.routes[k]; dup {
+	if prev, dup := b.claims.route(k, pp); dup {
 		r.warn(pp.field, Conflict,
 			"host %q %s path %q is already served by %s, which is older (or as old and first by namespace/name); path skipped", displayHost(pp.host), pp.match, pp.path, prev)
 		return
@@ -307,7 +326,7 @@ func (b *builder) path(r reporter, pp *parsedPath) {
 	}
 	route.comment = pp.comment
 	b.m.Routes = append(b.m.Routes, route)
-	b.routes[k] = route.Origin
+	b.claims.claimRoute(k, route.Origin)
 }
 
 func displayHost(h string) string {
@@ -379,85 +398,24 @@ func (b *builder) backend(r reporter, pb *parsedBackend) (string, ServiceRef, bo
 	return name, ref, true
 }
 
-// newBackend makes the backend of a Service port. With a memo, the
-// previous render's backend is used again when its Service, endpoints and
-// slots are the same.
+// newBackend makes the backend of a Service port, keeping the problems
+// its EndpointSlices have for finish.
 func (b *builder) newBackend(name string, svc *corev1.Service, sp *corev1.ServicePort) *Backend {
-	servers := b.endpoints(name, svc, sp)
+	var reported []Problem
+	b.capture = &reported
+	servers := b.readyEndpoints(b.slices[svc.Namespace+"/"+svc.Name], sp)
+	b.capture = nil
+	if len(reported) > 0 {
+		b.sliceProblems[name] = reported
+	}
 	n := ServerSlots(len(servers))
-	addrs := b.slots(name, servers, n)
-	var e *endpointsEntry
-	if b.memo != nil {
-		e = b.memo.nextEndpoints[name]
-		if be := e.backend; be != nil && be.Port == sp.Port && be.PortName == sp.Name &&
-			len(be.SlotAddrs) == len(addrs) && (len(addrs) == 0 || &be.SlotAddrs[0] == &addrs[0]) {
-			return be
-		}
-	}
-	be := &Backend{Name: name, Namespace: svc.Namespace, Service: svc.Name, Port: sp.Port, PortName: sp.Name,
-		Servers: servers, Slots: n, SlotAddrs: addrs}
-	if e != nil {
-		e.backend = be
-	}
-	return be
+	return &Backend{Name: name, Namespace: svc.Namespace, Service: svc.Name, Port: sp.Port, PortName: sp.Name,
+		Servers: servers, Slots: n, SlotAddrs: assignSlots(servers, n, b.previousSlots(name))}
 }
 
 // backendName is the HAProxy backend of a Service port.
 func backendName(ns, service string, port int32) string {
 	return ns + "_" + service + "_" + strconv.Itoa(int(port))
-}
-
-// endpoints returns the ready endpoints of a Service port (see
-// readyEndpoints), kept from the previous render while the Service port's
-// name and its EndpointSlices are the same objects. What was reported
-// about the slices is reported again in the same place.
-func (b *builder) endpoints(name string, svc *corev1.Service, sp *corev1.ServicePort) []netip.AddrPort {
-	ess := b.slices[svc.Namespace+"/"+svc.Name]
-	if b.memo == nil {
-		return b.readyEndpoints(ess, sp)
-	}
-	e := b.memo.endpoints[name]
-	if e == nil || e.portName != sp.Name || !slices.Equal(e.slices, ess) {
-		var reported []Problem
-		b.capture = &reported
-		servers := b.readyEndpoints(ess, sp)
-		b.capture = nil
-		e = &endpointsEntry{portName: sp.Name, slices: ess, servers: servers, problems: reported, made: b.memo.gen}
-	} else {
-		for _, p := range e.problems {
-			b.addProblem(p)
-		}
-	}
-	b.memo.nextEndpoints[name] = e
-	return e.servers
-}
-
-// slots places a backend's servers in its server slots, keeping each
-// surviving endpoint in the slot it has in Options.Previous.
-func (b *builder) slots(name string, servers []netip.AddrPort, n int) []netip.AddrPort {
-	if b.memo != nil && b.opts.Previous != nil && b.opts.Previous == b.memo.last {
-		// Previous is the last build's model, and these endpoints were in
-		// it (an entry kept from the last build): their slots there are
-		// e.slotAddrs, and placing the same servers again keeps them.
-		if e := b.memo.nextEndpoints[name]; e != nil && e.made < b.memo.gen && len(e.slotAddrs) == n {
-			return e.slotAddrs
-		}
-	}
-	prev := b.previousSlots(name)
-	if b.memo != nil {
-		// The previous render's slots for the same servers: placing them
-		// again changes nothing (assignSlots keeps every survivor).
-		if e := b.memo.nextEndpoints[name]; e != nil && len(e.slotAddrs) == n && slices.Equal(prev, e.slotAddrs) {
-			return e.slotAddrs
-		}
-	}
-	s := assignSlots(servers, n, prev)
-	if b.memo != nil {
-		if e := b.memo.nextEndpoints[name]; e != nil {
-			e.slotAddrs = s
-		}
-	}
-	return s
 }
 
 // readyEndpoints returns the ready endpoints of a Service port in its
@@ -549,29 +507,46 @@ func (b *builder) tls(r reporter, pt *parsedTLS) {
 		return
 	}
 	for _, h := range pt.hosts {
-		if owner, taken := b.sniOwner[h]; taken {
+		if owner, taken := b.claims.sni(h, pt); taken {
 			if owner != key {
 				r.warn(pt.field+".hosts", Conflict, "host %q already uses Secret %s from an older (or as old and first by namespace/name) Ingress; host skipped", h, owner)
 			}
 			continue
 		}
-		b.sniOwner[h] = key
+		b.claims.claimSNI(h, key)
 		c.SNI = append(c.SNI, h)
 	}
+}
+
+// finishCert sorts a certificate's SNI names; false means it is not used:
+// every host it was meant for went to an older Ingress.
+func finishCert(c *Certificate) bool {
+	hostless := slices.Contains(c.SNI, "")
+	sni := slices.DeleteFunc(slices.Clone(c.SNI), func(s string) bool { return s == "" })
+	slices.Sort(sni)
+	sni = slices.Compact(sni)
+	if len(sni) == 0 && !hostless {
+		return false
+	}
+	// A certificate named both with and without hosts gets one crt-list
+	// line, filtered by the explicit hosts: one line cannot both filter
+	// and not filter.
+	c.SNI = sni
+	return true
 }
 
 // certificatePEM checks a TLS Secret (see certificatePEM), once per
 // Secret object: parsing keys and certificates is the costliest step of a
 // render with many TLS Secrets.
 func (b *builder) certificatePEM(sec *corev1.Secret) ([]byte, error) {
-	if b.memo == nil {
+	if b.certCache == nil {
 		return certificatePEM(sec)
 	}
-	e, ok := b.memo.certs[sec]
+	e, ok := b.certCache[sec]
 	if !ok {
 		e.pem, e.err = certificatePEM(sec)
+		b.certCache[sec] = e
 	}
-	b.memo.nextCerts[sec] = e
 	return e.pem, e.err
 }
 
@@ -598,22 +573,16 @@ func (b *builder) finish() {
 	m.Backends = make([]Backend, 0, len(names))
 	for _, name := range names {
 		m.Backends = append(m.Backends, *b.backends[name])
+		for _, p := range b.sliceProblems[name] {
+			b.addProblem(p)
+		}
 	}
 
 	for _, c := range b.certs {
-		hostless := slices.Contains(c.SNI, "")
-		sni := slices.DeleteFunc(slices.Clone(c.SNI), func(s string) bool { return s == "" })
-		slices.Sort(sni)
-		sni = slices.Compact(sni)
-		if len(sni) == 0 && !hostless {
-			continue // every host it was meant for went to an older Ingress
+		if finishCert(c) {
+			m.TLSHosts = append(m.TLSHosts, c.SNI...)
+			m.Certs = append(m.Certs, *c)
 		}
-		// A certificate named both with and without hosts gets one
-		// crt-list line, filtered by the explicit hosts: one line cannot
-		// both filter and not filter.
-		c.SNI = sni
-		m.TLSHosts = append(m.TLSHosts, sni...)
-		m.Certs = append(m.Certs, *c)
 	}
 	slices.SortFunc(m.Certs, func(x, y Certificate) int { return cmp.Compare(x.File, y.File) })
 	slices.Sort(m.TLSHosts)

@@ -48,6 +48,12 @@ var (
 	rcAddrs      = []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "fd00::1", "nope", "!10.0.0.6"}
 )
 
+func newRandomCluster(seed uint64, certs [][]byte) *randomCluster {
+	c := &randomCluster{r: mathrand.New(mathrand.NewPCG(seed, 7)), certs: certs}
+	c.in.IngressClasses = []*networkingv1.IngressClass{ourClass(c.r.IntN(2) == 0)}
+	return c
+}
+
 func (c *randomCluster) pick(list []string) string { return list[c.r.IntN(len(list))] }
 
 func (c *randomCluster) ingress(ns, name string) *networkingv1.Ingress {
@@ -167,7 +173,12 @@ func (c *randomCluster) secret(ns, name string) *corev1.Secret {
 // kind (an update is a new object, as informers deliver them).
 func (c *randomCluster) step() string {
 	ns := c.pick(rcNamespaces)
-	kind := c.r.IntN(6)
+	// Class changes are rare: each makes the incremental renderer start
+	// over, and long runs without one are what is tested.
+	kind := c.r.IntN(5)
+	if c.r.IntN(40) == 0 {
+		kind = 5
+	}
 	var name string
 	switch kind {
 	case 0, 1:
@@ -256,7 +267,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		steps, seeds = 100, 5
 	}
 	for seed := range seeds {
-		c := &randomCluster{r: mathrand.New(mathrand.NewPCG(uint64(seed), 7)), certs: certs}
+		c := newRandomCluster(uint64(seed), certs)
 		inc := NewIncremental(cfg)
 		var incPrev, fullPrev *Model
 		var prevOut *Output
@@ -314,14 +325,18 @@ func shuffled[T any](r *mathrand.Rand, list []T) []T {
 
 // The random clusters reach what the comparison is about.
 func TestRandomClusterCoverage(t *testing.T) {
-	c := &randomCluster{r: mathrand.New(mathrand.NewPCG(1, 7)), certs: testCertificates(t, 2)}
+	certs := testCertificates(t, 2)
 	reasons := map[Reason]int{}
-	var routes, certs, backends, servers int
-	for range 400 {
+	var routes, nCerts, backends, servers int
+	var c *randomCluster
+	for i := range 2000 {
+		if i%400 == 0 {
+			c = newRandomCluster(uint64(i/400), certs)
+		}
 		c.step()
 		m := BuildModel(c.in, Options{})
 		routes += len(m.Routes)
-		certs += len(m.Certs)
+		nCerts += len(m.Certs)
 		backends += len(m.Backends)
 		for _, be := range m.Backends {
 			servers += len(be.Servers)
@@ -330,14 +345,14 @@ func TestRandomClusterCoverage(t *testing.T) {
 			reasons[p.Reason]++
 		}
 	}
-	t.Logf("routes %d certs %d backends %d servers %d reasons %v", routes, certs, backends, servers, reasons)
+	t.Logf("routes %d certs %d backends %d servers %d reasons %v", routes, nCerts, backends, servers, reasons)
 	for _, r := range []Reason{Conflict, InvalidHost, InvalidPath, InvalidPathType, BackendNotFound, BackendPortNotFound, NoEndpoints,
 		TLSSecretNotFound, TLSSecretInvalid, NotOurClass, InvalidBackend, UnsupportedBackend, InvalidAddress, UnsupportedAddressType} {
 		if reasons[r] == 0 {
 			t.Errorf("no step reported %s", r)
 		}
 	}
-	if routes == 0 || certs == 0 || servers == 0 {
-		t.Errorf("routes %d, certificates %d, servers %d: want some of each", routes, certs, servers)
+	if routes == 0 || nCerts == 0 || servers == 0 {
+		t.Errorf("routes %d, certificates %d, servers %d: want some of each", routes, nCerts, servers)
 	}
 }

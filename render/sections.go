@@ -8,22 +8,33 @@ import (
 )
 
 // sectionCache keeps each backend's haproxy.cfg section between renders,
-// with the backend it was rendered from, for one template.
+// with the backend it was rendered from, for one template. Both lists are
+// sorted by backend name, as Model.Backends is: a render walks them side
+// by side.
 type sectionCache struct {
-	tmpl   *template.Template
-	byName map[string]cachedSection
+	tmpl  *template.Template
+	bes   []Backend
+	texts [][]byte
+	// head, tail and config are the last haproxy.cfg's pieces and
+	// whole.
+	head, tail, config []byte
 }
 
-type cachedSection struct {
-	be   Backend
-	text []byte
+// allSame is true when a and b hold the same section slices.
+func allSame(a, b [][]byte) bool {
+	for i := range a {
+		if !sameSlice(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // sameSection is true when a and b render the same section: the template
 // sees a backend's names, port and slots (backendData), nothing else.
 func sameSection(a, b *Backend) bool {
 	return a.Name == b.Name && a.Namespace == b.Namespace && a.Service == b.Service && a.Port == b.Port &&
-		a.PortName == b.PortName && a.Slots == b.Slots && slices.Equal(a.SlotAddrs, b.SlotAddrs)
+		a.PortName == b.PortName && a.Slots == b.Slots && (sameSlice(a.SlotAddrs, b.SlotAddrs) || slices.Equal(a.SlotAddrs, b.SlotAddrs))
 }
 
 // assembleConfig puts haproxy.cfg together from the main template's output
@@ -46,38 +57,44 @@ func assembleConfig(rendered []byte, m *Model, cfg Config, cache *sectionCache) 
 	i := bytes.Index(rendered, marker)
 	parts := &ConfigParts{Head: rendered[:i], Tail: rendered[i+len(marker):], Sections: make([][]byte, len(m.Backends))}
 
-	var next map[string]cachedSection
+	var cached sectionCache
 	if cache != nil {
 		if cache.tmpl != cfg.Template {
-			cache.tmpl, cache.byName = cfg.Template, nil
+			*cache = sectionCache{tmpl: cfg.Template}
 		}
-		next = make(map[string]cachedSection, len(m.Backends))
+		cached = *cache
+		cache.bes, cache.texts = make([]Backend, len(m.Backends)), parts.Sections
 	}
 	size := len(parts.Head) + len(parts.Tail)
 	var buf bytes.Buffer
+	j := 0
 	for i := range m.Backends {
 		be := &m.Backends[i]
-		if cache != nil {
-			if c, ok := cache.byName[be.Name]; ok && sameSection(&c.be, be) {
-				parts.Sections[i] = c.text
-				next[be.Name] = c
-				size += len(c.text)
-				continue
+		for j < len(cached.bes) && cached.bes[j].Name < be.Name {
+			j++
+		}
+		if j < len(cached.bes) && sameSection(&cached.bes[j], be) {
+			parts.Sections[i] = cached.texts[j]
+		} else {
+			buf.Reset()
+			if err := bt.Execute(&buf, backendData(be)); err != nil {
+				return nil, nil, fmt.Errorf("executing template %q for backend %s: %w", BackendTemplate, be.Name, err)
 			}
+			parts.Sections[i] = bytes.Clone(buf.Bytes())
 		}
-		buf.Reset()
-		if err := bt.Execute(&buf, backendData(be)); err != nil {
-			return nil, nil, fmt.Errorf("executing template %q for backend %s: %w", BackendTemplate, be.Name, err)
-		}
-		text := bytes.Clone(buf.Bytes())
-		parts.Sections[i] = text
-		size += len(text)
+		size += len(parts.Sections[i])
 		if cache != nil {
-			next[be.Name] = cachedSection{be: cloneBackend(be), text: text}
+			// The model is not modified after it is rendered: its
+			// backend values can be kept as they are.
+			cache.bes[i] = *be
 		}
 	}
-	if cache != nil {
-		cache.byName = next
+	if cache != nil && cached.config != nil && bytes.Equal(cached.head, parts.Head) && bytes.Equal(cached.tail, parts.Tail) &&
+		len(cached.texts) == len(parts.Sections) && allSame(cached.texts, parts.Sections) {
+		// Nothing changed (only maps did): the same file.
+		cache.head, cache.tail, cache.config = cached.head, cached.tail, cached.config
+		parts.Head, parts.Tail = cached.head, cached.tail
+		return cached.config, parts, nil
 	}
 	config := make([]byte, 0, size)
 	config = append(config, parts.Head...)
@@ -85,14 +102,8 @@ func assembleConfig(rendered []byte, m *Model, cfg Config, cache *sectionCache) 
 		config = append(config, s...)
 	}
 	config = append(config, parts.Tail...)
+	if cache != nil {
+		cache.head, cache.tail, cache.config = parts.Head, parts.Tail, config
+	}
 	return config, parts, nil
-}
-
-// cloneBackend copies the slices a cached section is compared by, so that
-// the cache never depends on a model someone else holds.
-func cloneBackend(be *Backend) Backend {
-	c := *be
-	c.Servers = slices.Clone(be.Servers)
-	c.SlotAddrs = slices.Clone(be.SlotAddrs)
-	return c
 }
