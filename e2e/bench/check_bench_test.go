@@ -28,7 +28,7 @@ func loadCheckSettings(b *testing.B) checkSettings {
 // check: `haproxy -c -f` of `haproxy-sidecar render`'s directory for the
 // synthetic cluster against MinimalConfig of it (the same backends, server
 // lines and map files, none of the frontend logic), for each HAProxy
-// version: wall time and peak RSS.
+// version: wall time.
 func (r *run) check(bins map[string]string) {
 	b := r.b
 	set := r.set.chk
@@ -55,28 +55,22 @@ func (r *run) check(bins map[string]string) {
 	n := strconv.Itoa(r.spec.Ingresses)
 	for _, version := range r.set.versions {
 		bin := bins[version]
-		var runs [2][]CheckRun
+		var ds [2][]time.Duration
 		cfgs := [2]string{filepath.Join(ours, "haproxy.cfg"), filepath.Join(minimal, "haproxy.cfg")}
 		// One discarded run of each first: files in the page cache.
 		for k := -1; k < set.repeat; k++ {
 			for i, cfg := range cfgs {
-				run, err := TimeCheck(bin, cfg)
+				took, err := TimeCheck(bin, cfg)
 				if err != nil {
 					b.Fatalf("HAProxy %s: %v", version, err)
 				}
 				if k >= 0 {
-					runs[i] = append(runs[i], run)
+					ds[i] = append(ds[i], took)
 				}
 			}
 		}
 		var p50 [2]time.Duration
-		var ds [2][]time.Duration
-		var rss [2]int64
-		for i := range runs {
-			for _, run := range runs[i] {
-				ds[i] = append(ds[i], run.Took)
-				rss[i] = max(rss[i], run.MaxRSS)
-			}
+		for i := range ds {
 			slices.Sort(ds[i])
 			p50[i] = Percentile(ds[i], 50)
 		}
@@ -84,13 +78,12 @@ func (r *run) check(bins map[string]string) {
 		cmd := benchCmd("BENCH_ONLY=check", "BENCH_HAPROXY="+version, "BENCH_CHECK_SIZE="+n, "BENCH_CHECK_REPEAT="+strconv.Itoa(set.repeat))
 		what := fmt.Sprintf("wall time of `haproxy -c -f haproxy.cfg`, median of %d runs interleaved with the other (after one discarded run each)", set.repeat)
 		rowOurs := LatencyRow("haproxy -c: our rendered configuration", n, version, r.variant, ds[0], 0,
-			fmt.Sprintf("**%.2f× the minimal configuration** (p50); `haproxy-sidecar render --manifests` of the synthetic cluster (%d Ingresses, %d Services): %s; peak RSS %.0f MiB; %s; %s",
-				ratio, r.spec.Ingresses, r.spec.Services(), oursSize, float64(rss[0])/(1<<20), what, cmd))
+			fmt.Sprintf("**%.2f× the minimal configuration** (p50); `haproxy-sidecar render --manifests` of the synthetic cluster (%d Ingresses, %d Services): %s; %s; %s",
+				ratio, r.spec.Ingresses, r.spec.Services(), oursSize, what, cmd))
 		rowMin := LatencyRow("haproxy -c: minimal configuration of the same size", n, version, r.variant, ds[1], 0,
-			fmt.Sprintf("MinimalConfig (check.go) of the rendered one: global default-path, defaults mode http + 3 timeouts, one frontend with one bind and one lookup per map file, the same backends and server lines, the same map entries without the comment lines (%s); no balance, TLS or error responses; peak RSS %.0f MiB; %s; %s",
-				minSize, float64(rss[1])/(1<<20), what, cmd))
+			fmt.Sprintf("MinimalConfig (check.go) of the rendered one: global default-path, defaults mode http + 3 timeouts, one frontend with one bind and one lookup per map file, the same backends and server lines, the same map entries without the comment lines (%s); no balance, TLS or error responses; %s; %s",
+				minSize, what, cmd))
 		r.rows = append(r.rows, rowOurs, rowMin)
-		b.Logf("HAProxy %s: haproxy -c ours p50 %s (max RSS %.0f MiB), minimal p50 %s (%.0f MiB): %.2f×", version,
-			Ms(p50[0]), float64(rss[0])/(1<<20), Ms(p50[1]), float64(rss[1])/(1<<20), ratio)
+		b.Logf("HAProxy %s: haproxy -c ours p50 %s, minimal p50 %s: %.2f×", version, Ms(p50[0]), Ms(p50[1]), ratio)
 	}
 }

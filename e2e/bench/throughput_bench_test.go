@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
-	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,8 +22,13 @@ import (
 type throughputSettings struct {
 	hosts    int           // BENCH_TP_HOSTS: Ingresses (hosts) of the big configuration, default 20000
 	duration time.Duration // BENCH_TP_DURATION: one run, default 10s
-	repeat   int           // BENCH_TP_REPEAT: runs of each, interleaved; the median is reported; default 3
+	repeat   int           // BENCH_TP_REPEAT: runs of each; the median is reported; default 3
 	conns    int           // BENCH_TP_CONNS: concurrent keep-alive connections, default 8
+	// BENCH_TP_SLICE: a run is made of slices of this length, the
+	// configurations taking turns slice by slice (the first in turn
+	// rotating), so that a machine shared with other work slows them
+	// alike; default 1s.
+	slice time.Duration
 }
 
 func loadThroughputSettings(b *testing.B) throughputSettings {
@@ -32,6 +37,7 @@ func loadThroughputSettings(b *testing.B) throughputSettings {
 		duration: durationOr(b, "BENCH_TP_DURATION", 10*time.Second),
 		repeat:   atoiOr(b, "BENCH_TP_REPEAT", 3),
 		conns:    atoiOr(b, "BENCH_TP_CONNS", 8),
+		slice:    durationOr(b, "BENCH_TP_SLICE", time.Second),
 	}
 }
 
@@ -155,27 +161,40 @@ func (r *run) throughput() {
 		// Warm-up: connections, backend connections, caches.
 		Throughput(c.port, c.host, "/", set.conns, time.Second, c.want)
 	}
+	slice := min(set.slice, set.duration)
+	slices := max(1, int(set.duration/slice))
 	for k := range set.repeat {
-		for _, c := range cases {
-			res := Throughput(c.port, c.host, "/", set.conns, set.duration, c.want)
-			c.rates = append(c.rates, res.PerSecond())
-			c.fails += res.Failed
-			if c.first == "" {
-				c.first = res.FirstError
+		ok := make([]int64, len(cases))
+		took := make([]time.Duration, len(cases))
+		for sl := range slices {
+			for t := range cases {
+				i := (sl + t) % len(cases)
+				c := cases[i]
+				res := Throughput(c.port, c.host, "/", set.conns, slice, c.want)
+				ok[i] += res.OK
+				took[i] += res.Duration
+				c.fails += res.Failed
+				if c.first == "" {
+					c.first = res.FirstError
+				}
 			}
-			b.Logf("run %d %s (%s): %.0f requests/s, %d failed %s", k+1, c.name, c.host, res.PerSecond(), res.Failed, res.FirstError)
+		}
+		for i, c := range cases {
+			rate := float64(ok[i]) / took[i].Seconds()
+			c.rates = append(c.rates, rate)
+			b.Logf("run %d %s (%s): %.0f requests/s", k+1, c.name, c.host, rate)
 		}
 	}
 	median := func(c *measured) float64 {
-		s := slices.Clone(c.rates)
-		slices.Sort(s)
+		s := append([]float64(nil), c.rates...)
+		sort.Float64s(s)
 		return s[(len(s)-1)/2]
 	}
 	single := median(cases[0])
 	cmd := benchCmd("BENCH_ONLY=throughput", "BENCH_HAPROXY="+r.version, "BENCH_TP_HOSTS="+strconv.Itoa(set.hosts),
-		"BENCH_TP_DURATION="+set.duration.String(), "BENCH_TP_REPEAT="+strconv.Itoa(set.repeat), "BENCH_TP_CONNS="+strconv.Itoa(set.conns))
-	setup := fmt.Sprintf("GET / over %d keep-alive connections back to back (one Go client) to HAProxy on 127.0.0.1 (`haproxy -W -db -f` on the `haproxy-sidecar render` output, access log to /dev/null), backends: in-process Go echo servers on the namespace's addresses; median of %d runs of %s each, interleaved",
-		set.conns, set.repeat, set.duration)
+		"BENCH_TP_DURATION="+set.duration.String(), "BENCH_TP_REPEAT="+strconv.Itoa(set.repeat), "BENCH_TP_CONNS="+strconv.Itoa(set.conns), "BENCH_TP_SLICE="+slice.String())
+	setup := fmt.Sprintf("GET / over %d keep-alive connections back to back (one Go client) to HAProxy on 127.0.0.1 (`haproxy -W -db -f` on the `haproxy-sidecar render` output, access log to /dev/null), backends: in-process Go echo servers on the namespace's addresses; median of %d runs of %s each, made of %d slices of %s in which the 3 measurements (single, last, random) take turns",
+		set.conns, set.repeat, slice*time.Duration(slices), slices, slice)
 	rates := func(c *measured) string {
 		var s []string
 		for _, v := range c.rates {
