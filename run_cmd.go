@@ -56,7 +56,7 @@ func runCommand(ctx context.Context, args []string, hup <-chan os.Signal, stderr
 	fs.StringVar(&f.masterSocket, "master-socket", "", "HAProxy master CLI socket (haproxy -W -S <path>) (required)")
 	fs.BoolVar(&f.haproxyStart, "haproxy-start", false, "start and supervise HAProxy in master-worker mode (adopting one already answering on --master-socket) instead of using one another container started")
 	fs.BoolVar(&f.init, "init", false, "write a valid minimal configuration into --config-dir (unless one is there) and exit; for an HAProxy container to start on")
-	fs.DurationVar(&f.minReloadInterval, "min-reload-interval", time.Second, "minimum time between two reloads (runtime API updates are not limited)")
+	fs.DurationVar(&f.minReloadInterval, "min-reload-interval", 500*time.Millisecond, "minimum time between the starts of two reloads; longer when a reload takes longer or old workers pile up (runtime API updates are not limited)")
 	fs.DurationVar(&f.socketWait, "socket-wait", 5*time.Minute, "how long to wait for the master socket of an HAProxy started elsewhere")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json (one object per line, for log collectors) or console (for people)")

@@ -101,7 +101,10 @@ type Controller struct {
 	problems []render.Problem
 
 	lastReload time.Time
-	ready      atomic.Bool
+	// reloadSpacing is the time from lastReload to the next reload's
+	// earliest start (see reloadSpacing).
+	reloadSpacing time.Duration
+	ready         atomic.Bool
 	// written: a configuration rendered from the source passed
 	// validation and is current on disk (the startup probe).
 	written atomic.Bool
@@ -128,6 +131,10 @@ type Controller struct {
 	templateErr error
 	lastApplied time.Time
 	stats       struct{ renders, reloads, runtime, unchanged, failures atomic.Int64 }
+	// writer writes runtime-only passes' generations; writeErr: lastErr
+	// is its failure.
+	writer   *backgroundWriter
+	writeErr bool
 }
 
 // Ready is true once a configuration rendered from the source is what
@@ -183,7 +190,26 @@ func New(cfg Config, r Renderer) *Controller {
 	if cfg.Quiet == 0 {
 		cfg.Quiet = 2 * time.Millisecond
 	}
-	return &Controller{cfg: cfg, renderer: r, trigger: make(chan struct{}, 1)}
+	c := &Controller{cfg: cfg, renderer: r, trigger: make(chan struct{}, 1)}
+	c.writer = newBackgroundWriter(cfg.Store, cfg.Log, c.writeFailed, c.writeDone)
+	return c
+}
+
+// writeFailed and writeDone are the background writer's outcomes: a
+// failure shows in /status until a write succeeds.
+func (c *Controller) writeFailed(err error) {
+	c.mu.Lock()
+	c.lastErr, c.lastErrAt, c.writeErr = fmt.Errorf("writing configuration: %w", err), time.Now(), true
+	c.mu.Unlock()
+	c.stats.failures.Add(1)
+}
+
+func (c *Controller) writeDone(int) {
+	c.mu.Lock()
+	if c.writeErr {
+		c.lastErr, c.writeErr = nil, false
+	}
+	c.mu.Unlock()
 }
 
 // Notify asks for a pass. It never blocks: notifications that arrive while
@@ -303,6 +329,17 @@ func (c *Controller) Run(ctx context.Context) error {
 	diffs := make(chan diffJob, 16)
 	defer close(diffs)
 	go c.diffWorker(diffs)
+	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writer.run(writerCtx)
+	}()
+	// On the way out, what HAProxy serves is written before Run returns.
+	defer func() {
+		stopWriter()
+		<-writerDone
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -466,7 +503,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 			haproxy = nil
 		}
 
-		if current != nil && sameFiles(current.out, out) && !current.unwritten {
+		if current != nil && sameFiles(current.out, out) {
 			c.stats.unchanged.Add(1)
 			rec.Outcome = OutcomeUnchanged
 			// Same files, but the model may differ in what is not
@@ -478,13 +515,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 			}
 			return old, out, nil
 		}
-		var p plan
-		if current != nil && sameFiles(current.out, out) {
-			// HAProxy already runs these files (a runtime update whose
-			// write failed): only the write is left to do.
-		} else {
-			p = diff(current, next)
-		}
+		p := diff(current, next)
 		planDone := time.Now()
 		rec.Phases.Plan = planDone.Sub(renderDone)
 
@@ -504,7 +535,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 		}
 		runtimeDone := time.Now()
 		if p.reload && haproxy != nil {
-			if wait := c.cfg.MinReloadInterval - time.Since(c.lastReload); wait > 0 {
+			if wait := c.reloadSpacing - time.Since(c.lastReload); wait > 0 {
 				c.cfg.Log.Debug("reload rate-limited", zap.Duration("wait", wait))
 				if !sleep(ctx, wait) {
 					return old, nil, ctx.Err()
@@ -519,15 +550,32 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 		}
 		rec.ReloadReason = p.reason
 
-		validate := c.cfg.Validate
 		if !p.reload && haproxy != nil {
-			// The new generation differs from the validated current one
-			// only in map entries and server slot addresses, and HAProxy
-			// has just accepted exactly those through its runtime API:
-			// haproxy -c (tens of milliseconds, more at scale) would
-			// prove nothing more and delay the next change.
-			validate = func(string) error { return nil }
+			// HAProxy serves next already. The new generation differs
+			// from the validated current one only in map entries and
+			// server slot addresses, which HAProxy has just accepted:
+			// it is written in the background (no haproxy -c), and the
+			// next change need not wait for the disk.
+			c.writer.submit(Files(out))
+			c.mu.Lock()
+			c.model, c.out = model, out
+			c.mu.Unlock()
+			rec.Outcome = OutcomeRuntime
+			rec.Phases.Apply = runtimeDone.Sub(planDone)
+			c.stats.runtime.Add(1)
+			c.cfg.Log.Info("updated HAProxy at run time", append(passFields(rec, out),
+				zap.Int("map_changes", len(p.maps)), zap.Int("slot_changes", len(p.slots)))...)
+			c.setCurrent(next)
+			c.applied()
+			if c.cfg.OnApplied != nil {
+				c.cfg.OnApplied(Event{Model: model, Changed: true, Problems: problems, RuntimeOps: p.runtimeOps(), Took: time.Since(start)})
+			}
+			return old, out, nil
 		}
+		// This pass writes (and validates) a generation itself: what the
+		// background writer has not written yet is older.
+		c.writer.settle()
+		validate := c.cfg.Validate
 		timedValidate := func(dir string) error {
 			t := time.Now()
 			err := validate(dir)
@@ -549,20 +597,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 				c.failed(err)
 				c.cfg.Log.Error("HAProxy rejects the new configuration; keeping the last good one",
 					zap.String("reasons", reasons))
-				if !p.reload {
-					// Runtime changes were already made: what runs is
-					// no longer what is on disk. Reload from disk.
-					c.setCurrent(nil)
-				}
 				return old, out, nil // retried on the next change, not in a loop
-			}
-			if !p.reload && haproxy != nil {
-				// HAProxy runs next already: remember that, so the
-				// retry writes the files without sending the runtime
-				// commands again (an "add map" twice adds the key
-				// twice).
-				next.unwritten = true
-				c.setCurrent(next)
 			}
 			return old, out, fmt.Errorf("writing configuration: %w", err)
 		}
@@ -594,6 +629,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 			// 10k Ingresses a reload takes over a second, and counting
 			// from its end would add that to every back-to-back change.
 			c.lastReload = applyStart
+			c.reloadSpacing = reloadSpacing(c.cfg.MinReloadInterval, rec.Phases.Apply, r.OldWorkers)
 			c.stats.reloads.Add(1)
 			rec.Outcome = OutcomeReload
 			ev.Reloaded, ev.RuntimeOps = true, 0
@@ -614,6 +650,22 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 		}
 		return old, out, nil
 	}
+}
+
+// reloadSpacing is how long after a reload's start the next may start:
+// --min-reload-interval, or as long as that reload took if it took longer
+// (at 10k Ingresses a reload takes most of a second: reloads never queue
+// up behind each other), doubled for every two old workers beyond the one
+// a reload replaces that were still draining, up to 8 times: a pile of
+// draining workers, each holding the whole configuration, is what spacing
+// reloads protects against. A storm of changes gets one reload at once,
+// then one per spacing while it lasts, then the last.
+func reloadSpacing(minInterval, took time.Duration, oldWorkers int) time.Duration {
+	d := max(minInterval, took)
+	for extra := oldWorkers - 1; extra >= 2 && d < 8*max(minInterval, took); extra -= 2 {
+		d *= 2
+	}
+	return d
 }
 
 // passFields are the log fields of a pass that changed what HAProxy

@@ -17,11 +17,6 @@ type state struct {
 	// renderer counts template changes: output of other templates may
 	// differ anywhere, so it always means a reload.
 	renderer int
-	// unwritten: HAProxy runs this state (it was applied through the
-	// runtime API) but writing it to the config-dir failed, so a pass
-	// with the same files must still write them, and must not send the
-	// runtime commands again.
-	unwritten bool
 }
 
 // plan says how to get HAProxy from one state to the next.

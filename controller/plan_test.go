@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -228,5 +229,25 @@ func TestPlanKeepsSurvivingEndpointsInTheirSlots(t *testing.T) {
 	again := cluster{services: map[string][]string{"a": {"10.0.0.2", "10.0.0.3", "10.0.0.4"}}, routes: []string{"x.test/=a"}, prev: next.model}.state(t)
 	if got := describe(diff(next, again)); got != "slot ns_a_80/s1=10.0.0.4:8080" {
 		t.Errorf("plan: %q, want the new endpoint in s1", got)
+	}
+}
+
+func TestReloadSpacing(t *testing.T) {
+	const s = time.Second
+	for _, tc := range []struct {
+		min, took time.Duration
+		old       int
+		want      time.Duration
+	}{
+		{s / 2, s / 10, 1, s / 2},                                  // a quick reload: the minimum
+		{s / 2, 800 * time.Millisecond, 1, 800 * time.Millisecond}, // a slow one: as long as it took
+		{s / 2, s / 10, 0, s / 2},                                  // no old worker left at all
+		{s / 2, s / 10, 3, s},                                      // two more draining: twice
+		{s / 2, s / 10, 5, 2 * s},                                  // four more: four times
+		{s / 2, s / 10, 40, 4 * s},                                 // a pile: at most 8 times
+	} {
+		if got := reloadSpacing(tc.min, tc.took, tc.old); got != tc.want {
+			t.Errorf("reloadSpacing(%s, %s, %d) = %s, want %s", tc.min, tc.took, tc.old, got, tc.want)
+		}
 	}
 }

@@ -152,7 +152,10 @@ func TestFullConfigDirAfterRuntimeUpdates(t *testing.T) {
 		reloads := s.Reloads()
 
 		free := fill(t, cfg)
-		failures := s.LogCount("apply failed; will retry")
+		// Runtime updates are written in the background, after HAProxy
+		// serves them; a failed write is retried there.
+		const writeFailed = "writing the configuration HAProxy serves failed; will retry"
+		failures := s.LogCount(writeFailed)
 		// Endpoint change: a server slot's address, at run time.
 		s.Write("apps.yaml", app("a", a2)+"---\n"+app("b", b))
 		s.Expect("a.test", "/", "svc:a2")
@@ -160,7 +163,7 @@ func TestFullConfigDirAfterRuntimeUpdates(t *testing.T) {
 		s.Write("a.yaml", ingress("a", "a.test", "/", "a", "/new", "b"))
 		s.Expect("a.test", "/new", "svc:b")
 		// Several retries of the write.
-		s.WaitLog(20*time.Second, "apply failed; will retry", failures+3)
+		s.WaitLog(20*time.Second, writeFailed, failures+3)
 		if st := s.Status(); !strings.Contains(st.LastError, "no space left") {
 			t.Errorf("/status last_error = %q, want the failed write (no space left on device)", st.LastError)
 		}

@@ -50,7 +50,7 @@ type sidecar struct {
 
 type sidecarOpts struct {
 	haproxy           string
-	minReloadInterval time.Duration
+	minReloadInterval time.Duration // negative: the default
 	templates         string
 	manifests         string // default: a fresh directory
 }
@@ -77,8 +77,10 @@ func startSidecar(t testing.TB, o sidecarOpts) *sidecar {
 	args := []string{"run", "--manifests", s.manifests, "--config-dir", s.configDir, "--master-socket", s.socket,
 		"--haproxy-start", "--haproxy", o.haproxy, "--log-level", "debug", "--grace-period", "5s", "--health-addr", "127.0.0.1:" + strconv.Itoa(s.healthPort),
 		"--debug-addr", "127.0.0.1:" + strconv.Itoa(s.adminPort),
-		"--http-bind", "127.0.0.1:" + strconv.Itoa(s.httpPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(ports[1]),
-		"--min-reload-interval", o.minReloadInterval.String()}
+		"--http-bind", "127.0.0.1:" + strconv.Itoa(s.httpPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(ports[1])}
+	if o.minReloadInterval >= 0 {
+		args = append(args, "--min-reload-interval", o.minReloadInterval.String())
+	}
 	if o.templates != "" {
 		args = append(args, "--templates", o.templates)
 	}

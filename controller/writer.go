@@ -1,0 +1,130 @@
+package controller
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
+)
+
+// backgroundWriter writes the generations of runtime-only passes after
+// HAProxy already serves them, so that writing (an fsync per changed file)
+// never delays the next change. Only the newest pending generation is
+// written: the ones before it are superseded. A crash before the write
+// leaves the last complete generation current, which a restarted sidecar
+// reloads HAProxy from before it serves anything else.
+//
+// A pass that writes by itself (a reload, which validates first) calls
+// settle: what is pending is dropped, as the pass writes newer files.
+type backgroundWriter struct {
+	store *reload.Store
+	log   *zap.Logger
+	// failed and written report a write's outcome to the controller.
+	failed  func(error)
+	written func(generation int)
+
+	mu      sync.Mutex
+	idle    *sync.Cond
+	pending reload.Files
+	busy    bool
+	kick    chan struct{}
+	retry   *time.Timer
+}
+
+func newBackgroundWriter(store *reload.Store, log *zap.Logger, failed func(error), written func(int)) *backgroundWriter {
+	w := &backgroundWriter{store: store, log: log, failed: failed, written: written, kick: make(chan struct{}, 1)}
+	w.idle = sync.NewCond(&w.mu)
+	return w
+}
+
+// submit queues files to be written, replacing any not written yet.
+func (w *backgroundWriter) submit(files reload.Files) {
+	w.mu.Lock()
+	w.pending = files
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// settle drops what is pending and waits for a write in progress.
+func (w *backgroundWriter) settle() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pending = nil
+	for w.busy {
+		w.idle.Wait()
+	}
+}
+
+// run writes until ctx is done, then writes what is still pending, so
+// that a sidecar stopped normally leaves the files HAProxy serves.
+func (w *backgroundWriter) run(ctx context.Context) {
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			w.writeOne(final)
+			cancel()
+			return
+		case <-w.kick:
+		}
+		if w.writeOne(ctx) {
+			backoff = 0
+			continue
+		}
+		// Failed: try again later, unless newer files replace these.
+		backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
+		w.mu.Lock()
+		if w.retry != nil {
+			w.retry.Stop()
+		}
+		w.retry = time.AfterFunc(backoff, func() {
+			select {
+			case w.kick <- struct{}{}:
+			default:
+			}
+		})
+		w.mu.Unlock()
+	}
+}
+
+// writeOne writes the pending files, if any; false when that failed (the
+// files stay pending unless newer ones came meanwhile).
+func (w *backgroundWriter) writeOne(ctx context.Context) bool {
+	w.mu.Lock()
+	files := w.pending
+	w.pending = nil
+	if files == nil {
+		w.mu.Unlock()
+		return true
+	}
+	w.busy = true
+	w.mu.Unlock()
+
+	// HAProxy accepted these through its runtime API, and they differ
+	// from the validated current generation only in map entries and
+	// server addresses: no haproxy -c.
+	res, err := w.store.Apply(ctx, files, func(string) error { return nil })
+
+	w.mu.Lock()
+	w.busy = false
+	if err != nil && w.pending == nil {
+		w.pending = files
+	}
+	w.idle.Broadcast()
+	w.mu.Unlock()
+	if err != nil {
+		w.log.Error("writing the configuration HAProxy serves failed; will retry", zap.Error(err))
+		w.failed(err)
+		return false
+	}
+	w.log.Debug("configuration written", zap.Int("generation", res.Generation))
+	w.written(res.Generation)
+	return true
+}
