@@ -54,9 +54,13 @@ type Config struct {
 	// It must stay small: a lone change is applied after at most this.
 	Quiet time.Duration
 	Log   *zap.Logger
-	// OnApplied, when set, is called after every successful pass, also
-	// when nothing changed (status and Events follow the model, which can
-	// change without the files changing).
+	// OnApplied, when set, is called after successful passes, also when
+	// nothing changed (status and Events follow the model, which can
+	// change without the files changing). It is called off the loop, from
+	// one goroutine, with the newest pass: passes that come faster than
+	// it returns are folded into one call (Changed if any of them was),
+	// so that its work (Events, metrics, linear in the cluster) never
+	// delays the next change.
 	OnApplied func(Event)
 	// History, when set, keeps the passes that changed something.
 	History *History
@@ -135,6 +139,10 @@ type Controller struct {
 	// is its failure.
 	writer   *backgroundWriter
 	writeErr bool
+	// appliedNext is the event OnApplied gets next.
+	appliedMu   sync.Mutex
+	appliedNext *Event
+	appliedKick chan struct{}
 }
 
 // Ready is true once a configuration rendered from the source is what
@@ -190,9 +198,44 @@ func New(cfg Config, r Renderer) *Controller {
 	if cfg.Quiet == 0 {
 		cfg.Quiet = 2 * time.Millisecond
 	}
-	c := &Controller{cfg: cfg, renderer: r, trigger: make(chan struct{}, 1)}
+	c := &Controller{cfg: cfg, renderer: r, trigger: make(chan struct{}, 1), appliedKick: make(chan struct{}, 1)}
 	c.writer = newBackgroundWriter(cfg.Store, cfg.Log, c.writeFailed, c.writeDone)
 	return c
+}
+
+// notifyApplied hands a pass's event to the OnApplied goroutine.
+func (c *Controller) notifyApplied(ev Event) {
+	if c.cfg.OnApplied == nil {
+		return
+	}
+	c.appliedMu.Lock()
+	if c.appliedNext != nil && c.appliedNext.Changed {
+		ev.Changed = true
+	}
+	c.appliedNext = &ev
+	c.appliedMu.Unlock()
+	select {
+	case c.appliedKick <- struct{}{}:
+	default:
+	}
+}
+
+// deliverApplied calls OnApplied with the newest event until ctx is done.
+func (c *Controller) deliverApplied(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.appliedKick:
+		}
+		c.appliedMu.Lock()
+		ev := c.appliedNext
+		c.appliedNext = nil
+		c.appliedMu.Unlock()
+		if ev != nil {
+			c.cfg.OnApplied(*ev)
+		}
+	}
 }
 
 // writeFailed and writeDone are the background writer's outcomes: a
@@ -329,6 +372,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	diffs := make(chan diffJob, 16)
 	defer close(diffs)
 	go c.diffWorker(diffs)
+	go c.deliverApplied(ctx)
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	writerDone := make(chan struct{})
 	go func() {
@@ -510,9 +554,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 			// rendered (e.g. which Ingresses are served with no rules).
 			c.setCurrent(&state{model: model, out: current.out, renderer: rendGen})
 			c.applied()
-			if c.cfg.OnApplied != nil {
-				c.cfg.OnApplied(Event{Model: model, Problems: problems, Took: time.Since(start)})
-			}
+			c.notifyApplied(Event{Model: model, Problems: problems, Took: time.Since(start)})
 			return old, out, nil
 		}
 		p := diff(current, next)
@@ -567,9 +609,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 				zap.Int("map_changes", len(p.maps)), zap.Int("slot_changes", len(p.slots)))...)
 			c.setCurrent(next)
 			c.applied()
-			if c.cfg.OnApplied != nil {
-				c.cfg.OnApplied(Event{Model: model, Changed: true, Problems: problems, RuntimeOps: p.runtimeOps(), Took: time.Since(start)})
-			}
+			c.notifyApplied(Event{Model: model, Changed: true, Problems: problems, RuntimeOps: p.runtimeOps(), Took: time.Since(start)})
 			return old, out, nil
 		}
 		// This pass writes (and validates) a generation itself: what the
@@ -645,9 +685,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 		c.setCurrent(next)
 		c.applied()
 		ev.Took = time.Since(start)
-		if c.cfg.OnApplied != nil {
-			c.cfg.OnApplied(ev)
-		}
+		c.notifyApplied(ev)
 		return old, out, nil
 	}
 }
