@@ -161,15 +161,16 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 		opts.ControllerName = DefaultControllerName
 	}
 	classes, dfltClass := classesOf(in.IngressClasses, opts.ControllerName)
-	// Which Ingresses are served, and the slots of every backend (they
-	// follow Options.Previous), depend on everything: start over.
-	if g.b == nil || g.ctrl != opts.ControllerName || opts.Previous != g.last ||
-		!maps.Equal(classes, g.b.classes) || dfltClass != g.b.defaultC {
+	// Which Ingresses are served depends on the classes: start over.
+	if g.b == nil || g.ctrl != opts.ControllerName || !maps.Equal(classes, g.b.classes) || dfltClass != g.b.defaultC {
 		g.reset(opts)
 		g.b.classes, g.b.defaultC = classes, dfltClass
 	}
 	b := g.b
 	b.opts = opts
+	if opts.Previous != g.last {
+		g.rebase()
+	}
 	g.gen++
 	g.dirty = map[*ingEntry]bool{}
 
@@ -222,6 +223,26 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 	}
 	g.updateRoutes(removed, added)
 	return g.assemble(in.ConfigMaps)
+}
+
+// rebase places every backend's endpoints in its slots again, against
+// Options.Previous when it is not the model the last build returned (a
+// pass that is retried, or HAProxy restarted from an older generation).
+// Slots depend on nothing else, so no Ingress is evaluated again.
+func (g *engine) rebase() {
+	b := g.b
+	for i, name := range g.names {
+		be := b.backends[name]
+		addrs := assignSlots(be.Servers, be.Slots, b.previousSlots(name))
+		if slices.Equal(addrs, be.SlotAddrs) {
+			continue
+		}
+		moved := *be
+		moved.SlotAddrs = addrs
+		b.backends[name] = &moved
+		g.unshareBackends()
+		g.bes[i] = moved
+	}
 }
 
 // syncObjects marks the objects of one kind seen in this build, returning

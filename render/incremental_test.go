@@ -269,7 +269,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 	for seed := range seeds {
 		c := newRandomCluster(uint64(seed), certs)
 		inc := NewIncremental(cfg)
-		var incPrev, fullPrev *Model
+		var incPrev, fullPrev, incOlder, fullOlder *Model
 		var prevOut *Output
 		var log []string
 		for i := range steps {
@@ -280,9 +280,18 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			in.Services = shuffled(c.r, in.Services)
 			in.EndpointSlices = shuffled(c.r, in.EndpointSlices)
 
-			fullM := BuildModel(in, Options{Previous: fullPrev})
+			// Now and then the model HAProxy serves is not the last one
+			// rendered (a retried pass, a restart): none, or an older one.
+			fp, ip := fullPrev, incPrev
+			switch c.r.IntN(20) {
+			case 0:
+				fp, ip = nil, nil
+			case 1:
+				fp, ip = fullOlder, incOlder
+			}
+			fullM := BuildModel(in, Options{Previous: fp})
 			fullOut, fullErr := Render(fullM, cfg)
-			incM, incOut, incErr := inc.Render(in, Options{Previous: incPrev})
+			incM, incOut, incErr := inc.Render(in, Options{Previous: ip})
 			if (fullErr == nil) != (incErr == nil) {
 				t.Fatalf("seed %d step %d: full render error %v, incremental %v", seed, i, fullErr, incErr)
 			}
@@ -311,6 +320,9 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			}
 			if incOut != nil {
 				prevOut = incOut
+			}
+			if c.r.IntN(10) == 0 {
+				fullOlder, incOlder = fullPrev, incPrev
 			}
 			fullPrev, incPrev = fullM, incM
 		}
