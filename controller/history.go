@@ -207,9 +207,11 @@ func (t *inputTracker) update(in render.Inputs) []Change {
 		obj any
 	}
 	var added []fresh
+	kept := 0
 	visit := func(kind string, m *metav1.ObjectMeta, obj any) {
 		if o := t.seen[obj]; o != nil {
 			o.gen = t.gen
+			kept++
 			return
 		}
 		added = append(added, fresh{objectKey{kind, m.Namespace, m.Name}, obj})
@@ -233,7 +235,11 @@ func (t *inputTracker) update(in render.Inputs) []Change {
 		visit("ConfigMap", &o.ObjectMeta, o)
 	}
 	gone := map[objectKey]any{}
+	// Every object seen before was seen again: none is gone.
 	for obj, o := range t.seen {
+		if kept == len(t.seen) {
+			break
+		}
 		if o.gen != t.gen {
 			gone[o.key] = obj
 			delete(t.seen, obj)

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"slices"
 	"sync"
 
 	"go.uber.org/zap"
@@ -83,6 +84,12 @@ type EventReporter struct {
 
 	mu       sync.Mutex
 	reported map[types.UID]map[eventKey]bool
+	// last is what the previous Report saw (see ReportLazy).
+	last struct {
+		served   []string
+		warnings []render.Problem
+		leader   bool
+	}
 }
 
 type eventKey struct {
@@ -119,6 +126,35 @@ func (r *EventReporter) Shutdown() { r.broadcaster.Shutdown() }
 // ignored on purpose) and problems naming an Ingress not in the list are
 // not reported. Writing is asynchronous: Report never blocks on the API.
 func (r *EventReporter) Report(ingresses []*networkingv1.Ingress, m *render.Model) {
+	r.report(func() []*networkingv1.Ingress { return ingresses }, m)
+}
+
+// ReportLazy is Report with the Ingresses listed only when needed: the
+// incremental renderer hands out the same Model.Served slice while no
+// served Ingress changed, and then, with the same warnings and the same
+// leadership, there is nothing new to report (a change to an endpoint,
+// at 10k Ingresses, need not read them all).
+func (r *EventReporter) ReportLazy(ingresses func() []*networkingv1.Ingress, m *render.Model) {
+	r.report(ingresses, m)
+}
+
+func (r *EventReporter) report(list func() []*networkingv1.Ingress, m *render.Model) {
+	var warnings []render.Problem
+	for _, p := range m.Problems {
+		if p.Kind == "Ingress" && p.Severity == render.Warning {
+			warnings = append(warnings, p)
+		}
+	}
+	leader := r.cfg.IsLeader == nil || r.cfg.IsLeader()
+	r.mu.Lock()
+	same := r.last.served != nil && len(r.last.served) == len(m.Served) && (len(m.Served) == 0 || &r.last.served[0] == &m.Served[0]) &&
+		slices.Equal(r.last.warnings, warnings) && r.last.leader == leader
+	r.last.served, r.last.warnings, r.last.leader = m.Served, warnings, leader
+	r.mu.Unlock()
+	if same {
+		return
+	}
+	ingresses := list()
 	byName := make(map[string]*networkingv1.Ingress, len(ingresses))
 	for _, ing := range ingresses {
 		byName[ing.Namespace+"/"+ing.Name] = ing
@@ -155,7 +191,6 @@ func (r *EventReporter) Report(ingresses []*networkingv1.Ingress, m *render.Mode
 		}
 	}
 
-	leader := r.cfg.IsLeader == nil || r.cfg.IsLeader()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	emitted := 0

@@ -182,4 +182,24 @@ func TestEventReporter(t *testing.T) {
 	if got := warning(conflict, 1).Reason; got != "Conflict" {
 		t.Errorf("conflict reported as %s", got)
 	}
+
+	// ReportLazy lists the Ingresses only when the served slice (the
+	// incremental renderer keeps it while it does not change), the
+	// warnings or the leadership changed; what it reports is Report's.
+	lists := 0
+	lazy := func() []*networkingv1.Ingress { lists++; return ings }
+	m := model(true, badHost, noService, noSecret, badPath, conflict)
+	r.ReportLazy(lazy, m)
+	same := &render.Model{Served: m.Served, Problems: slices.Clone(m.Problems)}
+	r.ReportLazy(lazy, same)
+	if lists != 1 {
+		t.Errorf("the Ingresses were listed %d times for the same served slice and warnings, want 1", lists)
+	}
+	badPath2 := problem(render.Warning, "web", "spec.rules[0].http.paths[1].path", render.InvalidPath, "must start with /; path skipped")
+	r.ReportLazy(lazy, &render.Model{Served: m.Served, Problems: append(slices.Clone(m.Problems), badPath2)})
+	r.ReportLazy(lazy, model(true, badHost, noService, noSecret, badPath, conflict, badPath2))
+	if lists != 3 {
+		t.Errorf("the Ingresses were listed %d times, want 3 (a new warning, a new served slice)", lists)
+	}
+	eventExpect(t, c.Client, web, served(2), warning(badHost, 3), warning(noService, 2), warning(noSecret, 2), warning(conflict, 1), warning(badPath2, 1))
 }
