@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,13 @@ type runFlags struct {
 }
 
 func runCommand(ctx context.Context, args []string, hup <-chan os.Signal, stderr io.Writer) int {
+	// A long-running process whose heap is mostly caches that change a
+	// little at a time: collecting at 50% growth instead of Go's 100%
+	// keeps its memory (a pod limit) down for little CPU, now that a pass
+	// allocates little. GOGC still overrides it.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f runFlags

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // engine builds models incrementally. It keeps, between builds, every
@@ -65,6 +66,7 @@ type engine struct {
 	// servedKeys is Model.Served (nil: to be made again).
 	besShared  bool
 	servedKeys []string
+	servedUIDs []types.UID // of servedKeys
 	// certList and hostList are Model.Certs and TLSHosts (nil: to be
 	// made again).
 	certList []Certificate
@@ -223,6 +225,32 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 	}
 	g.updateRoutes(removed, added)
 	return g.assemble(in.ConfigMaps)
+}
+
+// sameServedKeys lists the served Ingresses, reusing the last list when
+// it has the same names: an Ingress updated in place (its status written
+// back, an annotation) keeps the list, and with it what depends on its
+// identity (Events, see kube.EventReporter.ReportLazy).
+func (g *engine) sameServedKeys() []string {
+	if g.last != nil && len(g.last.Served) == len(g.served) && len(g.servedUIDs) == len(g.served) {
+		same := true
+		for i, e := range g.served {
+			// A re-created Ingress (a new UID) is a new one.
+			if g.last.Served[i] != e.p.key || g.servedUIDs[i] != e.obj.UID {
+				same = false
+				break
+			}
+		}
+		if same {
+			return g.last.Served
+		}
+	}
+	keys := make([]string, len(g.served))
+	g.servedUIDs = make([]types.UID, len(g.served))
+	for i, e := range g.served {
+		keys[i], g.servedUIDs[i] = e.p.key, e.obj.UID
+	}
+	return keys
 }
 
 // rebase places every backend's endpoints in its slots again, against
@@ -668,10 +696,7 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 		m.Routes = []Route{}
 	}
 	if g.servedKeys == nil {
-		g.servedKeys = make([]string, len(g.served))
-		for i, e := range g.served {
-			g.servedKeys[i] = e.p.key
-		}
+		g.servedKeys = g.sameServedKeys()
 	}
 	m.Served = g.servedKeys
 	for _, e := range g.defaultUsers {

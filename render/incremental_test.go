@@ -12,7 +12,9 @@ import (
 	"math/big"
 	mathrand "math/rand/v2"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -366,5 +368,46 @@ func TestRandomClusterCoverage(t *testing.T) {
 	}
 	if routes == 0 || nCerts == 0 || servers == 0 {
 		t.Errorf("routes %d, certificates %d, servers %d: want some of each", routes, nCerts, servers)
+	}
+}
+
+// A route map written from the previous one (copying the lines of
+// unchanged routes) is the file written from scratch, for random
+// insertions, deletions and changes.
+func TestWriteRouteMapSplices(t *testing.T) {
+	r := mathrand.New(mathrand.NewPCG(3, 9))
+	route := func(i, backend int) Route {
+		host := fmt.Sprintf("h%04d.test", i)
+		match := MatchKind(i % 2)
+		key := routeMapKey(host, "/", match)
+		return Route{Host: host, HostKind: HostExact, Path: "/", Match: match, Key: key, Backend: "b" + strconv.Itoa(backend),
+			order: routeOrder(HostExact, host, match, key), comment: "# route " + strconv.Itoa(i) + "\n"}
+	}
+	present := map[int]int{} // route → backend
+	var prev [2]*routeMapText
+	for step := range 300 {
+		for range 1 + r.IntN(8) {
+			i := r.IntN(400)
+			switch r.IntN(3) {
+			case 0:
+				delete(present, i)
+			default:
+				present[i] = r.IntN(3)
+			}
+		}
+		var routes []Route
+		for i := range 400 {
+			if b, ok := present[i]; ok {
+				routes = append(routes, route(i, b))
+			}
+		}
+		slices.SortFunc(routes, func(x, y Route) int { return strings.Compare(x.order, y.order) })
+		for _, match := range []MatchKind{MatchExact, MatchPrefix} {
+			got := writeRouteMap(prev[match], routes, match)
+			if want := routeMap(routes, match); !bytes.Equal(got.data, want) {
+				t.Fatalf("step %d %s: spliced map\n%s\nwant\n%s", step, match, got.data, want)
+			}
+			prev[match] = got
+		}
 	}
 }
