@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -462,17 +463,37 @@ func (f *runFlags) haproxy(ctx context.Context, store *reload.Store, log *zap.Lo
 	supCtx, stopHAProxy := context.WithCancel(context.WithoutCancel(ctx))
 	supDone := make(chan error, 1)
 	go func() { supDone <- sup.Run(supCtx) }()
-	readyCtx, cancelReady := context.WithTimeout(ctx, 30*time.Second)
-	err := sup.WaitReady(readyCtx)
-	cancelReady()
-	if err != nil {
-		stopHAProxy()
-		if supErr := <-supDone; supErr != nil {
-			return haproxyConn{}, supErr
-		}
-		return haproxyConn{}, err
+	// HAProxy starts while the source loads (at 10k Ingresses both take
+	// a while); passes before it is up write only, and the first pass
+	// after it is up brings it up to date.
+	var up atomic.Bool
+	var supErr error
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			stopHAProxy()
+			if err := <-supDone; err != nil {
+				supErr = err
+				log.Error("stopping HAProxy", zap.Error(err))
+			}
+		})
 	}
 	return haproxyConn{
+		up: up.Load,
+		wait: func(ctx context.Context) error {
+			readyCtx, cancelReady := context.WithTimeout(ctx, 30*time.Second)
+			err := sup.WaitReady(readyCtx)
+			cancelReady()
+			if err != nil {
+				stop()
+				if supErr != nil {
+					return supErr
+				}
+				return fmt.Errorf("HAProxy did not start: %w", err)
+			}
+			up.Store(true)
+			return nil
+		},
 		api: supervised{MasterCLI: sup.CLI(), sup: sup},
 		ready: func() error {
 			if sup.PID() == 0 {
@@ -480,12 +501,7 @@ func (f *runFlags) haproxy(ctx context.Context, store *reload.Store, log *zap.Lo
 			}
 			return nil
 		},
-		stop: func() {
-			stopHAProxy()
-			if err := <-supDone; err != nil {
-				log.Error("stopping HAProxy", zap.Error(err))
-			}
-		},
+		stop: stop,
 	}, nil
 }
 

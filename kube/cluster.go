@@ -94,7 +94,7 @@ func (c *Cluster) Applied(m *render.Model) {
 	c.mu.Lock()
 	c.model = m
 	c.mu.Unlock()
-	c.events.ReportLazy(c.Source.Ingresses, m)
+	c.events.ReportLazy(c.Source.Ingress, m)
 	c.syncStatus()
 }
 

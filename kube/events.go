@@ -83,7 +83,7 @@ type EventReporter struct {
 	recorder    record.EventRecorder
 
 	mu       sync.Mutex
-	reported map[types.UID]map[eventKey]bool
+	reported map[reportedEvent]bool
 	// last is what the previous Report saw (see ReportLazy).
 	last struct {
 		served   []string
@@ -113,7 +113,7 @@ func NewEventReporter(cfg EventReporterConfig) *EventReporter {
 		cfg:         cfg,
 		broadcaster: b,
 		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent, Host: cfg.Instance}),
-		reported:    map[types.UID]map[eventKey]bool{},
+		reported:    map[reportedEvent]bool{},
 	}
 }
 
@@ -126,19 +126,24 @@ func (r *EventReporter) Shutdown() { r.broadcaster.Shutdown() }
 // ignored on purpose) and problems naming an Ingress not in the list are
 // not reported. Writing is asynchronous: Report never blocks on the API.
 func (r *EventReporter) Report(ingresses []*networkingv1.Ingress, m *render.Model) {
-	r.report(func() []*networkingv1.Ingress { return ingresses }, m)
+	byName := make(map[string]*networkingv1.Ingress, len(ingresses))
+	for _, ing := range ingresses {
+		byName[ing.Namespace+"/"+ing.Name] = ing
+	}
+	r.report(func(key string) *networkingv1.Ingress { return byName[key] }, m)
 }
 
-// ReportLazy is Report with the Ingresses listed only when needed: the
-// incremental renderer hands out the same Model.Served slice while no
-// served Ingress changed, and then, with the same warnings and the same
-// leadership, there is nothing new to report (a change to an endpoint,
-// at 10k Ingresses, need not read them all).
-func (r *EventReporter) ReportLazy(ingresses func() []*networkingv1.Ingress, m *render.Model) {
-	r.report(ingresses, m)
+// ReportLazy is Report with each Ingress looked up by namespace/name
+// (an informer's store) instead of listed, and nothing looked up when
+// nothing can be new: the incremental renderer hands out the same
+// Model.Served slice while no served Ingress changed, and then, with the
+// same warnings and the same leadership, there is nothing new to report
+// (a change to an endpoint, at 10k Ingresses, need not read them all).
+func (r *EventReporter) ReportLazy(ingress func(key string) *networkingv1.Ingress, m *render.Model) {
+	r.report(ingress, m)
 }
 
-func (r *EventReporter) report(list func() []*networkingv1.Ingress, m *render.Model) {
+func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m *render.Model) {
 	var warnings []render.Problem
 	for _, p := range m.Problems {
 		if p.Kind == "Ingress" && p.Severity == render.Warning {
@@ -154,11 +159,6 @@ func (r *EventReporter) report(list func() []*networkingv1.Ingress, m *render.Mo
 	if same {
 		return
 	}
-	ingresses := list()
-	byName := make(map[string]*networkingv1.Ingress, len(ingresses))
-	for _, ing := range ingresses {
-		byName[ing.Namespace+"/"+ing.Name] = ing
-	}
 
 	// What should have been reported by now, per Ingress, in model order.
 	type item struct {
@@ -166,19 +166,18 @@ func (r *EventReporter) report(list func() []*networkingv1.Ingress, m *render.Mo
 		key eventKey
 	}
 	var items []item
-	now := map[types.UID]map[eventKey]bool{}
+	// One flat map: at 10k served Ingresses, a map per Ingress was most
+	// of the memory Events took.
+	now := make(map[reportedEvent]bool, len(m.Served)+len(warnings))
 	add := func(ing *networkingv1.Ingress, k eventKey) {
-		uid := eventUID(ing)
-		if now[uid] == nil {
-			now[uid] = map[eventKey]bool{}
-		}
-		if !now[uid][k] {
-			now[uid][k] = true
+		re := reportedEvent{eventUID(ing), k}
+		if !now[re] {
+			now[re] = true
 			items = append(items, item{ing, k})
 		}
 	}
 	for _, key := range m.Served {
-		if ing := byName[key]; ing != nil {
+		if ing := ingress(key); ing != nil {
 			add(ing, eventKey{corev1.EventTypeNormal, ReasonServed, servedMessage})
 		}
 	}
@@ -186,7 +185,7 @@ func (r *EventReporter) report(list func() []*networkingv1.Ingress, m *render.Mo
 		if p.Kind != "Ingress" || p.Severity != render.Warning {
 			continue
 		}
-		if ing := byName[p.Namespace+"/"+p.Name]; ing != nil {
+		if ing := ingress(p.Namespace + "/" + p.Name); ing != nil {
 			add(ing, eventKey{corev1.EventTypeWarning, EventReason(p.Reason), problemMessage(p)})
 		}
 	}
@@ -195,7 +194,7 @@ func (r *EventReporter) report(list func() []*networkingv1.Ingress, m *render.Mo
 	defer r.mu.Unlock()
 	emitted := 0
 	for _, it := range items {
-		if r.reported[eventUID(it.ing)][it.key] || !leader {
+		if r.reported[reportedEvent{eventUID(it.ing), it.key}] || !leader {
 			continue
 		}
 		r.recorder.Event(it.ing, it.key.typ, it.key.reason, it.key.message)
@@ -207,6 +206,12 @@ func (r *EventReporter) report(list func() []*networkingv1.Ingress, m *render.Mo
 	if emitted > 0 {
 		r.cfg.Log.Debug("Ingress events emitted", zap.Int("events", emitted))
 	}
+}
+
+// reportedEvent is an Event reported for one Ingress.
+type reportedEvent struct {
+	uid types.UID
+	key eventKey
 }
 
 // eventUID keys the memory. The UID tells a re-created Ingress from the

@@ -395,6 +395,16 @@ func (s *Source) Ingresses() []*networkingv1.Ingress {
 	return out
 }
 
+// Ingress returns a cached Ingress by namespace/name, or nil.
+func (s *Source) Ingress(key string) *networkingv1.Ingress {
+	obj, ok, err := s.ingresses.GetStore().GetByKey(key)
+	if err != nil || !ok {
+		return nil
+	}
+	ing, _ := obj.(*networkingv1.Ingress)
+	return ing
+}
+
 // Service returns a cached Service, for the published address.
 func (s *Source) Service(namespace, name string) (*corev1.Service, bool) {
 	obj, ok, err := s.services.GetStore().GetByKey(namespace + "/" + name)
