@@ -38,7 +38,8 @@ type engine struct {
 	dirty map[*ingEntry]bool
 	// bulk: many Ingresses are new (the first build): the sorted lists
 	// are made once at the end instead of kept sorted one by one.
-	bulk bool
+	bulk    bool
+	scratch *evalScratch
 
 	ings     map[*networkingv1.Ingress]*ingEntry
 	served   []*ingEntry // by age
@@ -201,11 +202,15 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 	// never another evaluation's result, so the order does not matter.
 	var removed, added []Route
 	for e := range g.dirty {
-		removed = append(removed, e.routes...)
+		if !g.bulk {
+			removed = append(removed, e.routes...)
+		}
 		g.forget(e)
 		if g.ings[e.obj] == e {
 			g.evaluate(e)
-			added = append(added, e.routes...)
+			if !g.bulk {
+				added = append(added, e.routes...)
+			}
 		}
 	}
 	if g.bulk {
@@ -221,9 +226,20 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 			}
 		}
 		slices.SortFunc(g.problems, byName)
+		// Every route again, sorted once.
+		n := 0
+		for _, e := range g.served {
+			n += len(e.routes)
+		}
+		g.routes = make([]Route, 0, n)
+		for _, e := range g.served {
+			g.routes = append(g.routes, e.routes...)
+		}
+		slices.SortFunc(g.routes, func(x, y Route) int { return strings.Compare(x.order, y.order) })
 		g.bulk = false
+	} else {
+		g.updateRoutes(removed, added)
 	}
-	g.updateRoutes(removed, added)
 	return g.assemble(in.ConfigMaps)
 }
 
@@ -368,6 +384,10 @@ func (g *engine) syncSecrets(secrets []*corev1.Secret) map[string]bool {
 	return changed
 }
 
+// bulkMin is how many new Ingresses make a build rebuild its sorted lists
+// at the end (a variable for tests).
+var bulkMin = 64
+
 // syncIngresses takes in the Ingresses: a new one is indexed, a gone one
 // taken out of the indexes; both make what shares a key with them dirty.
 func (g *engine) syncIngresses(ings []*networkingv1.Ingress) {
@@ -381,7 +401,7 @@ func (g *engine) syncIngresses(ings []*networkingv1.Ingress) {
 			fresh = append(fresh, ing)
 		}
 	}
-	g.bulk = len(fresh) > 64
+	g.bulk = len(fresh) > bulkMin
 	for _, ing := range fresh {
 		e := &ingEntry{obj: ing, p: parseIngress(ing), seen: g.gen}
 		g.ings[ing] = e
@@ -597,20 +617,29 @@ func (g *engine) forget(e *ingEntry) {
 // state from the indexes, and adds the result to the model's parts.
 func (g *engine) evaluate(e *ingEntry) {
 	b := g.b
-	scratch := &Model{}
-	b.m, b.reported, b.certs = scratch, map[Problem]bool{}, map[string]*Certificate{}
-	b.claims = &engineClaims{g: g, e: e, routes: map[routeKey]Origin{}, hosts: map[string]string{}}
-	b.ingress(e.obj, e.p)
-	e.routes, e.problems, e.dflt, e.dfltBE = scratch.Routes, scratch.Problems, scratch.DefaultOrigin, scratch.DefaultBackend
-	if len(b.certs) > 0 {
-		e.certs = b.certs
+	// The scratch maps are used again for every evaluation: a first
+	// build evaluates every Ingress, and they hold a few entries each.
+	if g.scratch == nil {
+		g.scratch = &evalScratch{reported: map[Problem]bool{}, certs: map[string]*Certificate{},
+			claims: engineClaims{g: g, routes: map[routeKey]Origin{}, hosts: map[string]string{}}}
 	}
-	seen := map[string]bool{}
+	s := g.scratch
+	clear(s.reported)
+	clear(s.certs)
+	clear(s.claims.routes)
+	clear(s.claims.hosts)
+	s.model = Model{}
+	s.claims.e = e
+	b.m, b.reported, b.certs, b.claims = &s.model, s.reported, s.certs, &s.claims
+	b.ingress(e.obj, e.p)
+	e.routes, e.problems, e.dflt, e.dfltBE = s.model.Routes, s.model.Problems, s.model.DefaultOrigin, s.model.DefaultBackend
+	if len(s.certs) > 0 {
+		e.certs = maps.Clone(s.certs)
+	}
 	use := func(name string) {
-		if name == "" || name == UnavailableBackend || seen[name] {
+		if name == "" || name == UnavailableBackend || slices.Contains(e.backends, name) {
 			return
 		}
-		seen[name] = true
 		e.backends = append(e.backends, name)
 		be := b.backends[name]
 		if g.refs[name]++; g.refs[name] > 1 {
@@ -790,6 +819,14 @@ func (g *engine) assembleCert(key string) bool {
 func sameCert(a, b *Certificate) bool {
 	return a.File == b.File && a.Namespace == b.Namespace && a.Secret == b.Secret && bytes.Equal(a.PEM, b.PEM) &&
 		slices.Equal(a.SNI, b.SNI) && slices.Equal(a.Origins, b.Origins)
+}
+
+// evalScratch is what evaluate uses again from one Ingress to the next.
+type evalScratch struct {
+	model    Model
+	reported map[Problem]bool
+	certs    map[string]*Certificate
+	claims   engineClaims
 }
 
 // engineClaims answers the builder's conflict questions for the Ingress

@@ -268,7 +268,14 @@ func TestIncrementalEqualsFull(t *testing.T) {
 	if testing.Short() {
 		steps, seeds = 100, 5
 	}
+	defer func(n int) { bulkMin = n }(bulkMin)
 	for seed := range seeds {
+		// Odd seeds take the bulk path (lists rebuilt at the end) for
+		// any change of more than one new Ingress.
+		bulkMin = 64
+		if seed%2 == 1 {
+			bulkMin = 1
+		}
 		c := newRandomCluster(uint64(seed), certs)
 		inc := NewIncremental(cfg)
 		var incPrev, fullPrev, incOlder, fullOlder *Model
@@ -276,6 +283,12 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		var log []string
 		for i := range steps {
 			log = append(log, c.step())
+			// Now and then a pass takes in several changes.
+			if c.r.IntN(4) == 0 {
+				for range 1 + c.r.IntN(3) {
+					log = append(log, c.step())
+				}
+			}
 			// Informer lists come in any order.
 			in := c.in
 			in.Ingresses = shuffled(c.r, in.Ingresses)
