@@ -4,7 +4,6 @@
 package render
 
 import (
-	"fmt"
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,10 +61,11 @@ type Origin struct {
 }
 
 func (o Origin) String() string {
+	// Concatenated, not formatted: every route of a render has one.
 	if o.Field == "" {
-		return fmt.Sprintf("Ingress %s/%s", o.Namespace, o.Name)
+		return "Ingress " + o.Namespace + "/" + o.Name
 	}
-	return fmt.Sprintf("Ingress %s/%s %s", o.Namespace, o.Name, o.Field)
+	return "Ingress " + o.Namespace + "/" + o.Name + " " + o.Field
 }
 
 // Route is one host+path rule that survived validation and conflict
@@ -102,7 +102,7 @@ type ServiceRef struct {
 }
 
 func (s ServiceRef) String() string {
-	return fmt.Sprintf("%s/%s:%s", s.Namespace, s.Name, s.Port)
+	return s.Namespace + "/" + s.Name + ":" + s.Port
 }
 
 // Names of the backends the configuration always has.
