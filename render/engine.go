@@ -588,6 +588,12 @@ func (g *engine) forget(e *ingEntry) {
 	for _, name := range e.backends {
 		if g.refs[name]--; g.refs[name] == 0 {
 			delete(g.refs, name)
+			if be := g.b.backends[name]; be != nil {
+				svc := be.Namespace + "/" + be.Service
+				if delete(g.backendsOf[svc], name); len(g.backendsOf[svc]) == 0 {
+					delete(g.backendsOf, svc)
+				}
+			}
 			delete(g.b.backends, name)
 			delete(g.b.sliceProblems, name)
 			if i, ok := slices.BinarySearch(g.names, name); ok && !g.bulk {
