@@ -28,8 +28,13 @@ vet:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+# Then a short fuzz run: manifest decoding + render (both renderers) +
+# haproxy -c on whatever the fuzzer makes of the golden cases' manifests
+# and hostile seeds (render/fuzz_test.go). A failure writes its input to
+# render/testdata/fuzz/.
 test: deps vet
 	$(GO) test $(GOFLAGS_TEST) ./...
+	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzManifestRender$$' -fuzztime 20s -fuzzminimizetime 0 ./render/
 
 # Rewrite the golden files in testdata/ after an intended output change.
 golden:
