@@ -28,8 +28,8 @@ import (
 // Ingresses (engineClaims).
 //
 // What stays linear in the cluster is cheap: finding the changed objects
-// by pointer, and copying the sorted routes, backends and served list into
-// the new model.
+// by pointer, and copying the sorted routes or backends when they change
+// (earlier models share the old slices, which are never modified).
 type engine struct {
 	b     *builder // persistent: classes, services, slices, secrets, backends
 	ctrl  string   // controller name the state was built for

@@ -5,14 +5,11 @@ import (
 )
 
 // Incremental renders like BuildModel followed by Render, byte for byte,
-// but keeps what each render computed from an object for the next one, as
-// long as the object is the same. A change to one object then recomputes
-// only what depends on it: the Ingress's parsed rules, the endpoints of
-// the Service ports whose Service or EndpointSlices changed, a TLS
-// Secret's certificate, and the haproxy.cfg sections of the backends whose
-// servers changed. What is left for every render is the merge of those
-// pieces (conflicts between Ingresses, which depend on their age, and the
-// sorted maps), which is linear in the cluster but cheap.
+// but keeps what each render computed for the next one. A change to one
+// object evaluates again only the Ingresses it reaches (see engine), and
+// renders again only the haproxy.cfg sections of the backends that
+// changed and the map files whose entries changed (spliced from the
+// previous ones); unchanged parts are handed out as the same slices.
 //
 // "The same object" means the same pointer: informer caches and the
 // manifest reader hand out a new object for every change and never modify
@@ -20,7 +17,8 @@ import (
 // modifies an object in place must use BuildModel and Render instead.
 //
 // The full render (BuildModel, Render) stays the reference: tests compare
-// the two over randomized sequences of changes.
+// the two over randomized sequences of changes (incremental_test.go) and
+// on fuzzed manifests (fuzz_test.go).
 type Incremental struct {
 	mu     sync.Mutex
 	cfg    Config
