@@ -1,0 +1,98 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
+)
+
+func files(cfg string) reload.Files {
+	return reload.Files{"haproxy.cfg": []byte(cfg)}
+}
+
+// The background writer writes the newest pending files, retries a
+// failed write, drops what a pass writing by itself supersedes, and writes
+// what is pending before it returns.
+func TestBackgroundWriter(t *testing.T) {
+	dir := t.TempDir()
+	store, err := reload.NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var fails, writes int
+	w := newBackgroundWriter(store, zaptest.NewLogger(t),
+		func(error) { mu.Lock(); fails++; mu.Unlock() },
+		func(int) { mu.Lock(); writes++; mu.Unlock() })
+	current := func() string {
+		f, err := store.Current()
+		if err != nil {
+			return "(none: " + err.Error() + ")"
+		}
+		return string(f["haproxy.cfg"])
+	}
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10s (current %q)", what, current())
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.run(ctx) }()
+
+	w.submit(files("one\n"))
+	eventually("the first generation written", func() bool { return current() == "one\n" })
+
+	// A write that fails (the config-dir is gone for a moment) is
+	// retried and succeeds once it can; newer files replace the ones
+	// waiting.
+	away := dir + ".away"
+	if err := os.Rename(dir, away); err != nil {
+		t.Fatal(err)
+	}
+	w.submit(files("two\n"))
+	eventually("a failed write reported", func() bool { mu.Lock(); defer mu.Unlock(); return fails > 0 })
+	w.submit(files("three\n"))
+	if err := os.Rename(away, dir); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the newest files written after the failure", func() bool { return current() == "three\n" })
+
+	// settle drops what is pending: a pass that writes by itself writes
+	// newer files.
+	w.mu.Lock()
+	w.pending = files("stale\n") // as if submitted but not picked up yet
+	w.mu.Unlock()
+	w.settle()
+	w.mu.Lock()
+	dropped := w.pending == nil
+	w.mu.Unlock()
+	w.submit(nil) // a kick with nothing pending writes nothing
+	time.Sleep(100 * time.Millisecond)
+	if got := current(); !dropped || got != "three\n" {
+		t.Errorf("after settle: pending dropped %v, current %q, want three", dropped, got)
+	}
+
+	// What is pending when run stops is written before it returns.
+	w.mu.Lock()
+	w.pending = files("last\n")
+	w.mu.Unlock()
+	cancel()
+	<-done
+	if got := current(); got != "last\n" {
+		t.Errorf("after stop: current %q, want last", got)
+	}
+	if errors.Is(ctx.Err(), context.Canceled) && writes < 3 {
+		t.Errorf("%d writes reported, want at least 3", writes)
+	}
+}
