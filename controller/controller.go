@@ -613,8 +613,8 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 			return old, out, nil
 		}
 		// This pass writes (and validates) a generation itself: what the
-		// background writer has not written yet is older.
-		c.writer.settle()
+		// background writer has not written yet goes first.
+		c.writer.settle(ctx)
 		validate := c.cfg.Validate
 		timedValidate := func(dir string) error {
 			t := time.Now()

@@ -18,7 +18,7 @@ import (
 // reloads HAProxy from before it serves anything else.
 //
 // A pass that writes by itself (a reload, which validates first) calls
-// settle: what is pending is dropped, as the pass writes newer files.
+// settle first.
 type backgroundWriter struct {
 	store *reload.Store
 	log   *zap.Logger
@@ -51,14 +51,19 @@ func (w *backgroundWriter) submit(files reload.Files) {
 	}
 }
 
-// settle drops what is pending and waits for a write in progress.
-func (w *backgroundWriter) settle() {
+// settle is for a pass about to write a generation itself: it writes
+// what is pending (HAProxy serves it, so if the pass's candidate is then
+// refused, the disk still holds what runs), waits for a write in
+// progress, and drops whatever is still pending (a failed write would
+// otherwise be retried over the pass's newer one).
+func (w *backgroundWriter) settle(ctx context.Context) {
+	w.writeOne(ctx)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.pending = nil
 	for w.busy {
 		w.idle.Wait()
 	}
+	w.pending = nil
 }
 
 // run writes until ctx is done, then writes what is still pending, so
