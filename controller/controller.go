@@ -602,11 +602,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 			c.mu.Lock()
 			c.model, c.out = model, out
 			c.mu.Unlock()
-			rec.Outcome = OutcomeRuntime
-			rec.Phases.Apply = runtimeDone.Sub(planDone)
-			c.stats.runtime.Add(1)
-			c.cfg.Log.Info("updated HAProxy at run time", append(passFields(rec, out),
-				zap.Int("map_changes", len(p.maps)), zap.Int("slot_changes", len(p.slots)))...)
+			c.appliedAtRuntime(rec, out, p, runtimeDone.Sub(planDone))
 			c.setCurrent(next)
 			c.applied()
 			c.notifyApplied(Event{Model: model, Changed: true, Problems: problems, RuntimeOps: p.runtimeOps(), Took: time.Since(start)})
@@ -676,11 +672,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 			c.cfg.Log.Info("reloaded HAProxy", append(passFields(rec, out),
 				zap.Int("worker", r.Worker), zap.Int("old_workers", r.OldWorkers), zap.String("reason", p.reason))...)
 		} else {
-			rec.Outcome = OutcomeRuntime
-			rec.Phases.Apply = runtimeDone.Sub(planDone)
-			c.stats.runtime.Add(1)
-			c.cfg.Log.Info("updated HAProxy at run time", append(passFields(rec, out),
-				zap.Int("map_changes", len(p.maps)), zap.Int("slot_changes", len(p.slots)))...)
+			c.appliedAtRuntime(rec, out, p, runtimeDone.Sub(planDone))
 		}
 		c.setCurrent(next)
 		c.applied()
@@ -688,6 +680,15 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 		c.notifyApplied(ev)
 		return old, out, nil
 	}
+}
+
+// appliedAtRuntime records a pass HAProxy took in without a reload.
+func (c *Controller) appliedAtRuntime(rec *Pass, out *render.Output, p plan, took time.Duration) {
+	rec.Outcome = OutcomeRuntime
+	rec.Phases.Apply = took
+	c.stats.runtime.Add(1)
+	c.cfg.Log.Info("updated HAProxy at run time", append(passFields(rec, out),
+		zap.Int("map_changes", len(p.maps)), zap.Int("slot_changes", len(p.slots)))...)
 }
 
 // reloadSpacing is how long after a reload's start the next may start:

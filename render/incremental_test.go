@@ -2,14 +2,7 @@ package render
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	mathrand "math/rand/v2"
 	"reflect"
 	"slices"
@@ -23,6 +16,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 )
 
@@ -35,7 +29,7 @@ import (
 
 type randomCluster struct {
 	r     *mathrand.Rand
-	certs [][]byte // PEM certificate + key pairs
+	certs []certPair
 	in    Inputs
 	age   int
 }
@@ -50,7 +44,10 @@ var (
 	rcAddrs      = []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "fd00::1", "nope", "!10.0.0.6"}
 )
 
-func newRandomCluster(seed uint64, certs [][]byte) *randomCluster {
+// certPair is a certificate and its key, PEM.
+type certPair struct{ crt, key []byte }
+
+func newRandomCluster(seed uint64, certs []certPair) *randomCluster {
 	c := &randomCluster{r: mathrand.New(mathrand.NewPCG(seed, 7)), certs: certs}
 	c.in.IngressClasses = []*networkingv1.IngressClass{ourClass(c.r.IntN(2) == 0)}
 	return c
@@ -159,8 +156,7 @@ func (c *randomCluster) slice(ns, svc, name string) *discoveryv1.EndpointSlice {
 func (c *randomCluster) secret(ns, name string) *corev1.Secret {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Type: corev1.SecretTypeTLS}
 	pair := c.certs[c.r.IntN(len(c.certs))]
-	crt, key, _ := bytes.Cut(pair, []byte("-----BEGIN PRIVATE KEY-----"))
-	key = append([]byte("-----BEGIN PRIVATE KEY-----"), key...)
+	crt, key := pair.crt, pair.key
 	switch c.r.IntN(6) {
 	case 0:
 		key = nil
@@ -231,28 +227,11 @@ func upsertOrDelete[T object](c *randomCluster, list []T, ns, name string, make 
 	return append(list, make())
 }
 
-func testCertificates(t testing.TB, n int) [][]byte {
-	var out [][]byte
+func testCertificates(t testing.TB, n int) []certPair {
+	var out []certPair
 	for i := range n {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(int64(i + 1)), Subject: pkix.Name{CommonName: fmt.Sprintf("cert-%d", i)},
-			DNSNames:  []string{"x.test", "*.w.test"},
-			NotBefore: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC),
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-			pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k})...))
+		crt, key := testenv.SelfSigned(t, fmt.Sprintf("cert-%d.test", i), "")
+		out = append(out, certPair{crt, key})
 	}
 	return out
 }
