@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
@@ -205,6 +206,11 @@ func onlyServerLinesDiffer(a, b []byte) bool {
 		if !bytes.HasPrefix(bytes.TrimSpace(al[i]), []byte("server ")) || !bytes.HasPrefix(bytes.TrimSpace(bl[i]), []byte("server ")) {
 			return false
 		}
+		// The runtime API changes a slot's address and state, nothing
+		// else: other server options (checks, TLS) must be the same.
+		if !slices.Equal(serverOptions(al[i]), serverOptions(bl[i])) {
+			return false
+		}
 	}
 	return true
 }
@@ -229,4 +235,18 @@ func slotChanges(old, next *render.Backend) []slotOp {
 		ops = append(ops, op)
 	}
 	return ops
+}
+
+// serverOptions is a server line without its address and "disabled":
+// what the runtime API cannot change.
+func serverOptions(line []byte) []string {
+	f := strings.Fields(string(line))
+	out := make([]string, 0, len(f))
+	for i, w := range f {
+		if i == 2 || w == "disabled" {
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
 }

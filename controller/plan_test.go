@@ -182,7 +182,7 @@ func TestPlanTemplateChanges(t *testing.T) {
 		return strings.Replace(s, "{{.BackendSections}}", `{{range .Backends}}{{template "backend" .}}{{end}}`, 1)
 	}
 	inSection := func(s string) string {
-		return strings.Replace(s, "    balance roundrobin\n", "    balance roundrobin\n    no-such-keyword\n", 1)
+		return strings.Replace(s, "    balance {{.Balance}}\n", "    balance {{.Balance}}\n    no-such-keyword\n", 1)
 	}
 	inHead := func(s string) string { return strings.Replace(s, "    option dontlognull\n", "", 1) }
 	for name, tc := range map[string]struct{ old, next func(string) string }{

@@ -33,6 +33,9 @@ type Options struct {
 	// SettingsConfigMap is the ConfigMap holding the global settings, as
 	// "namespace/name"; empty means none (see Settings).
 	SettingsConfigMap string
+	// AnnotationsCompat also reads another controller's annotations
+	// (--annotations-compat).
+	AnnotationsCompat Compat
 	// Previous is the model HAProxy serves, if any: endpoints it has in a
 	// server slot keep that slot (Backend.SlotAddrs). The output is still
 	// a function of the inputs, Previous being one of them.
@@ -57,7 +60,7 @@ func BuildModel(in Inputs, opts Options) *Model {
 		secrets:  make(map[string]*corev1.Secret, len(in.Secrets)),
 		backends: make(map[string]*Backend, len(in.Services)),
 		certs:    map[string]*Certificate{},
-		claims:   &foldClaims{routes: make(map[routeKey]Origin, 2*n), sniOwner: map[string]string{}},
+		claims:   &foldClaims{routes: make(map[routeKey]Origin, 2*n), sniOwner: map[string]string{}, owners: map[string]*settingsClaim{}},
 		reported: map[Problem]bool{},
 
 		sliceProblems: map[string][]Problem{},
@@ -73,8 +76,30 @@ func BuildModel(in Inputs, opts Options) *Model {
 			cmp.Compare(x.Name, y.Name),
 		)
 	})
-	for _, ing := range ings {
-		b.ingress(ing, parseIngress(ing))
+	parsed := make([]*parsedIngress, len(ings))
+	for i, ing := range ings {
+		parsed[i] = parseIngress(ing, opts.AnnotationsCompat)
+	}
+	// Backend annotations are settled before any backend is made: the
+	// oldest served Ingress setting them for a Service decides, even when
+	// an older one without them made the backend first.
+	f := b.claims.(*foldClaims)
+	for i, ing := range ings {
+		p := parsed[i]
+		if p.invalid != nil || len(p.ann.backendKeys) == 0 {
+			continue
+		}
+		if ok, _ := b.ours(ing); !ok {
+			continue
+		}
+		for _, svc := range p.services {
+			if f.owners[svc] == nil {
+				f.owners[svc] = &settingsClaim{namespace: ing.Namespace, name: ing.Name, ann: p.ann}
+			}
+		}
+	}
+	for i, ing := range ings {
+		b.ingress(ing, parsed[i])
 	}
 	b.finish()
 	return b.m
@@ -108,6 +133,9 @@ type builder struct {
 	// certCache, when set, keeps certificatePEM's results by Secret
 	// object (see engine).
 	certCache map[*corev1.Secret]certEntry
+	// cur is the route policy of the Ingress being visited, nil when
+	// it has none: its backends are its own (variantName).
+	cur *ingressPolicy
 }
 
 // previousSlots returns the slot contents the backend name has in the
@@ -240,6 +268,16 @@ type claimer interface {
 	// used, if it comes before the one being visited.
 	defaultBackend() *Origin
 	claimDefault(o *Origin)
+	// settings returns the Ingress whose backend annotations apply to
+	// the Service (namespace/name): the oldest served one setting any.
+	settings(svc string) *settingsClaim
+}
+
+// settingsClaim is the Ingress whose backend annotations a Service's
+// backends get.
+type settingsClaim struct {
+	namespace, name string
+	ann             *parsedAnnotations
 }
 
 // foldClaims are the claims made so far by a build that visits Ingresses
@@ -248,7 +286,10 @@ type foldClaims struct {
 	routes   map[routeKey]Origin // who won each host+path+match
 	sniOwner map[string]string   // SNI host → namespace/secret of the certificate that won it
 	dflt     *Origin
+	owners   map[string]*settingsClaim
 }
+
+func (f *foldClaims) settings(svc string) *settingsClaim { return f.owners[svc] }
 
 func (f *foldClaims) route(k routeKey, _ *parsedPath) (Origin, bool) {
 	o, ok := f.routes[k]
@@ -275,6 +316,19 @@ func (b *builder) ingress(ing *networkingv1.Ingress, p *parsedIngress) {
 		return
 	}
 	b.m.Served = append(b.m.Served, p.key)
+	for _, lp := range p.ann.problems {
+		r.local(lp)
+	}
+	b.cur = b.policyOf(r, p)
+	defer func() { b.cur = nil }()
+	if len(p.ann.backendKeys) > 0 {
+		for _, svc := range p.services {
+			if o := b.claims.settings(svc); o != nil && (o.namespace != ns || o.name != name) && o.ann.backend != p.ann.backend {
+				r.warn(annotationField(p.ann.backendKeys[0]), Conflict,
+					"backend annotations ignored for Service %s: the older Ingress %s/%s sets them for every Ingress using the Service", svc, o.namespace, o.name)
+			}
+		}
+	}
 
 	if d := p.defaultBackend; d != nil {
 		o := Origin{Namespace: ns, Name: name, Field: "spec.defaultBackend"}
@@ -387,6 +441,9 @@ func (b *builder) backend(r reporter, pb *parsedBackend) (string, ServiceRef, bo
 	if pb.portNumber == 0 {
 		name = backendName(ns, ref.Name, sp.Port)
 	}
+	if b.cur != nil {
+		name = variantName(name, r.obj.Name)
+	}
 	be := b.backends[name]
 	if be == nil {
 		be = b.newBackend(name, svc, sp)
@@ -405,12 +462,21 @@ func (b *builder) newBackend(name string, svc *corev1.Service, sp *corev1.Servic
 	b.capture = &reported
 	servers := b.readyEndpoints(b.slices[svc.Namespace+"/"+svc.Name], sp)
 	b.capture = nil
+	n := ServerSlots(len(servers))
+	be := &Backend{Name: name, Namespace: svc.Namespace, Service: svc.Name, Port: sp.Port, PortName: sp.Name,
+		Servers: servers, Slots: n, SlotAddrs: assignSlots(servers, n, b.previousSlots(name))}
+	if o := b.claims.settings(svc.Namespace + "/" + svc.Name); o != nil {
+		b.capture = &reported
+		b.backendSettings(be, o)
+		b.capture = nil
+	}
+	if b.cur != nil {
+		be.Ingress, be.Policy, be.Users, be.RewritePaths = b.cur.ingress, &b.cur.ann.route, b.cur.users, b.cur.rewrite
+	}
 	if len(reported) > 0 {
 		b.sliceProblems[name] = reported
 	}
-	n := ServerSlots(len(servers))
-	return &Backend{Name: name, Namespace: svc.Namespace, Service: svc.Name, Port: sp.Port, PortName: sp.Name,
-		Servers: servers, Slots: n, SlotAddrs: assignSlots(servers, n, b.previousSlots(name))}
+	return be
 }
 
 // backendName is the HAProxy backend of a Service port.

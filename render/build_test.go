@@ -565,6 +565,29 @@ func TestBuildModelProblemReasons(t *testing.T) {
 			badSlice("web-v6", func(es *discoveryv1.EndpointSlice) { es.Endpoints[0].Addresses[0] = "fd00::1" }),
 		}}, Options{},
 			[]Problem{{Warning, ObjectRef{"EndpointSlice", "default", "web-v6"}, "endpoints[0].addresses[0]", InvalidAddress, ""}}},
+		{"invalid annotation value", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(AnnotationPrefix+"balance", "fastest"))}}, Options{},
+			[]Problem{{Warning, ingressRef, `metadata.annotations["haproxy-sidecar.io/balance"]`, InvalidAnnotation, ""}}},
+		{"unknown annotation", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(AnnotationPrefix+"balanse", "leastconn"))}}, Options{},
+			[]Problem{{Warning, ingressRef, `metadata.annotations["haproxy-sidecar.io/balanse"]`, UnknownAnnotation, ""}}},
+		{"ingress-nginx snippet", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(NginxAnnotationPrefix+"configuration-snippet", "more_set_headers x;"))}}, Options{AnnotationsCompat: CompatNginx},
+			[]Problem{{Warning, ingressRef, `metadata.annotations["nginx.ingress.kubernetes.io/configuration-snippet"]`, UnsupportedAnnotation, ""}}},
+		{"ingress-nginx annotations without compatibility", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(NginxAnnotationPrefix+"limit-rps", "5"))}}, Options{},
+			[]Problem{{Notice, ingressRef, "metadata.annotations", UnsupportedAnnotation, ""}}},
+		{"ours wins over ingress-nginx's", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(NginxAnnotationPrefix+"limit-rps", "5", AnnotationPrefix+"rate-limit-rps", "7"))}}, Options{AnnotationsCompat: CompatNginx},
+			[]Problem{{Notice, ingressRef, `metadata.annotations["nginx.ingress.kubernetes.io/limit-rps"]`, AnnotationOverridden, ""}}},
+		{"missing auth Secret", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(AnnotationPrefix+"auth-basic-secret", "users"))}}, Options{},
+			[]Problem{{Warning, ingressRef, `metadata.annotations["haproxy-sidecar.io/auth-basic-secret"]`, AnnotationSecretNotFound, ""}}},
+		{"auth Secret without htpasswd", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(AnnotationPrefix+"auth-basic-secret", "opaque"))}, Secrets: []*corev1.Secret{opaque}}, Options{},
+			[]Problem{{Warning, ingressRef, `metadata.annotations["haproxy-sidecar.io/auth-basic-secret"]`, AnnotationSecretInvalid, ""}}},
+		{"backend annotations of an older Ingress", Inputs{Ingresses: []*networkingv1.Ingress{
+			web(annotate(AnnotationPrefix+"balance", "leastconn")),
+			func() *networkingv1.Ingress {
+				i := ingress("default", "younger", 1, "b.example", pathSpec{"Prefix", "/", "web", 80})
+				annotate(AnnotationPrefix+"balance", "source")(i)
+				return i
+			}(),
+		}}, Options{},
+			[]Problem{{Warning, younger, `metadata.annotations["haproxy-sidecar.io/balance"]`, Conflict, ""}}},
 		{"settings named without namespace", Inputs{}, Options{SettingsConfigMap: "settings"},
 			[]Problem{{Warning, ObjectRef{Kind: "ConfigMap"}, "", SettingsRefInvalid, ""}}},
 		{"settings missing", Inputs{}, Options{SettingsConfigMap: "default/settings"},
@@ -606,6 +629,18 @@ func TestBuildModelProblemReasons(t *testing.T) {
 	for _, r := range Reasons() {
 		if !covered[r] && !slices.Contains(outside, r) {
 			t.Errorf("no case gives reason %s", r)
+		}
+	}
+}
+
+// annotate sets annotations (key, value, key, value...).
+func annotate(kv ...string) func(*networkingv1.Ingress) {
+	return func(i *networkingv1.Ingress) {
+		if i.Annotations == nil {
+			i.Annotations = map[string]string{}
+		}
+		for j := 0; j+1 < len(kv); j += 2 {
+			i.Annotations[kv[j]] = kv[j+1]
 		}
 	}
 }

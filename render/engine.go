@@ -58,6 +58,11 @@ type engine struct {
 	secretUsers  map[string]map[*ingEntry]bool
 	// backendsOf are the backends made for each Service.
 	backendsOf map[string]map[string]bool
+	// settingsUsers are the served Ingresses with backend annotations
+	// naming each Service, by age: the first one's apply. settingsDirty
+	// are the Services whose list changed in this build.
+	settingsUsers map[string][]*ingEntry
+	settingsDirty map[string]bool
 
 	routes []Route // of every served Ingress, sorted
 	refs   map[string]int
@@ -137,9 +142,12 @@ func (g *engine) reset(opts Options) {
 		svcUsers:    map[string]map[*ingEntry]bool{},
 		secretUsers: map[string]map[*ingEntry]bool{},
 		backendsOf:  map[string]map[string]bool{},
-		refs:        map[string]int{},
-		certs:       map[string]*Certificate{},
-		certDirt:    map[string]bool{},
+
+		settingsUsers: map[string][]*ingEntry{},
+		settingsDirty: map[string]bool{},
+		refs:          map[string]int{},
+		certs:         map[string]*Certificate{},
+		certDirt:      map[string]bool{},
 	}
 }
 
@@ -165,7 +173,7 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 	}
 	classes, dfltClass := classesOf(in.IngressClasses, opts.ControllerName)
 	// Which Ingresses are served depends on the classes: start over.
-	if g.b == nil || g.ctrl != opts.ControllerName || !maps.Equal(classes, g.b.classes) || dfltClass != g.b.defaultC {
+	if g.b == nil || g.ctrl != opts.ControllerName || g.b.opts.AnnotationsCompat != opts.AnnotationsCompat || !maps.Equal(classes, g.b.classes) || dfltClass != g.b.defaultC {
 		g.reset(opts)
 		g.b.classes, g.b.defaultC = classes, dfltClass
 	}
@@ -180,6 +188,21 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 	changedSvcs := g.syncServices(in.Services, in.EndpointSlices)
 	changedSecrets := g.syncSecrets(in.Secrets)
 	g.syncIngresses(in.Ingresses)
+	// Backends are made again when the Ingress deciding a Service's
+	// backend annotations changes, or the CA Secret they name does.
+	for svc := range g.settingsDirty {
+		changedSvcs[svc] = true
+	}
+	clear(g.settingsDirty)
+	for key := range changedSecrets {
+		for e := range g.secretUsers[key] {
+			if ca := e.p.ann.backend.CASecret; ca != "" && e.obj.Namespace+"/"+ca == key {
+				for _, svc := range e.p.services {
+					changedSvcs[svc] = true
+				}
+			}
+		}
+	}
 	for svc := range changedSvcs {
 		// Made again when next resolved; every user of the Service is
 		// evaluated again below.
@@ -403,7 +426,7 @@ func (g *engine) syncIngresses(ings []*networkingv1.Ingress) {
 	}
 	g.bulk = len(fresh) > bulkMin
 	for _, ing := range fresh {
-		e := &ingEntry{obj: ing, p: parseIngress(ing), seen: g.gen}
+		e := &ingEntry{obj: ing, p: parseIngress(ing, g.b.opts.AnnotationsCompat), seen: g.gen}
 		g.ings[ing] = e
 		g.index(e)
 	}
@@ -472,6 +495,20 @@ func (g *engine) index(e *ingEntry) {
 			use(g.svcUsers, ns+"/"+pp.backend.ref.Name)
 		}
 	}
+	if ann := e.p.ann; len(ann.backendKeys) > 0 {
+		for _, svc := range e.p.services {
+			list := g.settingsUsers[svc]
+			i, _ := slices.BinarySearchFunc(list, e, func(x, y *ingEntry) int { return older(x.obj, y.obj) })
+			g.settingsUsers[svc] = slices.Insert(list, i, e)
+			g.settingsDirty[svc] = true
+		}
+		if ann.backend.CASecret != "" {
+			use(g.secretUsers, ns+"/"+ann.backend.CASecret)
+		}
+	}
+	if s := e.p.ann.route.AuthSecret; s != "" {
+		use(g.secretUsers, ns+"/"+s)
+	}
 	for i := range e.p.tls {
 		pt := &e.p.tls[i]
 		if pt.skip {
@@ -528,6 +565,23 @@ func (g *engine) unindex(e *ingEntry) {
 		if pp.backend.problem == nil {
 			unuse(g.svcUsers, ns+"/"+pp.backend.ref.Name)
 		}
+	}
+	if ann := e.p.ann; len(ann.backendKeys) > 0 {
+		for _, svc := range e.p.services {
+			list := slices.DeleteFunc(g.settingsUsers[svc], func(x *ingEntry) bool { return x == e })
+			if len(list) == 0 {
+				delete(g.settingsUsers, svc)
+			} else {
+				g.settingsUsers[svc] = list
+			}
+			g.settingsDirty[svc] = true
+		}
+		if ann.backend.CASecret != "" {
+			unuse(g.secretUsers, ns+"/"+ann.backend.CASecret)
+		}
+	}
+	if s := e.p.ann.route.AuthSecret; s != "" {
+		unuse(g.secretUsers, ns+"/"+s)
 	}
 	for i := range e.p.tls {
 		pt := &e.p.tls[i]
@@ -893,3 +947,12 @@ func (c *engineClaims) defaultBackend() *Origin {
 }
 
 func (c *engineClaims) claimDefault(*Origin) {}
+
+func (c *engineClaims) settings(svc string) *settingsClaim {
+	list := c.g.settingsUsers[svc]
+	if len(list) == 0 {
+		return nil
+	}
+	e := list[0]
+	return &settingsClaim{namespace: e.obj.Namespace, name: e.obj.Name, ann: e.p.ann}
+}

@@ -146,6 +146,8 @@ func backendData(be *Backend) BackendData {
 		}
 		bd.Servers[i] = s
 	}
+	bd.Ingress = be.Ingress
+	policyData(be, &bd)
 	return bd
 }
 
@@ -165,7 +167,33 @@ type BackendData struct {
 	Port      int32
 	PortName  string
 	Servers   []ServerData
+	// Balance is the algorithm (balance annotation; roundrobin).
+	Balance string
+	// Directives are the lines the backend's annotations add, in order,
+	// each built from parsed values and HAProxy quoting: settings
+	// (timeouts, checks, cookie) and, on a per-Ingress backend, its route
+	// rules (redirects, source ranges, rate limits, auth, CORS, rewrite,
+	// HSTS).
+	Directives []string
+	// ServerOptions follow every server line (checks, maxconn, TLS to the
+	// backend); with Cookie each server also gets "cookie <its name>".
+	ServerOptions string
+	Cookie        bool
+	// Userlist is the auth-basic-secret's users, rendered as a userlist
+	// section before the backend; nil without.
+	Userlist *UserlistData
+	// Ingress is set on a per-Ingress backend.
+	Ingress string
 }
+
+// UserlistData is a userlist section; names and hashes are quoted.
+type UserlistData struct {
+	Name  string
+	Users []UserData
+}
+
+// UserData is one user line.
+type UserData struct{ Name, Hash string }
 
 // ServerData is one server slot. Disabled slots hold a placeholder address
 // that the runtime API replaces when an endpoint appears.
@@ -287,6 +315,9 @@ func render(m *Model, cfg Config, cache *renderCache) (*Output, error) {
 		File{DefaultCertFile, defaultPEM},
 	)
 	for _, c := range m.Certs {
+		out.Files = append(out.Files, File{c.File, c.PEM})
+	}
+	for _, c := range m.CAFiles() {
 		out.Files = append(out.Files, File{c.File, c.PEM})
 	}
 	slices.SortFunc(out.Files, func(x, y File) int { return strings.Compare(x.Path, y.Path) })

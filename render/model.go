@@ -134,6 +134,22 @@ type Backend struct {
 	// its slot: removing one endpoint moves no other, so the runtime API
 	// changes one slot, not every slot after it.
 	SlotAddrs []netip.AddrPort
+
+	// Settings are the Service's backend annotations, from the oldest
+	// Ingress that sets any (zero: none). CA is their backend-ca-secret
+	// bundle; Broken: that Secret is missing or invalid, so the backend
+	// answers 503 rather than skip verification.
+	Settings BackendSettings
+	CA       *CAFile
+	Broken   bool
+	// Ingress is set on a per-Ingress backend (variantName): the Ingress
+	// (same namespace) whose route annotations Policy holds, with the
+	// users of its auth-basic-secret and the paths rewrite-target
+	// replaces.
+	Ingress      string
+	Policy       *RoutePolicy
+	Users        []HTPasswdUser
+	RewritePaths []RewritePath
 }
 
 // assignSlots places servers (sorted) into n slots, keeping each one that

@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -38,6 +39,10 @@ type parsedIngress struct {
 	defaultBackend *parsedBackend
 	paths          []parsedPath
 	tls            []parsedTLS
+	// ann is what the annotations say; services are the Services
+	// (namespace/name) the valid backend references name, sorted.
+	ann      *parsedAnnotations
+	services []string
 }
 
 // parsedPath is one path of a rule, or a problem with its rule or path
@@ -81,7 +86,7 @@ type parsedTLS struct {
 	hostless   bool     // no hosts listed: names from the certificate
 }
 
-func parseIngress(ing *networkingv1.Ingress) *parsedIngress {
+func parseIngress(ing *networkingv1.Ingress, compat Compat) *parsedIngress {
 	ns, name := ing.Namespace, ing.Name
 	p := &parsedIngress{key: ns + "/" + name}
 	if err := validateNamespace(ns); err != nil {
@@ -120,6 +125,17 @@ func parseIngress(ing *networkingv1.Ingress) *parsedIngress {
 	for i, t := range ing.Spec.TLS {
 		p.tls = append(p.tls, parseTLS("spec.tls["+strconv.Itoa(i)+"]", t))
 	}
+	p.ann = parseAnnotations(ns, ing.Annotations, compat)
+	if d := p.defaultBackend; d != nil && d.problem == nil {
+		p.services = append(p.services, ns+"/"+d.ref.Name)
+	}
+	for i := range p.paths {
+		if pp := &p.paths[i]; pp.problem == nil && pp.backend.problem == nil {
+			p.services = append(p.services, ns+"/"+pp.backend.ref.Name)
+		}
+	}
+	slices.Sort(p.services)
+	p.services = slices.Compact(p.services)
 	return p
 }
 

@@ -150,6 +150,30 @@ const (
 	SettingsPortConflict Reason = "SettingsPortConflict"
 )
 
+// Reasons of problems about Ingress annotations.
+const (
+	// InvalidAnnotation: a haproxy-sidecar.io (or, under
+	// --annotations-compat nginx, an ingress-nginx) annotation has a value
+	// it does not accept; the annotation is ignored, the routes stay.
+	InvalidAnnotation Reason = "InvalidAnnotation"
+	// UnknownAnnotation: a haproxy-sidecar.io annotation that does not
+	// exist (a typo); ignored.
+	UnknownAnnotation Reason = "UnknownAnnotation"
+	// UnsupportedAnnotation: an ingress-nginx annotation with no
+	// equivalent here (the message says what it would have done), or
+	// ingress-nginx annotations read without --annotations-compat nginx.
+	UnsupportedAnnotation Reason = "UnsupportedAnnotation"
+	// AnnotationOverridden: an ingress-nginx annotation whose
+	// haproxy-sidecar.io equivalent is also set, and wins.
+	AnnotationOverridden Reason = "AnnotationOverridden"
+	// AnnotationSecretNotFound: the Secret an annotation names
+	// (auth-basic-secret, backend-ca-secret) does not exist.
+	AnnotationSecretNotFound Reason = "AnnotationSecretNotFound"
+	// AnnotationSecretInvalid: that Secret lacks its key or holds no
+	// usable htpasswd entries or CA certificates.
+	AnnotationSecretInvalid Reason = "AnnotationSecretInvalid"
+)
+
 // Reasons of problems about manifest files and the source of objects as a
 // whole (created outside this package, by manifest and controller).
 const (
@@ -178,6 +202,8 @@ func Reasons() []Reason {
 		UnsupportedAddressType, InvalidPort, InvalidAddress,
 		SettingsRefInvalid, SettingsNotFound, SettingsUnknownKey, SettingsInvalidValue,
 		SettingsBinaryData, SettingsPortConflict,
+		InvalidAnnotation, UnknownAnnotation, UnsupportedAnnotation, AnnotationOverridden,
+		AnnotationSecretNotFound, AnnotationSecretInvalid,
 		FileNotFound, FileUnreadable, FileInvalid, UnusedKind, DuplicateObject,
 		NothingServed,
 	}

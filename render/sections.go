@@ -31,10 +31,12 @@ func allSame(a, b [][]byte) bool {
 }
 
 // sameSection is true when a and b render the same section: the template
-// sees a backend's names, port and slots (backendData), nothing else.
+// sees a backend's names, port, slots and annotations (backendData),
+// nothing else.
 func sameSection(a, b *Backend) bool {
 	return a.Name == b.Name && a.Namespace == b.Namespace && a.Service == b.Service && a.Port == b.Port &&
-		a.PortName == b.PortName && a.Slots == b.Slots && (sameSlice(a.SlotAddrs, b.SlotAddrs) || slices.Equal(a.SlotAddrs, b.SlotAddrs))
+		a.PortName == b.PortName && a.Slots == b.Slots && (sameSlice(a.SlotAddrs, b.SlotAddrs) || slices.Equal(a.SlotAddrs, b.SlotAddrs)) &&
+		samePolicy(a, b)
 }
 
 // assembleConfig puts haproxy.cfg together from the main template's output

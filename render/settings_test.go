@@ -433,7 +433,7 @@ func TestSettingsTemplateOutput(t *testing.T) {
 		"\n    timeout connect 1500ms\n", "\n    timeout client 120000ms\n", "\n    timeout server 86400000ms\n",
 		"\n    timeout http-request 250ms\n", "\n    timeout http-keep-alive 3600000ms\n",
 		"\n    timeout queue 1ms\n", "\n    timeout tunnel 5400000ms\n",
-		" location https://%[var(txn.host)]:8443%[pathq] code 308 ",
+		" https://%[var(txn.host)]:8443%[pathq] if !{ ssl_fc }\n",
 	} {
 		if !strings.Contains(cfg, w) {
 			t.Errorf("configuration lacks %q", w)
@@ -453,7 +453,7 @@ func TestSettingsTemplateOutput(t *testing.T) {
 			data["https-redirect-port"] = v
 		}
 		c := string(mustRender(t, buildSettings(t, settingsInputs(t, data)), ":80", ":443").Get(render.ConfigFile))
-		if !strings.Contains(c, " location https://%[var(txn.host)]%[pathq] code 308 ") {
+		if !strings.Contains(c, " https://%[var(txn.host)]%[pathq] if !{ ssl_fc }\n") {
 			t.Errorf("https-redirect-port %q: the redirect names a port", v)
 		}
 	}

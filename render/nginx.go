@@ -1,0 +1,436 @@
+package render
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// NginxAnnotationPrefix starts ingress-nginx's annotations, read under
+// CompatNginx.
+const NginxAnnotationPrefix = "nginx.ingress.kubernetes.io/"
+
+// Compat selects which other controller's annotations are read as well
+// (--annotations-compat).
+type Compat string
+
+const (
+	CompatNone  Compat = ""
+	CompatNginx Compat = "nginx"
+)
+
+// ParseCompat checks an --annotations-compat value.
+func ParseCompat(v string) (Compat, error) {
+	switch v {
+	case "", "none":
+		return CompatNone, nil
+	case "nginx":
+		return CompatNginx, nil
+	}
+	return "", fmt.Errorf("%q: want nginx or none", v)
+}
+
+// nginxAnnotation is one ingress-nginx annotation: the annotation of ours
+// it becomes (with its value converted from ingress-nginx's syntax), or,
+// when ours is "", what it does in ingress-nginx, so that the report says
+// what traffic loses.
+type nginxAnnotation struct {
+	name string
+	ours string
+	// convert turns the value into ours; "" means nothing to apply (a
+	// value that asks for our default). nil: the value is the same.
+	convert func(v string, ctx nginxContext) (string, error)
+	// difference says how ours behaves unlike ingress-nginx, if at all.
+	difference string
+	// effect is, for unsupported ones, what ingress-nginx would have done.
+	effect string
+}
+
+// nginxContext is what a conversion may look at besides the value.
+type nginxContext struct {
+	namespace   string
+	annotations map[string]string
+}
+
+func (c nginxContext) get(name string) string { return c.annotations[NginxAnnotationPrefix+name] }
+
+func seconds(v string, _ nginxContext) (string, error) {
+	if v == "" || len(v) > 6 || strings.Trim(v, "0123456789") != "" {
+		return "", fmt.Errorf("want a whole number of seconds")
+	}
+	return v + "s", nil
+}
+
+func lower(v string, _ nginxContext) (string, error) { return strings.ToLower(v), nil }
+
+func onOff(v string, _ nginxContext) (string, error) {
+	switch v {
+	case "on":
+		return "true", nil
+	case "off":
+		return "false", nil
+	}
+	return "", fmt.Errorf("want on or off")
+}
+
+// sameNamespaceSecret accepts "name" or "namespace/name" of the Ingress's
+// own namespace: an Ingress reaches only Secrets of its namespace.
+func sameNamespaceSecret(v string, ctx nginxContext) (string, error) {
+	ns, name, ok := strings.Cut(v, "/")
+	if !ok {
+		return v, nil
+	}
+	if ns != ctx.namespace {
+		return "", fmt.Errorf("Secret %s is in another namespace: an Ingress may only use Secrets of its own namespace (%s)", truncate(v), ctx.namespace)
+	}
+	return name, nil
+}
+
+const (
+	effectSnippet  = "raw NGINX configuration; never applied: annotations cannot add configuration text"
+	effectExtAuth  = "external authentication: requests are NOT checked against the auth service, the paths are open to anyone"
+	effectWAF      = "ModSecurity WAF: requests are not inspected"
+	effectBuffer   = "NGINX buffering and protocol tuning: HAProxy's defaults apply, routing is unchanged"
+	effectLogging  = "logging and tracing: HAProxy logs every request as configured globally"
+	effectCookieFx = "an affinity cookie attribute: the cookie is set without it"
+)
+
+// nginxAnnotations is the one table of ingress-nginx annotations, sorted by
+// name; migrate's report and the README's compatibility table come from it.
+var nginxAnnotations = []nginxAnnotation{
+	{name: "affinity", ours: "affinity"},
+	{name: "affinity-canary-behavior", effect: "how affinity treats canary traffic: canaries are not supported"},
+	{name: "affinity-mode", effect: "balanced or persistent affinity: HAProxy keeps a client on its endpoint until it goes away (persistent)"},
+	{name: "allowlist-source-range", ours: "allowlist-source-range"},
+	{name: "app-root", ours: "app-root"},
+	{name: "auth-always-set-cookie", effect: effectExtAuth},
+	{name: "auth-cache-duration", effect: effectExtAuth},
+	{name: "auth-cache-key", effect: effectExtAuth},
+	{name: "auth-method", effect: effectExtAuth},
+	{name: "auth-proxy-set-headers", effect: effectExtAuth},
+	{name: "auth-realm", ours: "auth-realm"},
+	{name: "auth-request-redirect", effect: effectExtAuth},
+	{name: "auth-response-headers", effect: effectExtAuth},
+	{name: "auth-secret", ours: "auth-basic-secret", convert: func(v string, ctx nginxContext) (string, error) {
+		if t := ctx.get("auth-type"); t != "basic" {
+			return "", fmt.Errorf("auth-type is %s, not basic: only basic authentication is supported; the paths are NOT protected", truncate(t))
+		}
+		if st := ctx.get("auth-secret-type"); st != "" && st != "auth-file" {
+			return "", fmt.Errorf("auth-secret-type %s is not supported (want auth-file); the paths are NOT protected", truncate(st))
+		}
+		return sameNamespaceSecret(v, ctx)
+	}, difference: "needs auth-type: basic; the htpasswd file (key auth) may hold bcrypt and SHA-crypt hashes, not Apache MD5 (apr1) or crypt(3) DES"},
+	{name: "auth-secret-type", ours: "auth-basic-secret", convert: func(string, nginxContext) (string, error) { return "", nil }, difference: "auth-file only"},
+	{name: "auth-signin", effect: effectExtAuth},
+	{name: "auth-snippet", effect: effectSnippet},
+	{name: "auth-tls-error-page", effect: "client certificate authentication: clients are not asked for certificates"},
+	{name: "auth-tls-pass-certificate-to-upstream", effect: "client certificate authentication: clients are not asked for certificates"},
+	{name: "auth-tls-secret", effect: "client certificate authentication: clients are not asked for certificates, the paths are open to anyone"},
+	{name: "auth-tls-verify-client", effect: "client certificate authentication: clients are not asked for certificates"},
+	{name: "auth-tls-verify-depth", effect: "client certificate authentication: clients are not asked for certificates"},
+	{name: "auth-type", ours: "auth-basic-secret", convert: func(v string, _ nginxContext) (string, error) {
+		if v != "basic" {
+			return "", fmt.Errorf("%s: only basic authentication is supported; the paths are NOT protected", truncate(v))
+		}
+		return "", nil
+	}, difference: "basic only (read with auth-secret)"},
+	{name: "auth-url", effect: effectExtAuth},
+	{name: "backend-protocol", ours: "backend-protocol", convert: func(v string, _ nginxContext) (string, error) {
+		switch v {
+		case "HTTP", "HTTPS", "GRPC", "GRPCS":
+			return strings.ToLower(v), nil
+		}
+		return "", fmt.Errorf("%s: want HTTP, HTTPS, GRPC or GRPCS (AUTO_HTTP and FCGI are not supported)", truncate(v))
+	}},
+	{name: "canary", effect: "canary traffic splitting: this Ingress's paths conflict with the primary's and are not served; all traffic goes to the primary"},
+	{name: "canary-by-cookie", effect: "canary traffic splitting: not supported"},
+	{name: "canary-by-header", effect: "canary traffic splitting: not supported"},
+	{name: "canary-by-header-pattern", effect: "canary traffic splitting: not supported"},
+	{name: "canary-by-header-value", effect: "canary traffic splitting: not supported"},
+	{name: "canary-weight", effect: "canary traffic splitting: not supported"},
+	{name: "canary-weight-total", effect: "canary traffic splitting: not supported"},
+	{name: "client-body-buffer-size", effect: effectBuffer},
+	{name: "configuration-snippet", effect: effectSnippet},
+	{name: "connection-proxy-header", effect: effectBuffer},
+	{name: "cors-allow-credentials", ours: "cors-allow-credentials"},
+	{name: "cors-allow-headers", ours: "cors-allow-headers"},
+	{name: "cors-allow-methods", ours: "cors-allow-methods"},
+	{name: "cors-allow-origin", ours: "cors-allow-origin"},
+	{name: "cors-expose-headers", effect: "Access-Control-Expose-Headers is not sent"},
+	{name: "cors-max-age", ours: "cors-max-age"},
+	{name: "custom-http-errors", effect: "error pages come from the endpoints or HAProxy, not the default backend"},
+	{name: "default-backend", effect: "requests this Ingress does not match do not go to that Service"},
+	{name: "denylist-source-range", ours: "denylist-source-range"},
+	{name: "enable-access-log", effect: effectLogging},
+	{name: "enable-cors", ours: "cors-enable"},
+	{name: "enable-modsecurity", effect: effectWAF},
+	{name: "enable-opentelemetry", effect: effectLogging},
+	{name: "enable-owasp-core-rules", effect: effectWAF},
+	{name: "enable-rewrite-log", effect: effectLogging},
+	{name: "force-ssl-redirect", ours: "ssl-redirect", convert: func(v string, _ nginxContext) (string, error) {
+		switch v {
+		case "true":
+			return "true", nil
+		case "false":
+			return "", nil
+		}
+		return "", fmt.Errorf("want true or false")
+	}},
+	{name: "from-to-www-redirect", effect: "www. and bare host are not redirected to each other"},
+	{name: "http2-push-preload", effect: effectBuffer},
+	{name: "limit-burst-multiplier", effect: "burst allowance: limit-rps is applied per second without a burst"},
+	{name: "limit-connections", ours: "rate-limit-connections", difference: "503 beyond the limit, as ingress-nginx"},
+	{name: "limit-rate", effect: "response bandwidth is not limited"},
+	{name: "limit-rate-after", effect: "response bandwidth is not limited"},
+	{name: "limit-rpm", effect: "requests per minute are not limited"},
+	{name: "limit-rps", ours: "rate-limit-rps", difference: "503 beyond the limit, as ingress-nginx; counted per second without burst"},
+	{name: "limit-whitelist", effect: "listed clients are rate-limited like everyone else"},
+	{name: "load-balance", ours: "balance", convert: func(v string, _ nginxContext) (string, error) {
+		switch v {
+		case "round_robin":
+			return "roundrobin", nil
+		case "ewma":
+			return "leastconn", nil
+		}
+		return "", fmt.Errorf("%s: want round_robin or ewma", truncate(v))
+	}, difference: "ewma becomes leastconn"},
+	{name: "mirror-host", effect: "requests are not mirrored"},
+	{name: "mirror-request-body", effect: "requests are not mirrored"},
+	{name: "mirror-target", effect: "requests are not mirrored"},
+	{name: "mirror-uri", effect: "requests are not mirrored"},
+	{name: "modsecurity-snippet", effect: effectSnippet},
+	{name: "modsecurity-transaction-id", effect: effectWAF},
+	{name: "opentelemetry-trust-incoming-span", effect: effectLogging},
+	{name: "permanent-redirect", ours: "permanent-redirect"},
+	{name: "permanent-redirect-code", effect: "the redirect uses 301"},
+	{name: "preserve-trailing-slash", effect: "HTTPS redirects keep the path as sent (trailing slash included)"},
+	{name: "proxy-body-size", ours: "body-size-limit", difference: "checked against Content-Length and, for chunked requests, the body HAProxy buffers"},
+	{name: "proxy-buffer-size", effect: effectBuffer},
+	{name: "proxy-buffering", effect: effectBuffer},
+	{name: "proxy-buffers-number", effect: effectBuffer},
+	{name: "proxy-connect-timeout", ours: "timeout-connect", convert: seconds},
+	{name: "proxy-cookie-domain", effect: "Set-Cookie domains from the endpoints are not rewritten"},
+	{name: "proxy-cookie-path", effect: "Set-Cookie paths from the endpoints are not rewritten"},
+	{name: "proxy-http-version", effect: effectBuffer},
+	{name: "proxy-max-temp-file-size", effect: effectBuffer},
+	{name: "proxy-next-upstream", effect: "failed requests are not retried on another endpoint"},
+	{name: "proxy-next-upstream-timeout", effect: "failed requests are not retried on another endpoint"},
+	{name: "proxy-next-upstream-tries", effect: "failed requests are not retried on another endpoint"},
+	{name: "proxy-read-timeout", ours: "timeout-server", convert: seconds, difference: "HAProxy's timeout server is inactivity in both directions, not only between two reads"},
+	{name: "proxy-redirect-from", effect: "Location headers from the endpoints are not rewritten"},
+	{name: "proxy-redirect-to", effect: "Location headers from the endpoints are not rewritten"},
+	{name: "proxy-request-buffering", effect: effectBuffer},
+	{name: "proxy-send-timeout", effect: "no separate send timeout: timeout-server (proxy-read-timeout) covers both directions"},
+	{name: "proxy-ssl-name", ours: "backend-sni"},
+	{name: "proxy-ssl-secret", ours: "backend-ca-secret", convert: sameNamespaceSecret, difference: "only ca.crt is used: no client certificate is presented to the backend"},
+	{name: "proxy-ssl-server-name", effect: "SNI is sent when proxy-ssl-name (backend-sni) is set"},
+	{name: "proxy-ssl-verify", ours: "backend-verify", convert: onOff},
+	{name: "rewrite-target", ours: "rewrite-target", convert: func(v string, _ nginxContext) (string, error) {
+		if strings.Contains(v, "$") {
+			return "", fmt.Errorf("%s uses capture groups, which are not supported: requests reach the endpoints with their original path", truncate(v))
+		}
+		return v, nil
+	}, difference: "without capture groups the whole path becomes the target, as NGINX's rewrite does"},
+	{name: "satisfy", effect: "auth and allowlist combine as both required"},
+	{name: "server-alias", effect: "the alias hosts are not served (404)"},
+	{name: "server-snippet", effect: effectSnippet},
+	{name: "service-upstream", effect: "traffic goes to the endpoints directly, not the Service's cluster IP"},
+	{name: "session-cookie-change-on-failure", effect: effectCookieFx},
+	{name: "session-cookie-conditional-samesite-none", effect: effectCookieFx},
+	{name: "session-cookie-domain", effect: effectCookieFx},
+	{name: "session-cookie-expires", effect: effectCookieFx},
+	{name: "session-cookie-max-age", ours: "session-cookie-max-age", convert: seconds},
+	{name: "session-cookie-name", ours: "session-cookie-name"},
+	{name: "session-cookie-path", effect: effectCookieFx},
+	{name: "session-cookie-samesite", effect: effectCookieFx},
+	{name: "session-cookie-secure", effect: effectCookieFx},
+	{name: "ssl-ciphers", effect: "ciphers come from the global ssl-ciphers setting"},
+	{name: "ssl-passthrough", effect: "TLS is terminated by HAProxy, not passed through to the endpoints"},
+	{name: "ssl-prefer-server-ciphers", effect: "ciphers come from the global settings"},
+	{name: "ssl-redirect", ours: "ssl-redirect", convert: func(v string, _ nginxContext) (string, error) {
+		switch v {
+		case "false":
+			return "false", nil
+		case "true":
+			return "", nil // the default: redirect where the host has TLS
+		}
+		return "", fmt.Errorf("want true or false")
+	}},
+	{name: "stream-snippet", effect: effectSnippet},
+	{name: "temporal-redirect", ours: "temporal-redirect"},
+	{name: "upstream-hash-by", ours: "balance", convert: func(v string, _ nginxContext) (string, error) {
+		switch v {
+		case "$request_uri":
+			return "uri", nil
+		case "$remote_addr", "$binary_remote_addr":
+			return "source", nil
+		}
+		return "", fmt.Errorf("%s: only $request_uri (balance uri) and $remote_addr (balance source) are supported; requests are balanced round-robin", truncate(v))
+	}, difference: "consistent hashing of the URI or client address (balance uri or source)"},
+	{name: "upstream-vhost", effect: "the Host header reaches the endpoints unchanged"},
+	{name: "use-regex", effect: "paths are matched as Exact or Prefix, never as regular expressions"},
+	{name: "whitelist-source-range", ours: "allowlist-source-range"},
+	{name: "x-forwarded-prefix", effect: "X-Forwarded-Prefix is not sent"},
+}
+
+func findNginx(name string) *nginxAnnotation {
+	i, ok := slices.BinarySearchFunc(nginxAnnotations, name, func(a nginxAnnotation, n string) int { return strings.Compare(a.name, n) })
+	if !ok {
+		return nil
+	}
+	return &nginxAnnotations[i]
+}
+
+// NginxAnnotation is one row of the compatibility table.
+type NginxAnnotation struct {
+	Name string
+	// Ours is the haproxy-sidecar.io annotation it becomes; "" when it is
+	// not supported.
+	Ours       string
+	Difference string
+	Effect     string
+}
+
+// NginxAnnotations lists the ingress-nginx annotations the compatibility
+// table knows, sorted by name.
+func NginxAnnotations() []NginxAnnotation {
+	out := make([]NginxAnnotation, len(nginxAnnotations))
+	for i, n := range nginxAnnotations {
+		out[i] = NginxAnnotation{n.name, n.ours, n.difference, n.effect}
+	}
+	return out
+}
+
+// annotationValue is the value an annotation of ours gets, and where from.
+type annotationValue struct {
+	value string
+	key   string // the annotation that gave it
+	nginx bool
+}
+
+// parseAnnotations reads an Ingress's annotations (ours, and ingress-nginx's
+// under CompatNginx). Every problem names the annotation; a bad value is
+// ignored, never the route.
+func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAnnotations {
+	a := &parsedAnnotations{}
+	var values map[string]annotationValue
+	type keyed struct {
+		key string
+		p   *localProblem
+	}
+	var problems []keyed
+	report := func(key string, p *localProblem) { problems = append(problems, keyed{key, p}) }
+	ignoredNginx := 0
+	for key, v := range ann {
+		if name, ok := strings.CutPrefix(key, AnnotationPrefix); ok {
+			if findAnnotation(name) == nil {
+				report(key, warning(annotationField(key), UnknownAnnotation, "%s is not an annotation of haproxy-sidecar (see the README's annotation table); ignored", truncate(key)))
+				continue
+			}
+			if values == nil {
+				values = map[string]annotationValue{}
+			}
+			values[name] = annotationValue{value: v, key: key}
+		} else if strings.HasPrefix(key, NginxAnnotationPrefix) && compat != CompatNginx {
+			ignoredNginx++
+		}
+	}
+	if compat == CompatNginx {
+		ctx := nginxContext{namespace: ns, annotations: ann}
+		for key, v := range ann {
+			name, ok := strings.CutPrefix(key, NginxAnnotationPrefix)
+			if !ok {
+				continue
+			}
+			n := findNginx(name)
+			switch {
+			case n == nil:
+				report(key, warning(annotationField(key), UnsupportedAnnotation, "not supported (unknown to haproxy-sidecar's compatibility table); ignored"))
+			case n.ours == "":
+				report(key, warning(annotationField(key), UnsupportedAnnotation, "not supported, ignored: %s", n.effect))
+			default:
+				if prev, set := values[n.ours]; set && !prev.nginx {
+					report(key, notice(annotationField(key), AnnotationOverridden, "ignored: %s%s is set and wins", AnnotationPrefix, n.ours))
+					continue
+				}
+				conv := v
+				if n.convert != nil {
+					var err error
+					if conv, err = n.convert(v, ctx); err != nil {
+						report(key, warning(annotationField(key), InvalidAnnotation, "value %s: %v; annotation ignored", truncate(v), err))
+						continue
+					}
+				}
+				if conv == "" {
+					continue
+				}
+				if values == nil {
+					values = map[string]annotationValue{}
+				}
+				if prev, set := values[n.ours]; set && prev.key < key {
+					continue // two nginx names for one of ours: the first by name wins
+				}
+				values[n.ours] = annotationValue{value: conv, key: key, nginx: true}
+			}
+		}
+	} else if ignoredNginx > 0 {
+		report("", &localProblem{sev: Notice, field: "metadata.annotations", Reason: UnsupportedAnnotation,
+			msg: fmt.Sprintf("%d %s annotations ignored: --annotations-compat nginx is not set", ignoredNginx, strings.TrimSuffix(NginxAnnotationPrefix, "/"))})
+	}
+	for i := range annotations {
+		an := &annotations[i]
+		av, ok := values[an.name]
+		if !ok {
+			continue
+		}
+		if err := an.apply(av.value, a); err != nil {
+			shown := av.value
+			if av.nginx {
+				shown = ann[av.key]
+			}
+			report(av.key, warning(annotationField(av.key), InvalidAnnotation, "value %s: %v; annotation ignored", truncate(shown), err))
+			continue
+		}
+		if an.scope == BackendScope {
+			a.backendKeys = append(a.backendKeys, av.key)
+		}
+		if av.nginx {
+			switch an.name {
+			case "rewrite-target":
+				a.route.RewriteWholePath = true
+			case "rate-limit-rps", "rate-limit-connections":
+				a.route.RateLimitStatus = 503
+			}
+		}
+	}
+	if a.corsEnabled {
+		a.route.CORS = cors(a)
+	}
+	if a.hstsEnabled {
+		a.route.HSTS = hsts(a)
+	}
+	if (a.route.RateLimitRPS > 0 || a.route.RateLimitConnections > 0) && a.route.RateLimitStatus == 0 {
+		a.route.RateLimitStatus = 429
+	}
+	if a.backend.Verify == True && a.backend.CASecret == "" {
+		key := values["backend-verify"].key
+		report(key, warning(annotationField(key), InvalidAnnotation, "true needs backend-ca-secret (the CA to verify against); the backend's certificate is not verified"))
+		a.backend.Verify = Unset
+	}
+	slices.SortStableFunc(problems, func(x, y keyed) int { return cmp.Compare(x.key, y.key) })
+	for _, p := range problems {
+		a.problems = append(a.problems, p.p)
+	}
+	a.cors, a.hsts = nil, nil
+	return a
+}
+
+func notice(field string, reason Reason, format string, args ...any) *localProblem {
+	return &localProblem{sev: Notice, field: field, Reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// annotationField names an annotation as a field of the Ingress.
+func annotationField(key string) string {
+	return dataField("metadata.annotations", key)
+}

@@ -1,0 +1,66 @@
+package render
+
+import (
+	"fmt"
+	"strings"
+)
+
+// HAProxy's configuration syntax is the threat model for every string an
+// object contributes: a space or tab starts another argument, '#' starts a
+// comment, a newline another directive, '\' escapes, '"' quotes weakly and
+// expands "$VAR" and "${VAR}" from the environment, and arguments that are
+// log-format strings (header values, redirect locations, "return" headers)
+// evaluate "%[...]" sample expressions such as %[env(HOME)] even inside
+// single quotes. Go's %q is none of this.
+//
+// So every object string that reaches the configuration goes through one of
+// the two functions below, and they refuse what no quoting can carry (NUL,
+// CR, LF and the other control bytes end a line or a string in HAProxy's
+// parser).
+
+// quoteArg returns s as one HAProxy argument that HAProxy reads back as
+// exactly s: strongly quoted ('...'), where nothing is interpreted, with
+// each single quote written as '\” (close, escaped quote, reopen; HAProxy
+// joins adjacent quoted parts into one argument).
+func quoteArg(s string) (string, error) {
+	if err := checkArgBytes(s); err != nil {
+		return "", err
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'", nil
+}
+
+// quoteLogFormat is quoteArg for arguments HAProxy parses as a log-format
+// string: '%' is doubled so that it is a literal percent sign and never
+// the start of a sample expression.
+func quoteLogFormat(s string) (string, error) {
+	return quoteArg(strings.ReplaceAll(s, "%", "%%"))
+}
+
+// checkArgBytes refuses the bytes no quoting carries through HAProxy's
+// parser: the ASCII control characters (NUL, CR, LF, tab...) and DEL.
+func checkArgBytes(s string) error {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("control character %q at offset %d cannot be written in HAProxy's configuration", rune(c), i)
+		}
+	}
+	return nil
+}
+
+// mustQuoteArg is quoteArg for values already validated to hold no control
+// character; a failure is a bug in that validation.
+func mustQuoteArg(s string) string {
+	q, err := quoteArg(s)
+	if err != nil {
+		panic("render: unvalidated value reached the configuration: " + err.Error())
+	}
+	return q
+}
+
+func mustQuoteLogFormat(s string) string {
+	q, err := quoteLogFormat(s)
+	if err != nil {
+		panic("render: unvalidated value reached the configuration: " + err.Error())
+	}
+	return q
+}
