@@ -816,9 +816,20 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 	slices.SortStableFunc(sliceProblems, func(x, y Problem) int {
 		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
 	})
-	m.Problems = append(m.Problems, sliceProblems...)
+	// Backend annotation problems (a CA Secret) are about an Ingress:
+	// the full build lists them after that Ingress's own.
+	ingressKind := slices.ContainsFunc(sliceProblems, func(p Problem) bool { return p.Kind != "EndpointSlice" })
+	if !ingressKind {
+		m.Problems = append(m.Problems, sliceProblems...)
+	}
 	for _, e := range g.problems {
 		m.Problems = append(m.Problems, e.problems...)
+	}
+	if ingressKind {
+		m.Problems = append(m.Problems, sliceProblems...)
+		slices.SortStableFunc(m.Problems, func(x, y Problem) int {
+			return cmp.Or(cmp.Compare(x.Kind, y.Kind), cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
+		})
 	}
 
 	for key := range g.certDirt {

@@ -105,6 +105,32 @@ type Explanation struct {
 	Cert        *Certificate
 	DefaultCert bool
 	CertBy      string // how it was chosen
+	// RedirectCode is the status of AnswerRedirect.
+	RedirectCode int
+
+	tlsHost bool // the host has a TLS certificate
+}
+
+// redirects decides the HTTPS redirect of a plain-HTTP request, after
+// routing as the frontend does: a per-Ingress backend follows its
+// ssl-redirect annotations, any other backend redirects TLS hosts.
+func (m *Model) redirects(e *Explanation) bool {
+	e.RedirectCode = 308
+	i, ok := slices.BinarySearchFunc(m.Backends, e.Backend, func(b Backend, name string) int { return strings.Compare(b.Name, name) })
+	if !ok || m.Backends[i].Policy == nil {
+		return e.tlsHost
+	}
+	p := m.Backends[i].Policy
+	if p.SSLRedirectCode != 0 {
+		e.RedirectCode = p.SSLRedirectCode
+	}
+	switch p.SSLRedirect {
+	case True:
+		return true
+	case False:
+		return false
+	}
+	return e.tlsHost
 }
 
 // Explain says what HAProxy does with r under this model. It mirrors the
@@ -137,20 +163,7 @@ func (m *Model) Explain(r Request) Explanation {
 				break
 			}
 		}
-		if tls != "" {
-			// The host as keyed (no port, lower case), the redirect port
-			// setting, then path and query as sent.
-			e.Answer = AnswerRedirect
-			e.Location = "https://" + e.Host
-			if p := m.Settings.HTTPSRedirectPort; p != 0 && p != 443 {
-				e.Location += ":" + strconv.Itoa(p)
-			}
-			e.Location += r.Path
-			if r.Query != "" {
-				e.Location += "?" + r.Query
-			}
-			return e
-		}
+		e.tlsHost = tls != ""
 	}
 
 	exact := map[string]int{}
@@ -193,6 +206,20 @@ func (m *Model) Explain(r Request) Explanation {
 		e.Route, e.Backend = &rt, rt.Backend
 	} else {
 		e.Backend, e.DefaultOrigin = m.DefaultBackend, m.DefaultOrigin
+	}
+	if !r.HTTPS && m.redirects(&e) {
+		// The host as keyed (no port, lower case), the redirect port
+		// setting, then path and query as sent.
+		e.Answer = AnswerRedirect
+		e.Location = "https://" + e.Host
+		if p := m.Settings.HTTPSRedirectPort; p != 0 && p != 443 {
+			e.Location += ":" + strconv.Itoa(p)
+		}
+		e.Location += r.Path
+		if r.Query != "" {
+			e.Location += "?" + r.Query
+		}
+		return e
 	}
 	switch e.Backend {
 	case NotFoundBackend:
@@ -319,7 +346,11 @@ func (e Explanation) String() string {
 	}
 	switch {
 	case e.Answer == AnswerRedirect:
-		fmt.Fprintf(&b, "  => 308 redirect to %s (the host has a TLS certificate)\n", e.Location)
+		why := "the host has a TLS certificate"
+		if !e.tlsHost {
+			why = "the Ingress's ssl-redirect annotation"
+		}
+		fmt.Fprintf(&b, "  => %d redirect to %s (%s)\n", e.RedirectCode, e.Location, why)
 		return b.String()
 	case e.Route != nil:
 		rt := e.Route
@@ -347,6 +378,9 @@ func (e Explanation) String() string {
 		}
 		fmt.Fprintf(&b, "  => backend %s (Service %s/%s port %d), ready endpoints (%d): %s\n",
 			be.Name, be.Namespace, be.Service, be.Port, len(be.Servers), strings.Join(servers, " "))
+		if be.Policy != nil {
+			fmt.Fprintf(&b, "  the annotations of Ingress %s/%s apply in this backend (see `dump`); they may answer before the endpoints do\n", be.Namespace, be.Ingress)
+		}
 	}
 	return b.String()
 }

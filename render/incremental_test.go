@@ -101,6 +101,18 @@ func (c *randomCluster) ingress(ns, name string) *networkingv1.Ingress {
 		}
 		ing.Spec.Rules = append(ing.Spec.Rules, rule)
 	}
+	// Annotations: route ones give the Ingress its own backends, backend
+	// ones are decided per Service by age, and two name Secrets.
+	for range c.r.IntN(3) {
+		if ing.Annotations == nil {
+			ing.Annotations = map[string]string{}
+		}
+		kv := c.pick([]string{"balance=leastconn", "balance=source", "balance=fastest", "maxconn-server=10",
+			"backend-ca-secret=" + c.pick(rcSecrets), "backend-protocol=https", "auth-basic-secret=" + c.pick(rcSecrets),
+			"denylist-source-range=10.0.0.0/8", "rewrite-target=/r", "hsts=true", "typo=1"})
+		k, v, _ := strings.Cut(kv, "=")
+		ing.Annotations[AnnotationPrefix+k] = v
+	}
 	for range c.r.IntN(3) {
 		t := networkingv1.IngressTLS{SecretName: c.pick(append(rcSecrets, ""))}
 		for range c.r.IntN(3) {

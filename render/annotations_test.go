@@ -1,0 +1,592 @@
+package render_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
+	"golang.org/x/crypto/bcrypt"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// annCase is one row of the annotation effects table: annotations on an
+// Ingress of its own (host c<i>.test, its own Service with two endpoints)
+// and what real requests through HAProxy must show.
+type annCase struct {
+	name string
+	// ours are haproxy-sidecar.io annotations (without the prefix);
+	// nginx the same effect under ingress-nginx's names, nil when
+	// ingress-nginx has no equivalent.
+	ours, nginx map[string]string
+	path        string // the Ingress path (Prefix), "/" by default
+	tls         bool   // the host has a TLS entry
+	backendTLS  bool   // the Service's endpoints speak HTTPS
+	secret      *corev1.Secret
+	check       func(t *testing.T, c *annClient, nginx bool)
+}
+
+// annEcho is one endpoint: it answers with its name, the path it saw, and
+// what the test asks of it (slow answers, failing health checks).
+type annEcho struct {
+	name    string
+	port    int
+	healthy atomic.Bool
+	hits    atomic.Int64
+}
+
+func startAnnEcho(t *testing.T, name string, tlsCert *tls.Certificate) *annEcho {
+	t.Helper()
+	e := &annEcho{name: name}
+	e.healthy.Store(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tlsCert != nil {
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*tlsCert}})
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz":
+			if !e.healthy.Load() {
+				w.WriteHeader(500)
+			}
+			return
+		case "/slow":
+			time.Sleep(1500 * time.Millisecond)
+		}
+		e.hits.Add(1)
+		w.Header().Set("X-Seen-Path", r.URL.RequestURI())
+		w.Header().Set("X-Endpoint", name)
+		io.WriteString(w, "svc:"+name)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	e.port = ln.Addr().(*net.TCPAddr).Port
+	return e
+}
+
+// annClient sends requests for one case's host to HAProxy.
+type annClient struct {
+	host                string
+	httpPort, httpsPort int
+	echoes              [2]*annEcho
+}
+
+type annReq struct {
+	method, path string
+	https        bool
+	header       map[string]string
+	body         string
+}
+
+func (c *annClient) do(t *testing.T, r annReq) *http.Response {
+	t.Helper()
+	scheme, port := "http", c.httpPort
+	if r.https {
+		scheme, port = "https", c.httpsPort
+	}
+	method := r.method
+	if method == "" {
+		method = "GET"
+	}
+	path := r.path
+	if path == "" {
+		path = "/"
+	}
+	var body io.Reader
+	if r.body != "" {
+		body = strings.NewReader(r.body)
+	}
+	req, err := http.NewRequest(method, scheme+"://"+c.host+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range r.header {
+		req.Header.Set(k, v)
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(port))
+		},
+		TLSClientConfig:   &tls.Config{ServerName: c.host, InsecureSkipVerify: true},
+		DisableKeepAlives: true,
+	}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, req.URL, err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(strings.NewReader(string(data)))
+	return resp
+}
+
+// status sends r and checks the status (and, for redirects, Location).
+func (c *annClient) expect(t *testing.T, r annReq, status int, location string) *http.Response {
+	t.Helper()
+	resp := c.do(t, r)
+	if resp.StatusCode != status {
+		t.Errorf("%s %s%s: status %d, want %d", r.method, c.host, r.path, resp.StatusCode, status)
+	}
+	if location != "" && resp.Header.Get("Location") != location {
+		t.Errorf("%s%s: Location %q, want %q", c.host, r.path, resp.Header.Get("Location"), location)
+	}
+	return resp
+}
+
+// sha512crypt is "secret" hashed with SHA-crypt ($6$, `openssl passwd -6
+// -salt saltsalt secret`).
+const sha512crypt = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"
+
+func htpasswdSecret(t *testing.T, name string) *corev1.Secret {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte("s3cret"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Data: map[string][]byte{"auth": []byte("# users\nalice:" + string(h) + "\nbob:" + sha512crypt + "\n")}}
+}
+
+func basic(user, pass string) map[string]string {
+	req, _ := http.NewRequest("GET", "http://x/", nil)
+	req.SetBasicAuth(user, pass)
+	return map[string]string{"Authorization": req.Header.Get("Authorization")}
+}
+
+// annCases is the table of effects, each proven by requests.
+func annCases(t *testing.T) []annCase {
+	return []annCase{
+		{name: "plain Ingress", check: func(t *testing.T, c *annClient, _ bool) {
+			c.expect(t, annReq{}, 200, "")
+		}},
+		{name: "ssl-redirect false keeps plain HTTP on a TLS host", tls: true,
+			ours: map[string]string{"ssl-redirect": "false"}, nginx: map[string]string{"ssl-redirect": "false"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{path: "/x"}, 200, "")
+			}},
+		{name: "ssl-redirect true on a host without TLS, with its code",
+			ours: map[string]string{"ssl-redirect": "true", "ssl-redirect-code": "301"}, nginx: map[string]string{"force-ssl-redirect": "true"},
+			check: func(t *testing.T, c *annClient, nginx bool) {
+				code := 301
+				if nginx {
+					code = 308
+				}
+				c.expect(t, annReq{path: "/a?b=1"}, code, "https://"+c.host+"/a?b=1")
+				c.expect(t, annReq{path: "/a", https: true}, 200, "")
+			}},
+		{name: "TLS host with annotations still redirects by default", tls: true,
+			ours: map[string]string{"hsts": "true", "hsts-max-age": "600", "hsts-include-subdomains": "false"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{path: "/p"}, 308, "https://"+c.host+"/p")
+				resp := c.expect(t, annReq{path: "/p", https: true}, 200, "")
+				if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=600" {
+					t.Errorf("HSTS %q, want max-age=600", got)
+				}
+			}},
+		{name: "allowlist-source-range", ours: map[string]string{"allowlist-source-range": "10.0.0.0/8, 192.168.0.1"},
+			nginx: map[string]string{"whitelist-source-range": "10.0.0.0/8, 192.168.0.1"},
+			check: func(t *testing.T, c *annClient, _ bool) { c.expect(t, annReq{}, 403, "") }},
+		{name: "allowlist-source-range admitting loopback", ours: map[string]string{"allowlist-source-range": "10.0.0.0/8,127.0.0.0/8"},
+			nginx: map[string]string{"whitelist-source-range": "10.0.0.0/8,127.0.0.0/8"},
+			check: func(t *testing.T, c *annClient, _ bool) { c.expect(t, annReq{}, 200, "") }},
+		{name: "denylist-source-range", ours: map[string]string{"denylist-source-range": "127.0.0.1"},
+			nginx: map[string]string{"denylist-source-range": "127.0.0.1"},
+			check: func(t *testing.T, c *annClient, _ bool) { c.expect(t, annReq{}, 403, "") }},
+		{name: "app-root", ours: map[string]string{"app-root": "/app"}, nginx: map[string]string{"app-root": "/app"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{path: "/"}, 302, "/app")
+				c.expect(t, annReq{path: "/app"}, 200, "")
+			}},
+		{name: "permanent-redirect", ours: map[string]string{"permanent-redirect": "https://new.example/landing?from=old"},
+			nginx: map[string]string{"permanent-redirect": "https://new.example/landing?from=old"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{path: "/anything"}, 301, "https://new.example/landing?from=old")
+			}},
+		{name: "temporal-redirect", ours: map[string]string{"temporal-redirect": "https://new.example/%41"},
+			nginx: map[string]string{"temporal-redirect": "https://new.example/%41"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{path: "/"}, 302, "https://new.example/%41")
+			}},
+		{name: "rewrite-target", path: "/api", ours: map[string]string{"rewrite-target": "/v2"},
+			nginx: map[string]string{"rewrite-target": "/v2"},
+			check: func(t *testing.T, c *annClient, nginx bool) {
+				resp := c.expect(t, annReq{path: "/api/users?id=1"}, 200, "")
+				want := "/v2/users?id=1"
+				if nginx { // the whole path becomes the target
+					want = "/v2?id=1"
+				}
+				if got := resp.Header.Get("X-Seen-Path"); got != want {
+					t.Errorf("backend saw %q, want %q", got, want)
+				}
+				resp = c.expect(t, annReq{path: "/api"}, 200, "")
+				if got := resp.Header.Get("X-Seen-Path"); got != "/v2" {
+					t.Errorf("backend saw %q, want /v2", got)
+				}
+			}},
+		{name: "rewrite-target to /", path: "/api/", ours: map[string]string{"rewrite-target": "/"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				for path, want := range map[string]string{"/api/users": "/users", "/api": "/", "/api/": "/"} {
+					resp := c.expect(t, annReq{path: path}, 200, "")
+					if got := resp.Header.Get("X-Seen-Path"); got != want {
+						t.Errorf("%s: backend saw %q, want %q", path, got, want)
+					}
+				}
+			}},
+		{name: "rate-limit-rps", ours: map[string]string{"rate-limit-rps": "5"}, nginx: map[string]string{"limit-rps": "5"},
+			check: func(t *testing.T, c *annClient, nginx bool) {
+				want := 429
+				if nginx {
+					want = 503
+				}
+				codes := map[int]int{}
+				for range 20 {
+					codes[c.do(t, annReq{}).StatusCode]++
+				}
+				if codes[200] < 5 || codes[200] > 7 || codes[want] < 13 {
+					t.Errorf("20 requests at once: %v, want 5 (at most 7 across a second boundary) 200 and the rest %d", codes, want)
+				}
+			}},
+		{name: "rate-limit-connections", ours: map[string]string{"rate-limit-connections": "1"}, nginx: map[string]string{"limit-connections": "1"},
+			check: func(t *testing.T, c *annClient, nginx bool) {
+				want := 429
+				if nginx {
+					want = 503
+				}
+				var wg sync.WaitGroup
+				wg.Add(1)
+				go func() { defer wg.Done(); c.do(t, annReq{path: "/slow"}) }()
+				time.Sleep(300 * time.Millisecond)
+				c.expect(t, annReq{}, want, "")
+				wg.Wait()
+				// HAProxy stops counting the slow connection once it
+				// has closed it, just after the client got its answer.
+				deadline := time.Now().Add(2 * time.Second)
+				for c.do(t, annReq{}).StatusCode != 200 {
+					if time.Now().After(deadline) {
+						t.Errorf("still limited 2s after the other connection ended")
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}},
+		{name: "auth-basic-secret", ours: map[string]string{"auth-basic-secret": "users", "auth-realm": `Team A's #1`},
+			nginx:  map[string]string{"auth-type": "basic", "auth-secret": "users", "auth-realm": `Team A's #1`},
+			secret: htpasswdSecret(t, "users"),
+			check: func(t *testing.T, c *annClient, _ bool) {
+				resp := c.expect(t, annReq{}, 401, "")
+				if got := resp.Header.Get("WWW-Authenticate"); got != `Basic realm="Team A's #1"` {
+					t.Errorf("WWW-Authenticate %q", got)
+				}
+				c.expect(t, annReq{header: basic("alice", "wrong")}, 401, "")
+				c.expect(t, annReq{header: basic("alice", "s3cret")}, 200, "")
+				c.expect(t, annReq{header: basic("bob", "secret")}, 200, "")
+			}},
+		{name: "auth-basic-secret missing fails closed", ours: map[string]string{"auth-basic-secret": "nobody"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{header: basic("alice", "s3cret")}, 401, "")
+			}},
+		{name: "CORS", ours: map[string]string{"cors-enable": "true", "cors-allow-origin": "https://app.example, https://b.example:8443",
+			"cors-allow-methods": "GET, POST", "cors-allow-headers": "X-Token", "cors-max-age": "60", "cors-allow-credentials": "false"},
+			nginx: map[string]string{"enable-cors": "true", "cors-allow-origin": "https://app.example, https://b.example:8443",
+				"cors-allow-methods": "GET, POST", "cors-allow-headers": "X-Token", "cors-max-age": "60", "cors-allow-credentials": "false"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				pre := map[string]string{"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+				resp := c.expect(t, annReq{method: "OPTIONS", header: pre}, 204, "")
+				for h, want := range map[string]string{"Access-Control-Allow-Origin": "https://app.example", "Access-Control-Allow-Methods": "GET, POST",
+					"Access-Control-Allow-Headers": "X-Token", "Access-Control-Max-Age": "60", "Access-Control-Allow-Credentials": ""} {
+					if got := resp.Header.Get(h); got != want {
+						t.Errorf("preflight %s: %q, want %q", h, got, want)
+					}
+				}
+				resp = c.expect(t, annReq{header: map[string]string{"Origin": "https://b.example:8443"}}, 200, "")
+				if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://b.example:8443" {
+					t.Errorf("response Access-Control-Allow-Origin %q", got)
+				}
+				resp = c.expect(t, annReq{header: map[string]string{"Origin": "https://evil.example"}}, 200, "")
+				if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
+					t.Errorf("other origin got Access-Control-Allow-Origin %q", got)
+				}
+			}},
+		{name: "body-size-limit", ours: map[string]string{"body-size-limit": "1k"}, nginx: map[string]string{"proxy-body-size": "1k"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{method: "POST", body: strings.Repeat("x", 1024)}, 200, "")
+				c.expect(t, annReq{method: "POST", body: strings.Repeat("x", 1025)}, 413, "")
+			}},
+		{name: "affinity cookie", ours: map[string]string{"affinity": "cookie", "session-cookie-name": "stick", "session-cookie-max-age": "1h"},
+			nginx: map[string]string{"affinity": "cookie", "session-cookie-name": "stick", "session-cookie-max-age": "3600"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				resp := c.expect(t, annReq{}, 200, "")
+				var cookie string
+				for _, ck := range resp.Cookies() {
+					if ck.Name == "stick" {
+						cookie = ck.Name + "=" + ck.Value
+					}
+				}
+				if cookie == "" {
+					t.Fatalf("no stick cookie: %v", resp.Header["Set-Cookie"])
+				}
+				first := resp.Header.Get("X-Endpoint")
+				for range 6 {
+					if got := c.expect(t, annReq{header: map[string]string{"Cookie": cookie}}, 200, "").Header.Get("X-Endpoint"); got != first {
+						t.Errorf("with the cookie: endpoint %s, want %s", got, first)
+					}
+				}
+			}},
+		{name: "balance source", ours: map[string]string{"balance": "source"}, nginx: map[string]string{"upstream-hash-by": "$remote_addr"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				first := c.expect(t, annReq{}, 200, "").Header.Get("X-Endpoint")
+				for range 6 {
+					if got := c.expect(t, annReq{}, 200, "").Header.Get("X-Endpoint"); got != first {
+						t.Errorf("balance source: endpoint %s, want %s", got, first)
+					}
+				}
+			}},
+		{name: "round robin without annotations",
+			check: func(t *testing.T, c *annClient, _ bool) {
+				seen := map[string]bool{}
+				for range 4 {
+					seen[c.expect(t, annReq{}, 200, "").Header.Get("X-Endpoint")] = true
+				}
+				if len(seen) != 2 {
+					t.Errorf("round robin reached %v, want both endpoints", seen)
+				}
+			}},
+		{name: "timeout-server", ours: map[string]string{"timeout-server": "500ms"}, nginx: map[string]string{"proxy-read-timeout": "1"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{path: "/slow"}, 504, "")
+			}},
+		{name: "maxconn-server with timeout-queue", ours: map[string]string{"maxconn-server": "1", "timeout-queue": "200ms", "balance": "source"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				var wg sync.WaitGroup
+				wg.Add(1)
+				go func() { defer wg.Done(); c.do(t, annReq{path: "/slow"}) }()
+				time.Sleep(300 * time.Millisecond)
+				// The same endpoint (balance source) is busy: the
+				// request waits in the queue and times out.
+				c.expect(t, annReq{}, 503, "")
+				wg.Wait()
+			}},
+		{name: "health-check-path", ours: map[string]string{"health-check-path": "/healthz", "health-check-interval": "100ms"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.echoes[0].healthy.Store(false)
+				defer c.echoes[0].healthy.Store(true)
+				time.Sleep(1500 * time.Millisecond) // three failed checks at 100ms, and some margin
+				for range 6 {
+					if got := c.expect(t, annReq{}, 200, "").Header.Get("X-Endpoint"); got != c.echoes[1].name {
+						t.Errorf("with endpoint %s failing its checks: answered by %s", c.echoes[0].name, got)
+					}
+				}
+			}},
+		{name: "backend-protocol https with a CA and SNI", backendTLS: true,
+			ours:  map[string]string{"backend-protocol": "https", "backend-ca-secret": "backend-ca", "backend-sni": "backend.internal"},
+			nginx: map[string]string{"backend-protocol": "HTTPS", "proxy-ssl-secret": "default/backend-ca", "proxy-ssl-name": "backend.internal", "proxy-ssl-verify": "on"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{}, 200, "")
+			}},
+		{name: "bad value is reported and ignored", ours: map[string]string{"balance": "fastest", "rate-limit-rps": "-1"},
+			nginx: map[string]string{"load-balance": "fastest", "limit-rps": "lots"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{}, 200, "")
+			}},
+	}
+}
+
+// TestAnnotationEffects renders every case as its own Ingress, starts
+// HAProxy 2.6 and 3.0 on the output and checks each effect with real
+// requests; then the same with ingress-nginx's annotation names under
+// --annotations-compat nginx.
+func TestAnnotationEffects(t *testing.T) {
+	for _, nginx := range []bool{false, true} {
+		name := "haproxy-sidecar.io"
+		if nginx {
+			name = "nginx.ingress.kubernetes.io"
+		}
+		t.Run(name, func(t *testing.T) {
+			var cases []annCase
+			for _, c := range annCases(t) {
+				if !nginx || c.nginx != nil || (c.ours == nil) {
+					cases = append(cases, c)
+				}
+			}
+			runAnnCases(t, cases, nginx)
+		})
+	}
+}
+
+func runAnnCases(t *testing.T, cases []annCase, nginx bool) {
+	backendCertPEM, backendKeyPEM := testenv.SelfSigned(t, "backend.internal", "backend")
+	backendCert, err := tls.X509KeyPair(backendCertPEM, backendKeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostCert, hostKey := testenv.SelfSigned(t, "*.test", "hosts")
+	in := render.Inputs{Secrets: []*corev1.Secret{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "tls"}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{"tls.crt": hostCert, "tls.key": hostKey}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "backend-ca"}, Data: map[string][]byte{"ca.crt": backendCertPEM}},
+	}, IngressClasses: []*networkingv1.IngressClass{{ObjectMeta: metav1.ObjectMeta{Name: "haproxy"},
+		Spec: networkingv1.IngressClassSpec{Controller: render.DefaultControllerName}}}}
+	clients := make([]*annClient, len(cases))
+	pt := networkingv1.PathTypePrefix
+	cls := "haproxy"
+	for i, c := range cases {
+		svc := "s" + strconv.Itoa(i)
+		cl := &annClient{host: "c" + strconv.Itoa(i) + ".test"}
+		var cert *tls.Certificate
+		if c.backendTLS {
+			cert = &backendCert
+		}
+		for j := range cl.echoes {
+			cl.echoes[j] = startAnnEcho(t, svc+"-"+string(rune('a'+j)), cert)
+		}
+		clients[i] = cl
+		in.Services = append(in.Services, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: svc},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})
+		for j, e := range cl.echoes {
+			port, pname, ready := int32(e.port), "http", true
+			in.EndpointSlices = append(in.EndpointSlices, &discoveryv1.EndpointSlice{
+				ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: svc + "-" + strconv.Itoa(j), Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+				AddressType: discoveryv1.AddressTypeIPv4,
+				Ports:       []discoveryv1.EndpointPort{{Name: &pname, Port: &port}},
+				Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+			})
+		}
+		ann := map[string]string{}
+		src, prefix := c.ours, render.AnnotationPrefix
+		if nginx {
+			src, prefix = c.nginx, render.NginxAnnotationPrefix
+		}
+		for k, v := range src {
+			ann[prefix+k] = v
+		}
+		path := c.path
+		if path == "" {
+			path = "/"
+		}
+		ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "c" + strconv.Itoa(i), Annotations: ann,
+			CreationTimestamp: metav1.NewTime(time.Date(2024, 1, 1, 0, i, 0, 0, time.UTC))},
+			Spec: networkingv1.IngressSpec{IngressClassName: &cls, Rules: []networkingv1.IngressRule{{Host: cl.host,
+				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+					Path: path, PathType: &pt, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+						Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}}}}}
+		if c.tls {
+			ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{cl.host}, SecretName: "tls"}}
+		}
+		if c.secret != nil {
+			in.Secrets = append(in.Secrets, c.secret)
+		}
+		in.Ingresses = append(in.Ingresses, ing)
+	}
+	httpPort, httpsPort := freePort(t), freePort(t)
+	opts := render.Options{}
+	if nginx {
+		opts.AnnotationsCompat = render.CompatNginx
+	}
+	m := render.BuildModel(in, opts)
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := render.Render(m, render.Config{Template: tmpl,
+		HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(httpsPort)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the bad-value case and the missing Secret have problems, each
+	// naming its Ingress and annotation.
+	for _, p := range m.Problems {
+		i, _ := strconv.Atoi(strings.TrimPrefix(p.Name, "c"))
+		c := cases[i]
+		switch {
+		case strings.HasPrefix(c.name, "bad value") && p.Reason == render.InvalidAnnotation && strings.HasPrefix(p.Field, "metadata.annotations["):
+		case strings.HasPrefix(c.name, "auth-basic-secret missing") && p.Reason == render.AnnotationSecretNotFound:
+		default:
+			t.Errorf("case %q: unexpected problem %s", c.name, p.Report())
+		}
+	}
+	for i, c := range cases {
+		if strings.HasPrefix(c.name, "bad value") {
+			n := 0
+			for _, p := range m.Problems {
+				if p.Name == "c"+strconv.Itoa(i) {
+					n++
+				}
+			}
+			if n != 2 {
+				t.Errorf("bad values: %d problems, want 2", n)
+			}
+		}
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, out)
+	if t.Failed() {
+		t.Logf("haproxy.cfg:\n%s", out.Get(render.ConfigFile))
+	}
+	for version, bin := range testenv.HAProxies(t) {
+		t.Run("haproxy-"+version, func(t *testing.T) {
+			startHAProxy(t, bin, filepath.Join(dir, render.ConfigFile), httpPort)
+			for i, c := range cases {
+				cl := *clients[i]
+				cl.httpPort, cl.httpsPort = httpPort, httpsPort
+				t.Run(c.name, func(t *testing.T) { c.check(t, &cl, nginx) })
+			}
+		})
+	}
+}
+
+// The per-Ingress backend serves only its Ingress: another Ingress on the
+// same Service keeps the plain backend and none of the rules.
+func TestAnnotationsStayOnTheirIngress(t *testing.T) {
+	in := render.Inputs{Services: []*corev1.Service{{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}}}
+	cls, pt := "haproxy", networkingv1.PathTypePrefix
+	for i, host := range []string{"locked.test", "open.test"} {
+		ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: strings.TrimSuffix(host, ".test"),
+			CreationTimestamp: metav1.NewTime(time.Date(2024, 1, 1, 0, i, 0, 0, time.UTC))},
+			Spec: networkingv1.IngressSpec{IngressClassName: &cls, Rules: []networkingv1.IngressRule{{Host: host,
+				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+					Path: "/", PathType: &pt, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+						Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}}}}}
+		if i == 0 {
+			ing.Annotations = map[string]string{render.AnnotationPrefix + "denylist-source-range": "0.0.0.0/0"}
+		}
+		in.Ingresses = append(in.Ingresses, ing)
+	}
+	in.IngressClasses = []*networkingv1.IngressClass{{ObjectMeta: metav1.ObjectMeta{Name: "haproxy"}, Spec: networkingv1.IngressClassSpec{Controller: render.DefaultControllerName}}}
+	m := render.BuildModel(in, render.Options{})
+	got := map[string]string{}
+	for _, r := range m.Routes {
+		got[r.Host] = r.Backend
+	}
+	if got["locked.test"] != "default_web_80:locked" || got["open.test"] != "default_web_80" {
+		t.Errorf("backends %v", got)
+	}
+	var names []string
+	for _, b := range m.Backends {
+		names = append(names, b.Name)
+	}
+	if fmt.Sprint(names) != "[default_web_80 default_web_80:locked]" {
+		t.Errorf("backends %v", names)
+	}
+}
