@@ -20,7 +20,8 @@ func explainCommand(args []string, stdout, stderr io.Writer) int {
 		manifests string
 	)
 	// Every render flag is accepted, so a render command line can be
-	// reused; only --controller-name and --configmap change the answer.
+	// reused; only --controller-name, --configmap and --annotations-compat
+	// change the answer.
 	rf.register(fs)
 	fs.StringVar(&manifests, "manifests", "", "file or directory of Kubernetes YAML/JSON manifests (required)")
 	fs.Usage = func() {
@@ -45,18 +46,17 @@ func explainCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		reqs = append(reqs, r)
 	}
-	if rf.settingsConfigMap != "" {
-		if _, _, err := render.ParseSettingsRef(rf.settingsConfigMap); err != nil {
-			fmt.Fprintf(stderr, "explain: --configmap: %v\n", err)
-			return 2
-		}
+	opts, err := rf.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "explain: %v\n", err)
+		return 2
 	}
 	in, loadProblems, err := manifest.Load(manifests)
 	if err != nil {
 		fmt.Fprintf(stderr, "explain: %v\n", err)
 		return 1
 	}
-	m := render.BuildModel(in, render.Options{ControllerName: rf.controllerName, SettingsConfigMap: rf.settingsConfigMap})
+	m := render.BuildModel(in, opts)
 	if n := countWarnings(append(loadProblems, m.Problems...)); n > 0 {
 		// A rule that was skipped can be why a request is not served.
 		fmt.Fprintf(stderr, "note: %d things were skipped; `haproxy-sidecar render` lists them\n", n)

@@ -23,6 +23,7 @@ Usage:
   haproxy-sidecar explain --manifests PATH [flags] URL...
   haproxy-sidecar dump [--ingress NS/NAME | --host HOST | --file PATH | --history [N]] [--addr ADDR]
   haproxy-sidecar diff --manifests OLD --manifests NEW [flags]
+  haproxy-sidecar migrate --manifests PATH [--manifests PATH...] [--output json]
   haproxy-sidecar version
 
 Run "haproxy-sidecar COMMAND -h" for the flags of a command.
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, hup <-chan os.Signal, stdout, stder
 		return diffCommand(ctx, args[1:], stdout, stderr)
 	case "explain":
 		return explainCommand(args[1:], stdout, stderr)
+	case "migrate":
+		return migrateCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "haproxy-sidecar", version)
 		return 0

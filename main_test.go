@@ -115,7 +115,7 @@ func TestRenderValidationNamesTheObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken := strings.Replace(string(src), "    balance roundrobin\n", "    balance roundrobin\n    no-such-directive here\n", 1)
+	broken := strings.Replace(string(src), "    balance {{.Balance}}\n", "    balance {{.Balance}}\n    no-such-directive here\n", 1)
 	if broken == string(src) {
 		t.Fatal("template changed: no balance line to break")
 	}

@@ -31,6 +31,9 @@ type renderFlags struct {
 	// settingsConfigMap is "namespace/name" of the settings ConfigMap.
 	settingsConfigMap string
 	statsBind         string
+	// annotationsCompat is --annotations-compat: nginx also reads
+	// ingress-nginx's annotations.
+	annotationsCompat string
 }
 
 func (f *renderFlags) register(fs *flag.FlagSet) {
@@ -42,6 +45,7 @@ func (f *renderFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.gracePeriod, "grace-period", 30*time.Second, "how long a worker replaced by a reload may finish its connections (hard-stop-after)")
 	fs.IntVar(&f.workerMaxReloads, "worker-max-reloads", 10, "how many reloads an old worker may survive (mworker-max-reloads)")
 	fs.StringVar(&f.settingsConfigMap, "configmap", "", "namespace/name of the ConfigMap holding global settings (timeouts, TLS, log format...; see README)")
+	fs.StringVar(&f.annotationsCompat, "annotations-compat", "none", "also read another controller's Ingress annotations: nginx (nginx.ingress.kubernetes.io/*, see haproxy-sidecar migrate) or none")
 	fs.StringVar(&f.statsBind, "stats-bind", "", "listen address of HAProxy's stats frontend: monitor-uri /healthz, and Prometheus metrics on /metrics when HAProxy has the exporter (empty: none)")
 }
 
@@ -74,12 +78,10 @@ func (f *renderFlags) renderer() (func(render.Inputs, *render.Model) (*render.Mo
 		}
 		cfg.StatsBind, cfg.PrometheusExporter = f.statsBind, promex
 	}
-	if f.settingsConfigMap != "" {
-		if _, _, err := render.ParseSettingsRef(f.settingsConfigMap); err != nil {
-			return nil, fmt.Errorf("--configmap: %w", err)
-		}
+	opts, err := f.options()
+	if err != nil {
+		return nil, err
 	}
-	opts := render.Options{ControllerName: f.controllerName, SettingsConfigMap: f.settingsConfigMap}
 	// Each renderer keeps what it computed for the next render: in run,
 	// a change to one object redoes only what depends on it.
 	inc := render.NewIncremental(cfg)
@@ -88,6 +90,20 @@ func (f *renderFlags) renderer() (func(render.Inputs, *render.Model) (*render.Mo
 		opts.Previous = previous
 		return inc.Render(in, opts)
 	}, nil
+}
+
+// options are the flags that choose what the model holds, checked.
+func (f *renderFlags) options() (render.Options, error) {
+	if f.settingsConfigMap != "" {
+		if _, _, err := render.ParseSettingsRef(f.settingsConfigMap); err != nil {
+			return render.Options{}, fmt.Errorf("--configmap: %w", err)
+		}
+	}
+	compat, err := render.ParseCompat(f.annotationsCompat)
+	if err != nil {
+		return render.Options{}, fmt.Errorf("--annotations-compat: %w", err)
+	}
+	return render.Options{ControllerName: f.controllerName, SettingsConfigMap: f.settingsConfigMap, AnnotationsCompat: compat}, nil
 }
 
 func renderCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {

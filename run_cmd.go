@@ -82,6 +82,10 @@ func runCommand(ctx context.Context, args []string, hup <-chan os.Signal, stderr
 		fs.Usage()
 		return 2
 	}
+	if _, err := f.options(); err != nil {
+		fmt.Fprintf(stderr, "run: %v\n", err)
+		return 2
+	}
 	log, err := newLogger(f.logLevel, f.logFormat, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "run: %v\n", err)

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+)
+
+// migrateCommand reports, offline, what --annotations-compat nginx makes of
+// the ingress-nginx annotations on the Ingresses in --manifests (e.g.
+// `kubectl get ingress,svc,secret -A -o yaml` output). It is a report:
+// exit status 0 whatever it finds, 1 when the input cannot be read, 2 for
+// a usage error.
+func migrateCommand(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		manifests stringsFlag
+		output    string
+	)
+	fs.Var(&manifests, "manifests", "file or directory of Kubernetes YAML/JSON manifests (required; repeat for more)")
+	fs.StringVar(&output, "output", "text", "text or json")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: haproxy-sidecar migrate --manifests PATH [--manifests PATH...] [--output text|json]\n\n"+
+			"For each Ingress and each nginx.ingress.kubernetes.io annotation on it: honoured (as which\n"+
+			"haproxy-sidecar.io annotation), honoured with a difference, overridden, unsupported (what\n"+
+			"traffic loses) or invalid. Exit status: 0 (a report), 1 unreadable input, 2 usage error.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if len(manifests) == 0 || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "migrate: --manifests is required, and nothing else is an argument")
+		fs.Usage()
+		return 2
+	}
+	if output != "text" && output != "json" {
+		fmt.Fprintf(stderr, "migrate: --output: %q: want text or json\n", output)
+		return 2
+	}
+	var in render.Inputs
+	seen := map[string]bool{}
+	unreadable := false
+	for _, path := range manifests {
+		part, problems, err := manifest.Load(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "migrate: %v\n", err)
+			return 1
+		}
+		for _, p := range problems {
+			// Only what makes the report incomplete is worth saying: a
+			// file or document that could not be read.
+			if p.Reason == render.FileUnreadable || p.Reason == render.FileInvalid || p.Reason == render.FileNotFound {
+				fmt.Fprintf(stderr, "%s [%s]\n", p.Report(), p.Reason)
+				unreadable = true
+			}
+		}
+		for _, ing := range part.Ingresses {
+			// The same Ingress in two snapshots is reported once, as
+			// first given.
+			if key := ing.Namespace + "/" + ing.Name; !seen[key] {
+				seen[key] = true
+				in.Ingresses = append(in.Ingresses, ing)
+			}
+		}
+	}
+	report := render.MigrationReport(in)
+	if output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(report); err != nil {
+			return 1
+		}
+	} else if _, err := io.WriteString(stdout, report.Text()); err != nil {
+		return 1
+	}
+	if unreadable {
+		fmt.Fprintln(stderr, "migrate: some input could not be read; the report leaves it out")
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,280 @@
+package render
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// The migration report (`haproxy-sidecar migrate`) says, for each
+// ingress-nginx annotation on each Ingress, what haproxy-sidecar does with
+// it under --annotations-compat nginx. It reads the annotations with
+// parseAnnotations, the function the model is built with, so the report
+// and what `run` serves cannot disagree; the words come from the
+// compatibility table (nginxAnnotations).
+
+// MigrationStatus is what becomes of one ingress-nginx annotation.
+type MigrationStatus string
+
+const (
+	// MigrationHonoured: the annotation becomes one of ours and behaves
+	// as in ingress-nginx.
+	MigrationHonoured MigrationStatus = "honoured"
+	// MigrationDifference: it becomes one of ours, which behaves
+	// differently in a way the table describes.
+	MigrationDifference MigrationStatus = "honoured with a difference"
+	// MigrationOverridden: it would be honoured, but another annotation
+	// setting the same one of ours wins (a haproxy-sidecar.io annotation,
+	// or an ingress-nginx one that sorts first).
+	MigrationOverridden MigrationStatus = "overridden"
+	// MigrationUnsupported: nothing of ours does what it does; the detail
+	// is what traffic loses.
+	MigrationUnsupported MigrationStatus = "unsupported"
+	// MigrationInvalid: the value is not accepted; the annotation is
+	// ignored.
+	MigrationInvalid MigrationStatus = "invalid"
+)
+
+// MigrationStatuses lists the statuses in the order reports count them.
+func MigrationStatuses() []MigrationStatus {
+	return []MigrationStatus{MigrationHonoured, MigrationDifference, MigrationOverridden, MigrationUnsupported, MigrationInvalid}
+}
+
+// MigrationRow is one ingress-nginx annotation of one Ingress.
+type MigrationRow struct {
+	// Annotation is the whole key, nginx.ingress.kubernetes.io/...
+	Annotation string          `json:"annotation"`
+	Status     MigrationStatus `json:"status"`
+	// Ours is the haproxy-sidecar.io annotation it becomes (honoured,
+	// with a difference, or overridden); "" when there is none.
+	Ours string `json:"ours,omitempty"`
+	// Value is the value Ours gets from it, converted from ingress-nginx's
+	// syntax and validated; "" when it asks for Ours's default.
+	Value string `json:"value,omitempty"`
+	// Detail is the difference, the effect traffic loses (unsupported),
+	// why the value is refused (invalid), or what wins (overridden).
+	Detail string `json:"detail,omitempty"`
+}
+
+// MigrationIngress is the rows of one Ingress, sorted by annotation.
+type MigrationIngress struct {
+	Namespace string         `json:"namespace"`
+	Name      string         `json:"name"`
+	Rows      []MigrationRow `json:"annotations"`
+}
+
+// MigrationSummary counts the rows by status, and the Ingresses.
+type MigrationSummary struct {
+	// Ingresses were read; WithNginx of them have ingress-nginx
+	// annotations (only those are listed).
+	Ingresses   int `json:"ingresses"`
+	WithNginx   int `json:"ingresses_with_nginx_annotations"`
+	Honoured    int `json:"honoured"`
+	Difference  int `json:"honoured_with_a_difference"`
+	Overridden  int `json:"overridden"`
+	Unsupported int `json:"unsupported"`
+	Invalid     int `json:"invalid"`
+}
+
+// Count is the number of rows with status s.
+func (s *MigrationSummary) Count(st MigrationStatus) int {
+	return *s.counter(st)
+}
+
+func (s *MigrationSummary) counter(st MigrationStatus) *int {
+	switch st {
+	case MigrationHonoured:
+		return &s.Honoured
+	case MigrationDifference:
+		return &s.Difference
+	case MigrationOverridden:
+		return &s.Overridden
+	case MigrationUnsupported:
+		return &s.Unsupported
+	}
+	return &s.Invalid
+}
+
+// Migration is the whole report.
+type Migration struct {
+	// Ingresses are those with ingress-nginx annotations, sorted by
+	// namespace and name.
+	Ingresses []MigrationIngress `json:"ingresses"`
+	Summary   MigrationSummary   `json:"summary"`
+}
+
+// MigrationReport says what --annotations-compat nginx makes of every
+// ingress-nginx annotation on the Ingresses in. It looks at each Ingress
+// alone, whatever its class: conflicts between Ingresses sharing a Service
+// and missing Secrets are reported by `render`.
+func MigrationReport(in Inputs) Migration {
+	m := Migration{Ingresses: []MigrationIngress{}}
+	for _, ing := range in.Ingresses {
+		m.Summary.Ingresses++
+		rows := migrationRows(ing.Namespace, ing.Annotations)
+		if len(rows) == 0 {
+			continue
+		}
+		m.Summary.WithNginx++
+		for _, r := range rows {
+			(*m.Summary.counter(r.Status))++
+		}
+		m.Ingresses = append(m.Ingresses, MigrationIngress{Namespace: ing.Namespace, Name: ing.Name, Rows: rows})
+	}
+	slices.SortStableFunc(m.Ingresses, func(a, b MigrationIngress) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return m
+}
+
+// migrationRows classifies the ingress-nginx annotations of one Ingress.
+func migrationRows(ns string, ann map[string]string) []MigrationRow {
+	var keys []string
+	for key := range ann {
+		if strings.HasPrefix(key, NginxAnnotationPrefix) {
+			keys = append(keys, key)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.Sort(keys)
+	// What the model makes of them: the problems say which were refused
+	// or overridden, by field.
+	parsed := parseAnnotations(ns, ann, CompatNginx)
+	byField := map[string][]*localProblem{}
+	for _, p := range parsed.problems {
+		byField[p.field] = append(byField[p.field], p)
+	}
+	ctx := nginxContext{namespace: ns, annotations: ann}
+	converted := func(n *nginxAnnotation, v string) (string, error) {
+		if n.convert == nil {
+			return v, nil
+		}
+		return n.convert(v, ctx)
+	}
+	rows := make([]MigrationRow, 0, len(keys))
+	for _, key := range keys {
+		name := strings.TrimPrefix(key, NginxAnnotationPrefix)
+		row := MigrationRow{Annotation: key}
+		n := findNginx(name)
+		if n == nil {
+			row.Status, row.Detail = MigrationUnsupported, "unknown to haproxy-sidecar's compatibility table: whatever it does in ingress-nginx is not done"
+			rows = append(rows, row)
+			continue
+		}
+		if n.ours == "" {
+			row.Status, row.Detail = MigrationUnsupported, n.effect
+			rows = append(rows, row)
+			continue
+		}
+		row.Ours = AnnotationPrefix + n.ours
+		if p := problemWith(byField[annotationField(key)], InvalidAnnotation, AnnotationOverridden); p != nil {
+			row.Status, row.Detail = MigrationInvalid, p.msg
+			if p.Reason == AnnotationOverridden {
+				row.Status = MigrationOverridden
+			}
+			rows = append(rows, row)
+			continue
+		}
+		v, err := converted(n, ann[key])
+		if err != nil {
+			// parseAnnotations reports every conversion error; this is
+			// only reached if the two ever disagree.
+			row.Status, row.Detail = MigrationInvalid, fmt.Sprintf("value %s: %v; annotation ignored", truncate(ann[key]), err)
+			rows = append(rows, row)
+			continue
+		}
+		if v != "" {
+			// Two ingress-nginx names for one of ours: the first by name
+			// wins (parseAnnotations), silently.
+			if winner := firstNginxFor(n.ours, keys, key, func(k string) bool {
+				w, err := converted(findNginx(strings.TrimPrefix(k, NginxAnnotationPrefix)), ann[k])
+				return err == nil && w != ""
+			}); winner != "" {
+				row.Status, row.Detail = MigrationOverridden, fmt.Sprintf("ignored: %s is set too and wins", plainOrQuoted(winner))
+				if problemWith(byField[annotationField(winner)], InvalidAnnotation) != nil {
+					row.Detail = fmt.Sprintf("ignored: %s is set too and is the one read; its value is invalid, so neither applies", plainOrQuoted(winner))
+				}
+				rows = append(rows, row)
+				continue
+			}
+		}
+		row.Value = v
+		row.Status, row.Detail = MigrationHonoured, n.difference
+		if n.difference != "" {
+			row.Status = MigrationDifference
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// problemWith returns the first problem with one of the reasons.
+func problemWith(ps []*localProblem, reasons ...Reason) *localProblem {
+	for _, p := range ps {
+		if slices.Contains(reasons, p.Reason) {
+			return p
+		}
+	}
+	return nil
+}
+
+// firstNginxFor returns the ingress-nginx key sorting before key that sets
+// ours with a value (ok), or "".
+func firstNginxFor(ours string, keys []string, key string, ok func(string) bool) string {
+	for _, k := range keys {
+		if k >= key {
+			return ""
+		}
+		if n := findNginx(strings.TrimPrefix(k, NginxAnnotationPrefix)); n != nil && n.ours == ours && ok(k) {
+			return k
+		}
+	}
+	return ""
+}
+
+// Text is the report for people: one block per Ingress, one line per
+// annotation, then the counts. Keys and values are quoted Go-style when
+// they hold anything but printable characters.
+func (m Migration) Text() string {
+	var b strings.Builder
+	for i, ing := range m.Ingresses {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "%s\n", ObjectRef{Kind: "Ingress", Namespace: ing.Namespace, Name: ing.Name})
+		for _, r := range ing.Rows {
+			fmt.Fprintf(&b, "  %s: %s", plainOrQuoted(r.Annotation), r.Status)
+			switch r.Status {
+			case MigrationHonoured, MigrationDifference:
+				if r.Value == "" {
+					fmt.Fprintf(&b, ": %s stays unset (this value needs nothing set)", r.Ours)
+				} else {
+					fmt.Fprintf(&b, ": %s %s", r.Ours, truncate(r.Value))
+				}
+				if r.Detail != "" {
+					fmt.Fprintf(&b, "; %s", r.Detail)
+				}
+			default:
+				fmt.Fprintf(&b, ": %s", r.Detail)
+			}
+			b.WriteByte('\n')
+		}
+	}
+	if len(m.Ingresses) > 0 {
+		b.WriteByte('\n')
+	}
+	s := m.Summary
+	fmt.Fprintf(&b, "%d Ingresses, %d with %s annotations:", s.Ingresses, s.WithNginx, strings.TrimSuffix(NginxAnnotationPrefix, "/"))
+	for i, st := range MigrationStatuses() {
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(&b, "%s %d %s", sep, s.Count(st), st)
+	}
+	b.WriteByte('\n')
+	return b.String()
+}

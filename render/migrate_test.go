@@ -1,0 +1,223 @@
+package render
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func annotated(ns, name string, ann map[string]string) *networkingv1.Ingress {
+	return &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: ann}}
+}
+
+// Every category of the migration report, one Ingress per case: the rows
+// come out sorted, with the haproxy-sidecar.io annotation, the converted
+// value and the table's words.
+func TestMigrationReportCategories(t *testing.T) {
+	const np = NginxAnnotationPrefix
+	hostile := "/x\"\n  http-request return status 200 string ${HOME}\n"
+	type want struct {
+		key    string // after the prefix
+		status MigrationStatus
+		ours   string // after the prefix
+		value  string
+		detail string // a substring
+	}
+	tests := []struct {
+		name string
+		ns   string
+		ann  map[string]string
+		want []want
+	}{
+		{"honoured", "default", map[string]string{np + "enable-cors": "true", np + "proxy-connect-timeout": "5", np + "backend-protocol": "GRPCS"}, []want{
+			{"backend-protocol", MigrationHonoured, "backend-protocol", "grpcs", ""},
+			{"enable-cors", MigrationHonoured, "cors-enable", "true", ""},
+			{"proxy-connect-timeout", MigrationHonoured, "timeout-connect", "5s", ""},
+		}},
+		{"honoured by our default", "default", map[string]string{np + "ssl-redirect": "true", np + "force-ssl-redirect": "false"}, []want{
+			{"force-ssl-redirect", MigrationHonoured, "ssl-redirect", "", ""},
+			{"ssl-redirect", MigrationHonoured, "ssl-redirect", "", ""},
+		}},
+		{"with a difference", "default", map[string]string{np + "limit-rps": "10", np + "load-balance": "ewma", np + "rewrite-target": "/"}, []want{
+			{"limit-rps", MigrationDifference, "rate-limit-rps", "10", findNginx("limit-rps").difference},
+			{"load-balance", MigrationDifference, "balance", "leastconn", "ewma becomes leastconn"},
+			{"rewrite-target", MigrationDifference, "rewrite-target", "/", "whole path"},
+		}},
+		{"unsupported", "default", map[string]string{np + "auth-url": "https://auth.example/", np + "configuration-snippet": "deny all;", np + "not-a-thing": "1"}, []want{
+			{"auth-url", MigrationUnsupported, "", "", effectExtAuth},
+			{"configuration-snippet", MigrationUnsupported, "", "", effectSnippet},
+			{"not-a-thing", MigrationUnsupported, "", "", "unknown to haproxy-sidecar's compatibility table"},
+		}},
+		{"invalid", "default", map[string]string{
+			np + "rewrite-target":   "/$2",         // refused by the conversion
+			np + "proxy-body-size":  "lots",        // refused by our parser
+			np + "proxy-ssl-verify": "on",          // refused with the others: no CA
+			np + "load-balance":     "least_conns", // not one ingress-nginx knows
+		}, []want{
+			{"load-balance", MigrationInvalid, "balance", "", "want round_robin or ewma"},
+			{"proxy-body-size", MigrationInvalid, "body-size-limit", "", "is not a size"},
+			{"proxy-ssl-verify", MigrationInvalid, "backend-verify", "", "true needs backend-ca-secret"},
+			{"rewrite-target", MigrationInvalid, "rewrite-target", "", "capture groups"},
+		}},
+		{"hostile values", "default", map[string]string{np + "app-root": hostile, np + "cors-allow-origin": hostile, np + "x\n  y": hostile}, []want{
+			{"app-root", MigrationInvalid, "app-root", "", "not allowed in a path"},
+			{"cors-allow-origin", MigrationInvalid, "cors-allow-origin", "", "is not an origin"},
+			{"x\n  y", MigrationUnsupported, "", "", "unknown"},
+		}},
+		{"Secret of another namespace", "team-b", map[string]string{
+			np + "auth-type": "basic", np + "auth-secret": "other/htpasswd",
+			np + "proxy-ssl-secret": "other/ca",
+		}, []want{
+			{"auth-secret", MigrationInvalid, "auth-basic-secret", "", "Secret \"other/htpasswd\" is in another namespace"},
+			{"auth-type", MigrationDifference, "auth-basic-secret", "", "basic only"},
+			{"proxy-ssl-secret", MigrationInvalid, "backend-ca-secret", "", "is in another namespace"},
+		}},
+		{"Secret of its own namespace", "team-b", map[string]string{
+			np + "auth-type": "basic", np + "auth-secret": "team-b/htpasswd", np + "auth-secret-type": "auth-file",
+		}, []want{
+			{"auth-secret", MigrationDifference, "auth-basic-secret", "htpasswd", "bcrypt"},
+			{"auth-secret-type", MigrationDifference, "auth-basic-secret", "", "auth-file only"},
+			{"auth-type", MigrationDifference, "auth-basic-secret", "", "basic only"},
+		}},
+		{"not basic authentication", "default", map[string]string{np + "auth-type": "digest", np + "auth-secret": "htpasswd"}, []want{
+			{"auth-secret", MigrationInvalid, "auth-basic-secret", "", "only basic authentication is supported"},
+			{"auth-type", MigrationInvalid, "auth-basic-secret", "", "only basic authentication is supported"},
+		}},
+		{"overridden", "default", map[string]string{
+			AnnotationPrefix + "timeout-server": "10s", np + "proxy-read-timeout": "60",
+			np + "allowlist-source-range": "10.0.0.0/8", np + "whitelist-source-range": "192.168.0.0/16",
+		}, []want{
+			{"allowlist-source-range", MigrationHonoured, "allowlist-source-range", "10.0.0.0/8", ""},
+			{"proxy-read-timeout", MigrationOverridden, "timeout-server", "", "haproxy-sidecar.io/timeout-server is set and wins"},
+			{"whitelist-source-range", MigrationOverridden, "allowlist-source-range", "", np + "allowlist-source-range is set too and wins"},
+		}},
+		{"overridden by an invalid synonym", "default", map[string]string{
+			np + "allowlist-source-range": "everyone", np + "whitelist-source-range": "192.168.0.0/16",
+		}, []want{
+			{"allowlist-source-range", MigrationInvalid, "allowlist-source-range", "", "is not a CIDR"},
+			{"whitelist-source-range", MigrationOverridden, "allowlist-source-range", "", "its value is invalid, so neither applies"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := MigrationReport(Inputs{Ingresses: []*networkingv1.Ingress{annotated(tt.ns, "i", tt.ann)}})
+			if len(m.Ingresses) != 1 {
+				t.Fatalf("%d Ingresses listed, want 1", len(m.Ingresses))
+			}
+			rows := m.Ingresses[0].Rows
+			if len(rows) != len(tt.want) {
+				t.Fatalf("rows:\n%s", m.Text())
+			}
+			for i, w := range tt.want {
+				r := rows[i]
+				wantOurs := ""
+				if w.ours != "" {
+					wantOurs = AnnotationPrefix + w.ours
+				}
+				if r.Annotation != np+w.key || r.Status != w.status || r.Ours != wantOurs || r.Value != w.value || !strings.Contains(r.Detail, w.detail) ||
+					(w.detail == "" && r.Detail != "") {
+					t.Errorf("row %d: %+v\nwant %+v", i, r, w)
+				}
+			}
+		})
+	}
+}
+
+// The report around the rows: Ingresses sorted by namespace and name,
+// those without ingress-nginx annotations only counted, the counts, and
+// text in which no annotation key or value can start a line.
+func TestMigrationReportSummaryAndText(t *testing.T) {
+	const np = NginxAnnotationPrefix
+	in := Inputs{Ingresses: []*networkingv1.Ingress{
+		annotated("b", "z", map[string]string{np + "enable-cors": "true", np + "auth-url": "x"}),
+		annotated("a", "y", map[string]string{np + "limit-rps": "5", np + "app-root": "/a\nInjected line"}),
+		annotated("a", "plain", map[string]string{AnnotationPrefix + "balance": "leastconn"}),
+		annotated("a", "x", nil),
+		annotated("b", "ours", map[string]string{AnnotationPrefix + "app-root": "/o", np + "app-root": "/n", np + "bogus\nkey": "v"}),
+	}}
+	m := MigrationReport(in)
+	want := MigrationSummary{Ingresses: 5, WithNginx: 3, Honoured: 1, Difference: 1, Overridden: 1, Unsupported: 2, Invalid: 1}
+	if m.Summary != want {
+		t.Errorf("summary %+v, want %+v", m.Summary, want)
+	}
+	var order []string
+	for _, ing := range m.Ingresses {
+		order = append(order, ing.Namespace+"/"+ing.Name)
+	}
+	if strings.Join(order, " ") != "a/y b/ours b/z" {
+		t.Errorf("order %v", order)
+	}
+	text := m.Text()
+	for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		if line != "" && !strings.HasPrefix(line, "Ingress ") && !strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "5 Ingresses") {
+			t.Errorf("line %q: an annotation started a line of its own\n%s", line, text)
+		}
+		if strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "  nginx.ingress.kubernetes.io/") && !strings.HasPrefix(line, `  "nginx.ingress.kubernetes.io/`) {
+			t.Errorf("line %q is not an annotation row\n%s", line, text)
+		}
+	}
+	for _, w := range []string{
+		"Ingress a/y\n  nginx.ingress.kubernetes.io/app-root: invalid: value \"/a\\nInjected line\"",
+		"  nginx.ingress.kubernetes.io/limit-rps: honoured with a difference: haproxy-sidecar.io/rate-limit-rps \"5\"; 503 beyond the limit",
+		"  nginx.ingress.kubernetes.io/app-root: overridden: ignored: haproxy-sidecar.io/app-root is set and wins",
+		"  \"nginx.ingress.kubernetes.io/bogus\\nkey\": unsupported: unknown",
+		"  nginx.ingress.kubernetes.io/enable-cors: honoured: haproxy-sidecar.io/cors-enable \"true\"\n",
+		"5 Ingresses, 3 with nginx.ingress.kubernetes.io annotations: 1 honoured, 1 honoured with a difference, 1 overridden, 2 unsupported, 1 invalid\n",
+	} {
+		if !strings.Contains(text, w) {
+			t.Errorf("text lacks %q:\n%s", w, text)
+		}
+	}
+	if empty := MigrationReport(Inputs{}).Text(); empty != "0 Ingresses, 0 with nginx.ingress.kubernetes.io annotations: 0 honoured, 0 honoured with a difference, 0 overridden, 0 unsupported, 0 invalid\n" {
+		t.Errorf("empty report: %q", empty)
+	}
+	// JSON: the statuses as words, an empty list rather than null.
+	b, err := json.Marshal(MigrationReport(Inputs{}))
+	if err != nil || !strings.Contains(string(b), `"ingresses":[]`) {
+		t.Errorf("JSON of an empty report: %s, %v", b, err)
+	}
+}
+
+// What the report calls honoured is what the model applies: BuildModel
+// with --annotations-compat nginx reports no problem on that annotation,
+// and reports every one the report calls invalid, unsupported or
+// overridden, with the matching reason.
+func TestMigrationReportAgreesWithModel(t *testing.T) {
+	const np = NginxAnnotationPrefix
+	ing := annotated("default", "i", map[string]string{
+		np + "enable-cors": "true", np + "limit-rps": "10", np + "auth-url": "x", np + "rewrite-target": "/$1",
+		np + "proxy-body-size": "huge", np + "nope": "1", np + "ssl-redirect": "true",
+		AnnotationPrefix + "timeout-server": "5s", np + "proxy-read-timeout": "30",
+	})
+	ing.Spec.Rules = []networkingv1.IngressRule{{Host: "a.example.com"}}
+	m := BuildModel(Inputs{Ingresses: []*networkingv1.Ingress{ing}, IngressClasses: []*networkingv1.IngressClass{ourClass(true)}},
+		Options{AnnotationsCompat: CompatNginx})
+	fields := map[string]Reason{}
+	for _, p := range m.Problems {
+		if p.Kind == "Ingress" {
+			fields[p.Field] = p.Reason
+		}
+	}
+	wantReason := map[MigrationStatus]Reason{MigrationInvalid: InvalidAnnotation, MigrationUnsupported: UnsupportedAnnotation,
+		MigrationOverridden: AnnotationOverridden}
+	rows := MigrationReport(Inputs{Ingresses: []*networkingv1.Ingress{ing}}).Ingresses[0].Rows
+	if len(rows) != 8 {
+		t.Fatalf("%d rows, want 8", len(rows))
+	}
+	for _, r := range rows {
+		reason, reported := fields[annotationField(r.Annotation)]
+		switch r.Status {
+		case MigrationHonoured, MigrationDifference:
+			if reported {
+				t.Errorf("%s: %s, but the model reports %s", r.Annotation, r.Status, reason)
+			}
+		default:
+			if reason != wantReason[r.Status] {
+				t.Errorf("%s: %s, but the model reports %q", r.Annotation, r.Status, reason)
+			}
+		}
+	}
+}
