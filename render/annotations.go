@@ -207,6 +207,11 @@ var annotations = []annotation{
 			if err := checkText(v, 128); err != nil {
 				return err
 			}
+			// HAProxy writes the realm as it is between the double quotes
+			// of WWW-Authenticate: Basic realm="...".
+			if strings.ContainsAny(v, `"\`) {
+				return fmt.Errorf("want printable text without '\"' or '\\' (the realm is written unescaped into the WWW-Authenticate header's quoted string)")
+			}
 			a.route.AuthRealm = v
 			return nil
 		}},

@@ -119,9 +119,18 @@ var nginxAnnotations = []nginxAnnotation{
 		if st := ctx.get("auth-secret-type"); st != "" && st != "auth-file" {
 			return "", fmt.Errorf("auth-secret-type %s is not supported (want auth-file); the paths are NOT protected", truncate(st))
 		}
-		return sameNamespaceSecret(v, ctx)
+		s, err := sameNamespaceSecret(v, ctx)
+		if err == nil && s == "" {
+			err = fmt.Errorf("want the name of a Secret; the paths are NOT protected")
+		}
+		return s, err
 	}, difference: "needs auth-type: basic; the htpasswd file (key auth) may hold bcrypt and SHA-crypt hashes, not Apache MD5 (apr1) or crypt(3) DES"},
-	{name: "auth-secret-type", ours: "auth-basic-secret", convert: func(string, nginxContext) (string, error) { return "", nil }, difference: "auth-file only"},
+	{name: "auth-secret-type", ours: "auth-basic-secret", convert: func(v string, _ nginxContext) (string, error) {
+		if v != "" && v != "auth-file" {
+			return "", fmt.Errorf("%s: only auth-file is supported; the paths are NOT protected", truncate(v))
+		}
+		return "", nil
+	}, difference: "auth-file only"},
 	{name: "auth-signin", effect: effectExtAuth},
 	{name: "auth-snippet", effect: effectSnippet},
 	{name: "auth-tls-error-page", effect: "client certificate authentication: clients are not asked for certificates"},
@@ -129,9 +138,12 @@ var nginxAnnotations = []nginxAnnotation{
 	{name: "auth-tls-secret", effect: "client certificate authentication: clients are not asked for certificates, the paths are open to anyone"},
 	{name: "auth-tls-verify-client", effect: "client certificate authentication: clients are not asked for certificates"},
 	{name: "auth-tls-verify-depth", effect: "client certificate authentication: clients are not asked for certificates"},
-	{name: "auth-type", ours: "auth-basic-secret", convert: func(v string, _ nginxContext) (string, error) {
+	{name: "auth-type", ours: "auth-basic-secret", convert: func(v string, ctx nginxContext) (string, error) {
 		if v != "basic" {
 			return "", fmt.Errorf("%s: only basic authentication is supported; the paths are NOT protected", truncate(v))
+		}
+		if ctx.get("auth-secret") == "" {
+			return "", fmt.Errorf("basic needs auth-secret (the htpasswd Secret); the paths are NOT protected")
 		}
 		return "", nil
 	}, difference: "basic only (read with auth-secret)"},

@@ -23,6 +23,11 @@ import (
 // each single quote written as '\” (close, escaped quote, reopen; HAProxy
 // joins adjacent quoted parts into one argument).
 func quoteArg(s string) (string, error) {
+	// HAProxy's keyword parsers take an empty argument ('') for the end of
+	// the arguments ("hdr X-A ''": "'hdr' expects <name> and <value>").
+	if s == "" {
+		return "", fmt.Errorf("an empty value cannot be written as an HAProxy argument")
+	}
 	if err := checkArgBytes(s); err != nil {
 		return "", err
 	}
