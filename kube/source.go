@@ -244,7 +244,8 @@ func secretNames(obj any) []string {
 				out = append(out, o.Namespace+"/"+t.SecretName)
 			}
 		}
-		return out
+		// htpasswd and backend CA Secrets named by annotations.
+		return append(out, render.AnnotationSecrets(o)...)
 	case *corev1.ConfigMap:
 		if ref := o.Data[DefaultCertificateKey]; ref != "" {
 			return []string{ref}
@@ -261,6 +262,9 @@ func (s *Source) referencedSecrets() map[string]bool {
 			if t.SecretName != "" {
 				refs[ing.Namespace+"/"+t.SecretName] = true
 			}
+		}
+		for _, ref := range render.AnnotationSecrets(ing) {
+			refs[ref] = true
 		}
 	}
 	if s.settings != nil {

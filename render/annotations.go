@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // AnnotationPrefix starts every annotation this controller reads on an
@@ -180,7 +182,7 @@ var annotations = []annotation{
 			a.backend.Affinity = v
 			return nil
 		}},
-	{"allowlist-source-range", RouteScope, "comma-separated CIDRs or addresses (at most 1000)", "all clients", "answers 403 to clients outside the ranges", "http-request deny deny_status 403 unless { var(txn.client) -m ip <ranges> }",
+	{"allowlist-source-range", RouteScope, "comma-separated CIDRs or addresses (at most 1000)", "all clients", "answers 403 to clients outside the ranges", "acl src_allowed src <ranges>; http-request deny deny_status 403 unless src_allowed",
 		func(v string, a *parsedAnnotations) error {
 			p, err := parseCIDRList(v)
 			a.route.AllowSources = p
@@ -202,7 +204,7 @@ var annotations = []annotation{
 			a.route.AuthSecret = v
 			return nil
 		}},
-	{"auth-realm", RouteScope, "printable text, at most 128 characters", "Authentication Required", "the realm of the Basic challenge", "http-request auth realm <realm>",
+	{"auth-realm", RouteScope, "printable text without '\"' or '\\', at most 128 characters", "Authentication Required", "the realm of the Basic challenge", "http-request auth realm <realm>",
 		func(v string, a *parsedAnnotations) error {
 			if err := checkText(v, 128); err != nil {
 				return err
@@ -251,7 +253,7 @@ var annotations = []annotation{
 			a.backend.Balance = v
 			return nil
 		}},
-	{"body-size-limit", RouteScope, "a size in bytes, or with k, m or g (1k = 1024), up to 1g; 0 for none", "none", "answers 413 to requests with a larger body", "http-request deny deny_status 413 if { req.hdr_val(content-length) gt <n> } (or the body, when chunked)",
+	{"body-size-limit", RouteScope, "a size in bytes, or with k, m or g (1k = 1024), up to 1g; 0 for none", "none", "answers 413 to requests whose Content-Length is larger (a chunked body is not counted)", "http-request deny deny_status 413 if { req.hdr_val(content-length) gt <n> }",
 		func(v string, a *parsedAnnotations) error {
 			n, err := parseSize(v)
 			a.route.BodySizeLimit = n
@@ -306,7 +308,7 @@ var annotations = []annotation{
 			}
 			return err
 		}},
-	{"denylist-source-range", RouteScope, "comma-separated CIDRs or addresses (at most 1000)", "none", "answers 403 to clients inside the ranges", "http-request deny deny_status 403 if { var(txn.client) -m ip <ranges> }",
+	{"denylist-source-range", RouteScope, "comma-separated CIDRs or addresses (at most 1000)", "none", "answers 403 to clients inside the ranges", "acl src_denied src <ranges>; http-request deny deny_status 403 if src_denied",
 		func(v string, a *parsedAnnotations) error {
 			p, err := parseCIDRList(v)
 			a.route.DenySources = p
@@ -654,4 +656,30 @@ func truncate(v string) string {
 		return strconv.Quote(v[:64]) + "..."
 	}
 	return strconv.Quote(v)
+}
+
+// AnnotationSecrets lists the Secrets (namespace/name) an Ingress's
+// annotations name, ours and ingress-nginx's, so that a source watches
+// them: only valid names of the Ingress's own namespace.
+func AnnotationSecrets(ing *networkingv1.Ingress) []string {
+	var out []string
+	for _, key := range []string{
+		AnnotationPrefix + "auth-basic-secret", AnnotationPrefix + "backend-ca-secret",
+		NginxAnnotationPrefix + "auth-secret", NginxAnnotationPrefix + "proxy-ssl-secret",
+	} {
+		v, ok := ing.Annotations[key]
+		if !ok {
+			continue
+		}
+		if ns, name, cut := strings.Cut(v, "/"); cut {
+			if ns != ing.Namespace {
+				continue
+			}
+			v = name
+		}
+		if validateObjectName(v) == nil && !slices.Contains(out, ing.Namespace+"/"+v) {
+			out = append(out, ing.Namespace+"/"+v)
+		}
+	}
+	return out
 }

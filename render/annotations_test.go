@@ -538,6 +538,9 @@ func runAnnCases(t *testing.T, cases []annCase, nginx bool) {
 			}
 		}
 	}
+	// The config-parser oracle accepts what annotations add, and only that.
+	checkStructureConfig(t, out.Get(render.ConfigFile), m, render.Config{
+		HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(httpsPort)})
 	dir := t.TempDir()
 	writeFiles(t, dir, out)
 	if t.Failed() {

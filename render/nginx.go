@@ -102,7 +102,7 @@ var nginxAnnotations = []nginxAnnotation{
 	{name: "affinity", ours: "affinity"},
 	{name: "affinity-canary-behavior", effect: "how affinity treats canary traffic: canaries are not supported"},
 	{name: "affinity-mode", effect: "balanced or persistent affinity: HAProxy keeps a client on its endpoint until it goes away (persistent)"},
-	{name: "allowlist-source-range", ours: "allowlist-source-range"},
+	{name: "allowlist-source-range", ours: "allowlist-source-range", difference: "matched against the client address of the connection; X-Forwarded-For is not read"},
 	{name: "app-root", ours: "app-root"},
 	{name: "auth-always-set-cookie", effect: effectExtAuth},
 	{name: "auth-cache-duration", effect: effectExtAuth},
@@ -217,7 +217,7 @@ var nginxAnnotations = []nginxAnnotation{
 	{name: "permanent-redirect", ours: "permanent-redirect"},
 	{name: "permanent-redirect-code", effect: "the redirect uses 301"},
 	{name: "preserve-trailing-slash", effect: "HTTPS redirects keep the path as sent (trailing slash included)"},
-	{name: "proxy-body-size", ours: "body-size-limit", difference: "checked against Content-Length and, for chunked requests, the body HAProxy buffers"},
+	{name: "proxy-body-size", ours: "body-size-limit", difference: "checked against Content-Length only: a chunked body is not counted"},
 	{name: "proxy-buffer-size", effect: effectBuffer},
 	{name: "proxy-buffering", effect: effectBuffer},
 	{name: "proxy-buffers-number", effect: effectBuffer},
@@ -282,7 +282,7 @@ var nginxAnnotations = []nginxAnnotation{
 	}, difference: "consistent hashing of the URI or client address (balance uri or source)"},
 	{name: "upstream-vhost", effect: "the Host header reaches the endpoints unchanged"},
 	{name: "use-regex", effect: "paths are matched as Exact or Prefix, never as regular expressions"},
-	{name: "whitelist-source-range", ours: "allowlist-source-range"},
+	{name: "whitelist-source-range", ours: "allowlist-source-range", difference: "matched against the client address of the connection; X-Forwarded-For is not read"},
 	{name: "x-forwarded-prefix", effect: "X-Forwarded-Prefix is not sent"},
 }
 

@@ -3,6 +3,7 @@ package render_test
 import (
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,7 +61,20 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc render.C
 	if got := sectionNames(parser.Frontends); !slices.Equal(got, wantFrontends) {
 		t.Errorf("frontend sections %q, want %q", got, wantFrontends)
 	}
-	for _, s := range []parser.Section{parser.Listen, parser.Resolvers, parser.UserList, parser.Peers, parser.Mailers,
+	// Userlists only for backends with auth-basic-secret.
+	var wantUserlists []string
+	plain := map[string]bool{}
+	for _, be := range m.Backends {
+		if be.Policy != nil && be.Policy.AuthSecret != "" {
+			wantUserlists = append(wantUserlists, "auth_"+strings.ReplaceAll(be.Name, ":", "_"))
+		}
+		plain[be.Name] = be.Policy == nil && be.Settings == (render.BackendSettings{}) && !be.Broken
+	}
+	slices.Sort(wantUserlists)
+	if got := sectionNames(parser.UserList); !slices.Equal(got, wantUserlists) {
+		t.Errorf("userlist sections %q, want %q", got, wantUserlists)
+	}
+	for _, s := range []parser.Section{parser.Listen, parser.Resolvers, parser.Peers, parser.Mailers,
 		parser.Cache, parser.Program, parser.HTTPErrors, parser.Ring, parser.LogForward, parser.FCGIApp, parser.CrtStore,
 		parser.Traces, parser.LogProfile, parser.Acme} {
 		if got := sectionNames(s); len(got) > 0 {
@@ -69,7 +83,7 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc render.C
 	}
 
 	// No line the parser did not recognise, in any section.
-	for _, s := range []parser.Section{parser.Global, parser.Defaults, parser.Frontends, parser.Backends} {
+	for _, s := range []parser.Section{parser.Global, parser.Defaults, parser.Frontends, parser.Backends, parser.UserList} {
 		for _, name := range sectionNames(s) {
 			if data, err := p.Get(s, name, ""); err == nil {
 				if un, ok := data.(*[]types.UnProcessed); ok && len(*un) > 0 {
@@ -105,7 +119,21 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc render.C
 	// Round trip: the parser writes back the same directives (in its own
 	// order), so nothing was swallowed into another directive's arguments.
 	got, want := sectionDirectives(p.String()), sectionDirectives(string(cfg))
-	sorted := func(s []string) []string { return slices.Sorted(slices.Values(s)) }
+	// The parser writes server and cookie options in its own order.
+	sorted := func(s []string) []string {
+		out := make([]string, len(s))
+		for i, d := range s {
+			if f := strings.Fields(d); f[0] == "server" && len(f) > 3 {
+				opts := slices.Sorted(slices.Values(f[3:]))
+				d = strings.Join(append(f[:3:3], opts...), " ")
+			} else if f[0] == "cookie" && len(f) > 2 {
+				opts := slices.Sorted(slices.Values(f[2:]))
+				d = strings.Join(append(f[:2:2], opts...), " ")
+			}
+			out[i] = d
+		}
+		return slices.Sorted(slices.Values(out))
+	}
 	if !maps.EqualFunc(got, want, func(a, b []string) bool { return slices.Equal(sorted(a), sorted(b)) }) {
 		t.Errorf("config-parser does not write back the same directives:\n got %q\nwant %q", got, want)
 	}
@@ -119,7 +147,17 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc render.C
 		switch {
 		case isBackend && name != render.NotFoundBackend && name != render.UnavailableBackend:
 			for _, d := range dirs {
-				if d != "balance roundrobin" && !strings.HasPrefix(d, "server ") {
+				if plain[name] && d != "balance roundrobin" && !strings.HasPrefix(d, "server ") {
+					t.Errorf("%s: unexpected directive %q", section, d)
+				}
+				// With annotations: only the directives they produce.
+				if !plain[name] && !annotationDirective.MatchString(d) {
+					t.Errorf("%s: unexpected directive %q", section, d)
+				}
+			}
+		case strings.HasPrefix(section, "userlist "):
+			for _, d := range dirs {
+				if !strings.HasPrefix(d, "user ") {
 					t.Errorf("%s: unexpected directive %q", section, d)
 				}
 			}
@@ -128,6 +166,9 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc render.C
 		}
 	}
 }
+
+// annotationDirective is what a backend with annotations may hold.
+var annotationDirective = regexp.MustCompile(`^(balance (roundrobin|leastconn|random|source|uri)|server s[0-9]+ |timeout (connect|server|queue|tunnel) [0-9]+m?s$|option httpchk GET '|cookie [A-Za-z0-9_-]+ insert |http-request |http-response |acl [a-z_]+ |stick-table type ipv6 )`)
 
 // baselineConfig renders an empty model with the same default backend and
 // the same settings: the part of the configuration that comes from the

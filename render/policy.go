@@ -228,6 +228,9 @@ func samePolicy(a, b *Backend) bool {
 
 // haproxyTime writes a duration in HAProxy's time format.
 func haproxyTime(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
 	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
 }
 
@@ -292,7 +295,8 @@ func policyData(be *Backend, bd *BackendData) {
 		}
 		line := "cookie " + name + " insert indirect nocache httponly"
 		if s.CookieMaxAge > 0 {
-			line += " maxlife " + haproxyTime(s.CookieMaxAge)
+			// In whole seconds, HAProxy's unit for maxlife (rounded up).
+			line += " maxlife " + strconv.FormatInt(int64((s.CookieMaxAge+time.Second-1)/time.Second), 10)
 		}
 		d("%s", line)
 		bd.Cookie = true

@@ -284,7 +284,7 @@ func TestHistoryShowsRejection(t *testing.T) {
 	s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
 	s.expect("a.test", "/", "svc:a")
 	before := s.settled()
-	writeTmpl(strings.Replace(string(src), "    balance roundrobin\n", "    balance roundrobin\n    no-such-keyword\n", 1))
+	writeTmpl(strings.Replace(string(src), "    balance {{.Balance}}\n", "    balance {{.Balance}}\n    no-such-keyword\n", 1))
 	p := s.waitPass(before)
 	if p.Outcome != controller.OutcomeRejected || !strings.Contains(p.Error, "no-such-keyword") ||
 		!strings.Contains(p.Error, "caused by Service default/a port 80") || !strings.Contains(fmt.Sprint(p.Trigger), "Templates") {

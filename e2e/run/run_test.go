@@ -99,7 +99,7 @@ func TestRunKeepsServingOnBadInput(t *testing.T) {
 
 		// A template HAProxy rejects: the candidate never goes live.
 		reloads := s.procs().Reloads
-		writeTmpl(strings.Replace(good, "    balance roundrobin\n", "    balance roundrobin\n    no-such-keyword\n", 1))
+		writeTmpl(strings.Replace(good, "    balance {{.Balance}}\n", "    balance {{.Balance}}\n    no-such-keyword\n", 1))
 		s.eventually(10*time.Second, "rejection logged", func() error {
 			if s.logCount("HAProxy rejects the new configuration") == 0 {
 				return os.ErrNotExist
