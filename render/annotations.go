@@ -157,7 +157,10 @@ type parsedAnnotations struct {
 	// backendKeys are the backend annotations that were set, for the
 	// conflict report.
 	backendKeys []string
-	problems    []*localProblem
+	// keys are the annotations that set each of ours (its name without
+	// prefix), for problems found later (a missing Secret).
+	keys     map[string]string
+	problems []*localProblem
 	// cors and hsts collect their annotations; they apply only when
 	// cors-enable or hsts is true.
 	cors                     *CORSPolicy

@@ -59,10 +59,12 @@ type engine struct {
 	// backendsOf are the backends made for each Service.
 	backendsOf map[string]map[string]bool
 	// settingsUsers are the served Ingresses with backend annotations
-	// naming each Service, by age: the first one's apply. settingsDirty
-	// are the Services whose list changed in this build.
-	settingsUsers map[string][]*ingEntry
-	settingsDirty map[string]bool
+	// naming each Service, by age: the first one's apply. settingsBefore
+	// is, for each Service whose list this build changed, who decided
+	// before: only a change of that makes the Service's backends again
+	// (an Ingress updated in place, its status written back, stays).
+	settingsUsers  map[string][]*ingEntry
+	settingsBefore map[string]settingsOwner
 
 	routes []Route // of every served Ingress, sorted
 	refs   map[string]int
@@ -143,11 +145,11 @@ func (g *engine) reset(opts Options) {
 		secretUsers: map[string]map[*ingEntry]bool{},
 		backendsOf:  map[string]map[string]bool{},
 
-		settingsUsers: map[string][]*ingEntry{},
-		settingsDirty: map[string]bool{},
-		refs:          map[string]int{},
-		certs:         map[string]*Certificate{},
-		certDirt:      map[string]bool{},
+		settingsUsers:  map[string][]*ingEntry{},
+		settingsBefore: map[string]settingsOwner{},
+		refs:           map[string]int{},
+		certs:          map[string]*Certificate{},
+		certDirt:       map[string]bool{},
 	}
 }
 
@@ -190,10 +192,12 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 	g.syncIngresses(in.Ingresses)
 	// Backends are made again when the Ingress deciding a Service's
 	// backend annotations changes, or the CA Secret they name does.
-	for svc := range g.settingsDirty {
-		changedSvcs[svc] = true
+	for svc, before := range g.settingsBefore {
+		if g.settingsOwnerOf(svc) != before {
+			changedSvcs[svc] = true
+		}
 	}
-	clear(g.settingsDirty)
+	clear(g.settingsBefore)
 	for key := range changedSecrets {
 		for e := range g.secretUsers[key] {
 			if ca := e.p.ann.backend.CASecret; ca != "" && e.obj.Namespace+"/"+ca == key {
@@ -497,10 +501,10 @@ func (g *engine) index(e *ingEntry) {
 	}
 	if ann := e.p.ann; len(ann.backendKeys) > 0 {
 		for _, svc := range e.p.services {
+			g.noteSettings(svc)
 			list := g.settingsUsers[svc]
 			i, _ := slices.BinarySearchFunc(list, e, func(x, y *ingEntry) int { return older(x.obj, y.obj) })
 			g.settingsUsers[svc] = slices.Insert(list, i, e)
-			g.settingsDirty[svc] = true
 		}
 		if ann.backend.CASecret != "" {
 			use(g.secretUsers, ns+"/"+ann.backend.CASecret)
@@ -568,13 +572,13 @@ func (g *engine) unindex(e *ingEntry) {
 	}
 	if ann := e.p.ann; len(ann.backendKeys) > 0 {
 		for _, svc := range e.p.services {
+			g.noteSettings(svc)
 			list := slices.DeleteFunc(g.settingsUsers[svc], func(x *ingEntry) bool { return x == e })
 			if len(list) == 0 {
 				delete(g.settingsUsers, svc)
 			} else {
 				g.settingsUsers[svc] = list
 			}
-			g.settingsDirty[svc] = true
 		}
 		if ann.backend.CASecret != "" {
 			unuse(g.secretUsers, ns+"/"+ann.backend.CASecret)
@@ -958,6 +962,30 @@ func (c *engineClaims) defaultBackend() *Origin {
 }
 
 func (c *engineClaims) claimDefault(*Origin) {}
+
+// settingsOwner is who decides a Service's backend annotations, and what
+// they are: what its backends and the conflict reports depend on.
+type settingsOwner struct {
+	namespace, name string
+	settings        BackendSettings
+}
+
+func (g *engine) settingsOwnerOf(svc string) settingsOwner {
+	list := g.settingsUsers[svc]
+	if len(list) == 0 {
+		return settingsOwner{}
+	}
+	e := list[0]
+	return settingsOwner{e.obj.Namespace, e.obj.Name, e.p.ann.backend}
+}
+
+// noteSettings remembers who decided for svc before this build first
+// changes its list.
+func (g *engine) noteSettings(svc string) {
+	if _, ok := g.settingsBefore[svc]; !ok {
+		g.settingsBefore[svc] = g.settingsOwnerOf(svc)
+	}
+}
 
 func (c *engineClaims) settings(svc string) *settingsClaim {
 	list := c.g.settingsUsers[svc]

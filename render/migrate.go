@@ -186,21 +186,6 @@ func migrationRows(ns string, ann map[string]string) []MigrationRow {
 			rows = append(rows, row)
 			continue
 		}
-		if v != "" {
-			// Two ingress-nginx names for one of ours: the first by name
-			// wins (parseAnnotations), silently.
-			if winner := firstNginxFor(n.ours, keys, key, func(k string) bool {
-				w, err := converted(findNginx(strings.TrimPrefix(k, NginxAnnotationPrefix)), ann[k])
-				return err == nil && w != ""
-			}); winner != "" {
-				row.Status, row.Detail = MigrationOverridden, fmt.Sprintf("ignored: %s is set too and wins", plainOrQuoted(winner))
-				if problemWith(byField[annotationField(winner)], InvalidAnnotation) != nil {
-					row.Detail = fmt.Sprintf("ignored: %s is set too and is the one read; its value is invalid, so neither applies", plainOrQuoted(winner))
-				}
-				rows = append(rows, row)
-				continue
-			}
-		}
 		row.Value = v
 		row.Status, row.Detail = MigrationHonoured, n.difference
 		if n.difference != "" {
@@ -219,20 +204,6 @@ func problemWith(ps []*localProblem, reasons ...Reason) *localProblem {
 		}
 	}
 	return nil
-}
-
-// firstNginxFor returns the ingress-nginx key sorting before key that sets
-// ours with a value (ok), or "".
-func firstNginxFor(ours string, keys []string, key string, ok func(string) bool) string {
-	for _, k := range keys {
-		if k >= key {
-			return ""
-		}
-		if n := findNginx(strings.TrimPrefix(k, NginxAnnotationPrefix)); n != nil && n.ours == ours && ok(k) {
-			return k
-		}
-	}
-	return ""
 }
 
 // Text is the report for people: one block per Ingress, one line per

@@ -314,6 +314,19 @@ func NginxAnnotations() []NginxAnnotation {
 	return out
 }
 
+func hasAnnotations(ann map[string]string) bool {
+	for k := range ann {
+		if strings.HasPrefix(k, AnnotationPrefix) || strings.HasPrefix(k, NginxAnnotationPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// noAnnotations is what an Ingress without annotations of either prefix
+// says.
+var noAnnotations = &parsedAnnotations{}
+
 // annotationValue is the value an annotation of ours gets, and where from.
 type annotationValue struct {
 	value string
@@ -325,6 +338,10 @@ type annotationValue struct {
 // under CompatNginx). Every problem names the annotation; a bad value is
 // ignored, never the route.
 func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAnnotations {
+	if !hasAnnotations(ann) {
+		// Most Ingresses: one shared value, never modified.
+		return noAnnotations
+	}
 	a := &parsedAnnotations{}
 	var values map[string]annotationValue
 	type keyed struct {
@@ -333,7 +350,7 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 	}
 	var problems []keyed
 	report := func(key string, p *localProblem) { problems = append(problems, keyed{key, p}) }
-	ignoredNginx := 0
+	var nginxKeys []string
 	for key, v := range ann {
 		if name, ok := strings.CutPrefix(key, AnnotationPrefix); ok {
 			if findAnnotation(name) == nil {
@@ -344,18 +361,21 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 				values = map[string]annotationValue{}
 			}
 			values[name] = annotationValue{value: v, key: key}
-		} else if strings.HasPrefix(key, NginxAnnotationPrefix) && compat != CompatNginx {
-			ignoredNginx++
+		} else if strings.HasPrefix(key, NginxAnnotationPrefix) {
+			nginxKeys = append(nginxKeys, key)
 		}
 	}
+	// Two ingress-nginx names for one of ours (whitelist- and
+	// allowlist-source-range): the first by name is read, the other
+	// reported.
+	type synonym struct{ key, winner, ours string }
+	var losers []synonym
 	if compat == CompatNginx {
+		slices.Sort(nginxKeys)
 		ctx := nginxContext{namespace: ns, annotations: ann}
-		for key, v := range ann {
-			name, ok := strings.CutPrefix(key, NginxAnnotationPrefix)
-			if !ok {
-				continue
-			}
-			n := findNginx(name)
+		for _, key := range nginxKeys {
+			v := ann[key]
+			n := findNginx(strings.TrimPrefix(key, NginxAnnotationPrefix))
 			switch {
 			case n == nil:
 				report(key, warning(annotationField(key), UnsupportedAnnotation, "not supported (unknown to haproxy-sidecar's compatibility table); ignored"))
@@ -380,15 +400,17 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 				if values == nil {
 					values = map[string]annotationValue{}
 				}
-				if prev, set := values[n.ours]; set && prev.key < key {
-					continue // two nginx names for one of ours: the first by name wins
+				if prev, set := values[n.ours]; set {
+					losers = append(losers, synonym{key, prev.key, n.ours})
+					continue
 				}
 				values[n.ours] = annotationValue{value: conv, key: key, nginx: true}
 			}
 		}
-	} else if ignoredNginx > 0 {
+	}
+	if compat != CompatNginx && len(nginxKeys) > 0 {
 		report("", &localProblem{sev: Notice, field: "metadata.annotations", Reason: UnsupportedAnnotation,
-			msg: fmt.Sprintf("%d %s annotations ignored: --annotations-compat nginx is not set", ignoredNginx, strings.TrimSuffix(NginxAnnotationPrefix, "/"))})
+			msg: fmt.Sprintf("%d %s annotations ignored: --annotations-compat nginx is not set", len(nginxKeys), strings.TrimSuffix(NginxAnnotationPrefix, "/"))})
 	}
 	for i := range annotations {
 		an := &annotations[i]
@@ -404,6 +426,10 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 			report(av.key, warning(annotationField(av.key), InvalidAnnotation, "value %s: %v; annotation ignored", truncate(shown), err))
 			continue
 		}
+		if a.keys == nil {
+			a.keys = map[string]string{}
+		}
+		a.keys[an.name] = av.key
 		if an.scope == BackendScope {
 			a.backendKeys = append(a.backendKeys, av.key)
 		}
@@ -415,6 +441,13 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 				a.route.RateLimitStatus = 503
 			}
 		}
+	}
+	for _, l := range losers {
+		msg := "ignored: " + l.winner + " is set too and wins"
+		if _, applied := a.keys[l.ours]; !applied {
+			msg = "ignored: " + l.winner + " is set too and is the one read; its value is invalid, so neither applies"
+		}
+		report(l.key, notice(annotationField(l.key), AnnotationOverridden, "%s", msg))
 	}
 	if a.corsEnabled {
 		a.route.CORS = cors(a)

@@ -52,7 +52,7 @@ func (b *builder) policyOf(r reporter, p *parsedIngress) *ingressPolicy {
 	}
 	ip := &ingressPolicy{ingress: r.obj.Name, ann: p.ann}
 	if rp.AuthSecret != "" {
-		field := annotationField(AnnotationPrefix + "auth-basic-secret")
+		field := annotationField(p.ann.keys["auth-basic-secret"])
 		key := r.obj.Namespace + "/" + rp.AuthSecret
 		if sec := b.secrets[key]; sec == nil {
 			r.warn(field, AnnotationSecretNotFound, "Secret %s not found; every request to the Ingress's paths gets 401 until it exists", key)
@@ -159,7 +159,7 @@ func (b *builder) backendSettings(be *Backend, o *settingsClaim) {
 		return
 	}
 	r := b.reporter("Ingress", o.namespace, o.name)
-	field := annotationField(AnnotationPrefix + "backend-ca-secret")
+	field := annotationField(o.ann.keys["backend-ca-secret"])
 	key := o.namespace + "/" + s.CASecret
 	sec := b.secrets[key]
 	if sec == nil {
@@ -438,16 +438,15 @@ func joinPrefixes(ps []netip.Prefix) string {
 // userlistName is the userlist of a per-Ingress backend.
 func userlistName(backend string) string { return "auth_" + strings.ReplaceAll(backend, ":", "_") }
 
-// CAFiles are the backend CA bundles the backends use, by file name.
+// CAFiles are the backend CA bundles the backends use, by file name (the
+// backends of one Service share theirs).
 func (m *Model) CAFiles() []CAFile {
 	var out []CAFile
 	for i := range m.Backends {
-		if c := m.Backends[i].CA; c != nil && (len(out) == 0 || out[len(out)-1].File != c.File) {
-			if !slices.ContainsFunc(out, func(x CAFile) bool { return x.File == c.File }) {
-				out = append(out, *c)
-			}
+		if c := m.Backends[i].CA; c != nil {
+			out = append(out, *c)
 		}
 	}
 	slices.SortFunc(out, func(x, y CAFile) int { return strings.Compare(x.File, y.File) })
-	return out
+	return slices.CompactFunc(out, func(x, y CAFile) bool { return x.File == y.File })
 }
