@@ -67,7 +67,7 @@ func Dump(out *render.Output, problems []render.Problem, q DumpQuery) (string, e
 		}
 		return b.String(), nil
 	default:
-		return string(out.Get(render.ConfigFile)), nil
+		return shown(render.ConfigFile, out.Get(render.ConfigFile)), nil
 	}
 }
 

@@ -300,9 +300,13 @@ func FileDiff(old, next *render.Output) string {
 		}
 		as, cs := shown(p, a), shown(p, c)
 		if as == cs {
-			// A key changed but not the certificate: say so without
-			// showing either.
-			fmt.Fprintf(&b, "--- a/%s\n+++ b/%s\n@@ private key changed (not shown) @@\n", p, p)
+			// A key (or a password hash) changed but nothing shown:
+			// say so without showing either.
+			what := "private key"
+			if !render.IsPEMFile(p) {
+				what = "password hash"
+			}
+			fmt.Fprintf(&b, "--- a/%s\n+++ b/%s\n@@ %s changed (not shown) @@\n", p, p, what)
 			continue
 		}
 		from, to := "a/"+p, "b/"+p
@@ -383,6 +387,9 @@ func shown(path string, data []byte) string {
 	}
 	if render.IsPEMFile(path) {
 		return render.DescribePEM(data)
+	}
+	if path == render.ConfigFile {
+		return string(render.RedactConfig(data))
 	}
 	return string(data)
 }

@@ -182,3 +182,52 @@ func TestInputTracker(t *testing.T) {
 		t.Errorf("update, delete, add: %q", g)
 	}
 }
+
+// Nor password hashes: the userlists of auth-basic-secret are shown
+// without them, in diffs and in dumps of haproxy.cfg.
+func TestDiffAndDumpHidePasswordHashes(t *testing.T) {
+	const hash1 = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"
+	const hash2 = "$6$othersalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"
+	renderAuth := func(hash string) *render.Output {
+		t.Helper()
+		cls, pt := "haproxy", networkingv1.PathTypePrefix
+		in := render.Inputs{
+			IngressClasses: []*networkingv1.IngressClass{{ObjectMeta: metav1.ObjectMeta{Name: cls},
+				Spec: networkingv1.IngressClassSpec{Controller: render.DefaultControllerName}}},
+			Services: []*corev1.Service{{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"},
+				Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}},
+			Secrets: []*corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "users"},
+				Data: map[string][]byte{"auth": []byte("alice:" + hash + "\n")}}},
+			Ingresses: []*networkingv1.Ingress{{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "ing",
+				Annotations: map[string]string{render.AnnotationPrefix + "auth-basic-secret": "users"}},
+				Spec: networkingv1.IngressSpec{IngressClassName: &cls, Rules: []networkingv1.IngressRule{{Host: "a.test",
+					IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+						Path: "/", PathType: &pt, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+							Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}}}}}},
+		}
+		tmpl, err := templates.Load("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := render.Render(render.BuildModel(in, render.Options{}), render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(out.Get(render.ConfigFile)), hash) {
+			t.Fatalf("fixture: haproxy.cfg lacks the hash")
+		}
+		return out
+	}
+	a, b := renderAuth(hash1), renderAuth(hash2)
+	d := FileDiff(a, b)
+	if strings.Contains(d, "TVLlQcbp") || !strings.Contains(d, "password hash changed (not shown)") {
+		t.Errorf("diff:\n%s", d)
+	}
+	if d := FileDiff(nil, a); strings.Contains(d, "TVLlQcbp") || !strings.Contains(d, "user 'alice' password <hash not shown>") {
+		t.Errorf("diff from nothing:\n%s", d)
+	}
+	dump, err := Dump(a, nil, DumpQuery{})
+	if err != nil || strings.Contains(dump, "TVLlQcbp") || !strings.Contains(dump, "password <hash not shown>") {
+		t.Errorf("dump (%v):\n%s", err, dump)
+	}
+}

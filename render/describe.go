@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -52,4 +53,26 @@ func DescribePEM(data []byte) string {
 // which are shown only through DescribePEM.
 func IsPEMFile(path string) bool {
 	return strings.HasPrefix(path, "certs/") || strings.HasSuffix(path, ".pem")
+}
+
+// RedactConfig is haproxy.cfg as dumps, history and diffs show it: the
+// password hashes of userlists (auth-basic-secret) are replaced, so that
+// no endpoint or report hands them out for offline cracking. The file
+// HAProxy reads keeps them.
+func RedactConfig(data []byte) []byte {
+	if !bytes.Contains(data, []byte("\n    user ")) {
+		return data
+	}
+	var b bytes.Buffer
+	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
+		if bytes.HasPrefix(line, []byte("    user ")) {
+			if i := bytes.Index(line, []byte(" password ")); i >= 0 {
+				b.Write(line[:i])
+				b.WriteString(" password <hash not shown>\n")
+				continue
+			}
+		}
+		b.Write(line)
+	}
+	return b.Bytes()
 }
