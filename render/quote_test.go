@@ -71,7 +71,7 @@ func TestQuoteArgRoundTrip(t *testing.T) {
 	}
 
 	echo := startQuoteEcho(t)
-	port := quoteFreePort(t)
+	port := testenv.FreePort(t)
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, `defaults
     mode http
@@ -117,7 +117,7 @@ backend echo
 			if out, err := exec.Command(bin, "-c", "-f", path).CombinedOutput(); err != nil {
 				t.Fatalf("haproxy -c: %v\n%s", err, out)
 			}
-			startQuoteHAProxy(t, bin, path, port)
+			testenv.StartHAProxy(t, bin, path, port)
 			for i, s := range quoteRoundTrip {
 				for _, kind := range []string{"return", "set"} {
 					code, hdr := quoteGet(t, port, "/"+kind+"/"+strconv.Itoa(i), "")
@@ -205,49 +205,4 @@ func startQuoteEcho(t *testing.T) int {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func quoteFreePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// startQuoteHAProxy runs HAProxy in the foreground until the test ends.
-func startQuoteHAProxy(t *testing.T, bin, cfg string, port int) {
-	t.Helper()
-	cmd := exec.Command(bin, "-db", "-f", cfg)
-	var logs testenv.LockedBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("haproxy output:\n%s", logs.String())
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-done:
-			t.Fatalf("haproxy exited: %s", logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy did not listen on %d: %s", port, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

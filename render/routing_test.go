@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -190,53 +189,11 @@ func startEcho(t *testing.T, name string) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return testenv.FreePort(t) }
 
-// startHAProxy runs HAProxy in the foreground until the test ends and waits
-// until it accepts connections. It returns what HAProxy prints, logs
-// included.
+// startHAProxy is testenv.StartHAProxy.
 func startHAProxy(t *testing.T, bin, cfg string, port int) *testenv.LockedBuffer {
-	t.Helper()
-	cmd := exec.Command(bin, "-db", "-f", cfg)
-	var logs testenv.LockedBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("haproxy output:\n%s", logs.String())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			c.Close()
-			return &logs
-		}
-		select {
-		case <-done:
-			t.Fatalf("haproxy exited: %s", logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy did not listen on %d: %s", port, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return testenv.StartHAProxy(t, bin, cfg, port)
 }
 
 type client struct {

@@ -9,7 +9,9 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -567,4 +569,61 @@ func TestClusterStatusEventsAndSettings(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Annotations in Kubernetes mode: the htpasswd Secret an Ingress names is
+// watched (401 for everyone while it is missing, then its users get in),
+// and ingress-nginx's names are read with --annotations-compat nginx.
+func TestClusterAnnotations(t *testing.T) {
+	e := start(t, testenv.HAProxy26(t), "--annotations-compat", "nginx")
+	kube.StartEcho(t, "web", kube.BackendIP(0)+":8080")
+	e.service("web", 8080, kube.BackendIP(0))
+
+	locked := ingress("locked", "locked.test", "/", "web")
+	locked.Annotations = map[string]string{"haproxy-sidecar.io/auth-basic-secret": "users", "haproxy-sidecar.io/auth-realm": "team"}
+	e.create(locked)
+	alice := func() error {
+		got, err := e.getAuth("locked.test", "alice", "secret")
+		if err == nil && got != "service=web" {
+			err = fmt.Errorf("with alice's password: %s", got)
+		}
+		return err
+	}
+	// The Secret does not exist yet: closed to everyone.
+	e.expect("locked.test", "/", "status:401")
+	if got, err := e.getAuth("locked.test", "alice", "secret"); err != nil || got != "status:401" {
+		t.Errorf("without the Secret, alice gets %s (%v), want status:401", got, err)
+	}
+	// SHA-crypt of "secret" (openssl passwd -6 -salt saltsalt secret).
+	e.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "users"}, Data: map[string][]byte{
+		"auth": []byte("alice:$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1\n")}})
+	e.sidecar.Eventually(20*time.Second, "alice gets in once the Secret exists", alice)
+	e.expect("locked.test", "/", "status:401")
+
+	// ingress-nginx's allowlist: the client (loopback) is outside it.
+	guarded := ingress("guarded", "guarded.test", "/", "web")
+	guarded.Annotations = map[string]string{"nginx.ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8"}
+	e.create(guarded)
+	e.expect("guarded.test", "/", "status:403")
+	e.expect("locked.test", "/", "status:401")
+}
+
+// getAuth is get with Basic credentials.
+func (e *env) getAuth(host, user, pass string) (string, error) {
+	req, err := http.NewRequestWithContext(e.ctx(), "GET", "http://127.0.0.1:"+strconv.Itoa(e.httpPort)+"/", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Host = host
+	req.SetBasicAuth(user, pass)
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == 200 && strings.HasPrefix(string(body), "service=") {
+		return strings.TrimSpace(string(body)), nil
+	}
+	return "status:" + strconv.Itoa(resp.StatusCode), nil
 }

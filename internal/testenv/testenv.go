@@ -13,8 +13,10 @@ import (
 	"encoding/pem"
 	"flag"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -117,4 +119,54 @@ func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// FreePort returns a loopback port nothing listens on (yet).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// StartHAProxy runs HAProxy in the foreground on cfg until the test ends
+// and waits until it accepts connections on the loopback port. It returns
+// what HAProxy prints, logs included; a failed test shows it.
+func StartHAProxy(t testing.TB, bin, cfg string, port int) *LockedBuffer {
+	t.Helper()
+	cmd := exec.Command(bin, "-db", "-f", cfg)
+	var logs LockedBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("haproxy output:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			c.Close()
+			return &logs
+		}
+		select {
+		case <-done:
+			t.Fatalf("haproxy exited: %s", logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("haproxy did not listen on %d: %s", port, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
