@@ -27,6 +27,10 @@ var hostileSeeds = []string{
 		`{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"name":"s-1","namespace":"default","labels":{"kubernetes.io/service-name":"s"}},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1 backup"]},{"addresses":["10.0.0.2"]}],"ports":[{"name":"http","port":8080}]}` + "\n---\n" +
 		`{"kind":"Ingress","apiVersion":"networking.k8s.io/v1","metadata":{"name":"b","namespace":"default"},"spec":{"defaultBackend":{"service":{"name":"s","port":{"number":80}}},"rules":[{"host":"ｘ.test","http":{"paths":[{"path":"/\u0000","pathType":"ImplementationSpecific","backend":{"service":{"name":"s","port":{"number":80}}}}]}}]}}`,
 	`{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"haproxy-sidecar","namespace":"default"},"data":{"log-format":"%[env(HOME)]","timeout-client":"5s\nlua-load x","ssl-ciphers":"${HOME}"}}`,
+	// Valid annotations of both prefixes, one edit away from invalid ones.
+	`{"kind":"Service","apiVersion":"v1","metadata":{"name":"s","namespace":"default"},"spec":{"ports":[{"name":"http","port":80}]}}` + "\n---\n" +
+		`{"kind":"Secret","apiVersion":"v1","metadata":{"name":"users","namespace":"default"},"stringData":{"auth":"alice:$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"}}` + "\n---\n" +
+		`{"kind":"Ingress","apiVersion":"networking.k8s.io/v1","metadata":{"name":"a","namespace":"default","annotations":{"haproxy-sidecar.io/auth-basic-secret":"users","haproxy-sidecar.io/auth-realm":"team","haproxy-sidecar.io/rewrite-target":"/v2","haproxy-sidecar.io/cors-enable":"true","haproxy-sidecar.io/cors-allow-origin":"https://a.test","haproxy-sidecar.io/affinity":"cookie","haproxy-sidecar.io/session-cookie-max-age":"1h","haproxy-sidecar.io/balance":"leastconn","haproxy-sidecar.io/health-check-path":"/healthz","nginx.ingress.kubernetes.io/limit-rps":"5","nginx.ingress.kubernetes.io/whitelist-source-range":"10.0.0.0/8","nginx.ingress.kubernetes.io/proxy-body-size":"8m","nginx.ingress.kubernetes.io/permanent-redirect":"https://b.test/x"}},"spec":{"rules":[{"host":"x.test","http":{"paths":[{"path":"/api","pathType":"Prefix","backend":{"service":{"name":"s","port":{"number":80}}}}]}}]}}`,
 }
 
 // FuzzManifestRender: any manifest file decodes and renders without a
@@ -65,6 +69,10 @@ func FuzzManifestRender(f *testing.F) {
 			Spec:       networkingv1.IngressClassSpec{Controller: render.DefaultControllerName},
 		})
 		opts := render.Options{SettingsConfigMap: "default/haproxy-sidecar"}
+		// Input that names ingress-nginx's annotations has them read.
+		if bytes.Contains(data, []byte(render.NginxAnnotationPrefix)) {
+			opts.AnnotationsCompat = render.CompatNginx
+		}
 		m := render.BuildModel(in, opts)
 		out, err := render.Render(m, cfg)
 		if err != nil {
