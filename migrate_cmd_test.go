@@ -66,7 +66,9 @@ func TestMigrateBinary(t *testing.T) {
 		"  nginx.ingress.kubernetes.io/load-balance: honoured with a difference: haproxy-sidecar.io/balance \"leastconn\"; ewma becomes leastconn\n",
 		"  nginx.ingress.kubernetes.io/auth-secret: invalid: value \"other/htpasswd\": Secret \"other/htpasswd\" is in another namespace",
 		"  nginx.ingress.kubernetes.io/proxy-read-timeout: overridden: ignored: haproxy-sidecar.io/timeout-server is set and wins\n",
-		"\n5 Ingresses, 4 with nginx.ingress.kubernetes.io annotations: 7 honoured, 5 honoured with a difference, 2 overridden, 3 unsupported, 4 invalid\n",
+		"  nginx.ingress.kubernetes.io/canary-weight: honoured: haproxy-sidecar.io/canary-weight \"10\"\n",
+		"Ingress default/not-a-canary\n  nginx.ingress.kubernetes.io/canary-weight: invalid: value \"10\": nginx.ingress.kubernetes.io/canary is not \"true\"",
+		"\n7 Ingresses, 6 with nginx.ingress.kubernetes.io annotations: 8 honoured, 6 honoured with a difference, 2 overridden, 4 unsupported, 5 invalid\n",
 	} {
 		if !strings.Contains(out, w) {
 			t.Errorf("report lacks %q", w)
@@ -88,7 +90,7 @@ func TestMigrateBinary(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &m); err != nil {
 		t.Fatal(err)
 	}
-	if want := (render.MigrationSummary{Ingresses: 5, WithNginx: 4, Honoured: 7, Difference: 5, Overridden: 2, Unsupported: 3, Invalid: 4}); m.Summary != want {
+	if want := (render.MigrationSummary{Ingresses: 7, WithNginx: 6, Honoured: 8, Difference: 6, Overridden: 2, Unsupported: 4, Invalid: 5}); m.Summary != want {
 		t.Errorf("JSON summary %+v, want %+v", m.Summary, want)
 	}
 	if m.Text() != out {

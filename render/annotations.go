@@ -79,6 +79,24 @@ type RoutePolicy struct {
 	HSTS       *HSTSPolicy
 	// BodySizeLimit in bytes; 0 means none.
 	BodySizeLimit int64
+	// Canary makes the Ingress a canary: its paths serve none of their
+	// own, they take a share of the requests of the Ingress that serves
+	// the same host and path (the primary), as the rule says.
+	Canary *CanaryRule
+}
+
+// CanaryRule says which requests of a primary route go to the canary, in
+// ingress-nginx's order: the header, then the cookie, then the weight.
+type CanaryRule struct {
+	// Header "always" sends a request to the canary, "never" keeps it on
+	// the primary; with HeaderValue, only that exact value sends it to
+	// the canary and any other value falls through to the next rule.
+	Header, HeaderValue string
+	// Cookie "always" or "never", as Header.
+	Cookie string
+	// Weight of WeightTotal requests go to the canary (the rest of them
+	// after the header and cookie rules).
+	Weight, WeightTotal int
 }
 
 // CORSPolicy answers preflight requests in HAProxy and adds the CORS
@@ -102,7 +120,8 @@ type HSTSPolicy struct {
 func (p *RoutePolicy) IsZero() bool {
 	return p.SSLRedirect == Unset && p.SSLRedirectCode == 0 && len(p.AllowSources) == 0 && len(p.DenySources) == 0 &&
 		p.RewriteTarget == "" && p.AppRoot == "" && p.Redirect == "" && p.RateLimitRPS == 0 &&
-		p.RateLimitConnections == 0 && p.AuthSecret == "" && p.CORS == nil && p.HSTS == nil && p.BodySizeLimit == 0
+		p.RateLimitConnections == 0 && p.AuthSecret == "" && p.CORS == nil && p.HSTS == nil && p.BodySizeLimit == 0 &&
+		p.Canary == nil
 }
 
 // BackendSettings are what backend annotations ask for, parsed. The zero
@@ -166,6 +185,10 @@ type parsedAnnotations struct {
 	cors                     *CORSPolicy
 	hsts                     *HSTSPolicy
 	corsEnabled, hstsEnabled bool
+	// canary collects the canary annotations; canaryOn is the canary
+	// annotation itself (the others imply true).
+	canary   CanaryRule
+	canaryOn Tri
 }
 
 const (
@@ -260,6 +283,44 @@ var annotations = []annotation{
 		func(v string, a *parsedAnnotations) error {
 			n, err := parseSize(v)
 			a.route.BodySizeLimit = n
+			return err
+		}},
+	{"canary", RouteScope, allowedBool, "false (true when another canary annotation is set)", "makes this Ingress a canary of the Ingress serving the same host and path: its paths take a share of that Ingress's requests instead of routes of their own", "route map value <primary>~<canary>; http-request set-var(txn.backend) lines in the frontend pick one",
+		func(v string, a *parsedAnnotations) error { return setTri(v, &a.canaryOn) }},
+	{"canary-by-cookie", RouteScope, canaryNameSyntax, "none", "a request with this cookie set to always goes to the canary, never to the primary; other values fall through to canary-weight", "http-request set-var(txn.backend) if { req.cook(<name>) -m str always }",
+		func(v string, a *parsedAnnotations) error {
+			err := checkCanaryName(v)
+			if err == nil {
+				a.canary.Cookie = v
+			}
+			return err
+		}},
+	{"canary-by-header", RouteScope, canaryNameSyntax, "none", "a request with this header set to always goes to the canary, never to the primary; other values fall through to the cookie and the weight", "http-request set-var(txn.backend) if { req.hdr(<name>) -m str always }",
+		func(v string, a *parsedAnnotations) error {
+			err := checkCanaryName(v)
+			if err == nil {
+				a.canary.Header = v
+			}
+			return err
+		}},
+	{"canary-by-header-value", RouteScope, canaryValueSyntax + " (needs canary-by-header)", "always", "the header value that sends a request to the canary instead of always; any other value falls through", "http-request set-var(txn.backend) if { req.hdr(<name>) -m str <value> }",
+		func(v string, a *parsedAnnotations) error {
+			if v == "" || len(v) > 128 || strings.Trim(v, canaryValueChars) != "" {
+				return fmt.Errorf("want %s", canaryValueSyntax)
+			}
+			a.canary.HeaderValue = v
+			return nil
+		}},
+	{"canary-weight", RouteScope, "a whole number from 0 to canary-weight-total", "0", "the share of requests (of canary-weight-total) the canary gets, after the header and cookie rules", "http-request set-var(txn.backend) if { rand(<total>) -m int lt <weight> }",
+		func(v string, a *parsedAnnotations) error {
+			n, err := parseCount(v, 0, maxCanaryTotal)
+			a.canary.Weight = n
+			return err
+		}},
+	{"canary-weight-total", RouteScope, "a whole number from 1 to 1000000", "100", "what canary-weight is a share of", "rand(<total>)",
+		func(v string, a *parsedAnnotations) error {
+			n, err := parseCount(v, 1, maxCanaryTotal)
+			a.canary.WeightTotal = n
 			return err
 		}},
 	{"cors-allow-credentials", RouteScope, allowedBool, "true", "Access-Control-Allow-Credentials", "http-response set-header",
@@ -650,6 +711,31 @@ func checkText(v string, n int) error {
 		return fmt.Errorf("%v: want printable text", err)
 	}
 	return nil
+}
+
+const (
+	canaryNameSyntax  = "a header or cookie name: letters, digits, '-', '_' and '.', at most 64"
+	canaryValueSyntax = "letters, digits and - _ . ~ : / + = , @ (at most 128)"
+	canaryValueChars  = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~:/+=,@"
+	maxCanaryTotal    = 1000000
+)
+
+// checkCanaryName accepts a header or cookie name that needs no quoting
+// inside a sample fetch's parentheses.
+func checkCanaryName(v string) error {
+	if v == "" || len(v) > 64 || strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != "" {
+		return fmt.Errorf("want %s", canaryNameSyntax)
+	}
+	return nil
+}
+
+// parseCount reads a whole decimal number from lo to hi.
+func parseCount(v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi || strings.Trim(v, "0123456789") != "" {
+		return 0, fmt.Errorf("want a whole number from %d to %d", lo, hi)
+	}
+	return n, nil
 }
 
 // truncate shows a value in a problem: quoted Go-style (so control

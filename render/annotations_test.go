@@ -38,7 +38,10 @@ type annCase struct {
 	tls         bool   // the host has a TLS entry
 	backendTLS  bool   // the Service's endpoints speak HTTPS
 	secret      *corev1.Secret
-	check       func(t *testing.T, c *annClient, nginx bool)
+	// canary puts the annotations on a second Ingress for the same host
+	// and path, younger, with a Service of its own (one endpoint).
+	canary bool
+	check  func(t *testing.T, c *annClient, nginx bool)
 }
 
 // annEcho is one endpoint: it answers with its name, the path it saw, and
@@ -87,6 +90,26 @@ type annClient struct {
 	host                string
 	httpPort, httpsPort int
 	echoes              [2]*annEcho
+	canary              *annEcho
+}
+
+// canaryShare sends n requests with header and counts those the canary's
+// endpoint answered; every answer must be a 200 from one of the two
+// Services.
+func (c *annClient) canaryShare(t *testing.T, n int, header map[string]string) int {
+	t.Helper()
+	got := 0
+	for range n {
+		resp := c.expect(t, annReq{header: header}, 200, "")
+		switch resp.Header.Get("X-Endpoint") {
+		case c.canary.name:
+			got++
+		case c.echoes[0].name, c.echoes[1].name:
+		default:
+			t.Fatalf("answered by %q", resp.Header.Get("X-Endpoint"))
+		}
+	}
+	return got
 }
 
 type annReq struct {
@@ -404,6 +427,67 @@ func annCases(t *testing.T) []annCase {
 			check: func(t *testing.T, c *annClient, _ bool) {
 				c.expect(t, annReq{}, 200, "")
 			}},
+		{name: "canary-weight splits the requests", canary: true,
+			ours: map[string]string{"canary-weight": "30"}, nginx: map[string]string{"canary": "true", "canary-weight": "30"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				// 400 draws at 30%: 120 expected, sd 9.2; the bounds are
+				// five sd away.
+				if got := c.canaryShare(t, 400, nil); got < 74 || got > 166 {
+					t.Errorf("canary answered %d of 400 requests, want about 120 (30%%)", got)
+				}
+			}},
+		{name: "canary-weight of canary-weight-total", canary: true,
+			ours:  map[string]string{"canary-weight": "1", "canary-weight-total": "4"},
+			nginx: map[string]string{"canary": "true", "canary-weight": "1", "canary-weight-total": "4"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				if got := c.canaryShare(t, 400, nil); got < 57 || got > 143 { // 100 expected, sd 8.7
+					t.Errorf("canary answered %d of 400 requests, want about 100 (1 of 4)", got)
+				}
+			}},
+		{name: "canary-by-header always and never, else the weight", canary: true,
+			ours:  map[string]string{"canary-by-header": "X-Canary", "canary-weight": "50"},
+			nginx: map[string]string{"canary": "true", "canary-by-header": "X-Canary", "canary-weight": "50"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				if got := c.canaryShare(t, 10, map[string]string{"X-Canary": "always"}); got != 10 {
+					t.Errorf("X-Canary: always: %d of 10 to the canary, want all", got)
+				}
+				if got := c.canaryShare(t, 10, map[string]string{"X-Canary": "never"}); got != 0 {
+					t.Errorf("X-Canary: never: %d of 10 to the canary, want none", got)
+				}
+				if got := c.canaryShare(t, 60, map[string]string{"X-Canary": "maybe"}); got == 0 || got == 60 {
+					t.Errorf("X-Canary: maybe: %d of 60 to the canary, want the weight's share", got)
+				}
+			}},
+		{name: "canary-by-header-value", canary: true,
+			ours:  map[string]string{"canary-by-header": "X-Env", "canary-by-header-value": "beta"},
+			nginx: map[string]string{"canary": "true", "canary-by-header": "X-Env", "canary-by-header-value": "beta"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				if got := c.canaryShare(t, 10, map[string]string{"X-Env": "beta"}); got != 10 {
+					t.Errorf("X-Env: beta: %d of 10 to the canary, want all", got)
+				}
+				for _, v := range []string{"always", "Beta", ""} {
+					if got := c.canaryShare(t, 10, map[string]string{"X-Env": v}); got != 0 {
+						t.Errorf("X-Env: %q: %d of 10 to the canary, want none", v, got)
+					}
+				}
+			}},
+		{name: "canary-by-cookie", canary: true,
+			ours: map[string]string{"canary-by-cookie": "beta", "canary-weight": "100"}, nginx: map[string]string{"canary": "true", "canary-by-cookie": "beta"},
+			check: func(t *testing.T, c *annClient, nginx bool) {
+				if got := c.canaryShare(t, 10, map[string]string{"Cookie": "a=1; beta=always"}); got != 10 {
+					t.Errorf("beta=always: %d of 10 to the canary, want all", got)
+				}
+				if got := c.canaryShare(t, 10, map[string]string{"Cookie": "beta=never"}); got != 0 {
+					t.Errorf("beta=never: %d of 10 to the canary, want none", got)
+				}
+				want := 10 // weight 100: everyone else
+				if nginx {
+					want = 0 // no weight
+				}
+				if got := c.canaryShare(t, 10, nil); got != want {
+					t.Errorf("without the cookie: %d of 10 to the canary, want %d", got, want)
+				}
+			}},
 		{name: "bad value is reported and ignored", ours: map[string]string{"balance": "fastest", "rate-limit-rps": "-1"},
 			nginx: map[string]string{"load-balance": "fastest", "limit-rps": "lots"},
 			check: func(t *testing.T, c *annClient, _ bool) {
@@ -484,12 +568,32 @@ func runAnnCases(t *testing.T, cases []annCase, nginx bool) {
 		if path == "" {
 			path = "/"
 		}
-		ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "c" + strconv.Itoa(i), Annotations: ann,
-			CreationTimestamp: metav1.NewTime(time.Date(2024, 1, 1, 0, i, 0, 0, time.UTC))},
-			Spec: networkingv1.IngressSpec{IngressClassName: &cls, Rules: []networkingv1.IngressRule{{Host: cl.host,
-				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
-					Path: path, PathType: &pt, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
-						Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}}}}}
+		newIngress := func(name, svc string, ann map[string]string, age time.Duration) *networkingv1.Ingress {
+			return &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Annotations: ann,
+				CreationTimestamp: metav1.NewTime(time.Date(2024, 1, 1, 0, i, 0, 0, time.UTC).Add(age))},
+				Spec: networkingv1.IngressSpec{IngressClassName: &cls, Rules: []networkingv1.IngressRule{{Host: cl.host,
+					IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+						Path: path, PathType: &pt, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+							Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}}}}}
+		}
+		ing := newIngress("c"+strconv.Itoa(i), svc, ann, 0)
+		if c.canary {
+			// The primary has no annotations; the canary has them and
+			// its own Service, whose one endpoint names itself.
+			ing.Annotations = nil
+			csvc := svc + "-canary"
+			cl.canary = startAnnEcho(t, csvc, nil)
+			in.Services = append(in.Services, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: csvc},
+				Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})
+			port, pname, ready := int32(cl.canary.port), "http", true
+			in.EndpointSlices = append(in.EndpointSlices, &discoveryv1.EndpointSlice{
+				ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: csvc, Labels: map[string]string{discoveryv1.LabelServiceName: csvc}},
+				AddressType: discoveryv1.AddressTypeIPv4,
+				Ports:       []discoveryv1.EndpointPort{{Name: &pname, Port: &port}},
+				Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+			})
+			in.Ingresses = append(in.Ingresses, newIngress("c"+strconv.Itoa(i)+"-canary", csvc, ann, time.Second))
+		}
 		if c.tls {
 			ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{cl.host}, SecretName: "tls"}}
 		}
@@ -516,7 +620,7 @@ func runAnnCases(t *testing.T, cases []annCase, nginx bool) {
 	// Only the bad-value case and the missing Secret have problems, each
 	// naming its Ingress and annotation.
 	for _, p := range m.Problems {
-		i, _ := strconv.Atoi(strings.TrimPrefix(p.Name, "c"))
+		i, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(p.Name, "c"), "-canary"))
 		c := cases[i]
 		switch {
 		case strings.HasPrefix(c.name, "bad value") && p.Reason == render.InvalidAnnotation && strings.HasPrefix(p.Field, "metadata.annotations["):

@@ -330,7 +330,10 @@ func (b *builder) ingress(ing *networkingv1.Ingress, p *parsedIngress) {
 		}
 	}
 
-	if d := p.defaultBackend; d != nil {
+	canary := b.cur != nil && b.cur.ann.route.Canary != nil
+	if d := p.defaultBackend; d != nil && canary {
+		r.notice("spec.defaultBackend", Conflict, "ignored: a canary Ingress shares the routes of others and has no default backend")
+	} else if d != nil {
 		o := Origin{Namespace: ns, Name: name, Field: "spec.defaultBackend"}
 		if used := b.claims.defaultBackend(); used != nil {
 			r.warn(o.Field, Conflict,
@@ -344,6 +347,8 @@ func (b *builder) ingress(ing *networkingv1.Ingress, p *parsedIngress) {
 	for i := range p.paths {
 		if pp := &p.paths[i]; pp.problem != nil {
 			r.local(pp.problem)
+		} else if canary {
+			b.canaryPath(r, pp, ing)
 		} else {
 			b.path(r, pp)
 		}
@@ -643,6 +648,9 @@ func (b *builder) finish() {
 			b.addProblem(p)
 		}
 	}
+	// After every Ingress was visited: a canary's primary may be younger.
+	m.Routes = b.attachCanaries(m.Routes, m.canaries)
+	m.canaries = nil
 
 	for _, c := range b.certs {
 		if finishCert(c) {

@@ -583,6 +583,18 @@ func TestBuildModelProblemReasons(t *testing.T) {
 			[]Problem{{Warning, ingressRef, `metadata.annotations["haproxy-sidecar.io/auth-basic-secret"]`, AnnotationSecretNotFound, ""}}},
 		{"auth Secret without htpasswd", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(AnnotationPrefix+"auth-basic-secret", "opaque"))}, Secrets: []*corev1.Secret{opaque}}, Options{},
 			[]Problem{{Warning, ingressRef, `metadata.annotations["haproxy-sidecar.io/auth-basic-secret"]`, AnnotationSecretInvalid, ""}}},
+		{"canary without a primary", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(AnnotationPrefix+"canary-weight", "10"))}}, Options{},
+			[]Problem{{Warning, ingressRef, "spec.rules[0].http.paths[0]", CanaryWithoutPrimary, ""}}},
+		{"second canary on a route", Inputs{Ingresses: []*networkingv1.Ingress{
+			ingress("default", "primary", -1, "a.example", pathSpec{"Prefix", "/", "web", 80}),
+			func() *networkingv1.Ingress {
+				i := ingress("default", "canary", 1, "a.example", pathSpec{"Prefix", "/", "web", 80})
+				annotate(AnnotationPrefix+"canary-weight", "10")(i)
+				return i
+			}(),
+			web(annotate(AnnotationPrefix+"canary-by-header", "X-Canary")),
+		}}, Options{},
+			[]Problem{{Warning, ObjectRef{"Ingress", "default", "canary"}, "spec.rules[0].http.paths[0]", Conflict, ""}}},
 		{"backend annotations of an older Ingress", Inputs{Ingresses: []*networkingv1.Ingress{
 			web(annotate(AnnotationPrefix+"balance", "leastconn")),
 			func() *networkingv1.Ingress {

@@ -26,7 +26,7 @@ func (o *Output) MapEntries(name string) map[string]string {
 		entries := make(map[string]string, len(m.Routes))
 		for i := range m.Routes {
 			if r := &m.Routes[i]; r.Match == match {
-				entries[r.Key] = r.Backend
+				entries[r.Key] = r.MapValue()
 			}
 		}
 		return entries
@@ -81,11 +81,11 @@ func MapChanges(name string, old, next *Output) []MapChange {
 				out = append(out, MapChange{Key: a[i].Key})
 				i++
 			case i == len(a) || b[j].order < a[i].order:
-				out = append(out, MapChange{Key: b[j].Key, Value: b[j].Backend, Added: true})
+				out = append(out, MapChange{Key: b[j].Key, Value: b[j].MapValue(), Added: true})
 				j++
 			default:
-				if a[i].Backend != b[j].Backend {
-					out = append(out, MapChange{Key: b[j].Key, Value: b[j].Backend})
+				if v := b[j].MapValue(); a[i].MapValue() != v {
+					out = append(out, MapChange{Key: b[j].Key, Value: v})
 				}
 				i++
 				j++

@@ -37,6 +37,9 @@ func (o *Output) Select(sel Selector) []File {
 		if sel.matchesRoute(r) {
 			keys[r.Key] = true
 			backends[r.Backend] = true
+			if r.Canary != nil {
+				backends[r.Canary.Backend] = true
+			}
 		}
 	}
 	if d := m.DefaultOrigin; d != nil && sel.Ingress == d.Namespace+"/"+d.Name {
@@ -86,7 +89,8 @@ func (o *Output) Select(sel Selector) []File {
 
 func (s Selector) matchesRoute(r *Route) bool {
 	if s.Ingress != "" {
-		return r.Origin.Namespace+"/"+r.Origin.Name == s.Ingress
+		return r.Origin.Namespace+"/"+r.Origin.Name == s.Ingress ||
+			(r.Canary != nil && r.Canary.Origin.Namespace+"/"+r.Canary.Origin.Name == s.Ingress)
 	}
 	return r.Host != "" && hostCovers(r.Host, s.Host)
 }

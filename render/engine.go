@@ -66,6 +66,15 @@ type engine struct {
 	settingsUsers  map[string][]*ingEntry
 	settingsBefore map[string]settingsOwner
 
+	// canaries are the served canary Ingresses; canaryRoutes is the
+	// last routes with their canaries attached, made from canaryBase
+	// and canaryPaths (reused while neither changes).
+	canaries       map[*ingEntry]bool
+	canaryBase     []Route
+	canaryPaths    []canaryPath
+	canaryRoutes   []Route
+	canaryProblems []Problem
+
 	routes []Route // of every served Ingress, sorted
 	refs   map[string]int
 	names  []string  // backends with refs, sorted
@@ -96,6 +105,7 @@ type ingEntry struct {
 	dfltBE   string
 	backends []string
 	certs    map[string]*Certificate // partial: this Ingress's part
+	canaries []canaryPath
 }
 
 type pathUse struct {
@@ -140,6 +150,7 @@ func (g *engine) reset(opts Options) {
 		secretSeen:  map[*corev1.Secret]uint64{},
 		slicesOf:    map[string]map[*discoveryv1.EndpointSlice]bool{},
 		routeUsers:  map[routeKey][]pathUse{},
+		canaries:    map[*ingEntry]bool{},
 		sniUsers:    map[string][]tlsUse{},
 		svcUsers:    map[string]map[*ingEntry]bool{},
 		secretUsers: map[string]map[*ingEntry]bool{},
@@ -227,12 +238,17 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 
 	// Evaluate the dirty Ingresses. Each evaluation reads the indexes,
 	// never another evaluation's result, so the order does not matter.
+	// Every old result is forgotten first: an Ingress updated in place
+	// has an old and a new entry, and the new one must not find the
+	// backends the old one made for its annotations.
 	var removed, added []Route
 	for e := range g.dirty {
 		if !g.bulk {
 			removed = append(removed, e.routes...)
 		}
 		g.forget(e)
+	}
+	for e := range g.dirty {
 		if g.ings[e.obj] == e {
 			g.evaluate(e)
 			if !g.bulk {
@@ -473,7 +489,14 @@ func (g *engine) index(e *ingEntry) {
 		}
 		m[key][e] = true
 	}
-	if d := e.p.defaultBackend; d != nil {
+	if e.p.canary() {
+		// A canary claims no route and no default backend: it only
+		// needs to be evaluated again when its Services change.
+		g.canaries[e] = true
+		for _, svc := range e.p.services {
+			use(g.svcUsers, svc)
+		}
+	} else if d := e.p.defaultBackend; d != nil {
 		g.dirtyAll(g.defaultUsers)
 		i, _ := slices.BinarySearchFunc(g.defaultUsers, e, func(x, y *ingEntry) int { return older(x.obj, y.obj) })
 		g.defaultUsers = slices.Insert(g.defaultUsers, i, e)
@@ -483,7 +506,7 @@ func (g *engine) index(e *ingEntry) {
 	}
 	for i := range e.p.paths {
 		pp := &e.p.paths[i]
-		if pp.problem != nil {
+		if pp.problem != nil || e.p.canary() {
 			continue
 		}
 		k := routeKey{pp.match, pp.key}
@@ -546,7 +569,12 @@ func (g *engine) unindex(e *ingEntry) {
 			delete(m, key)
 		}
 	}
-	if d := e.p.defaultBackend; d != nil {
+	if e.p.canary() {
+		delete(g.canaries, e)
+		for _, svc := range e.p.services {
+			unuse(g.svcUsers, svc)
+		}
+	} else if d := e.p.defaultBackend; d != nil {
 		g.defaultUsers = slices.DeleteFunc(g.defaultUsers, func(x *ingEntry) bool { return x == e })
 		g.dirtyAll(g.defaultUsers)
 		if d.problem == nil {
@@ -555,7 +583,7 @@ func (g *engine) unindex(e *ingEntry) {
 	}
 	for i := range e.p.paths {
 		pp := &e.p.paths[i]
-		if pp.problem != nil {
+		if pp.problem != nil || e.p.canary() {
 			continue
 		}
 		k := routeKey{pp.match, pp.key}
@@ -674,7 +702,7 @@ func (g *engine) forget(e *ingEntry) {
 			}
 		}
 	}
-	e.routes, e.problems, e.dflt, e.dfltBE, e.backends, e.certs = nil, nil, nil, "", nil, nil
+	e.routes, e.problems, e.dflt, e.dfltBE, e.backends, e.certs, e.canaries = nil, nil, nil, "", nil, nil, nil
 }
 
 // evaluate runs the full build's code for one Ingress, with the conflict
@@ -697,6 +725,7 @@ func (g *engine) evaluate(e *ingEntry) {
 	b.m, b.reported, b.certs, b.claims = &s.model, s.reported, s.certs, &s.claims
 	b.ingress(e.obj, e.p)
 	e.routes, e.problems, e.dflt, e.dfltBE = s.model.Routes, s.model.Problems, s.model.DefaultOrigin, s.model.DefaultBackend
+	e.canaries = s.model.canaries
 	if len(s.certs) > 0 {
 		e.certs = maps.Clone(s.certs)
 	}
@@ -728,6 +757,9 @@ func (g *engine) evaluate(e *ingEntry) {
 	}
 	for i := range e.routes {
 		use(e.routes[i].Backend)
+	}
+	for i := range e.canaries {
+		use(e.canaries[i].canary.Backend)
 	}
 	if e.dflt != nil {
 		use(e.dfltBE)
@@ -784,7 +816,8 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 	b.m, b.reported = m, map[Problem]bool{}
 	b.settings(configMaps)
 
-	m.Routes = g.routes
+	var canaryProblems []Problem
+	m.Routes, canaryProblems = g.withCanaries()
 	if m.Routes == nil {
 		m.Routes = []Route{}
 	}
@@ -836,6 +869,15 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 		})
 	}
 
+	if len(canaryProblems) > 0 {
+		// After each Ingress's own and backend annotation problems, as
+		// the full build reports them.
+		m.Problems = append(m.Problems, canaryProblems...)
+		slices.SortStableFunc(m.Problems, func(x, y Problem) int {
+			return cmp.Or(cmp.Compare(x.Kind, y.Kind), cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
+		})
+	}
+
 	for key := range g.certDirt {
 		if g.assembleCert(key) {
 			g.certList, g.hostList = nil, nil
@@ -859,6 +901,32 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 	}
 	g.last = m
 	return m
+}
+
+// withCanaries returns the sorted routes with the canaries of the canary
+// Ingresses attached, and what attaching them reported. It is made again
+// only when the routes or the canary paths changed.
+func (g *engine) withCanaries() ([]Route, []Problem) {
+	if len(g.canaries) == 0 {
+		g.canaryBase, g.canaryPaths, g.canaryRoutes, g.canaryProblems = nil, nil, nil, nil
+		return g.routes, nil
+	}
+	var paths []canaryPath
+	for e := range g.canaries {
+		paths = append(paths, e.canaries...)
+	}
+	slices.SortFunc(paths, func(x, y canaryPath) int {
+		return cmp.Or(older(x.ing, y.ing), strings.Compare(x.canary.Origin.Field, y.canary.Origin.Field))
+	})
+	if g.canaryRoutes != nil && sameSlice(g.routes, g.canaryBase) && slices.Equal(paths, g.canaryPaths) {
+		return g.canaryRoutes, g.canaryProblems
+	}
+	var problems []Problem
+	g.b.capture = &problems
+	routes := g.b.attachCanaries(g.routes, paths)
+	g.b.capture = nil
+	g.canaryBase, g.canaryPaths, g.canaryRoutes, g.canaryProblems = g.routes, paths, routes, problems
+	return routes, problems
 }
 
 // assembleCert puts a Secret's certificate together from the parts its

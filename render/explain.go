@@ -356,6 +356,10 @@ func (e Explanation) String() string {
 		rt := e.Route
 		fmt.Fprintf(&b, "  rule: %s, host %s, %s path %q (pathType %s)\n", rt.Origin, displayHost(rt.Host), rt.Match, rt.Path, rt.PathType)
 		fmt.Fprintf(&b, "  service: %s/%s port %s\n", rt.Service.Namespace, rt.Service.Name, rt.Service.Port)
+		if c := rt.Canary; c != nil {
+			fmt.Fprintf(&b, "  canary: %s, Service %s/%s port %s (backend %s), takes %s; the rest stays on the route's backend below\n",
+				c.Origin, c.Service.Namespace, c.Service.Name, c.Service.Port, c.Backend, c.Rule.Describe())
+		}
 	case e.DefaultOrigin != nil:
 		fmt.Fprintf(&b, "  rule: none matches; the default backend of %s\n", *e.DefaultOrigin)
 	default:

@@ -125,6 +125,11 @@ type TemplateData struct {
 	model *Model
 }
 
+// Canaries are the pairs of primary and canary backends routes map to
+// (a map value "<primary>~<canary>"), each with the http-request lines
+// that pick one of them; a template must print them after routing.
+func (d TemplateData) Canaries() []CanaryGroup { return d.model.CanaryGroups() }
+
 // Backends are the Service port backends, sorted by name: for templates
 // that do not print .BackendSections.
 func (d TemplateData) Backends() []BackendData {
@@ -351,6 +356,9 @@ func writeRouteMap(prev *routeMapText, routes []Route, match MatchKind) *routeMa
 		if r := &routes[i]; r.Match == match {
 			n++
 			size += len(r.comment) + len(r.Key) + len(r.Backend) + 2
+			if r.Canary != nil {
+				size += 128
+			}
 		}
 	}
 	t := &routeMapText{data: make([]byte, 0, size), order: make([]string, 0, n), backend: make([]string, 0, n),
@@ -385,6 +393,11 @@ func writeRouteMap(prev *routeMapText, routes []Route, match MatchKind) *routeMa
 		if comment == "" {
 			comment = "# " + r.Origin.String() + " -> " + r.Service.String() + "\n"
 		}
+		value := r.Backend
+		if r.Canary != nil {
+			comment += "# canary " + r.Canary.Origin.String() + " -> " + r.Canary.Service.String() + "\n"
+			value = r.MapValue()
+		}
 		if prev != nil {
 			// Routes gone since prev end the run.
 			for j < len(prev.order) && prev.order[j] < r.order {
@@ -393,7 +406,7 @@ func writeRouteMap(prev *routeMapText, routes []Route, match MatchKind) *routeMa
 				from, to = j, j
 			}
 			if j < len(prev.order) && prev.order[j] == r.order && r.order != "" &&
-				prev.backend[j] == r.Backend && prev.comment[j] == comment {
+				prev.backend[j] == value && prev.comment[j] == comment {
 				if to != j {
 					flush()
 					from, to = j, j
@@ -411,10 +424,10 @@ func writeRouteMap(prev *routeMapText, routes []Route, match MatchKind) *routeMa
 		t.data = append(t.data, comment...)
 		t.data = append(t.data, r.Key...)
 		t.data = append(t.data, ' ')
-		t.data = append(t.data, r.Backend...)
+		t.data = append(t.data, value...)
 		t.data = append(t.data, '\n')
 		t.order = append(t.order, r.order)
-		t.backend = append(t.backend, r.Backend)
+		t.backend = append(t.backend, value)
 		t.comment = append(t.comment, comment)
 		t.ends = append(t.ends, len(t.data))
 	}

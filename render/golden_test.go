@@ -239,3 +239,19 @@ func lineDiff(want, got string) string {
 	}
 	return b.String()
 }
+
+// explain names the canary of a route and what it takes; the answer stays
+// the primary's (explain does not draw the weight).
+func TestExplainCanary(t *testing.T) {
+	m, _, _ := renderCase(t, "../testdata/canary", nil)
+	e := m.Explain(render.Request{Host: "shop.example.com", Path: "/x"})
+	got := e.String()
+	for _, want := range []string{
+		"canary: Ingress shop/web-canary spec.rules[0].http.paths[0], Service shop/web-v2 port http (backend shop_web-v2_80:web-canary), takes requests with header X-Canary: v2, then 20 of 100 other requests at random",
+		"=> backend shop_web_80 ",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("explain:\n%s\nwant a line with %q", got, want)
+		}
+	}
+}

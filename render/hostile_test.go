@@ -130,6 +130,12 @@ func oursSpec(name string) hostileSpec {
 		"backend-verify":          {valid: "false", with: map[string]string{p + "backend-protocol": "https", p + "backend-ca-secret": "ca"}},
 		"balance":                 {valid: "leastconn"},
 		"body-size-limit":         {valid: "1m"},
+		"canary":                  {valid: "true"},
+		"canary-by-cookie":        {valid: "beta"},
+		"canary-by-header":        {valid: "X-Canary"},
+		"canary-by-header-value":  {valid: "yes", with: map[string]string{p + "canary-by-header": "X-Canary"}},
+		"canary-weight":           {valid: "10"},
+		"canary-weight-total":     {valid: "1000", with: map[string]string{p + "canary-weight": "10"}},
 		"cors-allow-credentials":  {valid: "true", with: map[string]string{p + "cors-enable": "true"}},
 		"cors-allow-headers":      {valid: "X-A", with: map[string]string{p + "cors-enable": "true"}},
 		"cors-allow-methods":      {valid: "GET", with: map[string]string{p + "cors-enable": "true"}},
@@ -171,6 +177,7 @@ func nginxSpec(name string) hostileSpec {
 	cors := map[string]string{p + "enable-cors": "true"}
 	tlsBackend := map[string]string{p + "backend-protocol": "HTTPS", p + "proxy-ssl-secret": "default/ca"}
 	cookie := map[string]string{p + "affinity": "cookie"}
+	canary := map[string]string{p + "canary": "true"}
 	specs := map[string]hostileSpec{
 		"affinity":               {valid: "cookie"},
 		"allowlist-source-range": {valid: "10.0.0.0/8"},
@@ -180,6 +187,12 @@ func nginxSpec(name string) hostileSpec {
 		"auth-secret-type":       {valid: "auth-file", with: basicAuth},
 		"auth-type":              {valid: "basic", with: map[string]string{p + "auth-secret": "htpasswd"}},
 		"backend-protocol":       {valid: "HTTP"},
+		"canary":                 {valid: "true"},
+		"canary-by-cookie":       {valid: "beta", with: canary},
+		"canary-by-header":       {valid: "X-Canary", with: canary},
+		"canary-by-header-value": {valid: "yes", with: map[string]string{p + "canary": "true", p + "canary-by-header": "X-Canary"}},
+		"canary-weight":          {valid: "10", with: canary},
+		"canary-weight-total":    {valid: "1000", with: map[string]string{p + "canary": "true", p + "canary-weight": "10"}},
 		"cors-allow-credentials": {valid: "true", with: cors},
 		"cors-allow-headers":     {valid: "X-A", with: cors},
 		"cors-allow-methods":     {valid: "GET", with: cors},
@@ -296,6 +309,11 @@ func TestHostileAnnotations(t *testing.T) {
 		}
 		ann[key] = value
 		host := "h" + strconv.Itoa(n+1) + ".hostile.test"
+		if strings.Contains(key, "canary") {
+			// A canary shares the route of another Ingress: the
+			// primary, on the same echo server.
+			add(host, nil)
+		}
 		name, svc := add(host, ann)
 		cases = append(cases, hostileCase{ingress: name, host: host, svc: svc, key: key, value: value, ann: ann})
 	}
@@ -536,17 +554,33 @@ func TestHostileAnnotations(t *testing.T) {
 // annotations cannot be met by the plain-HTTP echo server answers 503;
 // otherwise the accepted route policy decides, in policyRules' order.
 func hostileExpect(m *render.Model, c hostileCase) string {
-	var be *render.Backend
-	for i := range m.Backends {
-		b := &m.Backends[i]
-		if b.Service == c.svc && (b.Ingress == c.ingress || (be == nil && b.Ingress == "")) {
-			be = b
+	var route *render.Route
+	for i := range m.Routes {
+		if m.Routes[i].Host == c.host {
+			route = &m.Routes[i]
 		}
 	}
-	switch {
-	case be == nil:
-		return "no backend"
-	case be.Broken:
+	if route == nil {
+		return "no route"
+	}
+	want := hostileBackendExpect(m, route.Backend, c.host)
+	if route.Canary != nil {
+		// Either backend may answer: they must agree.
+		if other := hostileBackendExpect(m, route.Canary.Backend, c.host); other != want {
+			return want + " or " + other
+		}
+	}
+	return want
+}
+
+// hostileBackendExpect is what the backend named answers to GET /.
+func hostileBackendExpect(m *render.Model, name, host string) string {
+	i, found := slices.BinarySearchFunc(m.Backends, name, func(b render.Backend, n string) int { return strings.Compare(b.Name, n) })
+	if !found {
+		return "no backend " + name
+	}
+	be := &m.Backends[i]
+	if be.Broken {
 		return "503"
 	}
 	ok := "200 svc:hostile"
@@ -562,7 +596,7 @@ func hostileExpect(m *render.Model, c hostileCase) string {
 		if code == 0 {
 			code = 308
 		}
-		return strconv.Itoa(code) + " https://" + c.host + "/"
+		return strconv.Itoa(code) + " https://" + host + "/"
 	}
 	local := netip.MustParseAddr("127.0.0.1")
 	contains := func(ps []netip.Prefix) bool {
@@ -793,11 +827,21 @@ func checkHostileStructure(t *testing.T, cfg []byte, m *render.Model, rc render.
 					t.Errorf("%s: unexpected directive %q", section, hShort(d))
 				}
 			}
+		case section == "frontend ingress":
+			// Canary rules, in their one shape, are what annotations add.
+			kept := slices.DeleteFunc(slices.Clone(dirs), canaryRule.MatchString)
+			if !slices.Equal(kept, base[section]) {
+				t.Errorf("%s differs from the template's (canary rules aside):\n got %q\nwant %q", section, hShortAll(kept), hShortAll(base[section]))
+			}
 		case !slices.Equal(dirs, base[section]):
 			t.Errorf("%s differs from the template's:\n got %q\nwant %q", section, dirs, base[section])
 		}
 	}
 }
+
+// canaryRule is the one shape of a frontend line a canary adds.
+var canaryRule = regexp.MustCompile(`^http-request set-var\(txn\.backend\) str\([A-Za-z0-9_.:-]+\) if \{ var\(txn\.backend\) -m str [A-Za-z0-9_.:-]+~[A-Za-z0-9_.:-]+ \}` +
+	`( \{ req\.(hdr|cook)\([A-Za-z0-9_.-]+\) -m str (always|never|'[A-Za-z0-9_.~:/+=,@-]+') \}| \{ rand\([0-9]+\) -m int lt [0-9]+ \})?$`)
 
 func hShort(s string) string {
 	if len(s) > 80 {

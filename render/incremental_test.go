@@ -102,14 +102,16 @@ func (c *randomCluster) ingress(ns, name string) *networkingv1.Ingress {
 		ing.Spec.Rules = append(ing.Spec.Rules, rule)
 	}
 	// Annotations: route ones give the Ingress its own backends, backend
-	// ones are decided per Service by age, and two name Secrets.
+	// ones are decided per Service by age, two name Secrets, and canaries
+	// share the routes of others (or find none).
 	for range c.r.IntN(3) {
 		if ing.Annotations == nil {
 			ing.Annotations = map[string]string{}
 		}
 		kv := c.pick([]string{"balance=leastconn", "balance=source", "balance=fastest", "maxconn-server=10",
 			"backend-ca-secret=" + c.pick(rcSecrets), "backend-protocol=https", "auth-basic-secret=" + c.pick(rcSecrets),
-			"denylist-source-range=10.0.0.0/8", "rewrite-target=/r", "hsts=true", "typo=1"})
+			"denylist-source-range=10.0.0.0/8", "rewrite-target=/r", "hsts=true", "typo=1",
+			"canary-weight=30", "canary-by-header=X-Canary", "canary=false", "canary-weight=200"})
 		k, v, _ := strings.Cut(kv, "=")
 		ing.Annotations[AnnotationPrefix+k] = v
 	}
@@ -302,6 +304,13 @@ func TestIncrementalEqualsFull(t *testing.T) {
 				t.Fatalf("seed %d step %d: full render error %v, incremental %v", seed, i, fullErr, incErr)
 			}
 			if !reflect.DeepEqual(fullM, incM) {
+				// %+v hides what pointers point to: name the fields.
+				fv, iv := reflect.ValueOf(fullM).Elem(), reflect.ValueOf(incM).Elem()
+				for k := 0; k < fv.NumField(); k++ {
+					if fv.Type().Field(k).IsExported() && !reflect.DeepEqual(fv.Field(k).Interface(), iv.Field(k).Interface()) {
+						t.Logf("field %s differs", fv.Type().Field(k).Name)
+					}
+				}
 				t.Fatalf("seed %d step %d (%v): models differ\nfull: %+v\nincremental: %+v", seed, i, log, fullM, incM)
 			}
 			if fullErr == nil {
@@ -345,7 +354,7 @@ func shuffled[T any](r *mathrand.Rand, list []T) []T {
 func TestRandomClusterCoverage(t *testing.T) {
 	certs := testCertificates(t, 2)
 	reasons := map[Reason]int{}
-	var routes, nCerts, backends, servers int
+	var routes, nCerts, backends, servers, canaries int
 	var c *randomCluster
 	for i := range 2000 {
 		if i%400 == 0 {
@@ -354,6 +363,11 @@ func TestRandomClusterCoverage(t *testing.T) {
 		c.step()
 		m := BuildModel(c.in, Options{})
 		routes += len(m.Routes)
+		for _, r := range m.Routes {
+			if r.Canary != nil {
+				canaries++
+			}
+		}
 		nCerts += len(m.Certs)
 		backends += len(m.Backends)
 		for _, be := range m.Backends {
@@ -363,15 +377,16 @@ func TestRandomClusterCoverage(t *testing.T) {
 			reasons[p.Reason]++
 		}
 	}
-	t.Logf("routes %d certs %d backends %d servers %d reasons %v", routes, nCerts, backends, servers, reasons)
+	t.Logf("routes %d (%d with a canary) certs %d backends %d servers %d reasons %v", routes, canaries, nCerts, backends, servers, reasons)
 	for _, r := range []Reason{Conflict, InvalidHost, InvalidPath, InvalidPathType, BackendNotFound, BackendPortNotFound, NoEndpoints,
-		TLSSecretNotFound, TLSSecretInvalid, NotOurClass, InvalidBackend, UnsupportedBackend, InvalidAddress, UnsupportedAddressType} {
+		TLSSecretNotFound, TLSSecretInvalid, NotOurClass, InvalidBackend, UnsupportedBackend, InvalidAddress, UnsupportedAddressType,
+		CanaryWithoutPrimary, InvalidAnnotation} {
 		if reasons[r] == 0 {
 			t.Errorf("no step reported %s", r)
 		}
 	}
-	if routes == 0 || nCerts == 0 || servers == 0 {
-		t.Errorf("routes %d, certificates %d, servers %d: want some of each", routes, nCerts, servers)
+	if routes == 0 || nCerts == 0 || servers == 0 || canaries == 0 {
+		t.Errorf("routes %d, certificates %d, servers %d, routes with a canary %d: want some of each", routes, nCerts, servers, canaries)
 	}
 }
 

@@ -87,11 +87,35 @@ type Route struct {
 	Backend string
 	Service ServiceRef
 	Origin  Origin
+	// Canary, when set, takes a share of the route's requests.
+	Canary *Canary
 
 	// order sorts routes (routeOrder), comment is the provenance line
 	// the map file has above the route; both are set by the builder.
 	order, comment string
 }
+
+// Canary is a canary Ingress's path on the route of the same host and
+// path: requests its rule selects go to Backend instead of the route's.
+type Canary struct {
+	Backend string
+	Service ServiceRef
+	Origin  Origin
+	Rule    *CanaryRule
+}
+
+// MapValue is what the route map holds for the route: the backend, or for
+// a route with a canary the pair "<primary>~<canary>", which the frontend's
+// canary rules turn into one of the two (no backend name holds '~').
+func (r *Route) MapValue() string {
+	if r.Canary == nil {
+		return r.Backend
+	}
+	return CanaryKey(r.Backend, r.Canary.Backend)
+}
+
+// CanaryKey is the map value of a route whose canary is canary.
+func CanaryKey(primary, canary string) string { return primary + "~" + canary }
 
 // ServiceRef is the backend an Ingress path asked for.
 type ServiceRef struct {
@@ -230,4 +254,8 @@ type Model struct {
 	Settings Settings
 	// Problems are the things skipped, each naming its object and field.
 	Problems []Problem
+
+	// canaries are the paths of canary Ingresses, before finishCanaries
+	// puts them on their routes.
+	canaries []canaryPath
 }

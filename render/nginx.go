@@ -87,6 +87,15 @@ func sameNamespaceSecret(v string, ctx nginxContext) (string, error) {
 	return name, nil
 }
 
+// needsCanary passes a canary-* value on only when the Ingress is a canary:
+// ingress-nginx reads them only with canary: "true".
+func needsCanary(v string, ctx nginxContext) (string, error) {
+	if ctx.get("canary") != "true" {
+		return "", fmt.Errorf("%scanary is not \"true\" (ingress-nginx ignores it too)", NginxAnnotationPrefix)
+	}
+	return v, nil
+}
+
 const (
 	effectSnippet  = "raw NGINX configuration; never applied: annotations cannot add configuration text"
 	effectExtAuth  = "external authentication: requests are NOT checked against the auth service, the paths are open to anyone"
@@ -100,7 +109,7 @@ const (
 // name; migrate's report and the README's compatibility table come from it.
 var nginxAnnotations = []nginxAnnotation{
 	{name: "affinity", ours: "affinity"},
-	{name: "affinity-canary-behavior", effect: "how affinity treats canary traffic: canaries are not supported"},
+	{name: "affinity-canary-behavior", effect: "sticky canaries: a client with an affinity cookie is still split between canary and primary by the canary rules"},
 	{name: "affinity-mode", effect: "balanced or persistent affinity: HAProxy keeps a client on its endpoint until it goes away (persistent)"},
 	{name: "allowlist-source-range", ours: "allowlist-source-range", difference: "matched against the client address of the connection; X-Forwarded-For is not read"},
 	{name: "app-root", ours: "app-root"},
@@ -155,13 +164,18 @@ var nginxAnnotations = []nginxAnnotation{
 		}
 		return "", fmt.Errorf("%s: want HTTP, HTTPS, GRPC or GRPCS (AUTO_HTTP and FCGI are not supported)", truncate(v))
 	}},
-	{name: "canary", effect: "canary traffic splitting: this Ingress's paths conflict with the primary's and are not served; all traffic goes to the primary"},
-	{name: "canary-by-cookie", effect: "canary traffic splitting: not supported"},
-	{name: "canary-by-header", effect: "canary traffic splitting: not supported"},
-	{name: "canary-by-header-pattern", effect: "canary traffic splitting: not supported"},
-	{name: "canary-by-header-value", effect: "canary traffic splitting: not supported"},
-	{name: "canary-weight", effect: "canary traffic splitting: not supported"},
-	{name: "canary-weight-total", effect: "canary traffic splitting: not supported"},
+	{name: "canary", ours: "canary", convert: func(v string, _ nginxContext) (string, error) {
+		if v != "true" && v != "false" {
+			return "", fmt.Errorf("want true or false")
+		}
+		return v, nil
+	}, difference: "a canary path with no primary Ingress for its host and path is not served (reported)"},
+	{name: "canary-by-cookie", ours: "canary-by-cookie", convert: needsCanary},
+	{name: "canary-by-header", ours: "canary-by-header", convert: needsCanary},
+	{name: "canary-by-header-pattern", effect: "canary selection by a header regular expression: requests are not sent to the canary by this header"},
+	{name: "canary-by-header-value", ours: "canary-by-header-value", convert: needsCanary, difference: "letters, digits and - _ . ~ : / + = , @ only"},
+	{name: "canary-weight", ours: "canary-weight", convert: needsCanary},
+	{name: "canary-weight-total", ours: "canary-weight-total", convert: needsCanary},
 	{name: "client-body-buffer-size", effect: effectBuffer},
 	{name: "configuration-snippet", effect: effectSnippet},
 	{name: "connection-proxy-header", effect: effectBuffer},
@@ -458,6 +472,7 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 	if (a.route.RateLimitRPS > 0 || a.route.RateLimitConnections > 0) && a.route.RateLimitStatus == 0 {
 		a.route.RateLimitStatus = 429
 	}
+	a.route.Canary = canaryRule(a, values, report)
 	if a.backend.Verify == True && a.backend.CASecret == "" {
 		key := values["backend-verify"].key
 		report(key, warning(annotationField(key), InvalidAnnotation, "true needs backend-ca-secret (the CA to verify against); the backend's certificate is not verified"))
@@ -469,6 +484,44 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 	}
 	a.cors, a.hsts = nil, nil
 	return a
+}
+
+// canaryRule finishes the canary annotations: any of them makes the
+// Ingress a canary unless canary is false, even when their values are
+// invalid: a canary whose rule is ignored gets no requests, where an
+// Ingress taken for a primary would take the route over.
+func canaryRule(a *parsedAnnotations, values map[string]annotationValue, report func(string, *localProblem)) *CanaryRule {
+	var keys []string
+	for name, av := range values {
+		if strings.HasPrefix(name, "canary-") {
+			keys = append(keys, av.key)
+		}
+	}
+	slices.Sort(keys)
+	if a.canaryOn == False {
+		for _, key := range keys {
+			report(key, notice(annotationField(key), InvalidAnnotation, "ignored: %s is false", values["canary"].key))
+		}
+		return nil
+	}
+	if a.canaryOn != True && len(keys) == 0 {
+		return nil
+	}
+	rule := a.canary
+	if rule.WeightTotal == 0 {
+		rule.WeightTotal = 100
+	}
+	if rule.HeaderValue != "" && rule.Header == "" {
+		key := values["canary-by-header-value"].key
+		report(key, warning(annotationField(key), InvalidAnnotation, "needs canary-by-header (the header to compare); ignored"))
+		rule.HeaderValue = ""
+	}
+	if rule.Weight > rule.WeightTotal {
+		key := values["canary-weight"].key
+		report(key, warning(annotationField(key), InvalidAnnotation, "value %d is more than canary-weight-total (%d); ignored, the canary gets no share by weight", rule.Weight, rule.WeightTotal))
+		rule.Weight = 0
+	}
+	return &rule
 }
 
 func notice(field string, reason Reason, format string, args ...any) *localProblem {

@@ -85,6 +85,9 @@ func (o *Output) configOrigin(data []byte, line int) string {
 		if r.Backend == be.Name {
 			users = append(users, r.Origin.String())
 		}
+		if r.Canary != nil && r.Canary.Backend == be.Name {
+			users = append(users, r.Canary.Origin.String())
+		}
 	}
 	if d := o.model.DefaultOrigin; d != nil && o.model.DefaultBackend == be.Name {
 		users = append(users, d.String())

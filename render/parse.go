@@ -242,3 +242,6 @@ func parseTLS(field string, t networkingv1.IngressTLS) parsedTLS {
 	}
 	return pt
 }
+
+// canary reports whether the Ingress is a canary (RoutePolicy.Canary).
+func (p *parsedIngress) canary() bool { return p.ann.route.Canary != nil }

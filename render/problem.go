@@ -172,6 +172,9 @@ const (
 	// AnnotationSecretInvalid: that Secret lacks its key or holds no
 	// usable htpasswd entries or CA certificates.
 	AnnotationSecretInvalid Reason = "AnnotationSecretInvalid"
+	// CanaryWithoutPrimary: a canary Ingress's path whose host and path no
+	// other Ingress serves; a canary only takes a share of a route.
+	CanaryWithoutPrimary Reason = "CanaryWithoutPrimary"
 )
 
 // Reasons of problems about manifest files and the source of objects as a
@@ -203,7 +206,7 @@ func Reasons() []Reason {
 		SettingsRefInvalid, SettingsNotFound, SettingsUnknownKey, SettingsInvalidValue,
 		SettingsBinaryData, SettingsPortConflict,
 		InvalidAnnotation, UnknownAnnotation, UnsupportedAnnotation, AnnotationOverridden,
-		AnnotationSecretNotFound, AnnotationSecretInvalid,
+		AnnotationSecretNotFound, AnnotationSecretInvalid, CanaryWithoutPrimary,
 		FileNotFound, FileUnreadable, FileInvalid, UnusedKind, DuplicateObject,
 		NothingServed,
 	}

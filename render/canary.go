@@ -1,0 +1,168 @@
+package render
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+// Canaries. A canary Ingress (RoutePolicy.Canary) claims no route: each of
+// its paths waits as a canaryPath for the route of the same host, path and
+// match that another Ingress serves (the primary), and is put on it once
+// every Ingress has been visited (attachCanaries), so that neither
+// Ingress's age nor the order of visits matters. The route's map value
+// becomes "<primary>~<canary>" and the frontend, after routing, turns it
+// into one of the two backends with the rule's conditions (CanaryRules):
+// a few string comparisons per canary, only on requests to such a route
+// deciding anything.
+
+// canaryPath is one path of a canary Ingress.
+type canaryPath struct {
+	order      string // the route's routeOrder
+	host, path string
+	match      MatchKind
+	ing        *networkingv1.Ingress
+	canary     Canary
+}
+
+// canaryPath records a path of the canary Ingress being visited; its
+// backend is made now, like any path's.
+func (b *builder) canaryPath(r reporter, pp *parsedPath, ing *networkingv1.Ingress) {
+	be, ref, ok := b.backend(r, &pp.backend)
+	if !ok {
+		return
+	}
+	b.m.canaries = append(b.m.canaries, canaryPath{
+		order: pp.order, host: pp.host, path: pp.path, match: pp.match, ing: ing,
+		canary: Canary{Backend: be, Service: ref, Origin: Origin{Namespace: ing.Namespace, Name: ing.Name, Field: pp.field}, Rule: b.cur.ann.route.Canary},
+	})
+}
+
+// attachCanaries puts each canary path on its route: routes (sorted) are
+// copied when any route gets a canary, never changed. Two canaries on one
+// route: the older Ingress's is used.
+func (b *builder) attachCanaries(routes []Route, canaries []canaryPath) []Route {
+	if len(canaries) == 0 {
+		return routes
+	}
+	canaries = slices.Clone(canaries)
+	slices.SortStableFunc(canaries, func(x, y canaryPath) int {
+		return cmp.Or(strings.Compare(x.order, y.order), older(x.ing, y.ing))
+	})
+	out, copied := routes, false
+	for i := range canaries {
+		c := &canaries[i]
+		r := b.reporter("Ingress", c.ing.Namespace, c.ing.Name)
+		if i > 0 && canaries[i-1].order == c.order {
+			first := canaries[i-1].canary.Origin
+			r.warn(c.canary.Origin.Field, Conflict,
+				"host %q %s path %q already has the canary %s, which is older (or as old and first by namespace/name); canary path skipped", displayHost(c.host), c.match, c.path, first)
+			continue
+		}
+		j, found := slices.BinarySearchFunc(routes, c.order, func(r Route, order string) int { return strings.Compare(r.order, order) })
+		if !found {
+			r.warn(c.canary.Origin.Field, CanaryWithoutPrimary,
+				"canary path not served: no other Ingress serves host %q %s path %q, so there is no route to take a share of", displayHost(c.host), c.match, c.path)
+			continue
+		}
+		if !copied {
+			out, copied = slices.Clone(routes), true
+		}
+		cc := c.canary
+		out[j].Canary = &cc
+	}
+	return out
+}
+
+// CanaryGroup is one pair of primary and canary backends, with the
+// frontend rules that choose between them.
+type CanaryGroup struct {
+	// Key is the routes' map value (CanaryKey).
+	Key             string
+	Primary, Canary string
+	Origin          Origin // the canary Ingress (its first path on a route)
+	Rule            *CanaryRule
+	Rules           []string // http-request lines, in order
+}
+
+// CanaryGroups lists the pairs of backends the routes' canaries make,
+// sorted by Key.
+func (m *Model) CanaryGroups() []CanaryGroup {
+	var out []CanaryGroup
+	seen := map[string]bool{}
+	for i := range m.Routes {
+		r := &m.Routes[i]
+		if r.Canary == nil {
+			continue
+		}
+		key := r.MapValue()
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		g := CanaryGroup{Key: key, Primary: r.Backend, Canary: r.Canary.Backend, Origin: r.Canary.Origin, Rule: r.Canary.Rule}
+		g.Rules = canaryRules(key, r.Backend, r.Canary.Backend, r.Canary.Rule)
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(x, y CanaryGroup) int { return strings.Compare(x.Key, y.Key) })
+	return out
+}
+
+// canaryRules are the frontend lines that turn the map value key into the
+// canary or the primary backend, in ingress-nginx's order: header, cookie,
+// weight. Header and cookie names are checked (checkCanaryName) to need
+// no quoting; the header value is quoted.
+func canaryRules(key, primary, canary string, rule *CanaryRule) []string {
+	on := "{ var(txn.backend) -m str " + key + " }"
+	toCanary := "http-request set-var(txn.backend) str(" + canary + ") if " + on + " "
+	toPrimary := "http-request set-var(txn.backend) str(" + primary + ") if " + on
+	var out []string
+	if h := rule.Header; h != "" {
+		if v := rule.HeaderValue; v != "" {
+			out = append(out, toCanary+"{ req.hdr("+h+") -m str "+mustQuoteArg(v)+" }")
+		} else {
+			out = append(out, toCanary+"{ req.hdr("+h+") -m str always }",
+				toPrimary+" { req.hdr("+h+") -m str never }")
+		}
+	}
+	if c := rule.Cookie; c != "" {
+		out = append(out, toCanary+"{ req.cook("+c+") -m str always }",
+			toPrimary+" { req.cook("+c+") -m str never }")
+	}
+	if rule.Weight > 0 {
+		if rule.Weight >= rule.WeightTotal {
+			out = append(out, strings.TrimSuffix(toCanary, " "))
+		} else {
+			out = append(out, toCanary+"{ rand("+strconv.Itoa(rule.WeightTotal)+") -m int lt "+strconv.Itoa(rule.Weight)+" }")
+		}
+	}
+	return append(out, toPrimary)
+}
+
+// Describe says in words which requests the rule sends to the canary.
+func (r *CanaryRule) Describe() string {
+	var parts []string
+	if r.Header != "" {
+		if r.HeaderValue != "" {
+			parts = append(parts, "requests with header "+r.Header+": "+r.HeaderValue)
+		} else {
+			parts = append(parts, "requests with header "+r.Header+": always (never keeps them off)")
+		}
+	}
+	if r.Cookie != "" {
+		parts = append(parts, "requests with cookie "+r.Cookie+"=always (never keeps them off)")
+	}
+	switch {
+	case r.Weight >= r.WeightTotal:
+		parts = append(parts, "every other request")
+	case r.Weight > 0:
+		parts = append(parts, strconv.Itoa(r.Weight)+" of "+strconv.Itoa(r.WeightTotal)+" other requests at random")
+	}
+	if len(parts) == 0 {
+		return "no requests (no canary rule and no weight)"
+	}
+	return strings.Join(parts, ", then ")
+}
