@@ -697,3 +697,112 @@ func TestAnnotationsStayOnTheirIngress(t *testing.T) {
 		t.Errorf("backends %v", names)
 	}
 }
+
+// With the trusted-proxies setting, source ranges and rate limits see the
+// last X-Forwarded-For address of requests from a trusted proxy, and the
+// connection's address otherwise; without it the header is never read.
+func TestTrustedProxies(t *testing.T) {
+	for _, trusted := range []string{"127.0.0.0/8, 10.0.0.1", "10.0.0.1"} {
+		t.Run("trusted-proxies "+trusted, func(t *testing.T) {
+			loopbackTrusted := strings.HasPrefix(trusted, "127.")
+			cls, pt := "haproxy", networkingv1.PathTypePrefix
+			in := render.Inputs{
+				IngressClasses: []*networkingv1.IngressClass{{ObjectMeta: metav1.ObjectMeta{Name: "haproxy"},
+					Spec: networkingv1.IngressClassSpec{Controller: render.DefaultControllerName}}},
+				ConfigMaps: []*corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "lb"},
+					Data: map[string]string{"trusted-proxies": trusted}}},
+			}
+			echo := startAnnEcho(t, "web", nil)
+			port, pname, ready := int32(echo.port), "http", true
+			in.Services = append(in.Services, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
+				Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})
+			in.EndpointSlices = append(in.EndpointSlices, &discoveryv1.EndpointSlice{
+				ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "web", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+				AddressType: discoveryv1.AddressTypeIPv4,
+				Ports:       []discoveryv1.EndpointPort{{Name: &pname, Port: &port}},
+				Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+			})
+			for i, ann := range []map[string]string{
+				{"allowlist-source-range": "203.0.113.0/24"},
+				{"denylist-source-range": "198.51.100.7"},
+				{"rate-limit-rps": "2"},
+			} {
+				host := "t" + strconv.Itoa(i) + ".test"
+				a := map[string]string{}
+				for k, v := range ann {
+					a[render.AnnotationPrefix+k] = v
+				}
+				in.Ingresses = append(in.Ingresses, &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "t" + strconv.Itoa(i), Annotations: a},
+					Spec: networkingv1.IngressSpec{IngressClassName: &cls, Rules: []networkingv1.IngressRule{{Host: host,
+						IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+							Path: "/", PathType: &pt, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+								Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}}}}})
+			}
+			m := render.BuildModel(in, render.Options{SettingsConfigMap: "default/lb"})
+			if len(m.Problems) > 0 {
+				t.Fatalf("problems: %v", m.Problems)
+			}
+			httpPort := freePort(t)
+			tmpl, err := templates.Load("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc := render.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(freePort(t))}
+			out, err := render.Render(m, rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkStructureConfig(t, out.Get(render.ConfigFile), m, render.Config{HTTPBind: rc.HTTPBind, HTTPSBind: rc.HTTPSBind})
+			dir := t.TempDir()
+			writeFiles(t, dir, out)
+			for version, bin := range testenv.HAProxies(t) {
+				t.Run("haproxy-"+version, func(t *testing.T) {
+					startHAProxy(t, bin, filepath.Join(dir, render.ConfigFile), httpPort)
+					c := func(i int) *annClient { return &annClient{host: "t" + strconv.Itoa(i) + ".test", httpPort: httpPort} }
+					xff := func(v string) map[string]string { return map[string]string{"X-Forwarded-For": v} }
+					believed := func(yes, no int) int {
+						if loopbackTrusted {
+							return yes
+						}
+						return no
+					}
+					// Allowlist 203.0.113.0/24: the connection (loopback)
+					// is outside it.
+					c(0).expect(t, annReq{}, 403, "")
+					c(0).expect(t, annReq{header: xff("203.0.113.5")}, believed(200, 403), "")
+					c(0).expect(t, annReq{header: xff("203.0.113.5, 10.1.1.1")}, 403, "") // the last address decides
+					c(0).expect(t, annReq{header: xff("10.1.1.1, 203.0.113.5")}, believed(200, 403), "")
+					c(0).expect(t, annReq{header: xff("not-an-address")}, 403, "")
+					// Denylist 198.51.100.7.
+					c(1).expect(t, annReq{}, 200, "")
+					c(1).expect(t, annReq{header: xff("198.51.100.7")}, believed(403, 200), "")
+					// Rate limits count per believed client: two clients
+					// behind the proxy have two budgets.
+					ok := map[string]int{}
+					for range 4 {
+						for _, client := range []string{"192.0.2.1", "192.0.2.2"} {
+							switch code := c(2).do(t, annReq{header: xff(client)}).StatusCode; code {
+							case 200:
+								ok[client]++
+							case 429:
+							default:
+								t.Errorf("rate limit: status %d", code)
+							}
+						}
+					}
+					// At 2/s, 2 pass (3 when the requests straddle HAProxy's
+					// one-second period).
+					if loopbackTrusted {
+						for _, client := range []string{"192.0.2.1", "192.0.2.2"} {
+							if ok[client] < 2 || ok[client] > 3 {
+								t.Errorf("rate limit 2/s, 4 requests from %s behind the trusted proxy: %d passed, want 2 (its own budget)", client, ok[client])
+							}
+						}
+					} else if n := ok["192.0.2.1"] + ok["192.0.2.2"]; n < 2 || n > 3 {
+						t.Errorf("rate limit 2/s, 8 requests over one untrusted connection address: %d passed, want 2 (one budget)", n)
+					}
+				})
+			}
+		})
+	}
+}

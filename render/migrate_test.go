@@ -90,7 +90,7 @@ func TestMigrationReportCategories(t *testing.T) {
 			AnnotationPrefix + "timeout-server": "10s", np + "proxy-read-timeout": "60",
 			np + "allowlist-source-range": "10.0.0.0/8", np + "whitelist-source-range": "192.168.0.0/16",
 		}, []want{
-			{"allowlist-source-range", MigrationDifference, "allowlist-source-range", "10.0.0.0/8", "X-Forwarded-For is not read"},
+			{"allowlist-source-range", MigrationDifference, "allowlist-source-range", "10.0.0.0/8", "trusted-proxies setting"},
 			{"proxy-read-timeout", MigrationOverridden, "timeout-server", "", "haproxy-sidecar.io/timeout-server is set and wins"},
 			{"whitelist-source-range", MigrationOverridden, "allowlist-source-range", "", np + "allowlist-source-range is set too and wins"},
 		}},

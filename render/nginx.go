@@ -111,7 +111,7 @@ var nginxAnnotations = []nginxAnnotation{
 	{name: "affinity", ours: "affinity"},
 	{name: "affinity-canary-behavior", effect: "sticky canaries: a client with an affinity cookie is still split between canary and primary by the canary rules"},
 	{name: "affinity-mode", effect: "balanced or persistent affinity: HAProxy keeps a client on its endpoint until it goes away (persistent)"},
-	{name: "allowlist-source-range", ours: "allowlist-source-range", difference: "matched against the client address of the connection; X-Forwarded-For is not read"},
+	{name: "allowlist-source-range", ours: "allowlist-source-range", difference: "X-Forwarded-For is believed only from the proxies in the trusted-proxies setting (ingress-nginx: proxy-real-ip-cidr), one hop"},
 	{name: "app-root", ours: "app-root"},
 	{name: "auth-always-set-cookie", effect: effectExtAuth},
 	{name: "auth-cache-duration", effect: effectExtAuth},
@@ -296,7 +296,7 @@ var nginxAnnotations = []nginxAnnotation{
 	}, difference: "consistent hashing of the URI or client address (balance uri or source)"},
 	{name: "upstream-vhost", effect: "the Host header reaches the endpoints unchanged"},
 	{name: "use-regex", effect: "paths are matched as Exact or Prefix, never as regular expressions"},
-	{name: "whitelist-source-range", ours: "allowlist-source-range", difference: "matched against the client address of the connection; X-Forwarded-For is not read"},
+	{name: "whitelist-source-range", ours: "allowlist-source-range", difference: "X-Forwarded-For is believed only from the proxies in the trusted-proxies setting (ingress-nginx: proxy-real-ip-cidr), one hop"},
 	{name: "x-forwarded-prefix", effect: "X-Forwarded-Prefix is not sent"},
 }
 

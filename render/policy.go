@@ -328,21 +328,26 @@ func policyRules(be *Backend, bd *BackendData) {
 	case True:
 		d("http-request redirect location %%[var(txn.https)] code %d if !{ ssl_fc }", code)
 	}
+	if len(p.AllowSources) > 0 || len(p.DenySources) > 0 || p.RateLimitRPS > 0 || p.RateLimitConnections > 0 {
+		// txn.client is the frontend's (trusted-proxies); a template
+		// that does not set it gets the connection's address.
+		d("http-request set-var(txn.client) src unless { var(txn.client) -m found }")
+	}
 	for i := 0; i < len(p.AllowSources); i += cidrChunk {
-		d("acl src_allowed src %s", joinPrefixes(p.AllowSources[i:min(i+cidrChunk, len(p.AllowSources))]))
+		d("acl src_allowed var(txn.client) -m ip %s", joinPrefixes(p.AllowSources[i:min(i+cidrChunk, len(p.AllowSources))]))
 	}
 	if len(p.AllowSources) > 0 {
 		d("http-request deny deny_status 403 unless src_allowed")
 	}
 	for i := 0; i < len(p.DenySources); i += cidrChunk {
-		d("acl src_denied src %s", joinPrefixes(p.DenySources[i:min(i+cidrChunk, len(p.DenySources))]))
+		d("acl src_denied var(txn.client) -m ip %s", joinPrefixes(p.DenySources[i:min(i+cidrChunk, len(p.DenySources))]))
 	}
 	if len(p.DenySources) > 0 {
 		d("http-request deny deny_status 403 if src_denied")
 	}
 	if p.RateLimitRPS > 0 || p.RateLimitConnections > 0 {
 		d("stick-table type ipv6 size 100k expire 30s store http_req_rate(1s),conn_cur")
-		d("http-request track-sc0 src")
+		d("http-request track-sc0 var(txn.client)")
 		if p.RateLimitRPS > 0 {
 			d("http-request deny deny_status %d if { sc_http_req_rate(0) gt %d }", p.RateLimitStatus, p.RateLimitRPS)
 		}

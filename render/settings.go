@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +47,10 @@ type Settings struct {
 	// Ingress; nil means the built-in certificate. Its File is
 	// DefaultCertFile.
 	DefaultCertificate *Certificate
+	// TrustedProxies are the addresses whose X-Forwarded-For is believed:
+	// from them, source ranges and rate limits see the last address of
+	// the header (the client that proxy saw) instead of the connection's.
+	TrustedProxies []netip.Prefix
 }
 
 // DefaultSettings are the settings used for every key the settings
@@ -91,6 +96,7 @@ var settingKeys = []settingKey{
 	{"timeout-queue", set(parseTimeout, func(s *Settings) *time.Duration { return &s.TimeoutQueue })},
 	{"timeout-server", set(parseTimeout, func(s *Settings) *time.Duration { return &s.TimeoutServer })},
 	{"timeout-tunnel", set(parseTimeout, func(s *Settings) *time.Duration { return &s.TimeoutTunnel })},
+	{"trusted-proxies", set(parseCIDRList, func(s *Settings) *[]netip.Prefix { return &s.TrustedProxies })},
 }
 
 // SettingKeys returns the keys the settings ConfigMap may hold, sorted.
@@ -476,6 +482,9 @@ type SettingsData struct {
 	// RedirectPort is ":<port>" for the Location of HTTPS redirects, or
 	// "" for 443.
 	RedirectPort string
+	// TrustedProxies are the trusted-proxies ranges, space-separated, in
+	// chunks of at most 64 (one acl line each); nil when none.
+	TrustedProxies []string
 }
 
 // templateData formats the settings; zero fields (a Model not made by
@@ -504,6 +513,9 @@ func (s Settings) templateData() SettingsData {
 	}
 	if p := s.HTTPSRedirectPort; p != 0 && p != 443 {
 		out.RedirectPort = ":" + strconv.Itoa(p)
+	}
+	for i := 0; i < len(s.TrustedProxies); i += cidrChunk {
+		out.TrustedProxies = append(out.TrustedProxies, joinPrefixes(s.TrustedProxies[i:min(i+cidrChunk, len(s.TrustedProxies))]))
 	}
 	if s.LogFormat != "" {
 		// parseLogFormat allows no '"', '\\' or '$', the only characters

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -123,6 +124,11 @@ func TestSettingsParser(t *testing.T) {
 		{"http-port", "80x", nil, "not a number"},
 		{"https-port", "8443", func(s *S) { s.HTTPSPort = 8443 }, ""},
 		{"https-redirect-port", "8443", func(s *S) { s.HTTPSRedirectPort = 8443 }, ""},
+		{"trusted-proxies", "10.0.0.0/8, 192.168.1.1,fd00::/64", func(s *S) {
+			s.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.1/32"), netip.MustParsePrefix("fd00::/64")}
+		}, ""},
+		{"trusted-proxies", "10.0.0.0/8 lua-load /x", nil, "is not a CIDR"},
+		{"trusted-proxies", "", nil, "want"},
 		{"https-redirect-port", "443", func(s *S) { s.HTTPSRedirectPort = 443 }, ""},
 		{"https-redirect-port", ":8443", nil, "not a number"},
 
@@ -539,6 +545,7 @@ func TestSettingsAcceptedByHAProxy(t *testing.T) {
 		{"timeout-connect": "1ms", "timeout-client": "24h", "timeout-server": "1d", "timeout-tunnel": "86400000"},
 		{"default-certificate": "default/default-cert"},
 		{"https-redirect-port": "8443"},
+		{"trusted-proxies": strings.TrimSuffix(strings.Repeat("10.0.0.0/8,", 150), ",")},
 	}
 	for _, c := range render.SSLCipherNames() {
 		cases = append(cases, map[string]string{"ssl-ciphers": c})
