@@ -15,13 +15,21 @@ import (
 // ever replace or remove.
 const ownedList = ".haproxy-sidecar-files"
 
-// Modes of files written by WriteDir: certificates hold private keys, so
-// only their owner may read them, whatever mode an earlier file had.
+// Modes of files written by WriteDir: certificates hold private keys and
+// haproxy.cfg may hold password hashes (auth-basic-secret's userlists), so
+// only their owner may read them, whatever mode an earlier file had. The
+// HAProxy that loads them must run as that owner anyway: every
+// configuration has certs/default.pem.
 const (
 	outFileMode fs.FileMode = 0o644
 	outKeyMode  fs.FileMode = 0o600
 	outDirMode  fs.FileMode = 0o755
 )
+
+// secretFile tells the files that get outKeyMode.
+func secretFile(name string) bool {
+	return strings.HasPrefix(name, "certs/") || name == "haproxy.cfg"
+}
 
 // WriteDir writes files into dir for `render --out`, the way Store writes
 // a generation but in place: each file is written to a temporary name,
@@ -43,7 +51,7 @@ func WriteDir(dir string, files Files) (changed bool, err error) {
 	for _, name := range files.Names() {
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		mode := outFileMode
-		if strings.HasPrefix(name, "certs/") {
+		if secretFile(name) {
 			mode = outKeyMode
 		}
 		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() && st.Mode().Perm() == mode {

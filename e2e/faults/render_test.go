@@ -53,7 +53,8 @@ spec:
 // directory it did not create it either refuses, naming the directory,
 // or leaves every file there untouched (the contract: it refuses). In a
 // directory it wrote before it removes only files it wrote, and a key file
-// ends up 0600 whatever its mode was. No HAProxy serves here: there is no
+// (and haproxy.cfg, which may hold password hashes) ends up 0600 whatever
+// its mode was. No HAProxy serves here: there is no
 // route to poll; each version validates the output.
 func TestRenderOutOwnsOnlyItsFiles(t *testing.T) {
 	forEachHAProxy(t, func(t *testing.T, bin string) {
@@ -124,7 +125,7 @@ func TestRenderOutOwnsOnlyItsFiles(t *testing.T) {
 		if stderr, code := render(out); code != 0 {
 			t.Fatalf("render --out into a new directory: exit %d\n%s", code, stderr)
 		}
-		for _, n := range []string{"certs/default_one.pem", "certs/default_two.pem"} {
+		for _, n := range []string{"certs/default_one.pem", "certs/default_two.pem", "haproxy.cfg"} {
 			st, err := os.Stat(filepath.Join(out, n))
 			if err != nil {
 				t.Fatalf("%s not written: %v", n, err)
