@@ -1,6 +1,7 @@
 package render_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,7 +43,10 @@ type annCase struct {
 	// canary puts the annotations on a second Ingress for the same host
 	// and path, younger, with a Service of its own (one endpoint).
 	canary bool
-	check  func(t *testing.T, c *annClient, nginx bool)
+	// blackhole points the endpoints at a listener whose accept queue is
+	// full: connections to it never complete.
+	blackhole bool
+	check     func(t *testing.T, c *annClient, nginx bool)
 }
 
 // annEcho is one endpoint: it answers with its name, the path it saw, and
@@ -61,10 +66,17 @@ func startAnnEcho(t *testing.T, name string, tlsCert *tls.Certificate) *annEcho 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// HTTP/1.1 and HTTP/2: over TLS by ALPN, in the clear with prior
+	// knowledge (h2c), as backend-protocol asks.
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
 	if tlsCert != nil {
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*tlsCert}})
+		protocols.SetHTTP2(true)
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*tlsCert}, NextProtos: []string{"h2", "http/1.1"}})
+	} else {
+		protocols.SetUnencryptedHTTP2(true)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{Protocols: protocols, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/healthz":
 			if !e.healthy.Load() {
@@ -73,8 +85,25 @@ func startAnnEcho(t *testing.T, name string, tlsCert *tls.Certificate) *annEcho 
 			return
 		case "/slow":
 			time.Sleep(1500 * time.Millisecond)
+		case "/upgrade":
+			// Switches protocols, then keeps the connection until the
+			// other side closes it.
+			conn, buf, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n")
+			buf.Flush()
+			io.Copy(io.Discard, conn)
+			return
+		case "/grpc":
+			// What a gRPC server answers: a status in the trailers.
+			w.Header().Set("Trailer", "Grpc-Status")
+			defer w.Header().Set("Grpc-Status", "0")
 		}
 		e.hits.Add(1)
+		w.Header().Set("X-Proto", r.Proto)
 		w.Header().Set("X-Seen-Path", r.URL.RequestURI())
 		w.Header().Set("X-Endpoint", name)
 		io.WriteString(w, "svc:"+name)
@@ -162,6 +191,64 @@ func (c *annClient) do(t *testing.T, r annReq) *http.Response {
 	resp.Body.Close()
 	resp.Body = io.NopCloser(strings.NewReader(string(data)))
 	return resp
+}
+
+// doH2 sends a POST over HTTP/2 (TLS with ALPN h2) to HAProxy, as a gRPC
+// client would.
+func (c *annClient) doH2(t *testing.T, path string) *http.Response {
+	t.Helper()
+	tr := &http.Transport{
+		DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			d := &tls.Dialer{Config: &tls.Config{ServerName: c.host, InsecureSkipVerify: true, NextProtos: []string{"h2"}}}
+			return d.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(c.httpsPort))
+		},
+		ForceAttemptHTTP2: true,
+	}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest("POST", "https://"+c.host+path, strings.NewReader("\x00\x00\x00\x00\x00"))
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("TE", "trailers")
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("POST %s over HTTP/2: %v", path, err)
+	}
+	io.ReadAll(resp.Body) // the trailers come after the body
+	resp.Body.Close()
+	return resp
+}
+
+// blackholeListener returns a loopback port whose accept queue is full:
+// the kernel drops further SYNs, so a connection attempt neither
+// completes nor fails until its own timeout.
+func blackholeListener(t *testing.T) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := sa.(*syscall.SockaddrInet4).Port
+	// Backlog 0 admits one connection nobody accepts; it fills the queue.
+	for range 2 {
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 200*time.Millisecond); err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 300*time.Millisecond); err == nil {
+		c.Close()
+		t.Fatalf("port %d still accepts connections: the accept queue is not full", port)
+	}
+	return port
 }
 
 // status sends r and checks the status (and, for redirects, Location).
@@ -488,6 +575,76 @@ func annCases(t *testing.T) []annCase {
 					t.Errorf("without the cookie: %d of 10 to the canary, want %d", got, want)
 				}
 			}},
+		{name: "timeout-connect", blackhole: true,
+			ours: map[string]string{"timeout-connect": "200ms"}, nginx: map[string]string{"proxy-connect-timeout": "1"},
+			check: func(t *testing.T, c *annClient, nginx bool) {
+				// HAProxy tries 4 times (retries 3), waiting the
+				// shorter of timeout connect and 1s between tries; the
+				// default 5s would take over 20s.
+				limit := 3 * time.Second
+				if nginx {
+					limit = 7 * time.Second
+				}
+				start := time.Now()
+				c.expect(t, annReq{}, 503, "")
+				if d := time.Since(start); d > limit {
+					t.Errorf("503 after %v, want within %v", d, limit)
+				}
+			}},
+		{name: "timeout-tunnel", ours: map[string]string{"timeout-tunnel": "300ms"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(c.httpPort))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				io.WriteString(conn, "GET /upgrade HTTP/1.1\r\nHost: "+c.host+"\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n")
+				conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				br := bufio.NewReader(conn)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil || resp.StatusCode != 101 {
+					t.Fatalf("upgrade: %v %v", hStatus(resp), err)
+				}
+				start := time.Now()
+				// Idle: HAProxy closes the tunnel after timeout-tunnel
+				// (the default is 1h).
+				if _, err := br.ReadByte(); err != io.EOF {
+					t.Fatalf("idle tunnel: read %v, want EOF", err)
+				}
+				if d := time.Since(start); d < 200*time.Millisecond || d > 2*time.Second {
+					t.Errorf("idle tunnel closed after %v, want about 300ms", d)
+				}
+			}},
+		{name: "backend-protocol h2c", ours: map[string]string{"backend-protocol": "h2c"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				if got := c.expect(t, annReq{}, 200, "").Header.Get("X-Proto"); got != "HTTP/2.0" {
+					t.Errorf("the endpoint saw %s, want HTTP/2.0", got)
+				}
+			}},
+		{name: "backend-protocol h2 over TLS", backendTLS: true,
+			ours: map[string]string{"backend-protocol": "h2", "backend-ca-secret": "backend-ca", "backend-sni": "backend.internal"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				if got := c.expect(t, annReq{}, 200, "").Header.Get("X-Proto"); got != "HTTP/2.0" {
+					t.Errorf("the endpoint saw %s, want HTTP/2.0", got)
+				}
+			}},
+		{name: "backend-protocol grpc", tls: true, ours: map[string]string{"backend-protocol": "grpc"}, nginx: map[string]string{"backend-protocol": "GRPC"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				resp := c.doH2(t, "/grpc")
+				if resp.StatusCode != 200 || resp.ProtoMajor != 2 || resp.Header.Get("X-Proto") != "HTTP/2.0" || resp.Trailer.Get("Grpc-Status") != "0" {
+					t.Errorf("gRPC call: %d over %s, the endpoint saw %q, trailers %v; want 200 over HTTP/2 both ways with grpc-status 0 in the trailers",
+						resp.StatusCode, resp.Proto, resp.Header.Get("X-Proto"), resp.Trailer)
+				}
+			}},
+		{name: "backend-protocol grpcs", tls: true, backendTLS: true,
+			ours:  map[string]string{"backend-protocol": "grpcs", "backend-ca-secret": "backend-ca", "backend-sni": "backend.internal"},
+			nginx: map[string]string{"backend-protocol": "GRPCS", "proxy-ssl-secret": "default/backend-ca", "proxy-ssl-name": "backend.internal", "proxy-ssl-verify": "on"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				resp := c.doH2(t, "/grpc")
+				if resp.StatusCode != 200 || resp.Header.Get("X-Proto") != "HTTP/2.0" || resp.Trailer.Get("Grpc-Status") != "0" {
+					t.Errorf("gRPC call over TLS: %d, the endpoint saw %q, trailers %v", resp.StatusCode, resp.Header.Get("X-Proto"), resp.Trailer)
+				}
+			}},
 		{name: "bad value is reported and ignored", ours: map[string]string{"balance": "fastest", "rate-limit-rps": "-1"},
 			nginx: map[string]string{"load-balance": "fastest", "limit-rps": "lots"},
 			check: func(t *testing.T, c *annClient, _ bool) {
@@ -543,6 +700,9 @@ func runAnnCases(t *testing.T, cases []annCase, nginx bool) {
 		}
 		for j := range cl.echoes {
 			cl.echoes[j] = startAnnEcho(t, svc+"-"+string(rune('a'+j)), cert)
+			if c.blackhole {
+				cl.echoes[j].port = blackholeListener(t)
+			}
 		}
 		clients[i] = cl
 		in.Services = append(in.Services, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: svc},
