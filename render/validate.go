@@ -52,11 +52,13 @@ func validatePath(p string) error {
 	if p == "" {
 		return fmt.Errorf("must not be empty")
 	}
-	if p[0] != '/' {
-		return fmt.Errorf("%q: must start with '/'", p)
-	}
 	if len(p) > MaxPathLength {
 		return fmt.Errorf("must be at most %d characters, got %d", MaxPathLength, len(p))
+	}
+	// Values are shown cut (truncate): a problem names the value, it
+	// does not repeat a kilobyte of it.
+	if p[0] != '/' {
+		return fmt.Errorf("%s: must start with '/'", truncate(p))
 	}
 	for i := 0; i < len(p); i++ {
 		c := p[i]
@@ -65,15 +67,15 @@ func validatePath(p string) error {
 		case strings.IndexByte("-._~!$&()*+,;=:@/", c) >= 0:
 		case c == '%':
 			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
-				return fmt.Errorf("%q: '%%' at offset %d is not followed by two hex digits", p, i)
+				return fmt.Errorf("%s: '%%' at offset %d is not followed by two hex digits", truncate(p), i)
 			}
 			i += 2
 		case c == '?':
-			return fmt.Errorf("%q: must not contain '?': the query string never takes part in matching", p)
+			return fmt.Errorf("%s: must not contain '?': the query string never takes part in matching", truncate(p))
 		default:
 			// Name the character, not its first byte: "/ü" is not "Ã".
 			r, _ := utf8.DecodeRuneInString(p[i:])
-			return fmt.Errorf("%q: character %q at offset %d is not allowed in a path", p, r, i)
+			return fmt.Errorf("%s: character %q at offset %d is not allowed in a path", truncate(p), r, i)
 		}
 	}
 	return nil

@@ -24,3 +24,13 @@ func TestEncryptedPKCS8Key(t *testing.T) {
 		t.Errorf("encrypted PKCS#8 key: %v, want an error saying it is encrypted", err)
 	}
 }
+
+// A problem names a bad path without repeating all of it.
+func TestValidatePathCutsLongValues(t *testing.T) {
+	for _, p := range []string{"x" + strings.Repeat("a", 1000), "/" + strings.Repeat("a", 500) + "?q", "/" + strings.Repeat("a", 500) + " "} {
+		err := validatePath(p)
+		if err == nil || len(err.Error()) > 200 {
+			t.Errorf("validatePath(%d bytes) = %v, want an error of at most 200 bytes", len(p), err)
+		}
+	}
+}
