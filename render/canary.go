@@ -104,7 +104,10 @@ func (m *Model) CanaryGroups() []CanaryGroup {
 		}
 		seen[key] = true
 		g := CanaryGroup{Key: key, Primary: r.Backend, Canary: r.Canary.Backend, Origin: r.Canary.Origin, Rule: r.Canary.Rule}
-		g.Rules = canaryRules(key, r.Backend, r.Canary.Backend, r.Canary.Rule)
+		if !failClosed(func() { g.Rules = canaryRules(key, r.Backend, r.Canary.Backend, r.Canary.Rule) }) {
+			// Unreachable while the rule is parsed: the primary only.
+			g.Rules = canaryRules(key, r.Backend, r.Canary.Backend, &CanaryRule{WeightTotal: 100})
+		}
 		out = append(out, g)
 	}
 	slices.SortFunc(out, func(x, y CanaryGroup) int { return strings.Compare(x.Key, y.Key) })

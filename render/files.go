@@ -152,7 +152,11 @@ func backendData(be *Backend) BackendData {
 		bd.Servers[i] = s
 	}
 	bd.Ingress = be.Ingress
-	policyData(be, &bd)
+	if !failClosed(func() { policyData(be, &bd) }) {
+		// Unreachable while every annotation is parsed: answer 503
+		// rather than serve without the rules, or not at all.
+		bd.Directives, bd.ServerOptions, bd.Cookie, bd.Userlist = []string{"http-request deny deny_status 503"}, "", false, nil
+	}
 	return bd
 }
 

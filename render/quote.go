@@ -52,12 +52,18 @@ func checkArgBytes(s string) error {
 	return nil
 }
 
+// unquotable is what mustQuoteArg panics with: a value that every parser
+// should have refused reached the configuration. The backend or canary
+// being rendered recovers it and fails closed (failClosed) instead of
+// taking the process down.
+type unquotable struct{ err error }
+
 // mustQuoteArg is quoteArg for values already validated to hold no control
 // character; a failure is a bug in that validation.
 func mustQuoteArg(s string) string {
 	q, err := quoteArg(s)
 	if err != nil {
-		panic("render: unvalidated value reached the configuration: " + err.Error())
+		panic(unquotable{err})
 	}
 	return q
 }
@@ -65,7 +71,22 @@ func mustQuoteArg(s string) string {
 func mustQuoteLogFormat(s string) string {
 	q, err := quoteLogFormat(s)
 	if err != nil {
-		panic("render: unvalidated value reached the configuration: " + err.Error())
+		panic(unquotable{err})
 	}
 	return q
+}
+
+// failClosed runs build; if a value could not be quoted it returns false
+// and the caller writes the fail-closed form instead.
+func failClosed(build func()) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, is := r.(unquotable); !is {
+				panic(r)
+			}
+			ok = false
+		}
+	}()
+	build()
+	return true
 }

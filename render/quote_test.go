@@ -6,9 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -205,4 +207,21 @@ func startQuoteEcho(t *testing.T) int {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// A value no parser refused but HAProxy cannot read (a bug in a parser)
+// fails closed: the backend answers 503 and the canary keeps the primary,
+// instead of a panic taking the sidecar down.
+func TestUnquotableValueFailsClosed(t *testing.T) {
+	be := &Backend{Name: "default_web_80:x", Namespace: "default", Service: "web", Port: 80, Slots: 4, SlotAddrs: make([]netip.AddrPort, 4),
+		Ingress: "x", Policy: &RoutePolicy{AppRoot: "/a\nb"}}
+	bd := backendData(be)
+	if !slices.Equal(bd.Directives, []string{"http-request deny deny_status 503"}) || bd.Balance != "roundrobin" {
+		t.Errorf("directives %q, balance %q; want only the 503 deny", bd.Directives, bd.Balance)
+	}
+	m := &Model{Routes: []Route{{Backend: "p", Canary: &Canary{Backend: "c", Rule: &CanaryRule{Header: "X", HeaderValue: "a\x00", WeightTotal: 100}}}}}
+	g := m.CanaryGroups()
+	if len(g) != 1 || !slices.Equal(g[0].Rules, []string{"http-request set-var(txn.backend) str(p) if { var(txn.backend) -m str p~c }"}) {
+		t.Errorf("canary rules %q, want only the primary", g[0].Rules)
+	}
 }
