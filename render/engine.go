@@ -77,8 +77,9 @@ type engine struct {
 
 	routes []Route // of every served Ingress, sorted
 	refs   map[string]int
-	names  []string  // backends with refs, sorted
-	bes    []Backend // the backends of names
+	unused map[string]bool // forgotten in this build, still in names
+	names  []string        // backends with refs, sorted
+	bes    []Backend       // the backends of names
 	// besShared: bes is in a model (copy it before a change);
 	// servedKeys is Model.Served (nil: to be made again).
 	besShared  bool
@@ -151,6 +152,7 @@ func (g *engine) reset(opts Options) {
 		slicesOf:    map[string]map[*discoveryv1.EndpointSlice]bool{},
 		routeUsers:  map[routeKey][]pathUse{},
 		canaries:    map[*ingEntry]bool{},
+		unused:      map[string]bool{},
 		sniUsers:    map[string][]tlsUse{},
 		svcUsers:    map[string]map[*ingEntry]bool{},
 		secretUsers: map[string]map[*ingEntry]bool{},
@@ -256,6 +258,7 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 			}
 		}
 	}
+	g.dropUnused()
 	if g.bulk {
 		g.names = slices.Sorted(maps.Keys(g.refs))
 		g.bes, g.besShared = make([]Backend, len(g.names)), false
@@ -663,6 +666,26 @@ func (g *engine) dirtyTLSNeighbours(e *ingEntry) {
 	}
 }
 
+// dropUnused takes the backends no evaluation used again out of the
+// sorted backends.
+func (g *engine) dropUnused() {
+	if len(g.unused) == 0 {
+		return
+	}
+	g.unshareBackends()
+	keep := 0
+	for i, name := range g.names {
+		if !g.unused[name] {
+			g.names[keep], g.bes[keep] = name, g.bes[i]
+			keep++
+		}
+	}
+	clear(g.names[keep:])
+	clear(g.bes[keep:])
+	g.names, g.bes = g.names[:keep], g.bes[:keep]
+	clear(g.unused)
+}
+
 func (g *engine) unshareBackends() {
 	if g.besShared {
 		g.bes, g.besShared = slices.Clone(g.bes), false
@@ -680,12 +703,14 @@ func (g *engine) forget(e *ingEntry) {
 					delete(g.backendsOf, svc)
 				}
 			}
+			// Made again if used again, never found by the new
+			// evaluation; its place in names stays until every dirty
+			// Ingress is evaluated (dropUnused), so that an Ingress
+			// updated in place moves no other backend.
 			delete(g.b.backends, name)
 			delete(g.b.sliceProblems, name)
-			if i, ok := slices.BinarySearch(g.names, name); ok && !g.bulk {
-				g.names = slices.Delete(g.names, i, i+1)
-				g.unshareBackends()
-				g.bes = slices.Delete(g.bes, i, i+1)
+			if !g.bulk {
+				g.unused[name] = true
 			}
 		}
 	}
@@ -742,7 +767,14 @@ func (g *engine) evaluate(e *ingEntry) {
 				g.bes[i] = *be
 			}
 		} else {
-			if !g.bulk {
+			if g.unused[name] {
+				// Forgotten in this build and used again: in place.
+				delete(g.unused, name)
+				if i, ok := slices.BinarySearch(g.names, name); ok && !sameSection(&g.bes[i], be) {
+					g.unshareBackends()
+					g.bes[i] = *be
+				}
+			} else if !g.bulk {
 				i, _ := slices.BinarySearch(g.names, name)
 				g.names = slices.Insert(g.names, i, name)
 				g.unshareBackends()
