@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"slices"
@@ -298,8 +299,12 @@ func FileDiff(old, next *render.Output) string {
 		if string(a) == string(c) {
 			continue
 		}
-		as, cs := shown(p, a), shown(p, c)
-		if as == cs {
+		// haproxy.cfg needs its hashes hidden only where there are any.
+		as, cs := a, c
+		if p != render.ConfigFile || (old != nil && old.HasUserlists()) || next.HasUserlists() {
+			as, cs = shownBytes(p, a), shownBytes(p, c)
+		}
+		if string(as) == string(cs) {
 			// A key (or a password hash) changed but nothing shown:
 			// say so without showing either.
 			what := "private key"
@@ -316,7 +321,7 @@ func FileDiff(old, next *render.Output) string {
 		if c == nil {
 			to = "/dev/null"
 		}
-		text, err := unifiedDiff(difflib.SplitLines(as), difflib.SplitLines(cs), from, to)
+		text, err := unifiedDiff(as, cs, from, to)
 		if err != nil {
 			text = fmt.Sprintf("--- %s\n+++ %s\n@@ diff failed: %v @@\n", from, to, err)
 		}
@@ -335,29 +340,97 @@ func FileDiff(old, next *render.Output) string {
 // diffContext is the number of unchanged lines around each change.
 const diffContext = 2
 
-// unifiedDiff is difflib's unified diff, with the lines both sides share
-// at the start and end left out first: difflib's matcher is quadratic at
-// worst and took 140 ms for one endpoint change in a 10k-Service file;
-// most changes touch a few lines in the middle of large sorted files.
-func unifiedDiff(a, b []string, from, to string) (string, error) {
-	pre := 0
-	for pre < len(a) && pre < len(b) && a[pre] == b[pre] {
-		pre++
-	}
-	suf := 0
-	for suf < len(a)-pre && suf < len(b)-pre && a[len(a)-1-suf] == b[len(b)-1-suf] {
-		suf++
+// unifiedDiff is difflib's unified diff of two texts, with the lines both
+// share at the start and end left out first: difflib's matcher is
+// quadratic at worst and took 140 ms for one endpoint change in a
+// 10k-Service file, and splitting whole files into lines for it was
+// megabytes of garbage per pass; most changes touch a few lines in the
+// middle of large sorted files. The shared parts are found on the bytes,
+// and only the changed middle (with its context lines) is split.
+func unifiedDiff(a, b []byte, from, to string) (string, error) {
+	// pre: the shared lines at the start, as a byte length ending just
+	// after a newline.
+	pre := commonPrefix(a, b)
+	pre = bytes.LastIndexByte(a[:pre], '\n') + 1
+	// suf: the shared lines at the end, not overlapping pre, starting
+	// just after a newline (or where pre ends) on both sides.
+	suf := commonSuffix(a[pre:], b[pre:])
+	lineStart := func(x []byte, i int) bool { return i == pre || x[i-1] == '\n' }
+	for suf > 0 && !(lineStart(a, len(a)-suf) && lineStart(b, len(b)-suf)) {
+		suf--
 	}
 	// Keep the context lines around the changed middle.
-	start := max(pre-diffContext, 0)
-	aEnd, bEnd := min(len(a)-suf+diffContext, len(a)), min(len(b)-suf+diffContext, len(b))
+	start := pre
+	for range diffContext {
+		if start == 0 {
+			break
+		}
+		start = bytes.LastIndexByte(a[:start-1], '\n') + 1
+	}
+	aEnd, bEnd := contextEnd(a, len(a)-suf), contextEnd(b, len(b)-suf)
 	text, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A: a[start:aEnd], B: b[start:bEnd], FromFile: from, ToFile: to, Context: diffContext,
+		A: middleLines(a, start, aEnd), B: middleLines(b, start, bEnd), FromFile: from, ToFile: to, Context: diffContext,
 	})
 	if err != nil || start == 0 {
 		return text, err
 	}
-	return shiftHunks(text, start), nil
+	return shiftHunks(text, bytes.Count(a[:start], []byte("\n"))), nil
+}
+
+// commonPrefix is the length of the longest common prefix of a and b,
+// compared a block at a time (bytes.Equal is vectorized).
+func commonPrefix(a, b []byte) int {
+	const block = 256
+	n := 0
+	for n+block <= len(a) && n+block <= len(b) && bytes.Equal(a[n:n+block], b[n:n+block]) {
+		n += block
+	}
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// commonSuffix is commonPrefix from the end.
+func commonSuffix(a, b []byte) int {
+	const block = 256
+	n := 0
+	for n+block <= len(a) && n+block <= len(b) && bytes.Equal(a[len(a)-n-block:len(a)-n], b[len(b)-n-block:len(b)-n]) {
+		n += block
+	}
+	for n < len(a) && n < len(b) && a[len(a)-1-n] == b[len(b)-1-n] {
+		n++
+	}
+	return n
+}
+
+// contextEnd moves end (the start of a line, or len(data)) diffContext
+// lines further.
+func contextEnd(data []byte, end int) int {
+	for range diffContext {
+		if end >= len(data) {
+			return len(data)
+		}
+		i := bytes.IndexByte(data[end:], '\n')
+		if i < 0 {
+			return len(data)
+		}
+		end += i + 1
+	}
+	return end
+}
+
+// middleLines splits data[start:end] into lines as difflib.SplitLines
+// splits a whole text: every line keeps its newline, and at the end of
+// the text a last line "\n" follows (difflib's own quirk, kept so that
+// the diff is the one of the whole file).
+func middleLines(data []byte, start, end int) []string {
+	lines := strings.SplitAfter(string(data[start:end]), "\n")
+	if end < len(data) {
+		return lines[:len(lines)-1] // the "" after the last newline
+	}
+	lines[len(lines)-1] += "\n"
+	return lines
 }
 
 // hunkHeader is a unified diff's "@@ -start[,len] +start[,len] @@".
@@ -381,17 +454,20 @@ func shiftHunks(text string, offset int) string {
 }
 
 // shown is a file's content as dumps and diffs may show it.
-func shown(path string, data []byte) string {
+func shown(path string, data []byte) string { return string(shownBytes(path, data)) }
+
+// shownBytes is shown without a copy where nothing is hidden.
+func shownBytes(path string, data []byte) []byte {
 	if data == nil {
-		return ""
+		return nil
 	}
 	if render.IsPEMFile(path) {
-		return render.DescribePEM(data)
+		return []byte(render.DescribePEM(data))
 	}
 	if path == render.ConfigFile {
-		return string(render.RedactConfig(data))
+		return render.RedactConfig(data)
 	}
-	return string(data)
+	return data
 }
 
 // annotateHunks appends to each hunk header, where git puts a function's

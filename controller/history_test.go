@@ -2,7 +2,9 @@ package controller
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -142,11 +144,11 @@ func TestUnifiedDiffMatchesDifflib(t *testing.T) {
 		func(x []string) []string { x[10], x[400] = "ten\n", "four hundred\n"; return x },
 	} {
 		b := change(slices.Clone(a))
-		got, err := unifiedDiff(a, b, "a", "b")
+		got, err := unifiedDiff([]byte(strings.Join(a, "")), []byte(strings.Join(b, "")), "a", "b")
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{A: a, B: b, FromFile: "a", ToFile: "b", Context: diffContext})
+		want, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{A: difflib.SplitLines(strings.Join(a, "")), B: difflib.SplitLines(strings.Join(b, "")), FromFile: "a", ToFile: "b", Context: diffContext})
 		if got != want {
 			t.Errorf("diff of the trimmed middle:\n%s\nwant difflib's:\n%s", got, want)
 		}
@@ -230,4 +232,97 @@ func TestDiffAndDumpHidePasswordHashes(t *testing.T) {
 	if err != nil || strings.Contains(dump, "TVLlQcbp") || !strings.Contains(dump, "password <hash not shown>") {
 		t.Errorf("dump (%v):\n%s", err, dump)
 	}
+}
+
+// For random texts and edits (with and without a last newline, empty
+// sides, repeated lines), the trimmed diff turns a into b when applied at
+// its line numbers. (Where an edit could be placed in more than one spot
+// it may pick another one than difflib's diff of the whole texts.)
+func TestUnifiedDiffRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	words := []string{"a", "ab", "abc", "b", "", "x y"}
+	text := func(n int) []string {
+		var lines []string
+		for range n {
+			lines = append(lines, words[r.IntN(len(words))]+"\n")
+		}
+		return lines
+	}
+	for i := range 3000 {
+		n := r.IntN(12)
+		if i%10 == 0 {
+			n = 100 + r.IntN(200) // past the 256-byte blocks of commonPrefix
+		}
+		a := text(n)
+		b := slices.Clone(a)
+		for range 1 + r.IntN(3) {
+			switch j := r.IntN(len(b) + 1); r.IntN(3) {
+			case 0:
+				b = slices.Insert(b, j, words[r.IntN(len(words))]+"\n")
+			case 1:
+				if j < len(b) {
+					b = slices.Delete(b, j, j+1)
+				}
+			default:
+				if j < len(b) {
+					b[j] = words[r.IntN(len(words))] + "\n"
+				}
+			}
+		}
+		as, bs := strings.Join(a, ""), strings.Join(b, "")
+		if r.IntN(3) == 0 {
+			as = strings.TrimSuffix(as, "\n")
+		}
+		if r.IntN(3) == 0 {
+			bs = strings.TrimSuffix(bs, "\n")
+		}
+		got, err := unifiedDiff([]byte(as), []byte(bs), "a", "b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if applied, err := applyUnified(difflib.SplitLines(as), got); err != nil || !slices.Equal(applied, difflib.SplitLines(bs)) {
+			t.Fatalf("case %d: %q -> %q: the diff\n%s\ngives %q (%v)", i, as, bs, got, applied, err)
+		}
+	}
+}
+
+// applyUnified applies a unified diff to lines, checking every context
+// and removed line against them at the hunk's line numbers.
+func applyUnified(lines []string, diff string) ([]string, error) {
+	var out []string
+	next := 0 // index in lines of the first line not yet copied
+	diffLines := strings.SplitAfter(diff, "\n")
+	for i := 0; i < len(diffLines); i++ {
+		d := diffLines[i]
+		m := hunkHeader.FindStringSubmatch(d)
+		if m == nil {
+			continue
+		}
+		start, _ := strconv.Atoi(m[1])
+		if m[2] != ",0" {
+			start-- // 1-based, except for an empty range
+		}
+		if start < next || start > len(lines) {
+			return out, fmt.Errorf("hunk %q out of order", d)
+		}
+		out = append(out, lines[next:start]...)
+		next = start
+		for i+1 < len(diffLines) && diffLines[i+1] != "" && !strings.HasPrefix(diffLines[i+1], "@@") {
+			i++
+			body := diffLines[i][1:]
+			switch diffLines[i][0] {
+			case ' ', '-':
+				if next >= len(lines) || lines[next] != body {
+					return out, fmt.Errorf("line %d is %q, the diff says %q", next+1, lines[min(next, len(lines)-1)], body)
+				}
+				if diffLines[i][0] == ' ' {
+					out = append(out, body)
+				}
+				next++
+			case '+':
+				out = append(out, body)
+			}
+		}
+	}
+	return append(out, lines[next:]...), nil
 }

@@ -55,6 +55,18 @@ func IsPEMFile(path string) bool {
 	return strings.HasPrefix(path, "certs/") || strings.HasSuffix(path, ".pem")
 }
 
+// HasUserlists reports whether the rendered haproxy.cfg holds password
+// hashes (some backend has auth-basic-secret users): if not, RedactConfig
+// has nothing to hide and a caller that knows the Output may skip it.
+func (o *Output) HasUserlists() bool {
+	for i := range o.model.Backends {
+		if len(o.model.Backends[i].Users) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // RedactConfig is haproxy.cfg as dumps, history and diffs show it: the
 // password hashes of userlists (auth-basic-secret) are replaced, so that
 // no endpoint or report hands them out for offline cracking. The file

@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 )
@@ -60,7 +61,7 @@ func certOrigin(c *Certificate) string {
 // other section comes from the template.
 func (o *Output) configOrigin(data []byte, line int) string {
 	section := ""
-	for i, l := range bytes.Split(data, []byte("\n")) {
+	for i, l := range lines(data) {
 		if i+1 > line && line > 0 {
 			break
 		}
@@ -99,10 +100,29 @@ func lineAt(data []byte, line int) string {
 	if line < 1 {
 		return ""
 	}
-	for i, l := range bytes.Split(data, []byte("\n")) {
+	for i, l := range lines(data) {
 		if i+1 == line {
 			return string(l)
 		}
 	}
 	return ""
+}
+
+// lines yields the lines of data (without their newline) and their index,
+// as bytes.Split would list them, without making the list: a diff of a
+// 10k-Ingress configuration looks lines up for every hunk.
+func lines(data []byte) iter.Seq2[int, []byte] {
+	return func(yield func(int, []byte) bool) {
+		for i := 0; ; i++ {
+			j := bytes.IndexByte(data, '\n')
+			if j < 0 {
+				yield(i, data)
+				return
+			}
+			if !yield(i, data[:j]) {
+				return
+			}
+			data = data[j+1:]
+		}
+	}
 }
