@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -391,6 +392,15 @@ func (r *run) peakRSS() {
 		r.rows = append(r.rows, Row{Figure: "sidecar peak RSS (VmHWM)", N: strconv.Itoa(r.spec.Ingresses), HAProxy: r.version, Variant: r.variant,
 			Max: fmt.Sprintf("%.0f MiB", float64(rss)/(1<<20)), Notes: fmt.Sprintf("after %d passes", passes)})
 		b.Logf("peak RSS %.0f MiB after %d passes", float64(rss)/(1<<20), passes)
+	}
+	// BENCH_PROFILE_DIR keeps the live heap for `go tool pprof`.
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
+		path := filepath.Join(dir, fmt.Sprintf("heap-%d-%s-%s.pb.gz", r.spec.Ingresses, r.version, r.variant))
+		if err := r.sidecar.SaveHeapProfile(path); err != nil {
+			b.Errorf("BENCH_PROFILE_DIR: %v", err)
+		} else {
+			b.Logf("live heap profile: %s", path)
+		}
 	}
 }
 

@@ -27,6 +27,7 @@ type Sidecar struct {
 	Health  int // port of /healthz, /readyz, /metrics
 	Started time.Time
 	Dir     string
+	Debug   int // port of /debug/pprof/
 
 	logs lockedBuffer
 	out  accessLogFilter
@@ -47,7 +48,7 @@ type SidecarConfig struct {
 // StartSidecar starts the sidecar with default flags apart from what it
 // must be told (kubeconfig, config dir, socket, listeners, HAProxy binary).
 func StartSidecar(c SidecarConfig) (*Sidecar, error) {
-	s := &Sidecar{Front: Front{HTTPPort: c.Ports[0], HTTPSPort: c.Ports[1]}, Health: c.Ports[2], Dir: c.Dir, done: make(chan struct{})}
+	s := &Sidecar{Front: Front{HTTPPort: c.Ports[0], HTTPSPort: c.Ports[1]}, Health: c.Ports[2], Debug: c.Ports[3], Dir: c.Dir, done: make(chan struct{})}
 	args := append([]string{"run", "--kubeconfig", c.Kubeconfig,
 		"--config-dir", filepath.Join(c.Dir, "config"), "--master-socket", filepath.Join(c.Dir, "master.sock"),
 		"--haproxy-start", "--haproxy", c.HAProxy,
@@ -313,4 +314,22 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// SaveHeapProfile writes the sidecar's live heap (after a collection, from
+// /debug/pprof/heap?gc=1) to path, for `go tool pprof`.
+func (s *Sidecar) SaveHeapProfile(path string) error {
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(s.Debug) + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile: %s", resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
 }
