@@ -105,8 +105,10 @@ type Explanation struct {
 	Cert        *Certificate
 	DefaultCert bool
 	CertBy      string // how it was chosen
-	// RedirectCode is the status of AnswerRedirect.
+	// RedirectCode is the status of AnswerRedirect; RedirectBy says which
+	// rule redirects.
 	RedirectCode int
+	RedirectBy   string
 
 	tlsHost bool // the host has a TLS certificate
 }
@@ -211,6 +213,10 @@ func (m *Model) Explain(r Request) Explanation {
 		// The host as keyed (no port, lower case), the redirect port
 		// setting, then path and query as sent.
 		e.Answer = AnswerRedirect
+		e.RedirectBy = "the host has a TLS certificate"
+		if !e.tlsHost {
+			e.RedirectBy = "the Ingress's ssl-redirect annotation"
+		}
 		e.Location = "https://" + e.Host
 		if p := m.Settings.HTTPSRedirectPort; p != 0 && p != 443 {
 			e.Location += ":" + strconv.Itoa(p)
@@ -236,6 +242,19 @@ func (m *Model) Explain(r Request) Explanation {
 		e.BackendInfo = &be
 		if len(be.Servers) == 0 {
 			e.Answer = AnswerUnavailable
+		}
+		// The backend's redirect rules answer before any server, in
+		// policyRules' order (after the source ranges, rate limits and
+		// authentication, which depend on the client).
+		if p := be.Policy; p != nil {
+			switch {
+			case p.Redirect != "":
+				e.Answer, e.RedirectCode, e.Location = AnswerRedirect, p.RedirectCode, p.Redirect
+				e.RedirectBy = "the Ingress's permanent-redirect or temporal-redirect annotation"
+			case p.AppRoot != "" && r.Path == "/":
+				e.Answer, e.RedirectCode, e.Location = AnswerRedirect, 302, p.AppRoot
+				e.RedirectBy = "the Ingress's app-root annotation"
+			}
 		}
 	}
 	return e
@@ -345,12 +364,8 @@ func (e Explanation) String() string {
 		}
 	}
 	switch {
-	case e.Answer == AnswerRedirect:
-		why := "the host has a TLS certificate"
-		if !e.tlsHost {
-			why = "the Ingress's ssl-redirect annotation"
-		}
-		fmt.Fprintf(&b, "  => %d redirect to %s (%s)\n", e.RedirectCode, e.Location, why)
+	case e.Answer == AnswerRedirect && e.BackendInfo == nil:
+		fmt.Fprintf(&b, "  => %d redirect to %s (%s)\n", e.RedirectCode, e.Location, e.RedirectBy)
 		return b.String()
 	case e.Route != nil:
 		rt := e.Route
@@ -366,6 +381,9 @@ func (e Explanation) String() string {
 		fmt.Fprintf(&b, "  rule: none matches, and no Ingress has spec.defaultBackend\n")
 	}
 	switch e.Answer {
+	case AnswerRedirect:
+		fmt.Fprintf(&b, "  => %d redirect to %s (%s), in backend %s\n", e.RedirectCode, e.Location, e.RedirectBy, e.Backend)
+		fmt.Fprintf(&b, "  unless its source ranges, rate limits or authentication answer first (see `dump`)\n")
 	case AnswerNotFound:
 		fmt.Fprintf(&b, "  => 404 from HAProxy (backend %s)\n", e.Backend)
 	case AnswerUnavailable:
