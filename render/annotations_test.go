@@ -472,6 +472,78 @@ func annCases(t *testing.T) []annCase {
 					}
 				}
 			}},
+		{name: "balance leastconn", ours: map[string]string{"balance": "leastconn"}, nginx: map[string]string{"load-balance": "ewma"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				// One endpoint is busy with a slow request: every other
+				// request goes to the idle one (round robin would send
+				// half of them to the busy one).
+				var wg sync.WaitGroup
+				wg.Add(1)
+				var busy string
+				go func() { defer wg.Done(); busy = c.do(t, annReq{path: "/slow"}).Header.Get("X-Endpoint") }()
+				time.Sleep(300 * time.Millisecond)
+				seen := map[string]int{}
+				for range 4 {
+					seen[c.expect(t, annReq{}, 200, "").Header.Get("X-Endpoint")]++
+				}
+				wg.Wait()
+				if len(seen) != 1 || seen[busy] != 0 {
+					t.Errorf("with %s busy, 4 requests went to %v; want all to the other endpoint", busy, seen)
+				}
+			}},
+		{name: "balance uri", ours: map[string]string{"balance": "uri"}, nginx: map[string]string{"upstream-hash-by": "$request_uri"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				byPath, all := map[string]string{}, map[string]bool{}
+				for i := range 16 {
+					path := "/p" + strconv.Itoa(i)
+					for range 2 {
+						got := c.expect(t, annReq{path: path}, 200, "").Header.Get("X-Endpoint")
+						if prev, ok := byPath[path]; ok && prev != got {
+							t.Errorf("%s went to %s, then to %s", path, prev, got)
+						}
+						byPath[path], all[got] = got, true
+					}
+				}
+				if len(all) != 2 {
+					t.Errorf("16 paths reached %v, want both endpoints", all)
+				}
+			}},
+		{name: "backend certificate verified against backend-sni", backendTLS: true,
+			ours:  map[string]string{"backend-protocol": "https", "backend-ca-secret": "backend-ca", "backend-sni": "other.internal"},
+			nginx: map[string]string{"backend-protocol": "HTTPS", "proxy-ssl-secret": "default/backend-ca", "proxy-ssl-name": "other.internal", "proxy-ssl-verify": "on"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				// The endpoints' certificate names backend.internal.
+				c.expect(t, annReq{}, 503, "")
+			}},
+		{name: "backend-verify false", backendTLS: true,
+			ours:  map[string]string{"backend-protocol": "https", "backend-ca-secret": "backend-ca", "backend-sni": "other.internal", "backend-verify": "false"},
+			nginx: map[string]string{"backend-protocol": "HTTPS", "proxy-ssl-secret": "default/backend-ca", "proxy-ssl-name": "other.internal", "proxy-ssl-verify": "off"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{}, 200, "")
+			}},
+		{name: "session-cookie-max-age ends the affinity", ours: map[string]string{"affinity": "cookie", "session-cookie-max-age": "1s"},
+			nginx: map[string]string{"affinity": "cookie", "session-cookie-max-age": "1"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				t.Parallel() // it waits out the cookie's life
+				resp := c.expect(t, annReq{}, 200, "")
+				var cookie string
+				for _, ck := range resp.Cookies() {
+					cookie = ck.Name + "=" + ck.Value
+				}
+				if cookie == "" {
+					t.Fatalf("no affinity cookie: %v", resp.Header["Set-Cookie"])
+				}
+				// Within its life the cookie is kept; past it HAProxy
+				// ignores it and sets a new one.
+				if sc := c.expect(t, annReq{header: map[string]string{"Cookie": cookie}}, 200, "").Header.Get("Set-Cookie"); sc != "" {
+					t.Errorf("a fresh cookie got a new one: %s", sc)
+				}
+				// HAProxy keeps cookie dates in 4-second units.
+				time.Sleep(5500 * time.Millisecond)
+				if sc := c.expect(t, annReq{header: map[string]string{"Cookie": cookie}}, 200, "").Header.Get("Set-Cookie"); sc == "" {
+					t.Errorf("a cookie past session-cookie-max-age was still taken")
+				}
+			}},
 		{name: "round robin without annotations",
 			check: func(t *testing.T, c *annClient, _ bool) {
 				seen := map[string]bool{}
@@ -578,6 +650,7 @@ func annCases(t *testing.T) []annCase {
 		{name: "timeout-connect", blackhole: true,
 			ours: map[string]string{"timeout-connect": "200ms"}, nginx: map[string]string{"proxy-connect-timeout": "1"},
 			check: func(t *testing.T, c *annClient, nginx bool) {
+				t.Parallel() // seconds of waiting
 				// HAProxy tries 4 times (retries 3), waiting the
 				// shorter of timeout connect and 1s between tries; the
 				// default 5s would take over 20s.
@@ -810,7 +883,7 @@ func runAnnCases(t *testing.T, cases []annCase, nginx bool) {
 	if t.Failed() {
 		t.Logf("haproxy.cfg:\n%s", out.Get(render.ConfigFile))
 	}
-	explained := 0
+	var explained atomic.Int32
 	for version, bin := range testenv.HAProxies(t) {
 		t.Run("haproxy-"+version, func(t *testing.T) {
 			startHAProxy(t, bin, filepath.Join(dir, render.ConfigFile), httpPort)
@@ -822,7 +895,7 @@ func runAnnCases(t *testing.T, cases []annCase, nginx bool) {
 					// explain's redirects, for GET / over plain HTTP, are
 					// what HAProxy answers.
 					if e := m.Explain(render.Request{Host: cl.host, Path: "/"}); e.Answer == render.AnswerRedirect && !c.canary {
-						explained++
+						explained.Add(1)
 						cl.expect(t, annReq{}, e.RedirectCode, e.Location)
 					}
 				})
@@ -831,8 +904,8 @@ func runAnnCases(t *testing.T, cases []annCase, nginx bool) {
 	}
 	// ssl-redirect (301 and 308), app-root, permanent- and temporal-redirect
 	// on each version; ingress-nginx's names have a few of them.
-	if explained < 4 {
-		t.Errorf("explain predicted %d redirects, want the redirect cases'", explained)
+	if explained.Load() < 4 {
+		t.Errorf("explain predicted %d redirects, want the redirect cases'", explained.Load())
 	}
 }
 
