@@ -15,7 +15,7 @@ import (
 // every Ingress has been visited (attachCanaries), so that neither
 // Ingress's age nor the order of visits matters. The route's map value
 // becomes "<primary>~<canary>" and the frontend, after routing, turns it
-// into one of the two backends with the rule's conditions (CanaryRules):
+// into one of the two backends with the rule's conditions (canaryRules):
 // a few string comparisons per canary, only on requests to such a route
 // deciding anything.
 
@@ -56,16 +56,15 @@ func (b *builder) attachCanaries(routes []Route, canaries []canaryPath) []Route 
 	for i := range canaries {
 		c := &canaries[i]
 		r := b.reporter("Ingress", c.ing.Namespace, c.ing.Name)
-		if i > 0 && canaries[i-1].order == c.order {
-			first := canaries[i-1].canary.Origin
-			r.warn(c.canary.Origin.Field, Conflict,
-				"host %q %s path %q already has the canary %s, which is older (or as old and first by namespace/name); canary path skipped", displayHost(c.host), c.match, c.path, first)
-			continue
-		}
 		j, found := slices.BinarySearchFunc(routes, c.order, func(r Route, order string) int { return strings.Compare(r.order, order) })
 		if !found {
 			r.warn(c.canary.Origin.Field, CanaryWithoutPrimary,
 				"canary path not served: no other Ingress serves host %q %s path %q, so there is no route to take a share of", displayHost(c.host), c.match, c.path)
+			continue
+		}
+		if first := out[j].Canary; first != nil {
+			r.warn(c.canary.Origin.Field, Conflict,
+				"host %q %s path %q already has the canary %s, which is older (or as old and first by namespace/name); canary path skipped", displayHost(c.host), c.match, c.path, first.Origin)
 			continue
 		}
 		if !copied {
@@ -159,7 +158,7 @@ func (r *CanaryRule) Describe() string {
 		parts = append(parts, "requests with cookie "+r.Cookie+"=always (never keeps them off)")
 	}
 	switch {
-	case r.Weight >= r.WeightTotal:
+	case r.Weight > 0 && r.Weight >= r.WeightTotal:
 		parts = append(parts, "every other request")
 	case r.Weight > 0:
 		parts = append(parts, strconv.Itoa(r.Weight)+" of "+strconv.Itoa(r.WeightTotal)+" other requests at random")
