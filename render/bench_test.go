@@ -60,6 +60,32 @@ func syntheticInputs(n int) render.Inputs {
 	return in
 }
 
+// syntheticAnnotated is syntheticInputs with annotations on a share of
+// the Ingresses, as a migrated cluster has them: route annotations on one
+// in 10 (its own backend and rules), backend annotations on one in 20,
+// and a canary Ingress beside one in 50 (10% of its host's requests).
+func syntheticAnnotated(n int) render.Inputs {
+	in := syntheticInputs(n)
+	p := render.AnnotationPrefix
+	for i, ing := range in.Ingresses[:n] {
+		switch {
+		case i%10 == 0:
+			ing.Annotations = map[string]string{p + "allowlist-source-range": "10.0.0.0/8", p + "rate-limit-rps": "100"}
+		case i%20 == 5:
+			ing.Annotations = map[string]string{p + "balance": "leastconn", p + "timeout-server": "30s"}
+		}
+		if i%50 == 7 {
+			c := ing.DeepCopy()
+			c.Name += "-canary"
+			c.CreationTimestamp = metav1.NewTime(c.CreationTimestamp.Add(time.Hour))
+			c.Annotations = map[string]string{p + "canary-weight": "10"}
+			c.Spec.Rules[0].HTTP.Paths = c.Spec.Rules[0].HTTP.Paths[:1]
+			in.Ingresses = append(in.Ingresses, c)
+		}
+	}
+	return in
+}
+
 // BenchmarkRender measures objects → model → files, the work done for
 // every change, at 1k and 10k Ingresses.
 func BenchmarkRender(b *testing.B) {
@@ -104,6 +130,39 @@ func BenchmarkRender(b *testing.B) {
 			}
 		})
 	}
+	// The same at 10k with annotations (syntheticAnnotated).
+	n := 10000
+	in := syntheticAnnotated(n)
+	b.Run("ingresses=10000/annotated/model+files", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m := render.BuildModel(in, render.Options{})
+			if _, err := render.Render(m, cfg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ingresses=10000/annotated/incremental/route", func(b *testing.B) {
+		r := render.NewIncremental(cfg)
+		prev, _, err := r.Render(in, render.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			// An annotated Ingress gets a new host.
+			ing := in.Ingresses[n/2].DeepCopy()
+			ing.Spec.Rules[0].Host = "changed-" + strconv.Itoa(i) + ".example.com"
+			in.Ingresses[n/2] = ing
+			m, _, err := r.Render(in, render.Options{Previous: prev})
+			if err != nil {
+				b.Fatal(err)
+			}
+			prev = m
+		}
+	})
 }
 
 func incrementalChanges(b *testing.B, cfg render.Config, n int, change func(in *render.Inputs, i int)) {
@@ -131,5 +190,18 @@ func TestSyntheticInputs(t *testing.T) {
 	m := render.BuildModel(syntheticInputs(300), render.Options{})
 	if len(m.Problems) > 0 || len(m.Routes) != 600 || len(m.Backends) != 300 {
 		t.Fatalf("routes %d backends %d problems %v", len(m.Routes), len(m.Backends), m.Problems)
+	}
+	m = render.BuildModel(syntheticAnnotated(300), render.Options{})
+	canaries := 0
+	for _, r := range m.Routes {
+		if r.Canary != nil {
+			canaries++
+		}
+	}
+	// The 30 Ingresses with route annotations have their own backend
+	// instead of the Service's (no one else uses it); the 6 canaries
+	// have one beside their primary's.
+	if len(m.Problems) > 0 || len(m.Routes) != 600 || canaries != 6 || len(m.Backends) != 300+6 {
+		t.Fatalf("annotated: routes %d, %d with a canary, backends %d, problems %v", len(m.Routes), canaries, len(m.Backends), m.Problems)
 	}
 }
