@@ -468,3 +468,69 @@ func TestRunEndpointChangeLeavesOldAddress(t *testing.T) {
 		}
 	})
 }
+
+// A canary Ingress in run mode: added beside the primary it takes the
+// requests its header rule selects, a weight change moves the rest, and
+// with the primary gone its path is not served until the primary is back.
+// Every step goes through the engine, the planner and a reload.
+func TestRunCanary(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, bin string) {
+		a, b := startEcho(t, "a"), startEcho(t, "b")
+		s := startSidecar(t, sidecarOpts{haproxy: bin, minReloadInterval: -1})
+		s.write("class.yaml", ingressClass)
+		s.write("apps.yaml", app("a", a)+"---\n"+app("b", b))
+		s.write("web.yaml", ingress("web", "web.test", "/", "a"))
+		s.expect("web.test", "/", "svc:a")
+
+		canary := func(weight string) string {
+			return strings.Replace(ingress("web-canary", "web.test", "/", "b"), "  name: web-canary\n",
+				"  name: web-canary\n  annotations:\n    haproxy-sidecar.io/canary-by-header: X-Canary\n    haproxy-sidecar.io/canary-weight: \""+weight+"\"\n", 1)
+		}
+		withHeader := func(v string) (string, error) {
+			req, _ := http.NewRequest("GET", "http://127.0.0.1:"+strconv.Itoa(s.httpPort)+"/", nil)
+			req.Host = "web.test"
+			req.Header.Set("X-Canary", v)
+			resp, err := (&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+			if err != nil {
+				return "", err
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			return string(body), err
+		}
+		s.write("web-canary.yaml", canary("0"))
+		s.eventually(10*time.Second, "X-Canary: always -> svc:b", func() error {
+			if got, err := withHeader("always"); err != nil || got != "svc:b" {
+				return fmt.Errorf("got %q (%v)", got, err)
+			}
+			return nil
+		})
+		s.expectStays("web.test", "/", "svc:a", 300*time.Millisecond) // weight 0
+		if got, err := withHeader("never"); err != nil || got != "svc:a" {
+			t.Errorf("X-Canary: never: %q (%v), want svc:a", got, err)
+		}
+
+		s.write("web-canary.yaml", canary("100"))
+		s.expect("web.test", "/", "svc:b")
+		if got, err := withHeader("never"); err != nil || got != "svc:a" {
+			t.Errorf("weight 100, X-Canary: never: %q (%v), want svc:a", got, err)
+		}
+
+		// No primary: the canary has nothing to share, and says so.
+		s.remove("web.yaml")
+		s.expect("web.test", "/", "status:404")
+		s.eventually(10*time.Second, "CanaryWithoutPrimary reported", func() error {
+			for _, p := range s.status().Problems {
+				if strings.Contains(p, "web-canary") && strings.Contains(p, "canary path not served") {
+					return nil
+				}
+			}
+			return fmt.Errorf("problems %v", s.status().Problems)
+		})
+		s.write("web.yaml", ingress("web", "web.test", "/", "a"))
+		s.expect("web.test", "/", "svc:b")
+
+		s.remove("web-canary.yaml")
+		s.expect("web.test", "/", "svc:a")
+	})
+}
