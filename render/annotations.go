@@ -288,21 +288,9 @@ var annotations = []annotation{
 	{"canary", RouteScope, allowedBool, "false (true when another canary annotation is set)", "makes this Ingress a canary of the Ingress serving the same host and path: its paths take a share of that Ingress's requests instead of routes of their own", "route map value <primary>~<canary>; http-request set-var(txn.backend) lines in the frontend pick one",
 		func(v string, a *parsedAnnotations) error { return setTri(v, &a.canaryOn) }},
 	{"canary-by-cookie", RouteScope, canaryNameSyntax, "none", "a request with this cookie set to always goes to the canary, never to the primary; other values fall through to canary-weight", "http-request set-var(txn.backend) if { req.cook(<name>) -m str always }",
-		func(v string, a *parsedAnnotations) error {
-			err := checkCanaryName(v)
-			if err == nil {
-				a.canary.Cookie = v
-			}
-			return err
-		}},
+		func(v string, a *parsedAnnotations) error { return setCanaryName(v, &a.canary.Cookie) }},
 	{"canary-by-header", RouteScope, canaryNameSyntax, "none", "a request with this header set to always goes to the canary, never to the primary; other values fall through to the cookie and the weight", "http-request set-var(txn.backend) if { req.hdr(<name>) -m str always }",
-		func(v string, a *parsedAnnotations) error {
-			err := checkCanaryName(v)
-			if err == nil {
-				a.canary.Header = v
-			}
-			return err
-		}},
+		func(v string, a *parsedAnnotations) error { return setCanaryName(v, &a.canary.Header) }},
 	{"canary-by-header-value", RouteScope, canaryValueSyntax + " (needs canary-by-header)", "always", "the header value that sends a request to the canary instead of always; any other value falls through", "http-request set-var(txn.backend) if { req.hdr(<name>) -m str <value> }",
 		func(v string, a *parsedAnnotations) error {
 			if v == "" || len(v) > 128 || strings.Trim(v, canaryValueChars) != "" {
@@ -720,12 +708,13 @@ const (
 	maxCanaryTotal    = 1000000
 )
 
-// checkCanaryName accepts a header or cookie name that needs no quoting
+// setCanaryName accepts a header or cookie name that needs no quoting
 // inside a sample fetch's parentheses.
-func checkCanaryName(v string) error {
+func setCanaryName(v string, name *string) error {
 	if v == "" || len(v) > 64 || strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != "" {
 		return fmt.Errorf("want %s", canaryNameSyntax)
 	}
+	*name = v
 	return nil
 }
 

@@ -115,7 +115,7 @@ func (m *Model) CanaryGroups() []CanaryGroup {
 
 // canaryRules are the frontend lines that turn the map value key into the
 // canary or the primary backend, in ingress-nginx's order: header, cookie,
-// weight. Header and cookie names are checked (checkCanaryName) to need
+// weight. Header and cookie names are checked (setCanaryName) to need
 // no quoting; the header value is quoted.
 func canaryRules(key, primary, canary string, rule *CanaryRule) []string {
 	on := "{ var(txn.backend) -m str " + key + " }"
