@@ -255,7 +255,7 @@ type Model struct {
 	// Problems are the things skipped, each naming its object and field.
 	Problems []Problem
 
-	// canaries are the paths of canary Ingresses, before finishCanaries
+	// canaries are the paths of canary Ingresses, before attachCanaries
 	// puts them on their routes.
 	canaries []canaryPath
 }
