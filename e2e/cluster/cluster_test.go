@@ -606,6 +606,22 @@ func TestClusterAnnotations(t *testing.T) {
 	e.create(guarded)
 	e.expect("guarded.test", "/", "status:403")
 	e.expect("locked.test", "/", "status:401")
+
+	// An ingress-nginx canary beside its primary: at weight 100 it takes
+	// every request; with the primary deleted its path is not served.
+	kube.StartEcho(t, "canary", kube.BackendIP(1)+":8080")
+	e.service("canary", 8080, kube.BackendIP(1))
+	e.create(ingress("shop", "shop.test", "/", "web"))
+	e.expect("shop.test", "/", "service=web")
+	canary := ingress("shop-canary", "shop.test", "/", "canary")
+	canary.Annotations = map[string]string{"nginx.ingress.kubernetes.io/canary": "true", "nginx.ingress.kubernetes.io/canary-weight": "100"}
+	e.create(canary)
+	e.expect("shop.test", "/", "service=canary")
+	if err := e.client.NetworkingV1().Ingresses(e.ns).Delete(e.ctx(), "shop", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.expect("shop.test", "/", "status:404")
+	e.expect("guarded.test", "/", "status:403")
 }
 
 // getAuth is get with Basic credentials.
