@@ -67,7 +67,10 @@ func assembleConfig(rendered []byte, m *Model, cfg Config, cache *sectionCache) 
 			*cache = sectionCache{tmpl: cfg.Template}
 		}
 		cached = *cache
-		cache.bes, cache.texts = make([]Backend, len(m.Backends)), parts.Sections
+		// The model is not modified after it is rendered (the engine
+		// copies its backends before a change): the next render compares
+		// with them where they are, without a copy.
+		cache.bes, cache.texts = m.Backends, parts.Sections
 	}
 	size := len(parts.Head) + len(parts.Tail)
 	var todo []int // sections to render: not in the cache
@@ -81,11 +84,6 @@ func assembleConfig(rendered []byte, m *Model, cfg Config, cache *sectionCache) 
 			parts.Sections[i] = cached.texts[j]
 		} else {
 			todo = append(todo, i)
-		}
-		if cache != nil {
-			// The model is not modified after it is rendered: its
-			// backend values can be kept as they are.
-			cache.bes[i] = *be
 		}
 	}
 	if err := renderSections(bt, m.Backends, todo, parts.Sections); err != nil {
