@@ -2,7 +2,6 @@ package reload
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,17 +51,9 @@ func shortTempDir(t *testing.T) string {
 	return dir
 }
 
-// freePort returns a currently free high port on 127.0.0.1 (from the kernel's
-// ephemeral range). Tests only ever bind loopback.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort is testenv's: a free port on 127.0.0.1 (tests only ever bind
+// loopback).
+func freePort(t *testing.T) int { return testenv.FreePort(t) }
 
 // selfSignedPEM returns a certificate+key PEM bundle for HAProxy's crt.
 func selfSignedPEM(t *testing.T, cn string) []byte {

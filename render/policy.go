@@ -3,7 +3,6 @@ package render
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -191,25 +190,19 @@ func caPEM(sec *corev1.Secret) ([]byte, error) {
 	if len(rest) == 0 {
 		return nil, fmt.Errorf("no ca.crt")
 	}
-	var out bytes.Buffer
-	for {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
+	out, n, err := reencodeCertificates(rest, func(_ int, _ *x509.Certificate, err error) error {
+		if err != nil {
+			return fmt.Errorf("a certificate in ca.crt does not parse")
 		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
-			return nil, fmt.Errorf("a certificate in ca.crt does not parse")
-		}
-		_ = pem.Encode(&out, &pem.Block{Type: "CERTIFICATE", Bytes: blk.Bytes})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	if out.Len() == 0 {
+	if n == 0 {
 		return nil, fmt.Errorf("no certificate in ca.crt")
 	}
-	return out.Bytes(), nil
+	return out, nil
 }
 
 // samePolicy is true when two backends get the same annotation output.

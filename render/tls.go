@@ -32,28 +32,17 @@ func certificatePEM(s *corev1.Secret) ([]byte, error) {
 		return nil, fmt.Errorf("data[%s] is missing or empty", corev1.TLSPrivateKeyKey)
 	}
 
-	var out bytes.Buffer
-	certs := 0
-	for rest := crt; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
+	out, certs, err := reencodeCertificates(crt, func(n int, c *x509.Certificate, err error) error {
 		if err != nil {
-			return nil, fmt.Errorf("data[%s]: certificate %d: %w", corev1.TLSCertKey, certs+1, err)
+			return fmt.Errorf("data[%s]: certificate %d: %w", corev1.TLSCertKey, n, err)
 		}
 		if err := strongEnough(c); err != nil {
-			return nil, fmt.Errorf("data[%s]: certificate %d (%s): %w", corev1.TLSCertKey, certs+1, c.Subject.CommonName, err)
+			return fmt.Errorf("data[%s]: certificate %d (%s): %w", corev1.TLSCertKey, n, c.Subject.CommonName, err)
 		}
-		if err := pem.Encode(&out, &pem.Block{Type: b.Type, Bytes: b.Bytes}); err != nil {
-			return nil, err
-		}
-		certs++
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if certs == 0 {
 		return nil, fmt.Errorf("data[%s]: no PEM CERTIFICATE block", corev1.TLSCertKey)
@@ -64,11 +53,36 @@ func certificatePEM(s *corev1.Secret) ([]byte, error) {
 		return nil, fmt.Errorf("data[%s]: %w", corev1.TLSPrivateKeyKey, err)
 	}
 	keyPEM := pem.EncodeToMemory(keyBlock)
-	if _, err := tls.X509KeyPair(out.Bytes(), keyPEM); err != nil {
+	if _, err := tls.X509KeyPair(out, keyPEM); err != nil {
 		return nil, fmt.Errorf("certificate and key do not form a pair: %w", err)
 	}
-	out.Write(keyPEM)
-	return out.Bytes(), nil
+	return append(out, keyPEM...), nil
+}
+
+// reencodeCertificates decodes the CERTIFICATE blocks of data and encodes
+// them again, dropping every other block and any text around them. each
+// sees every certificate (n counts from 1) with its parse error, and may
+// stop with an error of its own.
+func reencodeCertificates(data []byte, each func(n int, c *x509.Certificate, err error) error) ([]byte, int, error) {
+	var out bytes.Buffer
+	n := 0
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		n++
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err := each(n, c, err); err != nil {
+			return nil, n, err
+		}
+		_ = pem.Encode(&out, &pem.Block{Type: "CERTIFICATE", Bytes: b.Bytes})
+	}
+	return out.Bytes(), n, nil
 }
 
 // strongEnough refuses what OpenSSL rejects at its default security level
