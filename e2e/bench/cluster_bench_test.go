@@ -334,7 +334,9 @@ func (r *run) all() {
 	r.setup(true)
 	r.startup()
 	r.runtimePath()
+	r.logPeakRSS("runtime path")
 	r.endpointChange()
+	r.logPeakRSS("endpoint changes")
 	r.reloadPath()
 	r.peakRSS()
 	if err := r.sidecar.Stop(); err != nil {
@@ -401,6 +403,10 @@ func (r *run) peakRSS() {
 		} else {
 			b.Logf("live heap profile: %s", path)
 		}
+		path = filepath.Join(dir, fmt.Sprintf("run-%d-%s-%s.log", r.spec.Ingresses, r.version, r.variant))
+		if err := os.WriteFile(path, []byte(r.sidecar.Logs(64<<20)), 0o644); err != nil {
+			b.Errorf("BENCH_PROFILE_DIR: %v", err)
+		}
 	}
 }
 
@@ -451,6 +457,7 @@ func (r *run) startup() {
 		} else {
 			ds = append(ds, d)
 		}
+		r.keepStartLog(s, k)
 		if k == starts-1 {
 			r.sidecar = s
 			break
@@ -463,6 +470,30 @@ func (r *run) startup() {
 	// Let the first passes settle before measuring changes.
 	if err := r.sidecar.WaitIdle(r.ctx(5*time.Minute), 0, 500*time.Millisecond, 5*time.Minute); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// logPeakRSS logs the sidecar's peak RSS after a phase: which phase sets it.
+func (r *run) logPeakRSS(after string) {
+	if rss, err := r.sidecar.PeakRSS(); err == nil {
+		r.b.Logf("peak RSS %.0f MiB after the %s", float64(rss)/(1<<20), after)
+	}
+}
+
+// keepStartLog writes, with BENCH_PROFILE_DIR, the sidecar's log of start
+// k (its first passes name each phase's time) and logs its peak RSS so far:
+// whether start-up or the changes after it set the peak.
+func (r *run) keepStartLog(s *Sidecar, k int) {
+	dir := os.Getenv("BENCH_PROFILE_DIR")
+	if dir == "" {
+		return
+	}
+	path := filepath.Join(dir, fmt.Sprintf("start-%d-%s-%s-%d.log", r.spec.Ingresses, r.version, r.variant, k))
+	if err := os.WriteFile(path, []byte(s.Logs(1<<20)), 0o644); err != nil {
+		r.b.Errorf("BENCH_PROFILE_DIR: %v", err)
+	}
+	if rss, err := s.PeakRSS(); err == nil {
+		r.b.Logf("start %d: peak RSS %.0f MiB once serving", k, float64(rss)/(1<<20))
 	}
 }
 
