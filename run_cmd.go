@@ -215,6 +215,7 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 		Validate:          reload.Validator(ctx, f.haproxyBin),
 		HAProxy:           hap.api,
 		HAProxyUp:         hap.up,
+		BuiltinTemplates:  f.templatesDir == "",
 		MinReloadInterval: f.minReloadInterval,
 		Log:               log.Named("controller"),
 		OnApplied:         src.applied(log, mets),
@@ -449,7 +450,7 @@ func (f *runFlags) haproxy(ctx context.Context, store *reload.Store, log *zap.Lo
 		Prepare: func() error {
 			r, err := store.Repair()
 			if r != nil {
-				log.Warn("config-dir: "+r.String()+"; HAProxy had no configuration to start on", zap.String("config_dir", store.Dir()))
+				log.Warn("config-dir: "+r.String()+", before HAProxy starts", zap.String("config_dir", store.Dir()))
 			}
 			if errors.Is(err, reload.ErrNoCurrent) {
 				return nil // Bootstrap wrote one; nothing else can be done

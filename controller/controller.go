@@ -73,6 +73,11 @@ type Config struct {
 	// on a complete one, and HAProxy is brought up to date by the first
 	// pass after it is up (call Notify then).
 	HAProxyUp func() bool
+	// BuiltinTemplates says the renderer New gets uses the built-in
+	// templates, whose output the tests check against HAProxy: its reloads
+	// may validate their configurations from the first pass (see pass).
+	// Other templates are trusted so only once HAProxy accepted their output.
+	BuiltinTemplates bool
 }
 
 // Event describes one successful pass of the loop.
@@ -105,6 +110,9 @@ type Controller struct {
 	problems []render.Problem
 
 	lastReload time.Time
+	// provenRendGen is the rendGen of the newest templates HAProxy
+	// accepted a configuration of (-1: none yet).
+	provenRendGen int
 	// reloadSpacing is the time from lastReload to the next reload's
 	// earliest start (see reloadSpacing).
 	reloadSpacing time.Duration
@@ -198,7 +206,10 @@ func New(cfg Config, r Renderer) *Controller {
 	if cfg.Quiet == 0 {
 		cfg.Quiet = 2 * time.Millisecond
 	}
-	c := &Controller{cfg: cfg, renderer: r, trigger: make(chan struct{}, 1), appliedKick: make(chan struct{}, 1)}
+	c := &Controller{cfg: cfg, renderer: r, trigger: make(chan struct{}, 1), appliedKick: make(chan struct{}, 1), provenRendGen: -1}
+	if cfg.BuiltinTemplates {
+		c.provenRendGen = 0
+	}
 	c.writer = newBackgroundWriter(cfg.Store, cfg.Log, c.writeFailed, c.writeDone)
 	return c
 }
@@ -618,8 +629,28 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 			rec.Phases.Check = time.Since(t)
 			return err
 		}
+		files := Files(out)
+		// A reload validates what it loads, more strictly than haproxy -c,
+		// and one HAProxy refuses leaves the old worker serving: a pass that
+		// reloads stages its generation and lets the reload be the check
+		// (at 10k Ingresses that saves a quarter of a second of HAProxy
+		// parsing). Not for a configuration without a listener, which only
+		// haproxy -c refuses, and not for templates HAProxy has not accepted
+		// the output of yet: a template error, the likely cause of a
+		// refusal, costs a haproxy -c run instead of a failed reload.
+		staged := p.reload && haproxy != nil && rendGen == c.provenRendGen &&
+			reload.HasListener(files[reload.ConfigName])
 		writeStart := time.Now()
-		res, err := c.cfg.Store.Apply(ctx, Files(out), timedValidate)
+		var res reload.Result
+		if staged {
+			res, err = c.cfg.Store.Stage(ctx, files)
+			if errors.Is(err, reload.ErrNoCurrent) {
+				staged = false
+			}
+		}
+		if !staged {
+			res, err = c.cfg.Store.Apply(ctx, files, timedValidate)
+		}
 		rec.Phases.Write = time.Since(writeStart) - rec.Phases.Check
 		rec.Generation = res.Generation
 		if err != nil {
@@ -637,10 +668,9 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 			}
 			return old, out, fmt.Errorf("writing configuration: %w", err)
 		}
-		c.written.Store(true)
-		c.mu.Lock()
-		c.model, c.out = model, out
-		c.mu.Unlock()
+		if !staged {
+			c.wrote(model, out, rendGen)
+		}
 		if haproxy == nil && c.cfg.HAProxy != nil {
 			// Written for an HAProxy that is not up yet; whatever it
 			// starts on, the first pass after it is up reloads it.
@@ -657,9 +687,34 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 		if p.reload && haproxy != nil && (res.Changed || current == nil) {
 			r, err := haproxy.Reload(ctx)
 			rec.Phases.Apply = time.Since(applyStart)
+			if err == nil && staged && res.Changed {
+				err = c.cfg.Store.Confirm(res.Generation)
+			}
 			if err != nil {
+				var re *reload.ReloadError
+				refused := errors.As(err, &re)
+				if staged && res.Changed {
+					rejected, rbErr := c.cfg.Store.Rollback(res.Generation)
+					if rbErr != nil {
+						c.cfg.Log.Error("putting the previous generation back", zap.Int("generation", res.Generation), zap.Error(rbErr))
+					}
+					if refused && rbErr == nil {
+						// The old worker serves what it served: current
+						// stays, as after a failed haproxy -c.
+						reasons := c.explainRefusal(re, rejected, out)
+						err := fmt.Errorf("HAProxy refused to reload onto the new configuration; keeping the last good one: %s", reasons)
+						rec.Outcome, rec.Error = OutcomeRejected, err.Error()
+						c.failed(err)
+						c.cfg.Log.Error("HAProxy refused to reload onto the new configuration; keeping the last good one",
+							zap.String("reasons", reasons))
+						return old, out, nil
+					}
+				}
 				c.setCurrent(nil)
 				return old, out, fmt.Errorf("reloading HAProxy: %w", err)
+			}
+			if staged {
+				c.wrote(model, out, rendGen)
 			}
 			// Spaced from the previous reload's start, not its end: at
 			// 10k Ingresses a reload takes over a second, and counting
@@ -680,6 +735,34 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 		c.notifyApplied(ev)
 		return old, out, nil
 	}
+}
+
+// wrote records that model and out, rendered by templates rendGen, passed
+// validation and are current on disk (explain before HAProxy serves them,
+// and the startup probe).
+func (c *Controller) wrote(model *render.Model, out *render.Output, rendGen int) {
+	c.provenRendGen = rendGen
+	c.written.Store(true)
+	c.mu.Lock()
+	c.model, c.out = model, out
+	c.mu.Unlock()
+}
+
+// explainRefusal lists the alerts of a reload HAProxy refused, each with the
+// objects behind its line: from the reload's log, or, when there is none
+// (HAProxy 2.6 started by another container answers a reload with nothing),
+// from haproxy -c of the rejected candidate.
+func (c *Controller) explainRefusal(re *reload.ReloadError, rejected string, out *render.Output) string {
+	if alerts := re.Alerts(); len(alerts) > 0 {
+		return explainAlerts(alerts, re.Log, out)
+	}
+	if c.cfg.Validate != nil {
+		var ce *reload.CheckError
+		if err := c.cfg.Validate(rejected); errors.As(err, &ce) {
+			return ExplainCheckError(ce, out)
+		}
+	}
+	return re.Error()
 }
 
 // appliedAtRuntime records a pass HAProxy took in without a reload.
@@ -808,8 +891,14 @@ func Files(out *render.Output) reload.Files {
 // ExplainCheckError lists HAProxy's alerts, each with the objects behind
 // the line it names.
 func ExplainCheckError(ce *reload.CheckError, out *render.Output) string {
+	return explainAlerts(ce.Alerts(), ce.Output, out)
+}
+
+// explainAlerts lists alerts, each with the objects behind the line it
+// names; raw, HAProxy's whole output, when there are none.
+func explainAlerts(alerts []reload.Diagnostic, raw string, out *render.Output) string {
 	var b strings.Builder
-	for _, d := range ce.Alerts() {
+	for _, d := range alerts {
 		if where := out.Origin(d.File, d.Line); where != "" {
 			fmt.Fprintf(&b, "%s\n  caused by %s\n", d, where)
 		} else {
@@ -817,7 +906,7 @@ func ExplainCheckError(ce *reload.CheckError, out *render.Output) string {
 		}
 	}
 	if b.Len() == 0 {
-		b.WriteString(ce.Output)
+		b.WriteString(raw)
 	}
 	return strings.TrimRight(b.String(), "\n")
 }

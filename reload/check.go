@@ -67,9 +67,11 @@ func (e *CheckError) Error() string {
 }
 
 // Alerts returns only the ALERT diagnostics.
-func (e *CheckError) Alerts() []Diagnostic {
+func (e *CheckError) Alerts() []Diagnostic { return alertsIn(e.Diagnostics) }
+
+func alertsIn(ds []Diagnostic) []Diagnostic {
 	var out []Diagnostic
-	for _, d := range e.Diagnostics {
+	for _, d := range ds {
 		if d.Severity == "ALERT" {
 			out = append(out, d)
 		}

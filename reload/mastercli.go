@@ -259,6 +259,9 @@ type ReloadError struct {
 	Status      ProcStatus   // "show proc" after the attempt (2.6) or zero
 }
 
+// Alerts returns only the ALERT diagnostics.
+func (e *ReloadError) Alerts() []Diagnostic { return alertsIn(e.Diagnostics) }
+
 func (e *ReloadError) Error() string {
 	var alerts []string
 	for _, d := range e.Diagnostics {

@@ -20,6 +20,8 @@ import (
 //
 //	<dir>/current  -> gen-<N>   symlink to the live, validated generation
 //	<dir>/previous -> gen-<M>   symlink to the generation that was live before it
+//	<dir>/pending  -> gen-<N>   while current is a generation Stage made live and
+//	                            its reload has not yet confirmed (see Stage)
 //	<dir>/gen-<N>/haproxy.cfg   plus maps/…, certs/…, crt-list.txt, …
 //	<dir>/rejected/             the last candidate that failed validation, kept for
 //	                            debugging (e.g. `haproxy -c -f rejected/haproxy.cfg`)
@@ -31,6 +33,7 @@ import (
 const (
 	currentLink  = "current"
 	previousLink = "previous"
+	pendingLink  = "pending"
 	rejectedDir  = "rejected"
 	genPrefix    = "gen-"
 	tmpPrefix    = ".tmp-"
@@ -49,7 +52,9 @@ var ErrNoCurrent = errors.New("store: no current generation")
 // a candidate is written completely (and fsynced) into a fresh gen-<N> directory,
 // validated, and only then made live by atomically replacing the "current" symlink.
 // Whatever happens mid-way (invalid config, crash, power loss), "current" points at
-// a complete generation that passed validation (or was written by Bootstrap).
+// a complete generation that passed validation (or was written by Bootstrap), or,
+// between Stage and Confirm, at one whose reload is under way: a crash then puts
+// the previous generation back (Repair).
 //
 // A Store is safe for concurrent use by one process; two processes must not share
 // a directory.
@@ -63,6 +68,15 @@ type Store struct {
 	// nor rewrites unchanged files (see liveFiles and writeTmp).
 	live    Files
 	liveGen int
+	// staged is the generation Stage made current and the one it
+	// replaced, until Confirm or Rollback.
+	staged *staging
+}
+
+// staging is a generation made current by Stage, not yet confirmed.
+type staging struct {
+	gen, prev int
+	prevFiles Files // the replaced generation's files, as live cached them
 }
 
 // Repair describes a current link that was found missing or broken and
@@ -130,6 +144,9 @@ func (s *Store) LastRepair() *Repair {
 }
 
 func (s *Store) repair() (*Repair, error) {
+	if r, err := s.dropPending(); r != nil || err != nil {
+		return r, err
+	}
 	_, err := s.linkGen(currentLink)
 	if err == nil {
 		return nil, nil
@@ -277,6 +294,150 @@ func (s *Store) Apply(ctx context.Context, files Files, validate func(dir string
 	}
 	s.remember(gen, files)
 	return Result{Changed: true, Generation: gen, Dir: dir}, nil
+}
+
+// Stage writes files as a new generation and makes it current without
+// validating it, for a caller that reloads HAProxy onto it next: a reload
+// is a stricter check than `haproxy -c` (HAProxy loads the configuration for
+// real), and one HAProxy refuses leaves the old worker serving. The caller
+// then calls Confirm when the reload succeeded, or Rollback when it did
+// not. Until then a "pending" link names the generation, and Repair (at
+// open, and before a supervisor restarts HAProxy) puts the previous
+// generation back: a crash between Stage and Confirm never leaves HAProxy a
+// configuration on disk that nothing accepted.
+//
+// Not for configurations without a listener: `haproxy -c` refuses those,
+// a reload does not (see HasListener). It returns ErrNoCurrent when there is
+// no current generation to go back to; Changed is false, and nothing is
+// staged, when files are the current generation's.
+func (s *Store) Stage(ctx context.Context, files Files) (Result, error) {
+	if err := files.Validate(); err != nil {
+		return Result{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	if _, err := s.repair(); err != nil && !errors.Is(err, ErrNoCurrent) {
+		return Result{}, err
+	}
+	cur, err := s.linkGen(currentLink)
+	if err != nil {
+		return Result{}, err
+	}
+	live, err := s.liveFiles(cur)
+	if err != nil {
+		return Result{}, err
+	}
+	unchanged := Result{Generation: cur, Dir: s.genDir(cur)}
+	if live.Equal(files) {
+		return unchanged, nil
+	}
+	if err := s.prune(); err != nil {
+		return unchanged, err
+	}
+	gen, err := s.nextGen()
+	if err != nil {
+		return unchanged, err
+	}
+	tmp, err := s.writeTmp(gen, files, cur)
+	if err != nil {
+		return unchanged, err
+	}
+	if err := ctx.Err(); err != nil {
+		_ = os.RemoveAll(tmp)
+		return unchanged, fmt.Errorf("store: generation %d not staged: %w", gen, err)
+	}
+	dir, err := s.publish(tmp, gen)
+	if err != nil {
+		return unchanged, err
+	}
+	// pending first: from the moment current names gen, a crash must
+	// find it.
+	if err := s.setLink(pendingLink, gen); err != nil {
+		return unchanged, err
+	}
+	if err := s.activate(gen, cur); err != nil {
+		return unchanged, err
+	}
+	s.staged = &staging{gen: gen, prev: cur, prevFiles: live}
+	s.remember(gen, files)
+	return Result{Changed: true, Generation: gen, Dir: dir}, nil
+}
+
+// Confirm ends the staging of gen after HAProxy took it in. It fails when
+// gen is no longer current (a restart of HAProxy rolled it back meanwhile).
+func (s *Store) Confirm(gen int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.staged == nil || s.staged.gen != gen {
+		return fmt.Errorf("store: generation %d is not staged", gen)
+	}
+	s.staged = nil
+	if err := os.Remove(filepath.Join(s.dir, pendingLink)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return err
+	}
+	if cur, err := s.linkGen(currentLink); err != nil || cur != gen {
+		return fmt.Errorf("store: generation %d was rolled back before it was confirmed", gen)
+	}
+	return nil
+}
+
+// Rollback makes the generation Stage replaced current again after HAProxy
+// refused gen, and keeps gen as <dir>/rejected (whose path it returns) for
+// debugging and for explaining the refusal.
+func (s *Store) Rollback(gen int) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.staged
+	if st == nil || st.gen != gen {
+		return "", fmt.Errorf("store: generation %d is not staged", gen)
+	}
+	s.staged = nil
+	if cur, err := s.linkGen(currentLink); err == nil && cur == gen {
+		if err := s.setLink(currentLink, st.prev); err != nil {
+			return "", err
+		}
+		s.remember(st.prev, st.prevFiles)
+	}
+	if err := os.Remove(filepath.Join(s.dir, pendingLink)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return "", err
+	}
+	s.reject(s.genDir(gen))
+	return filepath.Join(s.dir, rejectedDir), nil
+}
+
+// dropPending undoes a Stage that was neither confirmed nor rolled back:
+// found at open after a crash, or when HAProxy is about to be restarted
+// while its reload is under way. current goes back to the generation the
+// staged one replaced.
+func (s *Store) dropPending() (*Repair, error) {
+	link := filepath.Join(s.dir, pendingLink)
+	if _, err := os.Lstat(link); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	s.staged = nil
+	pending, perr := s.linkGen(pendingLink)
+	cur, cerr := s.linkGen(currentLink)
+	prev, preverr := s.linkGen(previousLink)
+	var r *Repair
+	if perr == nil && cerr == nil && cur == pending && preverr == nil && prev != pending {
+		if err := s.setLink(currentLink, prev); err != nil {
+			return nil, err
+		}
+		s.live, s.liveGen = nil, 0
+		r = &Repair{At: time.Now(), Generation: prev, Found: fmt.Sprintf("%s%d, staged for a reload that never confirmed it", genPrefix, pending)}
+		s.repaired = r
+	}
+	if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return r, syncDir(s.dir)
 }
 
 // Bootstrap writes files as the live generation without validation, but only when

@@ -367,3 +367,113 @@ func TestStoreLinksUnchangedFiles(t *testing.T) {
 		t.Error("the hand-edited file stayed live")
 	}
 }
+
+// Stage makes a generation current before a reload validates it; Confirm
+// and Rollback end that, and a crash in between (the store opened again
+// with the pending link) puts the previous generation back.
+func TestStoreStage(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := func(n int) Files {
+		return Files{"haproxy.cfg": []byte(baseConfig + "# " + strconv.Itoa(n) + "\n"), "maps/a.map": []byte("a " + strconv.Itoa(n) + "\n")}
+	}
+	if _, err := s.Stage(ctx, v(1)); !errors.Is(err, ErrNoCurrent) {
+		t.Fatalf("Stage with nothing to go back to: %v, want ErrNoCurrent", err)
+	}
+	if _, err := s.Bootstrap(v(1)); err != nil {
+		t.Fatal(err)
+	}
+	pending := filepath.Join(dir, "pending")
+
+	// Unchanged: nothing staged.
+	if r, err := s.Stage(ctx, v(1)); err != nil || r.Changed || r.Generation != 1 {
+		t.Fatalf("Stage of the current files: %+v %v", r, err)
+	}
+	if _, err := os.Lstat(pending); err == nil {
+		t.Fatal("pending link for an unchanged Stage")
+	}
+
+	// Confirmed.
+	r, err := s.Stage(ctx, v(2))
+	if err != nil || !r.Changed || r.Generation != 2 {
+		t.Fatalf("Stage v2: %+v %v", r, err)
+	}
+	if got := readLink(t, pending); got != "gen-2" {
+		t.Fatalf("pending -> %s", got)
+	}
+	if got := readLink(t, filepath.Join(dir, "current")); got != "gen-2" {
+		t.Fatalf("current -> %s while staged", got)
+	}
+	if err := s.Confirm(2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(pending); err == nil {
+		t.Fatal("pending link after Confirm")
+	}
+	if err := s.Confirm(2); err == nil {
+		t.Error("a second Confirm: want an error")
+	}
+
+	// Rolled back: v2 current again, v3 kept as rejected/.
+	r, err = s.Stage(ctx, v(3))
+	if err != nil || r.Generation != 3 {
+		t.Fatalf("Stage v3: %+v %v", r, err)
+	}
+	rejected, err := s.Rollback(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur, err := s.Current(); err != nil || !cur.Equal(v(2)) {
+		t.Fatalf("current after Rollback: %v %v", cur.Names(), err)
+	}
+	if got, err := readGen(rejected); err != nil || !got.Equal(v(3)) {
+		t.Errorf("rejected %s: %v %v", rejected, got.Names(), err)
+	}
+	if got := dirNames(t, dir); !slices.Equal(got, []string{"current", "gen-2", "previous", "rejected"}) {
+		t.Errorf("entries after Rollback: %v", got)
+	}
+	// The rolled-back generation is not what the next Apply compares with.
+	if r, err := s.Apply(ctx, v(2), func(string) error { t.Error("v2 validated again"); return nil }); err != nil || r.Changed {
+		t.Errorf("Apply of the current v2 after Rollback: %+v %v", r, err)
+	}
+
+	// A crash between Stage and Confirm: reopened, current is v2 again.
+	r, err = s.Stage(ctx, v(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur, err := s.Current(); err != nil || !cur.Equal(v(2)) {
+		t.Fatalf("current after a crash while staged: %v %v", cur.Names(), err)
+	}
+	staged := "gen-" + strconv.Itoa(r.Generation)
+	if rep := s.LastRepair(); rep == nil || rep.Generation != 2 || !strings.Contains(rep.String(), staged+", staged for a reload that never confirmed it") {
+		t.Errorf("LastRepair %v", rep)
+	}
+	if got := dirNames(t, dir); slices.Contains(got, "pending") || slices.Contains(got, staged) {
+		t.Errorf("entries after reopening: %v", got)
+	}
+
+	// Repair before a restart of HAProxy does the same while this store
+	// still holds the staging; its Confirm then fails.
+	r, err = s.Stage(ctx, v(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.Repair(); err != nil || rep == nil || rep.Generation != 2 {
+		t.Fatalf("Repair while staged: %v %v", rep, err)
+	}
+	if err := s.Confirm(r.Generation); err == nil {
+		t.Error("Confirm after Repair put the previous generation back: want an error")
+	}
+	if cur, err := s.Current(); err != nil || !cur.Equal(v(2)) {
+		t.Fatalf("current: %v %v", cur.Names(), err)
+	}
+}

@@ -1,0 +1,102 @@
+package run
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
+)
+
+// A pass that reloads lets the reload validate its configuration (no
+// haproxy -c) once HAProxy has accepted output of the same templates.
+// When HAProxy refuses such a reload, the old worker serves on, the
+// previous generation is current again on disk, the candidate is kept in
+// rejected/, and the refusal names the objects behind the failing line.
+func TestRunReloadValidates(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, bin string) {
+		a := startEcho(t, "a")
+		tmplDir := t.TempDir()
+		src, err := os.ReadFile("../../templates/haproxy.cfg.tmpl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// HAProxy refuses the output of this template for one backend
+		// only: a template error that only some objects reach.
+		const marker = "    balance {{.Balance}}\n"
+		if !strings.Contains(string(src), marker) {
+			t.Fatal("the backend template has changed: update this test")
+		}
+		tmpl := strings.Replace(string(src), marker, marker+"{{- if eq .Service \"refused\"}}\n    no-such-keyword\n{{- end}}\n", 1)
+		if err := os.WriteFile(filepath.Join(tmplDir, "haproxy.cfg.tmpl"), []byte(tmpl), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s := startSidecar(t, sidecarOpts{haproxy: bin, templates: tmplDir, minReloadInterval: 10 * time.Millisecond})
+		s.write("class.yaml", ingressClass)
+		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+		s.expect("a.test", "/", "svc:a")
+		// The first configuration of these templates was checked with
+		// haproxy -c.
+		s.settled()
+		checked := false
+		for _, p := range s.history() {
+			checked = checked || p.Phases.Check > 0
+		}
+		if !checked {
+			t.Error("no pass ran haproxy -c on the first output of custom templates")
+		}
+
+		// A new Service: a reload, validated by the reload itself.
+		s.write("b.yaml", app("b", a)+"---\n"+ingress("b", "b.test", "/", "b"))
+		s.expect("b.test", "/", "svc:a")
+		s.settled()
+		pass := s.history()[0]
+		if pass.Outcome != controller.OutcomeReload || pass.Phases.Check != 0 {
+			t.Errorf("new Service: outcome %s, haproxy -c %v; want a reload without haproxy -c", pass.Outcome, pass.Phases.Check)
+		}
+		good := s.liveConfig()
+		before := s.procs()
+
+		// A Service whose backend HAProxy refuses.
+		s.write("refused.yaml", app("refused", a)+"---\n"+ingress("refused", "refused.test", "/", "refused"))
+		s.eventually(10*time.Second, "refusal logged", func() error {
+			if s.logCount("HAProxy refused to reload onto the new configuration") == 0 {
+				return os.ErrNotExist
+			}
+			return nil
+		})
+		if st := s.status(); !strings.Contains(st.LastError, "no-such-keyword") || !strings.Contains(st.LastError, "caused by Service default/refused port 80") {
+			t.Errorf("/status last_error %q: want HAProxy's alert and the Service behind it", st.LastError)
+		}
+		s.expectStays("a.test", "/", "svc:a", 300*time.Millisecond)
+		s.expect("refused.test", "/", "status:404")
+		if got := s.liveConfig(); got != good {
+			t.Errorf("the live configuration is not the last good one after the refusal")
+		}
+		rejected, err := os.ReadFile(filepath.Join(s.configDir, "rejected", "haproxy.cfg"))
+		if err != nil || !strings.Contains(string(rejected), "no-such-keyword") {
+			t.Errorf("rejected/haproxy.cfg should hold the refused candidate (err %v)", err)
+		}
+		if _, err := os.Lstat(filepath.Join(s.configDir, "pending")); err == nil {
+			t.Error("pending link left after the refusal")
+		}
+		after := s.procs()
+		if after.CurrentWorker() != before.CurrentWorker() {
+			t.Errorf("worker changed from %d to %d on a refused reload", before.CurrentWorker(), after.CurrentWorker())
+		}
+
+		// Fixed: the next reload takes it in.
+		s.write("refused.yaml", app("refused", a)+"---\n"+ingress("refused", "refused.test", "/", "a"))
+		s.expect("refused.test", "/", "svc:a")
+		s.expect("b.test", "/", "svc:a")
+		s.eventually(5*time.Second, "/status clear of errors", func() error {
+			if st := s.status(); st.LastError != "" {
+				return fmt.Errorf("last_error %q", st.LastError)
+			}
+			return nil
+		})
+	})
+}
