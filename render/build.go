@@ -53,7 +53,7 @@ func BuildModel(in Inputs, opts Options) *Model {
 	n := len(in.Ingresses)
 	b := &builder{
 		opts:     opts,
-		m:        &Model{DefaultBackend: NotFoundBackend, Routes: make([]Route, 0, 2*n), Served: make([]string, 0, n)},
+		m:        &Model{DefaultBackend: NotFoundBackend, Routes: make([]*Route, 0, 2*n), Served: make([]string, 0, n)},
 		classes:  map[string]bool{},
 		services: make(map[string]*corev1.Service, len(in.Services)),
 		slices:   make(map[string][]*discoveryv1.EndpointSlice, len(in.EndpointSlices)),
@@ -136,6 +136,22 @@ type builder struct {
 	// cur is the route policy of the Ingress being visited, nil when
 	// it has none: its backends are its own (variantName).
 	cur *ingressPolicy
+	// routeBlock is where newRoute puts routes.
+	routeBlock []Route
+}
+
+// routeBlockSize is how many routes newRoute allocates at once: fewer
+// allocations than one per route, and little kept alive by one route
+// still in use in a block of replaced ones.
+const routeBlockSize = 32
+
+// newRoute returns r in memory of its own, never changed afterwards.
+func (b *builder) newRoute(r Route) *Route {
+	if len(b.routeBlock) == cap(b.routeBlock) {
+		b.routeBlock = make([]Route, 0, routeBlockSize)
+	}
+	b.routeBlock = append(b.routeBlock, r)
+	return &b.routeBlock[len(b.routeBlock)-1]
 }
 
 // previousSlots returns the slot contents the backend name has in the
@@ -384,7 +400,7 @@ func (b *builder) path(r reporter, pp *parsedPath) {
 		pp.comment = "# " + route.Origin.String() + " -> " + ref.String() + "\n"
 	}
 	route.comment = pp.comment
-	b.m.Routes = append(b.m.Routes, route)
+	b.m.Routes = append(b.m.Routes, b.newRoute(route))
 	b.claims.claimRoute(k, route.Origin)
 }
 
@@ -623,18 +639,8 @@ func (b *builder) certificatePEM(sec *corev1.Secret) ([]byte, error) {
 
 func (b *builder) finish() {
 	m := b.m
-	// Routes are unique by match and key, so the order is total. The
-	// sort moves indexes, not 200-byte routes.
-	order := make([]int32, len(m.Routes))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(x, y int32) int { return strings.Compare(m.Routes[x].order, m.Routes[y].order) })
-	routes := make([]Route, len(m.Routes))
-	for i, j := range order {
-		routes[i] = m.Routes[j]
-	}
-	m.Routes = routes
+	// Routes are unique by match and key, so the order is total.
+	slices.SortFunc(m.Routes, byRouteOrder)
 
 	names := make([]string, 0, len(b.backends))
 	for name := range b.backends {

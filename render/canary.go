@@ -44,7 +44,7 @@ func (b *builder) canaryPath(r reporter, pp *parsedPath, ing *networkingv1.Ingre
 // attachCanaries puts each canary path on its route: routes (sorted) are
 // copied when any route gets a canary, never changed. Two canaries on one
 // route: the older Ingress's is used.
-func (b *builder) attachCanaries(routes []Route, canaries []canaryPath) []Route {
+func (b *builder) attachCanaries(routes []*Route, canaries []canaryPath) []*Route {
 	if len(canaries) == 0 {
 		return routes
 	}
@@ -56,7 +56,7 @@ func (b *builder) attachCanaries(routes []Route, canaries []canaryPath) []Route 
 	for i := range canaries {
 		c := &canaries[i]
 		r := b.reporter("Ingress", c.ing.Namespace, c.ing.Name)
-		j, found := slices.BinarySearchFunc(routes, c.order, func(r Route, order string) int { return strings.Compare(r.order, order) })
+		j, found := slices.BinarySearchFunc(routes, c.order, func(r *Route, order string) int { return strings.Compare(r.order, order) })
 		if !found {
 			r.warn(c.canary.Origin.Field, CanaryWithoutPrimary,
 				"canary path not served: no other Ingress serves host %q %s path %q, so there is no route to take a share of", displayHost(c.host), c.match, c.path)
@@ -71,7 +71,9 @@ func (b *builder) attachCanaries(routes []Route, canaries []canaryPath) []Route 
 			out, copied = slices.Clone(routes), true
 		}
 		cc := c.canary
-		out[j].Canary = &cc
+		withCanary := *out[j]
+		withCanary.Canary = &cc
+		out[j] = b.newRoute(withCanary)
 	}
 	return out
 }
@@ -92,8 +94,7 @@ type CanaryGroup struct {
 func (m *Model) CanaryGroups() []CanaryGroup {
 	var out []CanaryGroup
 	seen := map[string]bool{}
-	for i := range m.Routes {
-		r := &m.Routes[i]
+	for _, r := range m.Routes {
 		if r.Canary == nil {
 			continue
 		}

@@ -24,8 +24,8 @@ func (o *Output) MapEntries(name string) map[string]string {
 			match = MatchPrefix
 		}
 		entries := make(map[string]string, len(m.Routes))
-		for i := range m.Routes {
-			if r := &m.Routes[i]; r.Match == match {
+		for _, r := range m.Routes {
+			if r.Match == match {
 				entries[r.Key] = r.MapValue()
 			}
 		}
@@ -113,7 +113,7 @@ func MapChanges(name string, old, next *Output) []MapChange {
 }
 
 // ordered is true when every route has its sort key (made by the builder).
-func ordered(routes []Route) bool {
+func ordered(routes []*Route) bool {
 	for i := range routes {
 		if routes[i].order == "" {
 			return false

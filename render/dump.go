@@ -32,8 +32,7 @@ func (o *Output) Select(sel Selector) []File {
 	m := o.model
 	keys := map[string]bool{}
 	backends := map[string]bool{}
-	for i := range m.Routes {
-		r := &m.Routes[i]
+	for _, r := range m.Routes {
 		if sel.matchesRoute(r) {
 			keys[r.Key] = true
 			backends[r.Backend] = true

@@ -70,12 +70,12 @@ type engine struct {
 	// last routes with their canaries attached, made from canaryBase
 	// and canaryPaths (reused while neither changes).
 	canaries       map[*ingEntry]bool
-	canaryBase     []Route
+	canaryBase     []*Route
 	canaryPaths    []canaryPath
-	canaryRoutes   []Route
+	canaryRoutes   []*Route
 	canaryProblems []Problem
 
-	routes []Route // of every served Ingress, sorted
+	routes []*Route // of every served Ingress, sorted
 	refs   map[string]int
 	unused map[string]bool // forgotten in this build, still in names
 	names  []string        // backends with refs, sorted
@@ -100,7 +100,7 @@ type ingEntry struct {
 	seen   uint64
 	served bool
 	// Result of the last evaluation.
-	routes   []Route
+	routes   []*Route
 	problems []Problem
 	dflt     *Origin
 	dfltBE   string
@@ -130,6 +130,9 @@ func older(a, b *networkingv1.Ingress) int {
 		cmp.Compare(a.Name, b.Name),
 	)
 }
+
+// byRouteOrder sorts routes as Model.Routes is sorted (routeOrder).
+func byRouteOrder(x, y *Route) int { return strings.Compare(x.order, y.order) }
 
 func byName(a, b *ingEntry) int {
 	return cmp.Or(cmp.Compare(a.obj.Namespace, b.obj.Namespace), cmp.Compare(a.obj.Name, b.obj.Name))
@@ -243,7 +246,7 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 	// Every old result is forgotten first: an Ingress updated in place
 	// has an old and a new entry, and the new one must not find the
 	// backends the old one made for its annotations.
-	var removed, added []Route
+	var removed, added []*Route
 	for e := range g.dirty {
 		if !g.bulk {
 			removed = append(removed, e.routes...)
@@ -277,11 +280,11 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 		for _, e := range g.served {
 			n += len(e.routes)
 		}
-		g.routes = make([]Route, 0, n)
+		g.routes = make([]*Route, 0, n)
 		for _, e := range g.served {
 			g.routes = append(g.routes, e.routes...)
 		}
-		slices.SortFunc(g.routes, func(x, y Route) int { return strings.Compare(x.order, y.order) })
+		slices.SortFunc(g.routes, byRouteOrder)
 		g.bulk = false
 	} else {
 		g.updateRoutes(removed, added)
@@ -807,14 +810,14 @@ func (g *engine) evaluate(e *ingEntry) {
 
 // updateRoutes takes the routes of the evaluated Ingresses out of the
 // sorted routes and puts their new ones in.
-func (g *engine) updateRoutes(removed, added []Route) {
-	cmpOrder := func(x, y Route) int { return strings.Compare(x.order, y.order) }
+func (g *engine) updateRoutes(removed, added []*Route) {
+	cmpOrder := byRouteOrder
 	if len(removed) == len(added) {
 		// Evaluated again with the same result (an endpoint change):
 		// the sorted routes, shared with earlier models, stay.
 		slices.SortFunc(removed, cmpOrder)
 		slices.SortFunc(added, cmpOrder)
-		if slices.Equal(removed, added) {
+		if slices.EqualFunc(removed, added, func(x, y *Route) bool { return *x == *y }) {
 			return
 		}
 	}
@@ -825,7 +828,7 @@ func (g *engine) updateRoutes(removed, added []Route) {
 		for _, r := range removed {
 			gone[r.order] = true
 		}
-		kept := slices.DeleteFunc(g.routes, func(r Route) bool { return gone[r.order] })
+		kept := slices.DeleteFunc(g.routes, func(r *Route) bool { return gone[r.order] })
 		g.routes = append(kept, added...)
 		slices.SortFunc(g.routes, cmpOrder)
 		return
@@ -851,7 +854,7 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 	var canaryProblems []Problem
 	m.Routes, canaryProblems = g.withCanaries()
 	if m.Routes == nil {
-		m.Routes = []Route{}
+		m.Routes = []*Route{}
 	}
 	if g.servedKeys == nil {
 		g.servedKeys = g.sameServedKeys()
@@ -938,7 +941,7 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 // withCanaries returns the sorted routes with the canaries of the canary
 // Ingresses attached, and what attaching them reported. It is made again
 // only when the routes or the canary paths changed.
-func (g *engine) withCanaries() ([]Route, []Problem) {
+func (g *engine) withCanaries() ([]*Route, []Problem) {
 	if len(g.canaries) == 0 {
 		g.canaryBase, g.canaryPaths, g.canaryRoutes, g.canaryProblems = nil, nil, nil, nil
 		return g.routes, nil

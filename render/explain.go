@@ -205,7 +205,7 @@ func (m *Model) Explain(r Request) Explanation {
 
 	if route >= 0 {
 		rt := m.Routes[route]
-		e.Route, e.Backend = &rt, rt.Backend
+		e.Route, e.Backend = rt, rt.Backend
 	} else {
 		e.Backend, e.DefaultOrigin = m.DefaultBackend, m.DefaultOrigin
 	}

@@ -555,9 +555,9 @@ func TestHostileAnnotations(t *testing.T) {
 // otherwise the accepted route policy decides, in policyRules' order.
 func hostileExpect(m *render.Model, c hostileCase) string {
 	var route *render.Route
-	for i := range m.Routes {
-		if m.Routes[i].Host == c.host {
-			route = &m.Routes[i]
+	for _, r := range m.Routes {
+		if r.Host == c.host {
+			route = r
 		}
 	}
 	if route == nil {

@@ -414,13 +414,14 @@ func TestWriteRouteMapSplices(t *testing.T) {
 				present[i] = r.IntN(3)
 			}
 		}
-		var routes []Route
+		var routes []*Route
 		for i := range 400 {
 			if b, ok := present[i]; ok {
-				routes = append(routes, route(i, b))
+				r := route(i, b)
+				routes = append(routes, &r)
 			}
 		}
-		slices.SortFunc(routes, func(x, y Route) int { return strings.Compare(x.order, y.order) })
+		slices.SortFunc(routes, byRouteOrder)
 		for _, match := range []MatchKind{MatchExact, MatchPrefix} {
 			got := writeRouteMap(prev[match], routes, match)
 			if want := routeMap(routes, match); !bytes.Equal(got.data, want) {

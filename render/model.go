@@ -237,7 +237,10 @@ type Certificate struct {
 
 // Model is the validated, sorted routing model.
 type Model struct {
-	Routes   []Route
+	// Routes are pointers: a route is never changed once made, so models
+	// share them, and a change copies a slice of pointers, not of routes
+	// (at 10k Ingresses 0.1 MB instead of 3.5 MB).
+	Routes   []*Route
 	Backends []Backend
 	Certs    []Certificate
 	// TLSHosts are the hosts (exact or wildcard) whose plain-HTTP requests

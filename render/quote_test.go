@@ -219,7 +219,7 @@ func TestUnquotableValueFailsClosed(t *testing.T) {
 	if !slices.Equal(bd.Directives, []string{"http-request deny deny_status 503"}) || bd.Balance != "roundrobin" {
 		t.Errorf("directives %q, balance %q; want only the 503 deny", bd.Directives, bd.Balance)
 	}
-	m := &Model{Routes: []Route{{Backend: "p", Canary: &Canary{Backend: "c", Rule: &CanaryRule{Header: "X", HeaderValue: "a\x00", WeightTotal: 100}}}}}
+	m := &Model{Routes: []*Route{{Backend: "p", Canary: &Canary{Backend: "c", Rule: &CanaryRule{Header: "X", HeaderValue: "a\x00", WeightTotal: 100}}}}}
 	g := m.CanaryGroups()
 	if len(g) != 1 || !slices.Equal(g[0].Rules, []string{"http-request set-var(txn.backend) str(p) if { var(txn.backend) -m str p~c }"}) {
 		t.Errorf("canary rules %q, want only the primary", g[0].Rules)

@@ -155,6 +155,9 @@ func TestDumpAndHistory(t *testing.T) {
 		s.write("b.yaml", app("b", b)+"---\n"+secB+"---\n"+withTLS(ingress("b", "b.test", "/", "b"), "secure-b.test", "b-tls"))
 		s.expect("a.test", "/api", "svc:a")
 		s.expect("b.test", "/", "svc:b")
+		// HAProxy serves a reload's configuration a moment before the
+		// pass that made it records it as served.
+		s.settled()
 
 		out, err := s.dump("--ingress", "default/a")
 		if err != nil {
