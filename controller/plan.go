@@ -144,7 +144,7 @@ func diff(old *state, next *state) plan {
 			return reloadFor("haproxy.cfg changed beyond server addresses")
 		}
 		for i := range next.model.Backends {
-			p.slots = append(p.slots, slotChanges(&old.model.Backends[i], &next.model.Backends[i])...)
+			p.slots = append(p.slots, slotChanges(old.model.Backends[i], next.model.Backends[i])...)
 		}
 	}
 	for _, name := range render.RuntimeMaps {
@@ -183,7 +183,7 @@ func sameSkeleton(a, b *render.Model) bool {
 		return false
 	}
 	for i := range a.Backends {
-		x, y := &a.Backends[i], &b.Backends[i]
+		x, y := a.Backends[i], b.Backends[i]
 		if x.Name != y.Name || x.Slots != y.Slots || x.Namespace != y.Namespace || x.Service != y.Service ||
 			x.Port != y.Port || x.PortName != y.PortName {
 			return false

@@ -161,7 +161,7 @@ func (b *builder) previousSlots(name string) []netip.AddrPort {
 	if prev == nil {
 		return nil
 	}
-	i, ok := slices.BinarySearchFunc(prev.Backends, name, func(be Backend, n string) int { return strings.Compare(be.Name, n) })
+	i, ok := slices.BinarySearchFunc(prev.Backends, name, func(be *Backend, n string) int { return strings.Compare(be.Name, n) })
 	if !ok {
 		return nil
 	}
@@ -647,9 +647,9 @@ func (b *builder) finish() {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	m.Backends = make([]Backend, 0, len(names))
+	m.Backends = make([]*Backend, 0, len(names))
 	for _, name := range names {
-		m.Backends = append(m.Backends, *b.backends[name])
+		m.Backends = append(m.Backends, b.backends[name])
 		for _, p := range b.sliceProblems[name] {
 			b.addProblem(p)
 		}

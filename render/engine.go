@@ -79,7 +79,7 @@ type engine struct {
 	refs   map[string]int
 	unused map[string]bool // forgotten in this build, still in names
 	names  []string        // backends with refs, sorted
-	bes    []Backend       // the backends of names
+	bes    []*Backend      // the backends of names
 	// besShared: bes is in a model (copy it before a change);
 	// servedKeys is Model.Served (nil: to be made again).
 	besShared  bool
@@ -264,9 +264,9 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 	g.dropUnused()
 	if g.bulk {
 		g.names = slices.Sorted(maps.Keys(g.refs))
-		g.bes, g.besShared = make([]Backend, len(g.names)), false
+		g.bes, g.besShared = make([]*Backend, len(g.names)), false
 		for i, name := range g.names {
-			g.bes[i] = *g.b.backends[name]
+			g.bes[i] = g.b.backends[name]
 		}
 		g.problems = g.problems[:0]
 		for _, e := range g.ings {
@@ -334,7 +334,7 @@ func (g *engine) rebase() {
 		moved.SlotAddrs = addrs
 		b.backends[name] = &moved
 		g.unshareBackends()
-		g.bes[i] = moved
+		g.bes[i] = &moved
 	}
 }
 
@@ -765,23 +765,23 @@ func (g *engine) evaluate(e *ingEntry) {
 		be := b.backends[name]
 		if g.refs[name]++; g.refs[name] > 1 {
 			// Made again if its Service changed.
-			if i, ok := slices.BinarySearch(g.names, name); ok && !g.bulk && !sameSection(&g.bes[i], be) {
+			if i, ok := slices.BinarySearch(g.names, name); ok && !g.bulk && g.bes[i] != be {
 				g.unshareBackends()
-				g.bes[i] = *be
+				g.bes[i] = be
 			}
 		} else {
 			if g.unused[name] {
 				// Forgotten in this build and used again: in place.
 				delete(g.unused, name)
-				if i, ok := slices.BinarySearch(g.names, name); ok && !sameSection(&g.bes[i], be) {
+				if i, ok := slices.BinarySearch(g.names, name); ok && g.bes[i] != be {
 					g.unshareBackends()
-					g.bes[i] = *be
+					g.bes[i] = be
 				}
 			} else if !g.bulk {
 				i, _ := slices.BinarySearch(g.names, name)
 				g.names = slices.Insert(g.names, i, name)
 				g.unshareBackends()
-				g.bes = slices.Insert(g.bes, i, *be)
+				g.bes = slices.Insert(g.bes, i, be)
 			}
 			svc := be.Namespace + "/" + be.Service
 			if g.backendsOf[svc] == nil {
@@ -868,7 +868,7 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 	}
 
 	if g.bes == nil {
-		g.bes = []Backend{}
+		g.bes = []*Backend{}
 	}
 	m.Backends, g.besShared = g.bes, true
 	// In backend name order, as the full build reports them; only

@@ -118,7 +118,7 @@ type Explanation struct {
 // ssl-redirect annotations, any other backend redirects TLS hosts.
 func (m *Model) redirects(e *Explanation) bool {
 	e.RedirectCode = 308
-	i, ok := slices.BinarySearchFunc(m.Backends, e.Backend, func(b Backend, name string) int { return strings.Compare(b.Name, name) })
+	i, ok := slices.BinarySearchFunc(m.Backends, e.Backend, func(b *Backend, name string) int { return strings.Compare(b.Name, name) })
 	if !ok || m.Backends[i].Policy == nil {
 		return e.tlsHost
 	}
@@ -233,13 +233,13 @@ func (m *Model) Explain(r Request) Explanation {
 	case UnavailableBackend:
 		e.Answer = AnswerUnavailable
 	default:
-		i, ok := slices.BinarySearchFunc(m.Backends, e.Backend, func(b Backend, name string) int { return strings.Compare(b.Name, name) })
+		i, ok := slices.BinarySearchFunc(m.Backends, e.Backend, func(b *Backend, name string) int { return strings.Compare(b.Name, name) })
 		if !ok {
 			e.Answer = AnswerUnavailable
 			break
 		}
 		be := m.Backends[i]
-		e.BackendInfo = &be
+		e.BackendInfo = be
 		if len(be.Servers) == 0 {
 			e.Answer = AnswerUnavailable
 		}

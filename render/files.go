@@ -135,7 +135,7 @@ func (d TemplateData) Canaries() []CanaryGroup { return d.model.CanaryGroups() }
 func (d TemplateData) Backends() []BackendData {
 	out := make([]BackendData, 0, len(d.model.Backends))
 	for i := range d.model.Backends {
-		out = append(out, backendData(&d.model.Backends[i]))
+		out = append(out, backendData(d.model.Backends[i]))
 	}
 	return out
 }

@@ -575,11 +575,11 @@ func hostileExpect(m *render.Model, c hostileCase) string {
 
 // hostileBackendExpect is what the backend named answers to GET /.
 func hostileBackendExpect(m *render.Model, name, host string) string {
-	i, found := slices.BinarySearchFunc(m.Backends, name, func(b render.Backend, n string) int { return strings.Compare(b.Name, n) })
+	i, found := slices.BinarySearchFunc(m.Backends, name, func(b *render.Backend, n string) int { return strings.Compare(b.Name, n) })
 	if !found {
 		return "no backend " + name
 	}
-	be := &m.Backends[i]
+	be := m.Backends[i]
 	if be.Broken {
 		return "503"
 	}

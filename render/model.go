@@ -240,8 +240,10 @@ type Model struct {
 	// Routes are pointers: a route is never changed once made, so models
 	// share them, and a change copies a slice of pointers, not of routes
 	// (at 10k Ingresses 0.1 MB instead of 3.5 MB).
-	Routes   []*Route
-	Backends []Backend
+	Routes []*Route
+	// Backends are pointers for the same reason: a backend is made again,
+	// never changed, when its Service, endpoints or annotations change.
+	Backends []*Backend
 	Certs    []Certificate
 	// TLSHosts are the hosts (exact or wildcard) whose plain-HTTP requests
 	// are redirected to HTTPS.

@@ -76,11 +76,11 @@ func (o *Output) configOrigin(data []byte, line int) string {
 		}
 		return fmt.Sprintf("the configuration template (section %q)", section)
 	}
-	i, ok := slices.BinarySearchFunc(o.model.Backends, name, func(b Backend, n string) int { return strings.Compare(b.Name, n) })
+	i, ok := slices.BinarySearchFunc(o.model.Backends, name, func(b *Backend, n string) int { return strings.Compare(b.Name, n) })
 	if !ok {
 		return fmt.Sprintf("the configuration template (section %q)", section)
 	}
-	be := &o.model.Backends[i]
+	be := o.model.Backends[i]
 	var users []string
 	for _, r := range o.model.Routes {
 		if r.Backend == be.Name {

@@ -15,7 +15,7 @@ import (
 // by side.
 type sectionCache struct {
 	tmpl  *template.Template
-	bes   []Backend
+	bes   []*Backend
 	texts [][]byte
 	// head, tail and config are the last haproxy.cfg's pieces and
 	// whole.
@@ -68,19 +68,19 @@ func assembleConfig(rendered []byte, m *Model, cfg Config, cache *sectionCache) 
 		}
 		cached = *cache
 		// The model is not modified after it is rendered (the engine
-		// copies its backends before a change): the next render compares
-		// with them where they are, without a copy.
+		// copies its backend list before a change, and never changes a
+		// backend): the next render compares with them where they are.
 		cache.bes, cache.texts = m.Backends, parts.Sections
 	}
 	size := len(parts.Head) + len(parts.Tail)
 	var todo []int // sections to render: not in the cache
 	j := 0
 	for i := range m.Backends {
-		be := &m.Backends[i]
+		be := m.Backends[i]
 		for j < len(cached.bes) && cached.bes[j].Name < be.Name {
 			j++
 		}
-		if j < len(cached.bes) && sameSection(&cached.bes[j], be) {
+		if j < len(cached.bes) && (cached.bes[j] == be || sameSection(cached.bes[j], be)) {
 			parts.Sections[i] = cached.texts[j]
 		} else {
 			todo = append(todo, i)
@@ -120,7 +120,7 @@ var parallelSections = 512
 // indexes todo, into sections. Sections do not depend on each other and a
 // template may be executed in parallel, so many are split over the cores;
 // the error reported is the one of the first backend that failed.
-func renderSections(bt *template.Template, backends []Backend, todo []int, sections [][]byte) error {
+func renderSections(bt *template.Template, backends []*Backend, todo []int, sections [][]byte) error {
 	workers := min(runtime.GOMAXPROCS(0), len(todo)/parallelSections+1)
 	type failure struct {
 		at  int // index of the backend
@@ -138,7 +138,7 @@ func renderSections(bt *template.Template, backends []Backend, todo []int, secti
 			for k := w; k < len(todo); k += workers {
 				i := todo[k]
 				buf.Reset()
-				if err := bt.Execute(&buf, backendData(&backends[i])); err != nil {
+				if err := bt.Execute(&buf, backendData(backends[i])); err != nil {
 					failed[w] = failure{i, fmt.Errorf("executing template %q for backend %s: %w", BackendTemplate, backends[i].Name, err)}
 					return
 				}

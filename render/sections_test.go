@@ -16,7 +16,7 @@ func manyBackends(n int) *Model {
 	m := &Model{DefaultBackend: NotFoundBackend}
 	for i := range n {
 		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i / 256), byte(i % 256)}), 8080)
-		m.Backends = append(m.Backends, Backend{Name: fmt.Sprintf("b%05d", i), Namespace: "default", Service: fmt.Sprintf("s%05d", i), Port: 80,
+		m.Backends = append(m.Backends, &Backend{Name: fmt.Sprintf("b%05d", i), Namespace: "default", Service: fmt.Sprintf("s%05d", i), Port: 80,
 			Servers: []netip.AddrPort{addr}, Slots: 4, SlotAddrs: []netip.AddrPort{addr, {}, {}, {}}})
 	}
 	return m
