@@ -111,7 +111,8 @@ type Controller struct {
 
 	lastReload time.Time
 	// provenRendGen is the rendGen of the newest templates HAProxy
-	// accepted a configuration of (-1: none yet).
+	// accepted a configuration of, by haproxy -c or a reload (-1: none
+	// yet).
 	provenRendGen int
 	// reloadSpacing is the time from lastReload to the next reload's
 	// earliest start (see reloadSpacing).
@@ -669,7 +670,10 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 			return old, out, fmt.Errorf("writing configuration: %w", err)
 		}
 		if !staged {
-			c.wrote(model, out, rendGen)
+			if res.Changed {
+				c.provenRendGen = rendGen // haproxy -c accepted it
+			}
+			c.wrote(model, out)
 		}
 		if haproxy == nil && c.cfg.HAProxy != nil {
 			// Written for an HAProxy that is not up yet; whatever it
@@ -713,8 +717,9 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 				c.setCurrent(nil)
 				return old, out, fmt.Errorf("reloading HAProxy: %w", err)
 			}
+			c.provenRendGen = rendGen
 			if staged {
-				c.wrote(model, out, rendGen)
+				c.wrote(model, out)
 			}
 			// Spaced from the previous reload's start, not its end: at
 			// 10k Ingresses a reload takes over a second, and counting
@@ -737,11 +742,9 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 	}
 }
 
-// wrote records that model and out, rendered by templates rendGen, passed
-// validation and are current on disk (explain before HAProxy serves them,
-// and the startup probe).
-func (c *Controller) wrote(model *render.Model, out *render.Output, rendGen int) {
-	c.provenRendGen = rendGen
+// wrote records that model and out passed validation and are current on
+// disk (explain before HAProxy serves them, and the startup probe).
+func (c *Controller) wrote(model *render.Model, out *render.Output) {
 	c.written.Store(true)
 	c.mu.Lock()
 	c.model, c.out = model, out

@@ -655,6 +655,7 @@ func (b *builder) finish() {
 		}
 	}
 	// After every Ingress was visited: a canary's primary may be younger.
+	m.canaryFree = len(m.canaries) == 0
 	m.Routes = b.attachCanaries(m.Routes, m.canaries)
 	m.canaries = nil
 

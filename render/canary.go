@@ -92,6 +92,9 @@ type CanaryGroup struct {
 // CanaryGroups lists the pairs of backends the routes' canaries make,
 // sorted by Key.
 func (m *Model) CanaryGroups() []CanaryGroup {
+	if m.canaryFree {
+		return nil
+	}
 	var out []CanaryGroup
 	seen := map[string]bool{}
 	for _, r := range m.Routes {

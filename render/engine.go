@@ -852,7 +852,7 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 	b.settings(configMaps)
 
 	var canaryProblems []Problem
-	m.Routes, canaryProblems = g.withCanaries()
+	m.Routes, canaryProblems, m.canaryFree = g.withCanaries()
 	if m.Routes == nil {
 		m.Routes = []*Route{}
 	}
@@ -939,29 +939,30 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 }
 
 // withCanaries returns the sorted routes with the canaries of the canary
-// Ingresses attached, and what attaching them reported. It is made again
-// only when the routes or the canary paths changed.
-func (g *engine) withCanaries() ([]*Route, []Problem) {
-	if len(g.canaries) == 0 {
-		g.canaryBase, g.canaryPaths, g.canaryRoutes, g.canaryProblems = nil, nil, nil, nil
-		return g.routes, nil
-	}
+// Ingresses attached, what attaching them reported, and whether there was
+// no canary path to attach. It is made again only when the routes or the
+// canary paths changed.
+func (g *engine) withCanaries() ([]*Route, []Problem, bool) {
 	var paths []canaryPath
 	for e := range g.canaries {
 		paths = append(paths, e.canaries...)
+	}
+	if len(paths) == 0 {
+		g.canaryBase, g.canaryPaths, g.canaryRoutes, g.canaryProblems = nil, nil, nil, nil
+		return g.routes, nil, true
 	}
 	slices.SortFunc(paths, func(x, y canaryPath) int {
 		return cmp.Or(older(x.ing, y.ing), strings.Compare(x.canary.Origin.Field, y.canary.Origin.Field))
 	})
 	if g.canaryRoutes != nil && sameSlice(g.routes, g.canaryBase) && slices.Equal(paths, g.canaryPaths) {
-		return g.canaryRoutes, g.canaryProblems
+		return g.canaryRoutes, g.canaryProblems, false
 	}
 	var problems []Problem
 	g.b.capture = &problems
 	routes := g.b.attachCanaries(g.routes, paths)
 	g.b.capture = nil
 	g.canaryBase, g.canaryPaths, g.canaryRoutes, g.canaryProblems = g.routes, paths, routes, problems
-	return routes, problems
+	return routes, problems, false
 }
 
 // assembleCert puts a Secret's certificate together from the parts its

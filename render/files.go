@@ -424,6 +424,16 @@ func writeRouteMap(prev *routeMapText, routes []*Route, match MatchKind) *routeM
 			continue
 		}
 		if prev != nil {
+			if j < len(prev.rows) && prev.rows[j] == r {
+				// The same route: most are (no string compared).
+				if to != j {
+					flush()
+					from, to = j, j
+				}
+				j++
+				to = j
+				continue
+			}
 			// Routes gone since prev end the run.
 			for j < len(prev.rows) && prev.rows[j].order < r.order {
 				flush()

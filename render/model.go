@@ -263,4 +263,7 @@ type Model struct {
 	// canaries are the paths of canary Ingresses, before attachCanaries
 	// puts them on their routes.
 	canaries []canaryPath
+	// canaryFree: the builder attached no canary to any route, so
+	// CanaryGroups need not look at every route on every render.
+	canaryFree bool
 }

@@ -74,16 +74,25 @@ func assembleConfig(rendered []byte, m *Model, cfg Config, cache *sectionCache) 
 	}
 	size := len(parts.Head) + len(parts.Tail)
 	var todo []int // sections to render: not in the cache
-	j := 0
-	for i := range m.Backends {
-		be := m.Backends[i]
-		for j < len(cached.bes) && cached.bes[j].Name < be.Name {
-			j++
-		}
-		if j < len(cached.bes) && (cached.bes[j] == be || sameSection(cached.bes[j], be)) {
-			parts.Sections[i] = cached.texts[j]
-		} else {
-			todo = append(todo, i)
+	if sameSlice(cached.bes, m.Backends) {
+		// No backend changed (the engine hands out the same list).
+		copy(parts.Sections, cached.texts)
+	} else {
+		j := 0
+		for i, be := range m.Backends {
+			// Comparing pointers first: the names are in backends
+			// spread over the heap, and most are the same.
+			if j < len(cached.bes) && cached.bes[j] != be {
+				for j < len(cached.bes) && cached.bes[j].Name < be.Name {
+					j++
+				}
+			}
+			if j < len(cached.bes) && (cached.bes[j] == be || sameSection(cached.bes[j], be)) {
+				parts.Sections[i] = cached.texts[j]
+				j++
+			} else {
+				todo = append(todo, i)
+			}
 		}
 	}
 	if err := renderSections(bt, m.Backends, todo, parts.Sections); err != nil {

@@ -34,12 +34,17 @@ func TestRunReloadValidates(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(tmplDir, "haproxy.cfg.tmpl"), []byte(tmpl), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s := startSidecar(t, sidecarOpts{haproxy: bin, templates: tmplDir, minReloadInterval: 10 * time.Millisecond})
-		s.write("class.yaml", ingressClass)
-		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+		// Objects in place before the start: the first configuration of
+		// these templates is not the empty one the config-dir starts with.
+		manifests := t.TempDir()
+		for name, doc := range map[string]string{"class.yaml": ingressClass, "a.yaml": app("a", a) + "---\n" + ingress("a", "a.test", "/", "a")} {
+			if err := os.WriteFile(filepath.Join(manifests, name), []byte(doc), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := startSidecar(t, sidecarOpts{haproxy: bin, templates: tmplDir, manifests: manifests, minReloadInterval: 10 * time.Millisecond})
 		s.expect("a.test", "/", "svc:a")
-		// The first configuration of these templates was checked with
-		// haproxy -c.
+		// It was checked with haproxy -c.
 		s.settled()
 		checked := false
 		for _, p := range s.history() {
