@@ -143,8 +143,10 @@ func diff(old *state, next *state) plan {
 		if !onlyServersDiffer(old.out, next.out) {
 			return reloadFor("haproxy.cfg changed beyond server addresses")
 		}
-		for i := range next.model.Backends {
-			p.slots = append(p.slots, slotChanges(old.model.Backends[i], next.model.Backends[i])...)
+		for i, be := range next.model.Backends {
+			if was := old.model.Backends[i]; was != be { // backends are never changed
+				p.slots = append(p.slots, slotChanges(was, be)...)
+			}
 		}
 	}
 	for _, name := range render.RuntimeMaps {
@@ -184,6 +186,9 @@ func sameSkeleton(a, b *render.Model) bool {
 	}
 	for i := range a.Backends {
 		x, y := a.Backends[i], b.Backends[i]
+		if x == y {
+			continue
+		}
 		if x.Name != y.Name || x.Slots != y.Slots || x.Namespace != y.Namespace || x.Service != y.Service ||
 			x.Port != y.Port || x.PortName != y.PortName {
 			return false

@@ -63,9 +63,8 @@ func MapChanges(name string, old, next *Output) []MapChange {
 			match = MatchPrefix
 		}
 		a, b := old.model.Routes, next.model.Routes
-		if !ordered(a) || !ordered(b) {
-			// Routes not made by the builder: compare as maps.
-			return mapChanges(old.MapEntries(name), next.MapEntries(name))
+		if sameSlice(a, b) {
+			break // the engine hands out the same routes when none changed
 		}
 		i, j := 0, 0
 		for i < len(a) || j < len(b) {
@@ -74,6 +73,17 @@ func MapChanges(name string, old, next *Output) []MapChange {
 			}
 			for j < len(b) && b[j].Match != match {
 				j++
+			}
+			if i < len(a) && j < len(b) && a[i] == b[j] {
+				// The same route (routes are never changed): most are.
+				i++
+				j++
+				continue
+			}
+			if (i < len(a) && a[i].order == "") || (j < len(b) && b[j].order == "") {
+				// Routes not made by the builder have no sort key:
+				// compare as maps.
+				return mapChanges(old.MapEntries(name), next.MapEntries(name))
 			}
 			switch {
 			case i == len(a) && j == len(b):
@@ -110,16 +120,6 @@ func MapChanges(name string, old, next *Output) []MapChange {
 	}
 	sortChanges(out)
 	return out
-}
-
-// ordered is true when every route has its sort key (made by the builder).
-func ordered(routes []*Route) bool {
-	for i := range routes {
-		if routes[i].order == "" {
-			return false
-		}
-	}
-	return true
 }
 
 func mapChanges(was, now map[string]string) []MapChange {
