@@ -185,15 +185,49 @@ type objectKey struct{ kind, namespace, name string }
 // changed. The informer cache and the manifest reader hand out the same
 // pointer for an unchanged object and a new one for every change, so an
 // object seen before is found by its pointer, without hashing its name,
-// and only new pointers are compared in full.
+// and only new pointers are compared in full. A source that hands out the
+// same list of a kind again (nothing of that kind changed) has that kind
+// skipped.
 type inputTracker struct {
 	gen  uint64
 	seen map[any]*trackedObject
+	// lists are each kind's list in the last update, count how many
+	// objects of each kind seen holds.
+	lists [numKinds]listID
+	count [numKinds]int
+}
+
+// The kinds of render.Inputs, in the order update visits them.
+const (
+	kindIngress = iota
+	kindIngressClass
+	kindService
+	kindEndpointSlice
+	kindSecret
+	kindConfigMap
+	numKinds
+)
+
+var kindNames = [numKinds]string{"Ingress", "IngressClass", "Service", "EndpointSlice", "Secret", "ConfigMap"}
+
+// listID identifies a list handed out by a source: its first element's
+// address and its length.
+type listID struct {
+	first any
+	n     int
+}
+
+func idOf[T any](list []*T) listID {
+	if len(list) == 0 {
+		return listID{}
+	}
+	return listID{first: &list[0], n: len(list)}
 }
 
 type trackedObject struct {
-	key objectKey
-	gen uint64
+	key  objectKey
+	kind int
+	gen  uint64
 }
 
 // update takes in a pass's objects and returns what changed since the
@@ -204,51 +238,77 @@ func (t *inputTracker) update(in render.Inputs) []Change {
 	}
 	t.gen++
 	type fresh struct {
-		key objectKey
-		obj any
+		key  objectKey
+		kind int
+		obj  any
 	}
 	var added []fresh
+	var skipped [numKinds]bool
 	kept := 0
-	visit := func(kind string, m *metav1.ObjectMeta, obj any) {
+	visit := func(kind int, m *metav1.ObjectMeta, obj any) {
 		if o := t.seen[obj]; o != nil {
 			o.gen = t.gen
 			kept++
 			return
 		}
-		added = append(added, fresh{objectKey{kind, m.Namespace, m.Name}, obj})
+		added = append(added, fresh{objectKey{kindNames[kind], m.Namespace, m.Name}, kind, obj})
 	}
-	for _, o := range in.Ingresses {
-		visit("Ingress", &o.ObjectMeta, o)
+	// take visits a kind's list unless it is the one of the last update.
+	take := func(kind int, id listID, each func()) {
+		if id == t.lists[kind] {
+			skipped[kind] = true
+			kept += t.count[kind]
+			return
+		}
+		t.lists[kind] = id
+		each()
 	}
-	for _, o := range in.IngressClasses {
-		visit("IngressClass", &o.ObjectMeta, o)
-	}
-	for _, o := range in.Services {
-		visit("Service", &o.ObjectMeta, o)
-	}
-	for _, o := range in.EndpointSlices {
-		visit("EndpointSlice", &o.ObjectMeta, o)
-	}
-	for _, o := range in.Secrets {
-		visit("Secret", &o.ObjectMeta, o)
-	}
-	for _, o := range in.ConfigMaps {
-		visit("ConfigMap", &o.ObjectMeta, o)
-	}
+	take(kindIngress, idOf(in.Ingresses), func() {
+		for _, o := range in.Ingresses {
+			visit(kindIngress, &o.ObjectMeta, o)
+		}
+	})
+	take(kindIngressClass, idOf(in.IngressClasses), func() {
+		for _, o := range in.IngressClasses {
+			visit(kindIngressClass, &o.ObjectMeta, o)
+		}
+	})
+	take(kindService, idOf(in.Services), func() {
+		for _, o := range in.Services {
+			visit(kindService, &o.ObjectMeta, o)
+		}
+	})
+	take(kindEndpointSlice, idOf(in.EndpointSlices), func() {
+		for _, o := range in.EndpointSlices {
+			visit(kindEndpointSlice, &o.ObjectMeta, o)
+		}
+	})
+	take(kindSecret, idOf(in.Secrets), func() {
+		for _, o := range in.Secrets {
+			visit(kindSecret, &o.ObjectMeta, o)
+		}
+	})
+	take(kindConfigMap, idOf(in.ConfigMaps), func() {
+		for _, o := range in.ConfigMaps {
+			visit(kindConfigMap, &o.ObjectMeta, o)
+		}
+	})
 	gone := map[objectKey]any{}
 	// Every object seen before was seen again: none is gone.
 	for obj, o := range t.seen {
 		if kept == len(t.seen) {
 			break
 		}
-		if o.gen != t.gen {
+		if o.gen != t.gen && !skipped[o.kind] {
 			gone[o.key] = obj
 			delete(t.seen, obj)
+			t.count[o.kind]--
 		}
 	}
 	var out []Change
 	for _, f := range added {
-		t.seen[f.obj] = &trackedObject{key: f.key, gen: t.gen}
+		t.seen[f.obj] = &trackedObject{key: f.key, kind: f.kind, gen: t.gen}
+		t.count[f.kind]++
 		prev, ok := gone[f.key]
 		delete(gone, f.key)
 		switch {

@@ -183,6 +183,29 @@ func TestInputTracker(t *testing.T) {
 	if g := got(svc("a", "10.0.0.9"), c); g != "updated a, deleted b, added c" {
 		t.Errorf("update, delete, add: %q", g)
 	}
+	// A list handed out again (a source that caches its lists) is
+	// skipped, and its objects are not taken for deleted.
+	svcs := []*corev1.Service{a, b}
+	class := func(name string) []*networkingv1.IngressClass {
+		return []*networkingv1.IngressClass{{ObjectMeta: metav1.ObjectMeta{Name: name}}}
+	}
+	changes := func(in render.Inputs) string {
+		var out []string
+		for _, ch := range tr.update(in) {
+			out = append(out, ch.Op+" "+ch.Kind+" "+ch.Name)
+		}
+		return strings.Join(out, ", ")
+	}
+	if g := changes(render.Inputs{Services: svcs, IngressClasses: class("x")}); g != "added IngressClass x, added Service a, added Service b, deleted Service a, deleted Service c" &&
+		g != "added IngressClass x, updated Service a, added Service b, deleted Service c" {
+		t.Errorf("new lists: %q", g)
+	}
+	if g := changes(render.Inputs{Services: svcs, IngressClasses: class("y")}); g != "deleted IngressClass x, added IngressClass y" {
+		t.Errorf("the same Service list, a new class list: %q", g)
+	}
+	if g := changes(render.Inputs{Services: svcs[:1], IngressClasses: class("y")}); g != "deleted Service b" {
+		t.Errorf("a shorter Service list: %q", g)
+	}
 }
 
 // Nor password hashes: the userlists of auth-basic-secret are shown

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -55,6 +56,21 @@ type Source struct {
 	mu      sync.Mutex
 	ctx     context.Context
 	secrets map[string]*secretWatch // by namespace/name
+
+	// lists keeps each informer's last list for Inputs, which hands it
+	// out again while no event of that informer came in: at 10k
+	// Ingresses, listing the store and taking the list in (render, the
+	// controller) costs milliseconds on every pass for one change.
+	lists  map[cache.SharedIndexInformer]*cachedList
+	listMu sync.Mutex // guards the cachedLists' lists
+}
+
+// cachedList is an informer's list, typed, as of its event count.
+type cachedList struct {
+	events atomic.Uint64 // bumped by the informer's handlers
+	at     uint64        // events when list was made
+	list   any           // []*T
+	valid  bool
 }
 
 type secretWatch struct {
@@ -67,7 +83,7 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	s := &Source{cfg: cfg, secrets: map[string]*secretWatch{}}
+	s := &Source{cfg: cfg, secrets: map[string]*secretWatch{}, lists: map[cache.SharedIndexInformer]*cachedList{}}
 	s.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(cfg.Namespace),
 		informers.WithTransform(trim))
 	s.cluster = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(trim))
@@ -88,12 +104,21 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 			}))
 		s.settings = f.Core().V1().ConfigMaps().Informer()
 	}
-	notify := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { s.changed() },
-		UpdateFunc: func(old, new any) { s.changedUnlessResync(old, new) },
-		DeleteFunc: func(any) { s.changed() },
-	}
 	for _, inf := range s.informers() {
+		// The list is marked stale before the loop is told: the pass
+		// that follows lists the store again.
+		cl := &cachedList{}
+		s.lists[inf] = cl
+		notify := cache.ResourceEventHandlerFuncs{
+			AddFunc: func(any) { cl.events.Add(1); s.changed() },
+			UpdateFunc: func(old, new any) {
+				if !resync(old, new) {
+					cl.events.Add(1)
+					s.changed()
+				}
+			},
+			DeleteFunc: func(any) { cl.events.Add(1); s.changed() },
+		}
 		if _, err := inf.AddEventHandler(notify); err != nil {
 			return nil, err
 		}
@@ -177,14 +202,39 @@ func (s *Source) changed() {
 	}
 }
 
-// changedUnlessResync skips the periodic resync's no-op updates.
-func (s *Source) changedUnlessResync(old, new any) {
+// resync is true for the periodic resync's no-op updates.
+func resync(old, new any) bool {
 	o, ok1 := old.(metav1.Object)
 	n, ok2 := new.(metav1.Object)
-	if ok1 && ok2 && o.GetResourceVersion() == n.GetResourceVersion() {
-		return
+	return ok1 && ok2 && o.GetResourceVersion() == n.GetResourceVersion()
+}
+
+// changedUnlessResync tells the loop, except for the periodic resync's
+// no-op updates.
+func (s *Source) changedUnlessResync(old, new any) {
+	if !resync(old, new) {
+		s.changed()
 	}
-	s.changed()
+}
+
+// listOf returns an informer's objects: the same slice as last time while
+// none of its events came in (render and the controller then skip taking
+// the kind in). The caller holds s.listMu.
+func listOf[T any](s *Source, inf cache.SharedIndexInformer) []*T {
+	cl := s.lists[inf]
+	// Read before listing: an event during the list makes the next
+	// call list again.
+	at := cl.events.Load()
+	if cl.valid && cl.at == at {
+		return cl.list.([]*T)
+	}
+	objs := inf.GetStore().List()
+	out := make([]*T, len(objs))
+	for i, o := range objs {
+		out[i] = o.(*T)
+	}
+	cl.list, cl.at, cl.valid = out, at, true
+	return out
 }
 
 // Run starts the informers and blocks until ctx is done. Informers
@@ -362,24 +412,17 @@ func (s *Source) Inputs(ctx context.Context) (render.Inputs, []render.Problem, e
 		cache.WaitForCacheSync(wait.Done(), pending...)
 		cancel()
 	}
-	var in render.Inputs
-	for _, o := range s.ingresses.GetStore().List() {
-		in.Ingresses = append(in.Ingresses, o.(*networkingv1.Ingress))
-	}
-	for _, o := range s.classes.GetStore().List() {
-		in.IngressClasses = append(in.IngressClasses, o.(*networkingv1.IngressClass))
-	}
-	for _, o := range s.services.GetStore().List() {
-		in.Services = append(in.Services, o.(*corev1.Service))
-	}
-	for _, o := range s.slices.GetStore().List() {
-		in.EndpointSlices = append(in.EndpointSlices, o.(*discoveryv1.EndpointSlice))
+	s.listMu.Lock()
+	in := render.Inputs{
+		Ingresses:      listOf[networkingv1.Ingress](s, s.ingresses),
+		IngressClasses: listOf[networkingv1.IngressClass](s, s.classes),
+		Services:       listOf[corev1.Service](s, s.services),
+		EndpointSlices: listOf[discoveryv1.EndpointSlice](s, s.slices),
 	}
 	if s.settings != nil {
-		for _, o := range s.settings.GetStore().List() {
-			in.ConfigMaps = append(in.ConfigMaps, o.(*corev1.ConfigMap))
-		}
+		in.ConfigMaps = listOf[corev1.ConfigMap](s, s.settings)
 	}
+	s.listMu.Unlock()
 	s.mu.Lock()
 	for _, w := range s.secrets {
 		for _, o := range w.informer.GetStore().List() {

@@ -105,6 +105,45 @@ func TestSourceFollowsTheAPIServer(t *testing.T) {
 		w := src.WatchedSecrets()
 		return slices.Equal(w, []string{ns + "/default-cert"}), fmt.Sprint(w)
 	})
+
+	// A kind's list is handed out again while none of its objects
+	// changed (render and the controller skip it then), and listed anew
+	// once one did.
+	web := ing.DeepCopy()
+	web.Name = "web2"
+	if _, err := c.Client.NetworkingV1().Ingresses(ns).Create(ctx, web, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var first render.Inputs
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		first, _, err = src.Inputs(ctx)
+		return err == nil && len(first.Ingresses) == 1, fmt.Sprintf("%d Ingresses, %v", len(first.Ingresses), err)
+	})
+	again, _, err := src.Inputs(ctx)
+	if err != nil || &again.Ingresses[0] != &first.Ingresses[0] || &again.ConfigMaps[0] != &first.ConfigMaps[0] {
+		t.Errorf("unchanged lists not handed out again (%v)", err)
+	}
+	web, err = c.Client.NetworkingV1().Ingresses(ns).Get(ctx, "web2", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web.Labels = map[string]string{"changed": "yes"}
+	if _, err := c.Client.NetworkingV1().Ingresses(ns).Update(ctx, web, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		now, _, err := src.Inputs(ctx)
+		if err != nil || len(now.Ingresses) != 1 {
+			return false, fmt.Sprint(err)
+		}
+		if now.Ingresses[0].Labels["changed"] != "yes" {
+			return false, "the update is not in the list yet"
+		}
+		if &now.ConfigMaps[0] != &first.ConfigMaps[0] {
+			return false, "the ConfigMap list was made again although no ConfigMap changed"
+		}
+		return true, ""
+	})
 }
 
 // Cached objects drop what render never reads: managedFields everywhere,

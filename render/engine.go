@@ -41,6 +41,10 @@ type engine struct {
 	bulk    bool
 	scratch *evalScratch
 
+	// synced are the object lists the last build took in: a source
+	// hands out the same list when nothing of its kind changed, and
+	// taking it in again would walk every object for nothing.
+	synced   Inputs
 	ings     map[*networkingv1.Ingress]*ingEntry
 	served   []*ingEntry // by age
 	problems []*ingEntry // entries with problems, by namespace/name
@@ -203,9 +207,19 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 	g.gen++
 	g.dirty = map[*ingEntry]bool{}
 
-	changedSvcs := g.syncServices(in.Services, in.EndpointSlices)
-	changedSecrets := g.syncSecrets(in.Secrets)
-	g.syncIngresses(in.Ingresses)
+	changedSvcs, changedSecrets := map[string]bool{}, map[string]bool{}
+	if !sameSlice(in.Services, g.synced.Services) || !sameSlice(in.EndpointSlices, g.synced.EndpointSlices) {
+		changedSvcs = g.syncServices(in.Services, in.EndpointSlices)
+	}
+	if !sameSlice(in.Secrets, g.synced.Secrets) {
+		changedSecrets = g.syncSecrets(in.Secrets)
+	}
+	if !sameSlice(in.Ingresses, g.synced.Ingresses) {
+		g.syncIngresses(in.Ingresses)
+	} else {
+		g.bulk = false
+	}
+	g.synced = Inputs{Ingresses: in.Ingresses, Services: in.Services, EndpointSlices: in.EndpointSlices, Secrets: in.Secrets}
 	// Backends are made again when the Ingress deciding a Service's
 	// backend annotations changes, or the CA Secret they name does.
 	for svc, before := range g.settingsBefore {
