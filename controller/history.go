@@ -185,9 +185,9 @@ type objectKey struct{ kind, namespace, name string }
 // changed. The informer cache and the manifest reader hand out the same
 // pointer for an unchanged object and a new one for every change, so an
 // object seen before is found by its pointer, without hashing its name,
-// and only new pointers are compared in full. A source that hands out the
-// same list of a kind again (nothing of that kind changed) has that kind
-// skipped.
+// and only new pointers are compared in full. A list the source says is
+// unchanged (render.Inputs.Unchanged) and that is the one of the last
+// update is skipped.
 type inputTracker struct {
 	gen  uint64
 	seen map[any]*trackedObject
@@ -209,6 +209,9 @@ const (
 )
 
 var kindNames = [numKinds]string{"Ingress", "IngressClass", "Service", "EndpointSlice", "Secret", "ConfigMap"}
+
+var inputKinds = [numKinds]render.InputKinds{render.IngressesKind, render.IngressClassesKind, render.ServicesKind,
+	render.EndpointSlicesKind, render.SecretsKind, render.ConfigMapsKind}
 
 // listID identifies a list handed out by a source: its first element's
 // address and its length.
@@ -253,9 +256,10 @@ func (t *inputTracker) update(in render.Inputs) []Change {
 		}
 		added = append(added, fresh{objectKey{kindNames[kind], m.Namespace, m.Name}, kind, obj})
 	}
-	// take visits a kind's list unless it is the one of the last update.
+	// take visits a kind's list unless the source says it is unchanged
+	// and it is the one of the last update.
 	take := func(kind int, id listID, each func()) {
-		if id == t.lists[kind] {
+		if in.Unchanged.Has(inputKinds[kind]) && id == t.lists[kind] {
 			skipped[kind] = true
 			kept += t.count[kind]
 			return

@@ -200,11 +200,16 @@ func TestInputTracker(t *testing.T) {
 		g != "added IngressClass x, updated Service a, added Service b, deleted Service c" {
 		t.Errorf("new lists: %q", g)
 	}
-	if g := changes(render.Inputs{Services: svcs, IngressClasses: class("y")}); g != "deleted IngressClass x, added IngressClass y" {
+	if g := changes(render.Inputs{Services: svcs, IngressClasses: class("y"), Unchanged: render.ServicesKind}); g != "deleted IngressClass x, added IngressClass y" {
 		t.Errorf("the same Service list, a new class list: %q", g)
 	}
-	if g := changes(render.Inputs{Services: svcs[:1], IngressClasses: class("y")}); g != "deleted Service b" {
+	if g := changes(render.Inputs{Services: svcs[:1], IngressClasses: class("y"), Unchanged: render.ServicesKind}); g != "deleted Service b" {
 		t.Errorf("a shorter Service list: %q", g)
+	}
+	// The same slice changed in place, not said to be unchanged.
+	svcs[0] = svc("c", "10.0.0.3")
+	if g := changes(render.Inputs{Services: svcs[:1], IngressClasses: class("y")}); g != "deleted Service a, added Service c" {
+		t.Errorf("a list changed in place: %q", g)
 	}
 }
 

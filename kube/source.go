@@ -13,7 +13,6 @@ import (
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -217,16 +216,16 @@ func (s *Source) changedUnlessResync(old, new any) {
 	}
 }
 
-// listOf returns an informer's objects: the same slice as last time while
-// none of its events came in (render and the controller then skip taking
-// the kind in). The caller holds s.listMu.
-func listOf[T any](s *Source, inf cache.SharedIndexInformer) []*T {
+// listOf returns an informer's objects: the same slice as last time, never
+// changed, while none of its events came in (same is then true: render and
+// the controller skip taking the kind in). The caller holds s.listMu.
+func listOf[T any](s *Source, inf cache.SharedIndexInformer) (list []*T, same bool) {
 	cl := s.lists[inf]
 	// Read before listing: an event during the list makes the next
 	// call list again.
 	at := cl.events.Load()
 	if cl.valid && cl.at == at {
-		return cl.list.([]*T)
+		return cl.list.([]*T), true
 	}
 	objs := inf.GetStore().List()
 	out := make([]*T, len(objs))
@@ -234,7 +233,17 @@ func listOf[T any](s *Source, inf cache.SharedIndexInformer) []*T {
 		out[i] = o.(*T)
 	}
 	cl.list, cl.at, cl.valid = out, at, true
-	return out
+	return out, false
+}
+
+// listInto sets *dst to the informer's list, and kind in *unchanged when it
+// is the one handed out last time.
+func listInto[T any](s *Source, inf cache.SharedIndexInformer, dst *[]*T, kind render.InputKinds, unchanged *render.InputKinds) {
+	list, same := listOf[T](s, inf)
+	*dst = list
+	if same {
+		*unchanged |= kind
+	}
 }
 
 // Run starts the informers and blocks until ctx is done. Informers
@@ -412,15 +421,16 @@ func (s *Source) Inputs(ctx context.Context) (render.Inputs, []render.Problem, e
 		cache.WaitForCacheSync(wait.Done(), pending...)
 		cancel()
 	}
+	var in render.Inputs
 	s.listMu.Lock()
-	in := render.Inputs{
-		Ingresses:      listOf[networkingv1.Ingress](s, s.ingresses),
-		IngressClasses: listOf[networkingv1.IngressClass](s, s.classes),
-		Services:       listOf[corev1.Service](s, s.services),
-		EndpointSlices: listOf[discoveryv1.EndpointSlice](s, s.slices),
-	}
+	listInto(s, s.ingresses, &in.Ingresses, render.IngressesKind, &in.Unchanged)
+	listInto(s, s.classes, &in.IngressClasses, render.IngressClassesKind, &in.Unchanged)
+	listInto(s, s.services, &in.Services, render.ServicesKind, &in.Unchanged)
+	listInto(s, s.slices, &in.EndpointSlices, render.EndpointSlicesKind, &in.Unchanged)
 	if s.settings != nil {
-		in.ConfigMaps = listOf[corev1.ConfigMap](s, s.settings)
+		listInto(s, s.settings, &in.ConfigMaps, render.ConfigMapsKind, &in.Unchanged)
+	} else {
+		in.Unchanged |= render.ConfigMapsKind
 	}
 	s.listMu.Unlock()
 	s.mu.Lock()

@@ -120,8 +120,9 @@ func TestSourceFollowsTheAPIServer(t *testing.T) {
 		return err == nil && len(first.Ingresses) == 1, fmt.Sprintf("%d Ingresses, %v", len(first.Ingresses), err)
 	})
 	again, _, err := src.Inputs(ctx)
-	if err != nil || &again.Ingresses[0] != &first.Ingresses[0] || &again.ConfigMaps[0] != &first.ConfigMaps[0] {
-		t.Errorf("unchanged lists not handed out again (%v)", err)
+	if err != nil || &again.Ingresses[0] != &first.Ingresses[0] || &again.ConfigMaps[0] != &first.ConfigMaps[0] ||
+		!again.Unchanged.Has(render.IngressesKind|render.ConfigMapsKind) {
+		t.Errorf("unchanged lists not handed out again, or not said to be (%v, unchanged %b)", err, again.Unchanged)
 	}
 	web, err = c.Client.NetworkingV1().Ingresses(ns).Get(ctx, "web2", metav1.GetOptions{})
 	if err != nil {
@@ -138,6 +139,9 @@ func TestSourceFollowsTheAPIServer(t *testing.T) {
 		}
 		if now.Ingresses[0].Labels["changed"] != "yes" {
 			return false, "the update is not in the list yet"
+		}
+		if now.Unchanged.Has(render.IngressesKind) && &now.Ingresses[0] != &first.Ingresses[0] {
+			return false, "a new Ingress list said to be unchanged"
 		}
 		if &now.ConfigMaps[0] != &first.ConfigMaps[0] {
 			return false, "the ConfigMap list was made again although no ConfigMap changed"

@@ -174,6 +174,48 @@ func incrementalChanges(b *testing.B, cfg render.Config, in render.Inputs, chang
 	}
 }
 
+// A list changed in place (one object replaced in the same slice, as the
+// benchmarks do) is taken in again: only Inputs.Unchanged lets the engine
+// skip a list, and only when it is also the slice it took in last.
+func TestIncrementalListChangedInPlace(t *testing.T) {
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
+	in := syntheticInputs(50)
+	r := render.NewIncremental(cfg)
+	prev, _, err := r.Render(in, render.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostChange(50)(&in, 1)
+	m, _, err := r.Render(in, render.Options{Previous: prev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, rt := range m.Routes {
+		found = found || rt.Host == "changed-1.example.com"
+	}
+	if !found {
+		t.Fatal("an Ingress replaced in the same slice was not taken in")
+	}
+	// Said to be unchanged and the same slice: skipped (a source that
+	// caches its lists never changes one it handed out).
+	in.Unchanged = render.IngressesKind
+	hostChange(50)(&in, 2)
+	m, _, err = r.Render(in, render.Options{Previous: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range m.Routes {
+		if rt.Host == "changed-2.example.com" {
+			t.Fatal("a list said to be unchanged was taken in again")
+		}
+	}
+}
+
 // The synthetic cluster renders cleanly: the benchmark measures real work.
 func TestSyntheticInputs(t *testing.T) {
 	m := render.BuildModel(syntheticInputs(300), render.Options{})

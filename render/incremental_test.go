@@ -251,8 +251,8 @@ func testCertificates(t testing.TB, n int) []certPair {
 }
 
 // shuffledOrSame is last when it holds the same objects as list, half of
-// the time, else list shuffled.
-func shuffledOrSame[T any](r *mathrand.Rand, list, last []*T) []*T {
+// the time (with kind added to unchanged), else list shuffled.
+func shuffledOrSame[T any](r *mathrand.Rand, list, last []*T, unchanged *InputKinds, kind InputKinds) []*T {
 	if len(list) == len(last) && r.IntN(2) == 0 {
 		set := make(map[*T]bool, len(last))
 		for _, o := range last {
@@ -263,6 +263,7 @@ func shuffledOrSame[T any](r *mathrand.Rand, list, last []*T) []*T {
 			same = same && set[o]
 		}
 		if same {
+			*unchanged |= kind
 			return last
 		}
 	}
@@ -306,10 +307,10 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			// them hands out the same list again when no object of its
 			// kind changed (the engine then skips taking it in).
 			in := c.in
-			in.Ingresses = shuffledOrSame(c.r, in.Ingresses, lastIn.Ingresses)
-			in.Services = shuffledOrSame(c.r, in.Services, lastIn.Services)
-			in.EndpointSlices = shuffledOrSame(c.r, in.EndpointSlices, lastIn.EndpointSlices)
-			in.Secrets = shuffledOrSame(c.r, in.Secrets, lastIn.Secrets)
+			in.Ingresses = shuffledOrSame(c.r, in.Ingresses, lastIn.Ingresses, &in.Unchanged, IngressesKind)
+			in.Services = shuffledOrSame(c.r, in.Services, lastIn.Services, &in.Unchanged, ServicesKind)
+			in.EndpointSlices = shuffledOrSame(c.r, in.EndpointSlices, lastIn.EndpointSlices, &in.Unchanged, EndpointSlicesKind)
+			in.Secrets = shuffledOrSame(c.r, in.Secrets, lastIn.Secrets, &in.Unchanged, SecretsKind)
 			lastIn = in
 
 			// Now and then the model HAProxy serves is not the last one

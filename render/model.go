@@ -20,7 +20,30 @@ type Inputs struct {
 	EndpointSlices []*discoveryv1.EndpointSlice
 	Secrets        []*corev1.Secret
 	ConfigMaps     []*corev1.ConfigMap
+	// Unchanged names the lists that are, slice and objects, the ones
+	// the same source handed out last time (a source that caches its
+	// lists sets it; the zero value claims nothing). The incremental
+	// renderer and the controller skip taking such a list in again when
+	// it is also the one they took in last: a slice changed in place is
+	// never mistaken for an unchanged one.
+	Unchanged InputKinds
 }
+
+// InputKinds is a set of the lists of Inputs.
+type InputKinds uint8
+
+// The lists of Inputs, for InputKinds.
+const (
+	IngressesKind InputKinds = 1 << iota
+	IngressClassesKind
+	ServicesKind
+	EndpointSlicesKind
+	SecretsKind
+	ConfigMapsKind
+)
+
+// Has is true when every kind of k is in s.
+func (s InputKinds) Has(k InputKinds) bool { return s&k == k }
 
 // MatchKind is how a route compares the request path.
 type MatchKind int
