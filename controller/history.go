@@ -220,11 +220,20 @@ type listID struct {
 	n     int
 }
 
-func idOf[T any](list []*T) listID {
+func idOf[T any](list []T) listID {
 	if len(list) == 0 {
 		return listID{}
 	}
 	return listID{first: &list[0], n: len(list)}
+}
+
+// visitList visits the objects of one kind's list, if take says to.
+func visitList[T metav1.Object](take func(kind int, id listID) bool, visit func(kind int, obj metav1.Object), kind int, list []T) {
+	if take(kind, idOf(list)) {
+		for _, o := range list {
+			visit(kind, o)
+		}
+	}
 }
 
 type trackedObject struct {
@@ -248,55 +257,31 @@ func (t *inputTracker) update(in render.Inputs) []Change {
 	var added []fresh
 	var skipped [numKinds]bool
 	kept := 0
-	visit := func(kind int, m *metav1.ObjectMeta, obj any) {
+	visit := func(kind int, obj metav1.Object) {
 		if o := t.seen[obj]; o != nil {
 			o.gen = t.gen
 			kept++
 			return
 		}
-		added = append(added, fresh{objectKey{kindNames[kind], m.Namespace, m.Name}, kind, obj})
+		added = append(added, fresh{objectKey{kindNames[kind], obj.GetNamespace(), obj.GetName()}, kind, obj})
 	}
-	// take visits a kind's list unless the source says it is unchanged
-	// and it is the one of the last update.
-	take := func(kind int, id listID, each func()) {
+	// take tells whether to visit a kind's list: not when the source says
+	// it is unchanged and it is the one of the last update.
+	take := func(kind int, id listID) bool {
 		if in.Unchanged.Has(inputKinds[kind]) && id == t.lists[kind] {
 			skipped[kind] = true
 			kept += t.count[kind]
-			return
+			return false
 		}
 		t.lists[kind] = id
-		each()
+		return true
 	}
-	take(kindIngress, idOf(in.Ingresses), func() {
-		for _, o := range in.Ingresses {
-			visit(kindIngress, &o.ObjectMeta, o)
-		}
-	})
-	take(kindIngressClass, idOf(in.IngressClasses), func() {
-		for _, o := range in.IngressClasses {
-			visit(kindIngressClass, &o.ObjectMeta, o)
-		}
-	})
-	take(kindService, idOf(in.Services), func() {
-		for _, o := range in.Services {
-			visit(kindService, &o.ObjectMeta, o)
-		}
-	})
-	take(kindEndpointSlice, idOf(in.EndpointSlices), func() {
-		for _, o := range in.EndpointSlices {
-			visit(kindEndpointSlice, &o.ObjectMeta, o)
-		}
-	})
-	take(kindSecret, idOf(in.Secrets), func() {
-		for _, o := range in.Secrets {
-			visit(kindSecret, &o.ObjectMeta, o)
-		}
-	})
-	take(kindConfigMap, idOf(in.ConfigMaps), func() {
-		for _, o := range in.ConfigMaps {
-			visit(kindConfigMap, &o.ObjectMeta, o)
-		}
-	})
+	visitList(take, visit, kindIngress, in.Ingresses)
+	visitList(take, visit, kindIngressClass, in.IngressClasses)
+	visitList(take, visit, kindService, in.Services)
+	visitList(take, visit, kindEndpointSlice, in.EndpointSlices)
+	visitList(take, visit, kindSecret, in.Secrets)
+	visitList(take, visit, kindConfigMap, in.ConfigMaps)
 	gone := map[objectKey]any{}
 	// Every object seen before was seen again: none is gone.
 	for obj, o := range t.seen {

@@ -232,6 +232,30 @@ func (s *Store) CurrentGeneration() (int, error) {
 // candidate is moved to <dir>/rejected, and the validation error is returned
 // wrapped (errors.As finds a *CheckError from Validator).
 func (s *Store) Apply(ctx context.Context, files Files, validate func(dir string) error) (Result, error) {
+	return s.commit(ctx, files, validate, false)
+}
+
+// Stage writes files as a new generation and makes it current without
+// validating it, for a caller that reloads HAProxy onto it next: a reload
+// is a stricter check than `haproxy -c` (HAProxy loads the configuration for
+// real), and one HAProxy refuses leaves the old worker serving. The caller
+// then calls Confirm when the reload succeeded, or Rollback when it did
+// not. Until then a "pending" link names the generation, and Repair (at
+// open, and before a supervisor restarts HAProxy) puts the previous
+// generation back: a crash between Stage and Confirm never leaves HAProxy a
+// configuration on disk that nothing accepted.
+//
+// Not for configurations without a listener: `haproxy -c` refuses those,
+// a reload does not (see HasListener). It returns ErrNoCurrent when there is
+// no current generation to go back to; Changed is false, and nothing is
+// staged, when files are the current generation's.
+func (s *Store) Stage(ctx context.Context, files Files) (Result, error) {
+	return s.commit(ctx, files, nil, true)
+}
+
+// commit writes files as the next generation and makes it current: after
+// validate accepts it (Apply), or at once with a pending link (Stage).
+func (s *Store) commit(ctx context.Context, files Files, validate func(dir string) error, stage bool) (Result, error) {
 	if err := files.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -242,14 +266,14 @@ func (s *Store) Apply(ctx context.Context, files Files, validate func(dir string
 		return Result{}, err
 	}
 	cur, err := s.linkGen(currentLink)
+	var live Files
 	switch {
-	case errors.Is(err, ErrNoCurrent):
+	case errors.Is(err, ErrNoCurrent) && !stage:
 		cur = 0
 	case err != nil:
 		return Result{}, err
 	default:
-		live, err := s.liveFiles(cur)
-		if err != nil {
+		if live, err = s.liveFiles(cur); err != nil {
 			return Result{}, err
 		}
 		if live.Equal(files) {
@@ -275,9 +299,11 @@ func (s *Store) Apply(ctx context.Context, files Files, validate func(dir string
 	if err != nil {
 		return unchanged, err
 	}
-	if err := validate(tmp); err != nil {
-		s.reject(tmp)
-		return unchanged, fmt.Errorf("store: generation %d rejected: %w", gen, err)
+	if validate != nil {
+		if err := validate(tmp); err != nil {
+			s.reject(tmp)
+			return unchanged, fmt.Errorf("store: generation %d rejected: %w", gen, err)
+		}
 	}
 	// Validation can take a while (≈0.5 s at 10k backends); don't switch a caller
 	// that has given up in the meantime.
@@ -289,77 +315,19 @@ func (s *Store) Apply(ctx context.Context, files Files, validate func(dir string
 	if err != nil {
 		return unchanged, err
 	}
-	if err := s.activate(gen, cur); err != nil {
-		return unchanged, err
-	}
-	s.remember(gen, files)
-	return Result{Changed: true, Generation: gen, Dir: dir}, nil
-}
-
-// Stage writes files as a new generation and makes it current without
-// validating it, for a caller that reloads HAProxy onto it next: a reload
-// is a stricter check than `haproxy -c` (HAProxy loads the configuration for
-// real), and one HAProxy refuses leaves the old worker serving. The caller
-// then calls Confirm when the reload succeeded, or Rollback when it did
-// not. Until then a "pending" link names the generation, and Repair (at
-// open, and before a supervisor restarts HAProxy) puts the previous
-// generation back: a crash between Stage and Confirm never leaves HAProxy a
-// configuration on disk that nothing accepted.
-//
-// Not for configurations without a listener: `haproxy -c` refuses those,
-// a reload does not (see HasListener). It returns ErrNoCurrent when there is
-// no current generation to go back to; Changed is false, and nothing is
-// staged, when files are the current generation's.
-func (s *Store) Stage(ctx context.Context, files Files) (Result, error) {
-	if err := files.Validate(); err != nil {
-		return Result{}, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-
-	if _, err := s.repair(); err != nil && !errors.Is(err, ErrNoCurrent) {
-		return Result{}, err
-	}
-	cur, err := s.linkGen(currentLink)
-	if err != nil {
-		return Result{}, err
-	}
-	live, err := s.liveFiles(cur)
-	if err != nil {
-		return Result{}, err
-	}
-	unchanged := Result{Generation: cur, Dir: s.genDir(cur)}
-	if live.Equal(files) {
-		return unchanged, nil
-	}
-	if err := s.prune(); err != nil {
-		return unchanged, err
-	}
-	gen, err := s.nextGen()
-	if err != nil {
-		return unchanged, err
-	}
-	tmp, err := s.writeTmp(gen, files, cur)
-	if err != nil {
-		return unchanged, err
-	}
-	if err := ctx.Err(); err != nil {
-		_ = os.RemoveAll(tmp)
-		return unchanged, fmt.Errorf("store: generation %d not staged: %w", gen, err)
-	}
-	dir, err := s.publish(tmp, gen)
-	if err != nil {
-		return unchanged, err
-	}
-	// pending first: from the moment current names gen, a crash must
-	// find it.
-	if err := s.setLink(pendingLink, gen); err != nil {
-		return unchanged, err
+	if stage {
+		// pending first: from the moment current names gen, a crash
+		// must find it.
+		if err := s.setLink(pendingLink, gen); err != nil {
+			return unchanged, err
+		}
 	}
 	if err := s.activate(gen, cur); err != nil {
 		return unchanged, err
 	}
-	s.staged = &staging{gen: gen, prev: cur, prevFiles: live}
+	if stage {
+		s.staged = &staging{gen: gen, prev: cur, prevFiles: live}
+	}
 	s.remember(gen, files)
 	return Result{Changed: true, Generation: gen, Dir: dir}, nil
 }

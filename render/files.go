@@ -424,23 +424,14 @@ func writeRouteMap(prev *routeMapText, routes []*Route, match MatchKind) *routeM
 			continue
 		}
 		if prev != nil {
-			if j < len(prev.rows) && prev.rows[j] == r {
-				// The same route: most are (no string compared).
-				if to != j {
-					flush()
-					from, to = j, j
-				}
-				j++
-				to = j
-				continue
-			}
-			// Routes gone since prev end the run.
-			for j < len(prev.rows) && prev.rows[j].order < r.order {
+			// Routes gone since prev end the run. Most routes are the
+			// same pointer as prev's next one: no string compared then.
+			for j < len(prev.rows) && prev.rows[j] != r && prev.rows[j].order < r.order {
 				flush()
 				j++
 				from, to = j, j
 			}
-			if j < len(prev.rows) && sameLines(prev.rows[j], r) {
+			if j < len(prev.rows) && (prev.rows[j] == r || sameLines(prev.rows[j], r)) {
 				if to != j {
 					flush()
 					from, to = j, j
