@@ -311,16 +311,17 @@ func (s *Store) commit(ctx context.Context, files Files, validate func(dir strin
 		_ = os.RemoveAll(tmp)
 		return unchanged, fmt.Errorf("store: generation %d not activated: %w", gen, err)
 	}
+	if stage {
+		// The pending link comes before gen-N exists: a crash from here
+		// on finds it, and gen-N is never taken for a validated one.
+		if err := s.setLink(pendingLink, gen); err != nil {
+			_ = os.RemoveAll(tmp)
+			return unchanged, err
+		}
+	}
 	dir, err := s.publish(tmp, gen)
 	if err != nil {
 		return unchanged, err
-	}
-	if stage {
-		// pending first: from the moment current names gen, a crash
-		// must find it.
-		if err := s.setLink(pendingLink, gen); err != nil {
-			return unchanged, err
-		}
 	}
 	if err := s.activate(gen, cur); err != nil {
 		return unchanged, err
@@ -386,21 +387,30 @@ func (s *Store) Rollback(gen int) (string, error) {
 // staged one replaced.
 func (s *Store) dropPending() (*Repair, error) {
 	link := filepath.Join(s.dir, pendingLink)
-	if _, err := os.Lstat(link); errors.Is(err, fs.ErrNotExist) {
+	target, err := os.Readlink(link)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	s.staged = nil
-	pending, perr := s.linkGen(pendingLink)
+	pending, _ := parseGen(target) // 0 for anything else
 	cur, cerr := s.linkGen(currentLink)
 	prev, preverr := s.linkGen(previousLink)
 	var r *Repair
-	if perr == nil && cerr == nil && cur == pending && preverr == nil && prev != pending {
+	if pending != 0 && cerr == nil && cur == pending && preverr == nil && prev != pending {
 		if err := s.setLink(currentLink, prev); err != nil {
 			return nil, err
 		}
 		s.live, s.liveGen = nil, 0
 		r = &Repair{At: time.Now(), Generation: prev, Found: fmt.Sprintf("%s%d, staged for a reload that never confirmed it", genPrefix, pending)}
 		s.repaired = r
+		cur = prev
+	}
+	// Nothing accepted the staged generation: it must never be taken
+	// for the newest complete one.
+	if pending != 0 && pending != cur && (preverr != nil || pending != prev) {
+		if err := os.RemoveAll(s.genDir(pending)); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
 	}
 	if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("store: %w", err)

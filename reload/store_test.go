@@ -461,6 +461,37 @@ func TestStoreStage(t *testing.T) {
 		t.Errorf("entries after reopening: %v", got)
 	}
 
+	// A crash after the pending link was made but before the generation
+	// was published: only the link and a temporary directory are left.
+	if err := os.Symlink("gen-77", pending); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, filepath.Join(dir, ".tmp-gen-77"), v(77))
+	if s, err = NewStore(dir); err != nil {
+		t.Fatal(err)
+	}
+	if cur, err := s.Current(); err != nil || !cur.Equal(v(2)) {
+		t.Fatalf("current after a crash before publishing: %v %v", cur.Names(), err)
+	}
+	if got := dirNames(t, dir); slices.Contains(got, "pending") || slices.Contains(got, ".tmp-gen-77") {
+		t.Errorf("entries after a crash before publishing: %v", got)
+	}
+	// A staged generation is never restored as the newest complete one,
+	// even when the current link is lost too.
+	r, err = s.Stage(ctx, v(6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "current")); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = NewStore(dir); err != nil {
+		t.Fatal(err)
+	}
+	if cur, err := s.Current(); err != nil || !cur.Equal(v(2)) {
+		t.Fatalf("current after losing it while gen-%d was staged: %v %v", r.Generation, cur.Names(), err)
+	}
+
 	// Repair before a restart of HAProxy does the same while this store
 	// still holds the staging; its Confirm then fails.
 	r, err = s.Stage(ctx, v(5))
