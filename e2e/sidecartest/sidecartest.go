@@ -8,12 +8,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,18 +166,15 @@ func tail(s string, n int) string {
 	return s
 }
 
-// FreePorts returns n distinct TCP ports free on 127.0.0.1 right now. The
-// listeners stay open until all are picked, so the ports differ.
+// FreePorts returns n distinct TCP ports free on 127.0.0.1 right now, below
+// the ephemeral range (testenv.FreePort).
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	ports := make([]int, 0, n)
+	for len(ports) < n {
+		if p := testenv.FreePort(t); !slices.Contains(ports, p) {
+			ports = append(ports, p)
 		}
-		defer ln.Close()
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
 	return ports
 }

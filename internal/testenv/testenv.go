@@ -13,10 +13,12 @@ import (
 	"encoding/pem"
 	"flag"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,15 +123,44 @@ func (l *LockedBuffer) String() string {
 	return l.b.String()
 }
 
-// FreePort returns a loopback port nothing listens on (yet).
+// FreePort returns a loopback port nothing listens on (yet), below the
+// kernel's ephemeral range. A port from that range (what ":0" gives) may
+// become the source port of some outgoing connection between this call and
+// the bind of whoever uses it, and the tests open thousands of
+// connections: a sidecar then failed to start with "address already in
+// use" now and then.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	const low = 10000
+	if high := ephemeralLow(); high > low+1000 {
+		for range 200 {
+			p := low + mrand.IntN(high-low)
+			if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
+				ln.Close()
+				return p
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range, or 0.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[0])
+	return n
 }
 
 // StartHAProxy runs HAProxy in the foreground on cfg until the test ends
