@@ -433,6 +433,10 @@ type haproxyConn struct {
 // or prepares to use the one another container starts.
 func (f *runFlags) haproxy(ctx context.Context, store *reload.Store, log *zap.Logger, restarted func()) (haproxyConn, error) {
 	cli := reload.NewMasterCLI(f.masterSocket)
+	// HAProxy 2.7+ answers a refused reload with its log: its file names
+	// are made relative to the config-dir's current generation, so that
+	// the lines they name are traced to objects.
+	cli.ConfigDir = filepath.Dir(store.ConfigPath())
 	if !f.haproxyStart {
 		// The sidecar does not wait for HAProxy before its first pass:
 		// in the pod, HAProxy's container starts only once the sidecar's

@@ -268,9 +268,10 @@ func TestRunWithExternalHAProxy(t *testing.T) {
 		s := &sidecar{t: t, manifests: manifests, configDir: configDir, socket: socket, httpPort: ports[0]}
 		s.write("class.yaml", ingressClass)
 		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+		// Templates HAProxy refuses for one Service (see below).
 		s.Process = sidecartest.Start(t, socket, append([]string{"run", "--manifests", manifests, "--config-dir", configDir,
 			"--master-socket", socket, "--haproxy", bin, "--health-addr", "127.0.0.1:" + strconv.Itoa(health), "--debug-addr", "",
-			"--log-level", "debug", "--min-reload-interval", "10ms"}, binds...)...)
+			"--log-level", "debug", "--min-reload-interval", "10ms", "--templates", refusingTemplates(t)}, binds...)...)
 		s.logs = s.Logs
 		s.eventually(10*time.Second, "waiting for the socket", func() error {
 			if s.logCount("waiting for HAProxy's master socket") == 0 {
@@ -317,6 +318,25 @@ func TestRunWithExternalHAProxy(t *testing.T) {
 		})
 		s.write("b.yaml", ingress("b", "b.test", "/", "a"))
 		s.expect("b.test", "/", "svc:a")
+
+		// A reload HAProxy refuses, checked by the reload itself (the
+		// templates' first output passed haproxy -c): HAProxy 2.6 answers
+		// such a reload with nothing, so the sidecar explains it with
+		// haproxy -c of the rejected candidate; 3.0 sends its log.
+		s.write("refused.yaml", app("refused", a)+"---\n"+ingress("refused", "refused.test", "/", "refused"))
+		s.eventually(10*time.Second, "refusal logged", func() error {
+			if s.logCount("HAProxy refused to reload onto the new configuration") == 0 {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+		if !strings.Contains(s.logs.String(), "caused by Service default/refused port 80") {
+			t.Error("the refusal does not name the Service behind the failing line")
+		}
+		s.expectStays("a.test", "/", "svc:a", 300*time.Millisecond)
+		if live := s.liveConfig(); strings.Contains(live, "no-such-keyword") {
+			t.Error("the refused configuration is current on disk")
+		}
 	})
 }
 

@@ -11,6 +11,27 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
 )
 
+// refusingTemplates is a templates directory with the embedded template,
+// except that HAProxy refuses its output for the backend of a Service named
+// "refused": a template error that only some objects reach.
+func refusingTemplates(t *testing.T) string {
+	t.Helper()
+	src, err := os.ReadFile("../../templates/haproxy.cfg.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const marker = "    balance {{.Balance}}\n"
+	if !strings.Contains(string(src), marker) {
+		t.Fatal("the backend template has changed: update this test")
+	}
+	dir := t.TempDir()
+	tmpl := strings.Replace(string(src), marker, marker+"{{- if eq .Service \"refused\"}}\n    no-such-keyword\n{{- end}}\n", 1)
+	if err := os.WriteFile(filepath.Join(dir, "haproxy.cfg.tmpl"), []byte(tmpl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // A pass that reloads lets the reload validate its configuration (no
 // haproxy -c) once HAProxy has accepted output of the same templates.
 // When HAProxy refuses such a reload, the old worker serves on, the
@@ -19,21 +40,7 @@ import (
 func TestRunReloadValidates(t *testing.T) {
 	forEachHAProxy(t, func(t *testing.T, bin string) {
 		a := startEcho(t, "a")
-		tmplDir := t.TempDir()
-		src, err := os.ReadFile("../../templates/haproxy.cfg.tmpl")
-		if err != nil {
-			t.Fatal(err)
-		}
-		// HAProxy refuses the output of this template for one backend
-		// only: a template error that only some objects reach.
-		const marker = "    balance {{.Balance}}\n"
-		if !strings.Contains(string(src), marker) {
-			t.Fatal("the backend template has changed: update this test")
-		}
-		tmpl := strings.Replace(string(src), marker, marker+"{{- if eq .Service \"refused\"}}\n    no-such-keyword\n{{- end}}\n", 1)
-		if err := os.WriteFile(filepath.Join(tmplDir, "haproxy.cfg.tmpl"), []byte(tmpl), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		tmplDir := refusingTemplates(t)
 		// Objects in place before the start: the first configuration of
 		// these templates is not the empty one the config-dir starts with.
 		manifests := t.TempDir()
