@@ -83,7 +83,7 @@ type EventReporter struct {
 	recorder    record.EventRecorder
 
 	mu       sync.Mutex
-	reported map[reportedEvent]bool
+	reported eventMemory
 	// last is what the previous Report saw (see ReportLazy).
 	last struct {
 		served   []string
@@ -113,7 +113,6 @@ func NewEventReporter(cfg EventReporterConfig) *EventReporter {
 		cfg:         cfg,
 		broadcaster: b,
 		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent, Host: cfg.Instance}),
-		reported:    map[reportedEvent]bool{},
 	}
 }
 
@@ -161,32 +160,31 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 	}
 
 	// What should have been reported by now, per Ingress, in model order.
+	// "Served" is one set of UIDs: at 10k served Ingresses a map keyed
+	// by UID and Event text was several megabytes of the live heap.
 	type item struct {
 		ing *networkingv1.Ingress
-		key eventKey
+		key *eventKey
 	}
+	served := eventKey{corev1.EventTypeNormal, ReasonServed, servedMessage}
 	var items []item
-	// One flat map: at 10k served Ingresses, a map per Ingress was most
-	// of the memory Events took.
-	now := make(map[reportedEvent]bool, len(m.Served)+len(warnings))
-	add := func(ing *networkingv1.Ingress, k eventKey) {
-		re := reportedEvent{eventUID(ing), k}
-		if !now[re] {
-			now[re] = true
-			items = append(items, item{ing, k})
-		}
-	}
+	now := eventMemory{served: make(map[types.UID]struct{}, len(m.Served)), warnings: make(map[reportedEvent]bool, len(warnings))}
 	for _, key := range m.Served {
 		if ing := ingress(key); ing != nil {
-			add(ing, eventKey{corev1.EventTypeNormal, ReasonServed, servedMessage})
+			uid := eventUID(ing)
+			if _, ok := now.served[uid]; !ok {
+				now.served[uid] = struct{}{}
+				items = append(items, item{ing, &served})
+			}
 		}
 	}
-	for _, p := range m.Problems {
-		if p.Kind != "Ingress" || p.Severity != render.Warning {
-			continue
-		}
+	for _, p := range warnings {
 		if ing := ingress(p.Namespace + "/" + p.Name); ing != nil {
-			add(ing, eventKey{corev1.EventTypeWarning, EventReason(p.Reason), problemMessage(p)})
+			k := eventKey{corev1.EventTypeWarning, EventReason(p.Reason), problemMessage(p)}
+			if re := (reportedEvent{eventUID(ing), k}); !now.warnings[re] {
+				now.warnings[re] = true
+				items = append(items, item{ing, &k})
+			}
 		}
 	}
 
@@ -194,7 +192,7 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 	defer r.mu.Unlock()
 	emitted := 0
 	for _, it := range items {
-		if r.reported[reportedEvent{eventUID(it.ing), it.key}] || !leader {
+		if !leader || r.reported.has(eventUID(it.ing), *it.key) {
 			continue
 		}
 		r.recorder.Event(it.ing, it.key.typ, it.key.reason, it.key.message)
@@ -208,7 +206,22 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 	}
 }
 
-// reportedEvent is an Event reported for one Ingress.
+// eventMemory is what has been reported: the Ingresses told they are
+// served, and the warnings.
+type eventMemory struct {
+	served   map[types.UID]struct{}
+	warnings map[reportedEvent]bool
+}
+
+func (m eventMemory) has(uid types.UID, k eventKey) bool {
+	if k.typ == corev1.EventTypeNormal && k.reason == ReasonServed {
+		_, ok := m.served[uid]
+		return ok
+	}
+	return m.warnings[reportedEvent{uid, k}]
+}
+
+// reportedEvent is a warning reported for one Ingress.
 type reportedEvent struct {
 	uid types.UID
 	key eventKey
