@@ -187,7 +187,8 @@ type objectKey struct{ kind, namespace, name string }
 // object seen before is found by its pointer, without hashing its name,
 // and only new pointers are compared in full. A list the source says is
 // unchanged (render.Inputs.Unchanged) and that is the one of the last
-// update is skipped.
+// update is skipped; of Ingresses told as a delta from the list of the
+// last update (render.Inputs.IngressDelta), only the delta is taken in.
 type inputTracker struct {
 	gen  uint64
 	seen map[any]*trackedObject
@@ -276,13 +277,33 @@ func (t *inputTracker) update(in render.Inputs) []Change {
 		t.lists[kind] = id
 		return true
 	}
-	visitList(take, visit, kindIngress, in.Ingresses)
+	gone := map[objectKey]any{}
+	if d := in.IngressDelta; d != nil && !(in.Unchanged.Has(render.IngressesKind) && idOf(in.Ingresses) == t.lists[kindIngress]) &&
+		idOf(d.Since) == t.lists[kindIngress] {
+		// Told what changed since the list taken in last: only those.
+		t.lists[kindIngress] = idOf(in.Ingresses)
+		skipped[kindIngress] = true
+		for _, obj := range d.Removed {
+			if o := t.seen[obj]; o != nil {
+				gone[o.key] = obj
+				delete(t.seen, obj)
+				t.count[kindIngress]--
+			}
+		}
+		kept += t.count[kindIngress]
+		for _, obj := range d.Added {
+			if t.seen[obj] == nil {
+				visit(kindIngress, obj)
+			}
+		}
+	} else {
+		visitList(take, visit, kindIngress, in.Ingresses)
+	}
 	visitList(take, visit, kindIngressClass, in.IngressClasses)
 	visitList(take, visit, kindService, in.Services)
 	visitList(take, visit, kindEndpointSlice, in.EndpointSlices)
 	visitList(take, visit, kindSecret, in.Secrets)
 	visitList(take, visit, kindConfigMap, in.ConfigMaps)
-	gone := map[objectKey]any{}
 	// Every object seen before was seen again: none is gone.
 	for obj, o := range t.seen {
 		if kept == len(t.seen) {

@@ -211,6 +211,43 @@ func TestInputTracker(t *testing.T) {
 	if g := changes(render.Inputs{Services: svcs[:1], IngressClasses: class("y")}); g != "deleted Service a, added Service c" {
 		t.Errorf("a list changed in place: %q", g)
 	}
+
+	// Ingresses told as a delta from the list taken in last: only the
+	// delta is read. A delta from another list is ignored and the list
+	// walked.
+	ing := func(name, host string) *networkingv1.Ingress {
+		return &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
+			Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: host}}}}
+	}
+	i1, i2, i3 := ing("i1", "a.test"), ing("i2", "b.test"), ing("i3", "c.test")
+	base := render.Inputs{Services: svcs[:1], IngressClasses: class("y"), Unchanged: render.ServicesKind | render.IngressClassesKind}
+	withIngresses := func(list []*networkingv1.Ingress, d *render.Delta[*networkingv1.Ingress]) render.Inputs {
+		in := base
+		in.Ingresses, in.IngressDelta = list, d
+		return in
+	}
+	l1 := []*networkingv1.Ingress{i1, i2}
+	if g := changes(withIngresses(l1, nil)); g != "added Ingress i1, added Ingress i2" {
+		t.Errorf("first Ingress list: %q", g)
+	}
+	i2b := ing("i2", "b2.test")
+	l2 := []*networkingv1.Ingress{i1, i2b, i3}
+	if g := changes(withIngresses(l2, &render.Delta[*networkingv1.Ingress]{Since: l1, Added: []*networkingv1.Ingress{i2b, i3},
+		Removed: []*networkingv1.Ingress{i2}})); g != "updated Ingress i2, added Ingress i3" {
+		t.Errorf("a delta: %q", g)
+	}
+	// Only the delta is read: an object of the list it does not name
+	// is not looked at (here, one the delta leaves out on purpose).
+	i4 := ing("i4", "d.test")
+	l3 := []*networkingv1.Ingress{i1, i2b, i3, i4}
+	if g := changes(withIngresses(l3, &render.Delta[*networkingv1.Ingress]{Since: l2})); g != "" {
+		t.Errorf("an empty delta from the last list: %q", g)
+	}
+	// The same delta from a list not taken in last: the list is walked.
+	l4 := []*networkingv1.Ingress{i1, i3}
+	if g := changes(withIngresses(l4, &render.Delta[*networkingv1.Ingress]{Since: l2})); g != "deleted Ingress i2" {
+		t.Errorf("a delta from another list: %q", g)
+	}
 }
 
 // Nor password hashes: the userlists of auth-basic-secret are shown

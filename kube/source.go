@@ -62,6 +62,8 @@ type Source struct {
 	// controller) costs milliseconds on every pass for one change.
 	lists  map[cache.SharedIndexInformer]*cachedList
 	listMu sync.Mutex // guards the cachedLists' lists
+	// ingressList keeps the Ingresses from their informer's events.
+	ingressList *watchedList[networkingv1.Ingress]
 }
 
 // cachedList is an informer's list, typed, as of its event count.
@@ -103,7 +105,18 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 			}))
 		s.settings = f.Core().V1().ConfigMaps().Informer()
 	}
+	// Ingresses are kept from their events, each list with what changed
+	// since the last (see watchedList).
+	s.ingressList = newWatchedList[networkingv1.Ingress]()
+	reg, err := s.ingresses.AddEventHandler(s.ingressList.handler(s.changed))
+	if err != nil {
+		return nil, err
+	}
+	s.ingressList.reg = reg
 	for _, inf := range s.informers() {
+		if inf == s.ingresses {
+			continue
+		}
 		// The list is marked stale before the loop is told: the pass
 		// that follows lists the store again.
 		cl := &cachedList{}
@@ -274,6 +287,8 @@ func (s *Source) WaitForSync(ctx context.Context) error {
 	for _, inf := range s.informers() {
 		synced = append(synced, inf.HasSynced)
 	}
+	// And every Ingress of the initial list is in the list handed out.
+	synced = append(synced, s.ingressList.hasSynced)
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return fmt.Errorf("waiting for informer caches: %w", ctx.Err())
 	}
@@ -423,7 +438,11 @@ func (s *Source) Inputs(ctx context.Context) (render.Inputs, []render.Problem, e
 	}
 	var in render.Inputs
 	s.listMu.Lock()
-	listInto(s, s.ingresses, &in.Ingresses, render.IngressesKind, &in.Unchanged)
+	ings, same, delta := s.ingressList.take()
+	in.Ingresses, in.IngressDelta = ings, delta
+	if same {
+		in.Unchanged |= render.IngressesKind
+	}
 	listInto(s, s.classes, &in.IngressClasses, render.IngressClassesKind, &in.Unchanged)
 	listInto(s, s.services, &in.Services, render.ServicesKind, &in.Unchanged)
 	listInto(s, s.slices, &in.EndpointSlices, render.EndpointSlicesKind, &in.Unchanged)

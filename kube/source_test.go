@@ -138,16 +138,31 @@ func TestSourceFollowsTheAPIServer(t *testing.T) {
 	if _, err := c.Client.NetworkingV1().Ingresses(ns).Update(ctx, web, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Each new Ingress list comes with how it differs from the one
+	// before it: together, the old object removed and the new one added.
+	prev := first.Ingresses
+	var added, removed []*networkingv1.Ingress
 	apiTestEventually(t, 10*time.Second, func() (bool, string) {
 		now, _, err := src.Inputs(ctx)
 		if err != nil || len(now.Ingresses) != 1 {
 			return false, fmt.Sprint(err)
 		}
+		if now.Unchanged.Has(render.IngressesKind) && &now.Ingresses[0] != &prev[0] {
+			t.Fatal("a new Ingress list said to be unchanged")
+		}
+		if !now.Unchanged.Has(render.IngressesKind) {
+			d := now.IngressDelta
+			if d == nil || len(d.Since) != 1 || &d.Since[0] != &prev[0] {
+				t.Fatalf("a new Ingress list without a delta from the one before it: %+v", d)
+			}
+			added, removed = append(added, d.Added...), append(removed, d.Removed...)
+		}
+		prev = now.Ingresses
 		if now.Ingresses[0].Labels["changed"] != "yes" {
 			return false, "the update is not in the list yet"
 		}
-		if now.Unchanged.Has(render.IngressesKind) && &now.Ingresses[0] != &first.Ingresses[0] {
-			return false, "a new Ingress list said to be unchanged"
+		if !slices.Contains(added, now.Ingresses[0]) || !slices.Contains(removed, first.Ingresses[0]) {
+			t.Fatalf("the deltas added %d and removed %d objects, not the update", len(added), len(removed))
 		}
 		if &now.ConfigMaps[0] != &first.ConfigMaps[0] {
 			return false, "the ConfigMap list was made again although no ConfigMap changed"

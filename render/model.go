@@ -27,6 +27,22 @@ type Inputs struct {
 	// it is also the one they took in last: a slice changed in place is
 	// never mistaken for an unchanged one.
 	Unchanged InputKinds
+	// IngressDelta, when set, says how Ingresses differs from the list
+	// the same source handed out before it (Delta.Since). A consumer
+	// that took in that very slice last applies the delta instead of
+	// walking the list (at 10k Ingresses, a walk by pointer is
+	// milliseconds of a one-Ingress change); any other consumer walks
+	// the list. The zero value claims nothing.
+	IngressDelta *Delta[*networkingv1.Ingress]
+}
+
+// Delta is how a list differs from an earlier list of the same source:
+// Added are the objects of the list that are not in Since, Removed the
+// objects of Since that are not in the list (an object updated is a new
+// pointer: the old one removed, the new one added).
+type Delta[T any] struct {
+	Since          []T
+	Added, Removed []T
 }
 
 // InputKinds is a set of the lists of Inputs.
