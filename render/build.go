@@ -394,12 +394,6 @@ func (b *builder) path(r reporter, pp *parsedPath) {
 		Origin: Origin{Namespace: r.obj.Namespace, Name: r.obj.Name, Field: pp.field},
 		order:  pp.order,
 	}
-	if pp.comment == "" {
-		// Set once per parsed path: the origin and Service named in it
-		// come from the Ingress alone.
-		pp.comment = "# " + route.Origin.String() + " -> " + ref.String() + "\n"
-	}
-	route.comment = pp.comment
 	b.m.Routes = append(b.m.Routes, b.newRoute(route))
 	b.claims.claimRoute(k, route.Origin)
 }
@@ -431,14 +425,14 @@ func (b *builder) backend(r reporter, pb *parsedBackend) (string, ServiceRef, bo
 		r.local(pb.problem)
 		return "", ServiceRef{}, false
 	}
-	ns, ref, field := pb.ref.Namespace, pb.ref, pb.field
+	ns, ref := pb.ref.Namespace, pb.ref
 	svc := b.services[ns+"/"+ref.Name]
 	if svc == nil {
-		r.warn(field+".service.name", BackendNotFound, "Service %s/%s not found; answering 503", ns, ref.Name)
+		r.warn(pb.fieldName()+".service.name", BackendNotFound, "Service %s/%s not found; answering 503", ns, ref.Name)
 		return UnavailableBackend, ref, true
 	}
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
-		r.warn(field+".service.name", UnsupportedBackend, "Service %s/%s is of type ExternalName, which is not supported; answering 503", ns, ref.Name)
+		r.warn(pb.fieldName()+".service.name", UnsupportedBackend, "Service %s/%s is of type ExternalName, which is not supported; answering 503", ns, ref.Name)
 		return UnavailableBackend, ref, true
 	}
 	var sp *corev1.ServicePort
@@ -450,11 +444,11 @@ func (b *builder) backend(r reporter, pb *parsedBackend) (string, ServiceRef, bo
 		}
 	}
 	if sp == nil {
-		r.warn(field+".service.port", BackendPortNotFound, "Service %s/%s has no port %s; answering 503", ns, ref.Name, ref.Port)
+		r.warn(pb.fieldName()+".service.port", BackendPortNotFound, "Service %s/%s has no port %s; answering 503", ns, ref.Name, ref.Port)
 		return UnavailableBackend, ref, true
 	}
 	if sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP {
-		r.warn(field+".service.port", UnsupportedBackend, "Service %s/%s port %s is %s, not TCP; answering 503", ns, ref.Name, ref.Port, sp.Protocol)
+		r.warn(pb.fieldName()+".service.port", UnsupportedBackend, "Service %s/%s port %s is %s, not TCP; answering 503", ns, ref.Name, ref.Port, sp.Protocol)
 		return UnavailableBackend, ref, true
 	}
 
@@ -471,7 +465,7 @@ func (b *builder) backend(r reporter, pb *parsedBackend) (string, ServiceRef, bo
 		b.backends[name] = be
 	}
 	if len(be.Servers) == 0 {
-		r.notice(field+".service", NoEndpoints, "Service %s/%s port %s has no ready endpoints; answering 503 until it has", ns, ref.Name, ref.Port)
+		r.notice(pb.fieldName()+".service", NoEndpoints, "Service %s/%s port %s has no ready endpoints; answering 503 until it has", ns, ref.Name, ref.Port)
 	}
 	return name, ref, true
 }

@@ -62,18 +62,15 @@ func MapChanges(name string, old, next *Output) []MapChange {
 		if name == PrefixMapFile {
 			match = MatchPrefix
 		}
-		a, b := old.model.Routes, next.model.Routes
-		if sameSlice(a, b) {
+		if sameSlice(old.model.Routes, next.model.Routes) {
 			break // the engine hands out the same routes when none changed
+		}
+		a, b := old.routesOf[match], next.routesOf[match]
+		if sameSlice(a, b) {
+			break
 		}
 		i, j := 0, 0
 		for i < len(a) || j < len(b) {
-			for i < len(a) && a[i].Match != match {
-				i++
-			}
-			for j < len(b) && b[j].Match != match {
-				j++
-			}
 			if i < len(a) && j < len(b) && a[i] == b[j] {
 				// The same route (routes are never changed): most are.
 				i++

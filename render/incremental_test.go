@@ -379,6 +379,17 @@ func TestIncrementalEqualsFull(t *testing.T) {
 	}
 }
 
+// routeMap writes the route map of one match kind from scratch.
+func routeMap(routes []*Route, match MatchKind) []byte {
+	var of []*Route
+	for _, r := range routes {
+		if r.Match == match {
+			of = append(of, r)
+		}
+	}
+	return writeRouteMap(nil, of).data
+}
+
 // ingressDelta is how list differs from since, as a source says it.
 func ingressDelta(since, list []*networkingv1.Ingress) *Delta[*networkingv1.Ingress] {
 	d := &Delta[*networkingv1.Ingress]{Since: since}
@@ -456,7 +467,8 @@ func TestWriteRouteMapSplices(t *testing.T) {
 		match := MatchKind(i % 2)
 		key := routeMapKey(host, "/", match)
 		return Route{Host: host, HostKind: HostExact, Path: "/", Match: match, Key: key, Backend: "b" + strconv.Itoa(backend),
-			order: routeOrder(HostExact, host, match, key), comment: "# route " + strconv.Itoa(i) + "\n"}
+			order:  routeOrder(HostExact, host, match, key),
+			Origin: Origin{Namespace: "ns", Name: "ing-" + strconv.Itoa(i), Field: "spec.rules[0].http.paths[0]"}, Service: ServiceRef{Namespace: "ns", Name: "svc", Port: "80"}}
 	}
 	present := map[int]int{} // route → backend
 	var prev [2]*routeMapText

@@ -129,9 +129,8 @@ type Route struct {
 	// Canary, when set, takes a share of the route's requests.
 	Canary *Canary
 
-	// order sorts routes (routeOrder), comment is the provenance line
-	// the map file has above the route; both are set by the builder.
-	order, comment string
+	// order sorts routes (routeOrder); set by the builder.
+	order string
 }
 
 // Canary is a canary Ingress's path on the route of the same host and

@@ -57,16 +57,18 @@ type parsedPath struct {
 	pt      networkingv1.PathType
 	key     string // routeMapKey
 	backend parsedBackend
-	// order sorts routes (routeOrder); comment is the route's provenance
-	// line in the map file.
-	order, comment string
+	// order sorts routes (routeOrder).
+	order string
 }
 
 // parsedBackend is a backend reference. A reference that is invalid in
 // itself is reported only when it is used (a path that loses a conflict
 // reports the conflict alone).
 type parsedBackend struct {
-	field   string // of the backend: "spec.rules[0].http.paths[1].backend"
+	// field is the path's ("spec.rules[0].http.paths[1]") when ofPath,
+	// else the backend's ("spec.defaultBackend"); see fieldName.
+	field   string
+	ofPath  bool
 	problem *localProblem
 	ref     ServiceRef
 	// portNumber is 0 when the port is given by name (ref.Port); when
@@ -98,7 +100,7 @@ func parseIngress(ing *networkingv1.Ingress, compat Compat) *parsedIngress {
 		return p
 	}
 	if d := ing.Spec.DefaultBackend; d != nil {
-		pb := parseBackend(ns, "spec.defaultBackend", d)
+		pb := parseBackend(ns, "spec.defaultBackend", false, d)
 		p.defaultBackend = &pb
 	}
 	for i, rule := range ing.Spec.Rules {
@@ -170,7 +172,7 @@ func parsePath(ns, host string, hk HostKind, field string, p networkingv1.HTTPIn
 	pp := parsedPath{
 		host: host, hk: hk, field: field, path: p.Path, match: match, pt: pt,
 		key:     routeMapKey(host, path, match),
-		backend: parseBackend(ns, field+".backend", &p.Backend),
+		backend: parseBackend(ns, field, true, &p.Backend),
 	}
 	pp.order = routeOrder(hk, host, match, pp.key)
 	return pp
@@ -190,8 +192,20 @@ func routeOrder(hk HostKind, host string, match MatchKind, key string) string {
 	return string(b)
 }
 
-func parseBackend(ns, field string, ib *networkingv1.IngressBackend) parsedBackend {
-	pb := parsedBackend{field: field}
+// fieldName is the backend's field. A path's is made when a problem names
+// it, not kept: at 10k Ingresses, one string per path.
+func (pb *parsedBackend) fieldName() string {
+	if pb.ofPath {
+		return pb.field + ".backend"
+	}
+	return pb.field
+}
+
+// parseBackend parses the backend of the path at field (ofPath), or the
+// backend at field.
+func parseBackend(ns, field string, ofPath bool, ib *networkingv1.IngressBackend) parsedBackend {
+	pb := parsedBackend{field: field, ofPath: ofPath}
+	field = pb.fieldName()
 	if ib.Service == nil {
 		pb.problem = warning(field, UnsupportedBackend, "only service backends are supported; skipped")
 		return pb

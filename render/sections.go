@@ -110,10 +110,19 @@ func assembleConfig(rendered []byte, m *Model, cfg Config, cache *sectionCache) 
 	}
 	config := make([]byte, 0, size)
 	config = append(config, parts.Head...)
-	for _, s := range parts.Sections {
+	for i, s := range parts.Sections {
+		// Each section is kept as the piece of the file it is, not as
+		// a copy of its own: at 10k backends the copies were megabytes.
+		// (Full slice expressions: an append to a piece never writes
+		// into the file.)
+		at := len(config)
 		config = append(config, s...)
+		parts.Sections[i] = config[at:len(config):len(config)]
 	}
+	parts.Head = config[:len(parts.Head):len(parts.Head)]
+	at := len(config)
 	config = append(config, parts.Tail...)
+	parts.Tail = config[at:len(config):len(config)]
 	if cache != nil {
 		cache.head, cache.tail, cache.config = parts.Head, parts.Tail, config
 	}
