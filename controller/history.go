@@ -191,7 +191,7 @@ type objectKey struct{ kind, namespace, name string }
 // last update (render.Inputs.IngressDelta), only the delta is taken in.
 type inputTracker struct {
 	gen  uint64
-	seen map[any]*trackedObject
+	seen map[any]trackedObject
 	// lists are each kind's list in the last update, count how many
 	// objects of each kind seen holds.
 	lists [numKinds]listID
@@ -237,17 +237,26 @@ func visitList[T metav1.Object](take func(kind int, id listID) bool, visit func(
 	}
 }
 
+// trackedObject is what the tracker keeps of an object it saw, in a map
+// by the object: its name is read from the object when it is needed
+// (trackedKey), not kept (at 10k Ingresses, a kept name in an object of
+// its own per Ingress was over a megabyte).
 type trackedObject struct {
-	key  objectKey
-	kind int
 	gen  uint64
+	kind uint8
+}
+
+// trackedKey names a tracked object of kind.
+func trackedKey(kind int, obj any) objectKey {
+	o := obj.(metav1.Object)
+	return objectKey{kindNames[kind], o.GetNamespace(), o.GetName()}
 }
 
 // update takes in a pass's objects and returns what changed since the
 // last call, sorted by kind, namespace and name.
 func (t *inputTracker) update(in render.Inputs) []Change {
 	if t.seen == nil {
-		t.seen = map[any]*trackedObject{}
+		t.seen = map[any]trackedObject{}
 	}
 	t.gen++
 	type fresh struct {
@@ -259,8 +268,9 @@ func (t *inputTracker) update(in render.Inputs) []Change {
 	var skipped [numKinds]bool
 	kept := 0
 	visit := func(kind int, obj metav1.Object) {
-		if o := t.seen[obj]; o != nil {
+		if o, ok := t.seen[obj]; ok {
 			o.gen = t.gen
+			t.seen[obj] = o
 			kept++
 			return
 		}
@@ -284,15 +294,15 @@ func (t *inputTracker) update(in render.Inputs) []Change {
 		t.lists[kindIngress] = idOf(in.Ingresses)
 		skipped[kindIngress] = true
 		for _, obj := range d.Removed {
-			if o := t.seen[obj]; o != nil {
-				gone[o.key] = obj
+			if _, ok := t.seen[obj]; ok {
+				gone[trackedKey(kindIngress, obj)] = obj
 				delete(t.seen, obj)
 				t.count[kindIngress]--
 			}
 		}
 		kept += t.count[kindIngress]
 		for _, obj := range d.Added {
-			if t.seen[obj] == nil {
+			if _, ok := t.seen[obj]; !ok {
 				visit(kindIngress, obj)
 			}
 		}
@@ -310,14 +320,14 @@ func (t *inputTracker) update(in render.Inputs) []Change {
 			break
 		}
 		if o.gen != t.gen && !skipped[o.kind] {
-			gone[o.key] = obj
+			gone[trackedKey(int(o.kind), obj)] = obj
 			delete(t.seen, obj)
 			t.count[o.kind]--
 		}
 	}
 	var out []Change
 	for _, f := range added {
-		t.seen[f.obj] = &trackedObject{key: f.key, kind: f.kind, gen: t.gen}
+		t.seen[f.obj] = trackedObject{kind: uint8(f.kind), gen: t.gen}
 		t.count[f.kind]++
 		prev, ok := gone[f.key]
 		delete(gone, f.key)

@@ -17,7 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
+	networkinginformers "k8s.io/client-go/informers/networking/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
@@ -44,8 +46,6 @@ type SourceConfig struct {
 // when the first reference appears and stopped when the last goes away.
 type Source struct {
 	cfg       SourceConfig
-	factory   informers.SharedInformerFactory // namespaced objects
-	cluster   informers.SharedInformerFactory // IngressClasses
 	ingresses cache.SharedIndexInformer
 	classes   cache.SharedIndexInformer
 	services  cache.SharedIndexInformer
@@ -85,13 +85,13 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		cfg.Log = zap.NewNop()
 	}
 	s := &Source{cfg: cfg, secrets: map[string]*secretWatch{}, lists: map[cache.SharedIndexInformer]*cachedList{}}
-	s.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(cfg.Namespace),
-		informers.WithTransform(trim))
-	s.cluster = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(trim))
-	s.ingresses = s.factory.Networking().V1().Ingresses().Informer()
-	s.services = s.factory.Core().V1().Services().Informer()
-	s.slices = s.factory.Discovery().V1().EndpointSlices().Informer()
-	s.classes = s.cluster.Networking().V1().IngressClasses().Informer()
+	// Informers of their own, without the factory's namespace index:
+	// nothing looks objects up by namespace, and at 10k Ingresses the
+	// index was about a megabyte.
+	s.ingresses = withTrim(networkinginformers.NewIngressInformer(cfg.Client, cfg.Namespace, 0, cache.Indexers{}))
+	s.services = withTrim(coreinformers.NewServiceInformer(cfg.Client, cfg.Namespace, 0, cache.Indexers{}))
+	s.slices = withTrim(discoveryinformers.NewEndpointSliceInformer(cfg.Client, cfg.Namespace, 0, cache.Indexers{}))
+	s.classes = withTrim(networkinginformers.NewIngressClassInformer(cfg.Client, 0, cache.Indexers{}))
 	if cfg.SettingsConfigMap != "" {
 		ns, name, err := splitRef(cfg.SettingsConfigMap)
 		if err != nil {
@@ -99,11 +99,7 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		}
 		// One object only: a field selector keeps every other ConfigMap
 		// out of memory.
-		f := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(ns), informers.WithTransform(trim),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			}))
-		s.settings = f.Core().V1().ConfigMaps().Informer()
+		s.settings = withTrim(coreinformers.NewFilteredConfigMapInformer(cfg.Client, ns, 0, cache.Indexers{}, oneObject(name)))
 	}
 	// Ingresses are kept from their events, each list with what changed
 	// since the last (see watchedList).
@@ -168,6 +164,20 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		}
 	}
 	return s, nil
+}
+
+// withTrim makes inf trim the objects it stores (see trim).
+func withTrim(inf cache.SharedIndexInformer) cache.SharedIndexInformer {
+	// Only fails once the informer runs; it has not started yet.
+	_ = inf.SetTransform(trim)
+	return inf
+}
+
+// oneObject narrows a list and watch to the object named name.
+func oneObject(name string) func(*metav1.ListOptions) {
+	return func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+	}
 }
 
 // lastApplied is kubectl's copy of the whole object as last applied: for
@@ -386,11 +396,7 @@ func (s *Source) syncSecretWatches() {
 		if err != nil || s.cfg.Namespace != "" && ns != s.cfg.Namespace {
 			continue // invalid, or outside the watched namespace: render reports it missing
 		}
-		f := informers.NewSharedInformerFactoryWithOptions(s.cfg.Client, 0, informers.WithNamespace(ns), informers.WithTransform(trim),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			}))
-		inf := f.Core().V1().Secrets().Informer()
+		inf := withTrim(coreinformers.NewFilteredSecretInformer(s.cfg.Client, ns, 0, cache.Indexers{}, oneObject(name)))
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(any) { s.changed() },
 			UpdateFunc: func(old, new any) { s.changedUnlessResync(old, new) },
