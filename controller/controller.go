@@ -698,9 +698,13 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 				var re *reload.ReloadError
 				refused := errors.As(err, &re)
 				if staged && res.Changed {
-					rejected, rbErr := c.cfg.Store.Rollback(res.Generation)
+					rejected, restored, rbErr := c.cfg.Store.Rollback(res.Generation)
 					if rbErr != nil {
 						c.cfg.Log.Error("putting the previous generation back", zap.Int("generation", res.Generation), zap.Error(rbErr))
+					} else {
+						// The pass record names what is current, as after
+						// a refused haproxy -c; the candidate is in rejected/.
+						rec.Generation = restored
 					}
 					if refused && rbErr == nil {
 						// The old worker serves what it served: current

@@ -356,29 +356,34 @@ func (s *Store) Confirm(gen int) error {
 
 // Rollback makes the generation Stage replaced current again after HAProxy
 // refused gen, and keeps gen as <dir>/rejected (whose path it returns) for
-// debugging and for explaining the refusal.
-func (s *Store) Rollback(gen int) (string, error) {
+// debugging and for explaining the refusal. current is the generation
+// current is now (0 if it cannot be read).
+func (s *Store) Rollback(gen int) (rejected string, current int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.staged
 	if st == nil || st.gen != gen {
-		return "", fmt.Errorf("store: generation %d is not staged", gen)
+		return "", 0, fmt.Errorf("store: generation %d is not staged", gen)
 	}
 	s.staged = nil
-	if cur, err := s.linkGen(currentLink); err == nil && cur == gen {
+	cur, cerr := s.linkGen(currentLink)
+	if cerr == nil && cur == gen {
 		if err := s.setLink(currentLink, st.prev); err != nil {
-			return "", err
+			return "", 0, err
 		}
 		s.remember(st.prev, st.prevFiles)
+		cur = st.prev
+	} else if cerr != nil {
+		cur = 0
 	}
 	if err := os.Remove(filepath.Join(s.dir, pendingLink)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("store: %w", err)
+		return "", 0, fmt.Errorf("store: %w", err)
 	}
 	if err := syncDir(s.dir); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	s.reject(s.genDir(gen))
-	return filepath.Join(s.dir, rejectedDir), nil
+	return filepath.Join(s.dir, rejectedDir), cur, nil
 }
 
 // dropPending undoes a Stage that was neither confirmed nor rolled back:

@@ -423,9 +423,12 @@ func TestStoreStage(t *testing.T) {
 	if err != nil || r.Generation != 3 {
 		t.Fatalf("Stage v3: %+v %v", r, err)
 	}
-	rejected, err := s.Rollback(3)
+	rejected, restored, err := s.Rollback(3)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if restored != 2 {
+		t.Errorf("Rollback says generation %d is current, want 2", restored)
 	}
 	if cur, err := s.Current(); err != nil || !cur.Equal(v(2)) {
 		t.Fatalf("current after Rollback: %v %v", cur.Names(), err)

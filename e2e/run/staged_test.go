@@ -95,6 +95,21 @@ func TestRunReloadValidates(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(s.configDir, "pending")); err == nil {
 			t.Error("pending link left after the refusal")
 		}
+		// The refused pass's record names the generation still current,
+		// not the candidate moved to rejected/.
+		found := false
+		for _, p := range s.history() {
+			if p.Outcome == controller.OutcomeRejected {
+				found = true
+				if p.Generation != pass.Generation {
+					t.Errorf("the refused pass records generation %d; %d is current", p.Generation, pass.Generation)
+				}
+				break
+			}
+		}
+		if !found {
+			t.Error("no refused pass in /history")
+		}
 		after := s.procs()
 		if after.CurrentWorker() != before.CurrentWorker() {
 			t.Errorf("worker changed from %d to %d on a refused reload", before.CurrentWorker(), after.CurrentWorker())
