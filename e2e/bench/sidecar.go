@@ -333,3 +333,23 @@ func (s *Sidecar) SaveHeapProfile(path string) error {
 	}
 	return os.WriteFile(path, data, 0o644)
 }
+
+// LiveHeap is the sidecar's heap in use after a collection, in bytes: the
+// HeapAlloc /debug/pprof/heap?gc=1&debug=1 reports once it collected.
+func (s *Sidecar) LiveHeap() (uint64, error) {
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(s.Debug) + "/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("heap profile: no HeapAlloc line")
+}
