@@ -1,10 +1,12 @@
 package kube
 
 import (
+	"context"
 	"slices"
 	"sync"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -60,8 +62,18 @@ type EventReporterConfig struct {
 	// IsLeader gates emission: only the leader writes Events, otherwise
 	// every replica would write each one. Nil means always emit.
 	IsLeader func() bool
-	Log      *zap.Logger
+	// EventsPerSecond paces the Events handed to client-go (default
+	// DefaultEventsPerSecond, with a burst of twice that).
+	EventsPerSecond float64
+	Log             *zap.Logger
 }
+
+// DefaultEventsPerSecond is how many Events a second an EventReporter
+// writes at most. client-go queues at most about 2,000 Events and drops
+// the rest silently; a sidecar starting at 10k Ingresses has one "Served"
+// Event each to write, so it paces them itself, with a queue of its own
+// that keeps a pointer and a reason per Event instead of a whole Event.
+const DefaultEventsPerSecond = 50
 
 // EventReporter writes Kubernetes Events about Ingresses: a Warning for
 // every problem render found in an Ingress, and a Normal "Served" when an
@@ -82,8 +94,15 @@ type EventReporter struct {
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
 
+	limiter *rate.Limiter
+	stop    chan struct{}
+	wake    chan struct{}
+
 	mu       sync.Mutex
 	reported eventMemory
+	// pending are the Events reported but not handed to client-go yet,
+	// oldest first.
+	pending []pendingEvent
 	// last is what the previous Report saw (see ReportLazy).
 	last struct {
 		served   []string
@@ -112,15 +131,78 @@ func NewEventReporter(cfg EventReporterConfig) *EventReporter {
 	// Events our own memory never repeats.
 	b := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{BurstSize: 100, LRUCacheSize: 512}))
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})
-	return &EventReporter{
+	if cfg.EventsPerSecond <= 0 {
+		cfg.EventsPerSecond = DefaultEventsPerSecond
+	}
+	r := &EventReporter{
 		cfg:         cfg,
 		broadcaster: b,
 		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent, Host: cfg.Instance}),
+		limiter:     rate.NewLimiter(rate.Limit(cfg.EventsPerSecond), max(1, int(2*cfg.EventsPerSecond))),
+		stop:        make(chan struct{}),
+		wake:        make(chan struct{}, 1),
 	}
+	go r.write()
+	return r
 }
 
 // Shutdown stops writing Events; queued ones may be lost.
-func (r *EventReporter) Shutdown() { r.broadcaster.Shutdown() }
+func (r *EventReporter) Shutdown() {
+	close(r.stop)
+	r.broadcaster.Shutdown()
+}
+
+// pendingEvent is an Event waiting to be written.
+type pendingEvent struct {
+	ing *networkingv1.Ingress
+	key *eventKey
+}
+
+// write hands the pending Events to client-go, at most EventsPerSecond,
+// until Shutdown. An Event no longer in the memory when its turn comes
+// (the Ingress was deleted, the problem went away) is not written, nor
+// any while this replica is not the leader.
+func (r *EventReporter) write() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-r.stop
+		cancel()
+	}()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.wake:
+		}
+		written := 0
+		for {
+			r.mu.Lock()
+			if len(r.pending) == 0 {
+				r.pending = nil
+				r.mu.Unlock()
+				break
+			}
+			p := r.pending[0]
+			r.pending[0] = pendingEvent{}
+			r.pending = r.pending[1:]
+			r.mu.Unlock()
+			if err := r.limiter.Wait(ctx); err != nil {
+				return
+			}
+			r.mu.Lock()
+			still := r.reported.has(eventUID(p.ing), *p.key)
+			r.mu.Unlock()
+			if still && (r.cfg.IsLeader == nil || r.cfg.IsLeader()) {
+				r.recorder.Event(p.ing, p.key.typ, p.key.reason, p.key.message)
+				written++
+			}
+		}
+		if written > 0 {
+			r.cfg.Log.Debug("Ingress events written", zap.Int("events", written))
+		}
+	}
+}
 
 // Report emits the Events that are new since the previous call.
 // ingresses are all the Ingresses the model was built from; problems of
@@ -192,20 +274,23 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 	}
 
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	emitted := 0
+	queued := 0
 	for _, it := range items {
 		if !leader || r.reported.has(eventUID(it.ing), *it.key) {
 			continue
 		}
-		r.recorder.Event(it.ing, it.key.typ, it.key.reason, it.key.message)
-		emitted++
+		r.pending = append(r.pending, pendingEvent{it.ing, it.key})
+		queued++
 	}
 	// Replacing the memory forgets problems that went away and Ingresses
 	// that were deleted or stopped being served.
 	r.reported = now
-	if emitted > 0 {
-		r.cfg.Log.Debug("Ingress events emitted", zap.Int("events", emitted))
+	r.mu.Unlock()
+	if queued > 0 {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
