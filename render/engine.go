@@ -315,9 +315,9 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 // it has the same names: an Ingress updated in place (its status written
 // back, an annotation) keeps the list, and with it what depends on its
 // identity (Events, see kube.EventReporter.ReportLazy). Entries are
-// compared by pointer with those the last list was made from, and only
-// the entries that are not read: at 10k Ingresses reading every entry's
-// key (spread over the heap) was a tenth of a route change.
+// compared by pointer with those the last list was made from; only the
+// entries not among them are read: at 10k Ingresses, reading every
+// entry's key (spread over the heap) was a tenth of a route change.
 func (g *engine) sameServedKeys() []string {
 	var last []string
 	if g.last != nil && len(g.servedFrom) == len(g.last.Served) && len(g.servedUIDs) == len(g.last.Served) {
