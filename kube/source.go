@@ -8,11 +8,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -56,22 +56,18 @@ type Source struct {
 	ctx     context.Context
 	secrets map[string]*secretWatch // by namespace/name
 
-	// lists keeps each informer's last list for Inputs, which hands it
-	// out again while no event of that informer came in: at 10k
-	// Ingresses, listing the store and taking the list in (render, the
-	// controller) costs milliseconds on every pass for one change.
-	lists  map[cache.SharedIndexInformer]*cachedList
-	listMu sync.Mutex // guards the cachedLists' lists
-	// ingressList keeps the Ingresses from their informer's events.
-	ingressList *watchedList[networkingv1.Ingress]
-}
-
-// cachedList is an informer's list, typed, as of its event count.
-type cachedList struct {
-	events atomic.Uint64 // bumped by the informer's handlers
-	at     uint64        // events when list was made
-	list   any           // []*T
-	valid  bool
+	// Each informer's objects, kept from its events (see watchedList):
+	// Inputs hands a list out again while no event of its kind came in
+	// (at 10k Ingresses, listing the store and taking the list in costs
+	// milliseconds on every pass for one change), and the Ingresses with
+	// what changed since the list before.
+	ingressList  *watchedList[networkingv1.Ingress]
+	classList    *watchedList[networkingv1.IngressClass]
+	serviceList  *watchedList[corev1.Service]
+	sliceList    *watchedList[discoveryv1.EndpointSlice]
+	settingsList *watchedList[corev1.ConfigMap] // nil without a settings ConfigMap
+	// listsSynced are the lists' HasSynced, for WaitForSync.
+	listsSynced []cache.InformerSynced
 }
 
 type secretWatch struct {
@@ -84,7 +80,7 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	s := &Source{cfg: cfg, secrets: map[string]*secretWatch{}, lists: map[cache.SharedIndexInformer]*cachedList{}}
+	s := &Source{cfg: cfg, secrets: map[string]*secretWatch{}}
 	// Informers of their own, without the factory's namespace index:
 	// nothing looks objects up by namespace, and at 10k Ingresses the
 	// index was about a megabyte.
@@ -101,33 +97,21 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		// out of memory.
 		s.settings = withTrim(coreinformers.NewFilteredConfigMapInformer(cfg.Client, ns, 0, cache.Indexers{}, oneObject(name)))
 	}
-	// Ingresses are kept from their events, each list with what changed
-	// since the last (see watchedList).
-	s.ingressList = newWatchedList[networkingv1.Ingress]()
-	reg, err := s.ingresses.AddEventHandler(s.ingressList.handler(s.changed))
-	if err != nil {
+	var err error
+	if s.ingressList, err = watchList[networkingv1.Ingress](s, s.ingresses); err != nil {
 		return nil, err
 	}
-	s.ingressList.reg = reg
-	for _, inf := range s.informers() {
-		if inf == s.ingresses {
-			continue
-		}
-		// The list is marked stale before the loop is told: the pass
-		// that follows lists the store again.
-		cl := &cachedList{}
-		s.lists[inf] = cl
-		notify := cache.ResourceEventHandlerFuncs{
-			AddFunc: func(any) { cl.events.Add(1); s.changed() },
-			UpdateFunc: func(old, new any) {
-				if !resync(old, new) {
-					cl.events.Add(1)
-					s.changed()
-				}
-			},
-			DeleteFunc: func(any) { cl.events.Add(1); s.changed() },
-		}
-		if _, err := inf.AddEventHandler(notify); err != nil {
+	if s.classList, err = watchList[networkingv1.IngressClass](s, s.classes); err != nil {
+		return nil, err
+	}
+	if s.serviceList, err = watchList[corev1.Service](s, s.services); err != nil {
+		return nil, err
+	}
+	if s.sliceList, err = watchList[discoveryv1.EndpointSlice](s, s.slices); err != nil {
+		return nil, err
+	}
+	if s.settings != nil {
+		if s.settingsList, err = watchList[corev1.ConfigMap](s, s.settings); err != nil {
 			return nil, err
 		}
 	}
@@ -239,34 +223,28 @@ func (s *Source) changedUnlessResync(old, new any) {
 	}
 }
 
-// listOf returns an informer's objects: the same slice as last time, never
-// changed, while none of its events came in (same is then true: render and
-// the controller skip taking the kind in). The caller holds s.listMu.
-func listOf[T any](s *Source, inf cache.SharedIndexInformer) (list []*T, same bool) {
-	cl := s.lists[inf]
-	// Read before listing: an event during the list makes the next
-	// call list again.
-	at := cl.events.Load()
-	if cl.valid && cl.at == at {
-		return cl.list.([]*T), true
+// watchList keeps an informer's objects in a watchedList, which tells the
+// loop of each change once it is in the list.
+func watchList[T any](s *Source, inf cache.SharedIndexInformer) (*watchedList[T], error) {
+	l := newWatchedList[T]()
+	reg, err := inf.AddEventHandler(l.handler(s.changed))
+	if err != nil {
+		return nil, err
 	}
-	objs := inf.GetStore().List()
-	out := make([]*T, len(objs))
-	for i, o := range objs {
-		out[i] = o.(*T)
-	}
-	cl.list, cl.at, cl.valid = out, at, true
-	return out, false
+	l.reg = reg
+	s.listsSynced = append(s.listsSynced, l.hasSynced)
+	return l, nil
 }
 
-// listInto sets *dst to the informer's list, and kind in *unchanged when it
-// is the one handed out last time.
-func listInto[T any](s *Source, inf cache.SharedIndexInformer, dst *[]*T, kind render.InputKinds, unchanged *render.InputKinds) {
-	list, same := listOf[T](s, inf)
+// takeInto sets *dst to l's list, and kind in *unchanged when it is the
+// one handed out last time; it returns how the list differs from that one.
+func takeInto[T any](l *watchedList[T], dst *[]*T, kind render.InputKinds, unchanged *render.InputKinds) *render.Delta[*T] {
+	list, same, delta := l.take()
 	*dst = list
 	if same {
 		*unchanged |= kind
 	}
+	return delta
 }
 
 // Run starts the informers and blocks until ctx is done. Informers
@@ -297,8 +275,8 @@ func (s *Source) WaitForSync(ctx context.Context) error {
 	for _, inf := range s.informers() {
 		synced = append(synced, inf.HasSynced)
 	}
-	// And every Ingress of the initial list is in the list handed out.
-	synced = append(synced, s.ingressList.hasSynced)
+	// And every object of the initial lists is in the lists handed out.
+	synced = append(synced, s.listsSynced...)
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return fmt.Errorf("waiting for informer caches: %w", ctx.Err())
 	}
@@ -443,21 +421,15 @@ func (s *Source) Inputs(ctx context.Context) (render.Inputs, []render.Problem, e
 		cancel()
 	}
 	var in render.Inputs
-	s.listMu.Lock()
-	ings, same, delta := s.ingressList.take()
-	in.Ingresses, in.IngressDelta = ings, delta
-	if same {
-		in.Unchanged |= render.IngressesKind
-	}
-	listInto(s, s.classes, &in.IngressClasses, render.IngressClassesKind, &in.Unchanged)
-	listInto(s, s.services, &in.Services, render.ServicesKind, &in.Unchanged)
-	listInto(s, s.slices, &in.EndpointSlices, render.EndpointSlicesKind, &in.Unchanged)
-	if s.settings != nil {
-		listInto(s, s.settings, &in.ConfigMaps, render.ConfigMapsKind, &in.Unchanged)
+	in.IngressDelta = takeInto(s.ingressList, &in.Ingresses, render.IngressesKind, &in.Unchanged)
+	takeInto(s.classList, &in.IngressClasses, render.IngressClassesKind, &in.Unchanged)
+	takeInto(s.serviceList, &in.Services, render.ServicesKind, &in.Unchanged)
+	takeInto(s.sliceList, &in.EndpointSlices, render.EndpointSlicesKind, &in.Unchanged)
+	if s.settingsList != nil {
+		takeInto(s.settingsList, &in.ConfigMaps, render.ConfigMapsKind, &in.Unchanged)
 	} else {
 		in.Unchanged |= render.ConfigMapsKind
 	}
-	s.listMu.Unlock()
 	s.mu.Lock()
 	for _, w := range s.secrets {
 		for _, o := range w.informer.GetStore().List() {
