@@ -94,9 +94,10 @@ type EventReporter struct {
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
 
-	limiter *rate.Limiter
-	stop    chan struct{}
-	wake    chan struct{}
+	limiter  *rate.Limiter
+	stop     chan struct{}
+	stopOnce sync.Once
+	wake     chan struct{}
 
 	mu       sync.Mutex
 	reported eventMemory
@@ -148,8 +149,10 @@ func NewEventReporter(cfg EventReporterConfig) *EventReporter {
 
 // Shutdown stops writing Events; queued ones may be lost.
 func (r *EventReporter) Shutdown() {
-	close(r.stop)
-	r.broadcaster.Shutdown()
+	r.stopOnce.Do(func() {
+		close(r.stop)
+		r.broadcaster.Shutdown()
+	})
 }
 
 // pendingEvent is an Event waiting to be written.

@@ -607,13 +607,12 @@ func crtList(certs []Certificate) []byte {
 // not change, so the same slice means the same file.
 type renderCache struct {
 	sections sectionCache
-	routes   []*Route
 	certs    []Certificate
 	hosts    []string
 	files    mapFiles
-	// split is the routes the maps were written from, by match kind;
-	// exact and prefix are the route maps with the routes of each of
-	// their lines (writeRouteMap).
+	// split is the routes the maps were written from (split.all), by
+	// match kind; exact and prefix are the route maps with the routes of
+	// each of their lines (writeRouteMap).
 	split         *routeSplit
 	exact, prefix *routeMapText
 }
@@ -634,7 +633,7 @@ func renderMaps(m *Model, cache *renderCache) mapFiles {
 	case cache == nil:
 		_, f.exactRoutes, f.prefixRoutes = splitRoutes(nil, m.Routes)
 		f.exact, f.prefix = writeRouteMap(nil, f.exactRoutes).data, writeRouteMap(nil, f.prefixRoutes).data
-	case cache.exact != nil && sameSlice(cache.routes, m.Routes):
+	case cache.split != nil && sameSlice(cache.split.all, m.Routes):
 		f.exact, f.prefix = cache.exact.data, cache.prefix.data
 		f.exactRoutes, f.prefixRoutes = cache.files.exactRoutes, cache.files.prefixRoutes
 	default:
@@ -650,7 +649,7 @@ func renderMaps(m *Model, cache *renderCache) mapFiles {
 		f.tlsHosts, f.crtList = hostsMap(m.TLSHosts, m.Certs), crtList(m.Certs)
 	}
 	if cache != nil {
-		cache.routes, cache.certs, cache.hosts, cache.files = m.Routes, m.Certs, m.TLSHosts, f
+		cache.certs, cache.hosts, cache.files = m.Certs, m.TLSHosts, f
 	}
 	return f
 }

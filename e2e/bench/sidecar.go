@@ -319,15 +319,7 @@ func (l *lockedBuffer) String() string {
 // SaveHeapProfile writes the sidecar's live heap (after a collection, from
 // /debug/pprof/heap?gc=1) to path, for `go tool pprof`.
 func (s *Sidecar) SaveHeapProfile(path string) error {
-	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(s.Debug) + "/debug/pprof/heap?gc=1")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("heap profile: %s", resp.Status)
-	}
-	data, err := io.ReadAll(resp.Body)
+	data, err := s.debugGet("/debug/pprof/heap?gc=1")
 	if err != nil {
 		return err
 	}
@@ -337,12 +329,7 @@ func (s *Sidecar) SaveHeapProfile(path string) error {
 // LiveHeap is the sidecar's heap in use after a collection, in bytes: the
 // HeapAlloc /debug/pprof/heap?gc=1&debug=1 reports once it collected.
 func (s *Sidecar) LiveHeap() (uint64, error) {
-	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(s.Debug) + "/debug/pprof/heap?gc=1&debug=1")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
+	data, err := s.debugGet("/debug/pprof/heap?gc=1&debug=1")
 	if err != nil {
 		return 0, err
 	}
@@ -352,4 +339,17 @@ func (s *Sidecar) LiveHeap() (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("heap profile: no HeapAlloc line")
+}
+
+// debugGet returns the body of path on the sidecar's debug address.
+func (s *Sidecar) debugGet(path string) ([]byte, error) {
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(s.Debug) + path)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
 }
