@@ -177,6 +177,6 @@ func keyOf[T any](obj *T) string {
 	return key
 }
 
-// hasSynced is true once the informer has synced and every event of its
+// synced is done once the informer has synced and every event of its
 // initial list reached the list.
-func (l *watchedList[T]) hasSynced() bool { return l.reg != nil && l.reg.HasSynced() }
+func (l *watchedList[T]) synced() cache.DoneChecker { return l.reg.HasSyncedChecker() }
