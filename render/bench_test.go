@@ -117,6 +117,15 @@ func BenchmarkRender(b *testing.B) {
 				in.Unchanged = allKinds &^ render.EndpointSlicesKind
 			})
 		})
+		// A sidecar's first pass: every object new to the engine.
+		b.Run("ingresses="+strconv.Itoa(n)+"/first", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := render.NewIncremental(cfg).Render(in, render.Options{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		b.Run("ingresses="+strconv.Itoa(n)+"/model+files", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
