@@ -326,7 +326,15 @@ func (t *inputTracker) update(in render.Inputs) []Change {
 			t.count[o.kind]--
 		}
 	}
-	var out []Change
+	if len(t.seen) == 0 {
+		// The first update, or after everything went: sized once rather
+		// than grown through every size up to the cluster's.
+		t.seen = make(map[any]trackedObject, len(added))
+	}
+	var out []Change // nil when nothing changed
+	if n := len(added) + len(gone); n > 0 {
+		out = make([]Change, 0, n)
+	}
 	for _, f := range added {
 		t.seen[f.obj] = trackedObject{kind: uint8(f.kind), gen: t.gen}
 		t.count[f.kind]++

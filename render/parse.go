@@ -103,6 +103,13 @@ func parseIngress(ing *networkingv1.Ingress, compat Compat) *parsedIngress {
 		pb := parseBackend(ns, "spec.defaultBackend", false, d)
 		p.defaultBackend = &pb
 	}
+	n := 0
+	for _, rule := range ing.Spec.Rules {
+		if rule.HTTP != nil {
+			n += len(rule.HTTP.Paths)
+		}
+	}
+	p.paths = make([]parsedPath, 0, n)
 	for i, rule := range ing.Spec.Rules {
 		rf := "spec.rules[" + strconv.Itoa(i) + "]"
 		hk := HostAny
@@ -129,16 +136,26 @@ func parseIngress(ing *networkingv1.Ingress, compat Compat) *parsedIngress {
 	}
 	p.ann = parseAnnotations(ns, ing.Annotations, compat)
 	if d := p.defaultBackend; d != nil && d.problem == nil {
-		p.services = append(p.services, ns+"/"+d.ref.Name)
+		p.addService(ns, d.ref.Name)
 	}
 	for i := range p.paths {
 		if pp := &p.paths[i]; pp.problem == nil && pp.backend.problem == nil {
-			p.services = append(p.services, ns+"/"+pp.backend.ref.Name)
+			p.addService(ns, pp.backend.ref.Name)
 		}
 	}
 	slices.Sort(p.services)
-	p.services = slices.Compact(p.services)
 	return p
+}
+
+// addService adds namespace/name to services unless it is there: most
+// paths of an Ingress name the same Service, whose key is made once.
+func (p *parsedIngress) addService(ns, name string) {
+	for _, s := range p.services {
+		if len(s) == len(ns)+1+len(name) && s[len(ns)+1:] == name {
+			return // every entry is of namespace ns
+		}
+	}
+	p.services = append(p.services, ns+"/"+name)
 }
 
 func parsePath(ns, host string, hk HostKind, field string, p networkingv1.HTTPIngressPath) parsedPath {
