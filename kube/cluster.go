@@ -15,6 +15,9 @@ import (
 // ClusterConfig wires a Cluster.
 type ClusterConfig struct {
 	Client kubernetes.Interface
+	// SecretClient, when set, watches the referenced Secrets (see
+	// SourceConfig.SecretClient).
+	SecretClient kubernetes.Interface
 	// Namespace limits what is watched ("" for all).
 	Namespace string
 	// SettingsConfigMap is "namespace/name" of the settings ConfigMap.
@@ -56,7 +59,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	}
 	c := &Cluster{log: log, trigger: make(chan struct{}, 1)}
 	var err error
-	c.Source, err = NewSource(SourceConfig{Client: cfg.Client, Namespace: cfg.Namespace,
+	c.Source, err = NewSource(SourceConfig{Client: cfg.Client, SecretClient: cfg.SecretClient, Namespace: cfg.Namespace,
 		SettingsConfigMap: cfg.SettingsConfigMap, Notify: cfg.Notify, Log: log.Named("kube")})
 	if err != nil {
 		return nil, err

@@ -29,6 +29,11 @@ import (
 // SourceConfig selects what the source watches.
 type SourceConfig struct {
 	Client kubernetes.Interface
+	// SecretClient, when set, is the client of the Secret watches: one
+	// list and watch per referenced Secret, so 1,000 TLS Ingresses make
+	// 2,000-3,000 requests at start, which the main client's rate limit
+	// would spread over many seconds. Default: Client.
+	SecretClient kubernetes.Interface
 	// Namespace limits Ingresses, Services and EndpointSlices to one
 	// namespace; "" watches all. IngressClasses are cluster-scoped.
 	Namespace string
@@ -71,15 +76,13 @@ type Source struct {
 	listsSynced []cache.DoneChecker
 }
 
-type secretWatch struct {
-	informer cache.SharedIndexInformer
-	stop     context.CancelFunc
-}
-
 // NewSource prepares the informers; Run starts them.
 func NewSource(cfg SourceConfig) (*Source, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
+	}
+	if cfg.SecretClient == nil {
+		cfg.SecretClient = cfg.Client
 	}
 	s := &Source{cfg: cfg, secrets: map[string]*secretWatch{}}
 	// Informers of their own, without the factory's namespace index:
@@ -216,14 +219,6 @@ func resync(old, new any) bool {
 	return ok1 && ok2 && o.GetResourceVersion() == n.GetResourceVersion()
 }
 
-// changedUnlessResync tells the loop, except for the periodic resync's
-// no-op updates.
-func (s *Source) changedUnlessResync(old, new any) {
-	if !resync(old, new) {
-		s.changed()
-	}
-}
-
 // watchList keeps an informer's objects in a watchedList, which tells the
 // loop of each change once it is in the list.
 func watchList[T any](s *Source, inf cache.SharedIndexInformer) (*watchedList[T], error) {
@@ -293,7 +288,7 @@ func (s *Source) secretsSynced(pendingOnly bool) []cache.DoneChecker {
 	defer s.mu.Unlock()
 	var out []cache.DoneChecker
 	for _, w := range s.secrets {
-		if c := w.informer.HasSyncedChecker(); !pendingOnly || !cache.IsDone(c) {
+		if c := w.Synced(); !pendingOnly || !cache.IsDone(c) {
 			out = append(out, c)
 		}
 	}
@@ -381,17 +376,7 @@ func (s *Source) syncSecretWatches() {
 		if err != nil || s.cfg.Namespace != "" && ns != s.cfg.Namespace {
 			continue // invalid, or outside the watched namespace: render reports it missing
 		}
-		inf := withTrim(coreinformers.NewFilteredSecretInformer(s.cfg.Client, ns, 0, cache.Indexers{}, oneObject(name)))
-		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { s.changed() },
-			UpdateFunc: func(old, new any) { s.changedUnlessResync(old, new) },
-			DeleteFunc: func(any) { s.changed() },
-		}); err != nil {
-			continue
-		}
-		ctx, stop := context.WithCancel(s.ctx)
-		s.secrets[key] = &secretWatch{informer: inf, stop: stop}
-		go inf.Run(ctx.Done())
+		s.secrets[key] = watchSecret(s.ctx, s.cfg.SecretClient, ns, name, s.changed)
 		s.cfg.Log.Debug("watching Secret", zap.String("secret", key))
 	}
 }
@@ -431,8 +416,8 @@ func (s *Source) Inputs(ctx context.Context) (render.Inputs, []render.Problem, e
 	}
 	s.mu.Lock()
 	for _, w := range s.secrets {
-		for _, o := range w.informer.GetStore().List() {
-			in.Secrets = append(in.Secrets, o.(*corev1.Secret))
+		if sec := w.Secret(); sec != nil {
+			in.Secrets = append(in.Secrets, sec)
 		}
 	}
 	s.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 
 	e2ekube "github.com/haproxy-sidecar/haproxy-sidecar/e2e/kube"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
@@ -226,5 +227,111 @@ func TestSourceTrimsCachedObjects(t *testing.T) {
 	}
 	if m := &in.Ingresses[0].ObjectMeta; len(m.ManagedFields) != 0 || m.Annotations[lastApplied] == "" {
 		t.Errorf("Ingress: managedFields %d, annotations %v (last-applied must stay)", len(m.ManagedFields), m.Annotations)
+	}
+}
+
+// A referenced Secret is followed through its life: missing at first,
+// then created, updated and deleted, each change notified and in the
+// next Inputs; a relist that finds it as it was is not a change.
+func TestSourceFollowsAReferencedSecret(t *testing.T) {
+	c := e2ekube.Start(t)
+	ctx := context.Background()
+	ns := apiTestNamespace(t, c.Client, "secret-life")
+	if _, err := c.Client.NetworkingV1().Ingresses(ns).Create(ctx, &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: networkingv1.IngressSpec{TLS: []networkingv1.IngressTLS{{Hosts: []string{"web.test"}, SecretName: "later"}},
+			DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+				Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var notified atomic.Int64
+	src, err := NewSource(SourceConfig{Client: c.Client, Namespace: ns, Notify: func() { notified.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { src.Run(runCtx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	syncCtx, cancelSync := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelSync()
+	if err := src.WaitForSync(syncCtx); err != nil {
+		t.Fatal(err)
+	}
+	// cert is the watched Secret's certificate in the next Inputs, "" for
+	// no Secret.
+	cert := func() string {
+		in, _, err := src.Inputs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(in.Secrets) == 0 {
+			return ""
+		}
+		return string(in.Secrets[0].Data[corev1.TLSCertKey])
+	}
+	if got := cert(); got != "" || !slices.Equal(src.WatchedSecrets(), []string{ns + "/later"}) {
+		t.Fatalf("before the Secret exists: cert %q, watched %v", got, src.WatchedSecrets())
+	}
+	step := func(what, want string, change func() error) {
+		t.Helper()
+		before := notified.Load()
+		if err := change(); err != nil {
+			t.Fatal(err)
+		}
+		apiTestEventually(t, 10*time.Second, func() (bool, string) {
+			got := cert()
+			return got == want && notified.Load() > before, fmt.Sprintf("%s: cert %q, notified %v", what, got, notified.Load() > before)
+		})
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "later"}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: []byte("one"), corev1.TLSPrivateKeyKey: []byte("k")}}
+	step("created", "one", func() error {
+		_, err := c.Client.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{})
+		return err
+	})
+	step("updated", "two", func() error {
+		s, err := c.Client.CoreV1().Secrets(ns).Get(ctx, "later", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		s.Data[corev1.TLSCertKey] = []byte("two")
+		_, err = c.Client.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{})
+		return err
+	})
+	step("deleted", "", func() error {
+		return c.Client.CoreV1().Secrets(ns).Delete(ctx, "later", metav1.DeleteOptions{})
+	})
+}
+
+// A relist that finds the Secret as it was tells of no change; one that
+// finds another version, or none, does.
+func TestSecretWatchRelist(t *testing.T) {
+	var changes int
+	w := &secretWatch{synced: make(chan struct{}), changed: func() { changes++ }}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "tls", UID: "u1", ResourceVersion: "1"}}
+	same := s.DeepCopy()
+	newer := s.DeepCopy()
+	newer.ResourceVersion = "2"
+	for i, step := range []struct {
+		list []any
+		want int
+	}{
+		{[]any{s}, 1},     // the first list finds it
+		{[]any{same}, 1},  // a relist, as it was
+		{[]any{newer}, 2}, // a relist, changed meanwhile
+		{nil, 3},          // a relist, gone meanwhile
+		{nil, 3},          // and still gone
+	} {
+		if err := w.Replace(step.list, ""); err != nil {
+			t.Fatal(err)
+		}
+		if changes != step.want {
+			t.Errorf("step %d: %d changes, want %d", i, changes, step.want)
+		}
+	}
+	if !cache.IsDone(w.Synced()) {
+		t.Error("not synced after a list")
 	}
 }

@@ -1,0 +1,131 @@
+package kube
+
+import (
+	"context"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// secretWatch keeps one Secret, the one an Ingress (or the settings)
+// names, from a reflector of its own: a list and watch narrowed to that
+// name. Not a shared informer: its event queue, processor and the
+// 1,024-slot ring buffer of every handler are per informer, and with one
+// per referenced Secret they cost, at 1,000 TLS Ingresses, 12.5 MB of
+// buffers and thousands of goroutines (e2e/bench, heap profile of the TLS
+// variant). A reflector needs only a store; this one holds one object.
+type secretWatch struct {
+	stop context.CancelFunc
+
+	mu       sync.Mutex
+	secret   *corev1.Secret // nil: none (not yet, or not there)
+	synced   chan struct{}  // closed by the first list
+	isSynced bool
+	changed  func()
+}
+
+// watchSecret starts watching namespace/name until ctx is done; changed
+// is called after each change of the Secret, the first list finding it
+// included, not for a relist or resync that finds it as it was.
+func watchSecret(ctx context.Context, client kubernetes.Interface, ns, name string, changed func()) *secretWatch {
+	ctx, stop := context.WithCancel(ctx)
+	w := &secretWatch{stop: stop, synced: make(chan struct{}), changed: changed}
+	narrow := oneObject(name)
+	secrets := client.CoreV1().Secrets(ns)
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			narrow(&o)
+			return secrets.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			narrow(&o)
+			return secrets.Watch(ctx, o)
+		},
+	}, client)
+	r := cache.NewReflectorWithOptions(lw, &corev1.Secret{}, w, cache.ReflectorOptions{Name: "Secret " + ns + "/" + name})
+	go r.RunWithContext(ctx)
+	return w
+}
+
+// Synced is done once the first list is in.
+func (w *secretWatch) Synced() cache.DoneChecker { return w }
+
+// Name and Done make secretWatch a cache.DoneChecker.
+func (w *secretWatch) Name() string          { return "Secret watch" }
+func (w *secretWatch) Done() <-chan struct{} { return w.synced }
+
+// Secret is the Secret, or nil.
+func (w *secretWatch) Secret() *corev1.Secret {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.secret
+}
+
+// set makes s (nil: none) the Secret and tells of a change, unless it is
+// the same version as before (a relist or resync).
+func (w *secretWatch) set(s *corev1.Secret) {
+	if s != nil {
+		if t, err := trim(s); err == nil {
+			s = t.(*corev1.Secret)
+		}
+	}
+	w.mu.Lock()
+	old := w.secret
+	w.secret = s
+	tell := !sameVersion(old, s)
+	w.mu.Unlock()
+	if tell {
+		w.changed()
+	}
+}
+
+func sameVersion(a, b *corev1.Secret) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.UID == b.UID && a.ResourceVersion == b.ResourceVersion
+}
+
+// The reflector's store (cache.ReflectorStore): the watch is narrowed to
+// one name, so every object is that Secret.
+
+func (w *secretWatch) Add(obj any) error {
+	if s, ok := obj.(*corev1.Secret); ok {
+		w.set(s)
+	}
+	return nil
+}
+
+func (w *secretWatch) Update(obj any) error { return w.Add(obj) }
+
+func (w *secretWatch) Delete(any) error {
+	w.set(nil)
+	return nil
+}
+
+// Replace takes a (re)list: the Secret, or nothing. The first one makes
+// the watch synced; a later one tells of a change only if there is one.
+func (w *secretWatch) Replace(list []any, _ string) error {
+	var s *corev1.Secret
+	for _, obj := range list {
+		if o, ok := obj.(*corev1.Secret); ok {
+			s = o
+		}
+	}
+	w.set(s)
+	w.mu.Lock()
+	first := !w.isSynced
+	w.isSynced = true
+	w.mu.Unlock()
+	if first {
+		close(w.synced)
+	}
+	return nil
+}
+
+func (w *secretWatch) Resync() error { return nil }
