@@ -3,6 +3,7 @@ package reload
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -509,5 +510,53 @@ func TestStoreStage(t *testing.T) {
 	}
 	if cur, err := s.Current(); err != nil || !cur.Equal(v(2)) {
 		t.Fatalf("current: %v %v", cur.Names(), err)
+	}
+}
+
+// A generation of many files (written on several goroutines) holds every
+// one of them; a write that fails leaves no generation and no temporary
+// directory behind, and the live one as it was.
+func TestStoreManyFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nop := func(string) error { return nil }
+	many := Files{"haproxy.cfg": []byte(baseConfig)}
+	for i := range 3 * parallelWrites {
+		many[fmt.Sprintf("certs/c%03d.pem", i)] = []byte(fmt.Sprintf("certificate %d\n", i))
+	}
+	r, err := s.Apply(ctx, many, nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur, err := s.Current(); err != nil || !cur.Equal(many) {
+		t.Fatalf("current after writing %d files: %d files, %v", len(many), len(cur), err)
+	}
+	// New files, one of them with a name no file system takes: its
+	// write fails among the others.
+	broken := Files{"haproxy.cfg": []byte(baseConfig + "# 2\n")}
+	for name, data := range many {
+		if name != "haproxy.cfg" {
+			broken[name+".new"] = data
+		}
+	}
+	broken["certs/"+strings.Repeat("x", 300)+".pem"] = []byte("too long a name\n")
+	if _, err := s.Apply(ctx, broken, nop); err == nil {
+		t.Fatal("a generation whose writes fail was applied")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tmpPrefix) || e.Name() == "gen-2" {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+	if cur, err := s.Current(); err != nil || !cur.Equal(many) || readLink(t, filepath.Join(dir, "current")) != filepath.Base(r.Dir) {
+		t.Errorf("the live generation changed after a failed write: %v", err)
 	}
 }
