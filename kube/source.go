@@ -60,6 +60,11 @@ type Source struct {
 	mu      sync.Mutex
 	ctx     context.Context
 	secrets map[string]*secretWatch // by namespace/name
+	// refs counts the references to each Secret (namespace/name) of
+	// the objects in the caches; refsSynced are done once the initial
+	// lists' references are counted.
+	refs       map[string]int
+	refsSynced []cache.DoneChecker
 
 	// Each informer's objects, kept from its events (see watchedList):
 	// Inputs hands a list out again while no event of its kind came in
@@ -84,7 +89,7 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	if cfg.SecretClient == nil {
 		cfg.SecretClient = cfg.Client
 	}
-	s := &Source{cfg: cfg, secrets: map[string]*secretWatch{}}
+	s := &Source{cfg: cfg, secrets: map[string]*secretWatch{}, refs: map[string]int{}}
 	// Informers of their own, without the factory's namespace index:
 	// nothing looks objects up by namespace, and at 10k Ingresses the
 	// index was about a megabyte.
@@ -119,37 +124,37 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 			return nil, err
 		}
 	}
-	// Ingresses and the settings (default certificate) can add or drop
-	// Secret references. Finding them reads every Ingress: only a change
-	// to the Secrets an object names is worth it (at 10k Ingresses, the
-	// initial list alone would otherwise read the cache 10k times).
+	// Ingresses and the settings (default certificate) add and drop
+	// Secret references; each event counts the references of the object
+	// it is about, so that a watch starts with a Secret's first reference
+	// and stops with its last. (Finding them by reading every Ingress on
+	// each event made an initial list of 1,000 TLS Ingresses read the
+	// cache a million times.)
 	refs := cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) {
-			if len(secretNames(obj)) > 0 {
-				s.syncSecretWatches()
-			}
-		},
+		AddFunc: func(obj any) { s.countRefs(secretNames(obj), 1) },
 		UpdateFunc: func(old, new any) {
-			if !slices.Equal(secretNames(old), secretNames(new)) {
-				s.syncSecretWatches()
+			if o, n := secretNames(old), secretNames(new); !slices.Equal(o, n) {
+				// The new ones first: a name in both keeps its watch.
+				s.countRefs(n, 1)
+				s.countRefs(o, -1)
 			}
 		},
 		DeleteFunc: func(obj any) {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
 			}
-			if len(secretNames(obj)) > 0 || obj == nil {
-				s.syncSecretWatches()
-			}
+			s.countRefs(secretNames(obj), -1)
 		},
 	}
 	for _, inf := range []cache.SharedIndexInformer{s.ingresses, s.settings} {
 		if inf == nil {
 			continue
 		}
-		if _, err := inf.AddEventHandler(refs); err != nil {
+		reg, err := inf.AddEventHandler(refs)
+		if err != nil {
 			return nil, err
 		}
+		s.refsSynced = append(s.refsSynced, reg.HasSyncedChecker())
 	}
 	return s, nil
 }
@@ -249,6 +254,9 @@ func takeInto[T any](l *watchedList[T], dst *[]*T, kind render.InputKinds, uncha
 func (s *Source) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.ctx = ctx
+	for key := range s.refs {
+		s.startWatch(key)
+	}
 	s.mu.Unlock()
 	for _, inf := range s.informers() {
 		go inf.Run(ctx.Done())
@@ -271,10 +279,10 @@ func (s *Source) Run(ctx context.Context) error {
 func (s *Source) WaitForSync(ctx context.Context) error {
 	// A list's registration is done once its informer has synced and
 	// every object of the initial list reached the list handed out.
-	if !cache.WaitFor(ctx, "", s.listsSynced...) {
+	// And every reference of those lists counted: their Secrets watched.
+	if !cache.WaitFor(ctx, "", append(slices.Clip(s.listsSynced), s.refsSynced...)...) {
 		return fmt.Errorf("waiting for informer caches: %w", ctx.Err())
 	}
-	s.syncSecretWatches()
 	if !cache.WaitFor(ctx, "", s.secretsSynced(false)...) {
 		return fmt.Errorf("waiting for Secret caches: %w", ctx.Err())
 	}
@@ -295,8 +303,6 @@ func (s *Source) secretsSynced(pendingOnly bool) []cache.DoneChecker {
 	return out
 }
 
-// referencedSecrets lists namespace/name of every Secret named in an
-// Ingress's spec.tls, plus the settings' default certificate.
 // secretNames are the Secrets an Ingress or the settings ConfigMap names
 // (namespace/name), in order.
 func secretNames(obj any) []string {
@@ -318,29 +324,6 @@ func secretNames(obj any) []string {
 	return nil
 }
 
-func (s *Source) referencedSecrets() map[string]bool {
-	refs := map[string]bool{}
-	for _, obj := range s.ingresses.GetStore().List() {
-		ing := obj.(*networkingv1.Ingress)
-		for _, t := range ing.Spec.TLS {
-			if t.SecretName != "" {
-				refs[ing.Namespace+"/"+t.SecretName] = true
-			}
-		}
-		for _, ref := range render.AnnotationSecrets(ing) {
-			refs[ref] = true
-		}
-	}
-	if s.settings != nil {
-		for _, obj := range s.settings.GetStore().List() {
-			if ref := obj.(*corev1.ConfigMap).Data[DefaultCertificateKey]; ref != "" {
-				refs[ref] = true
-			}
-		}
-	}
-	return refs
-}
-
 // secretSyncWait bounds how long a render waits for a new Secret watch.
 const secretSyncWait = 2 * time.Second
 
@@ -348,37 +331,48 @@ const secretSyncWait = 2 * time.Second
 // certificate Secret, which the source must watch too.
 const DefaultCertificateKey = "default-certificate"
 
-// syncSecretWatches starts a watch for each newly referenced Secret and
-// stops those no longer referenced.
-func (s *Source) syncSecretWatches() {
-	s.mu.Lock()
-	running := s.ctx != nil
-	s.mu.Unlock()
-	if !running {
-		return // not running yet; WaitForSync calls again
+// countRefs adds delta to the references of each of names, starting the
+// watch of a Secret referenced for the first time and stopping that of one
+// no longer referenced.
+func (s *Source) countRefs(names []string, delta int) {
+	if len(names) == 0 {
+		return
 	}
-	refs := s.referencedSecrets()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for key, w := range s.secrets {
-		if !refs[key] {
-			w.stop()
-			delete(s.secrets, key)
-			s.cfg.Log.Debug("stopped watching Secret", zap.String("secret", key))
-			s.changed()
+	for _, key := range names {
+		n := s.refs[key] + delta
+		switch {
+		case n > 0:
+			s.refs[key] = n
+			if n == delta { // the first reference
+				s.startWatch(key)
+			}
+		default:
+			delete(s.refs, key)
+			if w := s.secrets[key]; w != nil {
+				w.stop()
+				delete(s.secrets, key)
+				s.cfg.Log.Debug("stopped watching Secret", zap.String("secret", key))
+				s.changed()
+			}
 		}
 	}
-	for key := range refs {
-		if _, ok := s.secrets[key]; ok {
-			continue
-		}
-		ns, name, err := splitRef(key)
-		if err != nil || s.cfg.Namespace != "" && ns != s.cfg.Namespace {
-			continue // invalid, or outside the watched namespace: render reports it missing
-		}
-		s.secrets[key] = watchSecret(s.ctx, s.cfg.SecretClient, ns, name, s.changed)
-		s.cfg.Log.Debug("watching Secret", zap.String("secret", key))
+}
+
+// startWatch starts watching the Secret namespace/name, once the source
+// runs and unless it is watched, invalid or outside the watched
+// namespace (render then reports it missing). s.mu is held.
+func (s *Source) startWatch(key string) {
+	if s.ctx == nil || s.secrets[key] != nil {
+		return // not running yet (Run starts it), or watched
 	}
+	ns, name, err := splitRef(key)
+	if err != nil || s.cfg.Namespace != "" && ns != s.cfg.Namespace {
+		return
+	}
+	s.secrets[key] = watchSecret(s.ctx, s.cfg.SecretClient, ns, name, s.changed)
+	s.cfg.Log.Debug("watching Secret", zap.String("secret", key))
 }
 
 // WatchedSecrets lists the Secrets currently watched, sorted (for tests

@@ -3,11 +3,13 @@ package kube
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -333,5 +335,35 @@ func TestSecretWatchRelist(t *testing.T) {
 	}
 	if !cache.IsDone(w.Synced()) {
 		t.Error("not synced after a list")
+	}
+}
+
+// References are counted per object event: a Secret stays referenced
+// while any object names it, through updates and deletes.
+func TestSecretReferenceCounting(t *testing.T) {
+	s := &Source{cfg: SourceConfig{Log: zap.NewNop()}, secrets: map[string]*secretWatch{}, refs: map[string]int{}}
+	tlsIngress := func(name string, secrets ...string) *networkingv1.Ingress {
+		ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}
+		for _, sec := range secrets {
+			ing.Spec.TLS = append(ing.Spec.TLS, networkingv1.IngressTLS{SecretName: sec})
+		}
+		return ing
+	}
+	a, b := tlsIngress("a", "x"), tlsIngress("b", "x", "y")
+	a2 := tlsIngress("a", "y")
+	for i, step := range []struct {
+		do   func()
+		want map[string]int
+	}{
+		{func() { s.countRefs(secretNames(a), 1) }, map[string]int{"ns/x": 1}},
+		{func() { s.countRefs(secretNames(b), 1) }, map[string]int{"ns/x": 2, "ns/y": 1}},
+		{func() { s.countRefs(secretNames(a2), 1); s.countRefs(secretNames(a), -1) }, map[string]int{"ns/x": 1, "ns/y": 2}},
+		{func() { s.countRefs(secretNames(b), -1) }, map[string]int{"ns/y": 1}},
+		{func() { s.countRefs(secretNames(a2), -1) }, map[string]int{}},
+	} {
+		step.do()
+		if !maps.Equal(s.refs, step.want) {
+			t.Errorf("step %d: references %v, want %v", i, s.refs, step.want)
+		}
 	}
 }
