@@ -47,3 +47,23 @@ func apiTestEventually(t *testing.T, timeout time.Duration, cond func() (done bo
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// runSource runs a Source made from cfg until the test ends and waits for
+// its caches.
+func runSource(t *testing.T, cfg SourceConfig) *Source {
+	t.Helper()
+	src, err := NewSource(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { src.Run(runCtx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	syncCtx, cancelSync := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelSync()
+	if err := src.WaitForSync(syncCtx); err != nil {
+		t.Fatal(err)
+	}
+	return src
+}

@@ -29,20 +29,8 @@ func TestSourceFollowsTheAPIServer(t *testing.T) {
 	other := apiTestNamespace(t, c.Client, "source-other")
 
 	var notified atomic.Int64
-	src, err := NewSource(SourceConfig{Client: c.Client, Namespace: ns, SettingsConfigMap: ns + "/settings",
+	src := runSource(t, SourceConfig{Client: c.Client, Namespace: ns, SettingsConfigMap: ns + "/settings",
 		Notify: func() { notified.Add(1) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { src.Run(runCtx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	syncCtx, cancelSync := context.WithTimeout(ctx, 30*time.Second)
-	defer cancelSync()
-	if err := src.WaitForSync(syncCtx); err != nil {
-		t.Fatal(err)
-	}
 
 	secret := func(namespace, name string) *corev1.Secret {
 		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, Type: corev1.SecretTypeTLS,
@@ -133,7 +121,7 @@ func TestSourceFollowsTheAPIServer(t *testing.T) {
 				first.Unchanged.Has(render.IngressesKind|render.ConfigMapsKind),
 			fmt.Sprintf("unchanged lists not handed out again, or not said to be (unchanged %b)", first.Unchanged)
 	})
-	web, err = c.Client.NetworkingV1().Ingresses(ns).Get(ctx, "web2", metav1.GetOptions{})
+	web, err := c.Client.NetworkingV1().Ingresses(ns).Get(ctx, "web2", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,20 +188,9 @@ func TestSourceTrimsCachedObjects(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	src, err := NewSource(SourceConfig{Client: c.Client, Namespace: ns, Notify: func() {}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { src.Run(runCtx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	syncCtx, cancelSync := context.WithTimeout(ctx, 30*time.Second)
-	defer cancelSync()
-	if err := src.WaitForSync(syncCtx); err != nil {
-		t.Fatal(err)
-	}
+	src := runSource(t, SourceConfig{Client: c.Client, Namespace: ns, Notify: func() {}})
 	var in render.Inputs
+	var err error
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		if in, _, err = src.Inputs(ctx); err == nil && len(in.Secrets) == 1 && len(in.Services) == 1 && len(in.Ingresses) == 1 {
 			break
@@ -248,19 +225,7 @@ func TestSourceFollowsAReferencedSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	var notified atomic.Int64
-	src, err := NewSource(SourceConfig{Client: c.Client, Namespace: ns, Notify: func() { notified.Add(1) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { src.Run(runCtx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	syncCtx, cancelSync := context.WithTimeout(ctx, 30*time.Second)
-	defer cancelSync()
-	if err := src.WaitForSync(syncCtx); err != nil {
-		t.Fatal(err)
-	}
+	src := runSource(t, SourceConfig{Client: c.Client, Namespace: ns, Notify: func() { notified.Add(1) }})
 	// cert is the watched Secret's certificate in the next Inputs, "" for
 	// no Secret.
 	cert := func() string {

@@ -252,11 +252,7 @@ func TestStoreCrashLeftovers(t *testing.T) {
 // missing: the restart after `rm current` serves what was served.
 func TestStoreRepair(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := NewStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, dir := newTestStore(t)
 	nop := func(string) error { return nil }
 	v1 := Files{"haproxy.cfg": []byte(baseConfig + "# 1\n")}
 	v2 := Files{"haproxy.cfg": []byte(baseConfig + "# 2\n")}
@@ -285,7 +281,7 @@ func TestStoreRepair(t *testing.T) {
 		// under its temporary name: never a repair target.
 		writeFiles(t, filepath.Join(dir, ".tmp-gen-50"), Files{"haproxy.cfg": []byte("unvalidated")})
 		// Reopening (a sidecar restart) repairs before it prunes.
-		s, err = NewStore(dir)
+		s, err := NewStore(dir)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -317,11 +313,7 @@ func TestStoreRepair(t *testing.T) {
 // again; a file edited by hand in the live generation is not trusted.
 func TestStoreLinksUnchangedFiles(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := NewStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := newTestStore(t)
 	nop := func(string) error { return nil }
 	cert := []byte("-----BEGIN CERTIFICATE-----\nunchanged\n-----END CERTIFICATE-----\n")
 	v1 := Files{"haproxy.cfg": []byte(baseConfig + "# 1\n"), "certs/a.pem": cert}
@@ -518,11 +510,7 @@ func TestStoreStage(t *testing.T) {
 // directory behind, and the live one as it was.
 func TestStoreManyFiles(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := NewStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, dir := newTestStore(t)
 	nop := func(string) error { return nil }
 	many := Files{"haproxy.cfg": []byte(baseConfig)}
 	for i := range 3 * parallelWrites {
@@ -559,4 +547,15 @@ func TestStoreManyFiles(t *testing.T) {
 	if cur, err := s.Current(); err != nil || !cur.Equal(many) || readLink(t, filepath.Join(dir, "current")) != filepath.Base(r.Dir) {
 		t.Errorf("the live generation changed after a failed write: %v", err)
 	}
+}
+
+// newTestStore is a Store in a fresh directory.
+func newTestStore(t *testing.T) (*Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, dir
 }
