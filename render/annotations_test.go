@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -56,6 +55,7 @@ type annEcho struct {
 	port    int
 	healthy atomic.Bool
 	hits    atomic.Int64
+	slow    atomic.Int64 // slow requests begun
 }
 
 func startAnnEcho(t *testing.T, name string, tlsCert *tls.Certificate) *annEcho {
@@ -84,6 +84,7 @@ func startAnnEcho(t *testing.T, name string, tlsCert *tls.Certificate) *annEcho 
 			}
 			return
 		case "/slow":
+			e.slow.Add(1)
 			time.Sleep(1500 * time.Millisecond)
 		case "/upgrade":
 			// Switches protocols, then keeps the connection until the
@@ -120,6 +121,33 @@ type annClient struct {
 	httpPort, httpsPort int
 	echoes              [2]*annEcho
 	canary              *annEcho
+}
+
+// startSlow sends a slow request (1.5 s) in the background and returns
+// once an endpoint has begun answering it, with a function that waits for
+// its end and names the endpoint. Not a fixed sleep: on a loaded machine
+// the request can take longer than any chosen delay to reach HAProxy's
+// server.
+func (c *annClient) startSlow(t *testing.T) (wait func() string) {
+	t.Helper()
+	begun := func() (n int64) {
+		for _, e := range append(c.echoes[:], c.canary) {
+			if e != nil {
+				n += e.slow.Load()
+			}
+		}
+		return n
+	}
+	before := begun()
+	var endpoint string
+	done := make(chan struct{})
+	go func() { defer close(done); endpoint = c.do(t, annReq{path: "/slow"}).Header.Get("X-Endpoint") }()
+	for deadline := time.Now().Add(5 * time.Second); begun() == before; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow request reached no endpoint within 5s")
+		}
+	}
+	return func() string { <-done; return endpoint }
 }
 
 // canaryShare sends n requests with header and counts those the canary's
@@ -383,12 +411,9 @@ func annCases(t *testing.T) []annCase {
 				if nginx {
 					want = 503
 				}
-				var wg sync.WaitGroup
-				wg.Add(1)
-				go func() { defer wg.Done(); c.do(t, annReq{path: "/slow"}) }()
-				time.Sleep(300 * time.Millisecond)
+				wait := c.startSlow(t)
 				c.expect(t, annReq{}, want, "")
-				wg.Wait()
+				wait()
 				// HAProxy stops counting the slow connection once it
 				// has closed it, just after the client got its answer.
 				deadline := time.Now().Add(2 * time.Second)
@@ -477,16 +502,12 @@ func annCases(t *testing.T) []annCase {
 				// One endpoint is busy with a slow request: every other
 				// request goes to the idle one (round robin would send
 				// half of them to the busy one).
-				var wg sync.WaitGroup
-				wg.Add(1)
-				var busy string
-				go func() { defer wg.Done(); busy = c.do(t, annReq{path: "/slow"}).Header.Get("X-Endpoint") }()
-				time.Sleep(300 * time.Millisecond)
+				wait := c.startSlow(t)
 				seen := map[string]int{}
 				for range 4 {
 					seen[c.expect(t, annReq{}, 200, "").Header.Get("X-Endpoint")]++
 				}
-				wg.Wait()
+				busy := wait()
 				if len(seen) != 1 || seen[busy] != 0 {
 					t.Errorf("with %s busy, 4 requests went to %v; want all to the other endpoint", busy, seen)
 				}
@@ -560,14 +581,11 @@ func annCases(t *testing.T) []annCase {
 			}},
 		{name: "maxconn-server with timeout-queue", ours: map[string]string{"maxconn-server": "1", "timeout-queue": "200ms", "balance": "source"},
 			check: func(t *testing.T, c *annClient, _ bool) {
-				var wg sync.WaitGroup
-				wg.Add(1)
-				go func() { defer wg.Done(); c.do(t, annReq{path: "/slow"}) }()
-				time.Sleep(300 * time.Millisecond)
+				wait := c.startSlow(t)
 				// The same endpoint (balance source) is busy: the
 				// request waits in the queue and times out.
 				c.expect(t, annReq{}, 503, "")
-				wg.Wait()
+				wait()
 			}},
 		{name: "health-check-path", ours: map[string]string{"health-check-path": "/healthz", "health-check-interval": "100ms"},
 			check: func(t *testing.T, c *annClient, _ bool) {
