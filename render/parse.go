@@ -144,14 +144,17 @@ func parseIngress(ing *networkingv1.Ingress, compat Compat) *parsedIngress {
 		}
 	}
 	slices.Sort(p.services)
+	p.services = slices.Compact(p.services)
 	return p
 }
 
-// addService adds namespace/name to services unless it is there: most
-// paths of an Ingress name the same Service, whose key is made once.
+// addService adds namespace/name to services unless it is the last one
+// added: most paths of an Ingress name the same Service as the path
+// before, whose key is then not made again. (Not a search of them all:
+// an Ingress may have thousands of paths; the caller sorts and compacts.)
 func (p *parsedIngress) addService(ns, name string) {
-	for _, s := range p.services {
-		if len(s) == len(ns)+1+len(name) && s[len(ns)+1:] == name {
+	if n := len(p.services); n > 0 {
+		if s := p.services[n-1]; len(s) == len(ns)+1+len(name) && s[len(ns)+1:] == name {
 			return // every entry is of namespace ns
 		}
 	}
