@@ -22,11 +22,10 @@ import (
 type secretWatch struct {
 	stop context.CancelFunc
 
-	mu       sync.Mutex
-	secret   *corev1.Secret // nil: none (not yet, or not there)
-	synced   chan struct{}  // closed by the first list
-	isSynced bool
-	changed  func()
+	mu      sync.Mutex
+	secret  *corev1.Secret // nil: none (not yet, or not there)
+	synced  chan struct{}  // closed by the first list
+	changed func()
 }
 
 // watchSecret starts watching namespace/name until ctx is done; changed
@@ -118,11 +117,10 @@ func (w *secretWatch) Replace(list []any, _ string) error {
 		}
 	}
 	w.set(s)
-	w.mu.Lock()
-	first := !w.isSynced
-	w.isSynced = true
-	w.mu.Unlock()
-	if first {
+	// The reflector calls its store from one goroutine: no other close.
+	select {
+	case <-w.synced:
+	default:
 		close(w.synced)
 	}
 	return nil
