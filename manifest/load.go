@@ -71,10 +71,12 @@ type Reader struct {
 type fileState struct {
 	id      fileID
 	objects []decoded
-	// notices are the Notice-level problems of the content (unused
-	// kinds), repeated on every pass that uses it.
-	notices []render.Problem
-	readAt  time.Time
+	// problems are the content's (unused kinds, documents that do not
+	// decode), repeated on every pass that uses it: a file read once and
+	// unchanged since is not read again, and its problems must not go
+	// away with that.
+	problems []render.Problem
+	readAt   time.Time
 }
 
 // fileID tells whether a file changed without reading it.
@@ -198,7 +200,7 @@ func (r *Reader) load(prevListing []string, lastAttempt bool) (render.Inputs, []
 			continue
 		}
 		next[f] = st
-		problems = append(problems, st.notices...)
+		problems = append(problems, st.problems...)
 		for _, d := range st.objects {
 			l.add(d)
 		}
@@ -260,22 +262,21 @@ func readFile(p string, prev *fileState) (*fileState, []render.Problem, error) {
 		return nil, nil, fmt.Errorf("is larger than the limit of %d MiB", MaxFileSize>>20)
 	}
 	objects, problems := decodeFile(p, data)
-	next := &fileState{id: idOf(st), objects: objects, readAt: time.Now()}
 	var broken []render.Problem
 	for _, pr := range problems {
-		if pr.Severity == render.Notice {
-			next.notices = append(next.notices, pr)
-		} else {
+		if pr.Severity != render.Notice {
 			broken = append(broken, pr)
 		}
 	}
 	if len(broken) > 0 && prev != nil {
+		// Read again on every pass (its identity is not prev's): these
+		// problems come with each read.
 		held := fileProblem(render.Warning, render.FileInvalid, p, fmt.Sprintf(
 			"has documents that cannot be used (below); serving the file as read at %s until it is whole again",
 			prev.readAt.UTC().Format(time.RFC3339)))
 		return prev, append([]render.Problem{held}, broken...), nil
 	}
-	return next, broken, nil
+	return &fileState{id: idOf(st), objects: objects, problems: problems, readAt: time.Now()}, nil, nil
 }
 
 func checkRegular(st fs.FileInfo) error {

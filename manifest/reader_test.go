@@ -258,3 +258,24 @@ func TestDecodeManyDocumentsInOrder(t *testing.T) {
 		}
 	}
 }
+
+// A file's problems last as long as its content: a file that is not read
+// again because it did not change still has them on every pass.
+func TestReaderRepeatsProblemsOfUnchangedFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.yaml"), svcDoc("a"))
+	writeFile(t, filepath.Join(dir, "bad.yaml"), "metadata: {name: x}\n---\n"+svcDoc("b"))
+	r := &Reader{Path: dir}
+	for pass := range 3 {
+		in, problems, err := r.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(serviceNames(in), ","); got != "a,b" {
+			t.Errorf("pass %d: services %s, want a,b", pass, got)
+		}
+		if p := problemFor(problems, "bad.yaml"); !strings.HasPrefix(p, "FileInvalid ") {
+			t.Errorf("pass %d: problem of bad.yaml %q, want a FileInvalid one", pass, p)
+		}
+	}
+}
