@@ -464,6 +464,7 @@ func (r *run) startup() {
 			}
 		} else {
 			ds = append(ds, d)
+			b.Logf("start %d: first 200 after %s", k, d.Round(time.Millisecond))
 		}
 		r.keepStartLog(s, k)
 		if k == starts-1 {
