@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 )
 
 // Edits, additions, deletions and editor-style replacements of manifests
@@ -212,6 +213,30 @@ func TestRunRestartsKilledHAProxy(t *testing.T) {
 		// And it still follows changes.
 		s.write("b.yaml", ingress("b", "b.test", "/", "a"))
 		s.expect("b.test", "/", "svc:a")
+	})
+}
+
+// HAProxy's internal HTTP client is not left verifying, which would load
+// the system's CA store at every start and reload (about 50 ms each). Asked
+// of the worker serving a reloaded configuration: its list of loaded CA
+// files is empty.
+func TestRunHAProxyLoadsNoCAStore(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, bin string) {
+		a := startEcho(t, "a")
+		s := startSidecar(t, sidecarOpts{haproxy: bin})
+		s.write("class.yaml", ingressClass)
+		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+		s.expect("a.test", "/", "svc:a")
+		if st := s.procs(); st.Reloads == 0 {
+			t.Fatalf("no reload before the check: %+v", st)
+		}
+		out, err := reload.NewMasterCLI(s.socket).Worker(context.Background(), "show ssl ca-file")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out, "@system-ca") || strings.Contains(strings.ToLower(out), "unknown") {
+			t.Errorf("show ssl ca-file: %q; want no CA file loaded", out)
+		}
 	})
 }
 
