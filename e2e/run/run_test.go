@@ -199,15 +199,23 @@ func TestRunRuntimeUpdatesWithoutReload(t *testing.T) {
 	})
 }
 
+// startServingA starts the sidecar on HAProxy bin with one app, "a" on
+// host a.test, and returns once a.test is served.
+func startServingA(t *testing.T, bin string) *sidecar {
+	t.Helper()
+	a := startEcho(t, "a")
+	s := startSidecar(t, sidecarOpts{haproxy: bin})
+	s.write("class.yaml", ingressClass)
+	s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+	s.expect("a.test", "/", "svc:a")
+	return s
+}
+
 // HAProxy killed under --haproxy-start comes back on the last good
 // configuration.
 func TestRunRestartsKilledHAProxy(t *testing.T) {
 	forEachHAProxy(t, func(t *testing.T, bin string) {
-		a := startEcho(t, "a")
-		s := startSidecar(t, sidecarOpts{haproxy: bin})
-		s.write("class.yaml", ingressClass)
-		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
-		s.expect("a.test", "/", "svc:a")
+		s := startServingA(t, bin)
 		s.killHAProxy()
 		s.expect("a.test", "/", "svc:a")
 		// And it still follows changes.
@@ -222,11 +230,7 @@ func TestRunRestartsKilledHAProxy(t *testing.T) {
 // files is empty.
 func TestRunHAProxyLoadsNoCAStore(t *testing.T) {
 	forEachHAProxy(t, func(t *testing.T, bin string) {
-		a := startEcho(t, "a")
-		s := startSidecar(t, sidecarOpts{haproxy: bin})
-		s.write("class.yaml", ingressClass)
-		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
-		s.expect("a.test", "/", "svc:a")
+		s := startServingA(t, bin)
 		if st := s.procs(); st.Reloads == 0 {
 			t.Fatalf("no reload before the check: %+v", st)
 		}
@@ -242,11 +246,7 @@ func TestRunHAProxyLoadsNoCAStore(t *testing.T) {
 
 // SIGTERM stops the sidecar and, with --haproxy-start, HAProxy.
 func TestRunStopsCleanly(t *testing.T) {
-	a := startEcho(t, "a")
-	s := startSidecar(t, sidecarOpts{haproxy: bin26(t)})
-	s.write("class.yaml", ingressClass)
-	s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
-	s.expect("a.test", "/", "svc:a")
+	s := startServingA(t, bin26(t))
 	master := s.procs()
 	s.stop()
 	if code := s.Cmd.ProcessState.ExitCode(); code != 0 {
