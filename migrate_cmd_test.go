@@ -61,14 +61,14 @@ func TestMigrateBinary(t *testing.T) {
 	golden(t, "report.txt", out)
 	for _, w := range []string{
 		"Ingress default/hostile\n  nginx.ingress.kubernetes.io/app-root: invalid: ",
-		"  nginx.ingress.kubernetes.io/auth-url: unsupported: external authentication: requests are NOT checked",
+		"  nginx.ingress.kubernetes.io/auth-url: fails closed: external authentication (auth-url) is not implemented by haproxy-sidecar: every request to the Ingress's paths is answered 503",
 		"  nginx.ingress.kubernetes.io/proxy-connect-timeout: honoured: haproxy-sidecar.io/timeout-connect \"5s\"\n",
 		"  nginx.ingress.kubernetes.io/load-balance: honoured with a difference: haproxy-sidecar.io/balance \"leastconn\"; ewma becomes leastconn\n",
-		"  nginx.ingress.kubernetes.io/auth-secret: invalid: value \"other/htpasswd\": Secret \"other/htpasswd\" is in another namespace",
+		"  nginx.ingress.kubernetes.io/auth-secret: fails closed: value \"other/htpasswd\": Secret \"other/htpasswd\" is in another namespace",
 		"  nginx.ingress.kubernetes.io/proxy-read-timeout: overridden: ignored: haproxy-sidecar.io/timeout-server is set and wins\n",
 		"  nginx.ingress.kubernetes.io/canary-weight: honoured: haproxy-sidecar.io/canary-weight \"10\"\n",
 		"Ingress default/not-a-canary\n  nginx.ingress.kubernetes.io/canary-weight: invalid: value \"10\": nginx.ingress.kubernetes.io/canary is not \"true\"",
-		"\n7 Ingresses, 6 with nginx.ingress.kubernetes.io annotations: 8 honoured, 6 honoured with a difference, 2 overridden, 4 unsupported, 5 invalid\n",
+		"\n7 Ingresses, 6 with nginx.ingress.kubernetes.io annotations: 8 honoured, 6 honoured with a difference, 2 overridden, 3 unsupported, 4 invalid, 2 fails closed\n",
 	} {
 		if !strings.Contains(out, w) {
 			t.Errorf("report lacks %q", w)
@@ -90,7 +90,7 @@ func TestMigrateBinary(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &m); err != nil {
 		t.Fatal(err)
 	}
-	if want := (render.MigrationSummary{Ingresses: 7, WithNginx: 6, Honoured: 8, Difference: 6, Overridden: 2, Unsupported: 4, Invalid: 5}); m.Summary != want {
+	if want := (render.MigrationSummary{Ingresses: 7, WithNginx: 6, Honoured: 8, Difference: 6, Overridden: 2, Unsupported: 3, Invalid: 4, FailsClosed: 2}); m.Summary != want {
 		t.Errorf("JSON summary %+v, want %+v", m.Summary, want)
 	}
 	if m.Text() != out {

@@ -23,6 +23,7 @@ func TestREADMETables(t *testing.T) {
 	blocks := []struct{ marker, table string }{
 		{"annotation-table", annotationTable()},
 		{"nginx-compat-table", nginxCompatTable()},
+		{"fail-closed-table", failClosedTable()},
 	}
 	updated := readme
 	for _, b := range blocks {
@@ -71,6 +72,17 @@ func nginxCompatTable() string {
 			ours = code(render.AnnotationPrefix + n.Ours)
 		}
 		row(&b, code(n.Name), ours, cell(n.Difference), cell(n.Effect))
+	}
+	return b.String()
+}
+
+// failClosedTable is README's list of the ingress-nginx protections that
+// make an Ingress fail closed.
+func failClosedTable() string {
+	var b strings.Builder
+	b.WriteString("| `" + render.NginxAnnotationPrefix + "` | protection not implemented | fails closed when its value is |\n|---|---|---|\n")
+	for _, p := range render.NginxProtections() {
+		row(&b, code(p.Name), cell(p.What), cell(p.Values))
 	}
 	return b.String()
 }

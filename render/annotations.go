@@ -83,6 +83,12 @@ type RoutePolicy struct {
 	// own, they take a share of the requests of the Ingress that serves
 	// the same host and path (the primary), as the rule says.
 	Canary *CanaryRule
+	// Closed lists the annotations (whole keys, sorted) that ask to
+	// restrict who reaches the paths in a way that cannot be applied: an
+	// ingress-nginx protection the sidecar does not implement, or an
+	// access restriction with an invalid value. Every request is then
+	// answered 503: a restriction is never dropped silently.
+	Closed []string
 }
 
 // CanaryRule says which requests of a primary route go to the canary, in
@@ -121,7 +127,19 @@ func (p *RoutePolicy) IsZero() bool {
 	return p.SSLRedirect == Unset && p.SSLRedirectCode == 0 && len(p.AllowSources) == 0 && len(p.DenySources) == 0 &&
 		p.RewriteTarget == "" && p.AppRoot == "" && p.Redirect == "" && p.RateLimitRPS == 0 &&
 		p.RateLimitConnections == 0 && p.AuthSecret == "" && p.CORS == nil && p.HSTS == nil && p.BodySizeLimit == 0 &&
-		p.Canary == nil
+		p.Canary == nil && len(p.Closed) == 0
+}
+
+// restrictsAccess reports whether an annotation of ours decides who may
+// reach the paths: an invalid value of one fails closed (RoutePolicy.Closed)
+// instead of being ignored, as ingress-nginx denies a location whose
+// authentication annotations are broken.
+func restrictsAccess(name string) bool {
+	switch name {
+	case "auth-basic-secret", "allowlist-source-range", "denylist-source-range":
+		return true
+	}
+	return false
 }
 
 // BackendSettings are what backend annotations ask for, parsed. The zero
@@ -214,9 +232,9 @@ var annotations = []annotation{
 			a.route.AllowSources = p
 			return err
 		}},
-	{"app-root", RouteScope, "an absolute path", "none", "redirects requests for / to this path (302)", "http-request redirect location <path> code 302 if { path / }",
+	{"app-root", RouteScope, "an absolute path (one leading '/', never '//')", "none", "redirects requests for / to this path (302)", "http-request redirect location <path> code 302 if { path / }",
 		func(v string, a *parsedAnnotations) error {
-			if err := validatePath(v); err != nil {
+			if err := validateAnnotationPath(v); err != nil {
 				return err
 			}
 			a.route.AppRoot = v
@@ -372,9 +390,9 @@ var annotations = []annotation{
 			a.backend.HealthCheckInterval = d
 			return err
 		}},
-	{"health-check-path", BackendScope, "an absolute path", "none (EndpointSlice readiness only)", "turns on active HTTP checks of every endpoint (GET path, 2xx or 3xx is healthy) on top of EndpointSlice readiness", "option httpchk GET <path>; server ... check",
+	{"health-check-path", BackendScope, "an absolute path (one leading '/', never '//')", "none (EndpointSlice readiness only)", "turns on active HTTP checks of every endpoint (GET path, 2xx or 3xx is healthy) on top of EndpointSlice readiness", "option httpchk GET <path>; server ... check",
 		func(v string, a *parsedAnnotations) error {
-			if err := validatePath(v); err != nil {
+			if err := validateAnnotationPath(v); err != nil {
 				return err
 			}
 			a.backend.HealthCheckPath = v
@@ -422,9 +440,9 @@ var annotations = []annotation{
 			a.route.RateLimitRPS = n
 			return err
 		}},
-	{"rewrite-target", RouteScope, "an absolute path", "none", "replaces the matched path prefix with this path before the request goes to the endpoints", "http-request replace-path",
+	{"rewrite-target", RouteScope, "an absolute path (one leading '/', never '//')", "none", "replaces the matched path prefix with this path before the request goes to the endpoints", "http-request replace-path",
 		func(v string, a *parsedAnnotations) error {
-			if err := validatePath(v); err != nil {
+			if err := validateAnnotationPath(v); err != nil {
 				return err
 			}
 			a.route.RewriteTarget = v
@@ -595,6 +613,11 @@ func parseCIDRList(v string) ([]netip.Prefix, error) {
 		} else {
 			var a netip.Addr
 			if a, err = netip.ParseAddr(s); err == nil {
+				if a.Zone() != "" {
+					// PrefixFrom would drop the zone silently: the range
+					// would not be the one written.
+					return nil, fmt.Errorf("%s has an IPv6 zone (%%%s): want an address without a zone", truncate(s), a.Zone())
+				}
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -42,6 +43,11 @@ type annCase struct {
 	// canary puts the annotations on a second Ingress for the same host
 	// and path, younger, with a Service of its own (one endpoint).
 	canary bool
+	// primary, with canary, are the primary Ingress's annotations (ours;
+	// primaryNginx under ingress-nginx's names).
+	primary, primaryNginx map[string]string
+	// problems are the reasons the case's Ingresses may be reported with.
+	problems []render.Reason
 	// blackhole points the endpoints at a listener whose accept queue is
 	// full: connections to it never complete.
 	blackhole bool
@@ -704,6 +710,73 @@ func annCases(t *testing.T) []annCase {
 					t.Errorf("without the cookie: %d of 10 to the canary, want %d", got, want)
 				}
 			}},
+		// A canary's requests pass the primary's request policy first, as
+		// ingress-nginx applies the main Ingress's annotations to them.
+		{name: "canary-by-header under the primary's auth-basic-secret", canary: true,
+			primary: map[string]string{"auth-basic-secret": "users-canary"}, primaryNginx: map[string]string{"auth-type": "basic", "auth-secret": "users-canary"},
+			ours: map[string]string{"canary-by-header": "X-C"}, nginx: map[string]string{"canary": "true", "canary-by-header": "X-C"},
+			secret: htpasswdSecret(t, "users-canary"),
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{header: map[string]string{"X-C": "always"}}, 401, "")
+				c.expect(t, annReq{header: map[string]string{"X-C": "always", "Authorization": basic("alice", "wrong")["Authorization"]}}, 401, "")
+				creds := basic("alice", "s3cret")
+				if got := c.canaryShare(t, 5, map[string]string{"X-C": "always", "Authorization": creds["Authorization"]}); got != 5 {
+					t.Errorf("X-C: always with valid credentials: %d of 5 to the canary, want all", got)
+				}
+				if got := c.canaryShare(t, 5, creds); got != 0 {
+					t.Errorf("valid credentials without X-C: %d of 5 to the canary, want none", got)
+				}
+			}},
+		{name: "canary-by-cookie under the primary's allowlist", canary: true,
+			primary: map[string]string{"allowlist-source-range": "10.0.0.0/8"}, primaryNginx: map[string]string{"whitelist-source-range": "10.0.0.0/8"},
+			ours: map[string]string{"canary-by-cookie": "beta"}, nginx: map[string]string{"canary": "true", "canary-by-cookie": "beta"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{header: map[string]string{"Cookie": "beta=always"}}, 403, "")
+				c.expect(t, annReq{}, 403, "")
+			}},
+		{name: "canary-weight under the primary's allowlist", canary: true,
+			primary: map[string]string{"allowlist-source-range": "10.0.0.0/8"}, primaryNginx: map[string]string{"whitelist-source-range": "10.0.0.0/8"},
+			ours: map[string]string{"canary-weight": "50"}, nginx: map[string]string{"canary": "true", "canary-weight": "50"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				for i := range 100 {
+					if resp := c.do(t, annReq{}); resp.StatusCode != 403 {
+						t.Fatalf("anonymous request %d from outside the allowlist: %d from %q, want 403", i, resp.StatusCode, resp.Header.Get("X-Endpoint"))
+					}
+				}
+			}},
+		{name: "a canary's own route annotations are ignored", canary: true,
+			ours:     map[string]string{"canary-by-header": "X-C", "denylist-source-range": "127.0.0.1"},
+			nginx:    map[string]string{"canary": "true", "canary-by-header": "X-C", "denylist-source-range": "127.0.0.1"},
+			problems: []render.Reason{render.CanaryAnnotationIgnored},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				if got := c.canaryShare(t, 5, map[string]string{"X-C": "always"}); got != 5 {
+					t.Errorf("X-C: always: %d of 5 to the canary, want all (its own denylist does not apply)", got)
+				}
+			}},
+		// An access restriction that cannot be applied fails closed: an
+		// invalid value of ours, an ingress-nginx protection not
+		// implemented.
+		{name: "an access restriction that cannot be applied fails closed",
+			ours:     map[string]string{"allowlist-source-range": "everyone"},
+			nginx:    map[string]string{"auth-url": "https://auth.example/check", "auth-signin": "https://login.example/"},
+			problems: []render.Reason{render.InvalidAnnotation, render.UnsupportedProtection},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{}, 503, "")
+				c.expect(t, annReq{path: "/x", header: basic("alice", "s3cret")}, 503, "")
+			}},
+		{name: "client certificates and a WAF fail closed",
+			ours:     map[string]string{"denylist-source-range": "10.0.0.1, fe80::1%eth0"},
+			nginx:    map[string]string{"auth-tls-secret": "default/backend-ca", "enable-modsecurity": "true"},
+			problems: []render.Reason{render.InvalidAnnotation, render.UnsupportedProtection},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{}, 503, "")
+			}},
+		{name: "app-root with two leading slashes is refused",
+			ours: map[string]string{"app-root": "//evil.example"}, nginx: map[string]string{"app-root": "//evil.example"},
+			problems: []render.Reason{render.InvalidAnnotation},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{}, 200, "")
+			}},
 		{name: "timeout-connect", blackhole: true,
 			ours: map[string]string{"timeout-connect": "200ms"}, nginx: map[string]string{"proxy-connect-timeout": "1"},
 			check: func(t *testing.T, c *annClient, nginx bool) {
@@ -868,9 +941,19 @@ func runAnnCases(t *testing.T, cases []annCase, nginx bool) {
 		}
 		ing := newIngress("c"+strconv.Itoa(i), svc, ann, 0)
 		if c.canary {
-			// The primary has no annotations; the canary has them and
-			// its own Service, whose one endpoint names itself.
+			// The primary has only c.primary; the canary has the case's
+			// annotations and its own Service, whose one endpoint names
+			// itself.
 			ing.Annotations = nil
+			if primary := c.primary; primary != nil || c.primaryNginx != nil {
+				if nginx {
+					primary = c.primaryNginx
+				}
+				ing.Annotations = map[string]string{}
+				for k, v := range primary {
+					ing.Annotations[prefix+k] = v
+				}
+			}
 			csvc := svc + "-canary"
 			cl.canary = startAnnEcho(t, csvc, nil)
 			in.Services = append(in.Services, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: csvc},
@@ -915,6 +998,7 @@ func runAnnCases(t *testing.T, cases []annCase, nginx bool) {
 		switch {
 		case strings.HasPrefix(c.name, "bad value") && p.Reason == render.InvalidAnnotation && strings.HasPrefix(p.Field, "metadata.annotations["):
 		case strings.HasPrefix(c.name, "auth-basic-secret missing") && p.Reason == render.AnnotationSecretNotFound:
+		case slices.Contains(c.problems, p.Reason):
 		default:
 			t.Errorf("case %q: unexpected problem %s", c.name, p.Report())
 		}

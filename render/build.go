@@ -98,6 +98,9 @@ func BuildModel(in Inputs, opts Options) *Model {
 			}
 		}
 	}
+	if slices.ContainsFunc(parsed, (*parsedIngress).canary) {
+		f.routeOwners = b.routeOwnersOf(ings, parsed)
+	}
 	for i, ing := range ings {
 		b.ingress(ing, parsed[i])
 	}
@@ -287,6 +290,16 @@ type claimer interface {
 	// settings returns the Ingress whose backend annotations apply to
 	// the Service (namespace/name): the oldest served one setting any.
 	settings(svc string) *settingsClaim
+	// routeOwner returns the Ingress whose path serves k once every
+	// Ingress is visited, older or younger than the one being visited
+	// (a canary's primary), nil when none does.
+	routeOwner(k routeKey) *routeOwner
+}
+
+// routeOwner is the Ingress that serves a route key.
+type routeOwner struct {
+	ing *networkingv1.Ingress
+	p   *parsedIngress
 }
 
 // settingsClaim is the Ingress whose backend annotations a Service's
@@ -303,9 +316,41 @@ type foldClaims struct {
 	sniOwner map[string]string   // SNI host → namespace/secret of the certificate that won it
 	dflt     *Origin
 	owners   map[string]*settingsClaim
+	// routeOwners are the route keys' final owners, known before the
+	// visit (see routeOwnersOf); only made when there are canaries.
+	routeOwners map[routeKey]*routeOwner
 }
 
 func (f *foldClaims) settings(svc string) *settingsClaim { return f.owners[svc] }
+
+func (f *foldClaims) routeOwner(k routeKey) *routeOwner { return f.routeOwners[k] }
+
+// routeOwnersOf finds, for a full build, who will serve each route key:
+// the oldest served Ingress, not a canary, with a path of that key whose
+// own backend reference is valid (what path claims). ings are sorted by
+// age.
+func (b *builder) routeOwnersOf(ings []*networkingv1.Ingress, parsed []*parsedIngress) map[routeKey]*routeOwner {
+	out := map[routeKey]*routeOwner{}
+	for i, ing := range ings {
+		p := parsed[i]
+		if p.invalid != nil || p.canary() {
+			continue
+		}
+		if ok, _ := b.ours(ing); !ok {
+			continue
+		}
+		for j := range p.paths {
+			pp := &p.paths[j]
+			if pp.problem != nil || pp.backend.problem != nil {
+				continue
+			}
+			if k := (routeKey{pp.match, pp.key}); out[k] == nil {
+				out[k] = &routeOwner{ing: ing, p: p}
+			}
+		}
+	}
+	return out
+}
 
 func (f *foldClaims) route(k routeKey, _ *parsedPath) (Origin, bool) {
 	o, ok := f.routes[k]
@@ -335,7 +380,15 @@ func (b *builder) ingress(ing *networkingv1.Ingress, p *parsedIngress) {
 	for _, lp := range p.ann.problems {
 		r.local(lp)
 	}
-	b.cur = b.policyOf(r, p)
+	canary := p.canary()
+	if canary {
+		// Only the canary rules: the rest of its route policy is the
+		// primary's (canaryPath).
+		b.cur = &ingressPolicy{ingress: name, ann: p.ann}
+		ignoredOnCanary(r, p.ann)
+	} else {
+		b.cur = b.policyOf(r, p)
+	}
 	defer func() { b.cur = nil }()
 	if len(p.ann.backendKeys) > 0 {
 		for _, svc := range p.services {
@@ -346,7 +399,6 @@ func (b *builder) ingress(ing *networkingv1.Ingress, p *parsedIngress) {
 		}
 	}
 
-	canary := b.cur != nil && b.cur.ann.route.Canary != nil
 	if d := p.defaultBackend; d != nil && canary {
 		r.notice("spec.defaultBackend", Conflict, "ignored: a canary Ingress shares the routes of others and has no default backend")
 	} else if d != nil {
@@ -457,7 +509,9 @@ func (b *builder) backend(r reporter, pb *parsedBackend) (string, ServiceRef, bo
 		name = backendName(ns, ref.Name, sp.Port)
 	}
 	if b.cur != nil {
-		name = variantName(name, r.obj.Name)
+		// The Ingress whose route policy runs in the backend: the
+		// visited one, or a canary's primary (canaryPath).
+		name = variantName(name, b.cur.ingress)
 	}
 	be := b.backends[name]
 	if be == nil {

@@ -595,6 +595,22 @@ func TestBuildModelProblemReasons(t *testing.T) {
 			web(annotate(AnnotationPrefix+"canary-by-header", "X-Canary")),
 		}}, Options{},
 			[]Problem{{Warning, ObjectRef{"Ingress", "default", "canary"}, "spec.rules[0].http.paths[0]", Conflict, ""}}},
+		{"canary of a route another namespace serves", Inputs{Ingresses: []*networkingv1.Ingress{
+			web(nil),
+			func() *networkingv1.Ingress {
+				i := ingress("tenant", "takeover", 1, "a.example", pathSpec{"Prefix", "/", "web", 80})
+				annotate(AnnotationPrefix+"canary-weight", "100")(i)
+				return i
+			}(),
+		}, Services: []*corev1.Service{service("tenant", "web", corev1.ServicePort{Name: "http", Port: 80})}}, Options{},
+			[]Problem{{Warning, ObjectRef{"Ingress", "tenant", "takeover"}, "spec.rules[0].http.paths[0]", CanaryOtherNamespace, ""}}},
+		{"route annotation on a canary", Inputs{Ingresses: []*networkingv1.Ingress{
+			ingress("default", "primary", -1, "a.example", pathSpec{"Prefix", "/", "web", 80}),
+			web(annotate(AnnotationPrefix+"canary-by-header", "X-Canary", AnnotationPrefix+"denylist-source-range", "10.0.0.0/8")),
+		}}, Options{},
+			[]Problem{{Warning, ingressRef, `metadata.annotations["haproxy-sidecar.io/denylist-source-range"]`, CanaryAnnotationIgnored, ""}}},
+		{"ingress-nginx protection not implemented", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(NginxAnnotationPrefix+"auth-url", "https://auth.example/check"))}}, Options{AnnotationsCompat: CompatNginx},
+			[]Problem{{Warning, ingressRef, `metadata.annotations["nginx.ingress.kubernetes.io/auth-url"]`, UnsupportedProtection, ""}}},
 		{"backend annotations of an older Ingress", Inputs{Ingresses: []*networkingv1.Ingress{
 			web(annotate(AnnotationPrefix+"balance", "leastconn")),
 			func() *networkingv1.Ingress {

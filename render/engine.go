@@ -73,7 +73,11 @@ type engine struct {
 	// canaries are the served canary Ingresses; canaryRoutes is the
 	// last routes with their canaries attached, made from canaryBase
 	// and canaryPaths (reused while neither changes).
-	canaries       map[*ingEntry]bool
+	canaries map[*ingEntry]bool
+	// canaryKeys are the canary Ingresses with a path of each route key:
+	// a canary's backend carries its primary's route policy, so it is
+	// evaluated again whenever an Ingress with a path of that key is.
+	canaryKeys     map[routeKey]map[*ingEntry]bool
 	canaryBase     []*Route
 	canaryPaths    []canaryPath
 	canaryRoutes   []*Route
@@ -160,6 +164,7 @@ func (g *engine) reset(opts Options) {
 		slicesOf:    map[string]map[*discoveryv1.EndpointSlice]bool{},
 		routeUsers:  map[routeKey][]pathUse{},
 		canaries:    map[*ingEntry]bool{},
+		canaryKeys:  map[routeKey]map[*ingEntry]bool{},
 		unused:      map[string]bool{},
 		sniUsers:    map[string][]tlsUse{},
 		svcUsers:    map[string]map[*ingEntry]bool{},
@@ -259,6 +264,8 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 			g.dirtyTLSNeighbours(e)
 		}
 	}
+
+	g.dirtyCanaries()
 
 	// Evaluate the dirty Ingresses. Each evaluation reads the indexes,
 	// never another evaluation's result, so the order does not matter.
@@ -567,6 +574,15 @@ func (g *engine) index(e *ingEntry) {
 		for _, svc := range e.p.services {
 			use(g.svcUsers, svc)
 		}
+		for i := range e.p.paths {
+			if pp := &e.p.paths[i]; pp.problem == nil {
+				k := routeKey{pp.match, pp.key}
+				if g.canaryKeys[k] == nil {
+					g.canaryKeys[k] = map[*ingEntry]bool{}
+				}
+				g.canaryKeys[k][e] = true
+			}
+		}
 	} else if d := e.p.defaultBackend; d != nil {
 		g.dirtyAll(g.defaultUsers)
 		i, _ := slices.BinarySearchFunc(g.defaultUsers, e, func(x, y *ingEntry) int { return older(x.obj, y.obj) })
@@ -645,6 +661,14 @@ func (g *engine) unindex(e *ingEntry) {
 		for _, svc := range e.p.services {
 			unuse(g.svcUsers, svc)
 		}
+		for i := range e.p.paths {
+			if pp := &e.p.paths[i]; pp.problem == nil {
+				k := routeKey{pp.match, pp.key}
+				if delete(g.canaryKeys[k], e); len(g.canaryKeys[k]) == 0 {
+					delete(g.canaryKeys, k)
+				}
+			}
+		}
 	} else if d := e.p.defaultBackend; d != nil {
 		g.defaultUsers = slices.DeleteFunc(g.defaultUsers, func(x *ingEntry) bool { return x == e })
 		g.dirtyAll(g.defaultUsers)
@@ -701,6 +725,30 @@ func (g *engine) unindex(e *ingEntry) {
 				g.sniUsers[h] = list
 			}
 		}
+	}
+}
+
+// dirtyCanaries makes dirty the canaries sharing a route key with a dirty
+// Ingress: which Ingress owns the key, and its route policy (its
+// annotations, its auth Secret), decide the canary's backend.
+func (g *engine) dirtyCanaries() {
+	if len(g.canaryKeys) == 0 {
+		return
+	}
+	var found []*ingEntry
+	for e := range g.dirty {
+		if e.p.invalid != nil || e.p.canary() {
+			continue
+		}
+		for i := range e.p.paths {
+			pp := &e.p.paths[i]
+			for c := range g.canaryKeys[routeKey{pp.match, pp.key}] {
+				found = append(found, c)
+			}
+		}
+	}
+	for _, c := range found {
+		g.dirty[c] = true
 	}
 }
 
@@ -1097,6 +1145,15 @@ func (c *engineClaims) route(k routeKey, _ *parsedPath) (Origin, bool) {
 }
 
 func (c *engineClaims) claimRoute(k routeKey, o Origin) { c.routes[k] = o }
+
+func (c *engineClaims) routeOwner(k routeKey) *routeOwner {
+	for _, u := range c.g.routeUsers[k] {
+		if u.claimant {
+			return &routeOwner{ing: u.e.obj, p: u.e.p}
+		}
+	}
+	return nil
+}
 
 func (c *engineClaims) sni(host string, _ *parsedTLS) (string, bool) {
 	for _, u := range c.g.sniUsers[host] {

@@ -109,6 +109,9 @@ type Explanation struct {
 	// rule redirects.
 	RedirectCode int
 	RedirectBy   string
+	// ClosedBy are the annotations that make the route fail closed
+	// (RoutePolicy.Closed): every request is answered 503.
+	ClosedBy []string
 
 	tlsHost bool // the host has a TLS certificate
 }
@@ -123,6 +126,9 @@ func (m *Model) redirects(e *Explanation) bool {
 		return e.tlsHost
 	}
 	p := m.Backends[i].Policy
+	if len(p.Closed) > 0 {
+		return false // refused before any redirect
+	}
 	if p.SSLRedirectCode != 0 {
 		e.RedirectCode = p.SSLRedirectCode
 	}
@@ -206,6 +212,10 @@ func (m *Model) Explain(r Request) Explanation {
 	if route >= 0 {
 		rt := m.Routes[route]
 		e.Route, e.Backend = rt, rt.Backend
+		if c := rt.Canary; c != nil && c.Rule.TakesAll() {
+			// The primary's backend gets none of the route's requests.
+			e.Backend = c.Backend
+		}
 	} else {
 		e.Backend, e.DefaultOrigin = m.DefaultBackend, m.DefaultOrigin
 	}
@@ -248,6 +258,8 @@ func (m *Model) Explain(r Request) Explanation {
 		// authentication, which depend on the client).
 		if p := be.Policy; p != nil {
 			switch {
+			case len(p.Closed) > 0:
+				e.Answer, e.ClosedBy = AnswerUnavailable, p.Closed
 			case p.Redirect != "":
 				e.Answer, e.RedirectCode, e.Location = AnswerRedirect, p.RedirectCode, p.Redirect
 				e.RedirectBy = "the Ingress's permanent-redirect or temporal-redirect annotation"
@@ -372,8 +384,8 @@ func (e Explanation) String() string {
 		fmt.Fprintf(&b, "  rule: %s, host %s, %s path %q (pathType %s)\n", rt.Origin, displayHost(rt.Host), rt.Match, rt.Path, rt.PathType)
 		fmt.Fprintf(&b, "  service: %s/%s port %s\n", rt.Service.Namespace, rt.Service.Name, rt.Service.Port)
 		if c := rt.Canary; c != nil {
-			fmt.Fprintf(&b, "  canary: %s, Service %s/%s port %s (backend %s), takes %s; the rest stays on the route's backend below\n",
-				c.Origin, c.Service.Namespace, c.Service.Name, c.Service.Port, c.Backend, c.Rule.Describe())
+			fmt.Fprintf(&b, "  canary: %s, Service %s/%s port %s (backend %s), takes %s; %s\n",
+				c.Origin, c.Service.Namespace, c.Service.Name, c.Service.Port, c.Backend, c.Rule.Describe(), c.Rule.Leaves())
 		}
 	case e.DefaultOrigin != nil:
 		fmt.Fprintf(&b, "  rule: none matches; the default backend of %s\n", *e.DefaultOrigin)
@@ -388,7 +400,10 @@ func (e Explanation) String() string {
 		fmt.Fprintf(&b, "  => 404 from HAProxy (backend %s)\n", e.Backend)
 	case AnswerUnavailable:
 		why := "the Service, its port or its endpoints are missing"
-		if e.BackendInfo != nil {
+		switch {
+		case len(e.ClosedBy) > 0:
+			why = "fails closed: " + strings.Join(e.ClosedBy, ", ") + " restricts who may reach the route and cannot be applied (see the problems)"
+		case e.BackendInfo != nil:
 			why = "the Service port has no ready endpoints"
 		}
 		fmt.Fprintf(&b, "  => 503 from HAProxy (backend %s): %s\n", e.Backend, why)

@@ -247,7 +247,9 @@ func TestExplainCanary(t *testing.T) {
 	e := m.Explain(render.Request{Host: "shop.example.com", Path: "/x"})
 	got := e.String()
 	for _, want := range []string{
-		"canary: Ingress shop/web-canary spec.rules[0].http.paths[0], Service shop/web-v2 port http (backend shop_web-v2_80:web-canary), takes requests with header X-Canary: v2, then 20 of 100 other requests at random",
+		// The primary has no route annotations: the canary's backend is
+		// its Service's plain one.
+		"canary: Ingress shop/web-canary spec.rules[0].http.paths[0], Service shop/web-v2 port http (backend shop_web-v2_80), takes requests with header X-Canary: v2, then 20 of 100 of the remaining requests at random; the rest stays on the route's backend below",
 		"=> backend shop_web_80 ",
 	} {
 		if !strings.Contains(got, want) {

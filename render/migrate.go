@@ -34,11 +34,15 @@ const (
 	// MigrationInvalid: the value is not accepted; the annotation is
 	// ignored.
 	MigrationInvalid MigrationStatus = "invalid"
+	// MigrationFailsClosed: the annotation restricts who may reach the
+	// paths and cannot be applied (not implemented, or an invalid value
+	// of an access restriction): the Ingress's paths answer 503.
+	MigrationFailsClosed MigrationStatus = "fails closed"
 )
 
 // MigrationStatuses lists the statuses in the order reports count them.
 func MigrationStatuses() []MigrationStatus {
-	return []MigrationStatus{MigrationHonoured, MigrationDifference, MigrationOverridden, MigrationUnsupported, MigrationInvalid}
+	return []MigrationStatus{MigrationHonoured, MigrationDifference, MigrationOverridden, MigrationUnsupported, MigrationInvalid, MigrationFailsClosed}
 }
 
 // MigrationRow is one ingress-nginx annotation of one Ingress.
@@ -75,6 +79,7 @@ type MigrationSummary struct {
 	Overridden  int `json:"overridden"`
 	Unsupported int `json:"unsupported"`
 	Invalid     int `json:"invalid"`
+	FailsClosed int `json:"fails_closed"`
 }
 
 // Count is the number of rows with status s.
@@ -92,6 +97,8 @@ func (s *MigrationSummary) counter(st MigrationStatus) *int {
 		return &s.Overridden
 	case MigrationUnsupported:
 		return &s.Unsupported
+	case MigrationFailsClosed:
+		return &s.FailsClosed
 	}
 	return &s.Invalid
 }
@@ -158,6 +165,11 @@ func migrationRows(ns string, ann map[string]string) []MigrationRow {
 	for _, key := range keys {
 		name := strings.TrimPrefix(key, NginxAnnotationPrefix)
 		row := MigrationRow{Annotation: key}
+		if p := problemWith(byField[annotationField(key)], UnsupportedProtection); p != nil {
+			row.Status, row.Detail = MigrationFailsClosed, p.msg
+			rows = append(rows, row)
+			continue
+		}
 		n := findNginx(name)
 		if n == nil {
 			row.Status, row.Detail = MigrationUnsupported, "unknown to haproxy-sidecar's compatibility table: whatever it does in ingress-nginx is not done"
@@ -172,8 +184,11 @@ func migrationRows(ns string, ann map[string]string) []MigrationRow {
 		row.Ours = AnnotationPrefix + n.ours
 		if p := problemWith(byField[annotationField(key)], InvalidAnnotation, AnnotationOverridden); p != nil {
 			row.Status, row.Detail = MigrationInvalid, p.msg
-			if p.Reason == AnnotationOverridden {
+			switch {
+			case p.Reason == AnnotationOverridden:
 				row.Status = MigrationOverridden
+			case slices.Contains(parsed.route.Closed, key):
+				row.Status = MigrationFailsClosed
 			}
 			rows = append(rows, row)
 			continue
@@ -183,6 +198,11 @@ func migrationRows(ns string, ann map[string]string) []MigrationRow {
 			// parseAnnotations reports every conversion error; this is
 			// only reached if the two ever disagree.
 			row.Status, row.Detail = MigrationInvalid, fmt.Sprintf("value %s: %v; annotation ignored", truncate(ann[key]), err)
+			rows = append(rows, row)
+			continue
+		}
+		if a := findAnnotation(n.ours); parsed.route.Canary != nil && a != nil && a.scope == RouteScope && !strings.HasPrefix(n.ours, "canary") {
+			row.Status, row.Detail = MigrationOverridden, "ignored on a canary: requests the canary takes follow the main Ingress's route annotations, as in ingress-nginx"
 			rows = append(rows, row)
 			continue
 		}

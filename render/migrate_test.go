@@ -47,9 +47,33 @@ func TestMigrationReportCategories(t *testing.T) {
 			{"rewrite-target", MigrationDifference, "rewrite-target", "/", "whole path"},
 		}},
 		{"unsupported", "default", map[string]string{np + "auth-url": "https://auth.example/", np + "configuration-snippet": "deny all;", np + "not-a-thing": "1"}, []want{
-			{"auth-url", MigrationUnsupported, "", "", effectExtAuth},
+			{"auth-url", MigrationFailsClosed, "", "", "external authentication (auth-url) is not implemented"},
 			{"configuration-snippet", MigrationUnsupported, "", "", effectSnippet},
 			{"not-a-thing", MigrationUnsupported, "", "", "unknown to haproxy-sidecar's compatibility table"},
+		}},
+		{"fails closed", "default", map[string]string{
+			np + "auth-tls-secret": "default/ca", np + "enable-modsecurity": "true", np + "auth-signin": "https://login.example/",
+			np + "enable-owasp-core-rules": "false", np + "auth-method": "POST",
+		}, []want{
+			{"auth-method", MigrationUnsupported, "", "", effectExtAuth},
+			{"auth-signin", MigrationFailsClosed, "", "", "every request to the Ingress's paths is answered 503"},
+			{"auth-tls-secret", MigrationFailsClosed, "", "", "client certificate authentication"},
+			{"enable-modsecurity", MigrationFailsClosed, "", "", "ModSecurity"},
+			{"enable-owasp-core-rules", MigrationUnsupported, "", "", effectWAF},
+		}},
+		{"client certificates not required", "default", map[string]string{
+			np + "auth-tls-secret": "default/ca", np + "auth-tls-verify-client": "optional",
+		}, []want{
+			{"auth-tls-secret", MigrationUnsupported, "", "", "unless auth-tls-verify-client is off or optional"},
+			{"auth-tls-verify-client", MigrationUnsupported, "", "", "on makes the Ingress fail closed"},
+		}},
+		{"canary", "default", map[string]string{
+			np + "canary": "true", np + "canary-weight": "10", np + "whitelist-source-range": "10.0.0.0/8", np + "load-balance": "ewma",
+		}, []want{
+			{"canary", MigrationDifference, "canary", "true", "requests it takes pass the main Ingress's authentication"},
+			{"canary-weight", MigrationHonoured, "canary-weight", "10", ""},
+			{"load-balance", MigrationDifference, "balance", "leastconn", "ewma becomes leastconn"},
+			{"whitelist-source-range", MigrationOverridden, "allowlist-source-range", "", "ignored on a canary"},
 		}},
 		{"invalid", "default", map[string]string{
 			np + "rewrite-target":   "/$2",         // refused by the conversion
@@ -71,7 +95,7 @@ func TestMigrationReportCategories(t *testing.T) {
 			np + "auth-type": "basic", np + "auth-secret": "other/htpasswd",
 			np + "proxy-ssl-secret": "other/ca",
 		}, []want{
-			{"auth-secret", MigrationInvalid, "auth-basic-secret", "", "Secret \"other/htpasswd\" is in another namespace"},
+			{"auth-secret", MigrationFailsClosed, "auth-basic-secret", "", "Secret \"other/htpasswd\" is in another namespace"},
 			{"auth-type", MigrationDifference, "auth-basic-secret", "", "basic only"},
 			{"proxy-ssl-secret", MigrationInvalid, "backend-ca-secret", "", "is in another namespace"},
 		}},
@@ -83,8 +107,8 @@ func TestMigrationReportCategories(t *testing.T) {
 			{"auth-type", MigrationDifference, "auth-basic-secret", "", "basic only"},
 		}},
 		{"not basic authentication", "default", map[string]string{np + "auth-type": "digest", np + "auth-secret": "htpasswd"}, []want{
-			{"auth-secret", MigrationInvalid, "auth-basic-secret", "", "only basic authentication is supported"},
-			{"auth-type", MigrationInvalid, "auth-basic-secret", "", "only basic authentication is supported"},
+			{"auth-secret", MigrationFailsClosed, "auth-basic-secret", "", "only basic authentication is supported"},
+			{"auth-type", MigrationFailsClosed, "", "", "digest authentication (auth-type: digest) is not implemented"},
 		}},
 		{"overridden", "default", map[string]string{
 			AnnotationPrefix + "timeout-server": "10s", np + "proxy-read-timeout": "60",
@@ -97,7 +121,7 @@ func TestMigrationReportCategories(t *testing.T) {
 		{"overridden by an invalid synonym", "default", map[string]string{
 			np + "allowlist-source-range": "everyone", np + "whitelist-source-range": "192.168.0.0/16",
 		}, []want{
-			{"allowlist-source-range", MigrationInvalid, "allowlist-source-range", "", "is not a CIDR"},
+			{"allowlist-source-range", MigrationFailsClosed, "allowlist-source-range", "", "is not a CIDR"},
 			{"whitelist-source-range", MigrationOverridden, "allowlist-source-range", "", "its value is invalid, so neither applies"},
 		}},
 	}
@@ -139,7 +163,7 @@ func TestMigrationReportSummaryAndText(t *testing.T) {
 		annotated("b", "ours", map[string]string{AnnotationPrefix + "app-root": "/o", np + "app-root": "/n", np + "bogus\nkey": "v"}),
 	}}
 	m := MigrationReport(in)
-	want := MigrationSummary{Ingresses: 5, WithNginx: 3, Honoured: 1, Difference: 1, Overridden: 1, Unsupported: 2, Invalid: 1}
+	want := MigrationSummary{Ingresses: 5, WithNginx: 3, Honoured: 1, Difference: 1, Overridden: 1, Unsupported: 1, Invalid: 1, FailsClosed: 1}
 	if m.Summary != want {
 		t.Errorf("summary %+v, want %+v", m.Summary, want)
 	}
@@ -165,13 +189,13 @@ func TestMigrationReportSummaryAndText(t *testing.T) {
 		"  nginx.ingress.kubernetes.io/app-root: overridden: ignored: haproxy-sidecar.io/app-root is set and wins",
 		"  \"nginx.ingress.kubernetes.io/bogus\\nkey\": unsupported: unknown",
 		"  nginx.ingress.kubernetes.io/enable-cors: honoured: haproxy-sidecar.io/cors-enable \"true\"\n",
-		"5 Ingresses, 3 with nginx.ingress.kubernetes.io annotations: 1 honoured, 1 honoured with a difference, 1 overridden, 2 unsupported, 1 invalid\n",
+		"5 Ingresses, 3 with nginx.ingress.kubernetes.io annotations: 1 honoured, 1 honoured with a difference, 1 overridden, 1 unsupported, 1 invalid, 1 fails closed\n",
 	} {
 		if !strings.Contains(text, w) {
 			t.Errorf("text lacks %q:\n%s", w, text)
 		}
 	}
-	if empty := MigrationReport(Inputs{}).Text(); empty != "0 Ingresses, 0 with nginx.ingress.kubernetes.io annotations: 0 honoured, 0 honoured with a difference, 0 overridden, 0 unsupported, 0 invalid\n" {
+	if empty := MigrationReport(Inputs{}).Text(); empty != "0 Ingresses, 0 with nginx.ingress.kubernetes.io annotations: 0 honoured, 0 honoured with a difference, 0 overridden, 0 unsupported, 0 invalid, 0 fails closed\n" {
 		t.Errorf("empty report: %q", empty)
 	}
 	// JSON: the statuses as words, an empty list rather than null.
@@ -202,7 +226,7 @@ func TestMigrationReportAgreesWithModel(t *testing.T) {
 		}
 	}
 	wantReason := map[MigrationStatus]Reason{MigrationInvalid: InvalidAnnotation, MigrationUnsupported: UnsupportedAnnotation,
-		MigrationOverridden: AnnotationOverridden}
+		MigrationOverridden: AnnotationOverridden, MigrationFailsClosed: UnsupportedProtection}
 	rows := MigrationReport(Inputs{Ingresses: []*networkingv1.Ingress{ing}}).Ingresses[0].Rows
 	if len(rows) != 8 {
 		t.Fatalf("%d rows, want 8", len(rows))

@@ -98,8 +98,8 @@ func needsCanary(v string, ctx nginxContext) (string, error) {
 
 const (
 	effectSnippet  = "raw NGINX configuration; never applied: annotations cannot add configuration text"
-	effectExtAuth  = "external authentication: requests are NOT checked against the auth service, the paths are open to anyone"
-	effectWAF      = "ModSecurity WAF: requests are not inspected"
+	effectExtAuth  = "external authentication is not implemented: with auth-url or auth-signin the Ingress fails closed (its paths answer 503); this one alone does nothing"
+	effectWAF      = "the ModSecurity WAF is not implemented: with enable-modsecurity or enable-owasp-core-rules true the Ingress fails closed (its paths answer 503)"
 	effectBuffer   = "NGINX buffering and protocol tuning: HAProxy's defaults apply, routing is unchanged"
 	effectLogging  = "logging and tracing: HAProxy logs every request as configured globally"
 	effectCookieFx = "an affinity cookie attribute: the cookie is set without it"
@@ -123,40 +123,40 @@ var nginxAnnotations = []nginxAnnotation{
 	{name: "auth-response-headers", effect: effectExtAuth},
 	{name: "auth-secret", ours: "auth-basic-secret", convert: func(v string, ctx nginxContext) (string, error) {
 		if t := ctx.get("auth-type"); t != "basic" {
-			return "", fmt.Errorf("auth-type is %s, not basic: only basic authentication is supported; the paths are NOT protected", truncate(t))
+			return "", fmt.Errorf("auth-type is %s, not basic: only basic authentication is supported", truncate(t))
 		}
 		if st := ctx.get("auth-secret-type"); st != "" && st != "auth-file" {
-			return "", fmt.Errorf("auth-secret-type %s is not supported (want auth-file); the paths are NOT protected", truncate(st))
+			return "", fmt.Errorf("auth-secret-type %s is not supported (want auth-file)", truncate(st))
 		}
 		s, err := sameNamespaceSecret(v, ctx)
 		if err == nil && s == "" {
-			err = fmt.Errorf("want the name of a Secret; the paths are NOT protected")
+			err = fmt.Errorf("want the name of a Secret")
 		}
 		return s, err
 	}, difference: "needs auth-type: basic; the htpasswd file (key auth) may hold bcrypt and SHA-crypt hashes, not Apache MD5 (apr1) or crypt(3) DES"},
 	{name: "auth-secret-type", ours: "auth-basic-secret", convert: func(v string, _ nginxContext) (string, error) {
 		if v != "" && v != "auth-file" {
-			return "", fmt.Errorf("%s: only auth-file is supported; the paths are NOT protected", truncate(v))
+			return "", fmt.Errorf("%s: only auth-file is supported", truncate(v))
 		}
 		return "", nil
 	}, difference: "auth-file only"},
-	{name: "auth-signin", effect: effectExtAuth},
+	{name: "auth-signin", effect: "external authentication is not implemented: the Ingress fails closed (its paths answer 503)"},
 	{name: "auth-snippet", effect: effectSnippet},
 	{name: "auth-tls-error-page", effect: "client certificate authentication: clients are not asked for certificates"},
 	{name: "auth-tls-pass-certificate-to-upstream", effect: "client certificate authentication: clients are not asked for certificates"},
-	{name: "auth-tls-secret", effect: "client certificate authentication: clients are not asked for certificates, the paths are open to anyone"},
-	{name: "auth-tls-verify-client", effect: "client certificate authentication: clients are not asked for certificates"},
+	{name: "auth-tls-secret", effect: "client certificate authentication is not implemented: the Ingress fails closed (its paths answer 503) unless auth-tls-verify-client is off or optional"},
+	{name: "auth-tls-verify-client", effect: "client certificate verification is not implemented: on makes the Ingress fail closed (its paths answer 503)"},
 	{name: "auth-tls-verify-depth", effect: "client certificate authentication: clients are not asked for certificates"},
 	{name: "auth-type", ours: "auth-basic-secret", convert: func(v string, ctx nginxContext) (string, error) {
 		if v != "basic" {
-			return "", fmt.Errorf("%s: only basic authentication is supported; the paths are NOT protected", truncate(v))
+			return "", fmt.Errorf("%s: only basic authentication is supported", truncate(v))
 		}
 		if ctx.get("auth-secret") == "" {
-			return "", fmt.Errorf("basic needs auth-secret (the htpasswd Secret); the paths are NOT protected")
+			return "", fmt.Errorf("basic needs auth-secret (the htpasswd Secret)")
 		}
 		return "", nil
-	}, difference: "basic only (read with auth-secret)"},
-	{name: "auth-url", effect: effectExtAuth},
+	}, difference: "basic only (read with auth-secret); digest makes the Ingress fail closed (503)"},
+	{name: "auth-url", effect: "external authentication is not implemented: the Ingress fails closed (its paths answer 503)"},
 	{name: "backend-protocol", ours: "backend-protocol", convert: func(v string, _ nginxContext) (string, error) {
 		switch v {
 		case "HTTP", "HTTPS", "GRPC", "GRPCS":
@@ -169,7 +169,7 @@ var nginxAnnotations = []nginxAnnotation{
 			return "", fmt.Errorf("want true or false")
 		}
 		return v, nil
-	}, difference: "a canary path with no primary Ingress for its host and path is not served (reported)"},
+	}, difference: "a canary takes a share only of a route an Ingress of its own namespace serves (otherwise it is reported and gets nothing); requests it takes pass the main Ingress's authentication, source ranges, rate limits, body size limit, redirects and CORS first, and its own annotations other than canary-*, load balancing, affinity, timeouts and protocol are ignored, as in ingress-nginx"},
 	{name: "canary-by-cookie", ours: "canary-by-cookie", convert: needsCanary},
 	{name: "canary-by-header", ours: "canary-by-header", convert: needsCanary},
 	{name: "canary-by-header-pattern", effect: "canary selection by a header regular expression: requests are not sent to the canary by this header"},
@@ -389,6 +389,12 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 		ctx := nginxContext{namespace: ns, annotations: ann}
 		for _, key := range nginxKeys {
 			v := ann[key]
+			if why := unimplementedProtection(strings.TrimPrefix(key, NginxAnnotationPrefix), v, ctx); why != "" {
+				report(key, warning(annotationField(key), UnsupportedProtection,
+					"%s is not implemented by haproxy-sidecar: every request to the Ingress's paths is answered 503 instead of being served without it", why))
+				a.route.Closed = append(a.route.Closed, key)
+				continue
+			}
 			n := findNginx(strings.TrimPrefix(key, NginxAnnotationPrefix))
 			switch {
 			case n == nil:
@@ -404,6 +410,14 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 				if n.convert != nil {
 					var err error
 					if conv, err = n.convert(v, ctx); err != nil {
+						if restrictsAccess(n.ours) && !(n.ours == "auth-basic-secret" && ctx.get("auth-type") == "") {
+							// ingress-nginx denies such a location too; only
+							// auth-secret without auth-type is no request for
+							// authentication there.
+							report(key, warning(annotationField(key), InvalidAnnotation, "value %s: %v; %s", truncate(v), err, closedMessage))
+							a.route.Closed = append(a.route.Closed, key)
+							continue
+						}
 						report(key, warning(annotationField(key), InvalidAnnotation, "value %s: %v; annotation ignored", truncate(v), err))
 						continue
 					}
@@ -436,6 +450,11 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 			shown := av.value
 			if av.nginx {
 				shown = ann[av.key]
+			}
+			if restrictsAccess(an.name) {
+				report(av.key, warning(annotationField(av.key), InvalidAnnotation, "value %s: %v; %s", truncate(shown), err, closedMessage))
+				a.route.Closed = append(a.route.Closed, av.key)
+				continue
 			}
 			report(av.key, warning(annotationField(av.key), InvalidAnnotation, "value %s: %v; annotation ignored", truncate(shown), err))
 			continue
@@ -473,6 +492,8 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 		a.route.RateLimitStatus = 429
 	}
 	a.route.Canary = canaryRule(a, values, report)
+	slices.Sort(a.route.Closed)
+	a.route.Closed = slices.Compact(a.route.Closed)
 	if a.backend.Verify == True && a.backend.CASecret == "" {
 		key := values["backend-verify"].key
 		report(key, warning(annotationField(key), InvalidAnnotation, "true needs backend-ca-secret (the CA to verify against); the backend's certificate is not verified"))
@@ -531,4 +552,74 @@ func notice(field string, reason Reason, format string, args ...any) *localProbl
 // annotationField names an annotation as a field of the Ingress.
 func annotationField(key string) string {
 	return dataField("metadata.annotations", key)
+}
+
+// closedMessage ends the problem of an access restriction that cannot be
+// applied.
+const closedMessage = "it restricts who may reach the paths, so every request to them is answered 503 until it is fixed (fails closed)"
+
+// nginxProtection is an ingress-nginx annotation that restricts who may
+// reach a route and that the sidecar does not implement. Under
+// --annotations-compat nginx an Ingress carrying one fails closed: its
+// paths answer 503 (RoutePolicy.Closed), never served open.
+type nginxProtection struct {
+	name string
+	// what it does, for problems and the README.
+	what string
+	// when says for which values it restricts; nil: any value.
+	when func(v string, ctx nginxContext) bool
+	// values describes when, for the README.
+	values string
+}
+
+// nginxProtections is the list of such annotations, sorted by name. An
+// annotation that only tunes one of these (auth-method, auth-cache-key,
+// auth-tls-verify-depth...) is not listed: the one it tunes closes the
+// route.
+var nginxProtections = []nginxProtection{
+	{name: "auth-signin", what: "external authentication (auth-signin)", values: "any value"},
+	{name: "auth-tls-secret", what: "client certificate authentication (auth-tls-secret)", values: "any value, unless auth-tls-verify-client is off, optional or optional_no_ca",
+		when: func(_ string, ctx nginxContext) bool {
+			vc := ctx.get("auth-tls-verify-client")
+			return vc != "off" && vc != "optional" && vc != "optional_no_ca"
+		}},
+	{name: "auth-tls-verify-client", what: "client certificate verification (auth-tls-verify-client)", values: "on",
+		when: func(v string, _ nginxContext) bool { return v == "on" }},
+	{name: "auth-type", what: "digest authentication (auth-type: digest)", values: "digest",
+		when: func(v string, _ nginxContext) bool { return v == "digest" }},
+	{name: "auth-url", what: "external authentication (auth-url)", values: "any value"},
+	{name: "enable-modsecurity", what: "the ModSecurity WAF (enable-modsecurity)", values: "true",
+		when: func(v string, _ nginxContext) bool { return v == "true" }},
+	{name: "enable-owasp-core-rules", what: "the OWASP core rules of ModSecurity (enable-owasp-core-rules)", values: "true",
+		when: func(v string, _ nginxContext) bool { return v == "true" }},
+}
+
+// unimplementedProtection returns what an ingress-nginx annotation with
+// this value would protect the route with, "" when it is not a protection
+// the sidecar lacks.
+func unimplementedProtection(name, v string, ctx nginxContext) string {
+	i, ok := slices.BinarySearchFunc(nginxProtections, name, func(p nginxProtection, n string) int { return strings.Compare(p.name, n) })
+	if !ok {
+		return ""
+	}
+	p := &nginxProtections[i]
+	if p.when != nil && !p.when(v, ctx) {
+		return ""
+	}
+	return p.what
+}
+
+// NginxProtection is one row of README's fail-closed list.
+type NginxProtection struct {
+	Name, What, Values string
+}
+
+// NginxProtections lists the ingress-nginx annotations that make an
+// Ingress fail closed under --annotations-compat nginx, sorted by name.
+func NginxProtections() []NginxProtection {
+	out := make([]NginxProtection, len(nginxProtections))
+	for i, p := range nginxProtections {
+		out[i] = NginxProtection{p.name, p.what, p.values}
+	}
+	return out
 }

@@ -278,4 +278,4 @@ func parseTLS(field string, t networkingv1.IngressTLS) parsedTLS {
 }
 
 // canary reports whether the Ingress is a canary (RoutePolicy.Canary).
-func (p *parsedIngress) canary() bool { return p.ann.route.Canary != nil }
+func (p *parsedIngress) canary() bool { return p.ann != nil && p.ann.route.Canary != nil }

@@ -311,6 +311,13 @@ func policyData(be *Backend, bd *BackendData) {
 func policyRules(be *Backend, bd *BackendData) {
 	p := be.Policy
 	d := func(format string, args ...any) { bd.Directives = append(bd.Directives, fmt.Sprintf(format, args...)) }
+	if len(p.Closed) > 0 {
+		// Nothing else: no redirect, no hash computed, no request
+		// reaches the endpoints.
+		d("# An access restriction of the Ingress cannot be applied (see its problems): it fails closed.")
+		d("http-request deny deny_status 503")
+		return
+	}
 	code := p.SSLRedirectCode
 	if code == 0 {
 		code = 308

@@ -175,6 +175,22 @@ const (
 	// CanaryWithoutPrimary: a canary Ingress's path whose host and path no
 	// other Ingress serves; a canary only takes a share of a route.
 	CanaryWithoutPrimary Reason = "CanaryWithoutPrimary"
+	// CanaryOtherNamespace: a canary Ingress's path whose host and path
+	// an Ingress of another namespace serves; a canary takes a share only
+	// of a route of its own namespace, so it gets nothing.
+	CanaryOtherNamespace Reason = "CanaryOtherNamespace"
+	// CanaryAnnotationIgnored: a route annotation on a canary Ingress.
+	// Requests the canary takes follow the primary Ingress's route
+	// policy (authentication, source ranges, rate limits, redirects...),
+	// as ingress-nginx does; only backend annotations and the canary
+	// rules of the canary apply.
+	CanaryAnnotationIgnored Reason = "CanaryAnnotationIgnored"
+	// UnsupportedProtection: under --annotations-compat nginx, an
+	// ingress-nginx annotation that restricts who may reach the
+	// Ingress's paths (external authentication, client certificates, a
+	// WAF) and that the sidecar does not implement: the paths answer 503
+	// instead of being served open.
+	UnsupportedProtection Reason = "UnsupportedProtection"
 )
 
 // Reasons of problems about manifest files and the source of objects as a
@@ -207,6 +223,7 @@ func Reasons() []Reason {
 		SettingsBinaryData, SettingsPortConflict,
 		InvalidAnnotation, UnknownAnnotation, UnsupportedAnnotation, AnnotationOverridden,
 		AnnotationSecretNotFound, AnnotationSecretInvalid, CanaryWithoutPrimary,
+		CanaryOtherNamespace, CanaryAnnotationIgnored, UnsupportedProtection,
 		FileNotFound, FileUnreadable, FileInvalid, UnusedKind, DuplicateObject,
 		NothingServed,
 	}

@@ -45,6 +45,21 @@ func validateHost(host string) error {
 	return nil
 }
 
+// validateAnnotationPath accepts a path an annotation gives (app-root,
+// rewrite-target, health-check-path): a valid path with one leading '/'.
+// "//evil.example/x" is a valid path, but as a redirect's Location a
+// browser reads it as another site, and a rewritten request line
+// starting with "//" is taken for an authority by some servers.
+func validateAnnotationPath(p string) error {
+	if err := validatePath(p); err != nil {
+		return err
+	}
+	if strings.HasPrefix(p, "//") {
+		return fmt.Errorf("%s: must start with one '/', not '//' (a browser reads //host/... as another site)", truncate(p))
+	}
+	return nil
+}
+
 // validatePath accepts absolute paths made only of RFC 3986 path characters
 // (unreserved, sub-delims except the single quote, ':', '@', '/', and
 // well-formed percent-encodings).
