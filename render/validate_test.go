@@ -2,6 +2,7 @@ package render
 
 import (
 	"encoding/pem"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -31,6 +32,43 @@ func TestValidatePathCutsLongValues(t *testing.T) {
 		err := validatePath(p)
 		if err == nil || len(err.Error()) > 200 {
 			t.Errorf("validatePath(%d bytes) = %v, want an error of at most 200 bytes", len(p), err)
+		}
+	}
+}
+
+// A path an annotation gives has one leading '/': "//host/x" is a path,
+// but a browser follows it to another site as a redirect's Location.
+func TestValidateAnnotationPath(t *testing.T) {
+	for _, p := range []string{"/", "/app", "/a//b", "/a/"} {
+		if err := validateAnnotationPath(p); err != nil {
+			t.Errorf("validateAnnotationPath(%q) = %v, want ok", p, err)
+		}
+	}
+	for _, p := range []string{"//evil.example", "//", "///x", "evil.example", "/a b"} {
+		if err := validateAnnotationPath(p); err == nil {
+			t.Errorf("validateAnnotationPath(%q) = nil, want an error", p)
+		}
+	}
+	for _, name := range []string{"app-root", "rewrite-target", "health-check-path"} {
+		a := parseAnnotations("default", map[string]string{AnnotationPrefix + name: "//evil.example"}, CompatNone)
+		if len(a.problems) != 1 || a.problems[0].Reason != InvalidAnnotation || a.route.AppRoot != "" || a.route.RewriteTarget != "" || a.backend.HealthCheckPath != "" {
+			t.Errorf("%s: //evil.example: problems %v, route %+v", name, a.problems, a.route)
+		}
+	}
+}
+
+// An address with an IPv6 zone is refused, not narrowed to the address
+// without it; an access restriction refused fails closed.
+func TestCIDRWithZoneFailsClosed(t *testing.T) {
+	for _, v := range []string{"fe80::1%eth0", "10.0.0.1, fe80::1%eth0", "fe80::1%eth0/64"} {
+		if p, err := parseCIDRList(v); err == nil {
+			t.Errorf("parseCIDRList(%q) = %v, want an error", v, p)
+		}
+		for _, key := range []string{AnnotationPrefix + "allowlist-source-range", AnnotationPrefix + "denylist-source-range"} {
+			a := parseAnnotations("default", map[string]string{key: v}, CompatNone)
+			if !slices.Equal(a.route.Closed, []string{key}) || len(a.route.AllowSources)+len(a.route.DenySources) != 0 {
+				t.Errorf("%s=%q: closed %v, ranges %v %v", key, v, a.route.Closed, a.route.AllowSources, a.route.DenySources)
+			}
 		}
 	}
 }
