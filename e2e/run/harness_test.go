@@ -53,6 +53,7 @@ type sidecarOpts struct {
 	minReloadInterval time.Duration // negative: the default
 	templates         string
 	manifests         string // default: a fresh directory
+	args              []string // more flags of run
 }
 
 func startSidecar(t testing.TB, o sidecarOpts) *sidecar {
@@ -84,6 +85,7 @@ func startSidecar(t testing.TB, o sidecarOpts) *sidecar {
 	if o.templates != "" {
 		args = append(args, "--templates", o.templates)
 	}
+	args = append(args, o.args...)
 	s.Process = sidecartest.Start(t, s.socket, args...)
 	s.logs = s.Logs
 	// Serving means the frontend answers (404 before any Ingress).
