@@ -805,21 +805,21 @@ func (c *Controller) reloadTimedOut(rec *Pass, te *reload.ReloadTimeoutError, st
 			rec.Generation = restored
 		}
 	}
-	what := fmt.Sprintf("HAProxy did not finish reloading onto the new configuration within %s; keeping the last good one", te.Timeout)
+	what := fmt.Sprintf("HAProxy did not finish reloading onto the new configuration within %s and printed no ALERT line naming what it was parsing; keeping the last good one", te.Timeout)
 	if !staged {
 		// haproxy -c passed it in time, so it is current on disk: a
 		// restart starts on it (and is bounded by the start timeout).
-		what = fmt.Sprintf("HAProxy did not finish reloading onto the new configuration within %s (haproxy -c had passed it)", te.Timeout)
+		what = fmt.Sprintf("HAProxy did not finish reloading onto the new configuration within %s and printed no ALERT line naming what it was parsing (haproxy -c had passed it)", te.Timeout)
 	}
 	var restartErr error
 	if r, ok := c.cfg.HAProxy.(Restarter); ok {
 		if restartErr = r.RestartStuck(te.Master); restartErr == nil {
-			what += fmt.Sprintf("; its master (pid %d) was stuck parsing it and is restarted", te.Master)
+			what += fmt.Sprintf("; its master (pid %d), stuck parsing, is restarted", te.Master)
 		}
 	} else {
-		what += fmt.Sprintf("; its master (pid %d) is stuck parsing it and takes no further reload until HAProxy's container is restarted", te.Master)
+		what += fmt.Sprintf("; its master (pid %d) is stuck parsing and takes no further reload until HAProxy's container is restarted", te.Master)
 	}
-	err := fmt.Errorf("%s: %s%s", what, "HAProxy printed no ALERT line naming what it was parsing", c.unfinishedCauses(rec))
+	err := fmt.Errorf("%s%s", what, c.unfinishedCauses(rec))
 	rec.Outcome, rec.Error = OutcomeRejected, err.Error()
 	c.failed(err)
 	c.unfinished, c.unfinishedErr = out, err

@@ -1,8 +1,10 @@
 package run
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +116,93 @@ func TestRunCheckDeadline(t *testing.T) {
 			return nil
 		})
 		poll.ExpectNone(t, "HAProxy kept the last good configuration throughout")
+	})
+}
+
+// settingsMap is the settings ConfigMap with one maxconn.
+func settingsMap(maxconn int) string {
+	return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: haproxy-sidecar\n  namespace: default\ndata:\n  maxconn: \"" +
+		strconv.Itoa(maxconn) + "\"\n"
+}
+
+// A reload that does not finish: custom templates HAProxy has accepted
+// output of load a never-returning Lua script only for one maxconn, so a
+// settings change is staged and reloaded without haproxy -c (the reload is
+// the check) and the master, single-threaded, parses without end. At
+// --haproxy-reload-timeout the generation is rolled back and the master
+// restarted on it; the candidate is reported and not tried again; the
+// next good configuration applies. The route polled throughout fails only
+// while the master is replaced (its worker stops with it).
+func TestRunReloadDeadline(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, bin string) {
+		good, _, tmplDir := hangingTemplates(t)
+		lua := filepath.Join(t.TempDir(), "hang.lua")
+		if err := os.WriteFile(lua, []byte("while true do end\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		const anchor = "    default-path config\n"
+		writeTemplate(t, tmplDir, strings.Replace(good, anchor, anchor+"{{if eq .Settings.MaxConn 4242}}    lua-load "+lua+"\n{{end}}", 1))
+		a := startEcho(t, "a")
+		s := startSidecar(t, sidecarOpts{haproxy: bin, templates: tmplDir, minReloadInterval: 10 * time.Millisecond,
+			args: []string{"--haproxy-reload-timeout", "3s", "--configmap", "default/haproxy-sidecar"}})
+		s.write("class.yaml", ingressClass)
+		s.write("settings.yaml", settingsMap(1000))
+		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+		s.expect("a.test", "/", "svc:a")
+		poll := sidecartest.StartPoller(t, s.httpPort, "a.test", "/", "svc:a")
+		before := s.settled()
+		generation, master := s.status().Generation, s.procs().Master.PID
+
+		s.write("settings.yaml", settingsMap(4242))
+		p := s.waitPass(before)
+		t.Logf("%s: %s", p.Outcome, p.Error)
+		if p.Outcome != controller.OutcomeRejected || !strings.Contains(p.Error, "did not finish reloading onto the new configuration within 3s") ||
+			!strings.Contains(p.Error, "restarted") || !strings.Contains(p.Error, tmplDir) || !strings.Contains(p.Error, "ConfigMap default/haproxy-sidecar") {
+			t.Fatalf("pass with the stuck reload: outcome %s, error %q", p.Outcome, p.Error)
+		}
+		s.eventually(20*time.Second, "a new master on the last good configuration", func() error {
+			st, err := s.tryProcs()
+			if err != nil {
+				return err
+			}
+			if st.Master.PID == master || st.CurrentWorker() == 0 {
+				return fmt.Errorf("master %d", st.Master.PID)
+			}
+			return nil
+		})
+		if alive(master) {
+			t.Errorf("the stuck master %d is still alive", master)
+		}
+		s.expect("a.test", "/", "svc:a")
+		if live := s.liveConfig(); strings.Contains(live, "lua-load") || !strings.Contains(live, "maxconn 1000") {
+			t.Errorf("the current generation is not the last good one:\n%.600s", live)
+		}
+		st := s.status()
+		if st.Generation != generation || !strings.Contains(st.LastError, "did not finish reloading") {
+			t.Errorf("/status: generation %d (was %d), last_error %q", st.Generation, generation, st.LastError)
+		}
+		if code, body := httpGet(t, s.healthPort, "/readyz"); code != 200 || !strings.Contains(body, "degraded: HAProxy did not finish reloading") {
+			t.Errorf("/readyz: %d %q", code, body)
+		}
+		// The restart is followed by a pass, which renders the same
+		// candidate: not tried again (no second stuck master).
+		s.expectStays("a.test", "/", "svc:a", time.Second)
+		if n := s.logCount("not trying it again"); n == 0 {
+			t.Errorf("the pass after the restart did not skip the candidate")
+		}
+		if now := s.procs(); now.Reloads > 1 {
+			t.Errorf("the new master was reloaded %d times after the restart; want the stuck candidate left alone", now.Reloads)
+		}
+
+		s.write("settings.yaml", settingsMap(2000))
+		s.eventually(20*time.Second, "maxconn 2000 served", func() error {
+			if !strings.Contains(s.liveConfig(), "maxconn 2000") || s.status().LastError != "" {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+		s.expect("a.test", "/", "svc:a")
+		r := poll.ExpectOutageAtMost(t, 2*time.Second, "the stuck master's worker stops with it, until the new master's worker listens")
+		t.Logf("HAProxy %s: %d requests failed around the restart, over %s", bin, r.Failed, r.FailSpan().Round(time.Millisecond))
 	})
 }
