@@ -654,12 +654,21 @@ type runStatus struct {
 	StoreRepaired *reload.Repair `json:"store_repaired,omitempty"`
 }
 
+// statusProcTimeout bounds /status's "show proc" (an answer takes
+// milliseconds).
+const statusProcTimeout = 2 * time.Second
+
 func currentStatus(ctx context.Context, ctl *controller.Controller, store *reload.Store, cli *reload.MasterCLI, kc *kube.Cluster) runStatus {
 	st := runStatus{Status: ctl.Status(), Config: store.ConfigPath(), StoreRepaired: store.LastRepair()}
 	if gen, err := store.CurrentGeneration(); err == nil {
 		st.Generation = gen
 	}
-	if procs, err := cli.ShowProc(ctx); err != nil {
+	// Bounded well below the master CLI's own 10 s: a master that is not
+	// up, or stuck parsing a configuration, must not hold up /status,
+	// which is where people look to find out why.
+	procCtx, cancel := context.WithTimeout(ctx, statusProcTimeout)
+	defer cancel()
+	if procs, err := cli.ShowProc(procCtx); err != nil {
 		st.HAProxyError = err.Error()
 	} else {
 		// [] rather than null in the JSON when there are none.

@@ -206,3 +206,67 @@ func TestRunReloadDeadline(t *testing.T) {
 		t.Logf("HAProxy %s: %d requests failed around the restart, over %s", bin, r.Failed, r.FailSpan().Round(time.Millisecond))
 	})
 }
+
+// Custom templates that hang from the first pass, in a fresh config-dir:
+// HAProxy's start on the bootstrap configuration (rendered from them) is
+// killed at --haproxy-start-timeout and tried again; the first pass's
+// haproxy -c is killed at its deadline. /readyz is 503 naming the check's
+// deadline, /status answers at once, and fixing the templates brings
+// HAProxy up serving the objects.
+func TestRunFirstPassDeadline(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, bin string) {
+		good, hanging, tmplDir := hangingTemplates(t)
+		writeTemplate(t, tmplDir, hanging)
+		a := startEcho(t, "a")
+		manifests := t.TempDir()
+		for name, text := range map[string]string{"class.yaml": ingressClass, "a.yaml": app("a", a) + "---\n" + ingress("a", "a.test", "/", "a")} {
+			if err := os.WriteFile(filepath.Join(manifests, name), []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := startSidecar(t, sidecarOpts{haproxy: bin, templates: tmplDir, manifests: manifests, minReloadInterval: -1, noWait: true,
+			args: []string{"--haproxy-check-timeout", "2s", "--haproxy-start-timeout", "2s"}})
+		s.eventually(15*time.Second, "/readyz naming the check's deadline", func() error {
+			code, body, err := sidecartest.Get(s.healthPort, "localhost", "/readyz")
+			if err != nil {
+				return err
+			}
+			if code != 503 || !strings.Contains(body, "haproxy -c did not finish within 2s") {
+				return fmt.Errorf("%d %q", code, body)
+			}
+			return nil
+		})
+		s.eventually(15*time.Second, "a hung start killed", func() error {
+			if s.logCount("haproxy did not start within the start timeout") == 0 {
+				return os.ErrNotExist
+			}
+			return nil
+		})
+		start := time.Now()
+		st := s.status()
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("/status took %s", took)
+		}
+		if st.Ready || !strings.Contains(st.LastError, "did not finish within 2s") || !strings.Contains(st.LastError, tmplDir) {
+			t.Errorf("/status: ready %v, last_error %q", st.Ready, st.LastError)
+		}
+
+		writeTemplate(t, tmplDir, good)
+		s.eventually(30*time.Second, "a.test served", func() error {
+			got, err := s.get("a.test", "/")
+			if err != nil {
+				return err
+			}
+			if got != "svc:a" {
+				return fmt.Errorf("got %s", got)
+			}
+			return nil
+		})
+		s.eventually(10*time.Second, "/readyz 200 without a degraded line", func() error {
+			if code, body := httpGet(t, s.healthPort, "/readyz"); code != 200 || strings.Contains(body, "degraded") {
+				return fmt.Errorf("%d %q", code, body)
+			}
+			return nil
+		})
+	})
+}

@@ -54,6 +54,8 @@ type sidecarOpts struct {
 	templates         string
 	manifests         string // default: a fresh directory
 	args              []string // more flags of run
+	// noWait: return at once, not once HAProxy serves.
+	noWait bool
 }
 
 func startSidecar(t testing.TB, o sidecarOpts) *sidecar {
@@ -88,6 +90,9 @@ func startSidecar(t testing.TB, o sidecarOpts) *sidecar {
 	args = append(args, o.args...)
 	s.Process = sidecartest.Start(t, s.socket, args...)
 	s.logs = s.Logs
+	if o.noWait {
+		return s
+	}
 	// Serving means the frontend answers (404 before any Ingress).
 	s.eventually(20*time.Second, "HAProxy serving", func() error {
 		_, err := s.get("nothing.test", "/")
