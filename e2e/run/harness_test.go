@@ -52,7 +52,7 @@ type sidecarOpts struct {
 	haproxy           string
 	minReloadInterval time.Duration // negative: the default
 	templates         string
-	manifests         string // default: a fresh directory
+	manifests         string   // default: a fresh directory
 	args              []string // more flags of run
 	// noWait: return at once, not once HAProxy serves.
 	noWait bool
