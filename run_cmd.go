@@ -282,6 +282,7 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 					// The daemon convention: read everything again.
 					log.Info("SIGHUP: re-reading the source and templates")
 					src.reread()
+					ctl.RetryUnfinished()
 					ctl.Notify()
 				}
 			}

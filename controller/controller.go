@@ -594,10 +594,13 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 			c.notifyApplied(Event{Model: model, Problems: problems, Took: time.Since(start)})
 			return old, out, nil
 		}
-		if c.unfinished != nil && sameFiles(c.unfinished, out) {
-			err := fmt.Errorf("not tried again, the same configuration as before: %w", c.unfinishedErr)
+		c.mu.Lock()
+		unfinished, unfinishedErr := c.unfinished, c.unfinishedErr
+		c.mu.Unlock()
+		if unfinished != nil && sameFiles(unfinished, out) {
+			err := fmt.Errorf("not tried again, the same configuration as before: %w", unfinishedErr)
 			rec.Outcome, rec.Error = OutcomeRejected, err.Error()
-			c.failed(c.unfinishedErr)
+			c.failed(unfinishedErr)
 			c.cfg.Log.Warn("the configuration did not finish parsing before; not trying it again until the objects or templates change")
 			return old, out, nil
 		}
@@ -699,7 +702,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 				rec.Outcome, rec.Error = OutcomeRejected, err.Error()
 				c.failed(err)
 				if ce.TimedOut() {
-					c.unfinished, c.unfinishedErr = out, err
+					c.setUnfinished(out, err)
 				}
 				c.cfg.Log.Error("HAProxy rejects the new configuration; keeping the last good one",
 					zap.String("reasons", reasons))
@@ -737,7 +740,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 				refused := errors.As(err, &re)
 				var te *reload.ReloadTimeoutError
 				if errors.As(err, &te) {
-					return old, out, c.reloadTimedOut(rec, te, staged && res.Changed, res.Generation, out)
+					return old, out, c.reloadTimedOut(rec, te, staged, res, current, out)
 				}
 				if staged && res.Changed {
 					rejected, restored, rbErr := c.cfg.Store.Rollback(res.Generation)
@@ -794,22 +797,34 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 // master is restarted (supervised HAProxy only) on what is current. Like a
 // refused configuration, the candidate is reported and not retried; the
 // error returned is non-nil only when HAProxy could not be brought back.
-func (c *Controller) reloadTimedOut(rec *Pass, te *reload.ReloadTimeoutError, staged bool, gen int, out *render.Output) error {
+func (c *Controller) reloadTimedOut(rec *Pass, te *reload.ReloadTimeoutError, staged bool, res reload.Result, current *state, out *render.Output) error {
 	// HAProxy runs what is current on disk once restarted; until then
 	// nothing is known.
 	c.setCurrent(nil)
-	if staged {
-		if _, restored, err := c.cfg.Store.Rollback(gen); err != nil {
-			c.cfg.Log.Error("putting the previous generation back", zap.Int("generation", gen), zap.Error(err))
+	what := fmt.Sprintf("HAProxy did not finish reloading onto the new configuration within %s and printed no ALERT line naming what it was parsing; keeping the last good one", te.Timeout)
+	switch {
+	case !res.Changed:
+		// The files on disk were these already (a reload to learn
+		// what HAProxy runs): nothing to put back.
+		what = fmt.Sprintf("HAProxy did not finish reloading the configuration on disk within %s and printed no ALERT line naming what it was parsing", te.Timeout)
+	case staged:
+		if _, restored, err := c.cfg.Store.Rollback(res.Generation); err != nil {
+			c.cfg.Log.Error("putting the previous generation back", zap.Int("generation", res.Generation), zap.Error(err))
 		} else {
 			rec.Generation = restored
 		}
-	}
-	what := fmt.Sprintf("HAProxy did not finish reloading onto the new configuration within %s and printed no ALERT line naming what it was parsing; keeping the last good one", te.Timeout)
-	if !staged {
-		// haproxy -c passed it in time, so it is current on disk: a
-		// restart starts on it (and is bounded by the start timeout).
-		what = fmt.Sprintf("HAProxy did not finish reloading onto the new configuration within %s and printed no ALERT line naming what it was parsing (haproxy -c had passed it)", te.Timeout)
+	default:
+		// haproxy -c passed it in time, so Apply made it current: put
+		// the previous one back, or a restart would start on it.
+		if restored, err := c.cfg.Store.Revert(res.Generation); err != nil {
+			c.cfg.Log.Error("putting the previous generation back", zap.Int("generation", res.Generation), zap.Error(err))
+		} else {
+			rec.Generation = restored
+			if current != nil {
+				c.wrote(current.model, current.out)
+			}
+		}
+		what += " (haproxy -c had passed it in time)"
 	}
 	var restartErr error
 	if r, ok := c.cfg.HAProxy.(Restarter); ok {
@@ -822,7 +837,7 @@ func (c *Controller) reloadTimedOut(rec *Pass, te *reload.ReloadTimeoutError, st
 	err := fmt.Errorf("%s%s", what, c.unfinishedCauses(rec))
 	rec.Outcome, rec.Error = OutcomeRejected, err.Error()
 	c.failed(err)
-	c.unfinished, c.unfinishedErr = out, err
+	c.setUnfinished(out, err)
 	c.cfg.Log.Error("HAProxy did not finish reloading", zap.Error(err), zap.NamedError("wait", te.Err))
 	if restartErr != nil {
 		return fmt.Errorf("restarting HAProxy's stuck master: %w", restartErr)
@@ -846,6 +861,21 @@ func (c *Controller) unfinishedCauses(rec *Pass) string {
 		fmt.Fprintf(&b, "\n  changed since the last pass: %s", strings.Join(names, ", "))
 	}
 	return b.String()
+}
+
+func (c *Controller) setUnfinished(out *render.Output, err error) {
+	c.mu.Lock()
+	c.unfinished, c.unfinishedErr = out, err
+	c.mu.Unlock()
+}
+
+// RetryUnfinished forgets the configuration HAProxy did not finish parsing
+// in time, so that the next pass tries it again even unchanged (SIGHUP: the
+// deadline may have been missed on an overloaded node).
+func (c *Controller) RetryUnfinished() {
+	c.mu.Lock()
+	c.unfinished, c.unfinishedErr = nil, nil
+	c.mu.Unlock()
 }
 
 // wrote records that model and out passed validation and are current on

@@ -358,3 +358,47 @@ func TestSupervisorStartDeadline(t *testing.T) {
 		}
 	})
 }
+
+// Revert puts the previous generation back after Apply made one current
+// that HAProxy then did not finish reloading onto, so that a restart never
+// starts on it; the reverted one is kept in rejected/.
+func TestStoreRevert(t *testing.T) {
+	ctx := context.Background()
+	s, err := NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := Files{"haproxy.cfg": []byte(routeConfig(1, "1"))}
+	v2 := Files{"haproxy.cfg": []byte(routeConfig(1, "2"))}
+	if _, err := s.Apply(ctx, v1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Revert(1); err == nil {
+		t.Errorf("Revert of the only generation succeeded")
+	}
+	r, err := s.Apply(ctx, v2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Revert(r.Generation + 1); err == nil {
+		t.Errorf("Revert of a generation that is not current succeeded")
+	}
+	restored, err := s.Revert(r.Generation)
+	if err != nil || restored != 1 {
+		t.Fatalf("Revert(%d) = %d, %v; want 1", r.Generation, restored, err)
+	}
+	if cur, err := s.Current(); err != nil || !cur.Equal(v1) {
+		t.Errorf("current after Revert: %v, equal to v1: %v", err, cur.Equal(v1))
+	}
+	if got, err := os.ReadFile(filepath.Join(s.Dir(), "rejected", ConfigName)); err != nil || string(got) != string(v2["haproxy.cfg"]) {
+		t.Errorf("rejected/: %v", err)
+	}
+	// The store goes on: the next Apply is current.
+	v3 := Files{"haproxy.cfg": []byte(routeConfig(1, "3"))}
+	if r, err := s.Apply(ctx, v3, nil); err != nil || !r.Changed {
+		t.Fatalf("Apply after Revert: %+v, %v", r, err)
+	}
+	if cur, err := s.Current(); err != nil || !cur.Equal(v3) {
+		t.Errorf("current after the next Apply: %v", err)
+	}
+}
