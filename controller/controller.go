@@ -87,8 +87,8 @@ type Config struct {
 
 // Restarter is implemented by an HAProxy the sidecar supervises. A reload
 // that missed its deadline leaves the master parsing a configuration that
-// does not end; it takes no further reload. RestartStuck kills that master
-// (by PID) and starts a new one on the configuration current on disk.
+// does not end; it takes no further reload. RestartStuck replaces that
+// master (by PID) by a new one on the configuration current on disk.
 type Restarter interface {
 	RestartStuck(master int) error
 }
@@ -829,7 +829,7 @@ func (c *Controller) reloadTimedOut(rec *Pass, te *reload.ReloadTimeoutError, st
 	var restartErr error
 	if r, ok := c.cfg.HAProxy.(Restarter); ok {
 		if restartErr = r.RestartStuck(te.Master); restartErr == nil {
-			what += fmt.Sprintf("; its master (pid %d), stuck parsing, is restarted", te.Master)
+			what += fmt.Sprintf("; its master (pid %d), stuck parsing, is replaced by a new one", te.Master)
 		}
 	} else {
 		what += fmt.Sprintf("; its master (pid %d) is stuck parsing and takes no further reload until HAProxy's container is restarted", te.Master)
