@@ -286,12 +286,12 @@ const DefaultReloadTimeout = 30 * time.Second
 
 // ReloadTimeoutError is returned by Reload when the new worker did not come
 // within ReloadTimeout. The master re-executes itself to reload and is
-// single-threaded: while it parses, it answers nothing on its socket (2.6
-// refuses connections, 3.0 accepts and stays silent) and would take no
-// further reload. The old worker keeps serving meanwhile (verified on 2.6.12
-// and 3.0.11 with a lua-load script that loops), but only as long as the master
-// lives: killed, its workers stop accepting at once and exit about 1.5 s later.
-// Supervisor.Reload restarts such a master.
+// single-threaded: while it parses, its socket refuses connections (3.0
+// never answers the "reload" already sent) and it would take no further
+// reload. The old worker keeps serving meanwhile (verified on 2.6.12 and
+// 3.0.11 with a lua-load script that loops), but only as long as the master
+// lives: killed, its workers stop accepting at once and exit about 1.5 s
+// later. Supervisor.RestartStuck replaces such a master.
 type ReloadTimeoutError struct {
 	Timeout time.Duration
 	// Master is the PID of the master that was asked to reload.
