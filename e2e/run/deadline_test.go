@@ -3,9 +3,11 @@ package run
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -271,5 +273,106 @@ func TestRunFirstPassDeadline(t *testing.T) {
 			}
 			return nil
 		})
+	})
+}
+
+// startHAProxy starts HAProxy as another container would, on the
+// config-dir's current configuration, and returns it.
+func startHAProxy(t *testing.T, bin, socket, configDir string) *exec.Cmd {
+	t.Helper()
+	haproxy := exec.Command(bin, "-W", "-S", socket, "-f", filepath.Join(configDir, "current", "haproxy.cfg"))
+	haproxy.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out sidecartest.LockedBuffer
+	haproxy.Stdout, haproxy.Stderr = &out, &out
+	if err := haproxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-haproxy.Process.Pid, syscall.SIGKILL)
+		haproxy.Wait()
+		if t.Failed() {
+			t.Logf("haproxy output:\n%s", out.String())
+		}
+	})
+	return haproxy
+}
+
+// A reload that does not finish on an HAProxy another container started:
+// the sidecar cannot replace its master, so it puts the last good
+// generation back and says the container needs a restart; the stuck
+// master's worker keeps serving throughout. Once HAProxy is restarted (as
+// kubelet would), it runs the last good configuration and takes the next.
+func TestRunReloadDeadlineExternalHAProxy(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, bin string) {
+		good, _, tmplDir := hangingTemplates(t)
+		lua := filepath.Join(t.TempDir(), "hang.lua")
+		if err := os.WriteFile(lua, []byte("while true do end\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		const anchor = "    default-path config\n"
+		writeTemplate(t, tmplDir, strings.Replace(good, anchor, anchor+"{{if eq .Settings.MaxConn 4242}}    lua-load "+lua+"\n{{end}}", 1))
+		a := startEcho(t, "a")
+		work := t.TempDir()
+		configDir, socket, manifests := filepath.Join(work, "config"), filepath.Join(work, "master.sock"), filepath.Join(work, "m")
+		ports := sidecartest.FreePorts(t, 3)
+		s := &sidecar{t: t, manifests: manifests, configDir: configDir, socket: socket, httpPort: ports[0], healthPort: ports[2]}
+		s.write("class.yaml", ingressClass)
+		s.write("settings.yaml", settingsMap(1000))
+		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+		s.Process = sidecartest.Start(t, socket, "run", "--manifests", manifests, "--config-dir", configDir,
+			"--master-socket", socket, "--haproxy", bin, "--health-addr", "127.0.0.1:"+strconv.Itoa(ports[2]), "--debug-addr", "",
+			"--log-level", "debug", "--min-reload-interval", "10ms", "--templates", tmplDir, "--configmap", "default/haproxy-sidecar",
+			"--haproxy-reload-timeout", "3s", "--http-bind", "127.0.0.1:"+strconv.Itoa(ports[0]), "--https-bind", "127.0.0.1:"+strconv.Itoa(ports[1]))
+		s.logs = s.Logs
+		s.eventually(20*time.Second, "/startupz", func() error {
+			if code, body, err := sidecartest.Get(s.healthPort, "localhost", "/startupz"); err != nil || code != 200 {
+				return fmt.Errorf("%d %q %v", code, body, err)
+			}
+			return nil
+		})
+		first := startHAProxy(t, bin, socket, configDir)
+		s.expect("a.test", "/", "svc:a")
+		s.eventually(10*time.Second, "/readyz", func() error {
+			if code, body := httpGet(t, s.healthPort, "/readyz"); code != 200 {
+				return fmt.Errorf("%d %q", code, body)
+			}
+			return nil
+		})
+		poll := sidecartest.StartPoller(t, s.httpPort, "a.test", "/", "svc:a")
+
+		s.write("settings.yaml", settingsMap(4242))
+		s.eventually(20*time.Second, "the stuck reload reported", func() error {
+			if s.logCount("takes no further reload until HAProxy's container is restarted") == 0 {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+		if live := s.liveConfig(); strings.Contains(live, "lua-load") || !strings.Contains(live, "maxconn 1000") {
+			t.Errorf("the current generation is not the last good one:\n%.600s", live)
+		}
+		if code, body := httpGet(t, s.healthPort, "/readyz"); code != 200 || !strings.Contains(body, "degraded: HAProxy did not finish reloading") {
+			t.Errorf("/readyz: %d %q", code, body)
+		}
+		s.expectStays("a.test", "/", "svc:a", time.Second)
+		poll.ExpectNone(t, "the stuck master's worker serves the last good configuration")
+
+		// HAProxy's container restarted: it runs the last good
+		// configuration and takes the next one.
+		syscall.Kill(-first.Process.Pid, syscall.SIGKILL)
+		first.Wait()
+		startHAProxy(t, bin, socket, configDir)
+		s.expect("a.test", "/", "svc:a")
+		s.write("settings.yaml", settingsMap(2000))
+		s.eventually(40*time.Second, "maxconn 2000 served", func() error {
+			st, err := s.tryProcs()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(s.liveConfig(), "maxconn 2000") || st.Reloads == 0 {
+				return fmt.Errorf("not yet (reloads %d)", st.Reloads)
+			}
+			return nil
+		})
+		s.expect("a.test", "/", "svc:a")
 	})
 }
