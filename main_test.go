@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
@@ -133,6 +134,48 @@ func TestRenderValidationNamesTheObject(t *testing.T) {
 			if !strings.Contains(errs, w) {
 				t.Errorf("haproxy %s: stderr lacks %q:\n%s", version, w, errs)
 			}
+		}
+	}
+}
+
+// A template whose lua-load never returns makes haproxy -c run without
+// end: render stops it at --haproxy-check-timeout and fails, naming the
+// deadline and the templates, instead of hanging.
+func TestRenderCheckDeadline(t *testing.T) {
+	src, err := os.ReadFile("templates/haproxy.cfg.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lua := filepath.Join(t.TempDir(), "hang.lua")
+	if err := os.WriteFile(lua, []byte("while true do end\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const anchor = "    default-path config\n"
+	hanging := strings.Replace(string(src), anchor, anchor+"    lua-load "+lua+"\n", 1)
+	if hanging == string(src) {
+		t.Fatal("template changed: no default-path line to add the lua-load after")
+	}
+	tmplDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tmplDir, templates.Main), []byte(hanging), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for version, bin := range testenv.HAProxies(t) {
+		start := time.Now()
+		code, out, errs := runCLI(t, "render", "--manifests", "testdata/hosts", "--stdout",
+			"--templates", tmplDir, "--haproxy", bin, "--haproxy-check-timeout", "2s")
+		took := time.Since(start)
+		if code != 1 || out != "" {
+			t.Fatalf("haproxy %s: exit %d, want 1, and %d bytes on stdout: %s", version, code, len(out), errs)
+		}
+		for _, w := range []string{"HAProxy rejected the configuration", "haproxy -c did not finish within 2s", tmplDir} {
+			if !strings.Contains(errs, w) {
+				t.Errorf("haproxy %s: stderr lacks %q:\n%s", version, w, errs)
+			}
+		}
+		// The deadline, the rendering and a second for haproxy's pipes,
+		// with room for a busy machine.
+		if took > 10*time.Second {
+			t.Errorf("haproxy %s: render took %s with a 2s check deadline", version, took)
 		}
 	}
 }

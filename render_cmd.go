@@ -21,11 +21,13 @@ import (
 // renderFlags are shared by every command that renders, so that what
 // `render` prints is what `run` serves.
 type renderFlags struct {
-	httpBind         string
-	httpsBind        string
-	templatesDir     string
-	controllerName   string
-	haproxyBin       string
+	httpBind       string
+	httpsBind      string
+	templatesDir   string
+	controllerName string
+	haproxyBin     string
+	// checkTimeout bounds each haproxy -c.
+	checkTimeout     time.Duration
 	gracePeriod      time.Duration
 	workerMaxReloads int
 	// settingsConfigMap is "namespace/name" of the settings ConfigMap.
@@ -42,6 +44,7 @@ func (f *renderFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.templatesDir, "templates", "", "directory of templates overriding the embedded ones")
 	fs.StringVar(&f.controllerName, "controller-name", render.DefaultControllerName, "spec.controller of the IngressClasses to serve")
 	fs.StringVar(&f.haproxyBin, "haproxy", "haproxy", "HAProxy binary used to validate configurations")
+	fs.DurationVar(&f.checkTimeout, "haproxy-check-timeout", reload.DefaultCheckTimeout, "how long haproxy -c may take; a configuration it has not finished checking by then is rejected (a 10k-Ingress configuration takes about 0.5 s)")
 	fs.DurationVar(&f.gracePeriod, "grace-period", 30*time.Second, "how long a worker replaced by a reload may finish its connections (hard-stop-after)")
 	fs.IntVar(&f.workerMaxReloads, "worker-max-reloads", 10, "how many reloads an old worker may survive (mworker-max-reloads)")
 	fs.StringVar(&f.settingsConfigMap, "configmap", "", "namespace/name of the ConfigMap holding global settings (timeouts, TLS, log format...; see README)")
@@ -168,7 +171,7 @@ func renderCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return 1
 	}
 	if !noValidate {
-		if err := validate(ctx, rf.haproxyBin, dir, out); err != nil {
+		if err := validate(ctx, rf, dir, out); err != nil {
 			fmt.Fprintf(stderr, "render: %v\n", err)
 			return 1
 		}
@@ -193,11 +196,15 @@ func printProblems(w io.Writer, problems []render.Problem) {
 
 // validate runs haproxy -c and names the objects behind each line HAProxy
 // complains about.
-func validate(ctx context.Context, haproxyBin, dir string, out *render.Output) error {
-	err := reload.Check(ctx, haproxyBin, filepath.Join(dir, render.ConfigFile))
+func validate(ctx context.Context, rf renderFlags, dir string, out *render.Output) error {
+	err := reload.CheckWithin(ctx, rf.haproxyBin, filepath.Join(dir, render.ConfigFile), rf.checkTimeout)
 	var ce *reload.CheckError
 	if errors.As(err, &ce) {
-		return errors.New("HAProxy rejected the configuration:\n" + indent(controller.ExplainCheckError(ce, out), "  "))
+		reasons := controller.ExplainCheckError(ce, out)
+		if ce.TimedOut() && rf.templatesDir != "" {
+			reasons += "\nthe custom templates in " + rf.templatesDir + " (--templates) render it: a lua-load script of theirs, or another directive, may not finish"
+		}
+		return errors.New("HAProxy rejected the configuration:\n" + indent(reasons, "  "))
 	}
 	return err
 }

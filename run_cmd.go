@@ -40,6 +40,8 @@ type runFlags struct {
 	init              bool
 	minReloadInterval time.Duration
 	socketWait        time.Duration
+	reloadTimeout     time.Duration
+	startTimeout      time.Duration
 	logLevel          string
 	logFormat         string
 	historySize       int
@@ -81,6 +83,8 @@ func runCommand(ctx context.Context, args []string, hup <-chan os.Signal, stderr
 	fs.BoolVar(&f.haproxyStart, "haproxy-start", false, "start and supervise HAProxy in master-worker mode (adopting one already answering on --master-socket) instead of using one another container started")
 	fs.BoolVar(&f.init, "init", false, "write a valid minimal configuration into --config-dir (unless one is there) and exit; for an HAProxy container to start on")
 	fs.DurationVar(&f.minReloadInterval, "min-reload-interval", 500*time.Millisecond, "minimum time between the starts of two reloads; longer when a reload takes longer or old workers pile up (runtime API updates are not limited)")
+	fs.DurationVar(&f.reloadTimeout, "haproxy-reload-timeout", reload.DefaultReloadTimeout, "how long a reload may take until the new worker runs; a configuration HAProxy has not finished loading by then is rejected, and a master started with --haproxy-start is restarted on the last good one (a 10k-Ingress reload takes about 1.7 s)")
+	fs.DurationVar(&f.startTimeout, "haproxy-start-timeout", reload.DefaultStartTimeout, "with --haproxy-start: how long HAProxy may take to start until its worker runs; one that has not by then is killed and started again")
 	fs.DurationVar(&f.socketWait, "socket-wait", 5*time.Minute, "how long to wait for the master socket of an HAProxy started elsewhere")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json (one object per line, for log collectors) or console (for people)")
@@ -227,7 +231,8 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 		History:           history,
 		Source:            src.source,
 		Store:             store,
-		Validate:          reload.Validator(ctx, f.haproxyBin),
+		Validate:          reload.Validator(ctx, f.haproxyBin, f.checkTimeout),
+		Templates:         f.templatesDir,
 		HAProxy:           hap.api,
 		HAProxyUp:         hap.up,
 		BuiltinTemplates:  f.templatesDir == "",
@@ -241,6 +246,12 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 		h := &admin.Health{Live: ctl.Live, Started: ctl.Written, Metrics: mets.Handler(),
 			Degraded: func() []string { return degraded(ctl, store) }, Ready: func() error {
 				if !ctl.Ready() {
+					// Why, when a pass said so: e.g. the first
+					// configuration HAProxy did not finish checking.
+					if last := ctl.Status().LastError; last != "" {
+						first, _, _ := strings.Cut(last, "\n")
+						return errors.New("no configuration rendered from the source is served yet: " + first)
+					}
 					return errors.New("no configuration rendered from the source is served yet")
 				}
 				return hap.ready()
@@ -271,6 +282,7 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 					// The daemon convention: read everything again.
 					log.Info("SIGHUP: re-reading the source and templates")
 					src.reread()
+					ctl.RetryUnfinished()
 					ctl.Notify()
 				}
 			}
@@ -460,6 +472,7 @@ type haproxyConn struct {
 // or prepares to use the one another container starts.
 func (f *runFlags) haproxy(ctx context.Context, store *reload.Store, log *zap.Logger, restarted func()) (haproxyConn, error) {
 	cli := reload.NewMasterCLI(f.masterSocket)
+	cli.ReloadTimeout = f.reloadTimeout
 	// HAProxy 2.7+ answers a refused reload with its log: its file names
 	// are made relative to the config-dir's current generation, so that
 	// the lines they name are traced to objects.
@@ -478,6 +491,7 @@ func (f *runFlags) haproxy(ctx context.Context, store *reload.Store, log *zap.Lo
 	}
 	sup := &reload.Supervisor{Bin: f.haproxyBin, Config: store.ConfigPath(), Socket: f.masterSocket, Log: log.Named("haproxy"),
 		Output: &lineLogger{log: log.Named("haproxy.output")}, StopGrace: f.gracePeriod,
+		StartTimeout: f.startTimeout, ReloadTimeout: f.reloadTimeout,
 		Prepare: func() error {
 			r, err := store.Repair()
 			if r != nil {
@@ -517,7 +531,9 @@ func (f *runFlags) haproxy(ctx context.Context, store *reload.Store, log *zap.Lo
 	return haproxyConn{
 		up: up.Load,
 		wait: func(ctx context.Context) error {
-			readyCtx, cancelReady := context.WithTimeout(ctx, 30*time.Second)
+			// A start that hangs is killed at the start timeout and
+			// tried once more before the sidecar gives up.
+			readyCtx, cancelReady := context.WithTimeout(ctx, max(30*time.Second, 2*f.startTimeout+5*time.Second))
 			err := sup.WaitReady(readyCtx)
 			cancelReady()
 			if err != nil {
@@ -530,7 +546,7 @@ func (f *runFlags) haproxy(ctx context.Context, store *reload.Store, log *zap.Lo
 			up.Store(true)
 			return nil
 		},
-		api: supervised{MasterCLI: sup.CLI(), sup: sup},
+		api: supervised{MasterCLI: sup.CLI(), sup: sup, startTimeout: f.startTimeout},
 		ready: func() error {
 			if sup.PID() == 0 {
 				return errors.New("HAProxy is not running; restarting it")
@@ -603,12 +619,17 @@ func waitForSocket(ctx context.Context, path string, limit time.Duration, log *z
 // own startup errors to a failed 2.6 reload.
 type supervised struct {
 	*reload.MasterCLI
-	sup *reload.Supervisor
+	sup          *reload.Supervisor
+	startTimeout time.Duration
 }
+
+// RestartStuck restarts a master that did not finish a reload
+// (controller.Restarter).
+func (s supervised) RestartStuck(master int) error { return s.sup.RestartStuck(master) }
 
 func (s supervised) Reload(ctx context.Context) (reload.ReloadResult, error) {
 	// Just restarted after it died: wait until it answers.
-	readyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	readyCtx, cancel := context.WithTimeout(ctx, max(30*time.Second, s.startTimeout+5*time.Second))
 	defer cancel()
 	if err := s.sup.WaitReady(readyCtx); err != nil {
 		return reload.ReloadResult{}, err
@@ -634,12 +655,21 @@ type runStatus struct {
 	StoreRepaired *reload.Repair `json:"store_repaired,omitempty"`
 }
 
+// statusProcTimeout bounds /status's "show proc" (an answer takes
+// milliseconds).
+const statusProcTimeout = 2 * time.Second
+
 func currentStatus(ctx context.Context, ctl *controller.Controller, store *reload.Store, cli *reload.MasterCLI, kc *kube.Cluster) runStatus {
 	st := runStatus{Status: ctl.Status(), Config: store.ConfigPath(), StoreRepaired: store.LastRepair()}
 	if gen, err := store.CurrentGeneration(); err == nil {
 		st.Generation = gen
 	}
-	if procs, err := cli.ShowProc(ctx); err != nil {
+	// Bounded well below the master CLI's own 10 s: a master that is not
+	// up, or stuck parsing a configuration, must not hold up /status,
+	// which is where people look to find out why.
+	procCtx, cancel := context.WithTimeout(ctx, statusProcTimeout)
+	defer cancel()
+	if procs, err := cli.ShowProc(procCtx); err != nil {
 		st.HAProxyError = err.Error()
 	} else {
 		// [] rather than null in the JSON when there are none.

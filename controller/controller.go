@@ -78,6 +78,19 @@ type Config struct {
 	// may validate their configurations from the first pass (see pass).
 	// Other templates are trusted so only once HAProxy accepted their output.
 	BuiltinTemplates bool
+	// Templates names the custom templates directory (--templates), ""
+	// for the built-in ones: a configuration HAProxy could not parse in
+	// time is traced to them when they are custom (a lua-load of theirs
+	// may be what never returns).
+	Templates string
+}
+
+// Restarter is implemented by an HAProxy the sidecar supervises. A reload
+// that missed its deadline leaves the master parsing a configuration that
+// does not end; it takes no further reload. RestartStuck replaces that
+// master (by PID) by a new one on the configuration current on disk.
+type Restarter interface {
+	RestartStuck(master int) error
 }
 
 // Event describes one successful pass of the loop.
@@ -139,11 +152,18 @@ type Controller struct {
 	pendingSince atomic.Int64
 	// lastErr is why the newest objects are not what HAProxy serves;
 	// templateErr why the newest templates are not the ones in use.
-	lastErr     error
-	lastErrAt   time.Time
-	templateErr error
-	lastApplied time.Time
-	stats       struct{ renders, reloads, runtime, unchanged, failures atomic.Int64 }
+	lastErr   error
+	lastErrAt time.Time
+	// unfinished is the newest candidate HAProxy did not finish parsing
+	// within its deadline (haproxy -c or a reload), and unfinishedErr
+	// what was said then. The same files are not tried again: each try
+	// would cost the whole deadline again and, for a reload, a restart of
+	// HAProxy (a restart is followed by a pass that renders the same).
+	unfinished    *render.Output
+	unfinishedErr error
+	templateErr   error
+	lastApplied   time.Time
+	stats         struct{ renders, reloads, runtime, unchanged, failures atomic.Int64 }
 	// writer writes runtime-only passes' generations; writeErr: lastErr
 	// is its failure.
 	writer   *backgroundWriter
@@ -574,6 +594,16 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 			c.notifyApplied(Event{Model: model, Problems: problems, Took: time.Since(start)})
 			return old, out, nil
 		}
+		c.mu.Lock()
+		unfinished, unfinishedErr := c.unfinished, c.unfinishedErr
+		c.mu.Unlock()
+		if unfinished != nil && sameFiles(unfinished, out) {
+			err := fmt.Errorf("not tried again, the same configuration as before: %w", unfinishedErr)
+			rec.Outcome, rec.Error = OutcomeRejected, err.Error()
+			c.failed(unfinishedErr)
+			c.cfg.Log.Warn("the configuration did not finish parsing before; not trying it again until the objects or templates change")
+			return old, out, nil
+		}
 		p := diff(current, next)
 		planDone := time.Now()
 		rec.Phases.Plan = planDone.Sub(renderDone)
@@ -665,9 +695,15 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 				// Recorded before it is logged: whoever reads the log
 				// finds it in /status too.
 				reasons := ExplainCheckError(ce, out)
+				if ce.TimedOut() {
+					reasons += c.unfinishedCauses(rec)
+				}
 				err := fmt.Errorf("HAProxy rejects the new configuration; keeping the last good one: %s", reasons)
 				rec.Outcome, rec.Error = OutcomeRejected, err.Error()
 				c.failed(err)
+				if ce.TimedOut() {
+					c.setUnfinished(out, err)
+				}
 				c.cfg.Log.Error("HAProxy rejects the new configuration; keeping the last good one",
 					zap.String("reasons", reasons))
 				return old, out, nil // retried on the next change, not in a loop
@@ -702,6 +738,10 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 			if err != nil {
 				var re *reload.ReloadError
 				refused := errors.As(err, &re)
+				var te *reload.ReloadTimeoutError
+				if errors.As(err, &te) {
+					return old, out, c.reloadTimedOut(rec, te, staged, res, current, out)
+				}
 				if staged && res.Changed {
 					rejected, restored, rbErr := c.cfg.Store.Rollback(res.Generation)
 					if rbErr != nil {
@@ -749,6 +789,93 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 		c.notifyApplied(ev)
 		return old, out, nil
 	}
+}
+
+// reloadTimedOut handles a reload whose new worker did not come within the
+// reload deadline: the master is parsing something that does not end, and
+// takes no further reload. The staged generation is put back, then the
+// master is restarted (supervised HAProxy only) on what is current. Like a
+// refused configuration, the candidate is reported and not retried; the
+// error returned is non-nil only when HAProxy could not be brought back.
+func (c *Controller) reloadTimedOut(rec *Pass, te *reload.ReloadTimeoutError, staged bool, res reload.Result, current *state, out *render.Output) error {
+	// HAProxy runs what is current on disk once restarted; until then
+	// nothing is known.
+	c.setCurrent(nil)
+	what := fmt.Sprintf("HAProxy did not finish reloading onto the new configuration within %s and printed no ALERT line naming what it was parsing; keeping the last good one", te.Timeout)
+	switch {
+	case !res.Changed:
+		// The files on disk were these already (a reload to learn
+		// what HAProxy runs): nothing to put back.
+		what = fmt.Sprintf("HAProxy did not finish reloading the configuration on disk within %s and printed no ALERT line naming what it was parsing", te.Timeout)
+	case staged:
+		if _, restored, err := c.cfg.Store.Rollback(res.Generation); err != nil {
+			c.cfg.Log.Error("putting the previous generation back", zap.Int("generation", res.Generation), zap.Error(err))
+		} else {
+			rec.Generation = restored
+		}
+	default:
+		// haproxy -c passed it in time, so Apply made it current: put
+		// the previous one back, or a restart would start on it.
+		if restored, err := c.cfg.Store.Revert(res.Generation); err != nil {
+			c.cfg.Log.Error("putting the previous generation back", zap.Int("generation", res.Generation), zap.Error(err))
+		} else {
+			rec.Generation = restored
+			if current != nil {
+				c.wrote(current.model, current.out)
+			}
+		}
+		what += " (haproxy -c had passed it in time)"
+	}
+	var restartErr error
+	if r, ok := c.cfg.HAProxy.(Restarter); ok {
+		if restartErr = r.RestartStuck(te.Master); restartErr == nil {
+			what += fmt.Sprintf("; its master (pid %d), stuck parsing, is replaced by a new one", te.Master)
+		}
+	} else {
+		what += fmt.Sprintf("; its master (pid %d) is stuck parsing and takes no further reload until HAProxy's container is restarted", te.Master)
+	}
+	err := fmt.Errorf("%s%s", what, c.unfinishedCauses(rec))
+	rec.Outcome, rec.Error = OutcomeRejected, err.Error()
+	c.failed(err)
+	c.setUnfinished(out, err)
+	c.cfg.Log.Error("HAProxy did not finish reloading", zap.Error(err), zap.NamedError("wait", te.Err))
+	if restartErr != nil {
+		return fmt.Errorf("restarting HAProxy's stuck master: %w", restartErr)
+	}
+	return nil
+}
+
+// unfinishedCauses names what may make a configuration that HAProxy did not
+// finish parsing: HAProxy says nothing then, so the custom templates (if
+// any) and what changed since the last configuration it took are listed.
+func (c *Controller) unfinishedCauses(rec *Pass) string {
+	var b strings.Builder
+	if c.cfg.Templates != "" {
+		fmt.Fprintf(&b, "\n  the custom templates in %s (--templates) render it: a lua-load script of theirs, or another directive, may not finish", c.cfg.Templates)
+	}
+	if len(rec.Trigger) > 0 {
+		names := make([]string, 0, len(rec.Trigger))
+		for _, ch := range rec.Trigger {
+			names = append(names, ch.String())
+		}
+		fmt.Fprintf(&b, "\n  changed since the last pass: %s", strings.Join(names, ", "))
+	}
+	return b.String()
+}
+
+func (c *Controller) setUnfinished(out *render.Output, err error) {
+	c.mu.Lock()
+	c.unfinished, c.unfinishedErr = out, err
+	c.mu.Unlock()
+}
+
+// RetryUnfinished forgets the configuration HAProxy did not finish parsing
+// in time, so that the next pass tries it again even unchanged (SIGHUP: the
+// deadline may have been missed on an overloaded node).
+func (c *Controller) RetryUnfinished() {
+	c.mu.Lock()
+	c.unfinished, c.unfinishedErr = nil, nil
+	c.mu.Unlock()
 }
 
 // wrote records that model and out passed validation and are current on

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // Location is a position HAProxy names in a message. File is relative to the
@@ -51,7 +53,15 @@ type CheckError struct {
 	ExitCode    int          // haproxy's exit status (-1 if it did not exit normally)
 	Output      string       // everything haproxy printed
 	Diagnostics []Diagnostic // parsed ALERT/WARNING lines; alerts first
+	// Timeout is set when haproxy -c did not finish within it and was
+	// killed: the configuration counts as rejected. HAProxy prints no
+	// ALERT then, so Diagnostics holds one line saying so, naming no
+	// file.
+	Timeout time.Duration
 }
+
+// TimedOut says whether haproxy -c was killed at its deadline.
+func (e *CheckError) TimedOut() bool { return e.Timeout > 0 }
 
 func (e *CheckError) Error() string {
 	var alerts []string
@@ -79,26 +89,60 @@ func alertsIn(ds []Diagnostic) []Diagnostic {
 	return out
 }
 
-// Check runs `haproxy -c -f cfgPath`. It returns nil when HAProxy accepts the
-// configuration, a *CheckError when it rejects it, and a plain error when haproxy
-// could not be run at all.
+// DefaultCheckTimeout bounds haproxy -c when no other deadline is given
+// (Check): about 40 times the 0.5 s it takes for a configuration of 10k
+// Ingresses here, so that only a configuration that cannot be parsed in
+// reasonable time (a Lua script looping at load time, a userlist hash
+// costing days) misses it, not a large one on a busy node.
+const DefaultCheckTimeout = 20 * time.Second
+
+// Check runs `haproxy -c -f cfgPath` within DefaultCheckTimeout; see
+// CheckWithin.
+func Check(ctx context.Context, haproxyBin, cfgPath string) error {
+	return CheckWithin(ctx, haproxyBin, cfgPath, DefaultCheckTimeout)
+}
+
+// CheckWithin runs `haproxy -c -f cfgPath`. It returns nil when HAProxy
+// accepts the configuration, a *CheckError when it rejects it or does not
+// finish within timeout (TimedOut), and a plain error when haproxy could not
+// be run at all or ctx ended first. timeout <= 0 means DefaultCheckTimeout:
+// nothing waits on HAProxy's parser unbounded, since a parse that never ends
+// would stop every later change.
 //
 // HAProxy runs with its working directory set to the config's directory so that
 // relative paths resolve the same way with or without "default-path config".
 // Beware: `haproxy -c` executes lua-load files while parsing.
-func Check(ctx context.Context, haproxyBin, cfgPath string) error {
+func CheckWithin(ctx context.Context, haproxyBin, cfgPath string, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = DefaultCheckTimeout
+	}
 	// Absolute, since the working directory changes below.
 	cfgPath, err := filepath.Abs(cfgPath)
 	if err != nil {
 		return fmt.Errorf("check %s: %w", cfgPath, err)
 	}
-	cmd := exec.CommandContext(ctx, haproxyBin, "-c", "-f", cfgPath)
+	checkCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(checkCtx, haproxyBin, "-c", "-f", cfgPath)
 	cmd.Dir = filepath.Dir(cfgPath)
+	// Its own process group, killed as a whole: a lua-load script may
+	// have started processes (os.execute) that would keep the output
+	// pipe, and so Wait, open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	if err = cmd.Run(); err == nil {
 		return nil
+	}
+	if ctx.Err() == nil && errors.Is(checkCtx.Err(), context.DeadlineExceeded) {
+		return &CheckError{
+			Config: cfgPath, ExitCode: -1, Output: out.String(), Timeout: timeout,
+			Diagnostics: []Diagnostic{{Severity: "ALERT",
+				Message: fmt.Sprintf("haproxy -c did not finish within %s and was killed; HAProxy printed no ALERT line naming what it was parsing", timeout)}},
+		}
 	}
 	var exitErr *exec.ExitError
 	if !errors.As(err, &exitErr) || ctx.Err() != nil {
@@ -123,11 +167,11 @@ func Check(ctx context.Context, haproxyBin, cfgPath string) error {
 	}
 }
 
-// Validator returns a Store validate function that runs Check on the candidate
-// directory's haproxy.cfg.
-func Validator(ctx context.Context, haproxyBin string) func(dir string) error {
+// Validator returns a Store validate function that runs CheckWithin on the
+// candidate directory's haproxy.cfg (timeout <= 0: DefaultCheckTimeout).
+func Validator(ctx context.Context, haproxyBin string, timeout time.Duration) func(dir string) error {
 	return func(dir string) error {
-		return Check(ctx, haproxyBin, filepath.Join(dir, ConfigName))
+		return CheckWithin(ctx, haproxyBin, filepath.Join(dir, ConfigName), timeout)
 	}
 }
 

@@ -135,7 +135,7 @@ func TestReload(t *testing.T) {
 			t.Fatal(err)
 		}
 		port := freePort(t)
-		validate := Validator(ctx, hb.path)
+		validate := Validator(ctx, hb.path, 0)
 		v1 := Files{"haproxy.cfg": []byte(routeConfig(port, "1")), "maps/exact.map": []byte("a.example a1\n")}
 		if _, err := store.Apply(ctx, v1, validate); err != nil {
 			t.Fatal(err)

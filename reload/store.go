@@ -386,6 +386,32 @@ func (s *Store) Rollback(gen int) (rejected string, current int, err error) {
 	return filepath.Join(s.dir, rejectedDir), cur, nil
 }
 
+// Revert makes the previous generation current again after Apply made gen
+// current and HAProxy then did not take it in (a reload that never
+// finished: restarted, HAProxy must not start on it). gen is kept as
+// <dir>/rejected. It returns the generation current is now.
+func (s *Store) Revert(gen int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, err := s.linkGen(currentLink)
+	if err != nil {
+		return 0, err
+	}
+	if cur != gen {
+		return cur, fmt.Errorf("store: generation %d is not current (%d is)", gen, cur)
+	}
+	prev, err := s.linkGen(previousLink)
+	if err != nil || prev == gen {
+		return cur, fmt.Errorf("store: no previous generation to put back instead of %d", gen)
+	}
+	if err := s.setLink(currentLink, prev); err != nil {
+		return cur, err
+	}
+	s.live, s.liveGen = nil, 0
+	s.reject(s.genDir(gen))
+	return prev, nil
+}
+
 // dropPending undoes a Stage that was neither confirmed nor rolled back:
 // found at open after a crash, or when HAProxy is about to be restarted
 // while its reload is under way. current goes back to the generation the

@@ -61,7 +61,7 @@ func TestStoreApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	validate := Validator(ctx, hb.path)
+	validate := Validator(ctx, hb.path, 0)
 
 	if _, err := s.Current(); !errors.Is(err, ErrNoCurrent) {
 		t.Fatalf("empty store: Current() = %v, want ErrNoCurrent", err)

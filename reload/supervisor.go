@@ -46,18 +46,75 @@ type Supervisor struct {
 	// OnStart, when set, is called each time an HAProxy was started or
 	// adopted (adopted: it was running already), before it is ready.
 	OnStart func(adopted bool)
+	// StartTimeout bounds a start: an HAProxy whose master has no worker
+	// this long after it was started (parsing something that does not
+	// end) is killed, and the start counts as failed. Default
+	// DefaultStartTimeout.
+	StartTimeout time.Duration
+	// ReloadTimeout is the master CLI's (MasterCLI.ReloadTimeout).
+	ReloadTimeout time.Duration
 
 	mu     sync.Mutex
 	pid    int
 	starts int
+	// stuck takes RestartStuck's requests to Run (made by Run).
+	stuck  chan stuckRequest
 	ready  chan struct{} // closed when the current instance answers on its socket
 	closed bool          // ready is closed
 	tail   tailBuffer
 }
 
+// DefaultStartTimeout bounds a start when StartTimeout is not set: a start
+// parses the configuration like a reload (1.7 s at 10k Ingresses here), so
+// the same margin as DefaultReloadTimeout.
+const DefaultStartTimeout = 30 * time.Second
+
 // CLI returns a master CLI client for the supervised HAProxy.
 func (s *Supervisor) CLI() *MasterCLI {
-	return &MasterCLI{Socket: s.Socket, ConfigDir: filepath.Dir(s.Config)}
+	return &MasterCLI{Socket: s.Socket, ConfigDir: filepath.Dir(s.Config), ReloadTimeout: s.ReloadTimeout}
+}
+
+// RestartStuck replaces the master with PID master, when it is the one the
+// supervisor runs, by a new one on whatever the configuration path names by
+// then. It is the way out of a reload that missed its deadline
+// (*ReloadTimeoutError): the master is single-threaded and parses the new
+// configuration, so it takes no other command, and no signal it handles
+// arrives before the parse ends. Its worker keeps serving, but only as long
+// as the master lives: killed, the worker stops accepting at once (2.6 and
+// 3.0). So the new master is started beside it first (HAProxy binds its
+// ports with SO_REUSEPORT, and the stuck master does not listen on its
+// socket meanwhile) and the stuck one is killed once the new worker runs:
+// no request is refused (see TestReloadDeadlineAndRestart). The caller
+// puts the last good configuration back before calling. It returns once
+// the replacement has started; Run does the rest.
+func (s *Supervisor) RestartStuck(master int) error {
+	s.mu.Lock()
+	if s.pid == 0 || s.pid != master || s.stuck == nil {
+		pid := s.pid
+		s.mu.Unlock()
+		return fmt.Errorf("haproxy master %d is not the one running (%d)", master, pid)
+	}
+	stuck := s.stuck
+	s.mu.Unlock()
+	done := make(chan error, 1)
+	select {
+	case stuck <- stuckRequest{master: master, done: done}:
+	default:
+		return errors.New("a restart of a stuck haproxy master is under way already")
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("haproxy master %d: no replacement started within 10s", master)
+	}
+}
+
+// stuckRequest asks Run to replace a stuck master; done gets the result of
+// starting the replacement.
+type stuckRequest struct {
+	master int
+	done   chan<- error
 }
 
 // Reload is CLI().Reload plus, for HAProxy 2.6 whose master CLI returns no
@@ -171,6 +228,9 @@ type instance struct {
 // drops no request.
 func (s *Supervisor) Run(ctx context.Context) error {
 	minB, maxB, grace, log := s.defaults()
+	s.mu.Lock()
+	s.stuck = make(chan stuckRequest, 1)
+	s.mu.Unlock()
 	backoff := minB
 	for {
 		started := time.Now()
@@ -181,31 +241,25 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			log.Error("haproxy start failed", zap.Error(err))
-		} else {
+		}
+		// retire is a stuck master to kill once inst serves.
+		var retire *instance
+		for inst != nil {
+			ready := s.readyChan()
 			readyCtx, cancelReady := context.WithCancel(ctx)
 			go s.watchReady(readyCtx, log)
 			if s.OnStart != nil {
 				s.OnStart(inst.adopted)
 			}
-			select {
-			case err := <-inst.done:
-				cancelReady()
-				s.exited()
-				log.Warn("haproxy exited", zap.Error(err), zap.Duration("ran", time.Since(started)),
-					zap.String("output", lastLines(s.OutputTail(), 5)))
-				// Workers normally exit with their master; make sure
-				// none is left serving the old configuration beside
-				// the next master.
-				if left := family(inst.pid); len(left) > 0 {
-					log.Warn("stopping processes the dead master left", zap.Ints("pids", left))
-					s.terminate(inst, 0, 2*time.Second, log)
-				}
-			case <-ctx.Done():
-				cancelReady()
-				err := s.stop(inst, grace, log)
-				s.exited()
+			next, err := s.watch(ctx, inst, ready, retire, started, grace, log)
+			cancelReady()
+			if err != nil || ctx.Err() != nil {
 				return err
 			}
+			if next != nil {
+				started = time.Now()
+			}
+			inst, retire = next, inst
 		}
 		if time.Since(started) > time.Minute {
 			backoff = minB
@@ -217,6 +271,116 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, maxB)
+	}
+}
+
+// watch waits until inst's master exits or ctx ends (HAProxy is stopped;
+// the stop's error). A master it started that has no worker within the
+// start timeout is killed: parsing its configuration does not end. retire,
+// if set, is a stuck master inst replaces: killed once inst's worker runs,
+// or with inst when inst fails. A request to replace inst (RestartStuck)
+// starts the replacement and returns it, to be watched next.
+func (s *Supervisor) watch(ctx context.Context, inst *instance, ready <-chan struct{}, retire *instance, started time.Time, grace time.Duration, log *zap.Logger) (next *instance, err error) {
+	// The stuck master goes, whatever becomes of inst.
+	defer func() {
+		if retire != nil {
+			s.kill(retire, log)
+		}
+	}()
+	var deadline <-chan time.Time
+	startTimeout := s.StartTimeout
+	if startTimeout <= 0 {
+		startTimeout = DefaultStartTimeout
+	}
+	if !inst.adopted {
+		t := time.NewTimer(startTimeout)
+		defer t.Stop()
+		deadline = t.C
+	} else {
+		ready = nil
+	}
+	s.mu.Lock()
+	stuck := s.stuck
+	s.mu.Unlock()
+	for {
+		select {
+		case <-ready:
+			ready, deadline = nil, nil
+			if retire != nil {
+				log.Info("the new haproxy serves; killing the stuck master", zap.Int("stuck", retire.pid), zap.Int("pid", inst.pid))
+				s.kill(retire, log)
+				retire = nil
+			}
+		case <-deadline:
+			log.Error("haproxy did not start within the start timeout; killing it", zap.Int("pid", inst.pid),
+				zap.Duration("start_timeout", startTimeout), zap.String("output", lastLines(s.OutputTail(), 5)))
+			// A master still parsing has not installed its signal
+			// handlers: SIGTERM ends it at once.
+			if err := s.terminate(inst, 0, 2*time.Second, log); err != nil {
+				log.Error("haproxy that did not start", zap.Error(err))
+			}
+			s.exited()
+			return nil, nil
+		case req := <-stuck:
+			if req.master != inst.pid {
+				req.done <- fmt.Errorf("haproxy master %d is not the one running (%d)", req.master, inst.pid)
+				continue
+			}
+			log.Warn("haproxy master stuck; starting a new one beside it", zap.Int("stuck", inst.pid))
+			if s.Prepare != nil {
+				if err := s.Prepare(); err != nil {
+					log.Error("preparing to start haproxy", zap.Error(err))
+				}
+			}
+			next, err := s.start()
+			req.done <- err
+			if err != nil {
+				// Without a replacement, the stuck master goes anyway:
+				// it would never take another reload.
+				log.Error("starting haproxy beside the stuck master failed; killing it", zap.Error(err))
+				s.kill(inst, log)
+				s.exited()
+				return nil, nil
+			}
+			log.Info("haproxy started", zap.Int("pid", next.pid), zap.String("config", s.Config))
+			return next, nil
+		case err := <-inst.done:
+			s.died(inst, err, started, log)
+			return nil, nil
+		case <-ctx.Done():
+			err := s.stop(inst, grace, log)
+			s.exited()
+			return nil, err
+		}
+	}
+}
+
+// kill ends a stuck master at once (SIGKILL: while it parses, the signals
+// it handles wait) and asks its workers for a soft stop, so that requests
+// in flight finish; whatever is left after the stop grace is ended. Off
+// the caller's goroutine: the new master is watched meanwhile.
+func (s *Supervisor) kill(inst *instance, log *zap.Logger) {
+	_, _, grace, _ := s.defaults()
+	workers := slices.DeleteFunc(family(inst.pid), func(pid int) bool { return pid == inst.pid })
+	_ = syscall.Kill(inst.pid, syscall.SIGKILL)
+	signalAll(workers, syscall.SIGUSR1)
+	go func() {
+		if err := s.terminate(&instance{pid: inst.pid, adopted: inst.adopted, done: inst.done}, grace, 2*time.Second, log); err != nil {
+			log.Error("stopping the stuck haproxy's workers", zap.Error(err))
+		}
+	}()
+}
+
+// died cleans up after a master that exited by itself (or was killed).
+func (s *Supervisor) died(inst *instance, err error, started time.Time, log *zap.Logger) {
+	s.exited()
+	log.Warn("haproxy exited", zap.Error(err), zap.Duration("ran", time.Since(started)),
+		zap.String("output", lastLines(s.OutputTail(), 5)))
+	// Workers normally exit with their master; make sure none is left
+	// serving the old configuration beside the next master.
+	if left := family(inst.pid); len(left) > 0 {
+		log.Warn("stopping processes the dead master left", zap.Ints("pids", left))
+		s.terminate(inst, 0, 2*time.Second, log)
 	}
 }
 

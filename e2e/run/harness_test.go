@@ -52,7 +52,10 @@ type sidecarOpts struct {
 	haproxy           string
 	minReloadInterval time.Duration // negative: the default
 	templates         string
-	manifests         string // default: a fresh directory
+	manifests         string   // default: a fresh directory
+	args              []string // more flags of run
+	// noWait: return at once, not once HAProxy serves.
+	noWait bool
 }
 
 func startSidecar(t testing.TB, o sidecarOpts) *sidecar {
@@ -84,8 +87,12 @@ func startSidecar(t testing.TB, o sidecarOpts) *sidecar {
 	if o.templates != "" {
 		args = append(args, "--templates", o.templates)
 	}
+	args = append(args, o.args...)
 	s.Process = sidecartest.Start(t, s.socket, args...)
 	s.logs = s.Logs
+	if o.noWait {
+		return s
+	}
 	// Serving means the frontend answers (404 before any Ingress).
 	s.eventually(20*time.Second, "HAProxy serving", func() error {
 		_, err := s.get("nothing.test", "/")
