@@ -97,8 +97,9 @@ const rehash = "re-hash the password with `htpasswd -nbB -C 5 USER PASSWORD` (bc
 
 // classifyHash reads an htpasswd hash: its scheme and cost, or why it
 // cannot be used. It accepts only what libxcrypt, HAProxy's crypt(3) on
-// Debian, computes: a hash it refuses makes `haproxy -c` refuse the whole
-// configuration.
+// Debian, computes. HAProxy does not notice a hash crypt(3) refuses (its
+// check only wants a result, and libxcrypt returns a failure token): that
+// user could never log in, silently.
 func classifyHash(h string) (hashCost, *hashProblem) {
 	switch {
 	case strings.HasPrefix(h, "$2"):
@@ -111,7 +112,7 @@ func classifyHash(h string) (hashCost, *hashProblem) {
 		}
 		cost, _ := strconv.Atoi(m[1])
 		if cost < 4 {
-			return hashCost{}, &hashProblem{msg: "bcrypt cost below 4, which crypt(3) refuses"}
+			return hashCost{}, &hashProblem{msg: "bcrypt cost below 4, which crypt(3) refuses (no password would match)"}
 		}
 		return hashCost{scheme: "bcrypt", param: "cost " + m[1], micros: bcryptMicrosPerRound << cost, tooCostly: cost > maxBcryptCost}, nil
 	case strings.HasPrefix(h, "$5$") || strings.HasPrefix(h, "$6$"):
@@ -124,7 +125,7 @@ func classifyHash(h string) (hashCost, *hashProblem) {
 			rounds, _ = strconv.Atoi(m[2])
 			param = "rounds=" + m[2]
 			if rounds < 1000 {
-				return hashCost{}, &hashProblem{msg: "SHA-crypt rounds below 1000, which crypt(3) refuses"}
+				return hashCost{}, &hashProblem{msg: "SHA-crypt rounds below 1000, which crypt(3) refuses (no password would match)"}
 			}
 		}
 		c := hashCost{scheme: "SHA-512-crypt", param: param, micros: int64(rounds) * sha512MicrosPer1000 / 1000, tooCostly: rounds > maxSHACryptRounds}
