@@ -307,7 +307,7 @@ func (b *builder) authUsers(r reporter, field, namespace, secret string, backend
 		return nil
 	}
 	if total := f.micros * int64(max(backends, 1)); total > authParseBudgetMicros {
-		r.warn(field, AuthSecretTooCostly, "Secret %s: checking its %d users' hashes would add about %d ms to every HAProxy start and reload (%d backends of this Ingress carry them), more than the %d ms an Ingress may add; every request to the Ingress's paths gets 401 until it has fewer users or cheaper hashes",
+		r.warn(field, AuthSecretTooCostly, "Secret %s: checking its %d users' hashes would add about %d ms to every HAProxy start and reload (the Ingress has them in %d backend(s), one per Service port), more than the %d ms an Ingress may add; every request to the Ingress's paths gets 401 until it has fewer users or cheaper hashes",
 			key, len(f.users), (total+999)/1000, max(backends, 1), authParseBudgetMicros/1000)
 		return nil
 	}
