@@ -283,6 +283,11 @@ func TestAuthBoundsThroughHAProxy(t *testing.T) {
 	if strings.Contains(string(cfg), "$2y$31$") || strings.Contains(string(cfg), "rounds=999999999") || strings.Contains(string(cfg), aprHash) {
 		t.Errorf("a refused hash reached haproxy.cfg")
 	}
+	// The password is checked once per request: http_auth() appears once
+	// per userlist, stored in txn.auth, never in an ACL used twice.
+	if n := strings.Count(string(cfg), "http_auth("); n != 4 {
+		t.Errorf("http_auth appears %d times for 4 routes with authentication:\n%s", n, cfg)
+	}
 	dir := t.TempDir()
 	writeFiles(t, dir, out)
 	for version, bin := range testenv.HAProxies(t) {
@@ -425,3 +430,63 @@ func TestMain(m *testing.M) {
 
 // AuthMaxFailures is render's, short.
 const AuthMaxFailures = render.AuthMaxFailures
+
+// The failure limit counts per client address as the trusted-proxies
+// setting decides it: behind a trusted proxy, X-Forwarded-For's clients
+// each have their own 10 failures; from an untrusted one, the header is
+// not believed and they share the connection's.
+func TestAuthFailureLimitPerTrustedClient(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, trusted := range []string{"127.0.0.0/8", "10.0.0.1"} {
+		t.Run("trusted-proxies "+trusted, func(t *testing.T) {
+			in := render.Inputs{
+				IngressClasses: []*networkingv1.IngressClass{{ObjectMeta: metav1.ObjectMeta{Name: "haproxy"},
+					Spec: networkingv1.IngressClassSpec{Controller: render.DefaultControllerName}}},
+				ConfigMaps: []*corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "lb"},
+					Data: map[string]string{"trusted-proxies": trusted}}},
+				Secrets: []*corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "users"},
+					Data: map[string][]byte{"auth": []byte("alice:" + string(hash) + "\n")}}},
+			}
+			authSite(t, &in, "login.test", map[string]string{render.AnnotationPrefix + "auth-basic-secret": "users"})
+			m := render.BuildModel(in, render.Options{SettingsConfigMap: "default/lb"})
+			if len(m.Problems) > 0 {
+				t.Fatalf("problems: %v", m.Problems)
+			}
+			port := freePort(t)
+			tmpl, err := templates.Load("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := render.Render(m, render.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(port), HTTPSBind: "127.0.0.1:" + strconv.Itoa(freePort(t))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			writeFiles(t, dir, out)
+			for version, bin := range testenv.HAProxies(t) {
+				t.Run("haproxy-"+version, func(t *testing.T) {
+					startHAProxy(t, bin, filepath.Join(dir, render.ConfigFile), port)
+					c := newAuthClient(port, "127.0.0.5")
+					as := func(client, password string) map[string]string {
+						h := basic("alice", password)
+						h["X-Forwarded-For"] = client
+						return h
+					}
+					for range AuthMaxFailures {
+						c.expect(t, "login.test", as("192.0.2.1", "wrong"), 401)
+					}
+					c.expect(t, "login.test", as("192.0.2.1", "s3cret"), 429)
+					if trusted == "127.0.0.0/8" {
+						c.expect(t, "login.test", as("192.0.2.2", "s3cret"), 200)
+						c.expect(t, "login.test", as("192.0.2.2", "wrong"), 401)
+					} else {
+						c.expect(t, "login.test", as("192.0.2.2", "s3cret"), 429)
+					}
+				})
+			}
+		})
+	}
+}
