@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -123,7 +124,19 @@ type authClient struct {
 }
 
 func newAuthClient(port int, from string) *authClient {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second,
+		// Without IP_BIND_ADDRESS_NO_PORT, binding the source address
+		// reserves a port for good: the flood's connections, in
+		// TIME_WAIT for a minute, then left HAProxy too few ephemeral
+		// ports to connect to the next test's endpoints (503 SC--).
+		Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1) })
+			if err != nil {
+				return err
+			}
+			return serr
+		}}
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return d.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(port))
 	}, MaxIdleConnsPerHost: 4}
@@ -427,6 +440,10 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// ipBindAddressNoPort is Linux's IP_BIND_ADDRESS_NO_PORT (linux/in.h),
+// which package syscall does not define.
+const ipBindAddressNoPort = 24
 
 // AuthMaxFailures is render's, short.
 const AuthMaxFailures = render.AuthMaxFailures
