@@ -17,15 +17,16 @@ import (
 // writes the Secret (bcrypt cost 31, SHA-crypt rounds=999999999), so the
 // sidecar bounds it: a user whose hash costs more than the limits below is
 // left out and reported, and an Ingress whose users together would cost
-// more than authParseBudget at each parse gets none (401 for everyone).
+// more than authParseBudgetMicros at each parse gets none (401 for everyone).
 //
 // The limits come from BENCHMARKS.md ("Basic authentication: crypt(3)
 // cost"): each allowed hash costs at most about 2 ms of one core here.
 // HAProxy's watchdog aborts the process when a thread runs for about one
 // second of CPU (two with its second chance) without returning to its
 // poller, and one pass of a thread runs up to tune.runqueue-depth tasks
-// (35 to 280): 280 requests each checking a 2 ms hash stay well below it,
-// where one bcrypt cost-16 hash (3.4 s) alone killed the process.
+// (35 to 280): 280 requests each checking a 2 ms hash take about half a
+// second, below it, where one bcrypt cost-16 hash (3.4 s) alone killed
+// the process.
 
 const (
 	// maxBcryptCost: cost 5 (32 rounds of the expensive key setup) is
@@ -36,14 +37,14 @@ const (
 	maxSHACryptRounds = 5000
 	// maxYescryptNr bounds yescrypt's N·r (memory 128·N·r bytes, time in
 	// proportion): N=2048 r=8 (mkpasswd -m yescrypt -R 2, "j85") is
-	// 16384, about 2 ms here; Debian's default (-R 5, "j9T", N=4096
+	// 16384, 2 to 4 ms here; Debian's default (-R 5, "j9T", N=4096
 	// r=32) is 131072, about 16 ms, and is refused.
 	maxYescryptNr = 16384
-	// authParseBudget bounds what one Ingress's userlists add to every
+	// authParseBudgetMicros bounds what one Ingress's userlists add to every
 	// parse of the configuration: the estimated crypt(3) time of its
 	// users, times the HAProxy backends that carry them (one per Service
-	// port of the Ingress). 200 ms is about 100 users at the most costly
-	// hash allowed, or about 1,400 MD5-crypt users.
+	// port of the Ingress). 200 ms is about 90 users at the most costly
+	// hash allowed, or about 1,300 MD5-crypt users (by the estimates below).
 	authParseBudgetMicros = 200_000
 )
 
