@@ -68,6 +68,8 @@ func migrateCommand(args []string, stdout, stderr io.Writer) int {
 				in.Ingresses = append(in.Ingresses, ing)
 			}
 		}
+		// htpasswd Secrets: the report names users HAProxy cannot check.
+		in.Secrets = append(in.Secrets, part.Secrets...)
 	}
 	report := render.MigrationReport(in)
 	if output == "json" {

@@ -240,7 +240,7 @@ var annotations = []annotation{
 			a.route.AppRoot = v
 			return nil
 		}},
-	{"auth-basic-secret", RouteScope, "the name of a Secret in the Ingress's namespace holding an htpasswd file under key auth (bcrypt or SHA-crypt hashes)", "none", "answers 401 with a Basic challenge unless the request has a valid user and password", "userlist with the parsed users; http-request auth realm <realm> unless { http_auth(<userlist>) }",
+	{"auth-basic-secret", RouteScope, "the name of a Secret in the Ingress's namespace holding an htpasswd file under key auth: bcrypt (cost up to 5), SHA-crypt (rounds up to 5000), MD5-crypt or yescrypt (N·r up to 16384) hashes", "none", "answers 401 with a Basic challenge unless the request has a valid user and password; a client address with 10 failed logins within a minute gets 429, without its password being checked, until it has had fewer than 10 in the last minute", "userlist with the users within the limits; stick-table ... store gpc0_rate(60s); http-request deny deny_status 429 if auth_sent { sc_gpc0_rate(0) ge 10 }; http-request set-var(txn.auth) http_auth(<userlist>) if auth_sent; http-request sc-inc-gpc0(0) if auth_sent !{ var(txn.auth) -m bool }; http-request auth realm <realm> unless { var(txn.auth) -m bool }",
 		func(v string, a *parsedAnnotations) error {
 			if err := validateObjectName(v); err != nil {
 				return err

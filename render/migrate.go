@@ -117,12 +117,20 @@ type Migration struct {
 // and missing Secrets are reported by `render`.
 func MigrationReport(in Inputs) Migration {
 	m := Migration{Ingresses: []MigrationIngress{}}
+	secrets := map[string][]byte{}
+	for _, s := range in.Secrets {
+		// The first of a Secret given twice, as for Ingresses.
+		if _, ok := secrets[s.Namespace+"/"+s.Name]; !ok {
+			secrets[s.Namespace+"/"+s.Name] = s.Data["auth"]
+		}
+	}
 	for _, ing := range in.Ingresses {
 		m.Summary.Ingresses++
 		rows := migrationRows(ing.Namespace, ing.Annotations)
 		if len(rows) == 0 {
 			continue
 		}
+		noteAuthSecret(rows, ing.Namespace, secrets)
 		m.Summary.WithNginx++
 		for _, r := range rows {
 			(*m.Summary.counter(r.Status))++
@@ -214,6 +222,35 @@ func migrationRows(ns string, ann map[string]string) []MigrationRow {
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// noteAuthSecret adds to an honoured auth-secret's detail which users of
+// its htpasswd Secret, when the input has it, HAProxy will not get:
+// ingress-nginx users often have Apache MD5 hashes, htpasswd's default,
+// which HAProxy's crypt(3) cannot check. Users are named by line, never by
+// hash.
+func noteAuthSecret(rows []MigrationRow, ns string, secrets map[string][]byte) {
+	for i := range rows {
+		r := &rows[i]
+		if r.Annotation != NginxAnnotationPrefix+"auth-secret" || r.Value == "" || (r.Status != MigrationHonoured && r.Status != MigrationDifference) {
+			continue
+		}
+		data, ok := secrets[ns+"/"+r.Value]
+		if !ok {
+			continue
+		}
+		f, err := parseHTPasswd(data)
+		switch {
+		case err != nil:
+			r.Detail += fmt.Sprintf("; Secret %s/%s: %v: every request gets 401 until it is fixed", ns, r.Value, err)
+			continue
+		case len(f.unsupported) > 0:
+			r.Detail += fmt.Sprintf("; Secret %s/%s: these users cannot log in until their passwords are re-hashed: %s", ns, r.Value, listUsers(f.unsupported, true))
+		}
+		if len(f.tooCostly) > 0 {
+			r.Detail += fmt.Sprintf("; Secret %s/%s: these users' hashes cost too much CPU to check and are left out: %s; %s", ns, r.Value, listUsers(f.tooCostly, true), rehash)
+		}
+	}
 }
 
 // problemWith returns the first problem with one of the reasons.

@@ -133,7 +133,7 @@ var nginxAnnotations = []nginxAnnotation{
 			err = fmt.Errorf("want the name of a Secret")
 		}
 		return s, err
-	}, difference: "needs auth-type: basic; the htpasswd file (key auth) may hold bcrypt and SHA-crypt hashes, not Apache MD5 (apr1) or crypt(3) DES"},
+	}, difference: "needs auth-type: basic; the htpasswd file (key auth) may hold bcrypt (cost up to 5), SHA-crypt (rounds up to 5000), MD5-crypt ($1$) and yescrypt (N·r up to 16384) hashes; users with Apache MD5 ($apr1$, htpasswd's default) or crypt(3) DES hashes, or costlier ones, are left out and must be re-hashed (htpasswd -nbB -C 5 USER PASSWORD); a client address with 10 failed logins in a minute gets 429"},
 	{name: "auth-secret-type", ours: "auth-basic-secret", convert: func(v string, _ nginxContext) (string, error) {
 		if v != "" && v != "auth-file" {
 			return "", fmt.Errorf("%s: only auth-file is supported", truncate(v))

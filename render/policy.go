@@ -26,13 +26,6 @@ import (
 // ':' appears in no Service port backend name.
 func variantName(base, ingress string) string { return base + ":" + ingress }
 
-// HTPasswdUser is one user of an auth-basic-secret.
-type HTPasswdUser struct {
-	Name string
-	// Hash is a bcrypt ($2a$, $2b$, $2y$) or SHA-crypt ($5$, $6$) hash.
-	Hash string
-}
-
 // ingressPolicy is the route policy of the Ingress being visited, with
 // what it needs from other objects.
 type ingressPolicy struct {
@@ -52,60 +45,12 @@ func (b *builder) policyOf(r reporter, p *parsedIngress) *ingressPolicy {
 	ip := &ingressPolicy{ingress: r.obj.Name, ann: p.ann}
 	if rp.AuthSecret != "" {
 		field := annotationField(p.ann.keys["auth-basic-secret"])
-		key := r.obj.Namespace + "/" + rp.AuthSecret
-		if sec := b.secrets[key]; sec == nil {
-			r.warn(field, AnnotationSecretNotFound, "Secret %s not found; every request to the Ingress's paths gets 401 until it exists", key)
-		} else if users, err := parseHTPasswd(sec.Data["auth"]); err != nil {
-			r.warn(field, AnnotationSecretInvalid, "Secret %s: %v; every request to the Ingress's paths gets 401 until it is fixed", key, err)
-		} else {
-			ip.users = users
-		}
+		ip.users = b.authUsers(r, field, r.obj.Namespace, rp.AuthSecret, authBackends(p))
 	}
 	if rp.RewriteTarget != "" && !rp.RewriteWholePath {
 		ip.rewrite = rewriteFor(p)
 	}
 	return ip
-}
-
-// maxUsers bounds an htpasswd file.
-const maxUsers = 10000
-
-var (
-	htUser = regexp.MustCompile(`^[A-Za-z0-9._@+-]{1,64}$`)
-	htHash = regexp.MustCompile(`^(\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}|\$[56]\$(rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{43,86})$`)
-)
-
-// parseHTPasswd reads an htpasswd file: "user:hash" lines, '#' comments.
-// Problems name line numbers, never the text: the file holds secrets.
-func parseHTPasswd(data []byte) ([]HTPasswdUser, error) {
-	if len(data) == 0 {
-		return nil, fmt.Errorf("no htpasswd file under key auth")
-	}
-	var users []HTPasswdUser
-	for i, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimRight(line, "\r")
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, hash, ok := strings.Cut(line, ":")
-		if !ok || !htUser.MatchString(name) {
-			return nil, fmt.Errorf("line %d of key auth is not user:hash with a user name of letters, digits and ._@+-", i+1)
-		}
-		if !htHash.MatchString(hash) {
-			return nil, fmt.Errorf("line %d of key auth: the hash is not bcrypt ($2y$) or SHA-crypt ($5$, $6$)", i+1)
-		}
-		if slices.ContainsFunc(users, func(u HTPasswdUser) bool { return u.Name == name }) {
-			return nil, fmt.Errorf("line %d of key auth: user listed twice", i+1)
-		}
-		users = append(users, HTPasswdUser{Name: name, Hash: hash})
-		if len(users) > maxUsers {
-			return nil, fmt.Errorf("more than %d users", maxUsers)
-		}
-	}
-	if len(users) == 0 {
-		return nil, fmt.Errorf("no user in key auth")
-	}
-	return users, nil
 }
 
 // RewritePath is one of an Ingress's paths, as rewrite-target matches it.
@@ -328,7 +273,7 @@ func policyRules(be *Backend, bd *BackendData) {
 	case True:
 		d("http-request redirect location %%[var(txn.https)] code %d if !{ ssl_fc }", code)
 	}
-	if len(p.AllowSources) > 0 || len(p.DenySources) > 0 || p.RateLimitRPS > 0 || p.RateLimitConnections > 0 {
+	if len(p.AllowSources) > 0 || len(p.DenySources) > 0 || p.RateLimitRPS > 0 || p.RateLimitConnections > 0 || p.AuthSecret != "" {
 		// txn.client is the frontend's (trusted-proxies); a template
 		// that does not set it gets the connection's address.
 		d("http-request set-var(txn.client) src unless { var(txn.client) -m found }")
@@ -345,27 +290,31 @@ func policyRules(be *Backend, bd *BackendData) {
 	if len(p.DenySources) > 0 {
 		d("http-request deny deny_status 403 if src_denied")
 	}
-	if p.RateLimitRPS > 0 || p.RateLimitConnections > 0 {
-		d("stick-table type ipv6 size 100k expire 30s store http_req_rate(1s),conn_cur")
+	rateLimited := p.RateLimitRPS > 0 || p.RateLimitConnections > 0
+	if rateLimited || p.AuthSecret != "" {
+		// One table per backend (HAProxy allows one), tracked once,
+		// holds what the rate limits and the authentication failure
+		// limit count per client address.
+		var store []string
+		expire := "30s"
+		if rateLimited {
+			store = append(store, "http_req_rate(1s)", "conn_cur")
+		}
+		if p.AuthSecret != "" {
+			store = append(store, "gpc0_rate("+haproxyTime(AuthFailureWindow)+")")
+			expire = haproxyTime(AuthFailureWindow)
+		}
+		d("stick-table type ipv6 size 100k expire %s store %s", expire, strings.Join(store, ","))
 		d("http-request track-sc0 var(txn.client)")
-		if p.RateLimitRPS > 0 {
-			d("http-request deny deny_status %d if { sc_http_req_rate(0) gt %d }", p.RateLimitStatus, p.RateLimitRPS)
-		}
-		if p.RateLimitConnections > 0 {
-			d("http-request deny deny_status %d if { sc_conn_cur(0) gt %d }", p.RateLimitStatus, p.RateLimitConnections)
-		}
+	}
+	if p.RateLimitRPS > 0 {
+		d("http-request deny deny_status %d if { sc_http_req_rate(0) gt %d }", p.RateLimitStatus, p.RateLimitRPS)
+	}
+	if p.RateLimitConnections > 0 {
+		d("http-request deny deny_status %d if { sc_conn_cur(0) gt %d }", p.RateLimitStatus, p.RateLimitConnections)
 	}
 	if p.AuthSecret != "" {
-		realm := p.AuthRealm
-		if realm == "" {
-			realm = "Authentication Required"
-		}
-		ul := userlistName(be.Name)
-		bd.Userlist = &UserlistData{Name: ul}
-		for _, u := range be.Users {
-			bd.Userlist.Users = append(bd.Userlist.Users, UserData{Name: mustQuoteArg(u.Name), Hash: mustQuoteArg(u.Hash)})
-		}
-		d("http-request auth realm %s unless { http_auth(%s) }", mustQuoteArg(realm), ul)
+		authRules(be, bd, d)
 	}
 	if p.BodySizeLimit > 0 {
 		d("http-request deny deny_status 413 if { req.hdr_val(content-length) gt %d }", p.BodySizeLimit)
@@ -439,9 +388,6 @@ func joinPrefixes(ps []netip.Prefix) string {
 	}
 	return strings.Join(out, " ")
 }
-
-// userlistName is the userlist of a per-Ingress backend.
-func userlistName(backend string) string { return "auth_" + strings.ReplaceAll(backend, ":", "_") }
 
 // CAFiles are the backend CA bundles the backends use, by file name (the
 // backends of one Service share theirs).

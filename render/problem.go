@@ -172,6 +172,19 @@ const (
 	// AnnotationSecretInvalid: that Secret lacks its key or holds no
 	// usable htpasswd entries or CA certificates.
 	AnnotationSecretInvalid Reason = "AnnotationSecretInvalid"
+	// AuthHashUnsupported: users of an auth-basic-secret whose hash
+	// scheme HAProxy's crypt(3) does not compute (Apache MD5 $apr1$) or
+	// the sidecar does not accept; they are left out.
+	AuthHashUnsupported Reason = "AuthHashUnsupported"
+	// AuthHashTooCostly: users of an auth-basic-secret whose hash costs
+	// more CPU than HAProxy may spend checking one (bcrypt cost,
+	// SHA-crypt rounds, yescrypt N·r above the limits); they are left
+	// out, so that no request and no reload pays for them.
+	AuthHashTooCostly Reason = "AuthHashTooCostly"
+	// AuthSecretTooCostly: an auth-basic-secret whose users together
+	// would add more than the budget to every parse of the
+	// configuration; the Ingress gets no user (401 for every request).
+	AuthSecretTooCostly Reason = "AuthSecretTooCostly"
 	// CanaryWithoutPrimary: a canary Ingress's path whose host and path no
 	// other Ingress serves; a canary only takes a share of a route.
 	CanaryWithoutPrimary Reason = "CanaryWithoutPrimary"
@@ -222,7 +235,8 @@ func Reasons() []Reason {
 		SettingsRefInvalid, SettingsNotFound, SettingsUnknownKey, SettingsInvalidValue,
 		SettingsBinaryData, SettingsPortConflict,
 		InvalidAnnotation, UnknownAnnotation, UnsupportedAnnotation, AnnotationOverridden,
-		AnnotationSecretNotFound, AnnotationSecretInvalid, CanaryWithoutPrimary,
+		AnnotationSecretNotFound, AnnotationSecretInvalid,
+		AuthHashUnsupported, AuthHashTooCostly, AuthSecretTooCostly, CanaryWithoutPrimary,
 		CanaryOtherNamespace, CanaryAnnotationIgnored, UnsupportedProtection,
 		FileNotFound, FileUnreadable, FileInvalid, UnusedKind, DuplicateObject,
 		NothingServed,
