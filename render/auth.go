@@ -16,8 +16,10 @@ import (
 // every `haproxy -c`, start and reload. A hash's cost is chosen by whoever
 // writes the Secret (bcrypt cost 31, SHA-crypt rounds=999999999), so the
 // sidecar bounds it: a user whose hash costs more than the limits below is
-// left out and reported, and an Ingress whose users together would cost
-// more than authParseBudgetMicros at each parse gets none (401 for everyone).
+// left out and reported, an Ingress whose users together would cost more
+// than authParseBudgetMicros at each parse gets none (401 for everyone),
+// and so does a backend past its namespace's authNamespaceBudgetMicros
+// (authbudget.go).
 //
 // The limits come from BENCHMARKS.md ("Basic authentication: crypt(3)
 // cost"): each allowed hash costs at most about 2 ms of one core here.
@@ -187,6 +189,9 @@ type HTPasswdUser struct {
 	// Hash is a bcrypt ($2a$, $2b$, $2y$), SHA-crypt ($5$, $6$),
 	// MD5-crypt ($1$) or yescrypt ($y$) hash within the limits above.
 	Hash string
+	// Micros is its estimated crypt(3) time at each parse, for the
+	// namespace's budget (limitAuthByNamespace).
+	Micros int64
 }
 
 // maxUsers bounds an htpasswd file.
@@ -248,7 +253,7 @@ func parseHTPasswd(data []byte) (*htpasswd, error) {
 		case c.tooCostly:
 			out.tooCostly = append(out.tooCostly, leftOutUser{name: name, line: i + 1, why: c.scheme + " " + c.param})
 		default:
-			out.users = append(out.users, HTPasswdUser{Name: name, Hash: hash})
+			out.users = append(out.users, HTPasswdUser{Name: name, Hash: hash, Micros: c.micros})
 			out.micros += c.micros
 		}
 	}

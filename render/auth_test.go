@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -187,5 +189,75 @@ func TestAuthParseBudget(t *testing.T) {
 	b := &builder{secrets: map[string]*corev1.Secret{"default/htpasswd": htpasswdSecret(manyUsers(1000, md5))}, capture: &problems}
 	if users := b.authUsers(b.reporter("Ingress", "default", "web"), "f", "default", "htpasswd", 1); len(users) != 1000 {
 		t.Errorf("1000 MD5-crypt users: %d served (%v)", len(users), problems)
+	}
+}
+
+// A namespace's userlists together stay within authNamespaceBudgetMicros:
+// tenant's Ingresses, each within its own budget, are charged in backend
+// name order, and those past the namespace's budget get no users (401,
+// reported). Another namespace's users are never cut for it. Both builds
+// agree, and a build that changes nothing keeps the cut backends' pointers.
+func TestAuthNamespaceBudget(t *testing.T) {
+	costly := bcryptWith("y", "05")
+	per := int64(bcryptMicrosPerRound << 5)
+	users := int(authParseBudgetMicros / per) // as many as one Ingress may have
+	perIngress := int64(users) * per
+	fit := int(authNamespaceBudgetMicros / perIngress)
+	in := Inputs{IngressClasses: []*networkingv1.IngressClass{ourClass(true)}}
+	for _, ns := range []string{"tenant", "other"} {
+		sec := htpasswdSecret(manyUsers(users, costly))
+		sec.Namespace = ns
+		in.Secrets = append(in.Secrets, sec)
+		in.Services = append(in.Services, service(ns, "web", corev1.ServicePort{Name: "http", Port: 80}))
+		in.EndpointSlices = append(in.EndpointSlices, slice(ns, "web", "web-1", "http", 8080, "10.0.0.1"))
+		n := 1
+		if ns == "tenant" {
+			n = fit + 2
+		}
+		for i := range n {
+			ing := ingress(ns, fmt.Sprintf("app-%02d", i), i, fmt.Sprintf("%s-%d.example", ns, i), pathSpec{"Prefix", "/", "web", 80})
+			annotate(AnnotationPrefix+"auth-basic-secret", "htpasswd")(ing)
+			in.Ingresses = append(in.Ingresses, ing)
+		}
+	}
+	full := BuildModel(in, Options{})
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc := NewIncremental(Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
+	m, _, err := inc.Render(in, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]*Model{"full": full, "incremental": m} {
+		served := map[string]bool{}
+		for _, be := range m.Backends {
+			if be.Policy != nil {
+				served[be.Namespace+"/"+be.Ingress] = be.Users != nil
+			}
+		}
+		var over []string
+		for _, p := range m.Problems {
+			if p.Reason == AuthSecretTooCostly {
+				over = append(over, p.Namespace+"/"+p.Name)
+			}
+		}
+		want := []string{fmt.Sprintf("tenant/app-%02d", fit), fmt.Sprintf("tenant/app-%02d", fit+1)}
+		if fmt.Sprint(over) != fmt.Sprint(want) {
+			t.Errorf("%s: over the namespace budget: %v, want %v", name, over, want)
+		}
+		if !served["other/app-00"] || !served["tenant/app-00"] || served[want[0]] || served[want[1]] {
+			t.Errorf("%s: users served %v", name, served)
+		}
+	}
+	again, _, err := inc.Render(in, Options{Previous: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.Backends {
+		if again.Backends[i] != m.Backends[i] {
+			t.Errorf("backend %s is a new pointer after a build that changed nothing", m.Backends[i].Name)
+		}
 	}
 }

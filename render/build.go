@@ -702,6 +702,9 @@ func (b *builder) finish() {
 			b.addProblem(p)
 		}
 	}
+	var over []Problem
+	m.Backends, over = authBudget(m.Backends, map[*Backend]*Backend{})
+	m.Problems = append(m.Problems, over...)
 	// After every Ingress was visited: a canary's primary may be younger.
 	m.canaryFree = len(m.canaries) == 0
 	m.Routes = b.attachCanaries(m.Routes, m.canaries)

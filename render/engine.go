@@ -82,6 +82,9 @@ type engine struct {
 	canaryPaths    []canaryPath
 	canaryRoutes   []*Route
 	canaryProblems []Problem
+	// authCut are the backends the namespaces' parse budget left without
+	// users, by original (authBudget).
+	authCut map[*Backend]*Backend
 
 	routes []*Route // of every served Ingress, sorted
 	refs   map[string]int
@@ -165,6 +168,7 @@ func (g *engine) reset(opts Options) {
 		routeUsers:  map[routeKey][]pathUse{},
 		canaries:    map[*ingEntry]bool{},
 		canaryKeys:  map[routeKey]map[*ingEntry]bool{},
+		authCut:     map[*Backend]*Backend{},
 		unused:      map[string]bool{},
 		sniUsers:    map[string][]tlsUse{},
 		svcUsers:    map[string]map[*ingEntry]bool{},
@@ -984,6 +988,8 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 		g.bes = []*Backend{}
 	}
 	m.Backends, g.besShared = g.bes, true
+	var overBudget []Problem
+	m.Backends, overBudget = authBudget(m.Backends, g.authCut)
 	// In backend name order, as the full build reports them; only
 	// backends whose slices have problems are in b.sliceProblems.
 	var sliceProblems []Problem
@@ -1017,9 +1023,10 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 		})
 	}
 
-	if len(canaryProblems) > 0 {
+	if len(canaryProblems)+len(overBudget) > 0 {
 		// After each Ingress's own and backend annotation problems, as
 		// the full build reports them.
+		m.Problems = append(m.Problems, overBudget...)
 		m.Problems = append(m.Problems, canaryProblems...)
 		slices.SortStableFunc(m.Problems, func(x, y Problem) int {
 			return cmp.Or(cmp.Compare(x.Kind, y.Kind), cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
