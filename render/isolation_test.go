@@ -152,7 +152,10 @@ func (a isoAnswer) String() string {
 // credentials and source handling, with and without auth, and the headers
 // and cookies A's canaries and protections use.
 func isoRequests() []isoReq {
-	canaryHdrs := map[string]string{"X-Canary": "always", "Cookie": "canary=always; beta=always"}
+	// What A's canaries look for (canaries()): each of B's routes is
+	// asked with all of them at once, and with the header value.
+	canaryHdrs := map[string]string{"X-Canary": "always", "X-B-Canary": "always", "Cookie": "canary=always; beta=always"}
+	canaryValue := map[string]string{"X-Canary": "yes"}
 	reqs := []isoReq{
 		{name: "b1 /", host: "b1.test", path: "/", want: "200 b-web"},
 		{name: "b1 /api/x", host: "b1.test", path: "/api/x", want: "200 b-api"},
@@ -168,7 +171,7 @@ func isoRequests() []isoReq {
 		{name: "b1 other origin", host: "b1.test", path: "/", header: map[string]string{"Origin": "https://evil.example"}, want: "200 b-web",
 			checkExtra: func(a isoAnswer) string { return want(a.AllowOrigin, "") }},
 		{name: "b1 Host with port and capitals", host: "B1.TEST:80", path: "/api/v1/x", want: "200 b-api"},
-		{name: "b1 /api/v1 with A's canary header and cookie", host: "b1.test", path: "/api/v1", header: canaryHdrs, want: "200 b-api"},
+		{name: "b1 /api/v1 with the canary headers and cookies (B's canary takes it)", host: "b1.test", path: "/api/v1", header: canaryHdrs, want: "200 b-canary"},
 		{name: "b1 / with A's canary header value", host: "b1.test", path: "/", header: map[string]string{"X-Canary": "yes", "X-A": "always"}, want: "200 b-web"},
 		{name: "b1 HTTPS", host: "b1.test", path: "/api", https: true, want: "200 b-api"},
 		{name: "b1 /rw with A's canary cookie", host: "b1.test", path: "/rw", header: canaryHdrs, want: "200 b-api"},
@@ -195,6 +198,29 @@ func isoRequests() []isoReq {
 			}},
 		{name: "b8 ssl-redirect true, code 301", host: "b8.test", path: "/q?x=1", want: "301 https://b8.test/q?x=1"},
 		{name: "b8 HTTPS", host: "b8.test", path: "/q", https: true, want: "200 b-api"},
+	}
+	for _, c := range []struct {
+		host, path string
+		https      bool
+		want       string
+		want1      string
+	}{
+		{"b1.test", "/", false, "200 b-web", ""},
+		{"b1.test", "/exact", false, "200 b-api", "200 b-web"},
+		{"b2.test", "/", false, "401", ""},
+		{"b3.test", "/", false, "403", ""},
+		{"b3.test", "/open", false, "200 b-web", ""},
+		{"b4.test", "/", false, "200 b-api", ""},
+		{"b5.test", "/", false, "301 https://new.b.example/", ""},
+		{"b6.test", "/", false, "302 /home", ""},
+		{"b7.test", "/", false, "308 https://b7.test/", ""},
+		{"b7.test", "/", true, "200 b-web", ""},
+		{"b8.test", "/", false, "301 https://b8.test/", ""},
+	} {
+		for _, h := range []map[string]string{canaryHdrs, canaryValue} {
+			reqs = append(reqs, isoReq{name: c.host + " " + c.path + " with " + strings.Join(slices.Sorted(maps.Keys(h)), ", "),
+				host: c.host, path: c.path, https: c.https, header: h, want: c.want, want1: c.want1})
+		}
 	}
 	for i := range reqs {
 		r := &reqs[i]
@@ -444,6 +470,22 @@ func (a *tenantA) change() string {
 		}
 		a.slices[name] = a.slice(name, label)
 		return "EndpointSlice " + name + " set"
+	case x < 93:
+		// Many Ingresses at once (the engine's bulk path), most of them
+		// on B's hosts: B's later changes must not slow down for them
+		// beyond the Ingresses sharing their host.
+		for i := range 40 {
+			name := "flood-" + strconv.Itoa(i)
+			a.ings[name] = a.ingress(name)
+		}
+		return "40 flood Ingresses set"
+	case x < 94:
+		for name := range a.ings {
+			if strings.HasPrefix(name, "flood-") {
+				delete(a.ings, name)
+			}
+		}
+		return "flood Ingresses deleted"
 	case x < 97:
 		a.cms["haproxy-sidecar"] = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: isoNSA, Name: "haproxy-sidecar"},
 			Data: map[string]string{"default-certificate": "tenant-b/b-tls", "trusted-proxies": "0.0.0.0/0", "timeout-server": "1ms",
@@ -536,7 +578,7 @@ func (a *tenantA) ingress(name string) *networkingv1.Ingress {
 	if r.IntN(3) == 0 {
 		maps.Copy(ing.Annotations, pick(r, a.targeted()))
 	}
-	if includeCrossNamespaceCanary && r.IntN(6) == 0 {
+	if includeCrossNamespaceCanary && r.IntN(4) == 0 {
 		// A canary for one of B's very routes.
 		k := pick(r, a.keys)
 		ing.Spec.Rules = []networkingv1.IngressRule{{Host: k.host, IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
@@ -1423,9 +1465,10 @@ func isoShrink(t *testing.T, fx *isoFixture, a *tenantA, lb *isoLB, state int, o
 // only B's changed Ingress and the Ingresses sharing its host (or with a
 // default backend) were evaluated again, more than without A only by A's
 // Ingresses on that host; and its render and `haproxy -c` took at most a
-// generous factor of the same change without A, plus a floor (the
-// machine is shared: only A's objects making B's change slow by orders of
-// magnitude may fail this).
+// generous factor of the same change without A, plus a floor (render: 20
+// times plus 500 ms; haproxy -c: 4 times plus 1.5 s). The machine is
+// shared: only A's objects making B's change slow by orders of magnitude
+// may fail this.
 func isoCheckBChange(t *testing.T, fail func(string, ...any), fx *isoFixture, a *tenantA, lb *isoLB, dir string,
 	took time.Duration, state int, opts render.Options, st *isoStats) {
 	t.Helper()
@@ -1457,7 +1500,7 @@ func isoCheckBChange(t *testing.T, fail func(string, ...any), fx *isoFixture, a 
 		fail("haproxy %s: B's change evaluated %d Ingresses again with A present, %d without A, and A has %d Ingresses on %s or with a default backend",
 			lb.version, evalWith, evalAlone, neighbours, host)
 	}
-	if limit := 20*tookAlone + 250*time.Millisecond; took > limit {
+	if limit := 20*tookAlone + 500*time.Millisecond; took > limit {
 		fail("haproxy %s: B's change rendered in %v with A present, %v without (limit %v)", lb.version, took, tookAlone, limit)
 	}
 	writeFiles(t, lb.bOnlyDir, out)
@@ -1470,6 +1513,15 @@ func isoCheckBChange(t *testing.T, fail func(string, ...any), fx *isoFixture, a 
 	}
 	alone := check(filepath.Join(lb.bOnlyDir, render.ConfigFile))
 	with := check(filepath.Join(dir, render.ConfigFile))
+	// Another process on the machine can stall one run: over the
+	// limit, both are measured twice more, and the fastest runs compared.
+	for range 2 {
+		if with <= 4*alone+1500*time.Millisecond {
+			break
+		}
+		alone = min(alone, check(filepath.Join(lb.bOnlyDir, render.ConfigFile)))
+		with = min(with, check(filepath.Join(dir, render.ConfigFile)))
+	}
 	st.checkWith, st.checkAlone = max(st.checkWith, with), max(st.checkAlone, alone)
 	if limit := 4*alone + 1500*time.Millisecond; with > limit {
 		fail("haproxy %s -c of B's change took %v with A present, %v without (limit %v)", lb.version, with, alone, limit)
