@@ -1,0 +1,1564 @@
+package render_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
+)
+
+// Isolation as a property (issue 21: no tenant can take down, slow down or
+// route around another). Tenant B (namespace tenant-b) has a fixed set of
+// Ingresses with varied protections. Tenant A (namespace tenant-a) adds,
+// changes and deletes random objects drawn from everything the sidecar
+// accepts: valid, invalid and hostile annotation values (ours and
+// ingress-nginx's), canaries, hosts and paths that collide with B's,
+// default backends, TLS entries, htpasswd, TLS and CA Secrets, Services
+// and EndpointSlices named like B's. After every step, through real
+// HAProxy 2.6 and 3.0 reloaded by their master, every request of a fixed
+// set for B's routes must get the answer it got with B alone, except
+// where README documents a rule that crosses namespaces (isoDocumented).
+// Every few steps B changes: the change must be served, rendered
+// incrementally (only the Ingresses sharing its host evaluated again), and
+// its render and `haproxy -c` must stay within a bound of the same change
+// without A.
+//
+// A failure names the seed and step; ISOLATION_SEED and ISOLATION_STEPS
+// replay it. ISOLATION_DURATION runs longer (the default is 20s per
+// annotation mode, both HAProxy versions at each step).
+
+// includeCrossNamespaceCanary makes A write canary Ingresses for hosts and
+// paths that B serves (weight 100, by header, by cookie, ours and
+// ingress-nginx's). Known defect, fix pending: a canary attaches to the
+// primary of any namespace, so A's weight-100 canary takes every request
+// of B's route. This stays true: the test fails until canaries attach
+// only to primaries of their own namespace.
+const includeCrossNamespaceCanary = true
+
+// includeUnboundedHashes adds htpasswd Secrets whose hashes ask HAProxy
+// for unbounded work (bcrypt cost 31, SHA-crypt rounds=999999999). Off
+// until the auth fix bounds what reaches a userlist: today `haproxy -c`
+// spins on them for days and parallel wrong passwords crash the worker.
+// Turn on with that fix.
+const includeUnboundedHashes = false
+
+// toleratedHostlessCertificate: a defect this test found. A TLS entry
+// without hosts is written to crt-list.txt without an SNI filter, so
+// HAProxy serves its certificate for every name the certificate carries;
+// lines are sorted by file name, tenant-a's comes before tenant-b's line
+// filtered on "b7.test", and HAProxy 2.6 and 3.0 answer SNI b7.test with
+// the certificate of the first line: A's, although B's older entry names
+// the host. While true, the oracle accepts A's certificate there (only the
+// certificate: the rest of the answer is compared). Set to false with the
+// fix, so that the test holds it.
+const toleratedHostlessCertificate = true
+
+const (
+	isoNSA = "tenant-a"
+	isoNSB = "tenant-b"
+)
+
+// isoBorn is B's creation time; A's objects are all younger, so that "the
+// oldest Ingress owns a host and path" (README, Conflicts) protects B.
+var isoBorn = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// isoReq is one request of B's fixed set, with what B alone answers
+// (want, and want1 once B's change is served when it differs).
+type isoReq struct {
+	host, path  string // Host header (may carry a port and capitals), path with query
+	https       bool
+	method      string
+	header      map[string]string
+	body        int
+	want, want1 string // isoAnswer.brief()
+	name        string
+	sni         string // the host without port, lower case
+	pathNoQuery string
+	wantFor     func(state int) string
+	checkExtra  func(a isoAnswer) string // a further check on B alone's answer
+}
+
+// isoAnswer is what the test compares: status, the echo server that
+// answered, the path it saw, and the headers B's protections produce.
+type isoAnswer struct {
+	Status                    int
+	Endpoint, SeenPath        string
+	Location, WWWAuthenticate string
+	AllowOrigin, AllowMethods string
+	HSTS, Cert, Err           string
+}
+
+func (a isoAnswer) brief() string {
+	if a.Err != "" {
+		return "error"
+	}
+	s := strconv.Itoa(a.Status)
+	if a.Endpoint != "" {
+		s += " " + a.Endpoint
+	}
+	if a.Location != "" {
+		s += " " + a.Location
+	}
+	return s
+}
+
+func (a isoAnswer) String() string {
+	var parts []string
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+"="+strconv.Quote(hShort(v)))
+		}
+	}
+	parts = append(parts, "status="+strconv.Itoa(a.Status))
+	add("endpoint", a.Endpoint)
+	add("seen-path", a.SeenPath)
+	add("location", a.Location)
+	add("www-authenticate", a.WWWAuthenticate)
+	add("acao", a.AllowOrigin)
+	add("acam", a.AllowMethods)
+	add("hsts", a.HSTS)
+	add("cert", a.Cert)
+	add("error", a.Err)
+	return strings.Join(parts, " ")
+}
+
+// isoRequests is B's request set: hosts, paths, headers, cookies,
+// credentials and source handling, with and without auth, and the headers
+// and cookies A's canaries and protections use.
+func isoRequests() []isoReq {
+	// What A's canaries look for (canaries()): each of B's routes is
+	// asked with all of them at once, and with the header value.
+	canaryHdrs := map[string]string{"X-Canary": "always", "X-B-Canary": "always", "Cookie": "canary=always; beta=always"}
+	canaryValue := map[string]string{"X-Canary": "yes"}
+	reqs := []isoReq{
+		{name: "b1 /", host: "b1.test", path: "/", want: "200 b-web"},
+		{name: "b1 /api/x", host: "b1.test", path: "/api/x", want: "200 b-api"},
+		{name: "b1 /api/x with B's canary header", host: "b1.test", path: "/api/x", header: map[string]string{"X-B-Canary": "always"}, want: "200 b-canary"},
+		{name: "b1 /api with B's canary header never", host: "b1.test", path: "/api", header: map[string]string{"X-B-Canary": "never"}, want: "200 b-api"},
+		{name: "b1 /exact (B's change)", host: "b1.test", path: "/exact", want: "200 b-api", want1: "200 b-web"},
+		{name: "b1 /exact/sub", host: "b1.test", path: "/exact/sub", want: "200 b-web"},
+		{name: "b1 rewrite", host: "b1.test", path: "/rw/users?id=1", want: "200 b-api",
+			checkExtra: func(a isoAnswer) string { return want(a.SeenPath, "/v2/users?id=1") }},
+		{name: "b1 CORS preflight", host: "b1.test", path: "/", method: "OPTIONS",
+			header: map[string]string{"Origin": "https://app.b.example", "Access-Control-Request-Method": "POST"}, want: "204",
+			checkExtra: func(a isoAnswer) string { return want(a.AllowOrigin, "https://app.b.example") }},
+		{name: "b1 other origin", host: "b1.test", path: "/", header: map[string]string{"Origin": "https://evil.example"}, want: "200 b-web",
+			checkExtra: func(a isoAnswer) string { return want(a.AllowOrigin, "") }},
+		{name: "b1 Host with port and capitals", host: "B1.TEST:80", path: "/api/v1/x", want: "200 b-api"},
+		{name: "b1 /api/v1 with the canary headers and cookies (B's canary takes it)", host: "b1.test", path: "/api/v1", header: canaryHdrs, want: "200 b-canary"},
+		{name: "b1 / with A's canary header value", host: "b1.test", path: "/", header: map[string]string{"X-Canary": "yes", "X-A": "always"}, want: "200 b-web"},
+		{name: "b1 HTTPS", host: "b1.test", path: "/api", https: true, want: "200 b-api"},
+		{name: "b1 /rw with A's canary cookie", host: "b1.test", path: "/rw", header: canaryHdrs, want: "200 b-api"},
+		{name: "b2 no credentials", host: "b2.test", path: "/", want: "401",
+			checkExtra: func(a isoAnswer) string { return want(a.WWWAuthenticate, `Basic realm="B realm"`) }},
+		{name: "b2 wrong password", host: "b2.test", path: "/", header: basic("alice", "wrong"), want: "401"},
+		{name: "b2 alice (bcrypt)", host: "b2.test", path: "/", header: basic("alice", "s3cret"), want: "200 b-web"},
+		{name: "b2 bob (SHA-crypt)", host: "b2.test", path: "/x", header: basic("bob", "secret"), want: "200 b-web"},
+		{name: "b2 A's user", host: "b2.test", path: "/", header: basic("mallory", "m4llory"), want: "401"},
+		{name: "b2 A's canary header, no credentials", host: "b2.test", path: "/", header: canaryHdrs, want: "401"},
+		{name: "b3 outside the allowlist", host: "b3.test", path: "/", want: "403"},
+		{name: "b3 X-Forwarded-For from an untrusted client", host: "b3.test", path: "/", header: map[string]string{"X-Forwarded-For": "10.1.1.1"}, want: "403"},
+		{name: "b3 /open", host: "b3.test", path: "/open", want: "200 b-web"},
+		{name: "b3 /open with A's canary header", host: "b3.test", path: "/open/x", header: canaryHdrs, want: "200 b-web"},
+		{name: "b4 rate-limited route", host: "b4.test", path: "/", want: "200 b-api"},
+		{name: "b4 body over the limit", host: "b4.test", path: "/", method: "POST", body: 2048, want: "413"},
+		{name: "b5 permanent redirect", host: "b5.test", path: "/anything", want: "301 https://new.b.example/"},
+		{name: "b6 app-root", host: "b6.test", path: "/", want: "302 /home"},
+		{name: "b6 /home", host: "b6.test", path: "/home", want: "200 b-web"},
+		{name: "b7 plain HTTP to a TLS host", host: "b7.test", path: "/p", want: "308 https://b7.test/p"},
+		{name: "b7 HTTPS", host: "b7.test", path: "/p", https: true, want: "200 b-web",
+			checkExtra: func(a isoAnswer) string {
+				return want(a.Cert+" "+a.HSTS, "b7.test/tenant-b max-age=31536000; includeSubDomains")
+			}},
+		{name: "b8 ssl-redirect true, code 301", host: "b8.test", path: "/q?x=1", want: "301 https://b8.test/q?x=1"},
+		{name: "b8 HTTPS", host: "b8.test", path: "/q", https: true, want: "200 b-api"},
+	}
+	for _, c := range []struct {
+		host, path string
+		https      bool
+		want       string
+		want1      string
+	}{
+		{"b1.test", "/", false, "200 b-web", ""},
+		{"b1.test", "/exact", false, "200 b-api", "200 b-web"},
+		{"b2.test", "/", false, "401", ""},
+		{"b3.test", "/", false, "403", ""},
+		{"b3.test", "/open", false, "200 b-web", ""},
+		{"b4.test", "/", false, "200 b-api", ""},
+		{"b5.test", "/", false, "301 https://new.b.example/", ""},
+		{"b6.test", "/", false, "302 /home", ""},
+		{"b7.test", "/", false, "308 https://b7.test/", ""},
+		{"b7.test", "/", true, "200 b-web", ""},
+		{"b8.test", "/", false, "301 https://b8.test/", ""},
+	} {
+		for _, h := range []map[string]string{canaryHdrs, canaryValue} {
+			reqs = append(reqs, isoReq{name: c.host + " " + c.path + " with " + strings.Join(slices.Sorted(maps.Keys(h)), ", "),
+				host: c.host, path: c.path, https: c.https, header: h, want: c.want, want1: c.want1})
+		}
+	}
+	for i := range reqs {
+		r := &reqs[i]
+		if r.method == "" {
+			r.method = "GET"
+		}
+		r.sni = strings.ToLower(strings.Split(r.host, ":")[0])
+		r.pathNoQuery, _, _ = strings.Cut(r.path, "?")
+		w0, w1 := r.want, r.want1
+		if w1 == "" {
+			w1 = w0
+		}
+		r.wantFor = func(state int) string {
+			if state == 1 {
+				return w1
+			}
+			return w0
+		}
+	}
+	return reqs
+}
+
+func want(got, want string) string {
+	if got != want {
+		return fmt.Sprintf("%q, want %q", got, want)
+	}
+	return ""
+}
+
+// isoPath is one path of a fixture Ingress.
+type isoPath struct {
+	path string
+	pt   networkingv1.PathType
+	svc  string
+}
+
+func isoIngress(ns, name string, born time.Time, host string, ann map[string]string, paths ...isoPath) *networkingv1.Ingress {
+	cls := "haproxy"
+	a := map[string]string{}
+	for k, v := range ann {
+		a[render.AnnotationPrefix+k] = v
+	}
+	var hp []networkingv1.HTTPIngressPath
+	for _, p := range paths {
+		pt := p.pt
+		hp = append(hp, networkingv1.HTTPIngressPath{Path: p.path, PathType: &pt, Backend: networkingv1.IngressBackend{
+			Service: &networkingv1.IngressServiceBackend{Name: p.svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}})
+	}
+	return &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: a, CreationTimestamp: metav1.NewTime(born)},
+		Spec: networkingv1.IngressSpec{IngressClassName: &cls, Rules: []networkingv1.IngressRule{{Host: host,
+			IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: hp}}}}}}
+}
+
+func isoServiceObjs(ns, name string, port int, ready bool) (*corev1.Service, *discoveryv1.EndpointSlice) {
+	p, pname := int32(port), "http"
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: &pname, Port: &p}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+	}
+	return svc, es
+}
+
+// isoFixture is tenant B, in its two states (1: B's change served), and
+// what A's generator draws on: echo servers, certificates and hashes.
+type isoFixture struct {
+	class   *networkingv1.IngressClass
+	b       [2]render.Inputs
+	changed [2]*networkingv1.Ingress // b-open in each state
+	aEchoes map[string]int           // A's Service name -> echo port
+	closed  int                      // a loopback port nobody listens on
+	aCert   [2][]byte                // A's certificate for b7.test, b1.test, *.test (O tenant-a), and key
+	aCert2  [2][]byte                // another pair, for mismatched keys
+	bcrypt  map[int]string           // "m4llory" hashed with each cost
+}
+
+func newIsoFixture(t *testing.T) *isoFixture {
+	fx := &isoFixture{aEchoes: map[string]int{}, bcrypt: map[int]string{}}
+	fx.class = &networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "haproxy", Annotations: map[string]string{render.DefaultClassAnnotation: "true"}},
+		Spec: networkingv1.IngressClassSpec{Controller: render.DefaultControllerName}}
+	var b render.Inputs
+	for _, name := range []string{"b-web", "b-api", "b-canary"} {
+		svc, es := isoServiceObjs(isoNSB, name, startAnnEcho(t, name, nil).port, true)
+		b.Services, b.EndpointSlices = append(b.Services, svc), append(b.EndpointSlices, es)
+	}
+	for _, name := range []string{"a-one", "a-two", "a-imposter"} {
+		fx.aEchoes[name] = startAnnEcho(t, name, nil).port
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.closed = ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+
+	users := htpasswdSecret(t, "b-users") // alice (bcrypt) and bob (SHA-crypt)
+	users.Namespace = isoNSB
+	crt, key := testenv.SelfSigned(t, "b7.test", isoNSB)
+	b.Secrets = append(b.Secrets, users, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: isoNSB, Name: "b-tls"},
+		Type: corev1.SecretTypeTLS, Data: map[string][]byte{"tls.crt": crt, "tls.key": key}})
+	fx.aCert[0], fx.aCert[1] = testenv.SelfSigned(t, "b7.test", isoNSA)
+	fx.aCert2[0], fx.aCert2[1] = testenv.SelfSigned(t, "b1.test", isoNSA)
+
+	P, E := networkingv1.PathTypePrefix, networkingv1.PathTypeExact
+	n := 0
+	ing := func(name, host string, ann map[string]string, paths ...isoPath) *networkingv1.Ingress {
+		n++
+		return isoIngress(isoNSB, name, isoBorn.Add(time.Duration(n)*time.Minute), host, ann, paths...)
+	}
+	open := func(exactSvc string) *networkingv1.Ingress {
+		return isoIngress(isoNSB, "b-open", isoBorn, "b1.test",
+			map[string]string{"cors-enable": "true", "cors-allow-origin": "https://app.b.example"},
+			isoPath{"/", P, "b-web"}, isoPath{"/api", P, "b-api"}, isoPath{"/exact", E, exactSvc})
+	}
+	fx.changed = [2]*networkingv1.Ingress{open("b-api"), open("b-web")}
+	tlsIng := ing("b-tls", "b7.test", map[string]string{"hsts": "true"}, isoPath{"/", P, "b-web"})
+	tlsIng.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{"b7.test"}, SecretName: "b-tls"}}
+	b.Ingresses = []*networkingv1.Ingress{
+		ing("b-canary", "b1.test", map[string]string{"canary-by-header": "X-B-Canary"}, isoPath{"/api", P, "b-canary"}),
+		ing("b-rewrite", "b1.test", map[string]string{"rewrite-target": "/v2"}, isoPath{"/rw", P, "b-api"}),
+		ing("b-auth", "b2.test", map[string]string{"auth-basic-secret": "b-users", "auth-realm": "B realm"}, isoPath{"/", P, "b-web"}),
+		ing("b-allow", "b3.test", map[string]string{"allowlist-source-range": "10.0.0.0/8"}, isoPath{"/", P, "b-web"}),
+		ing("b-allow-open", "b3.test", map[string]string{"allowlist-source-range": "127.0.0.0/8", "denylist-source-range": "127.0.0.2"}, isoPath{"/open", P, "b-web"}),
+		ing("b-rate", "b4.test", map[string]string{"rate-limit-rps": "1000", "rate-limit-connections": "100", "body-size-limit": "1k"}, isoPath{"/", P, "b-api"}),
+		ing("b-redirect", "b5.test", map[string]string{"permanent-redirect": "https://new.b.example/"}, isoPath{"/", P, "b-web"}),
+		ing("b-approot", "b6.test", map[string]string{"app-root": "/home"}, isoPath{"/", P, "b-web"}),
+		tlsIng,
+		ing("b-sslr", "b8.test", map[string]string{"ssl-redirect": "true", "ssl-redirect-code": "301"}, isoPath{"/", P, "b-api"}),
+	}
+	for state := range 2 {
+		fx.b[state] = b
+		fx.b[state].IngressClasses = []*networkingv1.IngressClass{fx.class}
+		fx.b[state].Ingresses = append([]*networkingv1.Ingress{fx.changed[state]}, b.Ingresses...)
+	}
+	return fx
+}
+
+// bKey is a host, path and type B serves (canaries excluded).
+type bKey struct {
+	host, path string
+	pt         networkingv1.PathType
+}
+
+func (fx *isoFixture) keys() []bKey {
+	var out []bKey
+	for _, ing := range fx.b[0].Ingresses {
+		if ing.Name == "b-canary" {
+			continue
+		}
+		for _, r := range ing.Spec.Rules {
+			for _, p := range r.HTTP.Paths {
+				out = append(out, bKey{r.Host, p.Path, *p.PathType})
+			}
+		}
+	}
+	return out
+}
+
+// bHosts are the hosts B serves.
+func (fx *isoFixture) hosts() []string {
+	var out []string
+	for _, k := range fx.keys() {
+		if !slices.Contains(out, k.host) {
+			out = append(out, k.host)
+		}
+	}
+	return out
+}
+
+// tenantA is A's objects and the generator that changes them.
+type tenantA struct {
+	r      *rand.Rand
+	fx     *isoFixture
+	keys   []bKey
+	born   int
+	ings   map[string]*networkingv1.Ingress
+	svcs   map[string]*corev1.Service
+	slices map[string]*discoveryv1.EndpointSlice
+	secs   map[string]*corev1.Secret
+	cms    map[string]*corev1.ConfigMap
+}
+
+func newTenantA(seed uint64, fx *isoFixture) *tenantA {
+	return &tenantA{r: rand.New(rand.NewPCG(seed, 21)), fx: fx, keys: fx.keys(),
+		ings: map[string]*networkingv1.Ingress{}, svcs: map[string]*corev1.Service{},
+		slices: map[string]*discoveryv1.EndpointSlice{}, secs: map[string]*corev1.Secret{}, cms: map[string]*corev1.ConfigMap{}}
+}
+
+func pick[T any](r *rand.Rand, list []T) T { return list[r.IntN(len(list))] }
+
+var (
+	isoIngressNames = []string{"a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "b-open", "b-auth", "b-canary"}
+	isoServiceNames = []string{"a-one", "a-two", "b-web"}
+	isoBackendNames = []string{"a-one", "a-two", "b-web", "b-api", "b-canary", "a-none"}
+	isoSecretNames  = []string{"a-users", "b-users", "a-tls", "b-tls", "a-ca", "junk"}
+	isoOtherHosts   = []string{"*.test", "a1.test", "", "B1.TEST", "b1.test.", "*.b1.test", "b1.test:80", "b1.test\nx", "xn--b1-test"}
+	isoOtherPaths   = []string{"/", "/api/", "/api/v1", "/api/x", "/exact", "/exact/", "/rw/users", "/rw", "/home", "/open", "/open/x",
+		"/anything", "/p", "/q", "/x", "/API", "/ap%69", "", "api", "/a b", "/..", "//", "/api/v1/x/y", "/v2"}
+	isoPathTypes = []networkingv1.PathType{networkingv1.PathTypeExact, networkingv1.PathTypePrefix, networkingv1.PathTypeImplementationSpecific, "", "Regex"}
+)
+
+// step makes one to three changes to A's objects and describes them.
+func (a *tenantA) step() []string {
+	var what []string
+	for range 1 + a.r.IntN(3) {
+		what = append(what, a.change())
+	}
+	return what
+}
+
+func (a *tenantA) change() string {
+	r := a.r
+	switch x := r.IntN(100); {
+	case x < 45:
+		name := pick(r, isoIngressNames)
+		a.ings[name] = a.ingress(name)
+		return "Ingress " + name + " set"
+	case x < 55:
+		name := pick(r, isoIngressNames)
+		delete(a.ings, name)
+		return "Ingress " + name + " deleted"
+	case x < 70:
+		name := pick(r, isoSecretNames)
+		a.secs[name] = a.secret(name)
+		return "Secret " + name + " set"
+	case x < 74:
+		name := pick(r, isoSecretNames)
+		delete(a.secs, name)
+		return "Secret " + name + " deleted"
+	case x < 82:
+		name := pick(r, isoServiceNames)
+		if r.IntN(4) == 0 {
+			delete(a.svcs, name)
+			return "Service " + name + " deleted"
+		}
+		a.svcs[name] = a.service(name)
+		return "Service " + name + " set"
+	case x < 92:
+		label := pick(r, append(isoServiceNames, "b-api"))
+		name := label + "-" + strconv.Itoa(r.IntN(2))
+		if r.IntN(4) == 0 {
+			delete(a.slices, name)
+			return "EndpointSlice " + name + " deleted"
+		}
+		a.slices[name] = a.slice(name, label)
+		return "EndpointSlice " + name + " set"
+	case x < 93:
+		// Many Ingresses at once (the engine's bulk path), most of them
+		// on B's hosts: B's later changes must not slow down for them
+		// beyond the Ingresses sharing their host.
+		for i := range 40 {
+			name := "flood-" + strconv.Itoa(i)
+			a.ings[name] = a.ingress(name)
+		}
+		return "40 flood Ingresses set"
+	case x < 94:
+		for name := range a.ings {
+			if strings.HasPrefix(name, "flood-") {
+				delete(a.ings, name)
+			}
+		}
+		return "flood Ingresses deleted"
+	case x < 97:
+		a.cms["haproxy-sidecar"] = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: isoNSA, Name: "haproxy-sidecar"},
+			Data: map[string]string{"default-certificate": "tenant-b/b-tls", "trusted-proxies": "0.0.0.0/0", "timeout-server": "1ms",
+				"ssl-redirect": "true", pick(r, []string{"maxconn", "log-format"}): pick(r, hostileValues())}}
+		return "ConfigMap set"
+	default:
+		clear(a.ings)
+		clear(a.svcs)
+		clear(a.slices)
+		clear(a.secs)
+		clear(a.cms)
+		return "everything deleted"
+	}
+}
+
+func (a *tenantA) nextBorn() metav1.Time {
+	a.born++
+	return metav1.NewTime(isoBorn.Add(24*time.Hour + time.Duration(a.born)*time.Second))
+}
+
+// ingress is a new version of A's Ingress name (an update keeps its
+// creation time, like the API server).
+func (a *tenantA) ingress(name string) *networkingv1.Ingress {
+	r := a.r
+	born := a.nextBorn()
+	if old := a.ings[name]; old != nil {
+		born = old.CreationTimestamp
+	}
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: isoNSA, Name: name, CreationTimestamp: born, Annotations: map[string]string{}}}
+	switch r.IntN(10) {
+	case 0: // the default class
+	case 1:
+		ing.Spec.IngressClassName = hPtr("other")
+	case 2:
+		ing.Annotations[render.LegacyClassAnnotation] = "haproxy"
+	default:
+		ing.Spec.IngressClassName = hPtr("haproxy")
+	}
+	hosts := a.fx.hosts()
+	var ruleHosts []string
+	for range 1 + r.IntN(3) {
+		host := pick(r, hosts)
+		if r.IntN(3) == 0 {
+			host = pick(r, isoOtherHosts)
+		}
+		ruleHosts = append(ruleHosts, host)
+		var paths []networkingv1.HTTPIngressPath
+		for range 1 + r.IntN(3) {
+			var p networkingv1.HTTPIngressPath
+			same := slices.DeleteFunc(slices.Clone(a.keys), func(k bKey) bool { return k.host != host })
+			if len(same) > 0 && r.IntN(2) == 0 {
+				k := pick(r, same) // the very host, path and type of B
+				p.Path, p.PathType = k.path, hPtr(k.pt)
+			} else {
+				p.Path = pick(r, isoOtherPaths)
+				if r.IntN(20) == 0 {
+					p.Path = pick(r, hostileValues())
+				}
+				if pt := pick(r, isoPathTypes); pt != "" {
+					p.PathType = hPtr(pt)
+				}
+			}
+			p.Backend = a.backend()
+			paths = append(paths, p)
+		}
+		ing.Spec.Rules = append(ing.Spec.Rules, networkingv1.IngressRule{Host: host,
+			IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: paths}}})
+	}
+	if r.IntN(7) == 0 {
+		b := a.backend()
+		ing.Spec.DefaultBackend = &b
+	}
+	if r.IntN(4) == 0 {
+		for range 1 + r.IntN(2) {
+			var tl networkingv1.IngressTLS
+			for range r.IntN(3) {
+				host := pick(r, []string{"b7.test", "a1.test", "B7.TEST", "", "*.b1.test", "b7.test."})
+				if r.IntN(4) == 0 {
+					host = pick(r, append(slices.Clone(hosts), "*.test"))
+				}
+				tl.Hosts = append(tl.Hosts, host)
+			}
+			tl.SecretName = pick(r, append(slices.Clone(isoSecretNames), "tenant-b/b-tls", "missing", ""))
+			ing.Spec.TLS = append(ing.Spec.TLS, tl)
+		}
+	}
+	for range r.IntN(4) {
+		maps.Copy(ing.Annotations, a.annotation())
+	}
+	if r.IntN(3) == 0 {
+		maps.Copy(ing.Annotations, pick(r, a.targeted()))
+	}
+	if includeCrossNamespaceCanary && r.IntN(4) == 0 {
+		// A canary for one of B's very routes.
+		k := pick(r, a.keys)
+		ing.Spec.Rules = []networkingv1.IngressRule{{Host: k.host, IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+			Paths: []networkingv1.HTTPIngressPath{{Path: k.path, PathType: hPtr(k.pt), Backend: a.backend()}}}}}}
+		maps.Copy(ing.Annotations, pick(r, a.canaries()))
+	}
+	if !includeCrossNamespaceCanary && isoCanaryish(ing.Annotations) {
+		// Without the fix, a canary never names B's hosts.
+		for i := range ing.Spec.Rules {
+			if slices.Contains(hosts, ing.Spec.Rules[i].Host) {
+				ing.Spec.Rules[i].Host = "a1.test"
+			}
+		}
+	}
+	return ing
+}
+
+func isoCanaryish(ann map[string]string) bool {
+	for k := range ann {
+		if strings.Contains(k, "canary") {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *tenantA) backend() networkingv1.IngressBackend {
+	r := a.r
+	s := &networkingv1.IngressServiceBackend{Name: pick(r, isoBackendNames)}
+	switch r.IntN(8) {
+	case 0:
+		s.Port.Name = "http"
+	case 1:
+		s.Port.Number = 8080
+	case 2:
+		s.Port.Name = "Bad_Name"
+	default:
+		s.Port.Number = 80
+	}
+	return networkingv1.IngressBackend{Service: s}
+}
+
+// canaries are canary annotation sets, ours and ingress-nginx's.
+func (a *tenantA) canaries() []map[string]string {
+	p, n := render.AnnotationPrefix, render.NginxAnnotationPrefix
+	return []map[string]string{
+		{p + "canary-weight": "100"},
+		{p + "canary-weight": "1", p + "canary-weight-total": "1"},
+		{p + "canary-by-header": "X-Canary"},
+		{p + "canary-by-header": "X-B-Canary"},
+		{p + "canary-by-header": "X-Canary", p + "canary-by-header-value": "yes"},
+		{p + "canary-by-cookie": "canary"},
+		{p + "canary": "true", p + "canary-weight": "100", p + "auth-basic-secret": "a-users"},
+		{n + "canary": "true", n + "canary-weight": "100"},
+		{n + "canary": "true", n + "canary-by-header": "X-Canary", n + "canary-by-header-value": "always"},
+		{n + "canary": "true", n + "canary-by-cookie": "beta"},
+	}
+}
+
+// targeted are annotation sets aimed at B's protections and answers.
+func (a *tenantA) targeted() []map[string]string {
+	p, n := render.AnnotationPrefix, render.NginxAnnotationPrefix
+	return []map[string]string{
+		{p + "auth-basic-secret": "b-users"},
+		{p + "auth-basic-secret": "a-users", p + "auth-realm": "B realm"},
+		{p + "auth-basic-secret": "tenant-b/b-users"},
+		{n + "auth-type": "basic", n + "auth-secret": "tenant-b/b-users"},
+		{n + "auth-type": "basic", n + "auth-secret": "a-users", n + "auth-realm": "A"},
+		{p + "ssl-redirect": "true", p + "ssl-redirect-code": "302"},
+		{p + "ssl-redirect": "false"},
+		{n + "force-ssl-redirect": "true"},
+		{p + "permanent-redirect": "https://evil.example/"},
+		{p + "temporal-redirect": "https://evil.example/"},
+		{p + "app-root": "/evil"},
+		{p + "rewrite-target": "/evil"},
+		{n + "rewrite-target": "/evil/$1"},
+		{p + "allowlist-source-range": "10.0.0.0/8"},
+		{p + "denylist-source-range": "0.0.0.0/0"},
+		{n + "whitelist-source-range": "10.0.0.0/8"},
+		{p + "rate-limit-rps": "1", p + "rate-limit-connections": "1"},
+		{n + "limit-rps": "1"},
+		{p + "cors-enable": "true", p + "cors-allow-origin": "*", p + "cors-allow-methods": "DELETE"},
+		{p + "hsts": "true", p + "hsts-max-age": "1", p + "hsts-include-subdomains": "false"},
+		{p + "body-size-limit": "1"},
+		{p + "backend-protocol": "https", p + "backend-ca-secret": "a-ca"},
+		{p + "backend-ca-secret": "tenant-b/b-tls"},
+		{p + "balance": "source", p + "affinity": "cookie", p + "session-cookie-name": "INGRESSCOOKIE"},
+		{p + "health-check-path": "/healthz", p + "health-check-interval": "1ms"},
+		{p + "timeout-server": "1ms", p + "timeout-connect": "1ms", p + "maxconn-server": "1", p + "timeout-queue": "1ms"},
+		{n + "configuration-snippet": "http-request deny"},
+		{n + "server-snippet": "http-request deny"},
+	}
+}
+
+// annotation is one annotation, ours or ingress-nginx's, with a valid,
+// hostile, or valid-then-hostile value, and what it needs beside it.
+func (a *tenantA) annotation() map[string]string {
+	r := a.r
+	var key string
+	var spec hostileSpec
+	if r.IntN(2) == 0 {
+		an := pick(r, render.Annotations())
+		key, spec = render.AnnotationPrefix+an.Name, oursSpec(an.Name)
+	} else {
+		an := pick(r, render.NginxAnnotations())
+		key, spec = render.NginxAnnotationPrefix+an.Name, nginxSpec(an.Name)
+	}
+	out := maps.Clone(spec.with)
+	if out == nil {
+		out = map[string]string{}
+	}
+	switch r.IntN(4) {
+	case 0, 1:
+		out[key] = spec.valid
+	case 2:
+		out[key] = pick(r, hostileValues())
+	default:
+		out[key] = spec.valid + pick(r, hostileSuffixes())
+	}
+	return out
+}
+
+func (a *tenantA) service(name string) *corev1.Service {
+	r := a.r
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: isoNSA, Name: name},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+	switch r.IntN(6) {
+	case 0:
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: "other", Port: 8080})
+	case 1:
+		svc.Spec.Type = corev1.ServiceTypeExternalName
+		svc.Spec.ExternalName = "b-web.tenant-b.svc.cluster.local"
+	case 2:
+		svc.Spec.Ports = []corev1.ServicePort{{Name: "Bad_Name", Port: 80}}
+	}
+	return svc
+}
+
+// slice is an EndpointSlice of A labelled for Service label, pointing at
+// A's echo servers (the one named like B's Service answers a-imposter),
+// at a closed port, or at addresses the sidecar must refuse.
+func (a *tenantA) slice(name, label string) *discoveryv1.EndpointSlice {
+	r := a.r
+	port := a.fx.aEchoes[label]
+	if port == 0 {
+		port = a.fx.aEchoes["a-imposter"]
+	}
+	if r.IntN(5) == 0 {
+		port = a.fx.closed
+	}
+	p, pname := int32(port), "http"
+	ready := r.IntN(5) != 0
+	addr := "127.0.0.1"
+	switch r.IntN(10) {
+	case 0:
+		addr = "not-an-ip"
+	case 1:
+		addr = "0.0.0.0"
+	}
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: isoNSA, Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: label}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: &pname, Port: &p}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{addr}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+	}
+	if r.IntN(10) == 0 {
+		es.Ports[0].Port = hPtr(int32(70000))
+	}
+	return es
+}
+
+// SHA-crypt hashes with more rounds than the default 5000: work HAProxy
+// does per request and at parse time, bounded (`python3 crypt`).
+const (
+	isoSHA512Rounds = "$6$rounds=20000$evesalt$jY4ACWRwy4so0oK7/ThPVWK0DL0f1X1JwxLwF9aEXeAG35.gxJlFa19r3b/TB42HI96z0Wpsj6SkuOeMS2kcZ1" // "3ve"
+	isoSHA256Rounds = "$5$rounds=10000$fivesalt$PWiWre/WMPjh5J9zzGwwMlty4zDKmxEenzlC3BkCwP1"                                           // "secret"
+)
+
+func (fx *isoFixture) bcryptHash(t *testing.T, cost int) string {
+	if h, ok := fx.bcrypt[cost]; ok {
+		return h
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte("m4llory"), cost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.bcrypt[cost] = string(h)
+	return string(h)
+}
+
+// secret is A's Secret name: an htpasswd file (valid, hostile or with
+// costly but bounded hashes), a TLS pair (A's own certificate for B's
+// hosts, a key of another certificate, garbage) or a CA bundle.
+func (a *tenantA) secret(name string) *corev1.Secret {
+	r := a.r
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: isoNSA, Name: name}, Data: map[string][]byte{}}
+	switch r.IntN(3) {
+	case 0:
+		var lines []string
+		for range 1 + r.IntN(4) {
+			lines = append(lines, pick(r, []string{
+				"mallory:" + a.fx.bcrypt[pick(r, []int{4, 5, 6, 8})],
+				"alice:" + a.fx.bcrypt[4], // B's user name, A's password
+				"eve:" + isoSHA512Rounds,
+				"bob:" + isoSHA256Rounds,
+				"bob:" + sha512crypt,
+				"nocolon", ":", "user:", "user:plaintext", "user:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=",
+				"user:$apr1$salt$hash", "# comment", "", "u ser:" + sha512crypt, "user:" + strings.Repeat("$", 5000),
+				"%[env(HOME)]:" + sha512crypt, "a\rb:" + sha512crypt,
+			}))
+		}
+		if includeUnboundedHashes && r.IntN(4) == 0 {
+			lines = append(lines, pick(r, []string{
+				"slow:$2y$31$" + strings.Repeat("a", 53),
+				"slow:$6$rounds=999999999$salt$" + strings.Repeat("a", 86),
+			}))
+		}
+		s.Data["auth"] = []byte(strings.Join(lines, "\n") + "\n")
+		if r.IntN(8) == 0 {
+			s.Data = map[string][]byte{"htpasswd": s.Data["auth"]}
+		}
+	case 1:
+		s.Type = corev1.SecretTypeTLS
+		crt, key := a.fx.aCert[0], a.fx.aCert[1]
+		if r.IntN(2) == 0 {
+			crt, key = a.fx.aCert2[0], a.fx.aCert2[1]
+		}
+		switch r.IntN(5) {
+		case 0:
+			key = a.fx.aCert2[1]
+			crt = a.fx.aCert[0] // a key of another certificate
+		case 1:
+			crt = []byte("garbage")
+		}
+		s.Data["tls.crt"], s.Data["tls.key"] = crt, key
+	default:
+		s.Data["ca.crt"] = pick(r, [][]byte{a.fx.aCert[0], []byte("garbage"), []byte(pick(r, hostileValues()))})
+	}
+	return s
+}
+
+// requests are requests for A's own routes (at most 8), with a wrong
+// password and A's canary header and cookie.
+func (a *tenantA) requests() []isoReq {
+	var out []isoReq
+	hdr := basic("mallory", "wrong")
+	hdr["X-Canary"], hdr["Cookie"] = "always", "canary=always"
+	for _, k := range slices.Sorted(maps.Keys(a.ings)) {
+		for _, rule := range a.ings[k].Spec.Rules {
+			if rule.Host == "" || strings.ContainsAny(rule.Host, "*:\n") {
+				continue
+			}
+			for _, p := range rule.HTTP.Paths {
+				if len(out) < 8 && strings.HasPrefix(p.Path, "/") && !strings.ContainsAny(p.Path, " \n\r\x00") && len(p.Path) < 100 {
+					out = append(out, isoReq{method: "GET", host: rule.Host, sni: strings.ToLower(rule.Host), path: p.Path, header: hdr})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// objects lists A's objects (sorted by name, so a seed replays).
+func (a *tenantA) inputs() render.Inputs {
+	var in render.Inputs
+	for _, k := range slices.Sorted(maps.Keys(a.ings)) {
+		in.Ingresses = append(in.Ingresses, a.ings[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.svcs)) {
+		in.Services = append(in.Services, a.svcs[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.slices)) {
+		in.EndpointSlices = append(in.EndpointSlices, a.slices[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.secs)) {
+		in.Secrets = append(in.Secrets, a.secs[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.cms)) {
+		in.ConfigMaps = append(in.ConfigMaps, a.cms[k])
+	}
+	return in
+}
+
+// describe prints A's objects for a failure report.
+func (a *tenantA) describe() string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(a.ings)) {
+		ing := a.ings[k]
+		cls := "<default>"
+		if ing.Spec.IngressClassName != nil {
+			cls = *ing.Spec.IngressClassName
+		}
+		fmt.Fprintf(&b, "  Ingress %s/%s class %s born %s\n", ing.Namespace, ing.Name, cls, ing.CreationTimestamp.UTC().Format(time.RFC3339))
+		for _, ak := range slices.Sorted(maps.Keys(ing.Annotations)) {
+			fmt.Fprintf(&b, "    annotation %s: %q\n", ak, hShort(ing.Annotations[ak]))
+		}
+		for _, rule := range ing.Spec.Rules {
+			for _, p := range rule.HTTP.Paths {
+				pt := "<nil>"
+				if p.PathType != nil {
+					pt = string(*p.PathType)
+				}
+				fmt.Fprintf(&b, "    rule host %q path %q %s -> %s:%s\n", rule.Host, hShort(p.Path), pt, p.Backend.Service.Name, portString(p.Backend.Service.Port))
+			}
+		}
+		for _, tl := range ing.Spec.TLS {
+			fmt.Fprintf(&b, "    tls hosts %q secret %q\n", tl.Hosts, tl.SecretName)
+		}
+		if d := ing.Spec.DefaultBackend; d != nil {
+			fmt.Fprintf(&b, "    defaultBackend %s:%s\n", d.Service.Name, portString(d.Service.Port))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.secs)) {
+		s := a.secs[k]
+		fmt.Fprintf(&b, "  Secret %s type %q keys %v\n", s.Name, s.Type, slices.Sorted(maps.Keys(s.Data)))
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.svcs)) {
+		s := a.svcs[k]
+		fmt.Fprintf(&b, "  Service %s type %q ports %v\n", s.Name, s.Spec.Type, s.Spec.Ports)
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.slices)) {
+		s := a.slices[k]
+		fmt.Fprintf(&b, "  EndpointSlice %s for %s: %v port %d\n", s.Name, s.Labels[discoveryv1.LabelServiceName], s.Endpoints[0].Addresses, *s.Ports[0].Port)
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.cms)) {
+		fmt.Fprintf(&b, "  ConfigMap %s\n", k)
+	}
+	return b.String()
+}
+
+func portString(p networkingv1.ServiceBackendPort) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return strconv.Itoa(int(p.Number))
+}
+
+// pathScore is how a path of an Ingress matches a request path, in the
+// order routing prefers: any Exact match before any Prefix match, then
+// the longest prefix (README, How requests are routed). 0: no match.
+func pathScore(p networkingv1.HTTPIngressPath, reqPath string) int {
+	if p.PathType == nil {
+		return 0
+	}
+	switch *p.PathType {
+	case networkingv1.PathTypeExact:
+		if p.Path == reqPath {
+			return 1 << 20
+		}
+	case networkingv1.PathTypePrefix, networkingv1.PathTypeImplementationSpecific:
+		path := p.Path
+		if path == "" {
+			path = "/"
+		}
+		if !strings.HasPrefix(path, "/") {
+			return 0
+		}
+		trimmed := strings.TrimRight(path, "/")
+		if reqPath == trimmed || strings.HasPrefix(reqPath, trimmed+"/") {
+			return 1 + len(trimmed)
+		}
+	}
+	return 0
+}
+
+// isoDocumented says whether README documents that A may change the
+// answer to r, and how (the answer is then compared with that rule
+// instead of B alone's):
+//
+//   - "route": A serves a path on B's host that matches the request more
+//     closely than every path of B (an Exact path, or a longer prefix):
+//     "Ingresses sharing a host merge their paths". Not a path B itself
+//     serves: for those the oldest Ingress wins, and B's are older.
+//   - "tls": A's TLS entry names B's host (or a wildcard covering it) that
+//     no TLS entry of B names: plain HTTP to a host with a TLS entry is
+//     redirected to HTTPS (308) and SNI picks that entry's certificate
+//     (README, TLS). This is a rule of the host, whoever wrote the entry.
+//   - "cert": A's TLS entry lists no hosts: HAProxy picks its certificate
+//     by the names the certificate carries (render/build.go), which may
+//     be a host of B's without a TLS entry of B. Only the certificate of
+//     B's HTTPS answers may change.
+//
+// B's TLS host b7.test is in neither: B's entry is older and names it
+// (but see toleratedHostlessCertificate).
+func isoDocumented(fx *isoFixture, a *tenantA, state int, r isoReq) string {
+	best := func(ings []*networkingv1.Ingress) int {
+		score := 0
+		for _, ing := range ings {
+			if ing.Namespace == isoNSB && ing.Name == "b-canary" {
+				continue
+			}
+			for _, rule := range ing.Spec.Rules {
+				if rule.Host != r.sni || rule.HTTP == nil {
+					continue
+				}
+				for _, p := range rule.HTTP.Paths {
+					score = max(score, pathScore(p, r.pathNoQuery))
+				}
+			}
+		}
+		return score
+	}
+	var aIngs []*networkingv1.Ingress
+	for _, ing := range a.ings {
+		if c := ing.Spec.IngressClassName; c != nil && *c == "other" {
+			continue
+		}
+		aIngs = append(aIngs, ing)
+	}
+	if best(aIngs) > best(fx.b[state].Ingresses) {
+		return "route"
+	}
+	if r.sni == "b7.test" {
+		// B's own TLS entry names it, and B's is older.
+		if toleratedHostlessCertificate && r.https && slices.ContainsFunc(aIngs, func(ing *networkingv1.Ingress) bool {
+			return slices.ContainsFunc(ing.Spec.TLS, func(tl networkingv1.IngressTLS) bool {
+				sec := a.secs[tl.SecretName]
+				return len(tl.Hosts) == 0 && sec != nil && string(sec.Data["tls.crt"]) == string(fx.aCert[0])
+			})
+		}) {
+			return "cert" // the certificate names b7.test
+		}
+		return ""
+	}
+	wildcard := "*." + strings.SplitN(r.sni, ".", 2)[1]
+	rule := ""
+	for _, ing := range aIngs {
+		for _, tl := range ing.Spec.TLS {
+			sec := a.secs[tl.SecretName]
+			if sec == nil || sec.Data["tls.crt"] == nil {
+				continue // a TLS entry without its Secret is skipped
+			}
+			switch {
+			case slices.Contains(tl.Hosts, r.sni) || slices.Contains(tl.Hosts, wildcard):
+				return "tls"
+			case len(tl.Hosts) == 0 && r.sni == "b1.test" && string(sec.Data["tls.crt"]) == string(fx.aCert2[0]):
+				rule = "cert" // the certificate names b1.test
+			}
+		}
+	}
+	return rule
+}
+
+// isoAllowed says whether got is what rule allows instead of base.
+func isoAllowed(rule string, r isoReq, base, got isoAnswer) bool {
+	switch rule {
+	case "route":
+		return true
+	case "tls":
+		if !r.https {
+			return got == base || got.Status == 308 && got.Location == "https://"+r.sni+r.path
+		}
+		got.Cert = base.Cert
+		return got == base
+	case "cert":
+		if r.https {
+			got.Cert = base.Cert
+		}
+		return got == base
+	}
+	return got == base
+}
+
+// isoLB is one HAProxy (master and worker) with its renderer.
+type isoLB struct {
+	version, bin        string
+	httpPort, httpsPort int
+	dir                 string // gen-N directories and the "cur" link HAProxy's -f goes through
+	gen                 int
+	cli                 *reload.MasterCLI
+	inc                 *render.Incremental
+	prev                *render.Model
+	client              *http.Client
+	logs                *isoTail
+	// bOnly renders B alone, changed as B is: the same change without
+	// A, for the time bounds (bOnlyDir holds its files).
+	bOnly    *render.Incremental
+	bOnlyDir string
+}
+
+func startIsoLB(t *testing.T, version, bin string, tmpl *template.Template) *isoLB {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "iso-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	lb := &isoLB{version: version, bin: bin, httpPort: freePort(t), httpsPort: freePort(t), dir: dir, logs: new(isoTail)}
+	lb.inc = render.NewIncremental(render.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(lb.httpPort),
+		HTTPSBind: "127.0.0.1:" + strconv.Itoa(lb.httpsPort)})
+	lb.cli = reload.NewMasterCLI(filepath.Join(dir, "master.sock"))
+	lb.cli.ConfigDir = filepath.Join(dir, "cur")
+	lb.cli.ReloadTimeout = 30 * time.Second
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		port := lb.httpPort
+		if strings.HasSuffix(addr, ":443") {
+			port = lb.httpsPort
+		}
+		return (&net.Dialer{}).DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(port))
+	}
+	lb.client = &http.Client{Timeout: 10 * time.Second,
+		Transport:     &http.Transport{DialContext: dial, DisableKeepAlives: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return lb
+}
+
+// render renders in with the LB's incremental renderer and writes a new
+// generation; the time is the render's alone.
+func (lb *isoLB) render(t *testing.T, in render.Inputs, opts render.Options) (*render.Model, string, time.Duration) {
+	t.Helper()
+	opts.Previous = lb.prev
+	start := time.Now()
+	m, out, err := lb.inc.Render(in, opts)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("haproxy %s: render: %v", lb.version, err)
+	}
+	lb.prev = m
+	lb.gen++
+	dir := filepath.Join(lb.dir, "gen-"+strconv.Itoa(lb.gen))
+	writeFiles(t, dir, out)
+	return m, dir, took
+}
+
+// serve points "cur" at the generation dir and starts HAProxy on it, or
+// reloads it.
+func (lb *isoLB) serve(t *testing.T, dir string) error {
+	t.Helper()
+	tmp := filepath.Join(lb.dir, "cur.tmp")
+	os.Remove(tmp)
+	if err := os.Symlink(filepath.Base(dir), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(lb.dir, "cur")); err != nil {
+		t.Fatal(err)
+	}
+	if old := filepath.Join(lb.dir, "gen-"+strconv.Itoa(lb.gen-2)); lb.gen > 2 {
+		os.RemoveAll(old)
+	}
+	if lb.gen == 1 {
+		cmd := exec.Command(lb.bin, "-W", "-S", lb.cli.Socket, "-f", filepath.Join(lb.dir, "cur", render.ConfigFile))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Stdout, cmd.Stderr = lb.logs, lb.logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			cmd.Wait()
+		})
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(lb.httpPort)); err == nil {
+				c.Close()
+				return nil
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("haproxy %s did not listen: %s", lb.version, lb.logs.String())
+			}
+		}
+	}
+	_, err := lb.cli.Reload(context.Background())
+	return err
+}
+
+func (lb *isoLB) ask(r isoReq) isoAnswer {
+	scheme := "http"
+	if r.https {
+		scheme = "https"
+	}
+	var body io.Reader
+	if r.body > 0 {
+		body = strings.NewReader(strings.Repeat("x", r.body))
+	}
+	req, err := http.NewRequest(r.method, scheme+"://"+r.sni+r.path, body)
+	if err != nil {
+		return isoAnswer{Err: err.Error()}
+	}
+	req.Host = r.host
+	for k, v := range r.header {
+		req.Header.Set(k, v)
+	}
+	resp, err := lb.client.Do(req)
+	if err != nil {
+		return isoAnswer{Err: err.Error()}
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	a := isoAnswer{Status: resp.StatusCode, Endpoint: resp.Header.Get("X-Endpoint"), SeenPath: resp.Header.Get("X-Seen-Path"),
+		Location: resp.Header.Get("Location"), WWWAuthenticate: resp.Header.Get("WWW-Authenticate"),
+		AllowOrigin: resp.Header.Get("Access-Control-Allow-Origin"), AllowMethods: resp.Header.Get("Access-Control-Allow-Methods"),
+		HSTS: resp.Header.Get("Strict-Transport-Security")}
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		c := resp.TLS.PeerCertificates[0]
+		a.Cert = c.Subject.CommonName + "/" + strings.Join(c.Subject.Organization, ",")
+	}
+	return a
+}
+
+// askAll sends every request, a few at a time.
+func (lb *isoLB) askAll(reqs []isoReq) []isoAnswer {
+	out := make([]isoAnswer, len(reqs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, r := range reqs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i] = lb.ask(r)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// isoParams: the seed (ISOLATION_SEED, else from the clock), the most
+// steps (ISOLATION_STEPS) and the time per annotation mode
+// (ISOLATION_DURATION, 20s by default).
+func isoParams(t *testing.T) (seed uint64, steps int, budget time.Duration) {
+	seed, steps, budget = uint64(time.Now().UnixNano()), 1<<30, 20*time.Second
+	if s := os.Getenv("ISOLATION_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("ISOLATION_SEED: %v", err)
+		}
+		seed = v
+	}
+	if s := os.Getenv("ISOLATION_STEPS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("ISOLATION_STEPS: %v", err)
+		}
+		steps, budget = v, 24*time.Hour
+	}
+	if s := os.Getenv("ISOLATION_DURATION"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("ISOLATION_DURATION: %v", err)
+		}
+		budget = d
+	}
+	return seed, steps, budget
+}
+
+func TestIsolation(t *testing.T) {
+	seed, steps, budget := isoParams(t)
+	t.Logf("seed %d (replay: ISOLATION_SEED=%d go test ./render -run TestIsolation)", seed, seed)
+	for _, compat := range []render.Compat{render.CompatNone, render.CompatNginx} {
+		name := "compat-" + string(compat)
+		if compat == render.CompatNone {
+			name = "compat-none"
+		}
+		t.Run(name, func(t *testing.T) { runIsolation(t, seed, compat, steps, budget) })
+	}
+}
+
+func runIsolation(t *testing.T, seed uint64, compat render.Compat, maxSteps int, budget time.Duration) {
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx := newIsoFixture(t)
+	for _, cost := range []int{4, 5, 6, 8} {
+		fx.bcryptHash(t, cost)
+	}
+	reqs := isoRequests()
+	opts := render.Options{AnnotationsCompat: compat, SettingsConfigMap: "kube-system/haproxy-sidecar"}
+	var lbs []*isoLB
+	for _, version := range slices.Sorted(maps.Keys(testenv.HAProxies(t))) {
+		lbs = append(lbs, startIsoLB(t, version, testenv.HAProxies(t)[version], tmpl))
+	}
+	defer func() {
+		if t.Failed() {
+			for _, lb := range lbs {
+				t.Logf("haproxy %s output (tail):\n%s", lb.version, lastLinesOf(lb.logs.String(), 20))
+			}
+		}
+	}()
+	// B alone, in both states, from the HAProxy instances the test then
+	// reloads: the baseline. It is also what the request table says B
+	// alone answers, or the comparison would prove nothing.
+	base := make([][2][]isoAnswer, len(lbs))
+	for _, state := range []int{1, 0} {
+		for i, lb := range lbs {
+			_, dir, _ := lb.render(t, fx.b[state], opts)
+			if err := lb.serve(t, dir); err != nil {
+				t.Fatalf("haproxy %s: B alone: %v", lb.version, err)
+			}
+			base[i][state] = lb.askAll(reqs)
+			for j, r := range reqs {
+				a := base[i][state][j]
+				if a.brief() != r.wantFor(state) {
+					t.Errorf("haproxy %s, B alone (state %d): %s: %s, want %s", lb.version, state, r.name, a, r.wantFor(state))
+				} else if r.checkExtra != nil {
+					if msg := r.checkExtra(a); msg != "" {
+						t.Errorf("haproxy %s, B alone (state %d): %s: %s", lb.version, state, r.name, msg)
+					}
+				}
+			}
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	for _, lb := range lbs {
+		lb.bOnly = render.NewIncremental(render.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(lb.httpPort),
+			HTTPSBind: "127.0.0.1:" + strconv.Itoa(lb.httpsPort)})
+		lb.bOnlyDir = t.TempDir()
+		if _, _, err := lb.bOnly.Render(fx.b[0], opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	a := newTenantA(seed, fx)
+	state := 0
+	start := time.Now()
+	var log []string
+	var takenRoute, takenTLS, takenCert, bChanges int
+	var stats isoStats
+	step := 0
+	var slowest time.Duration
+	for ; step < maxSteps && time.Since(start) < budget; step++ {
+		stepStart := time.Now()
+		bChange := step%5 == 4
+		var what []string
+		if bChange {
+			state ^= 1
+			bChanges++
+			what = []string{fmt.Sprintf("B: b-open's Exact /exact now to %s", fx.changed[state].Spec.Rules[0].HTTP.Paths[2].Backend.Service.Name)}
+		} else {
+			what = a.step()
+		}
+		log = append(log, fmt.Sprintf("step %d: %s", step, strings.Join(what, "; ")))
+		in := isoInputs(fx, state, a)
+		fail := func(format string, args ...any) {
+			t.Helper()
+			sub := t.Name()[strings.LastIndex(t.Name(), "/")+1:]
+			t.Fatalf("seed %d step %d (%s; replay: ISOLATION_SEED=%d ISOLATION_STEPS=%d go test ./render -run 'TestIsolation/%s'): %s\nsteps:\n  %s\nA's objects:\n%s",
+				seed, step, sub, seed, step+1, sub, fmt.Sprintf(format, args...),
+				strings.Join(log[max(0, len(log)-12):], "\n  "), a.describe())
+		}
+		var wrong []string
+		var first *isoWrong
+		for i, lb := range lbs {
+			_, dir, took := lb.render(t, in, opts)
+			if bChange {
+				isoCheckBChange(t, fail, fx, a, lb, dir, took, state, opts, &stats)
+			}
+			if err := lb.serve(t, dir); err != nil {
+				fail("haproxy %s refused the configuration with A's objects, so B's routes are not updated: %v", lb.version, err)
+			}
+			// A's own traffic first, at once: wrong passwords against its
+			// htpasswd Secrets, its canary headers. Whatever it costs
+			// HAProxy must not change B's answers below.
+			lb.askAll(a.requests())
+			got := lb.askAll(reqs)
+			for j, r := range reqs {
+				rule := isoDocumented(fx, a, state, r)
+				if got[j] != base[i][state][j] && isoAllowed(rule, r, base[i][state][j], got[j]) {
+					switch rule {
+					case "route":
+						takenRoute++
+					case "tls":
+						takenTLS++
+					case "cert":
+						takenCert++
+					}
+				}
+				if !isoAllowed(rule, r, base[i][state][j], got[j]) {
+					how := "B alone answers"
+					if rule != "" {
+						how = "B alone answers (or, by isoDocumented's " + rule + " rule)"
+					}
+					wrong = append(wrong, fmt.Sprintf("haproxy %s: %s %s%s (%s): got %s;\n%s %s",
+						lb.version, r.method, r.host, r.path, r.name, got[j], how, base[i][state][j]))
+					if first == nil {
+						first = &isoWrong{lb, r, base[i][state][j]}
+					}
+				}
+			}
+		}
+		slowest = max(slowest, time.Since(stepStart))
+		if first != nil {
+			// Both versions are asked before failing, so that the report
+			// says which show it; the first wrong answer is shrunk.
+			small := isoShrink(t, fx, a, first.lb, state, opts, first.r, first.base)
+			fail("%s\nthe fewest of A's objects found that still change the first (haproxy %s):\n%s",
+				strings.Join(wrong, "\n"), first.lb.version, small.describe())
+		}
+	}
+	t.Logf("%d steps in %v (%d changes of B, slowest step %v); answers A changed as isoDocumented allows: %d by a closer path, %d by a TLS entry, %d certificates",
+		step, time.Since(start).Round(time.Millisecond), bChanges, slowest.Round(time.Millisecond), takenRoute, takenTLS, takenCert)
+	t.Logf("B's changes, largest figures: Ingresses evaluated %d with A (%d of A's on the host or with a default backend), %d without; render %v with A, %v without; haproxy -c %v with A, %v without",
+		stats.evalWith, stats.neighbours, stats.evalAlone, stats.renderWith, stats.renderAlone, stats.checkWith, stats.checkAlone)
+	if step < 5 {
+		t.Errorf("only %d steps within %v", step, budget)
+	}
+	// A deletes everything: B's answers are B alone's again, from the
+	// same renderers and HAProxy processes.
+	for i, lb := range lbs {
+		_, dir, _ := lb.render(t, fx.b[state], opts)
+		if err := lb.serve(t, dir); err != nil {
+			t.Fatalf("haproxy %s: B alone again: %v", lb.version, err)
+		}
+		for j, got := range lb.askAll(reqs) {
+			if got != base[i][state][j] {
+				t.Errorf("haproxy %s, after A deleted everything: %s: %s, want %s", lb.version, reqs[j].name, got, base[i][state][j])
+			}
+		}
+	}
+}
+
+// isoWrong is a wrong answer: the HAProxy, the request and B alone's answer.
+type isoWrong struct {
+	lb   *isoLB
+	r    isoReq
+	base isoAnswer
+}
+
+// isoStats are the largest figures of B's changes, for the log.
+type isoStats struct {
+	evalWith, evalAlone, neighbours int
+	renderWith, renderAlone         time.Duration
+	checkWith, checkAlone           time.Duration
+}
+
+// isoInputs are B's objects in state with A's.
+func isoInputs(fx *isoFixture, state int, a *tenantA) render.Inputs {
+	in := fx.b[state]
+	aIn := a.inputs()
+	in.Ingresses = append(slices.Clone(in.Ingresses), aIn.Ingresses...)
+	in.Services = append(slices.Clone(in.Services), aIn.Services...)
+	in.EndpointSlices = append(slices.Clone(in.EndpointSlices), aIn.EndpointSlices...)
+	in.Secrets = append(slices.Clone(in.Secrets), aIn.Secrets...)
+	in.ConfigMaps = aIn.ConfigMaps
+	return in
+}
+
+// isoShrink removes A's objects one by one, keeping each removal after
+// which request r still gets a wrong answer from lb: what is left is a
+// small set of objects to report.
+func isoShrink(t *testing.T, fx *isoFixture, a *tenantA, lb *isoLB, state int, opts render.Options, r isoReq, base isoAnswer) *tenantA {
+	t.Helper()
+	small := &tenantA{fx: fx, keys: a.keys, ings: maps.Clone(a.ings), svcs: maps.Clone(a.svcs), slices: maps.Clone(a.slices),
+		secs: maps.Clone(a.secs), cms: maps.Clone(a.cms)}
+	stillWrong := func() bool {
+		_, dir, _ := lb.render(t, isoInputs(fx, state, small), opts)
+		if err := lb.serve(t, dir); err != nil {
+			return true
+		}
+		return !isoAllowed(isoDocumented(fx, small, state, r), r, base, lb.ask(r))
+	}
+	for _, k := range slices.Sorted(maps.Keys(small.ings)) {
+		v := small.ings[k]
+		if delete(small.ings, k); !stillWrong() {
+			small.ings[k] = v
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(small.secs)) {
+		v := small.secs[k]
+		if delete(small.secs, k); !stillWrong() {
+			small.secs[k] = v
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(small.svcs)) {
+		v := small.svcs[k]
+		if delete(small.svcs, k); !stillWrong() {
+			small.svcs[k] = v
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(small.slices)) {
+		v := small.slices[k]
+		if delete(small.slices, k); !stillWrong() {
+			small.slices[k] = v
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(small.cms)) {
+		v := small.cms[k]
+		if delete(small.cms, k); !stillWrong() {
+			small.cms[k] = v
+		}
+	}
+	return small
+}
+
+// isoCheckBChange checks the pass that rendered B's change with A present:
+// only B's changed Ingress and the Ingresses sharing its host (or with a
+// default backend) were evaluated again, more than without A only by A's
+// Ingresses on that host; and its render and `haproxy -c` took at most a
+// generous factor of the same change without A, plus a floor (render: 20
+// times plus 500 ms; haproxy -c: 4 times plus 1.5 s). The machine is
+// shared: only A's objects making B's change slow by orders of magnitude
+// may fail this.
+func isoCheckBChange(t *testing.T, fail func(string, ...any), fx *isoFixture, a *tenantA, lb *isoLB, dir string,
+	took time.Duration, state int, opts render.Options, st *isoStats) {
+	t.Helper()
+	evalWith := lb.inc.EvaluatedIngresses()
+	start := time.Now()
+	_, out, err := lb.bOnly.Render(fx.b[state], opts)
+	tookAlone := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evalAlone := lb.bOnly.EvaluatedIngresses()
+	host := fx.changed[state].Spec.Rules[0].Host
+	neighbours := 0
+	for _, ing := range a.ings {
+		near := ing.Spec.DefaultBackend != nil
+		for _, rule := range ing.Spec.Rules {
+			near = near || rule.Host == host
+		}
+		for _, tl := range ing.Spec.TLS {
+			near = near || slices.Contains(tl.Hosts, host)
+		}
+		if near {
+			neighbours++
+		}
+	}
+	st.evalWith, st.evalAlone, st.neighbours = max(st.evalWith, evalWith), max(st.evalAlone, evalAlone), max(st.neighbours, neighbours)
+	st.renderWith, st.renderAlone = max(st.renderWith, took), max(st.renderAlone, tookAlone)
+	if evalWith > evalAlone+neighbours {
+		fail("haproxy %s: B's change evaluated %d Ingresses again with A present, %d without A, and A has %d Ingresses on %s or with a default backend",
+			lb.version, evalWith, evalAlone, neighbours, host)
+	}
+	if limit := 20*tookAlone + 500*time.Millisecond; took > limit {
+		fail("haproxy %s: B's change rendered in %v with A present, %v without (limit %v)", lb.version, took, tookAlone, limit)
+	}
+	writeFiles(t, lb.bOnlyDir, out)
+	check := func(path string) time.Duration {
+		start := time.Now()
+		// Bounded: a configuration that makes HAProxy spin (a hash of
+		// unbounded cost) fails here instead of hanging the test.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := reload.Check(ctx, lb.bin, path); err != nil {
+			fail("haproxy %s -c %s: %v", lb.version, path, err)
+		}
+		return time.Since(start)
+	}
+	alone := check(filepath.Join(lb.bOnlyDir, render.ConfigFile))
+	with := check(filepath.Join(dir, render.ConfigFile))
+	// Another process on the machine can stall one run: over the
+	// limit, both are measured twice more, and the fastest runs compared.
+	for range 2 {
+		if with <= 4*alone+1500*time.Millisecond {
+			break
+		}
+		alone = min(alone, check(filepath.Join(lb.bOnlyDir, render.ConfigFile)))
+		with = min(with, check(filepath.Join(dir, render.ConfigFile)))
+	}
+	st.checkWith, st.checkAlone = max(st.checkWith, with), max(st.checkAlone, alone)
+	if limit := 4*alone + 1500*time.Millisecond; with > limit {
+		fail("haproxy %s -c of B's change took %v with A present, %v without (limit %v)", lb.version, with, alone, limit)
+	}
+}
+
+// isoTail keeps the last 64 KiB written to it: HAProxy logs every
+// request, and a long run sends many.
+type isoTail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (w *isoTail) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	if n := len(w.buf) - 64<<10; n > 0 {
+		w.buf = append(w.buf[:0], w.buf[n:]...)
+	}
+	return len(p), nil
+}
+
+func (w *isoTail) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.buf)
+}
+
+func lastLinesOf(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
