@@ -299,12 +299,9 @@ func (m *Model) explainCert(e *Explanation) {
 			add(h, named{c, "SNI " + h + " (crt-list)"})
 		}
 	}
-	for i := range m.Certs {
+	for i, names := range hostlessNames(m.Certs) {
 		c := &m.Certs[i]
-		if len(c.SNI) > 0 {
-			continue
-		}
-		for _, h := range certificateNames(c.PEM) {
+		for _, h := range names {
 			add(h, named{c, "SNI " + h + " (a name in the certificate)"})
 		}
 	}

@@ -585,20 +585,70 @@ func tlsOrigins(which []int, certs []Certificate) string {
 
 // crtList has one line per certificate, filtered by the SNI names it
 // serves; HAProxy prefers an exact SNI match over a wildcard on its own.
+// A certificate of TLS entries without hosts (no SNI) is offered for the
+// names it carries, but never for a name another line lists: written
+// without a filter, its line would take the name from a later line that
+// lists it (HAProxy 2.6 and 3.0 answer with the first), so a tenant's
+// certificate carrying another tenant's host would win the handshake.
+// Its names are therefore written out, less those (hostlessNames).
 func crtList(certs []Certificate) []byte {
 	var b bytes.Buffer
+	offered := hostlessNames(certs)
 	for i := range certs {
 		c := &certs[i]
+		sni := c.SNI
+		if len(sni) == 0 {
+			if sni = offered[i]; len(sni) == 0 {
+				// Every name it carries is another line's: no line,
+				// since one without a filter would take them all.
+				b.WriteString("# " + certOrigin(c) + ": no name in the certificate is left that no other certificate serves; not offered\n")
+				continue
+			}
+		}
 		// HAProxy skips lines starting with '#' in a crt-list.
 		b.WriteString("# " + certOrigin(c) + "\n")
 		b.WriteString(c.File)
-		for _, h := range c.SNI {
+		for _, h := range sni {
 			b.WriteByte(' ')
 			b.WriteString(h)
 		}
 		b.WriteByte('\n')
 	}
 	return b.Bytes()
+}
+
+// hostlessNames are, for each certificate without SNI names, the names in
+// the certificate (certificateNames) it is offered for: valid host names
+// (lower case) that no certificate with SNI names lists and no earlier
+// certificate without them carries, as explain follows them.
+func hostlessNames(certs []Certificate) map[int][]string {
+	var out map[int][]string
+	taken := map[string]bool{}
+	for i := range certs {
+		for _, h := range certs[i].SNI {
+			taken[h] = true
+		}
+	}
+	for i := range certs {
+		c := &certs[i]
+		if len(c.SNI) > 0 {
+			continue
+		}
+		var names []string
+		for _, h := range certificateNames(c.PEM) {
+			if taken[h] || validateHost(h) != nil {
+				continue
+			}
+			taken[h] = true
+			names = append(names, h)
+		}
+		if out == nil {
+			out = map[int][]string{}
+		}
+		slices.Sort(names)
+		out[i] = names
+	}
+	return out
 }
 
 // renderCache is what an incremental render keeps for the next: the

@@ -53,31 +53,13 @@ import (
 // replay it. ISOLATION_DURATION runs longer (the default is 20s per
 // annotation mode, both HAProxy versions at each step).
 
-// includeCrossNamespaceCanary makes A write canary Ingresses for hosts and
-// paths that B serves (weight 100, by header, by cookie, ours and
-// ingress-nginx's). Known defect, fix pending: a canary attaches to the
-// primary of any namespace, so A's weight-100 canary takes every request
-// of B's route. This stays true: the test fails until canaries attach
-// only to primaries of their own namespace.
-const includeCrossNamespaceCanary = true
-
-// includeUnboundedHashes adds htpasswd Secrets whose hashes ask HAProxy
-// for unbounded work (bcrypt cost 31, SHA-crypt rounds=999999999). Off
-// until the auth fix bounds what reaches a userlist: today `haproxy -c`
-// spins on them for days and parallel wrong passwords crash the worker.
-// Turn on with that fix.
-const includeUnboundedHashes = false
-
-// toleratedHostlessCertificate: a defect this test found. A TLS entry
-// without hosts is written to crt-list.txt without an SNI filter, so
-// HAProxy serves its certificate for every name the certificate carries;
-// lines are sorted by file name, tenant-a's comes before tenant-b's line
-// filtered on "b7.test", and HAProxy 2.6 and 3.0 answer SNI b7.test with
-// the certificate of the first line: A's, although B's older entry names
-// the host. While true, the oracle accepts A's certificate there (only the
-// certificate: the rest of the answer is compared). Set to false with the
-// fix, so that the test holds it.
-const toleratedHostlessCertificate = true
+// A writes canary Ingresses for B's very routes (weight 100, by header,
+// by cookie, ours and ingress-nginx's: a canary attaches only to a primary
+// of its own namespace), htpasswd Secrets whose hashes would ask HAProxy
+// for unbounded work (bcrypt cost 31, SHA-crypt rounds=999999999: bounded
+// by render), and TLS entries without hosts whose certificate names B's
+// TLS host (crt-list lines name the hosts a hostless certificate is
+// offered for, never another line's).
 
 const (
 	isoNSA = "tenant-a"
@@ -578,31 +560,14 @@ func (a *tenantA) ingress(name string) *networkingv1.Ingress {
 	if r.IntN(3) == 0 {
 		maps.Copy(ing.Annotations, pick(r, a.targeted()))
 	}
-	if includeCrossNamespaceCanary && r.IntN(4) == 0 {
+	if r.IntN(4) == 0 {
 		// A canary for one of B's very routes.
 		k := pick(r, a.keys)
 		ing.Spec.Rules = []networkingv1.IngressRule{{Host: k.host, IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
 			Paths: []networkingv1.HTTPIngressPath{{Path: k.path, PathType: hPtr(k.pt), Backend: a.backend()}}}}}}
 		maps.Copy(ing.Annotations, pick(r, a.canaries()))
 	}
-	if !includeCrossNamespaceCanary && isoCanaryish(ing.Annotations) {
-		// Without the fix, a canary never names B's hosts.
-		for i := range ing.Spec.Rules {
-			if slices.Contains(hosts, ing.Spec.Rules[i].Host) {
-				ing.Spec.Rules[i].Host = "a1.test"
-			}
-		}
-	}
 	return ing
-}
-
-func isoCanaryish(ann map[string]string) bool {
-	for k := range ann {
-		if strings.Contains(k, "canary") {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *tenantA) backend() networkingv1.IngressBackend {
@@ -790,7 +755,7 @@ func (a *tenantA) secret(name string) *corev1.Secret {
 				"%[env(HOME)]:" + sha512crypt, "a\rb:" + sha512crypt,
 			}))
 		}
-		if includeUnboundedHashes && r.IntN(4) == 0 {
+		if r.IntN(4) == 0 {
 			lines = append(lines, pick(r, []string{
 				"slow:$2y$31$" + strings.Repeat("a", 53),
 				"slow:$6$rounds=999999999$salt$" + strings.Repeat("a", 86),
@@ -961,8 +926,8 @@ func pathScore(p networkingv1.HTTPIngressPath, reqPath string) int {
 //     be a host of B's without a TLS entry of B. Only the certificate of
 //     B's HTTPS answers may change.
 //
-// B's TLS host b7.test is in neither: B's entry is older and names it
-// (but see toleratedHostlessCertificate).
+// B's TLS host b7.test is in neither: B's entry is older and names it.
+
 func isoDocumented(fx *isoFixture, a *tenantA, state int, r isoReq) string {
 	best := func(ings []*networkingv1.Ingress) int {
 		score := 0
@@ -993,14 +958,6 @@ func isoDocumented(fx *isoFixture, a *tenantA, state int, r isoReq) string {
 	}
 	if r.sni == "b7.test" {
 		// B's own TLS entry names it, and B's is older.
-		if toleratedHostlessCertificate && r.https && slices.ContainsFunc(aIngs, func(ing *networkingv1.Ingress) bool {
-			return slices.ContainsFunc(ing.Spec.TLS, func(tl networkingv1.IngressTLS) bool {
-				sec := a.secs[tl.SecretName]
-				return len(tl.Hosts) == 0 && sec != nil && string(sec.Data["tls.crt"]) == string(fx.aCert[0])
-			})
-		}) {
-			return "cert" // the certificate names b7.test
-		}
 		return ""
 	}
 	wildcard := "*." + strings.SplitN(r.sni, ".", 2)[1]
