@@ -355,17 +355,26 @@ func (s *Supervisor) watch(ctx context.Context, inst *instance, ready <-chan str
 	}
 }
 
-// kill ends a stuck master at once (SIGKILL: while it parses, the signals
-// it handles wait) and asks its workers for a soft stop, so that requests
-// in flight finish; whatever is left after the stop grace is ended. Off
-// the caller's goroutine: the new master is watched meanwhile.
+// kill ends a stuck master once its workers are done. It is stopped at
+// once (SIGSTOP: no more CPU spent in its parse; its workers serve on)
+// and its workers get a soft stop: they close their listeners, so every
+// new connection goes to the new master's worker (both listen with
+// SO_REUSEPORT), and finish the requests they have. Only then, or after
+// the stop grace, is the master killed: a worker exits at once when its
+// master dies (FIELD-NOTES), which failed a request in flight now and
+// then. Off the caller's goroutine: the new master is watched meanwhile.
 func (s *Supervisor) kill(inst *instance, log *zap.Logger) {
 	_, _, grace, _ := s.defaults()
 	workers := slices.DeleteFunc(family(inst.pid), func(pid int) bool { return pid == inst.pid })
-	_ = syscall.Kill(inst.pid, syscall.SIGKILL)
+	_ = syscall.Kill(inst.pid, syscall.SIGSTOP)
 	signalAll(workers, syscall.SIGUSR1)
 	go func() {
-		if err := s.terminate(&instance{pid: inst.pid, adopted: inst.adopted, done: inst.done}, grace, 2*time.Second, log); err != nil {
+		deadline := time.Now().Add(grace)
+		for time.Now().Before(deadline) && slices.ContainsFunc(workers, running) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = syscall.Kill(inst.pid, syscall.SIGKILL)
+		if err := s.terminate(&instance{pid: inst.pid, adopted: inst.adopted, done: inst.done}, 0, 2*time.Second, log); err != nil {
 			log.Error("stopping the stuck haproxy's workers", zap.Error(err))
 		}
 	}()

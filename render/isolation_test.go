@@ -1388,36 +1388,11 @@ func isoShrink(t *testing.T, fx *isoFixture, a *tenantA, lb *isoLB, state int, o
 		}
 		return !isoAllowed(isoDocumented(fx, small, state, r), r, base, lb.ask(r))
 	}
-	for _, k := range slices.Sorted(maps.Keys(small.ings)) {
-		v := small.ings[k]
-		if delete(small.ings, k); !stillWrong() {
-			small.ings[k] = v
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(small.secs)) {
-		v := small.secs[k]
-		if delete(small.secs, k); !stillWrong() {
-			small.secs[k] = v
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(small.svcs)) {
-		v := small.svcs[k]
-		if delete(small.svcs, k); !stillWrong() {
-			small.svcs[k] = v
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(small.slices)) {
-		v := small.slices[k]
-		if delete(small.slices, k); !stillWrong() {
-			small.slices[k] = v
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(small.cms)) {
-		v := small.cms[k]
-		if delete(small.cms, k); !stillWrong() {
-			small.cms[k] = v
-		}
-	}
+	shrinkMap(small.ings, stillWrong)
+	shrinkMap(small.secs, stillWrong)
+	shrinkMap(small.svcs, stillWrong)
+	shrinkMap(small.slices, stillWrong)
+	shrinkMap(small.cms, stillWrong)
 	return small
 }
 
@@ -1518,4 +1493,15 @@ func (w *isoTail) String() string {
 func lastLinesOf(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// shrinkMap deletes each entry of m, in key order, that stillWrong does
+// not need: the failure must remain without it.
+func shrinkMap[V any](m map[string]V, stillWrong func() bool) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		v := m[k]
+		if delete(m, k); !stillWrong() {
+			m[k] = v
+		}
+	}
 }

@@ -138,13 +138,7 @@ func settingsMap(maxconn int) string {
 // the new worker runs.
 func TestRunReloadDeadline(t *testing.T) {
 	forEachHAProxy(t, func(t *testing.T, bin string) {
-		good, _, tmplDir := hangingTemplates(t)
-		lua := filepath.Join(t.TempDir(), "hang.lua")
-		if err := os.WriteFile(lua, []byte("while true do end\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		const anchor = "    default-path config\n"
-		writeTemplate(t, tmplDir, strings.Replace(good, anchor, anchor+"{{if eq .Settings.MaxConn 4242}}    lua-load "+lua+"\n{{end}}", 1))
+		tmplDir := hangOnMaxConn4242(t)
 		a := startEcho(t, "a")
 		s := startSidecar(t, sidecarOpts{haproxy: bin, templates: tmplDir, minReloadInterval: 10 * time.Millisecond,
 			args: []string{"--haproxy-reload-timeout", "3s", "--configmap", "default/haproxy-sidecar"}})
@@ -304,13 +298,7 @@ func startHAProxy(t *testing.T, bin, socket, configDir string) *exec.Cmd {
 // kubelet would), it runs the last good configuration and takes the next.
 func TestRunReloadDeadlineExternalHAProxy(t *testing.T) {
 	forEachHAProxy(t, func(t *testing.T, bin string) {
-		good, _, tmplDir := hangingTemplates(t)
-		lua := filepath.Join(t.TempDir(), "hang.lua")
-		if err := os.WriteFile(lua, []byte("while true do end\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		const anchor = "    default-path config\n"
-		writeTemplate(t, tmplDir, strings.Replace(good, anchor, anchor+"{{if eq .Settings.MaxConn 4242}}    lua-load "+lua+"\n{{end}}", 1))
+		tmplDir := hangOnMaxConn4242(t)
 		a := startEcho(t, "a")
 		work := t.TempDir()
 		configDir, socket, manifests := filepath.Join(work, "config"), filepath.Join(work, "master.sock"), filepath.Join(work, "m")
@@ -375,4 +363,20 @@ func TestRunReloadDeadlineExternalHAProxy(t *testing.T) {
 		})
 		s.expect("a.test", "/", "svc:a")
 	})
+}
+
+// hangOnMaxConn4242 writes templates that load a Lua script looping
+// forever, so that parsing never ends, once the settings ConfigMap sets
+// maxconn 4242, and returns their directory: a reload of a configuration
+// haproxy -c was never asked about, from templates HAProxy accepted.
+func hangOnMaxConn4242(t *testing.T) string {
+	t.Helper()
+	good, _, tmplDir := hangingTemplates(t)
+	lua := filepath.Join(t.TempDir(), "hang.lua")
+	if err := os.WriteFile(lua, []byte("while true do end\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const anchor = "    default-path config\n"
+	writeTemplate(t, tmplDir, strings.Replace(good, anchor, anchor+"{{if eq .Settings.MaxConn 4242}}    lua-load "+lua+"\n{{end}}", 1))
+	return tmplDir
 }

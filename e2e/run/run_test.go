@@ -8,12 +8,10 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -314,20 +312,7 @@ func TestRunWithExternalHAProxy(t *testing.T) {
 			t.Errorf("/readyz before HAProxy runs = %d, want 503", code)
 		}
 
-		haproxy := exec.Command(bin, "-W", "-S", socket, "-f", filepath.Join(configDir, "current", "haproxy.cfg"))
-		haproxy.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		var out sidecartest.LockedBuffer
-		haproxy.Stdout, haproxy.Stderr = &out, &out
-		if err := haproxy.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			syscall.Kill(-haproxy.Process.Pid, syscall.SIGKILL)
-			haproxy.Wait()
-			if t.Failed() {
-				t.Logf("haproxy output:\n%s", out.String())
-			}
-		})
+		startHAProxy(t, bin, socket, configDir)
 
 		// The first request already gets the Ingress: HAProxy started on
 		// the configuration /startupz promised, not the bootstrap one.
