@@ -17,22 +17,22 @@ func explainCommand(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var (
 		rf        renderFlags
-		manifests string
+		manifests stringsFlag
 	)
 	// Every render flag is accepted, so a render command line can be
 	// reused; only --controller-name, --configmap and --annotations-compat
 	// change the answer.
 	rf.register(fs)
-	fs.StringVar(&manifests, "manifests", "", "file or directory of Kubernetes YAML/JSON manifests (required)")
+	fs.Var(&manifests, "manifests", "file or directory of Kubernetes YAML/JSON manifests (required; repeat for more)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: haproxy-sidecar explain --manifests PATH [flags] URL...")
+		fmt.Fprintln(stderr, "Usage: haproxy-sidecar explain --manifests PATH [--manifests PATH...] [flags] URL...")
 		fmt.Fprintln(stderr, "  URL: http(s)://host[:port]/path[?query]; without a scheme, http.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if manifests == "" || fs.NArg() == 0 {
+	if len(manifests) == 0 || fs.NArg() == 0 {
 		fmt.Fprintln(stderr, "explain: --manifests and at least one URL are required")
 		fs.Usage()
 		return 2
@@ -51,7 +51,7 @@ func explainCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "explain: %v\n", err)
 		return 2
 	}
-	in, loadProblems, err := manifest.Load(manifests)
+	in, loadProblems, err := manifest.LoadAll(manifests...)
 	if err != nil {
 		fmt.Fprintf(stderr, "explain: %v\n", err)
 		return 1

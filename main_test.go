@@ -241,3 +241,45 @@ func TestExplain(t *testing.T) {
 		}
 	}
 }
+
+// --manifests may be repeated, as for migrate: render and explain read
+// every path as one set of manifests. The same object under two paths is
+// taken once, from the first, and the other copy is reported.
+func TestManifestsRepeated(t *testing.T) {
+	data, err := os.ReadFile("testdata/hosts/manifests.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(data), "\n---\n")
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "first.yaml"), filepath.Join(dir, "second.yaml")
+	half := len(docs) / 2
+	if err := os.WriteFile(first, []byte(strings.Join(docs[:half], "\n---\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(second, []byte(strings.Join(docs[half:], "\n---\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "render", "--manifests", first, "--manifests", second, "--stdout", "--haproxy", testenv.HAProxy26(t))
+	if code != 0 {
+		t.Fatalf("render with two --manifests: exit %d: %s", code, errs)
+	}
+	want, err := os.ReadFile("testdata/hosts/expected/haproxy.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Errorf("render with the manifests split in two differs from the golden configuration")
+	}
+	code, out, errs = runCLI(t, "render", "--manifests", "testdata/hosts/manifests.yaml", "--manifests", second, "--stdout", "--haproxy", testenv.HAProxy26(t))
+	if code != 0 || out != string(want) {
+		t.Errorf("render with objects given twice: exit %d, same configuration %v: %s", code, out == string(want), errs)
+	}
+	if !strings.Contains(errs, "is also given under testdata/hosts/manifests.yaml; this copy ignored") {
+		t.Errorf("the second copies are not reported:\n%s", errs)
+	}
+	code, out, errs = runCLI(t, "explain", "--manifests", first, "--manifests", second, "https://foo.example.com/")
+	if code != 0 || !strings.Contains(out, "rule: Ingress default/") {
+		t.Errorf("explain with two --manifests: exit %d:\n%s%s", code, out, errs)
+	}
+}

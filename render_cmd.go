@@ -114,24 +114,24 @@ func renderCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.SetOutput(stderr)
 	var (
 		rf         renderFlags
-		manifests  string
+		manifests  stringsFlag
 		outDir     string
 		toStdout   bool
 		noValidate bool
 	)
 	rf.register(fs)
-	fs.StringVar(&manifests, "manifests", "", "file or directory of Kubernetes YAML/JSON manifests (required)")
+	fs.Var(&manifests, "manifests", "file or directory of Kubernetes YAML/JSON manifests (required; repeat for more)")
 	fs.StringVar(&outDir, "out", "", "directory to write haproxy.cfg and the files it references")
 	fs.BoolVar(&toStdout, "stdout", false, "print haproxy.cfg instead of writing --out")
 	fs.BoolVar(&noValidate, "no-validate", false, "do not check the result with haproxy -c")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: haproxy-sidecar render --manifests PATH (--out DIR | --stdout) [flags]")
+		fmt.Fprintln(stderr, "Usage: haproxy-sidecar render --manifests PATH [--manifests PATH...] (--out DIR | --stdout) [flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if manifests == "" || (outDir == "") == !toStdout {
+	if len(manifests) == 0 || (outDir == "") == !toStdout {
 		fmt.Fprintln(stderr, "render: --manifests and exactly one of --out or --stdout are required")
 		fs.Usage()
 		return 2
@@ -142,7 +142,7 @@ func renderCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "render: %v\n", err)
 		return 1
 	}
-	in, loadProblems, err := manifest.Load(manifests)
+	in, loadProblems, err := manifest.LoadAll(manifests...)
 	if err != nil {
 		fmt.Fprintf(stderr, "render: %v\n", err)
 		return 1

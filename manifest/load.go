@@ -49,6 +49,48 @@ func Load(path string) (render.Inputs, []render.Problem, error) {
 	return (&Reader{Path: path}).Load()
 }
 
+// LoadAll reads several paths as one set of manifests (a repeated
+// --manifests): an object given under two paths is taken from the first
+// and the other copy is reported (DuplicateObject), as within one path.
+func LoadAll(paths ...string) (render.Inputs, []render.Problem, error) {
+	var all render.Inputs
+	var problems []render.Problem
+	seen := map[string]string{}
+	for _, path := range paths {
+		in, ps, err := Load(path)
+		if err != nil {
+			return render.Inputs{}, nil, err
+		}
+		problems = append(problems, ps...)
+		keep := func(kind string, m metav1.Object) bool {
+			key := kind + "/" + m.GetNamespace() + "/" + m.GetName()
+			if first, dup := seen[key]; dup {
+				problems = append(problems, fileProblem(render.Warning, render.DuplicateObject, path,
+					fmt.Sprintf("%s %s/%s is also given under %s; this copy ignored", kind, m.GetNamespace(), m.GetName(), first)))
+				return false
+			}
+			seen[key] = path
+			return true
+		}
+		all.Ingresses = appendKept(all.Ingresses, in.Ingresses, "Ingress", keep)
+		all.IngressClasses = appendKept(all.IngressClasses, in.IngressClasses, "IngressClass", keep)
+		all.Services = appendKept(all.Services, in.Services, "Service", keep)
+		all.EndpointSlices = appendKept(all.EndpointSlices, in.EndpointSlices, "EndpointSlice", keep)
+		all.Secrets = appendKept(all.Secrets, in.Secrets, "Secret", keep)
+		all.ConfigMaps = appendKept(all.ConfigMaps, in.ConfigMaps, "ConfigMap", keep)
+	}
+	return all, problems, nil
+}
+
+func appendKept[T metav1.Object](dst, src []T, kind string, keep func(string, metav1.Object) bool) []T {
+	for _, o := range src {
+		if keep(kind, o) {
+			dst = append(dst, o)
+		}
+	}
+	return dst
+}
+
 // Reader reads the manifests under Path again on every Load, for run
 // mode. Unlike a single Load it remembers what each file held, so that
 //   - a file that cannot be read any more (permissions, an I/O error, a
