@@ -2,6 +2,7 @@ package render
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -242,6 +243,42 @@ func TestMigrationReportAgreesWithModel(t *testing.T) {
 			if reason != wantReason[r.Status] {
 				t.Errorf("%s: %s, but the model reports %q", r.Annotation, r.Status, reason)
 			}
+		}
+	}
+}
+
+// The tables are looked up by binary search: sorted by name, no name twice.
+// Every protection that fails closed is an ingress-nginx annotation the
+// compatibility table knows, and each fails closed when set, through the
+// model, with the reason that says so.
+func TestNginxTablesAndProtections(t *testing.T) {
+	byName := func(a, b string) int { return strings.Compare(a, b) }
+	if !slices.IsSortedFunc(nginxAnnotations, func(a, b nginxAnnotation) int { return byName(a.name, b.name) }) {
+		t.Error("nginxAnnotations is not sorted by name")
+	}
+	if !slices.IsSortedFunc(nginxProtections, func(a, b nginxProtection) int { return byName(a.name, b.name) }) {
+		t.Error("nginxProtections is not sorted by name")
+	}
+	for _, p := range nginxProtections {
+		if findNginx(p.name) == nil {
+			t.Errorf("%s fails closed but is not in the compatibility table", p.name)
+		}
+		v := "true"
+		switch p.name {
+		case "auth-tls-verify-client":
+			v = "on"
+		case "auth-type":
+			v = "digest"
+		}
+		a := parseAnnotations("default", map[string]string{NginxAnnotationPrefix + p.name: v}, CompatNginx)
+		if !slices.Equal(a.route.Closed, []string{NginxAnnotationPrefix + p.name}) ||
+			!slices.ContainsFunc(a.problems, func(lp *localProblem) bool { return lp.Reason == UnsupportedProtection }) {
+			t.Errorf("%s=%q: closed %v, problems %v", p.name, v, a.route.Closed, a.problems)
+		}
+		// Without --annotations-compat nginx, nothing of ingress-nginx's
+		// is read (one notice says so).
+		if a := parseAnnotations("default", map[string]string{NginxAnnotationPrefix + p.name: v}, CompatNone); len(a.route.Closed) != 0 {
+			t.Errorf("%s read without compatibility", p.name)
 		}
 	}
 }

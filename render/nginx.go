@@ -103,6 +103,9 @@ const (
 	effectBuffer   = "NGINX buffering and protocol tuning: HAProxy's defaults apply, routing is unchanged"
 	effectLogging  = "logging and tracing: HAProxy logs every request as configured globally"
 	effectCookieFx = "an affinity cookie attribute: the cookie is set without it"
+	// effectClientCert is what every auth-tls-* annotation that requires
+	// client certificates gets (nginxProtections).
+	effectClientCert = "client certificate authentication is not implemented: the Ingress fails closed (its paths answer 503) unless auth-tls-verify-client is off or optional"
 )
 
 // nginxAnnotations is the one table of ingress-nginx annotations, sorted by
@@ -141,12 +144,13 @@ var nginxAnnotations = []nginxAnnotation{
 		return "", nil
 	}, difference: "auth-file only"},
 	{name: "auth-signin", effect: "external authentication is not implemented: the Ingress fails closed (its paths answer 503)"},
-	{name: "auth-snippet", effect: effectSnippet},
-	{name: "auth-tls-error-page", effect: "client certificate authentication: clients are not asked for certificates"},
-	{name: "auth-tls-pass-certificate-to-upstream", effect: "client certificate authentication: clients are not asked for certificates"},
-	{name: "auth-tls-secret", effect: "client certificate authentication is not implemented: the Ingress fails closed (its paths answer 503) unless auth-tls-verify-client is off or optional"},
+	{name: "auth-snippet", effect: "raw NGINX configuration for external authentication; never applied: the Ingress fails closed (its paths answer 503)"},
+	{name: "auth-tls-error-page", effect: effectClientCert},
+	{name: "auth-tls-match-cn", effect: effectClientCert},
+	{name: "auth-tls-pass-certificate-to-upstream", effect: effectClientCert},
+	{name: "auth-tls-secret", effect: effectClientCert},
 	{name: "auth-tls-verify-client", effect: "client certificate verification is not implemented: on makes the Ingress fail closed (its paths answer 503)"},
-	{name: "auth-tls-verify-depth", effect: "client certificate authentication: clients are not asked for certificates"},
+	{name: "auth-tls-verify-depth", effect: effectClientCert},
 	{name: "auth-type", ours: "auth-basic-secret", convert: func(v string, ctx nginxContext) (string, error) {
 		if v != "basic" {
 			return "", fmt.Errorf("%s: only basic authentication is supported", truncate(v))
@@ -225,7 +229,7 @@ var nginxAnnotations = []nginxAnnotation{
 	{name: "mirror-request-body", effect: "requests are not mirrored"},
 	{name: "mirror-target", effect: "requests are not mirrored"},
 	{name: "mirror-uri", effect: "requests are not mirrored"},
-	{name: "modsecurity-snippet", effect: effectSnippet},
+	{name: "modsecurity-snippet", effect: "raw ModSecurity rules; never applied: the Ingress fails closed (its paths answer 503) unless enable-modsecurity is false"},
 	{name: "modsecurity-transaction-id", effect: effectWAF},
 	{name: "opentelemetry-trust-incoming-span", effect: effectLogging},
 	{name: "permanent-redirect", ours: "permanent-redirect"},
@@ -578,13 +582,14 @@ type nginxProtection struct {
 // route.
 var nginxProtections = []nginxProtection{
 	{name: "auth-signin", what: "external authentication (auth-signin)", values: "any value"},
-	{name: "auth-tls-secret", what: "client certificate authentication (auth-tls-secret)", values: "any value, unless auth-tls-verify-client is off, optional or optional_no_ca",
-		when: func(_ string, ctx nginxContext) bool {
-			vc := ctx.get("auth-tls-verify-client")
-			return vc != "off" && vc != "optional" && vc != "optional_no_ca"
-		}},
+	{name: "auth-snippet", what: "external authentication configured by an NGINX snippet (auth-snippet)", values: "any value"},
+	{name: "auth-tls-error-page", what: "client certificate authentication (auth-tls-error-page)", values: clientCertValues, when: clientCertRequired},
+	{name: "auth-tls-match-cn", what: "client certificate authentication by common name (auth-tls-match-cn)", values: clientCertValues, when: clientCertRequired},
+	{name: "auth-tls-pass-certificate-to-upstream", what: "client certificate authentication (auth-tls-pass-certificate-to-upstream)", values: clientCertValues, when: clientCertRequired},
+	{name: "auth-tls-secret", what: "client certificate authentication (auth-tls-secret)", values: clientCertValues, when: clientCertRequired},
 	{name: "auth-tls-verify-client", what: "client certificate verification (auth-tls-verify-client)", values: "on",
 		when: func(v string, _ nginxContext) bool { return v == "on" }},
+	{name: "auth-tls-verify-depth", what: "client certificate authentication (auth-tls-verify-depth)", values: clientCertValues, when: clientCertRequired},
 	{name: "auth-type", what: "digest authentication (auth-type: digest)", values: "digest",
 		when: func(v string, _ nginxContext) bool { return v == "digest" }},
 	{name: "auth-url", what: "external authentication (auth-url)", values: "any value"},
@@ -592,7 +597,18 @@ var nginxProtections = []nginxProtection{
 		when: func(v string, _ nginxContext) bool { return v == "true" }},
 	{name: "enable-owasp-core-rules", what: "the OWASP core rules of ModSecurity (enable-owasp-core-rules)", values: "true",
 		when: func(v string, _ nginxContext) bool { return v == "true" }},
+	{name: "modsecurity-snippet", what: "ModSecurity rules (modsecurity-snippet)", values: "any value, unless enable-modsecurity is false",
+		when: func(_ string, ctx nginxContext) bool { return ctx.get("enable-modsecurity") != "false" }},
 }
+
+// clientCertRequired: an auth-tls-* annotation asks for client
+// certificates unless auth-tls-verify-client says they are optional.
+func clientCertRequired(_ string, ctx nginxContext) bool {
+	vc := ctx.get("auth-tls-verify-client")
+	return vc != "off" && vc != "optional" && vc != "optional_no_ca"
+}
+
+const clientCertValues = "any value, unless auth-tls-verify-client is off, optional or optional_no_ca"
 
 // unimplementedProtection returns what an ingress-nginx annotation with
 // this value would protect the route with, "" when it is not a protection
