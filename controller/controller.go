@@ -982,28 +982,7 @@ func (c *Controller) applyRuntime(ctx context.Context, p plan) error {
 	if p.runtimeOps() == 0 {
 		return nil
 	}
-	var b reload.Batch
-	for _, op := range p.slots {
-		if op.addr == "" {
-			// Back to the placeholder the file has for an empty slot.
-			b.SetServerState(op.backend, op.server, reload.StateMaint)
-			b.SetServerAddr(op.backend, op.server, render.PlaceholderAddr, render.PlaceholderPort)
-			continue
-		}
-		b.SetServerAddr(op.backend, op.server, op.addr, op.port)
-		b.SetServerState(op.backend, op.server, reload.StateReady)
-	}
-	for _, op := range p.maps {
-		switch {
-		case op.value == "":
-			b.DelMap(op.file, op.key)
-		case op.add:
-			b.AddMap(op.file, op.key, op.value)
-		default:
-			b.SetMap(op.file, op.key, op.value)
-		}
-	}
-	return c.cfg.HAProxy.Send(ctx, &b)
+	return c.cfg.HAProxy.Send(ctx, p.batch())
 }
 
 func sameFiles(a, b *render.Output) bool {

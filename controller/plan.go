@@ -2,11 +2,11 @@ package controller
 
 import (
 	"bytes"
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
@@ -32,33 +32,36 @@ type plan struct {
 
 func reloadFor(reason string) plan { return plan{reload: true, reason: reason} }
 
-// commands are the runtime API commands of the plan, as HAProxy's CLI
-// reads them (for history and offline diff; MasterCLI sends the same).
-func (p plan) commands() []string {
-	var cmds []string
+// batch is the plan's runtime API commands, as the master CLI is sent
+// them: slots first (an emptied slot goes to maintenance, then back to the
+// placeholder address the file has for it), then map entries.
+func (p plan) batch() *reload.Batch {
+	var b reload.Batch
 	for _, op := range p.slots {
 		if op.addr == "" {
-			cmds = append(cmds,
-				fmt.Sprintf("set server %s/%s state maint", op.backend, op.server),
-				fmt.Sprintf("set server %s/%s addr %s port %d", op.backend, op.server, render.PlaceholderAddr, render.PlaceholderPort))
+			b.SetServerState(op.backend, op.server, reload.StateMaint)
+			b.SetServerAddr(op.backend, op.server, render.PlaceholderAddr, render.PlaceholderPort)
 			continue
 		}
-		cmds = append(cmds,
-			fmt.Sprintf("set server %s/%s addr %s port %d", op.backend, op.server, op.addr, op.port),
-			fmt.Sprintf("set server %s/%s state ready", op.backend, op.server))
+		b.SetServerAddr(op.backend, op.server, op.addr, op.port)
+		b.SetServerState(op.backend, op.server, reload.StateReady)
 	}
 	for _, op := range p.maps {
 		switch {
 		case op.value == "":
-			cmds = append(cmds, fmt.Sprintf("del map %s %s", op.file, op.key))
+			b.DelMap(op.file, op.key)
 		case op.add:
-			cmds = append(cmds, fmt.Sprintf("add map %s %s %s", op.file, op.key, op.value))
+			b.AddMap(op.file, op.key, op.value)
 		default:
-			cmds = append(cmds, fmt.Sprintf("set map %s %s %s", op.file, op.key, op.value))
+			b.SetMap(op.file, op.key, op.value)
 		}
 	}
-	return cmds
+	return &b
 }
+
+// commands are the plan's commands as they are sent (escaped), for
+// history and diff.
+func (p plan) commands() []string { return p.batch().Commands() }
 
 // Method is how a change reaches HAProxy.
 type Method string

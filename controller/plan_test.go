@@ -251,3 +251,33 @@ func TestReloadSpacing(t *testing.T) {
 		}
 	}
 }
+
+// What /history records and diff predicts is what the master CLI is sent:
+// both come from the plan's one batch, escaped for the CLI (a ';' in a
+// path would otherwise end the command on the wire and not in the record).
+func TestPlanCommandsAreWhatIsSent(t *testing.T) {
+	p := plan{
+		slots: []slotOp{{backend: "default_web_80", server: "s1", addr: "10.0.0.1", port: 8080}, {backend: "default_web_80", server: "s2"}},
+		maps: []mapOp{
+			{file: "maps/prefix.map", key: "a.test/x;y/", value: "default_web_80", add: true},
+			{file: "maps/exact.map", key: "a.test/z", value: "default_web_80"},
+			{file: "maps/exact.map", key: "a.test/gone"},
+		},
+	}
+	want := []string{
+		`set server default_web_80/s1 addr 10.0.0.1 port 8080`,
+		`set server default_web_80/s1 state ready`,
+		`set server default_web_80/s2 state maint`,
+		`set server default_web_80/s2 addr ` + render.PlaceholderAddr + ` port ` + fmt.Sprint(render.PlaceholderPort),
+		`add map maps/prefix.map a.test/x\;y/ default_web_80`,
+		`set map maps/exact.map a.test/z default_web_80`,
+		`del map maps/exact.map a.test/gone`,
+	}
+	if got := p.commands(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("commands:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	b := p.batch()
+	if b.Err() != nil || strings.Join(b.Commands(), "\n") != strings.Join(p.commands(), "\n") {
+		t.Errorf("the batch sent differs from the commands recorded: %v", b.Err())
+	}
+}

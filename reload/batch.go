@@ -3,6 +3,7 @@ package reload
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -19,6 +20,14 @@ type Batch struct {
 
 // Len is the number of commands.
 func (b *Batch) Len() int { return len(b.cmds) }
+
+// Commands are the commands as Send writes them, escaped, without the
+// "@1" that sends each to the current worker: what history records and
+// diff predicts is byte for byte what is sent.
+func (b *Batch) Commands() []string { return slices.Clone(b.cmds) }
+
+// Err is the first argument that cannot be sent (Send returns it).
+func (b *Batch) Err() error { return b.err }
 
 func (b *Batch) add(verb string, args ...string) {
 	a, err := cliArgs(args...)
