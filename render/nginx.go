@@ -62,8 +62,6 @@ func seconds(v string, _ nginxContext) (string, error) {
 	return v + "s", nil
 }
 
-func lower(v string, _ nginxContext) (string, error) { return strings.ToLower(v), nil }
-
 func onOff(v string, _ nginxContext) (string, error) {
 	switch v {
 	case "on":

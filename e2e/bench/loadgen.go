@@ -221,9 +221,6 @@ type ThroughputResult struct {
 	FirstError string
 }
 
-// PerSecond is successful requests per second.
-func (r ThroughputResult) PerSecond() float64 { return float64(r.OK) / r.Duration.Seconds() }
-
 // Throughput sends GET path for host to 127.0.0.1:port over conns
 // keep-alive connections, each request as soon as the previous answer on
 // its connection was read, for d. It counts the answers accepted by want

@@ -713,16 +713,6 @@ func KillHAProxies(needle string) {
 	}
 }
 
-// Alive is true for a process that exists and is not a zombie.
-func Alive(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	_, rest, _ := strings.Cut(string(data), ") ")
-	return !strings.HasPrefix(rest, "Z") && !strings.HasPrefix(rest, "X")
-}
-
 // SetNoFileLimit sets another process's RLIMIT_NOFILE (soft and hard),
 // with prlimit(2).
 func SetNoFileLimit(pid int, n uint64) error {
