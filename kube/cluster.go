@@ -73,8 +73,11 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	}
 	c.leader, err = NewLeader(LeaderConfig{
 		Client: cfg.Client, Namespace: cfg.ElectionNamespace, ControllerName: cfg.ControllerName, Identity: cfg.Identity,
-		// A new leader writes status at once instead of waiting for a change.
-		OnStartedLeading: func(context.Context) { c.syncStatus() },
+		// A new leader writes status at once instead of waiting for a
+		// change, and reads the Events written before it to write what
+		// is missing.
+		OnStartedLeading: func(ctx context.Context) { c.syncStatus(); c.events.Lead(ctx) },
+		OnStoppedLeading: func() { c.events.Follow() },
 		Log:              log.Named("leader"),
 	})
 	if err != nil {
@@ -83,7 +86,8 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if c.status != nil {
 		c.status.IsLeader = c.leader.IsLeader
 	}
-	c.events = NewEventReporter(EventReporterConfig{Client: cfg.Client, Instance: cfg.Identity, IsLeader: c.leader.IsLeader, Log: log.Named("events")})
+	c.events = NewEventReporter(EventReporterConfig{Client: cfg.Client, Instance: cfg.Identity, Namespace: cfg.Namespace,
+		IsLeader: c.leader.IsLeader, Log: log.Named("events")})
 	return c, nil
 }
 
