@@ -35,6 +35,9 @@ type ClusterConfig struct {
 	// Notify is called when an object the render reads changed.
 	Notify func()
 	Log    *zap.Logger
+	// API, when set, follows the clients' connections to the API server
+	// (see APIHealth); its state is the source's.
+	API *APIHealth
 }
 
 // Cluster is run mode's Kubernetes side: the informer source and, beside
@@ -44,6 +47,7 @@ type Cluster struct {
 	leader *Leader
 	events *EventReporter
 	status *StatusWriter // nil without a publish service or addresses
+	api    *APIHealth
 	log    *zap.Logger
 
 	mu      sync.Mutex
@@ -57,7 +61,10 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	c := &Cluster{log: log, trigger: make(chan struct{}, 1)}
+	c := &Cluster{log: log, api: cfg.API, trigger: make(chan struct{}, 1)}
+	if c.api == nil {
+		c.api = &APIHealth{}
+	}
 	var err error
 	c.Source, err = NewSource(SourceConfig{Client: cfg.Client, SecretClient: cfg.SecretClient, Namespace: cfg.Namespace,
 		SettingsConfigMap: cfg.SettingsConfigMap, Notify: cfg.Notify, Log: log.Named("kube")})
@@ -90,6 +97,9 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		IsLeader: c.leader.IsLeader, Log: log.Named("events")})
 	return c, nil
 }
+
+// API is the API server's reachability as the clients see it.
+func (c *Cluster) API() APIState { return c.api.State() }
 
 // IsLeader reports whether this replica holds the Lease (and so writes
 // status and Events).
