@@ -184,7 +184,7 @@ func (h *APIHealth) Dial(ctx context.Context, network, address string) (net.Conn
 
 // WrapTransport is a rest.Config WrapTransport: every response marks the
 // API server reachable, every failed request (but one its caller
-// cancelled) unreachable.
+// cancelled; one that ran out of time counts) unreachable.
 func (h *APIHealth) WrapTransport(rt http.RoundTripper) http.RoundTripper {
 	return &healthTransport{h: h, rt: rt}
 }
@@ -199,7 +199,10 @@ func (t *healthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch {
 	case err == nil && resp.StatusCode < 500:
 		t.h.answered()
-	case err != nil && req.Context().Err() == nil && !errors.Is(err, context.Canceled):
+	case err != nil && !errors.Is(err, context.Canceled) && !errors.Is(req.Context().Err(), context.Canceled):
+		// A request that ran out of its own time counts: an API server
+		// that is stopped or cut off accepts connections, or keeps them
+		// open, and never answers (the Lease's renewals find it first).
 		t.h.failed(err, 0)
 	}
 	return resp, err

@@ -281,5 +281,6 @@ func TestLeaderPartitionedStepsDown(t *testing.T) {
 	if a.leader.IsLeader() {
 		t.Error("replica-a leads again while cut off")
 	}
+
 	proxy.Resume()
 }
