@@ -32,7 +32,7 @@ type replica struct {
 	proc                *sidecartest.Process
 }
 
-func (e *env) replica(name, haproxy string, extra ...string) *replica {
+func (e *env) newReplica(name, haproxy string, extra ...string) *replica {
 	t := e.t
 	kubeconfig, err := e.cluster.WriteKubeconfig()
 	if err != nil {
@@ -47,6 +47,12 @@ func (e *env) replica(name, haproxy string, extra ...string) *replica {
 		"--http-bind", "127.0.0.1:" + strconv.Itoa(r.http), "--https-bind", "127.0.0.1:" + strconv.Itoa(ports[1]),
 		"--health-addr", "127.0.0.1:" + strconv.Itoa(r.health), "--debug-addr", "127.0.0.1:" + strconv.Itoa(r.debug)}, extra...)
 	r.start()
+	return r
+}
+
+// replica starts a replica and waits until it is ready.
+func (e *env) replica(name, haproxy string, extra ...string) *replica {
+	r := e.newReplica(name, haproxy, extra...)
 	r.proc.Eventually(60*time.Second, name+" ready", func() error {
 		if code, body := r.readyz(); code != 200 {
 			return fmt.Errorf("readyz %d %q", code, body)
@@ -71,8 +77,10 @@ func (r *replica) kill() {
 	}
 }
 
-func (r *replica) readyz() (int, string) {
-	code, body, err := sidecartest.Get(r.health, "localhost", "/readyz")
+func (r *replica) readyz() (int, string) { return r.probe("/readyz") }
+
+func (r *replica) probe(path string) (int, string) {
+	code, body, err := sidecartest.Get(r.health, "localhost", path)
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -289,6 +297,18 @@ func TestClusterAPIServerOutage(t *testing.T) {
 			took := eventually(t, 15*time.Second, r.name+": outage visible", func() error { return outageVisible(r) })
 			t.Logf("%s: outage visible %v after the API server stopped", r.name, took.Round(time.Millisecond))
 		}
+		var fresh *replica
+		if i == 0 {
+			// A replica that has never served stays unready while the
+			// API server is away, and its startup probe fails.
+			fresh = e.newReplica("fresh", testenv.HAProxy26(t), common...)
+			time.Sleep(5 * time.Second)
+			for _, path := range []string{"/readyz", "/startupz"} {
+				if code, body := fresh.probe(path); code != 503 {
+					t.Errorf("%s of a replica that never served, during the outage: %d %q, want 503", path, code, body)
+				}
+			}
+		}
 		if i == 1 {
 			// Restarted while the API server is away: adopts HAProxy and
 			// is ready at once, saying why it is degraded.
@@ -313,6 +333,16 @@ func TestClusterAPIServerOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 		back := time.Now()
+		if fresh != nil {
+			took := eventually(t, 30*time.Second, "the fresh replica ready once the API server is back", func() error {
+				if code, body := fresh.readyz(); code != 200 {
+					return fmt.Errorf("readyz %d %q", code, body)
+				}
+				return nil
+			})
+			t.Logf("the replica started during the outage was ready %v after the API server", took.Round(time.Millisecond))
+			fresh.proc.Stop()
+		}
 		t.Logf("API server was down %v (killed, then started and ready again)", back.Sub(down).Round(time.Millisecond))
 		// Changes made right after it is back: the endpoint moves to the
 		// other backend and a new Ingress appears.
