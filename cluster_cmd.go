@@ -52,6 +52,14 @@ func newCluster(f *runFlags, log *zap.Logger, notify func()) (*kube.Cluster, err
 	// in JSON.
 	cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	// Requests wait for an API server that is away instead of failing,
+	// so client-go's reflector backoff does not grow toward 30 s during an
+	// outage (a change made after it ends is served within a second or
+	// two); the same wrapper tells /readyz, /status, the metrics and the
+	// log about the outage. See kube.APIHealth.
+	api := &kube.APIHealth{Log: log.Named("kube.api")}
+	cfg.Dial = api.Dial
+	cfg.Wrap(api.WrapTransport)
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
@@ -60,8 +68,8 @@ func newCluster(f *runFlags, log *zap.Logger, notify func()) (*kube.Cluster, err
 	// is a list and a watch of one object (a third request where the API
 	// server cannot stream lists), and at 200/s 1,000 TLS Ingresses took
 	// seconds of client-side waiting to start (e2e/bench, TLS variant).
-	// Same connection: client-go shares the transport of equal TLS
-	// configurations.
+	// Its own connection: client-go does not share the transport of a
+	// configuration with a Dial function.
 	secretCfg := rest.CopyConfig(cfg)
 	secretCfg.QPS, secretCfg.Burst = 1000, 3000
 	secretClient, err := kubernetes.NewForConfig(secretCfg)
@@ -86,6 +94,6 @@ func newCluster(f *runFlags, log *zap.Logger, notify func()) (*kube.Cluster, err
 	return kube.NewCluster(kube.ClusterConfig{
 		Client: client, SecretClient: secretClient, Namespace: f.watchNamespace, SettingsConfigMap: f.settingsConfigMap,
 		ControllerName: f.controllerName, ElectionNamespace: ns, Identity: identity,
-		PublishService: f.publishService, PublishAddresses: addrs, Notify: notify, Log: log,
+		PublishService: f.publishService, PublishAddresses: addrs, Notify: notify, Log: log, API: api,
 	})
 }

@@ -190,7 +190,7 @@ func (g *group) run(name string, r runner) {
 // run wires run mode: the config-dir, HAProxy, the source, the loop and
 // the admin servers, and runs the loop until ctx is done.
 func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logger) error {
-	store, renderer, err := f.prepareConfigDir(log)
+	store, renderer, servedBefore, err := f.prepareConfigDir(log)
 	if err != nil || f.init {
 		return err
 	}
@@ -227,6 +227,12 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 		st, err := cli.ShowProc(ctx)
 		return len(st.OldWorkers), err
 	})
+	if kc := src.cluster; kc != nil {
+		mets.WatchSource(func() metrics.SourceState {
+			api := kc.API()
+			return metrics.SourceState{Up: api.Up, SinceSync: api.SinceSync(time.Now()), Outages: api.Outages}
+		})
+	}
 	ctl = controller.New(controller.Config{
 		History:           history,
 		Source:            src.source,
@@ -243,19 +249,12 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 	}, renderer)
 
 	if health != nil {
-		h := &admin.Health{Live: ctl.Live, Started: ctl.Written, Metrics: mets.Handler(),
-			Degraded: func() []string { return degraded(ctl, store) }, Ready: func() error {
-				if !ctl.Ready() {
-					// Why, when a pass said so: e.g. the first
-					// configuration HAProxy did not finish checking.
-					if last := ctl.Status().LastError; last != "" {
-						first, _, _ := strings.Cut(last, "\n")
-						return errors.New("no configuration rendered from the source is served yet: " + first)
-					}
-					return errors.New("no configuration rendered from the source is served yet")
-				}
-				return hap.ready()
-			}}
+		// A configuration an earlier run rendered is current on disk: an
+		// HAProxy container started now starts on a complete one.
+		started := func() bool { return servedBefore || ctl.Written() }
+		h := &admin.Health{Live: ctl.Live, Started: started, Metrics: mets.Handler(),
+			Degraded: func() []string { return degraded(ctl, store, src.cluster, servedBefore) },
+			Ready:    readiness(ctl, hap, servedBefore)}
 		g.run("health server", func(ctx context.Context) error { return admin.Serve(ctx, health, h.Handler(), log.Named("health")) })
 	}
 	if debug != nil {
@@ -288,10 +287,10 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 			}
 		})
 	}
-	if err := src.start(ctx, g); err != nil {
-		return err
-	}
 	fatal := make(chan error, 1)
+	// HAProxy is waited for before the source: a sidecar restarted while
+	// the API server is away serves (and is ready with) the configuration
+	// HAProxy runs, long before the source can be read.
 	if hap.wait != nil {
 		g.run("master socket wait", func(ctx context.Context) error {
 			if err := hap.wait(ctx); err != nil {
@@ -303,6 +302,14 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 			ctl.Notify()
 			return nil
 		})
+	}
+	if err := src.start(ctx, g, servedBefore); err != nil {
+		select {
+		case ferr := <-fatal:
+			return ferr
+		default:
+			return err
+		}
 	}
 	log.Info("running", zap.String("manifests", f.manifests), zap.String("watch_namespace", f.watchNamespace), zap.String("config", store.ConfigPath()),
 		zap.String("master_socket", f.masterSocket), zap.Bool("haproxy_start", f.haproxyStart))
@@ -331,40 +338,57 @@ func firstPassHook(first func(), onPass func(controller.Pass)) func(controller.P
 // prepareConfigDir opens (and repairs) the config-dir and makes sure it
 // holds a configuration HAProxy can start on: the last good one when there
 // is one, else an empty cluster's (404 for everything).
-func (f *runFlags) prepareConfigDir(log *zap.Logger) (*reload.Store, controller.Renderer, error) {
+//
+// servedBefore is true when the current generation was rendered from the
+// source by an earlier run (it is not the bootstrap configuration): the
+// configuration HAProxy starts on, or runs when adopted, was once complete.
+func (f *runFlags) prepareConfigDir(log *zap.Logger) (store *reload.Store, renderer controller.Renderer, servedBefore bool, err error) {
 	configDir, err := filepath.Abs(f.configDir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	// HAProxy reads a -S argument without a slash as host:port.
 	if f.masterSocket != "" {
 		if f.masterSocket, err = filepath.Abs(f.masterSocket); err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 	}
-	store, err := reload.NewStore(configDir)
+	store, err = reload.NewStore(configDir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if r := store.LastRepair(); r != nil {
 		log.Warn("config-dir: "+r.String(), zap.String("config_dir", configDir))
 	}
-	renderer, err := f.renderer()
+	renderer, err = f.renderer()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	_, empty, err := renderer(render.Inputs{}, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("rendering the bootstrap configuration: %w", err)
+		return nil, nil, false, fmt.Errorf("rendering the bootstrap configuration: %w", err)
 	}
-	boot, err := store.Bootstrap(controller.Files(empty))
+	bootFiles := controller.Files(empty)
+	boot, err := store.Bootstrap(bootFiles)
 	if err != nil {
-		return nil, nil, fmt.Errorf("writing the bootstrap configuration: %w", err)
+		return nil, nil, false, fmt.Errorf("writing the bootstrap configuration: %w", err)
 	}
 	if f.init {
 		log.Info("configuration ready", zap.String("config", store.ConfigPath()), zap.Bool("written", boot.Changed))
 	}
-	return store, renderer, nil
+	// Only Bootstrap writes a generation without a source; one that
+	// differs from what it would write came from the source. (An earlier
+	// run that served an empty source wrote the same bytes: it counts as
+	// never served, which only delays readiness until the source is read.)
+	if !boot.Changed {
+		cur, err := os.ReadFile(store.ConfigPath())
+		servedBefore = err == nil && !bytes.Equal(cur, bootFiles[reload.ConfigName])
+	}
+	if servedBefore {
+		log.Info("the current configuration was rendered from the source by an earlier run; serving it until the source is read",
+			zap.Int("generation", boot.Generation))
+	}
+	return store, renderer, servedBefore, nil
 }
 
 func listenIf(addr string) (net.Listener, error) {
@@ -438,11 +462,17 @@ func (sp *sourceParts) applied(log *zap.Logger, mets *metrics.Metrics) func(cont
 
 // start runs the source's watchers. In Kubernetes mode it first waits for
 // the informers: the first render must see the whole cluster, not a
-// partial cache.
-func (sp *sourceParts) start(ctx context.Context, g *group) error {
+// partial cache. A sidecar with nothing to serve gives up after
+// sourceSyncLimit (the pod is restarted and says why); one whose HAProxy
+// serves a configuration from an earlier run waits as long as it takes
+// (the API server may be away), ready and saying so on /readyz.
+func (sp *sourceParts) start(ctx context.Context, g *group, servedBefore bool) error {
 	if sp.cluster != nil {
 		g.run("kubernetes source", sp.cluster.Source.Run)
-		syncCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		syncCtx, cancel := ctx, context.CancelFunc(func() {})
+		if !servedBefore {
+			syncCtx, cancel = context.WithTimeout(ctx, sourceSyncLimit)
+		}
 		err := sp.cluster.Source.WaitForSync(syncCtx)
 		cancel()
 		if err != nil {
@@ -454,6 +484,10 @@ func (sp *sourceParts) start(ctx context.Context, g *group) error {
 	}
 	return nil
 }
+
+// sourceSyncLimit is how long a sidecar with nothing served yet waits for
+// the source's first full read.
+const sourceSyncLimit = 2 * time.Minute
 
 // haproxyConn is how run mode reaches HAProxy.
 type haproxyConn struct {
@@ -650,6 +684,9 @@ type runStatus struct {
 	HAProxyError string             `json:"haproxy_error,omitempty"`
 	// Leader is set in Kubernetes mode: whether this replica writes status.
 	Leader *bool `json:"leader,omitempty"`
+	// Source is set in Kubernetes mode: whether the API server can be
+	// reached, since when it cannot, and the last error.
+	Source *kube.APIState `json:"source,omitempty"`
 	// StoreRepaired is set when the config-dir's current link was found
 	// missing or broken and restored (HAProxy could not have restarted).
 	StoreRepaired *reload.Repair `json:"store_repaired,omitempty"`
@@ -680,13 +717,52 @@ func currentStatus(ctx context.Context, ctl *controller.Controller, store *reloa
 	if kc != nil {
 		leader := kc.IsLeader()
 		st.Leader = &leader
+		api := kc.API()
+		st.Source = &api
 	}
 	return st
 }
 
+// readiness is /readyz's rule: ready while HAProxy runs a configuration
+// that was once complete: one rendered from the source by this run, or,
+// after a restart, the one an earlier run rendered (adopted with HAProxy,
+// or started from the config-dir) while the source cannot be read yet.
+// Taking a pod that serves its last good configuration out of its
+// Service would turn a control-plane outage into a data-plane one. A pod
+// that has never served anything from the source stays unready.
+func readiness(ctl *controller.Controller, hap haproxyConn, servedBefore bool) func() error {
+	return func() error {
+		if err := hap.ready(); err != nil {
+			return err
+		}
+		if ctl.Ready() {
+			return nil
+		}
+		if servedBefore && (hap.up == nil || hap.up()) {
+			return nil
+		}
+		// Why, when a pass said so: e.g. the first configuration HAProxy
+		// did not finish checking.
+		if last := ctl.Status().LastError; last != "" {
+			first, _, _ := strings.Cut(last, "\n")
+			return errors.New("no configuration rendered from the source is served yet: " + first)
+		}
+		return errors.New("no configuration rendered from the source is served yet")
+	}
+}
+
 // degraded lists the faults /readyz names while HAProxy keeps serving.
-func degraded(ctl *controller.Controller, store *reload.Store) []string {
+func degraded(ctl *controller.Controller, store *reload.Store, kc *kube.Cluster, servedBefore bool) []string {
 	var out []string
+	if kc != nil {
+		if api := kc.API(); !api.Up && api.DownSince != nil {
+			out = append(out, fmt.Sprintf("source: Kubernetes API server unreachable since %s (%s): %s",
+				api.DownSince.UTC().Format(time.RFC3339), time.Since(*api.DownSince).Round(time.Second), api.LastError))
+		}
+	}
+	if servedBefore && !ctl.Ready() {
+		out = append(out, "source: not read yet; serving the configuration an earlier run rendered from it")
+	}
 	st := ctl.Status()
 	if st.LastError != "" {
 		first, _, _ := strings.Cut(st.LastError, "\n")

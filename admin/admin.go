@@ -33,16 +33,19 @@ type Health struct {
 	// Live returns an error when the sidecar is stuck and should be
 	// restarted (/healthz answers 503 with it).
 	Live func() error
-	// Ready returns nil when HAProxy serves a configuration rendered from
-	// the source, else why not (/readyz).
+	// Ready returns nil when HAProxy serves a configuration that was once
+	// complete (rendered from the source by this run, or by an earlier
+	// one and kept while the source cannot be read), else why not
+	// (/readyz). Only a pod that has never served is unready.
 	Ready func() error
-	// Started reports whether a configuration rendered from the source has
-	// been validated and written, so that an HAProxy started now starts
-	// on it (/startupz).
+	// Started reports whether a configuration rendered from the source
+	// (by this run after validation, or by an earlier one) is current, so
+	// that an HAProxy started now starts on it (/startupz).
 	Started func() bool
 	// Degraded, when set, lists faults that leave HAProxy serving but
-	// need attention (a rejected configuration, a manifest that cannot be
-	// read, a repaired config-dir). /readyz stays 200 with them, since
+	// need attention (the API server unreachable, the source not read yet
+	// after a restart, a rejected configuration, a manifest that cannot
+	// be read, a repaired config-dir). /readyz stays 200 with them, since
 	// taking the load balancer out of its Service would turn a fault into
 	// an outage, and names them in its body.
 	Degraded func() []string

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -909,7 +910,17 @@ func (c *Controller) appliedAtRuntime(rec *Pass, out *render.Output, p plan, too
 	rec.Outcome = OutcomeRuntime
 	rec.Phases.Apply = took
 	c.stats.runtime.Add(1)
-	c.cfg.Log.Info("updated HAProxy at run time", append(passFields(rec, out),
+	fields := passFields(rec, out)
+	if rec.Generation == 0 {
+		// A runtime-only pass's files are written afterwards (writer.go):
+		// the line names the generation on disk now, which /status shows,
+		// rather than 0.
+		if g, err := c.cfg.Store.CurrentGeneration(); err == nil {
+			fields = slices.DeleteFunc(fields, func(f zap.Field) bool { return f.Key == "generation" })
+			fields = append(fields, zap.Int("generation", g))
+		}
+	}
+	c.cfg.Log.Info("updated HAProxy at run time", append(fields,
 		zap.Int("map_changes", len(p.maps)), zap.Int("slot_changes", len(p.slots)))...)
 }
 

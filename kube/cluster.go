@@ -35,6 +35,9 @@ type ClusterConfig struct {
 	// Notify is called when an object the render reads changed.
 	Notify func()
 	Log    *zap.Logger
+	// API, when set, follows the clients' connections to the API server
+	// (see APIHealth); its state is the source's.
+	API *APIHealth
 }
 
 // Cluster is run mode's Kubernetes side: the informer source and, beside
@@ -44,6 +47,7 @@ type Cluster struct {
 	leader *Leader
 	events *EventReporter
 	status *StatusWriter // nil without a publish service or addresses
+	api    *APIHealth
 	log    *zap.Logger
 
 	mu      sync.Mutex
@@ -57,7 +61,10 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	c := &Cluster{log: log, trigger: make(chan struct{}, 1)}
+	c := &Cluster{log: log, api: cfg.API, trigger: make(chan struct{}, 1)}
+	if c.api == nil {
+		c.api = &APIHealth{}
+	}
 	var err error
 	c.Source, err = NewSource(SourceConfig{Client: cfg.Client, SecretClient: cfg.SecretClient, Namespace: cfg.Namespace,
 		SettingsConfigMap: cfg.SettingsConfigMap, Notify: cfg.Notify, Log: log.Named("kube")})
@@ -73,8 +80,11 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	}
 	c.leader, err = NewLeader(LeaderConfig{
 		Client: cfg.Client, Namespace: cfg.ElectionNamespace, ControllerName: cfg.ControllerName, Identity: cfg.Identity,
-		// A new leader writes status at once instead of waiting for a change.
-		OnStartedLeading: func(context.Context) { c.syncStatus() },
+		// A new leader writes status at once instead of waiting for a
+		// change, and reads the Events written before it to write what
+		// is missing.
+		OnStartedLeading: func(ctx context.Context) { c.syncStatus(); c.events.Lead(ctx) },
+		OnStoppedLeading: func() { c.events.Follow() },
 		Log:              log.Named("leader"),
 	})
 	if err != nil {
@@ -83,9 +93,13 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if c.status != nil {
 		c.status.IsLeader = c.leader.IsLeader
 	}
-	c.events = NewEventReporter(EventReporterConfig{Client: cfg.Client, Instance: cfg.Identity, IsLeader: c.leader.IsLeader, Log: log.Named("events")})
+	c.events = NewEventReporter(EventReporterConfig{Client: cfg.Client, Instance: cfg.Identity, Namespace: cfg.Namespace,
+		IsLeader: c.leader.IsLeader, Log: log.Named("events")})
 	return c, nil
 }
+
+// API is the API server's reachability as the clients see it.
+func (c *Cluster) API() APIState { return c.api.State() }
 
 // IsLeader reports whether this replica holds the Lease (and so writes
 // status and Events).

@@ -2,18 +2,21 @@ package kube
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/record"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
@@ -59,101 +62,112 @@ type EventReporterConfig struct {
 	// Instance identifies this replica (source.host, reportingInstance);
 	// the leader identity or pod name.
 	Instance string
+	// Namespace is where the Events written before are looked for when
+	// leadership starts: the watched namespace, "" for all.
+	Namespace string
 	// IsLeader gates emission: only the leader writes Events, otherwise
-	// every replica would write each one. Nil means always emit.
+	// every replica would write each one. Nil means always the leader:
+	// the reporter then calls Lead itself. Otherwise the owner calls Lead
+	// when leadership starts and Follow when it ends.
 	IsLeader func() bool
-	// EventsPerSecond paces the Events handed to client-go (default
+	// EventsPerSecond paces the Events written (default
 	// DefaultEventsPerSecond, with a burst of twice that).
 	EventsPerSecond float64
 	Log             *zap.Logger
 }
 
 // DefaultEventsPerSecond is how many Events a second an EventReporter
-// writes at most. client-go queues at most about 2,000 Events and drops
-// the rest silently; a sidecar starting at 10k Ingresses has one "Served"
-// Event each to write, so it paces them itself, with a queue of its own
-// that keeps a pointer and a reason per Event instead of a whole Event.
+// writes at most: a sidecar starting at 10k Ingresses has one "Served"
+// Event each to write, and the API server should not get them all at
+// once. The queue keeps a pointer and a reason per Event instead of a
+// whole Event.
 const DefaultEventsPerSecond = 50
 
 // EventReporter writes Kubernetes Events about Ingresses: a Warning for
 // every problem render found in an Ingress, and a Normal "Served" when an
-// Ingress starts being served. It uses client-go's record package, which
-// writes core/v1 Events: `kubectl describe ingress` and `kubectl get
-// events` show them on every API server version.
+// Ingress starts being served. It writes core/v1 Events itself (not
+// through client-go's record package, whose broadcaster drops Events
+// silently and never says whether one was written): `kubectl describe
+// ingress` and `kubectl get events` show them on every API server version.
 //
 // Each (Ingress UID, type, reason, message) is reported once while it
 // lasts: a render that finds the same problem again writes nothing, one
 // that no longer finds it forgets it, so it is reported again if it comes
-// back (client-go then bumps the count of the existing Event).
+// back (the existing Event's count goes up: its name is derived from what
+// it says).
 //
-// Followers do not emit but keep the same memory, as if they had: the
-// leader has reported the same state, so a replica taking over reports
-// only what changes from then on instead of repeating every Event.
+// The memory holds only what was written, by this replica or, as read
+// from the API when leadership started, by any replica before it.
+// Followers remember nothing and queue nothing: whatever is missing when
+// a replica takes over (an Ingress first seen while the old leader was
+// dead, or written by nobody because the API was away) is written by the
+// new leader, and nothing the old one wrote is written again. A write
+// that fails stays queued and is tried again.
 type EventReporter struct {
-	cfg         EventReporterConfig
-	broadcaster record.EventBroadcaster
-	recorder    record.EventRecorder
+	cfg     EventReporterConfig
+	limiter *rate.Limiter
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wake    chan struct{}
 
-	limiter  *rate.Limiter
-	stop     chan struct{}
-	stopOnce sync.Once
-	wake     chan struct{}
-
-	mu       sync.Mutex
-	reported eventMemory
-	// pending are the Events reported but not handed to client-go yet,
-	// oldest first.
+	mu sync.Mutex
+	// term counts leadership changes: a write or a read of the API that
+	// began in an earlier term is not recorded in a later one.
+	term int
+	// loaded is set once the Events written before this term are in
+	// reported; nothing is queued before.
+	loaded bool
+	// reported is what is known to be written; desired what the last
+	// report wants written.
+	reported, desired eventMemory
+	// pending are the Events wanted but not written yet, oldest first.
 	pending []pendingEvent
-	// last is what the previous Report saw (see ReportLazy).
+	// The last report's inputs, reported again once loaded.
+	lookup func(key string) *networkingv1.Ingress
+	model  *render.Model
+	// last is what the previous report saw (see ReportLazy).
 	last struct {
 		served   []string
 		warnings []render.Problem
-		leader   bool
+		term     int
+		loaded   bool
 	}
+	failures     int       // writes failed in a row
+	lastFailLog  time.Time // failures are logged at most once per eventFailLogEvery
+	written      int
+	lastWriteLog time.Time
 }
 
 type eventKey struct {
 	typ, reason, message string
 }
 
-// NewEventReporter starts the broadcaster that writes Events in the
-// background; call Shutdown to stop it.
+// NewEventReporter starts the writer in the background; call Shutdown to
+// stop it.
 func NewEventReporter(cfg EventReporterConfig) *EventReporter {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	// Our own memory is what keeps Events from repeating; client-go's
-	// per-object spam filter (25 Events, then one per 5 minutes) would
-	// drop the problems of an Ingress with many broken paths, so its
-	// burst is raised. Its aggregation of more than 10 Events with the
-	// same reason into one "combined" Event stays. Its caches (4096
-	// objects by default) are made smaller: at 10k served Ingresses they
-	// were full of one "Served" Event each, a megabyte of the heap, for
-	// Events our own memory never repeats.
-	b := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{BurstSize: 100, LRUCacheSize: 512}))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})
 	if cfg.EventsPerSecond <= 0 {
 		cfg.EventsPerSecond = DefaultEventsPerSecond
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	r := &EventReporter{
-		cfg:         cfg,
-		broadcaster: b,
-		recorder:    b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent, Host: cfg.Instance}),
-		limiter:     rate.NewLimiter(rate.Limit(cfg.EventsPerSecond), max(1, int(2*cfg.EventsPerSecond))),
-		stop:        make(chan struct{}),
-		wake:        make(chan struct{}, 1),
+		cfg:     cfg,
+		limiter: rate.NewLimiter(rate.Limit(cfg.EventsPerSecond), max(1, int(2*cfg.EventsPerSecond))),
+		ctx:     ctx,
+		cancel:  cancel,
+		wake:    make(chan struct{}, 1),
 	}
 	go r.write()
+	if cfg.IsLeader == nil {
+		go r.Lead(ctx)
+	}
 	return r
 }
 
-// Shutdown stops writing Events; queued ones may be lost.
-func (r *EventReporter) Shutdown() {
-	r.stopOnce.Do(func() {
-		close(r.stop)
-		r.broadcaster.Shutdown()
-	})
-}
+// Shutdown stops writing Events; queued ones are not written.
+func (r *EventReporter) Shutdown() { r.cancel() }
 
 // pendingEvent is an Event waiting to be written.
 type pendingEvent struct {
@@ -161,24 +175,113 @@ type pendingEvent struct {
 	key *eventKey
 }
 
-// write hands the pending Events to client-go, at most EventsPerSecond,
-// until Shutdown. An Event no longer in the memory when its turn comes
-// (the Ingress was deleted, the problem went away) is not written, nor
-// any while this replica is not the leader.
-func (r *EventReporter) write() {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-r.stop
+// Lead is called when this replica becomes leader: it reads the Events
+// this controller wrote before (any replica, any earlier run of this
+// one), retrying until ctx ends, and then writes what is missing. It
+// returns once they are read.
+func (r *EventReporter) Lead(ctx context.Context) {
+	r.mu.Lock()
+	r.term++
+	term := r.term
+	r.loaded, r.reported, r.pending = false, eventMemory{}, nil
+	r.mu.Unlock()
+	found, err := r.loadWritten(ctx)
+	if err != nil {
+		return // ctx ended: leadership is over or the sidecar stops
+	}
+	r.mu.Lock()
+	if r.term != term {
+		r.mu.Unlock()
+		return
+	}
+	r.reported, r.loaded = found, true
+	lookup, model := r.lookup, r.model
+	r.mu.Unlock()
+	r.cfg.Log.Info("read the Events written before; writing what is missing",
+		zap.Int("served", len(found.served)), zap.Int("warnings", len(found.warnings)))
+	if model != nil {
+		r.report(lookup, model)
+	}
+}
+
+// Follow is called when leadership ends: nothing more is written, and
+// the memory is dropped (the next leader may write what this one had
+// queued; Lead reads it all again).
+func (r *EventReporter) Follow() {
+	r.mu.Lock()
+	r.term++
+	r.loaded, r.reported, r.pending = false, eventMemory{}, nil
+	r.mu.Unlock()
+}
+
+// eventListPage is how many Events one list request returns.
+const eventListPage = 500
+
+// loadWritten lists the Events this controller wrote about Ingresses,
+// retrying with backoff while the API cannot be reached.
+func (r *EventReporter) loadWritten(ctx context.Context) (eventMemory, error) {
+	delay := 200 * time.Millisecond
+	for {
+		found, err := r.listWritten(ctx)
+		if err == nil {
+			return found, nil
+		}
+		if ctx.Err() != nil {
+			return eventMemory{}, ctx.Err()
+		}
+		r.cfg.Log.Warn("reading the Events written before; retrying", zap.Error(err), zap.Duration("retry_in", delay))
+		select {
+		case <-ctx.Done():
+			return eventMemory{}, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+func (r *EventReporter) listWritten(ctx context.Context) (eventMemory, error) {
+	found := eventMemory{served: map[types.UID]struct{}{}, warnings: map[reportedEvent]bool{}}
+	opts := metav1.ListOptions{FieldSelector: "source=" + EventComponent + ",involvedObject.kind=Ingress", Limit: eventListPage}
+	for {
+		reqCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		list, err := r.cfg.Client.CoreV1().Events(r.cfg.Namespace).List(reqCtx, opts)
 		cancel()
-	}()
+		if err != nil {
+			return eventMemory{}, fmt.Errorf("listing Events: %w", err)
+		}
+		for i := range list.Items {
+			ev := &list.Items[i]
+			o := ev.InvolvedObject
+			uid := o.UID
+			if uid == "" {
+				uid = types.UID(o.Namespace + "/" + o.Name)
+			}
+			found.add(uid, eventKey{ev.Type, ev.Reason, ev.Message})
+		}
+		if opts.Continue = list.Continue; opts.Continue == "" {
+			return found, nil
+		}
+	}
+}
+
+// eventRetryMax bounds the wait before a failed write is tried again.
+const eventRetryMax = 5 * time.Second
+
+// eventLogEvery bounds how often failed writes are logged, and how often
+// written ones are summed up.
+const eventLogEvery = 30 * time.Second
+
+// write writes the pending Events, at most EventsPerSecond, until
+// Shutdown. An Event no longer wanted when its turn comes (the Ingress
+// was deleted, the problem went away), or already written, is skipped;
+// none is written while this replica is not the leader.
+func (r *EventReporter) write() {
 	for {
 		select {
-		case <-r.stop:
+		case <-r.ctx.Done():
 			return
 		case <-r.wake:
 		}
-		written := 0
 		for {
 			r.mu.Lock()
 			if len(r.pending) == 0 {
@@ -187,24 +290,120 @@ func (r *EventReporter) write() {
 				break
 			}
 			p := r.pending[0]
-			r.pending[0] = pendingEvent{}
-			r.pending = r.pending[1:]
+			term := r.term
 			r.mu.Unlock()
-			if err := r.limiter.Wait(ctx); err != nil {
+			if err := r.limiter.Wait(r.ctx); err != nil {
 				return
 			}
 			r.mu.Lock()
-			still := r.reported.has(eventUID(p.ing), *p.key)
+			if len(r.pending) == 0 || r.pending[0] != p || r.term != term {
+				r.mu.Unlock()
+				continue // the queue was replaced meanwhile
+			}
+			want := r.loaded && r.desired.has(eventUID(p.ing), *p.key) && !r.reported.has(eventUID(p.ing), *p.key)
+			if !want || !r.isLeader() {
+				r.pending[0] = pendingEvent{}
+				r.pending = r.pending[1:]
+				r.mu.Unlock()
+				continue
+			}
 			r.mu.Unlock()
-			if still && (r.cfg.IsLeader == nil || r.cfg.IsLeader()) {
-				r.recorder.Event(p.ing, p.key.typ, p.key.reason, p.key.message)
-				written++
+			err := r.writeEvent(p.ing, p.key)
+			r.mu.Lock()
+			if err == nil {
+				if r.term == term {
+					r.reported.add(eventUID(p.ing), *p.key)
+				}
+				if len(r.pending) > 0 && r.pending[0] == p {
+					r.pending[0] = pendingEvent{}
+					r.pending = r.pending[1:]
+				}
+				r.failures = 0
+				r.written++
+				if time.Since(r.lastWriteLog) > eventLogEvery || len(r.pending) == 0 {
+					r.cfg.Log.Debug("Ingress events written", zap.Int("events", r.written), zap.Int("queued", len(r.pending)))
+					r.written, r.lastWriteLog = 0, time.Now()
+				}
+				r.mu.Unlock()
+				continue
+			}
+			// Kept at the head of the queue and tried again after a
+			// while; the API may be away.
+			r.failures++
+			delay := min(eventRetryMax, 100*time.Millisecond<<min(r.failures, 6))
+			if time.Since(r.lastFailLog) > eventLogEvery {
+				r.lastFailLog = time.Now()
+				r.cfg.Log.Warn("writing an Event failed; it stays queued", zap.String("ingress", p.ing.Namespace+"/"+p.ing.Name),
+					zap.String("reason", p.key.reason), zap.Int("queued", len(r.pending)), zap.Error(err), zap.Duration("retry_in", delay))
+			}
+			r.mu.Unlock()
+			select {
+			case <-r.ctx.Done():
+				return
+			case <-time.After(delay):
 			}
 		}
-		if written > 0 {
-			r.cfg.Log.Debug("Ingress events written", zap.Int("events", written))
-		}
 	}
+}
+
+func (r *EventReporter) isLeader() bool { return r.cfg.IsLeader == nil || r.cfg.IsLeader() }
+
+// eventName derives an Event's name from what it says: the Ingress's
+// name, then a hash of its UID, type, reason and message. Two replicas,
+// or two runs, writing the same Event meet on one object: the API
+// refuses the second create, and the count goes up instead.
+func eventName(ing *networkingv1.Ingress, k *eventKey) string {
+	h := sha256.New()
+	for _, s := range []string{string(eventUID(ing)), k.typ, k.reason, k.message} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	suffix := "." + hex.EncodeToString(h.Sum(nil)[:8])
+	name := ing.Name
+	if room := 253 - len(suffix); len(name) > room {
+		name = name[:room]
+	}
+	return name + suffix
+}
+
+// eventWriteTimeout bounds one Event write.
+const eventWriteTimeout = 10 * time.Second
+
+// writeEvent writes one Event, or counts it once more when an Event with
+// its name exists (it came back after it went away).
+func (r *EventReporter) writeEvent(ing *networkingv1.Ingress, k *eventKey) error {
+	ctx, cancel := context.WithTimeout(r.ctx, eventWriteTimeout)
+	defer cancel()
+	events := r.cfg.Client.CoreV1().Events(ing.Namespace)
+	now := metav1.Now()
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: eventName(ing, k), Namespace: ing.Namespace},
+		InvolvedObject: corev1.ObjectReference{Kind: "Ingress", APIVersion: "networking.k8s.io/v1",
+			Namespace: ing.Namespace, Name: ing.Name, UID: ing.UID, ResourceVersion: ing.ResourceVersion},
+		Type: k.typ, Reason: k.reason, Message: k.message,
+		Source:         corev1.EventSource{Component: EventComponent, Host: r.cfg.Instance},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+		ReportingController: EventComponent, ReportingInstance: r.cfg.Instance,
+	}
+	_, err := events.Create(ctx, ev, metav1.CreateOptions{})
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	// Listed by name rather than read: the role grants list (for Lead)
+	// but not get.
+	list, err := events.List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + ev.Name})
+	if err != nil {
+		return fmt.Errorf("counting Event %s again: %w", ev.Name, err)
+	}
+	count := int32(1)
+	if len(list.Items) == 1 {
+		count = list.Items[0].Count + 1
+	}
+	patch := fmt.Appendf(nil, `{"count":%d,"lastTimestamp":%q}`, count, now.UTC().Format(time.RFC3339))
+	if _, err := events.Patch(ctx, ev.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("counting Event %s again: %w", ev.Name, err)
+	}
+	return nil
 }
 
 // Report emits the Events that are new since the previous call.
@@ -224,8 +423,9 @@ func (r *EventReporter) Report(ingresses []*networkingv1.Ingress, m *render.Mode
 // (an informer's store) instead of listed, and nothing looked up when
 // nothing can be new: the incremental renderer hands out the same
 // Model.Served slice while no served Ingress changed, and then, with the
-// same warnings and the same leadership, there is nothing new to report
-// (a change to an endpoint, at 10k Ingresses, need not read them all).
+// same warnings in the same leadership term, there is nothing new to
+// report (a change to an endpoint, at 10k Ingresses, need not read them
+// all).
 func (r *EventReporter) ReportLazy(ingress func(key string) *networkingv1.Ingress, m *render.Model) {
 	r.report(ingress, m)
 }
@@ -237,32 +437,31 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 			warnings = append(warnings, p)
 		}
 	}
-	leader := r.cfg.IsLeader == nil || r.cfg.IsLeader()
 	r.mu.Lock()
+	r.lookup, r.model = ingress, m
+	term, loaded := r.term, r.loaded
 	same := r.last.served != nil && len(r.last.served) == len(m.Served) && (len(m.Served) == 0 || &r.last.served[0] == &m.Served[0]) &&
-		slices.Equal(r.last.warnings, warnings) && r.last.leader == leader
-	r.last.served, r.last.warnings, r.last.leader = m.Served, warnings, leader
+		slices.Equal(r.last.warnings, warnings) && r.last.term == term && r.last.loaded == loaded
+	r.last.served, r.last.warnings, r.last.term, r.last.loaded = m.Served, warnings, term, loaded
 	r.mu.Unlock()
-	if same {
+	if same || !loaded {
+		// Not leading (or the Events before it not read yet): nothing
+		// is remembered or queued; Lead reports the last model again.
 		return
 	}
 
 	// What should have been reported by now, per Ingress, in model order.
 	// "Served" is one set of UIDs: at 10k served Ingresses a map keyed
 	// by UID and Event text was several megabytes of the live heap.
-	type item struct {
-		ing *networkingv1.Ingress
-		key *eventKey
-	}
 	served := eventKey{corev1.EventTypeNormal, ReasonServed, servedMessage}
-	var items []item
+	var items []pendingEvent
 	now := eventMemory{served: make(map[types.UID]struct{}, len(m.Served)), warnings: make(map[reportedEvent]bool, len(warnings))}
 	for _, key := range m.Served {
 		if ing := ingress(key); ing != nil {
 			uid := eventUID(ing)
 			if _, ok := now.served[uid]; !ok {
 				now.served[uid] = struct{}{}
-				items = append(items, item{ing, &served})
+				items = append(items, pendingEvent{ing, &served})
 			}
 		}
 	}
@@ -271,23 +470,33 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 			k := eventKey{corev1.EventTypeWarning, EventReason(p.Reason), problemMessage(p)}
 			if re := (reportedEvent{eventUID(ing), k}); !now.warnings[re] {
 				now.warnings[re] = true
-				items = append(items, item{ing, &k})
+				items = append(items, pendingEvent{ing, &k})
 			}
 		}
 	}
 
 	r.mu.Lock()
-	queued := 0
-	for _, it := range items {
-		if !leader || r.reported.has(eventUID(it.ing), *it.key) {
-			continue
-		}
-		r.pending = append(r.pending, pendingEvent{it.ing, it.key})
-		queued++
+	if r.term != term || !r.loaded {
+		r.mu.Unlock()
+		return
 	}
-	// Replacing the memory forgets problems that went away and Ingresses
-	// that were deleted or stopped being served.
-	r.reported = now
+	// Forgetting what is no longer wanted (problems that went away,
+	// Ingresses deleted or no longer served) is what reports them again
+	// when they come back.
+	r.reported.prune(now)
+	r.desired = now
+	r.pending = r.pending[:0]
+	for _, it := range items {
+		if !r.reported.has(eventUID(it.ing), *it.key) {
+			r.pending = append(r.pending, it)
+		}
+	}
+	queued := len(r.pending)
+	if queued == 0 {
+		// Everything wanted is written: one set serves as both, so the
+		// steady state keeps one copy (at 10k Ingresses, a megabyte).
+		r.reported = now
+	}
 	r.mu.Unlock()
 	if queued > 0 {
 		select {
@@ -297,8 +506,8 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 	}
 }
 
-// eventMemory is what has been reported: the Ingresses told they are
-// served, and the warnings.
+// eventMemory is a set of Events: the Ingresses told they are served,
+// and the warnings.
 type eventMemory struct {
 	served   map[types.UID]struct{}
 	warnings map[reportedEvent]bool
@@ -310,6 +519,34 @@ func (m eventMemory) has(uid types.UID, k eventKey) bool {
 		return ok
 	}
 	return m.warnings[reportedEvent{uid, k}]
+}
+
+func (m *eventMemory) add(uid types.UID, k eventKey) {
+	if k.typ == corev1.EventTypeNormal && k.reason == ReasonServed {
+		if m.served == nil {
+			m.served = map[types.UID]struct{}{}
+		}
+		m.served[uid] = struct{}{}
+		return
+	}
+	if m.warnings == nil {
+		m.warnings = map[reportedEvent]bool{}
+	}
+	m.warnings[reportedEvent{uid, k}] = true
+}
+
+// prune removes from m what is not in want, in place.
+func (m eventMemory) prune(want eventMemory) {
+	for uid := range m.served {
+		if _, ok := want.served[uid]; !ok {
+			delete(m.served, uid)
+		}
+	}
+	for re := range m.warnings {
+		if !want.warnings[re] {
+			delete(m.warnings, re)
+		}
+	}
 }
 
 // reportedEvent is a warning reported for one Ingress.

@@ -129,8 +129,9 @@ func TestEventReporter(t *testing.T) {
 
 	var leader atomic.Bool
 	leader.Store(true)
-	r := NewEventReporter(EventReporterConfig{Client: c.Client, Instance: "replica-a", IsLeader: leader.Load, Log: zaptest.NewLogger(t)})
+	r := NewEventReporter(EventReporterConfig{Client: c.Client, Instance: "replica-a", Namespace: ns, IsLeader: leader.Load, Log: zaptest.NewLogger(t)})
 	t.Cleanup(r.Shutdown)
+	r.Lead(context.Background())
 
 	// Every render reports; only the first writes.
 	start := time.Now()
@@ -156,8 +157,8 @@ func TestEventReporter(t *testing.T) {
 		}
 	}
 
-	// A problem that goes away and comes back is reported again (client-go
-	// counts it on the same Event).
+	// A problem that goes away and comes back is reported again (counted
+	// on the same Event).
 	r.Report(ings, model(true, noService, noSecret))
 	r.Report(ings, model(true, badHost, noService, noSecret))
 	r.Report(ings, model(true, badHost, noService, noSecret))
@@ -170,16 +171,19 @@ func TestEventReporter(t *testing.T) {
 	r.Report(ings, model(true, badHost, noService, noSecret))
 	eventExpect(t, c.Client, web, served(2), warning(badHost, 3), warning(noService, 2), warning(noSecret, 2))
 
-	// A follower writes nothing but remembers, so taking over does not
-	// repeat what the old leader reported; what is new after that is.
+	// A follower writes and remembers nothing; taking over reads what was
+	// written, so nothing is repeated, and what nobody wrote (the bad path,
+	// seen only while following) is written then.
 	badPath := problem(render.Warning, "web", "spec.rules[0].http.paths[0].path", render.InvalidPath, "must start with /; path skipped")
 	leader.Store(false)
+	r.Follow()
 	r.Report(ings, model(true, badHost, noService, noSecret, badPath))
+	eventExpect(t, c.Client, web, served(2), warning(badHost, 3), warning(noService, 2), warning(noSecret, 2))
 	leader.Store(true)
-	r.Report(ings, model(true, badHost, noService, noSecret, badPath))
+	r.Lead(context.Background())
 	conflict := problem(render.Warning, "web", "spec.defaultBackend", render.Conflict, "ignored: the default backend of the older Ingress "+ns+"/first is used")
 	r.Report(ings, model(true, badHost, noService, noSecret, badPath, conflict))
-	eventExpect(t, c.Client, web, served(2), warning(badHost, 3), warning(noService, 2), warning(noSecret, 2), warning(conflict, 1))
+	eventExpect(t, c.Client, web, served(2), warning(badHost, 3), warning(noService, 2), warning(noSecret, 2), warning(badPath, 1), warning(conflict, 1))
 	if got := warning(conflict, 1).Reason; got != "Conflict" {
 		t.Errorf("conflict reported as %s", got)
 	}
@@ -219,12 +223,11 @@ func TestEventReporter(t *testing.T) {
 	if lists == before {
 		t.Errorf("a new served slice looked nothing up")
 	}
-	eventExpect(t, c.Client, web, served(2), warning(badHost, 3), warning(noService, 2), warning(noSecret, 2), warning(conflict, 1), warning(badPath2, 1))
+	eventExpect(t, c.Client, web, served(2), warning(badHost, 3), warning(noService, 2), warning(noSecret, 2), warning(badPath, 1), warning(conflict, 1), warning(badPath2, 1))
 }
 
 // Many Ingresses served at once (a sidecar starting at 10k) each get
-// their Served Event: client-go queues about 2,000 Events and drops the
-// rest without a word, so the reporter paces what it hands over.
+// their Served Event, paced.
 func TestEventReporterPacesManyEvents(t *testing.T) {
 	c := e2ekube.Start(t)
 	ns := apiTestNamespace(t, c.Client, "many-events")
@@ -239,8 +242,6 @@ func TestEventReporterPacesManyEvents(t *testing.T) {
 		ings = append(ings, ing)
 		m.Served = append(m.Served, ns+"/"+ing.Name)
 	}
-	// Below what client-go's sink writes here (100-200 Events a second;
-	// paced at 250, a few were dropped; not paced, 1,495 of the 2,500).
 	r := NewEventReporter(EventReporterConfig{Client: c.Client, Instance: "replica-a", EventsPerSecond: 100, Log: zaptest.NewLogger(t)})
 	t.Cleanup(r.Shutdown)
 	start := time.Now()
@@ -253,4 +254,89 @@ func TestEventReporterPacesManyEvents(t *testing.T) {
 		return len(list.Items) == n, fmt.Sprintf("%d of %d Served Events", len(list.Items), n)
 	})
 	t.Logf("%d Events written in %v", n, time.Since(start).Round(time.Millisecond))
+}
+
+// Whichever replica leads writes each Event once: one first seen while
+// nobody led (the leader was killed) is written by the next leader, a
+// replica restarted with the same objects repeats nothing, and an Event
+// whose write failed while the API server was away is written once it
+// is back.
+func TestEventReporterTakeover(t *testing.T) {
+	c := e2ekube.Start(t)
+	ns := apiTestNamespace(t, c.Client, "events-takeover")
+	one := statusIngress(t, c.Client, ns, "one")
+	two := statusIngress(t, c.Client, ns, "two")
+	three := statusIngress(t, c.Client, ns, "three")
+	ings := []*networkingv1.Ingress{one, two, three}
+	missing := func(name string) render.Problem {
+		return render.Problem{Severity: render.Warning, ObjectRef: render.ObjectRef{Kind: "Ingress", Namespace: ns, Name: name},
+			Field: "spec.rules[0].http.paths[0].backend.service.name", Reason: render.BackendNotFound, Message: "Service " + ns + "/web not found; answering 503"}
+	}
+	model := func(names ...string) *render.Model {
+		m := &render.Model{}
+		for _, n := range names {
+			m.Served = append(m.Served, ns+"/"+n)
+			m.Problems = append(m.Problems, missing(n))
+		}
+		return m
+	}
+	served := eventSeen{corev1.EventTypeNormal, ReasonServed, servedMessage, 1}
+	warned := func(name string) eventSeen {
+		p := missing(name)
+		return eventSeen{corev1.EventTypeWarning, EventReason(p.Reason), p.Field + ": " + p.Message, 1}
+	}
+	replica := func(instance string) (*EventReporter, *atomic.Bool) {
+		var leads atomic.Bool
+		r := NewEventReporter(EventReporterConfig{Client: c.Client, Instance: instance, Namespace: ns, IsLeader: leads.Load, Log: zaptest.NewLogger(t).Named(instance)})
+		t.Cleanup(r.Shutdown)
+		return r, &leads
+	}
+
+	a, aLeads := replica("a")
+	b, _ := replica("b")
+	aLeads.Store(true)
+	a.Lead(context.Background())
+	a.Report(ings, model("one"))
+	b.Report(ings, model("one"))
+	eventExpect(t, c.Client, one, served, warned("one"))
+
+	// a is killed: it writes nothing more and never says so. two is
+	// first seen while nobody leads, then b takes over.
+	aLeads.Store(false)
+	b.Report(ings, model("one", "two"))
+	eventExpect(t, c.Client, two)
+	var bLeads *atomic.Bool
+	b.Shutdown()
+	b, bLeads = replica("b")
+	b.Report(ings, model("one", "two"))
+	bLeads.Store(true)
+	b.Lead(context.Background())
+	eventExpect(t, c.Client, two, served, warned("two"))
+	eventExpect(t, c.Client, one, served, warned("one"))
+
+	// b restarts with the same objects: nothing is repeated.
+	b.Shutdown()
+	b, bLeads = replica("b")
+	bLeads.Store(true)
+	b.Lead(context.Background())
+	b.Report(ings, model("one", "two"))
+	eventExpect(t, c.Client, one, served, warned("one"))
+	eventExpect(t, c.Client, two, served, warned("two"))
+
+	// The API server is away when three is first served: the writes fail,
+	// stay queued, and are written once, after it is back.
+	if err := c.StopAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	b.Report(ings, model("one", "two", "three"))
+	time.Sleep(2 * time.Second)
+	if err := c.StartAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	apiTestEventually(t, 30*time.Second, func() (bool, string) {
+		got := eventList(t, c.Client, three)
+		return len(got) == 2, fmt.Sprintf("events of three: %v", got)
+	})
+	eventExpect(t, c.Client, three, served, warned("three"))
+	eventExpect(t, c.Client, one, served, warned("one"))
 }

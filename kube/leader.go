@@ -21,13 +21,35 @@ import (
 )
 
 // Lease timings used when LeaderConfig leaves them zero: client-go's
-// usual values. A new leader takes over at most LeaseDuration after the
-// old one died, and at once (one RetryPeriod) when it stopped cleanly.
+// usual values.
+//
+// A replica stops leading (IsLeader false, OnStoppedLeading called) as
+// soon as the Lease it last wrote expires unrenewed: at RenewTime (its
+// whole second) + LeaseDuration of its last renewal, never later, so two
+// replicas never both lead. When it stops cleanly it releases the Lease, and another
+// takes over within one poll (RetryPeriod to 2.2 × RetryPeriod, client-go's
+// jitter). When it dies (kill -9) or is cut off, another takes over at
+// most TakeoverBound after its last renewal: client-go's followers measure
+// the LeaseDuration from when they saw the last renewal, which they poll
+// for every RetryPeriod to 2.2 × RetryPeriod, and check for expiry at the
+// same pace. With the defaults that is 23.8 s at most; 15-20 s is usual
+// (TestLeaderPartitionedStepsDown measures it with short timings, the
+// e2e cluster test with these).
 const (
 	DefaultLeaseDuration = 15 * time.Second
 	DefaultRenewDeadline = 10 * time.Second
 	DefaultRetryPeriod   = 2 * time.Second
 )
+
+// leaderJitter is client-go's JitterFactor for the followers' polls.
+const leaderJitter = 1.2
+
+// TakeoverBound is the longest a follower takes to take over the Lease of
+// a leader that renewed it last at t: t + TakeoverBound (see the
+// Default* durations).
+func TakeoverBound(leaseDuration, retryPeriod time.Duration) time.Duration {
+	return leaseDuration + 2*time.Duration(float64(retryPeriod)*(1+leaderJitter))
+}
 
 // leaseNamePrefix starts every Lease name, so the Leases of this
 // controller are easy to find in a namespace.
@@ -112,6 +134,35 @@ type Leader struct {
 
 	mu      sync.Mutex
 	leading bool
+	// expiry is when the Lease this replica last wrote as holder expires;
+	// expire fires then, unless a renewal moved it.
+	expiry time.Time
+	expire *time.Timer
+	// endTerm cancels the running elector's context.
+	endTerm context.CancelFunc
+}
+
+// expiringLock passes the Lease through and tells the Leader of every
+// write that makes or keeps this replica the holder.
+type expiringLock struct {
+	resourcelock.Interface
+	l *Leader
+}
+
+func (k expiringLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	err := k.Interface.Create(ctx, rec)
+	if err == nil {
+		k.l.renewed(rec)
+	}
+	return err
+}
+
+func (k expiringLock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	err := k.Interface.Update(ctx, rec)
+	if err == nil {
+		k.l.renewed(rec)
+	}
+	return err
 }
 
 // NewLeader checks the configuration and fills in defaults.
@@ -143,11 +194,11 @@ func NewLeader(cfg LeaderConfig) (*Leader, error) {
 	}
 	l := &Leader{cfg: cfg}
 	l.election = leaderelection.LeaderElectionConfig{
-		Lock: &resourcelock.LeaseLock{
+		Lock: expiringLock{l: l, Interface: &resourcelock.LeaseLock{
 			LeaseMeta:  metav1.ObjectMeta{Namespace: cfg.Namespace, Name: cfg.LeaseName},
 			Client:     cfg.Client.CoordinationV1(),
 			LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
-		},
+		}},
 		LeaseDuration: cfg.LeaseDuration,
 		RenewDeadline: cfg.RenewDeadline,
 		RetryPeriod:   cfg.RetryPeriod,
@@ -184,16 +235,79 @@ func (l *Leader) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("leader election: %w", err)
 		}
-		le.Run(ctx) // returns when leadership is lost or ctx is done
+		term, end := context.WithCancel(ctx)
+		l.mu.Lock()
+		l.endTerm = end
+		l.mu.Unlock()
+		le.Run(term) // returns when leadership is lost, the Lease expired or ctx is done
+		end()
 	}
+	l.mu.Lock()
+	if l.expire != nil {
+		l.expire.Stop()
+	}
+	l.mu.Unlock()
 	return nil
 }
 
-// IsLeader reports whether this replica holds the Lease now.
+// IsLeader reports whether this replica holds the Lease now: it leads,
+// and the Lease it last wrote has not expired (less expiryMargin).
 func (l *Leader) IsLeader() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.leading
+	return l.leading && time.Now().Before(l.expiry)
+}
+
+// expiryMargin is how long before its Lease expires a replica that
+// could not renew it stops leading: the timer and whoever checks
+// IsLeader next need a moment, and the Lease's RenewTime is stored in
+// microseconds.
+const expiryMargin = 100 * time.Millisecond
+
+// renewed follows a successful write of the Lease: when it names this
+// replica, the Lease now expires at its RenewTime (in whole seconds, as
+// the other replicas see it) + LeaseDuration.
+func (l *Leader) renewed(rec resourcelock.LeaderElectionRecord) {
+	if rec.HolderIdentity != l.cfg.Identity || rec.RenewTime.IsZero() {
+		return
+	}
+	// From the second the renewal falls in: client-go's followers tell
+	// records apart by their JSON, where RenewTime has whole seconds, so
+	// they may date the last renewal from an earlier one in the same
+	// second (measured: a takeover 3.79 s after the last renewal of a
+	// 4 s Lease renewed every 500 ms).
+	expiry := rec.RenewTime.Truncate(time.Second).Add(time.Duration(rec.LeaseDurationSeconds)*time.Second - expiryMargin)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.expiry = expiry
+	if l.expire == nil {
+		l.expire = time.AfterFunc(time.Until(expiry), l.expired)
+	} else {
+		l.expire.Reset(time.Until(expiry))
+	}
+}
+
+// expired runs when the Lease this replica wrote last expired without a
+// renewal (the API server is away, or cut off from this replica):
+// leadership ends now rather than when client-go gives up (its renewal
+// and release each wait for the renew deadline), and the elector is
+// stopped so that this replica stands for election afresh.
+func (l *Leader) expired() {
+	l.mu.Lock()
+	if !l.leading || time.Now().Before(l.expiry) {
+		l.mu.Unlock()
+		return
+	}
+	l.leading = false
+	end := l.endTerm
+	l.mu.Unlock()
+	l.cfg.Log.Warn("stopped leading: the Lease expired without a renewal", zap.String("identity", l.cfg.Identity))
+	if end != nil {
+		end()
+	}
+	if l.cfg.OnStoppedLeading != nil {
+		l.cfg.OnStoppedLeading()
+	}
 }
 
 // Identity is the holder identity this replica writes into the Lease.

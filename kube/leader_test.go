@@ -8,9 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"sync/atomic"
+
 	"go.uber.org/zap/zaptest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
 
 	e2ekube "github.com/haproxy-sidecar/haproxy-sidecar/e2e/kube"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
@@ -191,4 +194,107 @@ func TestLeaderElection(t *testing.T) {
 	if writes["replica-b"] != 1 {
 		t.Errorf("replica-b wrote %d times after taking over, want 1", writes["replica-b"])
 	}
+}
+
+// A leader cut off from the API server (through a proxy the test stalls)
+// stops leading by the time the Lease it wrote last expires, before
+// anyone else can take it; the other replica takes over within
+// TakeoverBound of that renewal.
+func TestLeaderPartitionedStepsDown(t *testing.T) {
+	c := e2ekube.Start(t)
+	ns := apiTestNamespace(t, c.Client, "leader-partition")
+	proxy := e2ekube.StartProxy(t, c.APIAddr())
+	cutOff, err := kubernetes.NewForConfig(c.ConfigVia(proxy.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The renew deadline close to the lease duration: client-go alone
+	// gave up renewing about when the Lease expired and then waited the
+	// renew deadline again for its release before saying it stopped.
+	const lease, renew, retry = 4 * time.Second, 3500 * time.Millisecond, 500 * time.Millisecond
+	var otherLeads atomic.Pointer[func() bool]
+	var overlapped atomic.Bool
+	type replica struct {
+		leader           *Leader
+		started, stopped atomic.Int64 // UnixNano
+	}
+	run := func(client kubernetes.Interface, name string) *replica {
+		r := &replica{}
+		l, err := NewLeader(LeaderConfig{Client: client, Namespace: ns, ControllerName: render.DefaultControllerName, Identity: name,
+			LeaseDuration: lease, RenewDeadline: renew, RetryPeriod: retry,
+			OnStartedLeading: func(context.Context) {
+				r.started.CompareAndSwap(0, time.Now().UnixNano())
+				// The other replica, asked the moment this one leads.
+				if other := otherLeads.Load(); other != nil && (*other)() {
+					overlapped.Store(true)
+				}
+			},
+			OnStoppedLeading: func() { r.stopped.CompareAndSwap(0, time.Now().UnixNano()) },
+			Log:              zaptest.NewLogger(t).Named(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.leader = l
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); l.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return r
+	}
+	a := run(cutOff, "replica-a")
+	apiTestEventually(t, 10*time.Second, func() (bool, string) { return a.leader.IsLeader(), "replica-a leads" })
+	aLeads := a.leader.IsLeader
+	otherLeads.Store(&aLeads)
+	b := run(c.Client, "replica-b")
+	time.Sleep(2 * time.Second) // b has seen a few renewals
+	if b.leader.IsLeader() {
+		t.Fatal("replica-b leads while replica-a renews")
+	}
+
+	proxy.Stall()
+	stalled := time.Now()
+	// The Lease as the API server holds it once the bytes already past
+	// the proxy are in: replica-a's last renewal that got through.
+	time.Sleep(200 * time.Millisecond)
+	l, err := c.Client.CoordinationV1().Leases(ns).Get(context.Background(), LeaseName(render.DefaultControllerName), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := l.Spec.HolderIdentity; h == nil || *h != "replica-a" {
+		t.Fatalf("Lease holder %v after the stall, want replica-a", h)
+	}
+	expiry := l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second)
+	// Until it steps down, replica-a must never lead past the expiry of
+	// the Lease as the API server holds it (its last renewal that got
+	// through).
+	var steppedDown time.Time
+	for deadline := time.Now().Add(3 * lease); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if !a.leader.IsLeader() {
+			steppedDown = time.Now()
+			break
+		}
+	}
+	if steppedDown.IsZero() {
+		t.Fatalf("replica-a still leads %v after it was cut off", time.Since(stalled))
+	}
+	if late := steppedDown.Sub(expiry); late > 0 {
+		t.Errorf("replica-a reported itself leader %v past its Lease's expiry", late)
+	}
+	t.Logf("replica-a stepped down %v after it was cut off, %v before its Lease expired", steppedDown.Sub(stalled).Round(time.Millisecond),
+		expiry.Sub(steppedDown).Round(time.Millisecond))
+	apiTestEventually(t, 2*TakeoverBound(lease, retry), func() (bool, string) { return b.leader.IsLeader(), "replica-b takes over" })
+	took := time.Unix(0, b.started.Load()).Sub(l.Spec.RenewTime.Time)
+	t.Logf("replica-b took over %v after replica-a's last renewal (bound %v)", took.Round(time.Millisecond), TakeoverBound(lease, retry))
+	if bound := TakeoverBound(lease, retry); took > bound+time.Second {
+		t.Errorf("takeover %v after the last renewal, documented at most %v", took, bound)
+	}
+	if overlapped.Load() {
+		t.Error("replica-a still said it led when replica-b started leading")
+	}
+	apiTestEventually(t, 5*time.Second, func() (bool, string) { return a.stopped.Load() != 0, "replica-a's OnStoppedLeading" })
+	if a.leader.IsLeader() {
+		t.Error("replica-a leads again while cut off")
+	}
+
+	proxy.Resume()
 }

@@ -89,6 +89,40 @@ func New(oldWorkers OldWorkers) *Metrics {
 	return m
 }
 
+// SourceState is what WatchSource reads at scrape time.
+type SourceState struct {
+	// Up is whether the source (the Kubernetes API server) can be read.
+	Up bool
+	// SinceSync is how long the source has not been known in sync: 0
+	// while it is up.
+	SinceSync time.Duration
+	// Outages counts the outages since the start.
+	Outages int
+}
+
+// WatchSource registers the source's metrics, read from state at scrape
+// time: haproxy_sidecar_source_up, haproxy_sidecar_source_sync_age_seconds
+// and haproxy_sidecar_source_outages_total. An alert on the first or the
+// second finds a control-plane outage the data plane rides out.
+func (m *Metrics) WatchSource(state func() SourceState) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "source_up",
+			Help: "1 while the source (the Kubernetes API server) can be read, 0 during an outage."},
+			func() float64 {
+				if state().Up {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "source_sync_age_seconds",
+			Help: "Seconds since the source was last known in sync with the API server (0 while it is up)."},
+			func() float64 { return state().SinceSync.Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "source_outages_total",
+			Help: "Outages of the source (the API server unreachable) since the sidecar started."},
+			func() float64 { return float64(state().Outages) }),
+	)
+}
+
 // Handler serves the metrics in Prometheus' text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

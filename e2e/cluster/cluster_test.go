@@ -53,13 +53,22 @@ func start(t *testing.T, haproxy string, extra ...string) *env {
 	t.Helper()
 	c := kube.Start(t)
 	e := &env{t: t, cluster: c, client: c.Client, ns: "e2e-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
-	e.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}})
-	e.create(&networkingv1.IngressClass{
-		ObjectMeta: metav1.ObjectMeta{Name: "haproxy", Annotations: map[string]string{"ingressclass.kubernetes.io/is-default-class": "true"}},
-		Spec:       networkingv1.IngressClassSpec{Controller: controllerName},
-	})
+	e.create(namespace(e.ns))
+	e.create(defaultClass())
 	e.startSidecar(haproxy, extra...)
 	return e
+}
+
+func namespace(name string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+}
+
+// defaultClass is our IngressClass, the default one.
+func defaultClass() *networkingv1.IngressClass {
+	return &networkingv1.IngressClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "haproxy", Annotations: map[string]string{"ingressclass.kubernetes.io/is-default-class": "true"}},
+		Spec:       networkingv1.IngressClassSpec{Controller: controllerName},
+	}
 }
 
 func (e *env) startSidecar(haproxy string, extra ...string) *sidecartest.Process {

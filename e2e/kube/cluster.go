@@ -257,6 +257,19 @@ func (c *Cluster) StopAPIServer() error {
 	return nil
 }
 
+// KillAPIServer kills kube-apiserver (SIGKILL): nothing is drained, its
+// clients' connections simply break, and new ones are refused until
+// StartAPIServer.
+func (c *Cluster) KillAPIServer() error {
+	c.mu.Lock()
+	p := c.apiserver
+	c.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.kill()
+}
+
 // RestartAPIServer is StopAPIServer followed by StartAPIServer.
 func (c *Cluster) RestartAPIServer() error {
 	if err := c.StopAPIServer(); err != nil {

@@ -79,6 +79,18 @@ func (p *process) stop(grace time.Duration) error {
 	return nil
 }
 
+// kill sends SIGKILL and waits for the process to end.
+func (p *process) kill() error {
+	if done, _ := p.exited(); done {
+		return nil
+	}
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("kill %s: %w", p.name, err)
+	}
+	<-p.done
+	return nil
+}
+
 // logTail returns the last n lines of the process log for failure messages.
 func (p *process) logTail(n int) string {
 	data, err := os.ReadFile(p.logPath)
