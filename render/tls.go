@@ -114,7 +114,12 @@ func strongEnough(c *x509.Certificate) error {
 }
 
 // privateKeyBlock returns the first private key block, re-typed from what
-// its DER actually parses as.
+// its DER actually parses as, and marshalled again from the parsed key in
+// the same format: what reaches HAProxy is what Go understood. Go derives
+// an EC key's public point from the private scalar and ignores the one
+// the DER carries, where OpenSSL refuses a key whose stored point does not
+// match: copied as given, such a key passed the pair check here and then
+// failed HAProxy's whole configuration (found by FuzzManifestRender).
 func privateKeyBlock(data []byte) (*pem.Block, error) {
 	for rest := data; ; {
 		var b *pem.Block
@@ -125,26 +130,37 @@ func privateKeyBlock(data []byte) (*pem.Block, error) {
 		if x509.IsEncryptedPEMBlock(b) { //nolint:staticcheck // detecting, not decrypting
 			return nil, errors.New("private key is encrypted")
 		}
+		var der []byte
 		switch b.Type {
 		case "ENCRYPTED PRIVATE KEY":
 			// PKCS#8 with a passphrase: HAProxy would ask for it on a
 			// terminal it does not have.
 			return nil, errors.New("private key is encrypted (ENCRYPTED PRIVATE KEY); HAProxy needs it unencrypted")
 		case "PRIVATE KEY":
-			if _, err := x509.ParsePKCS8PrivateKey(b.Bytes); err != nil {
+			k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("PKCS#8 private key: %w", err)
+			}
+			if der, err = x509.MarshalPKCS8PrivateKey(k); err != nil {
 				return nil, fmt.Errorf("PKCS#8 private key: %w", err)
 			}
 		case "RSA PRIVATE KEY":
-			if _, err := x509.ParsePKCS1PrivateKey(b.Bytes); err != nil {
+			k, err := x509.ParsePKCS1PrivateKey(b.Bytes)
+			if err != nil {
 				return nil, fmt.Errorf("PKCS#1 private key: %w", err)
 			}
+			der = x509.MarshalPKCS1PrivateKey(k)
 		case "EC PRIVATE KEY":
-			if _, err := x509.ParseECPrivateKey(b.Bytes); err != nil {
+			k, err := x509.ParseECPrivateKey(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("EC private key: %w", err)
+			}
+			if der, err = x509.MarshalECPrivateKey(k); err != nil {
 				return nil, fmt.Errorf("EC private key: %w", err)
 			}
 		default:
 			continue
 		}
-		return &pem.Block{Type: b.Type, Bytes: b.Bytes}, nil
+		return &pem.Block{Type: b.Type, Bytes: der}, nil
 	}
 }

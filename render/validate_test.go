@@ -1,10 +1,15 @@
 package render
 
 import (
+	"bytes"
+	"crypto/x509"
 	"encoding/pem"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // A character outside ASCII is named as the character, not as the first
@@ -70,5 +75,39 @@ func TestCIDRWithZoneFailsClosed(t *testing.T) {
 				t.Errorf("%s=%q: closed %v, ranges %v %v", key, v, a.route.Closed, a.route.AllowSources, a.route.DenySources)
 			}
 		}
+	}
+}
+
+// An EC key whose DER carries a public point that is not its own passes
+// Go's pair check (Go derives the point from the scalar) but not OpenSSL's:
+// the key reaches HAProxy marshalled again from what Go parsed, so the
+// point is the right one, and haproxy -c accepts the certificate (checked
+// through the fuzz corpus entry 93c2fedebf702b6e).
+func TestPrivateKeyIsMarshalledAgain(t *testing.T) {
+	crt, keyPEM := testenv.SelfSigned(t, "a.example", "")
+	b, _ := pem.Decode(keyPEM)
+	der := slices.Clone(b.Bytes)
+	der[len(der)-3] ^= 0x2e // inside the stored public point
+	if _, err := x509.ParsePKCS8PrivateKey(der); err != nil {
+		t.Fatalf("the altered key no longer parses in Go (%v): pick another byte", err)
+	}
+	sec := &corev1.Secret{Type: corev1.SecretTypeTLS, Data: map[string][]byte{
+		corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})}}
+	out, err := certificatePEM(sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for rest := out; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		if blk.Type == "PRIVATE KEY" {
+			got = blk.Bytes
+		}
+	}
+	if !bytes.Equal(got, b.Bytes) {
+		t.Errorf("the key written is not the key marshalled again from what Go parsed")
 	}
 }
