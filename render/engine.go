@@ -266,10 +266,11 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 		g.certDirt[key] = true
 		for e := range g.secretUsers[key] {
 			g.dirtyTLSNeighbours(e)
+			if a := e.p.ann.route.AuthSecret; a != "" && e.obj.Namespace+"/"+a == key {
+				g.dirtyCanaryKeys(e)
+			}
 		}
 	}
-
-	g.dirtyCanaries()
 
 	// Evaluate the dirty Ingresses. Each evaluation reads the indexes,
 	// never another evaluation's result, so the order does not matter.
@@ -558,6 +559,7 @@ func (g *engine) index(e *ingEntry) {
 	}
 	e.served = true
 	g.servedKeys = nil
+	g.dirtyCanaryKeys(e)
 	if g.bulk {
 		g.served = append(g.served, e)
 	} else {
@@ -653,6 +655,7 @@ func (g *engine) unindex(e *ingEntry) {
 	}
 	g.served = slices.DeleteFunc(g.served, func(x *ingEntry) bool { return x == e })
 	g.servedKeys = nil
+	g.dirtyCanaryKeys(e)
 	ns := e.obj.Namespace
 	unuse := func(m map[string]map[*ingEntry]bool, key string) {
 		delete(m[key], e)
@@ -732,27 +735,20 @@ func (g *engine) unindex(e *ingEntry) {
 	}
 }
 
-// dirtyCanaries makes dirty the canaries sharing a route key with a dirty
-// Ingress: which Ingress owns the key, and its route policy (its
-// annotations, its auth Secret), decide the canary's backend.
-func (g *engine) dirtyCanaries() {
-	if len(g.canaryKeys) == 0 {
+// dirtyCanaryKeys makes dirty the canaries with a path of one of the route
+// keys of e, a non-canary Ingress: a canary's backend carries the route
+// policy of the key's owner, so it depends on who owns the key (e indexed
+// or unindexed) and on the owner's auth Secret. Not on the owner being
+// evaluated again for another reason: that changes nothing of its policy.
+func (g *engine) dirtyCanaryKeys(e *ingEntry) {
+	if len(g.canaryKeys) == 0 || e.p.invalid != nil || e.p.canary() {
 		return
 	}
-	var found []*ingEntry
-	for e := range g.dirty {
-		if e.p.invalid != nil || e.p.canary() {
-			continue
+	for i := range e.p.paths {
+		pp := &e.p.paths[i]
+		for c := range g.canaryKeys[routeKey{pp.match, pp.key}] {
+			g.dirty[c] = true
 		}
-		for i := range e.p.paths {
-			pp := &e.p.paths[i]
-			for c := range g.canaryKeys[routeKey{pp.match, pp.key}] {
-				found = append(found, c)
-			}
-		}
-	}
-	for _, c := range found {
-		g.dirty[c] = true
 	}
 }
 

@@ -178,6 +178,11 @@ func (c *randomCluster) secret(ns, name string) *corev1.Secret {
 		s.Type = corev1.SecretTypeOpaque
 	}
 	s.Data = map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key}
+	// Now and then an htpasswd file too, for auth-basic-secret: one user,
+	// or another (a canary's backend carries its primary's users).
+	if c.r.IntN(2) == 0 {
+		s.Data["auth"] = []byte(c.pick([]string{"alice:", "bob:"}) + "$1$saltsalt$" + strings.Repeat("A", 22) + "\n")
+	}
 	return s
 }
 
@@ -514,6 +519,45 @@ func TestWriteRouteMapSplices(t *testing.T) {
 				t.Fatalf("step %d %s: spliced map\n%s\nwant\n%s", step, match, got.data, want)
 			}
 			prev[match] = got
+		}
+	}
+}
+
+// A canary's backend is the one its primary has for the canary's Service,
+// with the primary's users: when the primary's auth Secret changes, the
+// engine must make that backend again for both, even where the two share
+// it (the canary names the primary's Service).
+func TestIncrementalCanaryFollowsPrimarySecret(t *testing.T) {
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := func(name string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "users"},
+			Data: map[string][]byte{"auth": []byte(name + ":$1$saltsalt$" + strings.Repeat("A", 22) + "\n")}}
+	}
+	primary := ingress("default", "primary", 0, "a.example", pathSpec{"Prefix", "/", "web", 80})
+	annotate(AnnotationPrefix+"auth-basic-secret", "users")(primary)
+	canary := ingress("default", "canary", 1, "a.example", pathSpec{"Prefix", "/", "web", 80})
+	annotate(AnnotationPrefix+"canary-by-header", "X-Canary")(canary)
+	in := Inputs{IngressClasses: []*networkingv1.IngressClass{ourClass(true)}, Ingresses: []*networkingv1.Ingress{primary, canary},
+		Services:       []*corev1.Service{service("default", "web", corev1.ServicePort{Name: "http", Port: 80})},
+		EndpointSlices: []*discoveryv1.EndpointSlice{slice("default", "web", "web-1", "http", 8080, "10.0.0.1")},
+		Secrets:        []*corev1.Secret{users("alice")}}
+	inc := NewIncremental(Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
+	m, _, err := inc.Render(in, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Secrets = []*corev1.Secret{users("bob")}
+	in.Unchanged = IngressesKind | ServicesKind | EndpointSlicesKind
+	m, _, err = inc.Render(in, Options{Previous: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, be := range m.Backends {
+		if be.Name == "default_web_80:primary" && (len(be.Users) != 1 || be.Users[0].Name != "bob") {
+			t.Errorf("backend %s has users %v after the Secret changed, want bob", be.Name, be.Users)
 		}
 	}
 }
