@@ -19,6 +19,7 @@ import (
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
@@ -985,7 +986,7 @@ func runAnnCases(t *testing.T, cases []annCase, nginx bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := render.Render(m, render.Config{Template: tmpl,
+	out, err := haproxycfg.Render(m, haproxycfg.Config{Template: tmpl,
 		HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(httpsPort)})
 	if err != nil {
 		t.Fatal(err)
@@ -1017,17 +1018,17 @@ func runAnnCases(t *testing.T, cases []annCase, nginx bool) {
 		}
 	}
 	// The config-parser oracle accepts what annotations add, and only that.
-	checkStructureConfig(t, out.Get(render.ConfigFile), m, render.Config{
+	checkStructureConfig(t, out.Get(haproxycfg.ConfigFile), m, haproxycfg.Config{
 		HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(httpsPort)})
 	dir := t.TempDir()
 	writeFiles(t, dir, out)
 	if t.Failed() {
-		t.Logf("haproxy.cfg:\n%s", out.Get(render.ConfigFile))
+		t.Logf("haproxy.cfg:\n%s", out.Get(haproxycfg.ConfigFile))
 	}
 	var explained atomic.Int32
 	for version, bin := range testenv.HAProxies(t) {
 		t.Run("haproxy-"+version, func(t *testing.T) {
-			startHAProxy(t, bin, filepath.Join(dir, render.ConfigFile), httpPort)
+			startHAProxy(t, bin, filepath.Join(dir, haproxycfg.ConfigFile), httpPort)
 			for i, c := range cases {
 				cl := *clients[i]
 				cl.httpPort, cl.httpsPort = httpPort, httpsPort
@@ -1135,17 +1136,17 @@ func TestTrustedProxies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rc := render.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(freePort(t))}
-			out, err := render.Render(m, rc)
+			rc := haproxycfg.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(freePort(t))}
+			out, err := haproxycfg.Render(m, rc)
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkStructureConfig(t, out.Get(render.ConfigFile), m, render.Config{HTTPBind: rc.HTTPBind, HTTPSBind: rc.HTTPSBind})
+			checkStructureConfig(t, out.Get(haproxycfg.ConfigFile), m, haproxycfg.Config{HTTPBind: rc.HTTPBind, HTTPSBind: rc.HTTPSBind})
 			dir := t.TempDir()
 			writeFiles(t, dir, out)
 			for version, bin := range testenv.HAProxies(t) {
 				t.Run("haproxy-"+version, func(t *testing.T) {
-					startHAProxy(t, bin, filepath.Join(dir, render.ConfigFile), httpPort)
+					startHAProxy(t, bin, filepath.Join(dir, haproxycfg.ConfigFile), httpPort)
 					c := func(i int) *annClient { return &annClient{host: "t" + strconv.Itoa(i) + ".test", httpPort: httpPort} }
 					xff := func(v string) map[string]string { return map[string]string{"X-Forwarded-For": v} }
 					believed := func(yes, no int) int {

@@ -1228,3 +1228,31 @@ func (c *engineClaims) settings(svc string) *settingsClaim {
 	e := list[0]
 	return &settingsClaim{namespace: e.obj.Namespace, name: e.obj.Name, ann: e.p.ann}
 }
+
+// certEntry is what certificatePEM returned for a Secret.
+type certEntry struct {
+	pem []byte
+	err error
+}
+
+// Engine builds models incrementally: Build gives the model BuildModel
+// would give for the same inputs, evaluating again only the Ingresses a
+// change reaches (see engine). The zero value is ready; it is not safe for
+// concurrent use. haproxycfg.Incremental pairs it with the renderer's
+// cache.
+type Engine struct{ g engine }
+
+// Build builds the model (in and opts as for BuildModel).
+func (e *Engine) Build(in Inputs, opts Options) *Model { return e.g.build(in, opts) }
+
+// Evaluated is how many Ingresses the last Build evaluated again: the
+// changed ones and those a change reached (engine.dirty). The isolation
+// test (isolation_test.go) checks with it that another tenant's objects do
+// not make a change of one tenant evaluate more than the Ingresses that
+// share its hosts.
+func (e *Engine) Evaluated() int { return len(e.g.dirty) }
+
+// sameSlice tells whether a and b are the same slice (not only equal).
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}

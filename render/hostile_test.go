@@ -30,6 +30,7 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 )
 
@@ -349,7 +350,7 @@ func TestHostileAnnotations(t *testing.T) {
 	lap := func(what string) { t.Logf("%s: %v", what, time.Since(start).Round(time.Millisecond)) }
 
 	httpPort, httpsPort := freePort(t), freePort(t)
-	rc := render.Config{HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(httpsPort)}
+	rc := haproxycfg.Config{HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(httpsPort)}
 	// renderInputs picks the options from the inputs; compatibility is an
 	// option, so the build is done here.
 	m := render.BuildModel(in, render.Options{AnnotationsCompat: render.CompatNginx})
@@ -359,7 +360,7 @@ func TestHostileAnnotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	rcT.Template = tmpl
-	out, err := render.Render(m, rcT)
+	out, err := haproxycfg.Render(m, rcT)
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
@@ -434,17 +435,17 @@ func TestHostileAnnotations(t *testing.T) {
 			checkHostilePEM(t, f.Path, f.Data)
 			continue
 		}
-		checkHostileText(t, f.Path, f.Data, f.Path == render.ConfigFile)
+		checkHostileText(t, f.Path, f.Data, f.Path == haproxycfg.ConfigFile)
 	}
 	lap("files checked")
-	cfg := out.Get(render.ConfigFile)
+	cfg := out.Get(haproxycfg.ConfigFile)
 	checkHostileStructure(t, cfg, m, rc)
 	lap("structure checked")
 
 	dir := t.TempDir()
 	writeFiles(t, dir, out)
 	for version, bin := range testenv.HAProxies(t) {
-		if err := reload.Check(context.Background(), bin, filepath.Join(dir, render.ConfigFile)); err != nil {
+		if err := reload.Check(context.Background(), bin, filepath.Join(dir, haproxycfg.ConfigFile)); err != nil {
 			t.Fatalf("(c) haproxy %s -c refuses the hostile render: %v", version, err)
 		}
 	}
@@ -454,7 +455,7 @@ func TestHostileAnnotations(t *testing.T) {
 	// Ingress as its accepted annotations say.
 	for version, bin := range testenv.HAProxies(t) {
 		t.Run("haproxy-"+version, func(t *testing.T) {
-			startHAProxy(t, bin, filepath.Join(dir, render.ConfigFile), httpPort)
+			startHAProxy(t, bin, filepath.Join(dir, haproxycfg.ConfigFile), httpPort)
 			lap("haproxy " + version + " started")
 			defer lap("haproxy " + version + " requests done")
 			hc := &http.Client{Timeout: 10 * time.Second,
@@ -789,7 +790,7 @@ func checkHostilePEM(t *testing.T, path string, data []byte) {
 // config-parser: no line it does not recognise in any section, the
 // sections outside backends and userlists exactly the template's, and in
 // backends only the directives annotations produce.
-func checkHostileStructure(t *testing.T, cfg []byte, m *render.Model, rc render.Config) {
+func checkHostileStructure(t *testing.T, cfg []byte, m *render.Model, rc haproxycfg.Config) {
 	t.Helper()
 	p, err := parser.New(options.String(string(cfg)))
 	if err != nil {

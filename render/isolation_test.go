@@ -30,6 +30,7 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 )
 
@@ -1006,13 +1007,13 @@ type isoLB struct {
 	dir                 string // gen-N directories and the "cur" link HAProxy's -f goes through
 	gen                 int
 	cli                 *reload.MasterCLI
-	inc                 *render.Incremental
+	inc                 *haproxycfg.Incremental
 	prev                *render.Model
 	client              *http.Client
 	logs                *isoTail
 	// bOnly renders B alone, changed as B is: the same change without
 	// A, for the time bounds (bOnlyDir holds its files).
-	bOnly    *render.Incremental
+	bOnly    *haproxycfg.Incremental
 	bOnlyDir string
 }
 
@@ -1024,7 +1025,7 @@ func startIsoLB(t *testing.T, version, bin string, tmpl *template.Template) *iso
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	lb := &isoLB{version: version, bin: bin, httpPort: freePort(t), httpsPort: freePort(t), dir: dir, logs: new(isoTail)}
-	lb.inc = render.NewIncremental(render.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(lb.httpPort),
+	lb.inc = haproxycfg.NewIncremental(haproxycfg.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(lb.httpPort),
 		HTTPSBind: "127.0.0.1:" + strconv.Itoa(lb.httpsPort)})
 	lb.cli = reload.NewMasterCLI(filepath.Join(dir, "master.sock"))
 	lb.cli.ConfigDir = filepath.Join(dir, "cur")
@@ -1076,7 +1077,7 @@ func (lb *isoLB) serve(t *testing.T, dir string) error {
 		os.RemoveAll(old)
 	}
 	if lb.gen == 1 {
-		cmd := exec.Command(lb.bin, "-W", "-S", lb.cli.Socket, "-f", filepath.Join(lb.dir, "cur", render.ConfigFile))
+		cmd := exec.Command(lb.bin, "-W", "-S", lb.cli.Socket, "-f", filepath.Join(lb.dir, "cur", haproxycfg.ConfigFile))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Stdout, cmd.Stderr = lb.logs, lb.logs
 		if err := cmd.Start(); err != nil {
@@ -1241,7 +1242,7 @@ func runIsolation(t *testing.T, seed uint64, compat render.Compat, maxSteps int,
 		t.FailNow()
 	}
 	for _, lb := range lbs {
-		lb.bOnly = render.NewIncremental(render.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(lb.httpPort),
+		lb.bOnly = haproxycfg.NewIncremental(haproxycfg.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(lb.httpPort),
 			HTTPSBind: "127.0.0.1:" + strconv.Itoa(lb.httpsPort)})
 		lb.bOnlyDir = t.TempDir()
 		if _, _, err := lb.bOnly.Render(fx.b[0], opts); err != nil {
@@ -1450,16 +1451,16 @@ func isoCheckBChange(t *testing.T, fail func(string, ...any), fx *isoFixture, a 
 		}
 		return time.Since(start)
 	}
-	alone := check(filepath.Join(lb.bOnlyDir, render.ConfigFile))
-	with := check(filepath.Join(dir, render.ConfigFile))
+	alone := check(filepath.Join(lb.bOnlyDir, haproxycfg.ConfigFile))
+	with := check(filepath.Join(dir, haproxycfg.ConfigFile))
 	// Another process on the machine can stall one run: over the
 	// limit, both are measured twice more, and the fastest runs compared.
 	for range 2 {
 		if with <= 4*alone+1500*time.Millisecond {
 			break
 		}
-		alone = min(alone, check(filepath.Join(lb.bOnlyDir, render.ConfigFile)))
-		with = min(with, check(filepath.Join(dir, render.ConfigFile)))
+		alone = min(alone, check(filepath.Join(lb.bOnlyDir, haproxycfg.ConfigFile)))
+		with = min(with, check(filepath.Join(dir, haproxycfg.ConfigFile)))
 	}
 	st.checkWith, st.checkAlone = max(st.checkWith, with), max(st.checkAlone, alone)
 	if limit := 4*alone + 1500*time.Millisecond; with > limit {
