@@ -14,6 +14,12 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
+// A backend's lines beyond its servers: the backend annotations of its
+// Service (policyData) and, on a per-Ingress backend, the route policy
+// (policyRules) with its Basic authentication (authRules). The model
+// (render.Backend: Settings, Policy, Users, CA) says what; this file says
+// how HAProxy is told.
+
 // samePolicy is true when two backends get the same annotation output.
 func samePolicy(a, b *render.Backend) bool {
 	if a.Settings != b.Settings || a.Ingress != b.Ingress || a.Broken != b.Broken {

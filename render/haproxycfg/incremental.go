@@ -19,8 +19,8 @@ import (
 // modifies an object in place must use BuildModel and Render instead.
 //
 // The full render (BuildModel, Render) stays the reference: tests compare
-// the two over randomized sequences of changes (incremental_test.go) and
-// on fuzzed manifests (fuzz_test.go).
+// the two over randomized sequences of changes (render/incremental_test.go)
+// and on fuzzed manifests (render/fuzz_test.go).
 type Incremental struct {
 	mu     sync.Mutex
 	cfg    Config
