@@ -191,7 +191,8 @@ func ParseBind(addr string) (string, error) {
 }
 
 // CheckArgBytes refuses the bytes no quoting carries through HAProxy's
-// parser (haproxycfg quotes everything else): the ASCII control characters (NUL, CR, LF, tab...) and DEL.
+// parser: the ASCII control characters (NUL, CR, LF, tab...) and DEL.
+// Values are checked with it here; haproxycfg's quoting checks again.
 func CheckArgBytes(s string) error {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == 0x7f {
