@@ -81,6 +81,9 @@ type engine struct {
 	canaryPaths    []canaryPath
 	canaryRoutes   []*Route
 	canaryProblems []Problem
+	// refBuf is where index and unindex list an Ingress's references
+	// (refs), reused so that taking an Ingress in allocates nothing more.
+	refBuf []ref
 	// authCut are the backends the namespaces' parse budget left without
 	// users, by original (authBudget).
 	authCut map[*Backend]*Backend

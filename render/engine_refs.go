@@ -39,19 +39,22 @@ const (
 // ref is one reference of an Ingress.
 type ref struct {
 	kind refKind
-	// key is the Service or Secret (namespace/name) or the SNI host.
+	// key is the Service (namespace/name) of a canary or of refSettings,
+	// or the SNI host.
 	key string
+	// name is a Service or Secret in the Ingress's namespace (objKey
+	// makes the key only where an index is written, as the build does).
+	name string
 	// route is the route key of refRoute and refCanaryKey.
 	route routeKey
 	path  *parsedPath // refRoute
 	tls   *parsedTLS  // refSNI
 }
 
-// refs lists what a served Ingress in namespace ns refers to, in the order
-// the indexes take it in (a path's place among the same Ingress's paths of
-// one key, and a TLS entry's among its entries of one host, follow it).
-func (p *parsedIngress) refs(ns string) []ref {
-	out := make([]ref, 0, 2*len(p.paths)+len(p.services)+2)
+// refs appends to out what a served Ingress refers to, in the order the
+// indexes take it in (a path's place among the same Ingress's paths of one
+// key, and a TLS entry's among its entries of one host, follow it).
+func (p *parsedIngress) refs(out []ref) []ref {
 	if p.canary() {
 		// A canary claims no route and no default backend: it only
 		// needs to be evaluated again when its Services change, or an
@@ -69,7 +72,7 @@ func (p *parsedIngress) refs(ns string) []ref {
 		if d := p.defaultBackend; d != nil {
 			out = append(out, ref{kind: refDefault})
 			if d.problem == nil {
-				out = append(out, ref{kind: refService, key: ns + "/" + d.ref.Name})
+				out = append(out, ref{kind: refService, name: d.ref.Name})
 			}
 		}
 		for i := range p.paths {
@@ -79,7 +82,7 @@ func (p *parsedIngress) refs(ns string) []ref {
 			}
 			out = append(out, ref{kind: refRoute, route: routeKey{pp.match, pp.key}, path: pp})
 			if pp.backend.problem == nil {
-				out = append(out, ref{kind: refService, key: ns + "/" + pp.backend.ref.Name})
+				out = append(out, ref{kind: refService, name: pp.backend.ref.Name})
 			}
 		}
 	}
@@ -88,23 +91,32 @@ func (p *parsedIngress) refs(ns string) []ref {
 			out = append(out, ref{kind: refSettings, key: svc})
 		}
 		if ann.backend.CASecret != "" {
-			out = append(out, ref{kind: refSecret, key: ns + "/" + ann.backend.CASecret})
+			out = append(out, ref{kind: refSecret, name: ann.backend.CASecret})
 		}
 	}
 	if s := p.ann.route.AuthSecret; s != "" {
-		out = append(out, ref{kind: refSecret, key: ns + "/" + s})
+		out = append(out, ref{kind: refSecret, name: s})
 	}
 	for i := range p.tls {
 		pt := &p.tls[i]
 		if pt.skip {
 			continue
 		}
-		out = append(out, ref{kind: refSecret, key: ns + "/" + pt.secretName})
+		out = append(out, ref{kind: refSecret, name: pt.secretName})
 		for _, h := range pt.hosts {
 			out = append(out, ref{kind: refSNI, key: h, tls: pt})
 		}
 	}
 	return out
+}
+
+// objKey is the namespace/name of a refService's or refSecret's object,
+// for an Ingress in namespace ns.
+func (r *ref) objKey(ns string) string {
+	if r.name != "" {
+		return ns + "/" + r.name
+	}
+	return r.key
 }
 
 // index adds a new Ingress to the indexes.
@@ -124,9 +136,11 @@ func (g *engine) index(e *ingEntry) {
 		i, _ := slices.BinarySearchFunc(g.served, e, byAge)
 		g.served = slices.Insert(g.served, i, e)
 	}
-	for _, r := range e.p.refs(e.obj.Namespace) {
+	g.refBuf = e.p.refs(g.refBuf[:0])
+	for _, r := range g.refBuf {
 		g.indexRef(e, r)
 	}
+	clear(g.refBuf) // keeps no parsed Ingress alive
 }
 
 // unindex takes a gone Ingress out of the indexes.
@@ -137,9 +151,11 @@ func (g *engine) unindex(e *ingEntry) {
 	}
 	g.served = slices.DeleteFunc(g.served, func(x *ingEntry) bool { return x == e })
 	g.servedKeys = nil
-	for _, r := range e.p.refs(e.obj.Namespace) {
+	g.refBuf = e.p.refs(g.refBuf[:0])
+	for _, r := range g.refBuf {
 		g.unindexRef(e, r)
 	}
+	clear(g.refBuf)
 }
 
 // byAge orders entries as the full build visits their Ingresses.
@@ -153,9 +169,9 @@ func (g *engine) indexRef(e *ingEntry, r ref) {
 	case refCanary:
 		g.canaries[e] = true
 	case refService:
-		use(g.svcUsers, r.key, e)
+		use(g.svcUsers, r.objKey(e.obj.Namespace), e)
 	case refSecret:
-		use(g.secretUsers, r.key, e)
+		use(g.secretUsers, r.objKey(e.obj.Namespace), e)
 	case refCanaryKey:
 		if g.canaryKeys[r.route] == nil {
 			g.canaryKeys[r.route] = map[*ingEntry]bool{}
@@ -199,9 +215,9 @@ func (g *engine) unindexRef(e *ingEntry, r ref) {
 	case refCanary:
 		delete(g.canaries, e)
 	case refService:
-		unuse(g.svcUsers, r.key, e)
+		unuse(g.svcUsers, r.objKey(e.obj.Namespace), e)
 	case refSecret:
-		unuse(g.secretUsers, r.key, e)
+		unuse(g.secretUsers, r.objKey(e.obj.Namespace), e)
 	case refCanaryKey:
 		if delete(g.canaryKeys[r.route], e); len(g.canaryKeys[r.route]) == 0 {
 			delete(g.canaryKeys, r.route)

@@ -30,7 +30,7 @@ func TestIndexUnindexSymmetric(t *testing.T) {
 	g.build(in, Options{})
 	kinds := map[refKind]bool{}
 	for _, e := range g.served {
-		for _, r := range e.p.refs(e.obj.Namespace) {
+		for _, r := range e.p.refs(nil) {
 			kinds[r.kind] = true
 		}
 	}
