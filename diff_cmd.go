@@ -11,6 +11,7 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
 	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 )
 
 // stringsFlag collects a repeated flag.
@@ -51,7 +52,7 @@ func diffCommand(_ context.Context, args []string, stdout, stderr io.Writer) int
 	type snapshot struct {
 		in       render.Inputs
 		model    *render.Model
-		out      *render.Output
+		out      *haproxycfg.Output
 		problems []string
 	}
 	var snaps [2]snapshot

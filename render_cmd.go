@@ -15,6 +15,7 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 )
 
@@ -53,12 +54,12 @@ func (f *renderFlags) register(fs *flag.FlagSet) {
 }
 
 // renderer turns inputs into files with the flags' settings.
-func (f *renderFlags) renderer() (func(render.Inputs, *render.Model) (*render.Model, *render.Output, error), error) {
+func (f *renderFlags) renderer() (func(render.Inputs, *render.Model) (*render.Model, *haproxycfg.Output, error), error) {
 	tmpl, err := templates.Load(f.templatesDir)
 	if err != nil {
 		return nil, err
 	}
-	cfg := render.Config{HTTPBind: f.httpBind, HTTPSBind: f.httpsBind, Template: tmpl,
+	cfg := haproxycfg.Config{HTTPBind: f.httpBind, HTTPSBind: f.httpsBind, Template: tmpl,
 		GracePeriod: f.gracePeriod, WorkerMaxReloads: f.workerMaxReloads}
 	if _, err := render.ParseBind(cfg.HTTPBind); err != nil {
 		return nil, fmt.Errorf("--http-bind: %w", err)
@@ -87,8 +88,8 @@ func (f *renderFlags) renderer() (func(render.Inputs, *render.Model) (*render.Mo
 	}
 	// Each renderer keeps what it computed for the next render: in run,
 	// a change to one object redoes only what depends on it.
-	inc := render.NewIncremental(cfg)
-	return func(in render.Inputs, previous *render.Model) (*render.Model, *render.Output, error) {
+	inc := haproxycfg.NewIncremental(cfg)
+	return func(in render.Inputs, previous *render.Model) (*render.Model, *haproxycfg.Output, error) {
 		opts := opts
 		opts.Previous = previous
 		return inc.Render(in, opts)
@@ -177,12 +178,12 @@ func renderCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 	}
 	if toStdout {
-		if _, err := stdout.Write(out.Get(render.ConfigFile)); err != nil {
+		if _, err := stdout.Write(out.Get(haproxycfg.ConfigFile)); err != nil {
 			return 1
 		}
 	} else {
 		fmt.Fprintf(stderr, "wrote %s (%d files, %d Ingresses served, %d routes, %d backends)\n",
-			filepath.Join(dir, render.ConfigFile), len(out.Files), len(m.Served), len(m.Routes), len(m.Backends))
+			filepath.Join(dir, haproxycfg.ConfigFile), len(out.Files), len(m.Served), len(m.Routes), len(m.Backends))
 	}
 	return 0
 }
@@ -196,8 +197,8 @@ func printProblems(w io.Writer, problems []render.Problem) {
 
 // validate runs haproxy -c and names the objects behind each line HAProxy
 // complains about.
-func validate(ctx context.Context, rf renderFlags, dir string, out *render.Output) error {
-	err := reload.CheckWithin(ctx, rf.haproxyBin, filepath.Join(dir, render.ConfigFile), rf.checkTimeout)
+func validate(ctx context.Context, rf renderFlags, dir string, out *haproxycfg.Output) error {
+	err := reload.CheckWithin(ctx, rf.haproxyBin, filepath.Join(dir, haproxycfg.ConfigFile), rf.checkTimeout)
 	var ce *reload.CheckError
 	if errors.As(err, &ce) {
 		reasons := controller.ExplainCheckError(ce, out)

@@ -25,6 +25,7 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/metrics"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/watch"
 )
 
@@ -787,7 +788,7 @@ func dumpServed(ctl *controller.Controller, q admin.ConfigQuery) (string, bool, 
 		return "", true, errors.New("no configuration served yet")
 	}
 	text, err := controller.Dump(out, ctl.Problems(), controller.DumpQuery{File: q.File,
-		Selector: render.Selector{Ingress: q.Ingress, Host: q.Host}})
+		Selector: haproxycfg.Selector{Ingress: q.Ingress, Host: q.Host}})
 	if errors.Is(err, controller.ErrNotFound) {
 		return "", false, err
 	}

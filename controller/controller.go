@@ -18,6 +18,7 @@ import (
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 )
 
 // Source provides the objects to render. The file source reads manifests;
@@ -26,10 +27,10 @@ type Source interface {
 	Inputs(ctx context.Context) (render.Inputs, []render.Problem, error)
 }
 
-// Renderer turns inputs into files (render.BuildModel + render.Render with
+// Renderer turns inputs into files (render.BuildModel + haproxycfg.Render with
 // the command line's settings). previous is the model HAProxy serves, or
 // nil: endpoints keep their server slots (render.Options.Previous).
-type Renderer func(in render.Inputs, previous *render.Model) (*render.Model, *render.Output, error)
+type Renderer func(in render.Inputs, previous *render.Model) (*render.Model, *haproxycfg.Output, error)
 
 // HAProxy is what the loop needs from a running HAProxy; *reload.MasterCLI
 // provides it.
@@ -141,7 +142,7 @@ type Controller struct {
 	// model is the newest model rendered and written, for explain before
 	// HAProxy serves it; everServed: some pass served an Ingress.
 	model      *render.Model
-	out        *render.Output
+	out        *haproxycfg.Output
 	everServed bool
 	// inputs and lastRendGen follow the objects and templates from pass
 	// to pass, to name what triggered a pass.
@@ -160,7 +161,7 @@ type Controller struct {
 	// what was said then. The same files are not tried again: each try
 	// would cost the whole deadline again and, for a reload, a restart of
 	// HAProxy (a restart is followed by a pass that renders the same).
-	unfinished    *render.Output
+	unfinished    *haproxycfg.Output
 	unfinishedErr error
 	templateErr   error
 	lastApplied   time.Time
@@ -459,7 +460,7 @@ func (c *Controller) Run(ctx context.Context) error {
 // OnPass.
 // changedAt is when the first change this pass took in was notified
 // (UnixNano), 0 for a retry.
-func (c *Controller) record(rec *Pass, err error, changedAt int64, old, next *render.Output, diffs chan<- diffJob) {
+func (c *Controller) record(rec *Pass, err error, changedAt int64, old, next *haproxycfg.Output, diffs chan<- diffJob) {
 	rec.Took = time.Since(rec.Time)
 	if err != nil {
 		rec.Outcome, rec.Error = OutcomeFailed, err.Error()
@@ -491,7 +492,7 @@ func (c *Controller) record(rec *Pass, err error, changedAt int64, old, next *re
 // Ingresses a diff takes longer than the change it describes.
 type diffJob struct {
 	rec       *Pass
-	old, next *render.Output
+	old, next *haproxycfg.Output
 }
 
 func (c *Controller) diffWorker(jobs <-chan diffJob) {
@@ -518,7 +519,7 @@ var errInvalid = errors.New("invalid configuration")
 // pass renders once and brings HAProxy to the result, filling rec. It
 // returns the files HAProxy ran before and the candidate (for the
 // history's diff; nil when nothing was rendered).
-func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *render.Output, err error) {
+func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *haproxycfg.Output, err error) {
 	for {
 		start := time.Now()
 		c.mu.Lock()
@@ -798,7 +799,7 @@ func (c *Controller) pass(ctx context.Context, rec *Pass) (old, candidate *rende
 // master is restarted (supervised HAProxy only) on what is current. Like a
 // refused configuration, the candidate is reported and not retried; the
 // error returned is non-nil only when HAProxy could not be brought back.
-func (c *Controller) reloadTimedOut(rec *Pass, te *reload.ReloadTimeoutError, staged bool, res reload.Result, current *state, out *render.Output) error {
+func (c *Controller) reloadTimedOut(rec *Pass, te *reload.ReloadTimeoutError, staged bool, res reload.Result, current *state, out *haproxycfg.Output) error {
 	// HAProxy runs what is current on disk once restarted; until then
 	// nothing is known.
 	c.setCurrent(nil)
@@ -864,7 +865,7 @@ func (c *Controller) unfinishedCauses(rec *Pass) string {
 	return b.String()
 }
 
-func (c *Controller) setUnfinished(out *render.Output, err error) {
+func (c *Controller) setUnfinished(out *haproxycfg.Output, err error) {
 	c.mu.Lock()
 	c.unfinished, c.unfinishedErr = out, err
 	c.mu.Unlock()
@@ -881,7 +882,7 @@ func (c *Controller) RetryUnfinished() {
 
 // wrote records that model and out passed validation and are current on
 // disk (explain before HAProxy serves them, and the startup probe).
-func (c *Controller) wrote(model *render.Model, out *render.Output) {
+func (c *Controller) wrote(model *render.Model, out *haproxycfg.Output) {
 	c.written.Store(true)
 	c.mu.Lock()
 	c.model, c.out = model, out
@@ -892,7 +893,7 @@ func (c *Controller) wrote(model *render.Model, out *render.Output) {
 // objects behind its line: from the reload's log, or, when there is none
 // (HAProxy 2.6 started by another container answers a reload with nothing),
 // from haproxy -c of the rejected candidate.
-func (c *Controller) explainRefusal(re *reload.ReloadError, rejected string, out *render.Output) string {
+func (c *Controller) explainRefusal(re *reload.ReloadError, rejected string, out *haproxycfg.Output) string {
 	if alerts := re.Alerts(); len(alerts) > 0 {
 		return explainAlerts(alerts, re.Log, out)
 	}
@@ -906,7 +907,7 @@ func (c *Controller) explainRefusal(re *reload.ReloadError, rejected string, out
 }
 
 // appliedAtRuntime records a pass HAProxy took in without a reload.
-func (c *Controller) appliedAtRuntime(rec *Pass, out *render.Output, p plan, took time.Duration) {
+func (c *Controller) appliedAtRuntime(rec *Pass, out *haproxycfg.Output, p plan, took time.Duration) {
 	rec.Outcome = OutcomeRuntime
 	rec.Phases.Apply = took
 	c.stats.runtime.Add(1)
@@ -943,7 +944,7 @@ func reloadSpacing(minInterval, took time.Duration, oldWorkers int) time.Duratio
 // passFields are the log fields of a pass that changed what HAProxy
 // serves: one line says what triggered it, how long each phase took, how
 // large the result is and how it was applied.
-func passFields(rec *Pass, out *render.Output) []zap.Field {
+func passFields(rec *Pass, out *haproxycfg.Output) []zap.Field {
 	trigger := make([]string, 0, len(rec.Trigger))
 	for _, c := range rec.Trigger {
 		trigger = append(trigger, c.String())
@@ -996,7 +997,7 @@ func (c *Controller) applyRuntime(ctx context.Context, p plan) error {
 	return c.cfg.HAProxy.Send(ctx, p.batch())
 }
 
-func sameFiles(a, b *render.Output) bool {
+func sameFiles(a, b *haproxycfg.Output) bool {
 	if len(a.Files) != len(b.Files) {
 		return false
 	}
@@ -1009,7 +1010,7 @@ func sameFiles(a, b *render.Output) bool {
 }
 
 // Files converts rendered output to what the store writes.
-func Files(out *render.Output) reload.Files {
+func Files(out *haproxycfg.Output) reload.Files {
 	files := make(reload.Files, len(out.Files))
 	for _, f := range out.Files {
 		files[f.Path] = f.Data
@@ -1019,13 +1020,13 @@ func Files(out *render.Output) reload.Files {
 
 // ExplainCheckError lists HAProxy's alerts, each with the objects behind
 // the line it names.
-func ExplainCheckError(ce *reload.CheckError, out *render.Output) string {
+func ExplainCheckError(ce *reload.CheckError, out *haproxycfg.Output) string {
 	return explainAlerts(ce.Alerts(), ce.Output, out)
 }
 
 // explainAlerts lists alerts, each with the objects behind the line it
 // names; raw, HAProxy's whole output, when there are none.
-func explainAlerts(alerts []reload.Diagnostic, raw string, out *render.Output) string {
+func explainAlerts(alerts []reload.Diagnostic, raw string, out *haproxycfg.Output) string {
 	var b strings.Builder
 	for _, d := range alerts {
 		if where := out.Origin(d.File, d.Line); where != "" {

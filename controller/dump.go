@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 )
 
 // DumpQuery says which part of a configuration to print: the whole
@@ -13,17 +14,17 @@ import (
 // host produced.
 type DumpQuery struct {
 	File     string
-	Selector render.Selector
+	Selector haproxycfg.Selector
 }
 
 // ErrNotFound means the query names nothing in the configuration.
 var ErrNotFound = errors.New("not found")
 
 // Dump prints part of out as DumpQuery says. Certificates are shown
-// through render.DescribePEM: a dump never holds key bytes. For an Ingress,
+// through haproxycfg.DescribePEM: a dump never holds key bytes. For an Ingress,
 // the problems reported on it follow what it produced (or stand alone when
 // it produced nothing: the question is then why).
-func Dump(out *render.Output, problems []render.Problem, q DumpQuery) (string, error) {
+func Dump(out *haproxycfg.Output, problems []render.Problem, q DumpQuery) (string, error) {
 	switch {
 	case q.File != "":
 		data := out.Get(q.File)
@@ -35,7 +36,7 @@ func Dump(out *render.Output, problems []render.Problem, q DumpQuery) (string, e
 			return "", fmt.Errorf("%w: no generated file %q (there are: %s)", ErrNotFound, q.File, strings.Join(names, ", "))
 		}
 		return shown(q.File, data), nil
-	case q.Selector != render.Selector{}:
+	case q.Selector != haproxycfg.Selector{}:
 		files := out.Select(q.Selector)
 		var own []render.Problem
 		if ns, name, ok := strings.Cut(q.Selector.Ingress, "/"); ok {
@@ -67,13 +68,13 @@ func Dump(out *render.Output, problems []render.Problem, q DumpQuery) (string, e
 		}
 		return b.String(), nil
 	default:
-		return shown(render.ConfigFile, out.Get(render.ConfigFile)), nil
+		return shown(haproxycfg.ConfigFile, out.Get(haproxycfg.ConfigFile)), nil
 	}
 }
 
 // Served returns the files HAProxy runs now (or, before HAProxy is up,
 // the ones written for it to start on); nil before the first pass.
-func (c *Controller) Served() *render.Output {
+func (c *Controller) Served() *haproxycfg.Output {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.current != nil {

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 )
 
 // Outcome is how a pass ended.
@@ -364,9 +365,9 @@ func (t *inputTracker) update(in render.Inputs) []Change {
 const maxDiffBytes = 256 << 10
 
 // FileDiff is the unified diff between two outputs, file by file.
-// Certificate files are compared through render.DescribePEM, so neither
+// Certificate files are compared through haproxycfg.DescribePEM, so neither
 // side shows key material. old may be nil (everything is added).
-func FileDiff(old, next *render.Output) string {
+func FileDiff(old, next *haproxycfg.Output) string {
 	var b strings.Builder
 	paths := map[string]bool{}
 	if old != nil {
@@ -393,14 +394,14 @@ func FileDiff(old, next *render.Output) string {
 		}
 		// haproxy.cfg needs its hashes hidden only where there are any.
 		as, cs := a, c
-		if p != render.ConfigFile || (old != nil && old.HasUserlists()) || next.HasUserlists() {
+		if p != haproxycfg.ConfigFile || (old != nil && old.HasUserlists()) || next.HasUserlists() {
 			as, cs = shownBytes(p, a), shownBytes(p, c)
 		}
 		if string(as) == string(cs) {
 			// A key (or a password hash) changed but nothing shown:
 			// say so without showing either.
 			what := "private key"
-			if !render.IsPEMFile(p) {
+			if !haproxycfg.IsPEMFile(p) {
 				what = "password hash"
 			}
 			fmt.Fprintf(&b, "--- a/%s\n+++ b/%s\n@@ %s changed (not shown) @@\n", p, p, what)
@@ -417,7 +418,7 @@ func FileDiff(old, next *render.Output) string {
 		if err != nil {
 			text = fmt.Sprintf("--- %s\n+++ %s\n@@ diff failed: %v @@\n", from, to, err)
 		}
-		if !render.IsPEMFile(p) {
+		if !haproxycfg.IsPEMFile(p) {
 			text = annotateHunks(text, p, old, next)
 		}
 		b.WriteString(text)
@@ -553,20 +554,20 @@ func shownBytes(path string, data []byte) []byte {
 	if data == nil {
 		return nil
 	}
-	if render.IsPEMFile(path) {
-		return []byte(render.DescribePEM(data))
+	if haproxycfg.IsPEMFile(path) {
+		return []byte(haproxycfg.DescribePEM(data))
 	}
-	if path == render.ConfigFile {
-		return render.RedactConfig(data)
+	if path == haproxycfg.ConfigFile {
+		return haproxycfg.RedactConfig(data)
 	}
 	return data
 }
 
 // annotateHunks appends to each hunk header, where git puts a function's
 // name, the objects behind the hunk's first changed line
-// (render.Output.Origin): which Ingress, Service or Secret a change comes
+// (haproxycfg.Output.Origin): which Ingress, Service or Secret a change comes
 // from. The diff stays one patch(1) reads.
-func annotateHunks(text, path string, old, next *render.Output) string {
+func annotateHunks(text, path string, old, next *haproxycfg.Output) string {
 	var b strings.Builder
 	lines := strings.SplitAfter(text, "\n")
 	for i, line := range lines {

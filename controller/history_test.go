@@ -15,6 +15,7 @@ import (
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 )
 
@@ -65,10 +66,10 @@ func TestObjectChanges(t *testing.T) {
 }
 
 // A diff never shows key bytes: certificates are compared through their
-// description (render.DescribePEM), so two files that differ only in the
+// description (haproxycfg.DescribePEM), so two files that differ only in the
 // key look the same to it and the diff says "private key changed".
 func TestFileDiffHidesKeys(t *testing.T) {
-	renderTLS := func(certPEM, keyPEM []byte) *render.Output {
+	renderTLS := func(certPEM, keyPEM []byte) *haproxycfg.Output {
 		t.Helper()
 		cls := "haproxy"
 		in := render.Inputs{
@@ -83,7 +84,7 @@ func TestFileDiffHidesKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := render.Render(render.BuildModel(in, render.Options{}), render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
+		out, err := haproxycfg.Render(render.BuildModel(in, render.Options{}), haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,7 +256,7 @@ func TestInputTracker(t *testing.T) {
 func TestDiffAndDumpHidePasswordHashes(t *testing.T) {
 	const hash1 = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"
 	const hash2 = "$6$othersalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"
-	renderAuth := func(hash string) *render.Output {
+	renderAuth := func(hash string) *haproxycfg.Output {
 		t.Helper()
 		cls, pt := "haproxy", networkingv1.PathTypePrefix
 		in := render.Inputs{
@@ -276,11 +277,11 @@ func TestDiffAndDumpHidePasswordHashes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := render.Render(render.BuildModel(in, render.Options{}), render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
+		out, err := haproxycfg.Render(render.BuildModel(in, render.Options{}), haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(out.Get(render.ConfigFile)), hash) {
+		if !strings.Contains(string(out.Get(haproxycfg.ConfigFile)), hash) {
 			t.Fatalf("fixture: haproxy.cfg lacks the hash")
 		}
 		return out

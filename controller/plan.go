@@ -8,13 +8,14 @@ import (
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 )
 
 // state is what was last made current: the model and the files rendered
 // from it.
 type state struct {
 	model *render.Model
-	out   *render.Output
+	out   *haproxycfg.Output
 	// renderer counts template changes: output of other templates may
 	// differ anywhere, so it always means a reload.
 	renderer int
@@ -40,7 +41,7 @@ func (p plan) batch() *reload.Batch {
 	for _, op := range p.slots {
 		if op.addr == "" {
 			b.SetServerState(op.backend, op.server, reload.StateMaint)
-			b.SetServerAddr(op.backend, op.server, render.PlaceholderAddr, render.PlaceholderPort)
+			b.SetServerAddr(op.backend, op.server, haproxycfg.PlaceholderAddr, haproxycfg.PlaceholderPort)
 			continue
 		}
 		b.SetServerAddr(op.backend, op.server, op.addr, op.port)
@@ -87,7 +88,7 @@ type Prediction struct {
 
 // Predict plans the change from old to next as `run` does when HAProxy
 // runs old with the same templates.
-func Predict(oldModel *render.Model, old *render.Output, nextModel *render.Model, next *render.Output) Prediction {
+func Predict(oldModel *render.Model, old *haproxycfg.Output, nextModel *render.Model, next *haproxycfg.Output) Prediction {
 	if sameFiles(old, next) {
 		return Prediction{Method: MethodNone}
 	}
@@ -124,7 +125,7 @@ func diff(old *state, next *state) plan {
 	}
 	// Certificates, crt-list and anything a template adds need a reload.
 	for _, f := range next.out.Files {
-		if f.Path == render.ConfigFile || slices.Contains(render.RuntimeMaps, f.Path) {
+		if f.Path == haproxycfg.ConfigFile || slices.Contains(haproxycfg.RuntimeMaps, f.Path) {
 			continue
 		}
 		if !bytes.Equal(f.Data, old.out.Get(f.Path)) {
@@ -136,7 +137,7 @@ func diff(old *state, next *state) plan {
 	}
 
 	var p plan
-	if oldCfg, nextCfg := old.out.Get(render.ConfigFile), next.out.Get(render.ConfigFile); !bytes.Equal(oldCfg, nextCfg) {
+	if oldCfg, nextCfg := old.out.Get(haproxycfg.ConfigFile), next.out.Get(haproxycfg.ConfigFile); !bytes.Equal(oldCfg, nextCfg) {
 		// The configuration may differ only in server slot addresses:
 		// the same backends with the same number of slots, and no line
 		// but server lines changed (settings, for one, are elsewhere).
@@ -152,8 +153,8 @@ func diff(old *state, next *state) plan {
 			}
 		}
 	}
-	for _, name := range render.RuntimeMaps {
-		for _, c := range render.MapChanges(name, old.out, next.out) {
+	for _, name := range haproxycfg.RuntimeMaps {
+		for _, c := range haproxycfg.MapChanges(name, old.out, next.out) {
 			p.maps = append(p.maps, mapOp{file: name, key: c.Key, value: c.Value, add: c.Added})
 		}
 	}
@@ -164,10 +165,10 @@ func diff(old *state, next *state) plan {
 // lines only. With the file in pieces (the template prints
 // .BackendSections) only the sections that differ are compared line by
 // line; otherwise the whole files are.
-func onlyServersDiffer(old, next *render.Output) bool {
+func onlyServersDiffer(old, next *haproxycfg.Output) bool {
 	a, b := old.Config(), next.Config()
 	if a == nil || b == nil || len(a.Sections) != len(b.Sections) {
-		return onlyServerLinesDiffer(old.Get(render.ConfigFile), next.Get(render.ConfigFile))
+		return onlyServerLinesDiffer(old.Get(haproxycfg.ConfigFile), next.Get(haproxycfg.ConfigFile))
 	}
 	if !bytes.Equal(a.Head, b.Head) || !bytes.Equal(a.Tail, b.Tail) {
 		return false
@@ -236,7 +237,7 @@ func slotChanges(old, next *render.Backend) []slotOp {
 		if was == now {
 			continue
 		}
-		op := slotOp{backend: next.Name, server: render.SlotName(i)}
+		op := slotOp{backend: next.Name, server: haproxycfg.SlotName(i)}
 		if now.IsValid() {
 			op.addr, op.port = now.Addr().String(), int(now.Port())
 		}

@@ -15,6 +15,7 @@ import (
 
 	_ "github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv" // -update flag
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 )
 
@@ -76,7 +77,7 @@ func (c cluster) state(t *testing.T) *state {
 		t.Fatal(err)
 	}
 	m := render.BuildModel(in, render.Options{Previous: c.prev})
-	out, err := render.Render(m, render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
+	out, err := haproxycfg.Render(m, haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +220,7 @@ func TestPlanKeepsSurvivingEndpointsInTheirSlots(t *testing.T) {
 	if got := describe(diff(old, next)); got != "slot ns_a_80/s1=:0" {
 		t.Errorf("plan: %q, want only slot s1 emptied", got)
 	}
-	cfg := string(next.out.Get(render.ConfigFile))
+	cfg := string(next.out.Get(haproxycfg.ConfigFile))
 	for _, line := range []string{"server s1 127.0.0.1:1 id 1 disabled", "server s2 10.0.0.2:8080 id 2", "server s3 10.0.0.3:8080 id 3"} {
 		if !strings.Contains(cfg, line) {
 			t.Errorf("haproxy.cfg lacks %q", line)
@@ -268,7 +269,7 @@ func TestPlanCommandsAreWhatIsSent(t *testing.T) {
 		`set server default_web_80/s1 addr 10.0.0.1 port 8080`,
 		`set server default_web_80/s1 state ready`,
 		`set server default_web_80/s2 state maint`,
-		`set server default_web_80/s2 addr ` + render.PlaceholderAddr + ` port ` + fmt.Sprint(render.PlaceholderPort),
+		`set server default_web_80/s2 addr ` + haproxycfg.PlaceholderAddr + ` port ` + fmt.Sprint(haproxycfg.PlaceholderPort),
 		`add map maps/prefix.map a.test/x\;y/ default_web_80`,
 		`set map maps/exact.map a.test/z default_web_80`,
 		`del map maps/exact.map a.test/gone`,

@@ -216,7 +216,7 @@ const (
 
 // annotations is the one table of haproxy-sidecar.io annotations, sorted
 // by name. Adding one is adding a line here, a field in RoutePolicy or
-// BackendSettings, and its use in the template or policyRules.
+// BackendSettings, and its use in the template or haproxycfg's policyRules.
 var annotations = []annotation{
 	{"affinity", BackendScope, "cookie", "none", "pins each client to one endpoint with a cookie HAProxy inserts", "cookie <name> insert indirect nocache httponly; server ... cookie <slot>",
 		func(v string, a *parsedAnnotations) error {
@@ -718,7 +718,7 @@ func checkText(v string, n int) error {
 	if utf8.RuneCountInString(v) > n {
 		return fmt.Errorf("longer than %d characters", n)
 	}
-	if err := checkArgBytes(v); err != nil {
+	if err := CheckArgBytes(v); err != nil {
 		return fmt.Errorf("%v: want printable text", err)
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Basic authentication costs HAProxy CPU in two places, both on threads
@@ -340,40 +339,3 @@ func authBackends(p *parsedIngress) int {
 	}
 	return len(refs)
 }
-
-// The failure limit: a client address (txn.client) that sent
-// AuthMaxFailures wrong credentials to a route within AuthFailureWindow is
-// answered 429, without a hash being computed, until its rate of failures
-// falls below the limit again. Each address can thus make a route compute
-// at most that many failing hashes per window.
-const (
-	AuthMaxFailures   = 10
-	AuthFailureWindow = 60 * time.Second
-)
-
-// authRules writes a per-Ingress backend's Basic authentication: its
-// userlist, the failure limit, and the challenge. http_auth() is evaluated
-// once, into txn.auth (an ACL using it would compute the hash each time it
-// is used), and only for a request that carries an Authorization header:
-// a browser's first request, without one, gets the challenge and counts
-// as no failure. Needs the stick table policyRules declares (gpc0_rate).
-func authRules(be *Backend, bd *BackendData, d func(string, ...any)) {
-	p := be.Policy
-	realm := p.AuthRealm
-	if realm == "" {
-		realm = "Authentication Required"
-	}
-	ul := userlistName(be.Name)
-	bd.Userlist = &UserlistData{Name: ul}
-	for _, u := range be.Users {
-		bd.Userlist.Users = append(bd.Userlist.Users, UserData{Name: mustQuoteArg(u.Name), Hash: mustQuoteArg(u.Hash)})
-	}
-	d("acl auth_sent req.hdr(authorization) -m found")
-	d("http-request deny deny_status 429 if auth_sent { sc_gpc0_rate(0) ge %d }", AuthMaxFailures)
-	d("http-request set-var(txn.auth) http_auth(%s) if auth_sent", ul)
-	d("http-request sc-inc-gpc0(0) if auth_sent !{ var(txn.auth) -m bool }")
-	d("http-request auth realm %s unless { var(txn.auth) -m bool }", mustQuoteArg(realm))
-}
-
-// userlistName is the userlist of a per-Ingress backend.
-func userlistName(backend string) string { return "auth_" + strings.ReplaceAll(backend, ":", "_") }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
@@ -272,11 +273,11 @@ func TestAuthBoundsThroughHAProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := render.Render(m, render.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(port), HTTPSBind: "127.0.0.1:" + strconv.Itoa(freePort(t))})
+	out, err := haproxycfg.Render(m, haproxycfg.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(port), HTTPSBind: "127.0.0.1:" + strconv.Itoa(freePort(t))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := out.Get(render.ConfigFile)
+	cfg := out.Get(haproxycfg.ConfigFile)
 	// Reported: each costly user by Secret, name and line, never by hash.
 	var reasons []string
 	for _, p := range m.Problems {
@@ -306,7 +307,7 @@ func TestAuthBoundsThroughHAProxy(t *testing.T) {
 	for version, bin := range testenv.HAProxies(t) {
 		t.Run("haproxy-"+version, func(t *testing.T) {
 			start := time.Now()
-			if out, err := exec.Command(bin, "-c", "-q", "-f", filepath.Join(dir, render.ConfigFile)).CombinedOutput(); err != nil {
+			if out, err := exec.Command(bin, "-c", "-q", "-f", filepath.Join(dir, haproxycfg.ConfigFile)).CombinedOutput(); err != nil {
 				t.Fatalf("haproxy -c: %v\n%s", err, out)
 			}
 			// Without the limits this check ran for days; its users
@@ -315,7 +316,7 @@ func TestAuthBoundsThroughHAProxy(t *testing.T) {
 			if d := time.Since(start); d > 10*time.Second {
 				t.Errorf("haproxy -c took %v", d)
 			}
-			startHAProxy(t, bin, filepath.Join(dir, render.ConfigFile), port)
+			startHAProxy(t, bin, filepath.Join(dir, haproxycfg.ConfigFile), port)
 			poll := startPoller(port, "free.test")
 			defer poll.finish()
 
@@ -351,8 +352,8 @@ func TestAuthBoundsThroughHAProxy(t *testing.T) {
 			lat, failures := poll.since(mark)
 			t.Logf("flood: %v (errors %v); unrelated host: %d requests, p50 %v, p99 %v, max %v", statuses, errs, len(lat),
 				lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
-			if statuses[401] > render.AuthMaxFailures+16 || statuses[429] == 0 {
-				t.Errorf("flood answers %v: want at most %d 401s (the limit plus the requests in flight), then 429s", statuses, render.AuthMaxFailures+16)
+			if statuses[401] > haproxycfg.AuthMaxFailures+16 || statuses[429] == 0 {
+				t.Errorf("flood answers %v: want at most %d 401s (the limit plus the requests in flight), then 429s", statuses, haproxycfg.AuthMaxFailures+16)
 			}
 			for code := range statuses {
 				if code != 401 && code != 429 {
@@ -446,7 +447,7 @@ func TestMain(m *testing.M) {
 const ipBindAddressNoPort = 24
 
 // AuthMaxFailures is render's, short.
-const AuthMaxFailures = render.AuthMaxFailures
+const AuthMaxFailures = haproxycfg.AuthMaxFailures
 
 // The failure limit counts per client address as the trusted-proxies
 // setting decides it: behind a trusted proxy, X-Forwarded-For's clients
@@ -477,7 +478,7 @@ func TestAuthFailureLimitPerTrustedClient(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := render.Render(m, render.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(port), HTTPSBind: "127.0.0.1:" + strconv.Itoa(freePort(t))})
+			out, err := haproxycfg.Render(m, haproxycfg.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(port), HTTPSBind: "127.0.0.1:" + strconv.Itoa(freePort(t))})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -485,7 +486,7 @@ func TestAuthFailureLimitPerTrustedClient(t *testing.T) {
 			writeFiles(t, dir, out)
 			for version, bin := range testenv.HAProxies(t) {
 				t.Run("haproxy-"+version, func(t *testing.T) {
-					startHAProxy(t, bin, filepath.Join(dir, render.ConfigFile), port)
+					startHAProxy(t, bin, filepath.Join(dir, haproxycfg.ConfigFile), port)
 					c := newAuthClient(port, "127.0.0.5")
 					as := func(client, password string) map[string]string {
 						h := basic("alice", password)

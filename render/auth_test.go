@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -221,15 +220,8 @@ func TestAuthNamespaceBudget(t *testing.T) {
 		}
 	}
 	full := BuildModel(in, Options{})
-	tmpl, err := templates.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inc := NewIncremental(Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
-	m, _, err := inc.Render(in, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var inc Engine
+	m := inc.Build(in, Options{})
 	for name, m := range map[string]*Model{"full": full, "incremental": m} {
 		served := map[string]bool{}
 		for _, be := range m.Backends {
@@ -251,10 +243,7 @@ func TestAuthNamespaceBudget(t *testing.T) {
 			t.Errorf("%s: users served %v", name, served)
 		}
 	}
-	again, _, err := inc.Render(in, Options{Previous: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := inc.Build(in, Options{Previous: m})
 	for i := range m.Backends {
 		if again.Backends[i] != m.Backends[i] {
 			t.Errorf("backend %s is a new pointer after a build that changed nothing", m.Backends[i].Name)

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 )
 
@@ -93,7 +94,7 @@ func BenchmarkRender(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg := render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
+	cfg := haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
 	for _, n := range []int{1000, 10000} {
 		in := syntheticInputs(n)
 		b.Run("ingresses="+strconv.Itoa(n)+"/model", func(b *testing.B) {
@@ -121,7 +122,7 @@ func BenchmarkRender(b *testing.B) {
 		b.Run("ingresses="+strconv.Itoa(n)+"/first", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, err := render.NewIncremental(cfg).Render(in, render.Options{}); err != nil {
+				if _, _, err := haproxycfg.NewIncremental(cfg).Render(in, render.Options{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -130,7 +131,7 @@ func BenchmarkRender(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				m := render.BuildModel(in, render.Options{})
-				if _, err := render.Render(m, cfg); err != nil {
+				if _, err := haproxycfg.Render(m, cfg); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -143,7 +144,7 @@ func BenchmarkRender(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			m := render.BuildModel(in, render.Options{})
-			if _, err := render.Render(m, cfg); err != nil {
+			if _, err := haproxycfg.Render(m, cfg); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -173,8 +174,8 @@ func hostChange(n int) func(in *render.Inputs, i int) {
 
 // incrementalChanges renders in once, then one change per iteration
 // against the previous render, as a running sidecar does.
-func incrementalChanges(b *testing.B, cfg render.Config, in render.Inputs, change func(in *render.Inputs, i int)) {
-	r := render.NewIncremental(cfg)
+func incrementalChanges(b *testing.B, cfg haproxycfg.Config, in render.Inputs, change func(in *render.Inputs, i int)) {
+	r := haproxycfg.NewIncremental(cfg)
 	prev, _, err := r.Render(in, render.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -200,9 +201,9 @@ func TestIncrementalListChangedInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
+	cfg := haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
 	in := syntheticInputs(50)
-	r := render.NewIncremental(cfg)
+	r := haproxycfg.NewIncremental(cfg)
 	prev, _, err := r.Render(in, render.Options{})
 	if err != nil {
 		t.Fatal(err)

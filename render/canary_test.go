@@ -9,6 +9,7 @@ import (
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -65,9 +66,9 @@ func TestCanaryStaysInItsNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	httpPort := freePort(t)
-	cfg := render.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(freePort(t))}
+	cfg := haproxycfg.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(freePort(t))}
 	full := render.BuildModel(in, render.Options{})
-	incremental, out, err := render.NewIncremental(cfg).Render(in, render.Options{})
+	incremental, out, err := haproxycfg.NewIncremental(cfg).Render(in, render.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestCanaryStaysInItsNamespace(t *testing.T) {
 	writeFiles(t, dir, out)
 	for version, bin := range testenv.HAProxies(t) {
 		t.Run("haproxy-"+version, func(t *testing.T) {
-			startHAProxy(t, bin, filepath.Join(dir, render.ConfigFile), httpPort)
+			startHAProxy(t, bin, filepath.Join(dir, haproxycfg.ConfigFile), httpPort)
 			for host, want := range map[string]string{"shared.test": "default-web", "tenant.test": "tenant-app-v2"} {
 				c := &annClient{host: host, httpPort: httpPort}
 				for i := range 20 {

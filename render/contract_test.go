@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 )
 
 // The runtime contract holds for every golden case: the entries render
@@ -18,7 +18,7 @@ func TestMapEntriesAreTheFiles(t *testing.T) {
 	for _, dir := range goldenCases(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			_, out, _ := renderCase(t, dir, nil)
-			for _, name := range render.RuntimeMaps {
+			for _, name := range haproxycfg.RuntimeMaps {
 				fromFile := map[string]string{}
 				sc := bufio.NewScanner(bytes.NewReader(out.Get(name)))
 				for sc.Scan() {

@@ -254,7 +254,7 @@ func (m *Model) Explain(r Request) Explanation {
 			e.Answer = AnswerUnavailable
 		}
 		// The backend's redirect rules answer before any server, in
-		// policyRules' order (after the source ranges, rate limits and
+		// haproxycfg's policyRules order (after the source ranges, rate limits and
 		// authentication, which depend on the client).
 		if p := be.Policy; p != nil {
 			switch {
@@ -299,7 +299,7 @@ func (m *Model) explainCert(e *Explanation) {
 			add(h, named{c, "SNI " + h + " (crt-list)"})
 		}
 	}
-	for i, names := range hostlessNames(m.Certs) {
+	for i, names := range HostlessNames(m.Certs) {
 		c := &m.Certs[i]
 		for _, h := range names {
 			add(h, named{c, "SNI " + h + " (a name in the certificate)"})

@@ -15,6 +15,7 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 )
 
@@ -59,7 +60,7 @@ func FuzzManifestRender(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	cfg := render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
+	cfg := haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
 	haproxy := testenv.HAProxy26(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in, _ := manifest.Decode("fuzz.yaml", data)
@@ -75,11 +76,11 @@ func FuzzManifestRender(f *testing.F) {
 			opts.AnnotationsCompat = render.CompatNginx
 		}
 		m := render.BuildModel(in, opts)
-		out, err := render.Render(m, cfg)
+		out, err := haproxycfg.Render(m, cfg)
 		if err != nil {
 			t.Fatalf("render failed on object input: %v", err)
 		}
-		_, inc, err := render.NewIncremental(cfg).Render(in, opts)
+		_, inc, err := haproxycfg.NewIncremental(cfg).Render(in, opts)
 		if err != nil {
 			t.Fatalf("incremental render failed: %v", err)
 		}
@@ -88,13 +89,13 @@ func FuzzManifestRender(f *testing.F) {
 				t.Fatalf("incremental %s differs from the full render's", file.Path)
 			}
 		}
-		checkStructure(t, out.Get(render.ConfigFile), m)
+		checkStructure(t, out.Get(haproxycfg.ConfigFile), m)
 		if len(m.Served) == 0 && reflect.DeepEqual(m.Settings, render.DefaultSettings()) {
 			return // the fixed configuration, checked by the golden tests
 		}
 		dir := t.TempDir()
 		writeFiles(t, dir, out)
-		if err := reload.Check(context.Background(), haproxy, filepath.Join(dir, render.ConfigFile)); err != nil {
+		if err := reload.Check(context.Background(), haproxy, filepath.Join(dir, haproxycfg.ConfigFile)); err != nil {
 			t.Fatalf("haproxy -c refuses what was rendered: %v", err)
 		}
 	})

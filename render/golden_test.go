@@ -15,6 +15,7 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 )
 
@@ -23,7 +24,7 @@ const problemsFile = "problems.txt"
 
 // renderCase renders testdata/<name>/manifests.yaml with default flags and
 // the case's settings ConfigMap, if any (see caseOptions).
-func renderCase(t testing.TB, dir string, shuffle *rand.Rand) (*render.Model, *render.Output, []render.Problem) {
+func renderCase(t testing.TB, dir string, shuffle *rand.Rand) (*render.Model, *haproxycfg.Output, []render.Problem) {
 	t.Helper()
 	in, loadProblems, err := manifest.Load(filepath.Join(dir, "manifests.yaml"))
 	if err != nil {
@@ -40,11 +41,11 @@ func renderCase(t testing.TB, dir string, shuffle *rand.Rand) (*render.Model, *r
 // Prometheus exporter (both tested versions have it).
 const statsBindFile = "stats-bind"
 
-// caseConfig is the render.Config of a case: the default binds, plus the
+// caseConfig is the haproxycfg.Config of a case: the default binds, plus the
 // stats frontend when the case has a stats-bind file.
-func caseConfig(t testing.TB, dir string) render.Config {
+func caseConfig(t testing.TB, dir string) haproxycfg.Config {
 	t.Helper()
-	cfg := render.Config{HTTPBind: ":80", HTTPSBind: ":443"}
+	cfg := haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443"}
 	b, err := os.ReadFile(filepath.Join(dir, statsBindFile))
 	switch {
 	case err == nil:
@@ -55,7 +56,7 @@ func caseConfig(t testing.TB, dir string) render.Config {
 	return cfg
 }
 
-func renderInputs(t testing.TB, in render.Inputs, cfg render.Config, loadProblems []render.Problem) (*render.Model, *render.Output, []render.Problem) {
+func renderInputs(t testing.TB, in render.Inputs, cfg haproxycfg.Config, loadProblems []render.Problem) (*render.Model, *haproxycfg.Output, []render.Problem) {
 	t.Helper()
 	tmpl, err := templates.Load("")
 	if err != nil {
@@ -63,7 +64,7 @@ func renderInputs(t testing.TB, in render.Inputs, cfg render.Config, loadProblem
 	}
 	cfg.Template = tmpl
 	m := render.BuildModel(in, caseOptions(in))
-	out, err := render.Render(m, cfg)
+	out, err := haproxycfg.Render(m, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func goldenCases(t *testing.T) []string {
 }
 
 // writeFiles puts an output on disk the way `render --out` does.
-func writeFiles(t testing.TB, dir string, out *render.Output) {
+func writeFiles(t testing.TB, dir string, out *haproxycfg.Output) {
 	t.Helper()
 	for _, f := range out.Files {
 		p := filepath.Join(dir, filepath.FromSlash(f.Path))
@@ -140,7 +141,7 @@ func TestGolden(t *testing.T) {
 	for _, dir := range goldenCases(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			m, out, problems := renderCase(t, dir, nil)
-			checkStructureConfig(t, out.Get(render.ConfigFile), m, caseConfig(t, dir))
+			checkStructureConfig(t, out.Get(haproxycfg.ConfigFile), m, caseConfig(t, dir))
 			// Programs read the reason, so every problem has one from the
 			// closed set, whether manifest or render created it.
 			for _, p := range problems {
@@ -198,7 +199,7 @@ func TestGolden(t *testing.T) {
 			// Same objects in other orders: byte-identical output.
 			for seed := uint64(1); seed <= 3; seed++ {
 				_, out2, problems2 := renderCase(t, dir, rand.New(rand.NewPCG(seed, seed)))
-				if !slices.EqualFunc(out.Files, out2.Files, func(a, b render.File) bool {
+				if !slices.EqualFunc(out.Files, out2.Files, func(a, b haproxycfg.File) bool {
 					return a.Path == b.Path && bytes.Equal(a.Data, b.Data)
 				}) {
 					t.Errorf("shuffled input (seed %d) gives a different output", seed)
@@ -211,7 +212,7 @@ func TestGolden(t *testing.T) {
 			tmp := t.TempDir()
 			writeFiles(t, tmp, out)
 			for version, bin := range testenv.HAProxies(t) {
-				if err := reload.Check(context.Background(), bin, filepath.Join(tmp, render.ConfigFile)); err != nil {
+				if err := reload.Check(context.Background(), bin, filepath.Join(tmp, haproxycfg.ConfigFile)); err != nil {
 					t.Errorf("haproxy %s -c rejects the golden configuration: %v", version, err)
 				}
 			}

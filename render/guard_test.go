@@ -15,6 +15,7 @@ import (
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 )
 
@@ -46,11 +47,11 @@ func TestRenderGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := render.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
+	cfg := haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
 	in := syntheticInputs(1000)
 	fullRender := func() {
 		m := render.BuildModel(in, render.Options{})
-		if _, err := render.Render(m, cfg); err != nil {
+		if _, err := haproxycfg.Render(m, cfg); err != nil {
 			t.Fatal(err)
 		}
 	}

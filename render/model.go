@@ -1,6 +1,10 @@
-// Package render turns Kubernetes objects into a validated routing model and
-// then into the files HAProxy needs. It is pure: no I/O, no clocks, no
-// globals, and the same input always gives byte-identical output.
+// Package render turns Kubernetes objects into a validated routing model:
+// it reads the objects (parse, validate, annotations, ingress-nginx's
+// names, settings), builds the model (BuildModel, and Engine to build it
+// again incrementally) and explains it. Writing HAProxy's files from the
+// model is package haproxycfg, which depends on render and never the other
+// way. It is pure: no I/O, no clocks, no globals, and the same input
+// always gives the same model.
 package render
 
 import (
@@ -302,6 +306,15 @@ type Model struct {
 	// puts them on their routes.
 	canaries []canaryPath
 	// canaryFree: the builder attached no canary to any route, so
-	// CanaryGroups need not look at every route on every render.
+	// haproxycfg.CanaryGroups need not look at every route on every render.
 	canaryFree bool
 }
+
+// CanaryFree reports that the builder attached no canary to any route, so
+// that haproxycfg.CanaryGroups need not look at every route on every
+// render. False for a Model not made by BuildModel.
+func (m *Model) CanaryFree() bool { return m.canaryFree }
+
+// Order is the route's place in Model.Routes (its sort key), for writers
+// that merge sorted lists of routes.
+func (r *Route) Order() string { return r.order }

@@ -14,6 +14,7 @@ import (
 	"github.com/haproxytech/client-native/v6/config-parser/types"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 )
 
@@ -25,12 +26,12 @@ import (
 // Text injected through an object would show up as one of these.
 func checkStructure(t testing.TB, cfg []byte, m *render.Model) {
 	t.Helper()
-	checkStructureConfig(t, cfg, m, render.Config{HTTPBind: ":80", HTTPSBind: ":443"})
+	checkStructureConfig(t, cfg, m, haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443"})
 }
 
 // checkStructureConfig is checkStructure for a configuration rendered with
 // rc (its binds and stats frontend; the template is the embedded one).
-func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc render.Config) {
+func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxycfg.Config) {
 	t.Helper()
 	p, err := parser.New(options.String(string(cfg)))
 	if err != nil {
@@ -180,7 +181,7 @@ var annotationDirective = regexp.MustCompile(`^(balance (roundrobin|leastconn|ra
 // template and the settings ConfigMap alone. The settings are validated
 // values (render.Settings), so comparing with them still catches any text
 // an object managed to inject.
-func baselineConfig(t testing.TB, m *render.Model, rc render.Config) []byte {
+func baselineConfig(t testing.TB, m *render.Model, rc haproxycfg.Config) []byte {
 	t.Helper()
 	empty := render.BuildModel(render.Inputs{}, render.Options{})
 	empty.DefaultBackend = m.DefaultBackend
@@ -190,11 +191,11 @@ func baselineConfig(t testing.TB, m *render.Model, rc render.Config) []byte {
 		t.Fatal(err)
 	}
 	rc.Template = tmpl
-	out, err := render.Render(empty, rc)
+	out, err := haproxycfg.Render(empty, rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out.Get(render.ConfigFile)
+	return out.Get(haproxycfg.ConfigFile)
 }
 
 // sectionDirectives maps each section header to its directives, comments
@@ -239,7 +240,7 @@ func (r *recorder) Fatalf(format string, args ...any) {
 // The oracle must catch text that does not belong, wherever it lands.
 func TestCheckStructureCatchesInjection(t *testing.T) {
 	m, out, _ := renderCase(t, "../testdata/hosts", nil)
-	cfg := string(out.Get(render.ConfigFile))
+	cfg := string(out.Get(haproxycfg.ConfigFile))
 	server := "    server s1 10.3.0.1:8080 id 1\n"
 	if !strings.Contains(cfg, server) {
 		t.Fatalf("fixture changed: no %q", server)

@@ -19,6 +19,7 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -57,7 +58,7 @@ func runRoutingWith(t *testing.T, caseName string, change func(*render.Inputs), 
 	}
 	pointAtEchoServers(t, &in)
 	httpPort, httpsPort := freePort(t), freePort(t)
-	m, out, _ := renderInputs(t, in, render.Config{
+	m, out, _ := renderInputs(t, in, haproxycfg.Config{
 		HTTPBind:  "127.0.0.1:" + strconv.Itoa(httpPort),
 		HTTPSBind: "127.0.0.1:" + strconv.Itoa(httpsPort),
 	}, nil)
@@ -77,7 +78,7 @@ func runRoutingWith(t *testing.T, caseName string, change func(*render.Inputs), 
 
 	for version, bin := range testenv.HAProxies(t) {
 		t.Run("haproxy-"+version, func(t *testing.T) {
-			startHAProxy(t, bin, filepath.Join(dir, render.ConfigFile), httpPort)
+			startHAProxy(t, bin, filepath.Join(dir, haproxycfg.ConfigFile), httpPort)
 			c := newClient(httpPort, httpsPort)
 			for _, r := range reqs {
 				got, cert := c.do(t, r)
@@ -99,7 +100,7 @@ func (r request) render() render.Request {
 
 // explained is what Model.Explain predicts for a request, in the form of
 // request.want, and the common name of the certificate it predicts.
-func explained(t *testing.T, m *render.Model, out *render.Output, r request) (got, certCN string) {
+func explained(t *testing.T, m *render.Model, out *haproxycfg.Output, r request) (got, certCN string) {
 	t.Helper()
 	e := m.Explain(r.render())
 	switch e.Answer {

@@ -23,6 +23,7 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 )
 
@@ -299,9 +300,9 @@ func certCN(t *testing.T, data []byte) string {
 	return c.Subject.CommonName
 }
 
-func mustRender(t *testing.T, m *render.Model, httpBind, httpsBind string) *render.Output {
+func mustRender(t *testing.T, m *render.Model, httpBind, httpsBind string) *haproxycfg.Output {
 	t.Helper()
-	out, err := render.Render(m, render.Config{HTTPBind: httpBind, HTTPSBind: httpsBind, Template: loadTemplate(t)})
+	out, err := haproxycfg.Render(m, haproxycfg.Config{HTTPBind: httpBind, HTTPSBind: httpsBind, Template: loadTemplate(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +390,7 @@ func TestSettingsPorts(t *testing.T) {
 		if tt.wantProblem == "" && len(got) > 0 || tt.wantProblem != "" && (len(got) != 1 || !strings.Contains(got[0], tt.wantProblem)) {
 			t.Errorf("%v: problems %q, want %q", tt.data, got, tt.wantProblem)
 		}
-		out, err := render.Render(m, render.Config{HTTPBind: tt.httpBind, HTTPSBind: tt.httpsBind, Template: loadTemplate(t)})
+		out, err := haproxycfg.Render(m, haproxycfg.Config{HTTPBind: tt.httpBind, HTTPSBind: tt.httpsBind, Template: loadTemplate(t)})
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("%v: error %v, want %q", tt.data, err, tt.wantErr)
@@ -400,7 +401,7 @@ func TestSettingsPorts(t *testing.T) {
 			t.Errorf("%v: %v", tt.data, err)
 			continue
 		}
-		cfg := string(out.Get(render.ConfigFile))
+		cfg := string(out.Get(haproxycfg.ConfigFile))
 		for _, w := range []string{"    bind " + tt.wantHTTP + "\n", "    bind " + tt.wantHTTPS + " ssl "} {
 			if !strings.Contains(cfg, w) {
 				t.Errorf("%v with %s, %s: no %q", tt.data, tt.httpBind, tt.httpsBind, w)
@@ -414,8 +415,8 @@ func TestSettingsZeroValueRendersDefaults(t *testing.T) {
 	zero := &render.Model{DefaultBackend: render.NotFoundBackend}
 	built := render.BuildModel(render.Inputs{}, render.Options{})
 	a, b := mustRender(t, zero, ":80", ":443"), mustRender(t, built, ":80", ":443")
-	if string(a.Get(render.ConfigFile)) != string(b.Get(render.ConfigFile)) {
-		t.Errorf("zero Settings render differently from the defaults:\n%s", lineDiff(string(b.Get(render.ConfigFile)), string(a.Get(render.ConfigFile))))
+	if string(a.Get(haproxycfg.ConfigFile)) != string(b.Get(haproxycfg.ConfigFile)) {
+		t.Errorf("zero Settings render differently from the defaults:\n%s", lineDiff(string(b.Get(haproxycfg.ConfigFile)), string(a.Get(haproxycfg.ConfigFile))))
 	}
 }
 
@@ -429,7 +430,7 @@ func TestSettingsTemplateOutput(t *testing.T) {
 		"ssl-ciphers": "AES128-SHA", "ssl-ciphersuites": "TLS_AES_128_GCM_SHA256",
 		"https-redirect-port": "8443",
 	}))
-	cfg := string(mustRender(t, m, ":80", ":443").Get(render.ConfigFile))
+	cfg := string(mustRender(t, m, ":80", ":443").Get(haproxycfg.ConfigFile))
 	for _, w := range []string{
 		"\n    maxconn 4096\n",
 		"\n    ssl-default-bind-options ssl-min-ver TLSv1.3 no-tls-tickets\n",
@@ -448,7 +449,7 @@ func TestSettingsTemplateOutput(t *testing.T) {
 	if strings.Contains(cfg, "option httplog") {
 		t.Errorf("option httplog kept alongside log-format")
 	}
-	def := string(mustRender(t, render.BuildModel(render.Inputs{}, render.Options{}), ":80", ":443").Get(render.ConfigFile))
+	def := string(mustRender(t, render.BuildModel(render.Inputs{}, render.Options{}), ":80", ":443").Get(haproxycfg.ConfigFile))
 	if strings.Contains(def, "maxconn") || strings.Contains(def, "log-format") || !strings.Contains(def, "\n    option httplog\n") {
 		t.Errorf("defaults emit maxconn or log-format, or lack option httplog")
 	}
@@ -458,7 +459,7 @@ func TestSettingsTemplateOutput(t *testing.T) {
 		if v != "" {
 			data["https-redirect-port"] = v
 		}
-		c := string(mustRender(t, buildSettings(t, settingsInputs(t, data)), ":80", ":443").Get(render.ConfigFile))
+		c := string(mustRender(t, buildSettings(t, settingsInputs(t, data)), ":80", ":443").Get(haproxycfg.ConfigFile))
 		if !strings.Contains(c, " https://%[var(txn.host)]%[pathq] if !{ ssl_fc }\n") {
 			t.Errorf("https-redirect-port %q: the redirect names a port", v)
 		}
@@ -466,7 +467,7 @@ func TestSettingsTemplateOutput(t *testing.T) {
 
 	// The hostile values of testdata/settings reach nothing.
 	m, out, problems := renderCase(t, "../testdata/settings", nil)
-	cfg = string(out.Get(render.ConfigFile))
+	cfg = string(out.Get(haproxycfg.ConfigFile))
 	for _, bad := range []string{"lua-load", "env(", "HOME", `ALL"`, "proxy-body-size", "ssl-redirect", "25h"} {
 		if strings.Contains(cfg, bad) {
 			t.Errorf("configuration contains %q", bad)
@@ -520,12 +521,12 @@ func TestSettingsDocumented(t *testing.T) {
 
 // checkWithHAProxies writes an output and has every supported HAProxy
 // check it.
-func checkWithHAProxies(t *testing.T, out *render.Output) {
+func checkWithHAProxies(t *testing.T, out *haproxycfg.Output) {
 	t.Helper()
 	dir := t.TempDir()
 	writeFiles(t, dir, out)
 	for version, bin := range testenv.HAProxies(t) {
-		if err := reload.Check(context.Background(), bin, filepath.Join(dir, render.ConfigFile)); err != nil {
+		if err := reload.Check(context.Background(), bin, filepath.Join(dir, haproxycfg.ConfigFile)); err != nil {
 			t.Errorf("haproxy %s -c: %v", version, err)
 		}
 	}
@@ -575,19 +576,19 @@ func TestSettingsStructure(t *testing.T) {
 		"ssl-ciphers": "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256", "maxconn": "100",
 		"timeout-tunnel": "10m", "http-port": "8080", "default-certificate": "default/default-cert",
 	})
-	m, out, problems := renderInputs(t, in, render.Config{HTTPBind: ":80", HTTPSBind: ":443"}, nil)
+	m, out, problems := renderInputs(t, in, haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443"}, nil)
 	for _, p := range problems {
 		if p.Kind == "ConfigMap" {
 			t.Errorf("problem: %v", p)
 		}
 	}
-	checkStructure(t, out.Get(render.ConfigFile), m)
+	checkStructure(t, out.Get(haproxycfg.ConfigFile), m)
 	checkWithHAProxies(t, out)
 
 	// The oracle still sees a directive that does not come from the
 	// settings.
 	r := &recorder{T: t}
-	bad := strings.Replace(string(out.Get(render.ConfigFile)), "    maxconn 100\n", "    maxconn 100\n    lua-load /tmp/x.lua\n", 1)
+	bad := strings.Replace(string(out.Get(haproxycfg.ConfigFile)), "    maxconn 100\n", "    maxconn 100\n    lua-load /tmp/x.lua\n", 1)
 	checkStructure(r, []byte(bad), m)
 	if len(r.errs) == 0 {
 		t.Errorf("injected global line not detected")
@@ -608,7 +609,7 @@ func TestRoutingSettings(t *testing.T) {
 		"ssl-min-version":     "TLSv1.2",
 	})
 	pointAtEchoServers(t, &in)
-	_, out, problems := renderInputs(t, in, render.Config{
+	_, out, problems := renderInputs(t, in, haproxycfg.Config{
 		HTTPBind:  "127.0.0.1:" + strconv.Itoa(flagHTTP),
 		HTTPSBind: "127.0.0.1:" + strconv.Itoa(flagHTTPS),
 	}, nil)
@@ -622,7 +623,7 @@ func TestRoutingSettings(t *testing.T) {
 
 	for version, bin := range testenv.HAProxies(t) {
 		t.Run("haproxy-"+version, func(t *testing.T) {
-			logs := startHAProxy(t, bin, filepath.Join(dir, render.ConfigFile), httpPort)
+			logs := startHAProxy(t, bin, filepath.Join(dir, haproxycfg.ConfigFile), httpPort)
 			c := newClient(httpPort, httpsPort)
 			for _, r := range []request{
 				{host: "web.example", path: "/x", want: "redirect:https://web.example/x"},

@@ -9,6 +9,7 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 )
 
 // The stats frontend (--stats-bind): rendered only when asked for, with the
@@ -18,20 +19,20 @@ func TestStatsFrontend(t *testing.T) {
 	in := render.Inputs{}
 	for _, tc := range []struct {
 		name       string
-		cfg        render.Config
+		cfg        haproxycfg.Config
 		want, deny []string
 	}{
-		{name: "none", cfg: render.Config{HTTPBind: ":80", HTTPSBind: ":443"},
+		{name: "none", cfg: haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443"},
 			deny: []string{"frontend stats", "prometheus-exporter", "monitor-uri"}},
-		{name: "exporter", cfg: render.Config{HTTPBind: ":80", HTTPSBind: ":443", StatsBind: "127.0.0.1:8404", PrometheusExporter: true},
+		{name: "exporter", cfg: haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443", StatsBind: "127.0.0.1:8404", PrometheusExporter: true},
 			want: []string{"frontend stats\n    bind 127.0.0.1:8404\n", "monitor-uri /healthz\n", "http-request use-service prometheus-exporter if { path /metrics }\n"}},
-		{name: "no-exporter", cfg: render.Config{HTTPBind: ":80", HTTPSBind: ":443", StatsBind: ":8404"},
+		{name: "no-exporter", cfg: haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443", StatsBind: ":8404"},
 			want: []string{"frontend stats\n    bind :8404\n", "monitor-uri /healthz\n"},
 			deny: []string{"use-service"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, out, _ := renderInputs(t, in, tc.cfg, nil)
-			cfg := string(out.Get(render.ConfigFile))
+			cfg := string(out.Get(haproxycfg.ConfigFile))
 			for _, w := range tc.want {
 				if !strings.Contains(cfg, w) {
 					t.Errorf("configuration lacks %q:\n%s", w, cfg)
@@ -46,7 +47,7 @@ func TestStatsFrontend(t *testing.T) {
 			dir := t.TempDir()
 			writeFiles(t, dir, out)
 			for version, bin := range testenv.HAProxies(t) {
-				if err := reload.Check(context.Background(), bin, filepath.Join(dir, render.ConfigFile)); err != nil {
+				if err := reload.Check(context.Background(), bin, filepath.Join(dir, haproxycfg.ConfigFile)); err != nil {
 					t.Errorf("haproxy %s -c: %v", version, err)
 				}
 			}
@@ -61,7 +62,7 @@ func TestStatsFrontend(t *testing.T) {
 		{":0", ":80", ":443", "stats bind"},
 	} {
 		m := render.BuildModel(in, render.Options{})
-		_, err := render.Render(m, render.Config{HTTPBind: bad.http, HTTPSBind: bad.https, StatsBind: bad.stats, PrometheusExporter: true})
+		_, err := haproxycfg.Render(m, haproxycfg.Config{HTTPBind: bad.http, HTTPSBind: bad.https, StatsBind: bad.stats, PrometheusExporter: true})
 		if err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("stats bind %q with %q/%q: error %v, want one containing %q", bad.stats, bad.http, bad.https, err, bad.want)
 		}

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -163,4 +164,38 @@ func privateKeyBlock(data []byte) (*pem.Block, error) {
 		}
 		return &pem.Block{Type: b.Type, Bytes: der}, nil
 	}
+}
+
+// HostlessNames are, for each certificate without SNI names, the names in
+// the certificate (certificateNames) it is offered for: valid host names
+// (lower case) that no certificate with SNI names lists and no earlier
+// certificate without them carries, as explain follows them.
+func HostlessNames(certs []Certificate) map[int][]string {
+	var out map[int][]string
+	taken := map[string]bool{}
+	for i := range certs {
+		for _, h := range certs[i].SNI {
+			taken[h] = true
+		}
+	}
+	for i := range certs {
+		c := &certs[i]
+		if len(c.SNI) > 0 {
+			continue
+		}
+		var names []string
+		for _, h := range certificateNames(c.PEM) {
+			if taken[h] || validateHost(h) != nil {
+				continue
+			}
+			taken[h] = true
+			names = append(names, h)
+		}
+		if out == nil {
+			out = map[int][]string{}
+		}
+		slices.Sort(names)
+		out[i] = names
+	}
+	return out
 }

@@ -189,3 +189,15 @@ func ParseBind(addr string) (string, error) {
 	}
 	return netip.AddrPortFrom(ip, uint16(n)).String(), nil
 }
+
+// CheckArgBytes refuses the bytes no quoting carries through HAProxy's
+// parser: the ASCII control characters (NUL, CR, LF, tab...) and DEL.
+// Values are checked with it here; haproxycfg's quoting checks again.
+func CheckArgBytes(s string) error {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("control character %q at offset %d cannot be written in HAProxy's configuration", rune(c), i)
+		}
+	}
+	return nil
+}

@@ -1,4 +1,4 @@
-package render
+package haproxycfg
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
 // quoteRoundTrip are the strings HAProxy must read back exactly through
@@ -213,14 +214,14 @@ func startQuoteEcho(t *testing.T) int {
 // fails closed: the backend answers 503 and the canary keeps the primary,
 // instead of a panic taking the sidecar down.
 func TestUnquotableValueFailsClosed(t *testing.T) {
-	be := &Backend{Name: "default_web_80:x", Namespace: "default", Service: "web", Port: 80, Slots: 4, SlotAddrs: make([]netip.AddrPort, 4),
-		Ingress: "x", Policy: &RoutePolicy{AppRoot: "/a\nb"}}
+	be := &render.Backend{Name: "default_web_80:x", Namespace: "default", Service: "web", Port: 80, Slots: 4, SlotAddrs: make([]netip.AddrPort, 4),
+		Ingress: "x", Policy: &render.RoutePolicy{AppRoot: "/a\nb"}}
 	bd := backendData(be)
 	if !slices.Equal(bd.Directives, []string{"http-request deny deny_status 503"}) || bd.Balance != "roundrobin" {
 		t.Errorf("directives %q, balance %q; want only the 503 deny", bd.Directives, bd.Balance)
 	}
-	m := &Model{Routes: []*Route{{Backend: "p", Canary: &Canary{Backend: "c", Rule: &CanaryRule{Header: "X", HeaderValue: "a\x00", WeightTotal: 100}}}}}
-	g := m.CanaryGroups()
+	m := &render.Model{Routes: []*render.Route{{Backend: "p", Canary: &render.Canary{Backend: "c", Rule: &render.CanaryRule{Header: "X", HeaderValue: "a\x00", WeightTotal: 100}}}}}
+	g := CanaryGroups(m)
 	if len(g) != 1 || !slices.Equal(g[0].Rules, []string{"http-request set-var(txn.backend) str(p) if { var(txn.backend) -m str p~c }"}) {
 		t.Errorf("canary rules %q, want only the primary", g[0].Rules)
 	}

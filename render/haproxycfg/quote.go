@@ -1,8 +1,10 @@
-package render
+package haproxycfg
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
 // HAProxy's configuration syntax is the threat model for every string an
@@ -28,7 +30,7 @@ func quoteArg(s string) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("an empty value cannot be written as an HAProxy argument")
 	}
-	if err := checkArgBytes(s); err != nil {
+	if err := render.CheckArgBytes(s); err != nil {
 		return "", err
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'", nil
@@ -39,17 +41,6 @@ func quoteArg(s string) (string, error) {
 // the start of a sample expression.
 func quoteLogFormat(s string) (string, error) {
 	return quoteArg(strings.ReplaceAll(s, "%", "%%"))
-}
-
-// checkArgBytes refuses the bytes no quoting carries through HAProxy's
-// parser: the ASCII control characters (NUL, CR, LF, tab...) and DEL.
-func checkArgBytes(s string) error {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
-			return fmt.Errorf("control character %q at offset %d cannot be written in HAProxy's configuration", rune(c), i)
-		}
-	}
-	return nil
 }
 
 // unquotable is what mustQuoteArg panics with: a value that every parser

@@ -1,12 +1,14 @@
-package render
+package haproxycfg
 
 import (
 	"sync"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
 // Incremental renders like BuildModel followed by Render, byte for byte,
 // but keeps what each render computed for the next one. A change to one
-// object evaluates again only the Ingresses it reaches (see engine), and
+// object evaluates again only the Ingresses it reaches (render.Engine), and
 // renders again only the haproxy.cfg sections of the backends that
 // changed and the map files whose entries changed (spliced from the
 // previous ones); unchanged parts are handed out as the same slices.
@@ -17,12 +19,12 @@ import (
 // modifies an object in place must use BuildModel and Render instead.
 //
 // The full render (BuildModel, Render) stays the reference: tests compare
-// the two over randomized sequences of changes (incremental_test.go) and
-// on fuzzed manifests (fuzz_test.go).
+// the two over randomized sequences of changes (render/incremental_test.go)
+// and on fuzzed manifests (render/fuzz_test.go).
 type Incremental struct {
 	mu     sync.Mutex
 	cfg    Config
-	engine engine
+	engine render.Engine
 	cache  renderCache
 }
 
@@ -33,19 +35,21 @@ func NewIncremental(cfg Config) *Incremental {
 }
 
 // Render builds the model (opts as for BuildModel) and renders it.
-func (r *Incremental) Render(in Inputs, opts Options) (*Model, *Output, error) {
+func (r *Incremental) Render(in render.Inputs, opts render.Options) (*render.Model, *Output, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m := r.engine.build(in, opts)
-	out, err := render(m, r.cfg, &r.cache)
+	m := r.engine.Build(in, opts)
+	out, err := renderFiles(m, r.cfg, &r.cache)
 	if err != nil {
 		return m, nil, err
 	}
 	return m, out, nil
 }
 
-// certEntry is what certificatePEM returned for a Secret.
-type certEntry struct {
-	pem []byte
-	err error
+// EvaluatedIngresses is how many Ingresses the last Render evaluated again
+// (render.Engine.Evaluated).
+func (r *Incremental) EvaluatedIngresses() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.engine.Evaluated()
 }

@@ -1,8 +1,10 @@
-package render
+package haproxycfg
 
 import (
 	"slices"
 	"strings"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
 // The runtime contract: what `run` may change in a running HAProxy
@@ -19,9 +21,9 @@ func (o *Output) MapEntries(name string) map[string]string {
 	m := o.model
 	switch name {
 	case ExactMapFile, PrefixMapFile:
-		match := MatchExact
+		match := render.MatchExact
 		if name == PrefixMapFile {
-			match = MatchPrefix
+			match = render.MatchPrefix
 		}
 		entries := make(map[string]string, len(m.Routes))
 		for _, r := range m.Routes {
@@ -58,9 +60,9 @@ func MapChanges(name string, old, next *Output) []MapChange {
 	var out []MapChange
 	switch name {
 	case ExactMapFile, PrefixMapFile:
-		match := MatchExact
+		match := render.MatchExact
 		if name == PrefixMapFile {
-			match = MatchPrefix
+			match = render.MatchPrefix
 		}
 		if sameSlice(old.model.Routes, next.model.Routes) {
 			break // the engine hands out the same routes when none changed
@@ -77,17 +79,17 @@ func MapChanges(name string, old, next *Output) []MapChange {
 				j++
 				continue
 			}
-			if (i < len(a) && a[i].order == "") || (j < len(b) && b[j].order == "") {
+			if (i < len(a) && a[i].Order() == "") || (j < len(b) && b[j].Order() == "") {
 				// Routes not made by the builder have no sort key:
 				// compare as maps.
 				return mapChanges(old.MapEntries(name), next.MapEntries(name))
 			}
 			switch {
 			case i == len(a) && j == len(b):
-			case j == len(b) || (i < len(a) && a[i].order < b[j].order):
+			case j == len(b) || (i < len(a) && a[i].Order() < b[j].Order()):
 				out = append(out, MapChange{Key: a[i].Key})
 				i++
-			case i == len(a) || b[j].order < a[i].order:
+			case i == len(a) || b[j].Order() < a[i].Order():
 				out = append(out, MapChange{Key: b[j].Key, Value: b[j].MapValue(), Added: true})
 				j++
 			default:

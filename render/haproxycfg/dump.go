@@ -1,10 +1,12 @@
-package render
+package haproxycfg
 
 import (
 	"bytes"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
 // Selector picks what one Ingress or one host produced.
@@ -44,7 +46,7 @@ func (o *Output) Select(sel Selector) []File {
 	if d := m.DefaultOrigin; d != nil && sel.Ingress == d.Namespace+"/"+d.Name {
 		backends[m.DefaultBackend] = true
 	}
-	var certs []*Certificate
+	var certs []*render.Certificate
 	tlsHosts := map[string]bool{}
 	for i := range m.Certs {
 		c := &m.Certs[i]
@@ -67,7 +69,7 @@ func (o *Output) Select(sel Selector) []File {
 	add(ConfigFile, backendSections(o.Get(ConfigFile), backends))
 	add(CrtListFile, rowsWithComments(o.Get(CrtListFile), func(row string) bool {
 		file, _, _ := strings.Cut(row, " ")
-		return slices.ContainsFunc(certs, func(c *Certificate) bool { return c.File == file })
+		return slices.ContainsFunc(certs, func(c *render.Certificate) bool { return c.File == file })
 	}))
 	for _, c := range certs {
 		add(c.File, []byte(DescribePEM(o.Get(c.File))))
@@ -86,7 +88,7 @@ func (o *Output) Select(sel Selector) []File {
 	return out
 }
 
-func (s Selector) matchesRoute(r *Route) bool {
+func (s Selector) matchesRoute(r *render.Route) bool {
 	if s.Ingress != "" {
 		return r.Origin.Namespace+"/"+r.Origin.Name == s.Ingress ||
 			(r.Canary != nil && r.Canary.Origin.Namespace+"/"+r.Canary.Origin.Name == s.Ingress)
@@ -94,9 +96,9 @@ func (s Selector) matchesRoute(r *Route) bool {
 	return r.Host != "" && hostCovers(r.Host, s.Host)
 }
 
-func (s Selector) matchesCert(c *Certificate) bool {
+func (s Selector) matchesCert(c *render.Certificate) bool {
 	if s.Ingress != "" {
-		return slices.ContainsFunc(c.Origins, func(o Origin) bool { return o.Namespace+"/"+o.Name == s.Ingress })
+		return slices.ContainsFunc(c.Origins, func(o render.Origin) bool { return o.Namespace+"/"+o.Name == s.Ingress })
 	}
 	return slices.ContainsFunc(c.SNI, func(h string) bool { return hostCovers(h, s.Host) })
 }

@@ -1,4 +1,4 @@
-package render
+package haproxycfg
 
 import (
 	"bytes"
@@ -9,18 +9,23 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
 // Paths of the generated files, relative to the configuration directory.
 // haproxy.cfg sets "default-path config", so HAProxy resolves them against
 // the directory the configuration is in, wherever it is started from.
+// The map files and the default certificate are named by the model
+// (explain names the maps it looks up, a Certificate carries its file), so
+// their names are declared in package render and repeated here.
 const (
 	ConfigFile      = "haproxy.cfg"
-	ExactMapFile    = "maps/exact.map"
-	PrefixMapFile   = "maps/prefix.map"
-	TLSHostsMapFile = "maps/tls-hosts.map"
+	ExactMapFile    = render.ExactMapFile
+	PrefixMapFile   = render.PrefixMapFile
+	TLSHostsMapFile = render.TLSHostsMapFile
 	CrtListFile     = "crt-list.txt"
-	DefaultCertFile = "certs/default.pem"
+	DefaultCertFile = render.DefaultCertFile
 )
 
 // defaultCert answers TLS handshakes whose SNI matches no Ingress. It is a
@@ -71,14 +76,14 @@ type File struct {
 // Output is everything HAProxy needs, sorted by path.
 type Output struct {
 	Files []File
-	model *Model
+	model *render.Model
 	// config is haproxy.cfg in pieces, when the template prints
 	// .BackendSections (see ConfigParts).
 	config *ConfigParts
 	// routesOf are the model's routes of each match kind, as the route
 	// maps were written from them: MapChanges compares them by pointer
 	// without reading every route's kind.
-	routesOf [2][]*Route
+	routesOf [2][]*render.Route
 }
 
 // ConfigParts is haproxy.cfg as the template produced it: Head, then one
@@ -126,13 +131,13 @@ type TemplateData struct {
 	// Stats is the stats frontend, nil without Config.StatsBind.
 	Stats *StatsData
 
-	model *Model
+	model *render.Model
 }
 
 // Canaries are the pairs of primary and canary backends routes map to
 // (a map value "<primary>~<canary>"), each with the http-request lines
 // that pick one of them; a template must print them after routing.
-func (d TemplateData) Canaries() []CanaryGroup { return d.model.CanaryGroups() }
+func (d TemplateData) Canaries() []CanaryGroup { return CanaryGroups(d.model) }
 
 // Backends are the Service port backends, sorted by name: for templates
 // that do not print .BackendSections.
@@ -145,7 +150,7 @@ func (d TemplateData) Backends() []BackendData {
 }
 
 // backendData is a backend as the template sees it.
-func backendData(be *Backend) BackendData {
+func backendData(be *render.Backend) BackendData {
 	bd := BackendData{Name: be.Name, Namespace: be.Namespace, Service: be.Service, Port: be.Port, PortName: be.PortName,
 		Servers: make([]ServerData, be.Slots)}
 	for i := range bd.Servers {
@@ -232,8 +237,8 @@ var placeholderAddress = PlaceholderAddr + ":" + strconv.Itoa(PlaceholderPort)
 func SlotName(i int) string { return "s" + strconv.Itoa(i+1) }
 
 // Render produces the files for a model.
-func Render(m *Model, cfg Config) (*Output, error) {
-	return render(m, cfg, nil)
+func Render(m *render.Model, cfg Config) (*Output, error) {
+	return renderFiles(m, cfg, nil)
 }
 
 // sectionsMarker stands for .BackendSections while the template runs. No
@@ -243,14 +248,14 @@ const sectionsMarker = "\x00haproxy-sidecar:backend-sections\x00"
 // BackendTemplate is the template that renders one backend section.
 const BackendTemplate = "backend"
 
-// render renders the files, keeping backend sections and map files in
+// renderFiles renders the files, keeping backend sections and map files in
 // cache when it is not nil (see Incremental).
-func render(m *Model, cfg Config, cache *renderCache) (*Output, error) {
-	httpBind, err := ParseBind(cfg.HTTPBind)
+func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, error) {
+	httpBind, err := render.ParseBind(cfg.HTTPBind)
 	if err != nil {
 		return nil, fmt.Errorf("http bind: %w", err)
 	}
-	httpsBind, err := ParseBind(cfg.HTTPSBind)
+	httpsBind, err := render.ParseBind(cfg.HTTPSBind)
 	if err != nil {
 		return nil, fmt.Errorf("https bind: %w", err)
 	}
@@ -262,7 +267,7 @@ func render(m *Model, cfg Config, cache *renderCache) (*Output, error) {
 	}
 	var stats *StatsData
 	if cfg.StatsBind != "" {
-		bind, err := ParseBind(cfg.StatsBind)
+		bind, err := render.ParseBind(cfg.StatsBind)
 		if err != nil {
 			return nil, fmt.Errorf("stats bind: %w", err)
 		}
@@ -293,9 +298,9 @@ func render(m *Model, cfg Config, cache *renderCache) (*Output, error) {
 		DefaultCert: DefaultCertFile, CrtList: CrtListFile,
 		ExactMap: ExactMapFile, PrefixMap: PrefixMapFile, TLSHostsMap: TLSHostsMapFile,
 		DefaultBackend:     m.DefaultBackend,
-		UnavailableBackend: UnavailableBackend, NotFoundBackend: NotFoundBackend,
+		UnavailableBackend: render.UnavailableBackend, NotFoundBackend: render.NotFoundBackend,
 		BackendSections: sectionsMarker,
-		Settings:        m.Settings.templateData(),
+		Settings:        settingsData(m.Settings),
 		Stats:           stats,
 		model:           m,
 	}
@@ -318,7 +323,7 @@ func render(m *Model, cfg Config, cache *renderCache) (*Output, error) {
 		defaultPEM = c.PEM
 	}
 	maps := renderMaps(m, cache)
-	out := &Output{model: m, config: parts, routesOf: [2][]*Route{MatchExact: maps.exactRoutes, MatchPrefix: maps.prefixRoutes}}
+	out := &Output{model: m, config: parts, routesOf: [2][]*render.Route{render.MatchExact: maps.exactRoutes, render.MatchPrefix: maps.prefixRoutes}}
 	out.Files = append(out.Files,
 		File{ConfigFile, config},
 		File{ExactMapFile, maps.exact},
@@ -330,7 +335,7 @@ func render(m *Model, cfg Config, cache *renderCache) (*Output, error) {
 	for _, c := range m.Certs {
 		out.Files = append(out.Files, File{c.File, c.PEM})
 	}
-	for _, c := range m.CAFiles() {
+	for _, c := range caFiles(m) {
 		out.Files = append(out.Files, File{c.File, c.PEM})
 	}
 	slices.SortFunc(out.Files, func(x, y File) int { return strings.Compare(x.Path, y.Path) })
@@ -345,7 +350,7 @@ const routeMapHeader = "# key: host+path; value: backend. Generated by haproxy-s
 // Routes are never changed once made: the same pointer is the same lines.
 type routeMapText struct {
 	data []byte
-	rows []*Route
+	rows []*render.Route
 	ends []int32
 }
 
@@ -354,7 +359,7 @@ type routeMapText struct {
 // then its key and value. The comment is written here rather than kept
 // on every route: at 10k Ingresses that was over a megabyte of strings
 // that only the few new lines of a change need.
-func appendRouteLines(b []byte, r *Route) []byte {
+func appendRouteLines(b []byte, r *render.Route) []byte {
 	b = appendOrigin(append(b, "# "...), r.Origin)
 	b = appendService(append(b, " -> "...), r.Service)
 	b = append(b, '\n')
@@ -374,7 +379,7 @@ func appendRouteLines(b []byte, r *Route) []byte {
 }
 
 // appendOrigin appends o.String().
-func appendOrigin(b []byte, o Origin) []byte {
+func appendOrigin(b []byte, o render.Origin) []byte {
 	b = append(b, "Ingress "...)
 	b = append(b, o.Namespace...)
 	b = append(b, '/')
@@ -387,7 +392,7 @@ func appendOrigin(b []byte, o Origin) []byte {
 }
 
 // appendService appends s.String().
-func appendService(b []byte, s ServiceRef) []byte {
+func appendService(b []byte, s render.ServiceRef) []byte {
 	b = append(b, s.Namespace...)
 	b = append(b, '/')
 	b = append(b, s.Name...)
@@ -396,7 +401,7 @@ func appendService(b []byte, s ServiceRef) []byte {
 }
 
 // routeLinesSize is about what appendRouteLines appends for r.
-func routeLinesSize(r *Route) int {
+func routeLinesSize(r *render.Route) int {
 	n := 24 + len(r.Origin.Namespace) + len(r.Origin.Name) + len(r.Origin.Field) + len(r.Service.Namespace) + len(r.Service.Name) +
 		len(r.Service.Port) + len(r.Key) + len(r.Backend)
 	if r.Canary != nil {
@@ -406,7 +411,7 @@ func routeLinesSize(r *Route) int {
 }
 
 // sameLines says whether the map lines of p and r are the same.
-func sameLines(p, r *Route) bool {
+func sameLines(p, r *render.Route) bool {
 	if p == r {
 		return true
 	}
@@ -419,24 +424,24 @@ func sameLines(p, r *Route) bool {
 // routeSplit is a model's routes with the match kind of each, so that the
 // next split reads only the routes that are not at the same place in it.
 type routeSplit struct {
-	all   []*Route
-	kinds []MatchKind
+	all   []*render.Route
+	kinds []render.MatchKind
 }
 
 // splitRoutes returns the routes of one match kind each, in order. A route
 // that is the same pointer as the next one of prev is not read: at 10k
 // Ingresses, reading every route's kind (spread over the heap) took longer
 // than writing the map lines that changed.
-func splitRoutes(prev *routeSplit, routes []*Route) (s *routeSplit, exact, prefix []*Route) {
-	s = &routeSplit{all: routes, kinds: make([]MatchKind, len(routes))}
+func splitRoutes(prev *routeSplit, routes []*render.Route) (s *routeSplit, exact, prefix []*render.Route) {
+	s = &routeSplit{all: routes, kinds: make([]render.MatchKind, len(routes))}
 	nExact := 0
 	j := 0
 	for i, r := range routes {
-		k, known := MatchKind(0), false
+		k, known := render.MatchKind(0), false
 		if prev != nil {
 			// Routes gone since prev are passed over; routes are in
 			// order, so a new route stops the walk at the next old one.
-			for j < len(prev.all) && prev.all[j] != r && prev.all[j].order < r.order {
+			for j < len(prev.all) && prev.all[j] != r && prev.all[j].Order() < r.Order() {
 				j++
 			}
 			if j < len(prev.all) && prev.all[j] == r {
@@ -448,16 +453,16 @@ func splitRoutes(prev *routeSplit, routes []*Route) (s *routeSplit, exact, prefi
 			k = r.Match
 		}
 		s.kinds[i] = k
-		if k == MatchExact {
+		if k == render.MatchExact {
 			nExact++
 		}
 	}
-	exact, prefix = make([]*Route, 0, nExact), make([]*Route, 0, len(routes)-nExact)
+	exact, prefix = make([]*render.Route, 0, nExact), make([]*render.Route, 0, len(routes)-nExact)
 	for i, r := range routes {
 		switch s.kinds[i] {
-		case MatchExact:
+		case render.MatchExact:
 			exact = append(exact, r)
-		case MatchPrefix:
+		case render.MatchPrefix:
 			prefix = append(prefix, r)
 		}
 	}
@@ -468,7 +473,7 @@ func splitRoutes(prev *routeSplit, routes []*Route) (s *routeSplit, exact, prefi
 // With the previous one, the lines of unchanged routes are copied from
 // it, run by run, and when none changed the previous one is the result.
 // Routes are compared by pointer first: most are the same as prev's.
-func writeRouteMap(prev *routeMapText, routes []*Route) *routeMapText {
+func writeRouteMap(prev *routeMapText, routes []*render.Route) *routeMapText {
 	if prev != nil && len(prev.rows) == len(routes) {
 		unchanged := true
 		for i, r := range routes {
@@ -519,7 +524,7 @@ func writeRouteMap(prev *routeMapText, routes []*Route) *routeMapText {
 		if prev != nil {
 			// Routes gone since prev end the run. Most routes are the
 			// same pointer as prev's next one: no string compared then.
-			for j < len(prev.rows) && prev.rows[j] != r && prev.rows[j].order < r.order {
+			for j < len(prev.rows) && prev.rows[j] != r && prev.rows[j].Order() < r.Order() {
 				flush()
 				j++
 				from, to = j, j
@@ -534,7 +539,7 @@ func writeRouteMap(prev *routeMapText, routes []*Route) *routeMapText {
 				continue
 			}
 			flush()
-			if j < len(prev.rows) && prev.rows[j].order == r.order {
+			if j < len(prev.rows) && prev.rows[j].Order() == r.Order() {
 				j++ // replaced
 			}
 			from, to = j, j
@@ -548,7 +553,7 @@ func writeRouteMap(prev *routeMapText, routes []*Route) *routeMapText {
 	return t
 }
 
-func hostsMap(hosts []string, certs []Certificate) []byte {
+func hostsMap(hosts []string, certs []render.Certificate) []byte {
 	// The certificates that name each host (one, but for models made by
 	// hand).
 	byHost := make(map[string][]int, len(hosts))
@@ -572,7 +577,7 @@ func hostsMap(hosts []string, certs []Certificate) []byte {
 }
 
 // tlsOrigins names the Ingresses whose TLS entries use the certificates.
-func tlsOrigins(which []int, certs []Certificate) string {
+func tlsOrigins(which []int, certs []render.Certificate) string {
 	var out []string
 	for _, i := range which {
 		for _, o := range certs[i].Origins {
@@ -590,10 +595,10 @@ func tlsOrigins(which []int, certs []Certificate) string {
 // without a filter, its line would take the name from a later line that
 // lists it (HAProxy 2.6 and 3.0 answer with the first), so a tenant's
 // certificate carrying another tenant's host would win the handshake.
-// Its names are therefore written out, less those (hostlessNames).
-func crtList(certs []Certificate) []byte {
+// Its names are therefore written out, less those (HostlessNames).
+func crtList(certs []render.Certificate) []byte {
 	var b bytes.Buffer
-	offered := hostlessNames(certs)
+	offered := render.HostlessNames(certs)
 	for i := range certs {
 		c := &certs[i]
 		sni := c.SNI
@@ -617,47 +622,13 @@ func crtList(certs []Certificate) []byte {
 	return b.Bytes()
 }
 
-// hostlessNames are, for each certificate without SNI names, the names in
-// the certificate (certificateNames) it is offered for: valid host names
-// (lower case) that no certificate with SNI names lists and no earlier
-// certificate without them carries, as explain follows them.
-func hostlessNames(certs []Certificate) map[int][]string {
-	var out map[int][]string
-	taken := map[string]bool{}
-	for i := range certs {
-		for _, h := range certs[i].SNI {
-			taken[h] = true
-		}
-	}
-	for i := range certs {
-		c := &certs[i]
-		if len(c.SNI) > 0 {
-			continue
-		}
-		var names []string
-		for _, h := range certificateNames(c.PEM) {
-			if taken[h] || validateHost(h) != nil {
-				continue
-			}
-			taken[h] = true
-			names = append(names, h)
-		}
-		if out == nil {
-			out = map[int][]string{}
-		}
-		slices.Sort(names)
-		out[i] = names
-	}
-	return out
-}
-
 // renderCache is what an incremental render keeps for the next: the
 // backend sections, and the map files with the model slices they were
 // written from. The engine hands out the same slice while its contents do
 // not change, so the same slice means the same file.
 type renderCache struct {
 	sections sectionCache
-	certs    []Certificate
+	certs    []render.Certificate
 	hosts    []string
 	files    mapFiles
 	// split is the routes the maps were written from (split.all), by
@@ -670,14 +641,14 @@ type renderCache struct {
 type mapFiles struct {
 	exact, prefix, tlsHosts, crtList []byte
 	// The routes the route maps were written from.
-	exactRoutes, prefixRoutes []*Route
+	exactRoutes, prefixRoutes []*render.Route
 }
 
 func sameSlice[T any](a, b []T) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
-func renderMaps(m *Model, cache *renderCache) mapFiles {
+func renderMaps(m *render.Model, cache *renderCache) mapFiles {
 	var f mapFiles
 	switch {
 	case cache == nil:

@@ -1,4 +1,4 @@
-package render
+package haproxycfg
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"iter"
 	"slices"
 	"strings"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
 // Origin names the objects behind a line of a generated file, so that an
@@ -47,7 +49,7 @@ func (o *Output) Origin(path string, line int) string {
 	return "generated file " + path
 }
 
-func certOrigin(c *Certificate) string {
+func certOrigin(c *render.Certificate) string {
 	var ings []string
 	for _, o := range c.Origins {
 		ings = append(ings, o.String())
@@ -76,7 +78,7 @@ func (o *Output) configOrigin(data []byte, line int) string {
 		}
 		return fmt.Sprintf("the configuration template (section %q)", section)
 	}
-	i, ok := slices.BinarySearchFunc(o.model.Backends, name, func(b *Backend, n string) int { return strings.Compare(b.Name, n) })
+	i, ok := slices.BinarySearchFunc(o.model.Backends, name, func(b *render.Backend, n string) int { return strings.Compare(b.Name, n) })
 	if !ok {
 		return fmt.Sprintf("the configuration template (section %q)", section)
 	}

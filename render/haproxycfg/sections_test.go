@@ -1,4 +1,4 @@
-package render
+package haproxycfg
 
 import (
 	"bytes"
@@ -8,15 +8,16 @@ import (
 	"testing"
 	"text/template"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 )
 
 // manyBackends is a model with n Service backends and no routes.
-func manyBackends(n int) *Model {
-	m := &Model{DefaultBackend: NotFoundBackend}
+func manyBackends(n int) *render.Model {
+	m := &render.Model{DefaultBackend: render.NotFoundBackend}
 	for i := range n {
 		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i / 256), byte(i % 256)}), 8080)
-		m.Backends = append(m.Backends, &Backend{Name: fmt.Sprintf("b%05d", i), Namespace: "default", Service: fmt.Sprintf("s%05d", i), Port: 80,
+		m.Backends = append(m.Backends, &render.Backend{Name: fmt.Sprintf("b%05d", i), Namespace: "default", Service: fmt.Sprintf("s%05d", i), Port: 80,
 			Servers: []netip.AddrPort{addr}, Slots: 4, SlotAddrs: []netip.AddrPort{addr, {}, {}, {}}})
 	}
 	return m

@@ -1,4 +1,4 @@
-package render
+package haproxycfg
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"text/template"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
 // sectionCache keeps each backend's haproxy.cfg section between renders,
@@ -15,7 +17,7 @@ import (
 // by side.
 type sectionCache struct {
 	tmpl  *template.Template
-	bes   []*Backend
+	bes   []*render.Backend
 	texts [][]byte
 	// head, tail and config are the last haproxy.cfg's pieces and
 	// whole.
@@ -35,7 +37,7 @@ func allSame(a, b [][]byte) bool {
 // sameSection is true when a and b render the same section: the template
 // sees a backend's names, port, slots and annotations (backendData),
 // nothing else.
-func sameSection(a, b *Backend) bool {
+func sameSection(a, b *render.Backend) bool {
 	return a.Name == b.Name && a.Namespace == b.Namespace && a.Service == b.Service && a.Port == b.Port &&
 		a.PortName == b.PortName && a.Slots == b.Slots && (sameSlice(a.SlotAddrs, b.SlotAddrs) || slices.Equal(a.SlotAddrs, b.SlotAddrs)) &&
 		samePolicy(a, b)
@@ -44,7 +46,7 @@ func sameSection(a, b *Backend) bool {
 // assembleConfig puts haproxy.cfg together from the main template's output
 // (rendered) and one "backend" section per backend where it printed
 // .BackendSections.
-func assembleConfig(rendered []byte, m *Model, cfg Config, cache *sectionCache) ([]byte, *ConfigParts, error) {
+func assembleConfig(rendered []byte, m *render.Model, cfg Config, cache *sectionCache) ([]byte, *ConfigParts, error) {
 	marker := []byte(sectionsMarker)
 	switch bytes.Count(rendered, marker) {
 	case 0:
@@ -138,7 +140,7 @@ var parallelSections = 512
 // indexes todo, into sections. Sections do not depend on each other and a
 // template may be executed in parallel, so many are split over the cores;
 // the error reported is the one of the first backend that failed.
-func renderSections(bt *template.Template, backends []*Backend, todo []int, sections [][]byte) error {
+func renderSections(bt *template.Template, backends []*render.Backend, todo []int, sections [][]byte) error {
 	workers := min(runtime.GOMAXPROCS(0), len(todo)/parallelSections+1)
 	type failure struct {
 		at  int // index of the backend

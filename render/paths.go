@@ -1,0 +1,12 @@
+package render
+
+// Paths of the generated files the model names, relative to the
+// configuration directory: the three maps explain looks requests up in,
+// and the default certificate's file (Certificate.File). Package
+// haproxycfg writes them, and names the rest of its files itself.
+const (
+	ExactMapFile    = "maps/exact.map"
+	PrefixMapFile   = "maps/prefix.map"
+	TLSHostsMapFile = "maps/tls-hosts.map"
+	DefaultCertFile = "certs/default.pem"
+)
