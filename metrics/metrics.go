@@ -128,9 +128,6 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// Registry is the registry, for tests.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
 // ObservePass follows every pass of the loop.
 func (m *Metrics) ObservePass(p controller.Pass) {
 	m.passes.WithLabelValues(string(p.Outcome)).Inc()

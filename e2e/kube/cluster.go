@@ -270,14 +270,6 @@ func (c *Cluster) KillAPIServer() error {
 	return p.kill()
 }
 
-// RestartAPIServer is StopAPIServer followed by StartAPIServer.
-func (c *Cluster) RestartAPIServer() error {
-	if err := c.StopAPIServer(); err != nil {
-		return err
-	}
-	return c.StartAPIServer()
-}
-
 // apiserverArgs are the flags known to work with Debian's etcd 3.4 (see
 // /work/shared/FIELD-NOTES.md), plus an explicit advertise address because
 // the namespace has no default route to derive one from.

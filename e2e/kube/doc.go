@@ -14,7 +14,7 @@
 //		c := kube.Start(t)                  // etcd + kube-apiserver, stopped at cleanup
 //		echo := kube.StartEcho(t, "web", kube.BackendIP(0)+":8080")
 //		_, _ = c.Client, echo                // kubernetes.Interface, echo.URL
-//		_ = c.RestartAPIServer()             // same port, keys and etcd
+//		_ = c.StopAPIServer()                // then StartAPIServer: same port, keys and etcd
 //	}
 //
 // Prerequisites (root, ip, etcd, the cached kube-apiserver) are installed by
