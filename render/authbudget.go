@@ -28,7 +28,7 @@ func authBudget(bes []*Backend, cut map[*Backend]*Backend) ([]*Backend, []Proble
 	var spent map[string]int64
 	var out []*Backend
 	var problems []Problem
-	next := map[*Backend]*Backend{}
+	var next map[*Backend]*Backend // nothing allocated while nothing is cut
 	for i, be := range bes {
 		if len(be.Users) == 0 {
 			continue
@@ -50,6 +50,9 @@ func authBudget(bes []*Backend, cut map[*Backend]*Backend) ([]*Backend, []Proble
 			c.Users = nil
 			r = &c
 		}
+		if next == nil {
+			next = map[*Backend]*Backend{}
+		}
 		next[be] = r
 		if out == nil {
 			out = append([]*Backend(nil), bes...)
@@ -61,8 +64,10 @@ func authBudget(bes []*Backend, cut map[*Backend]*Backend) ([]*Backend, []Proble
 				" add to every HAProxy start and reload over " + strconv.Itoa(authNamespaceBudgetMicros/1000) +
 				" ms; every request to its routes gets 401 until the namespace has fewer users or cheaper hashes"})
 	}
-	clear(cut)
-	maps.Copy(cut, next)
+	if len(cut)+len(next) > 0 {
+		clear(cut)
+		maps.Copy(cut, next)
+	}
 	if out == nil {
 		return bes, nil
 	}
