@@ -58,10 +58,15 @@ type Supervisor struct {
 	pid    int
 	starts int
 	// stuck takes RestartStuck's requests to Run (made by Run).
-	stuck  chan stuckRequest
-	ready  chan struct{} // closed when the current instance answers on its socket
-	closed bool          // ready is closed
-	tail   tailBuffer
+	stuck chan stuckRequest
+	// retireNow is closed when Run returns: a stuck master still waiting
+	// for its workers to finish (kill) is killed at once, and Run waits
+	// for it (retiring), so that no HAProxy outlives the sidecar.
+	retireNow chan struct{}
+	retiring  sync.WaitGroup
+	ready     chan struct{} // closed when the current instance answers on its socket
+	closed    bool          // ready is closed
+	tail      tailBuffer
 }
 
 // DefaultStartTimeout bounds a start when StartTimeout is not set: a start
@@ -230,7 +235,13 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	minB, maxB, grace, log := s.defaults()
 	s.mu.Lock()
 	s.stuck = make(chan stuckRequest, 1)
+	retireNow := make(chan struct{})
+	s.retireNow = retireNow
 	s.mu.Unlock()
+	defer func() {
+		close(retireNow)
+		s.retiring.Wait()
+	}()
 	backoff := minB
 	for {
 		started := time.Now()
@@ -368,10 +379,20 @@ func (s *Supervisor) kill(inst *instance, log *zap.Logger) {
 	workers := slices.DeleteFunc(family(inst.pid), func(pid int) bool { return pid == inst.pid })
 	_ = syscall.Kill(inst.pid, syscall.SIGSTOP)
 	signalAll(workers, syscall.SIGUSR1)
+	s.mu.Lock()
+	now := s.retireNow
+	s.mu.Unlock()
+	s.retiring.Add(1)
 	go func() {
+		defer s.retiring.Done()
 		deadline := time.Now().Add(grace)
+	wait:
 		for time.Now().Before(deadline) && slices.ContainsFunc(workers, running) {
-			time.Sleep(20 * time.Millisecond)
+			select {
+			case <-now: // the sidecar stops: no waiting
+				break wait
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
 		_ = syscall.Kill(inst.pid, syscall.SIGKILL)
 		if err := s.terminate(&instance{pid: inst.pid, adopted: inst.adopted, done: inst.done}, 0, 2*time.Second, log); err != nil {
