@@ -9,7 +9,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # which Go's test cache does not track.
 GOFLAGS_TEST ?= -timeout 40m -count=1
 
-.PHONY: build test deps vet bench golden clean run demo-deps
+.PHONY: build test deps vet bench golden clean run demo-deps corpus
 
 # scripts/build.sh holds the build flags (static, -trimpath, version
 # stamped); the Dockerfile's build stage runs the same script.
@@ -59,6 +59,17 @@ bench: deps
 	BENCH_GO_RESULTS="$(abspath $(BENCH_DIR))/render.txt $(abspath $(BENCH_DIR))/run.txt" \
 		$(GO) test -count=1 -timeout 90m -run '^$$' -bench Cluster -benchtime 1x ./e2e/bench/
 	@echo "results table: $(BENCH_DIR)/results.md"
+
+# The ingress-nginx corpus (testdata/corpus, corpus_test.go): real Ingresses
+# with nginx.ingress.kubernetes.io annotations. Prints the two shares migrate
+# reports (Ingresses fully supported, annotation uses supported) and rewrites
+# testdata/corpus/report.txt with them and the per-annotation table: commit
+# the change. Every Ingress is also rendered and checked by HAProxy 2.6 and 3.0.
+corpus:
+	@mkdir -p bin
+	@$(GO) test -count=1 -run '^TestCorpus$$' -v . -args -update >bin/corpus.txt 2>&1; \
+		status=$$?; sed -n 's/^ *corpus_test\.go:[0-9]*: //p' bin/corpus.txt; \
+		[ $$status -eq 0 ] || tail -40 bin/corpus.txt; exit $$status
 
 # A local demo: HAProxy, echo backends and the sidecar watching a copy of
 # testdata/demo, all on 127.0.0.1 (scripts/demo.sh; Ctrl-C stops it).

@@ -19,11 +19,13 @@ func migrateCommand(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		manifests stringsFlag
-		output    string
+		manifests  stringsFlag
+		output     string
+		controller string
 	)
 	fs.Var(&manifests, "manifests", "file or directory of Kubernetes YAML/JSON manifests (required; repeat for more)")
 	fs.StringVar(&output, "output", "text", "text or json")
+	fs.StringVar(&controller, "controller-name", render.DefaultControllerName, "spec.controller of the IngressClasses that would serve the Ingresses (the report notes Ingresses none of them selects)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: haproxy-sidecar migrate --manifests PATH [--manifests PATH...] [--output text|json]\n\n"+
 			"For each Ingress and each nginx.ingress.kubernetes.io annotation on it: honoured (as which\n"+
@@ -70,8 +72,9 @@ func migrateCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		// htpasswd Secrets: the report names users HAProxy cannot check.
 		in.Secrets = append(in.Secrets, part.Secrets...)
+		in.IngressClasses = append(in.IngressClasses, part.IngressClasses...)
 	}
-	report := render.MigrationReport(in)
+	report := render.MigrationReport(in, controller)
 	if output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -60,17 +60,19 @@ func TestMigrateBinary(t *testing.T) {
 	}
 	golden(t, "report.txt", out)
 	for _, w := range []string{
-		"Ingress default/hostile\n  nginx.ingress.kubernetes.io/app-root: invalid: ",
-		"  nginx.ingress.kubernetes.io/auth-url: fails closed: external authentication (auth-url) is not implemented by haproxy-sidecar: every request to the Ingress's paths is answered 503",
+		"Ingress default/hostile\n  not served as it stands: spec.ingressClassName \"nginx\" is not an IngressClass of controller \"haproxy-sidecar.io/controller\"\n  nginx.ingress.kubernetes.io/app-root: invalid: ",
+		"  nginx.ingress.kubernetes.io/auth-url: fails closed: value \"https://auth.example.com/check\": https is not supported",
 		"  nginx.ingress.kubernetes.io/proxy-connect-timeout: honoured: haproxy-sidecar.io/timeout-connect \"5s\"\n",
 		"  nginx.ingress.kubernetes.io/load-balance: honoured with a difference: haproxy-sidecar.io/balance \"leastconn\"; ewma becomes leastconn\n",
 		"  nginx.ingress.kubernetes.io/auth-secret: fails closed: value \"other/htpasswd\": Secret \"other/htpasswd\" is in another namespace",
 		"  nginx.ingress.kubernetes.io/proxy-read-timeout: overridden: ignored: haproxy-sidecar.io/timeout-server is set and wins\n",
 		"  nginx.ingress.kubernetes.io/canary-weight: honoured: haproxy-sidecar.io/canary-weight \"10\"\n",
-		"Ingress default/not-a-canary\n  nginx.ingress.kubernetes.io/canary-weight: invalid: value \"10\": nginx.ingress.kubernetes.io/canary is not \"true\"",
+		"Ingress default/not-a-canary\n  not served as it stands: spec.ingressClassName \"nginx\" is not an IngressClass of controller \"haproxy-sidecar.io/controller\"\n  nginx.ingress.kubernetes.io/canary-weight: invalid: value \"10\": nginx.ingress.kubernetes.io/canary is not \"true\"",
 		"Secret team-c/htpasswd: these users cannot log in until their passwords are re-hashed: bob (line 2, Apache MD5",
 		"these users' hashes cost too much CPU to check and are left out: carol (line 3, bcrypt cost 12)",
-		"\n8 Ingresses, 7 with nginx.ingress.kubernetes.io annotations: 8 honoured, 8 honoured with a difference, 2 overridden, 3 unsupported, 4 invalid, 2 fails closed\n",
+		"\n8 Ingresses, 7 with nginx.ingress.kubernetes.io annotations: 8 honoured, 9 honoured with a difference, 2 overridden, 3 unsupported, 3 invalid, 2 fails closed\n" +
+			"Supported: 2 of 7 Ingresses with nginx.ingress.kubernetes.io annotations fully (28 %), 19 of 27 annotation uses (70 %)\n" +
+			"8 of 8 Ingresses are selected by no IngressClass of the controller in the input",
 	} {
 		if !strings.Contains(out, w) {
 			t.Errorf("report lacks %q", w)
@@ -96,7 +98,8 @@ func TestMigrateBinary(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &m); err != nil {
 		t.Fatal(err)
 	}
-	if want := (render.MigrationSummary{Ingresses: 8, WithNginx: 7, Honoured: 8, Difference: 8, Overridden: 2, Unsupported: 3, Invalid: 4, FailsClosed: 2}); m.Summary != want {
+	if want := (render.MigrationSummary{Ingresses: 8, WithNginx: 7, Honoured: 8, Difference: 9, Overridden: 2, Unsupported: 3, Invalid: 3, FailsClosed: 2,
+		FullySupported: 2, NotSelected: 8}); m.Summary != want {
 		t.Errorf("JSON summary %+v, want %+v", m.Summary, want)
 	}
 	if m.Text() != out {

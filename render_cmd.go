@@ -37,6 +37,8 @@ type renderFlags struct {
 	// annotationsCompat is --annotations-compat: nginx also reads
 	// ingress-nginx's annotations.
 	annotationsCompat string
+	// defaultService is --default-backend-service.
+	defaultService string
 }
 
 func (f *renderFlags) register(fs *flag.FlagSet) {
@@ -50,6 +52,7 @@ func (f *renderFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.workerMaxReloads, "worker-max-reloads", 10, "how many reloads an old worker may survive (mworker-max-reloads)")
 	fs.StringVar(&f.settingsConfigMap, "configmap", "", "namespace/name of the ConfigMap holding global settings (timeouts, TLS, log format...; see README)")
 	fs.StringVar(&f.annotationsCompat, "annotations-compat", "none", "also read another controller's Ingress annotations: nginx (nginx.ingress.kubernetes.io/*, see haproxy-sidecar migrate) or none")
+	fs.StringVar(&f.defaultService, "default-backend-service", "", "namespace/name[:port] of the Service answering requests no rule matches, when no Ingress's spec.defaultBackend is used (empty: HAProxy answers 404)")
 	fs.StringVar(&f.statsBind, "stats-bind", "", "listen address of HAProxy's stats frontend: monitor-uri /healthz, and Prometheus metrics on /metrics when HAProxy has the exporter (empty: none)")
 }
 
@@ -107,7 +110,15 @@ func (f *renderFlags) options() (render.Options, error) {
 	if err != nil {
 		return render.Options{}, fmt.Errorf("--annotations-compat: %w", err)
 	}
-	return render.Options{ControllerName: f.controllerName, SettingsConfigMap: f.settingsConfigMap, AnnotationsCompat: compat}, nil
+	opts := render.Options{ControllerName: f.controllerName, SettingsConfigMap: f.settingsConfigMap, AnnotationsCompat: compat}
+	if f.defaultService != "" {
+		ref, err := render.ParseDefaultService(f.defaultService)
+		if err != nil {
+			return render.Options{}, fmt.Errorf("--default-backend-service: %w", err)
+		}
+		opts.DefaultService = &ref
+	}
+	return opts, nil
 }
 
 func renderCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {

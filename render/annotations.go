@@ -3,12 +3,10 @@ package render
 import (
 	"fmt"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	networkingv1 "k8s.io/api/networking/v1"
 )
@@ -61,7 +59,18 @@ type RoutePolicy struct {
 	// it replaces the whole path.
 	RewriteTarget    string
 	RewriteWholePath bool
-	AppRoot          string
+	// XForwardedPrefix is sent to the endpoints as X-Forwarded-Prefix
+	// (replacing a client's); with XForwardedPrefixMatched the value is
+	// the Ingress path that matched the request instead.
+	XForwardedPrefix        string
+	XForwardedPrefixMatched bool
+	AppRoot                 string
+	// UpstreamVhost replaces the Host header the endpoints get.
+	UpstreamVhost string
+	// LocationRewrite, CookiePathRewrite and CookieDomainRewrite put
+	// right the Location headers and cookies of the endpoints' answers
+	// (rewrites.go).
+	LocationRewrite, CookiePathRewrite, CookieDomainRewrite *Rewrite
 	// Redirect sends every request elsewhere (permanent- or
 	// temporal-redirect): RedirectCode 301 or 302.
 	Redirect     string
@@ -69,8 +78,15 @@ type RoutePolicy struct {
 	// Rate limits per client address; RateLimitStatus is 429 (ours) or
 	// 503 (ingress-nginx's default).
 	RateLimitRPS         int
+	RateLimitRPM         int
 	RateLimitConnections int
-	RateLimitStatus      int
+	// RateLimitBurst (> 1) lets a client send that many times the rate
+	// at once: the requests are counted over as many seconds (minutes for
+	// RateLimitRPM), up to the rate times RateLimitBurst, so a burst is
+	// allowed and the long-run rate holds (ingress-nginx's burst, which
+	// defaults to 5 under its names).
+	RateLimitBurst  int
+	RateLimitStatus int
 	// AuthSecret is the htpasswd Secret (same namespace); Users are read
 	// from it when the model is built.
 	AuthSecret string
@@ -79,10 +95,16 @@ type RoutePolicy struct {
 	HSTS       *HSTSPolicy
 	// BodySizeLimit in bytes; 0 means none.
 	BodySizeLimit int64
+	// ErrorCodes are custom-http-errors: an endpoint's response with one
+	// of these statuses is replaced by the default-backend Service's
+	// answer (errorpages.go), sorted.
+	ErrorCodes []int
 	// Canary makes the Ingress a canary: its paths serve none of their
 	// own, they take a share of the requests of the Ingress that serves
 	// the same host and path (the primary), as the rule says.
 	Canary *CanaryRule
+	// ExtAuth asks an auth service first (auth-url, extauth.go).
+	ExtAuth *ExtAuthPolicy
 	// Closed lists the annotations (whole keys, sorted) that ask to
 	// restrict who reaches the paths in a way that cannot be applied: an
 	// ingress-nginx protection the sidecar does not implement, or an
@@ -114,6 +136,9 @@ type CORSPolicy struct {
 	AllowHeaders     string
 	AllowCredentials bool
 	MaxAge           int // seconds
+	// ExposeHeaders are the response headers a page's script may read
+	// (Access-Control-Expose-Headers); "" sends none.
+	ExposeHeaders string
 }
 
 // HSTSPolicy adds Strict-Transport-Security to HTTPS responses.
@@ -125,9 +150,9 @@ type HSTSPolicy struct {
 // IsZero reports whether the policy asks for nothing.
 func (p *RoutePolicy) IsZero() bool {
 	return p.SSLRedirect == Unset && p.SSLRedirectCode == 0 && len(p.AllowSources) == 0 && len(p.DenySources) == 0 &&
-		p.RewriteTarget == "" && p.AppRoot == "" && p.Redirect == "" && p.RateLimitRPS == 0 &&
+		p.RewriteTarget == "" && p.XForwardedPrefix == "" && !p.XForwardedPrefixMatched && p.AppRoot == "" && p.UpstreamVhost == "" && p.LocationRewrite == nil && p.CookiePathRewrite == nil && p.CookieDomainRewrite == nil && p.Redirect == "" && p.RateLimitRPS == 0 && p.RateLimitRPM == 0 &&
 		p.RateLimitConnections == 0 && p.AuthSecret == "" && p.CORS == nil && p.HSTS == nil && p.BodySizeLimit == 0 &&
-		p.Canary == nil && len(p.Closed) == 0
+		p.Canary == nil && p.ExtAuth == nil && len(p.Closed) == 0 && len(p.ErrorCodes) == 0
 }
 
 // restrictsAccess reports whether an annotation of ours decides who may
@@ -136,7 +161,8 @@ func (p *RoutePolicy) IsZero() bool {
 // authentication annotations are broken.
 func restrictsAccess(name string) bool {
 	switch name {
-	case "auth-basic-secret", "allowlist-source-range", "denylist-source-range":
+	case "auth-basic-secret", "allowlist-source-range", "denylist-source-range",
+		"auth-url", "auth-signin", "auth-signin-redirect-param", "auth-method", "auth-response-headers":
 		return true
 	}
 	return false
@@ -145,7 +171,10 @@ func restrictsAccess(name string) bool {
 // BackendSettings are what backend annotations ask for, parsed. The zero
 // value is HAProxy's defaults (and the global timeouts).
 type BackendSettings struct {
+	// Balance is the algorithm: roundrobin, leastconn, random, or a hash
+	// of source, uri, path, or (with BalanceKey) header, cookie or query.
 	Balance        string
+	BalanceKey     string
 	TimeoutConnect time.Duration
 	TimeoutServer  time.Duration
 	TimeoutQueue   time.Duration
@@ -163,9 +192,24 @@ type BackendSettings struct {
 	SNI      string
 	Verify   Tri
 	// Affinity "cookie" pins a client to a server with CookieName.
-	Affinity     string
-	CookieName   string
-	CookieMaxAge time.Duration
+	// CookieMaxAge is its life, in the browser (Max-Age) and in HAProxy
+	// (maxlife). CookieSecure unset adds Secure to cookies set over
+	// HTTPS only, as ingress-nginx does; CookiePath and CookieDomain are
+	// the cookie's attributes, CookieSameSite Strict, Lax or None.
+	Affinity       string
+	CookieName     string
+	CookieMaxAge   time.Duration
+	CookieSecure   Tri
+	CookiePath     string
+	CookieDomain   string
+	CookieSameSite string
+	// CookieChangeOnFailure sends a client whose endpoint cannot be
+	// reached to another one, with a new cookie (option redispatch).
+	CookieChangeOnFailure bool
+	// ServiceUpstream sends requests to the Service's cluster IP (one
+	// server) instead of its endpoints: kube-proxy or a service mesh
+	// balances them.
+	ServiceUpstream bool
 }
 
 // TLS reports whether the backend is reached over TLS.
@@ -207,11 +251,22 @@ type parsedAnnotations struct {
 	// annotation itself (the others imply true).
 	canary   CanaryRule
 	canaryOn Tri
+	// redirectFrom and redirectTo become LocationRewrite together.
+	redirectFrom, redirectTo string
+	// defaultService and aliases are default-backend and server-alias
+	// (hostroutes.go: they become paths, not route policy).
+	defaultService *networkingv1.IngressBackend
+	aliases        []string
+	wwwRedirect    bool
+	// useRegex: the paths are regular expressions (use-regex, or
+	// ingress-nginx's rewrite-target with groups).
+	useRegex Tri
 }
 
 const (
-	allowedBool     = "true or false"
-	allowedDuration = "a duration such as 5s, 100ms, 1m or 1h30m (or a number of milliseconds), from 1ms to 24h"
+	allowedBool      = "true or false"
+	allowedDuration  = "a duration such as 5s, 100ms, 1m or 1h30m (or a number of milliseconds), from 1ms to 24h"
+	allowedCookieAge = "a duration such as 30m, 48h or 7d (or a number of milliseconds), from 1s to 400d"
 )
 
 // annotations is the one table of haproxy-sidecar.io annotations, sorted
@@ -248,6 +303,7 @@ var annotations = []annotation{
 			a.route.AuthSecret = v
 			return nil
 		}},
+	{"auth-method", RouteScope, "GET, HEAD, POST, PUT or DELETE (needs auth-url)", "GET", "the method of the request to the auth service (sent without a body)", "http-request lua.haproxy_sidecar_extauth <backend> <host> <path> <method> ...", parseAuthMethod},
 	{"auth-realm", RouteScope, "printable text without '\"' or '\\', at most 128 characters", "Authentication Required", "the realm of the Basic challenge", "http-request auth realm <realm>",
 		func(v string, a *parsedAnnotations) error {
 			if err := checkText(v, 128); err != nil {
@@ -261,6 +317,10 @@ var annotations = []annotation{
 			a.route.AuthRealm = v
 			return nil
 		}},
+	{"auth-response-headers", RouteScope, "comma-separated header names (at most 32; not Host, Content-Length, Transfer-Encoding, Connection or other framing headers; needs auth-url)", "none", "the auth service's response headers copied onto the request the endpoints get; a client's own headers of these names are removed first", "http-request lua.haproxy_sidecar_extauth ... <headers> ... (the script's req_del_header, req_add_header)", parseAuthResponseHeaders},
+	{"auth-signin", RouteScope, "an absolute http or https URL or a path; may hold $host, $http_host, $best_http_host, $scheme, $pass_access_scheme, $request_uri, $escaped_request_uri (needs auth-url)", "none", "a 401 from the auth service becomes a 302 to this URL, with the original URL in the auth-signin-redirect-param parameter unless the URL already has it", "http-request redirect location %[var(txn.extauth_location)] code 302", parseAuthSignin},
+	{"auth-signin-redirect-param", RouteScope, "a query parameter name: letters, digits, '-', '_' and '.' (needs auth-signin)", "rd", "the parameter of the sign-in URL that carries the original URL", "http-request lua.haproxy_sidecar_extauth ... <param> ...", parseAuthRedirectParam},
+	{"auth-url", RouteScope, "http://<service>[.<namespace>[.svc[.cluster.local]]][:port][/path] naming a Service of the Ingress's own namespace and one of its ports (default 80)", "none", "asks the auth service before a request reaches the endpoints: a 2xx lets it through, 401 (with the service's WWW-Authenticate) and 403 are answered as they are, anything else, or no answer (HAProxy's client makes at most 4 attempts, each waiting 2 s for an answer or 5 s for a connection), gets 500", "lua-load extauth.lua; http-request lua.haproxy_sidecar_extauth <backend> ...; http-request deny deny_status 500 unless { var(txn.extauth) -m str ok }", parseAuthURL},
 	{"backend-ca-secret", BackendScope, "the name of a Secret in the Ingress's namespace with a PEM CA bundle under ca.crt", "none", "verifies the backend's certificate against this CA (sets backend-verify's default to true)", "server ... ssl verify required ca-file <written file>",
 		func(v string, a *parsedAnnotations) error {
 			if err := validateObjectName(v); err != nil {
@@ -289,15 +349,21 @@ var annotations = []annotation{
 		}},
 	{"backend-verify", BackendScope, allowedBool, "true when backend-ca-secret is set, else false", "whether the backend's certificate is verified (true needs backend-ca-secret)", "server ... verify required|none",
 		func(v string, a *parsedAnnotations) error { return setTri(v, &a.backend.Verify) }},
-	{"balance", BackendScope, "roundrobin, leastconn, random, source or uri", "roundrobin", "the load-balancing algorithm", "balance <algorithm>",
+	{"balance", BackendScope, "roundrobin, leastconn, random, or a hash of: source, uri, path, header:<name>, cookie:<name>, query:<name>", "roundrobin", "the load-balancing algorithm; the hashes are consistent (an endpoint coming or going moves only its own share of the keys)", "balance <algorithm>; hash-type consistent",
 		func(v string, a *parsedAnnotations) error {
-			if !slices.Contains([]string{"roundrobin", "leastconn", "random", "source", "uri"}, v) {
-				return fmt.Errorf("want roundrobin, leastconn, random, source or uri")
+			if slices.Contains([]string{"roundrobin", "leastconn", "random", "source", "uri", "path"}, v) {
+				a.backend.Balance = v
+				return nil
 			}
-			a.backend.Balance = v
+			kind, key, ok := strings.Cut(v, ":")
+			if !ok || !slices.Contains([]string{"header", "cookie", "query"}, kind) || key == "" || len(key) > 64 ||
+				strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != "" {
+				return fmt.Errorf("want roundrobin, leastconn, random, source, uri, path, or header:, cookie: or query: and a name of letters, digits, '-', '_' or '.'")
+			}
+			a.backend.Balance, a.backend.BalanceKey = kind, key
 			return nil
 		}},
-	{"body-size-limit", RouteScope, "a size in bytes, or with k, m or g (1k = 1024), up to 1g; 0 for none", "none", "answers 413 to requests whose Content-Length is larger (a chunked body is not counted)", "http-request deny deny_status 413 if { req.hdr_val(content-length) gt <n> }",
+	{"body-size-limit", RouteScope, "a size in bytes, or with k, m, g or t (1k = 1024), up to 1t; 0 for none", "none", "answers 413 to requests whose Content-Length is larger (a chunked body is not counted)", "http-request deny deny_status 413 if { req.hdr_val(content-length) gt <n> }",
 		func(v string, a *parsedAnnotations) error {
 			n, err := parseSize(v)
 			a.route.BodySizeLimit = n
@@ -370,6 +436,14 @@ var annotations = []annotation{
 			a.corsEnabled = t == True
 			return err
 		}},
+	{"cors-expose-headers", RouteScope, "comma-separated header names", "none", "Access-Control-Expose-Headers on responses to cross-origin requests", "http-response set-header",
+		func(v string, a *parsedAnnotations) error {
+			s, err := parseTokenList(v, "header names")
+			if err == nil {
+				cors(a).ExposeHeaders = s
+			}
+			return err
+		}},
 	{"cors-max-age", RouteScope, "seconds, 0 to 31536000", "1728000", "Access-Control-Max-Age", "http-request return hdr",
 		func(v string, a *parsedAnnotations) error {
 			n, err := parseDecimal(v, 0, 31536000, "seconds")
@@ -378,10 +452,31 @@ var annotations = []annotation{
 			}
 			return err
 		}},
+	{"custom-http-errors", RouteScope, "comma-separated HTTP status codes from 400 to 599 (at most 20); needs default-backend", "none", "an endpoint's response with one of these statuses is replaced by what the default-backend Service answers to a GET / with the headers X-Code, X-Format, X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port and X-Request-ID (its body up to 8 KB and its Content-Type, the status kept); the endpoint's own response when that Service does not answer within 2 s", "http-response lua.haproxy_sidecar_errorpage <backend> <namespace> <ingress> <service> <port> if { status <codes> } (lua/errorpages.lua: core.httpclient, txn:done)",
+		func(v string, a *parsedAnnotations) error {
+			c, err := parseErrorCodes(v)
+			a.route.ErrorCodes = c
+			return err
+		}},
+	{"default-backend", RouteScope, "the name of a Service in the Ingress's namespace, with :port (a number or a port name); without one, the Service's first port", "none", "requests to the hosts of the Ingress's rules that none of their paths match go to this Service (under the Ingress's route annotations), not to the controller's default; not on a host that an Ingress of another namespace has rules for", "a Prefix route <host>/ to the Service in maps/prefix.map, which every longer path of the host wins over",
+		func(v string, a *parsedAnnotations) error {
+			d, err := parseDefaultService(v)
+			if err == nil {
+				a.defaultService = &d
+			}
+			return err
+		}},
 	{"denylist-source-range", RouteScope, "comma-separated CIDRs or addresses (at most 1000)", "none", "answers 403 to clients inside the ranges", "acl src_denied src <ranges>; http-request deny deny_status 403 if src_denied",
 		func(v string, a *parsedAnnotations) error {
 			p, err := parseCIDRList(v)
 			a.route.DenySources = p
+			return err
+		}},
+	{"from-to-www-redirect", RouteScope, allowedBool, "false", "redirects (308) requests for www.<host> to <host>, or for <host> to www.<host> when the rule's host starts with www., keeping scheme, path and query; not when an Ingress has rules for the host redirected from", "a Prefix route <other host>/ to a backend with http-request redirect prefix <scheme>://<host> code 308",
+		func(v string, a *parsedAnnotations) error {
+			var t Tri
+			err := setTri(v, &t)
+			a.wwwRedirect = t == True
 			return err
 		}},
 	{"health-check-interval", BackendScope, allowedDuration, "2s", "how often active checks run", "server ... check inter <interval>",
@@ -428,10 +523,44 @@ var annotations = []annotation{
 		}},
 	{"permanent-redirect", RouteScope, "an absolute http or https URL", "none", "answers every request with a 301 to this URL", "http-request redirect location <url> code 301",
 		func(v string, a *parsedAnnotations) error { return setRedirect(v, 301, a) }},
+	{"proxy-cookie-domain", RouteScope, "FROM TO: two DNS domains separated by a space, or off", "off", "rewrites the Domain attribute of cookies the endpoints set: FROM (with or without a leading '.') becomes TO", "http-response replace-header Set-Cookie",
+		func(v string, a *parsedAnnotations) error {
+			r, err := parsePair(v, validateCookieDomain)
+			a.route.CookieDomainRewrite = r
+			return err
+		}},
+	{"proxy-cookie-path", RouteScope, "FROM TO: two absolute paths separated by a space, or off", "off", "rewrites the Path attribute of cookies the endpoints set: a path starting with FROM starts with TO instead", "http-response replace-header Set-Cookie",
+		func(v string, a *parsedAnnotations) error {
+			r, err := parsePair(v, cookiePath)
+			a.route.CookiePathRewrite = r
+			return err
+		}},
+	{"proxy-redirect-from", RouteScope, "an absolute http or https URL, or an absolute path (with proxy-redirect-to)", "none", "Location headers from the endpoints that start with this value start with proxy-redirect-to's instead", "http-response replace-header Location",
+		func(v string, a *parsedAnnotations) (err error) {
+			a.redirectFrom, err = parseLocationPrefix(v)
+			return err
+		}},
+	{"proxy-redirect-to", RouteScope, "an absolute http or https URL, or an absolute path (with proxy-redirect-from)", "none", "what replaces proxy-redirect-from at the start of Location headers", "http-response replace-header Location",
+		func(v string, a *parsedAnnotations) (err error) {
+			a.redirectTo, err = parseLocationPrefix(v)
+			return err
+		}},
+	{"rate-limit-burst-multiplier", RouteScope, "1 to 100", "1 (no burst)", "rate-limit-rps and rate-limit-rpm allow a burst of this many times the rate: requests are counted over this many seconds (minutes), up to the rate times this", "stick-table ... store http_req_rate(<n>s); http-request deny ... if { sc_http_req_rate(0) gt <rate × n> }",
+		func(v string, a *parsedAnnotations) error {
+			n, err := parseDecimal(v, 1, 100, "a burst multiplier")
+			a.route.RateLimitBurst = n
+			return err
+		}},
 	{"rate-limit-connections", RouteScope, "1 to 1000000", "none", "the most concurrent connections per client address; 429 beyond", "stick-table ... store conn_cur; http-request deny deny_status 429",
 		func(v string, a *parsedAnnotations) error {
 			n, err := parseDecimal(v, 1, 1_000_000, "a connection limit")
 			a.route.RateLimitConnections = n
+			return err
+		}},
+	{"rate-limit-rpm", RouteScope, "1 to 1000000", "none", "the most requests per minute per client address, over a sliding minute; 429 beyond (refused requests are not counted)", "stick-table ... store gpc1_rate(60s); http-request deny deny_status 429 if { sc_gpc1_rate(0) ge <n> }; http-request sc-inc-gpc1(0)",
+		func(v string, a *parsedAnnotations) error {
+			n, err := parseDecimal(v, 1, 1_000_000, "requests per minute")
+			a.route.RateLimitRPM = n
 			return err
 		}},
 	{"rate-limit-rps", RouteScope, "1 to 1000000", "none", "the most requests per second per client address; 429 beyond", "stick-table ... store http_req_rate(1s); http-request deny deny_status 429",
@@ -440,7 +569,7 @@ var annotations = []annotation{
 			a.route.RateLimitRPS = n
 			return err
 		}},
-	{"rewrite-target", RouteScope, "an absolute path (one leading '/', never '//')", "none", "replaces the matched path prefix with this path before the request goes to the endpoints", "http-request replace-path",
+	{"rewrite-target", RouteScope, "an absolute path (one leading '/', never '//')", "none", "replaces the matched path prefix with this path before the request goes to the endpoints; with use-regex the whole path, $1 to $9 naming the expression's groups", "http-request replace-path",
 		func(v string, a *parsedAnnotations) error {
 			if err := validateAnnotationPath(v); err != nil {
 				return err
@@ -448,9 +577,37 @@ var annotations = []annotation{
 			a.route.RewriteTarget = v
 			return nil
 		}},
-	{"session-cookie-max-age", BackendScope, allowedDuration, "a session cookie", "how long the affinity cookie lives", "cookie ... maxlife",
+	{"server-alias", RouteScope, "comma-separated host names (exact or *.wildcard), at most 100", "none", "serves these hosts with the same paths, Services and route annotations as the Ingress's rules that have a host; an alias host that any Ingress has rules for is not taken", "routes <alias><path> in the route maps, beside the rules' own",
 		func(v string, a *parsedAnnotations) error {
-			d, err := parseTimeout(v)
+			h, err := parseAliases(v)
+			a.aliases = h
+			return err
+		}},
+	{"service-upstream", BackendScope, allowedBool, "false", "true: requests go to the Service's cluster IP and port (one server) instead of its endpoints, for kube-proxy or a service mesh to balance; a headless Service keeps its endpoints", "server s1 <cluster IP>:<port>",
+		func(v string, a *parsedAnnotations) error {
+			var t Tri
+			err := setTri(v, &t)
+			a.backend.ServiceUpstream = t == True
+			return err
+		}},
+	{"session-cookie-change-on-failure", BackendScope, allowedBool, "false", "true: a request whose endpoint (named by the affinity cookie) cannot be reached is sent to another one on HAProxy's last retry, and the client gets that endpoint's cookie; false: it is retried on the same endpoint only", "option redispatch",
+		func(v string, a *parsedAnnotations) error {
+			var t Tri
+			err := setTri(v, &t)
+			a.backend.CookieChangeOnFailure = t == True
+			return err
+		}},
+	{"session-cookie-domain", BackendScope, "a DNS domain, optionally with a leading '.'", "the request's host", "the affinity cookie's Domain attribute", "cookie ... domain <domain>",
+		func(v string, a *parsedAnnotations) error {
+			if err := validateCookieDomain(v); err != nil {
+				return err
+			}
+			a.backend.CookieDomain = v
+			return nil
+		}},
+	{"session-cookie-max-age", BackendScope, allowedCookieAge, "a session cookie", "how long the affinity cookie lives: the browser keeps it that long (Max-Age) and HAProxy ignores it after that", "cookie ... maxlife <seconds> attr Max-Age=<seconds>",
+		func(v string, a *parsedAnnotations) error {
+			d, err := parseCookieAge(v)
 			a.backend.CookieMaxAge = d
 			return err
 		}},
@@ -462,6 +619,30 @@ var annotations = []annotation{
 			a.backend.CookieName = v
 			return nil
 		}},
+	{"session-cookie-path", BackendScope, "an absolute path (one leading '/', never '//'), without ';'", "/", "the affinity cookie's Path attribute", "cookie ... attr Path=<path>",
+		func(v string, a *parsedAnnotations) error {
+			if err := validateAnnotationPath(v); err != nil {
+				return err
+			}
+			if strings.Contains(v, ";") {
+				// It would end the attribute and start another.
+				return fmt.Errorf("%s: a cookie path must not contain ';'", truncate(v))
+			}
+			a.backend.CookiePath = v
+			return nil
+		}},
+	{"session-cookie-samesite", BackendScope, "Strict, Lax or None", "none", "the affinity cookie's SameSite attribute (browsers keep a SameSite=None cookie only with Secure)", "cookie ... attr SameSite=<value>",
+		func(v string, a *parsedAnnotations) error {
+			for _, s := range []string{"Strict", "Lax", "None"} {
+				if strings.EqualFold(v, s) {
+					a.backend.CookieSameSite = s
+					return nil
+				}
+			}
+			return fmt.Errorf("want Strict, Lax or None")
+		}},
+	{"session-cookie-secure", BackendScope, allowedBool, "Secure on cookies set over HTTPS", "true: the affinity cookie always has the Secure attribute; false: never", "cookie ... secure",
+		func(v string, a *parsedAnnotations) error { return setTri(v, &a.backend.CookieSecure) }},
 	{"ssl-redirect", RouteScope, allowedBool, "true where the host has a TLS entry", "true sends plain-HTTP requests to HTTPS even when the host has no TLS entry (the default certificate answers); false never redirects", "http-request redirect location https://... code <ssl-redirect-code>",
 		func(v string, a *parsedAnnotations) error { return setTri(v, &a.route.SSLRedirect) }},
 	{"ssl-redirect-code", RouteScope, "301, 302, 307 or 308", "308", "the status of the HTTPS redirect", "",
@@ -498,6 +679,31 @@ var annotations = []annotation{
 			d, err := parseTimeout(v)
 			a.backend.TimeoutTunnel = d
 			return err
+		}},
+	{"upstream-vhost", RouteScope, "a host name or address, with an optional :port; $service_name, $namespace and $service_port stand for the path's Service", "the request's Host", "the Host header the endpoints get (the client's is replaced; routing has used it already)", "http-request set-header Host <host>",
+		func(v string, a *parsedAnnotations) error {
+			if err := validateHostPort(VhostFor(v, "service", "namespace", "80")); err != nil {
+				return err
+			}
+			a.route.UpstreamVhost = v
+			return nil
+		}},
+	{"use-regex", RouteScope, allowedBool, "false", "true: the Ingress's paths are case-insensitive regular expressions (RE2 syntax, bounded in cost) matched from the start of the path, and every path of the host's owner namespace follows, as ingress-nginx does; rewrite-target may then name their groups $1 to $9", "map_reg (maps/regex.map)",
+		func(v string, a *parsedAnnotations) error { return setTri(v, &a.useRegex) }},
+	{"x-forwarded-prefix", RouteScope, "true, false, or an absolute path (one leading '/', never '//')", "false", "sends X-Forwarded-Prefix to the endpoints, replacing any the client sent: true sends the Ingress path that matched the request (a Prefix path without its trailing '/'; '/' for '/'), a path sends that path", "http-request set-header X-Forwarded-Prefix <path>",
+		func(v string, a *parsedAnnotations) error {
+			switch v {
+			case "true":
+				a.route.XForwardedPrefixMatched = true
+				return nil
+			case "false":
+				return nil
+			}
+			if err := validateAnnotationPath(v); err != nil {
+				return fmt.Errorf("want true, false or an absolute path: %w", err)
+			}
+			a.route.XForwardedPrefix = v
+			return nil
 		}},
 }
 
@@ -538,225 +744,6 @@ func hsts(a *parsedAnnotations) *HSTSPolicy {
 		a.hsts = &HSTSPolicy{MaxAge: 31536000, IncludeSubdomains: true}
 	}
 	return a.hsts
-}
-
-func setTri(v string, t *Tri) error {
-	switch v {
-	case "true":
-		*t = True
-	case "false":
-		*t = False
-	default:
-		return fmt.Errorf("want %s", allowedBool)
-	}
-	return nil
-}
-
-func setRedirect(v string, code int, a *parsedAnnotations) error {
-	if err := validateRedirectURL(v); err != nil {
-		return err
-	}
-	if a.route.Redirect != "" && a.route.RedirectCode != code {
-		return fmt.Errorf("permanent-redirect and temporal-redirect are both set; want one")
-	}
-	a.route.Redirect, a.route.RedirectCode = v, code
-	return nil
-}
-
-// validateRedirectURL accepts absolute http(s) URLs with a valid host and
-// only RFC 3986 characters (no quotes, spaces, backslashes or '%' other
-// than percent-encodings).
-func validateRedirectURL(v string) error {
-	const allowed = "want an absolute http or https URL"
-	if len(v) > 2048 {
-		return fmt.Errorf("longer than 2048 characters: %s", allowed)
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("-._~!$&()*+,;=:@/?#[]", c) >= 0:
-		case c == '%' && i+2 < len(v) && isHex(v[i+1]) && isHex(v[i+2]):
-		default:
-			return fmt.Errorf("character %q at offset %d is not allowed in a URL: %s", c, i, allowed)
-		}
-	}
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Opaque != "" {
-		return fmt.Errorf("%s", allowed)
-	}
-	if err := validateHost(u.Hostname()); err != nil || strings.HasPrefix(u.Hostname(), "*") {
-		if _, ipErr := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); ipErr != nil {
-			return fmt.Errorf("host %q: %s", u.Hostname(), allowed)
-		}
-	}
-	return nil
-}
-
-// maxCIDRs bounds a source range list.
-const maxCIDRs = 1000
-
-// parseCIDRList reads "10.0.0.0/8, 192.168.1.1" into prefixes (an address
-// is a /32 or /128), masked and without duplicates, in the order given.
-func parseCIDRList(v string) ([]netip.Prefix, error) {
-	parts := strings.Split(v, ",")
-	if len(parts) > maxCIDRs {
-		return nil, fmt.Errorf("%d entries: want at most %d CIDRs", len(parts), maxCIDRs)
-	}
-	var out []netip.Prefix
-	for _, part := range parts {
-		s := strings.Trim(part, " ")
-		var p netip.Prefix
-		var err error
-		if strings.Contains(s, "/") {
-			p, err = netip.ParsePrefix(s)
-		} else {
-			var a netip.Addr
-			if a, err = netip.ParseAddr(s); err == nil {
-				if a.Zone() != "" {
-					// PrefixFrom would drop the zone silently: the range
-					// would not be the one written.
-					return nil, fmt.Errorf("%s has an IPv6 zone (%%%s): want an address without a zone", truncate(s), a.Zone())
-				}
-				p = netip.PrefixFrom(a, a.BitLen())
-			}
-		}
-		if err != nil || p.Addr().Zone() != "" {
-			return nil, fmt.Errorf("%s is not a CIDR or an address: want comma-separated CIDRs such as 10.0.0.0/8, 192.168.1.7", truncate(s))
-		}
-		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapBits(p.Addr())).Masked()
-		if !slices.Contains(out, p) {
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
-// unmapBits is what an IPv4-mapped IPv6 prefix loses when unmapped.
-func unmapBits(a netip.Addr) int {
-	if a.Is4In6() {
-		return 96
-	}
-	return 0
-}
-
-// parseSize reads a body size: bytes, or a number with k, m or g (powers
-// of 1024, either case), up to 1g.
-func parseSize(v string) (int64, error) {
-	const allowed = "want a size in bytes or with k, m or g (1k = 1024), up to 1g"
-	num, mult := v, int64(1)
-	if n := len(v); n > 0 {
-		switch v[n-1] {
-		case 'k', 'K':
-			num, mult = v[:n-1], 1<<10
-		case 'm', 'M':
-			num, mult = v[:n-1], 1<<20
-		case 'g', 'G':
-			num, mult = v[:n-1], 1<<30
-		}
-	}
-	if num == "" || len(num) > 10 || strings.Trim(num, "0123456789") != "" {
-		return 0, fmt.Errorf("%s is not a size: %s", truncate(v), allowed)
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n*mult > 1<<30 {
-		return 0, fmt.Errorf("%s is too large: %s", truncate(v), allowed)
-	}
-	return n * mult, nil
-}
-
-// parseTokenList reads "GET, POST" or "X-A,X-B": comma-separated HTTP
-// tokens, returned joined by ", ".
-func parseTokenList(v, what string) (string, error) {
-	var out []string
-	for _, part := range strings.Split(v, ",") {
-		s := strings.Trim(part, " ")
-		if s == "" || len(s) > 64 || strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
-			return "", fmt.Errorf("%s is not one of the %s: want comma-separated %s (letters, digits, '-', '_')", truncate(s), what, what)
-		}
-		out = append(out, s)
-	}
-	if len(out) > 64 {
-		return "", fmt.Errorf("more than 64 %s", what)
-	}
-	return strings.Join(out, ", "), nil
-}
-
-// parseOrigins reads "*" or comma-separated origins.
-func parseOrigins(v string) ([]string, error) {
-	if strings.TrimSpace(v) == "*" {
-		return []string{"*"}, nil
-	}
-	var out []string
-	for _, part := range strings.Split(v, ",") {
-		s := strings.Trim(part, " ")
-		scheme, rest, ok := strings.Cut(s, "://")
-		host, port, hasPort := strings.Cut(rest, ":")
-		bad := !ok || (scheme != "http" && scheme != "https") || validateHost(host) != nil || strings.HasPrefix(host, "*")
-		if hasPort {
-			if _, err := parsePort(port); err != nil {
-				bad = true
-			}
-		}
-		if bad {
-			return nil, fmt.Errorf("%s is not an origin: want * or comma-separated origins such as https://example.com or http://localhost:8080", truncate(s))
-		}
-		out = append(out, s)
-	}
-	if len(out) > 100 {
-		return nil, fmt.Errorf("more than 100 origins")
-	}
-	return out, nil
-}
-
-// checkText accepts printable text (no control characters) of at most n
-// runes, valid UTF-8.
-func checkText(v string, n int) error {
-	if !utf8.ValidString(v) {
-		return fmt.Errorf("not valid UTF-8: want printable text")
-	}
-	if utf8.RuneCountInString(v) > n {
-		return fmt.Errorf("longer than %d characters", n)
-	}
-	if err := CheckArgBytes(v); err != nil {
-		return fmt.Errorf("%v: want printable text", err)
-	}
-	return nil
-}
-
-const (
-	canaryNameSyntax  = "a header or cookie name: letters, digits, '-', '_' and '.', at most 64"
-	canaryValueSyntax = "letters, digits and - _ . ~ : / + = , @ (at most 128)"
-	canaryValueChars  = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~:/+=,@"
-	maxCanaryTotal    = 1000000
-)
-
-// setCanaryName accepts a header or cookie name that needs no quoting
-// inside a sample fetch's parentheses.
-func setCanaryName(v string, name *string) error {
-	if v == "" || len(v) > 64 || strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != "" {
-		return fmt.Errorf("want %s", canaryNameSyntax)
-	}
-	*name = v
-	return nil
-}
-
-// parseCount reads a whole decimal number from lo to hi.
-func parseCount(v string, lo, hi int) (int, error) {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi || strings.Trim(v, "0123456789") != "" {
-		return 0, fmt.Errorf("want a whole number from %d to %d", lo, hi)
-	}
-	return n, nil
-}
-
-// truncate shows a value in a problem: quoted Go-style (so control
-// characters are visible) and cut at 64 bytes.
-func truncate(v string) string {
-	if len(v) > 64 {
-		return strconv.Quote(v[:64]) + "..."
-	}
-	return strconv.Quote(v)
 }
 
 // AnnotationSecrets lists the Secrets (namespace/name) an Ingress's

@@ -3,8 +3,11 @@ package render_test
 import (
 	"bufio"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -106,6 +109,34 @@ func annCases(t *testing.T) []annCase {
 					t.Errorf("backend saw %q, want /v2", got)
 				}
 			}},
+		{name: "use-regex with rewrite-target groups", path: "/something(/|$)(.*)", ours: map[string]string{"use-regex": "true", "rewrite-target": "/$2"},
+			nginx: map[string]string{"use-regex": "true", "rewrite-target": "/$2"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				// ingress-nginx's docs/examples/rewrite.
+				for path, want := range map[string]string{"/something": "/", "/something/": "/", "/something/new?q=1": "/new?q=1", "/SomeThing/a/b": "/a/b"} {
+					if got := c.expect(t, annReq{path: path}, 200, "").Header.Get("X-Seen-Path"); got != want {
+						t.Errorf("%s: backend saw %q, want %q", path, got, want)
+					}
+				}
+				c.expect(t, annReq{path: "/somethingelse"}, 404, "")
+			}},
+		{name: "rewrite-target groups (ingress-nginx: use-regex implied)", path: "/api/v1/(.*)", ours: map[string]string{"use-regex": "true", "rewrite-target": "/v2/$1"},
+			nginx: map[string]string{"rewrite-target": "/v2/$1"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				for path, want := range map[string]string{"/api/v1/users": "/v2/users", "/API/V1/x?y": "/v2/x?y"} {
+					if got := c.expect(t, annReq{path: path}, 200, "").Header.Get("X-Seen-Path"); got != want {
+						t.Errorf("%s: backend saw %q, want %q", path, got, want)
+					}
+				}
+				c.expect(t, annReq{path: "/api/v2/x"}, 404, "")
+			}},
+		{name: "use-regex", path: "/foo/[0-9]+", ours: map[string]string{"use-regex": "true"}, nginx: map[string]string{"use-regex": "true"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				if got := c.expect(t, annReq{path: "/FOO/123/x"}, 200, "").Header.Get("X-Seen-Path"); got != "/FOO/123/x" {
+					t.Errorf("backend saw %q, want the path unchanged", got)
+				}
+				c.expect(t, annReq{path: "/foo/x"}, 404, "")
+			}},
 		{name: "rewrite-target to /", path: "/api/", ours: map[string]string{"rewrite-target": "/"},
 			check: func(t *testing.T, c *annClient, _ bool) {
 				for path, want := range map[string]string{"/api/users": "/users", "/api": "/", "/api/": "/"} {
@@ -115,7 +146,60 @@ func annCases(t *testing.T) []annCase {
 					}
 				}
 			}},
-		{name: "rate-limit-rps", ours: map[string]string{"rate-limit-rps": "5"}, nginx: map[string]string{"limit-rps": "5"},
+		{name: "x-forwarded-prefix with rewrite-target", path: "/api/", ours: map[string]string{"x-forwarded-prefix": "true", "rewrite-target": "/"},
+			nginx: map[string]string{"x-forwarded-prefix": "true", "rewrite-target": "/"},
+			check: func(t *testing.T, c *annClient, nginx bool) {
+				spoof := map[string]string{"X-Forwarded-Prefix": "/spoofed"}
+				for path, want := range map[string]string{"/api/users": "/users", "/api": "/"} {
+					resp := c.expect(t, annReq{path: path, header: spoof}, 200, "")
+					if got := resp.Header.Get("X-Seen-Prefix"); got != "/api" {
+						t.Errorf("%s: backend got X-Forwarded-Prefix %q, want /api (the client's replaced)", path, got)
+					}
+					if nginx { // ingress-nginx's rewrite-target: the whole path
+						want = "/"
+					}
+					if got := resp.Header.Get("X-Seen-Path"); got != want {
+						t.Errorf("%s: backend saw %q, want %q", path, got, want)
+					}
+				}
+			}},
+		{name: "x-forwarded-prefix as a path", ours: map[string]string{"x-forwarded-prefix": "/shop%20v2"},
+			nginx: map[string]string{"x-forwarded-prefix": "/shop%20v2"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				resp := c.expect(t, annReq{path: "/x", header: map[string]string{"X-Forwarded-Prefix": "/spoofed"}}, 200, "")
+				if got := resp.Header.Get("X-Seen-Prefix"); got != "/shop%20v2" {
+					t.Errorf("backend got X-Forwarded-Prefix %q, want /shop%%20v2", got)
+				}
+				if got := resp.Header.Get("X-Seen-Path"); got != "/x" {
+					t.Errorf("backend saw %q, want /x", got)
+				}
+			}},
+		{name: "x-forwarded-prefix not a path", ours: map[string]string{"x-forwarded-prefix": "shop"},
+			nginx: map[string]string{"x-forwarded-prefix": "shop"}, problems: []render.Reason{render.InvalidAnnotation},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				resp := c.expect(t, annReq{path: "/x"}, 200, "")
+				if got := resp.Header.Get("X-Seen-Prefix"); got != "" {
+					t.Errorf("backend got X-Forwarded-Prefix %q for an invalid annotation, want none", got)
+				}
+			}},
+		{name: "rate-limit-rps with a burst", ours: map[string]string{"rate-limit-rps": "5", "rate-limit-burst-multiplier": "3"},
+			nginx: map[string]string{"limit-rps": "5"}, // ingress-nginx's default burst: 5 times
+			check: func(t *testing.T, c *annClient, nginx bool) {
+				want, burst := 429, 15
+				if nginx {
+					want, burst = 503, 25
+				}
+				codes := map[int]int{}
+				for range 30 {
+					codes[c.do(t, annReq{}).StatusCode]++
+				}
+				// Counted over 3 (5) seconds: a period boundary crossed
+				// while sending lets at most 2 more through.
+				if codes[200] < burst || codes[200] > burst+2 || codes[200]+codes[want] != 30 {
+					t.Errorf("30 requests at once: %v, want %d (at most %d) 200 and the rest %d", codes, burst, burst+2, want)
+				}
+			}},
+		{name: "rate-limit-rps", ours: map[string]string{"rate-limit-rps": "5"}, nginx: map[string]string{"limit-rps": "5", "limit-burst-multiplier": "1"},
 			check: func(t *testing.T, c *annClient, nginx bool) {
 				want := 429
 				if nginx {
@@ -128,6 +212,63 @@ func annCases(t *testing.T) []annCase {
 				if codes[200] < 5 || codes[200] > 7 || codes[want] < 13 {
 					t.Errorf("20 requests at once: %v, want 5 (at most 7 across a second boundary) 200 and the rest %d", codes, want)
 				}
+			}},
+		{name: "rate-limit-rpm", ours: map[string]string{"rate-limit-rpm": "5"}, nginx: map[string]string{"limit-rpm": "5", "limit-burst-multiplier": "1"},
+			check: func(t *testing.T, c *annClient, nginx bool) {
+				want := 429
+				if nginx {
+					want = 503
+				}
+				codes := map[int]int{}
+				for range 12 {
+					codes[c.do(t, annReq{}).StatusCode]++
+				}
+				// A sliding minute: refused requests are not counted, so
+				// the allowance is 5 however long the refusals go on.
+				if codes[200] != 5 || codes[want] != 7 {
+					t.Errorf("12 requests within a minute: %v, want 5 200 and 7 %d", codes, want)
+				}
+			}},
+		{name: "upstream-vhost", ours: map[string]string{"upstream-vhost": "internal.example:8080"}, nginx: map[string]string{"upstream-vhost": "internal.example:8080"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				resp := c.expect(t, annReq{path: "/v"}, 200, "")
+				if got := resp.Header.Get("X-Seen-Host"); got != "internal.example:8080" {
+					t.Errorf("backend saw Host %q, want internal.example:8080", got)
+				}
+			}},
+		{name: "upstream-vhost naming the path's Service", ours: map[string]string{"upstream-vhost": "$service_name.$namespace.svc:$service_port"},
+			nginx: map[string]string{"upstream-vhost": "$service_name.$namespace.svc:$service_port"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				resp := c.expect(t, annReq{path: "/v"}, 200, "")
+				if got := resp.Header.Get("X-Seen-Host"); !regexp.MustCompile(`^s[0-9]+\.default\.svc:80$`).MatchString(got) {
+					t.Errorf("backend saw Host %q, want <its Service>.default.svc:80", got)
+				}
+			}},
+		{name: "upstream-vhost with an NGINX variable", ours: map[string]string{"upstream-vhost": "$host"}, nginx: map[string]string{"upstream-vhost": "$host"},
+			problems: []render.Reason{render.InvalidAnnotation},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				resp := c.expect(t, annReq{path: "/v"}, 200, "")
+				if got := resp.Header.Get("X-Seen-Host"); got != c.host {
+					t.Errorf("backend saw Host %q, want the request's %s", got, c.host)
+				}
+			}},
+		{name: "Location and cookies of the answers rewritten",
+			ours: map[string]string{"proxy-redirect-from": "http://app.internal:8080/app/", "proxy-redirect-to": "https://shop.example/",
+				"proxy-cookie-path": "/app/ /", "proxy-cookie-domain": "app.internal shop.example"},
+			nginx: map[string]string{"proxy-redirect-from": "http://app.internal:8080/app/", "proxy-redirect-to": "https://shop.example/",
+				"proxy-cookie-path": "/app/ /", "proxy-cookie-domain": "app.internal shop.example"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				resp := c.expect(t, annReq{path: "/moved"}, 302, "https://shop.example/page?x=1")
+				want := []string{"s=1; Path=/x; Domain=shop.example; HttpOnly", "t=2; Path=/other; Domain=elsewhere.example"}
+				if got := resp.Header.Values("Set-Cookie"); !slices.Equal(got, want) {
+					t.Errorf("cookies %q, want %q", got, want)
+				}
+			}},
+		{name: "proxy-redirect-from without -to", problems: []render.Reason{render.InvalidAnnotation},
+			ours:  map[string]string{"proxy-redirect-from": "http://app.internal:8080/app/"},
+			nginx: map[string]string{"proxy-redirect-from": "http://app.internal:8080/app/"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				c.expect(t, annReq{path: "/moved"}, 302, "http://app.internal:8080/app/page?x=1")
 			}},
 		{name: "rate-limit-connections", ours: map[string]string{"rate-limit-connections": "1"}, nginx: map[string]string{"limit-connections": "1"},
 			check: func(t *testing.T, c *annClient, nginx bool) {
@@ -166,9 +307,11 @@ func annCases(t *testing.T) []annCase {
 				c.expect(t, annReq{header: basic("alice", "s3cret")}, 401, "")
 			}},
 		{name: "CORS", ours: map[string]string{"cors-enable": "true", "cors-allow-origin": "https://app.example, https://b.example:8443",
-			"cors-allow-methods": "GET, POST", "cors-allow-headers": "X-Token", "cors-max-age": "60", "cors-allow-credentials": "false"},
+			"cors-allow-methods": "GET, POST", "cors-allow-headers": "X-Token", "cors-max-age": "60", "cors-allow-credentials": "false",
+			"cors-expose-headers": "X-Total,X-Page"},
 			nginx: map[string]string{"enable-cors": "true", "cors-allow-origin": "https://app.example, https://b.example:8443",
-				"cors-allow-methods": "GET, POST", "cors-allow-headers": "X-Token", "cors-max-age": "60", "cors-allow-credentials": "false"},
+				"cors-allow-methods": "GET, POST", "cors-allow-headers": "X-Token", "cors-max-age": "60", "cors-allow-credentials": "false",
+				"cors-expose-headers": "X-Total,X-Page"},
 			check: func(t *testing.T, c *annClient, _ bool) {
 				pre := map[string]string{"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
 				resp := c.expect(t, annReq{method: "OPTIONS", header: pre}, 204, "")
@@ -182,9 +325,12 @@ func annCases(t *testing.T) []annCase {
 				if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://b.example:8443" {
 					t.Errorf("response Access-Control-Allow-Origin %q", got)
 				}
+				if got := resp.Header.Get("Access-Control-Expose-Headers"); got != "X-Total, X-Page" {
+					t.Errorf("response Access-Control-Expose-Headers %q, want X-Total, X-Page", got)
+				}
 				resp = c.expect(t, annReq{header: map[string]string{"Origin": "https://evil.example"}}, 200, "")
-				if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
-					t.Errorf("other origin got Access-Control-Allow-Origin %q", got)
+				if got := resp.Header.Get("Access-Control-Allow-Origin") + resp.Header.Get("Access-Control-Expose-Headers"); got != "" {
+					t.Errorf("other origin got CORS headers %q", got)
 				}
 			}},
 		{name: "body-size-limit", ours: map[string]string{"body-size-limit": "1k"}, nginx: map[string]string{"proxy-body-size": "1k"},
@@ -210,6 +356,40 @@ func annCases(t *testing.T) []annCase {
 					if got := c.expect(t, annReq{header: map[string]string{"Cookie": cookie}}, 200, "").Header.Get("X-Endpoint"); got != first {
 						t.Errorf("with the cookie: endpoint %s, want %s", got, first)
 					}
+				}
+			}},
+		{name: "session cookie attributes", tls: true,
+			ours: map[string]string{"ssl-redirect": "false", "affinity": "cookie", "session-cookie-name": "sid", "session-cookie-max-age": "48h",
+				"session-cookie-path": "/app", "session-cookie-domain": ".example.test", "session-cookie-samesite": "lax"},
+			nginx: map[string]string{"ssl-redirect": "false", "affinity": "cookie", "session-cookie-name": "sid", "session-cookie-max-age": "172800",
+				"session-cookie-path": "/app", "session-cookie-domain": ".example.test", "session-cookie-samesite": "Lax", "session-cookie-hash": "sha1"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				for _, https := range []bool{false, true} {
+					ck := affinityCookie(t, c.expect(t, annReq{https: https}, 200, ""), "sid")
+					// Secure only over HTTPS, as ingress-nginx sets it.
+					if ck.MaxAge != 172800 || ck.Path != "/app" || strings.TrimPrefix(ck.Domain, ".") != "example.test" || ck.SameSite != http.SameSiteLaxMode ||
+						!ck.HttpOnly || ck.Secure != https {
+						t.Errorf("https %v: cookie %q: want Max-Age=172800, Path=/app, Domain=.example.test, SameSite=Lax, HttpOnly, Secure %v",
+							https, ck.Raw, https)
+					}
+				}
+			}},
+		{name: "session cookie always Secure, its life from expires", problems: []render.Reason{render.InvalidAnnotation},
+			ours:  map[string]string{"affinity": "cookie", "session-cookie-max-age": "1h", "session-cookie-secure": "true", "session-cookie-samesite": "None", "session-cookie-domain": "bad..domain"},
+			nginx: map[string]string{"affinity": "cookie", "session-cookie-expires": "3600", "session-cookie-secure": "true", "session-cookie-samesite": "None", "session-cookie-domain": "bad..domain"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				ck := affinityCookie(t, c.expect(t, annReq{}, 200, ""), "INGRESSCOOKIE")
+				if ck.MaxAge != 3600 || !ck.Secure || ck.SameSite != http.SameSiteNoneMode || ck.Domain != "" || ck.Path != "/" {
+					t.Errorf("cookie %q: want Max-Age=3600, Secure, SameSite=None, no Domain (the invalid one ignored), Path=/", ck.Raw)
+				}
+			}},
+		{name: "session cookie never Secure", tls: true,
+			ours:  map[string]string{"ssl-redirect": "false", "affinity": "cookie", "session-cookie-secure": "false"},
+			nginx: map[string]string{"ssl-redirect": "false", "affinity": "cookie", "session-cookie-secure": "false"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				ck := affinityCookie(t, c.expect(t, annReq{https: true}, 200, ""), "INGRESSCOOKIE")
+				if ck.Secure || ck.MaxAge != 0 {
+					t.Errorf("cookie %q over HTTPS: want no Secure and no Max-Age", ck.Raw)
 				}
 			}},
 		{name: "balance source", ours: map[string]string{"balance": "source"}, nginx: map[string]string{"upstream-hash-by": "$remote_addr"},
@@ -240,6 +420,23 @@ func annCases(t *testing.T) []annCase {
 				if len(seen) != 1 || seen[busy] != 0 {
 					t.Errorf("with %s busy, 4 requests went to %v; want all to the other endpoint", busy, seen)
 				}
+			}},
+		{name: "balance by header", ours: map[string]string{"balance": "header:X-User"}, nginx: map[string]string{"upstream-hash-by": "$http_x_user"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				sameEndpointPerKey(t, c, func(k string) annReq { return annReq{header: map[string]string{"X-User": k}} })
+			}},
+		{name: "balance by cookie", ours: map[string]string{"balance": "cookie:uid"}, nginx: map[string]string{"upstream-hash-by": "$cookie_uid"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				sameEndpointPerKey(t, c, func(k string) annReq { return annReq{header: map[string]string{"Cookie": "a=b; uid=" + k}} })
+			}},
+		{name: "balance by query parameter", ours: map[string]string{"balance": "query:uid"}, nginx: map[string]string{"upstream-hash-by": "$arg_uid"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				sameEndpointPerKey(t, c, func(k string) annReq { return annReq{path: "/x?a=1&uid=" + k} })
+			}},
+		{name: "balance by path", ours: map[string]string{"balance": "path"}, nginx: map[string]string{"upstream-hash-by": "$uri"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				// The query string is not part of the key.
+				sameEndpointPerKey(t, c, func(k string) annReq { return annReq{path: "/" + k + "?r=" + strconv.Itoa(rand.IntN(1000))} })
 			}},
 		{name: "balance uri", ours: map[string]string{"balance": "uri"}, nginx: map[string]string{"upstream-hash-by": "$request_uri"},
 			check: func(t *testing.T, c *annClient, _ bool) {
@@ -439,10 +636,11 @@ func annCases(t *testing.T) []annCase {
 			}},
 		// An access restriction that cannot be applied fails closed: an
 		// invalid value of ours, an ingress-nginx protection not
-		// implemented.
+		// implemented, an auth-url this sidecar does not reach (an
+		// outside host, over https).
 		{name: "an access restriction that cannot be applied fails closed",
 			ours:     map[string]string{"allowlist-source-range": "everyone"},
-			nginx:    map[string]string{"auth-url": "https://auth.example/check", "auth-signin": "https://login.example/"},
+			nginx:    map[string]string{"auth-url": "https://auth.example/check", "auth-signin": "https://login.example/", "auth-snippet": "return 200;"},
 			problems: []render.Reason{render.InvalidAnnotation, render.UnsupportedProtection},
 			check: func(t *testing.T, c *annClient, _ bool) {
 				c.expect(t, annReq{}, 503, "")
@@ -537,5 +735,38 @@ func annCases(t *testing.T) []annCase {
 			check: func(t *testing.T, c *annClient, _ bool) {
 				c.expect(t, annReq{}, 200, "")
 			}},
+	}
+}
+
+// affinityCookie is the response's cookie of that name, as a browser
+// reads its Set-Cookie header.
+func affinityCookie(t *testing.T, resp *http.Response, name string) *http.Cookie {
+	t.Helper()
+	for _, ck := range resp.Cookies() {
+		if ck.Name == name {
+			return ck
+		}
+	}
+	t.Fatalf("no %s cookie: %v", name, resp.Header["Set-Cookie"])
+	return nil
+}
+
+// sameEndpointPerKey sends 16 keys twice each: a key always reaches the
+// same endpoint, and the keys reach both.
+func sameEndpointPerKey(t *testing.T, c *annClient, req func(key string) annReq) {
+	t.Helper()
+	byKey, all := map[string]string{}, map[string]bool{}
+	for i := range 16 {
+		key := "k" + strconv.Itoa(i)
+		for range 2 {
+			got := c.expect(t, req(key), 200, "").Header.Get("X-Endpoint")
+			if prev, ok := byKey[key]; ok && prev != got {
+				t.Errorf("key %s went to %s, then to %s", key, prev, got)
+			}
+			byKey[key], all[got] = got, true
+		}
+	}
+	if len(all) != 2 {
+		t.Errorf("16 keys reached %v, want both endpoints", all)
 	}
 }

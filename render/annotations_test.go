@@ -89,6 +89,13 @@ func startAnnEcho(t *testing.T, name string, tlsCert *tls.Certificate) *annEcho 
 				w.WriteHeader(500)
 			}
 			return
+		case "/moved":
+			// An application that believes it is served elsewhere.
+			w.Header().Set("Location", "http://app.internal:8080/app/page?x=1")
+			w.Header().Add("Set-Cookie", "s=1; Path=/app/x; Domain=.App.Internal; HttpOnly")
+			w.Header().Add("Set-Cookie", "t=2; Path=/other; Domain=elsewhere.example")
+			w.WriteHeader(302)
+			return
 		case "/slow":
 			e.slow.Add(1)
 			time.Sleep(1500 * time.Millisecond)
@@ -112,6 +119,8 @@ func startAnnEcho(t *testing.T, name string, tlsCert *tls.Certificate) *annEcho 
 		e.hits.Add(1)
 		w.Header().Set("X-Proto", r.Proto)
 		w.Header().Set("X-Seen-Path", r.URL.RequestURI())
+		w.Header().Set("X-Seen-Host", r.Host)
+		w.Header().Set("X-Seen-Prefix", strings.Join(r.Header.Values("X-Forwarded-Prefix"), ","))
 		w.Header().Set("X-Endpoint", name)
 		io.WriteString(w, "svc:"+name)
 	})}
@@ -606,67 +615,78 @@ func TestTrustedProxies(t *testing.T) {
 			if len(m.Problems) > 0 {
 				t.Fatalf("problems: %v", m.Problems)
 			}
-			httpPort := freePort(t)
-			tmpl, err := templates.Load("")
-			if err != nil {
-				t.Fatal(err)
-			}
-			rc := haproxycfg.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(freePort(t))}
-			out, err := haproxycfg.Render(m, rc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkStructureConfig(t, out.Get(haproxycfg.ConfigFile), m, haproxycfg.Config{HTTPBind: rc.HTTPBind, HTTPSBind: rc.HTTPSBind})
-			dir := t.TempDir()
-			writeFiles(t, dir, out)
-			for version, bin := range testenv.HAProxies(t) {
-				t.Run("haproxy-"+version, func(t *testing.T) {
-					startHAProxy(t, bin, filepath.Join(dir, haproxycfg.ConfigFile), httpPort)
-					c := func(i int) *annClient { return &annClient{host: "t" + strconv.Itoa(i) + ".test", httpPort: httpPort} }
-					xff := func(v string) map[string]string { return map[string]string{"X-Forwarded-For": v} }
-					believed := func(yes, no int) int {
-						if loopbackTrusted {
-							return yes
-						}
-						return no
-					}
-					// Allowlist 203.0.113.0/24: the connection (loopback)
-					// is outside it.
-					c(0).expect(t, annReq{}, 403, "")
-					c(0).expect(t, annReq{header: xff("203.0.113.5")}, believed(200, 403), "")
-					c(0).expect(t, annReq{header: xff("203.0.113.5, 10.1.1.1")}, 403, "") // the last address decides
-					c(0).expect(t, annReq{header: xff("10.1.1.1, 203.0.113.5")}, believed(200, 403), "")
-					c(0).expect(t, annReq{header: xff("not-an-address")}, 403, "")
-					// Denylist 198.51.100.7.
-					c(1).expect(t, annReq{}, 200, "")
-					c(1).expect(t, annReq{header: xff("198.51.100.7")}, believed(403, 200), "")
-					// Rate limits count per believed client: two clients
-					// behind the proxy have two budgets.
-					ok := map[string]int{}
-					for range 4 {
-						for _, client := range []string{"192.0.2.1", "192.0.2.2"} {
-							switch code := c(2).do(t, annReq{header: xff(client)}).StatusCode; code {
-							case 200:
-								ok[client]++
-							case 429:
-							default:
-								t.Errorf("rate limit: status %d", code)
-							}
-						}
-					}
-					// At 2/s, 2 pass (3 when the requests straddle HAProxy's
-					// one-second period).
+			onHAProxies(t, m, func(t *testing.T, httpPort int) {
+				c := func(i int) *annClient { return &annClient{host: "t" + strconv.Itoa(i) + ".test", httpPort: httpPort} }
+				xff := func(v string) map[string]string { return map[string]string{"X-Forwarded-For": v} }
+				believed := func(yes, no int) int {
 					if loopbackTrusted {
-						for _, client := range []string{"192.0.2.1", "192.0.2.2"} {
-							if ok[client] < 2 || ok[client] > 3 {
-								t.Errorf("rate limit 2/s, 4 requests from %s behind the trusted proxy: %d passed, want 2 (its own budget)", client, ok[client])
-							}
-						}
-					} else if n := ok["192.0.2.1"] + ok["192.0.2.2"]; n < 2 || n > 3 {
-						t.Errorf("rate limit 2/s, 8 requests over one untrusted connection address: %d passed, want 2 (one budget)", n)
+						return yes
 					}
-				})
-			}
+					return no
+				}
+				// Allowlist 203.0.113.0/24: the connection (loopback)
+				// is outside it.
+				c(0).expect(t, annReq{}, 403, "")
+				c(0).expect(t, annReq{header: xff("203.0.113.5")}, believed(200, 403), "")
+				c(0).expect(t, annReq{header: xff("203.0.113.5, 10.1.1.1")}, 403, "") // the last address decides
+				c(0).expect(t, annReq{header: xff("10.1.1.1, 203.0.113.5")}, believed(200, 403), "")
+				c(0).expect(t, annReq{header: xff("not-an-address")}, 403, "")
+				// Denylist 198.51.100.7.
+				c(1).expect(t, annReq{}, 200, "")
+				c(1).expect(t, annReq{header: xff("198.51.100.7")}, believed(403, 200), "")
+				// Rate limits count per believed client: two clients
+				// behind the proxy have two budgets.
+				ok := map[string]int{}
+				for range 4 {
+					for _, client := range []string{"192.0.2.1", "192.0.2.2"} {
+						switch code := c(2).do(t, annReq{header: xff(client)}).StatusCode; code {
+						case 200:
+							ok[client]++
+						case 429:
+						default:
+							t.Errorf("rate limit: status %d", code)
+						}
+					}
+				}
+				// At 2/s, 2 pass (3 when the requests straddle HAProxy's
+				// one-second period).
+				if loopbackTrusted {
+					for _, client := range []string{"192.0.2.1", "192.0.2.2"} {
+						if ok[client] < 2 || ok[client] > 3 {
+							t.Errorf("rate limit 2/s, 4 requests from %s behind the trusted proxy: %d passed, want 2 (its own budget)", client, ok[client])
+						}
+					}
+				} else if n := ok["192.0.2.1"] + ok["192.0.2.2"]; n < 2 || n > 3 {
+					t.Errorf("rate limit 2/s, 8 requests over one untrusted connection address: %d passed, want 2 (one budget)", n)
+				}
+			})
+		})
+	}
+}
+
+// onHAProxies renders m with the built-in template, HTTP on a free
+// loopback port, checks its structure with the config-parser oracle,
+// writes it and runs check against each HAProxy version serving it, as a
+// subtest.
+func onHAProxies(t *testing.T, m *render.Model, check func(t *testing.T, httpPort int)) {
+	t.Helper()
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpPort := freePort(t)
+	rc := haproxycfg.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(freePort(t))}
+	out, err := haproxycfg.Render(m, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStructureConfig(t, out.Get(haproxycfg.ConfigFile), m, haproxycfg.Config{HTTPBind: rc.HTTPBind, HTTPSBind: rc.HTTPSBind})
+	dir := t.TempDir()
+	writeFiles(t, dir, out)
+	for version, bin := range testenv.HAProxies(t) {
+		t.Run("haproxy-"+version, func(t *testing.T) {
+			startHAProxy(t, bin, filepath.Join(dir, haproxycfg.ConfigFile), httpPort)
+			check(t, httpPort)
 		})
 	}
 }

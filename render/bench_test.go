@@ -153,6 +153,35 @@ func BenchmarkRender(b *testing.B) {
 		// An annotated Ingress gets a new host.
 		incrementalChanges(b, cfg, syntheticAnnotated(n), hostChange(n))
 	})
+	// The same with regular-expression paths on 100 hosts (syntheticRegex).
+	in = syntheticRegex(n)
+	b.Run("ingresses=10000/regex100/model+files", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m := render.BuildModel(in, render.Options{})
+			if _, err := haproxycfg.Render(m, cfg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ingresses=10000/regex100/incremental/route", func(b *testing.B) {
+		incrementalChanges(b, cfg, syntheticRegex(n), hostChange(n))
+	})
+}
+
+// syntheticRegex is syntheticInputs where one Ingress in 100 (100 hosts
+// at 10k) uses regular expressions with a rewrite, as ingress-nginx's
+// rewrite example does.
+func syntheticRegex(n int) render.Inputs {
+	in := syntheticInputs(n)
+	p := render.AnnotationPrefix
+	for i, ing := range in.Ingresses {
+		if i%100 == 3 {
+			ing.Annotations = map[string]string{p + "use-regex": "true", p + "rewrite-target": "/$2"}
+			ing.Spec.Rules[0].HTTP.Paths[0].Path = "/api/v[0-9]+(/|$)(.*)"
+		}
+	}
+	return in
 }
 
 // allKinds are all lists of render.Inputs. A change declares every other

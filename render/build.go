@@ -36,6 +36,10 @@ type Options struct {
 	// AnnotationsCompat also reads another controller's annotations
 	// (--annotations-compat).
 	AnnotationsCompat Compat
+	// DefaultService answers requests no rule matches when no Ingress's
+	// spec.defaultBackend is used (--default-backend-service); nil: the
+	// built-in 404.
+	DefaultService *ServiceRef
 	// Previous is the model HAProxy serves, if any: endpoints it has in a
 	// server slot keep that slot (Backend.SlotAddrs). The output is still
 	// a function of the inputs, Previous being one of them.
@@ -100,6 +104,9 @@ func BuildModel(in Inputs, opts Options) *Model {
 	}
 	if slices.ContainsFunc(parsed, (*parsedIngress).canary) {
 		f.routeOwners = b.routeOwnersOf(ings, parsed)
+	}
+	if slices.ContainsFunc(parsed, (*parsedIngress).hasWeak) {
+		f.hosts = b.hostClaimsOf(ings, parsed)
 	}
 	for i, ing := range ings {
 		b.ingress(ing, parsed[i])
@@ -249,25 +256,32 @@ func (b *builder) index(in Inputs) {
 	}
 }
 
-// ours applies the IngressClass rules: spec.ingressClassName first, then
-// the legacy annotation, then the default class.
+// ours applies the IngressClass rules.
 func (b *builder) ours(ing *networkingv1.Ingress) (bool, string) {
+	return selectedByClass(ing, b.classes, b.defaultC, b.opts.ControllerName)
+}
+
+// selectedByClass applies the IngressClass rules: spec.ingressClassName
+// first, then the legacy annotation, then the default class. classes are
+// the controller's IngressClasses, dflt whether one is the default; the
+// string says why an Ingress is not selected.
+func selectedByClass(ing *networkingv1.Ingress, classes map[string]bool, dflt bool, ctrl string) (bool, string) {
 	if n := ing.Spec.IngressClassName; n != nil {
-		if b.classes[*n] {
+		if classes[*n] {
 			return true, ""
 		}
-		return false, fmt.Sprintf("spec.ingressClassName %q is not an IngressClass of controller %q", *n, b.opts.ControllerName)
+		return false, fmt.Sprintf("spec.ingressClassName %q is not an IngressClass of controller %q", *n, ctrl)
 	}
 	if n, ok := ing.Annotations[LegacyClassAnnotation]; ok {
-		if b.classes[n] {
+		if classes[n] {
 			return true, ""
 		}
-		return false, fmt.Sprintf("annotation %s=%q is not an IngressClass of controller %q", LegacyClassAnnotation, n, b.opts.ControllerName)
+		return false, fmt.Sprintf("annotation %s=%q is not an IngressClass of controller %q", LegacyClassAnnotation, n, ctrl)
 	}
-	if b.defaultC {
+	if dflt {
 		return true, ""
 	}
-	return false, fmt.Sprintf("no ingress class and no default IngressClass of controller %q", b.opts.ControllerName)
+	return false, fmt.Sprintf("no ingress class and no default IngressClass of controller %q", ctrl)
 }
 
 // claimer settles conflicts between Ingresses: what an older Ingress (or
@@ -278,7 +292,11 @@ func (b *builder) ours(ing *networkingv1.Ingress) (bool, string) {
 type claimer interface {
 	// route returns the origin of the path that serves k before pp.
 	route(k routeKey, pp *parsedPath) (Origin, bool)
-	claimRoute(k routeKey, o Origin)
+	claimRoute(k routeKey, pp *parsedPath, o Origin)
+	// hostServed says whether a rule's path (not a weak one) of a served
+	// Ingress has host, and whether one of an Ingress of another
+	// namespace than ns does.
+	hostServed(host, ns string) (any, other bool)
 	// sni returns the Secret (namespace/name) that serves host before
 	// the TLS entry pt.
 	sni(host string, pt *parsedTLS) (string, bool)
@@ -319,6 +337,8 @@ type foldClaims struct {
 	// routeOwners are the route keys' final owners, known before the
 	// visit (see routeOwnersOf); only made when there are canaries.
 	routeOwners map[routeKey]*routeOwner
+	// hosts are made when an Ingress has weak paths (hostClaims).
+	hosts *hostClaims
 }
 
 func (f *foldClaims) settings(svc string) *settingsClaim { return f.owners[svc] }
@@ -341,7 +361,7 @@ func (b *builder) routeOwnersOf(ings []*networkingv1.Ingress, parsed []*parsedIn
 		}
 		for j := range p.paths {
 			pp := &p.paths[j]
-			if pp.problem != nil || pp.backend.problem != nil {
+			if pp.problem != nil || pp.backend.problem != nil || pp.weak != notWeak {
 				continue
 			}
 			if k := (routeKey{pp.match, pp.key}); out[k] == nil {
@@ -352,11 +372,21 @@ func (b *builder) routeOwnersOf(ings []*networkingv1.Ingress, parsed []*parsedIn
 	return out
 }
 
-func (f *foldClaims) route(k routeKey, _ *parsedPath) (Origin, bool) {
+func (f *foldClaims) route(k routeKey, pp *parsedPath) (Origin, bool) {
+	if pp.weak != notWeak {
+		return f.hosts.route(k)
+	}
 	o, ok := f.routes[k]
 	return o, ok
 }
-func (f *foldClaims) claimRoute(k routeKey, o Origin) { f.routes[k] = o }
+func (f *foldClaims) claimRoute(k routeKey, pp *parsedPath, o Origin) {
+	if pp.weak != notWeak {
+		f.hosts.weak[k] = o
+	} else {
+		f.routes[k] = o
+	}
+}
+func (f *foldClaims) hostServed(host, ns string) (bool, bool) { return f.hosts.served(host, ns) }
 func (f *foldClaims) sni(host string, _ *parsedTLS) (string, bool) {
 	s, ok := f.sniOwner[host]
 	return s, ok
@@ -430,7 +460,14 @@ func (b *builder) path(r reporter, pp *parsedPath) {
 	// Conflicts are settled before the backend is resolved, so that a
 	// path that loses creates no backend and reports nothing else.
 	k := routeKey{pp.match, pp.key}
+	if pp.weak != notWeak && b.weakBlocked(r, pp) {
+		return
+	}
 	if prev, dup := b.claims.route(k, pp); dup {
+		if pp.weak != notWeak {
+			weakConflict(r, pp, prev)
+			return
+		}
 		r.warn(pp.field, Conflict,
 			"host %q %s path %q is already served by %s, which is older (or as old and first by namespace/name); path skipped", displayHost(pp.host), pp.match, pp.path, prev)
 		return
@@ -444,10 +481,14 @@ func (b *builder) path(r reporter, pp *parsedPath) {
 		Key:     pp.key,
 		Backend: be, Service: ref,
 		Origin: Origin{Namespace: r.obj.Namespace, Name: r.obj.Name, Field: pp.field},
-		order:  pp.order,
+		Via:    pp.weak.via(),
+		order:  pp.order, created: pp.created,
+	}
+	if pp.regex != nil {
+		route.Regex = pp.regex.pattern
 	}
 	b.m.Routes = append(b.m.Routes, b.newRoute(route))
-	b.claims.claimRoute(k, route.Origin)
+	b.claims.claimRoute(k, pp, route.Origin)
 }
 
 func displayHost(h string) string {
@@ -477,6 +518,9 @@ func (b *builder) backend(r reporter, pb *parsedBackend) (string, ServiceRef, bo
 		r.local(pb.problem)
 		return "", ServiceRef{}, false
 	}
+	if pb.kind == redirectPort {
+		return b.redirectBackend(pb.ref.Name), ServiceRef{}, true
+	}
 	ns, ref := pb.ref.Namespace, pb.ref
 	svc := b.services[ns+"/"+ref.Name]
 	if svc == nil {
@@ -490,7 +534,7 @@ func (b *builder) backend(r reporter, pb *parsedBackend) (string, ServiceRef, bo
 	var sp *corev1.ServicePort
 	for i := range svc.Spec.Ports {
 		p := &svc.Spec.Ports[i]
-		if (pb.portNumber == 0 && p.Name == ref.Port) || (pb.portNumber != 0 && p.Port == pb.portNumber) {
+		if (pb.portNumber == 0 && (p.Name == ref.Port || pb.kind == firstPort)) || (pb.portNumber != 0 && p.Port == pb.portNumber) {
 			sp = p
 			break
 		}
@@ -507,6 +551,9 @@ func (b *builder) backend(r reporter, pb *parsedBackend) (string, ServiceRef, bo
 	name := pb.name
 	if pb.portNumber == 0 {
 		name = backendName(ns, ref.Name, sp.Port)
+	}
+	if pb.kind == firstPort {
+		ref.Port = strconv.Itoa(int(sp.Port))
 	}
 	if b.cur != nil {
 		// The Ingress whose route policy runs in the backend: the
@@ -537,10 +584,14 @@ func (b *builder) newBackend(name string, svc *corev1.Service, sp *corev1.Servic
 	if o := b.claims.settings(svc.Namespace + "/" + svc.Name); o != nil {
 		b.capture = &reported
 		b.backendSettings(be, o)
+		if be.Settings.ServiceUpstream {
+			b.serviceUpstream(be, svc, b.previousSlots(name))
+		}
 		b.capture = nil
 	}
 	if b.cur != nil {
 		be.Ingress, be.Policy, be.Users, be.RewritePaths = b.cur.ingress, &b.cur.ann.route, b.cur.users, b.cur.rewrite
+		be.ExtAuthBackend, be.ErrorBackend = b.cur.authBackend, b.cur.errors
 	}
 	if len(reported) > 0 {
 		b.sliceProblems[name] = reported
@@ -705,10 +756,12 @@ func (b *builder) finish() {
 	var over []Problem
 	m.Backends, over = authBudget(m.Backends, map[*Backend]*Backend{})
 	m.Problems = append(m.Problems, over...)
+	b.useDefaultService(m, nil)
 	// After every Ingress was visited: a canary's primary may be younger.
 	m.canaryFree = len(m.canaries) == 0
 	m.Routes = b.attachCanaries(m.Routes, m.canaries)
-	m.canaries = nil
+	m.canaries, m.extAuth, m.extra = nil, nil, nil
+	m.Regex = regexRouting(m.Routes, nil)
 
 	for _, c := range b.certs {
 		if finishCert(c) {
@@ -727,4 +780,20 @@ func (b *builder) finish() {
 			cmp.Compare(x.Name, y.Name),
 		)
 	})
+}
+
+// serviceUpstream makes be's one server the Service's cluster IP and port
+// (service-upstream): kube-proxy, or a mesh's proxy, picks the endpoint.
+// A headless Service, or one whose cluster IP is not an address, keeps
+// its endpoints, and says so.
+func (b *builder) serviceUpstream(be *Backend, svc *corev1.Service, prev []netip.AddrPort) {
+	ip, err := netip.ParseAddr(svc.Spec.ClusterIP)
+	if err != nil || ip.Zone() != "" || !ip.IsValid() {
+		b.reporter("Service", svc.Namespace, svc.Name).notice("spec.clusterIP", UnsupportedBackend,
+			"service-upstream needs a cluster IP, and %q is none (a headless Service); its endpoints are used", svc.Spec.ClusterIP)
+		return
+	}
+	be.Servers = []netip.AddrPort{netip.AddrPortFrom(ip, uint16(be.Port))}
+	be.Slots = ServerSlots(1)
+	be.SlotAddrs = assignSlots(be.Servers, be.Slots, prev)
 }

@@ -481,6 +481,11 @@ func TestBuildModelProblemReasons(t *testing.T) {
 			[]Problem{{Warning, ingressRef, path0 + ".pathType", InvalidPathType, ""}}},
 		{"relative path", Inputs{Ingresses: []*networkingv1.Ingress{web(withPath(pathSpec{"Prefix", "x", "web", 80}))}}, Options{},
 			[]Problem{{Warning, ingressRef, path0 + ".path", InvalidPath, ""}}},
+		{"catastrophic regular expression", Inputs{Ingresses: []*networkingv1.Ingress{web(func(i *networkingv1.Ingress) {
+			withPath(pathSpec{"Prefix", "/(a+)+$", "web", 80})(i)
+			annotate(AnnotationPrefix+"use-regex", "true")(i)
+		})}}, Options{},
+			[]Problem{{Warning, ingressRef, path0 + ".path", InvalidRegex, ""}}},
 		{"resource backend on a path", Inputs{Ingresses: []*networkingv1.Ingress{web(func(i *networkingv1.Ingress) {
 			i.Spec.Rules[0].HTTP.Paths[0].Backend = *resource
 		})}}, Options{},
@@ -618,8 +623,10 @@ func TestBuildModelProblemReasons(t *testing.T) {
 			web(annotate(AnnotationPrefix+"canary-by-header", "X-Canary", AnnotationPrefix+"denylist-source-range", "10.0.0.0/8")),
 		}}, Options{},
 			[]Problem{{Warning, ingressRef, `metadata.annotations["haproxy-sidecar.io/denylist-source-range"]`, CanaryAnnotationIgnored, ""}}},
-		{"ingress-nginx protection not implemented", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(NginxAnnotationPrefix+"auth-url", "https://auth.example/check"))}}, Options{AnnotationsCompat: CompatNginx},
-			[]Problem{{Warning, ingressRef, `metadata.annotations["nginx.ingress.kubernetes.io/auth-url"]`, UnsupportedProtection, ""}}},
+		{"ingress-nginx protection not implemented", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(NginxAnnotationPrefix+"auth-snippet", "return 200;"))}}, Options{AnnotationsCompat: CompatNginx},
+			[]Problem{{Warning, ingressRef, `metadata.annotations["nginx.ingress.kubernetes.io/auth-snippet"]`, UnsupportedProtection, ""}}},
+		{"auth-url outside the namespace", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(NginxAnnotationPrefix+"auth-url", "http://oauth2-proxy.auth.svc.cluster.local:4180/oauth2/auth"))}}, Options{AnnotationsCompat: CompatNginx},
+			[]Problem{{Warning, ingressRef, `metadata.annotations["nginx.ingress.kubernetes.io/auth-url"]`, InvalidAnnotation, ""}}},
 		{"backend annotations of an older Ingress", Inputs{Ingresses: []*networkingv1.Ingress{
 			web(annotate(AnnotationPrefix+"balance", "leastconn")),
 			func() *networkingv1.Ingress {
@@ -629,6 +636,20 @@ func TestBuildModelProblemReasons(t *testing.T) {
 			}(),
 		}}, Options{},
 			[]Problem{{Warning, younger, `metadata.annotations["haproxy-sidecar.io/balance"]`, Conflict, ""}}},
+		{"server-alias of another namespace's younger host", Inputs{Ingresses: []*networkingv1.Ingress{
+			web(annotate(AnnotationPrefix+"server-alias", "b.example")), ingress("other", "younger", 1, "b.example", pathSpec{"Prefix", "/b", "web", 80}),
+		}}, Options{},
+			[]Problem{{Warning, ingressRef, `metadata.annotations["haproxy-sidecar.io/server-alias"]`, AliasHostServed, ""},
+				{Warning, ObjectRef{"Ingress", "other", "younger"}, path0 + ".backend.service.name", BackendNotFound, ""}}},
+		{"default-backend on a host shared with another namespace", Inputs{Ingresses: []*networkingv1.Ingress{
+			web(annotate(AnnotationPrefix+"default-backend", "web:80")), ingress("other", "younger", 1, "a.example", pathSpec{"Prefix", "/b", "web", 80}),
+		}}, Options{},
+			[]Problem{{Notice, ingressRef, `metadata.annotations["haproxy-sidecar.io/default-backend"]`, DefaultBackendSharedHost, ""},
+				{Warning, ObjectRef{"Ingress", "other", "younger"}, path0 + ".backend.service.name", BackendNotFound, ""}}},
+		{"custom-http-errors without default-backend", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(AnnotationPrefix+"custom-http-errors", "404"))}}, Options{},
+			[]Problem{{Notice, ingressRef, `metadata.annotations["haproxy-sidecar.io/custom-http-errors"]`, ErrorPagesUnavailable, ""}}},
+		{"default-backend-service missing", Inputs{}, Options{DefaultService: &ServiceRef{Namespace: "ops", Name: "errors"}},
+			[]Problem{{Warning, ObjectRef{"Service", "ops", "errors"}, "", DefaultServiceUnusable, ""}}},
 		{"settings named without namespace", Inputs{}, Options{SettingsConfigMap: "settings"},
 			[]Problem{{Warning, ObjectRef{Kind: "ConfigMap"}, "", SettingsRefInvalid, ""}}},
 		{"settings missing", Inputs{}, Options{SettingsConfigMap: "default/settings"},

@@ -40,10 +40,11 @@ type engine struct {
 	bulk    bool
 	scratch *evalScratch
 
-	// synced are the object lists the last build took in: a list
+	// taken are the object lists the last build took in: a list
 	// Inputs.Unchanged names that is also the same slice is not taken in
 	// again (at 10k Ingresses, walking it costs milliseconds per pass).
-	synced   Inputs
+	// Taken.Take decides, for the controller's input tracker too.
+	taken    Taken
 	ings     map[*networkingv1.Ingress]*ingEntry
 	served   []*ingEntry // by age
 	problems []*ingEntry // entries with problems, by namespace/name
@@ -59,6 +60,14 @@ type engine struct {
 	defaultUsers []*ingEntry // served, with a spec.defaultBackend, by age
 	svcUsers     map[string]map[*ingEntry]bool
 	secretUsers  map[string]map[*ingEntry]bool
+
+	// hostUsers and weakUsers count, per host, the rule paths and the
+	// weak paths of each Ingress (hostroutes.go); made when first used.
+	hostUsers, weakUsers map[string]hostUse
+	// defaultBE is the --default-backend-service backend of the last
+	// model (useDefaultService), kept while it does not change.
+	defaultBE *Backend
+
 	// backendsOf are the backends made for each Service.
 	backendsOf map[string]map[string]bool
 	// settingsUsers are the served Ingresses with backend annotations
@@ -89,10 +98,13 @@ type engine struct {
 	authCut map[*Backend]*Backend
 
 	routes []*Route // of every served Ingress, sorted
-	refs   map[string]int
-	unused map[string]bool // forgotten in this build, still in names
-	names  []string        // backends with refs, sorted
-	bes    []*Backend      // the backends of names
+	// regexHosts counts the regular-expression routes of each host (by
+	// hostOrderPrefix), so that assemble reads only those hosts' routes.
+	regexHosts map[string]int
+	refs       map[string]int
+	unused     map[string]bool // forgotten in this build, still in names
+	names      []string        // backends with refs, sorted
+	bes        []*Backend      // the backends of names
 	// besShared: bes is in a model (copy it before a change);
 	// servedKeys is Model.Served (nil: to be made again).
 	besShared  bool
@@ -199,6 +211,7 @@ func (g *engine) reset(opts Options) {
 		refs:           map[string]int{},
 		certs:          map[string]*Certificate{},
 		certDirt:       map[string]bool{},
+		regexHosts:     map[string]int{},
 	}
 }
 
@@ -237,22 +250,21 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 	g.dirty = map[*ingEntry]bool{}
 
 	changedSvcs, changedSecrets := map[string]bool{}, map[string]bool{}
-	if !in.Unchanged.Has(ServicesKind|EndpointSlicesKind) || !sameSlice(in.Services, g.synced.Services) || !sameSlice(in.EndpointSlices, g.synced.EndpointSlices) {
+	// Services and their EndpointSlices are taken in together.
+	if svcs, eps := g.taken.Take(in, ServicesKind), g.taken.Take(in, EndpointSlicesKind); svcs != TakeNothing || eps != TakeNothing {
 		changedSvcs = g.syncServices(in.Services, in.EndpointSlices)
 	}
-	if !in.Unchanged.Has(SecretsKind) || !sameSlice(in.Secrets, g.synced.Secrets) {
+	if g.taken.Take(in, SecretsKind) != TakeNothing {
 		changedSecrets = g.syncSecrets(in.Secrets)
 	}
-	if !in.Unchanged.Has(IngressesKind) || !sameSlice(in.Ingresses, g.synced.Ingresses) {
-		if d := in.IngressDelta; d != nil && sameSlice(d.Since, g.synced.Ingresses) {
-			g.applyIngressDelta(d)
-		} else {
-			g.syncIngresses(in.Ingresses)
-		}
-	} else {
+	switch g.taken.Take(in, IngressesKind) {
+	case TakeDelta:
+		g.applyIngressDelta(in.IngressDelta)
+	case TakeList:
+		g.syncIngresses(in.Ingresses)
+	case TakeNothing:
 		g.bulk = false
 	}
-	g.synced = Inputs{Ingresses: in.Ingresses, Services: in.Services, EndpointSlices: in.EndpointSlices, Secrets: in.Secrets}
 	// Backends are made again when the Ingress deciding a Service's
 	// backend annotations changes, or the CA Secret they name does.
 	for svc, before := range g.settingsBefore {
@@ -335,6 +347,8 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 			g.routes = append(g.routes, e.routes...)
 		}
 		slices.SortFunc(g.routes, byRouteOrder)
+		clear(g.regexHosts)
+		g.countRegex(g.routes, 1)
 		g.bulk = false
 	} else {
 		g.updateRoutes(removed, added)

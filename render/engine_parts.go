@@ -143,6 +143,12 @@ func (g *engine) evaluate(e *ingEntry) {
 	if e.dflt != nil {
 		use(e.dfltBE)
 	}
+	for _, name := range s.model.extAuth {
+		use(name)
+	}
+	for _, name := range s.model.extra {
+		use(name)
+	}
 	for key := range e.certs {
 		g.certDirt[key] = true
 	}
@@ -155,6 +161,8 @@ func (g *engine) evaluate(e *ingEntry) {
 // updateRoutes takes the routes of the evaluated Ingresses out of the
 // sorted routes and puts their new ones in.
 func (g *engine) updateRoutes(removed, added []*Route) {
+	g.countRegex(removed, -1)
+	g.countRegex(added, 1)
 	cmpOrder := byRouteOrder
 	if len(removed) == len(added) {
 		// Evaluated again with the same result (an endpoint change):
@@ -200,6 +208,7 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 	if m.Routes == nil {
 		m.Routes = []*Route{}
 	}
+	m.Regex = g.regexRouting(m.Routes)
 	if g.servedKeys == nil {
 		g.servedKeys = g.sameServedKeys()
 	}
@@ -217,6 +226,10 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 	m.Backends, g.besShared = g.bes, true
 	var overBudget []Problem
 	m.Backends, overBudget = authBudget(m.Backends, g.authCut)
+	nProblems := len(m.Problems)
+	g.defaultBE = b.useDefaultService(m, g.defaultBE)
+	ownProblems := m.Problems[nProblems:]
+	m.Problems = m.Problems[:nProblems:nProblems]
 	// In backend name order, as the full build reports them; only
 	// backends whose slices have problems are in b.sliceProblems.
 	var sliceProblems []Problem
@@ -260,6 +273,13 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 		})
 	}
 
+	if len(ownProblems) > 0 {
+		// Of kind Service: sorted among the others as the full build does.
+		m.Problems = append(m.Problems, ownProblems...)
+		slices.SortStableFunc(m.Problems, func(x, y Problem) int {
+			return cmp.Or(cmp.Compare(x.Kind, y.Kind), cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
+		})
+	}
 	for key := range g.certDirt {
 		if g.assembleCert(key) {
 			g.certList, g.hostList = nil, nil
@@ -365,9 +385,12 @@ type engineClaims struct {
 	hosts  map[string]string
 }
 
-func (c *engineClaims) route(k routeKey, _ *parsedPath) (Origin, bool) {
+func (c *engineClaims) route(k routeKey, pp *parsedPath) (Origin, bool) {
+	if pp.weak != notWeak {
+		return c.weakRoute(k)
+	}
 	for _, u := range c.g.routeUsers[k] {
-		if older(u.e.obj, c.e.obj) >= 0 {
+		if u.pp.weak != notWeak || older(u.e.obj, c.e.obj) >= 0 {
 			break
 		}
 		if u.claimant {
@@ -378,11 +401,11 @@ func (c *engineClaims) route(k routeKey, _ *parsedPath) (Origin, bool) {
 	return o, ok
 }
 
-func (c *engineClaims) claimRoute(k routeKey, o Origin) { c.routes[k] = o }
+func (c *engineClaims) claimRoute(k routeKey, _ *parsedPath, o Origin) { c.routes[k] = o }
 
 func (c *engineClaims) routeOwner(k routeKey) *routeOwner {
 	for _, u := range c.g.routeUsers[k] {
-		if u.claimant {
+		if u.claimant && u.pp.weak == notWeak {
 			return &routeOwner{ing: u.e.obj, p: u.e.p}
 		}
 	}
@@ -465,4 +488,32 @@ type certEntry struct {
 // sameSlice tells whether a and b are the same slice (not only equal).
 func sameSlice[T any](a, b []T) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// countRegex adds n for each regular-expression route of routes to its
+// host's count.
+func (g *engine) countRegex(routes []*Route, n int) {
+	for _, r := range routes {
+		if r.Match != MatchRegex {
+			continue
+		}
+		h := hostOrderPrefix(r.order)
+		if g.regexHosts[h] += n; g.regexHosts[h] == 0 {
+			delete(g.regexHosts, h)
+		}
+	}
+}
+
+// regexRouting is regexRouting of the hosts with regular-expression
+// routes only: a model without any reads no route.
+func (g *engine) regexRouting(routes []*Route) []RegexHost {
+	if len(g.regexHosts) == 0 {
+		return nil
+	}
+	hosts := make([]string, 0, len(g.regexHosts))
+	for h := range g.regexHosts {
+		hosts = append(hosts, h)
+	}
+	slices.Sort(hosts)
+	return regexRouting(routes, hosts)
 }

@@ -34,6 +34,11 @@ const (
 	refSecret
 	// refSNI: a host of a TLS entry, claimed by age (sniUsers).
 	refSNI
+	// refHost: a host of a rule's path (hostUsers), and refWeakHost one
+	// of a weak path (weakUsers): whether a weak path is used depends on
+	// who has rules for its host.
+	refHost
+	refWeakHost
 )
 
 // ref is one reference of an Ingress.
@@ -69,16 +74,26 @@ func (p *parsedIngress) refs(out []ref) []ref {
 			}
 		}
 	} else {
+		if d := p.ann.defaultService; d != nil {
+			// custom-http-errors reads its ports (errorBackend).
+			out = append(out, ref{kind: refService, name: d.Service.Name})
+		}
 		if d := p.defaultBackend; d != nil {
 			out = append(out, ref{kind: refDefault})
 			if d.problem == nil {
 				out = append(out, ref{kind: refService, name: d.ref.Name})
 			}
 		}
+		last := [2]string{}
 		for i := range p.paths {
 			pp := &p.paths[i]
 			if pp.problem != nil {
 				continue
+			}
+			if w := min(pp.weak, 1); pp.host != "" && pp.host != last[w] {
+				// Once per run of paths of one host (the indexes count).
+				last[w] = pp.host
+				out = append(out, ref{kind: refHost + refKind(w), key: pp.host})
 			}
 			out = append(out, ref{kind: refRoute, route: routeKey{pp.match, pp.key}, path: pp})
 			if pp.backend.problem == nil {
@@ -93,6 +108,9 @@ func (p *parsedIngress) refs(out []ref) []ref {
 		if ann.backend.CASecret != "" {
 			out = append(out, ref{kind: refSecret, name: ann.backend.CASecret})
 		}
+	}
+	if ea := p.ann.route.ExtAuth; ea != nil && !p.canary() {
+		out = append(out, ref{kind: refService, name: ea.Service}) // the auth service
 	}
 	if s := p.ann.route.AuthSecret; s != "" {
 		out = append(out, ref{kind: refSecret, name: s})
@@ -186,7 +204,8 @@ func (g *engine) indexRef(e *ingEntry, r ref) {
 	case refRoute:
 		list := g.routeUsers[r.route]
 		g.dirtyPaths(list)
-		j, _ := slices.BinarySearchFunc(list, e, func(u pathUse, e *ingEntry) int { return older(u.e.obj, e.obj) })
+		// Weak paths after every rule's path (byWeakAge).
+		j, _ := slices.BinarySearchFunc(list, pathUse{e: e, pp: r.path}, byWeakAge)
 		// After this Ingress's earlier paths with the same key.
 		for j < len(list) && list[j].e == e {
 			j++
@@ -205,6 +224,8 @@ func (g *engine) indexRef(e *ingEntry, r ref) {
 			j++
 		}
 		g.sniUsers[r.key] = slices.Insert(list, j, tlsUse{e: e, pt: r.tls})
+	case refHost, refWeakHost:
+		g.countHost(r.kind, r.key, e, 1)
 	default:
 		panic(fmt.Sprintf("render: reference kind %d not indexed", r.kind))
 	}
@@ -238,6 +259,8 @@ func (g *engine) unindexRef(e *ingEntry, r ref) {
 		list := slices.DeleteFunc(g.sniUsers[r.key], func(u tlsUse) bool { return u.e == e })
 		g.dirtyTLS(list)
 		setOrDelete(g.sniUsers, r.key, list)
+	case refHost, refWeakHost:
+		g.countHost(r.kind, r.key, e, -1)
 	default:
 		panic(fmt.Sprintf("render: reference kind %d not unindexed", r.kind))
 	}

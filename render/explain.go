@@ -59,7 +59,7 @@ func (r Request) String() string {
 
 // Lookup is one map lookup the frontend makes, in order.
 type Lookup struct {
-	Map string // ExactMapFile, PrefixMapFile or TLSHostsMapFile
+	Map string // ExactMapFile, PrefixMapFile, RegexMapFile or TLSHostsMapFile
 	Key string // what is looked up
 	// Found is the map entry that matched (for the prefix map, the longest
 	// entry the key begins with), "" if none.
@@ -95,6 +95,9 @@ type Explanation struct {
 	// the request (DefaultOrigin says whose, nil for the built-in 404).
 	Route         *Route
 	DefaultOrigin *Origin
+	// DefaultService is the --default-backend-service Service when it
+	// serves the request.
+	DefaultService *ServiceRef
 	// Backend is the HAProxy backend and, unless it is one of the built-in
 	// ones, the Service port it stands for.
 	Backend     string
@@ -177,47 +180,66 @@ func (m *Model) Explain(r Request) Explanation {
 	exact := map[string]int{}
 	prefix := map[string]int{}
 	for i, rt := range m.Routes {
-		if rt.Match == MatchExact {
+		switch rt.Match {
+		case MatchExact:
 			exact[rt.Key] = i
-		} else {
+		case MatchPrefix:
 			prefix[rt.Key] = i
 		}
 	}
-	route := -1
-	for _, base := range []string{e.Host + r.Path, e.Wildcard + r.Path, r.Path} {
+	var route *Route
+	hosts := []string{e.Host, e.Wildcard, ""}
+	for lvl, base := range []string{e.Host + r.Path, e.Wildcard + r.Path, r.Path} {
+		rx := m.regexHostOf(HostKind(lvl), hosts[lvl])
+		// The host's own paths come first, then its regular expressions
+		// (RegexHost.First overrides them: on the first level after the
+		// map lookups, on the others before them).
+		if lvl > 0 && rx != nil {
+			if route = m.explainRegex(&e, rx, false, r.Path); route != nil {
+				break
+			}
+		}
 		if i, ok := exact[base]; ok {
 			e.Lookups = append(e.Lookups, Lookup{Map: ExactMapFile, Key: base, Found: base})
-			route = i
-			break
-		}
-		e.Lookups = append(e.Lookups, Lookup{Map: ExactMapFile, Key: base})
-		// map_beg finds the longest entry the key begins with; every
-		// prefix entry ends with "/", so only cuts after a "/" can match.
-		key := base + "/"
-		l := Lookup{Map: PrefixMapFile, Key: key}
-		for j := len(key) - 1; j >= 0 && route < 0; j-- {
-			if key[j] != '/' {
-				continue
+			route = m.Routes[i]
+		} else {
+			e.Lookups = append(e.Lookups, Lookup{Map: ExactMapFile, Key: base})
+			// map_beg finds the longest entry the key begins with; every
+			// prefix entry ends with "/", so only cuts after a "/" can match.
+			key := base + "/"
+			l := Lookup{Map: PrefixMapFile, Key: key}
+			for j := len(key) - 1; j >= 0 && route == nil; j-- {
+				if key[j] != '/' {
+					continue
+				}
+				if i, ok := prefix[key[:j+1]]; ok {
+					l.Found, route = key[:j+1], m.Routes[i]
+				}
 			}
-			if i, ok := prefix[key[:j+1]]; ok {
-				l.Found, route = key[:j+1], i
+			e.Lookups = append(e.Lookups, l)
+		}
+		if lvl == 0 && rx != nil {
+			if rt := m.explainRegex(&e, rx, false, r.Path); rt != nil {
+				route = rt
 			}
 		}
-		e.Lookups = append(e.Lookups, l)
-		if route >= 0 {
+		if route == nil && rx != nil {
+			route = m.explainRegex(&e, rx, true, r.Path)
+		}
+		if route != nil {
 			break
 		}
 	}
 
-	if route >= 0 {
-		rt := m.Routes[route]
+	if route != nil {
+		rt := route
 		e.Route, e.Backend = rt, rt.Backend
 		if c := rt.Canary; c != nil && c.Rule.TakesAll() {
 			// The primary's backend gets none of the route's requests.
 			e.Backend = c.Backend
 		}
 	} else {
-		e.Backend, e.DefaultOrigin = m.DefaultBackend, m.DefaultOrigin
+		e.Backend, e.DefaultOrigin, e.DefaultService = m.DefaultBackend, m.DefaultOrigin, m.DefaultService
 	}
 	if !r.HTTPS && m.redirects(&e) {
 		// The host as keyed (no port, lower case), the redirect port
@@ -252,6 +274,16 @@ func (m *Model) Explain(r Request) Explanation {
 		e.BackendInfo = be
 		if len(be.Servers) == 0 {
 			e.Answer = AnswerUnavailable
+		}
+		if be.RedirectHost != "" {
+			e.Answer, e.RedirectCode, e.RedirectBy = AnswerRedirect, 308, "the from-to-www-redirect annotation"
+			e.Location = "http://" + be.RedirectHost + r.Path
+			if r.HTTPS {
+				e.Location = "https://" + be.RedirectHost + r.Path
+			}
+			if r.Query != "" {
+				e.Location += "?" + r.Query
+			}
 		}
 		// The backend's redirect rules answer before any server, in
 		// haproxycfg's policyRules order (after the source ranges, rate limits and
@@ -378,21 +410,36 @@ func (e Explanation) String() string {
 		return b.String()
 	case e.Route != nil:
 		rt := e.Route
-		fmt.Fprintf(&b, "  rule: %s, host %s, %s path %q (pathType %s)\n", rt.Origin, displayHost(rt.Host), rt.Match, rt.Path, rt.PathType)
-		fmt.Fprintf(&b, "  service: %s/%s port %s\n", rt.Service.Namespace, rt.Service.Name, rt.Service.Port)
+		switch rt.Via {
+		case ViaDefaultBackend:
+			fmt.Fprintf(&b, "  rule: no path of host %s matches; the default-backend annotation of %s\n", rt.Host, Origin{Namespace: rt.Origin.Namespace, Name: rt.Origin.Name})
+		case ViaWWWRedirect:
+			fmt.Fprintf(&b, "  rule: host %s is redirected by the from-to-www-redirect annotation of %s\n", rt.Host, Origin{Namespace: rt.Origin.Namespace, Name: rt.Origin.Name})
+		case ViaServerAlias:
+			fmt.Fprintf(&b, "  rule: %s (host %s is a server-alias), %s path %q (pathType %s)\n", rt.Origin, rt.Host, rt.Match, rt.Path, rt.PathType)
+		default:
+			fmt.Fprintf(&b, "  rule: %s, host %s, %s path %q (pathType %s)\n", rt.Origin, displayHost(rt.Host), rt.Match, rt.Path, rt.PathType)
+		}
+		if rt.Via != ViaWWWRedirect {
+			fmt.Fprintf(&b, "  service: %s/%s port %s\n", rt.Service.Namespace, rt.Service.Name, rt.Service.Port)
+		}
 		if c := rt.Canary; c != nil {
 			fmt.Fprintf(&b, "  canary: %s, Service %s/%s port %s (backend %s), takes %s; %s\n",
 				c.Origin, c.Service.Namespace, c.Service.Name, c.Service.Port, c.Backend, c.Rule.Describe(), c.Rule.Leaves())
 		}
 	case e.DefaultOrigin != nil:
 		fmt.Fprintf(&b, "  rule: none matches; the default backend of %s\n", *e.DefaultOrigin)
+	case e.DefaultService != nil:
+		fmt.Fprintf(&b, "  rule: none matches; the controller's default backend (--default-backend-service) %s/%s\n", e.DefaultService.Namespace, e.DefaultService.Name)
 	default:
 		fmt.Fprintf(&b, "  rule: none matches, and no Ingress has spec.defaultBackend\n")
 	}
 	switch e.Answer {
 	case AnswerRedirect:
 		fmt.Fprintf(&b, "  => %d redirect to %s (%s), in backend %s\n", e.RedirectCode, e.Location, e.RedirectBy, e.Backend)
-		fmt.Fprintf(&b, "  unless its source ranges, rate limits or authentication answer first (see `dump`)\n")
+		if e.BackendInfo.RedirectHost == "" {
+			fmt.Fprintf(&b, "  unless its source ranges, rate limits or authentication answer first (see `dump`)\n")
+		}
 	case AnswerNotFound:
 		fmt.Fprintf(&b, "  => 404 from HAProxy (backend %s)\n", e.Backend)
 	case AnswerUnavailable:
@@ -414,6 +461,9 @@ func (e Explanation) String() string {
 			be.Name, be.Namespace, be.Service, be.Port, len(be.Servers), strings.Join(servers, " "))
 		if be.Policy != nil {
 			fmt.Fprintf(&b, "  the annotations of Ingress %s/%s apply in this backend (see `dump`); they may answer before the endpoints do\n", be.Namespace, be.Ingress)
+		}
+		if be.Policy != nil && be.Policy.ExtAuth != nil {
+			fmt.Fprintf(&b, "  %s\n", be.Policy.ExtAuth.describe(be.Namespace, be.ExtAuthBackend))
 		}
 	}
 	return b.String()

@@ -44,11 +44,14 @@ func startHostileTLSEcho(t *testing.T, certPEM, keyPEM []byte) int {
 // other than the template's own.
 func checkHostileText(t *testing.T, path string, data []byte, isConfig bool) {
 	t.Helper()
-	allowedFetch := []string{"var(txn.https)]", "var(txn.host)]", "pathq]", "var(txn.backend)]", "var(txn.cors_origin)]"}
+	allowedFetch := []string{"var(txn.https)]", "var(txn.host)]", "pathq]", "var(txn.backend)]", "var(txn.cors_origin)]", "var(txn.extauth_location)]", "var(txn.extauth_www)]"}
 	for i, line := range strings.Split(string(data), "\n") {
 		where := fmt.Sprintf("%s:%d", path, i+1)
 		if strings.IndexFunc(line, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) >= 0 {
 			t.Errorf("%s: control character in %q", where, hShort(line))
+		}
+		if isConfig && line == "    lua-load "+haproxycfg.ExtAuthScriptFile {
+			continue // the template's own line, for external authentication
 		}
 		bare, ok := haproxyUnquoted(line)
 		// Outside quotes a backslash only escapes the single quote of a
@@ -201,7 +204,7 @@ func checkHostileStructure(t *testing.T, cfg []byte, m *render.Model, rc haproxy
 		}
 	}
 	base := sectionDirectives(string(baselineConfig(t, m, rc)))
-	backendDirective := regexp.MustCompile(`^(balance|server|timeout|option httpchk|cookie|http-request|http-response|acl|stick-table) `)
+	backendDirective := regexp.MustCompile(`^((balance|hash-type|server|timeout|option httpchk|cookie|http-request|http-response|http-after-response replace-header Set-Cookie|acl|stick-table) |option redispatch$)`)
 	for section, dirs := range sectionDirectives(string(cfg)) {
 		switch {
 		case strings.HasPrefix(section, "userlist "):
@@ -212,15 +215,23 @@ func checkHostileStructure(t *testing.T, cfg []byte, m *render.Model, rc haproxy
 			}
 		case strings.HasPrefix(section, "backend ") && section != "backend "+render.NotFoundBackend && section != "backend "+render.UnavailableBackend:
 			for _, d := range dirs {
-				if !backendDirective.MatchString(d) {
+				if !backendDirective.MatchString(d) || strings.HasPrefix(d, "http-request lua.") && !extAuthAction.MatchString(d) {
 					t.Errorf("%s: unexpected directive %q", section, hShort(d))
 				}
 			}
 		case section == "frontend ingress":
-			// Canary rules, in their one shape, are what annotations add.
-			kept := slices.DeleteFunc(slices.Clone(dirs), canaryRule.MatchString)
+			// Canary rules and regular-expression routing, in their one shape,
+			// are what annotations add.
+			kept := slices.DeleteFunc(slices.Clone(dirs), routingRule)
 			if !slices.Equal(kept, base[section]) {
 				t.Errorf("%s differs from the template's (canary rules aside):\n got %q\nwant %q", section, hShortAll(kept), hShortAll(base[section]))
+			}
+		case section == "global" && usesExtAuth(m):
+			kept := slices.DeleteFunc(slices.Clone(dirs), func(d string) bool {
+				return luaMaxMem.MatchString(d) || d == "lua-load "+haproxycfg.ExtAuthScriptFile
+			})
+			if len(kept) != len(dirs)-2 || !slices.Equal(kept, base[section]) {
+				t.Errorf("%s differs from the template's (the external authentication script aside):\n got %q\nwant %q", section, dirs, base[section])
 			}
 		case !slices.Equal(dirs, base[section]):
 			t.Errorf("%s differs from the template's:\n got %q\nwant %q", section, dirs, base[section])

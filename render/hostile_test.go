@@ -1,6 +1,7 @@
 package render_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -113,49 +114,74 @@ type hostileSpec struct {
 func oursSpec(name string) hostileSpec {
 	p := render.AnnotationPrefix
 	specs := map[string]hostileSpec{
-		"affinity":                {valid: "cookie"},
-		"allowlist-source-range":  {valid: "10.0.0.0/8"},
-		"app-root":                {valid: "/app"},
-		"auth-basic-secret":       {valid: "htpasswd"},
-		"auth-realm":              {valid: "Realm", with: map[string]string{p + "auth-basic-secret": "htpasswd"}},
-		"backend-ca-secret":       {valid: "ca"},
-		"backend-protocol":        {valid: "http"},
-		"backend-sni":             {valid: "backend.example", with: map[string]string{p + "backend-protocol": "https"}},
-		"backend-verify":          {valid: "false", with: map[string]string{p + "backend-protocol": "https", p + "backend-ca-secret": "ca"}},
-		"balance":                 {valid: "leastconn"},
-		"body-size-limit":         {valid: "1m"},
-		"canary":                  {valid: "true"},
-		"canary-by-cookie":        {valid: "beta"},
-		"canary-by-header":        {valid: "X-Canary"},
-		"canary-by-header-value":  {valid: "yes", with: map[string]string{p + "canary-by-header": "X-Canary"}},
-		"canary-weight":           {valid: "10"},
-		"canary-weight-total":     {valid: "1000", with: map[string]string{p + "canary-weight": "10"}},
-		"cors-allow-credentials":  {valid: "true", with: map[string]string{p + "cors-enable": "true"}},
-		"cors-allow-headers":      {valid: "X-A", with: map[string]string{p + "cors-enable": "true"}},
-		"cors-allow-methods":      {valid: "GET", with: map[string]string{p + "cors-enable": "true"}},
-		"cors-allow-origin":       {valid: "https://ok.example", with: map[string]string{p + "cors-enable": "true"}},
-		"cors-enable":             {valid: "true"},
-		"cors-max-age":            {valid: "60", with: map[string]string{p + "cors-enable": "true"}},
-		"denylist-source-range":   {valid: "10.0.0.0/8"},
-		"health-check-interval":   {valid: "5s", with: map[string]string{p + "health-check-path": "/healthz"}},
-		"health-check-path":       {valid: "/healthz"},
-		"hsts":                    {valid: "true"},
-		"hsts-include-subdomains": {valid: "true", with: map[string]string{p + "hsts": "true"}},
-		"hsts-max-age":            {valid: "60", with: map[string]string{p + "hsts": "true"}},
-		"maxconn-server":          {valid: "10"},
-		"permanent-redirect":      {valid: "https://ok.example/"},
-		"rate-limit-connections":  {valid: "100"},
-		"rate-limit-rps":          {valid: "100"},
-		"rewrite-target":          {valid: "/app"},
-		"session-cookie-max-age":  {valid: "1h", with: map[string]string{p + "affinity": "cookie"}},
-		"session-cookie-name":     {valid: "SID", with: map[string]string{p + "affinity": "cookie"}},
-		"ssl-redirect":            {valid: "false"},
-		"ssl-redirect-code":       {valid: "301", with: map[string]string{p + "ssl-redirect": "true"}},
-		"temporal-redirect":       {valid: "https://ok.example/"},
-		"timeout-connect":         {valid: "5s"},
-		"timeout-queue":           {valid: "5s"},
-		"timeout-server":          {valid: "5s"},
-		"timeout-tunnel":          {valid: "5s"},
+		"affinity":                         {valid: "cookie"},
+		"allowlist-source-range":           {valid: "10.0.0.0/8"},
+		"app-root":                         {valid: "/app"},
+		"auth-basic-secret":                {valid: "htpasswd"},
+		"auth-realm":                       {valid: "Realm", with: map[string]string{p + "auth-basic-secret": "htpasswd"}},
+		"backend-ca-secret":                {valid: "ca"},
+		"backend-protocol":                 {valid: "http"},
+		"backend-sni":                      {valid: "backend.example", with: map[string]string{p + "backend-protocol": "https"}},
+		"backend-verify":                   {valid: "false", with: map[string]string{p + "backend-protocol": "https", p + "backend-ca-secret": "ca"}},
+		"balance":                          {valid: "leastconn"},
+		"body-size-limit":                  {valid: "1m"},
+		"canary":                           {valid: "true"},
+		"canary-by-cookie":                 {valid: "beta"},
+		"canary-by-header":                 {valid: "X-Canary"},
+		"canary-by-header-value":           {valid: "yes", with: map[string]string{p + "canary-by-header": "X-Canary"}},
+		"canary-weight":                    {valid: "10"},
+		"canary-weight-total":              {valid: "1000", with: map[string]string{p + "canary-weight": "10"}},
+		"cors-allow-credentials":           {valid: "true", with: map[string]string{p + "cors-enable": "true"}},
+		"cors-allow-headers":               {valid: "X-A", with: map[string]string{p + "cors-enable": "true"}},
+		"cors-allow-methods":               {valid: "GET", with: map[string]string{p + "cors-enable": "true"}},
+		"cors-allow-origin":                {valid: "https://ok.example", with: map[string]string{p + "cors-enable": "true"}},
+		"cors-enable":                      {valid: "true"},
+		"cors-max-age":                     {valid: "60", with: map[string]string{p + "cors-enable": "true"}},
+		"denylist-source-range":            {valid: "10.0.0.0/8"},
+		"health-check-interval":            {valid: "5s", with: map[string]string{p + "health-check-path": "/healthz"}},
+		"health-check-path":                {valid: "/healthz"},
+		"hsts":                             {valid: "true"},
+		"hsts-include-subdomains":          {valid: "true", with: map[string]string{p + "hsts": "true"}},
+		"hsts-max-age":                     {valid: "60", with: map[string]string{p + "hsts": "true"}},
+		"maxconn-server":                   {valid: "10"},
+		"permanent-redirect":               {valid: "https://ok.example/"},
+		"rate-limit-connections":           {valid: "100"},
+		"rate-limit-rps":                   {valid: "100"},
+		"rewrite-target":                   {valid: "/app"},
+		"session-cookie-max-age":           {valid: "1h", with: map[string]string{p + "affinity": "cookie"}},
+		"session-cookie-name":              {valid: "SID", with: map[string]string{p + "affinity": "cookie"}},
+		"session-cookie-domain":            {valid: ".example.test", with: map[string]string{p + "affinity": "cookie"}},
+		"session-cookie-change-on-failure": {valid: "true", with: map[string]string{p + "affinity": "cookie"}},
+		"service-upstream":                 {valid: "true"},
+		"session-cookie-path":              {valid: "/app", with: map[string]string{p + "affinity": "cookie"}},
+		"session-cookie-samesite":          {valid: "Lax", with: map[string]string{p + "affinity": "cookie"}},
+		"session-cookie-secure":            {valid: "true", with: map[string]string{p + "affinity": "cookie"}},
+		"ssl-redirect":                     {valid: "false"},
+		"ssl-redirect-code":                {valid: "301", with: map[string]string{p + "ssl-redirect": "true"}},
+		"temporal-redirect":                {valid: "https://ok.example/"},
+		"timeout-connect":                  {valid: "5s"},
+		"timeout-queue":                    {valid: "5s"},
+		"timeout-server":                   {valid: "5s"},
+		"timeout-tunnel":                   {valid: "5s"},
+		"x-forwarded-prefix":               {valid: "/app"},
+		"proxy-cookie-domain":              {valid: "a.example b.example"},
+		"proxy-cookie-path":                {valid: "/a/ /"},
+		"proxy-redirect-from":              {valid: "http://a.example/", with: map[string]string{p + "proxy-redirect-to": "/"}},
+		"proxy-redirect-to":                {valid: "/b/", with: map[string]string{p + "proxy-redirect-from": "/a/"}},
+		"upstream-vhost":                   {valid: "svc.internal:8080"},
+		"rate-limit-rpm":                   {valid: "100"},
+		"rate-limit-burst-multiplier":      {valid: "5", with: map[string]string{p + "rate-limit-rps": "10"}},
+		"cors-expose-headers":              {valid: "X-A", with: map[string]string{p + "cors-enable": "true"}},
+		"auth-url":                         {valid: "http://auth/check"},
+		"auth-method":                      {valid: "POST", with: map[string]string{p + "auth-url": "http://auth/check"}},
+		"auth-response-headers":            {valid: "X-User", with: map[string]string{p + "auth-url": "http://auth/check"}},
+		"auth-signin":                      {valid: "https://login.example/start", with: map[string]string{p + "auth-url": "http://auth/check"}},
+		"auth-signin-redirect-param":       {valid: "next", with: map[string]string{p + "auth-url": "http://auth/check", p + "auth-signin": "/login"}},
+		"custom-http-errors":               {valid: "404,503", with: map[string]string{p + "default-backend": "errors:80"}},
+		"default-backend":                  {valid: "errors:80"},
+		"from-to-www-redirect":             {valid: "true"},
+		"server-alias":                     {valid: "alias.hostile.test"},
+		"use-regex":                        {valid: "true"},
 	}
 	s, ok := specs[name]
 	if !ok {
@@ -173,45 +199,83 @@ func nginxSpec(name string) hostileSpec {
 	cookie := map[string]string{p + "affinity": "cookie"}
 	canary := map[string]string{p + "canary": "true"}
 	specs := map[string]hostileSpec{
-		"affinity":               {valid: "cookie"},
-		"allowlist-source-range": {valid: "10.0.0.0/8"},
-		"app-root":               {valid: "/app"},
-		"auth-realm":             {valid: "Realm", with: basicAuth},
-		"auth-secret":            {valid: "htpasswd", with: map[string]string{p + "auth-type": "basic"}},
-		"auth-secret-type":       {valid: "auth-file", with: basicAuth},
-		"auth-type":              {valid: "basic", with: map[string]string{p + "auth-secret": "htpasswd"}},
-		"backend-protocol":       {valid: "HTTP"},
-		"canary":                 {valid: "true"},
-		"canary-by-cookie":       {valid: "beta", with: canary},
-		"canary-by-header":       {valid: "X-Canary", with: canary},
-		"canary-by-header-value": {valid: "yes", with: map[string]string{p + "canary": "true", p + "canary-by-header": "X-Canary"}},
-		"canary-weight":          {valid: "10", with: canary},
-		"canary-weight-total":    {valid: "1000", with: map[string]string{p + "canary": "true", p + "canary-weight": "10"}},
-		"cors-allow-credentials": {valid: "true", with: cors},
-		"cors-allow-headers":     {valid: "X-A", with: cors},
-		"cors-allow-methods":     {valid: "GET", with: cors},
-		"cors-allow-origin":      {valid: "https://ok.example", with: cors},
-		"cors-max-age":           {valid: "60", with: cors},
-		"denylist-source-range":  {valid: "10.0.0.0/8"},
-		"enable-cors":            {valid: "true"},
-		"force-ssl-redirect":     {valid: "false"},
-		"limit-connections":      {valid: "100"},
-		"limit-rps":              {valid: "100"},
-		"load-balance":           {valid: "ewma"},
-		"permanent-redirect":     {valid: "https://ok.example/"},
-		"proxy-body-size":        {valid: "1m"},
-		"proxy-connect-timeout":  {valid: "5"},
-		"proxy-read-timeout":     {valid: "5"},
-		"proxy-ssl-name":         {valid: "backend.example", with: tlsBackend},
-		"proxy-ssl-secret":       {valid: "default/ca", with: map[string]string{p + "backend-protocol": "HTTPS"}},
-		"proxy-ssl-verify":       {valid: "off", with: tlsBackend},
-		"rewrite-target":         {valid: "/app"},
-		"session-cookie-max-age": {valid: "3600", with: cookie},
-		"session-cookie-name":    {valid: "SID", with: cookie},
-		"ssl-redirect":           {valid: "false"},
-		"temporal-redirect":      {valid: "https://ok.example/"},
-		"upstream-hash-by":       {valid: "$request_uri"},
-		"whitelist-source-range": {valid: "10.0.0.0/8"},
+		"affinity":                         {valid: "cookie"},
+		"allowlist-source-range":           {valid: "10.0.0.0/8"},
+		"app-root":                         {valid: "/app"},
+		"auth-realm":                       {valid: "Realm", with: basicAuth},
+		"auth-secret":                      {valid: "htpasswd", with: map[string]string{p + "auth-type": "basic"}},
+		"auth-secret-type":                 {valid: "auth-file", with: basicAuth},
+		"auth-type":                        {valid: "basic", with: map[string]string{p + "auth-secret": "htpasswd"}},
+		"backend-protocol":                 {valid: "HTTP"},
+		"canary":                           {valid: "true"},
+		"canary-by-cookie":                 {valid: "beta", with: canary},
+		"canary-by-header":                 {valid: "X-Canary", with: canary},
+		"canary-by-header-value":           {valid: "yes", with: map[string]string{p + "canary": "true", p + "canary-by-header": "X-Canary"}},
+		"canary-weight":                    {valid: "10", with: canary},
+		"canary-weight-total":              {valid: "1000", with: map[string]string{p + "canary": "true", p + "canary-weight": "10"}},
+		"cors-allow-credentials":           {valid: "true", with: cors},
+		"cors-allow-headers":               {valid: "X-A", with: cors},
+		"cors-allow-methods":               {valid: "GET", with: cors},
+		"cors-allow-origin":                {valid: "https://ok.example", with: cors},
+		"cors-max-age":                     {valid: "60", with: cors},
+		"denylist-source-range":            {valid: "10.0.0.0/8"},
+		"enable-cors":                      {valid: "true"},
+		"force-ssl-redirect":               {valid: "false"},
+		"limit-connections":                {valid: "100"},
+		"limit-rps":                        {valid: "100"},
+		"load-balance":                     {valid: "ewma"},
+		"permanent-redirect":               {valid: "https://ok.example/"},
+		"proxy-body-size":                  {valid: "1m"},
+		"proxy-connect-timeout":            {valid: "5"},
+		"proxy-read-timeout":               {valid: "5"},
+		"proxy-ssl-name":                   {valid: "backend.example", with: tlsBackend},
+		"proxy-ssl-secret":                 {valid: "default/ca", with: map[string]string{p + "backend-protocol": "HTTPS"}},
+		"proxy-ssl-verify":                 {valid: "off", with: tlsBackend},
+		"rewrite-target":                   {valid: "/app"},
+		"session-cookie-max-age":           {valid: "3600", with: cookie},
+		"session-cookie-name":              {valid: "SID", with: cookie},
+		"session-cookie-domain":            {valid: ".example.test", with: cookie},
+		"session-cookie-change-on-failure": {valid: "true", with: cookie},
+		"service-upstream":                 {valid: "true"},
+		"session-cookie-expires":           {valid: "3600", with: cookie},
+		"session-cookie-hash":              {valid: "sha1", with: cookie},
+		"session-cookie-path":              {valid: "/app", with: cookie},
+		"session-cookie-samesite":          {valid: "Lax", with: cookie},
+		"session-cookie-secure":            {valid: "true", with: cookie},
+		"ssl-redirect":                     {valid: "false"},
+		"temporal-redirect":                {valid: "https://ok.example/"},
+		"upstream-hash-by":                 {valid: "$request_uri"},
+		"whitelist-source-range":           {valid: "10.0.0.0/8"},
+		"x-forwarded-prefix":               {valid: "true"},
+		"proxy-cookie-domain":              {valid: "a.example b.example"},
+		"proxy-cookie-path":                {valid: "/a/ /"},
+		"proxy-redirect-from":              {valid: "http://a.example/", with: map[string]string{p + "proxy-redirect-to": "/"}},
+		"proxy-redirect-to":                {valid: "/b/", with: map[string]string{p + "proxy-redirect-from": "/a/"}},
+		"upstream-vhost":                   {valid: "svc.internal"},
+		"limit-rpm":                        {valid: "100"},
+		"limit-burst-multiplier":           {valid: "5", with: map[string]string{p + "limit-rps": "10"}},
+		"cors-expose-headers":              {valid: "X-A", with: cors},
+		"proxy-send-timeout":               {valid: "5"},
+		"client-body-buffer-size":          {valid: "8k"},
+		"connection-proxy-header":          {valid: "keep-alive"},
+		"proxy-buffer-size":                {valid: "8k"},
+		"proxy-buffering":                  {valid: "off"},
+		"proxy-buffers-number":             {valid: "4"},
+		"proxy-http-version":               {valid: "1.1"},
+		"proxy-max-temp-file-size":         {valid: "0"},
+		"proxy-request-buffering":          {valid: "off"},
+		"auth-url":                         {valid: "http://auth.default.svc.cluster.local/check"},
+		"auth-method":                      {valid: "GET", with: map[string]string{p + "auth-url": "http://auth/check"}},
+		"auth-response-headers":            {valid: "X-User, X-Email", with: map[string]string{p + "auth-url": "http://auth/check"}},
+		"auth-signin":                      {valid: "https://$host/oauth2/start?rd=$escaped_request_uri", with: map[string]string{p + "auth-url": "http://auth/check"}},
+		"auth-signin-redirect-param":       {valid: "next", with: map[string]string{p + "auth-url": "http://auth/check", p + "auth-signin": "/login"}},
+		"auth-cache-key":                   {valid: "$remote_user$http_authorization", with: map[string]string{p + "auth-url": "http://auth/check"}},
+		"auth-cache-duration":              {valid: "200 202 401 5m", with: map[string]string{p + "auth-url": "http://auth/check"}},
+		"custom-http-errors":               {valid: "404,503", with: map[string]string{p + "default-backend": "errors"}},
+		"default-backend":                  {valid: "errors"},
+		"from-to-www-redirect":             {valid: "true"},
+		"server-alias":                     {valid: "alias.hostile.test"},
+		"use-regex":                        {valid: "true"},
 	}
 	if s, ok := specs[name]; ok {
 		return s
@@ -285,6 +349,15 @@ func TestHostileAnnotations(t *testing.T) {
 		return name, svc
 	}
 
+	// The auth service of auth-url: the echo server, which answers 200.
+	in.Services = append(in.Services, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: hostileNS, Name: "auth"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}}})
+	in.EndpointSlices = append(in.EndpointSlices, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: hostileNS, Name: "auth-1", Labels: map[string]string{"kubernetes.io/service-name": "auth"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: hPtr(true)}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: hPtr("http"), Port: hPtr(echoPort)}},
+	})
 	goodIng, goodSvc := add("good.test", nil)
 	validAnn := map[string]string{
 		p + "balance": "leastconn", p + "timeout-server": "5s", p + "maxconn-server": "100",
@@ -391,7 +464,7 @@ func TestHostileAnnotations(t *testing.T) {
 		}
 		// An Ingress that asks for authentication is protected, or warned
 		// that it is not: never silently open.
-		if want := hostileExpect(m, c); asksHostileAuth(c.ann) && !strings.HasPrefix(want, "401 ") && want != "503" && !warnedIngress[c.ingress] {
+		if want := hostileExpect(m, c); asksHostileAuth(c.ann) && !strings.HasPrefix(want, "401 ") && want != "503" && !warnedIngress[c.ingress] && !usesExtAuthFor(m, c.host) {
 			t.Errorf("%s (%s=%q): asks for authentication, is served without and without a warning", c.ingress, c.key, hShort(c.value))
 		}
 		field := "metadata.annotations[" + strconv.Quote(c.key) + "]"
@@ -418,6 +491,13 @@ func TestHostileAnnotations(t *testing.T) {
 	// would read it.
 	fileName := regexp.MustCompile(`^(haproxy\.cfg|crt-list\.txt|maps/[a-z0-9-]+\.map|certs/[a-z0-9_.-]+\.pem)$`)
 	for _, f := range out.Files {
+		if f.Path == haproxycfg.ExtAuthScriptFile {
+			// The fixed script: nothing of an object is in it.
+			if !bytes.Equal(f.Data, haproxycfg.ExtAuthScript()) {
+				t.Errorf("%s is not the embedded script", f.Path)
+			}
+			continue
+		}
 		if !fileName.MatchString(f.Path) || strings.Contains(f.Path, "..") {
 			t.Errorf("unexpected file %q", f.Path)
 		}
@@ -609,6 +689,10 @@ func hostileBackendExpect(m *render.Model, name, host string) string {
 		}
 		return `401 Basic realm="` + realm + `"`
 	}
+	if p.ExtAuth != nil && be.ExtAuthBackend == "" {
+		return "500" // no auth service to ask
+	}
+	// An auth service that is asked is the echo server: 200.
 	if p.Redirect != "" {
 		return strconv.Itoa(p.RedirectCode) + " " + p.Redirect
 	}
@@ -620,9 +704,25 @@ func hostileBackendExpect(m *render.Model, name, host string) string {
 
 // asksHostileAuth: the annotations ask for Basic authentication.
 func asksHostileAuth(ann map[string]string) bool {
-	for _, k := range []string{render.AnnotationPrefix + "auth-basic-secret", render.NginxAnnotationPrefix + "auth-type", render.NginxAnnotationPrefix + "auth-secret"} {
+	for _, k := range []string{render.AnnotationPrefix + "auth-basic-secret", render.NginxAnnotationPrefix + "auth-type", render.NginxAnnotationPrefix + "auth-secret",
+		render.AnnotationPrefix + "auth-url", render.NginxAnnotationPrefix + "auth-url"} {
 		if _, ok := ann[k]; ok {
 			return true
+		}
+	}
+	return false
+}
+
+// usesExtAuthFor: the route of host asks an auth service.
+func usesExtAuthFor(m *render.Model, host string) bool {
+	for _, r := range m.Routes {
+		if r.Host != host {
+			continue
+		}
+		for _, be := range m.Backends {
+			if be.Name == r.Backend && be.Policy != nil && be.Policy.ExtAuth != nil && be.ExtAuthBackend != "" && len(be.Policy.Closed) == 0 {
+				return true
+			}
 		}
 	}
 	return false

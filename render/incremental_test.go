@@ -39,8 +39,8 @@ type randomCluster struct {
 var (
 	rcNamespaces = []string{"a", "b"}
 	rcServices   = []string{"web", "api", "gone", "ext"}
-	rcHosts      = []string{"", "x.test", "y.test", "*.w.test", "Bad_Host", "z.w.test"}
-	rcPaths      = []string{"/", "/api", "/api/", "/a/b", "", "no-slash", "/x"}
+	rcHosts      = []string{"", "x.test", "y.test", "*.w.test", "Bad_Host", "z.w.test", "www.x.test"}
+	rcPaths      = []string{"/", "/api", "/api/", "/a/b", "", "no-slash", "/x", "/api/(.*)", "/(a+)+"}
 	rcTypes      = []string{"Prefix", "Exact", "ImplementationSpecific", "", "Regex"}
 	rcSecrets    = []string{"tls-1", "tls-2", "tls-bad", "missing", "Bad_Name"}
 	rcAddrs      = []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "fd00::1", "nope", "!10.0.0.6"}
@@ -110,10 +110,17 @@ func (c *randomCluster) ingress(ns, name string) *networkingv1.Ingress {
 		if ing.Annotations == nil {
 			ing.Annotations = map[string]string{}
 		}
-		kv := c.pick([]string{"balance=leastconn", "balance=source", "balance=fastest", "maxconn-server=10",
+		// Entries replace others rather than being added: the draws, and
+		// so how often canaries and the rest come up, stay as they were.
+		kv := c.pick([]string{"balance=leastconn", "balance=source", "service-upstream=true", "maxconn-server=10",
 			"backend-ca-secret=" + c.pick(rcSecrets), "backend-protocol=https", "auth-basic-secret=" + c.pick(rcSecrets),
 			"denylist-source-range=10.0.0.0/8", "rewrite-target=/r", "hsts=true", "typo=1",
-			"canary-weight=30", "canary-by-header=X-Canary", "canary=false", "canary-weight=200"})
+			"canary-weight=30", "canary-by-header=X-Canary", "canary=false", "canary-weight=200",
+			"auth-url=http://" + c.pick(rcServices) + "/auth", "auth-url=http://web.b.svc:80/auth",
+			"default-backend=web:80", "default-backend=api", "default-backend=gone:http", "server-alias=y.test",
+			"server-alias=q.test,*.w.test", "server-alias=x.test", "server-alias=Bad_Host",
+			"from-to-www-redirect=true", "from-to-www-redirect=yes", "custom-http-errors=404,503", "custom-http-errors=200",
+			"use-regex=true"})
 		k, v, _ := strings.Cut(kv, "=")
 		ing.Annotations[render.AnnotationPrefix+k] = v
 	}
@@ -297,6 +304,8 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			render.SetBulkMin(1)
 		}
 		c := newRandomCluster(uint64(seed), certs)
+		// Some seeds have a --default-backend-service, present or not.
+		dflt := []*render.ServiceRef{nil, {Namespace: "b", Name: "web"}, {Namespace: "a", Name: "api", Port: "81"}}[seed%3]
 		inc := haproxycfg.NewIncremental(cfg)
 		var incPrev, fullPrev, incOlder, fullOlder *render.Model
 		var prevOut *haproxycfg.Output
@@ -339,9 +348,9 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			case 1:
 				fp, ip = fullOlder, incOlder
 			}
-			fullM := render.BuildModel(in, render.Options{Previous: fp})
+			fullM := render.BuildModel(in, render.Options{Previous: fp, DefaultService: dflt})
 			fullOut, fullErr := haproxycfg.Render(fullM, cfg)
-			incM, incOut, incErr := inc.Render(in, render.Options{Previous: ip})
+			incM, incOut, incErr := inc.Render(in, render.Options{Previous: ip, DefaultService: dflt})
 			if (fullErr == nil) != (incErr == nil) {
 				t.Fatalf("seed %d step %d: full render error %v, incremental %v", seed, i, fullErr, incErr)
 			}

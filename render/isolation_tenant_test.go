@@ -277,8 +277,22 @@ func (a *tenantA) targeted() []map[string]string {
 		{p + "balance": "source", p + "affinity": "cookie", p + "session-cookie-name": "INGRESSCOOKIE"},
 		{p + "health-check-path": "/healthz", p + "health-check-interval": "1ms"},
 		{p + "timeout-server": "1ms", p + "timeout-connect": "1ms", p + "maxconn-server": "1", p + "timeout-queue": "1ms"},
+		{p + "server-alias": "b1.test, b7.test, b9.test"},
+		{n + "server-alias": "b2.test,*.b1.test"},
+		{p + "from-to-www-redirect": "true"},
+		{n + "default-backend": "b-web", n + "custom-http-errors": "404,503"},
+		{p + "custom-http-errors": "403,404"},
+		{p + "default-backend": "a-one"},
+		{n + "default-backend": "b-web"},
+		{p + "default-backend": "a-two:8080", p + "server-alias": "b3.test"},
 		{n + "configuration-snippet": "http-request deny"},
 		{n + "server-snippet": "http-request deny"},
+		// B's Services as an auth service: refused (another namespace),
+		// or A's own Service of the same name.
+		{p + "auth-url": "http://b-web.tenant-b/"},
+		{p + "auth-url": "http://b-web.tenant-b.svc.cluster.local:80/check", p + "auth-response-headers": "X-B"},
+		{n + "auth-url": "http://b-api.tenant-b.svc/check", n + "auth-signin": "https://b2.test/login"},
+		{p + "auth-url": "http://b-web/", p + "auth-signin": "/login"},
 	}
 }
 
@@ -561,6 +575,9 @@ func pathScore(p networkingv1.HTTPIngressPath, reqPath string) int {
 //     closely than every path of B (an Exact path, or a longer prefix):
 //     "Ingresses sharing a host merge their paths". Not a path B itself
 //     serves: for those the oldest Ingress wins, and B's are older.
+//     A's regular-expression paths (use-regex) count as matching when
+//     they match, case-insensitively from the start of the path: they are
+//     tried after every path of B's host, as README says.
 //   - "tls": A's TLS entry names B's host (or a wildcard covering it) that
 //     no TLS entry of B names: plain HTTP to a host with a TLS entry is
 //     redirected to HTTPS (308) and SNI picks that entry's certificate
@@ -579,11 +596,19 @@ func isoDocumented(fx *isoFixture, a *tenantA, state int, r isoReq) string {
 			if ing.Namespace == isoNSB && ing.Name == "b-canary" {
 				continue
 			}
+			regex := isoRegexMode(ing, fx.compat)
 			for _, rule := range ing.Spec.Rules {
 				if rule.Host != r.sni || rule.HTTP == nil {
 					continue
 				}
 				for _, p := range rule.HTTP.Paths {
+					if regex {
+						// A younger namespace's expressions are tried after
+						// every path of B's on the host: one that matches
+						// takes only what B leaves.
+						score = max(score, regexScore(p, r.pathNoQuery))
+						continue
+					}
 					score = max(score, pathScore(p, r.pathNoQuery))
 				}
 			}

@@ -265,6 +265,7 @@ func isoServiceObjs(ns, name string, port int, ready bool) (*corev1.Service, *di
 // isoFixture is tenant B, in its two states (1: B's change served), and
 // what A's generator draws on: echo servers, certificates and hashes.
 type isoFixture struct {
+	compat  render.Compat // the annotation mode of the run
 	class   *networkingv1.IngressClass
 	b       [2]render.Inputs
 	changed [2]*networkingv1.Ingress // b-open in each state
@@ -415,6 +416,7 @@ func runIsolation(t *testing.T, seed uint64, compat render.Compat, maxSteps int,
 		t.Fatal(err)
 	}
 	fx := newIsoFixture(t)
+	fx.compat = compat
 	for _, cost := range []int{4, 5, 6, 8} {
 		fx.bcryptHash(t, cost)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -66,6 +67,10 @@ type MigrationIngress struct {
 	Namespace string         `json:"namespace"`
 	Name      string         `json:"name"`
 	Rows      []MigrationRow `json:"annotations"`
+	// NotSelected says why no IngressClass of the controller in the
+	// input selects the Ingress ("" when one does): as it stands, it
+	// would not be served.
+	NotSelected string `json:"not_selected,omitempty"`
 }
 
 // MigrationSummary counts the rows by status, and the Ingresses.
@@ -80,6 +85,24 @@ type MigrationSummary struct {
 	Unsupported int `json:"unsupported"`
 	Invalid     int `json:"invalid"`
 	FailsClosed int `json:"fails_closed"`
+	// FullySupported Ingresses (of WithNginx) have only supported uses:
+	// honoured, with a difference, or overridden by another annotation
+	// that does the job. NotSelected Ingresses (of all) no IngressClass
+	// of the controller in the input selects.
+	FullySupported int `json:"ingresses_fully_supported"`
+	NotSelected    int `json:"ingresses_not_selected"`
+}
+
+// Uses is the number of ingress-nginx annotations read, Supported those
+// honoured (with or without a difference) or overridden.
+func (s *MigrationSummary) Uses() int {
+	return s.Honoured + s.Difference + s.Overridden + s.Unsupported + s.Invalid + s.FailsClosed
+}
+
+func (s *MigrationSummary) Supported() int { return s.Honoured + s.Difference + s.Overridden }
+
+func supportedStatus(st MigrationStatus) bool {
+	return st == MigrationHonoured || st == MigrationDifference || st == MigrationOverridden
 }
 
 // Count is the number of rows with status s.
@@ -113,9 +136,15 @@ type Migration struct {
 
 // MigrationReport says what --annotations-compat nginx makes of every
 // ingress-nginx annotation on the Ingresses in. It looks at each Ingress
-// alone, whatever its class: conflicts between Ingresses sharing a Service
-// and missing Secrets are reported by `render`.
-func MigrationReport(in Inputs) Migration {
+// alone: conflicts between Ingresses sharing a Service and missing Secrets
+// are reported by `render`. Whether an IngressClass of controller (""
+// for DefaultControllerName) in the input selects it is noted, since an
+// Ingress written for ingress-nginx names ingress-nginx's class.
+func MigrationReport(in Inputs, controller string) Migration {
+	if controller == "" {
+		controller = DefaultControllerName
+	}
+	classes, dflt := classesOf(in.IngressClasses, controller)
 	m := Migration{Ingresses: []MigrationIngress{}}
 	secrets := map[string][]byte{}
 	for _, s := range in.Secrets {
@@ -126,16 +155,25 @@ func MigrationReport(in Inputs) Migration {
 	}
 	for _, ing := range in.Ingresses {
 		m.Summary.Ingresses++
+		_, why := selectedByClass(ing, classes, dflt, controller)
+		if why != "" {
+			m.Summary.NotSelected++
+		}
 		rows := migrationRows(ing.Namespace, ing.Annotations)
 		if len(rows) == 0 {
 			continue
 		}
 		noteAuthSecret(rows, ing.Namespace, secrets)
 		m.Summary.WithNginx++
+		full := true
 		for _, r := range rows {
 			(*m.Summary.counter(r.Status))++
+			full = full && supportedStatus(r.Status)
 		}
-		m.Ingresses = append(m.Ingresses, MigrationIngress{Namespace: ing.Namespace, Name: ing.Name, Rows: rows})
+		if full {
+			m.Summary.FullySupported++
+		}
+		m.Ingresses = append(m.Ingresses, MigrationIngress{Namespace: ing.Namespace, Name: ing.Name, Rows: rows, NotSelected: why})
 	}
 	slices.SortStableFunc(m.Ingresses, func(a, b MigrationIngress) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
@@ -181,6 +219,14 @@ func migrationRows(ns string, ann map[string]string) []MigrationRow {
 		n := findNginx(name)
 		if n == nil {
 			row.Status, row.Detail = MigrationUnsupported, "unknown to haproxy-sidecar's compatibility table: whatever it does in ingress-nginx is not done"
+			rows = append(rows, row)
+			continue
+		}
+		if n.ours == "" && n.accepted {
+			row.Status, row.Detail = MigrationDifference, n.difference
+			if p := problemWith(byField[annotationField(key)], InvalidAnnotation); p != nil {
+				row.Status, row.Detail = MigrationInvalid, p.msg
+			}
 			rows = append(rows, row)
 			continue
 		}
@@ -273,11 +319,16 @@ func (m Migration) Text() string {
 			b.WriteByte('\n')
 		}
 		fmt.Fprintf(&b, "%s\n", ObjectRef{Kind: "Ingress", Namespace: ing.Namespace, Name: ing.Name})
+		if ing.NotSelected != "" {
+			fmt.Fprintf(&b, "  not served as it stands: %s\n", ing.NotSelected)
+		}
 		for _, r := range ing.Rows {
 			fmt.Fprintf(&b, "  %s: %s", plainOrQuoted(r.Annotation), r.Status)
 			switch r.Status {
 			case MigrationHonoured, MigrationDifference:
-				if r.Value == "" {
+				if r.Ours == "" {
+					b.WriteString(": nothing to set")
+				} else if r.Value == "" {
 					fmt.Fprintf(&b, ": %s stays unset (this value needs nothing set)", r.Ours)
 				} else {
 					fmt.Fprintf(&b, ": %s %s", r.Ours, truncate(r.Value))
@@ -304,5 +355,20 @@ func (m Migration) Text() string {
 		fmt.Fprintf(&b, "%s %d %s", sep, s.Count(st), st)
 	}
 	b.WriteByte('\n')
+	fmt.Fprintf(&b, "Supported: %d of %d Ingresses with %s annotations fully (%s), %d of %d annotation uses (%s)\n",
+		s.FullySupported, s.WithNginx, strings.TrimSuffix(NginxAnnotationPrefix, "/"), percent(s.FullySupported, s.WithNginx),
+		s.Supported(), s.Uses(), percent(s.Supported(), s.Uses()))
+	if s.NotSelected > 0 {
+		fmt.Fprintf(&b, "%d of %d Ingresses are selected by no IngressClass of the controller in the input: as they stand they would not be served (create an IngressClass for haproxy-sidecar, or include the ones there are)\n",
+			s.NotSelected, s.Ingresses)
+	}
 	return b.String()
+}
+
+// percent is part of whole as a whole percentage, "-" of nothing.
+func percent(part, whole int) string {
+	if whole == 0 {
+		return "-"
+	}
+	return strconv.Itoa(part*100/whole) + " %"
 }

@@ -47,8 +47,23 @@ func TestMigrationReportCategories(t *testing.T) {
 			{"load-balance", MigrationDifference, "balance", "leastconn", "ewma becomes leastconn"},
 			{"rewrite-target", MigrationDifference, "rewrite-target", "/", "whole path"},
 		}},
+		{"accepted: HAProxy's behaviour answers it", "default", map[string]string{
+			np + "proxy-buffering": "on", np + "proxy-request-buffering": "off", np + "proxy-buffer-size": "16k",
+			np + "proxy-http-version": "1.0", np + "session-cookie-hash": "sha1", np + "rate-limit": "10",
+		}, []want{
+			{"proxy-buffer-size", MigrationDifference, "", "", "tune.bufsize"},
+			{"proxy-buffering", MigrationDifference, "", "", "HAProxy streams responses"},
+			{"proxy-http-version", MigrationInvalid, "", "", "want 1.1"},
+			{"proxy-request-buffering", MigrationDifference, "", "", "streamed to the endpoints"},
+			{"rate-limit", MigrationDifference, "", "", "not an ingress-nginx annotation (limit-rps and limit-rpm are); ingress-nginx ignores it, and so does haproxy-sidecar"},
+			{"session-cookie-hash", MigrationDifference, "", "", "obsolete"},
+		}},
+		{"read and send timeouts: the longer for both", "default", map[string]string{np + "proxy-read-timeout": "30", np + "proxy-send-timeout": "120"}, []want{
+			{"proxy-read-timeout", MigrationDifference, "timeout-server", "120s", "the longer of the two"},
+			{"proxy-send-timeout", MigrationDifference, "timeout-server", "120s", "the longer of the two"},
+		}},
 		{"unsupported", "default", map[string]string{np + "auth-url": "https://auth.example/", np + "configuration-snippet": "deny all;", np + "not-a-thing": "1"}, []want{
-			{"auth-url", MigrationFailsClosed, "", "", "external authentication (auth-url) is not implemented"},
+			{"auth-url", MigrationFailsClosed, "auth-url", "", "(the auth service is reached over plain HTTP inside the cluster)"},
 			{"configuration-snippet", MigrationUnsupported, "", "", effectSnippet},
 			{"not-a-thing", MigrationUnsupported, "", "", "unknown to haproxy-sidecar's compatibility table"},
 		}},
@@ -56,8 +71,8 @@ func TestMigrationReportCategories(t *testing.T) {
 			np + "auth-tls-secret": "default/ca", np + "enable-modsecurity": "true", np + "auth-signin": "https://login.example/",
 			np + "enable-owasp-core-rules": "false", np + "auth-method": "POST",
 		}, []want{
-			{"auth-method", MigrationUnsupported, "", "", effectExtAuth},
-			{"auth-signin", MigrationFailsClosed, "", "", "every request to the Ingress's paths is answered 503"},
+			{"auth-method", MigrationInvalid, "auth-method", "", "needs auth-url"},
+			{"auth-signin", MigrationInvalid, "auth-signin", "", "needs auth-url"},
 			{"auth-tls-secret", MigrationFailsClosed, "", "", "client certificate authentication"},
 			{"enable-modsecurity", MigrationFailsClosed, "", "", "ModSecurity"},
 			{"enable-owasp-core-rules", MigrationUnsupported, "", "", effectWAF},
@@ -77,7 +92,7 @@ func TestMigrationReportCategories(t *testing.T) {
 			{"whitelist-source-range", MigrationOverridden, "allowlist-source-range", "", "ignored on a canary"},
 		}},
 		{"invalid", "default", map[string]string{
-			np + "rewrite-target":   "/$2",         // refused by the conversion
+			np + "rewrite-target":   "/$host/x",    // an NGINX variable
 			np + "proxy-body-size":  "lots",        // refused by our parser
 			np + "proxy-ssl-verify": "on",          // refused with the others: no CA
 			np + "load-balance":     "least_conns", // not one ingress-nginx knows
@@ -85,7 +100,7 @@ func TestMigrationReportCategories(t *testing.T) {
 			{"load-balance", MigrationInvalid, "balance", "", "want round_robin or ewma"},
 			{"proxy-body-size", MigrationInvalid, "body-size-limit", "", "is not a size"},
 			{"proxy-ssl-verify", MigrationInvalid, "backend-verify", "", "true needs backend-ca-secret"},
-			{"rewrite-target", MigrationInvalid, "rewrite-target", "", "capture groups"},
+			{"rewrite-target", MigrationInvalid, "rewrite-target", "", "NGINX variables"},
 		}},
 		{"hostile values", "default", map[string]string{np + "app-root": hostile, np + "cors-allow-origin": hostile, np + "x\n  y": hostile}, []want{
 			{"app-root", MigrationInvalid, "app-root", "", "not allowed in a path"},
@@ -128,7 +143,7 @@ func TestMigrationReportCategories(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := MigrationReport(Inputs{Ingresses: []*networkingv1.Ingress{annotated(tt.ns, "i", tt.ann)}})
+			m := MigrationReport(Inputs{Ingresses: []*networkingv1.Ingress{annotated(tt.ns, "i", tt.ann)}}, "")
 			if len(m.Ingresses) != 1 {
 				t.Fatalf("%d Ingresses listed, want 1", len(m.Ingresses))
 			}
@@ -163,8 +178,9 @@ func TestMigrationReportSummaryAndText(t *testing.T) {
 		annotated("a", "x", nil),
 		annotated("b", "ours", map[string]string{AnnotationPrefix + "app-root": "/o", np + "app-root": "/n", np + "bogus\nkey": "v"}),
 	}}
-	m := MigrationReport(in)
-	want := MigrationSummary{Ingresses: 5, WithNginx: 3, Honoured: 1, Difference: 1, Overridden: 1, Unsupported: 1, Invalid: 1, FailsClosed: 1}
+	m := MigrationReport(in, "")
+	want := MigrationSummary{Ingresses: 5, WithNginx: 3, Honoured: 1, Difference: 1, Overridden: 1, Unsupported: 1, Invalid: 1, FailsClosed: 1,
+		NotSelected: 5}
 	if m.Summary != want {
 		t.Errorf("summary %+v, want %+v", m.Summary, want)
 	}
@@ -177,30 +193,35 @@ func TestMigrationReportSummaryAndText(t *testing.T) {
 	}
 	text := m.Text()
 	for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
-		if line != "" && !strings.HasPrefix(line, "Ingress ") && !strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "5 Ingresses") {
+		if line != "" && !strings.HasPrefix(line, "Ingress ") && !strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "5 Ingresses") &&
+			!strings.HasPrefix(line, "Supported: ") && !strings.HasPrefix(line, "5 of 5 Ingresses are selected by no IngressClass") {
 			t.Errorf("line %q: an annotation started a line of its own\n%s", line, text)
 		}
-		if strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "  nginx.ingress.kubernetes.io/") && !strings.HasPrefix(line, `  "nginx.ingress.kubernetes.io/`) {
+		if strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "  nginx.ingress.kubernetes.io/") && !strings.HasPrefix(line, `  "nginx.ingress.kubernetes.io/`) &&
+			!strings.HasPrefix(line, "  not served as it stands: ") {
 			t.Errorf("line %q is not an annotation row\n%s", line, text)
 		}
 	}
 	for _, w := range []string{
-		"Ingress a/y\n  nginx.ingress.kubernetes.io/app-root: invalid: value \"/a\\nInjected line\"",
+		"Ingress a/y\n  not served as it stands: no ingress class and no default IngressClass of controller \"haproxy-sidecar.io/controller\"\n  nginx.ingress.kubernetes.io/app-root: invalid: value \"/a\\nInjected line\"",
 		"  nginx.ingress.kubernetes.io/limit-rps: honoured with a difference: haproxy-sidecar.io/rate-limit-rps \"5\"; 503 beyond the limit",
 		"  nginx.ingress.kubernetes.io/app-root: overridden: ignored: haproxy-sidecar.io/app-root is set and wins",
 		"  \"nginx.ingress.kubernetes.io/bogus\\nkey\": unsupported: unknown",
 		"  nginx.ingress.kubernetes.io/enable-cors: honoured: haproxy-sidecar.io/cors-enable \"true\"\n",
-		"5 Ingresses, 3 with nginx.ingress.kubernetes.io annotations: 1 honoured, 1 honoured with a difference, 1 overridden, 1 unsupported, 1 invalid, 1 fails closed\n",
+		"5 Ingresses, 3 with nginx.ingress.kubernetes.io annotations: 1 honoured, 1 honoured with a difference, 1 overridden, 1 unsupported, 1 invalid, 1 fails closed\n" +
+			"Supported: 0 of 3 Ingresses with nginx.ingress.kubernetes.io annotations fully (0 %), 3 of 6 annotation uses (50 %)\n" +
+			"5 of 5 Ingresses are selected by no IngressClass",
 	} {
 		if !strings.Contains(text, w) {
 			t.Errorf("text lacks %q:\n%s", w, text)
 		}
 	}
-	if empty := MigrationReport(Inputs{}).Text(); empty != "0 Ingresses, 0 with nginx.ingress.kubernetes.io annotations: 0 honoured, 0 honoured with a difference, 0 overridden, 0 unsupported, 0 invalid, 0 fails closed\n" {
+	if empty := MigrationReport(Inputs{}, "").Text(); empty != "0 Ingresses, 0 with nginx.ingress.kubernetes.io annotations: 0 honoured, 0 honoured with a difference, 0 overridden, 0 unsupported, 0 invalid, 0 fails closed\n"+
+		"Supported: 0 of 0 Ingresses with nginx.ingress.kubernetes.io annotations fully (-), 0 of 0 annotation uses (-)\n" {
 		t.Errorf("empty report: %q", empty)
 	}
 	// JSON: the statuses as words, an empty list rather than null.
-	b, err := json.Marshal(MigrationReport(Inputs{}))
+	b, err := json.Marshal(MigrationReport(Inputs{}, ""))
 	if err != nil || !strings.Contains(string(b), `"ingresses":[]`) {
 		t.Errorf("JSON of an empty report: %s, %v", b, err)
 	}
@@ -213,7 +234,7 @@ func TestMigrationReportSummaryAndText(t *testing.T) {
 func TestMigrationReportAgreesWithModel(t *testing.T) {
 	const np = NginxAnnotationPrefix
 	ing := annotated("default", "i", map[string]string{
-		np + "enable-cors": "true", np + "limit-rps": "10", np + "auth-url": "x", np + "rewrite-target": "/$1",
+		np + "enable-cors": "true", np + "limit-rps": "10", np + "auth-snippet": "x", np + "rewrite-target": "/$1",
 		np + "proxy-body-size": "huge", np + "nope": "1", np + "ssl-redirect": "true",
 		AnnotationPrefix + "timeout-server": "5s", np + "proxy-read-timeout": "30",
 	})
@@ -228,7 +249,7 @@ func TestMigrationReportAgreesWithModel(t *testing.T) {
 	}
 	wantReason := map[MigrationStatus]Reason{MigrationInvalid: InvalidAnnotation, MigrationUnsupported: UnsupportedAnnotation,
 		MigrationOverridden: AnnotationOverridden, MigrationFailsClosed: UnsupportedProtection}
-	rows := MigrationReport(Inputs{Ingresses: []*networkingv1.Ingress{ing}}).Ingresses[0].Rows
+	rows := MigrationReport(Inputs{Ingresses: []*networkingv1.Ingress{ing}}, "").Ingresses[0].Rows
 	if len(rows) != 8 {
 		t.Fatalf("%d rows, want 8", len(rows))
 	}
@@ -280,5 +301,56 @@ func TestNginxTablesAndProtections(t *testing.T) {
 		if a := parseAnnotations("default", map[string]string{NginxAnnotationPrefix + p.name: v}, CompatNone); len(a.route.Closed) != 0 {
 			t.Errorf("%s read without compatibility", p.name)
 		}
+	}
+}
+
+// An Ingress written for ingress-nginx names its class: the report says
+// when no IngressClass of our controller in the input selects it, and an
+// Ingress with only supported uses counts as fully supported.
+func TestMigrationReportClassesAndShares(t *testing.T) {
+	const np = NginxAnnotationPrefix
+	nginxClass, ours := "nginx", "haproxy"
+	withClass := func(name string, class *string, ann map[string]string) *networkingv1.Ingress {
+		ing := annotated("default", name, ann)
+		ing.Spec.IngressClassName = class
+		return ing
+	}
+	in := Inputs{
+		IngressClasses: []*networkingv1.IngressClass{
+			{ObjectMeta: metav1.ObjectMeta{Name: "nginx"}, Spec: networkingv1.IngressClassSpec{Controller: "k8s.io/ingress-nginx"}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "haproxy"}, Spec: networkingv1.IngressClassSpec{Controller: DefaultControllerName}},
+		},
+		Ingresses: []*networkingv1.Ingress{
+			withClass("old", &nginxClass, map[string]string{np + "limit-rps": "5"}),
+			withClass("new", &ours, map[string]string{np + "limit-rps": "5", np + "proxy-buffering": "off"}),
+			withClass("partial", &ours, map[string]string{np + "limit-rps": "5", np + "mirror-target": "http://m"}),
+		},
+	}
+	m := MigrationReport(in, "")
+	if s := m.Summary; s.NotSelected != 1 || s.FullySupported != 2 || s.WithNginx != 3 || s.Supported() != 4 || s.Uses() != 5 {
+		t.Errorf("summary %+v (supported %d of %d uses), want 1 not selected, 2 of 3 fully supported, 4 of 5 uses", s, s.Supported(), s.Uses())
+	}
+	for _, ing := range m.Ingresses {
+		want := ""
+		if ing.Name == "old" {
+			want = `spec.ingressClassName "nginx" is not an IngressClass of controller "haproxy-sidecar.io/controller"`
+		}
+		if ing.NotSelected != want {
+			t.Errorf("%s: not selected %q, want %q", ing.Name, ing.NotSelected, want)
+		}
+	}
+	text := m.Text()
+	for _, w := range []string{
+		"Ingress default/old\n  not served as it stands: spec.ingressClassName \"nginx\"",
+		"Supported: 2 of 3 Ingresses with nginx.ingress.kubernetes.io annotations fully (66 %), 4 of 5 annotation uses (80 %)\n",
+		"1 of 3 Ingresses are selected by no IngressClass of the controller in the input",
+	} {
+		if !strings.Contains(text, w) {
+			t.Errorf("text lacks %q:\n%s", w, text)
+		}
+	}
+	// Another controller name selects the other class.
+	if m := MigrationReport(in, "k8s.io/ingress-nginx"); m.Summary.NotSelected != 2 {
+		t.Errorf("with ingress-nginx's controller: %d not selected, want 2", m.Summary.NotSelected)
 	}
 }

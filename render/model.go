@@ -74,11 +74,18 @@ const (
 	// MatchPrefix compares path elements split by "/", ignoring trailing
 	// slashes on both sides. ImplementationSpecific behaves as Prefix.
 	MatchPrefix
+	// MatchRegex matches a regular expression (use-regex) from the start
+	// of the path, case-insensitively; Route.Regex is the expression as
+	// HAProxy gets it. See RegexHost for the order of a host's paths.
+	MatchRegex
 )
 
 func (k MatchKind) String() string {
-	if k == MatchExact {
+	switch k {
+	case MatchExact:
 		return "Exact"
+	case MatchRegex:
+		return "Regex"
 	}
 	return "Prefix"
 }
@@ -132,9 +139,16 @@ type Route struct {
 	Origin  Origin
 	// Canary, when set, takes a share of the route's requests.
 	Canary *Canary
+	// Via says which annotation made the route, if one did.
+	Via RouteVia
+	// Regex is the PCRE expression of a MatchRegex route (printRegex).
+	Regex string
 
 	// order sorts routes (routeOrder); set by the builder.
 	order string
+	// created is the Ingress's creation time (Unix nanoseconds), which
+	// decides who owns a host with regular-expression paths (RegexHost).
+	created int64
 }
 
 // Canary is a canary Ingress's path on the route of the same host and
@@ -211,11 +225,21 @@ type Backend struct {
 	// Ingress is set on a per-Ingress backend (variantName): the Ingress
 	// (same namespace) whose route annotations Policy holds, with the
 	// users of its auth-basic-secret and the paths rewrite-target
-	// replaces.
+	// replaces (and x-forwarded-prefix: true sends).
 	Ingress      string
 	Policy       *RoutePolicy
 	Users        []HTPasswdUser
 	RewritePaths []RewritePath
+	// ExtAuthBackend is the backend of Policy.ExtAuth's auth service; ""
+	// when it cannot be resolved (every request is answered 500).
+	ExtAuthBackend string
+	// ErrorBackend is the backend (of the default-backend Service, for
+	// this Ingress) that custom-http-errors takes error pages from.
+	ErrorBackend string
+	// RedirectHost is set on a from-to-www-redirect backend (no Service,
+	// no servers): it answers 308 to the same scheme, path and query on
+	// this host.
+	RedirectHost string
 }
 
 // assignSlots places servers (sorted) into n slots, keeping each one that
@@ -294,6 +318,9 @@ type Model struct {
 	DefaultBackend string
 	// DefaultOrigin is the Ingress whose spec.defaultBackend is used.
 	DefaultOrigin *Origin
+	// DefaultService is the --default-backend-service Service, when it
+	// is DefaultBackend.
+	DefaultService *ServiceRef
 	// Served lists the Ingresses this controller serves, as namespace/name.
 	Served []string
 	// Settings are the global settings from the settings ConfigMap, with
@@ -301,13 +328,21 @@ type Model struct {
 	Settings Settings
 	// Problems are the things skipped, each naming its object and field.
 	Problems []Problem
+	// Regex are the hosts with regular-expression paths, in route order.
+	Regex []RegexHost
 
 	// canaries are the paths of canary Ingresses, before attachCanaries
 	// puts them on their routes.
 	canaries []canaryPath
+	// extra are backends no route names that an Ingress's evaluation
+	// made (custom-http-errors' error page backends).
+	extra []string
 	// canaryFree: the builder attached no canary to any route, so
 	// haproxycfg.CanaryGroups need not look at every route on every render.
 	canaryFree bool
+	// extAuth are the auth services' backends the build resolved (see
+	// extAuthBackend), for the engine to keep.
+	extAuth []string
 }
 
 // CanaryFree reports that the builder attached no canary to any route, so

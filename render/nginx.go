@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -45,6 +46,10 @@ type nginxAnnotation struct {
 	difference string
 	// effect is, for unsupported ones, what ingress-nginx would have done.
 	effect string
+	// accepted (with ours "") is an annotation HAProxy's own behaviour
+	// already answers, as difference says: its value is validated
+	// (convert), nothing is set, and it is reported as honoured.
+	accepted bool
 }
 
 // nginxContext is what a conversion may look at besides the value.
@@ -57,6 +62,95 @@ func (c nginxContext) get(name string) string { return c.annotations[NginxAnnota
 
 func seconds(v string, _ nginxContext) (string, error) {
 	if v == "" || len(v) > 6 || strings.Trim(v, "0123456789") != "" {
+		return "", fmt.Errorf("want a whole number of seconds")
+	}
+	return v + "s", nil
+}
+
+// nginxBurst is ingress-nginx's default limit-burst-multiplier.
+const nginxBurst = 5
+
+// nginxSize is an NGINX size (8k, 1m, 4096); accepted annotations only
+// validate it.
+func nginxSize(v string, _ nginxContext) (string, error) {
+	num := strings.TrimRight(v, "kKmMgG")
+	if num == "" || len(v)-len(num) > 1 || len(num) > 12 || strings.Trim(num, "0123456789") != "" {
+		return "", fmt.Errorf("want a size such as 8k, 1m or 4096")
+	}
+	return "", nil
+}
+
+func onOffValue(v string, ctx nginxContext) (string, error) {
+	_, err := onOff(v, ctx)
+	return "", err
+}
+
+func smallCount(v string, _ nginxContext) (string, error) {
+	if v == "" || len(v) > 6 || strings.Trim(v, "0123456789") != "" {
+		return "", fmt.Errorf("want a whole number")
+	}
+	return "", nil
+}
+
+// headerToken is a header value made of letters, '-' and ','.
+func headerToken(v string, _ nginxContext) (string, error) {
+	if v == "" || len(v) > 64 || strings.Trim(strings.ToLower(v), "abcdefghijklmnopqrstuvwxyz-, ") != "" {
+		return "", fmt.Errorf("want a Connection header value such as keep-alive or close")
+	}
+	return "", nil
+}
+
+// serverTimeout converts proxy-read-timeout or proxy-send-timeout: both
+// become HAProxy's timeout server, inactivity in either direction, so both
+// convert to the longer of the two (and, agreeing, are no conflict).
+func serverTimeout(other string) func(string, nginxContext) (string, error) {
+	return func(v string, ctx nginxContext) (string, error) {
+		conv, err := seconds(v, ctx)
+		if err != nil {
+			return "", err
+		}
+		o := ctx.get(other)
+		if longer, err := seconds(o, ctx); err == nil && secondsOf(o) > secondsOf(v) {
+			return longer, nil
+		}
+		return conv, nil
+	}
+}
+
+// secondsOf is a value seconds accepted, as a number.
+func secondsOf(v string) int {
+	n, _ := strconv.Atoi(v)
+	return n
+}
+
+// upstreamHashBy turns ingress-nginx's hash key, one NGINX variable, into
+// our balance value. A key of several variables or text is refused.
+func upstreamHashBy(v string, _ nginxContext) (string, error) {
+	switch v {
+	case "$request_uri":
+		return "uri", nil
+	case "$uri":
+		return "path", nil
+	case "$remote_addr", "$binary_remote_addr":
+		return "source", nil
+	case "$host", "$http_host":
+		return "header:Host", nil
+	}
+	for prefix, kind := range map[string]string{"$http_": "header", "$cookie_": "cookie", "$arg_": "query"} {
+		if name, ok := strings.CutPrefix(v, prefix); ok && name != "" {
+			if kind == "header" {
+				name = strings.ReplaceAll(name, "_", "-") // NGINX's $http_x_user is X-User
+			}
+			return kind + ":" + name, nil
+		}
+	}
+	return "", fmt.Errorf("%s: want one of $request_uri, $uri, $remote_addr, $host, $http_<name>, $cookie_<name>, $arg_<name>; requests are balanced round-robin", truncate(v))
+}
+
+// cookieSeconds is a cookie's life in seconds: up to MaxCookieAge, longer
+// than other timeouts (ingress-nginx's own example is 172800, two days).
+func cookieSeconds(v string, _ nginxContext) (string, error) {
+	if v == "" || len(v) > 8 || strings.Trim(v, "0123456789") != "" {
 		return "", fmt.Errorf("want a whole number of seconds")
 	}
 	return v + "s", nil
@@ -95,12 +189,15 @@ func needsCanary(v string, ctx nginxContext) (string, error) {
 }
 
 const (
-	effectSnippet  = "raw NGINX configuration; never applied: annotations cannot add configuration text"
-	effectExtAuth  = "external authentication is not implemented: with auth-url or auth-signin the Ingress fails closed (its paths answer 503); this one alone does nothing"
-	effectWAF      = "the ModSecurity WAF is not implemented: with enable-modsecurity or enable-owasp-core-rules true the Ingress fails closed (its paths answer 503)"
-	effectBuffer   = "NGINX buffering and protocol tuning: HAProxy's defaults apply, routing is unchanged"
-	effectLogging  = "logging and tracing: HAProxy logs every request as configured globally"
-	effectCookieFx = "an affinity cookie attribute: the cookie is set without it"
+	effectSnippet = "raw NGINX configuration; never applied: annotations cannot add configuration text"
+	effectExtAuth = "not implemented; auth-url still asks the auth service for every request, without this"
+	// extAuthDifference is how auth-url and its companions differ.
+	extAuthDifference = "the auth service must be a Service of the Ingress's own namespace named by cluster DNS (http://svc[.ns[.svc[.cluster.local]]][:port]/path), reached over plain HTTP; another namespace, an IP address, an outside host, https or NGINX variables fail closed (503); the auth service gets Authorization, Cookie, X-Original-URL, X-Original-Method, X-Auth-Request-Redirect, X-Real-IP and X-Forwarded-For/-Proto/-Host, not every request header; no answer within 4 attempts (2 s for an answer, 5 s for a connection each) is a 500"
+	effectWAF         = "the ModSecurity WAF is not implemented: with enable-modsecurity or enable-owasp-core-rules true the Ingress fails closed (its paths answer 503)"
+	effectBuffer      = "NGINX buffering and protocol tuning: HAProxy's defaults apply, routing is unchanged"
+	// streamingDifference is what NGINX's response buffering becomes.
+	streamingDifference = "HAProxy streams responses (as with proxy-buffering off), holding at most one 16 kB buffer per direction: a slow client keeps its endpoint's connection until it has read the response, within timeout-server, instead of NGINX reading the response into memory or disk first"
+	effectLogging       = "logging and tracing: HAProxy logs every request as configured globally"
 	// effectClientCert is what every auth-tls-* annotation that requires
 	// client certificates gets (nginxProtections).
 	effectClientCert = "client certificate authentication is not implemented: the Ingress fails closed (its paths answer 503) unless auth-tls-verify-client is off or optional"
@@ -111,17 +208,22 @@ const (
 var nginxAnnotations = []nginxAnnotation{
 	{name: "affinity", ours: "affinity"},
 	{name: "affinity-canary-behavior", effect: "sticky canaries: a client with an affinity cookie is still split between canary and primary by the canary rules"},
-	{name: "affinity-mode", effect: "balanced or persistent affinity: HAProxy keeps a client on its endpoint until it goes away (persistent)"},
+	{name: "affinity-mode", accepted: true, convert: func(v string, _ nginxContext) (string, error) {
+		if v != "balanced" && v != "persistent" {
+			return "", fmt.Errorf("want balanced or persistent")
+		}
+		return "", nil
+	}, difference: "HAProxy keeps a client on its endpoint while the endpoint is up (persistent): balanced's moving of some clients to endpoints that are added does not happen"},
 	{name: "allowlist-source-range", ours: "allowlist-source-range", difference: "X-Forwarded-For is believed only from the proxies in the trusted-proxies setting (ingress-nginx: proxy-real-ip-cidr), one hop"},
 	{name: "app-root", ours: "app-root"},
 	{name: "auth-always-set-cookie", effect: effectExtAuth},
-	{name: "auth-cache-duration", effect: effectExtAuth},
-	{name: "auth-cache-key", effect: effectExtAuth},
-	{name: "auth-method", effect: effectExtAuth},
+	{name: "auth-cache-duration", accepted: true, convert: nginxText, difference: "answers of the auth service are not cached: every request asks it"},
+	{name: "auth-cache-key", accepted: true, convert: nginxText, difference: "answers of the auth service are not cached: every request asks it"},
+	{name: "auth-method", ours: "auth-method", difference: "GET, HEAD, POST, PUT or DELETE; others fail closed (503)"},
 	{name: "auth-proxy-set-headers", effect: effectExtAuth},
 	{name: "auth-realm", ours: "auth-realm"},
 	{name: "auth-request-redirect", effect: effectExtAuth},
-	{name: "auth-response-headers", effect: effectExtAuth},
+	{name: "auth-response-headers", ours: "auth-response-headers", difference: "at most 32 names; framing and routing headers (Host, Content-Length, Transfer-Encoding, Connection...) fail closed (503)"},
 	{name: "auth-secret", ours: "auth-basic-secret", convert: func(v string, ctx nginxContext) (string, error) {
 		if t := ctx.get("auth-type"); t != "basic" {
 			return "", fmt.Errorf("auth-type is %s, not basic: only basic authentication is supported", truncate(t))
@@ -141,7 +243,8 @@ var nginxAnnotations = []nginxAnnotation{
 		}
 		return "", nil
 	}, difference: "auth-file only"},
-	{name: "auth-signin", effect: "external authentication is not implemented: the Ingress fails closed (its paths answer 503)"},
+	{name: "auth-signin", ours: "auth-signin", difference: "NGINX variables only $host, $http_host, $best_http_host, $scheme, $pass_access_scheme, $request_uri and $escaped_request_uri; others fail closed (503)"},
+	{name: "auth-signin-redirect-param", ours: "auth-signin-redirect-param"},
 	{name: "auth-snippet", effect: "raw NGINX configuration for external authentication; never applied: the Ingress fails closed (its paths answer 503)"},
 	{name: "auth-tls-error-page", effect: effectClientCert},
 	{name: "auth-tls-match-cn", effect: effectClientCert},
@@ -158,11 +261,12 @@ var nginxAnnotations = []nginxAnnotation{
 		}
 		return "", nil
 	}, difference: "basic only (read with auth-secret); digest makes the Ingress fail closed (503)"},
-	{name: "auth-url", effect: "external authentication is not implemented: the Ingress fails closed (its paths answer 503)"},
+	{name: "auth-url", ours: "auth-url", convert: nonEmpty, difference: extAuthDifference},
 	{name: "backend-protocol", ours: "backend-protocol", convert: func(v string, _ nginxContext) (string, error) {
-		switch v {
+		// ingress-nginx reads the value in upper case.
+		switch u := strings.ToUpper(v); u {
 		case "HTTP", "HTTPS", "GRPC", "GRPCS":
-			return strings.ToLower(v), nil
+			return strings.ToLower(u), nil
 		}
 		return "", fmt.Errorf("%s: want HTTP, HTTPS, GRPC or GRPCS (AUTO_HTTP and FCGI are not supported)", truncate(v))
 	}},
@@ -178,17 +282,17 @@ var nginxAnnotations = []nginxAnnotation{
 	{name: "canary-by-header-value", ours: "canary-by-header-value", convert: needsCanary, difference: "letters, digits and - _ . ~ : / + = , @ only"},
 	{name: "canary-weight", ours: "canary-weight", convert: needsCanary},
 	{name: "canary-weight-total", ours: "canary-weight-total", convert: needsCanary},
-	{name: "client-body-buffer-size", effect: effectBuffer},
+	{name: "client-body-buffer-size", accepted: true, convert: nginxSize, difference: "request bodies are streamed to the endpoints, never written to disk"},
 	{name: "configuration-snippet", effect: effectSnippet},
-	{name: "connection-proxy-header", effect: effectBuffer},
+	{name: "connection-proxy-header", accepted: true, convert: headerToken, difference: "HAProxy sets the Connection header to the endpoints itself, keeping connections alive and passing upgrades"},
 	{name: "cors-allow-credentials", ours: "cors-allow-credentials"},
 	{name: "cors-allow-headers", ours: "cors-allow-headers"},
 	{name: "cors-allow-methods", ours: "cors-allow-methods"},
 	{name: "cors-allow-origin", ours: "cors-allow-origin"},
-	{name: "cors-expose-headers", effect: "Access-Control-Expose-Headers is not sent"},
+	{name: "cors-expose-headers", ours: "cors-expose-headers"},
 	{name: "cors-max-age", ours: "cors-max-age"},
-	{name: "custom-http-errors", effect: "error pages come from the endpoints or HAProxy, not the default backend"},
-	{name: "default-backend", effect: "requests this Ingress does not match do not go to that Service"},
+	{name: "custom-http-errors", ours: "custom-http-errors", difference: "only with the Ingress's own default-backend annotation (not the controller's default backend); codes 400 to 599; the page is asked for with GET / (the request's path and query in X-Original-URI) and used up to 8 KB"},
+	{name: "default-backend", ours: "default-backend", difference: "not applied on a host that Ingresses of another namespace have rules for"},
 	{name: "denylist-source-range", ours: "denylist-source-range"},
 	{name: "enable-access-log", effect: effectLogging},
 	{name: "enable-cors", ours: "cors-enable"},
@@ -205,14 +309,14 @@ var nginxAnnotations = []nginxAnnotation{
 		}
 		return "", fmt.Errorf("want true or false")
 	}},
-	{name: "from-to-www-redirect", effect: "www. and bare host are not redirected to each other"},
+	{name: "from-to-www-redirect", ours: "from-to-www-redirect", difference: "exact hosts only (a wildcard rule gets no redirect); the request's port is not kept"},
 	{name: "http2-push-preload", effect: effectBuffer},
-	{name: "limit-burst-multiplier", effect: "burst allowance: limit-rps is applied per second without a burst"},
+	{name: "limit-burst-multiplier", ours: "rate-limit-burst-multiplier", difference: "a sliding window of that many seconds (minutes for limit-rpm) holding the rate times the multiplier, where NGINX refills its bucket continuously"},
 	{name: "limit-connections", ours: "rate-limit-connections", difference: "503 beyond the limit, as ingress-nginx"},
 	{name: "limit-rate", effect: "response bandwidth is not limited"},
 	{name: "limit-rate-after", effect: "response bandwidth is not limited"},
-	{name: "limit-rpm", effect: "requests per minute are not limited"},
-	{name: "limit-rps", ours: "rate-limit-rps", difference: "503 beyond the limit, as ingress-nginx; counted per second without burst"},
+	{name: "limit-rpm", ours: "rate-limit-rpm", difference: "503 beyond the limit, as ingress-nginx; a burst of limit-burst-multiplier (default 5) times the rate, counted over as many minutes"},
+	{name: "limit-rps", ours: "rate-limit-rps", difference: "503 beyond the limit, as ingress-nginx; a burst of limit-burst-multiplier (default 5) times the rate, counted over as many seconds"},
 	{name: "limit-whitelist", effect: "listed clients are rate-limited like everyone else"},
 	{name: "load-balance", ours: "balance", convert: func(v string, _ nginxContext) (string, error) {
 		switch v {
@@ -234,45 +338,58 @@ var nginxAnnotations = []nginxAnnotation{
 	{name: "permanent-redirect-code", effect: "the redirect uses 301"},
 	{name: "preserve-trailing-slash", effect: "HTTPS redirects keep the path as sent (trailing slash included)"},
 	{name: "proxy-body-size", ours: "body-size-limit", difference: "checked against Content-Length only: a chunked body is not counted"},
-	{name: "proxy-buffer-size", effect: effectBuffer},
-	{name: "proxy-buffering", effect: effectBuffer},
-	{name: "proxy-buffers-number", effect: effectBuffer},
+	{name: "proxy-buffer-size", accepted: true, convert: nginxSize, difference: "one buffer size for the whole load balancer (HAProxy's tune.bufsize, 16 kB): headers of a request or response must fit in it less HAProxy's rewrite reserve (1 kB), or the request gets 400 and the response 502"},
+	{name: "proxy-busy-buffers-size", accepted: true, convert: nginxSize, difference: streamingDifference},
+	{name: "proxy-buffering", accepted: true, convert: onOffValue, difference: streamingDifference},
+	{name: "proxy-buffers-number", accepted: true, convert: smallCount, difference: streamingDifference},
 	{name: "proxy-connect-timeout", ours: "timeout-connect", convert: seconds},
-	{name: "proxy-cookie-domain", effect: "Set-Cookie domains from the endpoints are not rewritten"},
-	{name: "proxy-cookie-path", effect: "Set-Cookie paths from the endpoints are not rewritten"},
-	{name: "proxy-http-version", effect: effectBuffer},
-	{name: "proxy-max-temp-file-size", effect: effectBuffer},
+	{name: "proxy-cookie-domain", ours: "proxy-cookie-domain", difference: "one FROM TO pair, domains only (no regular expressions or variables)"},
+	{name: "proxy-cookie-path", ours: "proxy-cookie-path", difference: "one FROM TO pair, paths only (no regular expressions or variables)"},
+	{name: "proxy-http-version", accepted: true, convert: func(v string, _ nginxContext) (string, error) {
+		if v != "1.1" {
+			return "", fmt.Errorf("%s: HAProxy speaks HTTP/1.1 to the endpoints (or HTTP/2, backend-protocol); want 1.1", truncate(v))
+		}
+		return "", nil
+	}, difference: "1.1 only, HAProxy's way of reaching HTTP/1 endpoints"},
+	{name: "proxy-max-temp-file-size", accepted: true, convert: nginxSize, difference: "responses are never written to disk: " + streamingDifference},
 	{name: "proxy-next-upstream", effect: "failed requests are not retried on another endpoint"},
 	{name: "proxy-next-upstream-timeout", effect: "failed requests are not retried on another endpoint"},
 	{name: "proxy-next-upstream-tries", effect: "failed requests are not retried on another endpoint"},
-	{name: "proxy-read-timeout", ours: "timeout-server", convert: seconds, difference: "HAProxy's timeout server is inactivity in both directions, not only between two reads"},
-	{name: "proxy-redirect-from", effect: "Location headers from the endpoints are not rewritten"},
-	{name: "proxy-redirect-to", effect: "Location headers from the endpoints are not rewritten"},
-	{name: "proxy-request-buffering", effect: effectBuffer},
-	{name: "proxy-send-timeout", effect: "no separate send timeout: timeout-server (proxy-read-timeout) covers both directions"},
+	{name: "proxy-read-timeout", ours: "timeout-server", convert: serverTimeout("proxy-send-timeout"), difference: "HAProxy's timeout server is inactivity in both directions, not only between two reads: with proxy-send-timeout, the longer of the two applies to both"},
+	{name: "proxy-redirect-from", ours: "proxy-redirect-from", difference: "a URL or path prefix (not default, off, or variables); Refresh headers are not rewritten"},
+	{name: "proxy-redirect-to", ours: "proxy-redirect-to", difference: "a URL or path (no variables)"},
+	{name: "proxy-request-buffering", accepted: true, convert: onOffValue, difference: "request bodies are streamed to the endpoints as they arrive (as with off): an endpoint sees a slow upload at the client's pace; body-size-limit (proxy-body-size) still refuses a declared Content-Length over the limit"},
+	{name: "proxy-send-timeout", ours: "timeout-server", convert: serverTimeout("proxy-read-timeout"), difference: "HAProxy's timeout server is inactivity in both directions: with proxy-read-timeout, the longer of the two applies to both"},
 	{name: "proxy-ssl-name", ours: "backend-sni"},
 	{name: "proxy-ssl-secret", ours: "backend-ca-secret", convert: sameNamespaceSecret, difference: "only ca.crt is used: no client certificate is presented to the backend"},
 	{name: "proxy-ssl-server-name", effect: "SNI is sent when proxy-ssl-name (backend-sni) is set"},
 	{name: "proxy-ssl-verify", ours: "backend-verify", convert: onOff},
-	{name: "rewrite-target", ours: "rewrite-target", convert: func(v string, _ nginxContext) (string, error) {
-		if strings.Contains(v, "$") {
-			return "", fmt.Errorf("%s uses capture groups, which are not supported: requests reach the endpoints with their original path", truncate(v))
-		}
-		return v, nil
-	}, difference: "without capture groups the whole path becomes the target, as NGINX's rewrite does"},
+	{name: "rewrite-target", ours: "rewrite-target", difference: "the whole path becomes the target, as NGINX's rewrite does; with groups ($1) the Ingress's paths are regular expressions (use-regex), without them its paths keep their pathType (ingress-nginx makes the host's paths regular expressions for any rewrite-target)"},
 	{name: "satisfy", effect: "auth and allowlist combine as both required"},
-	{name: "server-alias", effect: "the alias hosts are not served (404)"},
+	{name: "server-alias", ours: "server-alias", difference: "host names only (no regular expressions); an alias that any Ingress has rules for is not taken"},
 	{name: "server-snippet", effect: effectSnippet},
-	{name: "service-upstream", effect: "traffic goes to the endpoints directly, not the Service's cluster IP"},
-	{name: "session-cookie-change-on-failure", effect: effectCookieFx},
-	{name: "session-cookie-conditional-samesite-none", effect: effectCookieFx},
-	{name: "session-cookie-domain", effect: effectCookieFx},
-	{name: "session-cookie-expires", effect: effectCookieFx},
-	{name: "session-cookie-max-age", ours: "session-cookie-max-age", convert: seconds},
+	{name: "service-upstream", ours: "service-upstream"},
+	{name: "session-cookie-change-on-failure", ours: "session-cookie-change-on-failure", difference: "an endpoint that cannot be reached (connection refused or timed out) counts as failed; one that answers with an error does not"},
+	{name: "session-cookie-conditional-samesite-none", effect: "SameSite=None is sent to every browser, including those that mishandle it"},
+	{name: "session-cookie-domain", ours: "session-cookie-domain"},
+	{name: "session-cookie-expires", ours: "session-cookie-max-age", convert: func(v string, ctx nginxContext) (string, error) {
+		if ctx.get("session-cookie-max-age") != "" {
+			return "", nil // max-age sets the life; browsers prefer Max-Age to Expires
+		}
+		return cookieSeconds(v, ctx)
+	}, difference: "sent as Max-Age, the same life (a browser prefers Max-Age when both are set, as ingress-nginx sends them)"},
+	{name: "session-cookie-hash", accepted: true, convert: func(v string, _ nginxContext) (string, error) {
+		if v != "md5" && v != "sha1" && v != "index" {
+			return "", fmt.Errorf("%s: want md5, sha1 or index", truncate(v))
+		}
+		return "", nil
+	},
+		difference: "obsolete in ingress-nginx, accepted and ignored: the cookie's value names the endpoint"},
+	{name: "session-cookie-max-age", ours: "session-cookie-max-age", convert: cookieSeconds},
 	{name: "session-cookie-name", ours: "session-cookie-name"},
-	{name: "session-cookie-path", effect: effectCookieFx},
-	{name: "session-cookie-samesite", effect: effectCookieFx},
-	{name: "session-cookie-secure", effect: effectCookieFx},
+	{name: "session-cookie-path", ours: "session-cookie-path"},
+	{name: "session-cookie-samesite", ours: "session-cookie-samesite"},
+	{name: "session-cookie-secure", ours: "session-cookie-secure"},
 	{name: "ssl-ciphers", effect: "ciphers come from the global ssl-ciphers setting"},
 	{name: "ssl-passthrough", effect: "TLS is terminated by HAProxy, not passed through to the endpoints"},
 	{name: "ssl-prefer-server-ciphers", effect: "ciphers come from the global settings"},
@@ -287,20 +404,41 @@ var nginxAnnotations = []nginxAnnotation{
 	}},
 	{name: "stream-snippet", effect: effectSnippet},
 	{name: "temporal-redirect", ours: "temporal-redirect"},
-	{name: "upstream-hash-by", ours: "balance", convert: func(v string, _ nginxContext) (string, error) {
-		switch v {
-		case "$request_uri":
-			return "uri", nil
-		case "$remote_addr", "$binary_remote_addr":
-			return "source", nil
-		}
-		return "", fmt.Errorf("%s: only $request_uri (balance uri) and $remote_addr (balance source) are supported; requests are balanced round-robin", truncate(v))
-	}, difference: "consistent hashing of the URI or client address (balance uri or source)"},
-	{name: "upstream-vhost", effect: "the Host header reaches the endpoints unchanged"},
-	{name: "use-regex", effect: "paths are matched as Exact or Prefix, never as regular expressions"},
+	{name: "upstream-hash-by", ours: "balance", convert: upstreamHashBy,
+		difference: "one variable: $request_uri, $uri, $remote_addr, $host, $http_<name>, $cookie_<name> or $arg_<name>, hashed consistently"},
+	{name: "upstream-vhost", ours: "upstream-vhost", difference: "a host name or address; of NGINX's variables only $service_name, $namespace and $service_port"},
+	{name: "use-regex", ours: "use-regex", difference: "an expression must be RE2 syntax (as ingress-nginx requires) and bounded in cost; a host's paths follow only in the namespace of its oldest Ingress, and other namespaces' expressions are tried after that host's other paths"},
 	{name: "whitelist-source-range", ours: "allowlist-source-range", difference: "X-Forwarded-For is believed only from the proxies in the trusted-proxies setting (ingress-nginx: proxy-real-ip-cidr), one hop"},
-	{name: "x-forwarded-prefix", effect: "X-Forwarded-Prefix is not sent"},
+	{name: "x-forwarded-prefix", ours: "x-forwarded-prefix", difference: "true sends the path that matched, where ingress-nginx sends the word true; any other value must be an absolute path"},
 }
+
+// notNginx are names found on real Ingresses under ingress-nginx's prefix
+// that ingress-nginx does not read (ConfigMap keys, other controllers'
+// annotations, removed ones): they do nothing there, nor here, and are
+// reported so.
+var notNginx = map[string]string{
+	"hsts":                    "a ConfigMap key of ingress-nginx, not an annotation",
+	"hsts-include-subdomains": "a ConfigMap key of ingress-nginx, not an annotation",
+	"proxy-set-headers":       "a ConfigMap key of ingress-nginx, not an annotation",
+	"ssl-protocols":           "a ConfigMap key of ingress-nginx, not an annotation",
+	"rate-limit":              "not an ingress-nginx annotation (limit-rps and limit-rpm are)",
+	"rate-limit-window":       "not an ingress-nginx annotation (limit-rps and limit-rpm are)",
+	"websocket-services":      "NGINX Inc.'s controller's annotation (nginx.org/), not ingress-nginx's: WebSockets pass on every route in both",
+	"websocket-connections":   "not an ingress-nginx annotation",
+	"secure-backends":         "removed from ingress-nginx in 0.21 (backend-protocol: HTTPS replaced it)",
+}
+
+func init() {
+	for name, why := range notNginx {
+		nginxAnnotations = append(nginxAnnotations, nginxAnnotation{name: name, accepted: true, convert: anyText,
+			difference: why + "; ingress-nginx ignores it, and so does haproxy-sidecar"})
+	}
+	slices.SortFunc(nginxAnnotations, func(a, b nginxAnnotation) int { return strings.Compare(a.name, b.name) })
+}
+
+// anyText accepts printable text of a sensible length: the value of an
+// annotation nothing reads.
+func anyText(v string, _ nginxContext) (string, error) { return "", checkText(v, 1024) }
 
 func findNginx(name string) *nginxAnnotation {
 	i, ok := slices.BinarySearchFunc(nginxAnnotations, name, func(a nginxAnnotation, n string) int { return strings.Compare(a.name, n) })
@@ -314,10 +452,11 @@ func findNginx(name string) *nginxAnnotation {
 type NginxAnnotation struct {
 	Name string
 	// Ours is the haproxy-sidecar.io annotation it becomes; "" when it is
-	// not supported.
+	// not supported, or when Accepted: HAProxy's own behaviour answers it.
 	Ours       string
 	Difference string
 	Effect     string
+	Accepted   bool
 }
 
 // NginxAnnotations lists the ingress-nginx annotations the compatibility
@@ -325,7 +464,7 @@ type NginxAnnotation struct {
 func NginxAnnotations() []NginxAnnotation {
 	out := make([]NginxAnnotation, len(nginxAnnotations))
 	for i, n := range nginxAnnotations {
-		out[i] = NginxAnnotation{n.name, n.ours, n.difference, n.effect}
+		out[i] = NginxAnnotation{n.name, n.ours, n.difference, n.effect, n.accepted}
 	}
 	return out
 }
@@ -401,6 +540,12 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 			switch {
 			case n == nil:
 				report(key, warning(annotationField(key), UnsupportedAnnotation, "not supported (unknown to haproxy-sidecar's compatibility table); ignored"))
+			case n.ours == "" && n.accepted:
+				if n.convert != nil {
+					if _, err := n.convert(v, ctx); err != nil {
+						report(key, warning(annotationField(key), InvalidAnnotation, "value %s: %v; annotation ignored", truncate(v), err))
+					}
+				}
 			case n.ours == "":
 				report(key, warning(annotationField(key), UnsupportedAnnotation, "not supported, ignored: %s", n.effect))
 			default:
@@ -431,8 +576,10 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 					values = map[string]annotationValue{}
 				}
 				if prev, set := values[n.ours]; set {
-					losers = append(losers, synonym{key, prev.key, n.ours})
-					continue
+					if prev.value != conv {
+						losers = append(losers, synonym{key, prev.key, n.ours})
+					}
+					continue // two names agreeing are no conflict
 				}
 				values[n.ours] = annotationValue{value: conv, key: key, nginx: true}
 			}
@@ -442,6 +589,7 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 		report("", &localProblem{sev: Notice, field: "metadata.annotations", Reason: UnsupportedAnnotation,
 			msg: fmt.Sprintf("%d %s annotations ignored: --annotations-compat nginx is not set", len(nginxKeys), strings.TrimSuffix(NginxAnnotationPrefix, "/"))})
 	}
+	nginxRate := false
 	for i := range annotations {
 		an := &annotations[i]
 		av, ok := values[an.name]
@@ -472,8 +620,11 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 			switch an.name {
 			case "rewrite-target":
 				a.route.RewriteWholePath = true
-			case "rate-limit-rps", "rate-limit-connections":
+			case "rate-limit-rps", "rate-limit-rpm", "rate-limit-connections":
 				a.route.RateLimitStatus = 503
+				// ingress-nginx's limit_req burst: 5 times the rate
+				// unless limit-burst-multiplier says otherwise.
+				nginxRate = nginxRate || an.name != "rate-limit-connections"
 			}
 		}
 	}
@@ -490,10 +641,16 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 	if a.hstsEnabled {
 		a.route.HSTS = hsts(a)
 	}
-	if (a.route.RateLimitRPS > 0 || a.route.RateLimitConnections > 0) && a.route.RateLimitStatus == 0 {
+	locationRewrite(a, report)
+	if nginxRate && a.route.RateLimitBurst == 0 {
+		a.route.RateLimitBurst = nginxBurst
+	}
+	if (a.route.RateLimitRPS > 0 || a.route.RateLimitRPM > 0 || a.route.RateLimitConnections > 0) && a.route.RateLimitStatus == 0 {
 		a.route.RateLimitStatus = 429
 	}
 	a.route.Canary = canaryRule(a, values, report)
+	finishExtAuth(ns, a, values, report)
+	regexAnnotations(a, report)
 	slices.Sort(a.route.Closed)
 	a.route.Closed = slices.Compact(a.route.Closed)
 	if a.backend.Verify == True && a.backend.CASecret == "" {
@@ -579,7 +736,6 @@ type nginxProtection struct {
 // auth-tls-verify-depth...) is not listed: the one it tunes closes the
 // route.
 var nginxProtections = []nginxProtection{
-	{name: "auth-signin", what: "external authentication (auth-signin)", values: "any value"},
 	{name: "auth-snippet", what: "external authentication configured by an NGINX snippet (auth-snippet)", values: "any value"},
 	{name: "auth-tls-error-page", what: "client certificate authentication (auth-tls-error-page)", values: clientCertValues, when: clientCertRequired},
 	{name: "auth-tls-match-cn", what: "client certificate authentication by common name (auth-tls-match-cn)", values: clientCertValues, when: clientCertRequired},
@@ -590,7 +746,6 @@ var nginxProtections = []nginxProtection{
 	{name: "auth-tls-verify-depth", what: "client certificate authentication (auth-tls-verify-depth)", values: clientCertValues, when: clientCertRequired},
 	{name: "auth-type", what: "digest authentication (auth-type: digest)", values: "digest",
 		when: func(v string, _ nginxContext) bool { return v == "digest" }},
-	{name: "auth-url", what: "external authentication (auth-url)", values: "any value"},
 	{name: "enable-modsecurity", what: "the ModSecurity WAF (enable-modsecurity)", values: "true",
 		when: func(v string, _ nginxContext) bool { return v == "true" }},
 	{name: "enable-owasp-core-rules", what: "the OWASP core rules of ModSecurity (enable-owasp-core-rules)", values: "true",

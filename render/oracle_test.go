@@ -152,6 +152,9 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 					t.Errorf("%s: unexpected directive %q", section, d)
 				}
 				// With annotations: only the directives they produce.
+				if strings.HasPrefix(d, "http-request lua.") && !extAuthAction.MatchString(d) {
+					t.Errorf("%s: unexpected Lua action %q", section, d)
+				}
 				if !plain[name] && !annotationDirective.MatchString(d) {
 					t.Errorf("%s: unexpected directive %q", section, d)
 				}
@@ -163,9 +166,18 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 				}
 			}
 		case section == "frontend ingress":
-			// Canary rules, in their one shape, are what annotations add.
-			if kept := slices.DeleteFunc(slices.Clone(dirs), canaryRule.MatchString); !slices.Equal(kept, base[section]) {
+			// Canary rules and regular-expression routing, in their one shape,
+			// are what annotations add.
+			if kept := slices.DeleteFunc(slices.Clone(dirs), routingRule); !slices.Equal(kept, base[section]) {
 				t.Errorf("%s differs from the template's (canary rules aside):\n got %q\nwant %q", section, kept, base[section])
+			}
+		case section == "global" && usesExtAuth(m):
+			// External authentication adds its Lua script, and only that.
+			kept := slices.DeleteFunc(slices.Clone(dirs), func(d string) bool {
+				return luaMaxMem.MatchString(d) || d == "lua-load "+haproxycfg.ExtAuthScriptFile
+			})
+			if len(kept) != len(dirs)-2 || !slices.Equal(kept, base[section]) {
+				t.Errorf("%s differs from the template's (the external authentication script aside):\n got %q\nwant %q", section, dirs, base[section])
 			}
 		case !slices.Equal(dirs, base[section]):
 			t.Errorf("%s differs from the template's:\n got %q\nwant %q", section, dirs, base[section])
@@ -173,8 +185,25 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 	}
 }
 
+// usesExtAuth: some backend asks an auth service.
+func usesExtAuth(m *render.Model) bool {
+	for _, be := range m.Backends {
+		if p := be.Policy; p != nil && p.ExtAuth != nil && len(p.Closed) == 0 && be.ExtAuthBackend != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// extAuthAction is the one shape of the external authentication action:
+// the action's name and its eight arguments, each strongly quoted.
+var extAuthAction = regexp.MustCompile(`^http-request lua\.haproxy_sidecar_extauth( '[^'\\]*'){8}$`)
+
+// luaMaxMem is the Lua memory cap external authentication sets.
+var luaMaxMem = regexp.MustCompile(`^tune\.lua\.maxmem [0-9]+$`)
+
 // annotationDirective is what a backend with annotations may hold.
-var annotationDirective = regexp.MustCompile(`^(balance (roundrobin|leastconn|random|source|uri)|server s[0-9]+ |timeout (connect|server|queue|tunnel) [0-9]+m?s$|option httpchk GET '|cookie [A-Za-z0-9_-]+ insert |http-request |http-response |acl [a-z_]+ |stick-table type ipv6 )`)
+var annotationDirective = regexp.MustCompile(`^(balance (roundrobin|leastconn|random|source|uri|uri path-only|hdr\([A-Za-z0-9_.-]+\)|hash req\.cook\([A-Za-z0-9_.-]+\)|url_param [A-Za-z0-9_.-]+)$|hash-type consistent$|option redispatch$|server s[0-9]+ |timeout (connect|server|queue|tunnel) [0-9]+m?s$|option httpchk GET '|cookie [A-Za-z0-9_-]+ insert |http-request |http-response |http-after-response replace-header Set-Cookie '\^\([A-Za-z0-9_-]+=\.\*\)\$' '\\1; Secure' if \{ ssl_fc \}$|acl [a-z_]+ |stick-table type ipv6 )`)
 
 // baselineConfig renders an empty model with the same default backend and
 // the same settings: the part of the configuration that comes from the

@@ -59,6 +59,13 @@ type parsedPath struct {
 	backend parsedBackend
 	// order sorts routes (routeOrder).
 	order string
+	// weak: made by the default-backend or server-alias annotation
+	// (hostroutes.go), below every rule's path.
+	weak weakKind
+	// regex is a MatchRegex path's translation; created is the
+	// Ingress's creation time (Route.created).
+	regex   *regexPath
+	created int64
 }
 
 // parsedBackend is a backend reference. A reference that is invalid in
@@ -67,8 +74,12 @@ type parsedPath struct {
 type parsedBackend struct {
 	// field is the path's ("spec.rules[0].http.paths[1]") when ofPath,
 	// else the backend's ("spec.defaultBackend"); see fieldName.
-	field   string
-	ofPath  bool
+	field  string
+	ofPath bool
+	// kind is a Service port (0), the Service's first port, or the
+	// from-to-www-redirect backend (hostroutes.go); in the padding after
+	// ofPath, so that a path costs no more.
+	kind    backendKind
 	problem *localProblem
 	ref     ServiceRef
 	// portNumber is 0 when the port is given by name (ref.Port); when
@@ -110,6 +121,9 @@ func parseIngress(ing *networkingv1.Ingress, compat Compat) *parsedIngress {
 		}
 	}
 	p.paths = make([]parsedPath, 0, n)
+	// Annotations first: use-regex decides how the paths are read.
+	p.ann = parseAnnotations(ns, ing.Annotations, compat)
+	regex := p.ann.useRegex == True
 	for i, rule := range ing.Spec.Rules {
 		rf := "spec.rules[" + strconv.Itoa(i) + "]"
 		hk := HostAny
@@ -128,13 +142,15 @@ func parseIngress(ing *networkingv1.Ingress, compat Compat) *parsedIngress {
 		}
 		for j, hp := range rule.HTTP.Paths {
 			pf := rf + ".http.paths[" + strconv.Itoa(j) + "]"
-			p.paths = append(p.paths, parsePath(ns, rule.Host, hk, pf, hp))
+			pp := parsePath(ns, rule.Host, hk, pf, hp, regex)
+			pp.created = ing.CreationTimestamp.UnixNano()
+			p.paths = append(p.paths, pp)
 		}
 	}
 	for i, t := range ing.Spec.TLS {
 		p.tls = append(p.tls, parseTLS("spec.tls["+strconv.Itoa(i)+"]", t))
 	}
-	p.ann = parseAnnotations(ns, ing.Annotations, compat)
+	p.addHostRoutes(ns)
 	if d := p.defaultBackend; d != nil && d.problem == nil {
 		p.addService(ns, d.ref.Name)
 	}
@@ -161,7 +177,7 @@ func (p *parsedIngress) addService(ns, name string) {
 	p.services = append(p.services, ns+"/"+name)
 }
 
-func parsePath(ns, host string, hk HostKind, field string, p networkingv1.HTTPIngressPath) parsedPath {
+func parsePath(ns, host string, hk HostKind, field string, p networkingv1.HTTPIngressPath, regex bool) parsedPath {
 	var match MatchKind
 	pt := networkingv1.PathType("")
 	if p.PathType != nil {
@@ -182,6 +198,9 @@ func parsePath(ns, host string, hk HostKind, field string, p networkingv1.HTTPIn
 		// An empty path matches everything, like "/". Only reachable for
 		// ImplementationSpecific: the API server requires a path otherwise.
 		path = "/"
+	}
+	if regex {
+		return parseRegexPath(ns, host, hk, field, p, pt)
 	}
 	if err := validatePath(path); err != nil {
 		return parsedPath{problem: warning(field+".path", InvalidPath, "%v; path skipped", err)}

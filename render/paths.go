@@ -8,5 +8,10 @@ const (
 	ExactMapFile    = "maps/exact.map"
 	PrefixMapFile   = "maps/prefix.map"
 	TLSHostsMapFile = "maps/tls-hosts.map"
-	DefaultCertFile = "certs/default.pem"
+	// RegexMapFile holds the regular-expression paths (map_reg) and
+	// RegexHostsMapFile the hosts that have any; both exist only when
+	// some Ingress uses regular expressions.
+	RegexMapFile      = "maps/regex.map"
+	RegexHostsMapFile = "maps/regex-hosts.map"
+	DefaultCertFile   = "certs/default.pem"
 )

@@ -26,8 +26,13 @@ type ingressPolicy struct {
 	ingress string
 	ann     *parsedAnnotations
 	users   []HTPasswdUser
-	// rewrite are the paths rewrite-target replaces.
+	// rewrite are the paths rewrite-target replaces and
+	// x-forwarded-prefix: true sends.
 	rewrite []RewritePath
+	// authBackend is the auth service's backend (ExtAuth).
+	authBackend string
+	// errors is the backend custom-http-errors takes error pages from.
+	errors string
 }
 
 // policyOf returns the route policy of an Ingress, nil when it has none.
@@ -41,16 +46,25 @@ func (b *builder) policyOf(r reporter, p *parsedIngress) *ingressPolicy {
 		field := annotationField(p.ann.keys["auth-basic-secret"])
 		ip.users = b.authUsers(r, field, r.obj.Namespace, rp.AuthSecret, authBackends(p))
 	}
-	if rp.RewriteTarget != "" && !rp.RewriteWholePath {
+	if rp.ExtAuth != nil {
+		ip.authBackend = b.extAuthBackend(r, annotationField(p.ann.keys["auth-url"]), r.obj.Namespace, rp.ExtAuth)
+	}
+	if (rp.RewriteTarget != "" && (!rp.RewriteWholePath || p.ann.useRegex == True)) || rp.XForwardedPrefixMatched {
 		ip.rewrite = rewriteFor(p)
+	}
+	if len(rp.ErrorCodes) > 0 {
+		ip.errors = b.errorBackend(r, p)
 	}
 	return ip
 }
 
-// RewritePath is one of an Ingress's paths, as rewrite-target matches it.
+// RewritePath is one of an Ingress's paths, as rewrite-target and
+// x-forwarded-prefix match it.
 type RewritePath struct {
 	Path  string // trailing slashes removed for prefixes
 	Exact bool
+	// Regex is a regular-expression path's PCRE expression (Route.Regex).
+	Regex string
 }
 
 // rewriteFor lists an Ingress's valid paths, Exact ones first, then
@@ -60,10 +74,12 @@ func rewriteFor(p *parsedIngress) []RewritePath {
 	var out []RewritePath
 	for i := range p.paths {
 		pp := &p.paths[i]
-		if pp.problem != nil {
+		if pp.problem != nil || pp.weak != notWeak {
 			continue
 		}
-		if pp.match == MatchExact {
+		if pp.regex != nil {
+			out = append(out, RewritePath{Path: pp.path, Regex: pp.regex.pattern})
+		} else if pp.match == MatchExact {
 			out = append(out, RewritePath{Path: pp.path, Exact: true})
 		} else {
 			out = append(out, RewritePath{Path: strings.TrimRight(pp.path, "/")})

@@ -96,11 +96,16 @@ const (
 	InvalidPathType Reason = "InvalidPathType"
 	// InvalidPath: the path is not one HAProxy can match safely.
 	InvalidPath Reason = "InvalidPath"
+	// InvalidRegex: a path of an Ingress with use-regex is not a regular
+	// expression HAProxy is given: not RE2 syntax, too long, or too
+	// costly for a backtracking matcher (render/regex.go).
+	InvalidRegex Reason = "InvalidRegex"
 	// InvalidBackend: the Service reference itself is malformed (its name,
 	// or its port's name or number).
 	InvalidBackend Reason = "InvalidBackend"
-	// UnsupportedBackend: a resource backend, an ExternalName Service or a
-	// Service port that is not TCP.
+	// UnsupportedBackend: a resource backend, an ExternalName Service, a
+	// Service port that is not TCP, or service-upstream on a Service
+	// without a cluster IP (a notice: its endpoints are used).
 	UnsupportedBackend Reason = "UnsupportedBackend"
 	// BackendNotFound: the Service does not exist.
 	BackendNotFound Reason = "BackendNotFound"
@@ -204,6 +209,24 @@ const (
 	// WAF) and that the sidecar does not implement: the paths answer 503
 	// instead of being served open.
 	UnsupportedProtection Reason = "UnsupportedProtection"
+	// AliasHostServed: a server-alias host (or the host a
+	// from-to-www-redirect would redirect from) that an Ingress's rule
+	// serves: the rule wins whatever its age, and the alias (redirect) is
+	// not used.
+	AliasHostServed Reason = "AliasHostServed"
+	// DefaultBackendSharedHost: a default-backend annotation on a host
+	// that an Ingress of another namespace also has rules for: requests
+	// no path matches there are not this Ingress's alone, so they keep
+	// going where they went.
+	DefaultBackendSharedHost Reason = "DefaultBackendSharedHost"
+	// DefaultServiceUnusable: the --default-backend-service Service or its
+	// port is missing or cannot be used; requests no rule matches get
+	// 503.
+	DefaultServiceUnusable Reason = "DefaultServiceUnusable"
+	// ErrorPagesUnavailable: custom-http-errors without a usable
+	// default-backend annotation; the endpoints' error responses are
+	// passed unchanged.
+	ErrorPagesUnavailable Reason = "ErrorPagesUnavailable"
 )
 
 // Reasons of problems about manifest files and the source of objects as a
@@ -228,7 +251,7 @@ const (
 // a test checks that each constant above is in it.
 func Reasons() []Reason {
 	return []Reason{
-		InvalidName, NotOurClass, InvalidHost, InvalidPathType, InvalidPath,
+		InvalidName, NotOurClass, InvalidHost, InvalidPathType, InvalidPath, InvalidRegex,
 		InvalidBackend, UnsupportedBackend, BackendNotFound, BackendPortNotFound,
 		NoEndpoints, Conflict, InvalidSecretName, TLSSecretNotFound, TLSSecretInvalid,
 		UnsupportedAddressType, InvalidPort, InvalidAddress,
@@ -238,6 +261,7 @@ func Reasons() []Reason {
 		AnnotationSecretNotFound, AnnotationSecretInvalid,
 		AuthHashUnsupported, AuthHashTooCostly, AuthSecretTooCostly, CanaryWithoutPrimary,
 		CanaryOtherNamespace, CanaryAnnotationIgnored, UnsupportedProtection,
+		AliasHostServed, DefaultBackendSharedHost, DefaultServiceUnusable, ErrorPagesUnavailable,
 		FileNotFound, FileUnreadable, FileInvalid, UnusedKind, DuplicateObject,
 		NothingServed,
 	}

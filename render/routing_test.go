@@ -175,7 +175,7 @@ func pointAtEchoServers(t *testing.T, in *render.Inputs) {
 }
 
 // startEcho serves "svc:<name>" on a free loopback port.
-func startEcho(t *testing.T, name string) int {
+func startEcho(t testing.TB, name string) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -193,7 +193,7 @@ func startEcho(t *testing.T, name string) int {
 func freePort(t *testing.T) int { return testenv.FreePort(t) }
 
 // startHAProxy is testenv.StartHAProxy.
-func startHAProxy(t *testing.T, bin, cfg string, port int) *testenv.LockedBuffer {
+func startHAProxy(t testing.TB, bin, cfg string, port int) *testenv.LockedBuffer {
 	return testenv.StartHAProxy(t, bin, cfg, port)
 }
 

@@ -49,6 +49,13 @@ type Settings struct {
 	// from them, source ranges and rate limits see the last address of
 	// the header (the client that proxy saw) instead of the connection's.
 	TrustedProxies []netip.Prefix
+	// ProxyProtocol are the addresses of the load balancers that send the
+	// PROXY protocol (v1 or v2); nil means off. When set, only they may
+	// connect to the HTTP and HTTPS listeners, every connection of theirs
+	// must begin with a PROXY header, and the address in that header is
+	// the client's everywhere (source ranges, rate limits, trusted-proxies,
+	// X-Forwarded-For, logs).
+	ProxyProtocol []netip.Prefix
 }
 
 // DefaultSettings are the settings used for every key the settings
@@ -95,6 +102,7 @@ var settingKeys = []settingKey{
 	{"timeout-server", set(parseTimeout, func(s *Settings) *time.Duration { return &s.TimeoutServer })},
 	{"timeout-tunnel", set(parseTimeout, func(s *Settings) *time.Duration { return &s.TimeoutTunnel })},
 	{"trusted-proxies", set(parseCIDRList, func(s *Settings) *[]netip.Prefix { return &s.TrustedProxies })},
+	{"use-proxy-protocol", set(parseProxyProtocol, func(s *Settings) *[]netip.Prefix { return &s.ProxyProtocol })},
 }
 
 // SettingKeys returns the keys the settings ConfigMap may hold, sorted.
@@ -438,6 +446,29 @@ func validLogFlags(flags string) bool {
 		}
 	}
 	return true
+}
+
+// parseProxyProtocol reads use-proxy-protocol: the CIDRs or addresses of
+// the balancers allowed (and then required) to send a PROXY header, as
+// parseCIDRList reads them; "" is off. ingress-nginx's boolean is refused
+// with what to write instead: "true" there believes a header from anyone,
+// which here must be asked for by writing every address.
+func parseProxyProtocol(v string) ([]netip.Prefix, error) {
+	// What an invalid value leaves: the setting off, so a balancer's
+	// PROXY header is read as the start of a request and fails, and no
+	// address is believed from anyone.
+	const off = "PROXY protocol stays off: connections that begin with a PROXY header fail"
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "":
+		return nil, nil
+	case "true", "false":
+		return nil, fmt.Errorf("%q: want the comma-separated CIDRs or addresses of the load balancers that send the PROXY protocol, such as 10.0.0.0/8 (0.0.0.0/0, ::/0 for every address; empty for off); %s", v, off)
+	}
+	ps, err := parseCIDRList(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w; %s", err, off)
+	}
+	return ps, nil
 }
 
 // certificate resolves default-certificate: a kubernetes.io/tls Secret

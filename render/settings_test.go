@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -130,6 +131,20 @@ func TestSettingsParser(t *testing.T) {
 		}, ""},
 		{"trusted-proxies", "10.0.0.0/8 lua-load /x", nil, "is not a CIDR"},
 		{"trusted-proxies", "", nil, "want"},
+		{"use-proxy-protocol", "10.0.0.0/8, 192.168.1.1,fd00::/64, ::ffff:10.1.2.3", func(s *S) {
+			s.ProxyProtocol = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.1/32"),
+				netip.MustParsePrefix("fd00::/64"), netip.MustParsePrefix("10.1.2.3/32")}
+		}, ""},
+		{"use-proxy-protocol", "0.0.0.0/0, ::/0", func(s *S) {
+			s.ProxyProtocol = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+		}, ""},
+		{"use-proxy-protocol", "", func(s *S) {}, ""},
+		{"use-proxy-protocol", "true", nil, `"true": want the comma-separated CIDRs or addresses of the load balancers that send the PROXY protocol`},
+		{"use-proxy-protocol", "False", nil, "PROXY protocol stays off: connections that begin with a PROXY header fail; ignored, the default applies"},
+		{"use-proxy-protocol", "10.0.0.0/8 lua-load /x", nil, "is not a CIDR"},
+		{"use-proxy-protocol", "10.0.0.1,", nil, "is not a CIDR"},
+		{"use-proxy-protocol", "fe80::1%eth0", nil, "has an IPv6 zone"},
+		{"use-proxy-protocol", strings.Repeat("10.0.0.1,", 1000) + "10.0.0.1", nil, "1001 entries: want at most 1000 CIDRs; PROXY protocol stays off"},
 		{"https-redirect-port", "443", func(s *S) { s.HTTPSRedirectPort = 443 }, ""},
 		{"https-redirect-port", ":8443", nil, "not a number"},
 
@@ -547,6 +562,8 @@ func TestSettingsAcceptedByHAProxy(t *testing.T) {
 		{"default-certificate": "default/default-cert"},
 		{"https-redirect-port": "8443"},
 		{"trusted-proxies": strings.TrimSuffix(strings.Repeat("10.0.0.0/8,", 150), ",")},
+		{"trusted-proxies": distinctAddresses(999, "::/0")},
+		{"use-proxy-protocol": distinctAddresses(999, "::/0")},
 	}
 	for _, c := range render.SSLCipherNames() {
 		cases = append(cases, map[string]string{"ssl-ciphers": c})
@@ -565,6 +582,45 @@ func TestSettingsAcceptedByHAProxy(t *testing.T) {
 		}
 		checkWithHAProxies(t, mustRender(t, m, ":80", ":443"))
 	}
+}
+
+// distinctAddresses is a list of n distinct addresses of 10.0.0.0/8, then
+// extra, comma-separated, as the CIDR settings and annotations take it.
+// With n near the limit, the addresses a test connects from land in the
+// last acl line.
+func distinctAddresses(n int, extra ...string) string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff))
+	}
+	return strings.Join(append(out, extra...), ",")
+}
+
+// Every list of address ranges, settings and annotations, is accepted by
+// HAProxy at its bound of 1000 distinct entries: its acl lines stay within
+// HAProxy's 64 words a line.
+func TestCIDRListsAtTheirBound(t *testing.T) {
+	in := settingsInputs(t, map[string]string{
+		"trusted-proxies":    distinctAddresses(1000),
+		"use-proxy-protocol": distinctAddresses(1000),
+	})
+	for _, ing := range in.Ingresses {
+		ing.Annotations = map[string]string{
+			render.AnnotationPrefix + "allowlist-source-range": distinctAddresses(1000),
+			render.AnnotationPrefix + "denylist-source-range":  distinctAddresses(1000),
+		}
+	}
+	m := buildSettings(t, in)
+	if len(m.Problems) > 0 {
+		t.Fatalf("problems: %v", m.Problems)
+	}
+	cfg := mustRender(t, m, ":80", ":443")
+	for _, want := range []string{"acl trusted_proxy src ", "acl proxy_protocol_peer src ", "acl src_allowed ", "acl src_denied "} {
+		if n := strings.Count(string(cfg.Get(haproxycfg.ConfigFile)), want); n < 2 {
+			t.Errorf("%d lines %q, want the list in several", n, want)
+		}
+	}
+	checkWithHAProxies(t, cfg)
 }
 
 // The valid-values variant of testdata/settings passes the config-parser

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	corev1 "k8s.io/api/core/v1"
@@ -54,9 +55,9 @@ func TestValidateAnnotationPath(t *testing.T) {
 			t.Errorf("validateAnnotationPath(%q) = nil, want an error", p)
 		}
 	}
-	for _, name := range []string{"app-root", "rewrite-target", "health-check-path"} {
+	for _, name := range []string{"app-root", "rewrite-target", "x-forwarded-prefix", "health-check-path"} {
 		a := parseAnnotations("default", map[string]string{AnnotationPrefix + name: "//evil.example"}, CompatNone)
-		if len(a.problems) != 1 || a.problems[0].Reason != InvalidAnnotation || a.route.AppRoot != "" || a.route.RewriteTarget != "" || a.backend.HealthCheckPath != "" {
+		if len(a.problems) != 1 || a.problems[0].Reason != InvalidAnnotation || !a.route.IsZero() || a.backend.HealthCheckPath != "" {
 			t.Errorf("%s: //evil.example: problems %v, route %+v", name, a.problems, a.route)
 		}
 	}
@@ -109,5 +110,97 @@ func TestPrivateKeyIsMarshalledAgain(t *testing.T) {
 	}
 	if !bytes.Equal(got, b.Bytes) {
 		t.Errorf("the key written is not the key marshalled again from what Go parsed")
+	}
+}
+
+// proxy-read-timeout and proxy-send-timeout both become timeout server:
+// the longer applies, whichever it is, and two agreeing names are no
+// conflict.
+func TestNginxServerTimeouts(t *testing.T) {
+	np := NginxAnnotationPrefix
+	for _, c := range []struct {
+		read, send string
+		want       time.Duration
+	}{
+		{"5", "30", 30 * time.Second},
+		{"60", "30", time.Minute},
+		{"", "30", 30 * time.Second},
+		{"45", "", 45 * time.Second},
+		{"20", "20", 20 * time.Second},
+		{"x", "20", 20 * time.Second},
+	} {
+		ann := map[string]string{}
+		if c.read != "" {
+			ann[np+"proxy-read-timeout"] = c.read
+		}
+		if c.send != "" {
+			ann[np+"proxy-send-timeout"] = c.send
+		}
+		a := parseAnnotations("default", ann, CompatNginx)
+		if a.backend.TimeoutServer != c.want {
+			t.Errorf("read %q send %q: timeout server %v, want %v", c.read, c.send, a.backend.TimeoutServer, c.want)
+		}
+		for _, p := range a.problems {
+			if p.Reason != InvalidAnnotation || c.read != "x" {
+				t.Errorf("read %q send %q: unexpected problem %v", c.read, c.send, p)
+			}
+		}
+	}
+}
+
+// The accepted ingress-nginx annotations validate their values and set
+// nothing.
+func TestNginxAccepted(t *testing.T) {
+	np := NginxAnnotationPrefix
+	good := map[string]string{np + "proxy-buffering": "off", np + "proxy-request-buffering": "on", np + "proxy-buffer-size": "8k",
+		np + "proxy-buffers-number": "4", np + "client-body-buffer-size": "1m", np + "proxy-max-temp-file-size": "0",
+		np + "proxy-http-version": "1.1", np + "connection-proxy-header": "keep-alive", np + "session-cookie-hash": "md5"}
+	a := parseAnnotations("default", good, CompatNginx)
+	if len(a.problems) != 0 || !a.route.IsZero() || a.backend != (BackendSettings{}) {
+		t.Errorf("accepted annotations: problems %v, route %+v, backend %+v", a.problems, a.route, a.backend)
+	}
+	for key := range good {
+		a := parseAnnotations("default", map[string]string{key: "x;y"}, CompatNginx)
+		if len(a.problems) != 1 || a.problems[0].Reason != InvalidAnnotation {
+			t.Errorf("%s=x;y: problems %v, want one InvalidAnnotation", key, a.problems)
+		}
+	}
+}
+
+// Values ingress-nginx accepts that real Ingresses carry: backend-protocol
+// in lower case, a body size over a gigabyte.
+func TestNginxValuesFromTheCorpus(t *testing.T) {
+	np := NginxAnnotationPrefix
+	a := parseAnnotations("default", map[string]string{np + "backend-protocol": "https", np + "proxy-body-size": "10000m"}, CompatNginx)
+	if len(a.problems) != 0 || a.backend.Protocol != "https" || a.route.BodySizeLimit != 10000<<20 {
+		t.Errorf("problems %v, protocol %q, body size %d", a.problems, a.backend.Protocol, a.route.BodySizeLimit)
+	}
+	for _, v := range []string{"2t", "99999999999t", "1099511627777"} {
+		if _, err := parseSize(v); err == nil {
+			t.Errorf("parseSize(%q) accepted, want over the 1t limit", v)
+		}
+	}
+}
+
+// ingress-nginx's limit-rps and limit-rpm allow a burst of 5 times the
+// rate unless limit-burst-multiplier says otherwise; ours are strict
+// unless rate-limit-burst-multiplier is set.
+func TestRateLimitBurst(t *testing.T) {
+	np, p := NginxAnnotationPrefix, AnnotationPrefix
+	for _, c := range []struct {
+		ann  map[string]string
+		want int
+	}{
+		{map[string]string{np + "limit-rps": "10"}, 5},
+		{map[string]string{np + "limit-rpm": "10"}, 5},
+		{map[string]string{np + "limit-rps": "10", np + "limit-burst-multiplier": "2"}, 2},
+		{map[string]string{np + "limit-connections": "10"}, 0},
+		{map[string]string{p + "rate-limit-rps": "10"}, 0},
+		{map[string]string{p + "rate-limit-rps": "10", p + "rate-limit-burst-multiplier": "4"}, 4},
+	} {
+		a := parseAnnotations("default", c.ann, CompatNginx)
+		if len(a.problems) != 0 || a.route.RateLimitBurst != c.want {
+			t.Errorf("%v: burst %d, problems %v; want %d", c.ann, a.route.RateLimitBurst, a.problems, c.want)
+		}
 	}
 }

@@ -31,7 +31,10 @@ func samePolicy(a, b *render.Backend) bool {
 	if a.Policy != b.Policy && !reflect.DeepEqual(a.Policy, b.Policy) {
 		return false
 	}
-	return slices.Equal(a.Users, b.Users) && slices.Equal(a.RewritePaths, b.RewritePaths)
+	// Every Backend field the section's lines come from: a field missing
+	// here lets the section cache serve a stale section.
+	return slices.Equal(a.Users, b.Users) && slices.Equal(a.RewritePaths, b.RewritePaths) && a.ExtAuthBackend == b.ExtAuthBackend &&
+		a.ErrorBackend == b.ErrorBackend && a.RedirectHost == b.RedirectHost
 }
 
 // haproxyTime writes a duration in HAProxy's time format.
@@ -42,19 +45,30 @@ func haproxyTime(d time.Duration) string {
 	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
 }
 
-// cidrChunk is how many ranges one acl line holds.
-const cidrChunk = 64
+// cidrChunk is how many ranges one acl line holds. HAProxy reads at most
+// 64 words on a line (MAX_LINE_ARGS) and fails the whole configuration on
+// a longer one ("too many words"), so the acl's own words must fit beside
+// the ranges: "acl src_allowed var(txn.client) -m ip" is five.
+const cidrChunk = 50
 
 // policyData fills in what the "backend" template prints for a Service's
 // backend annotations and, on a per-Ingress backend, the route policy.
 // Every line is built from typed values and the quoting functions.
 func policyData(be *render.Backend, bd *BackendData) {
 	s := &be.Settings
-	bd.Balance = "roundrobin"
-	if s.Balance != "" {
-		bd.Balance = s.Balance
-	}
 	d := func(format string, args ...any) { bd.Directives = append(bd.Directives, fmt.Sprintf(format, args...)) }
+	bd.Balance = "roundrobin"
+	switch s.Balance {
+	case "":
+	case "roundrobin", "leastconn", "random":
+		bd.Balance = s.Balance
+	default:
+		bd.Balance = hashBalance(s.Balance, s.BalanceKey)
+		// Consistent, as ingress-nginx's upstream-hash-by: an endpoint
+		// coming or going (a slot filled or emptied at run time) moves
+		// only the keys it had.
+		d("hash-type consistent")
+	}
 	if s.TimeoutConnect > 0 {
 		d("timeout connect %s", haproxyTime(s.TimeoutConnect))
 	}
@@ -102,11 +116,37 @@ func policyData(be *render.Backend, bd *BackendData) {
 			name = "INGRESSCOOKIE"
 		}
 		line := "cookie " + name + " insert indirect nocache httponly"
+		if s.CookieSecure == render.True {
+			line += " secure"
+		}
+		if s.CookieDomain != "" {
+			line += " domain " + mustQuoteArg(s.CookieDomain)
+		}
 		if s.CookieMaxAge > 0 {
-			// In whole seconds, HAProxy's unit for maxlife (rounded up).
-			line += " maxlife " + strconv.FormatInt(int64((s.CookieMaxAge+time.Second-1)/time.Second), 10)
+			// In whole seconds, HAProxy's unit for maxlife (rounded up);
+			// the browser keeps the cookie as long (Max-Age).
+			secs := strconv.FormatInt(int64((s.CookieMaxAge+time.Second-1)/time.Second), 10)
+			line += " maxlife " + secs + " attr " + mustQuoteArg("Max-Age="+secs)
+		}
+		if s.CookiePath != "" {
+			// HAProxy writes "path=/" first: the last Path a browser
+			// reads is the one it keeps (RFC 6265, 5.3).
+			line += " attr " + mustQuoteArg("Path="+s.CookiePath)
+		}
+		if s.CookieSameSite != "" {
+			line += " attr " + mustQuoteArg("SameSite="+s.CookieSameSite)
 		}
 		d("%s", line)
+		if s.CookieChangeOnFailure {
+			d("option redispatch")
+		}
+		if s.CookieSecure == render.Unset {
+			// As ingress-nginx: Secure on a cookie set over HTTPS. After
+			// the response: HAProxy inserts the cookie after the
+			// http-response rules.
+			d("http-after-response replace-header Set-Cookie %s %s if { ssl_fc }",
+				mustQuoteArg("^("+regexp.QuoteMeta(name)+"=.*)$"), mustQuoteLogFormat(`\1; Secure`))
+		}
 		bd.Cookie = true
 	}
 	bd.ServerOptions = opts.String()
@@ -121,8 +161,8 @@ func policyData(be *render.Backend, bd *BackendData) {
 
 // policyRules writes a per-Ingress backend's route policy, in the order
 // requests meet it: HTTPS redirect, source ranges, rate limits,
-// authentication, body size, redirects, CORS preflight, rewrite, then the
-// response headers.
+// authentication, body size, redirects, CORS preflight, X-Forwarded-Prefix,
+// rewrite, then the response headers.
 func policyRules(be *render.Backend, bd *BackendData) {
 	p := be.Policy
 	d := func(format string, args ...any) { bd.Directives = append(bd.Directives, fmt.Sprintf(format, args...)) }
@@ -143,7 +183,7 @@ func policyRules(be *render.Backend, bd *BackendData) {
 	case render.True:
 		d("http-request redirect location %%[var(txn.https)] code %d if !{ ssl_fc }", code)
 	}
-	if len(p.AllowSources) > 0 || len(p.DenySources) > 0 || p.RateLimitRPS > 0 || p.RateLimitConnections > 0 || p.AuthSecret != "" {
+	if len(p.AllowSources) > 0 || len(p.DenySources) > 0 || p.RateLimitRPS > 0 || p.RateLimitRPM > 0 || p.RateLimitConnections > 0 || p.AuthSecret != "" {
 		// txn.client is the frontend's (trusted-proxies); a template
 		// that does not set it gets the connection's address.
 		d("http-request set-var(txn.client) src unless { var(txn.client) -m found }")
@@ -160,31 +200,49 @@ func policyRules(be *render.Backend, bd *BackendData) {
 	if len(p.DenySources) > 0 {
 		d("http-request deny deny_status 403 if src_denied")
 	}
-	rateLimited := p.RateLimitRPS > 0 || p.RateLimitConnections > 0
+	rateLimited := p.RateLimitRPS > 0 || p.RateLimitRPM > 0 || p.RateLimitConnections > 0
 	if rateLimited || p.AuthSecret != "" {
 		// One table per backend (HAProxy allows one), tracked once,
 		// holds what the rate limits and the authentication failure
 		// limit count per client address.
 		var store []string
-		expire := "30s"
+		// A burst multiplier counts over that many seconds (minutes),
+		// up to the rate times it; entries live at least as long as
+		// the longest period they count.
+		burst := max(p.RateLimitBurst, 1)
+		expire := 30 * time.Second
 		if rateLimited {
-			store = append(store, "http_req_rate(1s)", "conn_cur")
+			store = append(store, "http_req_rate("+haproxyTime(time.Duration(burst)*time.Second)+")", "conn_cur")
+			expire = max(expire, time.Duration(burst)*time.Second)
+		}
+		if p.RateLimitRPM > 0 {
+			store = append(store, "gpc1_rate("+haproxyTime(time.Duration(burst)*time.Minute)+")")
+			expire = max(expire, time.Duration(burst)*time.Minute)
 		}
 		if p.AuthSecret != "" {
 			store = append(store, "gpc0_rate("+haproxyTime(AuthFailureWindow)+")")
-			expire = haproxyTime(AuthFailureWindow)
+			expire = max(expire, AuthFailureWindow, time.Minute)
 		}
-		d("stick-table type ipv6 size 100k expire %s store %s", expire, strings.Join(store, ","))
+		d("stick-table type ipv6 size 100k expire %s store %s", haproxyTime(expire), strings.Join(store, ","))
 		d("http-request track-sc0 var(txn.client)")
 	}
 	if p.RateLimitRPS > 0 {
-		d("http-request deny deny_status %d if { sc_http_req_rate(0) gt %d }", p.RateLimitStatus, p.RateLimitRPS)
+		d("http-request deny deny_status %d if { sc_http_req_rate(0) gt %d }", p.RateLimitStatus, p.RateLimitRPS*max(p.RateLimitBurst, 1))
+	}
+	if p.RateLimitRPM > 0 {
+		// Checked before the request is counted: refused requests do
+		// not use up the next minute's allowance.
+		d("http-request deny deny_status %d if { sc_gpc1_rate(0) ge %d }", p.RateLimitStatus, p.RateLimitRPM*max(p.RateLimitBurst, 1))
+		d("http-request sc-inc-gpc1(0)")
 	}
 	if p.RateLimitConnections > 0 {
 		d("http-request deny deny_status %d if { sc_conn_cur(0) gt %d }", p.RateLimitStatus, p.RateLimitConnections)
 	}
 	if p.AuthSecret != "" {
 		authRules(be, bd, d)
+	}
+	if p.ExtAuth != nil {
+		extAuthRules(be, d)
 	}
 	if p.BodySizeLimit > 0 {
 		d("http-request deny deny_status 413 if { req.hdr_val(content-length) gt %d }", p.BodySizeLimit)
@@ -221,9 +279,41 @@ func policyRules(be *render.Backend, bd *BackendData) {
 		if c.AllowCredentials {
 			d("http-response set-header Access-Control-Allow-Credentials true if { var(txn.cors_origin) -m found }")
 		}
+		if c.ExposeHeaders != "" {
+			d("http-response set-header Access-Control-Expose-Headers %s if { var(txn.cors_origin) -m found }", mustQuoteLogFormat(c.ExposeHeaders))
+		}
+	}
+	if p.UpstreamVhost != "" {
+		d("http-request set-header Host %s", mustQuoteLogFormat(render.VhostFor(p.UpstreamVhost, be.Service, be.Namespace, strconv.Itoa(int(be.Port)))))
+	}
+	// X-Forwarded-Prefix before the rewrite, which changes the path it
+	// matches.
+	if p.XForwardedPrefix != "" {
+		d("http-request set-header X-Forwarded-Prefix %s", mustQuoteLogFormat(p.XForwardedPrefix))
+	}
+	if p.XForwardedPrefixMatched {
+		d("http-request del-header X-Forwarded-Prefix")
+		for i, rp := range be.RewritePaths {
+			if rp.Regex != "" {
+				continue // no prefix to send: see README (regular-expression paths)
+			}
+			re := "^" + regexp.QuoteMeta(rp.Path) + "$"
+			if !rp.Exact {
+				re = "^" + regexp.QuoteMeta(rp.Path) + "(/.*)?$"
+			}
+			prefix := rp.Path
+			if prefix == "" {
+				prefix = "/"
+			}
+			// As rewrite-target: the first path that matches is the one
+			// the request was routed by.
+			d("http-request set-var(txn.xfp) int(%d) if !{ var(txn.xfp) -m found } { path -m reg %s }", i, mustQuoteArg(re))
+			d("http-request set-header X-Forwarded-Prefix %s if { var(txn.xfp) -m int %d }", mustQuoteLogFormat(prefix), i)
+		}
 	}
 	if p.RewriteTarget != "" {
-		if p.RewriteWholePath {
+		regex := len(be.RewritePaths) > 0 && be.RewritePaths[0].Regex != ""
+		if p.RewriteWholePath && !regex {
 			d("http-request set-path %s", mustQuoteLogFormat(p.RewriteTarget))
 		}
 		target := strings.TrimRight(p.RewriteTarget, "/")
@@ -232,6 +322,10 @@ func policyRules(be *render.Backend, bd *BackendData) {
 			// remembers which, so a rewritten path is not matched again.
 			re, repl := "^"+regexp.QuoteMeta(rp.Path)+"$", p.RewriteTarget
 			switch {
+			case rp.Regex != "":
+				// The whole path becomes the target, groups substituted
+				// (NGINX's rewrite; render.RegexHost for the expression).
+				re, repl = "^(?:"+rp.Regex+")", render.RegexReplacement(p.RewriteTarget)
 			case rp.Exact:
 			case target == "":
 				re, repl = "^"+regexp.QuoteMeta(rp.Path)+"/?(.*)$", `/\1`
@@ -242,6 +336,7 @@ func policyRules(be *render.Backend, bd *BackendData) {
 			d("http-request replace-path %s %s if { var(txn.rw) -m int %d }", mustQuoteArg(re), mustQuoteLogFormat(repl), i)
 		}
 	}
+	responseRewrites(p, d)
 	if h := p.HSTS; h != nil {
 		v := "max-age=" + strconv.Itoa(h.MaxAge)
 		if h.IncludeSubdomains {
@@ -308,3 +403,36 @@ func authRules(be *render.Backend, bd *BackendData, d func(string, ...any)) {
 
 // userlistName is the userlist of a per-Ingress backend.
 func userlistName(backend string) string { return "auth_" + strings.ReplaceAll(backend, ":", "_") }
+
+// hashBalance is the balance line of a hashing algorithm (the balance
+// annotation, validated: key holds only name characters).
+func hashBalance(kind, key string) string {
+	switch kind {
+	case "path":
+		return "uri path-only"
+	case "header":
+		return "hdr(" + key + ")"
+	case "cookie":
+		return "hash req.cook(" + key + ")"
+	case "query":
+		return "url_param " + key
+	}
+	return kind // source, uri
+}
+
+// responseRewrites puts right the Location headers and cookies of the
+// endpoints' answers (proxy-redirect-*, proxy-cookie-*). The expressions
+// are built from validated values, every one of them quoted.
+func responseRewrites(p *render.RoutePolicy, d func(string, ...any)) {
+	if r := p.LocationRewrite; r != nil {
+		d("http-response replace-header Location %s %s", mustQuoteArg("^"+regexp.QuoteMeta(r.From)+"(.*)$"), mustQuoteLogFormat(r.To+`\1`))
+	}
+	if r := p.CookiePathRewrite; r != nil {
+		re := `(?i)^(.*;[ \t]*path=)` + regexp.QuoteMeta(r.From) + `([^;]*)(.*)$`
+		d("http-response replace-header Set-Cookie %s %s", mustQuoteArg(re), mustQuoteLogFormat(`\1`+r.To+`\2\3`))
+	}
+	if r := p.CookieDomainRewrite; r != nil {
+		re := `(?i)^(.*;[ \t]*domain=)\.?` + regexp.QuoteMeta(strings.TrimPrefix(r.From, ".")) + `([ \t]*(;.*)?)$`
+		d("http-response replace-header Set-Cookie %s %s", mustQuoteArg(re), mustQuoteLogFormat(`\1`+r.To+`\2`))
+	}
+}

@@ -1,8 +1,12 @@
 package haproxycfg
 
 import (
+	"bytes"
+	"net/netip"
 	"slices"
 	"strings"
+	"sync"
+	"text/template"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
@@ -149,4 +153,151 @@ func sortChanges(cs []MapChange) {
 		}
 		return strings.Compare(x.Key, y.Key)
 	})
+}
+
+// The other half of the contract is the server slots: every backend
+// section holds a fixed number of server lines, and the runtime API changes
+// a slot's address and state (set server addr, set server state), nothing
+// else in the file.
+
+// ServerSlot is one server line of a backend section, as the runtime API
+// addresses it.
+type ServerSlot struct {
+	// Name is SlotName of the slot's index.
+	Name string
+	// Addr is the endpoint the line holds; the zero value is an empty
+	// slot, disabled at PlaceholderAddr:PlaceholderPort.
+	Addr netip.AddrPort
+}
+
+// Backends is how many backend sections haproxy.cfg has (one per
+// Model.Backends entry).
+func (o *Output) Backends() int { return len(o.model.Backends) }
+
+// Slots returns the name of backend i (Model.Backends order) and its server
+// slots, as haproxy.cfg holds them: what the template writes is exactly
+// this (backendData).
+func (o *Output) Slots(i int) (backend string, slots []ServerSlot) {
+	be := o.model.Backends[i]
+	slots = make([]ServerSlot, be.Slots)
+	for j := range slots {
+		slots[j] = ServerSlot{Name: SlotName(j), Addr: be.SlotAddrs[j]}
+	}
+	return be.Name, slots
+}
+
+// SameBackend is true when backend i of old and of next is the same
+// backend: the same object (a backend is never changed once made), so its
+// section and slots are the same too. The planner skips those.
+func SameBackend(old, next *Output, i int) bool {
+	return old.model.Backends[i] == next.model.Backends[i]
+}
+
+// SameBesideSlots reports whether haproxy.cfg of old and next is the same
+// file but for what the runtime API changes: the addresses and states of
+// server slots. Everything else, server options (checks, TLS, cookies)
+// included, needs a reload. old and next have the same backends with the
+// same number of slots (the caller checked), and come from the same
+// template.
+//
+// The question is answered on values, never by reading the file back: the
+// template's pieces (the head and tail around the backend sections) are
+// compared as they came out of the template, and a backend section that
+// differs is compared by its skeleton, the section rendered again with
+// every server at one masked address and state. Where the template is the
+// same and the backend's template data beside its slots is equal, the
+// skeletons are too, and none is rendered: an endpoint change renders
+// nothing more.
+func SameBesideSlots(old, next *Output) bool {
+	a, b := old.config, next.config
+	if a == nil && b == nil {
+		// A template that ranges over .Backends itself: the whole file's
+		// skeletons.
+		x, okx := old.skeleton.whole()
+		y, oky := next.skeleton.whole()
+		return okx && oky && bytes.Equal(x, y)
+	}
+	if a == nil || b == nil || len(a.Sections) != len(b.Sections) {
+		return false
+	}
+	if !bytes.Equal(a.Head, b.Head) || !bytes.Equal(a.Tail, b.Tail) {
+		return false
+	}
+	for i := range a.Sections {
+		if sameSlice(a.Sections[i], b.Sections[i]) || bytes.Equal(a.Sections[i], b.Sections[i]) {
+			continue
+		}
+		x, y := old.model.Backends[i], next.model.Backends[i]
+		if old.skeleton.tmpl == next.skeleton.tmpl && sameBesideSlots(x, y) {
+			continue
+		}
+		sx, okx := old.skeleton.section(x)
+		sy, oky := next.skeleton.section(y)
+		if !okx || !oky || !bytes.Equal(sx, sy) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameBesideSlots is true when two backends give the template the same
+// data (backendData) but for their slots' addresses: sameSection without
+// SlotAddrs.
+func sameBesideSlots(a, b *render.Backend) bool {
+	return a.Name == b.Name && a.Namespace == b.Namespace && a.Service == b.Service && a.Port == b.Port &&
+		a.PortName == b.PortName && a.Slots == b.Slots && samePolicy(a, b)
+}
+
+// maskedAddress is every server's address in a skeleton: no validated
+// value contains a NUL, so no endpoint reads the same.
+const maskedAddress = "\x00haproxy-sidecar:slot\x00"
+
+// maskSlots gives every server of bd the masked address and one state
+// (enabled), keeping its name and id, which the runtime API cannot change.
+func maskSlots(bd *BackendData) {
+	for i := range bd.Servers {
+		bd.Servers[i].Address, bd.Servers[i].Disabled = maskedAddress, false
+	}
+}
+
+// skeleton renders an output's haproxy.cfg, or one backend section of it,
+// again with the server slots masked (maskSlots), when the planner needs
+// it; the whole file's is kept, being the costly one.
+type skeleton struct {
+	tmpl *template.Template
+	data TemplateData
+
+	once sync.Once
+	all  []byte
+	ok   bool
+}
+
+// whole is haproxy.cfg's skeleton, for a template that prints no
+// .BackendSections. ok is false on an error, which cannot happen where
+// the same template rendered the file (and then means a reload).
+func (s *skeleton) whole() (data []byte, ok bool) {
+	s.once.Do(func() {
+		data := s.data
+		data.maskSlots = true
+		var buf bytes.Buffer
+		if s.tmpl.Execute(&buf, data) == nil {
+			s.all, s.ok = buf.Bytes(), true
+		}
+	})
+	return s.all, s.ok
+}
+
+// section is the skeleton of be's backend section; ok as for whole.
+func (s *skeleton) section(be *render.Backend) (data []byte, ok bool) {
+	bt := s.tmpl.Lookup(BackendTemplate)
+	if bt == nil {
+		return nil, false
+	}
+	bd := backendData(be)
+	maskSlots(&bd)
+	var buf bytes.Buffer
+	if bt.Execute(&buf, bd) != nil {
+		return nil, false
+	}
+	return buf.Bytes(), true
 }

@@ -66,24 +66,15 @@ func (o *Output) Select(sel Selector) []File {
 			out = append(out, File{Path: path, Data: data})
 		}
 	}
-	add(ConfigFile, backendSections(o.Get(ConfigFile), backends))
-	add(CrtListFile, rowsWithComments(o.Get(CrtListFile), func(row string) bool {
-		file, _, _ := strings.Cut(row, " ")
-		return slices.ContainsFunc(certs, func(c *render.Certificate) bool { return c.File == file })
-	}))
+	add(ConfigFile, o.selectedSections(backends))
+	add(CrtListFile, o.selectBlocks(CrtListFile, func(b block) bool { return slices.Contains(certs, b.cert) }))
 	for _, c := range certs {
 		add(c.File, []byte(DescribePEM(o.Get(c.File))))
 	}
 	for _, name := range []string{ExactMapFile, PrefixMapFile} {
-		add(name, rowsWithComments(o.Get(name), func(row string) bool {
-			key, _, _ := strings.Cut(row, " ")
-			return keys[key]
-		}))
+		add(name, o.selectBlocks(name, func(b block) bool { return b.route != nil && keys[b.route.Key] }))
 	}
-	add(TLSHostsMapFile, rowsWithComments(o.Get(TLSHostsMapFile), func(row string) bool {
-		host, _, _ := strings.Cut(row, " ")
-		return tlsHosts[host]
-	}))
+	add(TLSHostsMapFile, o.selectBlocks(TLSHostsMapFile, func(b block) bool { return b.host != "" && tlsHosts[b.host] }))
 	slices.SortFunc(out, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
@@ -118,30 +109,46 @@ func hostCovers(rule, host string) bool {
 	return found && first != "" && "."+rest == suffix
 }
 
-// rowsWithComments keeps the rows keep accepts, each with the comment
-// lines right above it.
-func rowsWithComments(data []byte, keep func(row string) bool) []byte {
-	var b bytes.Buffer
-	var comments []string
-	for line := range strings.Lines(string(data)) {
-		line = strings.TrimSuffix(line, "\n")
-		if strings.HasPrefix(line, "#") {
-			comments = append(comments, line)
+// selectBlocks returns the lines of the blocks of a generated file that
+// keep accepts: a map row or crt-list line with the comments the writer
+// put above it.
+func (o *Output) selectBlocks(path string, keep func(block) bool) []byte {
+	var out []byte
+	for b := range o.blocks(path) {
+		if keep(b) {
+			out = append(out, b.data...)
+		}
+	}
+	return out
+}
+
+// selectedSections returns the backend sections of haproxy.cfg of the
+// backends named, one after the other with a blank line between, without
+// password hashes (RedactConfig). A section is what the template's
+// "backend" wrote for the backend: its comment, its userlist if it has
+// one, and the backend.
+func (o *Output) selectedSections(names map[string]bool) []byte {
+	if o.config == nil {
+		// A template that ranges over .Backends itself: which lines
+		// are whose is the template's, read from its sections.
+		return backendSections(o.Get(ConfigFile), names)
+	}
+	var out []byte
+	for b := range o.blocks(ConfigFile) {
+		if b.backend < 0 || !names[o.model.Backends[b.backend].Name] {
 			continue
 		}
-		if line != "" && keep(line) {
-			for _, c := range comments {
-				b.WriteString(c + "\n")
-			}
-			b.WriteString(line + "\n")
+		if len(out) > 0 {
+			out = append(out, '\n')
 		}
-		comments = comments[:0]
+		out = append(out, bytes.TrimLeft(b.data, "\n")...)
 	}
-	return b.Bytes()
+	return RedactConfig(out)
 }
 
 // backendSections returns the "backend NAME" sections of haproxy.cfg for
-// the names given, each with the comment lines right above it.
+// the names given, each with the comment lines right above it, for a
+// template that writes the backend sections itself.
 func backendSections(cfg []byte, names map[string]bool) []byte {
 	var b bytes.Buffer
 	var comments []string

@@ -78,26 +78,25 @@ type Output struct {
 	Files []File
 	model *render.Model
 	// config is haproxy.cfg in pieces, when the template prints
-	// .BackendSections (see ConfigParts).
-	config *ConfigParts
+	// .BackendSections.
+	config *configParts
 	// routesOf are the model's routes of each match kind, as the route
 	// maps were written from them: MapChanges compares them by pointer
 	// without reading every route's kind.
 	routesOf [2][]*render.Route
+	// skeleton renders haproxy.cfg again with the server slots masked,
+	// when the planner asks (SameBesideSlots).
+	skeleton *skeleton
 }
 
-// ConfigParts is haproxy.cfg as the template produced it: Head, then one
+// configParts is haproxy.cfg as the template produced it: Head, then one
 // section per backend (in Model.Backends order), then Tail. The planner
-// compares pieces instead of reading the file back.
-type ConfigParts struct {
+// (SameBesideSlots) and provenance use the pieces instead of reading the
+// file back.
+type configParts struct {
 	Head, Tail []byte
 	Sections   [][]byte
 }
-
-// Config returns haproxy.cfg in pieces, or nil when the template does not
-// print .BackendSections (a custom template that ranges over .Backends
-// itself).
-func (o *Output) Config() *ConfigParts { return o.config }
 
 // Get returns the content of a generated file, or nil.
 func (o *Output) Get(path string) []byte {
@@ -130,8 +129,17 @@ type TemplateData struct {
 	Settings SettingsData
 	// Stats is the stats frontend, nil without Config.StatsBind.
 	Stats *StatsData
+	// ExtAuthScript is the Lua script of external authentication, ""
+	// when no Ingress uses auth-url; ErrorPagesLua the one
+	// custom-http-errors needs, "" when no backend uses it. With either,
+	// the global section caps Lua's memory at LuaMemory MB.
+	ExtAuthScript string
+	ErrorPagesLua string
+	LuaMemory     int
 
 	model *render.Model
+	// maskSlots renders every server as maskedServer (a skeleton).
+	maskSlots bool
 }
 
 // Canaries are the pairs of primary and canary backends routes map to
@@ -144,7 +152,11 @@ func (d TemplateData) Canaries() []CanaryGroup { return CanaryGroups(d.model) }
 func (d TemplateData) Backends() []BackendData {
 	out := make([]BackendData, 0, len(d.model.Backends))
 	for i := range d.model.Backends {
-		out = append(out, backendData(d.model.Backends[i]))
+		bd := backendData(d.model.Backends[i])
+		if d.maskSlots {
+			maskSlots(&bd)
+		}
+		out = append(out, bd)
 	}
 	return out
 }
@@ -160,8 +172,18 @@ func backendData(be *render.Backend) BackendData {
 		}
 		bd.Servers[i] = s
 	}
-	bd.Ingress = be.Ingress
-	if !failClosed(func() { policyData(be, &bd) }) {
+	bd.Ingress, bd.RedirectHost = be.Ingress, be.RedirectHost
+	if be.RedirectHost != "" {
+		// from-to-www-redirect: the same scheme, path and query on the
+		// other host; "redirect prefix" keeps path and query.
+		bd.Balance = "roundrobin"
+		bd.Directives = []string{
+			"http-request redirect prefix " + mustQuoteLogFormat("https://"+be.RedirectHost) + " code 308 if { ssl_fc }",
+			"http-request redirect prefix " + mustQuoteLogFormat("http://"+be.RedirectHost) + " code 308",
+		}
+		return bd
+	}
+	if !failClosed(func() { policyData(be, &bd); errorPageRules(be, &bd) }) {
 		// Unreachable while every annotation is parsed: answer 503
 		// rather than serve without the rules, or not at all.
 		bd.Directives, bd.ServerOptions, bd.Cookie, bd.Userlist = []string{"http-request deny deny_status 503"}, "", false, nil
@@ -202,6 +224,8 @@ type BackendData struct {
 	Userlist *UserlistData
 	// Ingress is set on a per-Ingress backend.
 	Ingress string
+	// RedirectHost is set on a from-to-www-redirect backend.
+	RedirectHost string
 }
 
 // UserlistData is a userlist section; names and hashes are quoted.
@@ -304,6 +328,17 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 		Stats:           stats,
 		model:           m,
 	}
+	if usesExtAuth(m) {
+		data.ExtAuthScript = ExtAuthScriptFile
+	}
+	if usesErrorPages(m) {
+		data.ErrorPagesLua = ErrorPagesLuaFile
+	}
+	if data.ExtAuthScript != "" || data.ErrorPagesLua != "" {
+		// Both scripts read answers of a tenant's Service into Lua:
+		// its memory is bounded whenever one is loaded.
+		data.LuaMemory = luaMemory(m)
+	}
 
 	var cfgBuf bytes.Buffer
 	if err := cfg.Template.Execute(&cfgBuf, data); err != nil {
@@ -323,7 +358,8 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 		defaultPEM = c.PEM
 	}
 	maps := renderMaps(m, cache)
-	out := &Output{model: m, config: parts, routesOf: [2][]*render.Route{render.MatchExact: maps.exactRoutes, render.MatchPrefix: maps.prefixRoutes}}
+	out := &Output{model: m, config: parts, routesOf: [2][]*render.Route{render.MatchExact: maps.exactRoutes, render.MatchPrefix: maps.prefixRoutes},
+		skeleton: &skeleton{tmpl: cfg.Template, data: data}}
 	out.Files = append(out.Files,
 		File{ConfigFile, config},
 		File{ExactMapFile, maps.exact},
@@ -332,11 +368,20 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 		File{CrtListFile, maps.crtList},
 		File{DefaultCertFile, defaultPEM},
 	)
+	if data.ErrorPagesLua != "" {
+		out.Files = append(out.Files, File{ErrorPagesLuaFile, []byte(ErrorPagesLua)})
+	}
+	if rx, hosts := regexFiles(m); rx != nil {
+		out.Files = append(out.Files, File{render.RegexMapFile, rx}, File{render.RegexHostsMapFile, hosts})
+	}
 	for _, c := range m.Certs {
 		out.Files = append(out.Files, File{c.File, c.PEM})
 	}
 	for _, c := range caFiles(m) {
 		out.Files = append(out.Files, File{c.File, c.PEM})
+	}
+	if data.ExtAuthScript != "" {
+		out.Files = append(out.Files, File{ExtAuthScriptFile, extAuthScript})
 	}
 	slices.SortFunc(out.Files, func(x, y File) int { return strings.Compare(x.Path, y.Path) })
 	return out, nil
@@ -553,7 +598,13 @@ func writeRouteMap(prev *routeMapText, routes []*render.Route) *routeMapText {
 	return t
 }
 
-func hostsMap(hosts []string, certs []render.Certificate) []byte {
+// tlsHostsHeader is the first line of the TLS hosts map.
+const tlsHostsHeader = "# hosts redirected from HTTP to HTTPS. Generated by haproxy-sidecar.\n"
+
+// hostOrigins returns, for each host of the TLS hosts map, the Ingresses
+// whose TLS entries list it (tlsOrigins): the comment above its row, and
+// its provenance.
+func hostOrigins(hosts []string, certs []render.Certificate) []string {
 	// The certificates that name each host (one, but for models made by
 	// hand).
 	byHost := make(map[string][]int, len(hosts))
@@ -562,15 +613,23 @@ func hostsMap(hosts []string, certs []render.Certificate) []byte {
 			byHost[h] = append(byHost[h], i)
 		}
 	}
+	out := make([]string, len(hosts))
+	for i, h := range hosts {
+		out[i] = tlsOrigins(byHost[h], certs)
+	}
+	return out
+}
+
+func hostsMap(hosts []string, certs []render.Certificate) []byte {
 	var b bytes.Buffer
-	b.WriteString("# hosts redirected from HTTP to HTTPS. Generated by haproxy-sidecar.\n")
-	for _, h := range hosts {
+	b.WriteString(tlsHostsHeader)
+	for i, origins := range hostOrigins(hosts, certs) {
 		// Provenance, as on the routing maps: the TLS entries that list
 		// the host.
-		if origins := tlsOrigins(byHost[h], certs); origins != "" {
+		if origins != "" {
 			b.WriteString("# " + origins + "\n")
 		}
-		b.WriteString(h)
+		b.WriteString(hosts[i])
 		b.WriteString(" " + tlsHostValue + "\n")
 	}
 	return b.Bytes()
@@ -588,27 +647,41 @@ func tlsOrigins(which []int, certs []render.Certificate) string {
 	return strings.Join(slices.Compact(out), ", ")
 }
 
-// crtList has one line per certificate, filtered by the SNI names it
-// serves; HAProxy prefers an exact SNI match over a wildcard on its own.
-// A certificate of TLS entries without hosts (no SNI) is offered for the
+// crtListSNI returns, for each certificate, the SNI names its crt-list
+// line filters on; nil for a certificate that gets no line.
+//
+// HAProxy prefers an exact SNI match over a wildcard on its own. A
+// certificate of TLS entries without hosts (no SNI) is offered for the
 // names it carries, but never for a name another line lists: written
 // without a filter, its line would take the name from a later line that
 // lists it (HAProxy 2.6 and 3.0 answer with the first), so a tenant's
 // certificate carrying another tenant's host would win the handshake.
-// Its names are therefore written out, less those (HostlessNames).
+// Its names are therefore written out, less those (HostlessNames); when
+// none is left it gets no line, since one without a filter would take
+// them all.
+func crtListSNI(certs []render.Certificate) [][]string {
+	offered := render.HostlessNames(certs)
+	out := make([][]string, len(certs))
+	for i := range certs {
+		if out[i] = certs[i].SNI; len(out[i]) == 0 {
+			out[i] = offered[i]
+		}
+	}
+	return out
+}
+
+// notOffered ends the comment of a certificate that gets no crt-list line.
+const notOffered = ": no name in the certificate is left that no other certificate serves; not offered"
+
+// crtList has one line per certificate, filtered by the SNI names it
+// serves (crtListSNI), after a comment naming where it comes from.
 func crtList(certs []render.Certificate) []byte {
 	var b bytes.Buffer
-	offered := render.HostlessNames(certs)
-	for i := range certs {
+	for i, sni := range crtListSNI(certs) {
 		c := &certs[i]
-		sni := c.SNI
 		if len(sni) == 0 {
-			if sni = offered[i]; len(sni) == 0 {
-				// Every name it carries is another line's: no line,
-				// since one without a filter would take them all.
-				b.WriteString("# " + certOrigin(c) + ": no name in the certificate is left that no other certificate serves; not offered\n")
-				continue
-			}
+			b.WriteString("# " + certOrigin(c) + notOffered + "\n")
+			continue
 		}
 		// HAProxy skips lines starting with '#' in a crt-list.
 		b.WriteString("# " + certOrigin(c) + "\n")

@@ -10,31 +10,153 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
+// Provenance: the writer knows what it wrote every line of a generated file
+// from (a backend section from a render.Backend, a route map's lines from
+// a render.Route, a TLS hosts map's from the certificates naming the host,
+// a crt-list's from a render.Certificate), so explain, the history's hunks
+// and dumps name objects from those values. The comments in the files say
+// the same for people; nothing reads them back.
+
+// block is a run of lines of a generated file and what the writer wrote
+// them from: a header line (header), a backend section (backend, index
+// in Model.Backends), a route's lines (route), a TLS host's (host, with
+// hostOrigins), a certificate's (cert, with offered), or, with none of
+// these set, the template's own text in haproxy.cfg.
+type block struct {
+	lines int    // how many lines; the last block takes the rest
+	data  []byte // the lines, newlines included
+
+	header      string
+	backend     int // -1: none
+	route       *render.Route
+	host        string
+	hostOrigins string
+	cert        *render.Certificate
+	offered     bool
+}
+
+// blocks yields the blocks of a generated file, in order; none for a file
+// that is not haproxy.cfg, a map or the crt-list.
+func (o *Output) blocks(path string) iter.Seq[block] {
+	m := o.model
+	var gen func(yield func(block) bool)
+	switch path {
+	case ConfigFile:
+		gen = func(yield func(block) bool) {
+			p := o.config
+			if p == nil {
+				// A template that ranges over .Backends itself:
+				// all of it is the template's.
+				yield(block{lines: -1, backend: -1})
+				return
+			}
+			if !yield(block{lines: bytes.Count(p.Head, nl), backend: -1}) {
+				return
+			}
+			for i, sec := range p.Sections {
+				if !yield(block{lines: bytes.Count(sec, nl), backend: i}) {
+					return
+				}
+			}
+			yield(block{lines: -1, backend: -1})
+		}
+	case ExactMapFile, PrefixMapFile:
+		match := render.MatchExact
+		if path == PrefixMapFile {
+			match = render.MatchPrefix
+		}
+		gen = func(yield func(block) bool) {
+			if !yield(block{lines: 1, backend: -1, header: routeMapHeader}) {
+				return
+			}
+			for _, r := range o.routesOf[match] {
+				n := 2 // appendRouteLines: a comment, then the row
+				if r.Canary != nil {
+					n = 3
+				}
+				if !yield(block{lines: n, backend: -1, route: r}) {
+					return
+				}
+			}
+		}
+	case TLSHostsMapFile:
+		gen = func(yield func(block) bool) {
+			if !yield(block{lines: 1, backend: -1, header: tlsHostsHeader}) {
+				return
+			}
+			for i, origins := range hostOrigins(m.TLSHosts, m.Certs) {
+				n := 1
+				if origins != "" {
+					n = 2
+				}
+				if !yield(block{lines: n, backend: -1, host: m.TLSHosts[i], hostOrigins: origins}) {
+					return
+				}
+			}
+		}
+	case CrtListFile:
+		gen = func(yield func(block) bool) {
+			for i, sni := range crtListSNI(m.Certs) {
+				n := 1
+				if len(sni) > 0 {
+					n = 2
+				}
+				if !yield(block{lines: n, backend: -1, cert: &m.Certs[i], offered: len(sni) > 0}) {
+					return
+				}
+			}
+		}
+	default:
+		gen = func(func(block) bool) {}
+	}
+	data := o.Get(path)
+	// Each block's lines are cut from the file by counting newlines: the
+	// writer made them, so their number is known.
+	return func(yield func(block) bool) {
+		for b := range gen {
+			n := len(data)
+			if b.lines >= 0 {
+				n = 0
+				for range b.lines {
+					i := bytes.IndexByte(data[n:], '\n')
+					if i < 0 {
+						n = len(data)
+						break
+					}
+					n += i + 1
+				}
+			}
+			b.data, data = data[:n], data[n:]
+			if !yield(b) {
+				return
+			}
+		}
+	}
+}
+
+var nl = []byte("\n")
+
 // Origin names the objects behind a line of a generated file, so that an
 // error HAProxy reports at "file:line" can be shown as the Ingress, Service
 // or Secret a user has to fix. line is 1-based; line 0 means the whole file.
 func (o *Output) Origin(path string, line int) string {
-	data := o.Get(path)
-	if data == nil {
+	if o.Get(path) == nil {
 		return ""
 	}
 	m := o.model
-	switch {
-	case path == ConfigFile:
-		return o.configOrigin(data, line)
-	case path == ExactMapFile || path == PrefixMapFile || path == TLSHostsMapFile || path == CrtListFile:
-		// Each entry follows a comment naming its Ingress field (or, in
-		// the crt-list, its Secret and Ingresses).
-		if l := lineAt(data, line); strings.HasPrefix(l, "# ") {
-			return strings.TrimPrefix(l, "# ")
+	switch path {
+	case ConfigFile, ExactMapFile, PrefixMapFile, TLSHostsMapFile, CrtListFile:
+		if line < 1 {
+			break
 		}
-		if line > 1 {
-			if l := lineAt(data, line-1); strings.HasPrefix(l, "# ") {
-				return strings.TrimPrefix(l, "# ")
+		at := 0 // lines before the block
+		for b := range o.blocks(path) {
+			if b.lines < 0 || line <= at+b.lines {
+				return o.blockOrigin(path, b, line-at-1)
 			}
+			at += b.lines
 		}
-		return "generated file " + path
-	case path == DefaultCertFile:
+	case DefaultCertFile:
 		if c := m.Settings.DefaultCertificate; c != nil {
 			return fmt.Sprintf("Secret %s/%s (default-certificate of the settings ConfigMap)", c.Namespace, c.Secret)
 		}
@@ -46,7 +168,40 @@ func (o *Output) Origin(path string, line int) string {
 			}
 		}
 	}
+	if path == ConfigFile {
+		return "the configuration template"
+	}
 	return "generated file " + path
+}
+
+// blockOrigin names what line k (0-based) of block b comes from: a
+// comment line's own words, and for a row those of the comment above it
+// (as the file says to people).
+func (o *Output) blockOrigin(path string, b block, k int) string {
+	switch {
+	case b.header != "":
+		return strings.TrimSuffix(strings.TrimPrefix(b.header, "# "), "\n")
+	case b.backend >= 0:
+		return o.backendOrigin(o.model.Backends[b.backend])
+	case b.route != nil:
+		r := b.route
+		if k == 0 || r.Canary == nil {
+			return string(appendService(append(appendOrigin(nil, r.Origin), " -> "...), r.Service))
+		}
+		return "canary " + string(appendService(append(appendOrigin(nil, r.Canary.Origin), " -> "...), r.Canary.Service))
+	case b.host != "":
+		if b.hostOrigins == "" {
+			return "generated file " + path
+		}
+		return b.hostOrigins
+	case b.cert != nil:
+		if !b.offered {
+			return certOrigin(b.cert) + notOffered
+		}
+		return certOrigin(b.cert)
+	}
+	// The template's own text: the section it is in.
+	return o.templateOrigin(b.data, k)
 }
 
 func certOrigin(c *render.Certificate) string {
@@ -58,31 +213,37 @@ func certOrigin(c *render.Certificate) string {
 	return fmt.Sprintf("Secret %s/%s (used by %s)", c.Namespace, c.Secret, strings.Join(slices.Compact(ings), ", "))
 }
 
-// configOrigin finds the section a line of haproxy.cfg is in. Service
-// backends name their Service and the Ingress paths routed to them; every
-// other section comes from the template.
-func (o *Output) configOrigin(data []byte, line int) string {
+// templateOrigin names line k (0-based) of text the template wrote itself
+// by the section it is in, from the section's keyword line. That is
+// HAProxy's syntax in the template's text, not provenance read back: the
+// template's text comes from no object. A template that ranges over
+// .Backends itself writes backend sections too: those name their
+// Service.
+func (o *Output) templateOrigin(text []byte, k int) string {
 	section := ""
-	for i, l := range lines(data) {
-		if i+1 > line && line > 0 {
+	for i, l := range lines(text) {
+		if i > k {
 			break
 		}
 		if len(l) > 0 && l[0] != ' ' && l[0] != '\t' && l[0] != '#' {
 			section = string(bytes.TrimSpace(l))
 		}
 	}
-	name, isBackend := strings.CutPrefix(section, "backend ")
-	if !isBackend {
-		if section == "" {
-			return "the configuration template"
+	if section == "" {
+		return "the configuration template"
+	}
+	if name, ok := strings.CutPrefix(section, "backend "); ok && o.config == nil {
+		bes := o.model.Backends
+		if i, found := slices.BinarySearchFunc(bes, name, func(b *render.Backend, n string) int { return strings.Compare(b.Name, n) }); found {
+			return o.backendOrigin(bes[i])
 		}
-		return fmt.Sprintf("the configuration template (section %q)", section)
 	}
-	i, ok := slices.BinarySearchFunc(o.model.Backends, name, func(b *render.Backend, n string) int { return strings.Compare(b.Name, n) })
-	if !ok {
-		return fmt.Sprintf("the configuration template (section %q)", section)
-	}
-	be := o.model.Backends[i]
+	return fmt.Sprintf("the configuration template (section %q)", section)
+}
+
+// backendOrigin names a backend's Service and the Ingress paths routed to
+// it.
+func (o *Output) backendOrigin(be *render.Backend) string {
 	var users []string
 	for _, r := range o.model.Routes {
 		if r.Backend == be.Name {
@@ -95,24 +256,19 @@ func (o *Output) configOrigin(data []byte, line int) string {
 	if d := o.model.DefaultOrigin; d != nil && o.model.DefaultBackend == be.Name {
 		users = append(users, d.String())
 	}
+	for _, o := range o.model.Backends {
+		if o.ErrorBackend == be.Name && o.Name != be.Name && !slices.Contains(users, "custom-http-errors of Ingress "+o.Namespace+"/"+o.Ingress) {
+			users = append(users, "custom-http-errors of Ingress "+o.Namespace+"/"+o.Ingress)
+		}
+	}
+	if be.RedirectHost != "" {
+		return fmt.Sprintf("the from-to-www-redirect to %s (of %s)", be.RedirectHost, strings.Join(users, ", "))
+	}
 	return fmt.Sprintf("Service %s/%s port %d (used by %s)", be.Namespace, be.Service, be.Port, strings.Join(users, ", "))
 }
 
-func lineAt(data []byte, line int) string {
-	if line < 1 {
-		return ""
-	}
-	for i, l := range lines(data) {
-		if i+1 == line {
-			return string(l)
-		}
-	}
-	return ""
-}
-
 // lines yields the lines of data (without their newline) and their index,
-// as bytes.Split would list them, without making the list: a diff of a
-// 10k-Ingress configuration looks lines up for every hunk.
+// as bytes.Split would list them, without making the list.
 func lines(data []byte) iter.Seq2[int, []byte] {
 	return func(yield func(int, []byte) bool) {
 		for i := 0; ; i++ {

@@ -46,7 +46,7 @@ func sameSection(a, b *render.Backend) bool {
 // assembleConfig puts haproxy.cfg together from the main template's output
 // (rendered) and one "backend" section per backend where it printed
 // .BackendSections.
-func assembleConfig(rendered []byte, m *render.Model, cfg Config, cache *sectionCache) ([]byte, *ConfigParts, error) {
+func assembleConfig(rendered []byte, m *render.Model, cfg Config, cache *sectionCache) ([]byte, *configParts, error) {
 	marker := []byte(sectionsMarker)
 	switch bytes.Count(rendered, marker) {
 	case 0:
@@ -61,7 +61,7 @@ func assembleConfig(rendered []byte, m *render.Model, cfg Config, cache *section
 		return nil, nil, fmt.Errorf("template %s prints .BackendSections but no template defines %q", cfg.Template.Name(), BackendTemplate)
 	}
 	i := bytes.Index(rendered, marker)
-	parts := &ConfigParts{Head: rendered[:i], Tail: rendered[i+len(marker):], Sections: make([][]byte, len(m.Backends))}
+	parts := &configParts{Head: rendered[:i], Tail: rendered[i+len(marker):], Sections: make([][]byte, len(m.Backends))}
 
 	var cached sectionCache
 	if cache != nil {

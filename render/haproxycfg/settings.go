@@ -3,6 +3,7 @@ package haproxycfg
 import (
 	"cmp"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -28,6 +29,9 @@ type SettingsData struct {
 	// TrustedProxies are the trusted-proxies ranges, space-separated, in
 	// chunks of at most 64 (one acl line each); nil when none.
 	TrustedProxies []string
+	// ProxyProtocol are the use-proxy-protocol addresses, space-separated,
+	// in chunks of at most 64 (one acl line each); nil when off.
+	ProxyProtocol []string
 }
 
 // settingsData formats the settings; zero fields (a Model not made by
@@ -57,13 +61,22 @@ func settingsData(s render.Settings) SettingsData {
 	if p := s.HTTPSRedirectPort; p != 0 && p != 443 {
 		out.RedirectPort = ":" + strconv.Itoa(p)
 	}
-	for i := 0; i < len(s.TrustedProxies); i += cidrChunk {
-		out.TrustedProxies = append(out.TrustedProxies, joinPrefixes(s.TrustedProxies[i:min(i+cidrChunk, len(s.TrustedProxies))]))
-	}
+	out.TrustedProxies = prefixChunks(s.TrustedProxies)
+	out.ProxyProtocol = prefixChunks(s.ProxyProtocol)
 	if s.LogFormat != "" {
 		// parseLogFormat allows no '"', '\\' or '$', the only characters
 		// HAProxy interprets inside double quotes.
 		out.LogFormat = `"` + s.LogFormat + `"`
+	}
+	return out
+}
+
+// prefixChunks writes ranges for acl lines, at most cidrChunk a line; nil
+// for none.
+func prefixChunks(ps []netip.Prefix) []string {
+	var out []string
+	for i := 0; i < len(ps); i += cidrChunk {
+		out = append(out, joinPrefixes(ps[i:min(i+cidrChunk, len(ps))]))
 	}
 	return out
 }
