@@ -92,7 +92,7 @@ func diffCommand(_ context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stdout, "#   %s\n", c)
 		}
 	case controller.MethodReload:
-		fmt.Fprintf(stdout, "# needs a reload: %s\n", pred.Reason)
+		fmt.Fprintf(stdout, "# needs a reload: %s [%s]\n", pred.Reason, pred.Cause)
 	}
 	if ch := controller.ObjectChanges(old.in, next.in); len(ch) > 0 {
 		fmt.Fprintln(stdout, "# objects that changed:")

@@ -175,8 +175,8 @@ func printPass(w io.Writer, p *controller.Pass) {
 		}
 		fmt.Fprintf(w, "  trigger: %s\n", strings.Join(t, ", "))
 	}
-	if p.ReloadReason != "" {
-		fmt.Fprintf(w, "  reload because: %s\n", p.ReloadReason)
+	if p.ReloadCause != "" {
+		fmt.Fprintf(w, "  reload because: %s [%s]\n", p.ReloadReason, p.ReloadCause)
 	}
 	ph := p.Phases
 	fmt.Fprintf(w, "  phases: read %s, render %s, plan %s, write %s, check %s, apply %s\n",

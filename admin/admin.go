@@ -100,7 +100,7 @@ func probe(w http.ResponseWriter, check func() error, ok string) {
 type Debug struct {
 	// Status is served as JSON on /status: what the sidecar and HAProxy
 	// are doing.
-	Status func(context.Context) any
+	Status func(context.Context) Status
 	// Explain serves /explain?url=URL: which rule of the configuration
 	// being served answers that request, and why. An error means the URL
 	// is unusable (400).

@@ -157,18 +157,18 @@ func TestStatus(t *testing.T) {
 	if got := get((&Debug{}).Handler()).Code; got != http.StatusNotFound {
 		t.Errorf("/status without a Status func = %d, want 404", got)
 	}
-	h := (&Debug{Status: func(ctx context.Context) any {
+	h := (&Debug{Status: func(ctx context.Context) Status {
 		if _, ok := ctx.Deadline(); !ok {
 			t.Error("Status called without a deadline")
 		}
-		return map[string]int{"generation": 7}
+		return Status{Generation: 7}
 	}}).Handler()
 	rec := get(h)
 	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json" {
 		t.Fatalf("/status = %d %q", rec.Code, rec.Header().Get("Content-Type"))
 	}
-	var got map[string]int
-	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || got["generation"] != 7 {
+	var got map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || got["generation"] != 7.0 {
 		t.Errorf("/status body %q: %v", rec.Body.String(), err)
 	}
 }

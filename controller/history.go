@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/pmezard/go-difflib/difflib"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -18,113 +16,6 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 )
-
-// Outcome is how a pass ended.
-type Outcome string
-
-const (
-	// OutcomeUnchanged: the files are what HAProxy runs already.
-	OutcomeUnchanged Outcome = "unchanged"
-	// OutcomeRuntime: applied through the runtime API, no reload.
-	OutcomeRuntime Outcome = "runtime"
-	// OutcomeReload: a new generation and a reload.
-	OutcomeReload Outcome = "reload"
-	// OutcomeWritten: validated and written; HAProxy was not up yet.
-	OutcomeWritten Outcome = "written"
-	// OutcomeRejected: HAProxy refused the candidate; the last good
-	// configuration stays.
-	OutcomeRejected Outcome = "rejected"
-	// OutcomeFailed: reading, rendering, writing or reloading failed; it
-	// is retried.
-	OutcomeFailed Outcome = "failed"
-)
-
-// Change is one object (or the templates) that changed since the pass
-// before.
-type Change struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name"`
-	// Op is added, updated or deleted.
-	Op string `json:"op"`
-}
-
-func (c Change) String() string {
-	if c.Namespace == "" {
-		return fmt.Sprintf("%s %s %s", c.Op, c.Kind, c.Name)
-	}
-	return fmt.Sprintf("%s %s %s/%s", c.Op, c.Kind, c.Namespace, c.Name)
-}
-
-// Phases are the durations of a pass's steps.
-type Phases struct {
-	Read   time.Duration `json:"read"`
-	Render time.Duration `json:"render"`
-	Plan   time.Duration `json:"plan"`
-	// Write is writing the generation (Check excluded).
-	Write time.Duration `json:"write"`
-	// Check is haproxy -c (none for a runtime-only change).
-	Check time.Duration `json:"check"`
-	// Apply is the runtime API commands or the reload.
-	Apply time.Duration `json:"apply"`
-}
-
-// Pass is the record of one pass of the loop: what triggered it, how it
-// was applied, how long each step took, and what changed in the files.
-type Pass struct {
-	ID      int64     `json:"id"`
-	Time    time.Time `json:"time"`
-	Trigger []Change  `json:"trigger"`
-	Outcome Outcome   `json:"outcome"`
-	// ReloadReason says why a reload was needed.
-	ReloadReason string `json:"reload_reason,omitempty"`
-	// Commands are the runtime API commands sent.
-	Commands   []string      `json:"commands,omitempty"`
-	Phases     Phases        `json:"phases"`
-	Took       time.Duration `json:"took"`
-	Generation int           `json:"generation"`
-	// Error is why the pass failed or the candidate was rejected (with the
-	// objects behind HAProxy's failing line).
-	Error string `json:"error,omitempty"`
-	// ChangeToApplied is the time from the first change notification
-	// this pass took in to HAProxy serving the result.
-	ChangeToApplied time.Duration `json:"change_to_applied,omitempty"`
-	// Diff is the unified diff of every generated file (certificates by
-	// fingerprint, never key bytes).
-	Diff string `json:"diff,omitempty"`
-	// Problems is the number of problems after the pass; NewProblems and
-	// GoneProblems are the ones it added and resolved (at most
-	// maxTrigger each), with their typed reasons.
-	Problems     int              `json:"problems"`
-	NewProblems  []render.Problem `json:"new_problems,omitempty"`
-	GoneProblems []render.Problem `json:"gone_problems,omitempty"`
-}
-
-// problemChanges lists the problems in next but not in old, and the other
-// way round, compared as reported.
-func problemChanges(old, next []render.Problem) (added, gone []render.Problem) {
-	was := make(map[string]bool, len(old))
-	for _, p := range old {
-		was[p.Report()] = true
-	}
-	now := make(map[string]bool, len(next))
-	for _, p := range next {
-		now[p.Report()] = true
-		if !was[p.Report()] && len(added) < maxTrigger {
-			added = append(added, p)
-		}
-	}
-	for _, p := range old {
-		if !now[p.Report()] && len(gone) < maxTrigger {
-			gone = append(gone, p)
-		}
-	}
-	return added, gone
-}
-
-// Changed is true for passes that belong in the history: anything but
-// "unchanged".
-func (p *Pass) Changed() bool { return p.Outcome != OutcomeUnchanged }
 
 // History keeps the last passes that changed something, newest first.
 type History struct {
@@ -187,16 +78,18 @@ type objectKey struct{ kind, namespace, name string }
 // changed. The informer cache and the manifest reader hand out the same
 // pointer for an unchanged object and a new one for every change, so an
 // object seen before is found by its pointer, without hashing its name,
-// and only new pointers are compared in full. A list the source says is
-// unchanged (render.Inputs.Unchanged) and that is the one of the last
-// update is skipped; of Ingresses told as a delta from the list of the
-// last update (render.Inputs.IngressDelta), only the delta is taken in.
+// and only new pointers are compared in full. How much of each list it
+// reads is render.Taken's decision, the engine's too: a list the source
+// says is unchanged and that is the one of the last update is skipped; of
+// Ingresses told as a delta from the list of the last update, only the
+// delta is taken in. (Why the tracker keeps its own set of objects beside
+// the engine's: see render/taken.go.)
 type inputTracker struct {
 	gen  uint64
 	seen map[any]trackedObject
-	// lists are each kind's list in the last update, count how many
-	// objects of each kind seen holds.
-	lists [numKinds]listID
+	// taken are the lists of the last update; count how many objects
+	// of each kind seen holds.
+	taken render.Taken
 	count [numKinds]int
 }
 
@@ -216,23 +109,9 @@ var kindNames = [numKinds]string{"Ingress", "IngressClass", "Service", "Endpoint
 var inputKinds = [numKinds]render.InputKinds{render.IngressesKind, render.IngressClassesKind, render.ServicesKind,
 	render.EndpointSlicesKind, render.SecretsKind, render.ConfigMapsKind}
 
-// listID identifies a list handed out by a source: its first element's
-// address and its length.
-type listID struct {
-	first any
-	n     int
-}
-
-func idOf[T any](list []T) listID {
-	if len(list) == 0 {
-		return listID{}
-	}
-	return listID{first: &list[0], n: len(list)}
-}
-
 // visitList visits the objects of one kind's list, if take says to.
-func visitList[T metav1.Object](take func(kind int, id listID) bool, visit func(kind int, obj metav1.Object), kind int, list []T) {
-	if take(kind, idOf(list)) {
+func visitList[T metav1.Object](take func(kind int) bool, visit func(kind int, obj metav1.Object), kind int, list []T) {
+	if take(kind) {
 		for _, o := range list {
 			visit(kind, o)
 		}
@@ -280,20 +159,19 @@ func (t *inputTracker) update(in render.Inputs) []Change {
 	}
 	// take tells whether to visit a kind's list: not when the source says
 	// it is unchanged and it is the one of the last update.
-	take := func(kind int, id listID) bool {
-		if in.Unchanged.Has(inputKinds[kind]) && id == t.lists[kind] {
+	take := func(kind int) bool {
+		if t.taken.Take(in, inputKinds[kind]) == render.TakeNothing {
 			skipped[kind] = true
 			kept += t.count[kind]
 			return false
 		}
-		t.lists[kind] = id
 		return true
 	}
 	gone := map[objectKey]any{}
-	if d := in.IngressDelta; d != nil && !(in.Unchanged.Has(render.IngressesKind) && idOf(in.Ingresses) == t.lists[kindIngress]) &&
-		idOf(d.Since) == t.lists[kindIngress] {
+	switch t.taken.Take(in, render.IngressesKind) {
+	case render.TakeDelta:
 		// Told what changed since the list taken in last: only those.
-		t.lists[kindIngress] = idOf(in.Ingresses)
+		d := in.IngressDelta
 		skipped[kindIngress] = true
 		for _, obj := range d.Removed {
 			if _, ok := t.seen[obj]; ok {
@@ -308,8 +186,13 @@ func (t *inputTracker) update(in render.Inputs) []Change {
 				visit(kindIngress, obj)
 			}
 		}
-	} else {
-		visitList(take, visit, kindIngress, in.Ingresses)
+	case render.TakeNothing:
+		skipped[kindIngress] = true
+		kept += t.count[kindIngress]
+	case render.TakeList:
+		for _, o := range in.Ingresses {
+			visit(kindIngress, o)
+		}
 	}
 	visitList(take, visit, kindIngressClass, in.IngressClasses)
 	visitList(take, visit, kindService, in.Services)
@@ -414,14 +297,19 @@ func FileDiff(old, next *haproxycfg.Output) string {
 		if c == nil {
 			to = "/dev/null"
 		}
-		text, err := unifiedDiff(as, cs, from, to)
-		if err != nil {
-			text = fmt.Sprintf("--- %s\n+++ %s\n@@ diff failed: %v @@\n", from, to, err)
-		}
+		var origin func(fromOld bool, line int) string
 		if !haproxycfg.IsPEMFile(p) {
-			text = annotateHunks(text, p, old, next)
+			origin = func(fromOld bool, line int) string {
+				if fromOld {
+					if old == nil {
+						return ""
+					}
+					return old.Origin(p, line)
+				}
+				return next.Origin(p, line)
+			}
 		}
-		b.WriteString(text)
+		writeUnifiedDiff(&b, as, cs, from, to, origin)
 		if b.Len() > maxDiffBytes {
 			s := b.String()[:maxDiffBytes]
 			return s + "\n... diff truncated at 256 KiB\n"
@@ -433,14 +321,20 @@ func FileDiff(old, next *haproxycfg.Output) string {
 // diffContext is the number of unchanged lines around each change.
 const diffContext = 2
 
-// unifiedDiff is difflib's unified diff of two texts, with the lines both
-// share at the start and end left out first: difflib's matcher is
-// quadratic at worst and took 140 ms for one endpoint change in a
-// 10k-Service file, and splitting whole files into lines for it was
-// megabytes of garbage per pass; most changes touch a few lines in the
-// middle of large sorted files. The shared parts are found on the bytes,
-// and only the changed middle (with its context lines) is split.
-func unifiedDiff(a, b []byte, from, to string) (string, error) {
+// writeUnifiedDiff writes the unified diff of two texts (difflib's
+// matcher and format), with the lines both share at the start and end left
+// out first: difflib's matcher is quadratic at worst and took 140 ms for
+// one endpoint change in a 10k-Service file, and splitting whole files
+// into lines for it was megabytes of garbage per pass; most changes touch
+// a few lines in the middle of large sorted files. The shared parts are
+// found on the bytes, and only the changed middle (with its context lines)
+// is split and matched. The hunks are written here from the matcher's
+// opcodes, numbered in the whole files' lines.
+//
+// origin, when set, names the objects behind a line (1-based) of the old
+// or the new file: each hunk header gets those of its first changed line,
+// where git puts a function's name. The diff stays one patch(1) reads.
+func writeUnifiedDiff(w *strings.Builder, a, b []byte, from, to string, origin func(fromOld bool, line int) string) {
 	// pre: the shared lines at the start, as a byte length ending just
 	// after a newline.
 	pre := commonPrefix(a, b)
@@ -461,13 +355,70 @@ func unifiedDiff(a, b []byte, from, to string) (string, error) {
 		start = bytes.LastIndexByte(a[:start-1], '\n') + 1
 	}
 	aEnd, bEnd := contextEnd(a, len(a)-suf), contextEnd(b, len(b)-suf)
-	text, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A: middleLines(a, start, aEnd), B: middleLines(b, start, bEnd), FromFile: from, ToFile: to, Context: diffContext,
-	})
-	if err != nil || start == 0 {
-		return text, err
+	al, bl := middleLines(a, start, aEnd), middleLines(b, start, bEnd)
+	// off is the line index (in both files) the middle starts at.
+	off := bytes.Count(a[:start], []byte("\n"))
+	for i, g := range difflib.NewMatcher(al, bl).GetGroupedOpCodes(diffContext) {
+		if i == 0 {
+			fmt.Fprintf(w, "--- %s\n+++ %s\n", from, to)
+		}
+		first, last := g[0], g[len(g)-1]
+		fmt.Fprintf(w, "@@ -%s +%s @@", hunkRange(off+first.I1, off+last.I2), hunkRange(off+first.J1, off+last.J2))
+		if origin != nil {
+			if where := hunkOrigin(g, off, origin); where != "" {
+				w.WriteString(" " + where)
+			}
+		}
+		w.WriteByte('\n')
+		for _, c := range g {
+			if c.Tag == 'e' {
+				writeLines(w, ' ', al[c.I1:c.I2])
+				continue
+			}
+			if c.Tag == 'r' || c.Tag == 'd' {
+				writeLines(w, '-', al[c.I1:c.I2])
+			}
+			if c.Tag == 'r' || c.Tag == 'i' {
+				writeLines(w, '+', bl[c.J1:c.J2])
+			}
+		}
 	}
-	return shiftHunks(text, bytes.Count(a[:start], []byte("\n"))), nil
+}
+
+// hunkRange is a hunk's "start[,length]" for lines [start, stop) (0-based)
+// of a file, as the unified format (and difflib) writes it: 1-based, the
+// length left out when it is 1, and an empty range starting at the line
+// before it.
+func hunkRange(start, stop int) string {
+	switch n := stop - start; n {
+	case 1:
+		return strconv.Itoa(start + 1)
+	case 0:
+		return strconv.Itoa(start) + ",0"
+	default:
+		return strconv.Itoa(start+1) + "," + strconv.Itoa(n)
+	}
+}
+
+// hunkOrigin names the objects behind a hunk's first changed line: the
+// first removed line, in the old file, or the first added one, in the new.
+func hunkOrigin(g []difflib.OpCode, off int, origin func(fromOld bool, line int) string) string {
+	for _, c := range g {
+		switch c.Tag {
+		case 'r', 'd':
+			return origin(true, off+c.I1+1)
+		case 'i':
+			return origin(false, off+c.J1+1)
+		}
+	}
+	return ""
+}
+
+func writeLines(w *strings.Builder, mark byte, lines []string) {
+	for _, l := range lines {
+		w.WriteByte(mark)
+		w.WriteString(l)
+	}
 }
 
 // commonPrefix is the length of the longest common prefix of a and b,
@@ -526,26 +477,6 @@ func middleLines(data []byte, start, end int) []string {
 	return lines
 }
 
-// hunkHeader is a unified diff's "@@ -start[,len] +start[,len] @@".
-var hunkHeader = regexp.MustCompile(`^@@ -(\d+)((?:,\d+)?) \+(\d+)((?:,\d+)?) @@`)
-
-// shiftHunks adds offset to the line numbers of every hunk header of a
-// unified diff made from a slice that started offset lines in.
-func shiftHunks(text string, offset int) string {
-	var b strings.Builder
-	for _, line := range strings.SplitAfter(text, "\n") {
-		m := hunkHeader.FindStringSubmatchIndex(line)
-		if m == nil {
-			b.WriteString(line)
-			continue
-		}
-		a, _ := strconv.Atoi(line[m[2]:m[3]])
-		c, _ := strconv.Atoi(line[m[6]:m[7]])
-		fmt.Fprintf(&b, "@@ -%d%s +%d%s @@%s", a+offset, line[m[4]:m[5]], c+offset, line[m[8]:m[9]], line[m[1]:])
-	}
-	return b.String()
-}
-
 // shown is a file's content as dumps and diffs may show it.
 func shown(path string, data []byte) string { return string(shownBytes(path, data)) }
 
@@ -561,52 +492,6 @@ func shownBytes(path string, data []byte) []byte {
 		return haproxycfg.RedactConfig(data)
 	}
 	return data
-}
-
-// annotateHunks appends to each hunk header, where git puts a function's
-// name, the objects behind the hunk's first changed line
-// (haproxycfg.Output.Origin): which Ingress, Service or Secret a change comes
-// from. The diff stays one patch(1) reads.
-func annotateHunks(text, path string, old, next *haproxycfg.Output) string {
-	var b strings.Builder
-	lines := strings.SplitAfter(text, "\n")
-	for i, line := range lines {
-		var oldLine, newLine int
-		if !strings.HasPrefix(line, "@@ ") {
-			b.WriteString(line)
-			continue
-		}
-		fmt.Sscanf(line, "@@ -%d", &oldLine)
-		if j := strings.Index(line, " +"); j >= 0 {
-			fmt.Sscanf(line[j:], " +%d", &newLine)
-		}
-		where := ""
-		// Walk the hunk to its first changed line, counting lines on
-		// both sides.
-	walk:
-		for _, l := range lines[i+1:] {
-			switch {
-			case strings.HasPrefix(l, "@@ "):
-				break walk
-			case strings.HasPrefix(l, "+"):
-				where = next.Origin(path, newLine)
-				break walk
-			case strings.HasPrefix(l, "-"):
-				if old != nil {
-					where = old.Origin(path, oldLine)
-				}
-				break walk
-			default:
-				oldLine++
-				newLine++
-			}
-		}
-		if where != "" {
-			line = strings.TrimSuffix(line, "\n") + " " + where + "\n"
-		}
-		b.WriteString(line)
-	}
-	return b.String()
 }
 
 // ObjectChanges lists the objects added, updated or deleted from old to

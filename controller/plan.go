@@ -2,9 +2,7 @@ package controller
 
 import (
 	"bytes"
-	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
@@ -24,14 +22,17 @@ type state struct {
 // plan says how to get HAProxy from one state to the next.
 type plan struct {
 	// reload is needed when anything but map entries and server slot
-	// addresses changed; reason says what.
+	// addresses changed; cause says why, detail in words (which file).
 	reload bool
-	reason string
+	cause  Cause
+	detail string
 	maps   []mapOp
 	slots  []slotOp
 }
 
-func reloadFor(reason string) plan { return plan{reload: true, reason: reason} }
+func reloadFor(cause Cause, detail string) plan {
+	return plan{reload: true, cause: cause, detail: detail}
+}
 
 // batch is the plan's runtime API commands, as the master CLI is sent
 // them: slots first (an emptied slot goes to maintenance, then back to the
@@ -80,7 +81,8 @@ const (
 // to another (the planner `run` uses, for `diff`).
 type Prediction struct {
 	Method Method
-	// Reason says why a reload is needed.
+	// Cause is why a reload is needed; Reason says it in words.
+	Cause  Cause
 	Reason string
 	// Commands are the runtime API commands of a runtime change.
 	Commands []string
@@ -94,7 +96,7 @@ func Predict(oldModel *render.Model, old *haproxycfg.Output, nextModel *render.M
 	}
 	p := diff(&state{model: oldModel, out: old}, &state{model: nextModel, out: next})
 	if p.reload {
-		return Prediction{Method: MethodReload, Reason: p.reason}
+		return Prediction{Method: MethodReload, Cause: p.cause, Reason: p.detail}
 	}
 	return Prediction{Method: MethodRuntime, Commands: p.commands()}
 }
@@ -118,10 +120,10 @@ type slotOp struct {
 // or after a failure left HAProxy in an unknown state) it reloads.
 func diff(old *state, next *state) plan {
 	if old == nil {
-		return reloadFor("what HAProxy runs is not known (first pass, or after a failure or restart)")
+		return reloadFor(CauseUnknownState, "what HAProxy runs is not known (first pass, or after a failure or restart)")
 	}
 	if old.renderer != next.renderer {
-		return reloadFor("the templates changed")
+		return reloadFor(CauseTemplates, "the templates changed")
 	}
 	// Certificates, crt-list and anything a template adds need a reload.
 	for _, f := range next.out.Files {
@@ -129,27 +131,28 @@ func diff(old *state, next *state) plan {
 			continue
 		}
 		if !bytes.Equal(f.Data, old.out.Get(f.Path)) {
-			return reloadFor(f.Path + " changed (only map entries and server addresses change at run time)")
+			return reloadFor(CauseFileChanged, f.Path+" changed (only map entries and server addresses change at run time)")
 		}
 	}
 	if len(old.out.Files) != len(next.out.Files) {
-		return reloadFor("files were removed (a certificate no longer used)")
+		return reloadFor(CauseFilesRemoved, "files were removed (a certificate no longer used)")
 	}
 
 	var p plan
 	if oldCfg, nextCfg := old.out.Get(haproxycfg.ConfigFile), next.out.Get(haproxycfg.ConfigFile); !bytes.Equal(oldCfg, nextCfg) {
 		// The configuration may differ only in server slot addresses:
-		// the same backends with the same number of slots, and no line
-		// but server lines changed (settings, for one, are elsewhere).
+		// the same backends with the same number of slots, and nothing
+		// but the slots' addresses and states changed (settings, for
+		// one, are elsewhere). The renderer answers both on values.
 		if !sameSkeleton(old.model, next.model) {
-			return reloadFor("backends were added or removed, or need more server slots")
+			return reloadFor(CauseBackends, "backends were added or removed, or need more server slots")
 		}
-		if !onlyServersDiffer(old.out, next.out) {
-			return reloadFor("haproxy.cfg changed beyond server addresses")
+		if !haproxycfg.SameBesideSlots(old.out, next.out) {
+			return reloadFor(CauseConfigChanged, "haproxy.cfg changed beyond server addresses")
 		}
-		for i, be := range next.model.Backends {
-			if was := old.model.Backends[i]; was != be { // backends are never changed
-				p.slots = append(p.slots, slotChanges(was, be)...)
+		for i := range next.out.Backends() {
+			if !haproxycfg.SameBackend(old.out, next.out, i) {
+				p.slots = append(p.slots, slotChanges(old.out, next.out, i)...)
 			}
 		}
 	}
@@ -159,26 +162,6 @@ func diff(old *state, next *state) plan {
 		}
 	}
 	return p
-}
-
-// onlyServersDiffer is true when two renders' haproxy.cfg differ in server
-// lines only. With the file in pieces (the template prints
-// .BackendSections) only the sections that differ are compared line by
-// line; otherwise the whole files are.
-func onlyServersDiffer(old, next *haproxycfg.Output) bool {
-	a, b := old.Config(), next.Config()
-	if a == nil || b == nil || len(a.Sections) != len(b.Sections) {
-		return onlyServerLinesDiffer(old.Get(haproxycfg.ConfigFile), next.Get(haproxycfg.ConfigFile))
-	}
-	if !bytes.Equal(a.Head, b.Head) || !bytes.Equal(a.Tail, b.Tail) {
-		return false
-	}
-	for i := range a.Sections {
-		if !bytes.Equal(a.Sections[i], b.Sections[i]) && !onlyServerLinesDiffer(a.Sections[i], b.Sections[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // sameSkeleton is true when two models render the same configuration but
@@ -201,61 +184,25 @@ func sameSkeleton(a, b *render.Model) bool {
 	return true
 }
 
-// onlyServerLinesDiffer is true when two configurations have the same
-// lines but for "server" lines.
-func onlyServerLinesDiffer(a, b []byte) bool {
-	al, bl := bytes.Split(a, []byte("\n")), bytes.Split(b, []byte("\n"))
-	if len(al) != len(bl) {
-		return false
-	}
-	for i := range al {
-		if bytes.Equal(al[i], bl[i]) {
-			continue
-		}
-		if !bytes.HasPrefix(bytes.TrimSpace(al[i]), []byte("server ")) || !bytes.HasPrefix(bytes.TrimSpace(bl[i]), []byte("server ")) {
-			return false
-		}
-		// The runtime API changes a slot's address and state, nothing
-		// else: other server options (checks, TLS) must be the same.
-		if !slices.Equal(serverOptions(al[i]), serverOptions(bl[i])) {
-			return false
-		}
-	}
-	return true
-}
-
-// slotChanges lists the slots whose endpoint changed: render's slot
-// contents (Backend.SlotAddrs) are exactly what the template writes, so
-// after these changes HAProxy runs what the new configuration file says.
-func slotChanges(old, next *render.Backend) []slotOp {
+// slotChanges lists the slots of backend i whose endpoint changed: the
+// renderer's slots (haproxycfg.Output.Slots) are exactly what the file
+// holds, so after these changes HAProxy runs what the new file says.
+func slotChanges(old, next *haproxycfg.Output, i int) []slotOp {
+	_, was := old.Slots(i)
+	backend, now := next.Slots(i)
 	var ops []slotOp
-	for i, now := range next.SlotAddrs {
-		var was netip.AddrPort
-		if i < len(old.SlotAddrs) {
-			was = old.SlotAddrs[i]
-		}
-		if was == now {
+	for j, s := range now {
+		if j < len(was) && was[j].Addr == s.Addr {
 			continue
 		}
-		op := slotOp{backend: next.Name, server: haproxycfg.SlotName(i)}
-		if now.IsValid() {
-			op.addr, op.port = now.Addr().String(), int(now.Port())
+		if j >= len(was) && !s.Addr.IsValid() {
+			continue
+		}
+		op := slotOp{backend: backend, server: s.Name}
+		if s.Addr.IsValid() {
+			op.addr, op.port = s.Addr.Addr().String(), int(s.Addr.Port())
 		}
 		ops = append(ops, op)
 	}
 	return ops
-}
-
-// serverOptions is a server line without its address and "disabled":
-// what the runtime API cannot change.
-func serverOptions(line []byte) []string {
-	f := strings.Fields(string(line))
-	out := make([]string, 0, len(f))
-	for i, w := range f {
-		if i == 2 || w == "disabled" {
-			continue
-		}
-		out = append(out, w)
-	}
-	return out
 }

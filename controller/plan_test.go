@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"text/template"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,6 +27,8 @@ type cluster struct {
 	services map[string][]string
 	routes   []string
 	tlsHost  string // a TLS entry for this host when set
+	// annotations are the Ingress's.
+	annotations map[string]string
 	// editTemplate, when set, edits the embedded template's text.
 	editTemplate func(string) string
 	// prev is the model HAProxy serves, for stable server slots.
@@ -48,7 +52,8 @@ func (c cluster) state(t *testing.T) *state {
 		}
 		in.EndpointSlices = append(in.EndpointSlices, es)
 	}
-	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "ing"}, Spec: networkingv1.IngressSpec{IngressClassName: &cls}}
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "ing", Annotations: c.annotations},
+		Spec: networkingv1.IngressSpec{IngressClassName: &cls}}
 	for _, r := range c.routes {
 		hostPath, svc, _ := strings.Cut(r, "=")
 		host, path, _ := strings.Cut(hostPath, "/")
@@ -72,7 +77,10 @@ func (c cluster) state(t *testing.T) *state {
 			t.Fatal(err)
 		}
 	}
-	tmpl, err := templates.Load(dir)
+	tmpl, err := embeddedTemplate()
+	if dir != "" {
+		tmpl, err = templates.Load(dir)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +91,10 @@ func (c cluster) state(t *testing.T) *state {
 	}
 	return &state{model: m, out: out}
 }
+
+// embeddedTemplate is the one embedded template all states without a
+// custom one share, as the renders of one run do.
+var embeddedTemplate = sync.OnceValues(func() (*template.Template, error) { return templates.Load("") })
 
 func describe(p plan) string {
 	if p.reload {
@@ -180,6 +192,9 @@ func TestPlanTemplateChanges(t *testing.T) {
 	// over .Backends itself, and whether the change is in a backend
 	// section or elsewhere.
 	ranging := func(s string) string {
+		if !strings.Contains(s, "{{.BackendSections}}") {
+			t.Fatal("the embedded template prints no .BackendSections")
+		}
 		return strings.Replace(s, "{{.BackendSections}}", `{{range .Backends}}{{template "backend" .}}{{end}}`, 1)
 	}
 	inSection := func(s string) string {
@@ -198,9 +213,6 @@ func TestPlanTemplateChanges(t *testing.T) {
 		// runtime change.
 		after.services = map[string][]string{"a": {"10.0.0.2"}}
 		old, next := before.state(t), after.state(t)
-		if (old.out.Config() == nil) != (tc.old != nil) {
-			t.Fatalf("%s: configuration in pieces: %v", name, old.out.Config() != nil)
-		}
 		if got := describe(diff(old, next)); got != "reload" {
 			t.Errorf("%s: configuration changed outside server lines: plan %q, want reload", name, got)
 		}
@@ -230,6 +242,67 @@ func TestPlanKeepsSurvivingEndpointsInTheirSlots(t *testing.T) {
 	again := cluster{services: map[string][]string{"a": {"10.0.0.2", "10.0.0.3", "10.0.0.4"}}, routes: []string{"x.test/=a"}, prev: next.model}.state(t)
 	if got := describe(diff(next, again)); got != "slot ns_a_80/s1=10.0.0.4:8080" {
 		t.Errorf("plan: %q, want the new endpoint in s1", got)
+	}
+}
+
+// The runtime API changes a server's address and state, nothing else: a
+// server option it cannot change (maxconn, TLS to the endpoints) means a
+// reload, with or without an address change beside it, while an address
+// alone is a runtime change. The decision is the renderer's values (its
+// slots and skeletons), so it holds for a custom template too: one that
+// does not print the server options has nothing to reload for when only
+// they and an address change.
+func TestPlanServerOptions(t *testing.T) {
+	base := cluster{services: map[string][]string{"a": {"10.0.0.1"}}, routes: []string{"x.test/=a"}}
+	with := func(addr string, annotations map[string]string, edit func(string) string) cluster {
+		c := base
+		c.services = map[string][]string{"a": {addr}}
+		c.annotations, c.editTemplate = annotations, edit
+		return c
+	}
+	maxconn := map[string]string{render.AnnotationPrefix + "maxconn-server": "10"}
+	tls := map[string]string{render.AnnotationPrefix + "backend-protocol": "https"}
+	noOptions := func(s string) string {
+		if !strings.Contains(s, "{{$.ServerOptions}}") {
+			t.Fatal("the template's server line has no {{$.ServerOptions}}")
+		}
+		return strings.Replace(s, "{{$.ServerOptions}}", "", 1)
+	}
+	// Once with the states sharing the embedded template, and once each
+	// with its own copy of it: the renderer compares the backends' data
+	// in the first case, and renders skeletons in the second.
+	same := func(s string) string { return s }
+	type planCase struct {
+		name      string
+		old, next cluster
+		want      string
+	}
+	cases := []planCase{
+		{"address only", base, with("10.0.0.2", nil, nil), "slot ns_a_80/s1=10.0.0.2:8080"},
+		{"address only, with options", with("10.0.0.1", maxconn, nil), with("10.0.0.2", maxconn, nil), "slot ns_a_80/s1=10.0.0.2:8080"},
+		{"maxconn added", base, with("10.0.0.1", maxconn, nil), "reload"},
+		{"maxconn added and address", base, with("10.0.0.2", maxconn, nil), "reload"},
+		{"TLS to the endpoints", base, with("10.0.0.1", tls, nil), "reload"},
+		{"TLS to the endpoints and address", base, with("10.0.0.2", tls, nil), "reload"},
+		{"options not printed, maxconn added and address", with("10.0.0.1", nil, noOptions), with("10.0.0.2", maxconn, noOptions),
+			"slot ns_a_80/s1=10.0.0.2:8080"},
+	}
+	for _, tc := range cases[:len(cases)-1] {
+		tc.name += ", templates of their own"
+		tc.old.editTemplate, tc.next.editTemplate = same, same
+		cases = append(cases, tc)
+	}
+	for _, tc := range cases {
+		old, next := tc.old.state(t), tc.next.state(t)
+		if got := describe(diff(old, next)); got != tc.want {
+			t.Errorf("%s: plan %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	// The options are on the server lines (and only there for maxconn),
+	// so the cases above are about server lines.
+	cfg := string(with("10.0.0.2", maxconn, nil).state(t).out.Get(haproxycfg.ConfigFile))
+	if !strings.Contains(cfg, "server s1 10.0.0.2:8080 id 1 maxconn 10") || strings.Count(cfg, "maxconn 10") != render.MinServerSlots {
+		t.Errorf("haproxy.cfg's server lines lack maxconn:\n%s", cfg)
 	}
 }
 

@@ -137,7 +137,9 @@ func (m *Metrics) ObservePass(p controller.Pass) {
 	case controller.OutcomeReload:
 		m.reloads.WithLabelValues("success").Inc()
 	case controller.OutcomeFailed:
-		if p.ReloadReason != "" && p.Phases.Apply > 0 {
+		// A failed pass that had a reload cause and an apply phase
+		// failed in the reload.
+		if p.ReloadCause != "" && p.Phases.Apply > 0 {
 			m.reloads.WithLabelValues("failure").Inc()
 		}
 	}

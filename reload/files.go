@@ -1,21 +1,30 @@
 // Package reload owns everything that touches HAProxy: the on-disk configuration
 // generations (Store), config validation (Check), the master CLI (MasterCLI) used for
-// reloads and runtime updates, and an optional process Supervisor.
+// reloads and runtime updates, and HAProxy's process lifecycle (Process: start,
+// adopt, supervise, stop; built on the Supervisor).
+//
+// The lifecycle lives here, not in a package of its own, because it is made of
+// the Supervisor and the MasterCLI and shares their knowledge of HAProxy's
+// processes (/proc, the master socket); run mode's package main only turns its
+// flags into ProcessOptions, and the loop sees only a Conn.
 //
 // Typical use by a run loop:
 //
 //	store, _ := reload.NewStore(configDir)
 //	store.Bootstrap(minimalFiles)                 // only if nothing is live yet
-//	sup := &reload.Supervisor{Bin: bin, Config: store.ConfigPath(), Socket: sock}
-//	go sup.Run(ctx)                               // or HAProxy runs elsewhere: NewMasterCLI(sock)
+//	hap := reload.NewProcess(reload.ProcessOptions{Start: true, Bin: bin,
+//		Config: store.ConfigPath(), Socket: sock}) // Start false: HAProxy runs elsewhere
+//	hap.Start()                                   // adopts a running master, or starts one
+//	defer hap.Stop()                              // returns when no process of it is left
+//	err := hap.Wait(ctx)                          // its master has a worker
 //	...
 //	res, err := store.Apply(ctx, files, reload.Validator(ctx, bin))
 //	var ce *reload.CheckError
 //	if errors.As(err, &ce) { /* ce.Diagnostics: file:line to blame objects */ }
 //	if res.Changed {
-//		_, err = sup.Reload(ctx)                  // *reload.ReloadError if HAProxy refused
+//		_, err = hap.Conn().Reload(ctx)           // *reload.ReloadError if HAProxy refused
 //	}
-//	// endpoint-only changes: cli.SetServerAddr/SetServerState, cli.SetMapEntry, ...
+//	// endpoint-only changes: hap.Conn().Send(ctx, batch) (Batch: SetMap, SetServerAddr, ...)
 //	// (and write the same into the next Apply, since a reload re-reads the files)
 //
 // HAProxy 2.6 and 3.0 are both supported and tested; differences are handled in

@@ -27,6 +27,10 @@ type Dir struct {
 	// a safety net for events a file system does not deliver (e.g. some
 	// network mounts). Zero means 30 seconds.
 	Rescan time.Duration
+	// Settle, when set, holds Notify back until nothing has changed for
+	// this long: each change starts the wait again, so a file written in
+	// steps is notified once, complete. Zero notifies at each change.
+	Settle time.Duration
 }
 
 // Run watches until ctx is done.
@@ -40,6 +44,9 @@ func (d *Dir) Run(ctx context.Context) error {
 		return fmt.Errorf("watching %s: %w", d.Path, err)
 	}
 	defer w.Close()
+
+	notify, stop := d.settled()
+	defer stop()
 
 	rescan := d.Rescan
 	if rescan == 0 {
@@ -94,8 +101,8 @@ func (d *Dir) Run(ctx context.Context) error {
 			// A new directory, or the watched path appearing, changes
 			// what has to be watched.
 			if grew := sync(); grew || d.relevant(ev.Name) {
-				log.Debug("manifest change", zap.String("path", ev.Name), zap.String("op", ev.Op.String()))
-				d.Notify()
+				log.Debug("change", zap.String("path", ev.Name), zap.String("op", ev.Op.String()))
+				notify()
 			}
 		case err, ok := <-w.Errors:
 			if !ok {
@@ -104,11 +111,33 @@ func (d *Dir) Run(ctx context.Context) error {
 			// An overflow means events were lost: assume a change.
 			log.Warn("file watch error; re-reading", zap.String("path", d.Path), zap.Error(err))
 			sync()
-			d.Notify()
+			notify()
 		case <-ticker.C:
 			if sync() {
-				d.Notify()
+				notify()
 			}
+		}
+	}
+}
+
+// settled returns Notify, or with Settle a call that schedules Notify for
+// when Settle has passed without another call; stop drops one scheduled.
+// Both are called from Run's goroutine only.
+func (d *Dir) settled() (notify, stop func()) {
+	if d.Settle <= 0 {
+		return d.Notify, func() {}
+	}
+	var t *time.Timer
+	notify = func() {
+		if t == nil {
+			t = time.AfterFunc(d.Settle, d.Notify)
+		} else {
+			t.Reset(d.Settle)
+		}
+	}
+	return notify, func() {
+		if t != nil {
+			t.Stop()
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -60,5 +61,61 @@ func TestDirNotifies(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if n.Load() != before {
 		t.Errorf("a file beside the watched directory notified")
+	}
+}
+
+// With Settle, a file written in steps notifies once, Settle after the
+// last step, when it is complete: a half-written template is never read.
+func TestDirSettle(t *testing.T) {
+	root := t.TempDir()
+	file := filepath.Join(root, "haproxy.cfg.tmpl")
+	const settle = 500 * time.Millisecond
+	type seen struct {
+		at      time.Time
+		content string
+	}
+	notified := make(chan seen, 10)
+	d := &Dir{Path: root, Rescan: time.Hour, Settle: settle, Notify: func() {
+		b, _ := os.ReadFile(file)
+		notified <- seen{time.Now(), string(b)}
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	time.Sleep(50 * time.Millisecond) // let the watcher start
+
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []string{"global\n", "defaults\n", "frontend fe\n", "    bind :80\n", "backend be\n"}
+	var last time.Time
+	for _, s := range steps {
+		if _, err := f.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+		last = time.Now()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got seen
+	select {
+	case got = <-notified:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification")
+	}
+	if want := strings.Join(steps, ""); got.content != want {
+		t.Errorf("notified with %q, want the whole file %q", got.content, want)
+	}
+	if d := got.at.Sub(last); d < settle {
+		t.Errorf("notified %v after the last write, before the directory had been quiet for %v", d, settle)
+	}
+	select {
+	case extra := <-notified:
+		t.Errorf("a second notification for one file written in steps (%q)", extra.content)
+	case <-time.After(2 * settle):
 	}
 }
