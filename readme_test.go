@@ -1,10 +1,15 @@
 package main
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
@@ -24,6 +29,7 @@ func TestREADMETables(t *testing.T) {
 		{"annotation-table", annotationTable()},
 		{"nginx-compat-table", nginxCompatTable()},
 		{"fail-closed-table", failClosedTable()},
+		{"reload-cause-table", reloadCauseTable(t)},
 	}
 	updated := readme
 	for _, b := range blocks {
@@ -68,8 +74,11 @@ func nginxCompatTable() string {
 	b.WriteString("| `" + render.NginxAnnotationPrefix + "` | becomes | difference | if unsupported, what traffic loses |\n|---|---|---|---|\n")
 	for _, n := range render.NginxAnnotations() {
 		ours := "unsupported"
-		if n.Ours != "" {
+		switch {
+		case n.Ours != "":
 			ours = code(render.AnnotationPrefix + n.Ours)
+		case n.Accepted:
+			ours = "accepted, nothing to set"
 		}
 		row(&b, code(n.Name), ours, cell(n.Difference), cell(n.Effect))
 	}
@@ -83,6 +92,44 @@ func failClosedTable() string {
 	b.WriteString("| `" + render.NginxAnnotationPrefix + "` | protection not implemented | fails closed when its value is |\n|---|---|---|\n")
 	for _, p := range render.NginxProtections() {
 		row(&b, code(p.Name), cell(p.What), cell(p.Values))
+	}
+	return b.String()
+}
+
+// reloadCauseTable is README's table of reload causes: each constant of
+// controller/cause.go with its comment, in Causes' order.
+func reloadCauseTable(t *testing.T) string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "controller/cause.go", nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meaning := map[controller.Cause]string{}
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range g.Specs {
+			vs := spec.(*ast.ValueSpec)
+			lit, ok := vs.Values[0].(*ast.BasicLit)
+			if len(vs.Names) != 1 || len(vs.Values) != 1 || !ok || vs.Doc == nil {
+				continue
+			}
+			v, err := strconv.Unquote(lit.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			meaning[controller.Cause(v)] = strings.TrimPrefix(vs.Doc.Text(), vs.Names[0].Name+": ")
+		}
+	}
+	var b strings.Builder
+	b.WriteString("| cause | a reload is needed because |\n|---|---|\n")
+	for _, c := range controller.Causes() {
+		if meaning[c] == "" {
+			t.Errorf("controller.%s has no comment in controller/cause.go", c)
+		}
+		row(&b, code(string(c)), cell(strings.TrimSpace(meaning[c])))
 	}
 	return b.String()
 }

@@ -339,9 +339,7 @@ func (r *run) all() {
 	r.logPeakRSS("endpoint changes")
 	r.reloadPath()
 	r.peakRSS()
-	if err := r.sidecar.Stop(); err != nil {
-		r.b.Error(err)
-	}
+	r.sidecar.StopAll()
 }
 
 // setup starts etcd, kube-apiserver and the echo backends and loads the
@@ -412,7 +410,7 @@ func (r *run) peakRSS() {
 			b.Logf("live heap profile: %s", path)
 		}
 		path = filepath.Join(dir, fmt.Sprintf("run-%d-%s-%s.log", r.spec.Ingresses, r.version, r.variant))
-		if err := os.WriteFile(path, []byte(r.sidecar.Logs(64<<20)), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(r.sidecar.LogTail(64<<20)), 0o644); err != nil {
 			b.Errorf("BENCH_PROFILE_DIR: %v", err)
 		}
 	}
@@ -426,19 +424,7 @@ func (r *run) startSidecar(extra ...string) *Sidecar {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ports := sidecartest.FreePorts(b, 4)
-	s, err := StartSidecar(SidecarConfig{Binary: r.binary, HAProxy: r.haproxy, Kubeconfig: kubeconfig, Dir: b.TempDir(),
-		Ports: [4]int{ports[0], ports[1], ports[2], ports[3]}, Extra: extra})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = s.Stop()
-		if b.Failed() {
-			b.Logf("haproxy-sidecar log:\n%s", s.Logs(20000))
-		}
-	})
-	return s
+	return StartSidecar(b, r.binary, r.haproxy, kubeconfig, extra...)
 }
 
 // startup: the sidecar started with the cluster in the API → the first
@@ -459,7 +445,7 @@ func (r *run) startup() {
 			b.Errorf("start %d: %v", k, err)
 			if s.Exited() {
 				r.rows = append(r.rows, Row{Figure: "sidecar start → first 200", N: strconv.Itoa(r.spec.Ingresses), HAProxy: r.version, Variant: r.variant,
-					Notes: fmt.Sprintf("**the sidecar exited %s after start: %s**", time.Since(s.Started).Round(time.Second), lastError(s.Logs(1<<20)))})
+					Notes: fmt.Sprintf("**the sidecar exited %s after start: %s**", time.Since(s.Started).Round(time.Second), lastError(s.LogTail(1<<20)))})
 				b.FailNow()
 			}
 		} else {
@@ -471,9 +457,7 @@ func (r *run) startup() {
 			r.sidecar = s
 			break
 		}
-		if err := s.Stop(); err != nil {
-			b.Error(err)
-		}
+		s.StopAll()
 	}
 	r.row("sidecar start → first 200", ds, failed, "process start to first right answer; fresh HAProxy each time")
 	// Let the first passes settle before measuring changes.
@@ -498,7 +482,7 @@ func (r *run) keepStartLog(s *Sidecar, k int) {
 		return
 	}
 	path := filepath.Join(dir, fmt.Sprintf("start-%d-%s-%s-%d.log", r.spec.Ingresses, r.version, r.variant, k))
-	if err := os.WriteFile(path, []byte(s.Logs(1<<20)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(s.LogTail(1<<20)), 0o644); err != nil {
 		r.b.Errorf("BENCH_PROFILE_DIR: %v", err)
 	}
 	if rss, err := s.PeakRSS(); err == nil {

@@ -151,20 +151,3 @@ haproxy_sidecar_haproxy_old_workers 1
 		t.Errorf("%v %v", m, err)
 	}
 }
-
-func TestAccessLogFilter(t *testing.T) {
-	var out bytes.Buffer
-	f := &accessLogFilter{to: &out}
-	lines := `{"level":"info","msg":"starting"}
-{"level":"info","logger":"haproxy.output","msg":"127.0.0.1:4000 [30/Nov/2026:07:00:00.000] ingress default_web_80/s1 0/0/0/0/0 200 120 - - ---- 1/1/0/0/0 0/0 \"GET / HTTP/1.1\""}
-{"level":"info","msg":"reloaded HAProxy"}
-`
-	for _, part := range []string{lines[:10], lines[10:70], lines[70:]} {
-		if _, err := f.Write([]byte(part)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if f.dropped != 1 || strings.Count(out.String(), "\n") != 2 || strings.Contains(out.String(), "GET /") {
-		t.Errorf("dropped %d, kept:\n%s", f.dropped, out.String())
-	}
-}

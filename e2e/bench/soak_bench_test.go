@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,11 +83,7 @@ func (r *run) soak() {
 	interval := set.minInterval.String()
 	r.sidecar = r.startSidecar("--min-reload-interval", interval)
 	s := r.sidecar
-	defer func() {
-		if err := s.Stop(); err != nil {
-			b.Error(err)
-		}
-	}()
+	defer s.StopAll()
 	for _, host := range []string{Host(0), flipHost} {
 		if _, err := s.Poll(s.Started, startLimit, host, "/", false, Served); err != nil {
 			b.Fatalf("sidecar start: %v", err)
@@ -250,7 +245,7 @@ func showProc(b *testing.B, s *Sidecar) reload.ProcStatus {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		st, err := reload.NewMasterCLI(filepath.Join(s.Dir, "master.sock")).ShowProc(ctx)
+		st, err := reload.NewMasterCLI(s.Socket).ShowProc(ctx)
 		cancel()
 		if err == nil {
 			return st

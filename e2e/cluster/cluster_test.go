@@ -7,13 +7,11 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,15 +34,12 @@ const controllerName = "haproxy-sidecar.io/controller"
 
 // env is one cluster with a sidecar serving it.
 type env struct {
-	t         *testing.T
-	cluster   *kube.Cluster
-	client    kubernetes.Interface
-	ns        string
-	sidecar   *sidecartest.Process
-	httpPort  int
-	httpsPort int
-	health    int
-	debug     int
+	t       *testing.T
+	cluster *kube.Cluster
+	client  kubernetes.Interface
+	ns      string
+	// sidecar is the one requests go through.
+	sidecar *sidecartest.Sidecar
 }
 
 // start brings up etcd, the API server, a namespace, our IngressClass
@@ -71,29 +66,16 @@ func defaultClass() *networkingv1.IngressClass {
 	}
 }
 
-func (e *env) startSidecar(haproxy string, extra ...string) *sidecartest.Process {
+// startSidecar starts a sidecar reading the cluster, with --haproxy-start,
+// and waits until it is ready.
+func (e *env) startSidecar(haproxy string, extra ...string) *sidecartest.Sidecar {
 	t := e.t
 	kubeconfig, err := e.cluster.WriteKubeconfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	work := t.TempDir()
-	ports := sidecartest.FreePorts(t, 4)
-	e.httpPort, e.httpsPort, e.health, e.debug = ports[0], ports[1], ports[2], ports[3]
-	socket := filepath.Join(work, "master.sock")
-	args := append([]string{"run", "--kubeconfig", kubeconfig, "--config-dir", filepath.Join(work, "config"),
-		"--master-socket", socket, "--haproxy-start", "--haproxy", haproxy, "--log-level", "debug",
-		"--grace-period", "5s", "--min-reload-interval", "100ms",
-		"--http-bind", "127.0.0.1:" + strconv.Itoa(e.httpPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(e.httpsPort),
-		"--health-addr", "127.0.0.1:" + strconv.Itoa(e.health), "--debug-addr", "127.0.0.1:" + strconv.Itoa(e.debug)}, extra...)
-	e.sidecar = sidecartest.Start(t, socket, args...)
-	e.sidecar.Eventually(60*time.Second, "readiness", func() error {
-		status, _, err := sidecartest.Get(e.health, "localhost", "/readyz")
-		if err != nil || status != 200 {
-			return fmt.Errorf("readyz %d %v", status, err)
-		}
-		return nil
-	})
+	e.sidecar = sidecartest.Start(t, sidecartest.Options{HAProxy: haproxy, Kubeconfig: kubeconfig,
+		MinReloadInterval: 100 * time.Millisecond, Args: extra, Wait: sidecartest.WaitReady})
 	return e.sidecar
 }
 
@@ -147,7 +129,7 @@ func (e *env) expect(host, path, want string) {
 }
 
 func (e *env) get(host, path string) (string, error) {
-	status, body, err := sidecartest.Get(e.httpPort, host, path)
+	status, body, err := sidecartest.Get(e.sidecar.HTTPPort, host, path)
 	if err != nil {
 		return "", err
 	}
@@ -306,7 +288,7 @@ func TestClusterAPIServerRestart(t *testing.T) {
 			t.Fatalf("while the API server is down: %q %v", got, err)
 		}
 	}
-	if status, _, err := sidecartest.Get(e.health, "localhost", "/readyz"); err != nil || status != 200 {
+	if status, _, err := sidecartest.Get(e.sidecar.HealthPort, "localhost", "/readyz"); err != nil || status != 200 {
 		t.Errorf("readyz %d %v while the API server is down; HAProxy still serves", status, err)
 	}
 	if err := e.cluster.StartAPIServer(); err != nil {
@@ -380,7 +362,7 @@ func TestClusterCertificateRotation(t *testing.T) {
 // organisation (set to a marker by tlsSecret). Any answer but 200 is an
 // error unless anyStatus.
 func (e *env) httpsGet(host string, anyStatus ...bool) (string, error) {
-	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(e.httpsPort), 5*time.Second)
+	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(e.sidecar.HTTPSPort), 5*time.Second)
 	if err != nil {
 		return "", err
 	}
@@ -453,20 +435,12 @@ func TestClusterStatusEventsAndSettings(t *testing.T) {
 	}
 	common := []string{"--election-namespace", e.ns, "--configmap", e.ns + "/settings", "--status-sync-interval", "1s"}
 	first := e.startSidecar(bin, append(common, "--publish-address", "198.18.1.1")...)
-	firstHTTPS, firstAdmin := e.httpsPort, e.debug
 	second := e.startSidecar(bin, append(common, "--publish-address", "198.18.1.2")...)
-	secondAdmin := e.debug
 	// leader reads a replica's /status: whether it holds the Lease.
-	leader := func(adminPort int) bool {
-		_, body, err := sidecartest.Get(adminPort, "localhost", "/status")
-		var st struct {
-			Leader *bool `json:"leader"`
-		}
-		if err == nil {
-			err = json.Unmarshal([]byte(body), &st)
-		}
+	leader := func(s *sidecartest.Sidecar) bool {
+		st, body, err := s.TryStatus()
 		if err != nil || st.Leader == nil {
-			t.Fatalf("/status of the replica on port %d: %v, %q", adminPort, err, body)
+			t.Fatalf("/status of the replica on port %d: %v, %q", s.DebugPort, err, body)
 		}
 		return *st.Leader
 	}
@@ -503,8 +477,8 @@ func TestClusterStatusEventsAndSettings(t *testing.T) {
 			t.Fatalf("status changed to %v while the leader runs", got)
 		}
 	}
-	if !leader(firstAdmin) || leader(secondAdmin) {
-		t.Errorf("/status leader: first %v, second %v; want only the first", leader(firstAdmin), leader(secondAdmin))
+	if !leader(first) || leader(second) {
+		t.Errorf("/status leader: first %v, second %v; want only the first", leader(first), leader(second))
 	}
 
 	// Events: one Warning for the bad path, one Normal Served; not one per
@@ -546,7 +520,6 @@ func TestClusterStatusEventsAndSettings(t *testing.T) {
 	}
 
 	// Settings: the default certificate answers unknown SNI.
-	e.httpsPort = firstHTTPS
 	e.sidecar = first
 	e.expectCert("unknown.test", "fallback")
 
@@ -558,7 +531,7 @@ func TestClusterStatusEventsAndSettings(t *testing.T) {
 		}
 		return nil
 	})
-	if !leader(secondAdmin) {
+	if !leader(second) {
 		t.Errorf("/status of the remaining replica does not say it leads")
 	}
 
@@ -635,7 +608,7 @@ func TestClusterAnnotations(t *testing.T) {
 
 // getAuth is get with Basic credentials.
 func (e *env) getAuth(host, user, pass string) (string, error) {
-	req, err := http.NewRequestWithContext(e.ctx(), "GET", "http://127.0.0.1:"+strconv.Itoa(e.httpPort)+"/", nil)
+	req, err := http.NewRequestWithContext(e.ctx(), "GET", "http://127.0.0.1:"+strconv.Itoa(e.sidecar.HTTPPort)+"/", nil)
 	if err != nil {
 		return "", err
 	}

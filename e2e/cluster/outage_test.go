@@ -2,9 +2,7 @@ package cluster
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +13,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/admin"
 	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/kube"
 	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
@@ -24,12 +23,9 @@ import (
 // killed (kill -9: HAProxy keeps running) and started again on the same
 // ones, adopting its HAProxy.
 type replica struct {
-	t                   *testing.T
-	name                string
-	args                []string
-	socket              string
-	http, health, debug int
-	proc                *sidecartest.Process
+	t    *testing.T
+	name string
+	proc *sidecartest.Sidecar
 }
 
 func (e *env) newReplica(name, haproxy string, extra ...string) *replica {
@@ -38,16 +34,8 @@ func (e *env) newReplica(name, haproxy string, extra ...string) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	work := t.TempDir()
-	ports := sidecartest.FreePorts(t, 4)
-	r := &replica{t: t, name: name, socket: filepath.Join(work, "master.sock"), http: ports[0], health: ports[2], debug: ports[3]}
-	r.args = append([]string{"run", "--kubeconfig", kubeconfig, "--config-dir", filepath.Join(work, "config"),
-		"--master-socket", r.socket, "--haproxy-start", "--haproxy", haproxy, "--log-level", "debug",
-		"--grace-period", "5s", "--min-reload-interval", "100ms",
-		"--http-bind", "127.0.0.1:" + strconv.Itoa(r.http), "--https-bind", "127.0.0.1:" + strconv.Itoa(ports[1]),
-		"--health-addr", "127.0.0.1:" + strconv.Itoa(r.health), "--debug-addr", "127.0.0.1:" + strconv.Itoa(r.debug)}, extra...)
-	r.start()
-	return r
+	return &replica{t: t, name: name, proc: sidecartest.Start(t, sidecartest.Options{HAProxy: haproxy, Kubeconfig: kubeconfig,
+		MinReloadInterval: 100 * time.Millisecond, Args: extra, Wait: sidecartest.WaitNone})}
 }
 
 // replica starts a replica and waits until it is ready.
@@ -62,7 +50,8 @@ func (e *env) replica(name, haproxy string, extra ...string) *replica {
 	return r
 }
 
-func (r *replica) start() { r.proc = sidecartest.Start(r.t, r.socket, r.args...) }
+// start starts the replica again on its directories and ports.
+func (r *replica) start() { r.proc = sidecartest.Start(r.t, r.proc.Options) }
 
 // kill sends SIGKILL to the sidecar alone: the HAProxy it started keeps
 // serving, for the next sidecar to adopt.
@@ -80,40 +69,21 @@ func (r *replica) kill() {
 func (r *replica) readyz() (int, string) { return r.probe("/readyz") }
 
 func (r *replica) probe(path string) (int, string) {
-	code, body, err := sidecartest.Get(r.health, "localhost", path)
+	code, body, err := sidecartest.Get(r.proc.HealthPort, "localhost", path)
 	if err != nil {
 		return 0, err.Error()
 	}
 	return code, body
 }
 
-// sidecarStatus is the part of /status these tests read.
-type sidecarStatus struct {
-	Generation int   `json:"generation"`
-	Leader     *bool `json:"leader"`
-	Source     *struct {
-		Up        bool       `json:"up"`
-		DownSince *time.Time `json:"down_since"`
-		LastError string     `json:"last_error"`
-		Outages   int        `json:"outages"`
-	} `json:"source"`
-}
-
-func (r *replica) status() (sidecarStatus, error) {
-	var st sidecarStatus
-	code, body, err := sidecartest.Get(r.debug, "localhost", "/status")
-	if err == nil && code != 200 {
-		err = fmt.Errorf("/status %d", code)
-	}
-	if err == nil {
-		err = json.Unmarshal([]byte(body), &st)
-	}
+func (r *replica) status() (admin.Status, error) {
+	st, _, err := r.proc.TryStatus()
 	return st, err
 }
 
 // metric reads one unlabelled sample from /metrics.
 func (r *replica) metric(name string) (float64, error) {
-	code, body, err := sidecartest.Get(r.health, "localhost", "/metrics")
+	code, body, err := sidecartest.Get(r.proc.HealthPort, "localhost", "/metrics")
 	if err != nil || code != 200 {
 		return 0, fmt.Errorf("/metrics %d %v", code, err)
 	}
@@ -128,7 +98,7 @@ func (r *replica) metric(name string) (float64, error) {
 
 // get sends one request through the replica's HAProxy.
 func (r *replica) get(host string) string {
-	code, body, err := sidecartest.Get(r.http, host, "/")
+	code, body, err := sidecartest.Get(r.proc.HTTPPort, host, "/")
 	if err != nil {
 		return err.Error()
 	}
@@ -285,7 +255,7 @@ func TestClusterAPIServerOutage(t *testing.T) {
 	}
 	var polls []*poller
 	for _, r := range replicas {
-		polls = append(polls, startPolling(t, r.http, "web.test"))
+		polls = append(polls, startPolling(t, r.proc.HTTPPort, "web.test"))
 	}
 
 	for i, d := range []time.Duration{40 * time.Second, 120 * time.Second} {

@@ -70,8 +70,7 @@ data:
 		s.Write("b.yaml", ingress("b", "b.test", "/", "a"))
 		s.Expect("b.test", "/", "svc:a")
 		s.EventuallyProblem("leak.yaml")
-		st := s.Status()
-		if found := leaks(st.Raw, secrets); len(found) > 0 {
+		if found := leaks(s.StatusJSON(), secrets); len(found) > 0 {
 			t.Errorf("/status quotes the private key (%d pieces, e.g. %q)", len(found), found[0])
 		}
 		if found := leaks(s.Logs.String(), secrets); len(found) > 0 {

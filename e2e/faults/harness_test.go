@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
 )
@@ -31,20 +32,34 @@ var (
 	startEcho      = sidecartest.StartEcho
 	app            = sidecartest.App
 	ingress        = sidecartest.Ingress
+	runBinary      = sidecartest.RunOnce
 )
 
 const ingressClass = sidecartest.IngressClass
 
+// start starts a sidecar with the fault tests' defaults besides the
+// harness's: console logs, at least 10 ms between reloads.
+func start(t *testing.T, o sidecartest.Options) *sidecar {
+	t.Helper()
+	if o.LogFormat == "" {
+		o.LogFormat = "console"
+	}
+	if o.MinReloadInterval == 0 {
+		o.MinReloadInterval = 10 * time.Millisecond
+	}
+	return sidecartest.Start(t, o)
+}
+
 // serving starts a sidecar serving a.test/ from Service a (echo "a"),
 // defined in a.yaml, and waits until it answers.
-func serving(t *testing.T, bin string, opts ...func(*sidecartest.SidecarOptions)) (*sidecar, *echo) {
+func serving(t *testing.T, bin string, opts ...func(*sidecartest.Options)) (*sidecar, *echo) {
 	t.Helper()
 	a := startEcho(t, "a")
-	o := sidecartest.SidecarOptions{HAProxy: bin}
+	o := sidecartest.Options{HAProxy: bin}
 	for _, f := range opts {
 		f(&o)
 	}
-	s := sidecartest.StartSidecar(t, o)
+	s := start(t, o)
 	s.Write("class.yaml", ingressClass)
 	s.Write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
 	s.Expect("a.test", "/", "svc:a")

@@ -79,7 +79,7 @@ func TestSIGKILLedSidecarIsReplacedWithoutOutage(t *testing.T) {
 			t.Fatalf("HAProxy masters after the sidecar was killed: %v, want only %d", masters, before.Master.PID)
 		}
 
-		s2 := sidecartest.StartSidecar(t, sidecartest.SidecarOptions{Like: s})
+		s2 := sidecartest.Start(t, s.Options)
 		s2.WaitLog(20*time.Second, "adopted", 1)
 		if after := s2.Procs(); after.Master.PID != before.Master.PID {
 			t.Errorf("HAProxy master %d after the restart, want the adopted %d", after.Master.PID, before.Master.PID)

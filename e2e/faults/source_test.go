@@ -1,11 +1,8 @@
 package faults
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -227,32 +224,6 @@ func TestRenderSkipsSpecialFiles(t *testing.T) {
 			})
 		}
 	})
-}
-
-// runBinary runs haproxy-sidecar with args, killing it after limit.
-func runBinary(t testing.TB, limit time.Duration, args ...string) (stdout, stderr string, code int, err error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, sidecartest.Binary(t), args...)
-	var out, errOut sidecartest.LockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	// Its own process group, so the kill on timeout reaches everything.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second
-	runErr := cmd.Run()
-	if ctx.Err() != nil {
-		return out.String(), errOut.String(), -1, fmt.Errorf("did not finish within %s", limit)
-	}
-	var exit *exec.ExitError
-	if errors.As(runErr, &exit) {
-		return out.String(), errOut.String(), exit.ExitCode(), nil
-	}
-	if runErr != nil {
-		return out.String(), errOut.String(), -1, runErr
-	}
-	return out.String(), errOut.String(), 0, nil
 }
 
 // Already handled: invalid YAML written over a served file is reported

@@ -50,9 +50,12 @@ func TestMissingCurrentLinkIsRestored(t *testing.T) {
 			t.Errorf("current -> %q (%v), want the newest complete generation %q", now, err, gen)
 		}
 		s.WaitLog(5*time.Second, "restored current", 1)
-		st := s.Status()
-		if !strings.Contains(st.Raw, `"store_repaired"`) {
-			t.Errorf("/status does not report the repaired current link:\n%s", st.Raw)
+		st, raw, err := s.TryStatus()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(raw, `"store_repaired"`) {
+			t.Errorf("/status does not report the repaired current link:\n%s", raw)
 		}
 		if want := strings.TrimPrefix(gen, "gen-"); fmt.Sprint(st.Generation) != want {
 			t.Errorf("/status generation %d, want %s", st.Generation, want)
@@ -139,7 +142,7 @@ func TestFullConfigDirAfterRuntimeUpdates(t *testing.T) {
 	forEachHAProxy(t, func(t *testing.T, bin string) {
 		cfg := tmpfs(t, "4m")
 		a1, a2, b := startEcho(t, "a1"), startEcho(t, "a2"), startEcho(t, "b")
-		s := sidecartest.StartSidecar(t, sidecartest.SidecarOptions{HAProxy: bin, ConfigDir: cfg})
+		s := start(t, sidecartest.Options{HAProxy: bin, ConfigDir: cfg})
 		s.Write("class.yaml", ingressClass)
 		s.Write("apps.yaml", app("a", a1)+"---\n"+app("b", b))
 		s.Write("a.yaml", ingress("a", "a.test", "/", "a"))
@@ -169,7 +172,7 @@ func TestFullConfigDirAfterRuntimeUpdates(t *testing.T) {
 		}
 		free()
 		s.Eventually(40*time.Second, "the generation written once there is space", func() error {
-			st, err := s.TryStatus()
+			st, _, err := s.TryStatus()
 			if err != nil {
 				return err
 			}
@@ -215,7 +218,7 @@ func TestFullConfigDirAfterRuntimeUpdates(t *testing.T) {
 func TestReadOnlyConfigDir(t *testing.T) {
 	forEachHAProxy(t, func(t *testing.T, bin string) {
 		cfg := tmpfs(t, "4m")
-		s, a := serving(t, bin, func(o *sidecartest.SidecarOptions) { o.ConfigDir = cfg })
+		s, a := serving(t, bin, func(o *sidecartest.Options) { o.ConfigDir = cfg })
 		time.Sleep(300 * time.Millisecond)
 		p := poll(t, s)
 		if out, err := exec.Command("mount", "-o", "remount,ro", cfg).CombinedOutput(); err != nil {
@@ -232,7 +235,7 @@ func TestReadOnlyConfigDir(t *testing.T) {
 		s.Write("c.yaml", app("c", a)+"---\n"+ingress("c", "c.test", "/", "c"))
 		s.Write("d.yaml", ingress("d", "d.test", "/", "a"))
 		s.Eventually(20*time.Second, "the failed write in /status", func() error {
-			st, err := s.TryStatus()
+			st, _, err := s.TryStatus()
 			if err != nil {
 				return err
 			}
@@ -250,7 +253,7 @@ func TestReadOnlyConfigDir(t *testing.T) {
 		s.ExpectWithin(40*time.Second, "c.test", "/", "svc:a")
 		s.Expect("d.test", "/", "svc:a")
 		s.Eventually(10*time.Second, "/status clear", func() error {
-			st, err := s.TryStatus()
+			st, _, err := s.TryStatus()
 			if err != nil {
 				return err
 			}

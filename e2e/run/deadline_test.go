@@ -59,14 +59,14 @@ func TestRunCheckDeadline(t *testing.T) {
 		good, hanging, tmplDir := hangingTemplates(t)
 		writeTemplate(t, tmplDir, good)
 		a := startEcho(t, "a")
-		s := startSidecar(t, sidecarOpts{haproxy: bin, templates: tmplDir, minReloadInterval: 10 * time.Millisecond,
-			args: []string{"--haproxy-check-timeout", "3s"}})
-		s.write("class.yaml", ingressClass)
-		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
-		s.expect("a.test", "/", "svc:a")
-		poll := sidecartest.StartPoller(t, s.httpPort, "a.test", "/", "svc:a")
+		s := startSidecar(t, sidecartest.Options{HAProxy: bin, Templates: tmplDir, MinReloadInterval: 10 * time.Millisecond,
+			Args: []string{"--haproxy-check-timeout", "3s"}})
+		s.Write("class.yaml", ingressClass)
+		s.Write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+		s.Expect("a.test", "/", "svc:a")
+		poll := sidecartest.StartPoller(t, s.HTTPPort, "a.test", "/", "svc:a")
 		before := s.settled()
-		generation, reloads := s.status().Generation, s.procs().Reloads
+		generation, reloads := s.Status().Generation, s.Procs().Reloads
 
 		start := time.Now()
 		writeTemplate(t, tmplDir, hanging)
@@ -82,22 +82,22 @@ func TestRunCheckDeadline(t *testing.T) {
 		if took > 12*time.Second {
 			t.Errorf("the rejection came %s after the template changed", took)
 		}
-		st := s.status()
+		st := s.Status()
 		if !strings.Contains(st.LastError, "did not finish within 3s") || st.Generation != generation || !st.Ready {
 			t.Errorf("/status: last_error %q, generation %d (was %d), ready %v", st.LastError, st.Generation, generation, st.Ready)
 		}
-		if code, body := httpGet(t, s.healthPort, "/readyz"); code != 200 || !strings.Contains(body, "degraded: HAProxy rejects the new configuration") ||
+		if code, body := httpGet(t, s.HealthPort, "/readyz"); code != 200 || !strings.Contains(body, "degraded: HAProxy rejects the new configuration") ||
 			!strings.Contains(body, "did not finish within 3s") {
 			t.Errorf("/readyz: %d %q", code, body)
 		}
-		if got := s.procs().Reloads; got != reloads {
+		if got := s.Procs().Reloads; got != reloads {
 			t.Errorf("HAProxy reloaded %d times onto a configuration that was not checked", got-reloads)
 		}
 
 		// The loop is not stuck: a new Ingress is taken in (and, the
 		// template being what it is, rejected the same way).
 		before = s.settled()
-		s.write("b.yaml", ingress("b", "b.test", "/", "a"))
+		s.Write("b.yaml", ingress("b", "b.test", "/", "a"))
 		p = s.waitPass(before)
 		t.Logf("then: %s", p.Error)
 		if p.Outcome != controller.OutcomeRejected || !strings.Contains(p.Error, "did not finish within 3s") ||
@@ -107,12 +107,12 @@ func TestRunCheckDeadline(t *testing.T) {
 
 		// Fixed: it applies, with the Ingress that came meanwhile.
 		writeTemplate(t, tmplDir, strings.Replace(good, "    default-path config\n", "    default-path config\n    # fixed\n", 1))
-		s.expect("b.test", "/", "svc:a")
+		s.Expect("b.test", "/", "svc:a")
 		if !containsLine(s.liveConfig(), "    # fixed") {
 			t.Errorf("the fixed template is not what HAProxy runs")
 		}
-		s.eventually(5*time.Second, "the error cleared", func() error {
-			if st := s.status(); st.LastError != "" {
+		s.Eventually(5*time.Second, "the error cleared", func() error {
+			if st := s.Status(); st.LastError != "" {
 				return os.ErrExist
 			}
 			return nil
@@ -140,25 +140,25 @@ func TestRunReloadDeadline(t *testing.T) {
 	forEachHAProxy(t, func(t *testing.T, bin string) {
 		tmplDir := hangOnMaxConn4242(t)
 		a := startEcho(t, "a")
-		s := startSidecar(t, sidecarOpts{haproxy: bin, templates: tmplDir, minReloadInterval: 10 * time.Millisecond,
-			args: []string{"--haproxy-reload-timeout", "3s", "--configmap", "default/haproxy-sidecar"}})
-		s.write("class.yaml", ingressClass)
-		s.write("settings.yaml", settingsMap(1000))
-		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
-		s.expect("a.test", "/", "svc:a")
-		poll := sidecartest.StartPoller(t, s.httpPort, "a.test", "/", "svc:a")
+		s := startSidecar(t, sidecartest.Options{HAProxy: bin, Templates: tmplDir, MinReloadInterval: 10 * time.Millisecond,
+			Args: []string{"--haproxy-reload-timeout", "3s", "--configmap", "default/haproxy-sidecar"}})
+		s.Write("class.yaml", ingressClass)
+		s.Write("settings.yaml", settingsMap(1000))
+		s.Write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+		s.Expect("a.test", "/", "svc:a")
+		poll := sidecartest.StartPoller(t, s.HTTPPort, "a.test", "/", "svc:a")
 		before := s.settled()
-		generation, master := s.status().Generation, s.procs().Master.PID
+		generation, master := s.Status().Generation, s.Procs().Master.PID
 
-		s.write("settings.yaml", settingsMap(4242))
+		s.Write("settings.yaml", settingsMap(4242))
 		p := s.waitPass(before)
 		t.Logf("%s: %s", p.Outcome, p.Error)
 		if p.Outcome != controller.OutcomeRejected || !strings.Contains(p.Error, "did not finish reloading onto the new configuration within 3s") ||
 			!strings.Contains(p.Error, "replaced") || !strings.Contains(p.Error, tmplDir) || !strings.Contains(p.Error, "ConfigMap default/haproxy-sidecar") {
 			t.Fatalf("pass with the stuck reload: outcome %s, error %q", p.Outcome, p.Error)
 		}
-		s.eventually(20*time.Second, "a new master on the last good configuration", func() error {
-			st, err := s.tryProcs()
+		s.Eventually(20*time.Second, "a new master on the last good configuration", func() error {
+			st, err := s.TryProcs()
 			if err != nil {
 				return err
 			}
@@ -167,41 +167,41 @@ func TestRunReloadDeadline(t *testing.T) {
 			}
 			return nil
 		})
-		s.eventually(5*time.Second, "the stuck master killed", func() error {
+		s.Eventually(5*time.Second, "the stuck master killed", func() error {
 			if alive(master) {
 				return fmt.Errorf("master %d alive", master)
 			}
 			return nil
 		})
-		s.expect("a.test", "/", "svc:a")
+		s.Expect("a.test", "/", "svc:a")
 		if live := s.liveConfig(); strings.Contains(live, "lua-load") || !strings.Contains(live, "maxconn 1000") {
 			t.Errorf("the current generation is not the last good one:\n%.600s", live)
 		}
-		st := s.status()
+		st := s.Status()
 		if st.Generation != generation || !strings.Contains(st.LastError, "did not finish reloading") {
 			t.Errorf("/status: generation %d (was %d), last_error %q", st.Generation, generation, st.LastError)
 		}
-		if code, body := httpGet(t, s.healthPort, "/readyz"); code != 200 || !strings.Contains(body, "degraded: HAProxy did not finish reloading") {
+		if code, body := httpGet(t, s.HealthPort, "/readyz"); code != 200 || !strings.Contains(body, "degraded: HAProxy did not finish reloading") {
 			t.Errorf("/readyz: %d %q", code, body)
 		}
 		// The restart is followed by a pass, which renders the same
 		// candidate: not tried again (no second stuck master).
-		s.expectStays("a.test", "/", "svc:a", time.Second)
-		if n := s.logCount("not trying it again"); n == 0 {
+		s.ExpectStays("a.test", "/", "svc:a", time.Second)
+		if n := s.LogCount("not trying it again"); n == 0 {
 			t.Errorf("the pass after the restart did not skip the candidate")
 		}
-		if now := s.procs(); now.Reloads > 1 {
+		if now := s.Procs(); now.Reloads > 1 {
 			t.Errorf("the new master was reloaded %d times after the restart; want the stuck candidate left alone", now.Reloads)
 		}
 
-		s.write("settings.yaml", settingsMap(2000))
-		s.eventually(20*time.Second, "maxconn 2000 served", func() error {
-			if !strings.Contains(s.liveConfig(), "maxconn 2000") || s.status().LastError != "" {
+		s.Write("settings.yaml", settingsMap(2000))
+		s.Eventually(20*time.Second, "maxconn 2000 served", func() error {
+			if !strings.Contains(s.liveConfig(), "maxconn 2000") || s.Status().LastError != "" {
 				return fmt.Errorf("not yet")
 			}
 			return nil
 		})
-		s.expect("a.test", "/", "svc:a")
+		s.Expect("a.test", "/", "svc:a")
 		poll.ExpectNone(t, "the stuck master's worker serves until the new master's worker runs")
 	})
 }
@@ -223,10 +223,10 @@ func TestRunFirstPassDeadline(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		s := startSidecar(t, sidecarOpts{haproxy: bin, templates: tmplDir, manifests: manifests, minReloadInterval: -1, noWait: true,
-			args: []string{"--haproxy-check-timeout", "2s", "--haproxy-start-timeout", "2s"}})
-		s.eventually(15*time.Second, "/readyz naming the check's deadline", func() error {
-			code, body, err := sidecartest.Get(s.healthPort, "localhost", "/readyz")
+		s := startSidecar(t, sidecartest.Options{HAProxy: bin, Templates: tmplDir, Manifests: manifests, MinReloadInterval: -1, Wait: sidecartest.WaitNone,
+			Args: []string{"--haproxy-check-timeout", "2s", "--haproxy-start-timeout", "2s"}})
+		s.Eventually(15*time.Second, "/readyz naming the check's deadline", func() error {
+			code, body, err := sidecartest.Get(s.HealthPort, "localhost", "/readyz")
 			if err != nil {
 				return err
 			}
@@ -235,14 +235,14 @@ func TestRunFirstPassDeadline(t *testing.T) {
 			}
 			return nil
 		})
-		s.eventually(15*time.Second, "a hung start killed", func() error {
-			if s.logCount("haproxy did not start within the start timeout") == 0 {
+		s.Eventually(15*time.Second, "a hung start killed", func() error {
+			if s.LogCount("haproxy did not start within the start timeout") == 0 {
 				return os.ErrNotExist
 			}
 			return nil
 		})
 		start := time.Now()
-		st := s.status()
+		st := s.Status()
 		if took := time.Since(start); took > 5*time.Second {
 			t.Errorf("/status took %s", took)
 		}
@@ -251,8 +251,8 @@ func TestRunFirstPassDeadline(t *testing.T) {
 		}
 
 		writeTemplate(t, tmplDir, good)
-		s.eventually(30*time.Second, "a.test served", func() error {
-			got, err := s.get("a.test", "/")
+		s.Eventually(30*time.Second, "a.test served", func() error {
+			got, err := s.Get("a.test", "/")
 			if err != nil {
 				return err
 			}
@@ -261,8 +261,8 @@ func TestRunFirstPassDeadline(t *testing.T) {
 			}
 			return nil
 		})
-		s.eventually(10*time.Second, "/readyz 200 without a degraded line", func() error {
-			if code, body := httpGet(t, s.healthPort, "/readyz"); code != 200 || strings.Contains(body, "degraded") {
+		s.Eventually(10*time.Second, "/readyz 200 without a degraded line", func() error {
+			if code, body := httpGet(t, s.HealthPort, "/readyz"); code != 200 || strings.Contains(body, "degraded") {
 				return fmt.Errorf("%d %q", code, body)
 			}
 			return nil
@@ -300,37 +300,33 @@ func TestRunReloadDeadlineExternalHAProxy(t *testing.T) {
 	forEachHAProxy(t, func(t *testing.T, bin string) {
 		tmplDir := hangOnMaxConn4242(t)
 		a := startEcho(t, "a")
-		work := t.TempDir()
-		configDir, socket, manifests := filepath.Join(work, "config"), filepath.Join(work, "master.sock"), filepath.Join(work, "m")
-		ports := sidecartest.FreePorts(t, 3)
-		s := &sidecar{t: t, manifests: manifests, configDir: configDir, socket: socket, httpPort: ports[0], healthPort: ports[2]}
-		s.write("class.yaml", ingressClass)
-		s.write("settings.yaml", settingsMap(1000))
-		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
-		s.Process = sidecartest.Start(t, socket, "run", "--manifests", manifests, "--config-dir", configDir,
-			"--master-socket", socket, "--haproxy", bin, "--health-addr", "127.0.0.1:"+strconv.Itoa(ports[2]), "--debug-addr", "",
-			"--log-level", "debug", "--min-reload-interval", "10ms", "--templates", tmplDir, "--configmap", "default/haproxy-sidecar",
-			"--haproxy-reload-timeout", "3s", "--http-bind", "127.0.0.1:"+strconv.Itoa(ports[0]), "--https-bind", "127.0.0.1:"+strconv.Itoa(ports[1]))
-		s.logs = s.Logs
-		s.eventually(20*time.Second, "/startupz", func() error {
-			if code, body, err := sidecartest.Get(s.healthPort, "localhost", "/startupz"); err != nil || code != 200 {
+		manifests := t.TempDir()
+		sidecartest.WriteManifest(t, manifests, "class.yaml", ingressClass)
+		sidecartest.WriteManifest(t, manifests, "settings.yaml", settingsMap(1000))
+		sidecartest.WriteManifest(t, manifests, "a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+		s := startSidecar(t, sidecartest.Options{External: true, HAProxy: bin, Manifests: manifests, DebugPort: -1,
+			GracePeriod: -1, MinReloadInterval: 10 * time.Millisecond, Templates: tmplDir, Wait: sidecartest.WaitNone,
+			Args: []string{"--configmap", "default/haproxy-sidecar", "--haproxy-reload-timeout", "3s"}})
+		configDir, socket := s.ConfigDir, s.Socket
+		s.Eventually(20*time.Second, "/startupz", func() error {
+			if code, body, err := sidecartest.Get(s.HealthPort, "localhost", "/startupz"); err != nil || code != 200 {
 				return fmt.Errorf("%d %q %v", code, body, err)
 			}
 			return nil
 		})
 		first := startHAProxy(t, bin, socket, configDir)
-		s.expect("a.test", "/", "svc:a")
-		s.eventually(10*time.Second, "/readyz", func() error {
-			if code, body := httpGet(t, s.healthPort, "/readyz"); code != 200 {
+		s.Expect("a.test", "/", "svc:a")
+		s.Eventually(10*time.Second, "/readyz", func() error {
+			if code, body := httpGet(t, s.HealthPort, "/readyz"); code != 200 {
 				return fmt.Errorf("%d %q", code, body)
 			}
 			return nil
 		})
-		poll := sidecartest.StartPoller(t, s.httpPort, "a.test", "/", "svc:a")
+		poll := sidecartest.StartPoller(t, s.HTTPPort, "a.test", "/", "svc:a")
 
-		s.write("settings.yaml", settingsMap(4242))
-		s.eventually(20*time.Second, "the stuck reload reported", func() error {
-			if s.logCount("takes no further reload until HAProxy's container is restarted") == 0 {
+		s.Write("settings.yaml", settingsMap(4242))
+		s.Eventually(20*time.Second, "the stuck reload reported", func() error {
+			if s.LogCount("takes no further reload until HAProxy's container is restarted") == 0 {
 				return fmt.Errorf("not yet")
 			}
 			return nil
@@ -338,10 +334,10 @@ func TestRunReloadDeadlineExternalHAProxy(t *testing.T) {
 		if live := s.liveConfig(); strings.Contains(live, "lua-load") || !strings.Contains(live, "maxconn 1000") {
 			t.Errorf("the current generation is not the last good one:\n%.600s", live)
 		}
-		if code, body := httpGet(t, s.healthPort, "/readyz"); code != 200 || !strings.Contains(body, "degraded: HAProxy did not finish reloading") {
+		if code, body := httpGet(t, s.HealthPort, "/readyz"); code != 200 || !strings.Contains(body, "degraded: HAProxy did not finish reloading") {
 			t.Errorf("/readyz: %d %q", code, body)
 		}
-		s.expectStays("a.test", "/", "svc:a", time.Second)
+		s.ExpectStays("a.test", "/", "svc:a", time.Second)
 		poll.ExpectNone(t, "the stuck master's worker serves the last good configuration")
 
 		// HAProxy's container restarted: it runs the last good
@@ -349,10 +345,10 @@ func TestRunReloadDeadlineExternalHAProxy(t *testing.T) {
 		syscall.Kill(-first.Process.Pid, syscall.SIGKILL)
 		first.Wait()
 		startHAProxy(t, bin, socket, configDir)
-		s.expect("a.test", "/", "svc:a")
-		s.write("settings.yaml", settingsMap(2000))
-		s.eventually(40*time.Second, "maxconn 2000 served", func() error {
-			st, err := s.tryProcs()
+		s.Expect("a.test", "/", "svc:a")
+		s.Write("settings.yaml", settingsMap(2000))
+		s.Eventually(40*time.Second, "maxconn 2000 served", func() error {
+			st, err := s.TryProcs()
 			if err != nil {
 				return err
 			}
@@ -361,7 +357,7 @@ func TestRunReloadDeadlineExternalHAProxy(t *testing.T) {
 			}
 			return nil
 		})
-		s.expect("a.test", "/", "svc:a")
+		s.Expect("a.test", "/", "svc:a")
 	})
 }
 

@@ -1,7 +1,6 @@
 package run
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -70,22 +68,23 @@ func assertNoKey(t *testing.T, what, text string, keys ...[]byte) {
 
 // dump runs `haproxy-sidecar dump ARGS --addr <debug address>`.
 func (s *sidecar) dump(args ...string) (string, error) {
-	s.t.Helper()
-	cmd := exec.Command(sidecartest.Binary(s.t), append(append([]string{"dump"}, args...), "--addr", "127.0.0.1:"+strconv.Itoa(s.adminPort))...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%v: %s", err, stderr.String())
+	s.T.Helper()
+	stdout, stderr, code, err := sidecartest.RunOnce(s.T, time.Minute, append(append([]string{"dump"}, args...), "--addr", "127.0.0.1:"+strconv.Itoa(s.DebugPort))...)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("exit status %d", code)
 	}
-	return stdout.String(), nil
+	if err != nil {
+		return stdout, fmt.Errorf("%v: %s", err, stderr)
+	}
+	return stdout, nil
 }
 
 func (s *sidecar) history() []controller.Pass {
-	s.t.Helper()
-	_, body := httpGet(s.t, s.adminPort, "/history")
+	s.T.Helper()
+	_, body := httpGet(s.T, s.DebugPort, "/history")
 	var passes []controller.Pass
 	if err := json.Unmarshal([]byte(body), &passes); err != nil {
-		s.t.Fatalf("/history: %v", err)
+		s.T.Fatalf("/history: %v", err)
 	}
 	return passes
 }
@@ -103,9 +102,9 @@ func httpGet(t testing.TB, port int, path string) (int, string) {
 
 // waitPass waits for a pass newer than after and returns the newest.
 func (s *sidecar) waitPass(after int64) controller.Pass {
-	s.t.Helper()
+	s.T.Helper()
 	var newest controller.Pass
-	s.eventually(10*time.Second, fmt.Sprintf("a pass after %d in /history", after), func() error {
+	s.Eventually(10*time.Second, fmt.Sprintf("a pass after %d in /history", after), func() error {
 		h := s.history()
 		if len(h) == 0 || h[0].ID <= after {
 			return fmt.Errorf("none yet")
@@ -129,7 +128,7 @@ func newestID(passes []controller.Pass) int64 {
 // settled returns the newest pass in /history once no new one has come
 // for a moment: the record of a pass lands after its result is served.
 func (s *sidecar) settled() int64 {
-	s.t.Helper()
+	s.T.Helper()
 	last := newestID(s.history())
 	for stable := time.Now(); time.Since(stable) < 400*time.Millisecond; time.Sleep(50 * time.Millisecond) {
 		if id := newestID(s.history()); id != last {
@@ -146,15 +145,15 @@ func (s *sidecar) settled() int64 {
 func TestDumpAndHistory(t *testing.T) {
 	forEachHAProxy(t, func(t *testing.T, bin string) {
 		a, b, a2 := startEcho(t, "a"), startEcho(t, "b"), startEcho(t, "a2")
-		s := startSidecar(t, sidecarOpts{haproxy: bin})
+		s := startSidecar(t, sidecartest.Options{HAProxy: bin})
 		secA, keyA := tlsSecret(t, "a-tls", "secure-a.test")
 		secB, keyB := tlsSecret(t, "b-tls", "secure-b.test")
 		ingA := withTLS(ingress("a", "a.test", "/", "a", "/api", "a"), "secure-a.test", "a-tls")
-		s.write("class.yaml", ingressClass)
-		s.write("a.yaml", app("a", a)+"---\n"+secA+"---\n"+ingA)
-		s.write("b.yaml", app("b", b)+"---\n"+secB+"---\n"+withTLS(ingress("b", "b.test", "/", "b"), "secure-b.test", "b-tls"))
-		s.expect("a.test", "/api", "svc:a")
-		s.expect("b.test", "/", "svc:b")
+		s.Write("class.yaml", ingressClass)
+		s.Write("a.yaml", app("a", a)+"---\n"+secA+"---\n"+ingA)
+		s.Write("b.yaml", app("b", b)+"---\n"+secB+"---\n"+withTLS(ingress("b", "b.test", "/", "b"), "secure-b.test", "b-tls"))
+		s.Expect("a.test", "/api", "svc:a")
+		s.Expect("b.test", "/", "svc:b")
 		// HAProxy serves a reload's configuration a moment before the
 		// pass that made it records it as served.
 		s.settled()
@@ -202,15 +201,15 @@ func TestDumpAndHistory(t *testing.T) {
 
 		// Debug endpoints are on the debug address only.
 		for _, path := range []string{"/status", "/config", "/history", "/explain?url=http://a.test/"} {
-			if code, _ := httpGet(t, s.healthPort, path); code != http.StatusNotFound {
+			if code, _ := httpGet(t, s.HealthPort, path); code != http.StatusNotFound {
 				t.Errorf("%s on the health address: %d, want 404", path, code)
 			}
 		}
 
 		// A runtime change: the endpoint of a moves.
 		before := s.settled()
-		s.write("a.yaml", app("a", a2)+"---\n"+secA+"---\n"+ingA)
-		s.expect("a.test", "/", "svc:a2")
+		s.Write("a.yaml", app("a", a2)+"---\n"+secA+"---\n"+ingA)
+		s.Expect("a.test", "/", "svc:a2")
 		p := s.waitPass(before)
 		if p.Outcome != controller.OutcomeRuntime || !strings.Contains(fmt.Sprint(p.Trigger), "updated EndpointSlice default/a-0") ||
 			len(p.Commands) == 0 || !strings.Contains(p.Commands[0], "set server default_a_80/s1 addr 127.0.0.1 port "+strconv.Itoa(a2.port)) {
@@ -221,16 +220,17 @@ func TestDumpAndHistory(t *testing.T) {
 		}
 
 		// A reload: a new Service behind a new host.
-		s.write("c.yaml", app("c", b)+"---\n"+ingress("c", "c.test", "/", "c"))
-		s.expect("c.test", "/", "svc:b")
+		s.Write("c.yaml", app("c", b)+"---\n"+ingress("c", "c.test", "/", "c"))
+		s.Expect("c.test", "/", "svc:b")
 		p = s.waitPass(p.ID)
-		if p.Outcome != controller.OutcomeReload || !strings.Contains(p.ReloadReason, "backends were added") ||
+		if p.Outcome != controller.OutcomeReload || p.ReloadCause != controller.CauseBackends || p.ReloadReason == "" ||
 			!strings.Contains(p.Diff, "+c.test/ default_c_80") || p.Generation == 0 {
-			t.Errorf("reload pass: outcome %s, reason %q, generation %d, diff:\n%s", p.Outcome, p.ReloadReason, p.Generation, p.Diff)
+			t.Errorf("reload pass: outcome %s, cause %s (%q), generation %d, diff:\n%s", p.Outcome, p.ReloadCause, p.ReloadReason, p.Generation, p.Diff)
 		}
+		reloaded := p
 		// A changed key: the diff says so without showing either key.
 		secA2, keyA2 := tlsSecret(t, "a-tls", "secure-a.test")
-		s.write("a.yaml", app("a", a2)+"---\n"+secA2+"---\n"+ingA)
+		s.Write("a.yaml", app("a", a2)+"---\n"+secA2+"---\n"+ingA)
 		p = s.waitPass(p.ID)
 		if !strings.Contains(p.Diff, "certs/default_a-tls.pem") || !strings.Contains(p.Diff, "sha256") {
 			t.Errorf("certificate change diff:\n%s", p.Diff)
@@ -238,7 +238,7 @@ func TestDumpAndHistory(t *testing.T) {
 
 		// A problem that appears is in the pass that brought it, with its
 		// typed reason.
-		s.write("bad.yaml", ingress("bad", "bad.test", "/", "ghost"))
+		s.Write("bad.yaml", ingress("bad", "bad.test", "/", "ghost"))
 		p = s.waitPass(p.ID)
 		if len(p.NewProblems) != 1 || p.NewProblems[0].Reason != "BackendNotFound" || p.NewProblems[0].Name != "bad" {
 			t.Errorf("new problems of the pass: %+v", p.NewProblems)
@@ -250,16 +250,16 @@ func TestDumpAndHistory(t *testing.T) {
 		}
 
 		text, err := s.dump("--history")
-		if err != nil || !strings.Contains(text, "reload because: backends were added") || !strings.Contains(text, "runtime API commands:") ||
+		if err != nil || !strings.Contains(text, fmt.Sprintf("reload because: %s [%s]", reloaded.ReloadReason, reloaded.ReloadCause)) || !strings.Contains(text, "runtime API commands:") ||
 			!strings.Contains(text, "new problem: warning: Ingress default/bad") {
 			t.Errorf("dump --history: %v\n%s", err, text)
 		}
-		_, raw := httpGet(t, s.adminPort, "/history")
-		_, status := httpGet(t, s.adminPort, "/status")
+		_, raw := httpGet(t, s.DebugPort, "/history")
+		_, status := httpGet(t, s.DebugPort, "/status")
 		for what, body := range map[string]string{"/history": raw, "dump --history": text, "/status": status} {
 			assertNoKey(t, what, body, keyA, keyB, keyA2)
 		}
-		if code, one := httpGet(t, s.adminPort, "/history/"+strconv.FormatInt(p.ID, 10)); code != 200 || !strings.Contains(one, `"id": `+strconv.FormatInt(p.ID, 10)) {
+		if code, one := httpGet(t, s.DebugPort, "/history/"+strconv.FormatInt(p.ID, 10)); code != 200 || !strings.Contains(one, `"id": `+strconv.FormatInt(p.ID, 10)) {
 			t.Errorf("/history/%d: %d %s", p.ID, code, one)
 		}
 	})
@@ -282,10 +282,10 @@ func TestHistoryShowsRejection(t *testing.T) {
 		}
 	}
 	writeTmpl(string(src))
-	s := startSidecar(t, sidecarOpts{haproxy: bin, templates: tmplDir})
-	s.write("class.yaml", ingressClass)
-	s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
-	s.expect("a.test", "/", "svc:a")
+	s := startSidecar(t, sidecartest.Options{HAProxy: bin, Templates: tmplDir})
+	s.Write("class.yaml", ingressClass)
+	s.Write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+	s.Expect("a.test", "/", "svc:a")
 	before := s.settled()
 	writeTmpl(strings.Replace(string(src), "    balance {{.Balance}}\n", "    balance {{.Balance}}\n    no-such-keyword\n", 1))
 	p := s.waitPass(before)
@@ -303,7 +303,7 @@ func TestHistoryShowsRejection(t *testing.T) {
 func TestDiffPredictsRun(t *testing.T) {
 	bin := bin26(t)
 	a, a2, b := startEcho(t, "a"), startEcho(t, "a2"), startEcho(t, "b")
-	s := startSidecar(t, sidecarOpts{haproxy: bin})
+	s := startSidecar(t, sidecartest.Options{HAProxy: bin})
 	sec, _ := tlsSecret(t, "t-tls", "t.test")
 	base := ingressClass + "---\n" + app("a", a) + "---\n" + app("b", b) + "---\n" + ingress("a", "a.test", "/", "a")
 	steps := []struct {
@@ -318,8 +318,8 @@ func TestDiffPredictsRun(t *testing.T) {
 		{"TLS added", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + sec + "---\n" + withTLS(ingress("a", "a.test", "/", "a", "/x", "b"), "t.test", "t-tls"), controller.MethodReload},
 		{"route removed", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + sec + "---\n" + withTLS(ingress("a", "a.test", "/", "a", "/x", "a"), "t.test", "t-tls"), controller.MethodReload},
 	}
-	s.write("all.yaml", base)
-	s.expect("a.test", "/", "svc:a")
+	s.Write("all.yaml", base)
+	s.Expect("a.test", "/", "svc:a")
 	prev := base
 	work := t.TempDir()
 	for i, step := range steps {
@@ -332,32 +332,32 @@ func TestDiffPredictsRun(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		cmd := exec.Command(sidecartest.Binary(t), append([]string{"diff", "--manifests", oldDir, "--manifests", newDir}, s.renderFlags...)...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := cmd.ProcessState.ExitCode()
+		stdout, stderr, code, err := sidecartest.RunOnce(t, time.Minute, append([]string{"diff", "--manifests", oldDir, "--manifests", newDir}, s.RenderFlags()...)...)
 		var predicted controller.Method
-		switch first := strings.SplitN(stdout.String(), "\n", 2)[0]; {
+		var cause controller.Cause // of a predicted reload: "# needs a reload: why [cause]"
+		switch first := strings.SplitN(stdout, "\n", 2)[0]; {
 		case strings.HasPrefix(first, "# applied through the runtime API"):
 			predicted = controller.MethodRuntime
 		case strings.HasPrefix(first, "# needs a reload"):
 			predicted = controller.MethodReload
+			if i := strings.LastIndex(first, " ["); i >= 0 {
+				cause = controller.Cause(strings.TrimSuffix(first[i+2:], "]"))
+			}
 		case strings.HasPrefix(first, "# the generated files do not change"):
 			predicted = controller.MethodNone
 		default:
-			t.Fatalf("%s: diff printed %q (%v, %s)", step.name, first, err, stderr.String())
+			t.Fatalf("%s: diff printed %q (%v, %s)", step.name, first, err, stderr)
 		}
 		wantCode := 1
 		if predicted == controller.MethodNone {
 			wantCode = 0
 		}
 		if predicted != step.want || code != wantCode {
-			t.Errorf("%s: diff predicts %s (exit %d), want %s\n%s", step.name, predicted, code, step.want, stdout.String())
+			t.Errorf("%s: diff predicts %s (exit %d), want %s\n%s", step.name, predicted, code, step.want, stdout)
 		}
 
 		before := s.settled()
-		s.write("all.yaml", step.manifest)
+		s.Write("all.yaml", step.manifest)
 		prev = step.manifest
 		if predicted == controller.MethodNone {
 			time.Sleep(300 * time.Millisecond)
@@ -367,8 +367,8 @@ func TestDiffPredictsRun(t *testing.T) {
 			continue
 		}
 		p := s.waitPass(before)
-		if string(p.Outcome) != string(predicted) {
-			t.Errorf("%s: diff predicted %s, run did %s (%s)", step.name, predicted, p.Outcome, p.ReloadReason)
+		if string(p.Outcome) != string(predicted) || p.ReloadCause != cause {
+			t.Errorf("%s: diff predicted %s (%q), run did %s (%s: %s)", step.name, predicted, cause, p.Outcome, p.ReloadCause, p.ReloadReason)
 		}
 	}
 }
@@ -378,14 +378,14 @@ func TestDiffPredictsRun(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	bin := bin26(t)
 	a, a2 := startEcho(t, "a"), startEcho(t, "a2")
-	s := startSidecar(t, sidecarOpts{haproxy: bin})
+	s := startSidecar(t, sidecartest.Options{HAProxy: bin})
 	sec, _ := tlsSecret(t, "m-tls", "m.test")
-	s.write("class.yaml", ingressClass)
-	s.write("a.yaml", app("a", a)+"---\n"+sec+"---\n"+withTLS(ingress("a", "a.test", "/", "a"), "m.test", "m-tls"))
-	s.expect("a.test", "/", "svc:a")
+	s.Write("class.yaml", ingressClass)
+	s.Write("a.yaml", app("a", a)+"---\n"+sec+"---\n"+withTLS(ingress("a", "a.test", "/", "a"), "m.test", "m-tls"))
+	s.Expect("a.test", "/", "svc:a")
 	scrape := func() map[string]*dto.MetricFamily {
 		t.Helper()
-		code, body := httpGet(t, s.healthPort, "/metrics")
+		code, body := httpGet(t, s.HealthPort, "/metrics")
 		if code != 200 {
 			t.Fatalf("/metrics: %d", code)
 		}
@@ -426,7 +426,7 @@ func TestMetrics(t *testing.T) {
 		return 0, false
 	}
 	var before map[string]*dto.MetricFamily
-	s.eventually(5*time.Second, "metrics of the first passes", func() error {
+	s.Eventually(5*time.Second, "metrics of the first passes", func() error {
 		before = scrape()
 		if v, _ := value(before, "haproxy_sidecar_served", map[string]string{"what": "ingresses"}); v != 1 {
 			return fmt.Errorf("served ingresses %v", v)
@@ -452,9 +452,9 @@ func TestMetrics(t *testing.T) {
 	runtimeBefore, _ := value(before, "haproxy_sidecar_passes_total", map[string]string{"outcome": "runtime"})
 	setBefore, _ := value(before, "haproxy_sidecar_runtime_api_commands_total", map[string]string{"kind": "set server"})
 
-	s.write("a.yaml", app("a", a2)+"---\n"+sec+"---\n"+withTLS(ingress("a", "a.test", "/", "a"), "m.test", "m-tls"))
-	s.expect("a.test", "/", "svc:a2")
-	s.eventually(5*time.Second, "metrics of the runtime pass", func() error {
+	s.Write("a.yaml", app("a", a2)+"---\n"+sec+"---\n"+withTLS(ingress("a", "a.test", "/", "a"), "m.test", "m-tls"))
+	s.Expect("a.test", "/", "svc:a2")
+	s.Eventually(5*time.Second, "metrics of the runtime pass", func() error {
 		after := scrape()
 		r, _ := value(after, "haproxy_sidecar_passes_total", map[string]string{"outcome": "runtime"})
 		set, _ := value(after, "haproxy_sidecar_runtime_api_commands_total", map[string]string{"kind": "set server"})
@@ -465,7 +465,7 @@ func TestMetrics(t *testing.T) {
 	})
 	// The debug address does not serve metrics, nor the health address
 	// the debug pages (TestDumpAndHistory).
-	if code, _ := httpGet(t, s.adminPort, "/metrics"); code != http.StatusNotFound {
+	if code, _ := httpGet(t, s.DebugPort, "/metrics"); code != http.StatusNotFound {
 		t.Errorf("/metrics on the debug address: %d", code)
 	}
 }

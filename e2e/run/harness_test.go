@@ -5,7 +5,6 @@ package run
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -32,190 +31,18 @@ func forEachHAProxy(t *testing.T, f func(t *testing.T, bin string)) {
 	}
 }
 
-// sidecar is a running `haproxy-sidecar run --manifests DIR --haproxy-start`.
+// sidecar is a running `haproxy-sidecar run`, with the views these tests
+// add to the harness's.
 type sidecar struct {
-	*sidecartest.Process
-	t          testing.TB
-	manifests  string
-	configDir  string
-	socket     string
-	httpPort   int
-	adminPort  int // --debug-addr: /status, /explain
-	healthPort int
-	// renderFlags are the flags that shape the rendered files, for
-	// `render` and `diff` to render what this sidecar does.
-	renderFlags []string
-	logs        *sidecartest.LockedBuffer
+	*sidecartest.Sidecar
 }
 
-type sidecarOpts struct {
-	haproxy           string
-	minReloadInterval time.Duration // negative: the default
-	templates         string
-	manifests         string   // default: a fresh directory
-	args              []string // more flags of run
-	// noWait: return at once, not once HAProxy serves.
-	noWait bool
-}
-
-func startSidecar(t testing.TB, o sidecarOpts) *sidecar {
+// startSidecar starts the sidecar (by default reading a fresh manifests
+// directory, with --haproxy-start and no minimum time between reloads) and
+// waits until HAProxy serves, unless o.Wait says otherwise.
+func startSidecar(t testing.TB, o sidecartest.Options) *sidecar {
 	t.Helper()
-	work := t.TempDir()
-	s := &sidecar{
-		t:         t,
-		manifests: o.manifests,
-		configDir: filepath.Join(work, "config"),
-		socket:    filepath.Join(work, "master.sock"),
-	}
-	ports := sidecartest.FreePorts(t, 4)
-	s.httpPort, s.adminPort, s.healthPort = ports[0], ports[2], ports[3]
-	if s.manifests == "" {
-		s.manifests = filepath.Join(work, "manifests")
-		if err := os.MkdirAll(s.manifests, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.renderFlags = []string{"--grace-period", "5s", "--http-bind", "127.0.0.1:" + strconv.Itoa(s.httpPort),
-		"--https-bind", "127.0.0.1:" + strconv.Itoa(ports[1])}
-	args := []string{"run", "--manifests", s.manifests, "--config-dir", s.configDir, "--master-socket", s.socket,
-		"--haproxy-start", "--haproxy", o.haproxy, "--log-level", "debug", "--grace-period", "5s", "--health-addr", "127.0.0.1:" + strconv.Itoa(s.healthPort),
-		"--debug-addr", "127.0.0.1:" + strconv.Itoa(s.adminPort),
-		"--http-bind", "127.0.0.1:" + strconv.Itoa(s.httpPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(ports[1])}
-	if o.minReloadInterval >= 0 {
-		args = append(args, "--min-reload-interval", o.minReloadInterval.String())
-	}
-	if o.templates != "" {
-		args = append(args, "--templates", o.templates)
-	}
-	args = append(args, o.args...)
-	s.Process = sidecartest.Start(t, s.socket, args...)
-	s.logs = s.Logs
-	if o.noWait {
-		return s
-	}
-	// Serving means the frontend answers (404 before any Ingress).
-	s.eventually(20*time.Second, "HAProxy serving", func() error {
-		_, err := s.get("nothing.test", "/")
-		return err
-	})
-	return s
-}
-
-func (s *sidecar) stop() { s.Stop() }
-
-// write puts a manifest file in place atomically, the way editors and
-// kubectl-like tools replace files.
-func (s *sidecar) write(name, content string) {
-	s.t.Helper()
-	p := filepath.Join(s.manifests, name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		s.t.Fatal(err)
-	}
-	tmp := filepath.Join(filepath.Dir(p), ".tmp-"+filepath.Base(p))
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-func (s *sidecar) remove(name string) {
-	s.t.Helper()
-	if err := os.Remove(filepath.Join(s.manifests, name)); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-// get sends one request on a new connection and returns "svc:<name>" for
-// an echo backend's answer or "status:<code>" otherwise.
-func (s *sidecar) get(host, path string) (string, error) {
-	return get(s.httpPort, host, path)
-}
-
-func get(port int, host, path string) (string, error) {
-	status, body, err := sidecartest.Get(port, host, path)
-	if err != nil {
-		return "", err
-	}
-	if status == 200 && strings.HasPrefix(body, "svc:") {
-		return body, nil
-	}
-	return "status:" + strconv.Itoa(status), nil
-}
-
-// expect waits until a request gets the wanted answer.
-func (s *sidecar) expect(host, path, want string) {
-	s.t.Helper()
-	s.eventually(10*time.Second, fmt.Sprintf("http://%s%s -> %s", host, path, want), func() error {
-		got, err := s.get(host, path)
-		if err != nil {
-			return err
-		}
-		if got != want {
-			return fmt.Errorf("got %s", got)
-		}
-		return nil
-	})
-}
-
-// expectStays checks that an answer holds for a while (a change that must
-// not take effect).
-func (s *sidecar) expectStays(host, path, want string, d time.Duration) {
-	s.t.Helper()
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		got, err := s.get(host, path)
-		if err != nil || got != want {
-			s.t.Fatalf("http://%s%s: got %q (%v), want %s to stay", host, path, got, err, want)
-		}
-	}
-}
-
-func (s *sidecar) eventually(limit time.Duration, what string, f func() error) {
-	s.t.Helper()
-	s.Eventually(limit, what, f)
-}
-
-// procs is HAProxy's own view of its processes.
-func (s *sidecar) procs() reload.ProcStatus { return s.Procs() }
-
-// tryProcs asks once, for use inside eventually.
-func (s *sidecar) tryProcs() (reload.ProcStatus, error) { return s.TryProcs() }
-
-// logCount counts log lines containing a string.
-func (s *sidecar) logCount(substr string) int { return s.LogCount(substr) }
-
-// status is the part of the admin server's /status the tests read.
-type status struct {
-	Ready         bool     `json:"ready"`
-	LastError     string   `json:"last_error"`
-	TemplateError string   `json:"template_error"`
-	Generation    int      `json:"generation"`
-	Reloads       int      `json:"reloads"`
-	OldWorkers    int      `json:"old_workers"`
-	Problems      []string `json:"problems"`
-	HAProxy       *struct {
-		Workers    []reload.Proc `json:"workers"`
-		OldWorkers []reload.Proc `json:"old_workers"`
-	} `json:"haproxy"`
-	HAProxyError string `json:"haproxy_error"`
-}
-
-func (s *sidecar) status() status {
-	s.t.Helper()
-	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(s.adminPort) + "/status")
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st status
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
-		s.t.Fatalf("/status: %s, %s", resp.Status, resp.Header.Get("Content-Type"))
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		s.t.Fatalf("/status: %v", err)
-	}
-	return st
+	return &sidecar{sidecartest.Start(t, o)}
 }
 
 // echo is an HTTP backend on loopback answering "svc:<name>". A request
@@ -276,14 +103,14 @@ func ingress(name, host string, routes ...string) string {
 // killHAProxy kills the master and its workers at once, like a crashed
 // container, and waits for the supervisor to start a new master.
 func (s *sidecar) killHAProxy() {
-	s.t.Helper()
-	st := s.procs()
+	s.T.Helper()
+	st := s.Procs()
 	syscall.Kill(st.Master.PID, syscall.SIGKILL)
 	for _, w := range append(st.Workers, st.OldWorkers...) {
 		syscall.Kill(w.PID, syscall.SIGKILL)
 	}
-	s.eventually(20*time.Second, "a new HAProxy master", func() error {
-		now, err := reload.NewMasterCLI(s.socket).ShowProc(context.Background())
+	s.Eventually(20*time.Second, "a new HAProxy master", func() error {
+		now, err := reload.NewMasterCLI(s.Socket).ShowProc(context.Background())
 		if err != nil {
 			return err
 		}
@@ -309,7 +136,7 @@ func bin26(t testing.TB) string { return testenv.HAProxy26(t) }
 
 // liveConfig is the configuration HAProxy runs from (current generation).
 func (s *sidecar) liveConfig() string {
-	data, _ := os.ReadFile(filepath.Join(s.configDir, "current", "haproxy.cfg"))
+	data, _ := os.ReadFile(filepath.Join(s.ConfigDir, "current", "haproxy.cfg"))
 	return string(data)
 }
 

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
 )
 
 // BenchmarkChangeServed measures the time from a manifest file being
@@ -15,26 +17,26 @@ func BenchmarkChangeServed(b *testing.B) {
 	for _, kind := range []string{"runtime", "reload"} {
 		b.Run(kind, func(b *testing.B) {
 			a, other := startEcho(b, "a"), startEcho(b, "b")
-			s := startSidecar(b, sidecarOpts{haproxy: bin26(b), minReloadInterval: time.Millisecond})
-			s.write("class.yaml", ingressClass)
-			s.write("apps.yaml", app("a", a)+"---\n"+app("b", other))
+			s := startSidecar(b, sidecartest.Options{HAProxy: bin26(b), MinReloadInterval: time.Millisecond})
+			s.Write("class.yaml", ingressClass)
+			s.Write("apps.yaml", app("a", a)+"---\n"+app("b", other))
 			// b is routed to already, so its backend exists.
-			s.write("keep.yaml", ingress("keep", "keep.test", "/", "b"))
-			s.write("ing.yaml", ingress("ing", "bench.test", "/", "a"))
-			s.expect("bench.test", "/", "svc:a")
-			s.expect("keep.test", "/", "svc:b")
+			s.Write("keep.yaml", ingress("keep", "keep.test", "/", "b"))
+			s.Write("ing.yaml", ingress("ing", "bench.test", "/", "a"))
+			s.Expect("bench.test", "/", "svc:a")
+			s.Expect("keep.test", "/", "svc:b")
 			b.ResetTimer()
 			for i := range b.N {
 				path, service := "/p"+strconv.Itoa(i), "b"
 				if kind == "reload" {
 					service = "n" + strconv.Itoa(i)
-					s.write("n.yaml", app(service, other))
+					s.Write("n.yaml", app(service, other))
 				}
-				applied := s.logCount("reloaded HAProxy") + s.logCount("updated HAProxy at run time")
-				s.write("ing.yaml", ingress("ing", "bench.test", "/", "a", path, service))
+				applied := s.LogCount("reloaded HAProxy") + s.LogCount("updated HAProxy at run time")
+				s.Write("ing.yaml", ingress("ing", "bench.test", "/", "a", path, service))
 				// Until the change is live, the path goes to "/" (a).
 				for {
-					if got, err := s.get("bench.test", path); err == nil && got == "svc:b" {
+					if got, err := s.Get("bench.test", path); err == nil && got == "svc:b" {
 						break
 					}
 					time.Sleep(200 * time.Microsecond)
@@ -42,7 +44,7 @@ func BenchmarkChangeServed(b *testing.B) {
 				// Measure a lone change: let the pass finish (persisting
 				// the generation) before the next one starts.
 				b.StopTimer()
-				for s.logCount("reloaded HAProxy")+s.logCount("updated HAProxy at run time") == applied {
+				for s.LogCount("reloaded HAProxy")+s.LogCount("updated HAProxy at run time") == applied {
 					time.Sleep(time.Millisecond)
 				}
 				b.StartTimer()

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
 )
 
 // loadGenerator sends requests to HAProxy on loopback from several
@@ -84,20 +86,20 @@ func TestZeroDowntimeReloads(t *testing.T) {
 	const reloads = 50
 	forEachHAProxy(t, func(t *testing.T, bin string) {
 		a, b := startEcho(t, "a"), startEcho(t, "b")
-		s := startSidecar(t, sidecarOpts{haproxy: bin, minReloadInterval: time.Millisecond})
-		s.write("class.yaml", ingressClass)
-		s.write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
-		s.expect("a.test", "/", "svc:a")
+		s := startSidecar(t, sidecartest.Options{HAProxy: bin, MinReloadInterval: time.Millisecond})
+		s.Write("class.yaml", ingressClass)
+		s.Write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
+		s.Expect("a.test", "/", "svc:a")
 		waitNoOldWorkers(s)
 
-		load := startLoad(s.httpPort, "a.test", "svc:a")
-		base := s.procs().Reloads
+		load := startLoad(s.HTTPPort, "a.test", "svc:a")
+		base := s.Procs().Reloads
 		for i := 1; i <= reloads; i++ {
 			// A new Service backend each time: only a reload can add it.
 			name := "extra" + strconv.Itoa(i)
-			s.write("extra.yaml", app(name, b)+"---\n"+ingress("extra", "extra.test", "/", name))
-			s.eventually(10*time.Second, fmt.Sprintf("reload %d", i), func() error {
-				st, err := s.tryProcs()
+			s.Write("extra.yaml", app(name, b)+"---\n"+ingress("extra", "extra.test", "/", name))
+			s.Eventually(10*time.Second, fmt.Sprintf("reload %d", i), func() error {
+				st, err := s.TryProcs()
 				if err != nil {
 					return err
 				}
@@ -115,14 +117,14 @@ func TestZeroDowntimeReloads(t *testing.T) {
 		if ok < 1000 {
 			t.Errorf("only %d requests went through: the load did not overlap the reloads", ok)
 		}
-		s.expect("extra.test", "/", "svc:b")
+		s.Expect("extra.test", "/", "svc:b")
 	})
 }
 
 func waitNoOldWorkers(s *sidecar) {
-	s.t.Helper()
-	s.eventually(10*time.Second, "old workers gone", func() error {
-		st, err := s.tryProcs()
+	s.T.Helper()
+	s.Eventually(10*time.Second, "old workers gone", func() error {
+		st, err := s.TryProcs()
 		if err != nil {
 			return err
 		}
@@ -140,25 +142,25 @@ func TestReloadStorm(t *testing.T) {
 	const changes = 1000
 	forEachHAProxy(t, func(t *testing.T, bin string) {
 		a := startEcho(t, "a")
-		s := startSidecar(t, sidecarOpts{haproxy: bin, minReloadInterval: -1})
-		s.write("class.yaml", ingressClass)
-		s.write("a.yaml", app("a", a))
-		s.write("ing.yaml", ingress("ing", "storm.test", "/", "a"))
-		s.expect("storm.test", "/", "svc:a")
-		base := s.procs().Reloads
-		renders := s.logCount("reloaded HAProxy") + s.logCount("updated HAProxy at run time")
+		s := startSidecar(t, sidecartest.Options{HAProxy: bin, MinReloadInterval: -1})
+		s.Write("class.yaml", ingressClass)
+		s.Write("a.yaml", app("a", a))
+		s.Write("ing.yaml", ingress("ing", "storm.test", "/", "a"))
+		s.Expect("storm.test", "/", "svc:a")
+		base := s.Procs().Reloads
+		renders := s.LogCount("reloaded HAProxy") + s.LogCount("updated HAProxy at run time")
 
 		start := time.Now()
 		for i := 1; i <= changes; i++ {
 			// Each change moves the route to a new Service: a new backend.
 			name := "s" + strconv.Itoa(i)
-			s.write("a.yaml", app(name, a))
-			s.write("ing.yaml", ingress("ing", "storm.test", "/", name, "/n", name))
+			s.Write("a.yaml", app(name, a))
+			s.Write("ing.yaml", ingress("ing", "storm.test", "/", name, "/n", name))
 		}
 		wrote := time.Since(start)
 		final := "s" + strconv.Itoa(changes)
-		s.eventually(30*time.Second, "the final state served", func() error {
-			got, err := s.get("storm.test", "/n")
+		s.Eventually(30*time.Second, "the final state served", func() error {
+			got, err := s.Get("storm.test", "/n")
 			if err != nil {
 				return err
 			}
@@ -169,8 +171,8 @@ func TestReloadStorm(t *testing.T) {
 			return nil
 		})
 		took := time.Since(start)
-		reloadsDone := s.procs().Reloads - base
-		applied := s.logCount("reloaded HAProxy") + s.logCount("updated HAProxy at run time") - renders
+		reloadsDone := s.Procs().Reloads - base
+		applied := s.LogCount("reloaded HAProxy") + s.LogCount("updated HAProxy at run time") - renders
 		t.Logf("%d changes written in %s; final state served after %s with %d reloads (%d applied passes)",
 			2*changes, wrote.Round(time.Millisecond), took.Round(time.Millisecond), reloadsDone, applied)
 		if wrote > 5*time.Second {

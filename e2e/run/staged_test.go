@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
+	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
 )
 
 // refusingTemplates is a templates directory with the embedded template,
@@ -49,8 +50,8 @@ func TestRunReloadValidates(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		s := startSidecar(t, sidecarOpts{haproxy: bin, templates: tmplDir, manifests: manifests, minReloadInterval: 10 * time.Millisecond})
-		s.expect("a.test", "/", "svc:a")
+		s := startSidecar(t, sidecartest.Options{HAProxy: bin, Templates: tmplDir, Manifests: manifests, MinReloadInterval: 10 * time.Millisecond})
+		s.Expect("a.test", "/", "svc:a")
 		// It was checked with haproxy -c.
 		s.settled()
 		checked := false
@@ -62,37 +63,37 @@ func TestRunReloadValidates(t *testing.T) {
 		}
 
 		// A new Service: a reload, validated by the reload itself.
-		s.write("b.yaml", app("b", a)+"---\n"+ingress("b", "b.test", "/", "b"))
-		s.expect("b.test", "/", "svc:a")
+		s.Write("b.yaml", app("b", a)+"---\n"+ingress("b", "b.test", "/", "b"))
+		s.Expect("b.test", "/", "svc:a")
 		s.settled()
 		pass := s.history()[0]
 		if pass.Outcome != controller.OutcomeReload || pass.Phases.Check != 0 {
 			t.Errorf("new Service: outcome %s, haproxy -c %v; want a reload without haproxy -c", pass.Outcome, pass.Phases.Check)
 		}
 		good := s.liveConfig()
-		before := s.procs()
+		before := s.Procs()
 
 		// A Service whose backend HAProxy refuses.
-		s.write("refused.yaml", app("refused", a)+"---\n"+ingress("refused", "refused.test", "/", "refused"))
-		s.eventually(10*time.Second, "refusal logged", func() error {
-			if s.logCount("HAProxy refused to reload onto the new configuration") == 0 {
+		s.Write("refused.yaml", app("refused", a)+"---\n"+ingress("refused", "refused.test", "/", "refused"))
+		s.Eventually(10*time.Second, "refusal logged", func() error {
+			if s.LogCount("HAProxy refused to reload onto the new configuration") == 0 {
 				return os.ErrNotExist
 			}
 			return nil
 		})
-		if st := s.status(); !strings.Contains(st.LastError, "no-such-keyword") || !strings.Contains(st.LastError, "caused by Service default/refused port 80") {
+		if st := s.Status(); !strings.Contains(st.LastError, "no-such-keyword") || !strings.Contains(st.LastError, "caused by Service default/refused port 80") {
 			t.Errorf("/status last_error %q: want HAProxy's alert and the Service behind it", st.LastError)
 		}
-		s.expectStays("a.test", "/", "svc:a", 300*time.Millisecond)
-		s.expect("refused.test", "/", "status:404")
+		s.ExpectStays("a.test", "/", "svc:a", 300*time.Millisecond)
+		s.Expect("refused.test", "/", "status:404")
 		if got := s.liveConfig(); got != good {
 			t.Errorf("the live configuration is not the last good one after the refusal")
 		}
-		rejected, err := os.ReadFile(filepath.Join(s.configDir, "rejected", "haproxy.cfg"))
+		rejected, err := os.ReadFile(filepath.Join(s.ConfigDir, "rejected", "haproxy.cfg"))
 		if err != nil || !strings.Contains(string(rejected), "no-such-keyword") {
 			t.Errorf("rejected/haproxy.cfg should hold the refused candidate (err %v)", err)
 		}
-		if _, err := os.Lstat(filepath.Join(s.configDir, "pending")); err == nil {
+		if _, err := os.Lstat(filepath.Join(s.ConfigDir, "pending")); err == nil {
 			t.Error("pending link left after the refusal")
 		}
 		// The refused pass's record names the generation still current,
@@ -110,17 +111,17 @@ func TestRunReloadValidates(t *testing.T) {
 		if !found {
 			t.Error("no refused pass in /history")
 		}
-		after := s.procs()
+		after := s.Procs()
 		if after.CurrentWorker() != before.CurrentWorker() {
 			t.Errorf("worker changed from %d to %d on a refused reload", before.CurrentWorker(), after.CurrentWorker())
 		}
 
 		// Fixed: the next reload takes it in.
-		s.write("refused.yaml", app("refused", a)+"---\n"+ingress("refused", "refused.test", "/", "a"))
-		s.expect("refused.test", "/", "svc:a")
-		s.expect("b.test", "/", "svc:a")
-		s.eventually(5*time.Second, "/status clear of errors", func() error {
-			if st := s.status(); st.LastError != "" {
+		s.Write("refused.yaml", app("refused", a)+"---\n"+ingress("refused", "refused.test", "/", "a"))
+		s.Expect("refused.test", "/", "svc:a")
+		s.Expect("b.test", "/", "svc:a")
+		s.Eventually(5*time.Second, "/status clear of errors", func() error {
+			if st := s.Status(); st.LastError != "" {
 				return fmt.Errorf("last_error %q", st.LastError)
 			}
 			return nil

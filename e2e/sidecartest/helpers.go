@@ -1,14 +1,12 @@
 package sidecartest
 
-// Helpers for fault-injection tests (e2e/faults): a sidecar started with
-// --haproxy-start on loopback ports, echo backends that can answer slowly,
-// manifest builders, a client polling a route every 20 ms that counts every
-// failed request, and a view of the HAProxy processes on the machine read
-// from /proc.
+// What the tests do with a running sidecar, and helpers for them: echo
+// backends that can answer slowly, manifest builders, a client polling a
+// route every 20 ms that counts every failed request, and a view of the
+// HAProxy processes on the machine read from /proc.
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,6 +23,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/admin"
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 )
@@ -147,150 +146,29 @@ spec:
 	return b.String()
 }
 
-// Sidecar is a running `haproxy-sidecar run --manifests DIR --config-dir DIR
-// --master-socket SOCK --haproxy-start`, everything on 127.0.0.1.
-type Sidecar struct {
-	*Process
-	T         testing.TB
-	HAProxy   string
-	Manifests string
-	ConfigDir string
-	// HTTPPort and HTTPSPort are HAProxy's; HealthPort serves /healthz
-	// and /readyz, DebugPort /status and /explain.
-	HTTPPort, HTTPSPort, HealthPort, DebugPort int
-	Args                                       []string
-}
-
-// SidecarOptions configure StartSidecar. Zero values pick fresh
-// directories and ports.
-type SidecarOptions struct {
-	HAProxy   string
-	Manifests string
-	ConfigDir string
-	// Like reuses the directories, master socket and ports of an earlier
-	// sidecar: a restart of the same pod.
-	Like *Sidecar
-	// MinReloadInterval defaults to 10ms.
-	MinReloadInterval time.Duration
-	// Args are added to the command line.
-	Args []string
-	// NoWait returns without waiting for HAProxy to answer.
-	NoWait bool
-}
-
-// StartSidecar starts the sidecar and waits until HAProxy answers on its
-// HTTP port (404 before any Ingress). When the test ends the sidecar gets
-// SIGTERM, and any HAProxy process still using its master socket is killed
-// (a test that kills the sidecar leaves HAProxy running on purpose).
-func StartSidecar(t testing.TB, o SidecarOptions) *Sidecar {
-	t.Helper()
-	s := &Sidecar{T: t, HAProxy: o.HAProxy, Manifests: o.Manifests, ConfigDir: o.ConfigDir}
-	var socket string
-	if l := o.Like; l != nil {
-		s.Manifests, s.ConfigDir, socket = l.Manifests, l.ConfigDir, l.Socket
-		s.HTTPPort, s.HTTPSPort, s.HealthPort, s.DebugPort = l.HTTPPort, l.HTTPSPort, l.HealthPort, l.DebugPort
-		if s.HAProxy == "" {
-			s.HAProxy = l.HAProxy
-		}
-	} else {
-		work := t.TempDir()
-		socket = filepath.Join(work, "master.sock")
-		if s.Manifests == "" {
-			s.Manifests = filepath.Join(work, "manifests")
-			if err := os.MkdirAll(s.Manifests, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if s.ConfigDir == "" {
-			s.ConfigDir = filepath.Join(work, "config")
-		}
-		ports := FreePorts(t, 4)
-		s.HTTPPort, s.HTTPSPort, s.HealthPort, s.DebugPort = ports[0], ports[1], ports[2], ports[3]
-	}
-	if o.MinReloadInterval == 0 {
-		o.MinReloadInterval = 10 * time.Millisecond
-	}
-	s.Args = []string{"run", "--manifests", s.Manifests, "--config-dir", s.ConfigDir, "--master-socket", socket,
-		"--haproxy-start", "--haproxy", s.HAProxy, "--log-level", "debug", "--log-format", "console", "--grace-period", "5s",
-		"--health-addr", "127.0.0.1:" + strconv.Itoa(s.HealthPort),
-		"--http-bind", "127.0.0.1:" + strconv.Itoa(s.HTTPPort), "--https-bind", "127.0.0.1:" + strconv.Itoa(s.HTTPSPort),
-		"--min-reload-interval", o.MinReloadInterval.String()}
-	s.Args = append(s.Args, "--debug-addr", "127.0.0.1:"+strconv.Itoa(s.DebugPort))
-	s.Args = append(s.Args, o.Args...)
-	// Registered first, so it runs after the sidecar's own cleanup.
-	t.Cleanup(func() { KillHAProxies(socket) })
-	s.Process = startQuiet(t, socket, s.Args...)
-	if !o.NoWait {
-		s.Eventually(20*time.Second, "HAProxy serving", func() error {
-			_, err := s.Get("nothing.test", "/")
-			return err
-		})
-	}
-	return s
-}
-
-// startQuiet is Start, except that HAProxy's access log lines (one per
-// polled request) are counted instead of kept, so that the log printed for
-// a failed test shows what the sidecar did.
-func startQuiet(t testing.TB, socket string, args ...string) *Process {
-	t.Helper()
-	logs := &LockedBuffer{}
-	w := &dropAccessLog{to: logs}
-	return start(t, socket, logs, w, func() string {
-		return fmt.Sprintf("haproxy-sidecar log without %d access log lines", w.dropped())
-	}, 60000, args...)
-}
-
-// dropAccessLog passes whole lines on, except HAProxy's access log lines.
-type dropAccessLog struct {
-	mu      sync.Mutex
-	partial []byte
-	n       int
-	to      io.Writer
-}
-
-func (d *dropAccessLog) Write(p []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.partial = append(d.partial, p...)
-	for {
-		i := bytes.IndexByte(d.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line := d.partial[:i+1]
-		if bytes.Contains(line, []byte(" HTTP/1.1")) && bytes.Contains(line, []byte("] ingress ")) {
-			d.n++
-		} else {
-			d.to.Write(line)
-		}
-		d.partial = d.partial[i+1:]
-	}
-	return len(p), nil
-}
-
-func (d *dropAccessLog) dropped() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.n
-}
-
 // Path is a path inside the manifests directory.
 func (s *Sidecar) Path(name string) string { return filepath.Join(s.Manifests, name) }
 
 // Write puts a manifest file in place atomically (write, then rename).
 func (s *Sidecar) Write(name, content string) {
 	s.T.Helper()
-	p := s.Path(name)
+	WriteManifest(s.T, s.Manifests, name, content)
+}
+
+// WriteManifest puts a file into a manifests directory atomically (write,
+// then rename), the way editors and kubectl-like tools replace files.
+func WriteManifest(t testing.TB, dir, name, content string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		s.T.Fatal(err)
+		t.Fatal(err)
 	}
 	tmp := filepath.Join(filepath.Dir(p), ".tmp-"+filepath.Base(p))
 	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		s.T.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, p); err != nil {
-		s.T.Fatal(err)
+		t.Fatal(err)
 	}
 }
 
@@ -347,66 +225,65 @@ func (s *Sidecar) ExpectStays(host, path, want string, d time.Duration) {
 	}
 }
 
-// Status is the part of /status the fault tests read.
-type Status struct {
-	Ready          bool     `json:"ready"`
-	LastError      string   `json:"last_error"`
-	TemplateError  string   `json:"template_error"`
-	Generation     int      `json:"generation"`
-	Renders        int      `json:"renders"`
-	Reloads        int      `json:"reloads"`
-	RuntimeUpdates int      `json:"runtime_updates"`
-	Unchanged      int      `json:"unchanged"`
-	Failures       int      `json:"failures"`
-	Problems       []string `json:"problems"`
-	HAProxyError   string   `json:"haproxy_error"`
-	// Raw is the whole answer.
-	Raw string `json:"-"`
-}
-
 // AdminGet sends one GET to 127.0.0.1:port (a new connection).
 func AdminGet(port int, path string) (int, string, error) {
+	code, body, _, err := adminGet(port, path)
+	return code, body, err
+}
+
+func adminGet(port int, path string) (code int, body, contentType string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://127.0.0.1:"+strconv.Itoa(port)+path, nil)
 	if err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
 	resp, err := noKeepAlive.Do(req)
 	if err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
+	return resp.StatusCode, string(b), resp.Header.Get("Content-Type"), err
 }
 
-// TryStatus asks /status on the debug address once.
-func (s *Sidecar) TryStatus() (Status, error) {
-	code, body, err := AdminGet(s.DebugPort, "/status")
+// TryStatus asks /status on the debug address once, and returns it with
+// the JSON as served.
+func (s *Sidecar) TryStatus() (admin.Status, string, error) {
+	code, body, ctype, err := adminGet(s.DebugPort, "/status")
 	if err != nil {
-		return Status{}, err
+		return admin.Status{}, "", err
 	}
-	if code != http.StatusOK {
-		return Status{}, fmt.Errorf("/status: %d %s", code, body)
+	if code != http.StatusOK || ctype != "application/json" {
+		return admin.Status{}, body, fmt.Errorf("/status: %d %s %s", code, ctype, body)
 	}
-	var st Status
+	var st admin.Status
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
-		return Status{}, fmt.Errorf("/status: %v in %s", err, body)
+		return admin.Status{}, body, fmt.Errorf("/status: %v in %s", err, body)
 	}
-	st.Raw = body
-	return st, nil
+	return st, body, nil
 }
 
 // Status asks /status on the debug address, failing the test if it does
 // not answer.
-func (s *Sidecar) Status() Status {
+func (s *Sidecar) Status() admin.Status {
 	s.T.Helper()
-	st, err := s.TryStatus()
+	st, _, err := s.TryStatus()
 	if err != nil {
 		s.T.Fatal(err)
 	}
 	return st
+}
+
+// StatusJSON is /status as served, failing the test if it does not
+// answer.
+func (s *Sidecar) StatusJSON() string {
+	s.T.Helper()
+	_, body, err := s.TryStatus()
+	if err != nil {
+		s.T.Fatal(err)
+	}
+	return body
 }
 
 // EventuallyProblem waits (10 s) until /status lists a problem containing
@@ -415,7 +292,7 @@ func (s *Sidecar) EventuallyProblem(parts ...string) string {
 	s.T.Helper()
 	var found string
 	s.Eventually(10*time.Second, fmt.Sprintf("a problem in /status with %q", parts), func() error {
-		st, err := s.TryStatus()
+		st, _, err := s.TryStatus()
 		if err != nil {
 			return err
 		}
