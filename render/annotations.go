@@ -105,6 +105,9 @@ type RoutePolicy struct {
 	Canary *CanaryRule
 	// ExtAuth asks an auth service first (auth-url, extauth.go).
 	ExtAuth *ExtAuthPolicy
+	// Headers set or remove request and response headers (headers.go),
+	// in the annotation's order.
+	Headers []HeaderRule
 	// Closed lists the annotations (whole keys, sorted) that ask to
 	// restrict who reaches the paths in a way that cannot be applied: an
 	// ingress-nginx protection the sidecar does not implement, or an
@@ -152,7 +155,7 @@ func (p *RoutePolicy) IsZero() bool {
 	return p.SSLRedirect == Unset && p.SSLRedirectCode == 0 && len(p.AllowSources) == 0 && len(p.DenySources) == 0 &&
 		p.RewriteTarget == "" && p.XForwardedPrefix == "" && !p.XForwardedPrefixMatched && p.AppRoot == "" && p.UpstreamVhost == "" && p.LocationRewrite == nil && p.CookiePathRewrite == nil && p.CookieDomainRewrite == nil && p.Redirect == "" && p.RateLimitRPS == 0 && p.RateLimitRPM == 0 &&
 		p.RateLimitConnections == 0 && p.AuthSecret == "" && p.CORS == nil && p.HSTS == nil && p.BodySizeLimit == 0 &&
-		p.Canary == nil && p.ExtAuth == nil && len(p.Closed) == 0 && len(p.ErrorCodes) == 0
+		p.Canary == nil && p.ExtAuth == nil && len(p.Closed) == 0 && len(p.ErrorCodes) == 0 && len(p.Headers) == 0
 }
 
 // restrictsAccess reports whether an annotation of ours decides who may
@@ -478,6 +481,15 @@ var annotations = []annotation{
 			err := setTri(v, &t)
 			a.wwwRedirect = t == True
 			return err
+		}},
+	{"headers", RouteScope, "lines of request|response Name: value (at most 32; an empty value removes the header; values may hold $host, $scheme, $remote_addr, $req_id, $request_uri (requests only), $service_name, $namespace, $service_port)", "none", "sets or removes headers on the request the endpoints get and on every response the client gets (HAProxy's own answers too), replacing any header of the name; framing headers (Content-Length, Transfer-Encoding, Connection...) and the request's Host cannot be set", "http-request set-header/del-header, http-after-response set-header/del-header",
+		func(v string, a *parsedAnnotations) error {
+			rules, err := parseHeaderRules(v)
+			if err != nil {
+				return err
+			}
+			a.route.Headers = rules
+			return nil
 		}},
 	{"health-check-interval", BackendScope, allowedDuration, "2s", "how often active checks run", "server ... check inter <interval>",
 		func(v string, a *parsedAnnotations) error {

@@ -252,6 +252,59 @@ func annCases(t *testing.T) []annCase {
 					t.Errorf("backend saw Host %q, want the request's %s", got, c.host)
 				}
 			}},
+		{name: "headers set and removed on requests and responses",
+			ours: map[string]string{"headers": strings.Join([]string{
+				"request X-Test-User: alice",
+				"request X-Test-Svc: $service_name.$namespace:$service_port",
+				"request X-Test-Host: $host $scheme",
+				"request Origin:",
+				"# a comment",
+				"response X-Frame-Options: SAMEORIGIN",
+				"response Content-Security-Policy: default-src 'self'; img-src data: https:; \"50%\" $ 5",
+				"response L5d-Remote-Ip:",
+				"response X-Req-Id: $req_id",
+			}, "\n"), "body-size-limit": "10"},
+			nginx: map[string]string{"configuration-snippet": `proxy_set_header X-Test-User "alice";
+proxy_set_header X-Test-Svc $service_name.$namespace:$service_port;
+proxy_set_header X-Test-Host "$host $scheme";
+proxy_set_header Origin "";
+add_header X-Frame-Options "SAMEORIGIN" always; # security headers
+more_set_headers "Content-Security-Policy: default-src 'self'; img-src data: https:; \"50%\" $ 5";
+chunked_transfer_encoding off;
+`, "proxy-body-size": "10", "server-snippet": "proxy_hide_header l5d-remote-ip;\nmore_set_headers 'X-Req-Id: $req_id';\nclient_max_body_size 0;"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				resp := c.expect(t, annReq{path: "/headers", header: map[string]string{"X-Test-User": "mallory", "Origin": "https://evil.example"}}, 200, "")
+				for name, want := range map[string]string{"X-Seen-X-Test-User": "alice", "X-Seen-X-Test-Host": c.host + " http", "X-Frame-Options": "SAMEORIGIN",
+					"Content-Security-Policy": `default-src 'self'; img-src data: https:; "50%" $ 5`} {
+					if got := resp.Header.Values(name); len(got) != 1 || got[0] != want {
+						t.Errorf("%s: %q, want %q alone", name, got, want)
+					}
+				}
+				if got := resp.Header.Get("X-Seen-X-Test-Svc"); !regexp.MustCompile(`^s[0-9]+\.default:80$`).MatchString(got) {
+					t.Errorf("the endpoint saw X-Test-Svc %q, want <its Service>.default:80", got)
+				}
+				for _, name := range []string{"X-Seen-Origin", "L5d-Remote-Ip"} {
+					if got := resp.Header.Values(name); len(got) != 0 {
+						t.Errorf("%s: %q, want it removed", name, got)
+					}
+				}
+				if got := resp.Header.Get("X-Req-Id"); !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$`).MatchString(got) {
+					t.Errorf("X-Req-Id %q, want a random UUID", got)
+				}
+				// HAProxy's own answers get the response rules too.
+				resp = c.expect(t, annReq{method: "POST", path: "/headers", body: strings.Repeat("x", 100)}, 413, "")
+				if got := resp.Header.Get("X-Frame-Options"); got != "SAMEORIGIN" {
+					t.Errorf("HAProxy's own 413: X-Frame-Options %q, want SAMEORIGIN", got)
+				}
+			}},
+		{name: "a snippet with another NGINX directive is not applied at all", problems: []render.Reason{render.UnsupportedAnnotation},
+			nginx: map[string]string{"configuration-snippet": "add_header X-Frame-Options DENY;\nrewrite ^/(.*)$ /other/$1 break;\n"},
+			check: func(t *testing.T, c *annClient, _ bool) {
+				resp := c.expect(t, annReq{path: "/headers"}, 200, "")
+				if got := resp.Header.Get("X-Frame-Options"); got != "ALLOWALL" {
+					t.Errorf("X-Frame-Options %q, want the endpoint's ALLOWALL: no part of the snippet applies", got)
+				}
+			}},
 		{name: "Location and cookies of the answers rewritten",
 			ours: map[string]string{"proxy-redirect-from": "http://app.internal:8080/app/", "proxy-redirect-to": "https://shop.example/",
 				"proxy-cookie-path": "/app/ /", "proxy-cookie-domain": "app.internal shop.example"},

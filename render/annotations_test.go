@@ -96,6 +96,16 @@ func startAnnEcho(t *testing.T, name string, tlsCert *tls.Certificate) *annEcho 
 			w.Header().Add("Set-Cookie", "t=2; Path=/other; Domain=elsewhere.example")
 			w.WriteHeader(302)
 			return
+		case "/headers":
+			// Headers for the header rules to replace and remove, and the
+			// request's own shown back.
+			w.Header().Set("X-Frame-Options", "ALLOWALL")
+			w.Header().Set("L5d-Remote-Ip", "10.0.0.1")
+			for name, vs := range r.Header {
+				if strings.HasPrefix(name, "X-Test-") || name == "Origin" {
+					w.Header()["X-Seen-"+name] = vs
+				}
+			}
 		case "/slow":
 			e.slow.Add(1)
 			time.Sleep(1500 * time.Millisecond)

@@ -204,7 +204,7 @@ func checkHostileStructure(t *testing.T, cfg []byte, m *render.Model, rc haproxy
 		}
 	}
 	base := sectionDirectives(string(baselineConfig(t, m, rc)))
-	backendDirective := regexp.MustCompile(`^((balance|hash-type|server|timeout|option httpchk|cookie|http-request|http-response|http-after-response replace-header Set-Cookie|acl|stick-table) |option redispatch$)`)
+	backendDirective := regexp.MustCompile(`^((balance|hash-type|server|timeout|option httpchk|cookie|http-request|http-response|http-after-response (replace-header Set-Cookie|set-header|del-header)|acl|stick-table) |option redispatch$)`)
 	for section, dirs := range sectionDirectives(string(cfg)) {
 		switch {
 		case strings.HasPrefix(section, "userlist "):

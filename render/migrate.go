@@ -236,9 +236,11 @@ func migrationRows(ns string, ann map[string]string) []MigrationRow {
 			continue
 		}
 		row.Ours = AnnotationPrefix + n.ours
-		if p := problemWith(byField[annotationField(key)], InvalidAnnotation, AnnotationOverridden); p != nil {
+		if p := problemWith(byField[annotationField(key)], InvalidAnnotation, AnnotationOverridden, UnsupportedAnnotation); p != nil {
 			row.Status, row.Detail = MigrationInvalid, p.msg
 			switch {
+			case p.Reason == UnsupportedAnnotation:
+				row.Status, row.Ours = MigrationUnsupported, ""
 			case p.Reason == AnnotationOverridden:
 				row.Status = MigrationOverridden
 			case slices.Contains(parsed.route.Closed, key):

@@ -64,7 +64,7 @@ func TestMigrationReportCategories(t *testing.T) {
 		}},
 		{"unsupported", "default", map[string]string{np + "auth-url": "https://auth.example/", np + "configuration-snippet": "deny all;", np + "not-a-thing": "1"}, []want{
 			{"auth-url", MigrationFailsClosed, "auth-url", "", "(the auth service is reached over plain HTTP inside the cluster)"},
-			{"configuration-snippet", MigrationUnsupported, "", "", effectSnippet},
+			{"configuration-snippet", MigrationUnsupported, "", "", `not supported, ignored: directive "deny" is raw NGINX configuration (only header directives are translated); no part of the snippet is applied (annotations cannot add configuration text)`},
 			{"not-a-thing", MigrationUnsupported, "", "", "unknown to haproxy-sidecar's compatibility table"},
 		}},
 		{"fails closed", "default", map[string]string{

@@ -2,6 +2,7 @@ package render
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -76,6 +77,14 @@ func nginxSize(v string, _ nginxContext) (string, error) {
 	num := strings.TrimRight(v, "kKmMgG")
 	if num == "" || len(v)-len(num) > 1 || len(num) > 12 || strings.Trim(num, "0123456789") != "" {
 		return "", fmt.Errorf("want a size such as 8k, 1m or 4096")
+	}
+	return "", nil
+}
+
+// trueOrFalse validates an accepted boolean annotation.
+func trueOrFalse(v string, _ nginxContext) (string, error) {
+	if v != "true" && v != "false" {
+		return "", fmt.Errorf("want true or false")
 	}
 	return "", nil
 }
@@ -190,7 +199,9 @@ func needsCanary(v string, ctx nginxContext) (string, error) {
 
 const (
 	effectSnippet = "raw NGINX configuration; never applied: annotations cannot add configuration text"
-	effectExtAuth = "not implemented; auth-url still asks the auth service for every request, without this"
+	// snippetDifference is how a translated snippet (snippet.go) differs.
+	snippetDifference = "translated only when every directive is add_header, more_set_headers, more_clear_headers, proxy_set_header or proxy_hide_header (or client_max_body_size 0, chunked_transfer_encoding, proxy_ssl_verify off, which change nothing here); any other directive leaves the whole snippet unapplied. A header is replaced rather than added, on every response whatever its status (add_header without always adds only to 2xx and 3xx); $req_id is a random UUID"
+	effectExtAuth     = "not implemented; auth-url still asks the auth service for every request, without this"
 	// extAuthDifference is how auth-url and its companions differ.
 	extAuthDifference = "the auth service must be a Service of the Ingress's own namespace named by cluster DNS (http://svc[.ns[.svc[.cluster.local]]][:port]/path), reached over plain HTTP; another namespace, an IP address, an outside host, https or NGINX variables fail closed (503); the auth service gets Authorization, Cookie, X-Original-URL, X-Original-Method, X-Auth-Request-Redirect, X-Real-IP and X-Forwarded-For/-Proto/-Host, not every request header; no answer within 4 attempts (2 s for an answer, 5 s for a connection each) is a 500"
 	effectWAF         = "the ModSecurity WAF is not implemented: with enable-modsecurity or enable-owasp-core-rules true the Ingress fails closed (its paths answer 503)"
@@ -283,7 +294,7 @@ var nginxAnnotations = []nginxAnnotation{
 	{name: "canary-weight", ours: "canary-weight", convert: needsCanary},
 	{name: "canary-weight-total", ours: "canary-weight-total", convert: needsCanary},
 	{name: "client-body-buffer-size", accepted: true, convert: nginxSize, difference: "request bodies are streamed to the endpoints, never written to disk"},
-	{name: "configuration-snippet", effect: effectSnippet},
+	{name: "configuration-snippet", ours: "headers", convert: snippetHeaders, difference: snippetDifference},
 	{name: "connection-proxy-header", accepted: true, convert: headerToken, difference: "HAProxy sets the Connection header to the endpoints itself, keeping connections alive and passing upgrades"},
 	{name: "cors-allow-credentials", ours: "cors-allow-credentials"},
 	{name: "cors-allow-headers", ours: "cors-allow-headers"},
@@ -367,10 +378,10 @@ var nginxAnnotations = []nginxAnnotation{
 	{name: "rewrite-target", ours: "rewrite-target", difference: "the whole path becomes the target, as NGINX's rewrite does; with groups ($1) the Ingress's paths are regular expressions (use-regex), without them its paths keep their pathType (ingress-nginx makes the host's paths regular expressions for any rewrite-target)"},
 	{name: "satisfy", effect: "auth and allowlist combine as both required"},
 	{name: "server-alias", ours: "server-alias", difference: "host names only (no regular expressions); an alias that any Ingress has rules for is not taken"},
-	{name: "server-snippet", effect: effectSnippet},
+	{name: "server-snippet", ours: "headers", convert: snippetHeaders, difference: snippetDifference + "; a server-snippet's headers apply to this Ingress's paths, not to other Ingresses of the host"},
 	{name: "service-upstream", ours: "service-upstream"},
 	{name: "session-cookie-change-on-failure", ours: "session-cookie-change-on-failure", difference: "an endpoint that cannot be reached (connection refused or timed out) counts as failed; one that answers with an error does not"},
-	{name: "session-cookie-conditional-samesite-none", effect: "SameSite=None is sent to every browser, including those that mishandle it"},
+	{name: "session-cookie-conditional-samesite-none", accepted: true, convert: trueOrFalse, difference: "SameSite=None is sent to every browser: the old ones that rejected it (Chrome 51 to 66, Safari on iOS 12 and macOS 10.14, out of support since 2021) are not told apart by their User-Agent"},
 	{name: "session-cookie-domain", ours: "session-cookie-domain"},
 	{name: "session-cookie-expires", ours: "session-cookie-max-age", convert: func(v string, ctx nginxContext) (string, error) {
 		if ctx.get("session-cookie-max-age") != "" {
@@ -406,6 +417,8 @@ var nginxAnnotations = []nginxAnnotation{
 	{name: "temporal-redirect", ours: "temporal-redirect"},
 	{name: "upstream-hash-by", ours: "balance", convert: upstreamHashBy,
 		difference: "one variable: $request_uri, $uri, $remote_addr, $host, $http_<name>, $cookie_<name> or $arg_<name>, hashed consistently"},
+	{name: "upstream-hash-by-subset", accepted: true, convert: trueOrFalse, difference: "with upstream-hash-by, the requests of one key go to one endpoint (consistent hashing over every endpoint), not spread at random over a subset of endpoints"},
+	{name: "upstream-hash-by-subset-size", accepted: true, convert: smallCount, difference: "no subsets: see upstream-hash-by-subset"},
 	{name: "upstream-vhost", ours: "upstream-vhost", difference: "a host name or address; of NGINX's variables only $service_name, $namespace and $service_port"},
 	{name: "use-regex", ours: "use-regex", difference: "an expression must be RE2 syntax (as ingress-nginx requires) and bounded in cost; a host's paths follow only in the namespace of its oldest Ingress, and other namespaces' expressions are tried after that host's other paths"},
 	{name: "whitelist-source-range", ours: "allowlist-source-range", difference: "X-Forwarded-For is believed only from the proxies in the trusted-proxies setting (ingress-nginx: proxy-real-ip-cidr), one hop"},
@@ -557,6 +570,11 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 				if n.convert != nil {
 					var err error
 					if conv, err = n.convert(v, ctx); err != nil {
+						var u untranslatable
+						if errors.As(err, &u) {
+							report(key, warning(annotationField(key), UnsupportedAnnotation, "not supported, ignored: %v; no part of the snippet is applied (annotations cannot add configuration text)", err))
+							continue
+						}
 						if restrictsAccess(n.ours) && !(n.ours == "auth-basic-secret" && ctx.get("auth-type") == "") {
 							// ingress-nginx denies such a location too; only
 							// auth-secret without auth-type is no request for
@@ -574,6 +592,16 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 				}
 				if values == nil {
 					values = map[string]annotationValue{}
+				}
+				if prev, set := values[n.ours]; set && n.ours == "headers" {
+					// configuration-snippet and server-snippet: both
+					// snippets' rules, the server's first.
+					first, second := prev.value, conv
+					if strings.HasSuffix(key, "/server-snippet") {
+						first, second = conv, prev.value
+					}
+					values[n.ours] = annotationValue{value: first + "\n" + second, key: prev.key, nginx: true}
+					continue
 				}
 				if prev, set := values[n.ours]; set {
 					if prev.value != conv {

@@ -203,7 +203,7 @@ var extAuthAction = regexp.MustCompile(`^http-request lua\.haproxy_sidecar_extau
 var luaMaxMem = regexp.MustCompile(`^tune\.lua\.maxmem [0-9]+$`)
 
 // annotationDirective is what a backend with annotations may hold.
-var annotationDirective = regexp.MustCompile(`^(balance (roundrobin|leastconn|random|source|uri|uri path-only|hdr\([A-Za-z0-9_.-]+\)|hash req\.cook\([A-Za-z0-9_.-]+\)|url_param [A-Za-z0-9_.-]+)$|hash-type consistent$|option redispatch$|server s[0-9]+ |timeout (connect|server|queue|tunnel) [0-9]+m?s$|option httpchk GET '|cookie [A-Za-z0-9_-]+ insert |http-request |http-response |http-after-response replace-header Set-Cookie '\^\([A-Za-z0-9_-]+=\.\*\)\$' '\\1; Secure' if \{ ssl_fc \}$|acl [a-z_]+ |stick-table type ipv6 )`)
+var annotationDirective = regexp.MustCompile(`^(balance (roundrobin|leastconn|random|source|uri|uri path-only|hdr\([A-Za-z0-9_.-]+\)|hash req\.cook\([A-Za-z0-9_.-]+\)|url_param [A-Za-z0-9_.-]+)$|hash-type consistent$|option redispatch$|server s[0-9]+ |timeout (connect|server|queue|tunnel) [0-9]+m?s$|option httpchk GET '|cookie [A-Za-z0-9_-]+ insert |http-request |http-response |http-after-response replace-header Set-Cookie '\^\([A-Za-z0-9_-]+=\.\*\)\$' '\\1; Secure' if \{ ssl_fc \}$|http-after-response (set|del)-header '[A-Za-z0-9_.-]+'( |$)|acl [a-z_]+ |stick-table type ipv6 )`)
 
 // baselineConfig renders an empty model with the same default backend and
 // the same settings: the part of the configuration that comes from the

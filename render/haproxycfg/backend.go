@@ -344,6 +344,50 @@ func policyRules(be *render.Backend, bd *BackendData) {
 		}
 		d("http-response set-header Strict-Transport-Security %s if { ssl_fc }", mustQuoteLogFormat(v))
 	}
+	headerRules(p.Headers, be, d)
+}
+
+// headerRules writes the headers annotation's rules last, so that they
+// win over the lines above: request rules before the request leaves,
+// response rules as http-after-response, which also acts on HAProxy's own
+// answers (a 503, a deny), as more_set_headers does.
+func headerRules(rules []render.HeaderRule, be *render.Backend, d func(string, ...any)) {
+	for _, r := range rules {
+		rule := "http-request"
+		if r.Response {
+			rule = "http-after-response"
+		}
+		if r.Value == "" {
+			d("%s del-header %s", rule, mustQuoteArg(r.Name))
+			continue
+		}
+		d("%s set-header %s %s", rule, mustQuoteArg(r.Name), headerValue(r.Value, be))
+	}
+}
+
+// headerValue writes a rule's value as a log-format string: text quoted,
+// each variable as the sample that gives it (the Service's own, as text).
+func headerValue(v string, be *render.Backend) string {
+	var b strings.Builder
+	for _, part := range render.HeaderValueParts(v) {
+		switch part.Variable {
+		case "":
+			b.WriteString(mustQuoteLogFormat(part.Text))
+		case "$host":
+			b.WriteString("%[var(txn.host)]")
+		case "$remote_addr":
+			b.WriteString("%[var(txn.client)]")
+		case "$scheme":
+			b.WriteString("%[ssl_fc,iif(https,http)]")
+		case "$req_id":
+			b.WriteString("%[uuid]")
+		case "$request_uri":
+			b.WriteString("%[pathq]")
+		default:
+			b.WriteString(mustQuoteLogFormat(render.VhostFor(part.Variable, be.Service, be.Namespace, strconv.Itoa(int(be.Port)))))
+		}
+	}
+	return b.String()
 }
 
 func joinPrefixes(ps []netip.Prefix) string {
