@@ -287,6 +287,9 @@ func (a *tenantA) targeted() []map[string]string {
 		{p + "default-backend": "a-two:8080", p + "server-alias": "b3.test"},
 		{n + "configuration-snippet": "http-request deny"},
 		{n + "server-snippet": "http-request deny"},
+		// Header rules act on A's own routes only, whatever they set.
+		{p + "headers": "request X-Forwarded-For: 198.18.0.1\nrequest Authorization: Basic YjpiCg==\nresponse Set-Cookie: b-session=stolen; Domain=.test\nresponse Location: https://evil.example/"},
+		{n + "configuration-snippet": "more_set_headers 'Strict-Transport-Security: max-age=0';\nproxy_set_header X-Real-IP 127.0.0.1;", n + "server-snippet": "add_header Access-Control-Allow-Origin *;"},
 		// B's Services as an auth service: refused (another namespace),
 		// or A's own Service of the same name.
 		{p + "auth-url": "http://b-web.tenant-b/"},
