@@ -109,8 +109,10 @@ func (p *parsedIngress) refs(out []ref) []ref {
 			out = append(out, ref{kind: refSecret, name: ann.backend.CASecret})
 		}
 	}
-	if ea := p.ann.route.ExtAuth; ea != nil && !p.canary() {
-		out = append(out, ref{kind: refService, name: ea.Service}) // the auth service
+	if ea := p.ann.route.ExtAuth; ea != nil && !ea.ThroughHost && !p.canary() {
+		// The auth service; one found through the host is looked up by
+		// HAProxy per request, in the routing maps.
+		out = append(out, ref{kind: refService, name: ea.Service})
 	}
 	if s := p.ann.route.AuthSecret; s != "" {
 		out = append(out, ref{kind: refSecret, name: s})

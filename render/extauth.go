@@ -47,10 +47,21 @@ type ExtAuthPolicy struct {
 	// ResponseHeaders are the auth service's response headers copied onto
 	// the request (lower case); a client's own are removed first.
 	ResponseHeaders []string
+	// ThroughHost: the URL's authority is $host (oauth2-proxy's usual
+	// https://$host/oauth2/auth). The auth service is then whatever
+	// backend of the Ingress's own namespace the load balancer routes the
+	// request's host and PathQuery's path to, found per request in the
+	// routing maps, and asked with the request's Host; Service is empty.
+	ThroughHost bool
 	// namespace is the URL's namespace ("" when it names none), checked
 	// against the Ingress's by finishExtAuth.
 	namespace string
 }
+
+// ExtAuthThroughHostPrefix starts the Lua action's backend argument for a
+// ThroughHost auth-url: "@host:<namespace>", the namespace whose backends
+// the route found may belong to.
+const ExtAuthThroughHostPrefix = "@host:"
 
 // ExtAuthTimeoutMS bounds the wait for the auth service's answer in one
 // attempt of the request (the HTTP client's "timeout"). HAProxy's HTTP
@@ -91,7 +102,10 @@ func extAuth(a *parsedAnnotations) *ExtAuthPolicy {
 
 // parseAuthURL reads auth-url: http://<service>[.<namespace>[.svc[.cluster.local]]][:port][/path][?query].
 func parseAuthURL(v string, a *parsedAnnotations) error {
-	const want = "want http://<service>[.<namespace>[.svc[.cluster.local]]][:port]/path naming a Service of the Ingress's namespace"
+	const want = "want http://<service>[.<namespace>[.svc[.cluster.local]]][:port]/path naming a Service of the Ingress's namespace, or http(s)://$host/path"
+	if rest, ok := cutAny(v, "http://$host", "https://$host"); ok {
+		return parseAuthThroughHost(rest, a)
+	}
 	if strings.Contains(v, "$") {
 		return fmt.Errorf("NGINX variables are not supported: %s", want)
 	}
@@ -145,6 +159,45 @@ func parseAuthURL(v string, a *parsedAnnotations) error {
 	}
 	e := extAuth(a)
 	e.Service, e.Port, e.HostPort, e.PathQuery, e.namespace = labels[0], int32(port), u.Host, pq, ns
+	return nil
+}
+
+// cutAny cuts the first of the prefixes v starts with.
+func cutAny(v string, prefixes ...string) (string, bool) {
+	for _, p := range prefixes {
+		if rest, ok := strings.CutPrefix(v, p); ok {
+			return rest, true
+		}
+	}
+	return "", false
+}
+
+// parseAuthThroughHost reads what follows http(s)://$host in auth-url: a
+// path and query, which the request's host completes.
+func parseAuthThroughHost(rest string, a *parsedAnnotations) error {
+	const want = "want http(s)://$host/path[?query] (the request's host; no port, no other variable)"
+	if rest != "" && !strings.HasPrefix(rest, "/") {
+		return fmt.Errorf("%s: %s", truncate(rest), want)
+	}
+	if strings.Contains(rest, "$") || strings.Contains(rest, "#") {
+		return fmt.Errorf("variables and fragments are not supported after $host: %s", want)
+	}
+	if rest == "" {
+		rest = "/"
+	}
+	u, err := url.Parse("http://example.com" + rest)
+	if err != nil || validateRedirectURL("http://example.com"+rest) != nil {
+		return fmt.Errorf("%s", want)
+	}
+	pq := u.EscapedPath()
+	if u.RawQuery != "" || u.ForceQuery {
+		pq += "?" + u.RawQuery
+	}
+	if err := validateAnnotationPath(u.EscapedPath()); err != nil {
+		return fmt.Errorf("path: %v", err)
+	}
+	e := extAuth(a)
+	e.ThroughHost, e.Service, e.Port, e.HostPort, e.PathQuery, e.namespace = true, "", 0, "$host", pq, ""
 	return nil
 }
 
@@ -238,7 +291,7 @@ func finishExtAuth(ns string, a *parsedAnnotations, values map[string]annotation
 	if e == nil {
 		return
 	}
-	if e.Service == "" {
+	if e.Service == "" && !e.ThroughHost {
 		a.route.ExtAuth = nil
 		for _, name := range extAuthNames {
 			if av, ok := values[name]; ok && a.keys[name] != "" {
@@ -269,6 +322,9 @@ func finishExtAuth(ns string, a *parsedAnnotations, values map[string]annotation
 // of another type or without the port resolves to "": every request is
 // then answered 500, as when the auth service does not answer.
 func (b *builder) extAuthBackend(r reporter, field string, ns string, e *ExtAuthPolicy) string {
+	if e.ThroughHost {
+		return ExtAuthThroughHostPrefix + ns
+	}
 	svc := b.services[ns+"/"+e.Service]
 	var sp *corev1.ServicePort
 	if svc != nil && svc.Spec.Type != corev1.ServiceTypeExternalName {
@@ -342,6 +398,9 @@ func nonEmpty(v string, _ nginxContext) (string, error) {
 
 // describe says, for explain, who is asked first.
 func (e *ExtAuthPolicy) describe(ns, backend string) string {
+	if e.ThroughHost {
+		return fmt.Sprintf("auth-url: every request first asks the backend of namespace %s that this load balancer routes the request's host and %s to (the request's Host sent): 2xx passes, 401 and 403 answer, anything else (no such route, another namespace's) 500", ns, e.PathQuery)
+	}
 	if backend == "" {
 		return fmt.Sprintf("auth-url: the auth service %s/%s port %d cannot be asked (see the problems): every request is answered 500", ns, e.Service, e.Port)
 	}

@@ -308,13 +308,83 @@ func extAuthCases() []extAuthCase {
 		ours:   map[string]string{"auth-url": "http://auth/allow", "auth-response-headers": "Content-Length"},
 		closed: true,
 	}, {
-		name:  "nginx-variables",
-		ours:  map[string]string{"auth-url": "http://auth/allow", "auth-signin": "https://$host/x?u=$remote_addr"},
-		nginx: map[string]string{"auth-url": "https://$host/oauth2/auth", "auth-signin": "https://$host/oauth2/start?rd=$escaped_request_uri"},
-		// ingress-nginx's usual oauth2-proxy values point at the Ingress's
-		// own host (an outside name here): refused.
+		name:   "nginx-variables",
+		ours:   map[string]string{"auth-url": "http://auth/allow", "auth-signin": "https://$host/x?u=$remote_addr"},
+		closed: true,
+	}, {
+		// oauth2-proxy's usual values: the auth service is the route of
+		// the request's host for /check (an Ingress of the namespace
+		// routes it to the auth Service, throughHostRoutes).
+		name: "through-host",
+		ours: map[string]string{"auth-url": "https://$host/check", "auth-signin": "https://$host/oauth2/start?rd=$escaped_request_uri",
+			"auth-response-headers": "X-Auth-User"},
+		check: func(t *testing.T, c *annClient, auth *authService) {
+			c.expect(t, annReq{path: "/a?x=1"}, 302, "https://"+c.host+"/oauth2/start?rd=%2Fa%3Fx%3D1")
+			c.expect(t, annReq{header: map[string]string{"Authorization": "Bearer forbidden"}}, 403, "")
+			resp := c.expect(t, annReq{header: map[string]string{"Authorization": "Bearer good"}}, 200, "")
+			seesHeader(t, resp, "X-Auth-User: bob", true)
+			r, _ := auth.last(c.host)
+			if r == nil || r.Host != c.host || r.URL.RequestURI() != "/check" {
+				t.Errorf("the auth service got %v, want GET /check with the request's Host %s", r, c.host)
+			}
+		},
+	}, {
+		// The auth path falls to the host's catch-all route, the
+		// application itself: no route of its own, denied.
+		name: "through-host-no-route",
+		ours: map[string]string{"auth-url": "http://$host/oauth2/auth"},
+		check: func(t *testing.T, c *annClient, auth *authService) {
+			c.expect(t, annReq{header: map[string]string{"Authorization": "Bearer good"}}, 500, "")
+		},
+	}, {
+		// The auth path's route is another namespace's.
+		name: "through-host-other-namespace",
+		ours: map[string]string{"auth-url": "https://$host/check"},
+		check: func(t *testing.T, c *annClient, auth *authService) {
+			c.expect(t, annReq{header: map[string]string{"Authorization": "Bearer good"}}, 500, "")
+			if _, n := auth.last(c.host); n != 0 {
+				t.Errorf("another namespace's route was asked %d times", n)
+			}
+		},
+	}, {
+		// The auth path's route carries route annotations (its own
+		// backend, with its protections): not asked directly.
+		name: "through-host-annotated",
+		ours: map[string]string{"auth-url": "https://$host/check"},
+		check: func(t *testing.T, c *annClient, auth *authService) {
+			c.expect(t, annReq{header: map[string]string{"Authorization": "Bearer good"}}, 500, "")
+		},
+	}, {
+		name:   "through-host-bad",
+		ours:   map[string]string{"auth-url": "https://$host:8443/check"},
 		closed: true,
 	}}
+}
+
+// throughHostRoutes are the Ingresses that route the auth path of the
+// through-host cases: the auth Service for through-host (same namespace)
+// and through-host-annotated (with a route annotation), another
+// namespace's for through-host-other-namespace.
+func throughHostRoutes(prefix string) []*networkingv1.Ingress {
+	cls := "haproxy"
+	pt := networkingv1.PathTypePrefix
+	ing := func(ns, name, host string, ann map[string]string) *networkingv1.Ingress {
+		return &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: ann,
+			CreationTimestamp: metav1.NewTime(time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC))},
+			Spec: networkingv1.IngressSpec{IngressClassName: &cls, Rules: []networkingv1.IngressRule{{Host: host,
+				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+					Path: "/check", PathType: &pt, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+						Name: "auth", Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}}}}}
+	}
+	annotated := map[string]string{prefix + "timeout-server": "5s", prefix + "ssl-redirect": "false"}
+	if prefix == render.NginxAnnotationPrefix {
+		annotated = map[string]string{prefix + "proxy-read-timeout": "5", prefix + "ssl-redirect": "false"}
+	}
+	return []*networkingv1.Ingress{
+		ing("default", "through-host-auth", "through-host.test", nil),
+		ing("other", "through-host-other-namespace-auth", "through-host-other-namespace.test", nil),
+		ing("default", "through-host-annotated-auth", "through-host-annotated.test", annotated),
+	}
 }
 
 // deniedWithinBound sends GET / and wants a 500 within the bound of the
@@ -412,6 +482,7 @@ func runExtAuth(t *testing.T, nginx bool) {
 					Path: "/", PathType: &pt, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
 						Name: "app", Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}}}}})
 	}
+	in.Ingresses = append(in.Ingresses, throughHostRoutes(prefix)...)
 	// A canary of deny.test takes every request, and runs its primary's
 	// external authentication first, as ingress-nginx does.
 	canary := in.Ingresses[slices.IndexFunc(cases, func(c extAuthCase) bool { return c.name == "deny" })].DeepCopy()
@@ -429,6 +500,13 @@ func runExtAuth(t *testing.T, nginx bool) {
 		t.Fatalf("deny.test has no canary on app2")
 	} else if i := slices.IndexFunc(m.Backends, func(be *render.Backend) bool { return be.Name == m.Routes[r].Canary.Backend }); i < 0 || m.Backends[i].ExtAuthBackend != "default_auth_80" {
 		t.Fatalf("the canary's backend does not ask the primary's auth service")
+	}
+	// The other namespace's auth route is served: what denies is the
+	// script's namespace check, not a missing route.
+	if !slices.ContainsFunc(m.Routes, func(r *render.Route) bool {
+		return r.Host == "through-host-other-namespace.test" && r.Path == "/check" && strings.HasPrefix(r.Backend, "other_auth_80")
+	}) {
+		t.Fatalf("through-host-other-namespace.test/check is not routed to other/auth")
 	}
 	// The problems: the refused values, and the auth Services that cannot
 	// be asked, each on its Ingress.
@@ -460,6 +538,9 @@ func runExtAuth(t *testing.T, nginx bool) {
 	// explain says who is asked first.
 	if got := m.Explain(render.Request{Host: "allow.test", Path: "/"}).String(); !strings.Contains(got, "first asks the auth service default/auth port 80 (backend default_auth_80)") {
 		t.Errorf("explain does not name the auth service:\n%s", got)
+	}
+	if got := m.Explain(render.Request{Host: "through-host.test", Path: "/"}).String(); !strings.Contains(got, "routes the request's host and /check to") {
+		t.Errorf("explain does not say the auth service is found through the host:\n%s", got)
 	}
 	if got := m.Explain(render.Request{Host: "no-service.test", Path: "/"}).String(); !strings.Contains(got, "cannot be asked") {
 		t.Errorf("explain does not say the auth service cannot be asked:\n%s", got)
@@ -523,5 +604,16 @@ func TestExtAuthUnusedLeavesConfig(t *testing.T) {
 	}
 	if out.Get(haproxycfg.ExtAuthScriptFile) != nil || strings.Contains(string(out.Get(haproxycfg.ConfigFile)), "lua") {
 		t.Errorf("external authentication's script is loaded without auth-url")
+	}
+}
+
+// TestExtAuthScriptMaps: the script reads the routing maps by the paths
+// the frontend and the runtime updates use.
+func TestExtAuthScriptMaps(t *testing.T) {
+	script := string(haproxycfg.ExtAuthScript())
+	for _, f := range []string{render.ExactMapFile, render.PrefixMapFile} {
+		if !strings.Contains(script, `Map.new("`+f+`"`) {
+			t.Errorf("extauth.lua does not load %s", f)
+		}
 	}
 }

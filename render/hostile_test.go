@@ -265,7 +265,7 @@ func nginxSpec(name string) hostileSpec {
 		"proxy-http-version":               {valid: "1.1"},
 		"proxy-max-temp-file-size":         {valid: "0"},
 		"proxy-request-buffering":          {valid: "off"},
-		"auth-url":                         {valid: "http://auth.default.svc.cluster.local/check"},
+		"auth-url":                         {valid: "https://$host/check"},
 		"auth-method":                      {valid: "GET", with: map[string]string{p + "auth-url": "http://auth/check"}},
 		"auth-response-headers":            {valid: "X-User, X-Email", with: map[string]string{p + "auth-url": "http://auth/check"}},
 		"auth-signin":                      {valid: "https://$host/oauth2/start?rd=$escaped_request_uri", with: map[string]string{p + "auth-url": "http://auth/check"}},

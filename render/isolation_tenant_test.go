@@ -296,6 +296,9 @@ func (a *tenantA) targeted() []map[string]string {
 		{p + "auth-url": "http://b-web.tenant-b.svc.cluster.local:80/check", p + "auth-response-headers": "X-B"},
 		{n + "auth-url": "http://b-api.tenant-b.svc/check", n + "auth-signin": "https://b2.test/login"},
 		{p + "auth-url": "http://b-web/", p + "auth-signin": "/login"},
+		// Through the host: only a route of A's own namespace may answer.
+		{p + "auth-url": "https://$host/", n + "auth-url": "http://$host/api/v1"},
+		{n + "auth-url": "https://$host/oauth2/auth", n + "auth-signin": "https://$host/oauth2/start?rd=$escaped_request_uri"},
 	}
 }
 

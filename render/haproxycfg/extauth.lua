@@ -8,7 +8,9 @@
 --
 -- ("-" for no headers, no sign-in URL, no redirect parameter). The action
 -- asks the auth service, at an address of a server of <backend> that is up
--- (the auth Service's endpoints, never a name resolved here), and sets
+-- (the auth Service's endpoints, never a name resolved here; "@host:<ns>"
+-- for the backend of namespace <ns> that the routing maps give for the
+-- request's host and <path>, asked with the request's Host), and sets
 -- txn.extauth:
 --   "ok"      2xx: the listed response headers replace the request's own;
 --   "401"     with txn.extauth_www, the service's WWW-Authenticate, if any;
@@ -18,6 +20,45 @@
 -- time, or answers anything else: the rules after the action answer 500
 -- unless txn.extauth is "ok", so every failure here, a Lua error included,
 -- denies.
+
+-- The routing maps, shared with the frontend's map_str and map_beg (one
+-- reference per file, so the runtime's add/set/del map reach these too;
+-- relative paths resolve against the configuration's directory, as
+-- "default-path config" makes the frontend's). Read only for an auth-url of
+-- http(s)://$host/..., whose auth service is the route the load balancer
+-- serves for the request's host and the auth path.
+local exact_map = Map.new("maps/exact.map", Map._str)
+local prefix_map = Map.new("maps/prefix.map", Map._beg)
+
+-- The backend the frontend's exact and prefix maps route host and path to,
+-- by the exact host first, then its wildcard ("*." for the first label);
+-- a canary pair's primary. Regular-expression routes are not looked up.
+-- A path that only the host's catch-all "/" route covers (the prefix
+-- lookup gives the same backend as "/" does) has no route of its own: nil,
+-- so that a missing auth route never makes the application its own auth
+-- service.
+local function route_of(host, path)
+  local v = exact_map:lookup(host .. path)
+  if v == nil then
+    v = prefix_map:lookup(host .. path .. "/")
+    if v ~= nil and v == prefix_map:lookup(host .. "/") then
+      return nil
+    end
+  end
+  return v
+end
+
+local function route(host, path)
+  local v = route_of(host, path)
+  local wild = string.gsub(host, "^[^.]*%.", "*.", 1)
+  if v == nil and exact_map:lookup(host .. path) == nil and prefix_map:lookup(host .. path .. "/") == nil and wild ~= host then
+    v = route_of(wild, path)
+  end
+  if v == nil then
+    return nil
+  end
+  return (string.match(v, "^([^~]*)"))
+end
 
 -- The request headers the auth service gets from the client's request;
 -- the X-* ones below are built here, never copied from the client.
@@ -73,11 +114,26 @@ local function values(t)
 end
 
 local function extauth(txn, backend, host, path, method, copy, signin, rdparam, timeout)
+  local f = txn.f
+  local ns = string.match(backend, "^@host:(.+)$")
+  if ns ~= nil then
+    -- auth-url http(s)://$host/...: the route of the request's host and
+    -- the auth path, only a backend of the Ingress's own namespace
+    -- (backend names start with "<namespace>_"; a namespace holds no "_").
+    host = f:req_hdr("host") or ""
+    local host_only = string.lower(string.match(host, "^([^:]*)") or "")
+    backend = route(host_only, string.match(path, "^([^?]*)"))
+    -- Only a Service's plain backend: a per-Ingress one (its name has a
+    -- ":") carries its Ingress's protections, which asking its servers
+    -- directly would skip.
+    if backend == nil or string.sub(backend, 1, #ns + 1) ~= ns .. "_" or string.find(backend, ":", 1, true) then
+      return
+    end
+  end
   local servers = usable(backend)
   if #servers == 0 then
     return
   end
-  local f = txn.f
   -- Sample fetches' booleans come as 0 or 1, and 0 is true in Lua.
   local scheme = "http"
   local ssl = f:ssl_fc()
