@@ -179,7 +179,7 @@ spec:
 	}{
 		{nil, false, "2 nginx.ingress.kubernetes.io annotations ignored: --annotations-compat nginx is not set"},
 		{[]string{"--annotations-compat", "none"}, false, "2 nginx.ingress.kubernetes.io annotations ignored"},
-		{[]string{"--annotations-compat", "nginx"}, true, `metadata.annotations["nginx.ingress.kubernetes.io/configuration-snippet"]: not supported, ignored: raw NGINX configuration`},
+		{[]string{"--annotations-compat", "nginx"}, true, `metadata.annotations["nginx.ingress.kubernetes.io/configuration-snippet"]: not supported, ignored: directive "deny" is raw NGINX configuration`},
 	} {
 		args := append([]string{"render", "--manifests", dir, "--stdout", "--no-validate"}, tt.compat...)
 		code, cfg, errs := runCLI(t, args...)

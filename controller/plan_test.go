@@ -33,6 +33,9 @@ type cluster struct {
 	editTemplate func(string) string
 	// prev is the model HAProxy serves, for stable server slots.
 	prev *render.Model
+	// canary, when set, are the annotations of a canary Ingress (younger)
+	// for the first route's host and path, to Service "b".
+	canary map[string]string
 }
 
 func (c cluster) state(t *testing.T) *state {
@@ -65,6 +68,14 @@ func (c cluster) state(t *testing.T) *state {
 		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{c.tlsHost}, SecretName: "missing"}}
 	}
 	in.Ingresses = append(in.Ingresses, ing)
+	if c.canary != nil {
+		can := ing.DeepCopy()
+		can.Name, can.Annotations, can.CreationTimestamp = "canary", c.canary, metav1.NewTime(time.Unix(1_000_000_000, 0))
+		can.Spec.TLS = nil
+		can.Spec.Rules = can.Spec.Rules[:1]
+		can.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name = "b"
+		in.Ingresses = append(in.Ingresses, can)
+	}
 	dir := ""
 	if c.editTemplate != nil {
 		// A custom template: the embedded one, edited.
@@ -173,6 +184,42 @@ func TestPlan(t *testing.T) {
 	swapped := cluster{services: base.services, routes: []string{"x.test/=b", "y.test/=a"}}
 	if got := describe(diff(old, swapped.state(t))); got != "set maps/prefix.map x.test/ ns_b_80; set maps/prefix.map y.test/ ns_a_80" {
 		t.Errorf("routes swapped: plan %q", got)
+	}
+}
+
+// A canary's weight and header value change at run time (the canary map);
+// what changes its lines (header name, weight total, a header rule added)
+// reloads.
+func TestPlanCanaryAtRunTime(t *testing.T) {
+	p := render.AnnotationPrefix
+	with := func(ann map[string]string) cluster {
+		c := cluster{services: map[string][]string{"a": {"10.0.0.1"}, "b": {"10.0.0.9"}}, routes: []string{"x.test/=a"},
+			canary: map[string]string{p + "canary": "true", p + "canary-by-header": "X-Beta", p + "canary-by-header-value": "yes"}}
+		for k, v := range ann {
+			c.canary[p+k] = v
+		}
+		return c
+	}
+	old := with(map[string]string{"canary-weight": "10"}).state(t)
+	key := "ns_a_80~ns_b_80"
+	for _, tt := range []struct {
+		name string
+		ann  map[string]string
+		want string
+	}{
+		{"same", map[string]string{"canary-weight": "10"}, ""},
+		{"reweighted", map[string]string{"canary-weight": "90"}, "set " + render.CanaryMapFile + " " + key + " 90|yes"},
+		{"weight 0", map[string]string{"canary-weight": "0"}, "set " + render.CanaryMapFile + " " + key + " 0|yes"},
+		{"all of it", map[string]string{"canary-weight": "100"}, "set " + render.CanaryMapFile + " " + key + " 100|yes"},
+		{"header value", map[string]string{"canary-weight": "10", "canary-by-header-value": "v2"}, "set " + render.CanaryMapFile + " " + key + " 10|v2"},
+		{"weight total", map[string]string{"canary-weight": "10", "canary-weight-total": "1000"}, "reload"},
+		{"header name", map[string]string{"canary-weight": "10", "canary-by-header": "X-Gamma"}, "reload"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := describe(diff(old, with(tt.ann).state(t))); got != tt.want {
+				t.Errorf("plan %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -241,7 +241,10 @@ func checkHostileStructure(t *testing.T, cfg []byte, m *render.Model, rc haproxy
 
 // canaryRule is the one shape of a frontend line a canary adds.
 var canaryRule = regexp.MustCompile(`^http-request set-var\(txn\.backend\) str\([A-Za-z0-9_.:-]+\) if \{ var\(txn\.backend\) -m str [A-Za-z0-9_.:-]+~[A-Za-z0-9_.:-]+ \}` +
-	`( \{ req\.(hdr|cook)\([A-Za-z0-9_.-]+\) -m str (always|never|'[A-Za-z0-9_.~:/+=,@-]+') \}| \{ rand\([0-9]+\) -m int lt [0-9]+ \})?$`)
+	`( \{ req\.(hdr|cook)\([A-Za-z0-9_.-]+\) -m str (always|never) \}| \{ req\.hdr\([A-Za-z0-9_.-]+\),strcmp\(txn\.canary_hv\) eq 0 \}| \{ rand\([0-9]+\),sub\(txn\.canary_w\) -m int lt 0 \})?$|` +
+	// The lines that read the pair's weight and header value (the
+	// template's, with any canary).
+	`^http-request set-var\(txn\.canary(_w|_hv)?\) var\(txn\.(backend|canary)\),(map_str\(maps/canary\.map\)|field\([12],\|\)) if \{ var\(txn\.(backend\) -m sub ~|canary\) -m found) \}$`)
 
 func hShort(s string) string {
 	if len(s) > 80 {

@@ -17,7 +17,7 @@ import (
 
 // RuntimeMaps are the generated map files HAProxy changes at run time
 // (add/set/del map), by the path HAProxy knows them by.
-var RuntimeMaps = []string{ExactMapFile, PrefixMapFile, TLSHostsMapFile}
+var RuntimeMaps = []string{ExactMapFile, PrefixMapFile, TLSHostsMapFile, CanaryMapFile}
 
 // MapEntries returns the key → value entries of a generated map file, as
 // the file holds them; nil for a file that is not a runtime map.
@@ -36,6 +36,8 @@ func (o *Output) MapEntries(name string) map[string]string {
 			}
 		}
 		return entries
+	case CanaryMapFile:
+		return canaryMapEntries(m)
 	case TLSHostsMapFile:
 		entries := make(map[string]string, len(m.TLSHosts))
 		for _, h := range m.TLSHosts {
@@ -103,6 +105,10 @@ func MapChanges(name string, old, next *Output) []MapChange {
 				i++
 				j++
 			}
+		}
+	case CanaryMapFile:
+		if !old.model.CanaryFree() || !next.model.CanaryFree() {
+			out = mapChanges(old.MapEntries(name), next.MapEntries(name))
 		}
 	case TLSHostsMapFile:
 		a, b := old.model.TLSHosts, next.model.TLSHosts

@@ -114,9 +114,11 @@ type TemplateData struct {
 	HardStopAfter    string
 	WorkerMaxReloads int
 
-	HTTPBind, HTTPSBind                 string
-	DefaultCert, CrtList                string
-	ExactMap, PrefixMap, TLSHostsMap    string
+	HTTPBind, HTTPSBind              string
+	DefaultCert, CrtList             string
+	ExactMap, PrefixMap, TLSHostsMap string
+	// CanaryMap is CanaryMapFile (used only with .Canaries).
+	CanaryMap                           string
 	DefaultBackend                      string
 	UnavailableBackend, NotFoundBackend string
 	// BackendSections is where the "backend" template's output for
@@ -320,7 +322,7 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 		WorkerMaxReloads: maxReloads,
 		HTTPBind:         httpBind, HTTPSBind: httpsBind,
 		DefaultCert: DefaultCertFile, CrtList: CrtListFile,
-		ExactMap: ExactMapFile, PrefixMap: PrefixMapFile, TLSHostsMap: TLSHostsMapFile,
+		ExactMap: ExactMapFile, PrefixMap: PrefixMapFile, TLSHostsMap: TLSHostsMapFile, CanaryMap: CanaryMapFile,
 		DefaultBackend:     m.DefaultBackend,
 		UnavailableBackend: render.UnavailableBackend, NotFoundBackend: render.NotFoundBackend,
 		BackendSections: sectionsMarker,
@@ -370,6 +372,9 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 	)
 	if data.ErrorPagesLua != "" {
 		out.Files = append(out.Files, File{ErrorPagesLuaFile, []byte(ErrorPagesLua)})
+	}
+	if cm := canaryMap(m); cm != nil {
+		out.Files = append(out.Files, File{CanaryMapFile, cm})
 	}
 	if rx, hosts := regexFiles(m); rx != nil {
 		out.Files = append(out.Files, File{render.RegexMapFile, rx}, File{render.RegexHostsMapFile, hosts})

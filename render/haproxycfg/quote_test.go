@@ -222,7 +222,11 @@ func TestUnquotableValueFailsClosed(t *testing.T) {
 	}
 	m := &render.Model{Routes: []*render.Route{{Backend: "p", Canary: &render.Canary{Backend: "c", Rule: &render.CanaryRule{Header: "X", HeaderValue: "a\x00", WeightTotal: 100}}}}}
 	g := CanaryGroups(m)
-	if len(g) != 1 || !slices.Equal(g[0].Rules, []string{"http-request set-var(txn.backend) str(p) if { var(txn.backend) -m str p~c }"}) {
-		t.Errorf("canary rules %q, want only the primary", g[0].Rules)
+	// No header rule, and the weight line reads weight 0: the primary
+	// takes every request.
+	if len(g) != 1 || !slices.Equal(g[0].Rules, []string{
+		"http-request set-var(txn.backend) str(c) if { var(txn.backend) -m str p~c } { rand(100),sub(txn.canary_w) -m int lt 0 }",
+		"http-request set-var(txn.backend) str(p) if { var(txn.backend) -m str p~c }"}) || g[0].MapValue != "0|" {
+		t.Errorf("canary rules %q, map value %q, want only the primary", g[0].Rules, g[0].MapValue)
 	}
 }
