@@ -1,8 +1,11 @@
 package render_test
 
 import (
+	"bytes"
+	"context"
 	"maps"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
@@ -189,5 +193,65 @@ func TestTCPServices(t *testing.T) {
 				t.Errorf("HTTP port answered %q, want the 404 of no route", got)
 			}
 		})
+	}
+}
+
+// The hostile corpus's values and suffixes as TCP services' values, and
+// hostile keys: each one is refused with a warning naming the ConfigMap
+// and its key, the one valid entry is served, and the configuration
+// passes the oracle and haproxy -c of 2.6 and 3.0.
+func TestHostileTCPServices(t *testing.T) {
+	const valid = "default/line:7000"
+	data := map[string]string{"9000": valid}
+	port := 9001
+	for _, v := range hostileValues() {
+		data[strconv.Itoa(port)] = v
+		port++
+	}
+	for _, s := range hostileSuffixes() {
+		data[strconv.Itoa(port)] = valid + s
+		port++
+	}
+	for _, k := range []string{"9000\nlua-load /x", " 9000", "+9000", "0x2328", "9000.0", "${PORT}", "../9000", "-1", "99999999999999999999"} {
+		data[k] = valid
+	}
+	in := tcpInputs(data, map[string]int{"line": 7000})
+	m := render.BuildModel(in, render.Options{TCPServicesConfigMap: "default/tcp"})
+	if len(m.TCPServices) != 1 || m.TCPServices[0].Port != 9000 {
+		t.Errorf("TCP services %+v, want only 9000", m.TCPServices)
+	}
+	refused := map[string]bool{}
+	for _, p := range m.Problems {
+		if p.Kind != "ConfigMap" || p.Name != "tcp" || p.Reason != render.TCPServiceInvalid {
+			t.Errorf("unexpected problem %s", p.Report())
+			continue
+		}
+		refused[p.Field] = true
+	}
+	if len(refused) != len(data)-1 {
+		t.Errorf("%d entries refused, want %d", len(refused), len(data)-1)
+	}
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := haproxycfg.Config{Template: tmpl, HTTPBind: "127.0.0.1:80", HTTPSBind: "127.0.0.1:443"}
+	out, err := haproxycfg.Render(m, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := out.Get(haproxycfg.ConfigFile)
+	checkStructureConfig(t, cfg, m, rc)
+	for _, marker := range hostileMarkers {
+		if bytes.Contains(cfg, []byte(marker)) {
+			t.Errorf("haproxy.cfg holds %q", marker)
+		}
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, out)
+	for v, bin := range testenv.HAProxies(t) {
+		if err := reload.Check(context.Background(), bin, filepath.Join(dir, haproxycfg.ConfigFile)); err != nil {
+			t.Errorf("haproxy %s -c: %v", v, err)
+		}
 	}
 }
