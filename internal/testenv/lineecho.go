@@ -28,7 +28,14 @@ type LineEcho struct {
 // StartLineEcho listens on a free loopback port until the test ends.
 func StartLineEcho(t testing.TB, name string, readProxy bool) *LineEcho {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return StartLineEchoAt(t, name, "127.0.0.1:0", readProxy)
+}
+
+// StartLineEchoAt is StartLineEcho on addr ("198.18.0.10:0" for a free
+// port of an address of the tests' network namespace).
+func StartLineEchoAt(t testing.TB, name, addr string, readProxy bool) *LineEcho {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
