@@ -27,7 +27,12 @@ func TestClusterTCPServices(t *testing.T) {
 			e := &env{t: t, cluster: c, client: c.Client, ns: "e2e-tcp-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
 			e.create(namespace(e.ns))
 			e.create(defaultClass())
-			e.startSidecar(bin, "--tcp-services-configmap", e.ns+"/tcp-services")
+			kubeconfig, err := c.WriteKubeconfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.sidecar = sidecartest.Start(t, sidecartest.Options{HAProxy: bin, Kubeconfig: kubeconfig, MinReloadInterval: 100 * time.Millisecond,
+				TCPServicesConfigMap: e.ns + "/tcp-services", Wait: sidecartest.WaitReady})
 
 			a := testenv.StartLineEchoAt(t, "a", kube.BackendIP(0)+":0", false)
 			b := testenv.StartLineEchoAt(t, "b", kube.BackendIP(1)+":"+strconv.Itoa(a.Port), false)

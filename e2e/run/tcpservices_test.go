@@ -64,7 +64,7 @@ func TestRunTCPServiceEndpointChangeAtRunTime(t *testing.T) {
 		pp := testenv.StartLineEcho(t, "pp", true)
 		ports := sidecartest.FreePorts(t, 2)
 		linePort, ppPort := ports[0], ports[1]
-		s := startSidecar(t, sidecartest.Options{HAProxy: bin, Args: []string{"--tcp-services-configmap", "default/tcp-services"}})
+		s := startSidecar(t, sidecartest.Options{HAProxy: bin, TCPServicesConfigMap: "default/tcp-services"})
 		addr := func(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 		entries := map[int]string{linePort: "default/line:7000", ppPort: "default/pp:line::PROXY", s.HTTPPort: "default/line:7000"}
 		s.Write("tcp.yaml", tcpServicesConfigMap(entries)+"---\n"+lineApp("line", a)+"---\n"+lineApp("pp", pp))
