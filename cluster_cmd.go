@@ -93,7 +93,8 @@ func newCluster(f *runFlags, log *zap.Logger, notify func()) (*kube.Cluster, err
 	}
 	return kube.NewCluster(kube.ClusterConfig{
 		Client: client, SecretClient: secretClient, Namespace: f.watchNamespace, SettingsConfigMap: f.settingsConfigMap,
-		ControllerName: f.controllerName, ElectionNamespace: ns, Identity: identity,
+		TCPServicesConfigMap: f.tcpServicesConfigMap,
+		ControllerName:       f.controllerName, ElectionNamespace: ns, Identity: identity,
 		PublishService: f.publishService, PublishAddresses: addrs, Notify: notify, Log: log, API: api,
 	})
 }

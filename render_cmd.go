@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +41,12 @@ type renderFlags struct {
 	annotationsCompat string
 	// defaultService is --default-backend-service.
 	defaultService string
+	// tcpServicesConfigMap is "namespace/name" of the TCP services
+	// ConfigMap.
+	tcpServicesConfigMap string
+	// adminAddrs are the sidecar's own listeners (run's --health-addr
+	// and --debug-addr), whose ports no TCP service may take.
+	adminAddrs []string
 }
 
 func (f *renderFlags) register(fs *flag.FlagSet) {
@@ -53,6 +61,7 @@ func (f *renderFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.settingsConfigMap, "configmap", "", "namespace/name of the ConfigMap holding global settings (timeouts, TLS, log format...; see README)")
 	fs.StringVar(&f.annotationsCompat, "annotations-compat", "none", "also read another controller's Ingress annotations: nginx (nginx.ingress.kubernetes.io/*, see haproxy-sidecar migrate) or none")
 	fs.StringVar(&f.defaultService, "default-backend-service", "", "namespace/name[:port] of the Service answering requests no rule matches, when no Ingress's spec.defaultBackend is used (empty: HAProxy answers 404)")
+	fs.StringVar(&f.tcpServicesConfigMap, "tcp-services-configmap", "", "namespace/name of the ConfigMap of TCP services, as ingress-nginx's tcp-services: each key a port HAProxy listens on, each value namespace/service:port[:[PROXY][:[PROXY]]] (see README)")
 	fs.StringVar(&f.statsBind, "stats-bind", "", "listen address of HAProxy's stats frontend: monitor-uri /healthz, and Prometheus metrics on /metrics when HAProxy has the exporter (empty: none)")
 }
 
@@ -118,7 +127,41 @@ func (f *renderFlags) options() (render.Options, error) {
 		}
 		opts.DefaultService = &ref
 	}
+	if f.tcpServicesConfigMap != "" {
+		if _, _, err := render.ParseTCPServicesRef(f.tcpServicesConfigMap); err != nil {
+			return render.Options{}, fmt.Errorf("--tcp-services-configmap: %w", err)
+		}
+		opts.TCPServicesConfigMap = f.tcpServicesConfigMap
+		opts.ReservedPorts = f.reservedPorts()
+	}
 	return opts, nil
+}
+
+// reservedPorts are the ports of the listeners beside the TCP services':
+// HAProxy's HTTP, HTTPS and stats frontends and the sidecar's own. A bind
+// address that does not parse has no port to reserve (it is refused
+// where it is used).
+func (f *renderFlags) reservedPorts() []render.ReservedPort {
+	var out []render.ReservedPort
+	add := func(name, addr string) {
+		if addr == "" {
+			return
+		}
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return
+		}
+		if n, err := strconv.Atoi(port); err == nil && n > 0 {
+			out = append(out, render.ReservedPort{Name: name, Port: n})
+		}
+	}
+	add(render.ListenerHTTP, f.httpBind)
+	add(render.ListenerHTTPS, f.httpsBind)
+	add("stats", f.statsBind)
+	for _, a := range f.adminAddrs {
+		add("sidecar's admin", a)
+	}
+	return out
 }
 
 func renderCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {

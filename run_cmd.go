@@ -99,6 +99,7 @@ func runCommand(ctx context.Context, args []string, hup <-chan os.Signal, stderr
 		fs.Usage()
 		return 2
 	}
+	f.adminAddrs = []string{f.healthAddr, f.debugAddr}
 	if _, err := f.options(); err != nil {
 		fmt.Fprintf(stderr, "run: %v\n", err)
 		return 2

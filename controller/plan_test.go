@@ -33,6 +33,8 @@ type cluster struct {
 	editTemplate func(string) string
 	// prev is the model HAProxy serves, for stable server slots.
 	prev *render.Model
+	// tcp, when set, is the TCP services ConfigMap ns/tcp's data.
+	tcp map[string]string
 	// canary, when set, are the annotations of a canary Ingress (younger)
 	// for the first route's host and path, to Service "b".
 	canary map[string]string
@@ -95,7 +97,12 @@ func (c cluster) state(t *testing.T) *state {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := render.BuildModel(in, render.Options{Previous: c.prev})
+	opts := render.Options{Previous: c.prev}
+	if c.tcp != nil {
+		in.ConfigMaps = []*corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "tcp"}, Data: c.tcp}}
+		opts.TCPServicesConfigMap = "ns/tcp"
+	}
+	m := render.BuildModel(in, opts)
 	out, err := haproxycfg.Render(m, haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +191,58 @@ func TestPlan(t *testing.T) {
 	swapped := cluster{services: base.services, routes: []string{"x.test/=b", "y.test/=a"}}
 	if got := describe(diff(old, swapped.state(t))); got != "set maps/prefix.map x.test/ ns_b_80; set maps/prefix.map y.test/ ns_a_80" {
 		t.Errorf("routes swapped: plan %q", got)
+	}
+}
+
+// A TCP service's endpoints change through the runtime API as an HTTP
+// backend's do (its backend's slots, beside the HTTP backend of the same
+// Service port); what its frontend or its servers' options say (a port,
+// PROXY either way) needs a reload.
+func TestPlanTCPServices(t *testing.T) {
+	base := cluster{services: map[string][]string{"a": {"10.0.0.1"}, "b": {"10.0.0.9"}}, routes: []string{"x.test/=b"},
+		tcp: map[string]string{"5432": "ns/a:80", "6379": "ns/b:http"}}
+	with := func(f func(c *cluster)) cluster {
+		c := cluster{services: map[string][]string{}, routes: base.routes, tcp: map[string]string{}}
+		for k, v := range base.services {
+			c.services[k] = append([]string(nil), v...)
+		}
+		for k, v := range base.tcp {
+			c.tcp[k] = v
+		}
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		name string
+		next cluster
+		want string
+	}{
+		{"nothing changed", base, ""},
+		{"endpoint moved", with(func(c *cluster) { c.services["a"] = []string{"10.0.0.2"} }), "slot _tcp_5432/s1=10.0.0.2:8080"},
+		{"endpoint added", with(func(c *cluster) { c.services["a"] = []string{"10.0.0.1", "10.0.0.3"} }), "slot _tcp_5432/s2=10.0.0.3:8080"},
+		{"endpoint gone", with(func(c *cluster) { c.services["a"] = nil }), "slot _tcp_5432/s1=:0"},
+		{"endpoint of a Service HTTP routes use too", with(func(c *cluster) { c.services["b"] = []string{"10.0.0.8"} }),
+			"slot _tcp_6379/s1=10.0.0.8:8080; slot ns_b_80/s1=10.0.0.8:8080"},
+		{"more endpoints than slots", with(func(c *cluster) {
+			c.services["a"] = []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"}
+		}), "reload"},
+		{"PROXY to the backend", with(func(c *cluster) { c.tcp["5432"] = "ns/a:80::PROXY" }), "reload"},
+		{"PROXY from the client", with(func(c *cluster) { c.tcp["5432"] = "ns/a:80:PROXY" }), "reload"},
+		{"another port", with(func(c *cluster) { delete(c.tcp, "5432"); c.tcp["5433"] = "ns/a:80" }), "reload"},
+		{"entry added", with(func(c *cluster) { c.tcp["5433"] = "ns/a:80" }), "reload"},
+		{"entry removed", with(func(c *cluster) { delete(c.tcp, "5432") }), "reload"},
+		{"entry to another Service", with(func(c *cluster) { c.tcp["5432"] = "ns/b:80" }), "reload"},
+	}
+	old := base.state(t)
+	if len(old.model.TCPServices) != 2 {
+		t.Fatalf("TCP services %+v", old.model.TCPServices)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := describe(diff(old, tt.next.state(t))); got != tt.want {
+				t.Errorf("plan %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -22,7 +22,10 @@ type ClusterConfig struct {
 	Namespace string
 	// SettingsConfigMap is "namespace/name" of the settings ConfigMap.
 	SettingsConfigMap string
-	ControllerName    string
+	// TCPServicesConfigMap is "namespace/name" of the TCP services
+	// ConfigMap.
+	TCPServicesConfigMap string
+	ControllerName       string
 	// ElectionNamespace holds the leader-election Lease.
 	ElectionNamespace string
 	// Identity names this replica in the Lease and in Events.
@@ -67,7 +70,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	}
 	var err error
 	c.Source, err = NewSource(SourceConfig{Client: cfg.Client, SecretClient: cfg.SecretClient, Namespace: cfg.Namespace,
-		SettingsConfigMap: cfg.SettingsConfigMap, Notify: cfg.Notify, Log: log.Named("kube")})
+		SettingsConfigMap: cfg.SettingsConfigMap, TCPServicesConfigMap: cfg.TCPServicesConfigMap, Notify: cfg.Notify, Log: log.Named("kube")})
 	if err != nil {
 		return nil, err
 	}

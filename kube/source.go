@@ -40,6 +40,9 @@ type SourceConfig struct {
 	// SettingsConfigMap is "namespace/name" of the global settings
 	// ConfigMap, or "".
 	SettingsConfigMap string
+	// TCPServicesConfigMap is "namespace/name" of the TCP services
+	// ConfigMap, or "".
+	TCPServicesConfigMap string
 	// Notify is called after any watched object changed.
 	Notify func()
 	Log    *zap.Logger
@@ -56,6 +59,7 @@ type Source struct {
 	services  cache.SharedIndexInformer
 	slices    cache.SharedIndexInformer
 	settings  cache.SharedIndexInformer // nil without a settings ConfigMap
+	tcp       cache.SharedIndexInformer // nil without a TCP services ConfigMap
 
 	mu      sync.Mutex
 	ctx     context.Context
@@ -76,6 +80,10 @@ type Source struct {
 	serviceList  *watchedList[corev1.Service]
 	sliceList    *watchedList[discoveryv1.EndpointSlice]
 	settingsList *watchedList[corev1.ConfigMap] // nil without a settings ConfigMap
+	tcpList      *watchedList[corev1.ConfigMap] // nil without a TCP services ConfigMap
+	// configMaps is the last ConfigMaps list handed out (both lists'
+	// objects), handed out again while neither list changed.
+	configMaps []*corev1.ConfigMap
 	// listsSynced are done once each list holds its informer's initial
 	// list, for WaitForSync.
 	listsSynced []cache.DoneChecker
@@ -106,6 +114,14 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		// out of memory.
 		s.settings = withTrim(coreinformers.NewFilteredConfigMapInformer(cfg.Client, ns, 0, cache.Indexers{}, oneObject(name)))
 	}
+	if cfg.TCPServicesConfigMap != "" {
+		ns, name, err := splitRef(cfg.TCPServicesConfigMap)
+		if err != nil {
+			return nil, fmt.Errorf("TCP services ConfigMap: %w", err)
+		}
+		// Like the settings: one object, its own informer.
+		s.tcp = withTrim(coreinformers.NewFilteredConfigMapInformer(cfg.Client, ns, 0, cache.Indexers{}, oneObject(name)))
+	}
 	var err error
 	if s.ingressList, err = watchList[networkingv1.Ingress](s, s.ingresses); err != nil {
 		return nil, err
@@ -121,6 +137,11 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	}
 	if s.settings != nil {
 		if s.settingsList, err = watchList[corev1.ConfigMap](s, s.settings); err != nil {
+			return nil, err
+		}
+	}
+	if s.tcp != nil {
+		if s.tcpList, err = watchList[corev1.ConfigMap](s, s.tcp); err != nil {
 			return nil, err
 		}
 	}
@@ -207,6 +228,9 @@ func (s *Source) informers() []cache.SharedIndexInformer {
 	infs := []cache.SharedIndexInformer{s.ingresses, s.classes, s.services, s.slices}
 	if s.settings != nil {
 		infs = append(infs, s.settings)
+	}
+	if s.tcp != nil {
+		infs = append(infs, s.tcp)
 	}
 	return infs
 }
@@ -403,11 +427,7 @@ func (s *Source) Inputs(ctx context.Context) (render.Inputs, []render.Problem, e
 	takeInto(s.classList, &in.IngressClasses, render.IngressClassesKind, &in.Unchanged)
 	takeInto(s.serviceList, &in.Services, render.ServicesKind, &in.Unchanged)
 	takeInto(s.sliceList, &in.EndpointSlices, render.EndpointSlicesKind, &in.Unchanged)
-	if s.settingsList != nil {
-		takeInto(s.settingsList, &in.ConfigMaps, render.ConfigMapsKind, &in.Unchanged)
-	} else {
-		in.Unchanged |= render.ConfigMapsKind
-	}
+	in.ConfigMaps = s.takeConfigMaps(&in.Unchanged)
 	s.mu.Lock()
 	for _, w := range s.secrets {
 		if sec := w.Secret(); sec != nil {
@@ -416,6 +436,32 @@ func (s *Source) Inputs(ctx context.Context) (render.Inputs, []render.Problem, e
 	}
 	s.mu.Unlock()
 	return in, nil, nil
+}
+
+// takeConfigMaps is the settings and the TCP services ConfigMaps as one
+// list: the last one again, and ConfigMapsKind unchanged, while neither
+// list changed.
+func (s *Source) takeConfigMaps(unchanged *render.InputKinds) []*corev1.ConfigMap {
+	var lists [][]*corev1.ConfigMap
+	same := true
+	for _, l := range []*watchedList[corev1.ConfigMap]{s.settingsList, s.tcpList} {
+		if l == nil {
+			continue
+		}
+		list, unchangedList, _ := l.take()
+		lists = append(lists, list)
+		same = same && unchangedList
+	}
+	if same && (s.configMaps != nil || len(lists) == 0) {
+		*unchanged |= render.ConfigMapsKind
+		return s.configMaps
+	}
+	out := []*corev1.ConfigMap{}
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	s.configMaps = out
+	return out
 }
 
 // Ingresses returns the cached Ingresses (for status and Events).

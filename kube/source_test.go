@@ -29,8 +29,10 @@ func TestSourceFollowsTheAPIServer(t *testing.T) {
 	other := apiTestNamespace(t, c.Client, "source-other")
 
 	var notified atomic.Int64
+	// The TCP services ConfigMap is read by name, even outside
+	// --watch-namespace.
 	src := runSource(t, SourceConfig{Client: c.Client, Namespace: ns, SettingsConfigMap: ns + "/settings",
-		Notify: func() { notified.Add(1) }})
+		TCPServicesConfigMap: other + "/tcp-services", Notify: func() { notified.Add(1) }})
 
 	secret := func(namespace, name string) *corev1.Secret {
 		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, Type: corev1.SecretTypeTLS,
@@ -64,6 +66,11 @@ func TestSourceFollowsTheAPIServer(t *testing.T) {
 	if _, err := c.Client.CoreV1().ConfigMaps(ns).Create(ctx, settings, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	tcp := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "tcp-services"},
+		Data: map[string]string{"5432": ns + "/db:5432"}}
+	if _, err := c.Client.CoreV1().ConfigMaps(other).Create(ctx, tcp, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	unrelated := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"}}
 	if _, err := c.Client.CoreV1().ConfigMaps(ns).Create(ctx, unrelated, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -81,7 +88,13 @@ func TestSourceFollowsTheAPIServer(t *testing.T) {
 		}
 		slices.Sort(secrets)
 		state := fmt.Sprintf("ingresses %d configmaps %d secrets %v watched %v", len(in.Ingresses), len(in.ConfigMaps), secrets, src.WatchedSecrets())
-		return len(in.Ingresses) == 1 && len(in.ConfigMaps) == 1 && in.ConfigMaps[0].Name == "settings" &&
+		var cms []string
+		for _, cm := range in.ConfigMaps {
+			cms = append(cms, cm.Namespace+"/"+cm.Name)
+		}
+		slices.Sort(cms)
+		state += fmt.Sprintf(" %v", cms)
+		return len(in.Ingresses) == 1 && slices.Equal(cms, slices.Sorted(slices.Values([]string{other + "/tcp-services", ns + "/settings"}))) &&
 			slices.Equal(secrets, want) && slices.Equal(src.WatchedSecrets(), want), state
 	})
 	if notified.Load() == before {

@@ -40,6 +40,12 @@ type Options struct {
 	// spec.defaultBackend is used (--default-backend-service); nil: the
 	// built-in 404.
 	DefaultService *ServiceRef
+	// TCPServicesConfigMap is the ConfigMap of TCP services, as
+	// "namespace/name" (--tcp-services-configmap); empty means none.
+	TCPServicesConfigMap string
+	// ReservedPorts are the ports of the load balancer's other listeners,
+	// which no TCP service may take.
+	ReservedPorts []ReservedPort
 	// Previous is the model HAProxy serves, if any: endpoints it has in a
 	// server slot keep that slot (Backend.SlotAddrs). The output is still
 	// a function of the inputs, Previous being one of them.
@@ -111,7 +117,7 @@ func BuildModel(in Inputs, opts Options) *Model {
 	for i, ing := range ings {
 		b.ingress(ing, parsed[i])
 	}
-	b.finish()
+	b.finish(in.ConfigMaps)
 	return b.m
 }
 
@@ -736,7 +742,7 @@ func (b *builder) certificatePEM(sec *corev1.Secret) ([]byte, error) {
 	return e.pem, e.err
 }
 
-func (b *builder) finish() {
+func (b *builder) finish(configMaps []*corev1.ConfigMap) {
 	m := b.m
 	// Routes are unique by match and key, so the order is total.
 	slices.SortFunc(m.Routes, byRouteOrder)
@@ -757,6 +763,7 @@ func (b *builder) finish() {
 	m.Backends, over = authBudget(m.Backends, map[*Backend]*Backend{})
 	m.Problems = append(m.Problems, over...)
 	b.useDefaultService(m, nil)
+	b.useTCPServices(m, configMaps, nil)
 	// After every Ingress was visited: a canary's primary may be younger.
 	m.canaryFree = len(m.canaries) == 0
 	m.Routes = b.attachCanaries(m.Routes, m.canaries)

@@ -662,6 +662,17 @@ func TestBuildModelProblemReasons(t *testing.T) {
 			[]Problem{{Warning, settingsRef, "binaryData[maxconn]", SettingsBinaryData, ""}}},
 		{"http-port and https-port the same", Inputs{ConfigMaps: []*corev1.ConfigMap{settings(map[string]string{"http-port": "8080", "https-port": "8080"}, nil)}}, Options{SettingsConfigMap: "default/settings"},
 			[]Problem{{Warning, settingsRef, "data[https-port]", SettingsPortConflict, ""}}},
+		{"TCP services named without namespace", Inputs{}, Options{TCPServicesConfigMap: "tcp"},
+			[]Problem{{Warning, ObjectRef{Kind: "ConfigMap"}, "", TCPServicesRefInvalid, ""}}},
+		{"TCP services missing", Inputs{}, Options{TCPServicesConfigMap: "default/tcp"},
+			[]Problem{{Notice, tcpRef, "", TCPServicesNotFound, ""}}},
+		{"TCP service with a bad key", Inputs{ConfigMaps: []*corev1.ConfigMap{tcpServices(map[string]string{"x": "default/web:80", "9000": "default/web:80"})}}, Options{TCPServicesConfigMap: "default/tcp"},
+			[]Problem{{Warning, tcpRef, "data[x]", TCPServiceInvalid, ""}}},
+		{"TCP service on the HTTP port", Inputs{ConfigMaps: []*corev1.ConfigMap{tcpServices(map[string]string{"80": "default/web:80", "9000": "default/web:http"})}},
+			Options{TCPServicesConfigMap: "default/tcp", ReservedPorts: []ReservedPort{{Name: ListenerHTTP, Port: 80}}},
+			[]Problem{{Warning, tcpRef, "data[80]", TCPServicePortConflict, ""}}},
+		{"TCP service of a missing Service", Inputs{ConfigMaps: []*corev1.ConfigMap{tcpServices(map[string]string{"9000": "default/nope:80", "9001": "default/web:80"})}}, Options{TCPServicesConfigMap: "default/tcp"},
+			[]Problem{{Warning, tcpRef, "data[9000]", TCPServiceUnusable, ""}}},
 	}
 	covered := map[Reason]bool{}
 	for _, tt := range tests {
@@ -693,6 +704,14 @@ func TestBuildModelProblemReasons(t *testing.T) {
 			t.Errorf("no case gives reason %s", r)
 		}
 	}
+}
+
+// tcpRef is the TCP services ConfigMap tcpServices makes.
+var tcpRef = ObjectRef{"ConfigMap", "default", "tcp"}
+
+// tcpServices is the TCP services ConfigMap default/tcp.
+func tcpServices(data map[string]string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "tcp"}, Data: data}
 }
 
 // annotate sets annotations (key, value, key, value...).

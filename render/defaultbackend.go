@@ -116,8 +116,9 @@ func (b *builder) useDefaultService(m *Model, prev *Backend) *Backend {
 }
 
 // sameBackend reports whether a backend made again equals the one made
-// before (a default service's, which has no settings of its own).
+// before (a default service's or a TCP service's, which have no settings
+// of their own).
 func sameBackend(a, b *Backend) bool {
-	return a.Name == b.Name && a.Namespace == b.Namespace && a.Service == b.Service && a.Port == b.Port &&
+	return a.TCP == b.TCP && a.SendProxy == b.SendProxy && a.Name == b.Name && a.Namespace == b.Namespace && a.Service == b.Service && a.Port == b.Port &&
 		a.PortName == b.PortName && a.Slots == b.Slots && slices.Equal(a.Servers, b.Servers) && slices.Equal(a.SlotAddrs, b.SlotAddrs)
 }

@@ -67,6 +67,9 @@ type engine struct {
 	// defaultBE is the --default-backend-service backend of the last
 	// model (useDefaultService), kept while it does not change.
 	defaultBE *Backend
+	// tcpBE are the TCP services' backends of the last model
+	// (useTCPServices), by name, kept while they do not change.
+	tcpBE map[string]*Backend
 
 	// backendsOf are the backends made for each Service.
 	backendsOf map[string]map[string]bool

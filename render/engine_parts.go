@@ -280,6 +280,18 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 			return cmp.Or(cmp.Compare(x.Kind, y.Kind), cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
 		})
 	}
+	if g.b.opts.TCPServicesConfigMap != "" {
+		// Last, as the full build adds them, then in object order.
+		n := len(m.Problems)
+		g.tcpBE = b.useTCPServices(m, configMaps, g.tcpBE)
+		if len(m.Problems) > n {
+			slices.SortStableFunc(m.Problems, func(x, y Problem) int {
+				return cmp.Or(cmp.Compare(x.Kind, y.Kind), cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
+			})
+		}
+	} else {
+		g.tcpBE = nil
+	}
 	for key := range g.certDirt {
 		if g.assembleCert(key) {
 			g.certList, g.hostList = nil, nil

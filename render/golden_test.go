@@ -77,13 +77,24 @@ func renderInputs(t testing.TB, in render.Inputs, cfg haproxycfg.Config, loadPro
 // ConfigMap (and so no notice that it is missing).
 const SettingsConfigMap = "default/haproxy-sidecar"
 
+// TCPServicesConfigMap is the TCP services ConfigMap of the test cases: a
+// case that has a ConfigMap default/tcp-services is rendered as with
+// `render --tcp-services-configmap default/tcp-services`, the ports of
+// caseConfig's listeners reserved.
+const TCPServicesConfigMap = "default/tcp-services"
+
 func caseOptions(in render.Inputs) render.Options {
+	var opts render.Options
 	for _, c := range in.ConfigMaps {
-		if c.Namespace+"/"+c.Name == SettingsConfigMap {
-			return render.Options{SettingsConfigMap: SettingsConfigMap}
+		switch c.Namespace + "/" + c.Name {
+		case SettingsConfigMap:
+			opts.SettingsConfigMap = SettingsConfigMap
+		case TCPServicesConfigMap:
+			opts.TCPServicesConfigMap = TCPServicesConfigMap
+			opts.ReservedPorts = []render.ReservedPort{{Name: render.ListenerHTTP, Port: 80}, {Name: render.ListenerHTTPS, Port: 443}, {Name: "stats", Port: 8404}}
 		}
 	}
-	return render.Options{}
+	return opts
 }
 
 func shuffleInputs(r *rand.Rand, in *render.Inputs) {

@@ -296,6 +296,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		steps, seeds = 100, 5
 	}
 	defer render.SetBulkMin(64)()
+	tcpServed := 0 // models with TCP services, which the sequence must reach
 	for seed := range seeds {
 		// Odd seeds take the bulk path (lists rebuilt at the end) for
 		// any change of more than one new Ingress.
@@ -306,6 +307,14 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		c := newRandomCluster(uint64(seed), certs)
 		// Some seeds have a --default-backend-service, present or not.
 		dflt := []*render.ServiceRef{nil, {Namespace: "b", Name: "web"}, {Namespace: "a", Name: "api", Port: "81"}}[seed%3]
+		// Even seeds have TCP services, whose ConfigMap changes now and
+		// then (entries valid, bad, on the HTTP port, of Services that
+		// come and go).
+		opts := render.Options{DefaultService: dflt}
+		if seed%2 == 0 {
+			opts.TCPServicesConfigMap = "a/tcp"
+			opts.ReservedPorts = []render.ReservedPort{{Name: render.ListenerHTTP, Port: 80}, {Name: render.ListenerHTTPS, Port: 443}}
+		}
 		inc := haproxycfg.NewIncremental(cfg)
 		var incPrev, fullPrev, incOlder, fullOlder *render.Model
 		var prevOut *haproxycfg.Output
@@ -322,6 +331,9 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			// Informer lists come in any order; a source that caches
 			// them hands out the same list again when no object of its
 			// kind changed (the engine then skips taking it in).
+			if c.r.IntN(12) == 0 {
+				c.in.ConfigMaps = randomTCPServices(c.r)
+			}
 			in := c.in
 			in.Ingresses = shuffledOrSame(c.r, in.Ingresses, lastIn.Ingresses, &in.Unchanged, render.IngressesKind)
 			// Most passes are told how the Ingresses changed since the
@@ -348,9 +360,11 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			case 1:
 				fp, ip = fullOlder, incOlder
 			}
-			fullM := render.BuildModel(in, render.Options{Previous: fp, DefaultService: dflt})
+			fo, io := opts, opts
+			fo.Previous, io.Previous = fp, ip
+			fullM := render.BuildModel(in, fo)
 			fullOut, fullErr := haproxycfg.Render(fullM, cfg)
-			incM, incOut, incErr := inc.Render(in, render.Options{Previous: ip, DefaultService: dflt})
+			incM, incOut, incErr := inc.Render(in, io)
 			if (fullErr == nil) != (incErr == nil) {
 				t.Fatalf("seed %d step %d: full render error %v, incremental %v", seed, i, fullErr, incErr)
 			}
@@ -391,8 +405,32 @@ func TestIncrementalEqualsFull(t *testing.T) {
 				fullOlder, incOlder = fullPrev, incPrev
 			}
 			fullPrev, incPrev = fullM, incM
+			if len(fullM.TCPServices) > 0 {
+				tcpServed++
+			}
 		}
 	}
+	if tcpServed == 0 {
+		t.Error("no model had a TCP service")
+	}
+	t.Logf("%d models with TCP services", tcpServed)
+}
+
+// randomTCPServices is the TCP services ConfigMap a/tcp with some of a
+// pool of entries, or none.
+func randomTCPServices(r *mathrand.Rand) []*corev1.ConfigMap {
+	if r.IntN(5) == 0 {
+		return nil
+	}
+	pool := [][2]string{{"9000", "b/web:80"}, {"9001", "a/api:81::PROXY"}, {"9002", "a/ext:http"}, {"9003", "b/gone:admin:PROXY"},
+		{"80", "a/web:80"}, {"x", "a/web:80"}, {"9004", "a/web:80:bad"}, {"9005", "a/web:http:PROXY:PROXY"}, {"9000", "a/api:admin"}}
+	data := map[string]string{}
+	for _, e := range pool {
+		if r.IntN(2) == 0 {
+			data[e[0]] = e[1]
+		}
+	}
+	return []*corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "tcp"}, Data: data}}
 }
 
 // ingressDelta is how list differs from since, as a source says it.

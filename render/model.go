@@ -240,6 +240,9 @@ type Backend struct {
 	// no servers): it answers 308 to the same scheme, path and query on
 	// this host.
 	RedirectHost string
+	// TCP is set on a TCP service's backend (TCPBackendName): mode tcp,
+	// no HTTP lines; SendProxy: its servers are sent a PROXY v1 header.
+	TCP, SendProxy bool
 }
 
 // assignSlots places servers (sorted) into n slots, keeping each one that
@@ -330,6 +333,9 @@ type Model struct {
 	Problems []Problem
 	// Regex are the hosts with regular-expression paths, in route order.
 	Regex []RegexHost
+	// TCPServices are the entries of the TCP services ConfigMap that are
+	// served, by port; each one's backend is in Backends.
+	TCPServices []TCPService
 
 	// canaries are the paths of canary Ingresses, before attachCanaries
 	// puts them on their routes.

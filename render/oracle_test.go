@@ -59,13 +59,21 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 	if rc.StatsBind != "" {
 		wantFrontends = append(wantFrontends, "stats")
 	}
+	tcpFrontends := map[string]render.TCPService{}
+	for _, ts := range m.TCPServices {
+		name := "tcp_" + strconv.Itoa(ts.Port)
+		wantFrontends = append(wantFrontends, name)
+		tcpFrontends["frontend "+name] = ts
+	}
+	slices.Sort(wantFrontends)
 	if got := sectionNames(parser.Frontends); !slices.Equal(got, wantFrontends) {
 		t.Errorf("frontend sections %q, want %q", got, wantFrontends)
 	}
 	// Userlists only for backends with auth-basic-secret.
 	var wantUserlists []string
-	plain := map[string]bool{}
+	plain, tcp := map[string]bool{}, map[string]bool{}
 	for _, be := range m.Backends {
+		tcp[be.Name] = be.TCP
 		if be.Policy != nil && be.Policy.AuthSecret != "" {
 			wantUserlists = append(wantUserlists, "auth_"+strings.ReplaceAll(be.Name, ":", "_"))
 		}
@@ -148,7 +156,7 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 		switch {
 		case isBackend && name != render.NotFoundBackend && name != render.UnavailableBackend:
 			for _, d := range dirs {
-				if plain[name] && d != "balance roundrobin" && !strings.HasPrefix(d, "server ") {
+				if plain[name] && d != "balance roundrobin" && !strings.HasPrefix(d, "server ") && !(tcp[name] && d == "mode tcp") {
 					t.Errorf("%s: unexpected directive %q", section, d)
 				}
 				// With annotations: only the directives they produce.
@@ -164,6 +172,24 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 				if !strings.HasPrefix(d, "user ") {
 					t.Errorf("%s: unexpected directive %q", section, d)
 				}
+			}
+		case tcpFrontends[section].Backend != "":
+			// A TCP service: its port, its backend, PROXY decoding
+			// from the settings' addresses; nothing else.
+			ts := tcpFrontends[section]
+			for _, d := range dirs {
+				if !tcpFrontendDirective.MatchString(d) {
+					t.Errorf("%s: unexpected directive %q", section, d)
+				}
+				if strings.HasPrefix(d, "bind ") && !strings.HasSuffix(d, ":"+strconv.Itoa(ts.Port)) {
+					t.Errorf("%s: %q, want port %d", section, d, ts.Port)
+				}
+				if strings.HasPrefix(d, "default_backend ") && d != "default_backend "+ts.Backend {
+					t.Errorf("%s: %q, want backend %s", section, d, ts.Backend)
+				}
+			}
+			if got := slices.Contains(dirs, "tcp-request connection expect-proxy layer4"); got != ts.AcceptProxy {
+				t.Errorf("%s: expect-proxy %v, want %v", section, got, ts.AcceptProxy)
 			}
 		case section == "frontend ingress":
 			// Canary rules and regular-expression routing, in their one shape,
@@ -204,6 +230,9 @@ var luaMaxMem = regexp.MustCompile(`^tune\.lua\.maxmem [0-9]+$`)
 
 // annotationDirective is what a backend with annotations may hold.
 var annotationDirective = regexp.MustCompile(`^(balance (roundrobin|leastconn|random|source|uri|uri path-only|hdr\([A-Za-z0-9_.-]+\)|hash req\.cook\([A-Za-z0-9_.-]+\)|url_param [A-Za-z0-9_.-]+)$|hash-type consistent$|option redispatch$|server s[0-9]+ |timeout (connect|server|queue|tunnel) [0-9]+m?s$|option httpchk GET '|cookie [A-Za-z0-9_-]+ insert |http-request |http-response |http-after-response replace-header Set-Cookie '\^\([A-Za-z0-9_-]+=\.\*\)\$' '\\1; Secure' if \{ ssl_fc \}$|http-after-response (set|del)-header '[A-Za-z0-9_.-]+'( |$)|acl [a-z_]+ |stick-table type ipv6 )`)
+
+// tcpFrontendDirective is what a TCP service's frontend may hold.
+var tcpFrontendDirective = regexp.MustCompile(`^(mode tcp|option tcplog|bind [0-9a-f.:\[\]]*:[0-9]+|acl proxy_protocol_peer src [0-9a-f.:/ ]+|tcp-request connection reject unless proxy_protocol_peer|tcp-request connection expect-proxy layer4|default_backend _tcp_[0-9]+)$`)
 
 // baselineConfig renders an empty model with the same default backend and
 // the same settings: the part of the configuration that comes from the

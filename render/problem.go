@@ -155,6 +155,25 @@ const (
 	SettingsPortConflict Reason = "SettingsPortConflict"
 )
 
+// Reasons of problems about the TCP services ConfigMap
+// (--tcp-services-configmap); each names the key of its entry.
+const (
+	// TCPServicesRefInvalid: the TCP services ConfigMap is not named as
+	// namespace/name.
+	TCPServicesRefInvalid Reason = "TCPServicesRefInvalid"
+	// TCPServicesNotFound: the TCP services ConfigMap does not exist.
+	TCPServicesNotFound Reason = "TCPServicesNotFound"
+	// TCPServiceInvalid: a key that is not a port, or a value that is not
+	// namespace/name:port[:[PROXY][:[PROXY]]]; the entry is skipped.
+	TCPServiceInvalid Reason = "TCPServiceInvalid"
+	// TCPServicePortConflict: the port is another listener's (HTTP,
+	// HTTPS, stats, the sidecar's admin listeners); the entry is skipped.
+	TCPServicePortConflict Reason = "TCPServicePortConflict"
+	// TCPServiceUnusable: the Service does not exist, is ExternalName, or
+	// has no such TCP port; the entry is skipped.
+	TCPServiceUnusable Reason = "TCPServiceUnusable"
+)
+
 // Reasons of problems about Ingress annotations.
 const (
 	// InvalidAnnotation: a haproxy-sidecar.io (or, under
@@ -257,6 +276,7 @@ func Reasons() []Reason {
 		UnsupportedAddressType, InvalidPort, InvalidAddress,
 		SettingsRefInvalid, SettingsNotFound, SettingsUnknownKey, SettingsInvalidValue,
 		SettingsBinaryData, SettingsPortConflict,
+		TCPServicesRefInvalid, TCPServicesNotFound, TCPServiceInvalid, TCPServicePortConflict, TCPServiceUnusable,
 		InvalidAnnotation, UnknownAnnotation, UnsupportedAnnotation, AnnotationOverridden,
 		AnnotationSecretNotFound, AnnotationSecretInvalid,
 		AuthHashUnsupported, AuthHashTooCostly, AuthSecretTooCostly, CanaryWithoutPrimary,

@@ -108,6 +108,9 @@ type Options struct {
 	MinReloadInterval time.Duration
 	// Templates is --templates; not passed when empty.
 	Templates string
+	// TCPServicesConfigMap is --tcp-services-configmap; not passed when
+	// empty.
+	TCPServicesConfigMap string
 	// Args are added to the command line.
 	Args []string
 	// BinaryDefaults passes only what the sidecar must be told (source,
@@ -221,6 +224,9 @@ func (o Options) RenderFlags() []string {
 	args = append(args, "--http-bind", addr(o.HTTPPort), "--https-bind", addr(o.HTTPSPort))
 	if o.Templates != "" {
 		args = append(args, "--templates", o.Templates)
+	}
+	if o.TCPServicesConfigMap != "" {
+		args = append(args, "--tcp-services-configmap", o.TCPServicesConfigMap)
 	}
 	return args
 }

@@ -34,7 +34,7 @@ func samePolicy(a, b *render.Backend) bool {
 	// Every Backend field the section's lines come from: a field missing
 	// here lets the section cache serve a stale section.
 	return slices.Equal(a.Users, b.Users) && slices.Equal(a.RewritePaths, b.RewritePaths) && a.ExtAuthBackend == b.ExtAuthBackend &&
-		a.ErrorBackend == b.ErrorBackend && a.RedirectHost == b.RedirectHost
+		a.ErrorBackend == b.ErrorBackend && a.RedirectHost == b.RedirectHost && a.TCP == b.TCP && a.SendProxy == b.SendProxy
 }
 
 // haproxyTime writes a duration in HAProxy's time format.

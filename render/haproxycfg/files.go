@@ -131,6 +131,9 @@ type TemplateData struct {
 	Settings SettingsData
 	// Stats is the stats frontend, nil without Config.StatsBind.
 	Stats *StatsData
+	// TCPServices are the TCP services' frontends (Model.TCPServices), by
+	// port; their backends are among the backend sections.
+	TCPServices []TCPServiceData
 	// ExtAuthScript is the Lua script of external authentication, ""
 	// when no Ingress uses auth-url; ErrorPagesLua the one
 	// custom-http-errors needs, "" when no backend uses it. With either,
@@ -175,6 +178,16 @@ func backendData(be *render.Backend) BackendData {
 		bd.Servers[i] = s
 	}
 	bd.Ingress, bd.RedirectHost = be.Ingress, be.RedirectHost
+	if be.TCP {
+		// A TCP service's backend: bytes to the endpoints, nothing
+		// of HTTP; PROXY v1 to them when the entry asks for it.
+		bd.TCP, bd.Balance = true, "roundrobin"
+		bd.Directives = []string{"mode tcp"}
+		if be.SendProxy {
+			bd.ServerOptions = " send-proxy"
+		}
+		return bd
+	}
 	if be.RedirectHost != "" {
 		// from-to-www-redirect: the same scheme, path and query on the
 		// other host; "redirect prefix" keeps path and query.
@@ -228,6 +241,41 @@ type BackendData struct {
 	Ingress string
 	// RedirectHost is set on a from-to-www-redirect backend.
 	RedirectHost string
+	// TCP is set on a TCP service's backend.
+	TCP bool
+}
+
+// TCPServiceData is one TCP service's frontend as the template sees it.
+type TCPServiceData struct {
+	// Name is the frontend's name, Bind its listen address (the HTTP
+	// bind address's host, the entry's port), Backend its backend.
+	Name, Bind, Backend string
+	Port                int
+	// Service is the Service port as the entry names it
+	// (namespace/name:port), ConfigMap and Key where the entry is.
+	Service, ConfigMap, Key string
+	// AcceptProxy: every connection must begin with a PROXY header.
+	AcceptProxy bool
+	// SendProxy: the backend's servers are sent a PROXY v1 header.
+	SendProxy bool
+}
+
+// tcpServicesData are the TCP services' frontends, listening on the HTTP
+// bind address's host. The model never has one on another listener's
+// port (render reports those, given Options.ReservedPorts); one that
+// still would share a listener's port (a caller that did not say which
+// ports are taken) is left out, as HAProxy could not bind it.
+func tcpServicesData(m *render.Model, httpBind string, others []string) []TCPServiceData {
+	var out []TCPServiceData
+	for _, t := range m.TCPServices {
+		bind := withPort(httpBind, t.Port)
+		if slices.ContainsFunc(others, func(o string) bool { return o != "" && sameListener(bind, o) }) {
+			continue
+		}
+		out = append(out, TCPServiceData{Name: "tcp_" + strconv.Itoa(t.Port), Bind: bind, Backend: t.Backend, Port: t.Port,
+			Service: t.Service.String(), ConfigMap: t.ConfigMap, Key: t.Key, AcceptProxy: t.AcceptProxy, SendProxy: t.SendProxy})
+	}
+	return out
 }
 
 // UserlistData is a userlist section; names and hashes are quoted.
@@ -330,6 +378,7 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 		Stats:           stats,
 		model:           m,
 	}
+	data.TCPServices = tcpServicesData(m, httpBind, []string{httpBind, httpsBind, cfg.StatsBind})
 	if usesExtAuth(m) {
 		data.ExtAuthScript = ExtAuthScriptFile
 	}
