@@ -15,6 +15,6 @@ const (
 	RegexHostsMapFile = "maps/regex-hosts.map"
 	// CanaryMapFile holds each canary pair's weight and header value,
 	// changed at run time; it exists only when some route has a canary.
-	CanaryMapFile = "maps/canary.map"
-	DefaultCertFile   = "certs/default.pem"
+	CanaryMapFile   = "maps/canary.map"
+	DefaultCertFile = "certs/default.pem"
 )
