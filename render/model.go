@@ -143,6 +143,10 @@ type Route struct {
 	Via RouteVia
 	// Regex is the PCRE expression of a MatchRegex route (printRegex).
 	Regex string
+	// Passthrough: the route of an ssl-passthrough Ingress ("/" of an
+	// exact host): its host's TLS connections go to Backend unterminated,
+	// and it is in none of the HTTP route maps (passthrough.go).
+	Passthrough bool
 
 	// order sorts routes (routeOrder); set by the builder.
 	order string
@@ -330,6 +334,9 @@ type Model struct {
 	Problems []Problem
 	// Regex are the hosts with regular-expression paths, in route order.
 	Regex []RegexHost
+	// Passthrough are the routes of Routes with Passthrough set, in
+	// route order; nil when there are none.
+	Passthrough []*Route
 
 	// canaries are the paths of canary Ingresses, before attachCanaries
 	// puts them on their routes.

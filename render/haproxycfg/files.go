@@ -129,6 +129,9 @@ type TemplateData struct {
 	Settings SettingsData
 	// Stats is the stats frontend, nil without Config.StatsBind.
 	Stats *StatsData
+	// Passthrough is set when a route passes TLS through: the HTTPS port
+	// is then a TCP frontend (passthrough.go).
+	Passthrough *PassthroughData
 	// ExtAuthScript is the Lua script of external authentication, ""
 	// when no Ingress uses auth-url; ErrorPagesLua the one
 	// custom-http-errors needs, "" when no backend uses it. With either,
@@ -181,6 +184,10 @@ func backendData(be *render.Backend) BackendData {
 			"http-request redirect prefix " + mustQuoteLogFormat("https://"+be.RedirectHost) + " code 308 if { ssl_fc }",
 			"http-request redirect prefix " + mustQuoteLogFormat("http://"+be.RedirectHost) + " code 308",
 		}
+		return bd
+	}
+	if be.Policy != nil && be.Policy.Passthrough {
+		passthroughBackend(be, &bd)
 		return bd
 	}
 	if !failClosed(func() { policyData(be, &bd); errorPageRules(be, &bd) }) {
@@ -326,6 +333,7 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 		BackendSections: sectionsMarker,
 		Settings:        settingsData(m.Settings),
 		Stats:           stats,
+		Passthrough:     passthroughData(m, httpsBind),
 		model:           m,
 	}
 	if usesExtAuth(m) {
@@ -370,6 +378,9 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 	)
 	if data.ErrorPagesLua != "" {
 		out.Files = append(out.Files, File{ErrorPagesLuaFile, []byte(ErrorPagesLua)})
+	}
+	if len(m.Passthrough) > 0 {
+		out.Files = append(out.Files, File{PassthroughMapFile, passthroughMap(m.Passthrough)})
 	}
 	if rx, hosts := regexFiles(m); rx != nil {
 		out.Files = append(out.Files, File{render.RegexMapFile, rx}, File{render.RegexHostsMapFile, hosts})
@@ -466,6 +477,10 @@ func sameLines(p, r *render.Route) bool {
 	return p.Canary == nil || p.Canary.Origin == r.Canary.Origin && p.Canary.Service == r.Canary.Service && p.MapValue() == r.MapValue()
 }
 
+// notRouted is the kind splitRoutes gives a passthrough route: in neither
+// route map (its host's TLS connections never reach HTTP routing).
+const notRouted = render.MatchKind(-1)
+
 // routeSplit is a model's routes with the match kind of each, so that the
 // next split reads only the routes that are not at the same place in it.
 type routeSplit struct {
@@ -496,6 +511,9 @@ func splitRoutes(prev *routeSplit, routes []*render.Route) (s *routeSplit, exact
 		}
 		if !known {
 			k = r.Match
+			if r.Passthrough {
+				k = notRouted
+			}
 		}
 		s.kinds[i] = k
 		if k == render.MatchExact {
@@ -704,6 +722,9 @@ type renderCache struct {
 	certs    []render.Certificate
 	hosts    []string
 	files    mapFiles
+	// passthrough: the TLS hosts map was written with passed-through
+	// hosts.
+	passthrough bool
 	// split is the routes the maps were written from (split.all), by
 	// match kind; exact and prefix are the route maps with the routes of
 	// each of their lines (writeRouteMap).
@@ -737,13 +758,13 @@ func renderMaps(m *render.Model, cache *renderCache) mapFiles {
 		f.exact, f.prefix = cache.exact.data, cache.prefix.data
 		f.exactRoutes, f.prefixRoutes = exact, prefix
 	}
-	if cache != nil && cache.files.tlsHosts != nil && sameSlice(cache.certs, m.Certs) && sameSlice(cache.hosts, m.TLSHosts) {
+	if cache != nil && cache.files.tlsHosts != nil && sameSlice(cache.certs, m.Certs) && sameSlice(cache.hosts, m.TLSHosts) && len(m.Passthrough) == 0 && !cache.passthrough {
 		f.tlsHosts, f.crtList = cache.files.tlsHosts, cache.files.crtList
 	} else {
-		f.tlsHosts, f.crtList = hostsMap(m.TLSHosts, m.Certs), crtList(m.Certs)
+		f.tlsHosts, f.crtList = hostsMapOf(m), crtList(m.Certs)
 	}
 	if cache != nil {
-		cache.certs, cache.hosts, cache.files = m.Certs, m.TLSHosts, f
+		cache.certs, cache.hosts, cache.files, cache.passthrough = m.Certs, m.TLSHosts, f, len(m.Passthrough) > 0
 	}
 	return f
 }
