@@ -307,4 +307,3 @@ func TestTLSPassthroughProxyProtocol(t *testing.T) {
 		})
 	}
 }
-
