@@ -307,3 +307,48 @@ func TestTLSPassthroughProxyProtocol(t *testing.T) {
 		})
 	}
 }
+
+// Reloads by HAProxy's master keep both paths working: the abstract
+// socket of the terminating frontend is handed to the new worker, from a
+// configuration with passthrough to one without and back.
+func TestTLSPassthroughReload(t *testing.T) {
+	tlsPort := startTLSEndpoint(t, "pass.test")
+	echo := startPPEcho(t)
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := passthroughInputs(t, tlsPort, echo.port, map[string]string{}, false)
+	without := with
+	without.Ingresses = with.Ingresses[1:]
+	opts := render.Options{SettingsConfigMap: "default/lb"}
+	for version, bin := range testenv.HAProxies(t) {
+		t.Run("haproxy-"+version, func(t *testing.T) {
+			lb := startIsoLB(t, version, bin, tmpl)
+			for i, in := range []render.Inputs{with, with, without, with} {
+				m, dir, _ := lb.render(t, in, opts)
+				if err := lb.serve(t, dir); err != nil {
+					t.Fatalf("generation %d: %v\n%s", i+1, err, lb.logs.String())
+				}
+				// A reload's new worker takes over the listeners; old
+				// ones finish what they have.
+				deadline := time.Now().Add(5 * time.Second)
+				for {
+					pass := ptDo(lb.httpsPort, "127.0.0.3", "pass.test", "pass.test", nil)
+					term := ptDo(lb.httpsPort, "127.0.0.3", "term.test", "term.test", nil)
+					passOK := (len(m.Passthrough) > 0) == (pass.org == "endpoint")
+					if pass.err == nil && passOK && term.err == nil && term.org == "haproxy" && term.xff == "127.0.0.3" {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("generation %d (passthrough %v): pass.test %s; term.test %s\n%s", i+1, len(m.Passthrough) > 0, pass, term, lb.logs.String())
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			if strings.Contains(lb.logs.String(), "[ALERT]") {
+				t.Errorf("alerts:\n%s", lb.logs.String())
+			}
+		})
+	}
+}
