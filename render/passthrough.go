@@ -253,3 +253,18 @@ func countPassthroughRoutes(routes []*Route) int {
 	}
 	return n
 }
+
+// TLSMapHosts are the hosts of the TLS hosts map (TLSHostsMapFile), whose
+// plain-HTTP requests are redirected to HTTPS: TLSHosts, and the
+// passed-through hosts.
+func (m *Model) TLSMapHosts() []string {
+	if len(m.Passthrough) == 0 {
+		return m.TLSHosts
+	}
+	hosts := slices.Clone(m.TLSHosts)
+	for _, r := range m.Passthrough {
+		hosts = append(hosts, r.Host)
+	}
+	slices.Sort(hosts)
+	return slices.Compact(hosts)
+}

@@ -2,6 +2,7 @@ package render
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -125,6 +126,21 @@ func TestPassthroughModel(t *testing.T) {
 			}
 			if !slices.Equal(hosts, tt.hosts) {
 				t.Errorf("passed through %q, want %q", hosts, tt.hosts)
+			}
+			// explain follows the TCP frontend: a passed-through host's
+			// HTTPS connections never reach HTTP routing, its plain-HTTP
+			// requests are redirected.
+			for _, h := range tt.hosts {
+				e := m.Explain(Request{HTTPS: true, Host: h, Path: "/x"})
+				if !e.Passthrough || e.Route == nil || e.Route.Host != h || e.Answer != AnswerServers || !strings.Contains(e.String(), "passed through unterminated") {
+					t.Errorf("explain https://%s/x: %+v\n%s", h, e, e)
+				}
+				if e := m.Explain(Request{Host: h, Path: "/x"}); e.Passthrough || e.Answer != AnswerRedirect || e.Location != "https://"+h+"/x" {
+					t.Errorf("explain http://%s/x: %s", h, e)
+				}
+			}
+			if e := m.Explain(Request{HTTPS: true, Host: "c.example", Path: "/"}); e.Passthrough {
+				t.Errorf("explain https://c.example/: %s", e)
 			}
 			var got []want
 			for _, p := range m.Problems {

@@ -1,8 +1,6 @@
 package haproxycfg
 
 import (
-	"bytes"
-	"slices"
 	"strings"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
@@ -86,19 +84,8 @@ func passthroughMap(routes []*render.Route) []byte {
 	return b
 }
 
-// tlsMapHosts are the hosts of the TLS hosts map: the TLS entries', and
-// the passed-through hosts (their plain-HTTP requests go to HTTPS too).
-func tlsMapHosts(m *render.Model) []string {
-	if len(m.Passthrough) == 0 {
-		return m.TLSHosts
-	}
-	hosts := slices.Clone(m.TLSHosts)
-	for _, r := range m.Passthrough {
-		hosts = append(hosts, r.Host)
-	}
-	slices.Sort(hosts)
-	return slices.Compact(hosts)
-}
+// tlsMapHosts is m.TLSMapHosts.
+func tlsMapHosts(m *render.Model) []string { return m.TLSMapHosts() }
 
 // passthroughBackend is the section of a passthrough backend: TCP, the
 // servers without any HTTP option.
@@ -112,11 +99,4 @@ func passthroughBackend(be *render.Backend, bd *BackendData) {
 }
 
 // hostsMapOf is hostsMap with the passed-through hosts.
-func hostsMapOf(m *render.Model) []byte {
-	if len(m.Passthrough) == 0 {
-		return hostsMap(m.TLSHosts, m.Certs)
-	}
-	var b bytes.Buffer
-	b.Write(hostsMap(tlsMapHosts(m), m.Certs))
-	return b.Bytes()
-}
+func hostsMapOf(m *render.Model) []byte { return hostsMap(tlsMapHosts(m), m.Certs) }
