@@ -397,7 +397,7 @@ func (c *engineClaims) route(k routeKey, pp *parsedPath) (Origin, bool) {
 		if u.pp.weak != notWeak || older(u.e.obj, c.e.obj) >= 0 {
 			break
 		}
-		if u.claimant {
+		if u.claimant && !c.passthroughBlocks(u) {
 			return Origin{Namespace: u.e.obj.Namespace, Name: u.e.obj.Name, Field: u.pp.field}, true
 		}
 	}

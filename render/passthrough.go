@@ -224,6 +224,20 @@ func (g *engine) dirtyHost(host string) {
 	g.dirtyTLS(g.sniUsers[host])
 }
 
+// passthroughBlocks says whether passthroughBlocked keeps u's path from
+// being used, so that it claims no route key, as in the full build.
+func (c *engineClaims) passthroughBlocks(u pathUse) bool {
+	if u.pp.host == "" {
+		return false
+	}
+	o := c.hostOwner(u.pp.host)
+	return o != nil && !sameIngress(o.ing, u.e.obj) && (u.pp.passthrough || o.p.passthroughHost(u.pp.host))
+}
+
+func sameIngress(a, b *networkingv1.Ingress) bool {
+	return a.Namespace == b.Namespace && a.Name == b.Name
+}
+
 // hostOwner is claimer.hostOwner from the engine's indexes: only hosts
 // that a passthrough Ingress has are looked at.
 func (c *engineClaims) hostOwner(host string) *routeOwner {
