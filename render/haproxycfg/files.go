@@ -639,9 +639,15 @@ func hostOrigins(hosts []string, certs []render.Certificate) []string {
 }
 
 func hostsMap(hosts []string, certs []render.Certificate) []byte {
+	return hostsMapWith(hosts, hostOrigins(hosts, certs))
+}
+
+// hostsMapWith writes the TLS hosts map from its hosts and the comment
+// (provenance) of each.
+func hostsMapWith(hosts, hostOrigins []string) []byte {
 	var b bytes.Buffer
 	b.WriteString(tlsHostsHeader)
-	for i, origins := range hostOrigins(hosts, certs) {
+	for i, origins := range hostOrigins {
 		// Provenance, as on the routing maps: the TLS entries that list
 		// the host.
 		if origins != "" {

@@ -1,6 +1,7 @@
 package haproxycfg
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
@@ -99,4 +100,24 @@ func passthroughBackend(be *render.Backend, bd *BackendData) {
 }
 
 // hostsMapOf is hostsMap with the passed-through hosts.
-func hostsMapOf(m *render.Model) []byte { return hostsMap(tlsMapHosts(m), m.Certs) }
+func hostsMapOf(m *render.Model) []byte { return hostsMapWith(mapHostOrigins(m)) }
+
+// mapHostOrigins are the hosts of the TLS hosts map with the comment of
+// each: the TLS entries listing it and, for a passed-through host, the
+// Ingress passing it through.
+func mapHostOrigins(m *render.Model) (hosts, origins []string) {
+	hosts = tlsMapHosts(m)
+	origins = hostOrigins(hosts, m.Certs)
+	if len(m.Passthrough) == 0 {
+		return hosts, origins
+	}
+	for _, r := range m.Passthrough {
+		i, _ := slices.BinarySearch(hosts, r.Host)
+		o := r.Origin.String() + " (ssl-passthrough)"
+		if origins[i] != "" {
+			o = origins[i] + ", " + o
+		}
+		origins[i] = o
+	}
+	return hosts, origins
+}
