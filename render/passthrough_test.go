@@ -28,7 +28,7 @@ import (
 // startTLSEndpoint is a passthrough endpoint: a Go TLS server with its
 // own certificate for host, answering "tls-endpoint" and the address it
 // saw the connection come from.
-func startTLSEndpoint(t *testing.T, host string) int {
+func startTLSEndpoint(t testing.TB, host string) int {
 	t.Helper()
 	crt, key := testenv.SelfSigned(t, host, "endpoint")
 	pair, err := tls.X509KeyPair(crt, key)
@@ -52,7 +52,7 @@ func startTLSEndpoint(t *testing.T, host string) int {
 // passthroughInputs: pass.test passed through to a TLS endpoint (port
 // tlsPort), term.test terminated with its own Secret and plain.test
 // without one, both on the echo endpoint (echoPort).
-func passthroughInputs(t *testing.T, tlsPort, echoPort int, settings map[string]string, nginx bool) render.Inputs {
+func passthroughInputs(t testing.TB, tlsPort, echoPort int, settings map[string]string, nginx bool) render.Inputs {
 	cls, pt := "haproxy", networkingv1.PathTypePrefix
 	ready := true
 	svc := func(name string, port int) (*corev1.Service, *discoveryv1.EndpointSlice) {
@@ -350,5 +350,44 @@ func TestTLSPassthroughReload(t *testing.T) {
 				t.Errorf("alerts:\n%s", lb.logs.String())
 			}
 		})
+	}
+}
+
+// BenchmarkTerminatedTLS is the cost of the internal hop for a connection
+// HAProxy terminates: one new TLS connection and request to term.test per
+// op, with no passthrough Ingress (the HTTPS port is the TLS frontend) and
+// with one (the TCP frontend reads the SNI name and hands the connection
+// over with a PROXY v2 header).
+func BenchmarkTerminatedTLS(b *testing.B) {
+	tlsPort := startTLSEndpoint(b, "pass.test")
+	echo := startPPEcho(b).port
+	tmpl, err := templates.Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for version, bin := range testenv.HAProxies(b) {
+		for _, pass := range []bool{false, true} {
+			b.Run(fmt.Sprintf("haproxy-%s/passthrough=%v", version, pass), func(b *testing.B) {
+				in := passthroughInputs(b, tlsPort, echo, map[string]string{}, false)
+				if !pass {
+					in.Ingresses = in.Ingresses[1:]
+				}
+				m := render.BuildModel(in, render.Options{SettingsConfigMap: "default/lb"})
+				httpPort, httpsPort := testenv.FreePort(b), testenv.FreePort(b)
+				out, err := haproxycfg.Render(m, haproxycfg.Config{Template: tmpl, HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(httpsPort)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				dir := b.TempDir()
+				writeFiles(b, dir, out)
+				startHAProxy(b, bin, filepath.Join(dir, haproxycfg.ConfigFile), httpPort)
+				b.ResetTimer()
+				for range b.N {
+					if a := ptDo(httpsPort, "127.0.0.3", "term.test", "term.test", nil); a.err != nil || a.status != 200 {
+						b.Fatalf("term.test: %s", a)
+					}
+				}
+			})
+		}
 	}
 }
