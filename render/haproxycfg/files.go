@@ -638,13 +638,9 @@ func hostOrigins(hosts []string, certs []render.Certificate) []string {
 	return out
 }
 
-func hostsMap(hosts []string, certs []render.Certificate) []byte {
-	return hostsMapWith(hosts, hostOrigins(hosts, certs))
-}
-
-// hostsMapWith writes the TLS hosts map from its hosts and the comment
-// (provenance) of each.
-func hostsMapWith(hosts, hostOrigins []string) []byte {
+// hostsMap writes the TLS hosts map from its hosts and the comment
+// (provenance) of each (mapHostOrigins).
+func hostsMap(hosts, hostOrigins []string) []byte {
 	var b bytes.Buffer
 	b.WriteString(tlsHostsHeader)
 	for i, origins := range hostOrigins {

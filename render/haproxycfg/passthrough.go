@@ -99,8 +99,8 @@ func passthroughBackend(be *render.Backend, bd *BackendData) {
 	bd.Directives = []string{"mode tcp"}
 }
 
-// hostsMapOf is hostsMap with the passed-through hosts.
-func hostsMapOf(m *render.Model) []byte { return hostsMapWith(mapHostOrigins(m)) }
+// hostsMapOf is the TLS hosts map of m.
+func hostsMapOf(m *render.Model) []byte { return hostsMap(mapHostOrigins(m)) }
 
 // mapHostOrigins are the hosts of the TLS hosts map with the comment of
 // each: the TLS entries listing it and, for a passed-through host, the
