@@ -199,7 +199,17 @@ func TestTLSPassthrough(t *testing.T) {
 	echo := startPPEcho(t)
 	for _, nginx := range []bool{false, true} {
 		t.Run(fmt.Sprintf("nginx=%v", nginx), func(t *testing.T) {
-			dir, httpPort, httpsPort, _ := renderPassthrough(t, passthroughInputs(t, tlsPort, echo.port, map[string]string{}, nginx))
+			dir, httpPort, httpsPort, out := renderPassthrough(t, passthroughInputs(t, tlsPort, echo.port, map[string]string{}, nginx))
+			// dump of the Ingress shows its SNI map row, its TLS hosts
+			// row and its TCP backend.
+			got := map[string]string{}
+			for _, f := range out.Select(haproxycfg.Selector{Ingress: "default/pass"}) {
+				got[f.Path] = string(f.Data)
+			}
+			if !strings.Contains(got[haproxycfg.PassthroughMapFile], "\npass.test default_secure_443:pass\n") ||
+				!strings.Contains(got[haproxycfg.TLSHostsMapFile], "pass.test 1") || !strings.Contains(got[haproxycfg.ConfigFile], "mode tcp") {
+				t.Errorf("dump of default/pass: %q", got)
+			}
 			for version, bin := range testenv.HAProxies(t) {
 				t.Run("haproxy-"+version, func(t *testing.T) {
 					logs := startHAProxy(t, bin, filepath.Join(dir, haproxycfg.ConfigFile), httpPort)
