@@ -108,6 +108,11 @@ type RoutePolicy struct {
 	// Headers set or remove request and response headers (headers.go),
 	// in the annotation's order.
 	Headers []HeaderRule
+	// Passthrough (ssl-passthrough) sends the TLS connections whose SNI
+	// names a host of the Ingress's rules to its Service's endpoints
+	// without terminating them (passthrough.go); nothing else of the
+	// route policy applies then.
+	Passthrough bool
 	// Closed lists the annotations (whole keys, sorted) that ask to
 	// restrict who reaches the paths in a way that cannot be applied: an
 	// ingress-nginx protection the sidecar does not implement, or an
@@ -155,7 +160,7 @@ func (p *RoutePolicy) IsZero() bool {
 	return p.SSLRedirect == Unset && p.SSLRedirectCode == 0 && len(p.AllowSources) == 0 && len(p.DenySources) == 0 &&
 		p.RewriteTarget == "" && p.XForwardedPrefix == "" && !p.XForwardedPrefixMatched && p.AppRoot == "" && p.UpstreamVhost == "" && p.LocationRewrite == nil && p.CookiePathRewrite == nil && p.CookieDomainRewrite == nil && p.Redirect == "" && p.RateLimitRPS == 0 && p.RateLimitRPM == 0 &&
 		p.RateLimitConnections == 0 && p.AuthSecret == "" && p.CORS == nil && p.HSTS == nil && p.BodySizeLimit == 0 &&
-		p.Canary == nil && p.ExtAuth == nil && len(p.Closed) == 0 && len(p.ErrorCodes) == 0 && len(p.Headers) == 0
+		p.Canary == nil && p.ExtAuth == nil && len(p.Closed) == 0 && len(p.ErrorCodes) == 0 && len(p.Headers) == 0 && !p.Passthrough
 }
 
 // restrictsAccess reports whether an annotation of ours decides who may
@@ -264,6 +269,10 @@ type parsedAnnotations struct {
 	// useRegex: the paths are regular expressions (use-regex, or
 	// ingress-nginx's rewrite-target with groups).
 	useRegex Tri
+	// passthroughClosed lists the access restrictions (keys) of an
+	// Ingress with ssl-passthrough, which cannot apply them: its paths
+	// are skipped (passthrough.go).
+	passthroughClosed string
 }
 
 const (
@@ -655,6 +664,13 @@ var annotations = []annotation{
 		}},
 	{"session-cookie-secure", BackendScope, allowedBool, "Secure on cookies set over HTTPS", "true: the affinity cookie always has the Secure attribute; false: never", "cookie ... secure",
 		func(v string, a *parsedAnnotations) error { return setTri(v, &a.backend.CookieSecure) }},
+	{"ssl-passthrough", RouteScope, allowedBool, "false", "true: HTTPS connections whose SNI names a host of the Ingress's rules go to its Service's endpoints unterminated (the endpoints present their own certificate); each rule needs an exact host, owned by this Ingress (no older Ingress has paths for it), and only the path \"/\" (Prefix or ImplementationSpecific); HTTP annotations, TLS entries for those hosts and spec.defaultBackend do not apply, and an access restriction fails closed; plain-HTTP requests to the host are redirected to HTTPS", "a TCP frontend on the HTTPS port: tcp-request inspect-delay 5s; use_backend by req.ssl_sni in maps/passthrough.map; every other connection to the TLS-terminating frontend over an internal socket with send-proxy-v2 / accept-proxy",
+		func(v string, a *parsedAnnotations) error {
+			var t Tri
+			err := setTri(v, &t)
+			a.route.Passthrough = t == True
+			return err
+		}},
 	{"ssl-redirect", RouteScope, allowedBool, "true where the host has a TLS entry", "true sends plain-HTTP requests to HTTPS even when the host has no TLS entry (the default certificate answers); false never redirects", "http-request redirect location https://... code <ssl-redirect-code>",
 		func(v string, a *parsedAnnotations) error { return setTri(v, &a.route.SSLRedirect) }},
 	{"ssl-redirect-code", RouteScope, "301, 302, 307 or 308", "308", "the status of the HTTPS redirect", "",

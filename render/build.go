@@ -111,6 +111,9 @@ func BuildModel(in Inputs, opts Options) *Model {
 	if slices.ContainsFunc(parsed, (*parsedIngress).canary) {
 		f.routeOwners = b.routeOwnersOf(ings, parsed)
 	}
+	if slices.ContainsFunc(parsed, func(p *parsedIngress) bool { return p.invalid == nil && p.ann.route.Passthrough }) {
+		f.hostOwners = b.hostOwnersOf(ings, parsed)
+	}
 	if slices.ContainsFunc(parsed, (*parsedIngress).hasWeak) {
 		f.hosts = b.hostClaimsOf(ings, parsed)
 	}
@@ -318,6 +321,10 @@ type claimer interface {
 	// Ingress is visited, older or younger than the one being visited
 	// (a canary's primary), nil when none does.
 	routeOwner(k routeKey) *routeOwner
+	// hostOwner returns the oldest served Ingress (not a canary) with a
+	// rule's path for host, when some Ingress passes the host through
+	// (ssl-passthrough); nil otherwise.
+	hostOwner(host string) *routeOwner
 }
 
 // routeOwner is the Ingress that serves a route key.
@@ -345,7 +352,12 @@ type foldClaims struct {
 	routeOwners map[routeKey]*routeOwner
 	// hosts are made when an Ingress has weak paths (hostClaims).
 	hosts *hostClaims
+	// hostOwners are made when an Ingress passes hosts through
+	// (hostOwnersOf).
+	hostOwners map[string]*routeOwner
 }
+
+func (f *foldClaims) hostOwner(host string) *routeOwner { return f.hostOwners[host] }
 
 func (f *foldClaims) settings(svc string) *settingsClaim { return f.owners[svc] }
 
@@ -469,6 +481,9 @@ func (b *builder) path(r reporter, pp *parsedPath) {
 	if pp.weak != notWeak && b.weakBlocked(r, pp) {
 		return
 	}
+	if b.passthroughBlocked(r, pp) {
+		return
+	}
 	if prev, dup := b.claims.route(k, pp); dup {
 		if pp.weak != notWeak {
 			weakConflict(r, pp, prev)
@@ -489,6 +504,7 @@ func (b *builder) path(r reporter, pp *parsedPath) {
 		Origin: Origin{Namespace: r.obj.Namespace, Name: r.obj.Name, Field: pp.field},
 		Via:    pp.weak.via(),
 		order:  pp.order, created: pp.created,
+		Passthrough: pp.passthrough,
 	}
 	if pp.regex != nil {
 		route.Regex = pp.regex.pattern
@@ -699,6 +715,9 @@ func (b *builder) tls(r reporter, pt *parsedTLS) {
 		return
 	}
 	for _, h := range pt.hosts {
+		if b.passthroughTLSBlocked(r, pt.field+".hosts", h) {
+			continue
+		}
 		if owner, taken := b.claims.sni(h, pt); taken {
 			if owner != key {
 				r.warn(pt.field+".hosts", Conflict, "host %q already uses Secret %s from an older (or as old and first by namespace/name) Ingress; host skipped", h, owner)
@@ -769,6 +788,7 @@ func (b *builder) finish(configMaps []*corev1.ConfigMap) {
 	m.Routes = b.attachCanaries(m.Routes, m.canaries)
 	m.canaries, m.extAuth, m.extra = nil, nil, nil
 	m.Regex = regexRouting(m.Routes, nil)
+	m.Passthrough = passthroughRoutes(m.Routes)
 
 	for _, c := range b.certs {
 		if finishCert(c) {

@@ -646,6 +646,11 @@ func TestBuildModelProblemReasons(t *testing.T) {
 		}}, Options{},
 			[]Problem{{Notice, ingressRef, `metadata.annotations["haproxy-sidecar.io/default-backend"]`, DefaultBackendSharedHost, ""},
 				{Warning, ObjectRef{"Ingress", "other", "younger"}, path0 + ".backend.service.name", BackendNotFound, ""}}},
+		{"a path other than / with ssl-passthrough", Inputs{Ingresses: []*networkingv1.Ingress{web(func(i *networkingv1.Ingress) {
+			withPath(pathSpec{"Prefix", "/api", "web", 80})(i)
+			annotate(AnnotationPrefix+"ssl-passthrough", "true")(i)
+		})}}, Options{},
+			[]Problem{{Warning, ingressRef, path0, PassthroughUnsupported, ""}}},
 		{"custom-http-errors without default-backend", Inputs{Ingresses: []*networkingv1.Ingress{web(annotate(AnnotationPrefix+"custom-http-errors", "404"))}}, Options{},
 			[]Problem{{Notice, ingressRef, `metadata.annotations["haproxy-sidecar.io/custom-http-errors"]`, ErrorPagesUnavailable, ""}}},
 		{"default-backend-service missing", Inputs{}, Options{DefaultService: &ServiceRef{Namespace: "ops", Name: "errors"}},

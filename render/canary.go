@@ -46,7 +46,7 @@ func (b *builder) canaryPath(r reporter, pp *parsedPath, ing *networkingv1.Ingre
 		order: pp.order, host: pp.host, path: pp.path, match: pp.match, ing: ing,
 		canary: Canary{Service: pp.backend.ref, Origin: Origin{Namespace: ing.Namespace, Name: ing.Name, Field: pp.field}, Rule: b.cur.ann.route.Canary},
 	}
-	if o := b.claims.routeOwner(routeKey{pp.match, pp.key}); o != nil && o.ing.Namespace == ing.Namespace {
+	if o := b.claims.routeOwner(routeKey{pp.match, pp.key}); o != nil && o.ing.Namespace == ing.Namespace && !o.p.ann.route.Passthrough {
 		own := b.cur
 		b.cur = b.primaryPolicy(o)
 		c.canary.Backend, c.canary.Service, _ = b.backend(r, &pp.backend)
@@ -99,6 +99,11 @@ func (b *builder) attachCanaries(routes []*Route, canaries []canaryPath) []*Rout
 		if !found {
 			r.warn(c.canary.Origin.Field, CanaryWithoutPrimary,
 				"canary path not served: no other Ingress serves host %q %s path %q, so there is no route to take a share of", displayHost(c.host), c.match, c.path)
+			continue
+		}
+		if out[j].Passthrough {
+			r.warn(c.canary.Origin.Field, PassthroughUnsupported,
+				"canary path not served: host %q is passed through unterminated (ssl-passthrough) by %s, so there are no requests to take a share of", displayHost(c.host), out[j].Origin)
 			continue
 		}
 		if o := out[j].Origin; o.Namespace != c.ing.Namespace || c.canary.Backend == "" {

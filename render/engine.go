@@ -64,6 +64,10 @@ type engine struct {
 	// hostUsers and weakUsers count, per host, the rule paths and the
 	// weak paths of each Ingress (hostroutes.go); made when first used.
 	hostUsers, weakUsers map[string]hostUse
+	// passHosts counts the passthrough paths of each host (refPassthrough);
+	// passRoutes the passthrough routes among routes.
+	passHosts  map[string]int
+	passRoutes int
 	// defaultBE is the --default-backend-service backend of the last
 	// model (useDefaultService), kept while it does not change.
 	defaultBE *Backend
@@ -352,6 +356,7 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 		slices.SortFunc(g.routes, byRouteOrder)
 		clear(g.regexHosts)
 		g.countRegex(g.routes, 1)
+		g.passRoutes = countPassthroughRoutes(g.routes)
 		g.bulk = false
 	} else {
 		g.updateRoutes(removed, added)

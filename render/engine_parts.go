@@ -163,6 +163,7 @@ func (g *engine) evaluate(e *ingEntry) {
 func (g *engine) updateRoutes(removed, added []*Route) {
 	g.countRegex(removed, -1)
 	g.countRegex(added, 1)
+	g.passRoutes += countPassthroughRoutes(added) - countPassthroughRoutes(removed)
 	cmpOrder := byRouteOrder
 	if len(removed) == len(added) {
 		// Evaluated again with the same result (an endpoint change):
@@ -209,6 +210,9 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 		m.Routes = []*Route{}
 	}
 	m.Regex = g.regexRouting(m.Routes)
+	if g.passRoutes > 0 {
+		m.Passthrough = passthroughRoutes(m.Routes)
+	}
 	if g.servedKeys == nil {
 		g.servedKeys = g.sameServedKeys()
 	}
@@ -405,7 +409,7 @@ func (c *engineClaims) route(k routeKey, pp *parsedPath) (Origin, bool) {
 		if u.pp.weak != notWeak || older(u.e.obj, c.e.obj) >= 0 {
 			break
 		}
-		if u.claimant {
+		if u.claimant && !c.passthroughBlocks(u) {
 			return Origin{Namespace: u.e.obj.Namespace, Name: u.e.obj.Name, Field: u.pp.field}, true
 		}
 	}

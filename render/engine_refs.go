@@ -39,6 +39,10 @@ const (
 	// who has rules for its host.
 	refHost
 	refWeakHost
+	// refPassthrough: a host the Ingress passes through (passHosts):
+	// every Ingress with paths or TLS entries for the host depends on
+	// who owns it (claimer.hostOwner).
+	refPassthrough
 )
 
 // ref is one reference of an Ingress.
@@ -94,6 +98,9 @@ func (p *parsedIngress) refs(out []ref) []ref {
 				// Once per run of paths of one host (the indexes count).
 				last[w] = pp.host
 				out = append(out, ref{kind: refHost + refKind(w), key: pp.host})
+			}
+			if pp.passthrough {
+				out = append(out, ref{kind: refPassthrough, key: pp.host})
 			}
 			out = append(out, ref{kind: refRoute, route: routeKey{pp.match, pp.key}, path: pp})
 			if pp.backend.problem == nil {
@@ -228,6 +235,8 @@ func (g *engine) indexRef(e *ingEntry, r ref) {
 		g.sniUsers[r.key] = slices.Insert(list, j, tlsUse{e: e, pt: r.tls})
 	case refHost, refWeakHost:
 		g.countHost(r.kind, r.key, e, 1)
+	case refPassthrough:
+		g.countPassthrough(r.key, 1)
 	default:
 		panic(fmt.Sprintf("render: reference kind %d not indexed", r.kind))
 	}
@@ -263,6 +272,8 @@ func (g *engine) unindexRef(e *ingEntry, r ref) {
 		setOrDelete(g.sniUsers, r.key, list)
 	case refHost, refWeakHost:
 		g.countHost(r.kind, r.key, e, -1)
+	case refPassthrough:
+		g.countPassthrough(r.key, -1)
 	default:
 		panic(fmt.Sprintf("render: reference kind %d not unindexed", r.kind))
 	}

@@ -112,6 +112,10 @@ type Explanation struct {
 	// rule redirects.
 	RedirectCode int
 	RedirectBy   string
+	// Passthrough: the HTTPS connection's SNI name is a passed-through
+	// host (ssl-passthrough): Route's endpoints get it unterminated, and
+	// no certificate, host or path of HAProxy's is used.
+	Passthrough bool
 	// ClosedBy are the annotations that make the route fail closed
 	// (RoutePolicy.Closed): every request is answered 503.
 	ClosedBy []string
@@ -157,15 +161,36 @@ func (m *Model) Explain(r Request) Explanation {
 	if i := strings.IndexByte(e.Host, '.'); i >= 0 {
 		e.Wildcard = "*." + e.Host[i+1:]
 	}
+	if r.HTTPS && len(m.Passthrough) > 0 {
+		// The TCP frontend's SNI lookup, before any termination (the
+		// request's host stands for the SNI name, as for certificates).
+		l := Lookup{Map: PassthroughMapFile, Key: e.Host}
+		for _, rt := range m.Passthrough {
+			if rt.Host == e.Host {
+				l.Found = e.Host
+				e.Lookups = append(e.Lookups, l)
+				e.SNI, e.Passthrough, e.Route, e.Backend = e.Host, true, rt, rt.Backend
+				e.Answer = AnswerUnavailable
+				if i, ok := slices.BinarySearchFunc(m.Backends, rt.Backend, func(b *Backend, name string) int { return strings.Compare(b.Name, name) }); ok {
+					if e.BackendInfo = m.Backends[i]; len(e.BackendInfo.Servers) > 0 {
+						e.Answer = AnswerServers
+					}
+				}
+				return e
+			}
+		}
+		e.Lookups = append(e.Lookups, l)
+	}
 	if r.HTTPS {
 		m.explainCert(&e)
 	}
 
 	if !r.HTTPS {
 		tls := ""
+		tlsHosts := m.TLSMapHosts()
 		for _, h := range []string{e.Host, e.Wildcard} {
 			found := ""
-			if _, ok := slices.BinarySearch(m.TLSHosts, h); ok {
+			if _, ok := slices.BinarySearch(tlsHosts, h); ok {
 				found = h
 			}
 			e.Lookups = append(e.Lookups, Lookup{Map: TLSHostsMapFile, Key: h, Found: found})
@@ -180,6 +205,9 @@ func (m *Model) Explain(r Request) Explanation {
 	exact := map[string]int{}
 	prefix := map[string]int{}
 	for i, rt := range m.Routes {
+		if rt.Passthrough {
+			continue // in no route map: its host's HTTP requests are redirected
+		}
 		switch rt.Match {
 		case MatchExact:
 			exact[rt.Key] = i
@@ -379,6 +407,24 @@ func certificateNames(data []byte) []string {
 func (e Explanation) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n", e.Request)
+	if e.Passthrough {
+		rt := e.Route
+		fmt.Fprintf(&b, "  %s %q: found\n", PassthroughMapFile, e.SNI)
+		fmt.Fprintf(&b, "  rule: %s, host %s passed through unterminated (ssl-passthrough)\n", rt.Origin, rt.Host)
+		fmt.Fprintf(&b, "  service: %s/%s port %s\n", rt.Service.Namespace, rt.Service.Name, rt.Service.Port)
+		if e.Answer == AnswerUnavailable {
+			fmt.Fprintf(&b, "  => connection closed (backend %s): the Service, its port or its endpoints are missing\n", e.Backend)
+			return b.String()
+		}
+		be := e.BackendInfo
+		servers := make([]string, len(be.Servers))
+		for i, s := range be.Servers {
+			servers[i] = s.String()
+		}
+		fmt.Fprintf(&b, "  => the TLS connection as it is to backend %s (Service %s/%s port %d), ready endpoints (%d): %s; they present their own certificate\n",
+			be.Name, be.Namespace, be.Service, be.Port, len(be.Servers), strings.Join(servers, " "))
+		return b.String()
+	}
 	if e.Request.HTTPS {
 		switch {
 		case e.DefaultCert:

@@ -410,6 +410,10 @@ func (g *engine) countHost(kind refKind, host string, e *ingEntry, d int) {
 	}
 	if kind == refHost {
 		g.weakUsers[host].each(func(u *ingEntry) bool { g.dirty[u] = true; return true })
+		if g.passHosts[host] > 0 {
+			// Who owns a passed-through host may have changed.
+			g.dirtyHost(host)
+		}
 	}
 }
 

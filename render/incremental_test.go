@@ -120,7 +120,7 @@ func (c *randomCluster) ingress(ns, name string) *networkingv1.Ingress {
 			"default-backend=web:80", "default-backend=api", "default-backend=gone:http", "server-alias=y.test",
 			"server-alias=q.test,*.w.test", "server-alias=x.test", "server-alias=Bad_Host",
 			"from-to-www-redirect=true", "from-to-www-redirect=yes", "custom-http-errors=404,503", "custom-http-errors=200",
-			"use-regex=true"})
+			"use-regex=true", "ssl-passthrough=true", "ssl-passthrough=true"})
 		k, v, _ := strings.Cut(kv, "=")
 		ing.Annotations[render.AnnotationPrefix+k] = v
 	}

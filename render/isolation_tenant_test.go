@@ -259,6 +259,12 @@ func (a *tenantA) targeted() []map[string]string {
 		{p + "ssl-redirect": "true", p + "ssl-redirect-code": "302"},
 		{p + "ssl-redirect": "false"},
 		{n + "force-ssl-redirect": "true"},
+		// TLS passthrough of B's hosts (A is younger: never their owner),
+		// and of A's own, which puts a TCP frontend before every HTTPS
+		// connection of B's.
+		{p + "ssl-passthrough": "true"},
+		{n + "ssl-passthrough": "true"},
+		{p + "ssl-passthrough": "true", p + "allowlist-source-range": "10.0.0.0/8"},
 		{p + "permanent-redirect": "https://evil.example/"},
 		{p + "temporal-redirect": "https://evil.example/"},
 		{p + "app-root": "/evil"},

@@ -143,6 +143,10 @@ type Route struct {
 	Via RouteVia
 	// Regex is the PCRE expression of a MatchRegex route (printRegex).
 	Regex string
+	// Passthrough: the route of an ssl-passthrough Ingress ("/" of an
+	// exact host): its host's TLS connections go to Backend unterminated,
+	// and it is in none of the HTTP route maps (passthrough.go).
+	Passthrough bool
 
 	// order sorts routes (routeOrder); set by the builder.
 	order string
@@ -336,6 +340,9 @@ type Model struct {
 	// TCPServices are the entries of the TCP services ConfigMap that are
 	// served, by port; each one's backend is in Backends.
 	TCPServices []TCPService
+	// Passthrough are the routes of Routes with Passthrough set, in
+	// route order; nil when there are none.
+	Passthrough []*Route
 
 	// canaries are the paths of canary Ingresses, before attachCanaries
 	// puts them on their routes.

@@ -402,7 +402,7 @@ var nginxAnnotations = []nginxAnnotation{
 	{name: "session-cookie-samesite", ours: "session-cookie-samesite"},
 	{name: "session-cookie-secure", ours: "session-cookie-secure"},
 	{name: "ssl-ciphers", effect: "ciphers come from the global ssl-ciphers setting"},
-	{name: "ssl-passthrough", effect: "TLS is terminated by HAProxy, not passed through to the endpoints"},
+	{name: "ssl-passthrough", ours: "ssl-passthrough", difference: "needs the path \"/\" on exact hosts the Ingress owns; ingress-nginx's --enable-ssl-passthrough flag is not needed"},
 	{name: "ssl-prefer-server-ciphers", effect: "ciphers come from the global settings"},
 	{name: "ssl-redirect", ours: "ssl-redirect", convert: func(v string, _ nginxContext) (string, error) {
 		switch v {
@@ -679,6 +679,7 @@ func parseAnnotations(ns string, ann map[string]string, compat Compat) *parsedAn
 	a.route.Canary = canaryRule(a, values, report)
 	finishExtAuth(ns, a, values, report)
 	regexAnnotations(a, report)
+	finishPassthrough(a, report)
 	slices.Sort(a.route.Closed)
 	a.route.Closed = slices.Compact(a.route.Closed)
 	if a.backend.Verify == True && a.backend.CASecret == "" {

@@ -51,6 +51,10 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 	for _, be := range m.Backends {
 		wantBackends = append(wantBackends, be.Name)
 	}
+	if len(m.Passthrough) > 0 {
+		// TLS passthrough's two TCP backends (haproxycfg/passthrough.go).
+		wantBackends = append(wantBackends, "_tls_terminate", "_tls_unavailable")
+	}
 	slices.Sort(wantBackends)
 	if got := sectionNames(parser.Backends); !slices.Equal(got, wantBackends) {
 		t.Errorf("backend sections %q, want %q", got, wantBackends)
@@ -64,6 +68,9 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 		name := "tcp_" + strconv.Itoa(ts.Port)
 		wantFrontends = append(wantFrontends, name)
 		tcpFrontends["frontend "+name] = ts
+	}
+	if len(m.Passthrough) > 0 {
+		wantFrontends = append(wantFrontends, "https_passthrough")
 	}
 	slices.Sort(wantFrontends)
 	if got := sectionNames(parser.Frontends); !slices.Equal(got, wantFrontends) {
@@ -154,7 +161,7 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 	for section, dirs := range want {
 		name, isBackend := strings.CutPrefix(section, "backend ")
 		switch {
-		case isBackend && name != render.NotFoundBackend && name != render.UnavailableBackend:
+		case isBackend && name != render.NotFoundBackend && name != render.UnavailableBackend && !strings.HasPrefix(name, "_tls_"):
 			for _, d := range dirs {
 				if plain[name] && d != "balance roundrobin" && !strings.HasPrefix(d, "server ") && !(tcp[name] && d == "mode tcp") {
 					t.Errorf("%s: unexpected directive %q", section, d)
@@ -229,7 +236,7 @@ var extAuthAction = regexp.MustCompile(`^http-request lua\.haproxy_sidecar_extau
 var luaMaxMem = regexp.MustCompile(`^tune\.lua\.maxmem [0-9]+$`)
 
 // annotationDirective is what a backend with annotations may hold.
-var annotationDirective = regexp.MustCompile(`^(balance (roundrobin|leastconn|random|source|uri|uri path-only|hdr\([A-Za-z0-9_.-]+\)|hash req\.cook\([A-Za-z0-9_.-]+\)|url_param [A-Za-z0-9_.-]+)$|hash-type consistent$|option redispatch$|server s[0-9]+ |timeout (connect|server|queue|tunnel) [0-9]+m?s$|option httpchk GET '|cookie [A-Za-z0-9_-]+ insert |http-request |http-response |http-after-response replace-header Set-Cookie '\^\([A-Za-z0-9_-]+=\.\*\)\$' '\\1; Secure' if \{ ssl_fc \}$|http-after-response (set|del)-header '[A-Za-z0-9_.-]+'( |$)|acl [a-z_]+ |stick-table type ipv6 )`)
+var annotationDirective = regexp.MustCompile(`^(balance (roundrobin|leastconn|random|source|uri|uri path-only|hdr\([A-Za-z0-9_.-]+\)|hash req\.cook\([A-Za-z0-9_.-]+\)|url_param [A-Za-z0-9_.-]+)$|hash-type consistent$|option redispatch$|server s[0-9]+ |timeout (connect|server|queue|tunnel) [0-9]+m?s$|option httpchk GET '|cookie [A-Za-z0-9_-]+ insert |http-request |http-response |http-after-response replace-header Set-Cookie '\^\([A-Za-z0-9_-]+=\.\*\)\$' '\\1; Secure' if \{ ssl_fc \}$|http-after-response (set|del)-header '[A-Za-z0-9_.-]+'( |$)|acl [a-z_]+ |stick-table type ipv6 |mode tcp$)`)
 
 // tcpFrontendDirective is what a TCP service's frontend may hold.
 var tcpFrontendDirective = regexp.MustCompile(`^(mode tcp|option tcplog|bind [0-9a-f.:\[\]]*:[0-9]+|acl proxy_protocol_peer src [0-9a-f.:/ ]+|tcp-request connection reject unless proxy_protocol_peer|tcp-request connection expect-proxy layer4|default_backend _tcp_[0-9]+)$`)
@@ -244,6 +251,8 @@ func baselineConfig(t testing.TB, m *render.Model, rc haproxycfg.Config) []byte 
 	empty := render.BuildModel(render.Inputs{}, render.Options{})
 	empty.DefaultBackend = m.DefaultBackend
 	empty.Settings = m.Settings
+	// Passthrough's sections depend only on there being some.
+	empty.Passthrough = m.Passthrough
 	tmpl, err := templates.Load("")
 	if err != nil {
 		t.Fatal(err)

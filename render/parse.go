@@ -66,6 +66,9 @@ type parsedPath struct {
 	// Ingress's creation time (Route.created).
 	regex   *regexPath
 	created int64
+	// passthrough: a path of an ssl-passthrough Ingress that is served
+	// (passthroughPaths).
+	passthrough bool
 }
 
 // parsedBackend is a backend reference. A reference that is invalid in
@@ -149,6 +152,9 @@ func parseIngress(ing *networkingv1.Ingress, compat Compat) *parsedIngress {
 	}
 	for i, t := range ing.Spec.TLS {
 		p.tls = append(p.tls, parseTLS("spec.tls["+strconv.Itoa(i)+"]", t))
+	}
+	if p.ann.route.Passthrough {
+		p.passthroughPaths()
 	}
 	p.addHostRoutes(ns)
 	if d := p.defaultBackend; d != nil && d.problem == nil {

@@ -246,6 +246,14 @@ const (
 	// default-backend annotation; the endpoints' error responses are
 	// passed unchanged.
 	ErrorPagesUnavailable Reason = "ErrorPagesUnavailable"
+	// PassthroughUnsupported: on an Ingress with ssl-passthrough, what
+	// a TLS stream HAProxy does not decrypt cannot honour: a path other
+	// than "/" (Prefix or ImplementationSpecific) of an exact host, an
+	// HTTP annotation, a TLS entry for a passed-through host, a
+	// spec.defaultBackend, or a canary of the passed-through route. An
+	// access restriction (allowlist, auth) on it fails closed: its paths
+	// are skipped.
+	PassthroughUnsupported Reason = "PassthroughUnsupported"
 )
 
 // Reasons of problems about manifest files and the source of objects as a
@@ -282,6 +290,7 @@ func Reasons() []Reason {
 		AuthHashUnsupported, AuthHashTooCostly, AuthSecretTooCostly, CanaryWithoutPrimary,
 		CanaryOtherNamespace, CanaryAnnotationIgnored, UnsupportedProtection,
 		AliasHostServed, DefaultBackendSharedHost, DefaultServiceUnusable, ErrorPagesUnavailable,
+		PassthroughUnsupported,
 		FileNotFound, FileUnreadable, FileInvalid, UnusedKind, DuplicateObject,
 		NothingServed,
 	}

@@ -64,7 +64,7 @@ type ppEcho struct {
 	seen []string
 }
 
-func startPPEcho(t *testing.T) *ppEcho {
+func startPPEcho(t testing.TB) *ppEcho {
 	t.Helper()
 	e := &ppEcho{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

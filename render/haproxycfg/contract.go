@@ -31,7 +31,7 @@ func (o *Output) MapEntries(name string) map[string]string {
 		}
 		entries := make(map[string]string, len(m.Routes))
 		for _, r := range m.Routes {
-			if r.Match == match {
+			if r.Match == match && !r.Passthrough {
 				entries[r.Key] = r.MapValue()
 			}
 		}
@@ -39,8 +39,9 @@ func (o *Output) MapEntries(name string) map[string]string {
 	case CanaryMapFile:
 		return canaryMapEntries(m)
 	case TLSHostsMapFile:
-		entries := make(map[string]string, len(m.TLSHosts))
-		for _, h := range m.TLSHosts {
+		hosts := tlsMapHosts(m)
+		entries := make(map[string]string, len(hosts))
+		for _, h := range hosts {
 			entries[h] = tlsHostValue
 		}
 		return entries
@@ -111,7 +112,7 @@ func MapChanges(name string, old, next *Output) []MapChange {
 			out = mapChanges(old.MapEntries(name), next.MapEntries(name))
 		}
 	case TLSHostsMapFile:
-		a, b := old.model.TLSHosts, next.model.TLSHosts
+		a, b := tlsMapHosts(old.model), tlsMapHosts(next.model)
 		i, j := 0, 0
 		for i < len(a) || j < len(b) {
 			switch {

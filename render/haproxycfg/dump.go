@@ -74,6 +74,18 @@ func (o *Output) Select(sel Selector) []File {
 	for _, name := range []string{ExactMapFile, PrefixMapFile} {
 		add(name, o.selectBlocks(name, func(b block) bool { return b.route != nil && keys[b.route.Key] }))
 	}
+	// Passed-through hosts: their rows of the SNI map, and of the TLS
+	// hosts map (their plain-HTTP requests are redirected).
+	var passed []*render.Route
+	for _, r := range m.Passthrough {
+		if sel.matchesRoute(r) {
+			passed = append(passed, r)
+			tlsHosts[r.Host] = true
+		}
+	}
+	if len(passed) > 0 {
+		add(PassthroughMapFile, passthroughMap(passed))
+	}
 	add(TLSHostsMapFile, o.selectBlocks(TLSHostsMapFile, func(b block) bool { return b.host != "" && tlsHosts[b.host] }))
 	slices.SortFunc(out, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	return out

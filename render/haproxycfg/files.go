@@ -134,6 +134,9 @@ type TemplateData struct {
 	// TCPServices are the TCP services' frontends (Model.TCPServices), by
 	// port; their backends are among the backend sections.
 	TCPServices []TCPServiceData
+	// Passthrough is set when a route passes TLS through: the HTTPS port
+	// is then a TCP frontend (passthrough.go).
+	Passthrough *PassthroughData
 	// ExtAuthScript is the Lua script of external authentication, ""
 	// when no Ingress uses auth-url; ErrorPagesLua the one
 	// custom-http-errors needs, "" when no backend uses it. With either,
@@ -196,6 +199,10 @@ func backendData(be *render.Backend) BackendData {
 			"http-request redirect prefix " + mustQuoteLogFormat("https://"+be.RedirectHost) + " code 308 if { ssl_fc }",
 			"http-request redirect prefix " + mustQuoteLogFormat("http://"+be.RedirectHost) + " code 308",
 		}
+		return bd
+	}
+	if be.Policy != nil && be.Policy.Passthrough {
+		passthroughBackend(be, &bd)
 		return bd
 	}
 	if !failClosed(func() { policyData(be, &bd); errorPageRules(be, &bd) }) {
@@ -376,6 +383,7 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 		BackendSections: sectionsMarker,
 		Settings:        settingsData(m.Settings),
 		Stats:           stats,
+		Passthrough:     passthroughData(m, httpsBind),
 		model:           m,
 	}
 	data.TCPServices = tcpServicesData(m, httpBind, []string{httpBind, httpsBind, cfg.StatsBind})
@@ -424,6 +432,9 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 	}
 	if cm := canaryMap(m); cm != nil {
 		out.Files = append(out.Files, File{CanaryMapFile, cm})
+	}
+	if len(m.Passthrough) > 0 {
+		out.Files = append(out.Files, File{PassthroughMapFile, passthroughMap(m.Passthrough)})
 	}
 	if rx, hosts := regexFiles(m); rx != nil {
 		out.Files = append(out.Files, File{render.RegexMapFile, rx}, File{render.RegexHostsMapFile, hosts})
@@ -520,6 +531,10 @@ func sameLines(p, r *render.Route) bool {
 	return p.Canary == nil || p.Canary.Origin == r.Canary.Origin && p.Canary.Service == r.Canary.Service && p.MapValue() == r.MapValue()
 }
 
+// notRouted is the kind splitRoutes gives a passthrough route: in neither
+// route map (its host's TLS connections never reach HTTP routing).
+const notRouted = render.MatchKind(-1)
+
 // routeSplit is a model's routes with the match kind of each, so that the
 // next split reads only the routes that are not at the same place in it.
 type routeSplit struct {
@@ -550,6 +565,9 @@ func splitRoutes(prev *routeSplit, routes []*render.Route) (s *routeSplit, exact
 		}
 		if !known {
 			k = r.Match
+			if r.Passthrough {
+				k = notRouted
+			}
 		}
 		s.kinds[i] = k
 		if k == render.MatchExact {
@@ -674,10 +692,12 @@ func hostOrigins(hosts []string, certs []render.Certificate) []string {
 	return out
 }
 
-func hostsMap(hosts []string, certs []render.Certificate) []byte {
+// hostsMap writes the TLS hosts map from its hosts and the comment
+// (provenance) of each (mapHostOrigins).
+func hostsMap(hosts, hostOrigins []string) []byte {
 	var b bytes.Buffer
 	b.WriteString(tlsHostsHeader)
-	for i, origins := range hostOrigins(hosts, certs) {
+	for i, origins := range hostOrigins {
 		// Provenance, as on the routing maps: the TLS entries that list
 		// the host.
 		if origins != "" {
@@ -758,6 +778,9 @@ type renderCache struct {
 	certs    []render.Certificate
 	hosts    []string
 	files    mapFiles
+	// passthrough: the TLS hosts map was written with passed-through
+	// hosts.
+	passthrough bool
 	// split is the routes the maps were written from (split.all), by
 	// match kind; exact and prefix are the route maps with the routes of
 	// each of their lines (writeRouteMap).
@@ -791,13 +814,13 @@ func renderMaps(m *render.Model, cache *renderCache) mapFiles {
 		f.exact, f.prefix = cache.exact.data, cache.prefix.data
 		f.exactRoutes, f.prefixRoutes = exact, prefix
 	}
-	if cache != nil && cache.files.tlsHosts != nil && sameSlice(cache.certs, m.Certs) && sameSlice(cache.hosts, m.TLSHosts) {
+	if cache != nil && cache.files.tlsHosts != nil && sameSlice(cache.certs, m.Certs) && sameSlice(cache.hosts, m.TLSHosts) && len(m.Passthrough) == 0 && !cache.passthrough {
 		f.tlsHosts, f.crtList = cache.files.tlsHosts, cache.files.crtList
 	} else {
-		f.tlsHosts, f.crtList = hostsMap(m.TLSHosts, m.Certs), crtList(m.Certs)
+		f.tlsHosts, f.crtList = hostsMapOf(m), crtList(m.Certs)
 	}
 	if cache != nil {
-		cache.certs, cache.hosts, cache.files = m.Certs, m.TLSHosts, f
+		cache.certs, cache.hosts, cache.files, cache.passthrough = m.Certs, m.TLSHosts, f, len(m.Passthrough) > 0
 	}
 	return f
 }

@@ -84,12 +84,13 @@ func (o *Output) blocks(path string) iter.Seq[block] {
 			if !yield(block{lines: 1, backend: -1, header: tlsHostsHeader}) {
 				return
 			}
-			for i, origins := range hostOrigins(m.TLSHosts, m.Certs) {
+			hosts, all := mapHostOrigins(m)
+			for i, origins := range all {
 				n := 1
 				if origins != "" {
 					n = 2
 				}
-				if !yield(block{lines: n, backend: -1, host: m.TLSHosts[i], hostOrigins: origins}) {
+				if !yield(block{lines: n, backend: -1, host: hosts[i], hostOrigins: origins}) {
 					return
 				}
 			}
