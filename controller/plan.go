@@ -147,6 +147,9 @@ func diff(old *state, next *state) plan {
 		if !sameSkeleton(old.model, next.model) {
 			return reloadFor(CauseBackends, "backends were added or removed, or need more server slots")
 		}
+		if name, changed := externalNameChanged(old.model, next.model); changed {
+			return reloadFor(CauseExternalName, "the ExternalName of backend "+name+" changed (HAProxy resolves the name it loads)")
+		}
 		if !haproxycfg.SameBesideSlots(old.out, next.out) {
 			return reloadFor(CauseConfigChanged, "haproxy.cfg changed beyond server addresses")
 		}
@@ -205,4 +208,21 @@ func slotChanges(old, next *haproxycfg.Output, i int) []slotOp {
 		ops = append(ops, op)
 	}
 	return ops
+}
+
+// externalNameChanged names a backend (of two models with the same
+// skeleton) whose resolved name or port changed, or that began or ceased
+// to resolve one. Its server's name is no address the runtime API sets:
+// slotChanges never sees it (an ExternalName backend's one slot holds the
+// zero address in both), and SameBesideSlots keeps names in its
+// skeletons, so this is also what keeps a renamed server from passing
+// for a runtime change.
+func externalNameChanged(a, b *render.Model) (string, bool) {
+	for i := range a.Backends {
+		x, y := a.Backends[i], b.Backends[i]
+		if x != y && (x.ExternalName != y.ExternalName || x.ExternalPort != y.ExternalPort || x.ExternalRefused != y.ExternalRefused) {
+			return y.Name, true
+		}
+	}
+	return "", false
 }

@@ -75,7 +75,15 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 	if got := sectionNames(parser.UserList); !slices.Equal(got, wantUserlists) {
 		t.Errorf("userlist sections %q, want %q", got, wantUserlists)
 	}
-	for _, s := range []parser.Section{parser.Listen, parser.Resolvers, parser.Peers, parser.Mailers,
+	// One resolvers section, only when a backend resolves a name.
+	var wantResolvers []string
+	if slices.ContainsFunc(m.Backends, (*render.Backend).Resolves) {
+		wantResolvers = []string{render.ResolversName}
+	}
+	if got := sectionNames(parser.Resolvers); !slices.Equal(got, wantResolvers) {
+		t.Errorf("resolvers sections %q, want %q", got, wantResolvers)
+	}
+	for _, s := range []parser.Section{parser.Listen, parser.Peers, parser.Mailers,
 		parser.Cache, parser.Program, parser.HTTPErrors, parser.Ring, parser.LogForward, parser.FCGIApp, parser.CrtStore,
 		parser.Traces, parser.LogProfile, parser.Acme} {
 		if got := sectionNames(s); len(got) > 0 {
@@ -99,11 +107,27 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 	// Every backend has exactly its slots, with the model's addresses.
 	for _, be := range m.Backends {
 		data, err := p.Get(parser.Backends, be.Name, "server")
+		if err != nil && be.Slots == 0 {
+			continue // a refused ExternalName: no server at all
+		}
 		if err != nil {
 			t.Errorf("backend %s: no servers: %v", be.Name, err)
 			continue
 		}
 		servers := data.([]types.Server)
+		if be.Resolves() {
+			// The one server is the name, on HAProxy's resolvers.
+			var opts []string
+			if len(servers) == 1 {
+				for _, o := range servers[0].Params {
+					opts = append(opts, o.String())
+				}
+			}
+			if len(servers) != 1 || servers[0].Address != be.ExternalName+":"+strconv.Itoa(int(be.ExternalPort)) ||
+				!slices.Contains(opts, "resolvers "+render.ResolversName) || !slices.Contains(opts, "init-addr none") {
+				t.Errorf("backend %s: servers %+v, want %s:%d on resolvers %s", be.Name, servers, be.ExternalName, be.ExternalPort, render.ResolversName)
+			}
+		}
 		if len(servers) != be.Slots {
 			t.Errorf("backend %s: %d servers, want %d slots", be.Name, len(servers), be.Slots)
 		}
@@ -159,6 +183,14 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 					t.Errorf("%s: unexpected directive %q", section, d)
 				}
 			}
+		case section == "resolvers "+render.ResolversName:
+			// The nameservers (the dns-nameservers setting) or the pod's,
+			// then fixed timings.
+			for _, d := range dirs {
+				if !resolversDirective.MatchString(d) {
+					t.Errorf("%s: unexpected directive %q", section, d)
+				}
+			}
 		case strings.HasPrefix(section, "userlist "):
 			for _, d := range dirs {
 				if !strings.HasPrefix(d, "user ") {
@@ -198,6 +230,10 @@ func usesExtAuth(m *render.Model) bool {
 // extAuthAction is the one shape of the external authentication action:
 // the action's name and its eight arguments, each strongly quoted.
 var extAuthAction = regexp.MustCompile(`^http-request lua\.haproxy_sidecar_extauth( '[^'\\]*'){8}$`)
+
+// resolversDirective is what the resolvers section holds: nameservers
+// from a parsed address and port, or the pod's, and fixed timings.
+var resolversDirective = regexp.MustCompile(`^(nameserver ns[0-9] ([0-9.]+|\[[0-9a-f:.]+\]):[0-9]+|parse-resolv-conf|accepted_payload_size 8192|resolve_retries 3|timeout (resolve|retry) [0-9]+ms|hold (valid|nx|refused|timeout|other|obsolete) [0-9]+ms)$`)
 
 // luaMaxMem is the Lua memory cap external authentication sets.
 var luaMaxMem = regexp.MustCompile(`^tune\.lua\.maxmem [0-9]+$`)

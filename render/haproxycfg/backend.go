@@ -34,7 +34,8 @@ func samePolicy(a, b *render.Backend) bool {
 	// Every Backend field the section's lines come from: a field missing
 	// here lets the section cache serve a stale section.
 	return slices.Equal(a.Users, b.Users) && slices.Equal(a.RewritePaths, b.RewritePaths) && a.ExtAuthBackend == b.ExtAuthBackend &&
-		a.ErrorBackend == b.ErrorBackend && a.RedirectHost == b.RedirectHost
+		a.ErrorBackend == b.ErrorBackend && a.RedirectHost == b.RedirectHost &&
+		a.ExternalName == b.ExternalName && a.ExternalPort == b.ExternalPort && a.ExternalRefused == b.ExternalRefused
 }
 
 // haproxyTime writes a duration in HAProxy's time format.

@@ -256,6 +256,9 @@ const maskedAddress = "\x00haproxy-sidecar:slot\x00"
 // (enabled), keeping its name and id, which the runtime API cannot change.
 func maskSlots(bd *BackendData) {
 	for i := range bd.Servers {
+		if bd.Servers[i].resolved {
+			continue // a name, which only a reload changes
+		}
 		bd.Servers[i].Address, bd.Servers[i].Disabled = maskedAddress, false
 	}
 }

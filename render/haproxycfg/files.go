@@ -136,6 +136,9 @@ type TemplateData struct {
 	ExtAuthScript string
 	ErrorPagesLua string
 	LuaMemory     int
+	// Resolvers is the resolvers section the servers of ExternalName
+	// backends use; nil when no backend is one.
+	Resolvers *ResolversData
 
 	model *render.Model
 	// maskSlots renders every server as maskedServer (a skeleton).
@@ -173,6 +176,14 @@ func backendData(be *render.Backend) BackendData {
 		bd.Servers[i] = s
 	}
 	bd.Ingress, bd.RedirectHost = be.Ingress, be.RedirectHost
+	if be.Resolves() {
+		// The one server is the name, resolved by HAProxy (never by the
+		// sidecar): no address at start-up (init-addr none keeps it in
+		// maintenance until the resolvers answer), then every answer
+		// HAProxy gets. The runtime API never changes it.
+		bd.ExternalName = be.ExternalName
+		bd.Servers[0] = ServerData{Name: SlotName(0), ID: 1, Address: be.ExternalName + ":" + strconv.Itoa(int(be.ExternalPort)), resolved: true}
+	}
 	if be.RedirectHost != "" {
 		// from-to-www-redirect: the same scheme, path and query on the
 		// other host; "redirect prefix" keeps path and query.
@@ -188,8 +199,17 @@ func backendData(be *render.Backend) BackendData {
 		// rather than serve without the rules, or not at all.
 		bd.Directives, bd.ServerOptions, bd.Cookie, bd.Userlist = []string{"http-request deny deny_status 503"}, "", false, nil
 	}
+	if be.Resolves() {
+		bd.ServerOptions = resolveOptions + bd.ServerOptions
+	}
 	return bd
 }
+
+// resolveOptions go first on the server line of an ExternalName backend:
+// HAProxy's resolvers (the section ResolversData writes) resolve its name,
+// IPv4 first when the name has both; without an answer the server has no
+// address and stays in maintenance, so the backend answers 503.
+const resolveOptions = " resolvers " + render.ResolversName + " init-addr none resolve-prefer ipv4"
 
 // StatsData is the stats frontend as the template sees it.
 type StatsData struct {
@@ -226,6 +246,9 @@ type BackendData struct {
 	Ingress string
 	// RedirectHost is set on a from-to-www-redirect backend.
 	RedirectHost string
+	// ExternalName is the DNS name of an ExternalName Service's backend,
+	// whose one server resolves it (its Address is name:port).
+	ExternalName string
 }
 
 // UserlistData is a userlist section; names and hashes are quoted.
@@ -244,6 +267,9 @@ type ServerData struct {
 	ID       int
 	Address  string
 	Disabled bool
+	// resolved: Address is a name HAProxy resolves (an ExternalName
+	// backend's), which no runtime command changes: a skeleton keeps it.
+	resolved bool
 }
 
 // PlaceholderAddr and PlaceholderPort are where an unused server slot
@@ -328,6 +354,7 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 		Stats:           stats,
 		model:           m,
 	}
+	data.Resolvers = resolversData(m)
 	if usesExtAuth(m) {
 		data.ExtAuthScript = ExtAuthScriptFile
 	}
