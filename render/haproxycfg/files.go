@@ -201,6 +201,7 @@ func backendData(be *render.Backend) BackendData {
 	}
 	if be.Resolves() {
 		bd.ServerOptions = resolveOptions + bd.ServerOptions
+		bd.Directives = append(bd.Directives, externalBefore30...)
 	}
 	return bd
 }
@@ -210,6 +211,17 @@ func backendData(be *render.Backend) BackendData {
 // IPv4 first when the name has both; without an answer the server has no
 // address and stays in maintenance, so the backend answers 503.
 const resolveOptions = " resolvers " + render.ResolversName + " init-addr none resolve-prefer ipv4"
+
+// externalBefore30 are the lines an ExternalName backend adds for HAProxy
+// before 3.0: when the DNS moves the name, 2.6 keeps sending requests over
+// the server connections it has open to the old address (kept alive with
+// a client, or idle in its pool) for as long as they last; "max-reuse
+// 100" did not change that. Closing the server connection after each
+// response moved all traffic within one resolution (4 s) in
+// TestExternalNameThroughResolvers. 3.0 closes those connections itself
+// and keeps reusing connections. The cost on 2.6 is a connection (and a
+// TLS handshake to an HTTPS backend) per request to an ExternalName.
+var externalBefore30 = []string{".if version_before(3.0)", "option http-server-close", ".endif"}
 
 // StatsData is the stats frontend as the template sees it.
 type StatsData struct {

@@ -20,7 +20,7 @@ type ResolversData struct {
 	// when HAProxy starts.
 	ParseResolvConf bool
 	// Timings in HAProxy's time format.
-	ResolveEvery, Retry, HoldInvalid string
+	ResolveEvery, Retry, HoldInvalid, HoldObsolete string
 	Retries                          int
 }
 
@@ -43,7 +43,7 @@ func resolversData(m *render.Model) *ResolversData {
 	}
 	ms := func(n int) string { return strconv.Itoa(n) + "ms" }
 	r := &ResolversData{Name: render.ResolversName, ResolveEvery: ms(render.ResolveEvery), Retry: ms(render.ResolveRetry),
-		HoldInvalid: ms(render.HoldInvalid), Retries: render.ResolveRetries}
+		HoldInvalid: ms(render.HoldInvalid), HoldObsolete: ms(render.HoldObsolete), Retries: render.ResolveRetries}
 	for i, ns := range m.Settings.DNSNameservers {
 		r.Nameservers = append(r.Nameservers, NameserverData{Name: "ns" + strconv.Itoa(i+1), Address: ns.String()})
 	}
