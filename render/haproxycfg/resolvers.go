@@ -21,7 +21,7 @@ type ResolversData struct {
 	ParseResolvConf bool
 	// Timings in HAProxy's time format.
 	ResolveEvery, Retry, HoldInvalid, HoldObsolete string
-	Retries                          int
+	Retries                                        int
 }
 
 // NameserverData is one nameserver line.
