@@ -33,6 +33,8 @@ type cluster struct {
 	editTemplate func(string) string
 	// prev is the model HAProxy serves, for stable server slots.
 	prev *render.Model
+	// external are ExternalName Services: name -> spec.externalName.
+	external map[string]string
 }
 
 func (c cluster) state(t *testing.T) *state {
@@ -65,6 +67,10 @@ func (c cluster) state(t *testing.T) *state {
 		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{c.tlsHost}, SecretName: "missing"}}
 	}
 	in.Ingresses = append(in.Ingresses, ing)
+	for name, host := range c.external {
+		in.Services = append(in.Services, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: host}})
+	}
 	dir := ""
 	if c.editTemplate != nil {
 		// A custom template: the embedded one, edited.
@@ -173,6 +179,43 @@ func TestPlan(t *testing.T) {
 	swapped := cluster{services: base.services, routes: []string{"x.test/=b", "y.test/=a"}}
 	if got := describe(diff(old, swapped.state(t))); got != "set maps/prefix.map x.test/ ns_b_80; set maps/prefix.map y.test/ ns_a_80" {
 		t.Errorf("routes swapped: plan %q", got)
+	}
+}
+
+// An ExternalName backend's server is a name HAProxy resolves: no runtime
+// command ever addresses it, endpoint changes elsewhere stay runtime
+// changes, and a changed name (or port) is a reload for its own cause.
+func TestPlanExternalName(t *testing.T) {
+	mk := func(host string, routes ...string) cluster {
+		return cluster{services: map[string][]string{"a": {"10.0.0.1"}}, external: map[string]string{"e": host},
+			routes: append([]string{"x.test/=a", "e.test/=e"}, routes...)}
+	}
+	old := mk("api.example.com").state(t)
+	moved := mk("api.example.com")
+	moved.services["a"] = []string{"10.0.0.2"}
+	for _, c := range []struct {
+		name  string
+		next  cluster
+		want  string
+		cause Cause
+	}{
+		{"nothing changed", mk("api.example.com"), "", ""},
+		{"endpoint of another backend moved", moved, "slot ns_a_80/s1=10.0.0.2:8080", ""},
+		{"route to the ExternalName backend added", mk("api.example.com", "e.test/v2=e"), "add maps/prefix.map e.test/v2/ ns_e_80", ""},
+		{"name changed", mk("api2.example.com"), "reload", CauseExternalName},
+		{"name refused", mk("web.other.svc.cluster.local"), "reload", CauseBackends},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := diff(old, c.next.state(t))
+			if got := describe(p); got != c.want || p.cause != c.cause {
+				t.Errorf("plan %q (cause %q), want %q (cause %q)", got, p.cause, c.want, c.cause)
+			}
+			for _, cmd := range p.commands() {
+				if strings.Contains(cmd, "ns_e_80") && strings.Contains(cmd, "server") {
+					t.Errorf("a runtime command addresses the ExternalName server: %s", cmd)
+				}
+			}
+		})
 	}
 }
 

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,11 +18,13 @@ import (
 	"time"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // The addresses the test's DNS server gives the external name: two echo
@@ -279,5 +283,164 @@ func waitExt(t *testing.T, c *extClient, path, want string, within time.Duration
 			t.Fatalf("%s: still %s after %v, want %s", path, got, within, want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestExternalNameValidation: the names an ExternalName Service may give
+// and those it may not, each refused with InvalidExternalName on the
+// Service's spec.externalName and its routes answering 503.
+func TestExternalNameValidation(t *testing.T) {
+	accepted := map[string]string{
+		"api.example.com":                        "api.example.com",
+		"api.example.com.":                       "api.example.com",
+		"xn--bcher-kva.example.com":              "xn--bcher-kva.example.com",
+		"a-b.c-d.example.org":                    "a-b.c-d.example.org",
+		"cart.shop.svc.cluster.local":            "cart.shop.svc.cluster.local", // the Service's own namespace
+		"cart.shop.svc":                          "cart.shop.svc",
+		"db.office.corp":                         "db.office.corp", // three labels: no cluster short form
+		"example.co.uk":                          "example.co.uk",
+		strings.Repeat("a", 63) + ".example.com": strings.Repeat("a", 63) + ".example.com",
+	}
+	refused := []string{
+		"", ".", "localhost", "db.localhost", "x", "web", "web.billing", "db.corp",
+		"web.billing.svc", "web.billing.svc.cluster.local", "web.billing.svc.cluster.local.",
+		"10-0-0-1.billing.pod.cluster.local", "kubernetes.default.svc.cluster.local",
+		"x.cluster.local", "cluster.local",
+		"10.0.0.1", "127.0.0.1", "169.254.169.254", "127.1", "2130706433", "0x7f.1", "1.2.3.4.", "::1", "[::1]", "fe80::1%eth0",
+		"_http._tcp.example.com", "ipv4@example.com", "unix@/tmp/x", "fd@3", "abns@x", "sockpair@3",
+		"example.com:80", "example.com resolvers x", "Example.com", "ex\u0430mple.com",
+		"-a.example.com", "a-.example.com", "a..example.com",
+		strings.Repeat("a", 64) + ".example.com",
+		strings.Repeat("a.", 126) + "com", // 253 characters + ... = 255
+	}
+	for _, v := range hostileValues() {
+		refused = append(refused, v)
+	}
+	for _, s := range hostileSuffixes() {
+		refused = append(refused, "api.example.com"+s)
+	}
+	svcRef := func(name string) render.ObjectRef {
+		return render.ObjectRef{Kind: "Service", Namespace: "shop", Name: name}
+	}
+	var in render.Inputs
+	cls, prefix := "haproxy", networkingv1.PathTypePrefix
+	in.IngressClasses = []*networkingv1.IngressClass{{ObjectMeta: metav1.ObjectMeta{Name: "haproxy"},
+		Spec: networkingv1.IngressClassSpec{Controller: render.DefaultControllerName}}}
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop"},
+		Spec: networkingv1.IngressSpec{IngressClassName: &cls, Rules: []networkingv1.IngressRule{{Host: "shop.example",
+			IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{}}}}}}
+	in.Ingresses = []*networkingv1.Ingress{ing}
+	want := map[string]string{} // Service name -> accepted name, "" refused
+	add := func(i int, v, accept string) {
+		name := "ext-" + strconv.Itoa(i)
+		in.Services = append(in.Services, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: v}})
+		http := ing.Spec.Rules[0].HTTP
+		http.Paths = append(http.Paths, networkingv1.HTTPIngressPath{Path: "/" + name, PathType: &prefix,
+			Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: name, Port: networkingv1.ServiceBackendPort{Number: 443}}}})
+		want[name] = accept
+	}
+	i := 0
+	for v, a := range accepted {
+		add(i, v, a)
+		i++
+	}
+	for _, v := range refused {
+		add(i, v, "")
+		i++
+	}
+	m := render.BuildModel(in, render.Options{})
+	problems := map[render.ObjectRef][]render.Problem{}
+	for _, p := range m.Problems {
+		problems[p.ObjectRef] = append(problems[p.ObjectRef], p)
+	}
+	for name, accept := range want {
+		v := in.Services[slices.IndexFunc(in.Services, func(s *corev1.Service) bool { return s.Name == name })].Spec.ExternalName
+		e := m.Explain(render.Request{Host: "shop.example", Path: "/" + name})
+		be := e.BackendInfo
+		ps := problems[svcRef(name)]
+		if accept != "" {
+			if len(ps) > 0 || be == nil || be.ExternalName != accept || be.ExternalPort != 443 || e.Answer != render.AnswerServers {
+				t.Errorf("%q: backend %+v, problems %v; want %q accepted", v, be, ps, accept)
+			}
+			continue
+		}
+		if len(ps) != 1 || ps[0].Field != "spec.externalName" || ps[0].Reason != render.InvalidExternalName || ps[0].Severity != render.Warning {
+			t.Errorf("%q: problems %v, want one InvalidExternalName warning on spec.externalName", hShort(v), ps)
+		}
+		if e.Answer != render.AnswerUnavailable || be == nil || be.Resolves() || be.Slots != 0 {
+			t.Errorf("%q: answer %v, backend %+v; want 503 from a backend without a server", hShort(v), e.Answer, be)
+		}
+	}
+
+	// What reaches haproxy.cfg: accepted names only, outside any quote
+	// nothing hostile, and both versions accept it.
+	_, out, _ := renderInputs(t, in, haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443"}, nil)
+	cfg := out.Get(haproxycfg.ConfigFile)
+	checkHostileText(t, haproxycfg.ConfigFile, cfg, true)
+	if n := strings.Count(string(cfg), " resolvers "+render.ResolversName+" "); n != len(accepted) {
+		t.Errorf("%d servers resolve a name, want %d", n, len(accepted))
+	}
+	if !strings.Contains(string(cfg), "    parse-resolv-conf\n") {
+		t.Errorf("without dns-nameservers the resolvers do not read /etc/resolv.conf")
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, out)
+	for version, bin := range testenv.HAProxies(t) {
+		if err := reload.Check(context.Background(), bin, filepath.Join(dir, haproxycfg.ConfigFile)); err != nil {
+			t.Errorf("haproxy %s -c: %v", version, err)
+		}
+	}
+}
+
+// TestExternalNamePorts: the Ingress spec's port rules on an ExternalName
+// Service. A number is connected to as it is, listed or not; a name must
+// be listed and its port is connected to; a UDP port is refused; the
+// default-backend annotation without a port takes the first listed.
+func TestExternalNamePorts(t *testing.T) {
+	cls, prefix := "haproxy", networkingv1.PathTypePrefix
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "partner"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "api.example.com", Ports: []corev1.ServicePort{
+			{Name: "http", Port: 8080, TargetPort: intstr.FromInt32(9090)},
+			{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP},
+		}}}
+	paths := map[string]networkingv1.ServiceBackendPort{
+		"/number":        {Number: 443},
+		"/listed-number": {Number: 8080},
+		"/name":          {Name: "http"},
+		"/missing-name":  {Name: "https"},
+		"/udp":           {Name: "dns"},
+	}
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop"},
+		Spec: networkingv1.IngressSpec{IngressClassName: &cls, Rules: []networkingv1.IngressRule{{Host: "shop.example",
+			IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{}}}}}}
+	for _, p := range slices.Sorted(maps.Keys(paths)) {
+		ing.Spec.Rules[0].HTTP.Paths = append(ing.Spec.Rules[0].HTTP.Paths, networkingv1.HTTPIngressPath{Path: p, PathType: &prefix,
+			Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "partner", Port: paths[p]}}})
+	}
+	m := render.BuildModel(render.Inputs{
+		IngressClasses: []*networkingv1.IngressClass{{ObjectMeta: metav1.ObjectMeta{Name: "haproxy"},
+			Spec: networkingv1.IngressClassSpec{Controller: render.DefaultControllerName}}},
+		Services: []*corev1.Service{svc}, Ingresses: []*networkingv1.Ingress{ing}}, render.Options{})
+	for path, want := range map[string]int32{"/number": 443, "/listed-number": 8080, "/name": 8080, "/missing-name": 0, "/udp": 0} {
+		e := m.Explain(render.Request{Host: "shop.example", Path: path})
+		switch {
+		case want == 0 && e.Answer != render.AnswerUnavailable:
+			t.Errorf("%s: answer %v, want 503", path, e.Answer)
+		case want != 0 && (e.BackendInfo == nil || e.BackendInfo.ExternalPort != want || e.BackendInfo.ExternalName != "api.example.com"):
+			t.Errorf("%s: backend %+v, want api.example.com:%d", path, e.BackendInfo, want)
+		}
+	}
+	var reasons []string
+	for _, p := range m.Problems {
+		reasons = append(reasons, p.Field+" "+string(p.Reason))
+	}
+	slices.Sort(reasons)
+	wantReasons := []string{
+		"spec.rules[0].http.paths[1].backend.service.port BackendPortNotFound",
+		"spec.rules[0].http.paths[4].backend.service.port UnsupportedBackend",
+	}
+	if !slices.Equal(reasons, wantReasons) {
+		t.Errorf("problems %q, want %q", reasons, wantReasons)
 	}
 }

@@ -138,6 +138,9 @@ func (c *randomCluster) service(ns, name string) *corev1.Service {
 	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	if name == "ext" && c.r.IntN(2) == 0 {
 		s.Spec.Type = corev1.ServiceTypeExternalName
+		// Accepted, refused, and a change of name or port between two
+		// versions of the Service.
+		s.Spec.ExternalName = c.pick([]string{"", "api.example.com", "api2.example.com", "web.other.svc.cluster.local", "web." + ns + ".svc"})
 	}
 	for _, port := range []int32{80, 81} {
 		if c.r.IntN(4) == 0 {
