@@ -206,18 +206,12 @@ func (b *builder) externalBackend(r reporter, pb *parsedBackend, svc *corev1.Ser
 // reported once, on the Service.
 func (b *builder) newExternalBackend(name string, svc *corev1.Service, port int32, portName string) *Backend {
 	var reported []Problem
-	be := &Backend{Name: name, Namespace: svc.Namespace, Service: svc.Name, Port: port, PortName: portName}
-	host, err := externalNameOf(svc)
+	be, err := externalBackendOf(name, svc, port, portName)
 	if err != nil {
 		b.capture = &reported
 		b.reporter("Service", svc.Namespace, svc.Name).warn("spec.externalName", InvalidExternalName,
 			"%v; the routes to this Service answer 503", err)
 		b.capture = nil
-		be.ExternalRefused = true
-		// No server line at all: nothing can ever be sent there.
-	} else {
-		be.ExternalName, be.ExternalPort = host, port
-		be.Slots, be.SlotAddrs = 1, make([]netip.AddrPort, 1)
 	}
 	if o := b.claims.settings(svc.Namespace + "/" + svc.Name); o != nil {
 		b.capture = &reported
@@ -236,4 +230,20 @@ func (b *builder) newExternalBackend(name string, svc *corev1.Service, port int3
 		b.sliceProblems[name] = reported
 	}
 	return be
+}
+
+// externalBackendOf is the backend of an ExternalName Service port that
+// connects to port: one server resolving its name or, when the name is
+// refused (the error says why), none at all, so that nothing can ever be
+// sent there.
+func externalBackendOf(name string, svc *corev1.Service, port int32, portName string) (*Backend, error) {
+	be := &Backend{Name: name, Namespace: svc.Namespace, Service: svc.Name, Port: port, PortName: portName}
+	host, err := externalNameOf(svc)
+	if err != nil {
+		be.ExternalRefused = true
+		return be, err
+	}
+	be.ExternalName, be.ExternalPort = host, port
+	be.Slots, be.SlotAddrs = 1, make([]netip.AddrPort, 1)
+	return be, nil
 }

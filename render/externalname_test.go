@@ -444,3 +444,33 @@ func TestExternalNamePorts(t *testing.T) {
 		t.Errorf("problems %q, want %q", reasons, wantReasons)
 	}
 }
+
+// TestExternalNameDefaultService: --default-backend-service may name an
+// ExternalName Service, with the same rules as a route's.
+func TestExternalNameDefaultService(t *testing.T) {
+	for _, c := range []struct {
+		host, port string
+		want       string // the name resolved, "" refused
+		wantPort   int32
+	}{
+		{"fallback.example.com", "8443", "fallback.example.com", 8443},
+		{"fallback.example.com", "http", "fallback.example.com", 80},
+		{"web.other.svc.cluster.local", "80", "", 0},
+	} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "fallback"},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: c.host,
+				Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+		m := render.BuildModel(render.Inputs{Services: []*corev1.Service{svc}},
+			render.Options{DefaultService: &render.ServiceRef{Namespace: "infra", Name: "fallback", Port: c.port}})
+		e := m.Explain(render.Request{Host: "nowhere.example", Path: "/"})
+		if c.want != "" {
+			if e.Answer != render.AnswerServers || e.BackendInfo == nil || e.BackendInfo.ExternalName != c.want || e.BackendInfo.ExternalPort != c.wantPort || len(m.Problems) > 0 {
+				t.Errorf("%s:%s: %v %+v %v", c.host, c.port, e.Answer, e.BackendInfo, m.Problems)
+			}
+			continue
+		}
+		if e.Answer != render.AnswerUnavailable || len(m.Problems) != 1 || m.Problems[0].Reason != render.InvalidExternalName || m.Problems[0].Field != "spec.externalName" {
+			t.Errorf("%s:%s: %v %v", c.host, c.port, e.Answer, m.Problems)
+		}
+	}
+}
