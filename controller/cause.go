@@ -28,14 +28,6 @@ const (
 	// CauseBackends: backends were added or removed, or one needs more
 	// server slots than it has.
 	CauseBackends Cause = "backends"
-	// CauseExternalName: an ExternalName Service's backend changed its
-	// name or port (or the name became refused, or accepted). HAProxy
-	// resolves names itself; the sidecar never sends it an address of
-	// its own resolving, so the new name is loaded by a reload (the
-	// runtime's "set server fqdn" would leave the file's name and the
-	// running one apart until the write, and a Service's name changes
-	// rarely).
-	CauseExternalName Cause = "external_name"
 	// CauseConfigChanged: haproxy.cfg changed beyond server addresses.
 	CauseConfigChanged Cause = "config_changed"
 	// CauseRuntimeFailed: a runtime API command failed, leaving HAProxy
@@ -46,7 +38,7 @@ const (
 // Causes returns every Cause, in declaration order: the closed set.
 func Causes() []Cause {
 	return []Cause{CauseUnknownState, CauseTemplates, CauseFileChanged, CauseFilesRemoved, CauseBackends,
-		CauseExternalName, CauseConfigChanged, CauseRuntimeFailed}
+		CauseConfigChanged, CauseRuntimeFailed}
 }
 
 // Known reports whether c is one of Causes; the empty cause is not.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -58,10 +59,15 @@ func (c cluster) state(t *testing.T) *state {
 		Spec: networkingv1.IngressSpec{IngressClassName: &cls}}
 	for _, r := range c.routes {
 		hostPath, svc, _ := strings.Cut(r, "=")
+		port := int32(80)
+		if name, p, ok := strings.Cut(svc, ":"); ok { // "svc:port"
+			n, _ := strconv.Atoi(p)
+			svc, port = name, int32(n)
+		}
 		host, path, _ := strings.Cut(hostPath, "/")
 		ing.Spec.Rules = append(ing.Spec.Rules, networkingv1.IngressRule{Host: host, IngressRuleValue: networkingv1.IngressRuleValue{
 			HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{Path: "/" + path, PathType: &prefix,
-				Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}})
+				Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: svc, Port: networkingv1.ServiceBackendPort{Number: port}}}}}}}})
 	}
 	if c.tlsHost != "" {
 		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{c.tlsHost}, SecretName: "missing"}}
@@ -108,6 +114,10 @@ func describe(p plan) string {
 	}
 	var ops []string
 	for _, s := range p.slots {
+		if s.fqdn != "" {
+			ops = append(ops, fmt.Sprintf("fqdn %s/%s=%s", s.backend, s.server, s.fqdn))
+			continue
+		}
 		ops = append(ops, fmt.Sprintf("slot %s/%s=%s:%d", s.backend, s.server, s.addr, s.port))
 	}
 	for _, m := range p.maps {
@@ -182,9 +192,11 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-// An ExternalName backend's server is a name HAProxy resolves: no runtime
-// command ever addresses it, endpoint changes elsewhere stay runtime
-// changes, and a changed name (or port) is a reload for its own cause.
+// An ExternalName backend's server is a name HAProxy resolves: endpoint
+// changes elsewhere stay runtime changes and never address it, a new name
+// is sent as a name ("set server ... fqdn"), and a name that becomes
+// refused is a reload (its backend loses its server). A new port is a new
+// backend (the backend's name holds the port): a reload too.
 func TestPlanExternalName(t *testing.T) {
 	mk := func(host string, routes ...string) cluster {
 		return cluster{services: map[string][]string{"a": {"10.0.0.1"}}, external: map[string]string{"e": host},
@@ -202,8 +214,9 @@ func TestPlanExternalName(t *testing.T) {
 		{"nothing changed", mk("api.example.com"), "", ""},
 		{"endpoint of another backend moved", moved, "slot ns_a_80/s1=10.0.0.2:8080", ""},
 		{"route to the ExternalName backend added", mk("api.example.com", "e.test/v2=e"), "add maps/prefix.map e.test/v2/ ns_e_80", ""},
-		{"name changed", mk("api2.example.com"), "reload", CauseExternalName},
+		{"name changed", mk("api2.example.com"), "fqdn ns_e_80/s1=api2.example.com", ""},
 		{"name refused", mk("web.other.svc.cluster.local"), "reload", CauseBackends},
+		{"port changed", func() cluster { c := mk("api.example.com"); c.routes = []string{"x.test/=a", "e.test/=e:8443"}; return c }(), "reload", CauseBackends},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := diff(old, c.next.state(t))
@@ -211,8 +224,8 @@ func TestPlanExternalName(t *testing.T) {
 				t.Errorf("plan %q (cause %q), want %q (cause %q)", got, p.cause, c.want, c.cause)
 			}
 			for _, cmd := range p.commands() {
-				if strings.Contains(cmd, "ns_e_80") && strings.Contains(cmd, "server") {
-					t.Errorf("a runtime command addresses the ExternalName server: %s", cmd)
+				if strings.HasPrefix(cmd, "set server ns_e_80") && !strings.HasSuffix(cmd, " fqdn api2.example.com") {
+					t.Errorf("a runtime command other than its new name addresses the ExternalName server: %s", cmd)
 				}
 			}
 		})
