@@ -216,7 +216,11 @@ func TestPlanExternalName(t *testing.T) {
 		{"route to the ExternalName backend added", mk("api.example.com", "e.test/v2=e"), "add maps/prefix.map e.test/v2/ ns_e_80", ""},
 		{"name changed", mk("api2.example.com"), "fqdn ns_e_80/s1=api2.example.com", ""},
 		{"name refused", mk("web.other.svc.cluster.local"), "reload", CauseBackends},
-		{"port changed", func() cluster { c := mk("api.example.com"); c.routes = []string{"x.test/=a", "e.test/=e:8443"}; return c }(), "reload", CauseBackends},
+		{"port changed", func() cluster {
+			c := mk("api.example.com")
+			c.routes = []string{"x.test/=a", "e.test/=e:8443"}
+			return c
+		}(), "reload", CauseBackends},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := diff(old, c.next.state(t))
