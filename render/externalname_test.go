@@ -37,6 +37,7 @@ var (
 const (
 	extName     = "partner.ext-test.example.com"
 	extLateName = "late.ext-test.example.com"
+	extV6Name   = "v6.ext-test.example.com"
 	extHost     = "ext.example"
 )
 
@@ -51,8 +52,9 @@ const (
 func TestExternalNameThroughResolvers(t *testing.T) {
 	dns := testenv.StartDNSServer(t, "127.0.0.1:0")
 	port := startExtEchoPair(t)
+	v6Port := startExtEcho(t, "[::1]:0", "v6")
 	httpPort, httpsPort := freePort(t), freePort(t)
-	m, out, problems := renderInputs(t, externalNameInputs(dns.Addr, port), haproxycfg.Config{
+	m, out, problems := renderInputs(t, externalNameInputs(dns.Addr, port, v6Port), haproxycfg.Config{
 		HTTPBind:  "127.0.0.1:" + strconv.Itoa(httpPort),
 		HTTPSBind: "127.0.0.1:" + strconv.Itoa(httpsPort),
 	}, nil)
@@ -94,6 +96,7 @@ func TestExternalNameThroughResolvers(t *testing.T) {
 		t.Run("haproxy-"+version, func(t *testing.T) {
 			dns.Set(extName, extAddrA)
 			dns.Set(extLateName)
+			dns.Set(extV6Name, netip.MustParseAddr("::1"))
 			startHAProxy(t, bin, filepath.Join(dir, haproxycfg.ConfigFile), httpPort)
 			c := newExtClient(httpPort)
 
@@ -101,6 +104,9 @@ func TestExternalNameThroughResolvers(t *testing.T) {
 			start := time.Now()
 			waitExt(t, c, "/", "a", 20*time.Second, nil)
 			t.Logf("first answer from A %v after start", time.Since(start).Round(time.Millisecond))
+			// A name with only an IPv6 address is served over IPv6
+			// (resolve-prefer ipv4 prefers, it does not restrict).
+			waitExt(t, c, "/v6", "v6", 10*time.Second, nil)
 			// A name that does not resolve: 503, again and again.
 			for range 5 {
 				if got := c.get(t, "/late"); got != "503" {
@@ -163,7 +169,7 @@ func TestExternalNameThroughResolvers(t *testing.T) {
 // ExternalName Service partner by port number (the Service lists no
 // port), "/late" to Service late by port name; the settings ConfigMap
 // points the resolvers at the test's DNS server.
-func externalNameInputs(nameserver netip.AddrPort, port int) render.Inputs {
+func externalNameInputs(nameserver netip.AddrPort, port, v6Port int) render.Inputs {
 	prefix := networkingv1.PathTypePrefix
 	path := func(p, svc string, port networkingv1.ServiceBackendPort) networkingv1.HTTPIngressPath {
 		return networkingv1.HTTPIngressPath{Path: p, PathType: &prefix, Backend: networkingv1.IngressBackend{
@@ -182,6 +188,7 @@ func externalNameInputs(nameserver netip.AddrPort, port int) render.Inputs {
 		Services: []*corev1.Service{
 			ext("partner", extName+"."),
 			ext("late", extLateName, corev1.ServicePort{Name: "http", Port: int32(port)}),
+			ext("v6", extV6Name),
 		},
 		Ingresses: []*networkingv1.Ingress{{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop"},
@@ -189,6 +196,7 @@ func externalNameInputs(nameserver netip.AddrPort, port int) render.Inputs {
 				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{
 					path("/", "partner", networkingv1.ServiceBackendPort{Number: int32(port)}),
 					path("/late", "late", networkingv1.ServiceBackendPort{Name: "http"}),
+					path("/v6", "v6", networkingv1.ServiceBackendPort{Number: int32(v6Port)}),
 				}}}}}},
 		}},
 	}
@@ -213,12 +221,7 @@ func startExtEchoPair(t *testing.T) int {
 		}
 		for ln, name := range map[net.Listener]string{la: "a", lb: "b"} {
 			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				svc := "partner"
-				if strings.HasPrefix(r.URL.Path, "/late") {
-					svc = "late"
-				}
-				w.Header().Set("X-Echo-Server", name)
-				io.WriteString(w, "svc:shop/"+svc)
+				serveExtEcho(w, r, name)
 			})}
 			go srv.Serve(ln)
 			t.Cleanup(func() { srv.Close() })
@@ -227,6 +230,38 @@ func startExtEchoPair(t *testing.T) int {
 	}
 	t.Fatal("no port free on both echo addresses")
 	return 0
+}
+
+// startExtEcho starts one more echo server, name, on addr; it returns
+// its port.
+func startExtEcho(t *testing.T, addr, name string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serveExtEcho(w, r, name) })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// serveExtEcho answers as echo server name: the Service of the path
+// ("svc:shop/<service>"), and the server in X-Echo-Server.
+func serveExtEcho(w http.ResponseWriter, r *http.Request, name string) {
+	w.Header().Set("X-Echo-Server", name)
+	io.WriteString(w, "svc:shop/"+extService(r.URL.Path))
+}
+
+// extService is the Service the test routes path to.
+func extService(path string) string {
+	switch {
+	case strings.HasPrefix(path, "/late"):
+		return "late"
+	case strings.HasPrefix(path, "/v6"):
+		return "v6"
+	}
+	return "partner"
 }
 
 // extClient sends requests for extHost to HAProxy over kept-alive
@@ -256,11 +291,7 @@ func (c *extClient) get(t *testing.T, path string) string {
 	if resp.StatusCode != 200 {
 		return strconv.Itoa(resp.StatusCode)
 	}
-	svc := "partner"
-	if strings.HasPrefix(path, "/late") {
-		svc = "late"
-	}
-	if string(body) != "svc:shop/"+svc {
+	if string(body) != "svc:shop/"+extService(path) {
 		return fmt.Sprintf("200 with body %q", body)
 	}
 	return resp.Header.Get("X-Echo-Server")
