@@ -104,8 +104,14 @@ func policyData(be *render.Backend, bd *BackendData) {
 		} else {
 			opts.WriteString(" verify none")
 		}
-		if s.SNI != "" {
-			opts.WriteString(" sni " + mustQuoteArg("str("+s.SNI+")"))
+		if sni := s.SNI; sni != "" || be.Resolves() {
+			// An ExternalName's TLS server is named by its name unless
+			// backend-sni says otherwise: what the name's certificate
+			// carries, and what a shared HTTPS front end selects by.
+			if sni == "" {
+				sni = be.ExternalName
+			}
+			opts.WriteString(" sni " + mustQuoteArg("str("+sni+")"))
 		}
 		if s.Protocol != "https" {
 			opts.WriteString(" alpn h2")
