@@ -244,7 +244,8 @@ type Backend struct {
 	// one server is this DNS name (validated, lower case, no trailing
 	// dot) at ExternalPort, resolved by HAProxy's resolvers while it
 	// runs (ResolversName); Servers is empty, Slots 1 and SlotAddrs holds
-	// the zero address: the runtime API never sets it.
+	// the zero address: the runtime API never sets an address there, only
+	// a new name ("set server ... fqdn").
 	ExternalName string
 	ExternalPort int32
 	// ExternalRefused: an ExternalName Service whose spec.externalName

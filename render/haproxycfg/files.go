@@ -180,7 +180,8 @@ func backendData(be *render.Backend) BackendData {
 		// The one server is the name, resolved by HAProxy (never by the
 		// sidecar): no address at start-up (init-addr none keeps it in
 		// maintenance until the resolvers answer), then every answer
-		// HAProxy gets. The runtime API never changes it.
+		// HAProxy gets. The runtime API changes only its name (set
+		// server ... fqdn: Output.Slots' FQDN).
 		bd.ExternalName = be.ExternalName
 		bd.Servers[0] = ServerData{Name: SlotName(0), ID: 1, Address: be.ExternalName + ":" + strconv.Itoa(int(be.ExternalPort)), resolved: true}
 	}
