@@ -646,7 +646,16 @@ func isoCheckBChange(t *testing.T, fail func(string, ...any), fx *isoFixture, a 
 	for _, ing := range a.ings {
 		near := ing.Spec.DefaultBackend != nil
 		for _, rule := range ing.Spec.Rules {
-			near = near || rule.Host == host
+			// from-to-www-redirect's host is the rule's, with or
+			// without "www.".
+			near = near || rule.Host == host || rule.Host == "www."+host || "www."+rule.Host == host
+		}
+		// A server-alias host is served only where no rule takes it:
+		// evaluated again when a rule of that host changes.
+		for _, key := range []string{render.AnnotationPrefix + "server-alias", "nginx.ingress.kubernetes.io/server-alias"} {
+			for alias := range strings.SplitSeq(ing.Annotations[key], ",") {
+				near = near || strings.TrimSpace(alias) == host
+			}
 		}
 		for _, tl := range ing.Spec.TLS {
 			near = near || slices.Contains(tl.Hosts, host)
