@@ -40,6 +40,10 @@ func reloadFor(cause Cause, detail string) plan {
 func (p plan) batch() *reload.Batch {
 	var b reload.Batch
 	for _, op := range p.slots {
+		if op.fqdn != "" {
+			b.SetServerFQDN(op.backend, op.server, op.fqdn)
+			continue
+		}
 		if op.addr == "" {
 			b.SetServerState(op.backend, op.server, reload.StateMaint)
 			b.SetServerAddr(op.backend, op.server, haproxycfg.PlaceholderAddr, haproxycfg.PlaceholderPort)
@@ -114,6 +118,9 @@ type slotOp struct {
 	backend, server string
 	addr            string // IP, or "" to disable the slot
 	port            int
+	// fqdn, when set, is the name the slot's server resolves from now on
+	// (an ExternalName backend's); addr and port are then unused.
+	fqdn string
 }
 
 // diff plans the change from old to next. Without an old state (first run,
@@ -146,6 +153,9 @@ func diff(old *state, next *state) plan {
 		// one, are elsewhere). The renderer answers both on values.
 		if !sameSkeleton(old.model, next.model) {
 			return reloadFor(CauseBackends, "backends were added or removed, or need more server slots")
+		}
+		if name, changed := externalNameChanged(old.model, next.model); changed {
+			return reloadFor(CauseBackends, "backend "+name+" began or ceased to resolve a name, or resolves it on another port")
 		}
 		if !haproxycfg.SameBesideSlots(old.out, next.out) {
 			return reloadFor(CauseConfigChanged, "haproxy.cfg changed beyond server addresses")
@@ -192,6 +202,13 @@ func slotChanges(old, next *haproxycfg.Output, i int) []slotOp {
 	backend, now := next.Slots(i)
 	var ops []slotOp
 	for j, s := range now {
+		if s.FQDN != "" {
+			// A name HAProxy resolves: a new one is sent as a name.
+			if j >= len(was) || was[j].FQDN != s.FQDN {
+				ops = append(ops, slotOp{backend: backend, server: s.Name, fqdn: s.FQDN})
+			}
+			continue
+		}
 		if j < len(was) && was[j].Addr == s.Addr {
 			continue
 		}
@@ -205,4 +222,20 @@ func slotChanges(old, next *haproxycfg.Output, i int) []slotOp {
 		ops = append(ops, op)
 	}
 	return ops
+}
+
+// externalNameChanged names a backend (of two models with the same
+// skeleton) whose resolved port changed, or that began or ceased to
+// resolve a name: what "set server ... fqdn" cannot do. A new name alone
+// is a runtime change (slotChanges). Today such a backend also differs in
+// its slots or its name (which holds the port), which sameSkeleton
+// reloads for first; this keeps that so should the slots' shapes change.
+func externalNameChanged(a, b *render.Model) (string, bool) {
+	for i := range a.Backends {
+		x, y := a.Backends[i], b.Backends[i]
+		if x != y && (x.Resolves() != y.Resolves() || x.ExternalPort != y.ExternalPort || x.ExternalRefused != y.ExternalRefused) {
+			return y.Name, true
+		}
+	}
+	return "", false
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +39,8 @@ type cluster struct {
 	// canary, when set, are the annotations of a canary Ingress (younger)
 	// for the first route's host and path, to Service "b".
 	canary map[string]string
+	// external are ExternalName Services: name -> spec.externalName.
+	external map[string]string
 }
 
 func (c cluster) state(t *testing.T) *state {
@@ -61,10 +64,15 @@ func (c cluster) state(t *testing.T) *state {
 		Spec: networkingv1.IngressSpec{IngressClassName: &cls}}
 	for _, r := range c.routes {
 		hostPath, svc, _ := strings.Cut(r, "=")
+		port := int32(80)
+		if name, p, ok := strings.Cut(svc, ":"); ok { // "svc:port"
+			n, _ := strconv.Atoi(p)
+			svc, port = name, int32(n)
+		}
 		host, path, _ := strings.Cut(hostPath, "/")
 		ing.Spec.Rules = append(ing.Spec.Rules, networkingv1.IngressRule{Host: host, IngressRuleValue: networkingv1.IngressRuleValue{
 			HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{Path: "/" + path, PathType: &prefix,
-				Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}})
+				Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: svc, Port: networkingv1.ServiceBackendPort{Number: port}}}}}}}})
 	}
 	if c.tlsHost != "" {
 		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{c.tlsHost}, SecretName: "missing"}}
@@ -77,6 +85,10 @@ func (c cluster) state(t *testing.T) *state {
 		can.Spec.Rules = can.Spec.Rules[:1]
 		can.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name = "b"
 		in.Ingresses = append(in.Ingresses, can)
+	}
+	for name, host := range c.external {
+		in.Services = append(in.Services, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: host}})
 	}
 	dir := ""
 	if c.editTemplate != nil {
@@ -120,6 +132,10 @@ func describe(p plan) string {
 	}
 	var ops []string
 	for _, s := range p.slots {
+		if s.fqdn != "" {
+			ops = append(ops, fmt.Sprintf("fqdn %s/%s=%s", s.backend, s.server, s.fqdn))
+			continue
+		}
 		ops = append(ops, fmt.Sprintf("slot %s/%s=%s:%d", s.backend, s.server, s.addr, s.port))
 	}
 	for _, m := range p.maps {
@@ -277,6 +293,50 @@ func TestPlanCanaryAtRunTime(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := describe(diff(old, with(tt.ann).state(t))); got != tt.want {
 				t.Errorf("plan %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// An ExternalName backend's server is a name HAProxy resolves: endpoint
+// changes elsewhere stay runtime changes and never address it, a new name
+// is sent as a name ("set server ... fqdn"), and a name that becomes
+// refused is a reload (its backend loses its server). A new port is a new
+// backend (the backend's name holds the port): a reload too.
+func TestPlanExternalName(t *testing.T) {
+	mk := func(host string, routes ...string) cluster {
+		return cluster{services: map[string][]string{"a": {"10.0.0.1"}}, external: map[string]string{"e": host},
+			routes: append([]string{"x.test/=a", "e.test/=e"}, routes...)}
+	}
+	old := mk("api.example.com").state(t)
+	moved := mk("api.example.com")
+	moved.services["a"] = []string{"10.0.0.2"}
+	for _, c := range []struct {
+		name  string
+		next  cluster
+		want  string
+		cause Cause
+	}{
+		{"nothing changed", mk("api.example.com"), "", ""},
+		{"endpoint of another backend moved", moved, "slot ns_a_80/s1=10.0.0.2:8080", ""},
+		{"route to the ExternalName backend added", mk("api.example.com", "e.test/v2=e"), "add maps/prefix.map e.test/v2/ ns_e_80", ""},
+		{"name changed", mk("api2.example.com"), "fqdn ns_e_80/s1=api2.example.com", ""},
+		{"name refused", mk("web.other.svc.cluster.local"), "reload", CauseBackends},
+		{"port changed", func() cluster {
+			c := mk("api.example.com")
+			c.routes = []string{"x.test/=a", "e.test/=e:8443"}
+			return c
+		}(), "reload", CauseBackends},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := diff(old, c.next.state(t))
+			if got := describe(p); got != c.want || p.cause != c.cause {
+				t.Errorf("plan %q (cause %q), want %q (cause %q)", got, p.cause, c.want, c.cause)
+			}
+			for _, cmd := range p.commands() {
+				if strings.HasPrefix(cmd, "set server ns_e_80") && !strings.HasSuffix(cmd, " fqdn api2.example.com") {
+					t.Errorf("a runtime command other than its new name addresses the ExternalName server: %s", cmd)
+				}
 			}
 		})
 	}

@@ -62,6 +62,22 @@ func (b *Batch) SetServerAddr(backend, server, addr string, port int) {
 	b.cmds[len(b.cmds)-1] += " addr " + a + " port " + strconv.Itoa(port)
 }
 
+// SetServerFQDN makes a server resolve name (a server with resolvers,
+// an ExternalName backend's): HAProxy keeps its address until the name
+// resolves, then takes the answer. A name, never an address: the sidecar
+// does not resolve names itself.
+func (b *Batch) SetServerFQDN(backend, server, name string) {
+	n, err := cliArg(name)
+	if err != nil {
+		if b.err == nil {
+			b.err = err
+		}
+		return
+	}
+	b.add("set server", backend+"/"+server)
+	b.cmds[len(b.cmds)-1] += " fqdn " + n
+}
+
 // SetServerState sets a server's admin state (StateReady, StateDrain,
 // StateMaint).
 func (b *Batch) SetServerState(backend, server, state string) {
@@ -82,8 +98,8 @@ func (b *Batch) SetServerState(backend, server, state string) {
 const maxBatchLine = 8 << 10
 
 // Send runs the batch's commands in order. Every command of this batch
-// answers nothing on success, or for "set server ... addr" a sentence
-// saying what changed; any other answer is an error, returned as a
+// answers nothing on success, or for "set server ... addr" and "...
+// fqdn" a sentence saying what changed; any other answer is an error, returned as a
 // *RuntimeError. The commands after a failed one may have run: a caller
 // must treat HAProxy's state as unknown after an error (the controller
 // reloads).
@@ -107,7 +123,7 @@ func (c *MasterCLI) Send(ctx context.Context, b *Batch) error {
 		}
 		for _, answer := range strings.Split(out, "\n") {
 			answer = strings.TrimSpace(answer)
-			if answer == "" || strings.Contains(answer, " changed from ") ||
+			if answer == "" || strings.Contains(answer, " changed from ") || strings.Contains(answer, " changed its FQDN from ") ||
 				strings.HasPrefix(answer, "no need to change") || answer == "nothing changed" {
 				continue
 			}

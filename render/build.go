@@ -550,8 +550,7 @@ func (b *builder) backend(r reporter, pb *parsedBackend) (string, ServiceRef, bo
 		return UnavailableBackend, ref, true
 	}
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
-		r.warn(pb.fieldName()+".service.name", UnsupportedBackend, "Service %s/%s is of type ExternalName, which is not supported; answering 503", ns, ref.Name)
-		return UnavailableBackend, ref, true
+		return b.externalBackend(r, pb, svc)
 	}
 	var sp *corev1.ServicePort
 	for i := range svc.Spec.Ports {

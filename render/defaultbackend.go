@@ -60,16 +60,20 @@ func (b *builder) defaultService(existing func(string) bool) (string, *Backend, 
 		r.warn("", DefaultServiceUnusable, "--default-backend-service: Service %s/%s not found; requests no rule matches get 503", ref.Namespace, ref.Name)
 		return UnavailableBackend, nil, problems
 	}
-	if svc.Spec.Type == corev1.ServiceTypeExternalName {
-		r.warn("spec.type", DefaultServiceUnusable, "--default-backend-service: ExternalName is not supported; requests no rule matches get 503")
-		return UnavailableBackend, nil, problems
-	}
 	var sp *corev1.ServicePort
 	for i := range svc.Spec.Ports {
 		p := &svc.Spec.Ports[i]
 		if ref.Port == "" || p.Name == ref.Port || strconv.Itoa(int(p.Port)) == ref.Port {
 			sp = p
 			break
+		}
+	}
+	external := svc.Spec.Type == corev1.ServiceTypeExternalName
+	if external && sp == nil {
+		// A number is connected to as it is, listed or not (the Ingress
+		// spec's rule for an ExternalName Service).
+		if n, err := strconv.Atoi(ref.Port); err == nil {
+			sp = &corev1.ServicePort{Port: int32(n)}
 		}
 	}
 	if sp == nil || (sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP) {
@@ -79,6 +83,13 @@ func (b *builder) defaultService(existing func(string) bool) (string, *Backend, 
 	name := backendName(svc.Namespace, svc.Name, sp.Port)
 	if existing(name) {
 		return name, nil, problems
+	}
+	if external {
+		be, err := externalBackendOf(name, svc, sp.Port, sp.Name)
+		if err != nil {
+			r.warn("spec.externalName", InvalidExternalName, "--default-backend-service: %v; requests no rule matches get 503", err)
+		}
+		return name, be, problems
 	}
 	servers := b.readyEndpoints(b.slices[svc.Namespace+"/"+svc.Name], sp)
 	n := ServerSlots(len(servers))
@@ -120,5 +131,6 @@ func (b *builder) useDefaultService(m *Model, prev *Backend) *Backend {
 // of their own).
 func sameBackend(a, b *Backend) bool {
 	return a.TCP == b.TCP && a.SendProxy == b.SendProxy && a.Name == b.Name && a.Namespace == b.Namespace && a.Service == b.Service && a.Port == b.Port &&
-		a.PortName == b.PortName && a.Slots == b.Slots && slices.Equal(a.Servers, b.Servers) && slices.Equal(a.SlotAddrs, b.SlotAddrs)
+		a.PortName == b.PortName && a.Slots == b.Slots && slices.Equal(a.Servers, b.Servers) && slices.Equal(a.SlotAddrs, b.SlotAddrs) &&
+		a.ExternalName == b.ExternalName && a.ExternalPort == b.ExternalPort && a.ExternalRefused == b.ExternalRefused
 }

@@ -300,7 +300,7 @@ func (m *Model) Explain(r Request) Explanation {
 		}
 		be := m.Backends[i]
 		e.BackendInfo = be
-		if len(be.Servers) == 0 {
+		if len(be.Servers) == 0 && !be.Resolves() {
 			e.Answer = AnswerUnavailable
 		}
 		if be.RedirectHost != "" {
@@ -493,18 +493,25 @@ func (e Explanation) String() string {
 		switch {
 		case len(e.ClosedBy) > 0:
 			why = "fails closed: " + strings.Join(e.ClosedBy, ", ") + " restricts who may reach the route and cannot be applied (see the problems)"
+		case e.BackendInfo != nil && e.BackendInfo.ExternalRefused:
+			why = "the ExternalName Service's spec.externalName is refused (see the problems)"
 		case e.BackendInfo != nil:
 			why = "the Service port has no ready endpoints"
 		}
 		fmt.Fprintf(&b, "  => 503 from HAProxy (backend %s): %s\n", e.Backend, why)
 	default:
 		be := e.BackendInfo
-		servers := make([]string, len(be.Servers))
-		for i, s := range be.Servers {
-			servers[i] = s.String()
+		if be.Resolves() {
+			fmt.Fprintf(&b, "  => backend %s (ExternalName Service %s/%s port %d): HAProxy resolves %s (resolvers %s, again every %ds) and connects to port %d; 503 while the name does not resolve\n",
+				be.Name, be.Namespace, be.Service, be.Port, be.ExternalName, ResolversName, ResolveEvery/1000, be.ExternalPort)
+		} else {
+			servers := make([]string, len(be.Servers))
+			for i, s := range be.Servers {
+				servers[i] = s.String()
+			}
+			fmt.Fprintf(&b, "  => backend %s (Service %s/%s port %d), ready endpoints (%d): %s\n",
+				be.Name, be.Namespace, be.Service, be.Port, len(be.Servers), strings.Join(servers, " "))
 		}
-		fmt.Fprintf(&b, "  => backend %s (Service %s/%s port %d), ready endpoints (%d): %s\n",
-			be.Name, be.Namespace, be.Service, be.Port, len(be.Servers), strings.Join(servers, " "))
 		if be.Policy != nil {
 			fmt.Fprintf(&b, "  the annotations of Ingress %s/%s apply in this backend (see `dump`); they may answer before the endpoints do\n", be.Namespace, be.Ingress)
 		}

@@ -340,12 +340,20 @@ func (a *tenantA) service(name string) *corev1.Service {
 	r := a.r
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: isoNSA, Name: name},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
-	switch r.IntN(6) {
+	switch r.IntN(8) {
 	case 0:
 		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: "other", Port: 8080})
 	case 1:
+		// B's Service by its cluster names, B's pod by address, the
+		// load balancer itself: refused (InvalidExternalName), 503.
 		svc.Spec.Type = corev1.ServiceTypeExternalName
-		svc.Spec.ExternalName = "b-web.tenant-b.svc.cluster.local"
+		svc.Spec.ExternalName = pick(r, []string{"b-web.tenant-b.svc.cluster.local", "b-web.tenant-b.svc", "b-web.tenant-b",
+			"127.0.0.1", "localhost", "_http._tcp.b-web.tenant-b.svc.cluster.local"})
+	case 3:
+		// A name outside the cluster: resolved by HAProxy, through the
+		// settings' nameserver (isoInputs), which answers nothing.
+		svc.Spec.Type = corev1.ServiceTypeExternalName
+		svc.Spec.ExternalName = "a-partner.example.com"
 	case 2:
 		svc.Spec.Ports = []corev1.ServicePort{{Name: "Bad_Name", Port: 80}}
 	}

@@ -589,9 +589,16 @@ func isoInputs(fx *isoFixture, state int, a *tenantA) render.Inputs {
 	in.Services = append(slices.Clone(in.Services), aIn.Services...)
 	in.EndpointSlices = append(slices.Clone(in.EndpointSlices), aIn.EndpointSlices...)
 	in.Secrets = append(slices.Clone(in.Secrets), aIn.Secrets...)
-	in.ConfigMaps = aIn.ConfigMaps
+	// The settings: HAProxy's resolvers (A's ExternalName Services) ask
+	// a closed loopback port, never the machine's nameserver.
+	in.ConfigMaps = append(slices.Clone(aIn.ConfigMaps), isoSettings)
 	return in
 }
+
+// isoSettings is the settings ConfigMap (opts.SettingsConfigMap) of every
+// step.
+var isoSettings = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "haproxy-sidecar"},
+	Data: map[string]string{"dns-nameservers": "127.0.0.1:1"}}
 
 // isoShrink removes A's objects one by one, keeping each removal after
 // which request r still gets a wrong answer from lb: what is left is a
@@ -639,7 +646,16 @@ func isoCheckBChange(t *testing.T, fail func(string, ...any), fx *isoFixture, a 
 	for _, ing := range a.ings {
 		near := ing.Spec.DefaultBackend != nil
 		for _, rule := range ing.Spec.Rules {
-			near = near || rule.Host == host
+			// from-to-www-redirect's host is the rule's, with or
+			// without "www.".
+			near = near || rule.Host == host || rule.Host == "www."+host || "www."+rule.Host == host
+		}
+		// A server-alias host is served only where no rule takes it:
+		// evaluated again when a rule of that host changes.
+		for _, key := range []string{render.AnnotationPrefix + "server-alias", "nginx.ingress.kubernetes.io/server-alias"} {
+			for alias := range strings.SplitSeq(ing.Annotations[key], ",") {
+				near = near || strings.TrimSpace(alias) == host
+			}
 		}
 		for _, tl := range ing.Spec.TLS {
 			near = near || slices.Contains(tl.Hosts, host)

@@ -247,7 +247,22 @@ type Backend struct {
 	// TCP is set on a TCP service's backend (TCPBackendName): mode tcp,
 	// no HTTP lines; SendProxy: its servers are sent a PROXY v1 header.
 	TCP, SendProxy bool
+	// ExternalName is set on the backend of an ExternalName Service: its
+	// one server is this DNS name (validated, lower case, no trailing
+	// dot) at ExternalPort, resolved by HAProxy's resolvers while it
+	// runs (ResolversName); Servers is empty, Slots 1 and SlotAddrs holds
+	// the zero address: the runtime API never sets an address there, only
+	// a new name ("set server ... fqdn").
+	ExternalName string
+	ExternalPort int32
+	// ExternalRefused: an ExternalName Service whose spec.externalName
+	// was refused (a Problem on the Service says why); the backend has
+	// no server and answers 503.
+	ExternalRefused bool
 }
+
+// Resolves says the backend's server is a DNS name HAProxy resolves.
+func (be *Backend) Resolves() bool { return be.ExternalName != "" }
 
 // assignSlots places servers (sorted) into n slots, keeping each one that
 // held slot i in prev at i.

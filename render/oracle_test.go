@@ -90,7 +90,15 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 	if got := sectionNames(parser.UserList); !slices.Equal(got, wantUserlists) {
 		t.Errorf("userlist sections %q, want %q", got, wantUserlists)
 	}
-	for _, s := range []parser.Section{parser.Listen, parser.Resolvers, parser.Peers, parser.Mailers,
+	// One resolvers section, only when a backend resolves a name.
+	var wantResolvers []string
+	if slices.ContainsFunc(m.Backends, (*render.Backend).Resolves) {
+		wantResolvers = []string{render.ResolversName}
+	}
+	if got := sectionNames(parser.Resolvers); !slices.Equal(got, wantResolvers) {
+		t.Errorf("resolvers sections %q, want %q", got, wantResolvers)
+	}
+	for _, s := range []parser.Section{parser.Listen, parser.Peers, parser.Mailers,
 		parser.Cache, parser.Program, parser.HTTPErrors, parser.Ring, parser.LogForward, parser.FCGIApp, parser.CrtStore,
 		parser.Traces, parser.LogProfile, parser.Acme} {
 		if got := sectionNames(s); len(got) > 0 {
@@ -98,13 +106,28 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 		}
 	}
 
-	// No line the parser did not recognise, in any section.
+	// No line the parser did not recognise, in any section, but the
+	// conditional block of an ExternalName backend for HAProxy before
+	// 3.0 (the parser does not know conditional blocks).
+	resolving := map[string]bool{}
+	for _, be := range m.Backends {
+		resolving[be.Name] = be.Resolves()
+	}
 	for _, s := range []parser.Section{parser.Global, parser.Defaults, parser.Frontends, parser.Backends, parser.UserList} {
 		for _, name := range sectionNames(s) {
 			if data, err := p.Get(s, name, ""); err == nil {
-				if un, ok := data.(*[]types.UnProcessed); ok && len(*un) > 0 {
-					t.Errorf("%s %s: unrecognised lines %v", s, name, *un)
-				} else if un, ok := data.([]types.UnProcessed); ok && len(un) > 0 {
+				var un []types.UnProcessed
+				if u, ok := data.(*[]types.UnProcessed); ok {
+					un = *u
+				} else if u, ok := data.([]types.UnProcessed); ok {
+					un = u
+				}
+				if s == parser.Backends && resolving[name] {
+					un = slices.DeleteFunc(slices.Clone(un), func(u types.UnProcessed) bool {
+						return u.Value == externalBefore30[0] || u.Value == externalBefore30[2]
+					})
+				}
+				if len(un) > 0 {
 					t.Errorf("%s %s: unrecognised lines %v", s, name, un)
 				}
 			}
@@ -114,11 +137,27 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 	// Every backend has exactly its slots, with the model's addresses.
 	for _, be := range m.Backends {
 		data, err := p.Get(parser.Backends, be.Name, "server")
+		if err != nil && be.Slots == 0 {
+			continue // a refused ExternalName: no server at all
+		}
 		if err != nil {
 			t.Errorf("backend %s: no servers: %v", be.Name, err)
 			continue
 		}
 		servers := data.([]types.Server)
+		if be.Resolves() {
+			// The one server is the name, on HAProxy's resolvers.
+			var opts []string
+			if len(servers) == 1 {
+				for _, o := range servers[0].Params {
+					opts = append(opts, o.String())
+				}
+			}
+			if len(servers) != 1 || servers[0].Address != be.ExternalName+":"+strconv.Itoa(int(be.ExternalPort)) ||
+				!slices.Contains(opts, "resolvers "+render.ResolversName) || !slices.Contains(opts, "init-addr none") {
+				t.Errorf("backend %s: servers %+v, want %s:%d on resolvers %s", be.Name, servers, be.ExternalName, be.ExternalPort, render.ResolversName)
+			}
+		}
 		if len(servers) != be.Slots {
 			t.Errorf("backend %s: %d servers, want %d slots", be.Name, len(servers), be.Slots)
 		}
@@ -162,6 +201,14 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 		name, isBackend := strings.CutPrefix(section, "backend ")
 		switch {
 		case isBackend && name != render.NotFoundBackend && name != render.UnavailableBackend && !strings.HasPrefix(name, "_tls_"):
+			if resolving[name] {
+				// Its one conditional block, whole and once.
+				if i := slices.Index(dirs, externalBefore30[0]); i < 0 || len(dirs) < i+3 || !slices.Equal(dirs[i:i+3], externalBefore30) {
+					t.Errorf("%s: no block %q in %q", section, externalBefore30, dirs)
+				} else {
+					dirs = slices.Delete(slices.Clone(dirs), i, i+3)
+				}
+			}
 			for _, d := range dirs {
 				if plain[name] && d != "balance roundrobin" && !strings.HasPrefix(d, "server ") && !(tcp[name] && d == "mode tcp") {
 					t.Errorf("%s: unexpected directive %q", section, d)
@@ -171,6 +218,14 @@ func checkStructureConfig(t testing.TB, cfg []byte, m *render.Model, rc haproxyc
 					t.Errorf("%s: unexpected Lua action %q", section, d)
 				}
 				if !plain[name] && !annotationDirective.MatchString(d) {
+					t.Errorf("%s: unexpected directive %q", section, d)
+				}
+			}
+		case section == "resolvers "+render.ResolversName:
+			// The nameservers (the dns-nameservers setting) or the pod's,
+			// then fixed timings.
+			for _, d := range dirs {
+				if !resolversDirective.MatchString(d) {
 					t.Errorf("%s: unexpected directive %q", section, d)
 				}
 			}
@@ -231,6 +286,15 @@ func usesExtAuth(m *render.Model) bool {
 // extAuthAction is the one shape of the external authentication action:
 // the action's name and its eight arguments, each strongly quoted.
 var extAuthAction = regexp.MustCompile(`^http-request lua\.haproxy_sidecar_extauth( '[^'\\]*'){8}$`)
+
+// externalBefore30 is the block an ExternalName backend has for HAProxy
+// before 3.0, which keeps a server connection to an address the DNS no
+// longer gives.
+var externalBefore30 = []string{".if version_before(3.0)", "option http-server-close", ".endif"}
+
+// resolversDirective is what the resolvers section holds: nameservers
+// from a parsed address and port, or the pod's, and fixed timings.
+var resolversDirective = regexp.MustCompile(`^(nameserver ns[0-9] ([0-9.]+|\[[0-9a-f:.]+\]):[0-9]+|parse-resolv-conf|accepted_payload_size 8192|resolve_retries 3|timeout (resolve|retry) [0-9]+ms|hold (valid|nx|refused|timeout|other|obsolete) [0-9]+ms)$`)
 
 // luaMaxMem is the Lua memory cap external authentication sets.
 var luaMaxMem = regexp.MustCompile(`^tune\.lua\.maxmem [0-9]+$`)

@@ -103,10 +103,15 @@ const (
 	// InvalidBackend: the Service reference itself is malformed (its name,
 	// or its port's name or number).
 	InvalidBackend Reason = "InvalidBackend"
-	// UnsupportedBackend: a resource backend, an ExternalName Service, a
+	// UnsupportedBackend: a resource backend, a
 	// Service port that is not TCP, or service-upstream on a Service
 	// without a cluster IP (a notice: its endpoints are used).
 	UnsupportedBackend Reason = "UnsupportedBackend"
+	// InvalidExternalName: an ExternalName Service's spec.externalName is
+	// not a DNS name HAProxy may resolve for a backend: malformed, an IP
+	// address, localhost, or a cluster name of another namespace
+	// (render/externalname.go); its routes answer 503.
+	InvalidExternalName Reason = "InvalidExternalName"
 	// BackendNotFound: the Service does not exist.
 	BackendNotFound Reason = "BackendNotFound"
 	// BackendPortNotFound: the Service has no such port.
@@ -279,7 +284,7 @@ const (
 func Reasons() []Reason {
 	return []Reason{
 		InvalidName, NotOurClass, InvalidHost, InvalidPathType, InvalidPath, InvalidRegex,
-		InvalidBackend, UnsupportedBackend, BackendNotFound, BackendPortNotFound,
+		InvalidBackend, UnsupportedBackend, InvalidExternalName, BackendNotFound, BackendPortNotFound,
 		NoEndpoints, Conflict, InvalidSecretName, TLSSecretNotFound, TLSSecretInvalid,
 		UnsupportedAddressType, InvalidPort, InvalidAddress,
 		SettingsRefInvalid, SettingsNotFound, SettingsUnknownKey, SettingsInvalidValue,

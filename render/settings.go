@@ -56,6 +56,10 @@ type Settings struct {
 	// the client's everywhere (source ranges, rate limits, trusted-proxies,
 	// X-Forwarded-For, logs).
 	ProxyProtocol []netip.Prefix
+	// DNSNameservers are the nameservers HAProxy's resolvers ask for the
+	// names of ExternalName Services; nil means those of the pod's
+	// /etc/resolv.conf (parse-resolv-conf).
+	DNSNameservers []netip.AddrPort
 }
 
 // DefaultSettings are the settings used for every key the settings
@@ -86,6 +90,7 @@ type settingKey struct {
 // adding a line here (and a field, and its use in the template).
 var settingKeys = []settingKey{
 	{"default-certificate", withSecrets((*settingsParser).certificate, func(s *Settings) **Certificate { return &s.DefaultCertificate })},
+	{"dns-nameservers", set(parseNameservers, func(s *Settings) *[]netip.AddrPort { return &s.DNSNameservers })},
 	{"http-port", set(parsePort, func(s *Settings) *int { return &s.HTTPPort })},
 	{"https-port", set(parsePort, func(s *Settings) *int { return &s.HTTPSPort })},
 	{"https-redirect-port", set(parsePort, func(s *Settings) *int { return &s.HTTPSRedirectPort })},

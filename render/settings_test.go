@@ -139,6 +139,18 @@ func TestSettingsParser(t *testing.T) {
 			s.ProxyProtocol = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 		}, ""},
 		{"use-proxy-protocol", "", func(s *S) {}, ""},
+
+		{"dns-nameservers", "10.96.0.10, 127.0.0.1:5353,[::1]:53, ::ffff:10.0.0.1", func(s *S) {
+			s.DNSNameservers = []netip.AddrPort{netip.MustParseAddrPort("10.96.0.10:53"), netip.MustParseAddrPort("127.0.0.1:5353"),
+				netip.MustParseAddrPort("[::1]:53"), netip.MustParseAddrPort("10.0.0.1:53")}
+		}, ""},
+		{"dns-nameservers", "", func(s *S) {}, ""},
+		{"dns-nameservers", "kube-dns.kube-system", nil, `"kube-dns.kube-system": want IP addresses or address:port pairs`},
+		{"dns-nameservers", "10.0.0.1:0", nil, "a port from 1 to 65535"},
+		{"dns-nameservers", "0.0.0.0", nil, "not unspecified"},
+		{"dns-nameservers", "fe80::1%eth0", nil, "without zone"},
+		{"dns-nameservers", "10.0.0.1\n    nameserver x 1.2.3.4:53", nil, "want IP addresses"},
+		{"dns-nameservers", "1.1.1.1,1.1.1.2,1.1.1.3,1.1.1.4,1.1.1.5,1.1.1.6,1.1.1.7,1.1.1.8,1.1.1.9", nil, "more than 8 nameservers"},
 		{"use-proxy-protocol", "true", nil, `"true": want the comma-separated CIDRs or addresses of the load balancers that send the PROXY protocol`},
 		{"use-proxy-protocol", "False", nil, "PROXY protocol stays off: connections that begin with a PROXY header fail; ignored, the default applies"},
 		{"use-proxy-protocol", "10.0.0.0/8 lua-load /x", nil, "is not a CIDR"},
@@ -199,7 +211,7 @@ func TestSettingsParser(t *testing.T) {
 		{"default-certificate", "default/Bad_Name", nil, `name "Bad_Name"`},
 		{"default-certificate", "default/a b\n", nil, `name "a b\n"`},
 
-		{"proxy-body-size", "10m", nil, "unknown key (known keys: default-certificate, http-port,"},
+		{"proxy-body-size", "10m", nil, "unknown key (known keys: default-certificate, dns-nameservers, http-port,"},
 		{"a b\n", "x", nil, "unknown key"},
 	}
 	base := settingsInputs(t, nil)

@@ -34,7 +34,8 @@ func samePolicy(a, b *render.Backend) bool {
 	// Every Backend field the section's lines come from: a field missing
 	// here lets the section cache serve a stale section.
 	return slices.Equal(a.Users, b.Users) && slices.Equal(a.RewritePaths, b.RewritePaths) && a.ExtAuthBackend == b.ExtAuthBackend &&
-		a.ErrorBackend == b.ErrorBackend && a.RedirectHost == b.RedirectHost && a.TCP == b.TCP && a.SendProxy == b.SendProxy
+		a.ErrorBackend == b.ErrorBackend && a.RedirectHost == b.RedirectHost && a.TCP == b.TCP && a.SendProxy == b.SendProxy &&
+		a.ExternalName == b.ExternalName && a.ExternalPort == b.ExternalPort && a.ExternalRefused == b.ExternalRefused
 }
 
 // haproxyTime writes a duration in HAProxy's time format.
@@ -103,8 +104,14 @@ func policyData(be *render.Backend, bd *BackendData) {
 		} else {
 			opts.WriteString(" verify none")
 		}
-		if s.SNI != "" {
-			opts.WriteString(" sni " + mustQuoteArg("str("+s.SNI+")"))
+		if sni := s.SNI; sni != "" || be.Resolves() {
+			// An ExternalName's TLS server is named by its name unless
+			// backend-sni says otherwise: what the name's certificate
+			// carries, and what a shared HTTPS front end selects by.
+			if sni == "" {
+				sni = be.ExternalName
+			}
+			opts.WriteString(" sni " + mustQuoteArg("str("+sni+")"))
 		}
 		if s.Protocol != "https" {
 			opts.WriteString(" alpn h2")

@@ -175,6 +175,10 @@ type ServerSlot struct {
 	// Addr is the endpoint the line holds; the zero value is an empty
 	// slot, disabled at PlaceholderAddr:PlaceholderPort.
 	Addr netip.AddrPort
+	// FQDN is the name the line's server resolves (an ExternalName
+	// backend's one slot; Addr is then zero): the runtime API changes it
+	// with "set server ... fqdn", never to an address.
+	FQDN string
 }
 
 // Backends is how many backend sections haproxy.cfg has (one per
@@ -189,6 +193,9 @@ func (o *Output) Slots(i int) (backend string, slots []ServerSlot) {
 	slots = make([]ServerSlot, be.Slots)
 	for j := range slots {
 		slots[j] = ServerSlot{Name: SlotName(j), Addr: be.SlotAddrs[j]}
+	}
+	if be.Resolves() {
+		slots[0].FQDN = be.ExternalName
 	}
 	return be.Name, slots
 }
@@ -261,9 +268,20 @@ const maskedAddress = "\x00haproxy-sidecar:slot\x00"
 
 // maskSlots gives every server of bd the masked address and one state
 // (enabled), keeping its name and id, which the runtime API cannot change.
+// A server that resolves a name gets the masked name, its port kept (the
+// runtime's "set server fqdn" changes the name, and the planner reloads
+// for a new port), and so does the name in the section's comment.
 func maskSlots(bd *BackendData) {
 	for i := range bd.Servers {
+		if s := &bd.Servers[i]; s.resolved {
+			_, port, _ := strings.Cut(s.Address, ":")
+			s.Address = maskedAddress + ":" + port
+			continue
+		}
 		bd.Servers[i].Address, bd.Servers[i].Disabled = maskedAddress, false
+	}
+	if bd.ExternalName != "" {
+		bd.ExternalName = maskedAddress
 	}
 }
 

@@ -144,6 +144,9 @@ type TemplateData struct {
 	ExtAuthScript string
 	ErrorPagesLua string
 	LuaMemory     int
+	// Resolvers is the resolvers section the servers of ExternalName
+	// backends use; nil when no backend is one.
+	Resolvers *ResolversData
 
 	model *render.Model
 	// maskSlots renders every server as maskedServer (a skeleton).
@@ -191,6 +194,15 @@ func backendData(be *render.Backend) BackendData {
 		}
 		return bd
 	}
+	if be.Resolves() {
+		// The one server is the name, resolved by HAProxy (never by the
+		// sidecar): no address at start-up (init-addr none keeps it in
+		// maintenance until the resolvers answer), then every answer
+		// HAProxy gets. The runtime API changes only its name (set
+		// server ... fqdn: Output.Slots' FQDN).
+		bd.ExternalName = be.ExternalName
+		bd.Servers[0] = ServerData{Name: SlotName(0), ID: 1, Address: be.ExternalName + ":" + strconv.Itoa(int(be.ExternalPort)), resolved: true}
+	}
 	if be.RedirectHost != "" {
 		// from-to-www-redirect: the same scheme, path and query on the
 		// other host; "redirect prefix" keeps path and query.
@@ -210,8 +222,29 @@ func backendData(be *render.Backend) BackendData {
 		// rather than serve without the rules, or not at all.
 		bd.Directives, bd.ServerOptions, bd.Cookie, bd.Userlist = []string{"http-request deny deny_status 503"}, "", false, nil
 	}
+	if be.Resolves() {
+		bd.ServerOptions = resolveOptions + bd.ServerOptions
+		bd.Directives = append(bd.Directives, externalBefore30...)
+	}
 	return bd
 }
+
+// resolveOptions go first on the server line of an ExternalName backend:
+// HAProxy's resolvers (the section ResolversData writes) resolve its name,
+// IPv4 first when the name has both; without an answer the server has no
+// address and stays in maintenance, so the backend answers 503.
+const resolveOptions = " resolvers " + render.ResolversName + " init-addr none resolve-prefer ipv4"
+
+// externalBefore30 are the lines an ExternalName backend adds for HAProxy
+// before 3.0: when the DNS moves the name, 2.6 keeps sending requests over
+// the server connections it has open to the old address (kept alive with
+// a client, or idle in its pool) for as long as they last; "max-reuse
+// 100" did not change that. Closing the server connection after each
+// response moved all traffic within one resolution (4 s) in
+// TestExternalNameThroughResolvers. 3.0 closes those connections itself
+// and keeps reusing connections. The cost on 2.6 is a connection (and a
+// TLS handshake to an HTTPS backend) per request to an ExternalName.
+var externalBefore30 = []string{".if version_before(3.0)", "option http-server-close", ".endif"}
 
 // StatsData is the stats frontend as the template sees it.
 type StatsData struct {
@@ -250,6 +283,9 @@ type BackendData struct {
 	RedirectHost string
 	// TCP is set on a TCP service's backend.
 	TCP bool
+	// ExternalName is the DNS name of an ExternalName Service's backend,
+	// whose one server resolves it (its Address is name:port).
+	ExternalName string
 }
 
 // TCPServiceData is one TCP service's frontend as the template sees it.
@@ -301,6 +337,9 @@ type ServerData struct {
 	ID       int
 	Address  string
 	Disabled bool
+	// resolved: Address is a name HAProxy resolves (an ExternalName
+	// backend's), which no runtime command changes: a skeleton keeps it.
+	resolved bool
 }
 
 // PlaceholderAddr and PlaceholderPort are where an unused server slot
@@ -387,6 +426,7 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 		model:           m,
 	}
 	data.TCPServices = tcpServicesData(m, httpBind, []string{httpBind, httpsBind, cfg.StatsBind})
+	data.Resolvers = resolversData(m)
 	if usesExtAuth(m) {
 		data.ExtAuthScript = ExtAuthScriptFile
 	}
