@@ -20,9 +20,8 @@ type LineEcho struct {
 	Name string
 	Port int
 
-	mu      sync.Mutex
-	sources []string // each PROXY header's client, in order
-	conns   int
+	mu    sync.Mutex
+	conns int
 }
 
 // StartLineEcho listens on a free loopback port until the test ends.
@@ -67,9 +66,7 @@ func (e *LineEcho) serve(c net.Conn, readProxy bool) {
 			return
 		}
 		c.SetReadDeadline(time.Time{})
-		e.mu.Lock()
-		e.sources = append(e.sources, src)
-		e.mu.Unlock()
+		// The answers name the header's client: tests read it there.
 		prefix += src + ":"
 	}
 	for {
@@ -96,13 +93,6 @@ func readProxyV1(r *bufio.Reader) (string, error) {
 		return "", fmt.Errorf("not a PROXY v1 header: %q", line)
 	}
 	return net.JoinHostPort(f[2], f[4]), nil
-}
-
-// Sources are the clients of the PROXY headers received, in order.
-func (e *LineEcho) Sources() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]string(nil), e.sources...)
 }
 
 // Conns is how many connections the server accepted.
