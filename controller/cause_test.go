@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -9,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,39 +23,7 @@ import (
 // declares it, independently of what Causes() lists.
 func causeConstants(t *testing.T) (map[string]string, map[string]bool) {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "cause.go", nil, parser.ParseComments)
-	if err != nil {
-		t.Fatalf("parsing cause.go: %v", err)
-	}
-	consts, documented := map[string]string{}, map[string]bool{}
-	for _, d := range f.Decls {
-		g, ok := d.(*ast.GenDecl)
-		if !ok || g.Tok != token.CONST {
-			continue
-		}
-		for _, spec := range g.Specs {
-			vs := spec.(*ast.ValueSpec)
-			if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "Cause" {
-				continue
-			}
-			for i, name := range vs.Names {
-				lit, ok := vs.Values[i].(*ast.BasicLit)
-				if !ok {
-					t.Fatalf("Cause constant %s is not a string literal", name.Name)
-				}
-				v, err := strconv.Unquote(lit.Value)
-				if err != nil {
-					t.Fatalf("Cause constant %s: %v", name.Name, err)
-				}
-				consts[name.Name] = v
-				documented[name.Name] = vs.Doc != nil && strings.HasPrefix(vs.Doc.Text(), name.Name+":")
-			}
-		}
-	}
-	if len(consts) == 0 {
-		t.Fatal("no Cause constants found in cause.go")
-	}
-	return consts, documented
+	return testenv.StringConsts(t, "cause.go", "Cause")
 }
 
 // Every Cause constant has a comment saying what it means, a lower_snake

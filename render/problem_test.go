@@ -2,6 +2,7 @@ package render
 
 import (
 	"encoding/json"
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -10,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -20,37 +20,7 @@ import (
 // what Reasons() lists.
 func reasonConstants(t *testing.T) map[string]string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "problem.go", nil, 0)
-	if err != nil {
-		t.Fatalf("parsing problem.go: %v", err)
-	}
-	consts := map[string]string{}
-	for _, d := range f.Decls {
-		g, ok := d.(*ast.GenDecl)
-		if !ok || g.Tok != token.CONST {
-			continue
-		}
-		for _, spec := range g.Specs {
-			vs := spec.(*ast.ValueSpec)
-			if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "Reason" {
-				continue
-			}
-			for i, name := range vs.Names {
-				lit, ok := vs.Values[i].(*ast.BasicLit)
-				if !ok {
-					t.Fatalf("Reason constant %s is not a string literal", name.Name)
-				}
-				v, err := strconv.Unquote(lit.Value)
-				if err != nil {
-					t.Fatalf("Reason constant %s: %v", name.Name, err)
-				}
-				consts[name.Name] = v
-			}
-		}
-	}
-	if len(consts) == 0 {
-		t.Fatal("no Reason constants found in problem.go")
-	}
+	consts, _ := testenv.StringConsts(t, "problem.go", "Reason")
 	return consts
 }
 
