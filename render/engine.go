@@ -68,6 +68,9 @@ type engine struct {
 	// passRoutes the passthrough routes among routes.
 	passHosts  map[string]int
 	passRoutes int
+	// passOwnerWas: the owners of passed-through hosts before this
+	// build changed their rule paths (notePassOwner).
+	passOwnerWas map[string]passOwner
 	// defaultBE is the --default-backend-service backend of the last
 	// model (useDefaultService), kept while it does not change.
 	defaultBE *Backend
@@ -272,6 +275,7 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 	case TakeNothing:
 		g.bulk = false
 	}
+	g.dirtyPassOwners()
 	// Backends are made again when the Ingress deciding a Service's
 	// backend annotations changes, or the CA Secret they name does.
 	for svc, before := range g.settingsBefore {

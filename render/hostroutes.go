@@ -401,6 +401,9 @@ func (g *engine) countHost(kind refKind, host string, e *ingEntry, d int) {
 	if *idx == nil {
 		*idx = map[string]hostUse{}
 	}
+	if kind == refHost {
+		g.notePassOwner(host)
+	}
 	// A value, not a pointer: no allocation per host.
 	h := (*idx)[host]
 	if h.add(e, d); h.empty() {
@@ -410,10 +413,6 @@ func (g *engine) countHost(kind refKind, host string, e *ingEntry, d int) {
 	}
 	if kind == refHost {
 		g.weakUsers[host].each(func(u *ingEntry) bool { g.dirty[u] = true; return true })
-		if g.passHosts[host] > 0 {
-			// Who owns a passed-through host may have changed.
-			g.dirtyHost(host)
-		}
 	}
 }
 

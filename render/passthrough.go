@@ -217,6 +217,54 @@ func (g *engine) countPassthrough(host string, d int) {
 	g.dirtyHost(host)
 }
 
+// passOwner is what the other Ingresses of a passed-through host read of
+// its owner (passthroughBlocked, passthroughTLSBlocked): who it is and
+// whether it passes the host through. The zero value: no owner.
+type passOwner struct {
+	namespace, name string
+	passes          bool
+}
+
+func (c *engineClaims) passOwnerOf(host string) passOwner {
+	o := c.hostOwner(host)
+	if o == nil {
+		return passOwner{}
+	}
+	return passOwner{o.ing.Namespace, o.ing.Name, o.p.passthroughHost(host)}
+}
+
+// notePassOwner keeps, before the first change this build makes to the
+// rule paths of a passed-through host, who owned it; dirtyPassOwners
+// then makes the host's Ingresses dirty only if that changed. Making
+// them dirty at every change would let a tenant's passthrough Ingress on
+// another tenant's host make each of that tenant's changes there
+// evaluate every Ingress of the host again (the isolation test).
+func (g *engine) notePassOwner(host string) {
+	if g.passHosts[host] == 0 {
+		return
+	}
+	if _, ok := g.passOwnerWas[host]; ok {
+		return
+	}
+	if g.passOwnerWas == nil {
+		g.passOwnerWas = map[string]passOwner{}
+	}
+	g.passOwnerWas[host] = (&engineClaims{g: g}).passOwnerOf(host)
+}
+
+// dirtyPassOwners makes dirty the Ingresses of each host noted by
+// notePassOwner whose owner changed; called once the Ingresses are
+// taken in, before they are evaluated.
+func (g *engine) dirtyPassOwners() {
+	c := &engineClaims{g: g}
+	for host, was := range g.passOwnerWas {
+		if c.passOwnerOf(host) != was {
+			g.dirtyHost(host)
+		}
+	}
+	clear(g.passOwnerWas)
+}
+
 // dirtyHost makes dirty the Ingresses with rule paths or TLS entries for
 // host.
 func (g *engine) dirtyHost(host string) {

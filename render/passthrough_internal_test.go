@@ -179,3 +179,68 @@ func TestPassthroughModel(t *testing.T) {
 		})
 	}
 }
+
+// A passed-through host's other Ingresses are evaluated again when its
+// owner changes (comes, goes, stops passing through, moves its rule),
+// and not when another Ingress of the host changes a path: a tenant's
+// passthrough Ingress on another tenant's host must not make each of
+// that tenant's changes there evaluate the whole host again. Updates in
+// place (a new object under the same name) at each step; the engine's
+// model equals the full build's after every one.
+func TestPassthroughOwnerInPlace(t *testing.T) {
+	base := Inputs{
+		IngressClasses: []*networkingv1.IngressClass{ourClass(false)},
+		Services: []*corev1.Service{service("b", "web", corev1.ServicePort{Name: "http", Port: 80}),
+			service("a", "web", corev1.ServicePort{Name: "http", Port: 80})},
+		EndpointSlices: []*discoveryv1.EndpointSlice{slice("b", "web", "web-1", "http", 8080, "10.0.0.1"),
+			slice("a", "web", "web-1", "http", 8443, "10.0.0.2")},
+	}
+	const host = "h.example"
+	passing := func(i *networkingv1.Ingress) *networkingv1.Ingress {
+		annotate(AnnotationPrefix+"ssl-passthrough", "true")(i)
+		return i
+	}
+	owner := ingress("b", "owner", 0, host, pathSpec{"Prefix", "/", "web", 80})
+	b1 := ingress("b", "one", 1, host, pathSpec{"Prefix", "/one", "web", 80})
+	b2 := ingress("b", "two", 2, host, pathSpec{"Prefix", "/two", "web", 80})
+	b3 := ingress("b", "three", 3, host, pathSpec{"Prefix", "/three", "web", 80})
+	tenantA := passing(ingress("a", "pass", 4, host, pathSpec{"Prefix", "/", "web", 80}))
+	b1moved := ingress("b", "one", 1, host, pathSpec{"Exact", "/one", "web", 80})
+	ownerPassing := passing(ingress("b", "owner", 0, host, pathSpec{"Prefix", "/", "web", 80}))
+	ownerAway := ingress("b", "owner", 0, "elsewhere.example", pathSpec{"Prefix", "/", "web", 80})
+
+	steps := []struct {
+		name string
+		ings []*networkingv1.Ingress
+		// most: the most Ingresses the step may evaluate again (0: any).
+		most int
+	}{
+		{"start", []*networkingv1.Ingress{owner, b1, b2, b3, tenantA}, 0},
+		// b1's old and new entries, and tenant A's own Ingress.
+		{"a neighbour's path changes", []*networkingv1.Ingress{owner, b1moved, b2, b3, tenantA}, 3},
+		{"and back", []*networkingv1.Ingress{owner, b1, b2, b3, tenantA}, 3},
+		{"the owner passes through", []*networkingv1.Ingress{ownerPassing, b1, b2, b3, tenantA}, 0},
+		{"a neighbour's path changes under a passing owner", []*networkingv1.Ingress{ownerPassing, b1moved, b2, b3, tenantA}, 3},
+		{"the owner leaves the host", []*networkingv1.Ingress{ownerAway, b1moved, b2, b3, tenantA}, 0},
+		{"the owner comes back, passing", []*networkingv1.Ingress{ownerPassing, b1moved, b2, b3, tenantA}, 0},
+		{"the owner is deleted", []*networkingv1.Ingress{b1moved, b2, b3, tenantA}, 0},
+		{"the owner is back, not passing", []*networkingv1.Ingress{owner, b1moved, b2, b3, tenantA}, 0},
+		// Tenant A's Conflict now names b/one: its owner changed with no
+		// passthrough path coming or going.
+		{"the owner is deleted, not passing", []*networkingv1.Ingress{b1moved, b2, b3, tenantA}, 0},
+		{"tenant A is left alone on the host", []*networkingv1.Ingress{tenantA}, 0},
+	}
+	var e Engine
+	for _, st := range steps {
+		in := base
+		in.Ingresses = st.ings
+		full, inc := BuildModel(in, Options{}), e.Build(in, Options{})
+		if !slices.Equal(full.Problems, inc.Problems) || !slices.EqualFunc(full.Passthrough, inc.Passthrough, func(a, b *Route) bool { return *a == *b }) ||
+			!slices.EqualFunc(full.Routes, inc.Routes, func(a, b *Route) bool { return *a == *b }) {
+			t.Fatalf("%s: the engine differs from the full build:\nfull %v %v\n inc %v %v", st.name, full.Problems, full.Passthrough, inc.Problems, inc.Passthrough)
+		}
+		if st.most > 0 && e.Evaluated() > st.most {
+			t.Errorf("%s: evaluated %d Ingresses again, want at most %d", st.name, e.Evaluated(), st.most)
+		}
+	}
+}
