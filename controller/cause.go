@@ -18,13 +18,16 @@ const (
 	// CauseTemplates: the templates changed; their output may differ
 	// anywhere, so it is reloaded (and validated), never patched.
 	CauseTemplates Cause = "templates"
-	// CauseFileChanged: a file other than haproxy.cfg and the runtime
-	// maps changed (a certificate, the crt-list, a file a template
-	// adds); the reason beside the cause names it.
+	// CauseFileChanged: a file other than haproxy.cfg, the runtime maps
+	// and the certificates changed (a CA file, a file a template adds);
+	// the reason beside the cause names it.
 	CauseFileChanged Cause = "file_changed"
-	// CauseFilesRemoved: files were removed (a certificate no longer
-	// used).
+	// CauseFilesRemoved: a file other than a certificate was removed.
 	CauseFilesRemoved Cause = "files_removed"
+	// CauseCertificates: a certificate changed in a way the runtime API
+	// does not apply: offered for other names, a name offered by two
+	// certificates, or a chain larger than a CLI payload.
+	CauseCertificates Cause = "certificates"
 	// CauseBackends: backends were added or removed, or one needs more
 	// server slots than it has.
 	CauseBackends Cause = "backends"
@@ -37,7 +40,7 @@ const (
 
 // Causes returns every Cause, in declaration order: the closed set.
 func Causes() []Cause {
-	return []Cause{CauseUnknownState, CauseTemplates, CauseFileChanged, CauseFilesRemoved, CauseBackends,
+	return []Cause{CauseUnknownState, CauseTemplates, CauseFileChanged, CauseFilesRemoved, CauseCertificates, CauseBackends,
 		CauseConfigChanged, CauseRuntimeFailed}
 }
 

@@ -2,7 +2,10 @@ package controller
 
 import (
 	"bytes"
+	"fmt"
+	"maps"
 	"slices"
+	"strings"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
@@ -28,6 +31,7 @@ type plan struct {
 	detail string
 	maps   []mapOp
 	slots  []slotOp
+	certs  []certOp
 }
 
 func reloadFor(cause Cause, detail string) plan {
@@ -35,10 +39,24 @@ func reloadFor(cause Cause, detail string) plan {
 }
 
 // batch is the plan's runtime API commands, as the master CLI is sent
-// them: slots first (an emptied slot goes to maintenance, then back to the
-// placeholder address the file has for it), then map entries.
+// them: new and rotated certificates first (a route or TLS host entry
+// that needs one finds it), then slots (an emptied slot goes to
+// maintenance, then back to the placeholder address the file has for it),
+// then map entries, and last the certificates no longer used.
 func (p plan) batch() *reload.Batch {
 	var b reload.Batch
+	for _, op := range p.certs {
+		switch op.kind {
+		case certAdd:
+			b.NewSSLCert(op.file)
+			b.SetSSLCert(op.file, op.pem)
+			b.CommitSSLCert(op.file)
+			b.AddCrtList(haproxycfg.CrtListFile, op.file, op.sni)
+		case certRotate:
+			b.SetSSLCert(op.file, op.pem)
+			b.CommitSSLCert(op.file)
+		}
+	}
 	for _, op := range p.slots {
 		if op.fqdn != "" {
 			b.SetServerFQDN(op.backend, op.server, op.fqdn)
@@ -60,6 +78,12 @@ func (p plan) batch() *reload.Batch {
 			b.AddMap(op.file, op.key, op.value)
 		default:
 			b.SetMap(op.file, op.key, op.value)
+		}
+	}
+	for _, op := range p.certs {
+		if op.kind == certRemove {
+			b.DelCrtList(haproxycfg.CrtListFile, op.file)
+			b.DelSSLCert(op.file)
 		}
 	}
 	return &b
@@ -105,7 +129,7 @@ func Predict(oldModel *render.Model, old *haproxycfg.Output, nextModel *render.M
 	return Prediction{Method: MethodRuntime, Commands: p.commands()}
 }
 
-func (p plan) runtimeOps() int { return len(p.maps) + len(p.slots) }
+func (p plan) runtimeOps() int { return len(p.maps) + len(p.slots) + len(p.certs) }
 
 type mapOp struct {
 	file  string // map name as HAProxy knows it (its path in the config)
@@ -123,6 +147,99 @@ type slotOp struct {
 	fqdn string
 }
 
+// certOp is one certificate changed at run time.
+type certOp struct {
+	kind certOpKind
+	file string   // as the crt-list names it
+	pem  []byte   // the chain and key (certAdd, certRotate)
+	sni  []string // its crt-list line's names (certAdd)
+}
+
+type certOpKind int
+
+const (
+	// certAdd: a certificate HAProxy does not hold, and its crt-list line.
+	certAdd certOpKind = iota
+	// certRotate: another chain and key for a certificate HAProxy holds,
+	// offered for the same names.
+	certRotate
+	// certRemove: a certificate whose line is gone: the line, then the
+	// certificate.
+	certRemove
+)
+
+// certChanges plans the certificates from old to next as runtime API
+// commands (certOp), or says why only a reload applies them: a
+// certificate offered for other names than before (its line would be
+// deleted and added again, and handshakes in between would get the
+// default certificate), a name offered by two lines (then the lines'
+// order decides, which runtime additions do not keep), or a chain too
+// large for a CLI payload.
+func certChanges(old, next *haproxycfg.Output) ([]certOp, string) {
+	var ops []certOp
+	if !haproxycfg.SameCerts(old, next) {
+		var why string
+		if ops, why = crtListChanges(old, next); why != "" {
+			return nil, why
+		}
+	}
+	// The default certificate (the settings') is always loaded.
+	if pem := next.Get(haproxycfg.DefaultCertFile); !bytes.Equal(old.Get(haproxycfg.DefaultCertFile), pem) {
+		if !reload.PayloadFits(len(pem)) {
+			return nil, fmt.Sprintf("%s holds %d bytes, more than a runtime API payload takes", haproxycfg.DefaultCertFile, len(pem))
+		}
+		ops = append(ops, certOp{kind: certRotate, file: haproxycfg.DefaultCertFile, pem: pem})
+	}
+	return ops, ""
+}
+
+// crtListChanges is certChanges for the crt-list's certificates.
+func crtListChanges(old, next *haproxycfg.Output) ([]certOp, string) {
+	was := map[string]haproxycfg.CrtEntry{}
+	for _, e := range old.CrtEntries() {
+		was[e.File] = e
+	}
+	var ops []certOp
+	offered := map[string]string{}
+	for _, e := range next.CrtEntries() {
+		for _, name := range e.SNI {
+			if other, dup := offered[name]; dup {
+				return nil, fmt.Sprintf("%s and %s are both offered for %s", other, e.File, name)
+			}
+			offered[name] = e.File
+		}
+		o, held := was[e.File]
+		delete(was, e.File)
+		var op certOp
+		switch {
+		case !held:
+			op = certOp{kind: certAdd, file: e.File, pem: e.PEM, sni: e.SNI}
+		case !slices.Equal(o.SNI, e.SNI):
+			return nil, fmt.Sprintf("%s is offered for other names (%s, was %s)", e.File, strings.Join(e.SNI, " "), strings.Join(o.SNI, " "))
+		case !bytes.Equal(o.PEM, e.PEM):
+			op = certOp{kind: certRotate, file: e.File, pem: e.PEM}
+		default:
+			continue
+		}
+		if !reload.PayloadFits(len(e.PEM)) {
+			return nil, fmt.Sprintf("%s holds %d bytes, more than a runtime API payload takes", e.File, len(e.PEM))
+		}
+		ops = append(ops, op)
+	}
+	for _, file := range slices.Sorted(maps.Keys(was)) {
+		ops = append(ops, certOp{kind: certRemove, file: file})
+	}
+	return ops, ""
+}
+
+// runtimeFile reports whether the runtime API changes what HAProxy reads
+// from a file (the planner compares values for it, never its bytes):
+// haproxy.cfg, the runtime maps, the crt-list and certificates.
+func runtimeFile(path string, certFiles map[string]bool) bool {
+	return path == haproxycfg.ConfigFile || path == haproxycfg.CrtListFile || path == haproxycfg.DefaultCertFile ||
+		slices.Contains(haproxycfg.RuntimeMaps, path) || certFiles[path]
+}
+
 // diff plans the change from old to next. Without an old state (first run,
 // or after a failure left HAProxy in an unknown state) it reloads.
 func diff(old *state, next *state) plan {
@@ -132,20 +249,31 @@ func diff(old *state, next *state) plan {
 	if old.renderer != next.renderer {
 		return reloadFor(CauseTemplates, "the templates changed")
 	}
-	// Certificates, crt-list and anything a template adds need a reload.
+	// CA files, error pages and anything a template adds need a reload.
+	certFiles := next.out.CertFiles()
+	for f := range old.out.CertFiles() {
+		certFiles[f] = true
+	}
 	for _, f := range next.out.Files {
-		if f.Path == haproxycfg.ConfigFile || slices.Contains(haproxycfg.RuntimeMaps, f.Path) {
+		if runtimeFile(f.Path, certFiles) {
 			continue
 		}
-		if !bytes.Equal(f.Data, old.out.Get(f.Path)) {
-			return reloadFor(CauseFileChanged, f.Path+" changed (only map entries and server addresses change at run time)")
+		if !bytes.Equal(f.Data, old.out.Get(f.Path)) || !hasFile(old.out, f.Path) {
+			return reloadFor(CauseFileChanged, f.Path+" changed (map entries, server addresses and certificates change at run time)")
 		}
 	}
-	if len(old.out.Files) != len(next.out.Files) {
-		return reloadFor(CauseFilesRemoved, "files were removed (a certificate no longer used)")
+	for _, f := range old.out.Files {
+		if !runtimeFile(f.Path, certFiles) && !hasFile(next.out, f.Path) {
+			return reloadFor(CauseFilesRemoved, f.Path+" was removed")
+		}
 	}
 
 	var p plan
+	certs, why := certChanges(old.out, next.out)
+	if why != "" {
+		return reloadFor(CauseCertificates, why)
+	}
+	p.certs = certs
 	if oldCfg, nextCfg := old.out.Get(haproxycfg.ConfigFile), next.out.Get(haproxycfg.ConfigFile); !bytes.Equal(oldCfg, nextCfg) {
 		// The configuration may differ only in server slot addresses:
 		// the same backends with the same number of slots, and nothing
@@ -238,4 +366,10 @@ func externalNameChanged(a, b *render.Model) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// hasFile reports whether out has a file at path (Files is sorted).
+func hasFile(out *haproxycfg.Output, path string) bool {
+	_, ok := slices.BinarySearchFunc(out.Files, path, func(f haproxycfg.File, p string) int { return strings.Compare(f.Path, p) })
+	return ok
 }

@@ -1,9 +1,12 @@
 package controller
 
 import (
+	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +19,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	_ "github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv" // -update flag
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
@@ -41,7 +44,31 @@ type cluster struct {
 	canary map[string]string
 	// external are ExternalName Services: name -> spec.externalName.
 	external map[string]string
+	// secrets are TLS Secrets, each with a TLS entry of the Ingress:
+	// name -> its hosts, space-separated; certGen picks their key
+	// material (the same for the same name, hosts and certGen).
+	secrets map[string]string
+	certGen int
 }
+
+// tlsPEM is a self-signed certificate and key for hosts, the same for the
+// same key.
+func tlsPEM(t *testing.T, key string, hosts []string) (crt, pem []byte) {
+	t.Helper()
+	tlsPEMsMu.Lock()
+	defer tlsPEMsMu.Unlock()
+	if p, ok := tlsPEMs[key]; ok {
+		return p[0], p[1]
+	}
+	crt, pem = testenv.SelfSigned(t, hosts[0], "")
+	tlsPEMs[key] = [2][]byte{crt, pem}
+	return crt, pem
+}
+
+var (
+	tlsPEMsMu sync.Mutex
+	tlsPEMs   = map[string][2][]byte{}
+)
 
 func (c cluster) state(t *testing.T) *state {
 	t.Helper()
@@ -76,6 +103,13 @@ func (c cluster) state(t *testing.T) *state {
 	}
 	if c.tlsHost != "" {
 		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{c.tlsHost}, SecretName: "missing"}}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.secrets)) {
+		hosts := strings.Fields(c.secrets[name])
+		crt, key := tlsPEM(t, fmt.Sprintf("%s %v %d", name, hosts, c.certGen), hosts)
+		ing.Spec.TLS = append(ing.Spec.TLS, networkingv1.IngressTLS{Hosts: hosts, SecretName: name})
+		in.Secrets = append(in.Secrets, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key}})
 	}
 	in.Ingresses = append(in.Ingresses, ing)
 	if c.canary != nil {
@@ -520,4 +554,88 @@ func TestPlanCommandsAreWhatIsSent(t *testing.T) {
 	if b.Err() != nil || strings.Join(b.Commands(), "\n") != strings.Join(p.commands(), "\n") {
 		t.Errorf("the batch sent differs from the commands recorded: %v", b.Err())
 	}
+}
+
+// Certificates change at run time: a new TLS host's certificate is added
+// with its crt-list line before the routes and TLS hosts map entries that
+// use it, a rotated Secret's is replaced, a removed one's line and
+// certificate go last; no command shows a private key. A certificate
+// offered for other names, or too large for a payload, is a reload whose
+// cause says so.
+func TestPlanCertificates(t *testing.T) {
+	svcs := map[string][]string{"a": {"10.0.0.1"}}
+	routes := []string{"a.test/=a", "b.test/=a"}
+	base := cluster{services: svcs, routes: routes, secrets: map[string]string{"a-tls": "a.test"}}
+	old := base.state(t)
+	withB := cluster{services: svcs, routes: routes, secrets: map[string]string{"a-tls": "a.test", "b-tls": "b.test"}}
+	rotated := cluster{services: svcs, routes: routes, secrets: map[string]string{"a-tls": "a.test"}, certGen: 1}
+	none := cluster{services: svcs, routes: routes}
+	renamed := cluster{services: svcs, routes: routes, secrets: map[string]string{"a-tls": "a.test b.test"}}
+	for _, tc := range []struct {
+		name      string
+		old, next *state
+		want      []string // commands, without payloads' digests
+		cause     Cause
+	}{
+		{"a new TLS host", old, withB.state(t), []string{
+			"new ssl cert certs/ns_b-tls.pem",
+			"set ssl cert certs/ns_b-tls.pem << [certificate and key: ",
+			"commit ssl cert certs/ns_b-tls.pem",
+			"add ssl crt-list crt-list.txt << certs/ns_b-tls.pem b.test",
+			"add map maps/tls-hosts.map b.test 1",
+		}, ""},
+		{"a rotated Secret", old, rotated.state(t), []string{
+			"set ssl cert certs/ns_a-tls.pem << [certificate and key: ",
+			"commit ssl cert certs/ns_a-tls.pem",
+		}, ""},
+		{"a removed TLS entry", old, none.state(t), []string{
+			"del map maps/tls-hosts.map a.test",
+			"del ssl crt-list crt-list.txt certs/ns_a-tls.pem",
+			"del ssl cert certs/ns_a-tls.pem",
+		}, ""},
+		{"a certificate for other names", old, renamed.state(t), nil, CauseCertificates},
+	} {
+		p := diff(tc.old, tc.next)
+		if p.cause != tc.cause || p.reload != (tc.cause != "") || (p.reload && p.detail == "") {
+			t.Errorf("%s: reload %v, cause %q (%q), want cause %q", tc.name, p.reload, p.cause, p.detail, tc.cause)
+			continue
+		}
+		cmds := p.commands()
+		if len(cmds) != len(tc.want) {
+			t.Errorf("%s: commands\n%s\nwant\n%s", tc.name, strings.Join(cmds, "\n"), strings.Join(tc.want, "\n"))
+			continue
+		}
+		for i := range cmds {
+			if !strings.HasPrefix(cmds[i], tc.want[i]) || strings.Contains(cmds[i], "PRIVATE") {
+				t.Errorf("%s: command %d is %q, want %q", tc.name, i, cmds[i], tc.want[i])
+			}
+		}
+	}
+
+	// A chain over a payload's size: the Secret's certificate with
+	// copies of itself as intermediates.
+	big := withB.state(t)
+	m := *big.model
+	m.Certs = slices.Clone(m.Certs)
+	for i := range m.Certs {
+		if m.Certs[i].Secret == "b-tls" {
+			m.Certs[i].PEM = append(bytes.Repeat(m.Certs[i].PEM[:bytes.Index(m.Certs[i].PEM, []byte("-----END CERTIFICATE-----\n"))+26], 30), m.Certs[i].PEM...)
+		}
+	}
+	out, err := haproxycfg.Render(&m, haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: mustTemplate(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := diff(old, &state{model: &m, out: out}); !p.reload || p.cause != CauseCertificates || !strings.Contains(p.detail, "payload") {
+		t.Errorf("a chain too large for a payload: reload %v, cause %q (%q)", p.reload, p.cause, p.detail)
+	}
+}
+
+func mustTemplate(t *testing.T) *template.Template {
+	t.Helper()
+	tmpl, err := embeddedTemplate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmpl
 }

@@ -2,9 +2,11 @@ package reload
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -64,6 +66,80 @@ func TestSendBatch(t *testing.T) {
 		var re *RuntimeError
 		if err := cli.Send(ctx, &bad); !errors.As(err, &re) || re.Answer != "Key not found." {
 			t.Errorf("a batch with a failing command: %v", err)
+		}
+	})
+}
+
+// Certificates through a batch, as the controller sends them: a new one
+// (new, set, commit ssl cert and its crt-list line), a rotation (set and
+// commit) and a removal (its line, then the certificate), each served at
+// once by a real handshake; history's form of a certificate's payload
+// holds no key; a refused command is an error.
+func TestSendBatchCertificates(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, hb haproxyBin) {
+		ctx := context.Background()
+		tmp := shortTempDir(t)
+		port := freePort(t)
+		cfg := baseConfig + fmt.Sprintf("frontend fe\n    bind 127.0.0.1:%d ssl crt certs/default.pem crt-list crt-list.txt\n"+
+			"    http-request return status 200 content-type text/plain string ok\n", port)
+		writeFiles(t, tmp, Files{"haproxy.cfg": []byte(cfg), "certs/default.pem": selfSignedPEM(t, "default.example"),
+			"certs/a.pem": selfSignedPEM(t, "a.example"), "crt-list.txt": []byte("# a\ncerts/a.pem a.example\n")})
+		sup := startSupervised(t, hb.path, filepath.Join(tmp, ConfigName), filepath.Join(tmp, "m.sock"))
+		cli := sup.CLI()
+		served := func(sni string) string {
+			t.Helper()
+			conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{ServerName: sni, InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatalf("handshake for %s: %v", sni, err)
+			}
+			defer conn.Close()
+			return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+		}
+		if got := served("b.example"); got != "default.example" {
+			t.Fatalf("b.example before: %s", got)
+		}
+
+		var add Batch
+		add.NewSSLCert("certs/b.pem")
+		add.SetSSLCert("certs/b.pem", selfSignedPEM(t, "b.example"))
+		add.CommitSSLCert("certs/b.pem")
+		add.AddCrtList("crt-list.txt", "certs/b.pem", []string{"b.example", "*.b.example"})
+		add.SetMap("no-such.map", "k", "v") // the batch goes on after payloads: this fails
+		var re *RuntimeError
+		if err := cli.Send(ctx, &add); !errors.As(err, &re) {
+			t.Fatalf("a batch ending with a failing command: %v", err)
+		}
+		if got, got2 := served("b.example"), served("x.b.example"); got != "b.example" || got2 != "b.example" {
+			t.Errorf("a new certificate: b.example gets %s, x.b.example %s", got, got2)
+		}
+		cmds := add.Commands()
+		if !strings.HasPrefix(cmds[1], "set ssl cert certs/b.pem << [certificate and key: ") || strings.Contains(strings.Join(cmds, "\n"), "PRIVATE") ||
+			cmds[3] != "add ssl crt-list crt-list.txt << certs/b.pem b.example *.b.example" {
+			t.Errorf("commands as history shows them:\n%s", strings.Join(cmds, "\n"))
+		}
+
+		var rotate Batch
+		rotate.SetSSLCert("certs/a.pem", selfSignedPEM(t, "a2.example"))
+		rotate.CommitSSLCert("certs/a.pem")
+		rotate.DelCrtList("crt-list.txt", "certs/b.pem")
+		rotate.DelSSLCert("certs/b.pem")
+		if err := cli.Send(ctx, &rotate); err != nil {
+			t.Fatal(err)
+		}
+		if got, got2 := served("a.example"), served("b.example"); got != "a2.example" || got2 != "default.example" {
+			t.Errorf("after a rotation and a removal: a.example gets %s, b.example %s", got, got2)
+		}
+
+		var bad Batch
+		bad.DelSSLCert("certs/none.pem")
+		if err := cli.Send(ctx, &bad); !errors.As(err, &re) || !strings.Contains(re.Answer, "doesn't exist") {
+			t.Errorf("deleting a certificate HAProxy does not have: %v", err)
+		}
+		var refused Batch
+		refused.AddCrtList("crt-list.txt", "certs/x y.pem", nil)
+		refused.SetSSLCert("certs/c.pem", []byte("a\n\nb"))
+		if refused.Err() == nil {
+			t.Error("a crt-list line with a space and a payload with an empty line were taken")
 		}
 	})
 }

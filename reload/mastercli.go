@@ -77,6 +77,20 @@ func (c *MasterCLI) roundTrip(ctx context.Context, line string, quit bool) (stri
 	if strings.ContainsAny(line, "\n\r") {
 		return "", fmt.Errorf("master cli: command contains a newline: %q", line)
 	}
+	if quit {
+		return c.roundTripMsg(ctx, line)
+	}
+	return c.send(ctx, line+"\n")
+}
+
+// roundTripMsg sends msg, which may end with a payload (Batch), and a
+// "quit" line, and reads until the master closes the connection.
+func (c *MasterCLI) roundTripMsg(ctx context.Context, msg string) (string, error) {
+	return c.send(ctx, msg+"\nquit\n")
+}
+
+func (c *MasterCLI) send(ctx context.Context, msg string) (string, error) {
+	line, _, _ := strings.Cut(msg, "\n")
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
 
@@ -92,10 +106,6 @@ func (c *MasterCLI) roundTrip(ctx context.Context, line string, quit bool) (stri
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 
-	msg := line + "\n"
-	if quit {
-		msg += "quit\n"
-	}
 	if _, err := io.WriteString(conn, msg); err != nil {
 		return "", fmt.Errorf("master cli %s: send %q: %w", c.Socket, line, err)
 	}

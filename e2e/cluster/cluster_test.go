@@ -299,65 +299,6 @@ func TestClusterAPIServerRestart(t *testing.T) {
 	e.expect("web.test", "/", "service=web")
 }
 
-// A TLS Secret is served by SNI, and rotating it is served without failing
-// a request.
-func TestClusterCertificateRotation(t *testing.T) {
-	e := start(t, testenv.HAProxy26(t))
-	kube.StartEcho(t, "web", kube.BackendIP(0)+":8080")
-	e.service("web", 8080, kube.BackendIP(0))
-	ing := ingress("web", "secure.test", "/", "web")
-	ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{"secure.test"}, SecretName: "secure-tls"}}
-	e.create(tlsSecret(t, "secure-tls", "secure.test", "first"))
-	e.create(ing)
-	e.expectCert("secure.test", "first")
-
-	// HTTPS load during the rotation: every request must succeed.
-	stop := make(chan struct{})
-	results := make(chan [2]int)
-	go func() {
-		ok, failed := 0, 0
-		for {
-			select {
-			case <-stop:
-				results <- [2]int{ok, failed}
-				return
-			default:
-			}
-			if _, err := e.httpsGet("secure.test"); err != nil {
-				failed++
-				t.Logf("request failed during rotation: %v", err)
-			} else {
-				ok++
-			}
-		}
-	}()
-	sec, err := e.client.CoreV1().Secrets(e.ns).Get(e.ctx(), "secure-tls", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rotated := tlsSecret(t, "secure-tls", "secure.test", "second")
-	sec.Data = rotated.Data
-	if _, err := e.client.CoreV1().Secrets(e.ns).Update(e.ctx(), sec, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.expectCert("secure.test", "second")
-	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	r := <-results
-	t.Logf("during the rotation: %d HTTPS requests succeeded, %d failed", r[0], r[1])
-	if r[1] > 0 || r[0] == 0 {
-		t.Errorf("%d requests failed (%d succeeded) during the certificate rotation", r[1], r[0])
-	}
-
-	// Deleted: only that TLS entry goes; the host is still served, with
-	// the built-in default certificate.
-	if err := e.client.CoreV1().Secrets(e.ns).Delete(e.ctx(), "secure-tls", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.expectCert("secure.test", "haproxy-sidecar")
-	e.expect("secure.test", "/", "service=web")
-}
-
 // httpsGet makes one HTTPS request with SNI and returns the certificate's
 // organisation (set to a marker by tlsSecret). Any answer but 200 is an
 // error unless anyStatus.

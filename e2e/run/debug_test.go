@@ -315,7 +315,7 @@ func TestDiffPredictsRun(t *testing.T) {
 		{"new path, same Service", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + ingress("a", "a.test", "/", "a", "/x", "a"), controller.MethodRuntime},
 		{"unchanged", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + ingress("a", "a.test", "/", "a", "/x", "a"), controller.MethodNone},
 		{"a Service gets its first route", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + ingress("a", "a.test", "/", "a", "/x", "b"), controller.MethodReload},
-		{"TLS added", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + sec + "---\n" + withTLS(ingress("a", "a.test", "/", "a", "/x", "b"), "t.test", "t-tls"), controller.MethodReload},
+		{"TLS added", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + sec + "---\n" + withTLS(ingress("a", "a.test", "/", "a", "/x", "b"), "t.test", "t-tls"), controller.MethodRuntime},
 		{"route removed", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + sec + "---\n" + withTLS(ingress("a", "a.test", "/", "a", "/x", "a"), "t.test", "t-tls"), controller.MethodReload},
 	}
 	s.Write("all.yaml", base)

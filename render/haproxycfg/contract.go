@@ -326,3 +326,42 @@ func (s *skeleton) section(be *render.Backend) (data []byte, ok bool) {
 	}
 	return buf.Bytes(), true
 }
+
+// CrtEntry is a certificate as HAProxy holds it through the crt-list: the
+// file its line names, the SNI names the line lists, and the PEM it
+// loads. A certificate of the model without a line (crtListSNI) is not
+// loaded at all, and has no entry.
+type CrtEntry struct {
+	File string
+	SNI  []string
+	PEM  []byte
+}
+
+// CrtEntries are the crt-list's lines, in the file's order: what
+// `add/del ssl crt-list` and `set ssl cert` change at run time.
+func (o *Output) CrtEntries() []CrtEntry {
+	certs := o.model.Certs
+	var out []CrtEntry
+	for i, sni := range crtListSNI(certs) {
+		if len(sni) > 0 {
+			out = append(out, CrtEntry{File: certs[i].File, SNI: sni, PEM: certs[i].PEM})
+		}
+	}
+	return out
+}
+
+// CertFiles are the files of the model's certificates (Model.Certs),
+// offered or not: each is written as its CrtEntry's PEM says, so the
+// planner compares entries, not these files.
+func (o *Output) CertFiles() map[string]bool {
+	out := make(map[string]bool, len(o.model.Certs))
+	for i := range o.model.Certs {
+		out[o.model.Certs[i].File] = true
+	}
+	return out
+}
+
+// SameCerts is true when old and next have the same certificates: the
+// engine hands out the same slice while none changes, so a route or
+// endpoint change does not read a thousand certificates.
+func SameCerts(old, next *Output) bool { return sameSlice(old.model.Certs, next.model.Certs) }
