@@ -31,12 +31,17 @@ type secretWatch struct {
 // watchSecret starts watching namespace/name until ctx is done; changed
 // is called after each change of the Secret, the first list finding it
 // included, not for a relist or resync that finds it as it was.
-func watchSecret(ctx context.Context, client kubernetes.Interface, ns, name string, changed func()) *secretWatch {
+//
+// seed, when not nil, is the watch's first list, already made (a list of
+// many Secrets at start, seedFirstLists): the watch then starts from its
+// resource version without a request of its own. Later relists are its
+// own.
+func watchSecret(ctx context.Context, client kubernetes.Interface, ns, name string, changed func(), seed *corev1.SecretList) *secretWatch {
 	ctx, stop := context.WithCancel(ctx)
 	w := &secretWatch{stop: stop, synced: make(chan struct{}), changed: changed}
 	narrow := oneObject(name)
 	secrets := client.CoreV1().Secrets(ns)
-	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+	base := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			narrow(&o)
 			return secrets.List(ctx, o)
@@ -45,11 +50,44 @@ func watchSecret(ctx context.Context, client kubernetes.Interface, ns, name stri
 			narrow(&o)
 			return secrets.Watch(ctx, o)
 		},
-	}, client)
+	}
+	lw := cache.ToListWatcherWithWatchListSemantics(base, client)
+	if seed != nil {
+		lw = &seededListWatch{ListWatch: base, seed: seed}
+	}
 	r := cache.NewReflectorWithOptions(lw, &corev1.Secret{}, w, cache.ReflectorOptions{Name: "Secret " + ns + "/" + name})
 	go r.RunWithContext(ctx)
 	return w
 }
+
+// seededListWatch answers its first list with seed, then lists and
+// watches as its ListWatch does. It tells the reflector it cannot stream
+// lists (a watch with initial events), so that the reflector lists, and
+// that first list is the seed.
+type seededListWatch struct {
+	*cache.ListWatch
+	mu   sync.Mutex
+	seed *corev1.SecretList
+}
+
+func (lw *seededListWatch) ListWithContext(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+	lw.mu.Lock()
+	seed := lw.seed
+	lw.seed = nil
+	lw.mu.Unlock()
+	if seed != nil {
+		return seed, nil
+	}
+	return lw.ListWatch.ListWithContext(ctx, o)
+}
+
+func (lw *seededListWatch) List(o metav1.ListOptions) (runtime.Object, error) {
+	return lw.ListWithContext(context.Background(), o)
+}
+
+// IsWatchListSemanticsUnSupported is read by client-go's reflector
+// (watchlist.DoesClientNotSupportWatchListSemantics).
+func (lw *seededListWatch) IsWatchListSemanticsUnSupported() bool { return true }
 
 // Synced is done once the first list is in.
 func (w *secretWatch) Synced() cache.DoneChecker { return w }

@@ -5,6 +5,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -69,6 +70,13 @@ type Source struct {
 	// lists' references are counted.
 	refs       map[string]int
 	refsSynced []cache.DoneChecker
+	// Until the initial lists' references are counted, watches are not
+	// started but noted in deferred; then startDeferred starts them, with
+	// a first list shared per namespace (seedFirstLists), and closes
+	// seeded.
+	starting bool
+	deferred map[string]bool
+	seeded   chan struct{}
 
 	// Each informer's objects, kept from its events (see watchedList):
 	// Inputs hands a list out again while no event of its kind came in
@@ -97,7 +105,8 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	if cfg.SecretClient == nil {
 		cfg.SecretClient = cfg.Client
 	}
-	s := &Source{cfg: cfg, secrets: map[string]*secretWatch{}, refs: map[string]int{}}
+	s := &Source{cfg: cfg, secrets: map[string]*secretWatch{}, refs: map[string]int{},
+		starting: true, deferred: map[string]bool{}, seeded: make(chan struct{})}
 	// Informers of their own, without the factory's namespace index:
 	// nothing looks objects up by namespace, and at 10k Ingresses the
 	// index was about a megabyte.
@@ -285,6 +294,11 @@ func (s *Source) Run(ctx context.Context) error {
 	for _, inf := range s.informers() {
 		go inf.Run(ctx.Done())
 	}
+	go func() {
+		if cache.WaitFor(ctx, "", append(slices.Clip(s.listsSynced), s.refsSynced...)...) {
+			s.startDeferred(ctx)
+		}
+	}()
 	<-ctx.Done()
 	s.mu.Lock()
 	for key, w := range s.secrets {
@@ -306,6 +320,11 @@ func (s *Source) WaitForSync(ctx context.Context) error {
 	// And every reference of those lists counted: their Secrets watched.
 	if !cache.WaitFor(ctx, "", append(slices.Clip(s.listsSynced), s.refsSynced...)...) {
 		return fmt.Errorf("waiting for informer caches: %w", ctx.Err())
+	}
+	select {
+	case <-s.seeded:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for Secret watches to start: %w", ctx.Err())
 	}
 	if !cache.WaitFor(ctx, "", s.secretsSynced(false)...) {
 		return fmt.Errorf("waiting for Secret caches: %w", ctx.Err())
@@ -374,6 +393,7 @@ func (s *Source) countRefs(names []string, delta int) {
 			}
 		default:
 			delete(s.refs, key)
+			delete(s.deferred, key)
 			if w := s.secrets[key]; w != nil {
 				w.stop()
 				delete(s.secrets, key)
@@ -395,8 +415,39 @@ func (s *Source) startWatch(key string) {
 	if err != nil || s.cfg.Namespace != "" && ns != s.cfg.Namespace {
 		return
 	}
-	s.secrets[key] = watchSecret(s.ctx, s.cfg.SecretClient, ns, name, s.changed)
+	if s.starting {
+		s.deferred[key] = true
+		return
+	}
+	s.secrets[key] = watchSecret(s.ctx, s.cfg.SecretClient, ns, name, s.changed, nil)
 	s.cfg.Log.Debug("watching Secret", zap.String("secret", key))
+}
+
+// startDeferred starts the watches the initial lists' references asked
+// for, each namespace with many of them seeded by one list of its TLS
+// Secrets (seedFirstLists), and from then on every watch at once.
+func (s *Source) startDeferred(ctx context.Context) {
+	defer close(s.seeded)
+	s.mu.Lock()
+	keys := slices.Collect(maps.Keys(s.deferred))
+	s.mu.Unlock()
+	start := time.Now()
+	seeds, errs := seedFirstLists(ctx, s.cfg.SecretClient, keys)
+	for _, err := range errs {
+		s.cfg.Log.Warn("Secrets watched one by one instead", zap.Error(err))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.starting = false
+	for key := range s.deferred {
+		if s.secrets[key] != nil || s.refs[key] == 0 {
+			continue
+		}
+		ns, name, _ := splitRef(key)
+		s.secrets[key] = watchSecret(s.ctx, s.cfg.SecretClient, ns, name, s.changed, seeds[key])
+	}
+	clear(s.deferred)
+	s.cfg.Log.Debug("watching Secrets", zap.Int("secrets", len(s.secrets)), zap.Int("seeded", len(seeds)), zap.Duration("took", time.Since(start)))
 }
 
 // WatchedSecrets lists the Secrets currently watched, sorted (for tests
@@ -417,6 +468,21 @@ func (s *Source) WatchedSecrets() []string {
 func (s *Source) Inputs(ctx context.Context) (render.Inputs, []render.Problem, error) {
 	// A Secret referenced a moment ago may still be loading: give its
 	// watch a moment rather than render (and report) it as missing.
+	s.mu.Lock()
+	running := s.ctx != nil
+	s.mu.Unlock()
+	if running {
+		select {
+		case <-s.seeded:
+		default:
+			wait, cancel := context.WithTimeout(ctx, secretSyncWait)
+			select {
+			case <-s.seeded:
+			case <-wait.Done():
+			}
+			cancel()
+		}
+	}
 	if pending := s.secretsSynced(true); len(pending) > 0 {
 		wait, cancel := context.WithTimeout(ctx, secretSyncWait)
 		cache.WaitFor(wait, "", pending...)

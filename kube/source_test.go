@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
 	e2ekube "github.com/haproxy-sidecar/haproxy-sidecar/e2e/kube"
@@ -345,3 +349,95 @@ func TestSecretReferenceCounting(t *testing.T) {
 		}
 	}
 }
+
+// At start, the Secrets of a namespace with many references are read by
+// one list of its TLS Secrets, and each watch starts from it: no list of
+// its own for those (a Secret of another type and a missing one still
+// get theirs). The watches work from that list's version: an update and
+// a delete are followed.
+func TestSecretWatchesSeededAtStart(t *testing.T) {
+	c := e2ekube.Start(t)
+	ctx := context.Background()
+	ns := apiTestNamespace(t, c.Client, "secret-seed")
+	var tlsEntries []networkingv1.IngressTLS
+	for i := range seedMin + 4 {
+		name := fmt.Sprintf("tls-%02d", i)
+		if _, err := c.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSCertKey: []byte("v1 " + name), corev1.TLSPrivateKeyKey: []byte("k")}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		tlsEntries = append(tlsEntries, networkingv1.IngressTLS{Hosts: []string{name + ".test"}, SecretName: name})
+	}
+	if _, err := c.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "opaque"},
+		Data: map[string][]byte{corev1.TLSCertKey: []byte("v1 opaque")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tlsEntries = append(tlsEntries, networkingv1.IngressTLS{SecretName: "opaque"}, networkingv1.IngressTLS{SecretName: "missing"})
+	if _, err := c.Client.NetworkingV1().Ingresses(ns).Create(ctx, &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: networkingv1.IngressSpec{TLS: tlsEntries, DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+			Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The Secret client counts the requests that read a Secret by name
+	// from scratch: a list, or a watch sending its initial events.
+	var narrowReads atomic.Int64
+	cfg := rest.CopyConfig(c.Config)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			q := r.URL.Query()
+			if strings.HasSuffix(r.URL.Path, "/secrets") && strings.HasPrefix(q.Get("fieldSelector"), "metadata.name=") &&
+				(q.Get("watch") != "true" || q.Get("sendInitialEvents") == "true") {
+				narrowReads.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	secretClient, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := runSource(t, SourceConfig{Client: c.Client, SecretClient: secretClient, Namespace: ns})
+	data := func() map[string]string {
+		in, _, err := src.Inputs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, s := range in.Secrets {
+			out[s.Name] = string(s.Data[corev1.TLSCertKey])
+		}
+		return out
+	}
+	got := data()
+	if len(got) != seedMin+5 || got["tls-03"] != "v1 tls-03" || got["opaque"] != "v1 opaque" {
+		t.Fatalf("after start: %d Secrets %v", len(got), got)
+	}
+	// Each watch not seeded reads its Secret in one or two requests (a
+	// watch with initial events, and a list where that is not served).
+	if n := narrowReads.Load(); n > 4 {
+		t.Errorf("%d reads of one Secret at start, want those of the opaque and the missing one only", n)
+	}
+	s, err := c.Client.CoreV1().Secrets(ns).Get(ctx, "tls-05", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Data[corev1.TLSCertKey] = []byte("v2")
+	if _, err := c.Client.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Client.CoreV1().Secrets(ns).Delete(ctx, "tls-06", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		got := data()
+		_, gone := got["tls-06"]
+		return got["tls-05"] == "v2" && !gone, fmt.Sprintf("tls-05 %q, tls-06 there %v", got["tls-05"], !gone)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

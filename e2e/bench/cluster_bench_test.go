@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -337,9 +339,91 @@ func (r *run) all() {
 	r.logPeakRSS("runtime path")
 	r.endpointChange()
 	r.logPeakRSS("endpoint changes")
+	if r.variant == "tls" {
+		r.certificates()
+		r.logPeakRSS("certificate changes")
+	}
 	r.reloadPath()
 	r.peakRSS()
 	r.sidecar.StopAll()
+}
+
+// certificates (the TLS variant): a TLS Secret rotated → its host served
+// with the new certificate; a new TLS host (its Secret, then an Ingress
+// naming it, on an existing Service) → served over HTTPS with its
+// certificate. Both go through the runtime API: the notes say how many
+// reloads they caused (none is the target). Each change alone.
+func (r *run) certificates() {
+	b := r.b
+	reloadsBefore := r.reloads()
+	var ds []time.Duration
+	failed := 0
+	secrets := r.client.CoreV1().Secrets(Namespace)
+	for k := range r.set.changes {
+		i := k % r.spec.TLSSecrets
+		marker := fmt.Sprintf("rotated-%d", k)
+		before := r.passes()
+		ctx := r.ctx(time.Minute)
+		sec, err := secrets.Get(ctx, SecretName(i), metav1.GetOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cert, key := testenv.SelfSigned(b, Host(i), marker)
+		sec.Data = map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key}
+		if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if d, err := r.sidecar.Poll(start, changeLimit, Host(i), "/", true, func(a Answer) bool { return a.CertOrg == marker }); err != nil {
+			failed++
+			b.Errorf("rotation %d: %v", k, err)
+		} else {
+			ds = append(ds, d)
+		}
+		r.waitIdle(before)
+	}
+	reloadsMid := r.reloads()
+	r.row("certificate rotation: TLS Secret updated → new certificate served", ds, failed,
+		fmt.Sprintf("Secret update returned → first handshake with the new certificate; each change alone; %d reloads", reloadsMid-reloadsBefore))
+
+	ds, failed = nil, 0
+	for k := range r.set.changes {
+		host := fmt.Sprintf("tls-%05d.bench.test", k)
+		name := fmt.Sprintf("new-tls-%05d", k)
+		before := r.passes()
+		ctx := r.ctx(time.Minute)
+		cert, key := testenv.SelfSigned(b, host, name)
+		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key}}
+		if _, err := secrets.Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		ing := NewIngress(name, host, ServiceName(k%r.services), false)
+		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{host}, SecretName: name}}
+		if err := CreateIngress(ctx, r.client, ing); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if d, err := r.sidecar.Poll(start, changeLimit, host, "/", true, func(a Answer) bool { return Served(a) && a.CertOrg == name }); err != nil {
+			failed++
+			b.Errorf("new TLS host %d: %v", k, err)
+		} else {
+			ds = append(ds, d)
+		}
+		r.waitIdle(before)
+	}
+	r.row("new TLS host: Secret, then Ingress → first 200 with its certificate", ds, failed,
+		fmt.Sprintf("Ingress create returned → first HTTPS 200 with the Secret's certificate; each change alone; %d reloads", r.reloads()-reloadsMid))
+}
+
+// reloads is the sidecar's count of reloads so far.
+func (r *run) reloads() int {
+	m, err := r.sidecar.Metrics("haproxy_sidecar_reloads_total")
+	if err != nil {
+		r.b.Fatalf("sidecar metrics: %v", err)
+	}
+	v, _ := Sum(m, "haproxy_sidecar_reloads_total")
+	return int(v)
 }
 
 // setup starts etcd, kube-apiserver and the echo backends and loads the

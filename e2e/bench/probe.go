@@ -23,6 +23,9 @@ const PollInterval = time.Millisecond
 type Answer struct {
 	Status int
 	Echo   string
+	// CertOrg is the Organization of the certificate HAProxy presented
+	// (HTTPS only): the bench's certificates carry a marker there.
+	CertOrg string
 }
 
 // Front is HAProxy's listeners, on loopback inside the namespace.
@@ -47,10 +50,14 @@ func (f Front) Get(host, path string, secure bool) (Answer, error) {
 		return Answer{}, err
 	}
 	var rw io.ReadWriter = conn
+	var org string
 	if secure {
 		tc := tls.Client(conn, &tls.Config{ServerName: host, InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
 		if err := tc.Handshake(); err != nil {
 			return Answer{}, err
+		}
+		if o := tc.ConnectionState().PeerCertificates[0].Subject.Organization; len(o) > 0 {
+			org = o[0]
 		}
 		rw = tc
 	}
@@ -66,7 +73,7 @@ func (f Front) Get(host, path string, secure bool) (Answer, error) {
 	if err != nil {
 		return Answer{}, err
 	}
-	a := Answer{Status: resp.StatusCode}
+	a := Answer{Status: resp.StatusCode, CertOrg: org}
 	if echo, ok := strings.CutPrefix(string(body), "service="); ok && resp.StatusCode == http.StatusOK {
 		a.Echo = strings.TrimSpace(echo)
 	}
