@@ -45,7 +45,7 @@ golden:
 # e2e/bench (root: a network namespace, etcd, kube-apiserver), which prints
 # one results table with all of them and writes it to $(BENCH_DIR)/results.md.
 # BENCH_SIZES="1000" limits the cluster sizes; BENCH_HAPROXY, BENCH_TLS,
-# BENCH_CHANGES, BENCH_RELOADS, BENCH_STARTS, BENCH_TLS_STARTS and
+# BENCH_VARIANTS, BENCH_CHANGES, BENCH_RELOADS, BENCH_STARTS, BENCH_TLS_STARTS and
 # BENCH_SIDECAR_BIN are read from the environment (see e2e/bench).
 BENCH_DIR   ?= bin/bench
 BENCH_SIZES ?= 1000 10000

@@ -75,7 +75,11 @@ func seedFirstLists(ctx context.Context, client kubernetes.Interface, keys []str
 func listTLSSecrets(ctx context.Context, client kubernetes.Interface, ns string, names map[string]bool) ([]*corev1.Secret, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
 	defer cancel()
-	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS)).String(), Limit: seedPage}
+	// From the API server's watch cache (resource version "0"), as a
+	// reflector's first list is: the watches start from its version and
+	// bring whatever came after it.
+	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS)).String(),
+		Limit: seedPage, ResourceVersion: "0"}
 	var found []*corev1.Secret
 	rv := ""
 	for {
@@ -94,6 +98,6 @@ func listTLSSecrets(ctx context.Context, client kubernetes.Interface, ns string,
 		if list.Continue == "" {
 			return found, rv, nil
 		}
-		opts.Continue = list.Continue
+		opts.Continue, opts.ResourceVersion = list.Continue, ""
 	}
 }

@@ -433,6 +433,7 @@ func (s *Source) startDeferred(ctx context.Context) {
 	s.mu.Unlock()
 	start := time.Now()
 	seeds, errs := seedFirstLists(ctx, s.cfg.SecretClient, keys)
+	listed := time.Now()
 	for _, err := range errs {
 		s.cfg.Log.Warn("Secrets watched one by one instead", zap.Error(err))
 	}
@@ -447,7 +448,8 @@ func (s *Source) startDeferred(ctx context.Context) {
 		s.secrets[key] = watchSecret(s.ctx, s.cfg.SecretClient, ns, name, s.changed, seeds[key])
 	}
 	clear(s.deferred)
-	s.cfg.Log.Debug("watching Secrets", zap.Int("secrets", len(s.secrets)), zap.Int("seeded", len(seeds)), zap.Duration("took", time.Since(start)))
+	s.cfg.Log.Info("watching the referenced Secrets", zap.Int("secrets", len(s.secrets)), zap.Int("from_namespace_lists", len(seeds)),
+		zap.Duration("listing_took", listed.Sub(start)))
 }
 
 // WatchedSecrets lists the Secrets currently watched, sorted (for tests

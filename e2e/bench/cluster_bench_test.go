@@ -40,11 +40,12 @@ func TestMain(m *testing.M) {
 type settings struct {
 	sizes     []int    // BENCH_SIZES: Ingress counts, default "1000 10000"
 	versions  []string // BENCH_HAPROXY: HAProxy versions, default "2.6 3.0"
-	tls       []string // BENCH_TLS: versions that also run the 1k-TLS-Secret variant, default "2.6"; "none" for none
+	tls       []string // BENCH_TLS: versions that also run the 1k-TLS-Secret variant, default "2.6 3.0"; "none" for none
 	changes   int      // BENCH_CHANGES: runtime-path and endpoint changes per configuration, default 100
 	reloads   int      // BENCH_RELOADS: reload-path changes, default 30
 	starts    int      // BENCH_STARTS: sidecar starts, default 5
-	tlsStarts int      // BENCH_TLS_STARTS: sidecar starts in the TLS variant, default 1 (each takes minutes today)
+	tlsStarts int      // BENCH_TLS_STARTS: sidecar starts in the TLS variant, default 1
+	variants  []string // BENCH_VARIANTS: which of "plain tls" run (tls only for the BENCH_TLS versions), default both
 	out       string   // BENCH_OUT: file the results table is written to (BENCH_LABEL: text for its title)
 	goResults []string // BENCH_GO_RESULTS: files of `go test -bench` output to add to the table
 	binary    string   // BENCH_SIDECAR_BIN: a built haproxy-sidecar; default: go build of this tree
@@ -63,11 +64,12 @@ var parts = []string{"cluster", "soak", "throughput", "check"}
 func loadSettings(b *testing.B) settings {
 	s := settings{
 		versions:  fieldsOr("BENCH_HAPROXY", "2.6 3.0"),
-		tls:       fieldsOr("BENCH_TLS", "2.6"),
+		tls:       fieldsOr("BENCH_TLS", "2.6 3.0"),
 		changes:   atoiOr(b, "BENCH_CHANGES", 100),
 		reloads:   atoiOr(b, "BENCH_RELOADS", 30),
 		starts:    atoiOr(b, "BENCH_STARTS", 5),
 		tlsStarts: atoiOr(b, "BENCH_TLS_STARTS", 1),
+		variants:  fieldsOr("BENCH_VARIANTS", "plain tls"),
 		out:       os.Getenv("BENCH_OUT"),
 		binary:    os.Getenv("BENCH_SIDECAR_BIN"),
 	}
@@ -177,11 +179,12 @@ func BenchmarkCluster(b *testing.B) {
 	for _, n := range sizes {
 		for _, version := range set.versions {
 			bin := bins[version]
-			variants := []string{"plain"}
-			for _, v := range set.tls {
-				if v == version {
-					variants = append(variants, "tls")
-				}
+			var variants []string
+			if slices.Contains(set.variants, "plain") {
+				variants = append(variants, "plain")
+			}
+			if slices.Contains(set.variants, "tls") && slices.Contains(set.tls, version) {
+				variants = append(variants, "tls")
 			}
 			for _, variant := range variants {
 				name := fmt.Sprintf("n=%d/haproxy=%s/%s", n, version, variant)

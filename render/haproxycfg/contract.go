@@ -342,7 +342,7 @@ type CrtEntry struct {
 func (o *Output) CrtEntries() []CrtEntry {
 	certs := o.model.Certs
 	var out []CrtEntry
-	for i, sni := range crtListSNI(certs) {
+	for i, sni := range o.crtSNI {
 		if len(sni) > 0 {
 			out = append(out, CrtEntry{File: certs[i].File, SNI: sni, PEM: certs[i].PEM})
 		}

@@ -87,6 +87,9 @@ type Output struct {
 	// skeleton renders haproxy.cfg again with the server slots masked,
 	// when the planner asks (SameBesideSlots).
 	skeleton *skeleton
+	// crtSNI are the crt-list's names of each of model.Certs, as the
+	// file was written (CrtEntries reads them, never the file).
+	crtSNI [][]string
 }
 
 // configParts is haproxy.cfg as the template produced it: Head, then one
@@ -457,7 +460,7 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 		defaultPEM = c.PEM
 	}
 	maps := renderMaps(m, cache)
-	out := &Output{model: m, config: parts, routesOf: [2][]*render.Route{render.MatchExact: maps.exactRoutes, render.MatchPrefix: maps.prefixRoutes},
+	out := &Output{model: m, config: parts, crtSNI: maps.crtSNI, routesOf: [2][]*render.Route{render.MatchExact: maps.exactRoutes, render.MatchPrefix: maps.prefixRoutes},
 		skeleton: &skeleton{tmpl: cfg.Template, data: data}}
 	out.Files = append(out.Files,
 		File{ConfigFile, config},
@@ -789,9 +792,10 @@ const notOffered = ": no name in the certificate is left that no other certifica
 
 // crtList has one line per certificate, filtered by the SNI names it
 // serves (crtListSNI), after a comment naming where it comes from.
-func crtList(certs []render.Certificate) []byte {
+func crtList(certs []render.Certificate) ([]byte, [][]string) {
 	var b bytes.Buffer
-	for i, sni := range crtListSNI(certs) {
+	snis := crtListSNI(certs)
+	for i, sni := range snis {
 		c := &certs[i]
 		if len(sni) == 0 {
 			b.WriteString("# " + certOrigin(c) + notOffered + "\n")
@@ -806,7 +810,7 @@ func crtList(certs []render.Certificate) []byte {
 		}
 		b.WriteByte('\n')
 	}
-	return b.Bytes()
+	return b.Bytes(), snis
 }
 
 // renderCache is what an incremental render keeps for the next: the
@@ -830,6 +834,9 @@ type renderCache struct {
 
 type mapFiles struct {
 	exact, prefix, tlsHosts, crtList []byte
+	// crtSNI are the crt-list's SNI names of each certificate
+	// (crtListSNI), as the file was written from them.
+	crtSNI [][]string
 	// The routes the route maps were written from.
 	exactRoutes, prefixRoutes []*render.Route
 }
@@ -855,9 +862,10 @@ func renderMaps(m *render.Model, cache *renderCache) mapFiles {
 		f.exactRoutes, f.prefixRoutes = exact, prefix
 	}
 	if cache != nil && cache.files.tlsHosts != nil && sameSlice(cache.certs, m.Certs) && sameSlice(cache.hosts, m.TLSHosts) && len(m.Passthrough) == 0 && !cache.passthrough {
-		f.tlsHosts, f.crtList = cache.files.tlsHosts, cache.files.crtList
+		f.tlsHosts, f.crtList, f.crtSNI = cache.files.tlsHosts, cache.files.crtList, cache.files.crtSNI
 	} else {
-		f.tlsHosts, f.crtList = hostsMapOf(m), crtList(m.Certs)
+		f.tlsHosts = hostsMapOf(m)
+		f.crtList, f.crtSNI = crtList(m.Certs)
 	}
 	if cache != nil {
 		cache.certs, cache.hosts, cache.files, cache.passthrough = m.Certs, m.TLSHosts, f, len(m.Passthrough) > 0
