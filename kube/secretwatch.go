@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,7 +37,13 @@ type secretWatch struct {
 // many Secrets at start, seedFirstLists): the watch then starts from its
 // resource version without a request of its own. Later relists are its
 // own.
-func watchSecret(ctx context.Context, client kubernetes.Interface, ns, name string, changed func(), seed *corev1.SecretList) *secretWatch {
+//
+// delay holds a seeded watch's first watch request back: at start, 1,000
+// watch requests at once took the CPU the first render and reload need
+// (they share the pod's cores with the API server's work for them), so
+// startDeferred spreads them. What changes meanwhile comes with the watch,
+// from the seed's version.
+func watchSecret(ctx context.Context, client kubernetes.Interface, ns, name string, changed func(), seed *corev1.SecretList, delay time.Duration) *secretWatch {
 	ctx, stop := context.WithCancel(ctx)
 	w := &secretWatch{stop: stop, synced: make(chan struct{}), changed: changed}
 	narrow := oneObject(name)
@@ -53,7 +60,7 @@ func watchSecret(ctx context.Context, client kubernetes.Interface, ns, name stri
 	}
 	lw := cache.ToListWatcherWithWatchListSemantics(base, client)
 	if seed != nil {
-		lw = &seededListWatch{ListWatch: base, seed: seed}
+		lw = &seededListWatch{ListWatch: base, seed: seed, delay: delay}
 		// Synced at once: the reflector's first list is the seed, and
 		// 1,000 reflectors starting their watches together took 0.8 s
 		// of the API server's and this process's CPU before the last
@@ -75,8 +82,30 @@ func watchSecret(ctx context.Context, client kubernetes.Interface, ns, name stri
 // that first list is the seed.
 type seededListWatch struct {
 	*cache.ListWatch
-	mu   sync.Mutex
-	seed *corev1.SecretList
+	mu    sync.Mutex
+	seed  *corev1.SecretList
+	delay time.Duration // before the first watch
+}
+
+func (lw *seededListWatch) WatchWithContext(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	lw.mu.Lock()
+	delay := lw.delay
+	lw.delay = 0
+	lw.mu.Unlock()
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+	}
+	return lw.ListWatch.WatchWithContext(ctx, o)
+}
+
+func (lw *seededListWatch) Watch(o metav1.ListOptions) (watch.Interface, error) {
+	return lw.WatchWithContext(context.Background(), o)
 }
 
 func (lw *seededListWatch) ListWithContext(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {

@@ -420,9 +420,13 @@ func (s *Source) startWatch(key string) {
 		s.deferred[key] = true
 		return
 	}
-	s.secrets[key] = watchSecret(s.ctx, s.cfg.SecretClient, ns, name, s.changed, nil)
+	s.secrets[key] = watchSecret(s.ctx, s.cfg.SecretClient, ns, name, s.changed, nil, 0)
 	s.cfg.Log.Debug("watching Secret", zap.String("secret", key))
 }
+
+// seededWatchSpacing spaces the seeded watches' first watch requests
+// (watchSecret's delay): 1,000 start within 2 s.
+const seededWatchSpacing = 2 * time.Millisecond
 
 // startDeferred starts the watches the initial lists' references asked
 // for, each namespace with many of them seeded by one list of its TLS
@@ -441,12 +445,18 @@ func (s *Source) startDeferred(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.starting = false
+	seeded := 0
 	for key := range s.deferred {
 		if s.secrets[key] != nil || s.refs[key] == 0 {
 			continue
 		}
 		ns, name, _ := splitRef(key)
-		s.secrets[key] = watchSecret(s.ctx, s.cfg.SecretClient, ns, name, s.changed, seeds[key])
+		var delay time.Duration
+		if seeds[key] != nil {
+			delay = time.Duration(seeded) * seededWatchSpacing
+			seeded++
+		}
+		s.secrets[key] = watchSecret(s.ctx, s.cfg.SecretClient, ns, name, s.changed, seeds[key], delay)
 	}
 	clear(s.deferred)
 	s.cfg.Log.Info("watching the referenced Secrets", zap.Int("secrets", len(s.secrets)), zap.Int("from_namespace_lists", len(seeds)),
