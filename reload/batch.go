@@ -73,6 +73,16 @@ func (b *Batch) add(verb string, args ...string) {
 	b.cmds = append(b.cmds, command{line: verb + " " + a})
 }
 
+// addTo adds verb with arg escaped and rest as it is (already escaped).
+func (b *Batch) addTo(verb, arg, rest string) {
+	a, err := cliArg(arg)
+	if err != nil {
+		b.fail(err)
+		return
+	}
+	b.cmds = append(b.cmds, command{line: verb + " " + a + rest})
+}
+
 // addPayload adds a command with a payload. The payload ends at the first
 // empty line, so it may have none; nor a CR or NUL.
 func (b *Batch) addPayload(verb, arg, payload string) {
@@ -158,8 +168,7 @@ func (b *Batch) SetServerAddr(backend, server, addr string, port int) {
 		b.fail(err)
 		return
 	}
-	b.add("set server", backend+"/"+server)
-	b.cmds[len(b.cmds)-1].line += " addr " + a + " port " + strconv.Itoa(port)
+	b.addTo("set server", backend+"/"+server, " addr "+a+" port "+strconv.Itoa(port))
 }
 
 // SetServerFQDN makes a server resolve name (a server with resolvers,
@@ -172,8 +181,7 @@ func (b *Batch) SetServerFQDN(backend, server, name string) {
 		b.fail(err)
 		return
 	}
-	b.add("set server", backend+"/"+server)
-	b.cmds[len(b.cmds)-1].line += " fqdn " + n
+	b.addTo("set server", backend+"/"+server, " fqdn "+n)
 }
 
 // SetServerState sets a server's admin state (StateReady, StateDrain,
@@ -185,8 +193,7 @@ func (b *Batch) SetServerState(backend, server, state string) {
 		b.fail(fmt.Errorf("runtime: invalid server state %q", state))
 		return
 	}
-	b.add("set server", backend+"/"+server)
-	b.cmds[len(b.cmds)-1].line += " state " + state
+	b.addTo("set server", backend+"/"+server, " state "+state)
 }
 
 // maxBatchLine keeps each line well under HAProxy's CLI buffer
@@ -210,7 +217,10 @@ func (c *MasterCLI) Send(ctx context.Context, b *Batch) error {
 	for start := 0; start < len(b.cmds); {
 		var line strings.Builder
 		end := start
-		for end < len(b.cmds) && (end == start || line.Len()+len(b.cmds[end].line)+6 < maxBatchLine) {
+		// A payload goes through HAProxy's CLI buffer with its line:
+		// both together stay under maxBatchLine, or the payload's
+		// command starts a line of its own (MaxPayload leaves room).
+		for end < len(b.cmds) && (end == start || line.Len()+len(b.cmds[end].line)+len(b.cmds[end].payload)+8 < maxBatchLine) {
 			if end > start {
 				line.WriteString("; ")
 			}
