@@ -3,11 +3,8 @@ package cluster
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -120,7 +117,7 @@ func TestClusterCertificatesAtRunTime(t *testing.T) {
 				t.Errorf("reloads %d -> %d, worker %d -> %d: a certificate change reloaded HAProxy", before.Reloads, after.Reloads, before.CurrentWorker(), after.CurrentWorker())
 			}
 			certPasses := 0
-			for _, p := range e.history() {
+			for _, p := range e.sidecar.History() {
 				if p.ID <= firstPass {
 					continue
 				}
@@ -189,21 +186,6 @@ func (e *env) timeToCert(host, marker string) time.Duration {
 	}
 }
 
-func (e *env) history() []controller.Pass {
-	e.t.Helper()
-	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(e.sidecar.DebugPort) + "/history")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var passes []controller.Pass
-	if err := json.Unmarshal(body, &passes); err != nil {
-		e.t.Fatalf("/history: %v: %.200s", err, body)
-	}
-	return passes
-}
-
 // settledPass is the newest pass in /history once none has come for
 // half a second.
 func (e *env) settledPass() int64 {
@@ -219,7 +201,7 @@ func (e *env) settledPass() int64 {
 }
 
 func (e *env) newestPass() int64 {
-	if h := e.history(); len(h) > 0 {
+	if h := e.sidecar.History(); len(h) > 0 {
 		return h[0].ID
 	}
 	return 0

@@ -3,7 +3,6 @@ package run
 import (
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -79,16 +78,6 @@ func (s *sidecar) dump(args ...string) (string, error) {
 	return stdout, nil
 }
 
-func (s *sidecar) history() []controller.Pass {
-	s.T.Helper()
-	_, body := httpGet(s.T, s.DebugPort, "/history")
-	var passes []controller.Pass
-	if err := json.Unmarshal([]byte(body), &passes); err != nil {
-		s.T.Fatalf("/history: %v", err)
-	}
-	return passes
-}
-
 func httpGet(t testing.TB, port int, path string) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + path)
@@ -105,7 +94,7 @@ func (s *sidecar) waitPass(after int64) controller.Pass {
 	s.T.Helper()
 	var newest controller.Pass
 	s.Eventually(10*time.Second, fmt.Sprintf("a pass after %d in /history", after), func() error {
-		h := s.history()
+		h := s.History()
 		if len(h) == 0 || h[0].ID <= after {
 			return fmt.Errorf("none yet")
 		}
@@ -129,9 +118,9 @@ func newestID(passes []controller.Pass) int64 {
 // for a moment: the record of a pass lands after its result is served.
 func (s *sidecar) settled() int64 {
 	s.T.Helper()
-	last := newestID(s.history())
+	last := newestID(s.History())
 	for stable := time.Now(); time.Since(stable) < 400*time.Millisecond; time.Sleep(50 * time.Millisecond) {
-		if id := newestID(s.history()); id != last {
+		if id := newestID(s.History()); id != last {
 			last, stable = id, time.Now()
 		}
 	}
@@ -361,7 +350,7 @@ func TestDiffPredictsRun(t *testing.T) {
 		prev = step.manifest
 		if predicted == controller.MethodNone {
 			time.Sleep(300 * time.Millisecond)
-			if h := s.history(); newestID(h) != before {
+			if h := s.History(); newestID(h) != before {
 				t.Errorf("%s: diff predicted no change, run did %s", step.name, h[0].Outcome)
 			}
 			continue

@@ -55,7 +55,7 @@ func TestRunReloadValidates(t *testing.T) {
 		// It was checked with haproxy -c.
 		s.settled()
 		checked := false
-		for _, p := range s.history() {
+		for _, p := range s.History() {
 			checked = checked || p.Phases.Check > 0
 		}
 		if !checked {
@@ -66,7 +66,7 @@ func TestRunReloadValidates(t *testing.T) {
 		s.Write("b.yaml", app("b", a)+"---\n"+ingress("b", "b.test", "/", "b"))
 		s.Expect("b.test", "/", "svc:a")
 		s.settled()
-		pass := s.history()[0]
+		pass := s.History()[0]
 		if pass.Outcome != controller.OutcomeReload || pass.Phases.Check != 0 {
 			t.Errorf("new Service: outcome %s, haproxy -c %v; want a reload without haproxy -c", pass.Outcome, pass.Phases.Check)
 		}
@@ -99,7 +99,7 @@ func TestRunReloadValidates(t *testing.T) {
 		// The refused pass's record names the generation still current,
 		// not the candidate moved to rejected/.
 		found := false
-		for _, p := range s.history() {
+		for _, p := range s.History() {
 			if p.Outcome == controller.OutcomeRejected {
 				found = true
 				if p.Generation != pass.Generation {

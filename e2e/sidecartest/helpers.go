@@ -24,6 +24,7 @@ import (
 	"unsafe"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/admin"
+	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 )
@@ -262,6 +263,21 @@ func (s *Sidecar) TryStatus() (admin.Status, string, error) {
 		return admin.Status{}, body, fmt.Errorf("/status: %v in %s", err, body)
 	}
 	return st, body, nil
+}
+
+// History is /history on the debug address, the newest pass first,
+// failing the test if it does not answer.
+func (s *Sidecar) History() []controller.Pass {
+	s.T.Helper()
+	code, body, _, err := adminGet(s.DebugPort, "/history")
+	if err != nil || code != http.StatusOK {
+		s.T.Fatalf("/history: %d %v %.200s", code, err, body)
+	}
+	var passes []controller.Pass
+	if err := json.Unmarshal([]byte(body), &passes); err != nil {
+		s.T.Fatalf("/history: %v in %.200s", err, body)
+	}
+	return passes
 }
 
 // Status asks /status on the debug address, failing the test if it does
