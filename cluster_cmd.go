@@ -57,7 +57,7 @@ func newCluster(f *runFlags, log *zap.Logger, notify func()) (*kube.Cluster, err
 	// outage (a change made after it ends is served within a second or
 	// two); the same wrapper tells /readyz, /status, the metrics and the
 	// log about the outage. See kube.APIHealth.
-	api := &kube.APIHealth{Log: log.Named("kube.api")}
+	api := &kube.APIHealth{Log: log.Named("kube.api"), Server: cfg.Host}
 	cfg.Dial = api.Dial
 	cfg.Wrap(api.WrapTransport)
 	client, err := kubernetes.NewForConfig(cfg)

@@ -15,8 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/zapr"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/klog/v2"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/admin"
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
@@ -110,6 +112,7 @@ func runCommand(ctx context.Context, args []string, hup <-chan os.Signal, stderr
 		return 2
 	}
 	defer log.Sync() //nolint:errcheck // stderr
+	routeKlog(log)
 	if err := f.run(ctx, hup, log); err != nil {
 		log.Error("run failed", zap.Error(err))
 		return 1
@@ -134,6 +137,14 @@ func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 		return nil, fmt.Errorf("--log-format: %q is neither json nor console", format)
 	}
 	return zap.New(zapcore.NewCore(encoder, zapcore.AddSync(w), lvl)), nil
+}
+
+// routeKlog sends klog's output (client-go's leader election, reflector
+// and event broadcaster lines) through log, named "klog": in JSON mode
+// every line the process writes is JSON. klog keeps its own verbosity
+// check (-v 0: only its V(0) lines reach zap, as before).
+func routeKlog(log *zap.Logger) {
+	klog.SetLogger(zapr.NewLogger(log.Named("klog")))
 }
 
 // lineLogger turns HAProxy's output into log entries of log (named

@@ -100,7 +100,7 @@ func (sp *sourceParts) start(ctx context.Context, g *group, servedBefore bool) e
 		if !servedBefore {
 			syncCtx, cancel = context.WithTimeout(ctx, sourceSyncLimit)
 		}
-		err := sp.cluster.Source.WaitForSync(syncCtx)
+		err := sp.cluster.WaitForSync(syncCtx)
 		cancel()
 		if err != nil {
 			return err

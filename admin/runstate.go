@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -78,13 +77,19 @@ func (r *RunState) Ready() error {
 	if r.ServedBefore && r.Process.Up() {
 		return nil
 	}
-	// Why, when a pass said so: e.g. the first configuration HAProxy did
-	// not finish checking.
+	// Why, when a pass said so (e.g. the first configuration HAProxy did
+	// not finish checking), or the API server the first read waits for.
+	why := "no configuration rendered from the source is served yet"
 	if last := r.Controller.Status().LastError; last != "" {
 		first, _, _ := strings.Cut(last, "\n")
-		return errors.New("no configuration rendered from the source is served yet: " + first)
+		why += ": " + first
 	}
-	return errors.New("no configuration rendered from the source is served yet")
+	if r.Cluster != nil {
+		if p := r.Cluster.API().Problem(time.Now()); p != "" {
+			why += "; waiting for the source: " + p
+		}
+	}
+	return errors.New(why)
 }
 
 // Degraded lists the faults /readyz names while HAProxy keeps serving.
@@ -92,8 +97,7 @@ func (r *RunState) Degraded() []string {
 	var out []string
 	if r.Cluster != nil {
 		if api := r.Cluster.API(); !api.Up && api.DownSince != nil {
-			out = append(out, fmt.Sprintf("source: Kubernetes API server unreachable since %s (%s): %s",
-				api.DownSince.UTC().Format(time.RFC3339), time.Since(*api.DownSince).Round(time.Second), api.LastError))
+			out = append(out, "source: "+api.Problem(time.Now()))
 		}
 	}
 	if r.ServedBefore && !r.Controller.Ready() {

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -16,7 +17,12 @@ import (
 // the client's own connections and responses: an outage is logged when it
 // starts (then at most every APIHealthLogEvery, with the error and the
 // next retry) and when it ends (with how long it lasted), and shown by
-// State on /readyz, /status and in metrics.
+// State on /readyz, /status and in metrics. While an outage lasts it is
+// logged again at each retry, backing off like the retries themselves:
+// 1 s after the first line, then 2, 4, 8 and 16 s, then every
+// APIHealthLogEvery, each line with the error, the attempts since the
+// line before and when the next is due (a retry every second, logged
+// every second, would bury the rest of the log within minutes).
 //
 // It also makes the client wait for an API server that is away instead
 // of failing at once (Dial). client-go's reflectors back off after every
@@ -29,6 +35,9 @@ import (
 // list instead of a string of failures, and its backoff does not grow.
 type APIHealth struct {
 	Log *zap.Logger
+	// Server is the API server's address (rest.Config.Host), for the log
+	// and /readyz.
+	Server string
 	// Dialer dials each attempt (default: 30 s timeout, 30 s keep-alive,
 	// as client-go's).
 	Dialer *net.Dialer
@@ -40,7 +49,11 @@ type APIHealth struct {
 	lastErrAt time.Time
 	lastOK    time.Time
 	lastLog   time.Time
-	outages   int
+	// logGap is the wait from lastLog to the next line of this outage;
+	// failures counts the failed attempts since lastLog.
+	logGap   time.Duration
+	failures int
+	outages  int
 }
 
 // APIDialRetryMax caps the wait between two connection attempts to an API
@@ -51,11 +64,18 @@ const APIDialRetryMax = time.Second
 // apiDialRetryMin is the first wait after a refused connection.
 const apiDialRetryMin = 50 * time.Millisecond
 
-// APIHealthLogEvery bounds how often a continuing outage is logged.
+// APIHealthLogEvery bounds how often a continuing outage is logged, once
+// its lines have backed off from apiHealthLogFirst.
 const APIHealthLogEvery = 30 * time.Second
+
+// apiHealthLogFirst is the wait from an outage's first line to its
+// second.
+const apiHealthLogFirst = time.Second
 
 // APIState is what /status, /readyz and metrics show about the API server.
 type APIState struct {
+	// Server is the API server's address.
+	Server string `json:"server,omitempty"`
 	// Up is false from the first failed connection or request until a
 	// response comes again.
 	Up bool `json:"up"`
@@ -86,11 +106,29 @@ func (s APIState) SinceSync(now time.Time) time.Duration {
 	return 0
 }
 
+// Problem says what keeps the source from the API server, or "" while
+// it answers: the outage (since when, and the last error), or that it
+// has not answered yet. /readyz names it.
+func (s APIState) Problem(now time.Time) string {
+	at := ""
+	if s.Server != "" {
+		at = " (" + s.Server + ")"
+	}
+	switch {
+	case !s.Up && s.DownSince != nil:
+		return fmt.Sprintf("Kubernetes API server unreachable since %s (%s)%s: %s",
+			s.DownSince.UTC().Format(time.RFC3339), now.Sub(*s.DownSince).Round(time.Second), at, s.LastError)
+	case s.LastSuccess == nil:
+		return "no answer from the Kubernetes API server" + at + " yet"
+	}
+	return ""
+}
+
 // State returns the current state.
 func (h *APIHealth) State() APIState {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := APIState{Up: !h.down, Outages: h.outages}
+	st := APIState{Server: h.Server, Up: !h.down, Outages: h.outages}
 	if h.down {
 		t := h.downSince
 		st.DownSince = &t
@@ -121,20 +159,27 @@ func (h *APIHealth) failed(err error, retryIn time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.lastErr, h.lastErrAt = err, now
+	h.failures++
 	fields := []zap.Field{zap.Error(err)}
+	if h.Server != "" {
+		fields = append(fields, zap.String("server", h.Server))
+	}
 	if retryIn > 0 {
 		fields = append(fields, zap.Duration("retry_in", retryIn))
 	}
 	if !h.down {
 		h.down, h.downSince, h.lastLog = true, now, now
+		h.logGap, h.failures = apiHealthLogFirst, 0
 		h.outages++
 		h.log().Warn("Kubernetes API server unreachable; HAProxy keeps serving the last configuration", fields...)
 		return
 	}
-	if now.Sub(h.lastLog) >= APIHealthLogEvery {
-		h.lastLog = now
+	if now.Sub(h.lastLog) >= h.logGap {
 		h.log().Warn("Kubernetes API server still unreachable", append(fields,
-			zap.Duration("down_for", now.Sub(h.downSince).Round(time.Millisecond)))...)
+			zap.Duration("down_for", now.Sub(h.downSince).Round(time.Millisecond)),
+			zap.Int("failed_attempts", h.failures))...)
+		h.lastLog, h.failures = now, 0
+		h.logGap = min(2*h.logGap, APIHealthLogEvery)
 	}
 }
 

@@ -84,11 +84,19 @@ func TestAPIHealthDialWaits(t *testing.T) {
 	if st := h.State(); !st.Up || st.DownSince != nil || st.LastSuccess == nil || st.SinceSync(time.Now()) != 0 {
 		t.Errorf("state after an answer: %+v", st)
 	}
-	var started, ended int
+	var started, again, ended int
+	var lineTimes []time.Time
 	for _, e := range logs.All() {
 		switch {
+		case strings.Contains(e.Message, "still unreachable"):
+			again++
+			lineTimes = append(lineTimes, e.Time)
+			if n, ok := e.ContextMap()["failed_attempts"].(int64); !ok || n < 1 {
+				t.Errorf("a retry's line %v does not count the attempts since the line before", e.ContextMap())
+			}
 		case strings.Contains(e.Message, "unreachable"):
 			started++
+			lineTimes = append(lineTimes, e.Time)
 		case strings.Contains(e.Message, "reachable again"):
 			ended++
 			if d, ok := e.ContextMap()["outage"].(time.Duration); !ok || d < listenAfter {
@@ -96,10 +104,16 @@ func TestAPIHealthDialWaits(t *testing.T) {
 			}
 		}
 	}
-	// Many refused attempts, one line: the next comes after
-	// APIHealthLogEvery at the earliest.
-	if started != 1 || ended != 1 {
-		t.Errorf("%d lines for the outage's start and %d for its end, want 1 and 1: %v", started, ended, logs.All())
+	// Dozens of refused attempts in about 2 s: a line at the start, one
+	// 1 s later, the next 2 s after that (backing off like the retries),
+	// and one at the end.
+	if started != 1 || again < 1 || again > 2 || ended != 1 {
+		t.Errorf("%d lines for the outage's start, %d while it lasted and %d for its end, want 1, 1 or 2, and 1: %v", started, again, ended, logs.All())
+	}
+	for i := 1; i < len(lineTimes); i++ {
+		if gap, want := lineTimes[i].Sub(lineTimes[i-1]), apiHealthLogFirst<<(i-1); gap < want {
+			t.Errorf("line %d of the outage came %v after the one before, want at least %v", i+1, gap, want)
+		}
 	}
 }
 

@@ -104,6 +104,48 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 // API is the API server's reachability as the clients see it.
 func (c *Cluster) API() APIState { return c.api.State() }
 
+// WaitForSync waits for the source's first full read
+// (Source.WaitForSync), and says in the log while that takes long why:
+// 2 s after it started, then 4, 8 and 16 s later, then every
+// APIHealthLogEvery, a line with the API server's address and what it
+// did (no answer yet, or the last error). A sidecar that waits in silence
+// for an API server that accepts connections and never answers looks
+// hung; client-go's first error comes only after its timeouts.
+func (c *Cluster) WaitForSync(ctx context.Context) error {
+	done := make(chan struct{})
+	defer close(done)
+	start := time.Now()
+	go func() {
+		gap := syncWaitLogFirst
+		t := time.NewTimer(gap)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			st := c.api.State()
+			fields := []zap.Field{zap.String("server", st.Server), zap.Duration("waiting", time.Since(start).Round(time.Millisecond))}
+			if p := st.Problem(time.Now()); p != "" {
+				fields = append(fields, zap.String("api", p))
+			} else {
+				fields = append(fields, zap.String("api", "answering; lists not complete yet"))
+			}
+			c.log.Named("kube").Warn("waiting for the Kubernetes API server's first lists before the first render", fields...)
+			gap = min(2*gap, APIHealthLogEvery)
+			t.Reset(gap)
+		}
+	}()
+	return c.Source.WaitForSync(ctx)
+}
+
+// syncWaitLogFirst is how long the first read may take before the log
+// says it is waiting.
+const syncWaitLogFirst = 2 * time.Second
+
 // IsLeader reports whether this replica holds the Lease (and so writes
 // status and Events).
 func (c *Cluster) IsLeader() bool { return c.leader.IsLeader() }

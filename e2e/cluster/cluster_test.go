@@ -7,6 +7,7 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -267,6 +268,17 @@ func TestClusterRouting(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.expect("www.test", "/", "status:404")
+
+			// One log stream: client-go's own lines (leader election's)
+			// come through zap, and every line is JSON.
+			if len(e.sidecar.LogLines(`"logger":"klog"`, "lease")) == 0 {
+				t.Errorf("no leader-election line of client-go came through zap (logger klog)")
+			}
+			for _, l := range strings.Split(strings.TrimSpace(e.sidecar.Logs.String()), "\n") {
+				if !json.Valid([]byte(l)) {
+					t.Errorf("a log line is not JSON: %q", l)
+				}
+			}
 		})
 	}
 }
