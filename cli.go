@@ -214,6 +214,8 @@ func normalizeArgs(root *cobra.Command, args []string) []string {
 	if err != nil || cmd == nil {
 		cmd = root
 	}
+	// cobra adds --help (and -h) only when the command runs.
+	cmd.InitDefaultHelpFlag()
 	lookup := func(name string) *pflag.Flag {
 		if f := cmd.Flags().Lookup(name); f != nil {
 			return f

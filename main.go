@@ -52,6 +52,12 @@ func main() {
 // run runs a command line and returns the process exit code: 0 for
 // success, 1 for a failure, 2 for a usage error. hup delivers SIGHUP.
 func run(ctx context.Context, args []string, hup <-chan os.Signal, stdout, stderr io.Writer) int {
+	return execute(ctx, newRootCommand(hup, stdout, stderr), args, stderr)
+}
+
+// newRootCommand is the command tree. Each run builds its own, so that no
+// flag's value outlives it (the tests call run many times).
+func newRootCommand(hup <-chan os.Signal, stdout, stderr io.Writer) *cobra.Command {
 	var showVersion bool
 	root := &cobra.Command{
 		Use:   "haproxy-sidecar",
@@ -95,7 +101,7 @@ func run(ctx context.Context, args []string, hup <-chan os.Signal, stdout, stder
 			Run:   func(*cobra.Command, []string) { printVersion(stdout) },
 		},
 	)
-	return execute(ctx, root, args, stderr)
+	return root
 }
 
 // printVersion is what `version` and `--version` print.
