@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
 	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 )
@@ -215,5 +217,40 @@ func TestCompletion(t *testing.T) {
 	code, out, _ = runCLI(t, "__complete", "ren")
 	if code != 0 || !strings.HasPrefix(out, "render\t") {
 		t.Errorf("__complete ren: exit %d:\n%s", code, out)
+	}
+}
+
+// Every flag of every command is read from its variable (but dump's
+// --history, see newDumpCommand), and the variable's name is the flag's.
+func TestEveryFlagFromEnvironment(t *testing.T) {
+	root := newRootCommand(nil, nil, nil)
+	n := 0
+	for _, cmd := range root.Commands() {
+		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+			if f.Name == "help" {
+				return
+			}
+			value := f.DefValue
+			switch f.Value.Type() {
+			case "string", "stringArray":
+				value = "x"
+			case "bool":
+				value = "true"
+			}
+			name := "HAPROXY_SIDECAR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+			t.Setenv(name, value)
+			defer os.Unsetenv(name)
+			f.Changed = false
+			if err := bindEnv(cmd); err != nil {
+				t.Errorf("%s --%s from %s=%s: %v", cmd.Name(), f.Name, name, value, err)
+			}
+			if exempt := cmd.Name() == "dump" && f.Name == "history"; f.Changed == exempt {
+				t.Errorf("%s --%s: set from %s: %v", cmd.Name(), f.Name, name, f.Changed)
+			}
+			n++
+		})
+	}
+	if n < 40 {
+		t.Errorf("only %d flags seen", n)
 	}
 }

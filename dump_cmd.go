@@ -55,7 +55,8 @@ func newDumpCommand(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Print the configuration a running sidecar serves, or its history",
 		Long: `Ask a running sidecar (its --debug-addr) for the configuration HAProxy runs, or
 part of it, or for the passes that changed something. It needs nothing but the
-sidecar binary: kubectl exec POD -c sidecar -- haproxy-sidecar dump.`,
+sidecar binary: kubectl exec POD -c sidecar -- haproxy-sidecar dump.
+--history is not read from HAPROXY_SIDECAR_HISTORY, which is run's --history.`,
 		Example: `  haproxy-sidecar dump --host shop.example.com
   haproxy-sidecar dump --history 5`,
 		RunE: func(cmd *cobra.Command, args []string) error {
