@@ -68,11 +68,12 @@ func execute(ctx context.Context, root *cobra.Command, args []string, stderr io.
 		return &usageError{msg: err.Error() + suggestFlag(cmd, err)}
 	})
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) }
+	// Every command's help ends with the environment variables: the
+	// commands inherit the root's template.
+	root.SetUsageTemplate(root.UsageTemplate() + envHelp)
 	for _, c := range root.Commands() {
-		c.SetUsageTemplate(c.UsageTemplate() + envHelp)
 		completeFlags(c)
 	}
-	root.SetUsageTemplate(root.UsageTemplate() + envHelp)
 	root.SetArgs(normalizeArgs(root, args))
 	cmd, err := root.ExecuteContextC(ctx)
 	var code exitCode
