@@ -1,11 +1,11 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"time"
 
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -24,7 +24,7 @@ type clusterFlags struct {
 	statusSyncInterval time.Duration
 }
 
-func (f *clusterFlags) register(fs *flag.FlagSet) {
+func (f *clusterFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: the in-cluster service account (without --manifests)")
 	fs.StringVar(&f.watchNamespace, "watch-namespace", "", "serve only Ingresses (and use only Services, EndpointSlices, Secrets) of this namespace; default all")
 	fs.StringVar(&f.publishService, "publish-service", "", "namespace/name of the Service whose address is published in served Ingresses' status")

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
 	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
@@ -14,35 +14,38 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 )
 
-// stringsFlag collects a repeated flag.
-type stringsFlag []string
+func newDiffCommand(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		rf        renderFlags
+		manifests []string
+	)
+	cmd := &cobra.Command{
+		Use:   "diff --manifests OLD --manifests NEW [render flags]",
+		Short: "Print what would change in the load balancer between two snapshots of objects",
+		Long: `Print what would change in the load balancer between two snapshots of objects:
+the files, the objects behind each hunk, the problems that appear or disappear,
+and whether run would apply it through the runtime API or reload.
 
-func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
-func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+Exit status: 0 nothing changes, 1 something changes, 2 error.`,
+		Example: `  haproxy-sidecar diff --manifests before.yaml --manifests after.yaml`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return result(diffCommand(cmd, rf, manifests, args, stdout, stderr))
+		},
+	}
+	fs := cmd.Flags()
+	rf.register(fs)
+	fs.StringArrayVar(&manifests, "manifests", nil, "the old snapshot, then (again) the new one: files or directories of manifests")
+	return cmd
+}
 
 // diffCommand prints what would change in the load balancer between two
 // snapshots of objects: the files, the objects behind each hunk, the
 // problems that appear or disappear, and whether `run` would apply it
 // through the runtime API or reload (the planner `run` uses). Exit code 0:
 // nothing changes; 1: something does; 2: an error.
-func diffCommand(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("diff", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var rf renderFlags
-	var manifests stringsFlag
-	rf.register(fs)
-	fs.Var(&manifests, "manifests", "the old snapshot, then (again) the new one: files or directories of manifests")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: haproxy-sidecar diff --manifests OLD --manifests NEW [render flags]\n\nExit status: 0 nothing changes, 1 something changes, 2 error.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if len(manifests) != 2 || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "diff: give --manifests twice: the old snapshot, then the new one")
-		fs.Usage()
-		return 2
+func diffCommand(cmd *cobra.Command, rf renderFlags, manifests, args []string, stdout, stderr io.Writer) int {
+	if len(manifests) != 2 || len(args) > 0 {
+		return usageFailure(stderr, cmd, "give --manifests twice: the old snapshot, then the new one")
 	}
 	renderFn, err := rf.renderer()
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
 )
@@ -22,8 +23,11 @@ type historyFlag struct {
 	n   int
 }
 
-func (h *historyFlag) String() string   { return strconv.Itoa(h.n) }
-func (h *historyFlag) IsBoolFlag() bool { return true }
+func (h *historyFlag) String() string { return strconv.Itoa(h.n) }
+
+// Type is pflag's name of the value's type: "bool" shows --history alone
+// in the help, as it is mostly given (its count is optional).
+func (h *historyFlag) Type() string { return "bool" }
 func (h *historyFlag) Set(v string) error {
 	h.set = true
 	if v == "true" {
@@ -37,38 +41,57 @@ func (h *historyFlag) Set(v string) error {
 	return nil
 }
 
+// dumpArgs are dump's flags.
+type dumpArgs struct {
+	addr, ingress, host, file string
+	history                   historyFlag
+	id                        int64
+}
+
+func newDumpCommand(stdout, stderr io.Writer) *cobra.Command {
+	var a dumpArgs
+	cmd := &cobra.Command{
+		Use:   "dump [--ingress NS/NAME | --host HOST | --file PATH | --history [N] | --id ID] [--addr ADDR]",
+		Short: "Print the configuration a running sidecar serves, or its history",
+		Long: `Ask a running sidecar (its --debug-addr) for the configuration HAProxy runs, or
+part of it, or for the passes that changed something. It needs nothing but the
+sidecar binary: kubectl exec POD -c sidecar -- haproxy-sidecar dump.
+--history is not read from HAPROXY_SIDECAR_HISTORY, which is run's --history.`,
+		Example: `  haproxy-sidecar dump --host shop.example.com
+  haproxy-sidecar dump --history 5`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return result(dumpCommand(cmd, &a, args, stdout, stderr))
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&a.addr, "addr", "127.0.0.1:10255", "the sidecar's --debug-addr")
+	fs.StringVar(&a.ingress, "ingress", "", "print only what the Ingress NAMESPACE/NAME produced")
+	fs.StringVar(&a.host, "host", "", "print only what serves HOST (its routes, backends, TLS)")
+	fs.StringVar(&a.file, "file", "", "print one generated file, e.g. maps/exact.map (certificates without their keys)")
+	fs.Var(&a.history, "history", "print the last N passes that changed something (--history N or --history=N; default 50), newest first, with their diffs")
+	fs.Lookup("history").NoOptDefVal = "true"
+	// Not from HAPROXY_SIDECAR_HISTORY: that variable is run's --history
+	// (how many passes to keep) in the pod a dump is exec'ed in, and here
+	// it would turn every dump into a dump of the history.
+	fs.SetAnnotation("history", noEnv, []string{"true"}) //nolint:errcheck // the flag exists
+	fs.Int64Var(&a.id, "id", 0, "print one pass of the history")
+	return cmd
+}
+
 // dumpCommand asks a running sidecar for the configuration HAProxy runs
 // (or part of it), or for its history. It needs nothing but the sidecar
 // binary, so `kubectl exec POD -c sidecar -- haproxy-sidecar dump` works.
-func dumpCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dump", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		addr, ingress, host, file string
-		history                   historyFlag
-		id                        int64
-	)
-	fs.StringVar(&addr, "addr", "127.0.0.1:10255", "the sidecar's --debug-addr")
-	fs.StringVar(&ingress, "ingress", "", "print only what the Ingress NAMESPACE/NAME produced")
-	fs.StringVar(&host, "host", "", "print only what serves HOST (its routes, backends, TLS)")
-	fs.StringVar(&file, "file", "", "print one generated file, e.g. maps/exact.map (certificates without their keys)")
-	fs.Var(&history, "history", "print the last N passes that changed something (default 50), newest first, with their diffs")
-	fs.Int64Var(&id, "id", 0, "print one pass of the history")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: haproxy-sidecar dump [--ingress NS/NAME | --host HOST | --file PATH | --history [N] | --id ID] [--addr ADDR]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if history.set && fs.NArg() == 1 {
-		if err := history.Set(fs.Arg(0)); err != nil {
-			fmt.Fprintf(stderr, "dump: --history: %v\n", err)
-			return 2
+func dumpCommand(cmd *cobra.Command, a *dumpArgs, args []string, stdout, stderr io.Writer) int {
+	ctx := cmd.Context()
+	addr, ingress, host, file, id := a.addr, a.ingress, a.host, a.file, a.id
+	history := &a.history
+	// --history's count may come as the argument after it.
+	if history.set && len(args) == 1 {
+		if err := history.Set(args[0]); err != nil {
+			return usageFailure(stderr, cmd, "--history: %v", err)
 		}
-	} else if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "dump: unexpected arguments %q\n", fs.Args())
-		return 2
+	} else if len(args) > 0 {
+		return usageFailure(stderr, cmd, "unexpected arguments %q", args)
 	}
 	chosen := 0
 	for _, set := range []bool{ingress != "", host != "", file != "", history.set, id != 0} {
@@ -77,8 +100,7 @@ func dumpCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 	}
 	if chosen > 1 {
-		fmt.Fprintln(stderr, "dump: give at most one of --ingress, --host, --file, --history and --id")
-		return 2
+		return usageFailure(stderr, cmd, "give at most one of --ingress, --host, --file, --history and --id")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -1,55 +1,57 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
+
+	"github.com/spf13/cobra"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
-// explainCommand says which rule serves each URL under the objects in
-// --manifests: the same model `render` writes and `run` serves, walked in
-// the order of the configuration's frontend.
-func explainCommand(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newExplainCommand(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		rf        renderFlags
-		manifests stringsFlag
+		manifests []string
 	)
+	cmd := &cobra.Command{
+		Use:   "explain --manifests PATH [--manifests PATH...] [flags] URL...",
+		Short: "Say which rule serves each URL, and why",
+		Long: `Say which rule serves each URL under the objects in --manifests: the same model
+render writes and run serves, walked in the order of the configuration's
+frontend. URL: http(s)://host[:port]/path[?query]; without a scheme, http.`,
+		Example: `  haproxy-sidecar explain --manifests cluster.yaml https://shop.example.com/cart http://api.example.com/v1`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return result(explainCommand(cmd, rf, manifests, args, stdout, stderr))
+		},
+	}
+	fs := cmd.Flags()
 	// Every render flag is accepted, so a render command line can be
 	// reused; only --controller-name, --configmap and --annotations-compat
 	// change the answer.
 	rf.register(fs)
-	fs.Var(&manifests, "manifests", "file or directory of Kubernetes YAML/JSON manifests (required; repeat for more)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: haproxy-sidecar explain --manifests PATH [--manifests PATH...] [flags] URL...")
-		fmt.Fprintln(stderr, "  URL: http(s)://host[:port]/path[?query]; without a scheme, http.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if len(manifests) == 0 || fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "explain: --manifests and at least one URL are required")
-		fs.Usage()
-		return 2
+	fs.StringArrayVar(&manifests, "manifests", nil, "file or directory of Kubernetes YAML/JSON manifests (required; repeat for more)")
+	return cmd
+}
+
+// explainCommand says which rule serves each URL under the objects in
+// --manifests.
+func explainCommand(cmd *cobra.Command, rf renderFlags, manifests, urls []string, stdout, stderr io.Writer) int {
+	if len(manifests) == 0 || len(urls) == 0 {
+		return usageFailure(stderr, cmd, "--manifests and at least one URL are required")
 	}
 	var reqs []render.Request
-	for _, a := range fs.Args() {
+	for _, a := range urls {
 		r, err := render.ParseRequestURL(a)
 		if err != nil {
-			fmt.Fprintf(stderr, "explain: %v\n", err)
-			return 2
+			return usageFailure(stderr, cmd, "%v", err)
 		}
 		reqs = append(reqs, r)
 	}
 	opts, err := rf.options()
 	if err != nil {
-		fmt.Fprintf(stderr, "explain: %v\n", err)
-		return 2
+		return usageFailure(stderr, cmd, "%v", err)
 	}
 	in, loadProblems, err := manifest.LoadAll(manifests...)
 	if err != nil {

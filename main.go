@@ -8,26 +8,32 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// usage is the top-level help: each mode with the flags it needs.
 const usage = `haproxy-sidecar renders HAProxy configurations from Kubernetes Ingresses.
 
-Usage:
+Modes and the flags each needs:
   haproxy-sidecar render --manifests PATH (--out DIR | --stdout) [flags]
   haproxy-sidecar run --manifests DIR --config-dir DIR --master-socket PATH [--haproxy-start] [flags]
+  haproxy-sidecar run [--kubeconfig FILE] --config-dir DIR --master-socket PATH [flags]   (in a cluster)
   haproxy-sidecar run --init --config-dir DIR
   haproxy-sidecar explain --manifests PATH [flags] URL...
-  haproxy-sidecar dump [--ingress NS/NAME | --host HOST | --file PATH | --history [N]] [--addr ADDR]
+  haproxy-sidecar dump [--ingress NS/NAME | --host HOST | --file PATH | --history [N] | --id ID] [--addr ADDR]
   haproxy-sidecar diff --manifests OLD --manifests NEW [flags]
   haproxy-sidecar migrate --manifests PATH [--manifests PATH...] [--output json]
   haproxy-sidecar version
+  haproxy-sidecar completion bash|zsh|fish
 
-Run "haproxy-sidecar COMMAND -h" for the flags of a command.
-`
+Run 'haproxy-sidecar COMMAND --help' for the flags of a command.
+Exit status: 0 success, 1 failure, 2 usage error (diff: 1 when something changes).`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -43,34 +49,60 @@ func main() {
 	os.Exit(code)
 }
 
-// run dispatches a subcommand and returns the process exit code: 0 for
+// run runs a command line and returns the process exit code: 0 for
 // success, 1 for a failure, 2 for a usage error. hup delivers SIGHUP.
 func run(ctx context.Context, args []string, hup <-chan os.Signal, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	switch args[0] {
-	case "render":
-		return renderCommand(ctx, args[1:], stdout, stderr)
-	case "run":
-		return runCommand(ctx, args[1:], hup, stderr)
-	case "dump":
-		return dumpCommand(ctx, args[1:], stdout, stderr)
-	case "diff":
-		return diffCommand(ctx, args[1:], stdout, stderr)
-	case "explain":
-		return explainCommand(args[1:], stdout, stderr)
-	case "migrate":
-		return migrateCommand(args[1:], stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "haproxy-sidecar", version)
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
-		return 2
-	}
+	return execute(ctx, newRootCommand(hup, stdout, stderr), args, stderr)
 }
+
+// newRootCommand is the command tree. Each run builds its own, so that no
+// flag's value outlives it (the tests call run many times).
+func newRootCommand(hup <-chan os.Signal, stdout, stderr io.Writer) *cobra.Command {
+	var showVersion bool
+	root := &cobra.Command{
+		Use:   "haproxy-sidecar",
+		Short: "Render HAProxy configurations from Kubernetes Ingresses and keep HAProxy serving them",
+		Long:  usage,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			hint := ""
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				hint = "; did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return usagef("unknown command %q%s", args[0], hint)
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if showVersion {
+				printVersion(stdout)
+				return nil
+			}
+			return cmd.Help()
+		},
+	}
+	root.Flags().BoolVar(&showVersion, "version", false, "print the version, as the version command")
+	// cobra only suggests within this distance once it has printed an
+	// error itself; ours are printed by execute.
+	root.SuggestionsMinimumDistance = 2
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(
+		newRenderCommand(stdout, stderr),
+		newRunCommand(hup, stderr),
+		newExplainCommand(stdout, stderr),
+		newDumpCommand(stdout, stderr),
+		newDiffCommand(stdout, stderr),
+		newMigrateCommand(stdout, stderr),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print the version",
+			Args:  cobra.NoArgs,
+			Run:   func(*cobra.Command, []string) { printVersion(stdout) },
+		},
+	)
+	return root
+}
+
+// printVersion is what `version` and `--version` print.
+func printVersion(w io.Writer) { fmt.Fprintln(w, "haproxy-sidecar", version) }

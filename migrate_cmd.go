@@ -2,48 +2,51 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
+
+	"github.com/spf13/cobra"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
+
+func newMigrateCommand(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		manifests  []string
+		output     string
+		controller string
+	)
+	cmd := &cobra.Command{
+		Use:   "migrate --manifests PATH [--manifests PATH...] [--output text|json]",
+		Short: "Report what --annotations-compat nginx makes of ingress-nginx's annotations",
+		Long: `For each Ingress and each nginx.ingress.kubernetes.io annotation on it: honoured (as which
+haproxy-sidecar.io annotation), honoured with a difference, overridden, unsupported (what
+traffic loses) or invalid. Exit status: 0 (a report), 1 unreadable input, 2 usage error.`,
+		Example: `  kubectl get ingress,svc,secret,ingressclass -A -o yaml > cluster.yaml
+  haproxy-sidecar migrate --manifests cluster.yaml`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return result(migrateCommand(cmd, manifests, output, controller, args, stdout, stderr))
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringArrayVar(&manifests, "manifests", nil, "file or directory of Kubernetes YAML/JSON manifests (required; repeat for more)")
+	fs.StringVar(&output, "output", "text", "text or json")
+	fs.StringVar(&controller, "controller-name", render.DefaultControllerName, "spec.controller of the IngressClasses that would serve the Ingresses (the report notes Ingresses none of them selects)")
+	return cmd
+}
 
 // migrateCommand reports, offline, what --annotations-compat nginx makes of
 // the ingress-nginx annotations on the Ingresses in --manifests (e.g.
 // `kubectl get ingress,svc,secret -A -o yaml` output). It is a report:
 // exit status 0 whatever it finds, 1 when the input cannot be read, 2 for
 // a usage error.
-func migrateCommand(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		manifests  stringsFlag
-		output     string
-		controller string
-	)
-	fs.Var(&manifests, "manifests", "file or directory of Kubernetes YAML/JSON manifests (required; repeat for more)")
-	fs.StringVar(&output, "output", "text", "text or json")
-	fs.StringVar(&controller, "controller-name", render.DefaultControllerName, "spec.controller of the IngressClasses that would serve the Ingresses (the report notes Ingresses none of them selects)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: haproxy-sidecar migrate --manifests PATH [--manifests PATH...] [--output text|json]\n\n"+
-			"For each Ingress and each nginx.ingress.kubernetes.io annotation on it: honoured (as which\n"+
-			"haproxy-sidecar.io annotation), honoured with a difference, overridden, unsupported (what\n"+
-			"traffic loses) or invalid. Exit status: 0 (a report), 1 unreadable input, 2 usage error.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if len(manifests) == 0 || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "migrate: --manifests is required, and nothing else is an argument")
-		fs.Usage()
-		return 2
+func migrateCommand(cmd *cobra.Command, manifests []string, output, controller string, args []string, stdout, stderr io.Writer) int {
+	if len(manifests) == 0 || len(args) > 0 {
+		return usageFailure(stderr, cmd, "--manifests is required, and nothing else is an argument")
 	}
 	if output != "text" && output != "json" {
-		fmt.Fprintf(stderr, "migrate: --output: %q: want text or json\n", output)
-		return 2
+		return usageFailure(stderr, cmd, "--output: %q: want text or json", output)
 	}
 	var in render.Inputs
 	seen := map[string]bool{}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
 	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
@@ -49,7 +51,7 @@ type renderFlags struct {
 	adminAddrs []string
 }
 
-func (f *renderFlags) register(fs *flag.FlagSet) {
+func (f *renderFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.httpBind, "http-bind", ":80", "listen address for plain HTTP")
 	fs.StringVar(&f.httpsBind, "https-bind", ":443", "listen address for HTTPS")
 	fs.StringVar(&f.templatesDir, "templates", "", "directory of templates overriding the embedded ones")
@@ -164,32 +166,42 @@ func (f *renderFlags) reservedPorts() []render.ReservedPort {
 	return out
 }
 
-func renderCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("render", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		rf         renderFlags
-		manifests  stringsFlag
-		outDir     string
-		toStdout   bool
-		noValidate bool
-	)
-	rf.register(fs)
-	fs.Var(&manifests, "manifests", "file or directory of Kubernetes YAML/JSON manifests (required; repeat for more)")
-	fs.StringVar(&outDir, "out", "", "directory to write haproxy.cfg and the files it references")
-	fs.BoolVar(&toStdout, "stdout", false, "print haproxy.cfg instead of writing --out")
-	fs.BoolVar(&noValidate, "no-validate", false, "do not check the result with haproxy -c")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: haproxy-sidecar render --manifests PATH [--manifests PATH...] (--out DIR | --stdout) [flags]")
-		fs.PrintDefaults()
+// renderArgs are render's own flags.
+type renderArgs struct {
+	rf         renderFlags
+	manifests  []string
+	outDir     string
+	toStdout   bool
+	noValidate bool
+}
+
+func newRenderCommand(stdout, stderr io.Writer) *cobra.Command {
+	var a renderArgs
+	cmd := &cobra.Command{
+		Use:   "render --manifests PATH [--manifests PATH...] (--out DIR | --stdout) [flags]",
+		Short: "Write HAProxy's configuration for the objects in manifest files",
+		Example: `  haproxy-sidecar render --manifests ingresses.yaml --stdout
+  kubectl get ingress,svc,endpointslice,secret,ingressclass -A -o yaml > cluster.yaml
+  haproxy-sidecar render --manifests cluster.yaml --out /tmp/haproxy`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return result(renderCommand(cmd, a, stdout, stderr))
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
+	fs := cmd.Flags()
+	a.rf.register(fs)
+	fs.StringArrayVar(&a.manifests, "manifests", nil, "file or directory of Kubernetes YAML/JSON manifests (required; repeat for more)")
+	fs.StringVar(&a.outDir, "out", "", "directory to write haproxy.cfg and the files it references")
+	fs.BoolVar(&a.toStdout, "stdout", false, "print haproxy.cfg instead of writing --out")
+	fs.BoolVar(&a.noValidate, "no-validate", false, "do not check the result with haproxy -c")
+	return cmd
+}
+
+func renderCommand(cmd *cobra.Command, a renderArgs, stdout, stderr io.Writer) int {
+	ctx := cmd.Context()
+	rf, manifests, outDir, toStdout, noValidate := a.rf, a.manifests, a.outDir, a.toStdout, a.noValidate
 	if len(manifests) == 0 || (outDir == "") == !toStdout {
-		fmt.Fprintln(stderr, "render: --manifests and exactly one of --out or --stdout are required")
-		fs.Usage()
-		return 2
+		return usageFailure(stderr, cmd, "--manifests and exactly one of --out or --stdout are required")
 	}
 
 	renderFn, err := rf.renderer()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-logr/zapr"
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/klog/v2"
@@ -57,22 +57,26 @@ const (
 	steadyGCPercent = 50
 )
 
-func runCommand(ctx context.Context, args []string, hup <-chan os.Signal, stderr io.Writer) int {
-	// A long-running process whose heap is mostly caches that change a
-	// little at a time: collecting at 50% growth instead of Go's 100%
-	// keeps its memory (a pod limit) down for little CPU, now that a pass
-	// allocates little. Not while it starts: the informers' lists and
-	// the first pass build the heap from nothing, almost all of it kept,
-	// and at 50% every collection marks again what the last one kept (at
-	// 10k Ingresses, a third of the sidecar's CPU until the first
-	// configuration was served). GOGC still overrides both.
+func newRunCommand(hup <-chan os.Signal, stderr io.Writer) *cobra.Command {
 	var f runFlags
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(startGCPercent)
-		f.afterFirstPass = func() { debug.SetGCPercent(steadyGCPercent) }
+	cmd := &cobra.Command{
+		Use:   "run [--manifests DIR | --kubeconfig FILE] --config-dir DIR --master-socket PATH [--haproxy-start] [flags]",
+		Short: "Keep HAProxy serving the Ingresses of a cluster or of manifest files",
+		Long: `Keep HAProxy serving the Ingresses of a cluster (through --kubeconfig, or the pod's
+service account when neither --kubeconfig nor --manifests is given) or of the
+manifest files in --manifests, watched for changes. HAProxy is the one another
+container started, reached on --master-socket, or with --haproxy-start one the
+sidecar starts and supervises. --init only writes a minimal configuration into
+--config-dir and exits, for an HAProxy container to start on.`,
+		Example: `  haproxy-sidecar run --manifests ./manifests --config-dir /tmp/cfg --master-socket /tmp/master.sock --haproxy-start
+  haproxy-sidecar run --config-dir /etc/haproxy/sidecar --master-socket /run/haproxy/master.sock   # in a pod
+  haproxy-sidecar run --init --config-dir /etc/haproxy/sidecar`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return result(runCommand(cmd, &f, hup, stderr))
+		},
 	}
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cmd.Flags()
 	f.renderFlags.register(fs)
 	fs.StringVar(&f.manifests, "manifests", "", "file or directory of Kubernetes manifests to watch instead of a cluster")
 	f.clusterFlags.register(fs)
@@ -89,27 +93,33 @@ func runCommand(ctx context.Context, args []string, hup <-chan os.Signal, stderr
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json (one object per line, for log collectors) or console (for people)")
 	fs.IntVar(&f.historySize, "history", admin.DefaultHistory, "how many passes that changed something /history keeps")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: haproxy-sidecar run [--manifests DIR | --kubeconfig FILE] --config-dir DIR --master-socket PATH [--haproxy-start] [flags]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	return cmd
+}
+
+func runCommand(cmd *cobra.Command, f *runFlags, hup <-chan os.Signal, stderr io.Writer) int {
+	ctx := cmd.Context()
+	// A long-running process whose heap is mostly caches that change a
+	// little at a time: collecting at 50% growth instead of Go's 100%
+	// keeps its memory (a pod limit) down for little CPU, now that a pass
+	// allocates little. Not while it starts: the informers' lists and
+	// the first pass build the heap from nothing, almost all of it kept,
+	// and at 50% every collection marks again what the last one kept (at
+	// 10k Ingresses, a third of the sidecar's CPU until the first
+	// configuration was served). GOGC still overrides both.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(startGCPercent)
+		f.afterFirstPass = func() { debug.SetGCPercent(steadyGCPercent) }
 	}
 	if f.configDir == "" || (!f.init && f.masterSocket == "") {
-		fmt.Fprintln(stderr, "run: --config-dir and --master-socket are required (--init needs only --config-dir)")
-		fs.Usage()
-		return 2
+		return usageFailure(stderr, cmd, "--config-dir and --master-socket are required (--init needs only --config-dir)")
 	}
 	f.adminAddrs = []string{f.healthAddr, f.debugAddr}
 	if _, err := f.options(); err != nil {
-		fmt.Fprintf(stderr, "run: %v\n", err)
-		return 2
+		return usageFailure(stderr, cmd, "%v", err)
 	}
 	log, err := newLogger(f.logLevel, f.logFormat, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "run: %v\n", err)
-		return 2
+		return usageFailure(stderr, cmd, "%v", err)
 	}
 	defer log.Sync() //nolint:errcheck // stderr
 	routeKlog(log)
