@@ -22,6 +22,7 @@ build:
 deps:
 	bash scripts/install-haproxy.sh
 	bash scripts/install-kube.sh
+	bash scripts/install-prom.sh
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -37,12 +37,15 @@ type built struct {
 	objects []*unstructured.Unstructured
 }
 
-func kustomizeDeploy(t *testing.T) *built {
+func kustomizeDeploy(t *testing.T) *built { return kustomizeAt(t, "deploy") }
+
+// kustomizeAt builds the kustomization in dir (relative to the repository).
+func kustomizeAt(t *testing.T, dir string) *built {
 	t.Helper()
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	res, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(root, "deploy"))
+	res, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(root, dir))
 	if err != nil {
-		t.Fatalf("kustomize build deploy: %v", err)
+		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
 	y, err := res.AsYaml()
 	if err != nil {
