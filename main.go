@@ -64,8 +64,7 @@ func run(ctx context.Context, args []string, hup <-chan os.Signal, stdout, stder
 	case "migrate":
 		return migrateCommand(args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "haproxy-sidecar", version)
-		return 0
+		return versionCommand(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -211,6 +211,17 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 		st, err := cli.ShowProc(ctx)
 		return len(st.OldWorkers), err
 	})
+	// The binary's version now; the running master's at each scrape
+	// (an HAProxy another container started may be another build).
+	hv, err := haproxyVersion(ctx, f.haproxyBin)
+	if err != nil {
+		log.Warn("no HAProxy version for haproxy_sidecar_build_info", zap.Error(err))
+		hv = "unknown"
+	}
+	mets.SetBuildInfo(metricsBuildInfo(hv), func(ctx context.Context) (string, error) {
+		v, err := cli.Version(ctx)
+		return v.Full, err
+	})
 	if kc := src.cluster; kc != nil {
 		mets.WatchSource(func() metrics.SourceState {
 			api := kc.API()
