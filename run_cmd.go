@@ -218,7 +218,8 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 		log.Warn("no HAProxy version for haproxy_sidecar_build_info", zap.Error(err))
 		hv = "unknown"
 	}
-	mets.SetBuildInfo(metricsBuildInfo(hv), func(ctx context.Context) (string, error) {
+	info := metricsBuildInfo(hv)
+	mets.SetBuildInfo(info, func(ctx context.Context) (string, error) {
 		v, err := cli.Version(ctx)
 		return v.Full, err
 	})
@@ -302,7 +303,8 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 		}
 	}
 	log.Info("running", zap.String("manifests", f.manifests), zap.String("watch_namespace", f.watchNamespace), zap.String("config", store.ConfigPath()),
-		zap.String("master_socket", f.masterSocket), zap.Bool("haproxy_start", f.haproxyStart))
+		zap.String("master_socket", f.masterSocket), zap.Bool("haproxy_start", f.haproxyStart),
+		zap.String("version", info.Version), zap.String("commit", info.Commit), zap.String("haproxy_version", hv))
 	err = ctl.Run(ctx)
 	log.Info("stopping", zap.Any("stats", ctl.Stats()))
 	select {
