@@ -4,7 +4,16 @@
 # official HAProxy image with haproxy-sidecar added, so the sidecar validates
 # configurations (haproxy -c) with the very binary that serves them.
 #
-#   docker build -t haproxy-sidecar:dev --build-arg VERSION=$(git describe --always) .
+# Built for linux/amd64 and linux/arm64 at once (README, "Deploy"):
+#
+#   docker buildx build --platform linux/amd64,linux/arm64 \
+#     --build-arg VERSION=0.25.0 --build-arg COMMIT=$(git rev-parse HEAD) \
+#     --build-arg BUILD_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+#     -t ghcr.io/haproxy-sidecar/haproxy-sidecar:0.25.0 --push .
+#
+# The build stage runs on the builder's own platform ($BUILDPLATFORM) and
+# cross-compiles for the target's ($TARGETOS/$TARGETARCH): a static Go
+# binary needs no emulation. Only the final stage is the target's platform.
 #
 # The HAProxy branch must be one the tests run against (2.6 or 3.0, see
 # DEVELOPERS.md); e2e/deploy checks it, and that the build stage builds
@@ -16,13 +25,18 @@ ARG GO_IMAGE=golang:1.26.8-bookworm
 # Prometheus exporter is compiled in.
 ARG HAPROXY_IMAGE=haproxy:3.0.11-bookworm
 
-FROM ${GO_IMAGE} AS build
+FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-ARG VERSION=dev
-RUN VERSION=${VERSION} sh scripts/build.sh /out/haproxy-sidecar
+# Set by BuildKit from --platform.
+ARG TARGETOS TARGETARCH
+# VERSION is a semantic version (0.25.0); empty, the binary says
+# <next release>-dev. COMMIT: no .git in the build context, so it is told.
+# BUILD_DATE: default the time of the build.
+ARG VERSION="" COMMIT="" BUILD_DATE=""
+RUN GOOS=${TARGETOS} GOARCH=${TARGETARCH} VERSION=${VERSION} COMMIT=${COMMIT} BUILD_DATE=${BUILD_DATE} sh scripts/build.sh /out/haproxy-sidecar
 
 FROM ${HAPROXY_IMAGE}
 COPY --from=build /out/haproxy-sidecar /usr/local/bin/haproxy-sidecar

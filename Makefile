@@ -4,17 +4,35 @@
 
 GO        ?= go
 BIN       ?= bin/haproxy-sidecar
-VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# A semantic version (0.25.0) stamped into the binary; empty, the binary
+# says <next release>-dev+<commit> (version_cmd.go). make dist needs one.
+VERSION   ?=
+# Default: git's HEAD and now (scripts/build.sh).
+COMMIT    ?=
+BUILD_DATE ?=
+DIST      ?= dist
+# The image's repository in make dist's manifests; default deploy/'s.
+IMAGE     ?=
 # -count=1: the results depend on HAProxy, etcd and kube-apiserver binaries,
 # which Go's test cache does not track.
 GOFLAGS_TEST ?= -timeout 40m -count=1
 
-.PHONY: build test deps vet bench golden clean run demo-deps corpus
+.PHONY: build dist test deps vet bench golden clean run demo-deps corpus
 
 # scripts/build.sh holds the build flags (static, -trimpath, version
 # stamped); the Dockerfile's build stage runs the same script.
 build:
-	GO=$(GO) VERSION=$(VERSION) sh scripts/build.sh $(BIN)
+	GO=$(GO) VERSION=$(VERSION) COMMIT=$(COMMIT) BUILD_DATE=$(BUILD_DATE) sh scripts/build.sh $(BIN)
+
+# A release's files in $(DIST)/: the binaries for linux/amd64 and
+# linux/arm64, deploy/ rendered with the image tagged $(VERSION), and
+# SHA256SUMS (scripts/dist.sh; IMAGE=REPOSITORY changes the image's
+# repository). The Helm chart's package (charts/haproxy-sidecar, issue 25)
+# joins these files here once the chart exists.
+#   make dist VERSION=0.25.0
+dist:
+	@[ -n "$(VERSION)" ] || { echo "make dist needs VERSION=X.Y.Z" >&2; exit 2; }
+	GO=$(GO) COMMIT=$(COMMIT) BUILD_DATE=$(BUILD_DATE) IMAGE=$(IMAGE) sh scripts/dist.sh $(VERSION) $(DIST)
 
 # Real components the tests run against: Debian's HAProxy 2.6, HAProxy 3.0
 # built from Debian trixie's source package, Debian's etcd and a
@@ -90,4 +108,4 @@ demo-deps:
 	fi
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)

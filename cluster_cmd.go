@@ -39,7 +39,7 @@ func newCluster(f *runFlags, log *zap.Logger, notify func()) (*kube.Cluster, err
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
 	}
-	cfg.UserAgent = "haproxy-sidecar/" + version
+	cfg.UserAgent = "haproxy-sidecar/" + buildInfo().Version
 	// client-go's default of 5 requests/s would take 200 s to start the
 	// one watch per referenced Secret of 1,000 TLS Ingresses, longer than
 	// the start-up wait (measured in e2e/bench: the sidecar never served).

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -52,6 +51,11 @@ func main() {
 // run runs a command line and returns the process exit code: 0 for
 // success, 1 for a failure, 2 for a usage error. hup delivers SIGHUP.
 func run(ctx context.Context, args []string, hup <-chan os.Signal, stdout, stderr io.Writer) int {
+	// --version first is the version command, with its flags
+	// (--version --output json).
+	if len(args) > 0 && args[0] == "--version" {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	return execute(ctx, newRootCommand(hup, stdout, stderr), args, stderr)
 }
 
@@ -75,8 +79,7 @@ func newRootCommand(hup <-chan os.Signal, stdout, stderr io.Writer) *cobra.Comma
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if showVersion {
-				printVersion(stdout)
-				return nil
+				return result(versionCommand(cmd, versionArgs{bin: "haproxy", output: "text"}, stdout, stderr))
 			}
 			return cmd.Help()
 		},
@@ -94,15 +97,7 @@ func newRootCommand(hup <-chan os.Signal, stdout, stderr io.Writer) *cobra.Comma
 		newDumpCommand(stdout, stderr),
 		newDiffCommand(stdout, stderr),
 		newMigrateCommand(stdout, stderr),
-		&cobra.Command{
-			Use:   "version",
-			Short: "Print the version",
-			Args:  cobra.NoArgs,
-			Run:   func(*cobra.Command, []string) { printVersion(stdout) },
-		},
+		newVersionCommand(stdout, stderr),
 	)
 	return root
 }
-
-// printVersion is what `version` and `--version` print.
-func printVersion(w io.Writer) { fmt.Fprintln(w, "haproxy-sidecar", version) }

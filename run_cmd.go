@@ -232,6 +232,18 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 		st, err := cli.ShowProc(ctx)
 		return len(st.OldWorkers), err
 	})
+	// The binary's version now; the running master's at each scrape
+	// (an HAProxy another container started may be another build).
+	hv, err := haproxyVersion(ctx, f.haproxyBin)
+	if err != nil {
+		log.Warn("no HAProxy version for haproxy_sidecar_build_info", zap.Error(err))
+		hv = "unknown"
+	}
+	info := metricsBuildInfo(hv)
+	mets.SetBuildInfo(info, func(ctx context.Context) (string, error) {
+		v, err := cli.Version(ctx)
+		return v.Full, err
+	})
 	if kc := src.cluster; kc != nil {
 		mets.WatchSource(func() metrics.SourceState {
 			api := kc.API()
@@ -312,7 +324,8 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 		}
 	}
 	log.Info("running", zap.String("manifests", f.manifests), zap.String("watch_namespace", f.watchNamespace), zap.String("config", store.ConfigPath()),
-		zap.String("master_socket", f.masterSocket), zap.Bool("haproxy_start", f.haproxyStart))
+		zap.String("master_socket", f.masterSocket), zap.Bool("haproxy_start", f.haproxyStart),
+		zap.String("version", info.Version), zap.String("commit", info.Commit), zap.String("haproxy_version", hv))
 	err = ctl.Run(ctx)
 	log.Info("stopping", zap.Any("stats", ctl.Stats()))
 	select {

@@ -231,3 +231,52 @@ func firstNotAfter(data []byte) (time.Time, bool) {
 		}
 	}
 }
+
+// BuildInfo is what haproxy_sidecar_build_info labels: the sidecar's
+// build and the HAProxy it runs.
+type BuildInfo struct {
+	Version, Commit, BuildDate, GoVersion string
+	// HAProxyVersion is the version of the HAProxy binary the sidecar
+	// validates with, "unknown" when it has none.
+	HAProxyVersion string
+}
+
+// ServedVersion asks the running HAProxy its version (the master CLI's
+// "show version"): with an HAProxy another container started it is the
+// one that matters, and it may differ from the sidecar's binary.
+type ServedVersion func(context.Context) (string, error)
+
+// SetBuildInfo registers haproxy_sidecar_build_info, 1 with the build's
+// labels, as Prometheus' own *_build_info metrics are: a query joins on it
+// to tell which version produced a series. served may be nil; when it
+// answers, its version is the haproxy_version label, else info's.
+func (m *Metrics) SetBuildInfo(info BuildInfo, served ServedVersion) {
+	m.reg.MustRegister(&buildInfoCollector{info: info, served: served,
+		desc: prometheus.NewDesc(namespace+"_build_info",
+			"1, labelled with the sidecar's version, commit, build date and Go version and the version of the HAProxy it runs.",
+			[]string{"version", "commit", "build_date", "go_version", "haproxy_version"}, nil)})
+}
+
+type buildInfoCollector struct {
+	info   BuildInfo
+	served ServedVersion
+	desc   *prometheus.Desc
+}
+
+func (c *buildInfoCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *buildInfoCollector) Collect(ch chan<- prometheus.Metric) {
+	hv := c.info.HAProxyVersion
+	if c.served != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if v, err := c.served(ctx); err == nil && v != "" {
+			hv = v
+		}
+		cancel()
+	}
+	if hv == "" {
+		hv = "unknown"
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1,
+		c.info.Version, c.info.Commit, c.info.BuildDate, c.info.GoVersion, hv)
+}

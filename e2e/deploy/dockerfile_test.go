@@ -2,12 +2,15 @@ package deploy
 
 import (
 	"context"
+	"debug/buildinfo"
 	"debug/elf"
+	"encoding/json"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -145,6 +148,25 @@ func TestDockerfile(t *testing.T) {
 	} else if m[1] != goVersion {
 		t.Errorf("build stage FROM %s: Go %s, but go.mod says %s", goBase, m[1], goVersion)
 	}
+	// The build stage runs on the builder's platform and cross-compiles
+	// for the target's: no emulation of arm64 on an amd64 builder.
+	if build.Platform != "$BUILDPLATFORM" && build.Platform != "${BUILDPLATFORM}" {
+		t.Errorf("build stage FROM --platform=%q, want $BUILDPLATFORM (cross-compile instead of emulating the target)", build.Platform)
+	}
+	if final.Platform != "" {
+		t.Errorf("final stage FROM --platform=%q: the image's base must be the target's platform", final.Platform)
+	}
+	args := map[string]bool{}
+	for _, a := range commands[*instructions.ArgCommand](build) {
+		for _, kv := range a.Args {
+			args[kv.Key] = true
+		}
+	}
+	for _, want := range []string{"TARGETOS", "TARGETARCH", "VERSION", "COMMIT", "BUILD_DATE"} {
+		if !args[want] {
+			t.Errorf("build stage has no ARG %s", want)
+		}
+	}
 	// The build runs scripts/build.sh, the script make build runs.
 	var out string
 	for _, r := range commands[*instructions.RunCommand](build) {
@@ -213,7 +235,7 @@ func TestDockerfile(t *testing.T) {
 // does the Dockerfile (checked above). Running the Dockerfile's own RUN line
 // and make build gives a static, version-stamped binary without local paths.
 func TestBuildIsOneCommand(t *testing.T) {
-	n, err := exec.Command("make", "-C", root, "-n", "build", "VERSION=v-test", "BIN=/x/haproxy-sidecar").CombinedOutput()
+	n, err := exec.Command("make", "-C", root, "-n", "build", "VERSION=9.8.7", "BIN=/x/haproxy-sidecar").CombinedOutput()
 	if err != nil {
 		t.Fatalf("make -n build: %v\n%s", err, n)
 	}
@@ -243,47 +265,99 @@ func TestBuildIsOneCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	tmp := t.TempDir()
-	outs := map[string]string{
-		// The Dockerfile's line as the build stage's shell runs it: in
-		// the build context (what .dockerignore leaves of this tree),
-		// with /out/ a temporary directory.
-		"Dockerfile RUN": filepath.Join(tmp, "docker", "haproxy-sidecar"),
-		"make build":     filepath.Join(tmp, "make", "haproxy-sidecar"),
-	}
 	ctxDir := buildContext(t, abs, filepath.Join(tmp, "context"))
-	for what, bin := range outs {
-		var cmd *exec.Cmd
-		if what == "make build" {
-			cmd = exec.Command("make", "-C", abs, "build", "VERSION=v-test", "BIN="+bin)
-		} else {
-			cmd = exec.Command("sh", "-c", strings.ReplaceAll(run, "/out/", filepath.Dir(bin)+"/"))
-			cmd.Dir = ctxDir
-			cmd.Env = append(os.Environ(), "VERSION=v-test")
+	const (
+		testVersion = "9.8.7-test.1"
+		testCommit  = "0123456789abcdef0123456789abcdef01234567"
+		testDate    = "2026-01-02T03:04:05Z"
+	)
+	type build struct {
+		what, bin, arch string
+		cmd             *exec.Cmd
+	}
+	var builds []build
+	// The Dockerfile's line as the build stage's shell runs it for each
+	// platform buildx is asked for: in the build context (what
+	// .dockerignore leaves of this tree), with /out/ a temporary
+	// directory and the build arguments BuildKit would set.
+	for _, arch := range []string{"amd64", "arm64"} {
+		bin := filepath.Join(tmp, "docker-"+arch, "haproxy-sidecar")
+		cmd := exec.Command("sh", "-c", strings.ReplaceAll(run, "/out/", filepath.Dir(bin)+"/"))
+		cmd.Dir = ctxDir
+		cmd.Env = append(os.Environ(), "TARGETOS=linux", "TARGETARCH="+arch,
+			"VERSION="+testVersion, "COMMIT="+testCommit, "BUILD_DATE="+testDate)
+		builds = append(builds, build{"Dockerfile RUN linux/" + arch, bin, arch, cmd})
+	}
+	makeBin := filepath.Join(tmp, "make", "haproxy-sidecar")
+	builds = append(builds, build{"make build", makeBin, runtime.GOARCH,
+		exec.Command("make", "-C", abs, "build", "VERSION="+testVersion, "COMMIT="+testCommit, "BUILD_DATE="+testDate, "BIN="+makeBin)})
+	machine := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+	for _, b := range builds {
+		if out, err := b.cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", b.what, err, out)
 		}
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", what, err, b)
-		}
-		if v, err := exec.Command(bin, "version").Output(); err != nil || strings.TrimSpace(string(v)) != "haproxy-sidecar v-test" {
-			t.Errorf("%s: version prints %q (%v), want the stamped v-test", what, v, err)
-		}
-		f, err := elf.Open(bin)
+		f, err := elf.Open(b.bin)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if f.Machine != machine[b.arch] {
+			t.Errorf("%s: ELF machine %v, want %v", b.what, f.Machine, machine[b.arch])
+		}
 		for _, p := range f.Progs {
 			if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
-				t.Errorf("%s: binary is dynamically linked (CGO_ENABLED=0 missing?)", what)
+				t.Errorf("%s: binary is dynamically linked (CGO_ENABLED=0 missing?)", b.what)
 				break
 			}
 		}
 		f.Close()
-		data, err := os.ReadFile(bin)
+		data, err := os.ReadFile(b.bin)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(string(data), abs+"/") {
-			t.Errorf("%s: binary holds the build directory %s (-trimpath missing?)", what, abs)
+			t.Errorf("%s: binary holds the build directory %s (-trimpath missing?)", b.what, abs)
 		}
+		if b.arch != runtime.GOARCH {
+			// Not this machine's, so not run: its stamp is looked
+			// for in its data (-trimpath keeps -ldflags out of Go's
+			// build information) and its target in Go's.
+			bi, err := buildinfo.ReadFile(b.bin)
+			if err != nil {
+				t.Fatalf("%s: %v", b.what, err)
+			}
+			for _, s := range bi.Settings {
+				if (s.Key == "GOARCH" && s.Value != b.arch) || (s.Key == "GOOS" && s.Value != "linux") {
+					t.Errorf("%s: built with %s=%s", b.what, s.Key, s.Value)
+				}
+			}
+			for _, want := range []string{testVersion, testCommit, testDate} {
+				if !strings.Contains(string(data), want) {
+					t.Errorf("%s: the binary does not hold its stamp %q", b.what, want)
+				}
+			}
+			continue
+		}
+		v, err := exec.Command(b.bin, "version", "--output", "json", "--haproxy-bin", "/nonexistent/haproxy").Output()
+		if err != nil {
+			t.Fatalf("%s: version: %v", b.what, err)
+		}
+		var got struct {
+			Version, Commit string
+			BuildDate       string `json:"build_date"`
+			Platform        string
+		}
+		if err := json.Unmarshal(v, &got); err != nil {
+			t.Fatalf("%s: version --output json: %v\n%s", b.what, err, v)
+		}
+		if got.Version != testVersion || got.Commit != testCommit || got.BuildDate != testDate || got.Platform != "linux/"+b.arch {
+			t.Errorf("%s: version says %+v, want %s, %s, %s, linux/%s", b.what, got, testVersion, testCommit, testDate, b.arch)
+		}
+	}
+	// A version that is not a semantic one is refused, so that no
+	// release says "dev" or a bare commit.
+	bad := exec.Command("make", "-C", abs, "build", "VERSION=dev", "BIN="+filepath.Join(tmp, "bad"))
+	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "not a semantic version") {
+		t.Errorf("make build VERSION=dev: %v, want it refused\n%s", err, out)
 	}
 }
 

@@ -1,0 +1,64 @@
+package main
+
+import (
+	_ "github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv" // defines -update for go test ./... -update
+
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+)
+
+// The image's repository and tag are both set, on every container, and
+// deploy/ itself is left as it was. (make dist's own test, TestMakeDist in
+// the root package, compares the output with deploy/'s build.)
+func TestRenderSetsImage(t *testing.T) {
+	const dir = "../../deploy"
+	before := snapshot(t, dir)
+	for _, c := range []struct{ image, want string }{
+		{"", "ghcr.io/haproxy-sidecar/haproxy-sidecar:1.2.3"},
+		{"registry.example/team/lb", "registry.example/team/lb:1.2.3"},
+	} {
+		var out bytes.Buffer
+		args := []string{"--deploy", dir, "--version", "1.2.3"}
+		if c.image != "" {
+			args = append(args, "--image", c.image)
+		}
+		if err := run(args, &out); err != nil {
+			t.Fatal(err)
+		}
+		images := regexp.MustCompile(`(?m)^\s*image: (\S+)$`).FindAllStringSubmatch(out.String(), -1)
+		if len(images) != 2 {
+			t.Fatalf("--image %q: %d image lines, want 2 (both containers)", c.image, len(images))
+		}
+		for _, m := range images {
+			if m[1] != c.want {
+				t.Errorf("--image %q: image %s, want %s", c.image, m[1], c.want)
+			}
+		}
+	}
+	if after := snapshot(t, dir); !bytes.Equal(before, after) {
+		t.Errorf("rendering changed %s", dir)
+	}
+	if err := run([]string{"--deploy", dir}, &bytes.Buffer{}); err == nil {
+		t.Errorf("no --version: no error")
+	}
+}
+
+func snapshot(t *testing.T, dir string) []byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(append(all, f...), b...)
+	}
+	return all
+}
