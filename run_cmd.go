@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/admin"
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/cpulimit"
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lines"
 	"github.com/haproxy-sidecar/haproxy-sidecar/metrics"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
@@ -110,6 +112,10 @@ func runCommand(ctx context.Context, args []string, hup <-chan os.Signal, stderr
 		return 2
 	}
 	defer log.Sync() //nolint:errcheck // stderr
+	if err := f.threadsFromLimit(log); err != nil {
+		fmt.Fprintf(stderr, "run: %v\n", err)
+		return 2
+	}
 	if err := f.run(ctx, hup, log); err != nil {
 		log.Error("run failed", zap.Error(err))
 		return 1
@@ -404,4 +410,20 @@ func (f *runFlags) processOptions(store *reload.Store, log *zap.Logger, restarte
 			return err
 		},
 	}
+}
+
+// threadsFromLimit resolves --haproxy-threads 0 to the HAProxy
+// container's CPU limit (internal/cpulimit.Choose): render stays pure, and
+// this, run's wiring, is where the environment and cgroup files are read.
+// In the pod HAProxy is the other container, whose limit only the Downward
+// API tells (HAPROXY_CPU_LIMIT); the sidecar's own cgroup is used only
+// when HAProxy is its child (--haproxy-start).
+func (f *runFlags) threadsFromLimit(log *zap.Logger) error {
+	c, err := cpulimit.Choose(f.threads, os.Getenv(cpulimit.EnvVar), f.haproxyStart, os.DirFS("/"), runtime.NumCPU())
+	if err != nil {
+		return err
+	}
+	f.threads = c.Threads
+	log.Info("HAProxy threads", zap.Int("nbthread", c.Threads), zap.String("from", c.Source), zap.Int("cpus", runtime.NumCPU()))
+	return nil
 }
