@@ -455,6 +455,28 @@ func testPod(t *testing.T, c *kube.Cluster, b *built, sa kubernetes.Interface, k
 		t.Errorf("HAProxy /metrics: %s, %.300q", resp.Status, metrics)
 	}
 
+	// The metrics Service: each port, through its targetPort, reaches a
+	// /metrics in Prometheus' format, the sidecar's and HAProxy's.
+	ms := typed[corev1.Service](t, b.find(t, "Service", deployName+"-metrics"))
+	wantPrefix := map[string]string{"sidecar-metrics": "haproxy_sidecar_", "haproxy-metrics": "haproxy_process_"}
+	for _, sp := range ms.Spec.Ports {
+		owner := hc
+		if sp.Name == "sidecar-metrics" {
+			owner = sc
+		}
+		target := port(t, owner, sp.TargetPort)
+		resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(target) + "/metrics")
+		if err != nil {
+			t.Errorf("metrics Service port %s (%d): %v", sp.Name, target, err)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "\n"+wantPrefix[sp.Name]) {
+			t.Errorf("metrics Service port %s (%d): %s, no %s* metric in %.200q", sp.Name, target, resp.Status, wantPrefix[sp.Name], body)
+		}
+	}
+
 	// A sidecar container restart while a client polls: not one failed
 	// request. The restarted sidecar then serves a new route.
 	var served, failed atomic.Int64
