@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/cpulimit"
 	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
@@ -46,6 +47,10 @@ type renderFlags struct {
 	// tcpServicesConfigMap is "namespace/name" of the TCP services
 	// ConfigMap.
 	tcpServicesConfigMap string
+	// threads is --haproxy-threads: nbthread when positive; 0 is
+	// "from the CPU limit", which only run resolves (threadsFromLimit)
+	// and render leaves out.
+	threads int
 	// adminAddrs are the sidecar's own listeners (run's --health-addr
 	// and --debug-addr), whose ports no TCP service may take.
 	adminAddrs []string
@@ -64,6 +69,7 @@ func (f *renderFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.annotationsCompat, "annotations-compat", "none", "also read another controller's Ingress annotations: nginx (nginx.ingress.kubernetes.io/*, see haproxy-sidecar migrate) or none")
 	fs.StringVar(&f.defaultService, "default-backend-service", "", "namespace/name[:port] of the Service answering requests no rule matches, when no Ingress's spec.defaultBackend is used (empty: HAProxy answers 404)")
 	fs.StringVar(&f.tcpServicesConfigMap, "tcp-services-configmap", "", "namespace/name of the ConfigMap of TCP services, as ingress-nginx's tcp-services: each key a port HAProxy listens on, each value namespace/service:port[:[PROXY][:[PROXY]]] (see README)")
+	fs.IntVar(&f.threads, "haproxy-threads", 0, "HAProxy's thread count (nbthread); 0: in run, from the HAProxy container's CPU limit ($HAPROXY_CPU_LIMIT, the Downward API's limits.cpu; with --haproxy-start, the sidecar's own cgroup), rounded up and at most the CPUs there are; without a limit, or in render, HAProxy's default (one per CPU)")
 	fs.StringVar(&f.statsBind, "stats-bind", "", "listen address of HAProxy's stats frontend: monitor-uri /healthz, and Prometheus metrics on /metrics when HAProxy has the exporter (empty: none)")
 }
 
@@ -74,7 +80,10 @@ func (f *renderFlags) renderer() (func(render.Inputs, *render.Model) (*render.Mo
 		return nil, err
 	}
 	cfg := haproxycfg.Config{HTTPBind: f.httpBind, HTTPSBind: f.httpsBind, Template: tmpl,
-		GracePeriod: f.gracePeriod, WorkerMaxReloads: f.workerMaxReloads}
+		GracePeriod: f.gracePeriod, WorkerMaxReloads: f.workerMaxReloads, Threads: f.threads}
+	if f.threads < 0 || f.threads > cpulimit.MaxThreads {
+		return nil, fmt.Errorf("--haproxy-threads %d: want 0 (from the CPU limit) to %d", f.threads, cpulimit.MaxThreads)
+	}
 	if _, err := render.ParseBind(cfg.HTTPBind); err != nil {
 		return nil, fmt.Errorf("--http-bind: %w", err)
 	}

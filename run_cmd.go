@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/admin"
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/cpulimit"
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lines"
 	"github.com/haproxy-sidecar/haproxy-sidecar/metrics"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
@@ -123,6 +125,9 @@ func runCommand(cmd *cobra.Command, f *runFlags, hup <-chan os.Signal, stderr io
 	}
 	defer log.Sync() //nolint:errcheck // stderr
 	routeKlog(log)
+	if err := f.threadsFromLimit(log); err != nil {
+		return usageFailure(stderr, cmd, "%v", err)
+	}
 	if err := f.run(ctx, hup, log); err != nil {
 		log.Error("run failed", zap.Error(err))
 		return 1
@@ -438,4 +443,20 @@ func (f *runFlags) processOptions(store *reload.Store, log *zap.Logger, restarte
 			return err
 		},
 	}
+}
+
+// threadsFromLimit resolves --haproxy-threads 0 to the HAProxy
+// container's CPU limit (internal/cpulimit.Choose): render stays pure, and
+// this, run's wiring, is where the environment and cgroup files are read.
+// In the pod HAProxy is the other container, whose limit only the Downward
+// API tells (HAPROXY_CPU_LIMIT); the sidecar's own cgroup is used only
+// when HAProxy is its child (--haproxy-start).
+func (f *runFlags) threadsFromLimit(log *zap.Logger) error {
+	c, err := cpulimit.Choose(f.threads, os.Getenv(cpulimit.EnvVar), f.haproxyStart, os.DirFS("/"), runtime.NumCPU())
+	if err != nil {
+		return err
+	}
+	f.threads = c.Threads
+	log.Info("HAProxy threads", zap.Int("nbthread", c.Threads), zap.String("from", c.Source), zap.Int("cpus", runtime.NumCPU()))
+	return nil
 }

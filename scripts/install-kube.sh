@@ -3,7 +3,11 @@
 # root) for the Kubernetes end-to-end tests in e2e/kube:
 #
 #   * etcd-server (Debian's etcd 3.4) and iproute2 (`ip netns`, veth) from apt;
-#   * kube-apiserver v1.36.3, built from the pinned module in tools/kube.
+#   * kube-apiserver v1.36.3, built from the pinned module in tools/kube;
+#   * kube-scheduler and kube-controller-manager v1.36.3 from the same
+#     module (e2e/deploy schedules deploy/'s pods onto Nodes it registers,
+#     rolls the Deployment and drains a Node; a minute or two each once
+#     the API server's packages are in the build cache).
 #
 # It is idempotent: packages already present are not reinstalled, and the API
 # server is built only when the cached binary is missing. The cold build takes
@@ -21,6 +25,8 @@ set -euo pipefail
 readonly KUBE_VERSION=v1.36.3
 readonly CACHE_DIR="${KUBE_CACHE_DIR:-/var/cache/haproxy-sidecar}"
 readonly BINARY="${CACHE_DIR}/kube-apiserver-${KUBE_VERSION}"
+readonly SCHEDULER="${CACHE_DIR}/kube-scheduler-${KUBE_VERSION}"
+readonly CONTROLLER_MANAGER="${CACHE_DIR}/kube-controller-manager-${KUBE_VERSION}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly TOOLS_DIR="${repo_root}/tools/kube"
@@ -78,6 +84,28 @@ build_apiserver() {
 	log "built in $((SECONDS - start))s"
 }
 
+# build_component builds another command of the pinned module (NAME, into
+# PATH) unless it is cached, like build_apiserver.
+build_component() {
+	local name=$1 out=$2
+	if [[ -x "${out}" ]]; then
+		log "${name} ${KUBE_VERSION} already cached"
+		return
+	fi
+	local tmp="${out}.tmp.$$"
+	# Expanded now: the trap may run after this function's locals are gone.
+	trap "rm -f '${tmp}'" EXIT
+	log "building ${name} ${KUBE_VERSION}"
+	local start=${SECONDS}
+	local pkg=k8s.io/component-base/version
+	(cd "${TOOLS_DIR}" && go build -buildvcs=false -trimpath \
+		-ldflags "-s -w -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=36 -X ${pkg}.gitTreeState=clean" \
+		-o "${tmp}" "k8s.io/kubernetes/cmd/${name}")
+	mv -f "${tmp}" "${out}"
+	trap - EXIT
+	log "built in $((SECONDS - start))s"
+}
+
 main() {
 	mkdir -p "${CACHE_DIR}"
 	install_packages
@@ -89,6 +117,8 @@ main() {
 		flock 9
 	fi
 	build_apiserver
+	build_component kube-scheduler "${SCHEDULER}"
+	build_component kube-controller-manager "${CONTROLLER_MANAGER}"
 	echo "${BINARY}"
 }
 

@@ -36,7 +36,7 @@ const (
 	Namespace = "bench"
 	// ClassName is the IngressClass created (as the default class) for
 	// ControllerName, the controller name haproxy-sidecar serves by default.
-	ClassName      = "haproxy"
+	ClassName      = "haproxy-sidecar"
 	ControllerName = "haproxy-sidecar.io/controller"
 	// EchoPort is the port every endpoint uses; echo backends listen on it.
 	EchoPort = 8080

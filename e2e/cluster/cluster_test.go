@@ -59,10 +59,14 @@ func namespace(name string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 }
 
+// ourClassName is deploy/'s IngressClass name (not "haproxy", the
+// default class of haproxytech's and haproxy-ingress's controllers).
+const ourClassName = "haproxy-sidecar"
+
 // defaultClass is our IngressClass, the default one.
 func defaultClass() *networkingv1.IngressClass {
 	return &networkingv1.IngressClass{
-		ObjectMeta: metav1.ObjectMeta{Name: "haproxy", Annotations: map[string]string{"ingressclass.kubernetes.io/is-default-class": "true"}},
+		ObjectMeta: metav1.ObjectMeta{Name: ourClassName, Annotations: map[string]string{"ingressclass.kubernetes.io/is-default-class": "true"}},
 		Spec:       networkingv1.IngressClassSpec{Controller: controllerName},
 	}
 }
@@ -244,14 +248,14 @@ func TestClusterRouting(t *testing.T) {
 			}
 			setClass("other")
 			e.expect("www.test", "/", "status:404")
-			setClass("haproxy")
+			setClass(ourClassName)
 			e.expect("www.test", "/", "service=web")
 			// The class itself changes controller: re-evaluated.
-			ourClass, err := e.client.NetworkingV1().IngressClasses().Get(ctx, "haproxy", metav1.GetOptions{})
+			ourClass, err := e.client.NetworkingV1().IngressClasses().Get(ctx, ourClassName, metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := e.client.NetworkingV1().IngressClasses().Delete(ctx, "haproxy", metav1.DeleteOptions{}); err != nil {
+			if err := e.client.NetworkingV1().IngressClasses().Delete(ctx, ourClassName, metav1.DeleteOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			e.expect("www.test", "/", "status:404")
@@ -376,7 +380,7 @@ func TestClusterStatusEventsAndSettings(t *testing.T) {
 	e := &env{t: t, cluster: c, client: c.Client, ns: "e2e-status"}
 	e.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}})
 	e.create(&networkingv1.IngressClass{
-		ObjectMeta: metav1.ObjectMeta{Name: "haproxy", Annotations: map[string]string{"ingressclass.kubernetes.io/is-default-class": "true"}},
+		ObjectMeta: metav1.ObjectMeta{Name: ourClassName, Annotations: map[string]string{"ingressclass.kubernetes.io/is-default-class": "true"}},
 		Spec:       networkingv1.IngressClassSpec{Controller: controllerName},
 	})
 	e.create(tlsSecret(t, "fallback-tls", "fallback.invalid", "fallback"))

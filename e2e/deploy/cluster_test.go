@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,14 +144,58 @@ func TestCluster(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	// A cluster that already runs haproxytech's or haproxy-ingress's
+	// controller has their default IngressClass "haproxy"; deploy/ must
+	// apply beside it and leave it alone (spec.controller is immutable,
+	// so an IngressClass of ours by that name could not be applied).
+	peer := &networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "haproxy"},
+		Spec: networkingv1.IngressClassSpec{Controller: "haproxy.org/ingress-controller/haproxy"}}
+	if _, err := c.Client.NetworkingV1().IngressClasses().Create(ctx(t, 30*time.Second), peer, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	apply(t, c, b, false)
 	if t.Failed() {
 		return
 	}
+	if got, err := c.Client.NetworkingV1().IngressClasses().Get(ctx(t, 30*time.Second), "haproxy", metav1.GetOptions{}); err != nil || got.Spec.Controller != peer.Spec.Controller {
+		t.Errorf("the peer's IngressClass haproxy after applying deploy/: %v, %v", got, err)
+	}
 	sa, kubeconfig := saClient(t, c, ns, dep.Spec.Template.Spec.ServiceAccountName)
 
+	t.Run("services", func(t *testing.T) { testServices(t, c, b) })
 	t.Run("rbac", func(t *testing.T) { testRBAC(t, c, sa, ns) })
 	t.Run("pod", func(t *testing.T) { testPod(t, c, b, sa, kubeconfig) })
+}
+
+// testServices reads the Services as the API server stored them: the
+// LoadBalancer Service with externalTrafficPolicy Local has a
+// healthCheckNodePort (allocated by the API server, answered by kube-proxy
+// on each node), and the metrics Service's ports reach the pod's.
+func testServices(t *testing.T, c *kube.Cluster, b *built) {
+	svc, err := c.Client.CoreV1().Services(b.deployment(t).Namespace).Get(ctx(t, 30*time.Second), b.service(t).Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+		t.Errorf("Service %s: externalTrafficPolicy %q, want Local", svc.Name, svc.Spec.ExternalTrafficPolicy)
+	}
+	hc := svc.Spec.HealthCheckNodePort
+	t.Logf("Service %s: healthCheckNodePort %d, ports %+v", svc.Name, hc, svc.Spec.Ports)
+	if hc < 30000 || hc > 32767 {
+		t.Errorf("Service %s: healthCheckNodePort %d, want one allocated from the node port range", svc.Name, hc)
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.NodePort == 0 || p.NodePort == hc {
+			t.Errorf("Service %s port %s: nodePort %d (health check %d)", svc.Name, p.Name, p.NodePort, hc)
+		}
+	}
+	ms, err := c.Client.CoreV1().Services(svc.Namespace).Get(ctx(t, 30*time.Second), deployName+"-metrics", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms.Spec.Type != corev1.ServiceTypeClusterIP || ms.Spec.HealthCheckNodePort != 0 || len(ms.Spec.Ports) != 2 {
+		t.Errorf("metrics Service: %+v", ms.Spec)
+	}
 }
 
 // testRBAC shows that the ServiceAccount may do what README's table lists
@@ -328,6 +373,15 @@ func testPod(t *testing.T, c *kube.Cluster, b *built, sa kubernetes.Interface, k
 	if err := probe(t, hc, hc.LivenessProbe); err != nil {
 		t.Errorf("haproxy liveness: %v", err)
 	}
+	// HAProxy runs as many threads as its container's CPU limit, which
+	// the sidecar got from the Downward API, not one per CPU here.
+	wantThreads := p.cpuLimit(hc).Threads(runtime.NumCPU())
+	if got := p.nbthread(); got != wantThreads {
+		t.Errorf("HAProxy runs %d threads, want %d (its CPU limit %s, %d CPUs here)", got, wantThreads, hc.Resources.Limits.Cpu(), runtime.NumCPU())
+	}
+	if !strings.Contains(side.logs.String(), `"from":"HAPROXY_CPU_LIMIT=`) {
+		t.Errorf("the sidecar's log does not say the thread count came from HAPROXY_CPU_LIMIT")
+	}
 
 	// An application: Service, EndpointSlice (no controller-manager
 	// here) and an Ingress of deploy/'s class.
@@ -399,6 +453,28 @@ func testPod(t *testing.T, c *kube.Cluster, b *built, sa kubernetes.Interface, k
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(metrics), "haproxy_process_") {
 		t.Errorf("HAProxy /metrics: %s, %.300q", resp.Status, metrics)
+	}
+
+	// The metrics Service: each port, through its targetPort, reaches a
+	// /metrics in Prometheus' format, the sidecar's and HAProxy's.
+	ms := typed[corev1.Service](t, b.find(t, "Service", deployName+"-metrics"))
+	wantPrefix := map[string]string{"sidecar-metrics": "haproxy_sidecar_", "haproxy-metrics": "haproxy_process_"}
+	for _, sp := range ms.Spec.Ports {
+		owner := hc
+		if sp.Name == "sidecar-metrics" {
+			owner = sc
+		}
+		target := port(t, owner, sp.TargetPort)
+		resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(target) + "/metrics")
+		if err != nil {
+			t.Errorf("metrics Service port %s (%d): %v", sp.Name, target, err)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "\n"+wantPrefix[sp.Name]) {
+			t.Errorf("metrics Service port %s (%d): %s, no %s* metric in %.200q", sp.Name, target, resp.Status, wantPrefix[sp.Name], body)
+		}
 	}
 
 	// A sidecar container restart while a client polls: not one failed

@@ -167,11 +167,6 @@ func TestPodSpec(t *testing.T) {
 	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 {
 		t.Errorf("replicas %v, want 2", dep.Spec.Replicas)
 	}
-	aa := spec.Affinity
-	if aa == nil || aa.PodAntiAffinity == nil || len(aa.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 1 ||
-		aa.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution[0].TopologyKey != "kubernetes.io/hostname" {
-		t.Errorf("no required pod anti-affinity across nodes (kubernetes.io/hostname): %+v", aa)
-	}
 	if len(spec.InitContainers) != 1 || len(spec.Containers) != 1 {
 		t.Fatalf("want one (sidecar) init container and one container, got %d and %d", len(spec.InitContainers), len(spec.Containers))
 	}

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,7 +20,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/cpulimit"
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 )
 
 // pod runs a PodSpec's containers as local processes: each volume is a
@@ -77,11 +81,68 @@ func (p *pod) env(c *corev1.Container) map[string]string {
 			default:
 				p.t.Fatalf("%s: env %s: fieldRef %s not supported by this test", c.Name, e.Name, e.ValueFrom.FieldRef.FieldPath)
 			}
+		case e.ValueFrom.ResourceFieldRef != nil:
+			env[e.Name] = p.resourceField(c, e.ValueFrom.ResourceFieldRef)
 		default:
-			p.t.Fatalf("%s: env %s: only values and fieldRefs are supported by this test", c.Name, e.Name)
+			p.t.Fatalf("%s: env %s: only values, fieldRefs and resourceFieldRefs are supported by this test", c.Name, e.Name)
 		}
 	}
 	return env
+}
+
+// resourceField is a resourceFieldRef's value as the kubelet writes it:
+// the container's limits.cpu divided by the divisor (1 unless given),
+// rounded up; without a limit, the node's CPUs (this machine's).
+func (p *pod) resourceField(c *corev1.Container, ref *corev1.ResourceFieldSelector) string {
+	t := p.t
+	if ref.Resource != "limits.cpu" {
+		t.Fatalf("%s: resourceFieldRef %s not supported by this test", c.Name, ref.Resource)
+	}
+	target := c
+	if ref.ContainerName != "" {
+		target = containerNamed(t, p.spec, ref.ContainerName)
+	}
+	milli := int64(runtime.NumCPU()) * 1000
+	if q, ok := target.Resources.Limits[corev1.ResourceCPU]; ok {
+		milli = q.MilliValue()
+	}
+	div := int64(1000)
+	if !ref.Divisor.IsZero() {
+		div = ref.Divisor.MilliValue()
+	}
+	return strconv.FormatInt((milli+div-1)/div, 10)
+}
+
+// cpuLimit is the CPU limit a container's HAPROXY_CPU_LIMIT-style value
+// stands for: its limits.cpu.
+func (p *pod) cpuLimit(c *corev1.Container) cpulimit.Limit {
+	q, ok := c.Resources.Limits[corev1.ResourceCPU]
+	if !ok {
+		p.t.Fatalf("%s: no CPU limit", c.Name)
+	}
+	return cpulimit.Limit(float64(q.MilliValue()) / 1000)
+}
+
+// nbthread is the thread count of the pod's HAProxy (show info on the
+// master socket in the "run" volume).
+func (p *pod) nbthread() int {
+	t := p.t
+	dir, ok := p.volumes["run"]
+	if !ok {
+		t.Fatalf("no volume run for the master socket")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := reload.NewMasterCLI(filepath.Join(dir, "master.sock")).Worker(ctx, "show info")
+	if err != nil {
+		t.Fatalf("show info: %v", err)
+	}
+	m := regexp.MustCompile(`(?m)^Nbthread: (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("show info without Nbthread: %.300q", out)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
 }
 
 var varRef = regexp.MustCompile(`\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)

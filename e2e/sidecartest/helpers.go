@@ -81,7 +81,7 @@ func StartEcho(t testing.TB, name string) *Echo {
 const IngressClass = `apiVersion: networking.k8s.io/v1
 kind: IngressClass
 metadata:
-  name: haproxy
+  name: haproxy-sidecar
   annotations:
     ingressclass.kubernetes.io/is-default-class: "true"
 spec:

@@ -111,6 +111,12 @@ type Options struct {
 	// TCPServicesConfigMap is --tcp-services-configmap; not passed when
 	// empty.
 	TCPServicesConfigMap string
+	// Threads is --haproxy-threads; not passed when zero (then run
+	// takes HAProxy's thread count from HAPROXY_CPU_LIMIT or its cgroup).
+	Threads int
+	// Env are added to the sidecar's environment (which is the test's
+	// otherwise), as KEY=VALUE.
+	Env []string
 	// Args are added to the command line.
 	Args []string
 	// BinaryDefaults passes only what the sidecar must be told (source,
@@ -228,6 +234,9 @@ func (o Options) RenderFlags() []string {
 	if o.TCPServicesConfigMap != "" {
 		args = append(args, "--tcp-services-configmap", o.TCPServicesConfigMap)
 	}
+	if o.Threads != 0 {
+		args = append(args, "--haproxy-threads", strconv.Itoa(o.Threads))
+	}
 	return args
 }
 
@@ -269,6 +278,9 @@ func Start(t testing.TB, o Options) *Sidecar {
 	s := &Sidecar{T: t, Options: o, Logs: &LockedBuffer{}, done: make(chan struct{})}
 	args := o.args()
 	s.Cmd = exec.Command(o.Binary, args...)
+	if len(o.Env) > 0 {
+		s.Cmd.Env = append(os.Environ(), o.Env...)
+	}
 	out := s.output()
 	s.Cmd.Stdout, s.Cmd.Stderr = out, out
 	// Its own process group, so that nothing it started outlives the test.

@@ -32,18 +32,18 @@ func TestOutputDropsAccessLogLines(t *testing.T) {
 // only what must be told with BinaryDefaults; Init passes only what --init
 // reads.
 func TestOptionsArgs(t *testing.T) {
-	o := Options{Binary: "/bin/true", HAProxy: "/usr/sbin/haproxy", Templates: "/t", TCPServicesConfigMap: "ns/tcp", Args: []string{"--x", "y"}}.resolve(t)
+	o := Options{Binary: "/bin/true", HAProxy: "/usr/sbin/haproxy", Templates: "/t", TCPServicesConfigMap: "ns/tcp", Threads: 3, Args: []string{"--x", "y"}}.resolve(t)
 	got := strings.Join(o.args(), " ")
 	for _, want := range []string{"run --manifests " + o.Manifests, "--config-dir " + o.ConfigDir, "--master-socket " + o.Socket,
 		"--haproxy-start", "--haproxy /usr/sbin/haproxy", "--log-level debug", "--grace-period 5s", "--min-reload-interval 0s",
-		"--templates /t", "--tcp-services-configmap ns/tcp", "--x y"} {
+		"--templates /t", "--tcp-services-configmap ns/tcp", "--haproxy-threads 3", "--x y"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("args %q lack %q", got, want)
 		}
 	}
 	bench := Options{Binary: "/bin/true", Kubeconfig: "/k", BinaryDefaults: true}.resolve(t)
 	got = strings.Join(bench.args(), " ")
-	for _, unwanted := range []string{"--manifests", "--log-level", "--grace-period", "--min-reload-interval", "--templates", "--tcp-services-configmap", "--haproxy "} {
+	for _, unwanted := range []string{"--manifests", "--log-level", "--grace-period", "--min-reload-interval", "--templates", "--tcp-services-configmap", "--haproxy ", "--haproxy-threads"} {
 		if strings.Contains(got, unwanted) {
 			t.Errorf("BinaryDefaults: args %q hold %q", got, unwanted)
 		}

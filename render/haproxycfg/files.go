@@ -50,6 +50,11 @@ type Config struct {
 	// WorkerMaxReloads is how many reloads an old worker may survive
 	// before it is stopped (mworker-max-reloads). Zero means 10.
 	WorkerMaxReloads int
+	// Threads is HAProxy's nbthread; 0 writes no nbthread line and leaves
+	// HAProxy's default, one thread per CPU it may run on. run sets it
+	// from the HAProxy container's CPU limit (internal/cpulimit), so a
+	// 2-CPU pod on a 64-core node runs 2 threads, not 64.
+	Threads int
 	// StatsBind, when set, adds a "stats" frontend listening there (checked
 	// with ParseBind): MonitorURI answers 200 while HAProxy runs, for the
 	// HAProxy container's probes, and MetricsPath serves HAProxy's own
@@ -116,6 +121,8 @@ type TemplateData struct {
 	// HardStopAfter is the grace period in HAProxy's time format ("30s").
 	HardStopAfter    string
 	WorkerMaxReloads int
+	// Threads is nbthread, 0 for none (Config.Threads).
+	Threads int
 
 	HTTPBind, HTTPSBind              string
 	DefaultCert, CrtList             string
@@ -417,6 +424,7 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 	data := TemplateData{
 		HardStopAfter:    strconv.FormatInt(grace.Milliseconds(), 10) + "ms",
 		WorkerMaxReloads: maxReloads,
+		Threads:          max(cfg.Threads, 0),
 		HTTPBind:         httpBind, HTTPSBind: httpsBind,
 		DefaultCert: DefaultCertFile, CrtList: CrtListFile,
 		ExactMap: ExactMapFile, PrefixMap: PrefixMapFile, TLSHostsMap: TLSHostsMapFile, CanaryMap: CanaryMapFile,
