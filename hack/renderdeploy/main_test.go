@@ -4,6 +4,7 @@ import (
 	_ "github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv" // defines -update for go test ./... -update
 
 	"bytes"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -46,19 +47,20 @@ func TestRenderSetsImage(t *testing.T) {
 	}
 }
 
+// snapshot is every file under dir (deploy/monitoring too), named.
 func snapshot(t *testing.T, dir string) []byte {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*"))
+	var all []byte
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		all = append(append(all, path...), b...)
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	var all []byte
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(append(all, f...), b...)
 	}
 	return all
 }
