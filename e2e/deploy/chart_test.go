@@ -3,12 +3,15 @@ package deploy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,10 +23,13 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/kube"
+	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 )
 
 // The chart (charts/haproxy-sidecar), rendered by the real Helm CLI that
@@ -462,7 +468,7 @@ func TestChartCluster(t *testing.T) {
 	t.Run("namespaced", func(t *testing.T) {
 		// Release "lb" in namespace lb serving team-a: the settings
 		// ConfigMap and the published Service stay in lb.
-		b := helmTemplate(t, chartDir, "lb", "lb", "--set", "watchNamespace=team-a,ingressClass.name=team-a")
+		b := helmTemplate(t, chartDir, "lb", "lb", "--set", "watchNamespace=team-a,ingressClass.name=team-a,ingressClass.controllerName=haproxy-sidecar.io/team-a")
 		apply(t, c, b, false)
 		if t.Failed() {
 			return
@@ -501,6 +507,17 @@ func TestChartCluster(t *testing.T) {
 		}
 	})
 
+	// The namespaced release's pod, run as testPod runs deploy/'s: its
+	// Role and ClusterRole are enough for run (the first configuration
+	// needs every informer's list), it serves team-a's Ingress, not
+	// another namespace's, and writes the Ingress's status from the
+	// Service and Lease in its own namespace.
+	t.Run("namespaced-pod", func(t *testing.T) {
+		b := helmTemplate(t, chartDir, "lb", "lb", "--set", "watchNamespace=team-a,ingressClass.name=team-a,ingressClass.controllerName=haproxy-sidecar.io/team-a")
+		dep := typed[appsv1.Deployment](t, b.find(t, "Deployment", "lb-haproxy-sidecar"))
+		testNamespacedPod(t, c, b, dep)
+	})
+
 	t.Run("pod", func(t *testing.T) {
 		b := helmTemplate(t, chartDir, releaseName, releaseNamespace)
 		apply(t, c, b, false)
@@ -511,4 +528,85 @@ func TestChartCluster(t *testing.T) {
 		sa, kubeconfig := saClient(t, c, dep.Namespace, dep.Spec.Template.Spec.ServiceAccountName)
 		testPod(t, c, b, sa, kubeconfig)
 	})
+}
+
+func testNamespacedPod(t *testing.T, c *kube.Cluster, b *built, dep *appsv1.Deployment) {
+	ns := dep.Namespace
+	spec := dep.Spec.Template.Spec.DeepCopy()
+	sc, hc := containerNamed(t, spec, sidecarName), containerNamed(t, spec, haproxyName)
+	_, kubeconfig := saClient(t, c, ns, spec.ServiceAccountName)
+	branch := parseDockerfile(t).haproxyBranch(t)
+	haproxy, ok := testenv.HAProxies(t)[branch]
+	if !ok {
+		t.Fatalf("no tested HAProxy %s", branch)
+	}
+	sidecar := sidecartest.Binary(t)
+	p := newPod(t, spec, ns, dep.Name+"-5f6d7c8b9-q7w2e", map[string]string{
+		"haproxy": haproxy, "/usr/local/sbin/haproxy": haproxy,
+		"haproxy-sidecar": sidecar, sidecarInImage: sidecar,
+	})
+
+	svc, err := c.Client.CoreV1().Services(ns).Get(ctx(t, 30*time.Second), dep.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lbIP = "203.0.113.81"
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: lbIP}}
+	if _, err := c.Client.CoreV1().Services(ns).UpdateStatus(ctx(t, 30*time.Second), svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	class := b.all("IngressClass")[0].GetName()
+	kube.StartEcho(t, "web", kube.BackendIP(2)+":"+strconv.Itoa(echoPort))
+	createApp(t, c, "team-b", "web", kube.BackendIP(2))
+	createIngress(t, c, "team-b", "web", class, "b.chart.test", "/", "web")
+	createApp(t, c, "team-a", "web", kube.BackendIP(2))
+	createIngress(t, c, "team-a", "web", class, "a.chart.test", "/", "web")
+
+	side := p.start(sc, "--kubeconfig="+kubeconfig)
+	eventually(t, 120*time.Second, "the namespaced sidecar's startup probe", func() error { return probe(t, sc, sc.StartupProbe) }, side)
+	hap := p.start(hc)
+	eventually(t, 60*time.Second, "HAProxy's readiness probe", func() error { return probe(t, hc, hc.ReadinessProbe) }, side, hap)
+	eventually(t, 60*time.Second, "the sidecar's readiness probe", func() error { return probe(t, sc, sc.ReadinessProbe) }, side, hap)
+
+	httpPort := port(t, hc, intstr.FromString("http"))
+	get := func(host string) (int, string, error) {
+		req, err := newRequest(httpPort, host, "/")
+		if err != nil {
+			return 0, "", err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(body)), err
+	}
+	eventually(t, 60*time.Second, "team-a's Ingress served", func() error {
+		code, body, err := get("a.chart.test")
+		if err != nil {
+			return err
+		}
+		if code != 200 || body != "service=web" {
+			return fmt.Errorf("%d %q", code, body)
+		}
+		return nil
+	}, side, hap)
+	if code, body, err := get("b.chart.test"); err != nil || code == 200 {
+		t.Errorf("team-b's Ingress, outside watchNamespace: %d %q %v, want it not served", code, body, err)
+	}
+	eventually(t, 90*time.Second, "team-a's Ingress status", func() error {
+		ing, err := c.Client.NetworkingV1().Ingresses("team-a").Get(ctx(t, 10*time.Second), "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if lb := ing.Status.LoadBalancer.Ingress; len(lb) != 1 || lb[0].IP != lbIP {
+			return fmt.Errorf("status.loadBalancer.ingress %+v, want %s", lb, lbIP)
+		}
+		return nil
+	}, side, hap)
+	if strings.Contains(side.logs.String(), "forbidden") {
+		t.Errorf("the namespaced sidecar was refused something:\n%s", tail(side.logs.String(), 20))
+	}
 }
