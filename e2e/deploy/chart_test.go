@@ -222,7 +222,7 @@ func sameObjects(t *testing.T, chart, kustomized *built) {
 		if !reflect.DeepEqual(g, w) {
 			gy, _ := yaml.Marshal(g)
 			wy, _ := yaml.Marshal(w)
-			t.Errorf("%s differs from deploy/'s (Helm's labels removed):\nchart:\n%s\nkustomize:\n%s", k, gy, wy)
+			t.Errorf("%s differs from deploy/'s (Helm's labels removed) at %s\nchart:\n%s\nkustomize:\n%s", k, strings.Join(differences("", g, w), ", "), gy, wy)
 		}
 	}
 	for k := range got {
@@ -230,6 +230,38 @@ func sameObjects(t *testing.T, chart, kustomized *built) {
 			t.Errorf("the chart renders %s, which deploy/ has not", k)
 		}
 	}
+}
+
+// differences lists the paths at which two decoded objects differ.
+func differences(path string, a, b any) []string {
+	am, aok := a.(map[string]any)
+	bm, bok := b.(map[string]any)
+	if aok && bok {
+		var out []string
+		for k := range am {
+			out = append(out, differences(path+"."+k, am[k], bm[k])...)
+		}
+		for k := range bm {
+			if _, ok := am[k]; !ok {
+				out = append(out, path+"."+k)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	as, aok := a.([]any)
+	bs, bok := b.([]any)
+	if aok && bok && len(as) == len(bs) {
+		var out []string
+		for i := range as {
+			out = append(out, differences(path+"["+strconv.Itoa(i)+"]", as[i], bs[i])...)
+		}
+		return out
+	}
+	if reflect.DeepEqual(a, b) {
+		return nil
+	}
+	return []string{path}
 }
 
 // TestChartLint is `helm lint --strict`, with the defaults and with every
@@ -433,7 +465,21 @@ func TestChartPackage(t *testing.T) {
 	if out, err := runHelm(t, "package", chartDir, "--destination", dir); err != nil {
 		t.Fatalf("helm package: %v\n%s", err, out)
 	}
-	tgz := filepath.Join(dir, "haproxy-sidecar-0.25.0.tgz")
+	// The chart's version is the release's, the image tag it defaults
+	// to (appVersion) too; the default image equal to deploy/'s (above)
+	// ties both to nextRelease (TestReleaseVersionPinned).
+	data, err := os.ReadFile(filepath.Join(chartDir, "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct{ Version, AppVersion string }
+	if err := yaml.Unmarshal(data, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if meta.Version == "" || meta.Version != meta.AppVersion {
+		t.Errorf("Chart.yaml: version %q, appVersion %q: bump both with the release", meta.Version, meta.AppVersion)
+	}
+	tgz := filepath.Join(dir, "haproxy-sidecar-"+meta.Version+".tgz")
 	fromPackage := helmTemplate(t, tgz, releaseName, releaseNamespace)
 	fromDir := helmTemplate(t, chartDir, releaseName, releaseNamespace)
 	if !bytes.Equal(fromPackage.yaml, fromDir.yaml) {
