@@ -57,12 +57,30 @@ func helmBin(t *testing.T) string {
 	return bin
 }
 
-// runHelm runs helm with its own empty home (no user's repositories or
+// helm3Bin is Helm 3's CLI, from the same script ($HELM3 overrides).
+func helm3Bin(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("HELM3")
+	if bin == "" {
+		bin = "/var/cache/haproxy-sidecar/helm-v3.22.0"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%v: run `make deps` (scripts/install-helm.sh) first", err)
+	}
+	return bin
+}
+
+// runHelm runs Helm 4 with its own empty home (no user's repositories or
 // plugins), returning stdout, and stderr in the error.
 func runHelm(t *testing.T, args ...string) ([]byte, error) {
 	t.Helper()
+	return runHelmBin(t, helmBin(t), args...)
+}
+
+func runHelmBin(t *testing.T, bin string, args ...string) ([]byte, error) {
+	t.Helper()
 	home := t.TempDir()
-	cmd := exec.Command(helmBin(t), args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "HOME="+home,
 		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
 		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
@@ -274,6 +292,39 @@ func TestChartLint(t *testing.T) {
 				t.Errorf("helm lint: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+// TestChartHelm3: the chart is for Helm 3 too. Helm 3's lint passes and
+// its render is Helm 4's, object for object, for every value set, and its
+// schema validation refuses a typo.
+func TestChartHelm3(t *testing.T) {
+	helm3 := helm3Bin(t)
+	for _, s := range valueSets(t) {
+		t.Run(s.name, func(t *testing.T) {
+			common := append([]string{chartDir, "--namespace", releaseNamespace, "--kube-version", kubeVersion}, s.flags...)
+			if out, err := runHelmBin(t, helm3, append([]string{"lint", "--strict"}, common...)...); err != nil {
+				t.Errorf("helm 3 lint: %v\n%s", err, out)
+			}
+			out, err := runHelmBin(t, helm3, append([]string{"template", releaseName}, common...)...)
+			if err != nil {
+				t.Fatalf("helm 3 template: %v", err)
+			}
+			v3 := decodeObjects(t, out)
+			v4 := helmTemplate(t, chartDir, releaseName, releaseNamespace, s.flags...)
+			if len(v3.objects) != len(v4.objects) {
+				t.Fatalf("Helm 3 renders %d objects, Helm 4 %d", len(v3.objects), len(v4.objects))
+			}
+			for i := range v3.objects {
+				if d := differences("", v3.objects[i].Object, v4.objects[i].Object); len(d) > 0 {
+					t.Errorf("%s: Helm 3 and 4 render it differently at %s", key(v4.objects[i]), strings.Join(d, ", "))
+				}
+			}
+		})
+	}
+	_, err := runHelmBin(t, helm3, "template", releaseName, chartDir, "--set", "replicas=3")
+	if err == nil || !strings.Contains(err.Error(), "replicas") {
+		t.Errorf("helm 3 with the typo replicas=3: %v, want the schema to refuse it by name", err)
 	}
 }
 
