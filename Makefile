@@ -17,7 +17,7 @@ IMAGE     ?=
 # which Go's test cache does not track.
 GOFLAGS_TEST ?= -timeout 40m -count=1
 
-.PHONY: build dist test deps vet bench golden clean run demo-deps corpus
+.PHONY: build dist chart test deps vet bench golden clean run demo-deps corpus
 
 # scripts/build.sh holds the build flags (static, -trimpath, version
 # stamped); the Dockerfile's build stage runs the same script.
@@ -25,22 +25,31 @@ build:
 	GO=$(GO) VERSION=$(VERSION) COMMIT=$(COMMIT) BUILD_DATE=$(BUILD_DATE) sh scripts/build.sh $(BIN)
 
 # A release's files in $(DIST)/: the binaries for linux/amd64 and
-# linux/arm64, deploy/ rendered with the image tagged $(VERSION), and
-# SHA256SUMS (scripts/dist.sh; IMAGE=REPOSITORY changes the image's
-# repository). The Helm chart's package (charts/haproxy-sidecar, issue 25)
-# joins these files here once the chart exists.
+# linux/arm64, deploy/ rendered with the image tagged $(VERSION), the Helm
+# chart packaged with version and appVersion $(VERSION), and SHA256SUMS
+# (scripts/dist.sh; IMAGE=REPOSITORY changes the image's repository in the
+# manifests).
 #   make dist VERSION=0.25.0
 dist:
 	@[ -n "$(VERSION)" ] || { echo "make dist needs VERSION=X.Y.Z" >&2; exit 2; }
 	GO=$(GO) COMMIT=$(COMMIT) BUILD_DATE=$(BUILD_DATE) IMAGE=$(IMAGE) sh scripts/dist.sh $(VERSION) $(DIST)
 
+# The Helm chart as it is (charts/haproxy-sidecar, its Chart.yaml's version)
+# packaged into $(DIST)/haproxy-sidecar-VERSION.tgz, with the Helm CLI that
+# scripts/install-helm.sh builds (once) from tools/helm.
+chart:
+	@mkdir -p $(DIST)
+	"$$(bash scripts/install-helm.sh | tail -n 1)" package charts/haproxy-sidecar --destination $(DIST)
+
 # Real components the tests run against: Debian's HAProxy 2.6, HAProxy 3.0
 # built from Debian trixie's source package, Debian's etcd and a
-# kube-apiserver built from the Go module proxy (cached after the first run).
+# kube-apiserver built from the Go module proxy (cached after the first run),
+# the Prometheus tools and the Helm CLI.
 deps:
 	bash scripts/install-haproxy.sh
 	bash scripts/install-kube.sh
 	bash scripts/install-prom.sh
+	bash scripts/install-helm.sh
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
@@ -25,8 +27,9 @@ import (
 
 // make dist VERSION=x.y.z writes a release's files: both platforms'
 // binaries (static, of their ELF machine), deploy/ rendered with the
-// versioned image and otherwise as kustomize builds it, and SHA256SUMS
-// over exactly those files. A version that is not a semantic one is
+// versioned image and otherwise as kustomize builds it, the Helm chart
+// packaged with that version and appVersion, and SHA256SUMS over exactly
+// those files. A version that is not a semantic one is
 // refused before anything is built.
 func TestMakeDist(t *testing.T) {
 	const v = "0.25.0-rc.1"
@@ -48,7 +51,8 @@ func TestMakeDist(t *testing.T) {
 		"haproxy-sidecar-" + v + "-linux-arm64": elf.EM_AARCH64,
 	}
 	manifests := "haproxy-sidecar-" + v + ".yaml"
-	want := []string{"SHA256SUMS", manifests}
+	chart := "haproxy-sidecar-" + v + ".tgz"
+	want := []string{"SHA256SUMS", manifests, chart}
 	for b := range bins {
 		want = append(want, b)
 	}
@@ -161,9 +165,46 @@ func TestMakeDist(t *testing.T) {
 		t.Errorf("%s: %d Deployments, want 1", manifests, deployments)
 	}
 
+	// The chart's package: its Chart.yaml has the release's version, and
+	// the image tag it defaults to (appVersion) is the same.
+	chartYAML := chartFile(t, filepath.Join(dist, chart), "haproxy-sidecar/Chart.yaml")
+	for _, line := range []string{"version: " + v, "appVersion: " + v} {
+		if !slices.Contains(strings.Split(chartYAML, "\n"), line) {
+			t.Errorf("%s: Chart.yaml has no line %q:\n%s", chart, line, chartYAML)
+		}
+	}
+
 	for _, bad := range [][]string{{"dist", "DIST=" + dist}, {"dist", "VERSION=dev", "DIST=" + dist}, {"dist", "VERSION=1.2", "DIST=" + dist}} {
 		if out, err := exec.Command("make", bad...).CombinedOutput(); err == nil {
 			t.Errorf("make %q: no error\n%s", bad, out)
+		}
+	}
+}
+
+// chartFile reads one file of a packaged chart (a gzipped tar).
+func chartFile(t *testing.T, tgz, name string) string {
+	t.Helper()
+	f, err := os.Open(tgz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", tgz, err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s: no %s (%v)", tgz, name, err)
+		}
+		if h.Name == name {
+			data, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(data)
 		}
 	}
 }

@@ -5,6 +5,8 @@
 #   haproxy-sidecar-VERSION-linux-arm64
 #   haproxy-sidecar-VERSION.yaml          deploy/ rendered, its image
 #                                         IMAGE:VERSION (hack/renderdeploy)
+#   haproxy-sidecar-VERSION.tgz           the Helm chart, its version and
+#                                         appVersion (the image's tag) VERSION
 #   SHA256SUMS                            sha256sum's format, of the above
 #
 # Environment: IMAGE (default: deploy/kustomization.yaml's repository),
@@ -40,6 +42,13 @@ manifests=haproxy-sidecar-$version.yaml
 "$GO" run ./hack/renderdeploy --version "$version" ${IMAGE:+--image "$IMAGE"} >"$out/$manifests.tmp"
 mv "$out/$manifests.tmp" "$out/$manifests"
 files="$files $manifests"
+
+# The chart, with the Helm CLI scripts/install-helm.sh builds (once).
+helm=$(bash scripts/install-helm.sh | tail -n 1)
+chart=haproxy-sidecar-$version.tgz
+"$helm" package charts/haproxy-sidecar --version "$version" --app-version "$version" --destination "$out" >/dev/null
+[ -s "$out/$chart" ] || { echo "dist: helm package made no $chart" >&2; exit 1; }
+files="$files $chart"
 
 cd "$out"
 # shellcheck disable=SC2086 # the file names have no spaces
