@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install-helm.sh builds the Helm CLIs that the chart's tests
 # (e2e/deploy/chart_test.go) and `make chart` run, from the pinned module in
-# tools/helm: Helm v4.3.2, which packages the chart, and Helm v3.22.0, with
+# tools/helm: Helm v4.3.2, which packages the chart, and Helm v3.21.4, with
 # which the tests lint and render it too (the chart is for both). Helm's Go
 # packages need client-go v0.37, newer than the sidecar's, hence the
 # separate module and binaries rather than an import; the real CLI is also
@@ -16,7 +16,7 @@
 set -euo pipefail
 
 readonly HELM_VERSION=v4.3.2
-readonly HELM3_VERSION=v3.22.0
+readonly HELM3_VERSION=v3.21.4
 readonly CACHE_DIR="${HELM_CACHE_DIR:-/var/cache/haproxy-sidecar}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

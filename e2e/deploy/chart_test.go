@@ -62,7 +62,7 @@ func helm3Bin(t *testing.T) string {
 	t.Helper()
 	bin := os.Getenv("HELM3")
 	if bin == "" {
-		bin = "/var/cache/haproxy-sidecar/helm-v3.22.0"
+		bin = "/var/cache/haproxy-sidecar/helm-v3.21.4"
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%v: run `make deps` (scripts/install-helm.sh) first", err)

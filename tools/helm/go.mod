@@ -6,7 +6,7 @@ module github.com/haproxy-sidecar/haproxy-sidecar/tools/helm
 go 1.26.7
 
 require (
-	helm.sh/helm/v3 v3.22.0
+	helm.sh/helm/v3 v3.21.4
 	helm.sh/helm/v4 v4.3.2
 )
 
