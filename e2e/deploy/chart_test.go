@@ -24,7 +24,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/kube"
@@ -162,25 +161,6 @@ func helmTemplate(t *testing.T, chart, release, namespace string, flags ...strin
 		t.Fatalf("helm %s: %v", strings.Join(args, " "), err)
 	}
 	return decodeObjects(t, out)
-}
-
-func decodeObjects(t *testing.T, y []byte) *built {
-	t.Helper()
-	b := &built{yaml: y}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(y), 4096)
-	for {
-		var u unstructured.Unstructured
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			t.Fatalf("decoding helm's output: %v\n%s", err, y)
-		}
-		if len(u.Object) > 0 {
-			b.objects = append(b.objects, &u)
-		}
-	}
-	return b
 }
 
 // helmLabels are what Helm's conventions add to deploy/'s labels: the
@@ -693,16 +673,7 @@ func testNamespacedPod(t *testing.T, c *kube.Cluster, b *built, dep *appsv1.Depl
 	if code, body, err := get("b.chart.test"); err != nil || code == 200 {
 		t.Errorf("team-b's Ingress, outside watchNamespace: %d %q %v, want it not served", code, body, err)
 	}
-	eventually(t, 90*time.Second, "team-a's Ingress status", func() error {
-		ing, err := c.Client.NetworkingV1().Ingresses("team-a").Get(ctx(t, 10*time.Second), "web", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if lb := ing.Status.LoadBalancer.Ingress; len(lb) != 1 || lb[0].IP != lbIP {
-			return fmt.Errorf("status.loadBalancer.ingress %+v, want %s", lb, lbIP)
-		}
-		return nil
-	}, side, hap)
+	expectStatus(t, c, "team-a", "web", lbIP, side, hap)
 	if strings.Contains(side.logs.String(), "forbidden") {
 		t.Errorf("the namespaced sidecar was refused something:\n%s", tail(side.logs.String(), 20))
 	}

@@ -427,16 +427,7 @@ func testPod(t *testing.T, c *kube.Cluster, b *built, sa kubernetes.Interface, k
 
 	// Status: the Ingress gets the LoadBalancer Service's address (leader
 	// election through the Role's Lease, then ingresses/status).
-	eventually(t, 90*time.Second, "Ingress status", func() error {
-		ing, err := c.Client.NetworkingV1().Ingresses(app).Get(ctx(t, 10*time.Second), "web", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if lb := ing.Status.LoadBalancer.Ingress; len(lb) != 1 || lb[0].IP != lbIP {
-			return fmt.Errorf("status.loadBalancer.ingress %+v, want %s", lb, lbIP)
-		}
-		return nil
-	}, side, hap)
+	expectStatus(t, c, app, "web", lbIP, side, hap)
 
 	// HAProxy's Prometheus exporter on the stats port.
 	statsPort := 0
@@ -588,4 +579,20 @@ func createIngress(t *testing.T, c *kube.Cluster, ns, name, class, host, path, s
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// expectStatus waits (90 s) until the Ingress ns/name's status holds the
+// one address lbIP, the processes watched meanwhile.
+func expectStatus(t *testing.T, c *kube.Cluster, ns, name, lbIP string, watched ...*process) {
+	t.Helper()
+	eventually(t, 90*time.Second, "status of Ingress "+ns+"/"+name, func() error {
+		ing, err := c.Client.NetworkingV1().Ingresses(ns).Get(ctx(t, 10*time.Second), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if lb := ing.Status.LoadBalancer.Ingress; len(lb) != 1 || lb[0].IP != lbIP {
+			return fmt.Errorf("status.loadBalancer.ingress %+v, want %s", lb, lbIP)
+		}
+		return nil
+	}, watched...)
 }

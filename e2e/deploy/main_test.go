@@ -51,6 +51,13 @@ func kustomizeAt(t *testing.T, dir string) *built {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return decodeObjects(t, y)
+}
+
+// decodeObjects reads a stream of YAML documents (kustomize's or helm's
+// output) into objects.
+func decodeObjects(t *testing.T, y []byte) *built {
+	t.Helper()
 	b := &built{yaml: y}
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(y), 4096)
 	for {
@@ -59,7 +66,7 @@ func kustomizeAt(t *testing.T, dir string) *built {
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			t.Fatalf("decoding kustomize output: %v", err)
+			t.Fatalf("decoding objects: %v\n%s", err, y)
 		}
 		if len(u.Object) > 0 {
 			b.objects = append(b.objects, &u)
