@@ -23,27 +23,16 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly TOOLS_DIR="${repo_root}/tools/helm"
 
 log() { printf 'install-helm: %s\n' "$*" >&2; }
+# shellcheck source=gobuild.sh
+source "${repo_root}/scripts/gobuild.sh"
 
-# build MAJOR VERSION builds helm.sh/helm/MAJOR/cmd/helm into the cache,
-# through a temporary name so an interrupted build leaves nothing behind.
+# build MAJOR VERSION builds helm.sh/helm/MAJOR/cmd/helm into the cache.
 # The version `helm version` prints is stamped as Helm's Makefile does.
 build() {
 	local major=$1 version=$2
-	local binary="${CACHE_DIR}/helm-${version}"
-	if [[ -x "${binary}" ]]; then
-		log "helm ${version} already cached"
-		return
-	fi
-	local tmp="${binary}.tmp.$$"
-	trap "rm -f '${tmp}'" EXIT
-	log "building helm ${version}"
-	local start=${SECONDS}
-	(cd "${TOOLS_DIR}" && CGO_ENABLED=0 go build -buildvcs=false -trimpath \
+	CGO_ENABLED=0 go_build_cached "helm ${version}" "${CACHE_DIR}/helm-${version}" "${TOOLS_DIR}" \
 		-ldflags "-s -w -X helm.sh/helm/${major}/internal/version.version=${version}" \
-		-o "${tmp}" "helm.sh/helm/${major}/cmd/helm")
-	mv -f "${tmp}" "${binary}"
-	trap - EXIT
-	log "built helm ${version} in $((SECONDS - start))s"
+		"helm.sh/helm/${major}/cmd/helm"
 }
 
 main() {

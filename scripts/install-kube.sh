@@ -32,6 +32,8 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly TOOLS_DIR="${repo_root}/tools/kube"
 
 log() { printf 'install-kube: %s\n' "$*" >&2; }
+# shellcheck source=gobuild.sh
+source "${repo_root}/scripts/gobuild.sh"
 
 # install_packages installs the Debian packages the harness executes. It only
 # touches apt when something is missing, so repeated runs stay offline.
@@ -56,54 +58,15 @@ install_packages() {
 	fi
 }
 
-# build_apiserver builds kube-apiserver into the cache unless it is there. It
-# writes to a temporary name and renames, so an interrupted build never leaves
-# a truncated binary that later runs would mistake for a good one.
-build_apiserver() {
-	if [[ -x "${BINARY}" ]]; then
-		log "kube-apiserver ${KUBE_VERSION} already cached"
-		return
-	fi
-	command -v go >/dev/null 2>&1 || {
-		log "go is not on PATH; it is needed to build kube-apiserver"
-		exit 1
-	}
-	local tmp="${BINARY}.tmp.$$"
-	trap 'rm -f "${tmp}"' EXIT
-	log "building kube-apiserver ${KUBE_VERSION} (about 6.5 minutes cold)"
-	local start=${SECONDS}
-	# The -X flags make /version report the release instead of
-	# v0.0.0-master, like a real cluster would; -buildvcs=false because the
-	# repository may be owned by another user or have no .git in CI.
-	local pkg=k8s.io/component-base/version
-	(cd "${TOOLS_DIR}" && go build -buildvcs=false -trimpath \
-		-ldflags "-s -w -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=36 -X ${pkg}.gitTreeState=clean" \
-		-o "${tmp}" k8s.io/kubernetes/cmd/kube-apiserver)
-	mv -f "${tmp}" "${BINARY}"
-	trap - EXIT
-	log "built in $((SECONDS - start))s"
-}
-
-# build_component builds another command of the pinned module (NAME, into
-# PATH) unless it is cached, like build_apiserver.
+# build_component builds a command of the pinned module (NAME, into PATH)
+# unless it is cached. The -X flags make /version report the release
+# instead of v0.0.0-master, like a real cluster would.
 build_component() {
 	local name=$1 out=$2
-	if [[ -x "${out}" ]]; then
-		log "${name} ${KUBE_VERSION} already cached"
-		return
-	fi
-	local tmp="${out}.tmp.$$"
-	# Expanded now: the trap may run after this function's locals are gone.
-	trap "rm -f '${tmp}'" EXIT
-	log "building ${name} ${KUBE_VERSION}"
-	local start=${SECONDS}
 	local pkg=k8s.io/component-base/version
-	(cd "${TOOLS_DIR}" && go build -buildvcs=false -trimpath \
+	go_build_cached "${name} ${KUBE_VERSION}" "${out}" "${TOOLS_DIR}" \
 		-ldflags "-s -w -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=36 -X ${pkg}.gitTreeState=clean" \
-		-o "${tmp}" "k8s.io/kubernetes/cmd/${name}")
-	mv -f "${tmp}" "${out}"
-	trap - EXIT
-	log "built in $((SECONDS - start))s"
+		"k8s.io/kubernetes/cmd/${name}"
 }
 
 main() {
@@ -116,7 +79,7 @@ main() {
 	if command -v flock >/dev/null 2>&1; then
 		flock 9
 	fi
-	build_apiserver
+	build_component kube-apiserver "${BINARY}"  # about 6.5 minutes cold
 	build_component kube-scheduler "${SCHEDULER}"
 	build_component kube-controller-manager "${CONTROLLER_MANAGER}"
 	echo "${BINARY}"

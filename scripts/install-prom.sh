@@ -25,24 +25,14 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly TOOLS_DIR="${repo_root}/tools/prom"
 
 log() { printf 'install-prom: %s\n' "$*" >&2; }
+# shellcheck source=gobuild.sh
+source "${repo_root}/scripts/gobuild.sh"
 
-# build NAME PKG [FLAGS...] builds PKG from the tools module into DIR/NAME,
-# through a temporary name so an interrupted build leaves nothing behind.
+# build NAME PKG [FLAGS...] builds PKG from the tools module into DIR/NAME.
 build() {
 	local name=$1 pkg=$2
 	shift 2
-	if [[ -x "${DIR}/${name}" ]]; then
-		log "${name} already cached"
-		return
-	fi
-	local tmp="${DIR}/${name}.tmp.$$"
-	trap 'rm -f "${tmp}"' EXIT
-	log "building ${name}"
-	local start=${SECONDS}
-	(cd "${TOOLS_DIR}" && go build -buildvcs=false -trimpath -ldflags "-s -w" "$@" -o "${tmp}" "${pkg}")
-	mv -f "${tmp}" "${DIR}/${name}"
-	trap - EXIT
-	log "built ${name} in $((SECONDS - start))s"
+	go_build_cached "${name}" "${DIR}/${name}" "${TOOLS_DIR}" -ldflags "-s -w" "$@" "${pkg}"
 }
 
 # crds copies the two CRDs out of the operator's module (the Go module
