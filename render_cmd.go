@@ -54,6 +54,9 @@ type renderFlags struct {
 	// adminAddrs are the sidecar's own listeners (run's --health-addr
 	// and --debug-addr), whose ports no TCP service may take.
 	adminAddrs []string
+	// spareBackends is run's --spare-backends (render.Options.SpareBackends);
+	// the one-shot commands render without spares.
+	spareBackends int
 }
 
 func (f *renderFlags) register(fs *pflag.FlagSet) {
@@ -130,7 +133,11 @@ func (f *renderFlags) options() (render.Options, error) {
 	if err != nil {
 		return render.Options{}, fmt.Errorf("--annotations-compat: %w", err)
 	}
-	opts := render.Options{ControllerName: f.controllerName, SettingsConfigMap: f.settingsConfigMap, AnnotationsCompat: compat}
+	if f.spareBackends < 0 || f.spareBackends > render.MaxSpareBackends {
+		return render.Options{}, fmt.Errorf("--spare-backends %d: want 0 to %d", f.spareBackends, render.MaxSpareBackends)
+	}
+	opts := render.Options{ControllerName: f.controllerName, SettingsConfigMap: f.settingsConfigMap, AnnotationsCompat: compat,
+		SpareBackends: f.spareBackends}
 	if f.defaultService != "" {
 		ref, err := render.ParseDefaultService(f.defaultService)
 		if err != nil {

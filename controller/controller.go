@@ -37,6 +37,9 @@ type HAProxy interface {
 	// Send runs a pass's runtime API commands in order, in as few
 	// master-CLI connections as possible.
 	Send(ctx context.Context, b *reload.Batch) error
+	// OldWorkers counts the workers earlier reloads replaced that are
+	// still finishing their connections.
+	OldWorkers(ctx context.Context) (int, error)
 }
 
 // Config wires a Controller.
@@ -476,20 +479,39 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// reloadSpacing is how long after a reload's start the next may start:
-// --min-reload-interval, or as long as that reload took if it took longer
-// (at 10k Ingresses a reload takes most of a second: reloads never queue
-// up behind each other), doubled for every two old workers beyond the one
-// a reload replaces that were still draining, up to 8 times: a pile of
-// draining workers, each holding the whole configuration, is what spacing
-// reloads protects against. A storm of changes gets one reload at once,
-// then one per spacing while it lasts, then the last.
+// Reloads are spaced only while old workers pile up: a reload starts at
+// once when every worker an earlier reload replaced has finished
+// (draining says), since then nothing accumulates. Otherwise it waits
+// reloadSpacing from the previous reload's start.
+//
+// reloadSpacing is --min-reload-interval, or as long as the previous
+// reload took if it took longer (at 10k Ingresses a reload takes most of
+// a second: reloads never queue up behind each other), doubled for every
+// two old workers beyond the one a reload replaces that were still
+// draining right after it, up to 8 times: a pile of draining workers,
+// each holding the whole configuration, is what spacing reloads protects
+// against. A storm of changes with long-lived connections gets one reload
+// at once, then one per spacing while it lasts, then the last; without
+// such connections every reload starts at once.
 func reloadSpacing(minInterval, took time.Duration, oldWorkers int) time.Duration {
 	d := max(minInterval, took)
 	for extra := oldWorkers - 1; extra >= 2 && d < 8*max(minInterval, took); extra -= 2 {
 		d *= 2
 	}
 	return d
+}
+
+// draining reports whether a worker an earlier reload replaced is still
+// running; when HAProxy cannot say (within a second), it is taken to be.
+func (c *Controller) draining(ctx context.Context, haproxy HAProxy) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	n, err := haproxy.OldWorkers(ctx)
+	if err != nil {
+		c.cfg.Log.Debug("counting old workers before a reload", zap.Error(err))
+		return true
+	}
+	return n > 0
 }
 
 // nothingServed is a warning when no Ingress is served any more although

@@ -104,7 +104,7 @@ func (c *Controller) attempt(ctx context.Context) (r result, again bool) {
 	}
 	runtimeTook := time.Since(planDone)
 	if p.reload && cand.haproxy != nil {
-		if wait := c.reloadSpacing - time.Since(c.lastReload); wait > 0 {
+		if wait := c.reloadSpacing - time.Since(c.lastReload); wait > 0 && c.draining(ctx, cand.haproxy) {
 			c.cfg.Log.Debug("reload rate-limited", zap.Duration("wait", wait))
 			if !sleep(ctx, wait) {
 				r.out = nil

@@ -314,6 +314,11 @@ func sameSkeleton(a, b *render.Model) bool {
 		if x == y {
 			continue
 		}
+		if x.Spare && y.Spare && x.Name == y.Name && x.Slots == y.Slots {
+			// A spare given to a Service or emptied: its slots and
+			// the route map entries change, nothing else.
+			continue
+		}
 		if x.Name != y.Name || x.Slots != y.Slots || x.Namespace != y.Namespace || x.Service != y.Service ||
 			x.Port != y.Port || x.PortName != y.PortName {
 			return false

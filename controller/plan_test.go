@@ -49,6 +49,8 @@ type cluster struct {
 	// material (the same for the same name, hosts and certGen).
 	secrets map[string]string
 	certGen int
+	// spares is render.Options.SpareBackends.
+	spares int
 }
 
 // tlsPEM is a self-signed certificate and key for hosts, the same for the
@@ -143,7 +145,7 @@ func (c cluster) state(t *testing.T) *state {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := render.Options{Previous: c.prev}
+	opts := render.Options{Previous: c.prev, SpareBackends: c.spares}
 	if c.tcp != nil {
 		in.ConfigMaps = []*corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "tcp"}, Data: c.tcp}}
 		opts.TCPServicesConfigMap = "ns/tcp"
@@ -241,6 +243,38 @@ func TestPlan(t *testing.T) {
 	swapped := cluster{services: base.services, routes: []string{"x.test/=b", "y.test/=a"}}
 	if got := describe(diff(old, swapped.state(t))); got != "set maps/prefix.map x.test/ ns_b_80; set maps/prefix.map y.test/ ns_a_80" {
 		t.Errorf("routes swapped: plan %q", got)
+	}
+}
+
+// A new Service given a spare backend is a runtime change: the spare's
+// slots and the route map entries; so is its removal. One that outgrows
+// the spare's slots gets its own backend, a reload.
+func TestPlanSpareBackends(t *testing.T) {
+	base := cluster{services: map[string][]string{"a": {"10.0.0.1"}}, routes: []string{"x.test/=a"}, spares: 2}
+	first := base.state(t)
+	withC := func(prev *render.Model, addrs ...string) cluster {
+		c := base
+		c.services = map[string][]string{"a": {"10.0.0.1"}, "c": addrs}
+		c.routes = []string{"x.test/=a", "z.test/=c"}
+		c.prev = prev
+		return c
+	}
+	added := withC(first.model, "10.0.0.7").state(t)
+	if got, want := describe(diff(first, added)), "slot _spare_00000/s1=10.0.0.7:8080; add maps/prefix.map z.test/ _spare_00000"; got != want {
+		t.Errorf("a new Service: plan %q, want %q", got, want)
+	}
+	moved := withC(added.model, "10.0.0.8", "10.0.0.7").state(t)
+	if got, want := describe(diff(added, moved)), "slot _spare_00000/s2=10.0.0.8:8080"; got != want {
+		t.Errorf("its endpoint added: plan %q, want %q", got, want)
+	}
+	gone := base
+	gone.prev = moved.model
+	if got, want := describe(diff(moved, gone.state(t))), "slot _spare_00000/s1=:0; slot _spare_00000/s2=:0; del maps/prefix.map z.test/"; got != want {
+		t.Errorf("the Service removed: plan %q, want %q", got, want)
+	}
+	big := withC(added.model, "10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.4", "10.0.1.5")
+	if p := diff(added, big.state(t)); !p.reload || p.cause != CauseBackends {
+		t.Errorf("more endpoints than a spare's slots: plan %q (%s), want a reload for backends", describe(p), p.cause)
 	}
 }
 

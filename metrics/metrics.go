@@ -67,7 +67,7 @@ func New(oldWorkers OldWorkers) *Metrics {
 	m.problems = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "problems",
 		Help: "Problems of the last render by object kind, reason and severity."}, []string{"kind", "reason", "severity"})
 	m.served = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "served",
-		Help: "What the configuration HAProxy serves holds: ingresses, hosts, routes, backends, endpoints, certificates."}, []string{"what"})
+		Help: "What the configuration HAProxy serves holds: ingresses, hosts, routes, backends, spare_backends (free spare backends: new Services served without a reload before one grows the pool), endpoints, certificates."}, []string{"what"})
 	m.certExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "certificate_expiry_timestamp_seconds",
 		Help: "NotAfter of the certificate of each served TLS Secret (Unix time)."}, []string{"namespace", "secret"})
 	m.reg.MustRegister(m.passes, m.phase, m.reloads, m.runtimeCommands, m.generation, m.lastApplied,
@@ -187,12 +187,17 @@ func (m *Metrics) ObserveModel(model *render.Model, problems []render.Problem) {
 	for _, r := range model.Routes {
 		hosts[r.Host] = true
 	}
-	endpoints := 0
+	endpoints, spares := 0, 0
 	for _, b := range model.Backends {
 		endpoints += len(b.Servers)
+		if b.Spare && b.OwnName == "" {
+			spares++
+		}
 	}
+	// A free spare backend serves nothing: "spare_backends" is the pool's
+	// headroom, how many new Services can come before a reload grows it.
 	for what, n := range map[string]int{"ingresses": len(model.Served), "hosts": len(hosts), "routes": len(model.Routes),
-		"backends": len(model.Backends), "endpoints": endpoints, "certificates": len(model.Certs)} {
+		"backends": len(model.Backends) - spares, "spare_backends": spares, "endpoints": endpoints, "certificates": len(model.Certs)} {
 		m.served.WithLabelValues(what).Set(float64(n))
 	}
 	m.certExpiry.Reset()

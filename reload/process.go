@@ -89,6 +89,7 @@ type ProcessOptions struct {
 type Conn interface {
 	Reload(ctx context.Context) (ReloadResult, error)
 	Send(ctx context.Context, b *Batch) error
+	OldWorkers(ctx context.Context) (int, error)
 }
 
 // NewProcess returns the Process opts describe; nothing runs before Start.

@@ -2,6 +2,7 @@ package render_test
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -118,6 +119,40 @@ func BenchmarkRender(b *testing.B) {
 				in.Unchanged = allKinds &^ render.EndpointSlicesKind
 			})
 		})
+		// With spare backends (run's default): a new Service behind a
+		// new Ingress, removed again the next render; and an endpoint
+		// move while 100 Services are in spares.
+		spares := render.Options{SpareBackends: 128}
+		b.Run("ingresses="+strconv.Itoa(n)+"/incremental/spare/new-service", func(b *testing.B) {
+			base := syntheticInputs(n)
+			incrementalChangesWith(b, cfg, syntheticInputs(n), spares, func(in *render.Inputs, i int) {
+				*in = base
+				if i%2 == 1 {
+					withNewServices(in, n, i, 1)
+				}
+				in.Unchanged = render.IngressClassesKind | render.SecretsKind | render.ConfigMapsKind
+			})
+		})
+		b.Run("ingresses="+strconv.Itoa(n)+"/incremental/spare/endpoint", func(b *testing.B) {
+			in := syntheticInputs(n)
+			withNewServices(&in, n, 0, 100)
+			r := haproxycfg.NewIncremental(cfg)
+			prev, _, err := r.Render(syntheticInputs(n), spares)
+			if err != nil {
+				b.Fatal(err)
+			}
+			opts := spares
+			opts.Previous = prev
+			if prev, _, err = r.Render(in, opts); err != nil {
+				b.Fatal(err)
+			}
+			incrementalChangesFrom(b, r, prev, in, spares, func(in *render.Inputs, i int) {
+				es := in.EndpointSlices[n/2].DeepCopy()
+				es.Endpoints[0].Addresses[0] = fmt.Sprintf("10.200.%d.%d", i/256%256, i%256)
+				in.EndpointSlices[n/2] = es
+				in.Unchanged = allKinds &^ render.EndpointSlicesKind
+			})
+		})
 		// A sidecar's first pass: every object new to the engine.
 		b.Run("ingresses="+strconv.Itoa(n)+"/first", func(b *testing.B) {
 			b.ReportAllocs()
@@ -204,22 +239,57 @@ func hostChange(n int) func(in *render.Inputs, i int) {
 // incrementalChanges renders in once, then one change per iteration
 // against the previous render, as a running sidecar does.
 func incrementalChanges(b *testing.B, cfg haproxycfg.Config, in render.Inputs, change func(in *render.Inputs, i int)) {
+	incrementalChangesWith(b, cfg, in, render.Options{}, change)
+}
+
+// incrementalChangesWith is incrementalChanges with options.
+func incrementalChangesWith(b *testing.B, cfg haproxycfg.Config, in render.Inputs, opts render.Options, change func(in *render.Inputs, i int)) {
 	r := haproxycfg.NewIncremental(cfg)
-	prev, _, err := r.Render(in, render.Options{})
+	prev, _, err := r.Render(in, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
+	incrementalChangesFrom(b, r, prev, in, opts, change)
+}
+
+// incrementalChangesFrom measures changes against a renderer that last
+// rendered prev from in.
+func incrementalChangesFrom(b *testing.B, r *haproxycfg.Incremental, prev *render.Model, in render.Inputs, opts render.Options, change func(in *render.Inputs, i int)) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		i++
 		change(&in, i)
-		m, _, err := r.Render(in, render.Options{Previous: prev})
+		o := opts
+		o.Previous = prev
+		m, _, err := r.Render(in, o)
 		if err != nil {
 			b.Fatal(err)
 		}
 		prev = m
 	}
+}
+
+// withNewServices adds k Services, each with one endpoint and its own
+// Ingress (host new-<i>-<j>.example.com), to a copy of in's lists.
+func withNewServices(in *render.Inputs, n, i, k int) {
+	extra := syntheticInputs(k)
+	ings, svcs, ess := slices.Clone(in.Ingresses), slices.Clone(in.Services), slices.Clone(in.EndpointSlices)
+	for j := range k {
+		ing, svc, es := extra.Ingresses[j].DeepCopy(), extra.Services[j].DeepCopy(), extra.EndpointSlices[j].DeepCopy()
+		name := fmt.Sprintf("new-%d-%d", i, j)
+		ing.Name, svc.Name, es.Name = name, name, name+"-x"
+		ing.CreationTimestamp = metav1.NewTime(time.Unix(int64(n+i), 0))
+		ing.Spec.Rules[0].Host = name + ".example.com"
+		for p := range ing.Spec.Rules[0].HTTP.Paths {
+			ing.Spec.Rules[0].HTTP.Paths[p].Backend.Service.Name = name
+		}
+		es.Labels = map[string]string{discoveryv1.LabelServiceName: name}
+		es.Endpoints = es.Endpoints[:1]
+		es.Endpoints[0].Addresses = []string{fmt.Sprintf("10.100.%d.%d", j/256, j%256)}
+		ings, svcs, ess = append(ings, ing), append(svcs, svc), append(ess, es)
+	}
+	in.Ingresses, in.Services, in.EndpointSlices = ings, svcs, ess
 }
 
 // A list changed in place (one object replaced in the same slice, as the

@@ -50,6 +50,9 @@ type Options struct {
 	// server slot keep that slot (Backend.SlotAddrs). The output is still
 	// a function of the inputs, Previous being one of them.
 	Previous *Model
+	// SpareBackends is how many spare backends to declare ahead for new
+	// Services (pool.go), at least; 0: none (offline render).
+	SpareBackends int
 }
 
 // BuildModel validates the objects and returns the routing model. It never
@@ -797,6 +800,7 @@ func (b *builder) finish(configMaps []*corev1.ConfigMap) {
 	}
 	slices.SortFunc(m.Certs, func(x, y Certificate) int { return cmp.Compare(x.File, y.File) })
 	slices.Sort(m.TLSHosts)
+	applySpares(m, b.opts, nil)
 
 	// Grouped by object; within an object, in the order of its fields.
 	slices.SortStableFunc(m.Problems, func(x, y Problem) int {

@@ -39,6 +39,8 @@ type engine struct {
 	// are made once at the end instead of kept sorted one by one.
 	bulk    bool
 	scratch *evalScratch
+	// spares is what the last build's pool pass made (applySpares).
+	spares spareMemo
 
 	// taken are the object lists the last build took in: a list
 	// Inputs.Unchanged names that is also the same slice is not taken in

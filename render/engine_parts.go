@@ -317,6 +317,7 @@ func (g *engine) assemble(configMaps []*corev1.ConfigMap) *Model {
 	if len(g.hostList) > 0 {
 		m.TLSHosts = g.hostList
 	}
+	applySpares(m, b.opts, &g.spares)
 	g.last = m
 	return m
 }

@@ -512,6 +512,9 @@ func (e Explanation) String() string {
 			fmt.Fprintf(&b, "  => backend %s (Service %s/%s port %d), ready endpoints (%d): %s\n",
 				be.Name, be.Namespace, be.Service, be.Port, len(be.Servers), strings.Join(servers, " "))
 		}
+		if be.Spare {
+			fmt.Fprintf(&b, "  %s is a spare backend, given to the Service without a reload; its own would be %s\n", be.Name, be.OwnName)
+		}
 		if be.Policy != nil {
 			fmt.Fprintf(&b, "  the annotations of Ingress %s/%s apply in this backend (see `dump`); they may answer before the endpoints do\n", be.Namespace, be.Ingress)
 		}

@@ -305,7 +305,8 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		steps, seeds = 100, 5
 	}
 	defer render.SetBulkMin(64)()
-	tcpServed := 0 // models with TCP services, which the sequence must reach
+	tcpServed := 0   // models with TCP services, which the sequence must reach
+	spareServed := 0 // models with a Service in a spare backend, likewise
 	for seed := range seeds {
 		// Odd seeds take the bulk path (lists rebuilt at the end) for
 		// any change of more than one new Ingress.
@@ -323,6 +324,11 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		if seed%2 == 0 {
 			opts.TCPServicesConfigMap = "a/tcp"
 			opts.ReservedPorts = []render.ReservedPort{{Name: render.ListenerHTTP, Port: 80}, {Name: render.ListenerHTTPS, Port: 443}}
+		}
+		// Most seeds have a pool of spare backends, small enough to run
+		// out and grow.
+		if seed%4 != 3 {
+			opts.SpareBackends = 1 + seed%3
 		}
 		inc := haproxycfg.NewIncremental(cfg)
 		var incPrev, fullPrev, incOlder, fullOlder *render.Model
@@ -417,12 +423,21 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			if len(fullM.TCPServices) > 0 {
 				tcpServed++
 			}
+			for _, be := range fullM.Backends {
+				if be.Spare && be.OwnName != "" {
+					spareServed++
+					break
+				}
+			}
 		}
 	}
 	if tcpServed == 0 {
 		t.Error("no model had a TCP service")
 	}
-	t.Logf("%d models with TCP services", tcpServed)
+	if spareServed == 0 {
+		t.Error("no model had a Service in a spare backend")
+	}
+	t.Logf("%d models with TCP services, %d with a Service in a spare backend", tcpServed, spareServed)
 }
 
 // randomTCPServices is the TCP services ConfigMap a/tcp with some of a

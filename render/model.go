@@ -259,6 +259,14 @@ type Backend struct {
 	// was refused (a Problem on the Service says why); the backend has
 	// no server and answers 503.
 	ExternalRefused bool
+	// Spare is set on a backend of the pool (SpareName, pool.go): declared
+	// ahead with SpareSlots slots, and given to a new Service port whose
+	// backend is plain, so that it is served without a reload. OwnName
+	// is then the name that Service port's own backend has (Namespace,
+	// Service, Port, PortName and the servers are its); "" while the
+	// spare is free.
+	Spare   bool
+	OwnName string
 }
 
 // Resolves says the backend's server is a DNS name HAProxy resolves.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -136,54 +137,94 @@ func waitNoOldWorkers(s *sidecar) {
 	})
 }
 
-// Reload storm: 1000 changes that each need a reload, made within about a
-// second, end in a handful of reloads and the final state served. With the
-// default flags: the guarantee holds without tuning.
+// Reload storm: changes that each need a reload (a backend annotation's
+// value), made back to back, under load. Without long-lived connections
+// every old worker is gone by the time a reload is done, so reloads are
+// not spaced at all; with them, old workers pile up and reloads are
+// spaced by --min-reload-interval and more (one at once, one per spacing
+// while the changes last, then the last). Either way the final state is
+// served and no request fails. With the default flags: the guarantee
+// holds without tuning.
 func TestReloadStorm(t *testing.T) {
-	const changes = 1000
+	const changes = 300
 	forEachHAProxy(t, func(t *testing.T, bin string) {
 		a := startEcho(t, "a")
 		s := startSidecar(t, sidecartest.Options{HAProxy: bin, MinReloadInterval: -1})
 		s.Write("class.yaml", ingressClass)
 		s.Write("a.yaml", app("a", a))
-		s.Write("ing.yaml", ingress("ing", "storm.test", "/", "a"))
+		withTimeout := func(i int) string {
+			return strings.Replace(ingress("ing", "storm.test", "/", "a"), "metadata:\n",
+				fmt.Sprintf("metadata:\n  annotations:\n    haproxy-sidecar.io/timeout-server: %dms\n", 10000+i), 1)
+		}
+		s.Write("ing.yaml", withTimeout(0))
 		s.Expect("storm.test", "/", "svc:a")
-		base := s.Procs().Reloads
-		renders := s.LogCount("reloaded HAProxy") + s.LogCount("updated HAProxy at run time")
+		poller := sidecartest.StartPoller(t, s.HTTPPort, "storm.test", "/", "svc:a")
 
-		start := time.Now()
-		for i := 1; i <= changes; i++ {
-			// Each change moves the route to a new Service: a new backend.
-			name := "s" + strconv.Itoa(i)
-			s.Write("a.yaml", app(name, a))
-			s.Write("ing.yaml", ingress("ing", "storm.test", "/", name, "/n", name))
-		}
-		wrote := time.Since(start)
-		final := "s" + strconv.Itoa(changes)
-		s.Eventually(30*time.Second, "the final state served", func() error {
-			got, err := s.Get("storm.test", "/n")
-			if err != nil {
-				return err
+		storm := func(from int) (reloads int, wrote time.Duration) {
+			t.Helper()
+			base := s.Procs().Reloads
+			start := time.Now()
+			for i := from; i < from+changes; i++ {
+				s.Write("ing.yaml", withTimeout(i))
+				time.Sleep(2 * time.Millisecond)
 			}
-			cfg := s.liveConfig()
-			if got != "svc:a" || !containsLine(cfg, "backend default_"+final+"_80") {
-				return fmt.Errorf("got %s; final backend live: %v", got, containsLine(cfg, "backend default_"+final+"_80"))
+			wrote = time.Since(start)
+			last := fmt.Sprintf("timeout server %dms", 10000+from+changes-1)
+			s.Eventually(30*time.Second, "the final state served", func() error {
+				if !strings.Contains(s.liveConfig(), last) {
+					return fmt.Errorf("%q not live", last)
+				}
+				return nil
+			})
+			return s.Procs().Reloads - base, wrote
+		}
+		// The bound spacing sets: one reload at once, one per
+		// --min-reload-interval (500ms by default) while the changes
+		// keep coming, then the last.
+		spaced := func(wrote time.Duration) int { return 2 + int(wrote/(500*time.Millisecond)) }
+
+		time.Sleep(200 * time.Millisecond) // the first reload's old worker
+		reloads, wrote := storm(1)
+		t.Logf("no long-lived connections: %d changes written in %s, %d reloads", changes, wrote.Round(time.Millisecond), reloads)
+		if reloads <= spaced(wrote) {
+			t.Errorf("%d reloads for %d changes in %s without long-lived connections: spaced as if old workers piled up (at most %d)",
+				reloads, changes, wrote, spaced(wrote))
+		}
+
+		// Long-lived connections: a request held open on every worker
+		// (a new one every 20 ms), so that each reload leaves one more
+		// old worker finishing it.
+		done := make(chan struct{})
+		var held sync.WaitGroup
+		held.Add(1)
+		go func() {
+			defer held.Done()
+			for {
+				select {
+				case <-done:
+					return
+				case <-a.held:
+				case <-time.After(20 * time.Millisecond):
+					go sidecartest.Get(s.HTTPPort, "storm.test", "/hold")
+				}
 			}
-			return nil
-		})
-		took := time.Since(start)
-		reloadsDone := s.Procs().Reloads - base
-		applied := s.LogCount("reloaded HAProxy") + s.LogCount("updated HAProxy at run time") - renders
-		t.Logf("%d changes written in %s; final state served after %s with %d reloads (%d applied passes)",
-			2*changes, wrote.Round(time.Millisecond), took.Round(time.Millisecond), reloadsDone, applied)
-		if wrote > 5*time.Second {
-			t.Logf("writing the changes took %s: the machine is slow, the storm was spread out", wrote)
+		}()
+		reloads, wrote = storm(1 + changes)
+		maxOld := 0
+		for range 10 {
+			maxOld = max(maxOld, len(s.Procs().OldWorkers))
+			time.Sleep(10 * time.Millisecond)
 		}
-		// One reload at once, then one per --min-reload-interval (500ms
-		// by default) while the changes keep coming, then the last one:
-		// three for a storm of under a second.
-		if limit := 2 + int(wrote/(500*time.Millisecond)); reloadsDone > limit {
-			t.Errorf("%d reloads for %d changes in %s, want at most %d", reloadsDone, 2*changes, wrote, limit)
+		close(done)
+		held.Wait()
+		a.release()
+		t.Logf("long-lived connections: %d changes written in %s, %d reloads, %d old workers after", changes, wrote.Round(time.Millisecond), reloads, maxOld)
+		if maxOld == 0 {
+			t.Error("no old worker was finishing a held request: the spacing was not exercised")
 		}
+		if reloads > spaced(wrote) {
+			t.Errorf("%d reloads for %d changes in %s while old workers piled up, want at most %d", reloads, changes, wrote, spaced(wrote))
+		}
+		poller.ExpectNone(t, "reload storms")
 	})
 }

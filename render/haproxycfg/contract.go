@@ -258,6 +258,11 @@ func SameBesideSlots(old, next *Output) bool {
 // data (backendData) but for their slots' addresses: sameSection without
 // SlotAddrs.
 func sameBesideSlots(a, b *render.Backend) bool {
+	if a.Spare && b.Spare {
+		// The Service a spare serves is only in its comment, which its
+		// skeleton masks (maskSlots).
+		return a.Name == b.Name && a.Slots == b.Slots && samePolicy(a, b)
+	}
 	return a.Name == b.Name && a.Namespace == b.Namespace && a.Service == b.Service && a.Port == b.Port &&
 		a.PortName == b.PortName && a.Slots == b.Slots && samePolicy(a, b)
 }
@@ -282,6 +287,12 @@ func maskSlots(bd *BackendData) {
 	}
 	if bd.ExternalName != "" {
 		bd.ExternalName = maskedAddress
+	}
+	if bd.Spare {
+		// Which Service a spare serves is only in the section's comment:
+		// the runtime API gives a spare to a Service (its slots and the
+		// route map entries), so skeletons leave the Service out.
+		bd.Namespace, bd.Service, bd.Port, bd.PortName, bd.OwnName = "", "", 0, "", ""
 	}
 }
 

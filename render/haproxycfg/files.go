@@ -193,7 +193,7 @@ func backendData(be *render.Backend) BackendData {
 		}
 		bd.Servers[i] = s
 	}
-	bd.Ingress, bd.RedirectHost = be.Ingress, be.RedirectHost
+	bd.Ingress, bd.RedirectHost, bd.Spare, bd.OwnName = be.Ingress, be.RedirectHost, be.Spare, be.OwnName
 	if be.TCP {
 		// A TCP service's backend: bytes to the endpoints, nothing
 		// of HTTP; PROXY v1 to them when the entry asks for it.
@@ -296,6 +296,11 @@ type BackendData struct {
 	// ExternalName is the DNS name of an ExternalName Service's backend,
 	// whose one server resolves it (its Address is name:port).
 	ExternalName string
+	// Spare is set on a spare backend (render.SpareName); OwnName is the
+	// name of the backend its Service port would have of its own, "" on
+	// a free one.
+	Spare   bool
+	OwnName string
 }
 
 // TCPServiceData is one TCP service's frontend as the template sees it.

@@ -39,7 +39,7 @@ func allSame(a, b [][]byte) bool {
 // nothing else.
 func sameSection(a, b *render.Backend) bool {
 	return a.Name == b.Name && a.Namespace == b.Namespace && a.Service == b.Service && a.Port == b.Port &&
-		a.PortName == b.PortName && a.Slots == b.Slots && (sameSlice(a.SlotAddrs, b.SlotAddrs) || slices.Equal(a.SlotAddrs, b.SlotAddrs)) &&
+		a.PortName == b.PortName && a.Slots == b.Slots && a.Spare == b.Spare && a.OwnName == b.OwnName && (sameSlice(a.SlotAddrs, b.SlotAddrs) || slices.Equal(a.SlotAddrs, b.SlotAddrs)) &&
 		samePolicy(a, b)
 }
 
