@@ -34,6 +34,7 @@ Exit status: 0 nothing changes, 1 something changes, 2 error.`,
 	}
 	fs := cmd.Flags()
 	rf.register(fs)
+	rf.registerSpares(fs)
 	fs.StringArrayVar(&manifests, "manifests", nil, "the old snapshot, then (again) the new one: files or directories of manifests")
 	return cmd
 }

@@ -54,8 +54,8 @@ type renderFlags struct {
 	// adminAddrs are the sidecar's own listeners (run's --health-addr
 	// and --debug-addr), whose ports no TCP service may take.
 	adminAddrs []string
-	// spareBackends is run's --spare-backends (render.Options.SpareBackends);
-	// the one-shot commands render without spares.
+	// spareBackends is --spare-backends of run and diff
+	// (render.Options.SpareBackends); render and explain have none.
 	spareBackends int
 }
 
@@ -74,6 +74,13 @@ func (f *renderFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tcpServicesConfigMap, "tcp-services-configmap", "", "namespace/name of the ConfigMap of TCP services, as ingress-nginx's tcp-services: each key a port HAProxy listens on, each value namespace/service:port[:[PROXY][:[PROXY]]] (see README)")
 	fs.IntVar(&f.threads, "haproxy-threads", 0, "HAProxy's thread count (nbthread); 0: in run, from the HAProxy container's CPU limit ($HAPROXY_CPU_LIMIT, the Downward API's limits.cpu; with --haproxy-start, the sidecar's own cgroup), rounded up and at most the CPUs there are; without a limit, or in render, HAProxy's default (one per CPU)")
 	fs.StringVar(&f.statsBind, "stats-bind", "", "listen address of HAProxy's stats frontend: monitor-uri /healthz, and Prometheus metrics on /metrics when HAProxy has the exporter (empty: none)")
+}
+
+// registerSpares adds --spare-backends, for the commands that render as
+// a running sidecar does (run, and diff predicting it); render and
+// explain show no spares, which serve nothing until run gives them out.
+func (f *renderFlags) registerSpares(fs *pflag.FlagSet) {
+	fs.IntVar(&f.spareBackends, "spare-backends", 128, "spare backends declared ahead, each given at run time to a new Service whose routes need nothing of their own (no reload); the pool doubles at a reload when they run out (0: none, every new Service reloads)")
 }
 
 // renderer turns inputs into files with the flags' settings.

@@ -88,7 +88,7 @@ sidecar starts and supervises. --init only writes a minimal configuration into
 	fs.StringVar(&f.masterSocket, "master-socket", "", "HAProxy master CLI socket (haproxy -W -S <path>) (required)")
 	fs.BoolVar(&f.haproxyStart, "haproxy-start", false, "start and supervise HAProxy in master-worker mode (adopting one already answering on --master-socket) instead of using one another container started")
 	fs.BoolVar(&f.init, "init", false, "write a valid minimal configuration into --config-dir (unless one is there) and exit; for an HAProxy container to start on")
-	fs.IntVar(&f.spareBackends, "spare-backends", 128, "spare backends declared ahead, each given at run time to a new Service whose routes need nothing of their own (no reload); the pool doubles at a reload when they run out (0: none, every new Service reloads)")
+	f.renderFlags.registerSpares(fs)
 	fs.DurationVar(&f.minReloadInterval, "min-reload-interval", 500*time.Millisecond, "minimum time between the starts of two reloads while workers replaced by earlier reloads are still finishing (a reload starts at once when none is); longer when a reload takes longer or old workers pile up (runtime API updates are not limited)")
 	fs.DurationVar(&f.reloadTimeout, "haproxy-reload-timeout", reload.DefaultReloadTimeout, "how long a reload may take until the new worker runs; a configuration HAProxy has not finished loading by then is rejected, and a master started with --haproxy-start is restarted on the last good one (a 10k-Ingress reload takes about 1.7 s)")
 	fs.DurationVar(&f.startTimeout, "haproxy-start-timeout", reload.DefaultStartTimeout, "with --haproxy-start: how long HAProxy may take to start until its worker runs; one that has not by then is killed and started again")

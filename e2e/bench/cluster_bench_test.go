@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,7 +43,7 @@ type settings struct {
 	versions  []string // BENCH_HAPROXY: HAProxy versions, default "2.6 3.0"
 	tls       []string // BENCH_TLS: versions that also run the 1k-TLS-Secret variant, default "2.6 3.0"; "none" for none
 	changes   int      // BENCH_CHANGES: runtime-path and endpoint changes per configuration, default 100
-	reloads   int      // BENCH_RELOADS: reload-path changes, default 30
+	reloads   int      // BENCH_RELOADS: new-Service changes of each kind, default 100
 	starts    int      // BENCH_STARTS: sidecar starts, default 5
 	tlsStarts int      // BENCH_TLS_STARTS: sidecar starts in the TLS variant, default 1
 	variants  []string // BENCH_VARIANTS: which of "plain tls" run (tls only for the BENCH_TLS versions), default both
@@ -66,7 +67,7 @@ func loadSettings(b *testing.B) settings {
 		versions:  fieldsOr("BENCH_HAPROXY", "2.6 3.0"),
 		tls:       fieldsOr("BENCH_TLS", "2.6 3.0"),
 		changes:   atoiOr(b, "BENCH_CHANGES", 100),
-		reloads:   atoiOr(b, "BENCH_RELOADS", 30),
+		reloads:   atoiOr(b, "BENCH_RELOADS", 100),
 		starts:    atoiOr(b, "BENCH_STARTS", 5),
 		tlsStarts: atoiOr(b, "BENCH_TLS_STARTS", 1),
 		variants:  fieldsOr("BENCH_VARIANTS", "plain tls"),
@@ -638,15 +639,16 @@ func (r *run) endpointChange() {
 	r.row("endpoint change: EndpointSlice moved → traffic there", ds, failed, "EndpointSlice update returned → first answer from the new backends; each change alone")
 }
 
-// reloadPath: a new Service, its EndpointSlice and an Ingress for it (a new
-// backend: haproxy -c and a reload), with the sidecar's default
-// --min-reload-interval. Each is written once the previous is served.
+// reloadPath: a new Service, its EndpointSlice and an Ingress for it,
+// which a spare backend serves without a reload; then each removed again;
+// then the same with a backend annotation (timeout-server), which needs a
+// backend of its own: haproxy -c and a reload, spaced by the sidecar's
+// default rules. Each change is written once the previous is served, and
+// each row's notes count the reloads it caused.
 func (r *run) reloadPath() {
 	b := r.b
-	var ds []time.Duration
-	failed := 0
-	for k := range r.set.reloads {
-		name := fmt.Sprintf("new-%05d", k)
+	create := func(k int, prefix string, annotations map[string]string) (string, time.Duration, error) {
+		name := fmt.Sprintf("%s-%05d", prefix, k)
 		host := name + ".bench.test"
 		ctx := r.ctx(time.Minute)
 		if err := CreateService(ctx, r.client, NewService(name)); err != nil {
@@ -655,18 +657,54 @@ func (r *run) reloadPath() {
 		if err := CreateEndpointSlice(ctx, r.client, NewEndpointSlice(name, r.spec.Addrs(k, 0))); err != nil {
 			b.Fatal(err)
 		}
-		if err := CreateIngress(ctx, r.client, NewIngress(name, host, name, false)); err != nil {
+		ing := NewIngress(name, host, name, false)
+		ing.Annotations = annotations
+		if err := CreateIngress(ctx, r.client, ing); err != nil {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		if d, err := r.sidecar.Poll(start, changeLimit, host, "/", false, Served); err != nil {
-			failed++
-			b.Errorf("reload change %d: %v", k, err)
-		} else {
-			ds = append(ds, d)
-		}
+		d, err := r.sidecar.Poll(start, changeLimit, host, "/", false, Served)
+		return name, d, err
 	}
-	r.row("reload path: new Service + Ingress → first 200", ds, failed, "Ingress create returned (Service, EndpointSlice written just before) → first 200; back to back, default --min-reload-interval")
+	measure := func(figure, notes string, change func(k int) (time.Duration, error)) {
+		var ds []time.Duration
+		failed := 0
+		before := r.reloads()
+		for k := range r.set.reloads {
+			if d, err := change(k); err != nil {
+				failed++
+				b.Errorf("%s, change %d: %v", figure, k, err)
+			} else {
+				ds = append(ds, d)
+			}
+		}
+		r.row(figure, ds, failed, fmt.Sprintf("%s; %d changes back to back, %d reloads", notes, r.set.reloads, r.reloads()-before))
+	}
+	var names []string
+	measure("new Service + Ingress → first 200", "Ingress create returned (Service, EndpointSlice written just before) → first 200; a spare backend", func(k int) (time.Duration, error) {
+		name, d, err := create(k, "new", nil)
+		names = append(names, name)
+		return d, err
+	})
+	measure("Service + Ingress removed → first 404", "Ingress delete returned (Service, EndpointSlice deleted just after) → first 404; its spare emptied", func(k int) (time.Duration, error) {
+		name := names[k]
+		ctx := r.ctx(time.Minute)
+		if err := r.client.NetworkingV1().Ingresses(Namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := r.client.DiscoveryV1().EndpointSlices(Namespace).Delete(ctx, name+"-1", metav1.DeleteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		if err := r.client.CoreV1().Services(Namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		return r.sidecar.Poll(start, changeLimit, name+".bench.test", "/", false, func(a Answer) bool { return a.Status == http.StatusNotFound })
+	})
+	measure("reload path: new Service + Ingress with a backend annotation → first 200", "Ingress create returned (Service, EndpointSlice written just before) → first 200; its own backend: a reload", func(k int) (time.Duration, error) {
+		_, d, err := create(k, "own", map[string]string{"haproxy-sidecar.io/timeout-server": "30s"})
+		return d, err
+	})
 }
 
 func (r *run) passes() int64 {

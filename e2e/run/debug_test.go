@@ -208,8 +208,9 @@ func TestDumpAndHistory(t *testing.T) {
 			t.Errorf("runtime pass diff:\n%s", p.Diff)
 		}
 
-		// A reload: a new Service behind a new host.
-		s.Write("c.yaml", app("c", b)+"---\n"+ingress("c", "c.test", "/", "c"))
+		// A reload: a new Service behind a new host, with a backend
+		// annotation (a plain one would take a spare backend).
+		s.Write("c.yaml", app("c", b)+"---\n"+annotated(ingress("c", "c.test", "/", "c"), "haproxy-sidecar.io/balance", "leastconn"))
 		s.Expect("c.test", "/", "svc:b")
 		p = s.waitPass(p.ID)
 		if p.Outcome != controller.OutcomeReload || p.ReloadCause != controller.CauseBackends || p.ReloadReason == "" ||
@@ -292,22 +293,28 @@ func TestHistoryShowsRejection(t *testing.T) {
 func TestDiffPredictsRun(t *testing.T) {
 	bin := bin26(t)
 	a, a2, b := startEcho(t, "a"), startEcho(t, "a2"), startEcho(t, "b")
-	s := startSidecar(t, sidecartest.Options{HAProxy: bin})
 	sec, _ := tlsSecret(t, "t-tls", "t.test")
-	base := ingressClass + "---\n" + app("a", a) + "---\n" + app("b", b) + "---\n" + ingress("a", "a.test", "/", "a")
+	// Service c has its own backend from the start (in the first pass);
+	// b gets its first route later, and with it a spare backend.
+	c := "---\n" + app("c", b) + "---\n" + ingress("c", "c.test", "/", "c")
+	base := ingressClass + "---\n" + app("a", a) + "---\n" + app("b", b) + "---\n" + ingress("a", "a.test", "/", "a") + c
 	steps := []struct {
 		name     string
 		manifest string
 		want     controller.Method
 	}{
-		{"endpoint moves", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + ingress("a", "a.test", "/", "a"), controller.MethodRuntime},
-		{"new path, same Service", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + ingress("a", "a.test", "/", "a", "/x", "a"), controller.MethodRuntime},
-		{"unchanged", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + ingress("a", "a.test", "/", "a", "/x", "a"), controller.MethodNone},
-		{"a Service gets its first route", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + ingress("a", "a.test", "/", "a", "/x", "b"), controller.MethodReload},
-		{"TLS added", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + sec + "---\n" + withTLS(ingress("a", "a.test", "/", "a", "/x", "b"), "t.test", "t-tls"), controller.MethodRuntime},
-		{"route removed", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + sec + "---\n" + withTLS(ingress("a", "a.test", "/", "a", "/x", "a"), "t.test", "t-tls"), controller.MethodReload},
+		{"endpoint moves", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + ingress("a", "a.test", "/", "a") + c, controller.MethodRuntime},
+		{"new path, same Service", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + ingress("a", "a.test", "/", "a", "/x", "a") + c, controller.MethodRuntime},
+		{"unchanged", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + ingress("a", "a.test", "/", "a", "/x", "a") + c, controller.MethodNone},
+		{"a Service gets its first route: a spare backend", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + ingress("a", "a.test", "/", "a", "/x", "b") + c, controller.MethodRuntime},
+		{"TLS added", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + sec + "---\n" + withTLS(ingress("a", "a.test", "/", "a", "/x", "b"), "t.test", "t-tls") + c, controller.MethodRuntime},
+		{"the last route of a Service with its own backend removed", ingressClass + "---\n" + app("a", a2) + "---\n" + app("b", b) + "---\n" + sec + "---\n" + withTLS(ingress("a", "a.test", "/", "a", "/x", "b"), "t.test", "t-tls"), controller.MethodReload},
 	}
-	s.Write("all.yaml", base)
+	// The sidecar's first pass has the whole base, as diff's old
+	// snapshot does (a Service that comes later takes a spare).
+	manifests := t.TempDir()
+	sidecartest.WriteManifest(t, manifests, "all.yaml", base)
+	s := startSidecar(t, sidecartest.Options{HAProxy: bin, Manifests: manifests, SpareBackends: -1})
 	s.Expect("a.test", "/", "svc:a")
 	prev := base
 	work := t.TempDir()

@@ -153,8 +153,7 @@ func TestReloadStorm(t *testing.T) {
 		s.Write("class.yaml", ingressClass)
 		s.Write("a.yaml", app("a", a))
 		withTimeout := func(i int) string {
-			return strings.Replace(ingress("ing", "storm.test", "/", "a"), "metadata:\n",
-				fmt.Sprintf("metadata:\n  annotations:\n    haproxy-sidecar.io/timeout-server: %dms\n", 10000+i), 1)
+			return annotated(ingress("ing", "storm.test", "/", "a"), "haproxy-sidecar.io/timeout-server", fmt.Sprintf("%dms", 10000+i))
 		}
 		s.Write("ing.yaml", withTimeout(0))
 		s.Expect("storm.test", "/", "svc:a")

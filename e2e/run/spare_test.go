@@ -18,6 +18,11 @@ func inNamespace(ns, manifest string) string {
 	return strings.ReplaceAll(manifest, "metadata:\n", "metadata:\n  namespace: "+ns+"\n")
 }
 
+// annotated adds an annotation to the first object of a manifest.
+func annotated(manifest, key, value string) string {
+	return strings.Replace(manifest, "metadata:\n", fmt.Sprintf("metadata:\n  annotations:\n    %s: %q\n", key, value), 1)
+}
+
 // answers sends n requests for host/path over one kept-alive client
 // connection and returns the distinct answers, sorted.
 func answers(t *testing.T, c *http.Client, port int, host, path string, n int) []string {
@@ -68,8 +73,8 @@ func refusing(t *testing.T) *echo {
 func TestSpareBackends(t *testing.T) {
 	forEachHAProxy(t, func(t *testing.T, bin string) {
 		a := startEcho(t, "a")
-		s := startSidecar(t, sidecartest.Options{HAProxy: bin, Args: []string{"--spare-backends", "2"}})
-		own := startSidecar(t, sidecartest.Options{HAProxy: bin, Manifests: s.Manifests, Args: []string{"--spare-backends", "0"}})
+		s := startSidecar(t, sidecartest.Options{HAProxy: bin, SpareBackends: 2})
+		own := startSidecar(t, sidecartest.Options{HAProxy: bin, Manifests: s.Manifests})
 		s.Write("class.yaml", ingressClass)
 		s.Write("a.yaml", app("a", a)+"---\n"+ingress("a", "a.test", "/", "a"))
 		s.Expect("a.test", "/", "svc:a")

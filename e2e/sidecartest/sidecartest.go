@@ -106,6 +106,11 @@ type Options struct {
 	// MinReloadInterval is --min-reload-interval: 0s when zero, not
 	// passed (500 ms) when negative.
 	MinReloadInterval time.Duration
+	// SpareBackends is --spare-backends: 0 (none, so that every backend
+	// has its Service port's own name, which most tests read) when zero,
+	// not passed (run's default) when negative. BinaryDefaults passes it
+	// only when positive.
+	SpareBackends int
 	// Templates is --templates; not passed when empty.
 	Templates string
 	// TCPServicesConfigMap is --tcp-services-configmap; not passed when
@@ -179,8 +184,13 @@ func (o Options) resolve(t testing.TB) Options {
 		if o.GracePeriod == 0 {
 			o.GracePeriod = 5 * time.Second
 		}
-	} else if o.MinReloadInterval == 0 {
-		o.MinReloadInterval = -1
+	} else {
+		if o.MinReloadInterval == 0 {
+			o.MinReloadInterval = -1
+		}
+		if o.SpareBackends == 0 {
+			o.SpareBackends = -1
+		}
 	}
 	return o
 }
@@ -213,6 +223,9 @@ func (o Options) args() []string {
 	}
 	if o.MinReloadInterval >= 0 {
 		args = append(args, "--min-reload-interval", o.MinReloadInterval.String())
+	}
+	if o.SpareBackends >= 0 {
+		args = append(args, "--spare-backends", strconv.Itoa(o.SpareBackends))
 	}
 	args = append(args, "--health-addr", addr(o.HealthPort), "--debug-addr", addr(o.DebugPort))
 	args = append(args, o.RenderFlags()...)

@@ -36,22 +36,22 @@ func TestOptionsArgs(t *testing.T) {
 	got := strings.Join(o.args(), " ")
 	for _, want := range []string{"run --manifests " + o.Manifests, "--config-dir " + o.ConfigDir, "--master-socket " + o.Socket,
 		"--haproxy-start", "--haproxy /usr/sbin/haproxy", "--log-level debug", "--grace-period 5s", "--min-reload-interval 0s",
-		"--templates /t", "--tcp-services-configmap ns/tcp", "--haproxy-threads 3", "--x y"} {
+		"--spare-backends 0", "--templates /t", "--tcp-services-configmap ns/tcp", "--haproxy-threads 3", "--x y"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("args %q lack %q", got, want)
 		}
 	}
 	bench := Options{Binary: "/bin/true", Kubeconfig: "/k", BinaryDefaults: true}.resolve(t)
 	got = strings.Join(bench.args(), " ")
-	for _, unwanted := range []string{"--manifests", "--log-level", "--grace-period", "--min-reload-interval", "--templates", "--tcp-services-configmap", "--haproxy ", "--haproxy-threads"} {
+	for _, unwanted := range []string{"--manifests", "--log-level", "--grace-period", "--min-reload-interval", "--spare-backends", "--templates", "--tcp-services-configmap", "--haproxy ", "--haproxy-threads"} {
 		if strings.Contains(got, unwanted) {
 			t.Errorf("BinaryDefaults: args %q hold %q", got, unwanted)
 		}
 	}
-	ext := Options{Binary: "/bin/true", External: true, DebugPort: -1, GracePeriod: -1, MinReloadInterval: -1}.resolve(t)
+	ext := Options{Binary: "/bin/true", External: true, DebugPort: -1, GracePeriod: -1, MinReloadInterval: -1, SpareBackends: -1}.resolve(t)
 	got = strings.Join(ext.args(), " ")
 	if strings.Contains(got, "--haproxy-start") || !strings.Contains(got, `--debug-addr  --`) || strings.Contains(got, "--grace-period") ||
-		strings.Contains(got, "--min-reload-interval") {
+		strings.Contains(got, "--min-reload-interval") || strings.Contains(got, "--spare-backends") {
 		t.Errorf("external: args %q", got)
 	}
 	init := Options{Binary: "/bin/true", Init: true, GracePeriod: -1}.resolve(t)
