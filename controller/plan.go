@@ -67,6 +67,14 @@ func (p plan) batch() *reload.Batch {
 			b.SetServerAddr(op.backend, op.server, haproxycfg.PlaceholderAddr, haproxycfg.PlaceholderPort)
 			continue
 		}
+		if op.replaces {
+			// Maintenance first: HAProxy 2.6 keeps a server's idle
+			// connections across "set server addr" and would send
+			// later requests over them to the endpoint that left the
+			// slot (a spare's previous Service's, even); going down
+			// closes them. 3.0 closes them on the address change too.
+			b.SetServerState(op.backend, op.server, reload.StateMaint)
+		}
 		b.SetServerAddr(op.backend, op.server, op.addr, op.port)
 		b.SetServerState(op.backend, op.server, reload.StateReady)
 	}
@@ -142,6 +150,9 @@ type slotOp struct {
 	backend, server string
 	addr            string // IP, or "" to disable the slot
 	port            int
+	// replaces: the slot held another endpoint, whose idle connections
+	// must not serve the new one.
+	replaces bool
 	// fqdn, when set, is the name the slot's server resolves from now on
 	// (an ExternalName backend's); addr and port are then unused.
 	fqdn string
@@ -351,6 +362,7 @@ func slotChanges(old, next *haproxycfg.Output, i int) []slotOp {
 		op := slotOp{backend: backend, server: s.Name}
 		if s.Addr.IsValid() {
 			op.addr, op.port = s.Addr.Addr().String(), int(s.Addr.Port())
+			op.replaces = j < len(was) && was[j].Addr.IsValid()
 		}
 		ops = append(ops, op)
 	}

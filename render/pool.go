@@ -39,8 +39,9 @@ import (
 //     backend: a reload) and the pool doubles (by MaxSpareBackends at
 //     most) in the same configuration.
 //
-// Without Options.Previous (the first build, offline render) no backend
-// is in the pool and SpareBackends spares are declared.
+// Without Options.Previous (the first build) no backend is in the pool
+// and SpareBackends spares are declared; a model without any backend
+// declares none.
 
 // SpareSlots is a spare backend's number of server slots: what a
 // Service's own backend with up to MinServerSlots endpoints has, so that
@@ -107,6 +108,13 @@ func applySpares(m *Model, opts Options, memo *spareMemo) {
 		return
 	}
 	prev := prevSpares(opts.Previous)
+	if len(prev) == 0 && len(m.Backends) == 0 {
+		// A configuration without any backend declares none: it is
+		// the bootstrap configuration (run --init, an empty cluster),
+		// whose bytes run compares whatever its flags; the first
+		// backend comes with a reload, which declares them.
+		return
+	}
 	n := len(prev)
 	if n == 0 {
 		n = opts.SpareBackends

@@ -201,7 +201,8 @@ func TestDumpAndHistory(t *testing.T) {
 		s.Expect("a.test", "/", "svc:a2")
 		p := s.waitPass(before)
 		if p.Outcome != controller.OutcomeRuntime || !strings.Contains(fmt.Sprint(p.Trigger), "updated EndpointSlice default/a-0") ||
-			len(p.Commands) == 0 || !strings.Contains(p.Commands[0], "set server default_a_80/s1 addr 127.0.0.1 port "+strconv.Itoa(a2.port)) {
+			len(p.Commands) != 3 || p.Commands[0] != "set server default_a_80/s1 state maint" ||
+			!strings.Contains(p.Commands[1], "set server default_a_80/s1 addr 127.0.0.1 port "+strconv.Itoa(a2.port)) {
 			t.Errorf("runtime pass: outcome %s, trigger %v, commands %q", p.Outcome, p.Trigger, p.Commands)
 		}
 		if !strings.Contains(p.Diff, "+    server s1 127.0.0.1:"+strconv.Itoa(a2.port)) || !strings.Contains(p.Diff, "Service default/a port 80") {

@@ -137,62 +137,63 @@ func waitNoOldWorkers(s *sidecar) {
 	})
 }
 
-// Reload storm: changes that each need a reload (a backend annotation's
-// value), made back to back, under load. Without long-lived connections
-// every old worker is gone by the time a reload is done, so reloads are
-// not spaced at all; with them, old workers pile up and reloads are
-// spaced by --min-reload-interval and more (one at once, one per spacing
-// while the changes last, then the last). Either way the final state is
-// served and no request fails. With the default flags: the guarantee
-// holds without tuning.
+// Reload spacing: a change that needs a reload right after another
+// reload is not held back by --min-reload-interval when that reload's old
+// worker has finished, and is when it is still finishing a request. Then
+// a storm of such changes (a backend annotation's value, back to back)
+// under load, with a request held open on every worker so that old
+// workers pile up: one reload at once, one per spacing while the changes
+// last, then the last; the final state served and no request failed.
 func TestReloadStorm(t *testing.T) {
-	const changes = 300
+	const changes, spacing = 300, time.Second
 	forEachHAProxy(t, func(t *testing.T, bin string) {
 		a := startEcho(t, "a")
-		s := startSidecar(t, sidecartest.Options{HAProxy: bin, MinReloadInterval: -1})
+		s := startSidecar(t, sidecartest.Options{HAProxy: bin, MinReloadInterval: spacing})
 		s.Write("class.yaml", ingressClass)
 		s.Write("a.yaml", app("a", a))
 		withTimeout := func(i int) string {
-			return annotated(ingress("ing", "storm.test", "/", "a"), "haproxy-sidecar.io/timeout-server", fmt.Sprintf("%dms", 10000+i))
+			return annotated(ingress("ing", "storm.test", "/", "a"), "haproxy-sidecar.io/timeout-server", fmt.Sprintf("%dms", 20001+i))
 		}
-		s.Write("ing.yaml", withTimeout(0))
-		s.Expect("storm.test", "/", "svc:a")
-		poller := sidecartest.StartPoller(t, s.HTTPPort, "storm.test", "/", "svc:a")
-
-		storm := func(from int) (reloads int, wrote time.Duration) {
+		served := func(i int) time.Duration {
 			t.Helper()
-			base := s.Procs().Reloads
 			start := time.Now()
-			for i := from; i < from+changes; i++ {
-				s.Write("ing.yaml", withTimeout(i))
-				time.Sleep(2 * time.Millisecond)
-			}
-			wrote = time.Since(start)
-			last := fmt.Sprintf("timeout server %dms", 10000+from+changes-1)
-			s.Eventually(30*time.Second, "the final state served", func() error {
-				if !strings.Contains(s.liveConfig(), last) {
-					return fmt.Errorf("%q not live", last)
+			s.Write("ing.yaml", withTimeout(i))
+			want := fmt.Sprintf("timeout server %dms", 20001+i)
+			s.Eventually(30*time.Second, want+" live", func() error {
+				if !strings.Contains(s.liveConfig(), want) {
+					return fmt.Errorf("%q not live", want)
 				}
 				return nil
 			})
-			return s.Procs().Reloads - base, wrote
+			return time.Since(start)
 		}
-		// The bound spacing sets: one reload at once, one per
-		// --min-reload-interval (500ms by default) while the changes
-		// keep coming, then the last.
-		spaced := func(wrote time.Duration) int { return 2 + int(wrote/(500*time.Millisecond)) }
-
-		time.Sleep(200 * time.Millisecond) // the first reload's old worker
-		reloads, wrote := storm(1)
-		t.Logf("no long-lived connections: %d changes written in %s, %d reloads", changes, wrote.Round(time.Millisecond), reloads)
-		if reloads <= spaced(wrote) {
-			t.Errorf("%d reloads for %d changes in %s without long-lived connections: spaced as if old workers piled up (at most %d)",
-				reloads, changes, wrote, spaced(wrote))
+		noOldWorker := func() {
+			s.Eventually(10*time.Second, "no old worker", func() error {
+				if n := len(s.Procs().OldWorkers); n > 0 {
+					return fmt.Errorf("%d old workers", n)
+				}
+				return nil
+			})
+		}
+		served(0)
+		s.Expect("storm.test", "/", "svc:a")
+		noOldWorker()
+		served(1)
+		noOldWorker()
+		if d := served(2); d > spacing/2 {
+			t.Errorf("a reload right after another whose old worker had finished took %s: held back by the spacing (%s)", d, spacing)
+		}
+		// A request held open on the current worker: the next reload
+		// leaves it finishing that request.
+		go sidecartest.Get(s.HTTPPort, "storm.test", "/hold")
+		<-a.held
+		served(3)
+		if d := served(4); d < spacing/2 {
+			t.Errorf("a reload right after another whose old worker is still finishing a request took %s: not spaced (%s)", d, spacing)
 		}
 
-		// Long-lived connections: a request held open on every worker
-		// (a new one every 20 ms), so that each reload leaves one more
-		// old worker finishing it.
+		poller := sidecartest.StartPoller(t, s.HTTPPort, "storm.test", "/", "svc:a")
+		// A request held open on every worker (a new one every 20 ms).
 		done := make(chan struct{})
 		var held sync.WaitGroup
 		held.Add(1)
@@ -208,22 +209,35 @@ func TestReloadStorm(t *testing.T) {
 				}
 			}
 		}()
-		reloads, wrote = storm(1 + changes)
-		maxOld := 0
-		for range 10 {
-			maxOld = max(maxOld, len(s.Procs().OldWorkers))
-			time.Sleep(10 * time.Millisecond)
+		base := s.Procs().Reloads
+		start := time.Now()
+		for i := 5; i < 5+changes; i++ {
+			s.Write("ing.yaml", withTimeout(i))
+			time.Sleep(2 * time.Millisecond)
 		}
+		wrote := time.Since(start)
+		last := fmt.Sprintf("timeout server %dms", 20001+4+changes)
+		s.Eventually(30*time.Second, "the final state served", func() error {
+			if !strings.Contains(s.liveConfig(), last) {
+				return fmt.Errorf("%q not live", last)
+			}
+			return nil
+		})
+		reloads := s.Procs().Reloads - base
+		maxOld := len(s.Procs().OldWorkers)
 		close(done)
 		held.Wait()
 		a.release()
-		t.Logf("long-lived connections: %d changes written in %s, %d reloads, %d old workers after", changes, wrote.Round(time.Millisecond), reloads, maxOld)
+		t.Logf("%d changes written in %s: %d reloads, %d old workers after", changes, wrote.Round(time.Millisecond), reloads, maxOld)
 		if maxOld == 0 {
 			t.Error("no old worker was finishing a held request: the spacing was not exercised")
 		}
-		if reloads > spaced(wrote) {
-			t.Errorf("%d reloads for %d changes in %s while old workers piled up, want at most %d", reloads, changes, wrote, spaced(wrote))
+		// One reload at once (the spacing since the last one has
+		// passed), one per spacing while the changes keep coming, then
+		// the last.
+		if limit := 2 + int(wrote/spacing); reloads > limit {
+			t.Errorf("%d reloads for %d changes in %s while old workers piled up, want at most %d", reloads, changes, wrote, limit)
 		}
-		poller.ExpectNone(t, "reload storms")
+		poller.ExpectNone(t, "the reload storm")
 	})
 }
