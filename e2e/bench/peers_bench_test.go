@@ -530,8 +530,10 @@ func startHAProxyIngress(pr *peerRun, extra []string) controllerProcess {
 	args := append([]string{
 		"--kubeconfig=" + kubeconfig,
 		"--local-filesystem-prefix=" + prefix,
-		// Its default needs a pod name or a published address to write
-		// Ingress status; the sidecar does not write status either.
+		// Its default writes Ingress status, which needs a pod name or a
+		// published address; none of the three writes status here (the
+		// sidecar without --publish-*, haproxytech without
+		// --publish-service).
 		"--update-status=false",
 		"--healthz-addr=127.0.0.1:" + strconv.Itoa(healthz),
 	}, extra...)
@@ -587,7 +589,10 @@ func startHAProxyTech(pr *peerRun) controllerProcess {
 		"--disable-ipv6",
 		"--disable-quic",
 	}
-	p := startPeer(pr, dir, dir, front, nil, args...)
+	// As in its pod (its Deployment sets both from the Downward API); the
+	// pod name's prefix names the pods it would peer with (none here).
+	env := []string{"POD_NAMESPACE=" + Namespace, "POD_NAME=haproxy-kubernetes-ingress-5d4c8b7f9-x2x7q"}
+	p := startPeer(pr, dir, dir, front, env, args...)
 	// Ingress changes wait for the next sync (every 5 s): the jitter
 	// spreads the writes over that period.
 	p.settle, p.jitter = 300*time.Millisecond, 5*time.Second
