@@ -68,13 +68,14 @@ export_source() {
 }
 
 # go_build SRC OUT PKG [ldflags] builds PKG of the module in SRC into OUT
-# through a temporary name. GOFLAGS=-mod=mod: the peers' go.sum files lack
-# some entries Go 1.26 wants; the missing sums come from the module proxy
-# and are checked against the checksum database as usual.
+# through a temporary name, as the peers' own Makefile and Dockerfile do
+# (CGO_ENABLED=0, their version stamped with -X), with the module's own
+# go.mod and go.sum (-mod=readonly: both are complete at these tags) and
+# the Go on PATH (GOTOOLCHAIN=local; both need Go 1.25 or newer).
 go_build() {
 	local src=$1 out=$2 pkg=$3 ldflags=${4:-}
 	local start=${SECONDS}
-	(cd "${src}" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod \
+	(cd "${src}" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=readonly \
 		go build -buildvcs=false -trimpath -ldflags "-s -w ${ldflags}" -o "${out}.tmp.$$" "${pkg}")
 	mv -f "${out}.tmp.$$" "${out}"
 	log "built $(basename "${out}") in $((SECONDS - start))s"

@@ -138,6 +138,8 @@ type controllerProcess interface {
 	// waits until that change has been applied and the controller is
 	// quiet again, so that the next change is measured alone.
 	Mark() func() error
+	// Settle waits until the controller is quiet after its start.
+	Settle() error
 	LogTail() string
 	Stop()
 }
@@ -249,10 +251,9 @@ func (pr *peerRun) startup() controllerProcess {
 		if k == pr.ps.starts-1 {
 			pr.c.Start = Summarise(ds, failed)
 			// Let the first passes and reloads settle before measuring.
-			if err := p.Mark()(); err != nil {
-				b.Errorf("after start: %v", err)
+			if err := p.Settle(); err != nil {
+				b.Fatalf("after start: %v", err)
 			}
-			time.Sleep(2 * time.Second)
 			return p
 		}
 		p.Stop()
@@ -376,6 +377,12 @@ func startSidecar(pr *peerRun) controllerProcess {
 func (s sidecarProcess) Front() Front    { return s.Sidecar.Front }
 func (s sidecarProcess) LogTail() string { return s.Sidecar.LogTail(8 << 10) }
 func (s sidecarProcess) Stop()           { s.StopAll() }
+func (s sidecarProcess) Settle() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	return s.WaitIdle(ctx, 0, 500*time.Millisecond, 5*time.Minute)
+}
+
 func (s sidecarProcess) Mark() func() error {
 	before, err := s.Passes()
 	if err != nil {
@@ -431,6 +438,17 @@ func (p *peerProcess) Mark() func() error {
 		case <-time.After(d):
 			return nil
 		}
+	}
+}
+
+// Settle: a peer's first updates after its start are over within a few
+// seconds (haproxytech syncs every 5 s, haproxy-ingress at most every 2 s).
+func (p *peerProcess) Settle() error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("the controller exited:\n%s", p.LogTail())
+	case <-time.After(6 * time.Second):
+		return nil
 	}
 }
 
