@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -405,7 +404,7 @@ type peerProcess struct {
 	dir   string
 	front Front
 	done  chan struct{}
-	logs  *testenv.LockedBuffer
+	log   string // its output, controller.log in dir
 	// settle is how long after a change is served the next one waits, and
 	// jitter a random addition to it (see Mark).
 	settle, jitter time.Duration
@@ -417,8 +416,8 @@ func (p *peerProcess) PeakRSS() (int64, error) {
 	return VmHWM(p.cmd.Process.Pid)
 }
 func (p *peerProcess) LogTail() string {
-	s := p.logs.String()
-	return s[max(0, len(s)-8<<10):]
+	data, _ := os.ReadFile(p.log)
+	return string(data[max(0, len(data)-8<<10):])
 }
 
 // Mark: a peer has no count of its passes to wait on, so the next change
@@ -475,12 +474,14 @@ func (p *peerProcess) Stop() {
 // (controller.log) is written.
 func startPeer(pr *peerRun, dir, cwd string, front Front, env []string, args ...string) *peerProcess {
 	b := pr.b
-	p := &peerProcess{b: b, dir: dir, front: front, done: make(chan struct{}), logs: &testenv.LockedBuffer{}}
-	logFile, err := os.Create(filepath.Join(dir, "controller.log"))
+	p := &peerProcess{b: b, dir: dir, front: front, done: make(chan struct{}), log: filepath.Join(dir, "controller.log")}
+	// A file, not a pipe: the HAProxy it starts inherits its output, and
+	// Wait would wait for a pipe's last writer, HAProxy, too.
+	logFile, err := os.Create(p.log)
 	if err != nil {
 		b.Fatal(err)
 	}
-	out := io.MultiWriter(logFile, p.logs)
+	out := logFile
 	p.cmd = exec.Command(pr.bin, args...)
 	p.cmd.Dir = cwd
 	p.cmd.Env = append(os.Environ(), env...)
@@ -499,7 +500,8 @@ func startPeer(pr *peerRun, dir, cwd string, front Front, env []string, args ...
 		// BENCH_PEER_LOGS keeps each start's log (TempDir removes dir).
 		if keep := os.Getenv("BENCH_PEER_LOGS"); keep != "" {
 			name := strings.NewReplacer("/", "-", " ", "-").Replace(b.Name()) + "-" + filepath.Base(dir) + ".log"
-			if err := os.WriteFile(filepath.Join(keep, name), []byte(p.logs.String()), 0o644); err != nil {
+			data, _ := os.ReadFile(p.log)
+			if err := os.WriteFile(filepath.Join(keep, name), data, 0o644); err != nil {
 				b.Errorf("BENCH_PEER_LOGS: %v", err)
 			}
 		}
