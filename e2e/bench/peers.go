@@ -154,17 +154,29 @@ func rssCell(rss, base int64) string {
 
 // DurationPair prints a and b (b < 0: a alone) in one unit: ms below a
 // second, else s; two significant digits, three for 100 to 999 ms:
-// "10 / 72 ms", "8.3 / 14 ms", "5.6 / 5.8 s".
+// "10 / 72 ms", "8.3 / 14 ms", "5.6 / 5.8 s". When a is below a second
+// and b is not, each has its own unit: "5.0 ms / 2.0 s".
 func DurationPair(a, b time.Duration) string {
+	one := func(d time.Duration) (string, string) {
+		if d >= time.Second {
+			return sig2(float64(d) / float64(time.Second)), "s"
+		}
+		return sig2(float64(d) / float64(time.Millisecond)), "ms"
+	}
+	if b < 0 {
+		v, unit := one(a)
+		return v + " " + unit
+	}
+	if a < time.Second && b >= time.Second && a < 100*time.Millisecond {
+		va, ua := one(a)
+		vb, ub := one(b)
+		return va + " " + ua + " / " + vb + " " + ub
+	}
 	unit, div := "ms", float64(time.Millisecond)
 	if max(a, b) >= time.Second {
 		unit, div = "s", float64(time.Second)
 	}
-	s := sig2(float64(a) / div)
-	if b >= 0 {
-		s += " / " + sig2(float64(b)/div)
-	}
-	return s + " " + unit
+	return sig2(float64(a)/div) + " / " + sig2(float64(b)/div) + " " + unit
 }
 
 // sig2 is v with two significant digits, but never rounding away whole

@@ -48,6 +48,7 @@ func TestDurationPairAndRatio(t *testing.T) {
 		{250 * ms, -1, "250 ms"},
 		{6100 * ms, -1, "6.1 s"},
 		{4700 * time.Microsecond, 257 * ms, "4.7 / 257 ms"},
+		{4992 * time.Microsecond, 1998 * ms, "5.0 ms / 2.0 s"},
 	} {
 		if got := DurationPair(c.a, c.b); got != c.want {
 			t.Errorf("DurationPair(%v, %v) = %q, want %q", c.a, c.b, got, c.want)
