@@ -17,7 +17,7 @@ IMAGE     ?=
 # which Go's test cache does not track.
 GOFLAGS_TEST ?= -timeout 40m -count=1
 
-.PHONY: build dist chart test deps vet bench golden clean run demo-deps corpus
+.PHONY: build dist chart test deps vet bench bench-peers golden clean run demo-deps corpus
 
 # scripts/build.sh holds the build flags (static, -trimpath, version
 # stamped); the Dockerfile's build stage runs the same script.
@@ -87,6 +87,23 @@ bench: deps
 	BENCH_GO_RESULTS="$(abspath $(BENCH_DIR))/render.txt $(abspath $(BENCH_DIR))/run.txt" \
 		$(GO) test -count=1 -timeout 90m -run '^$$' -bench Cluster -benchtime 1x ./e2e/bench/
 	@echo "results table: $(BENCH_DIR)/results.md"
+
+# The side-by-side benchmark (BENCHMARKS.md, "Side by side with the peer
+# controllers"): this project, haproxy-ingress v0.16.1 (default and fastest
+# settings) and haproxytech/kubernetes-ingress v3.2.11, one after the other
+# against a fresh kube-apiserver with the same 1,000 Ingresses, HAProxy 3.0
+# for all. scripts/install-peers.sh builds the peers once (from GitHub;
+# HAPROXY_INGRESS_SOURCE / HAPROXYTECH_SOURCE name a local clone instead);
+# neither deps nor test runs it. BENCH_PEER_CHANGES, BENCH_PEER_RELOADS,
+# BENCH_PEER_STARTS, BENCH_PEER_SIZE and BENCH_PEER_RUNS are read from the
+# environment (e2e/bench/peers_bench_test.go). Prints one table, also
+# written to $(BENCH_DIR)/peers.md.
+bench-peers: deps
+	@mkdir -p $(BENCH_DIR)
+	@peers=$$(bash scripts/install-peers.sh) || exit 1; \
+	BENCH_PEERS="$$(printf '%s\n' "$$peers" | tail -n 1)" BENCH_OUT=$(abspath $(BENCH_DIR))/peers.md \
+		$(GO) test -count=1 -timeout 120m -run '^$$' -bench '^BenchmarkPeers$$' -benchtime 1x ./e2e/bench/
+	@echo "side-by-side table: $(BENCH_DIR)/peers.md"
 
 # The ingress-nginx corpus (testdata/corpus, corpus_test.go): real Ingresses
 # with nginx.ingress.kubernetes.io annotations. Prints the two shares migrate

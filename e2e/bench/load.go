@@ -63,6 +63,10 @@ type Spec struct {
 	// Cert returns a certificate and key (PEM) for host, used when
 	// TLSSecrets > 0.
 	Cert func(host string) (certPEM, keyPEM []byte)
+	// Class is the IngressClass the Ingresses name; empty, ClassName.
+	// The side-by-side benchmark (peers_bench_test.go) gives each peer
+	// controller its own.
+	Class string
 }
 
 // Services is the number of Services: N/5, at least 1.
@@ -85,6 +89,10 @@ func (s Spec) ServiceOf(i int) int { return i % s.Services() }
 // Ingress is Ingress i of the synthetic cluster.
 func (s Spec) Ingress(i int) *networkingv1.Ingress {
 	ing := NewIngress(fmt.Sprintf("app-%05d", i), Host(i), ServiceName(s.ServiceOf(i)), i%2 == 1)
+	if s.Class != "" {
+		class := s.Class
+		ing.Spec.IngressClassName = &class
+	}
 	if s.HasTLS(i) {
 		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{Host(i)}, SecretName: SecretName(i)}}
 	}

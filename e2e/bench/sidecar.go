@@ -42,8 +42,12 @@ func (s *Sidecar) Poll(start time.Time, limit time.Duration, host, path string, 
 }
 
 // PeakRSS is the sidecar process's peak resident set size (VmHWM).
-func (s *Sidecar) PeakRSS() (int64, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(s.Cmd.Process.Pid) + "/status")
+func (s *Sidecar) PeakRSS() (int64, error) { return VmHWM(s.Cmd.Process.Pid) }
+
+// VmHWM is process pid's peak resident set size, in bytes, from
+// /proc/PID/status (read while the process lives).
+func VmHWM(pid int) (int64, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0, err
 	}
