@@ -36,12 +36,13 @@ const (
 )
 
 // TestRenderGuard is the regression guard of the full render (BuildModel
-// and Render with the embedded template) at 1k Ingresses. Machines differ,
-// so it does not compare a time with a time: it compares the render with a
-// fixed CPU- and allocation-bound baseline measured in the same run, and
-// fails when that ratio is more than guardFactor times the ratio recorded
-// in testdata/guard-ratio.txt. Figures for people are in BENCHMARKS.md
-// (make bench), not here.
+// and Render with the embedded template) at 1k Ingresses, and of the
+// incremental render of a new Service given a spare backend (and removed
+// again) at 1k. Machines differ, so it does not compare a time with a
+// time: it compares each with a fixed CPU- and allocation-bound baseline
+// measured in the same run, and fails when that ratio is more than
+// guardFactor times the ratio recorded in its file in testdata/. Figures
+// for people are in BENCHMARKS.md (make bench), not here.
 func TestRenderGuard(t *testing.T) {
 	tmpl, err := templates.Load("")
 	if err != nil {
@@ -55,46 +56,85 @@ func TestRenderGuard(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// 20 new Services, each added and removed again, at run time.
+	spares := render.Options{SpareBackends: 128}
+	inc := haproxycfg.NewIncremental(cfg)
+	prev, _, err := inc.Render(in, spares)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	newServices := func() {
+		for range 40 {
+			i++
+			next := in
+			if i%2 == 1 {
+				withNewServices(&next, 1000, i, 1)
+			}
+			o := spares
+			o.Previous = prev
+			if prev, _, err = inc.Render(next, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []struct {
+		name, file, what string
+		work         func()
+	}{
+		{"full", guardRatioFile, "the full render at 1k Ingresses", fullRender},
+		{"spare", guardSpareRatioFile, "a new Service into a spare backend and out again at 1k Ingresses (20 of each)", newServices},
+	} {
+		t.Run(c.name, func(t *testing.T) { guard(t, c.file, c.what, c.work) })
+	}
+}
+
+// guardSpareRatioFile is TestRenderGuard/spare's guardRatioFile.
+const guardSpareRatioFile = "testdata/guard-ratio-spare.txt"
+
+// guard compares work's time with the baseline's against the ratio in
+// file (see TestRenderGuard), or records it with -update.
+func guard(t *testing.T, file, what string, work func()) {
 	records := baselineRecords()
 	baseline := func() { baselineWork(records) }
 
 	// Warm up both (template caches, page faults of the first allocations).
-	fullRender()
+	work()
 	baseline()
 
 	if *testenv.Update {
 		ratios := make([]float64, 3)
 		for i := range ratios {
-			ratios[i] = guardRatio(fullRender, baseline)
+			ratios[i] = guardRatio(work, baseline)
 		}
 		slices.Sort(ratios)
-		content := fmt.Sprintf("# Full render of 1k Ingresses (render/guard_test.go) divided by the baseline\n"+
+		content := fmt.Sprintf("# %s (render/guard_test.go) divided by the baseline\n"+
 			"# work measured in the same run; TestRenderGuard fails above %.0f× this.\n"+
-			"# Rewrite: go test ./render -run RenderGuard -update\n%.3f\n", guardFactor, ratios[1])
-		if err := os.WriteFile(guardRatioFile, []byte(content), 0o644); err != nil {
+			"# Rewrite: go test ./render -run RenderGuard -update\n%.3f\n", what, guardFactor, ratios[1])
+		if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("recorded ratio %.3f (measured %.3f, %.3f, %.3f)", ratios[1], ratios[0], ratios[1], ratios[2])
 		return
 	}
 
-	recorded, err := readGuardRatio(guardRatioFile)
+	recorded, err := readGuardRatio(file)
 	if err != nil {
 		t.Fatalf("%v (write it with: go test ./render -run RenderGuard -update)", err)
 	}
 	limit := guardFactor * recorded
 	var seen []string
 	for range guardAttempts {
-		ratio := guardRatio(fullRender, baseline)
+		ratio := guardRatio(work, baseline)
 		seen = append(seen, strconv.FormatFloat(ratio, 'f', 3, 64))
 		if ratio <= limit {
-			t.Logf("render/baseline ratio %.3f, recorded %.3f, limit %.3f", ratio, recorded, limit)
+			t.Logf("%s/baseline ratio %.3f, recorded %.3f, limit %.3f", what, ratio, recorded, limit)
 			return
 		}
 	}
-	t.Errorf("the full render at 1k Ingresses got slower: render/baseline ratio %s in %d attempts, "+
+	t.Errorf("%s got slower: ratio to the baseline %s in %d attempts, "+
 		"recorded %.3f, limit %.3f (%.0f×). If this is intended, rewrite %s with -update "+
-		"and explain the change in BENCHMARKS.md", strings.Join(seen, ", "), guardAttempts, recorded, limit, guardFactor, guardRatioFile)
+		"and explain the change in BENCHMARKS.md", what, strings.Join(seen, ", "), guardAttempts, recorded, limit, guardFactor, file)
 }
 
 // guardRatio times both sides guardReps times, interleaved so that a busy
