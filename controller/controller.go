@@ -53,7 +53,15 @@ type Config struct {
 	// Quiet is how long a change waits for more before it is applied.
 	// It must stay small: a lone change is applied after at most this.
 	Quiet time.Duration
-	Log   *zap.Logger
+	// WholeChanges says every notification is a whole change (an object
+	// the API server stored, never a file half written): a change that
+	// finds the loop idle, with HAProxy's state known, is then applied at
+	// once instead of after Quiet. Changes that come while a pass runs
+	// wait Quiet as always, and a pass that started at once and needs a
+	// reload waits the rest of Quiet before it (and renders again), so a
+	// burst still lands in one reload.
+	WholeChanges bool
+	Log          *zap.Logger
 	// OnApplied, when set, is called after successful passes, also when
 	// nothing changed (status and Events follow the model, which can
 	// change without the files changing). It is called off the loop, from
@@ -123,6 +131,9 @@ type Controller struct {
 	problems []render.Problem
 
 	lastReload time.Time
+	// settleUntil is when the Quiet a pass skipped (WholeChanges) ends:
+	// a reload waits until then.
+	settleUntil time.Time
 	// provenRendGen is the rendGen of the newest templates HAProxy
 	// accepted a configuration of, by haproxy -c or a reload (-1: none
 	// yet).
@@ -416,16 +427,22 @@ func (c *Controller) Run(ctx context.Context) error {
 		stopWriter()
 		<-writerDone
 	}()
+	var lastEnd time.Time // when the last pass ended
 	for {
+		notified := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-c.trigger:
+			notified = true
 		case <-retry.C:
 		}
-		// A short quiet period lets a burst (an editor writing several
-		// files, kubectl apply -f dir) land in one pass.
-		if !sleep(ctx, c.cfg.Quiet) {
+		c.settleUntil = time.Time{}
+		if first := c.pendingSince.Load(); notified && c.startsAtOnce(first, lastEnd) {
+			c.settleUntil = time.Unix(0, first).Add(c.cfg.Quiet)
+		} else if !sleep(ctx, c.cfg.Quiet) {
+			// A short quiet period lets a burst (an editor writing
+			// several files, kubectl apply -f dir) land in one pass.
 			return nil
 		}
 		// Drain: everything up to now is in this pass.
@@ -438,6 +455,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		changedAt := c.pendingSince.Swap(0) // 0: a retry, not a change
 		r := c.pass(ctx)
 		c.passStart.Store(0)
+		lastEnd = time.Now()
 		if r.outcome == OutcomeFailed && ctx.Err() != nil {
 			return nil
 		}
@@ -450,6 +468,20 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		backoff = 0
 	}
+}
+
+// startsAtOnce says whether a change first notified at first (UnixNano)
+// is applied without waiting Quiet (Config.WholeChanges): it came at
+// least Quiet after the last pass ended, so it is not the tail of a burst
+// that pass took in part of, and HAProxy's state is known, so that it may
+// be a runtime change (a reload waits the Quiet out all the same).
+func (c *Controller) startsAtOnce(first int64, lastEnd time.Time) bool {
+	if !c.cfg.WholeChanges || first == 0 || time.Unix(0, first).Sub(lastEnd) < c.cfg.Quiet {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.current != nil
 }
 
 // diffJob is a diff to make for the history, off the loop: at 10k

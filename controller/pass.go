@@ -104,7 +104,9 @@ func (c *Controller) attempt(ctx context.Context) (r result, again bool) {
 	}
 	runtimeTook := time.Since(planDone)
 	if p.reload && cand.haproxy != nil {
-		if wait := c.reloadSpacing - time.Since(c.lastReload); wait > 0 {
+		// A pass that skipped the loop's Quiet (Config.WholeChanges)
+		// waits it out before a reload, like the reload spacing.
+		if wait := max(c.reloadSpacing-time.Since(c.lastReload), time.Until(c.settleUntil)); wait > 0 {
 			c.cfg.Log.Debug("reload rate-limited", zap.Duration("wait", wait))
 			if !sleep(ctx, wait) {
 				r.out = nil
