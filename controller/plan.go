@@ -68,7 +68,9 @@ func (p plan) batch() *reload.Batch {
 			continue
 		}
 		b.SetServerAddr(op.backend, op.server, op.addr, op.port)
-		b.SetServerState(op.backend, op.server, reload.StateReady)
+		if !op.serving {
+			b.SetServerState(op.backend, op.server, reload.StateReady)
+		}
 	}
 	for _, op := range p.maps {
 		switch {
@@ -145,6 +147,10 @@ type slotOp struct {
 	// fqdn, when set, is the name the slot's server resolves from now on
 	// (an ExternalName backend's); addr and port are then unused.
 	fqdn string
+	// serving: the slot held an address, so HAProxy has it ready and the
+	// new address alone moves it (each command is a master-to-worker
+	// round trip of its own: half of an endpoint move's).
+	serving bool
 }
 
 // certOp is one certificate changed at run time.
@@ -343,7 +349,7 @@ func slotChanges(old, next *haproxycfg.Output, i int) []slotOp {
 		if j >= len(was) && !s.Addr.IsValid() {
 			continue
 		}
-		op := slotOp{backend: backend, server: s.Name}
+		op := slotOp{backend: backend, server: s.Name, serving: j < len(was) && was[j].Addr.IsValid()}
 		if s.Addr.IsValid() {
 			op.addr, op.port = s.Addr.Addr().String(), int(s.Addr.Port())
 		}
