@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -141,5 +142,71 @@ func TestSendBatchCertificates(t *testing.T) {
 		if refused.Err() == nil {
 			t.Error("a crt-list line with a space and a payload with an empty line were taken")
 		}
+	})
+}
+
+// Send keeps its master-CLI connection between batches (prompt mode) and,
+// after a reload closed it, sends the next batch on a new one to the new
+// worker: commands answering nothing and commands answering a sentence
+// are both counted by their prompts, and an error answer is still
+// reported.
+func TestSendKeepsSession(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, hb haproxyBin) {
+		ctx := context.Background()
+		tmp := shortTempDir(t)
+		port := freePort(t)
+		cfg := routeConfig(port, "1") + "backend be\n    balance roundrobin\n    server s1 127.0.0.1:1 disabled\n    server s2 127.0.0.1:2\n"
+		writeFiles(t, tmp, Files{"haproxy.cfg": []byte(cfg), "maps/exact.map": []byte("a.example a1\n")})
+		sup := startSupervised(t, hb.path, filepath.Join(tmp, ConfigName), filepath.Join(tmp, "m.sock"))
+		cli := sup.CLI()
+		t.Cleanup(func() { cli.Close() })
+		kept := func() net.Conn {
+			cli.sessions.mu.Lock()
+			defer cli.sessions.mu.Unlock()
+			if cli.sessions.cur == nil {
+				return nil
+			}
+			return cli.sessions.cur.conn
+		}
+		send := func(port1, port2 int) {
+			t.Helper()
+			var b Batch
+			b.SetServerAddr("be", "s1", "127.0.0.2", port1)
+			b.SetServerState("be", "s1", StateReady)
+			b.SetServerAddr("be", "s2", "127.0.0.3", port2)
+			b.SetMap("maps/exact.map", "a.example", fmt.Sprintf("a%d", port1))
+			if err := cli.Send(ctx, &b); err != nil {
+				t.Fatal(err)
+			}
+			servers, err := cli.ServersState(ctx, "be")
+			if err != nil || len(servers) != 2 || servers[0].Port != port1 || servers[1].Port != port2 {
+				t.Fatalf("servers after the batch: %+v %v", servers, err)
+			}
+		}
+		send(8081, 9091)
+		first := kept()
+		if first == nil {
+			t.Fatal("no connection kept after a batch")
+		}
+		send(8082, 9092)
+		if kept() != first {
+			t.Error("the second batch did not use the kept connection")
+		}
+		if _, err := sup.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The new worker runs the file's addresses; the session the
+		// reload closed is replaced.
+		send(8083, 9093)
+		if c := kept(); c == nil || c == first {
+			t.Errorf("after a reload: kept connection %v, the one before %v", c, first)
+		}
+		var bad Batch
+		bad.DelMap("maps/exact.map", "no-such.example")
+		var re *RuntimeError
+		if err := cli.Send(ctx, &bad); !errors.As(err, &re) || re.Answer != "Key not found." {
+			t.Errorf("a failing command on the kept connection: %v", err)
+		}
+		send(8084, 9094)
 	})
 }
