@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A batch of hundreds of runtime commands (more than one CLI line) runs in
@@ -208,5 +209,16 @@ func TestSendKeepsSession(t *testing.T) {
 			t.Errorf("a failing command on the kept connection: %v", err)
 		}
 		send(8084, 9094)
+		// A command for a worker the master does not have: 3.0 drops
+		// the rest of the line, 2.6 closes the connection; either way
+		// an error at once, not a wait for prompts that never come.
+		start := time.Now()
+		if _, err := cli.sessionRoundTrip(ctx, "@9 show version; @1 show version", 2); err == nil || !strings.Contains(err.Error(), noTarget) {
+			t.Errorf("a command for no worker: %v", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("a command for no worker failed after %s", d)
+		}
+		send(8085, 9095)
 	})
 }

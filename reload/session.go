@@ -34,6 +34,10 @@ type session struct {
 // prompt mode, on 2.6 and 3.0.
 const prompt = "master> "
 
+// noTarget starts the master's answer to a command for a worker it does
+// not have ("@1" while no worker runs).
+const noTarget = "Can't find the target PID"
+
 type sessions struct {
 	mu  sync.Mutex
 	cur *session
@@ -100,6 +104,11 @@ func (s *session) answers(n int) (string, error) {
 		}
 		line.WriteByte(b)
 		if b == '\n' {
+			if strings.HasPrefix(line.String(), noTarget) {
+				// The master drops the rest of the line (3.0) or
+				// closes the connection (2.6): no more prompts come.
+				return out.String() + line.String(), errors.New(strings.TrimSpace(line.String()))
+			}
 			out.WriteString(line.String())
 			line.Reset()
 			continue
