@@ -202,6 +202,14 @@ func TestSendKeepsSession(t *testing.T) {
 		if c := kept(); c == nil || c == first {
 			t.Errorf("after a reload: kept connection %v, the one before %v", c, first)
 		}
+		// A reload HAProxy refuses: the master's prompt says so
+		// ("master[ReloadFailed]> "), and batches go on.
+		writeFiles(t, tmp, Files{"haproxy.cfg": []byte(cfg + "    no-such-keyword\n")})
+		if _, err := sup.Reload(ctx); err == nil {
+			t.Fatal("a reload onto a bad configuration succeeded")
+		}
+		send(8086, 9096)
+		writeFiles(t, tmp, Files{"haproxy.cfg": []byte(cfg)})
 		var bad Batch
 		bad.DelMap("maps/exact.map", "no-such.example")
 		var re *RuntimeError

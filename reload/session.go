@@ -30,9 +30,18 @@ type session struct {
 	r    *bufio.Reader
 }
 
-// prompt is what the master writes after each command's answer in
-// prompt mode, on 2.6 and 3.0.
-const prompt = "master> "
+// isPrompt says whether line (since the last newline) is what the master
+// writes after each command's answer in prompt mode, on 2.6 and 3.0:
+// "master> ", or with its state after a failed reload,
+// "master[ReloadFailed]> ".
+func isPrompt(line string) bool {
+	rest, ok := strings.CutPrefix(line, "master")
+	if !ok || !strings.HasSuffix(rest, "> ") {
+		return false
+	}
+	state := strings.TrimSuffix(rest, "> ")
+	return state == "" || strings.HasPrefix(state, "[") && strings.HasSuffix(state, "]") && !strings.ContainsAny(state, " \n")
+}
 
 // noTarget starts the master's answer to a command for a worker it does
 // not have ("@1" while no worker runs).
@@ -113,7 +122,7 @@ func (s *session) answers(n int) (string, error) {
 			line.Reset()
 			continue
 		}
-		if line.Len() == len(prompt) && line.String() == prompt {
+		if b == ' ' && isPrompt(line.String()) {
 			line.Reset()
 			n--
 		}
