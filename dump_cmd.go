@@ -201,8 +201,8 @@ func printPass(w io.Writer, p *controller.Pass) {
 		fmt.Fprintf(w, "  reload because: %s [%s]\n", p.ReloadReason, p.ReloadCause)
 	}
 	ph := p.Phases
-	fmt.Fprintf(w, "  phases: read %s, render %s, plan %s, write %s, check %s, apply %s\n",
-		ph.Read.Round(time.Microsecond), ph.Render.Round(time.Microsecond), ph.Plan.Round(time.Microsecond),
+	fmt.Fprintf(w, "  phases: wait %s, read %s, render %s, plan %s, write %s, check %s, apply %s\n",
+		ph.Wait.Round(time.Microsecond), ph.Read.Round(time.Microsecond), ph.Render.Round(time.Microsecond), ph.Plan.Round(time.Microsecond),
 		ph.Write.Round(time.Microsecond), ph.Check.Round(time.Microsecond), ph.Apply.Round(time.Microsecond))
 	if len(p.Commands) > 0 {
 		fmt.Fprintln(w, "  runtime API commands:")

@@ -266,6 +266,7 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 		HAProxyUp:         hap.Up,
 		BuiltinTemplates:  f.templatesDir == "",
 		MinReloadInterval: f.minReloadInterval,
+		WholeChanges:      src.cluster != nil, // objects come whole from the API server; files may be written in steps
 		Log:               log.Named("controller"),
 		OnApplied:         src.applied(log, mets),
 		OnPass:            firstPassHook(f.afterFirstPass, mets.ObservePass),

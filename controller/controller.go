@@ -56,7 +56,15 @@ type Config struct {
 	// Quiet is how long a change waits for more before it is applied.
 	// It must stay small: a lone change is applied after at most this.
 	Quiet time.Duration
-	Log   *zap.Logger
+	// WholeChanges says every notification is a whole change (an object
+	// the API server stored, never a file half written): a change that
+	// finds the loop idle, with HAProxy's state known, is then applied at
+	// once instead of after Quiet. Changes that come while a pass runs
+	// wait Quiet as always, and a pass that started at once and needs a
+	// reload waits the rest of Quiet before it (and renders again), so a
+	// burst still lands in one reload.
+	WholeChanges bool
+	Log          *zap.Logger
 	// OnApplied, when set, is called after successful passes, also when
 	// nothing changed (status and Events follow the model, which can
 	// change without the files changing). It is called off the loop, from
@@ -124,8 +132,14 @@ type Controller struct {
 	rendGen  int    // bumped by SetRenderer
 	current  *state // what HAProxy runs; nil when unknown
 	problems []render.Problem
+	// idleKnown is keepsIdle's answer for the HAProxy served; nil until
+	// asked, and again once the state is lost.
+	idleKnown *bool
 
 	lastReload time.Time
+	// settleUntil is when the Quiet a pass skipped (WholeChanges) ends:
+	// a reload waits until then.
+	settleUntil time.Time
 	// provenRendGen is the rendGen of the newest templates HAProxy
 	// accepted a configuration of, by haproxy -c or a reload (-1: none
 	// yet).
@@ -419,16 +433,22 @@ func (c *Controller) Run(ctx context.Context) error {
 		stopWriter()
 		<-writerDone
 	}()
+	var lastEnd time.Time // when the last pass ended
 	for {
+		notified := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-c.trigger:
+			notified = true
 		case <-retry.C:
 		}
-		// A short quiet period lets a burst (an editor writing several
-		// files, kubectl apply -f dir) land in one pass.
-		if !sleep(ctx, c.cfg.Quiet) {
+		c.settleUntil = time.Time{}
+		if first := c.pendingSince.Load(); notified && c.startsAtOnce(first, lastEnd) {
+			c.settleUntil = time.Unix(0, first).Add(c.cfg.Quiet)
+		} else if !sleep(ctx, c.cfg.Quiet) {
+			// A short quiet period lets a burst (an editor writing
+			// several files, kubectl apply -f dir) land in one pass.
 			return nil
 		}
 		// Drain: everything up to now is in this pass.
@@ -441,6 +461,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		changedAt := c.pendingSince.Swap(0) // 0: a retry, not a change
 		r := c.pass(ctx)
 		c.passStart.Store(0)
+		lastEnd = time.Now()
 		if r.outcome == OutcomeFailed && ctx.Err() != nil {
 			return nil
 		}
@@ -453,6 +474,20 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		backoff = 0
 	}
+}
+
+// startsAtOnce says whether a change first notified at first (UnixNano)
+// is applied without waiting Quiet (Config.WholeChanges): it came at
+// least Quiet after the last pass ended, so it is not the tail of a burst
+// that pass took in part of, and HAProxy's state is known, so that it may
+// be a runtime change (a reload waits the Quiet out all the same).
+func (c *Controller) startsAtOnce(first int64, lastEnd time.Time) bool {
+	if !c.cfg.WholeChanges || first == 0 || time.Unix(0, first).Sub(lastEnd) < c.cfg.Quiet {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.current != nil
 }
 
 // diffJob is a diff to make for the history, off the loop: at 10k
@@ -501,6 +536,36 @@ func reloadSpacing(minInterval, took time.Duration, oldWorkers int) time.Duratio
 	return d
 }
 
+// keepsIdle reports whether the HAProxy served keeps a server's idle
+// connections across an address change (before 3.0; plan.keepsIdle),
+// asked once per master (the version is kept until the state is lost:
+// a restart, a failure) and assumed when it cannot say.
+func (c *Controller) keepsIdle(ctx context.Context) bool {
+	c.mu.Lock()
+	known := c.idleKnown
+	c.mu.Unlock()
+	if known != nil {
+		return *known
+	}
+	v, ok := c.cfg.HAProxy.(interface {
+		Version(context.Context) (reload.HAProxyVersion, error)
+	})
+	if !ok {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	version, err := v.Version(ctx)
+	if err != nil {
+		return true
+	}
+	keeps := !version.AtLeast(3, 0)
+	c.mu.Lock()
+	c.idleKnown = &keeps
+	c.mu.Unlock()
+	return keeps
+}
+
 // draining reports whether a worker an earlier reload replaced is still
 // running; when HAProxy cannot say (within a second), it is taken to be.
 func (c *Controller) draining(ctx context.Context, haproxy HAProxy) bool {
@@ -535,6 +600,10 @@ func (c *Controller) nothingServed(m *render.Model) (render.Problem, bool) {
 func (c *Controller) setCurrent(s *state) {
 	c.mu.Lock()
 	c.current = s
+	if s == nil {
+		// HAProxy may be another one from now on.
+		c.idleKnown = nil
+	}
 	c.mu.Unlock()
 	if s != nil {
 		c.ready.Store(true)

@@ -52,6 +52,10 @@ func (c Change) String() string {
 
 // Phases are the durations of a pass's steps.
 type Phases struct {
+	// Wait is from the first change notification the pass took in to its
+	// start: the loop's Quiet, or the pass before it still running (zero
+	// for a retry).
+	Wait   time.Duration `json:"wait,omitempty"`
 	Read   time.Duration `json:"read"`
 	Render time.Duration `json:"render"`
 	Plan   time.Duration `json:"plan"`
@@ -227,6 +231,7 @@ func (r result) record(id int64, start time.Time, changedAt int64) *Pass {
 		rec.Error = r.err.Error()
 	}
 	if changedAt != 0 {
+		rec.Phases.Wait = max(start.Sub(time.Unix(0, changedAt)), 0)
 		switch r.outcome {
 		case OutcomeRuntime, OutcomeReload, OutcomeUnchanged, OutcomeWritten:
 			rec.ChangeToApplied = time.Since(time.Unix(0, changedAt))

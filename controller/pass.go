@@ -104,7 +104,14 @@ func (c *Controller) attempt(ctx context.Context) (r result, again bool) {
 	}
 	runtimeTook := time.Since(planDone)
 	if p.reload && cand.haproxy != nil {
-		if wait := c.reloadSpacing - time.Since(c.lastReload); wait > 0 && c.draining(ctx, cand.haproxy) {
+		// A pass that skipped the loop's Quiet (Config.WholeChanges)
+		// waits it out before a reload; the reload spacing applies only
+		// while old workers are still draining.
+		wait := time.Until(c.settleUntil)
+		if spaced := c.reloadSpacing - time.Since(c.lastReload); spaced > wait && c.draining(ctx, cand.haproxy) {
+			wait = spaced
+		}
+		if wait > 0 {
 			c.cfg.Log.Debug("reload rate-limited", zap.Duration("wait", wait))
 			if !sleep(ctx, wait) {
 				r.out = nil
@@ -270,6 +277,7 @@ func (c *Controller) applyRuntime(ctx context.Context, p plan) (plan, []string) 
 	if p.runtimeOps() == 0 {
 		return p, p.commands()
 	}
+	p.keepsIdle = c.keepsIdle(ctx)
 	if err := c.cfg.HAProxy.Send(ctx, p.batch()); err != nil {
 		c.cfg.Log.Warn("runtime update failed; reloading instead", zap.Error(err))
 		return reloadFor(CauseRuntimeFailed, "a runtime API command failed: "+err.Error()), nil

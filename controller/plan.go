@@ -32,6 +32,10 @@ type plan struct {
 	maps   []mapOp
 	slots  []slotOp
 	certs  []certOp
+	// keepsIdle: the HAProxy updated keeps a server's idle connections
+	// when its address changes (before 3.0), so an endpoint moved into a
+	// serving slot goes through maintenance (batch). Predict assumes so.
+	keepsIdle bool
 }
 
 func reloadFor(cause Cause, detail string) plan {
@@ -67,16 +71,24 @@ func (p plan) batch() *reload.Batch {
 			b.SetServerAddr(op.backend, op.server, haproxycfg.PlaceholderAddr, haproxycfg.PlaceholderPort)
 			continue
 		}
-		if op.replaces {
-			// Maintenance first: HAProxy 2.6 keeps a server's idle
-			// connections across "set server addr" and would send
-			// later requests over them to the endpoint that left the
-			// slot (a spare's previous Service's, even); going down
-			// closes them. 3.0 closes them on the address change too.
+		switch {
+		case !op.serving:
+			b.SetServerAddr(op.backend, op.server, op.addr, op.port)
+			b.SetServerState(op.backend, op.server, reload.StateReady)
+		case p.keepsIdle:
+			// HAProxy before 3.0 keeps a server's idle connections
+			// across "set server addr" and sends later requests over
+			// them to the endpoint that left the slot; going down
+			// (maintenance) closes them, then the slot is ready again.
 			b.SetServerState(op.backend, op.server, reload.StateMaint)
+			b.SetServerAddr(op.backend, op.server, op.addr, op.port)
+			b.SetServerState(op.backend, op.server, reload.StateReady)
+		default:
+			// 3.0 closes them on the address change, and the slot is
+			// ready already: one command, one master-to-worker round
+			// trip.
+			b.SetServerAddr(op.backend, op.server, op.addr, op.port)
 		}
-		b.SetServerAddr(op.backend, op.server, op.addr, op.port)
-		b.SetServerState(op.backend, op.server, reload.StateReady)
 	}
 	for _, op := range p.maps {
 		switch {
@@ -131,6 +143,7 @@ func Predict(oldModel *render.Model, old *haproxycfg.Output, nextModel *render.M
 		return Prediction{Method: MethodNone}
 	}
 	p := diff(&state{model: oldModel, out: old}, &state{model: nextModel, out: next})
+	p.keepsIdle = true
 	if p.reload {
 		return Prediction{Method: MethodReload, Cause: p.cause, Reason: p.detail}
 	}
@@ -150,12 +163,12 @@ type slotOp struct {
 	backend, server string
 	addr            string // IP, or "" to disable the slot
 	port            int
-	// replaces: the slot held another endpoint, whose idle connections
-	// must not serve the new one.
-	replaces bool
 	// fqdn, when set, is the name the slot's server resolves from now on
 	// (an ExternalName backend's); addr and port are then unused.
 	fqdn string
+	// serving: the slot held an address, so HAProxy has it ready (and
+	// may hold idle connections to it: plan.keepsIdle).
+	serving bool
 }
 
 // certOp is one certificate changed at run time.
@@ -359,10 +372,9 @@ func slotChanges(old, next *haproxycfg.Output, i int) []slotOp {
 		if j >= len(was) && !s.Addr.IsValid() {
 			continue
 		}
-		op := slotOp{backend: backend, server: s.Name}
+		op := slotOp{backend: backend, server: s.Name, serving: j < len(was) && was[j].Addr.IsValid()}
 		if s.Addr.IsValid() {
 			op.addr, op.port = s.Addr.Addr().String(), int(s.Addr.Port())
-			op.replaces = j < len(was) && was[j].Addr.IsValid()
 		}
 		ops = append(ops, op)
 	}

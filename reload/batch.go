@@ -207,9 +207,10 @@ const maxBatchLine = 8 << 10
 // must treat HAProxy's state as unknown after an error (the controller
 // reloads).
 //
-// Commands go ';'-separated on lines of at most maxBatchLine, one line
-// per connection. A command with a payload ends its line: the payload
-// follows "<<" on the next lines, up to an empty one.
+// Commands go ';'-separated on lines of at most maxBatchLine, each line
+// on the connection Send keeps open in prompt mode (session.go). A command
+// with a payload ends its line, which goes on a connection of its own: the
+// payload follows "<<" on the next lines, up to an empty one.
 func (c *MasterCLI) Send(ctx context.Context, b *Batch) error {
 	if b.err != nil {
 		return b.err
@@ -220,6 +221,7 @@ func (c *MasterCLI) Send(ctx context.Context, b *Batch) error {
 		// A payload goes through HAProxy's CLI buffer with its line:
 		// both together stay under maxBatchLine, or the payload's
 		// command starts a line of its own (MaxPayload leaves room).
+		payload := false
 		for end < len(b.cmds) && (end == start || line.Len()+len(b.cmds[end].line)+len(b.cmds[end].payload)+8 < maxBatchLine) {
 			if end > start {
 				line.WriteString("; ")
@@ -228,10 +230,17 @@ func (c *MasterCLI) Send(ctx context.Context, b *Batch) error {
 			end++
 			if p := b.cmds[end-1].payload; p != "" {
 				line.WriteString(" <<\n" + p + "\n")
+				payload = true
 				break
 			}
 		}
-		out, err := c.roundTripMsg(ctx, line.String())
+		var out string
+		var err error
+		if payload {
+			out, err = c.roundTripMsg(ctx, line.String())
+		} else {
+			out, err = c.sessionRoundTrip(ctx, line.String(), end-start)
+		}
 		if err != nil {
 			return err
 		}

@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A batch of hundreds of runtime commands (more than one CLI line) runs in
@@ -141,5 +143,90 @@ func TestSendBatchCertificates(t *testing.T) {
 		if refused.Err() == nil {
 			t.Error("a crt-list line with a space and a payload with an empty line were taken")
 		}
+	})
+}
+
+// Send keeps its master-CLI connection between batches (prompt mode) and,
+// after a reload closed it, sends the next batch on a new one to the new
+// worker: commands answering nothing and commands answering a sentence
+// are both counted by their prompts, and an error answer is still
+// reported.
+func TestSendKeepsSession(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, hb haproxyBin) {
+		ctx := context.Background()
+		tmp := shortTempDir(t)
+		port := freePort(t)
+		cfg := routeConfig(port, "1") + "backend be\n    balance roundrobin\n    server s1 127.0.0.1:1 disabled\n    server s2 127.0.0.1:2\n"
+		writeFiles(t, tmp, Files{"haproxy.cfg": []byte(cfg), "maps/exact.map": []byte("a.example a1\n")})
+		sup := startSupervised(t, hb.path, filepath.Join(tmp, ConfigName), filepath.Join(tmp, "m.sock"))
+		cli := sup.CLI()
+		t.Cleanup(func() { cli.Close() })
+		kept := func() net.Conn {
+			cli.sessions.mu.Lock()
+			defer cli.sessions.mu.Unlock()
+			if cli.sessions.cur == nil {
+				return nil
+			}
+			return cli.sessions.cur.conn
+		}
+		send := func(port1, port2 int) {
+			t.Helper()
+			var b Batch
+			b.SetServerAddr("be", "s1", "127.0.0.2", port1)
+			b.SetServerState("be", "s1", StateReady)
+			b.SetServerAddr("be", "s2", "127.0.0.3", port2)
+			b.SetMap("maps/exact.map", "a.example", fmt.Sprintf("a%d", port1))
+			if err := cli.Send(ctx, &b); err != nil {
+				t.Fatal(err)
+			}
+			servers, err := cli.ServersState(ctx, "be")
+			if err != nil || len(servers) != 2 || servers[0].Port != port1 || servers[1].Port != port2 {
+				t.Fatalf("servers after the batch: %+v %v", servers, err)
+			}
+		}
+		send(8081, 9091)
+		first := kept()
+		if first == nil {
+			t.Fatal("no connection kept after a batch")
+		}
+		send(8082, 9092)
+		if kept() != first {
+			t.Error("the second batch did not use the kept connection")
+		}
+		if _, err := sup.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The new worker runs the file's addresses; the session the
+		// reload closed is replaced.
+		send(8083, 9093)
+		if c := kept(); c == nil || c == first {
+			t.Errorf("after a reload: kept connection %v, the one before %v", c, first)
+		}
+		// A reload HAProxy refuses: the master's prompt says so
+		// ("master[ReloadFailed]> "), and batches go on.
+		writeFiles(t, tmp, Files{"haproxy.cfg": []byte(cfg + "    no-such-keyword\n")})
+		if _, err := sup.Reload(ctx); err == nil {
+			t.Fatal("a reload onto a bad configuration succeeded")
+		}
+		send(8086, 9096)
+		writeFiles(t, tmp, Files{"haproxy.cfg": []byte(cfg)})
+		var bad Batch
+		bad.DelMap("maps/exact.map", "no-such.example")
+		var re *RuntimeError
+		if err := cli.Send(ctx, &bad); !errors.As(err, &re) || re.Answer != "Key not found." {
+			t.Errorf("a failing command on the kept connection: %v", err)
+		}
+		send(8084, 9094)
+		// A command for a worker the master does not have: 3.0 drops
+		// the rest of the line, 2.6 closes the connection; either way
+		// an error at once, not a wait for prompts that never come.
+		start := time.Now()
+		if _, err := cli.sessionRoundTrip(ctx, "@9 show version; @1 show version", 2); err == nil || !strings.Contains(err.Error(), noTarget) {
+			t.Errorf("a command for no worker: %v", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("a command for no worker failed after %s", d)
+		}
+		send(8085, 9095)
 	})
 }

@@ -33,7 +33,8 @@ import (
 //
 // Each call opens its own connection: a reload closes master-CLI connections, and
 // one connection per command keeps answers from an old master instance from being
-// mistaken for a new one's.
+// mistaken for a new one's. Send alone keeps one open between batches, in prompt
+// mode, and checks it is still open before each (session.go).
 type MasterCLI struct {
 	// Socket is the master socket path given to haproxy -S.
 	Socket string
@@ -46,6 +47,9 @@ type MasterCLI struct {
 	// ConfigDir, if set, is the directory of the -f config file; ReloadError
 	// locations under it are made relative (as in Check).
 	ConfigDir string
+
+	// sessions holds the connection Send keeps open (session.go).
+	sessions sessions
 }
 
 // NewMasterCLI returns a client for the master socket at path.

@@ -50,6 +50,9 @@ type settings struct {
 	out       string   // BENCH_OUT: file the results table is written to (BENCH_LABEL: text for its title)
 	goResults []string // BENCH_GO_RESULTS: files of `go test -bench` output to add to the table
 	binary    string   // BENCH_SIDECAR_BIN: a built haproxy-sidecar; default: go build of this tree
+	// BENCH_STEPS: which of the cluster part's changes run after the
+	// starts, default all of "runtime endpoint certificates reload".
+	steps map[string]bool
 	// BENCH_ONLY: which parts run, default all of "cluster soak throughput
 	// check" (cluster: the measurements above for each size; the others:
 	// soak_bench_test.go, throughput_bench_test.go, check_bench_test.go).
@@ -61,6 +64,9 @@ type settings struct {
 
 // parts are the values BENCH_ONLY may name, in the order they run.
 var parts = []string{"cluster", "soak", "throughput", "check"}
+
+// steps are the values BENCH_STEPS may name, in the order they run.
+var steps = []string{"runtime", "endpoint", "certificates", "reload"}
 
 func loadSettings(b *testing.B) settings {
 	s := settings{
@@ -88,6 +94,13 @@ func loadSettings(b *testing.B) settings {
 			b.Fatalf("BENCH_ONLY: %q is none of %v", p, parts)
 		}
 		s.only[p] = true
+	}
+	s.steps = map[string]bool{}
+	for _, p := range fieldsOr("BENCH_STEPS", strings.Join(steps, " ")) {
+		if !slices.Contains(steps, p) {
+			b.Fatalf("BENCH_STEPS: %q is none of %v", p, steps)
+		}
+		s.steps[p] = true
 	}
 	s.soak = loadSoakSettings(b)
 	s.tput = loadThroughputSettings(b)
@@ -339,15 +352,21 @@ func (r *run) ctx(d time.Duration) context.Context {
 func (r *run) all() {
 	r.setup(true)
 	r.startup()
-	r.runtimePath()
-	r.logPeakRSS("runtime path")
-	r.endpointChange()
-	r.logPeakRSS("endpoint changes")
-	if r.variant == "tls" {
+	if r.set.steps["runtime"] {
+		r.runtimePath()
+		r.logPeakRSS("runtime path")
+	}
+	if r.set.steps["endpoint"] {
+		r.endpointChange()
+		r.logPeakRSS("endpoint changes")
+	}
+	if r.variant == "tls" && r.set.steps["certificates"] {
 		r.certificates()
 		r.logPeakRSS("certificate changes")
 	}
-	r.reloadPath()
+	if r.set.steps["reload"] {
+		r.reloadPath()
+	}
 	r.peakRSS()
 	r.sidecar.StopAll()
 }
@@ -609,7 +628,8 @@ func (r *run) runtimePath() {
 func (r *run) endpointChange() {
 	b := r.b
 	var ds []time.Duration
-	failed := 0
+	var stages []Stages
+	failed, missing := 0, 0
 	group := make(map[int]int)
 	for k := range r.set.changes {
 		j := k % r.services
@@ -628,15 +648,33 @@ func (r *run) endpointChange() {
 		start := time.Now()
 		// Ingress j routes to Service j (j < Services).
 		want := EchoIn([]string{"a", "b"}[to])
-		if d, err := r.sidecar.Poll(start, changeLimit, Host(j), "/", r.spec.HasTLS(j), want); err != nil {
+		d, err := r.sidecar.Poll(start, changeLimit, Host(j), "/", r.spec.HasTLS(j), want)
+		if err != nil {
 			failed++
 			b.Errorf("endpoint change %d: %v", k, err)
 		} else {
 			ds = append(ds, d)
 		}
 		r.waitIdle(before)
+		if err == nil {
+			// The pass is in the history once the loop is idle.
+			passes, herr := r.sidecar.History(5)
+			if herr != nil {
+				b.Fatal(herr)
+			}
+			if st, ok := StageOf(passes, Namespace, es.Name, start, start.Add(d)); ok {
+				stages = append(stages, st)
+			} else {
+				missing++
+			}
+		}
 	}
-	r.row("endpoint change: EndpointSlice moved → traffic there", ds, failed, "EndpointSlice update returned → first answer from the new backends; each change alone")
+	const figure = "endpoint change: EndpointSlice moved → traffic there"
+	r.row(figure, ds, failed, "EndpointSlice update returned → first answer from the new backends; each change alone")
+	for _, row := range StageRows(figure, strconv.Itoa(r.spec.Ingresses), r.version, r.variant, stages, missing) {
+		r.rows = append(r.rows, row)
+		r.b.Logf("%s: p50 %s p90 %s p99 %s max %s", row.Figure, row.P50, row.P90, row.P99, row.Max)
+	}
 }
 
 // reloadPath: a new Service, its EndpointSlice and an Ingress for it,

@@ -1,0 +1,227 @@
+package controller
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
+	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render"
+	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
+	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
+)
+
+// With WholeChanges, a lone change that finds the loop idle is applied at
+// once (no Quiet), an endpoint moved into a serving slot is one command,
+// and a change that needs a reload still waits Quiet and takes in what
+// came meanwhile: two changes written a moment apart are one reload.
+// Without it (files), a lone change waits Quiet. Through HAProxy 2.6 and
+// 3.0.
+func TestQuietSkippedForWholeChanges(t *testing.T) {
+	for version, bin := range testenv.HAProxies(t) {
+		t.Run(version, func(t *testing.T) {
+			t.Run("whole", func(t *testing.T) { testQuiet(t, version, bin, true) })
+			t.Run("files", func(t *testing.T) { testQuiet(t, version, bin, false) })
+		})
+	}
+}
+
+func testQuiet(t *testing.T, version, bin string, whole bool) {
+	// Long enough to tell apart from a pass's own time on a busy machine.
+	const quiet = 300 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tmp, err := os.MkdirTemp("", "qt") // short: the master socket's path
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	store, err := reload.NewStore(filepath.Join(tmp, "cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifests := filepath.Join(tmp, "manifests.yaml")
+	backend := func(name string) int {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) }))
+		t.Cleanup(srv.Close)
+		u, _ := url.Parse(srv.URL)
+		port, _ := strconv.Atoi(u.Port())
+		return port
+	}
+	a1, a2, b := backend("a1"), backend("a2"), backend("b")
+	var c *Controller
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(manifests+".tmp", []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(manifests+".tmp", manifests); err != nil {
+			t.Fatal(err)
+		}
+		c.Notify()
+	}
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpPort := testenv.FreePort(t)
+	cfg := haproxycfg.Config{HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)), Template: tmpl}
+	renderer := func(in render.Inputs, previous *render.Model) (*render.Model, *haproxycfg.Output, error) {
+		m := render.BuildModel(in, render.Options{Previous: previous})
+		out, err := haproxycfg.Render(m, cfg)
+		return m, out, err
+	}
+	sup := &reload.Supervisor{Bin: bin, Config: store.ConfigPath(), Socket: filepath.Join(tmp, "m.sock"),
+		MinBackoff: 50 * time.Millisecond, StopGrace: time.Second}
+	history := NewHistory(20)
+	c = New(Config{
+		Source: NewFileSource(manifests), Store: store, Validate: reload.Validator(ctx, bin, 10*time.Second),
+		HAProxy: sup.CLI(), Quiet: quiet, WholeChanges: whole, History: history, BuiltinTemplates: true,
+		MinReloadInterval: time.Millisecond,
+	}, renderer)
+	// Written first for an HAProxy not up yet; then HAProxy starts on it
+	// and the next pass reloads it.
+	var up atomic.Bool
+	c.cfg.HAProxyUp = up.Load
+	write(outcomeClass + outcomeApp("a", "a.test", a1))
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		c.Run(ctx)
+	}()
+	supDone := make(chan struct{})
+	t.Cleanup(func() {
+		cancel()
+		<-loopDone
+		if sup.PID() != 0 {
+			<-supDone
+		}
+	})
+	waitPass := func(after int64) Pass {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if h := history.List(1); len(h) == 1 && h[0].ID > after {
+				return h[0]
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatalf("no pass after %d: %s", after, c.Status().LastError)
+		return Pass{}
+	}
+	get := func(host string) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://127.0.0.1:"+strconv.Itoa(httpPort)+"/", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", host, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	written := waitPass(0)
+	go func() {
+		defer close(supDone)
+		sup.Run(ctx)
+	}()
+	readyCtx, readyCancel := context.WithTimeout(ctx, 10*time.Second)
+	defer readyCancel()
+	if err := sup.WaitReady(readyCtx); err != nil {
+		t.Fatal(err)
+	}
+	up.Store(true)
+	c.Notify()
+	first := waitPass(written.ID)
+	if first.Outcome != OutcomeReload || get("a.test") != "a1" {
+		t.Fatalf("first pass %s (%s), a.test %q", first.Outcome, first.Error, get("a.test"))
+	}
+
+	// A lone endpoint move after a quiet moment.
+	time.Sleep(2 * quiet)
+	write(outcomeClass + outcomeApp("a", "a.test", a2))
+	moved := waitPass(first.ID)
+	if moved.Outcome != OutcomeRuntime || get("a.test") != "a2" {
+		t.Fatalf("endpoint move: %s (%s), a.test %q", moved.Outcome, moved.Error, get("a.test"))
+	}
+	switch {
+	case whole && moved.Phases.Wait >= quiet/2:
+		t.Errorf("whole changes: the endpoint move waited %s for its pass; want it at once", moved.Phases.Wait)
+	case !whole && moved.Phases.Wait < quiet:
+		t.Errorf("files: the endpoint move waited %s for its pass; want Quiet (%s)", moved.Phases.Wait, quiet)
+	}
+	// The slot served a1: on 3.0 moving it is one command, no state
+	// change; 2.6 keeps idle connections to a1 across the address
+	// change, so the slot goes through maintenance, which closes them.
+	addr := "set server default_a_80/s1 addr 127.0.0.1 port " + strconv.Itoa(a2)
+	want := []string{addr}
+	if version == "2.6" {
+		want = []string{"set server default_a_80/s1 state maint", addr, "set server default_a_80/s1 state ready"}
+	}
+	if !slices.Equal(moved.Commands, want) {
+		t.Errorf("endpoint move commands %q; want %q", moved.Commands, want)
+	}
+
+	// A change needing a reload, and a second change a moment later
+	// (well within Quiet): one reload takes in both.
+	time.Sleep(2 * quiet)
+	write(outcomeClass + outcomeApp("a", "a.test", a2) + outcomeApp("b", "b.test", b))
+	time.Sleep(quiet / 6)
+	write(outcomeClass + outcomeApp("a", "a.test", a2) + outcomeApp("b", "b.test", b) + quietIngress("c", "c.test", "b"))
+	grown := waitPass(moved.ID)
+	if grown.Outcome != OutcomeReload {
+		t.Fatalf("new Service: %s (%s)", grown.Outcome, grown.Error)
+	}
+	if got := get("b.test") + " " + get("c.test"); got != "b b" {
+		t.Errorf("after the reload: b.test and c.test answer %q", got)
+	}
+	if h := history.List(0); len(h) != 4 {
+		var ps []string
+		for _, p := range h {
+			ps = append(ps, string(p.Outcome)+" "+changesString(p.Trigger))
+		}
+		t.Errorf("passes %q; want the two changes in one reload", ps)
+	}
+}
+
+// quietIngress routes host to Service svc.
+func quietIngress(name, host, svc string) string {
+	return `---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: ` + name + `
+spec:
+  rules:
+  - host: ` + host + `
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: ` + svc + `
+            port:
+              name: http
+`
+}
+
+func changesString(cs []Change) string {
+	var s []string
+	for _, c := range cs {
+		s = append(s, c.String())
+	}
+	return strings.Join(s, ", ")
+}
