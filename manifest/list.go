@@ -44,8 +44,8 @@ func splitYAMLList(raw []byte) (skeleton []byte, items [][]byte, ok bool) {
 	if len(bytes.TrimRight(raw[at:itemsEnd], " \n")) != len("items:") {
 		return nil, nil, false // `items: []`, `items: # x`, ...
 	}
-	k := -1             // the entries' column
-	var starts []int    // each entry's first line
+	k := -1              // the entries' column
+	var starts []int     // each entry's first line
 	blockEnd := len(raw) // where the lines after the sequence begin
 	for p := itemsEnd; p < len(raw); {
 		e := lineEnd(p)
