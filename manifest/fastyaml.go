@@ -47,6 +47,11 @@ func toJSON(raw []byte) (js []byte, fast bool, err error) {
 // scalars, multi-line plain or quoted scalars, anchors, aliases, tags,
 // merge keys, directives, complex keys, trailing comments.
 func fastYAMLToJSON(raw []byte) ([]byte, bool) {
+	// Documents end in a line break (splitDocuments adds it): a literal
+	// block scalar's last line keeps its break only when it has one.
+	if len(raw) == 0 || raw[len(raw)-1] != '\n' {
+		return nil, false
+	}
 	for _, c := range raw {
 		if (c < 0x20 && c != '\n') || c > 0x7e {
 			return nil, false
@@ -386,7 +391,7 @@ func splitKey(text []byte) (key string, rest []byte, ok bool) {
 		i = len(text) - 1
 	}
 	k = text[:i]
-	if len(k) == 0 || !plainWordStart(k[0]) || bytes.Contains(k, []byte(" #")) || bytes.IndexByte(k, ':') >= 0 {
+	if len(k) == 0 || !plainWordStart(k[0]) || k[len(k)-1] == ' ' || bytes.Contains(k, []byte(" #")) || bytes.IndexByte(k, ':') >= 0 {
 		return "", nil, false
 	}
 	if _, special := yamlWords[string(k)]; special {

@@ -58,7 +58,7 @@ func splitYAMLList(raw []byte) (skeleton []byte, items [][]byte, ok bool) {
 		switch {
 		case len(rest) > 0 && rest[0] == '\t':
 			return nil, nil, false
-		case len(bytes.TrimSpace(rest)) == 0:
+		case len(bytes.TrimRight(rest, " \n")) == 0:
 			// blank: belongs to the entry it is in
 		case k < 0:
 			if !bytes.HasPrefix(rest, []byte("- ")) {
@@ -80,6 +80,17 @@ func splitYAMLList(raw []byte) (skeleton []byte, items [][]byte, ok bool) {
 		}
 		if hasBlockIndentIndicator(rest) {
 			return nil, nil, false
+		}
+		if k >= 0 && ind >= k {
+			// What the entry's text starts with at its own column 0:
+			// exactly one space after the dash (the entry's content is at
+			// k+2), and no document marker or directive there, which
+			// would mean something else at the start of a document.
+			moved := line[min(k+2, len(line)):]
+			if ind == k && len(moved) > 0 && moved[0] == ' ' ||
+				bytes.HasPrefix(moved, []byte("---")) || bytes.HasPrefix(moved, []byte("...")) || bytes.HasPrefix(moved, []byte("%")) {
+				return nil, nil, false
+			}
 		}
 		p = e
 	}

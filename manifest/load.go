@@ -608,11 +608,13 @@ func (d *decoder) report(sev render.Severity, reason render.Reason, where, forma
 // valid on its own sets cutWrong instead.
 func (d *decoder) decodeItem(where string, raw []byte, isJSON bool) {
 	if isJSON {
-		if !json.Valid(raw) {
-			d.cutWrong = true
-			return
-		}
+		// Decoding checks the syntax first: only an item that fails
+		// is checked again, to tell a bad cut from a bad object.
+		before := len(d.problems)
 		d.decode(where, raw)
+		if len(d.problems) > before && !json.Valid(raw) {
+			d.cutWrong = true
+		}
 		return
 	}
 	js, fast, err := toJSON(raw)
