@@ -247,7 +247,7 @@ func TestDumpTakesTheFastPaths(t *testing.T) {
 			continue
 		}
 		for i, item := range items {
-			if _, fast, err := toJSON(item); !fast || err != nil {
+			if _, fast, err := itemJSON(item); !fast || err != nil {
 				t.Errorf("item %d not converted by the fast path (%v):\n%s", i, err, item)
 			}
 		}

@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -47,14 +48,39 @@ func toJSON(raw []byte) (js []byte, fast bool, err error) {
 // scalars, multi-line plain or quoted scalars, anchors, aliases, tags,
 // merge keys, directives, complex keys, trailing comments.
 func fastYAMLToJSON(raw []byte) ([]byte, bool) {
+	js, _, ok := fastYAMLConvert(raw)
+	return js, ok
+}
+
+// itemJSON is the JSON of a YAML List's item cut by splitYAMLList: the
+// one entry of the sequence its lines are, as the whole List's JSON has
+// it. fast says whether fastYAMLToJSON converted it.
+func itemJSON(raw []byte) (js []byte, fast bool, err error) {
+	if js, entries, ok := fastYAMLConvert(raw); ok && entries == 1 {
+		return js[1 : len(js)-1], true, nil
+	}
+	js, err = sigsyaml.YAMLToJSON(raw)
+	if err != nil {
+		return nil, false, err
+	}
+	var entries []json.RawMessage
+	if err := json.Unmarshal(js, &entries); err != nil || len(entries) != 1 {
+		return nil, false, errors.New("not one sequence entry")
+	}
+	return entries[0], false, nil
+}
+
+// fastYAMLConvert is fastYAMLToJSON; entries is the number of entries
+// when the document is a sequence, -1 when it is a mapping.
+func fastYAMLConvert(raw []byte) (js []byte, entries int, ok bool) {
 	// Documents end in a line break (splitDocuments adds it): a literal
 	// block scalar's last line keeps its break only when it has one.
 	if len(raw) == 0 || raw[len(raw)-1] != '\n' {
-		return nil, false
+		return nil, 0, false
 	}
 	for _, c := range raw {
 		if (c < 0x20 && c != '\n') || c > 0x7e {
-			return nil, false
+			return nil, 0, false
 		}
 	}
 	f := fastYAML{b: raw, out: make([]byte, 0, len(raw)+len(raw)/4)}
@@ -62,33 +88,35 @@ func fastYAMLToJSON(raw []byte) ([]byte, bool) {
 		// The document start line the splitter leaves on a first document.
 		e := f.lineEnd(0)
 		if rest := bytes.TrimSpace(raw[3:e]); len(rest) > 0 && rest[0] != '#' {
-			return nil, false
+			return nil, 0, false
 		}
 		f.p = e
 	}
 	l, ok := f.peek()
 	if !ok {
-		return nil, false
+		return nil, 0, false
 	}
-	switch c := f.content(l); {
-	case bytes.HasPrefix(c, []byte("- ")):
+	entries = -1
+	if bytes.HasPrefix(f.content(l), []byte("- ")) {
 		ok = f.seq(l.ind)
-	default:
+		entries = f.seqLen
+	} else {
 		ok = f.mapping(l.ind, nil)
 	}
 	if !ok {
-		return nil, false
+		return nil, 0, false
 	}
 	if _, more := f.peek(); more {
-		return nil, false
+		return nil, 0, false
 	}
-	return f.out, true
+	return f.out, entries, true
 }
 
 type fastYAML struct {
-	b   []byte
-	p   int // the next line to read
-	out []byte
+	b      []byte
+	p      int // the next line to read
+	out    []byte
+	seqLen int // entries of the last sequence read
 }
 
 // line is one line of b: its indentation, its content without trailing
@@ -245,6 +273,7 @@ func (f *fastYAML) seq(s int) bool {
 		}
 	}
 	f.out = append(f.out, ']')
+	f.seqLen = n
 	return true
 }
 
@@ -470,15 +499,18 @@ var (
 
 const resolvedMax = 1 << 14
 
-// resolvePlain asks sigs.k8s.io/yaml what a plain scalar is (go-yaml's
-// resolve and sigs.k8s.io/yaml's conversion do not depend on where the
-// scalar is).
+// resolvePlain asks sigs.k8s.io/yaml what a plain scalar is, as a
+// mapping's value (go-yaml's resolve and sigs.k8s.io/yaml's conversion
+// do not depend on where the scalar is, but alone `---` would be a
+// document marker).
 func resolvePlain(v []byte) ([]byte, bool) {
 	if js, ok := resolved.Load(string(v)); ok {
 		return js.([]byte), js.([]byte) != nil
 	}
-	js, err := sigsyaml.YAMLToJSON(v)
-	if err != nil || len(js) == 0 || js[0] == '{' || js[0] == '[' {
+	js, err := sigsyaml.YAMLToJSON([]byte("v: " + string(v) + "\n"))
+	if err != nil || !bytes.HasPrefix(js, []byte(`{"v":`)) || !bytes.HasSuffix(js, []byte("}")) {
+		js = nil
+	} else if js = js[len(`{"v":`) : len(js)-1]; len(js) == 0 || js[0] == '{' || js[0] == '[' {
 		js = nil
 	}
 	if resolvedSize.Load() < resolvedMax {

@@ -8,22 +8,22 @@ import (
 // one document holding every object: decoded whole, it takes one core and
 // holds the whole document as maps. It is cut instead into its skeleton
 // (the document with `items: []`), which tells whether it is a List at
-// all, and its items, each decoded on its own. Decoding an item alone
-// gives the same JSON as decoding it inside the List (YAML scalars do not
-// depend on where they are; a JSON item is the same bytes), so the objects
-// and problems are those of decoding the List whole; when an item does
-// not parse on its own (a cut that was not where it looked, an alias to
-// an anchor in another item, a syntax error the whole document has too),
+// all, and its items, each decoded on its own. A YAML item is decoded as
+// a sequence of that one entry, its lines where they were (the same
+// columns, so the same block structure), and a JSON item is the same
+// bytes: each gives the JSON it has inside the List, so the objects and
+// problems are those of decoding the List whole. When an item does not
+// parse on its own (a cut that was not where it looked, an alias to an
+// anchor in another item, a syntax error the whole document has too),
 // decodeFile decodes the document whole instead.
 
 // splitYAMLList cuts a YAML document whose `items:` key is at column 0,
-// alone on its line, followed by block sequence entries (`- `) that all
-// start at one column k. Each entry becomes a document of its own: its
-// lines moved k+2 columns left. ok is false, and the document is decoded
-// whole, for any other shape or anything the cut could read differently:
-// tabs in indentation, lines between k and k+2 that are not entries,
-// comments between entries, explicit block scalar indentation (`|2`),
-// another top-level `items` key.
+// alone on its line, followed by block sequence entries (`- ` and their
+// text) that all start at one column k. Each item is its entry's lines,
+// a slice of raw. ok is false, and the document is decoded whole, for any
+// other shape or anything the cut could read differently: tabs in
+// indentation, lines between columns k and k+2 that do not start an
+// entry, comments between entries, another top-level `items` key.
 func splitYAMLList(raw []byte) (skeleton []byte, items [][]byte, ok bool) {
 	at := -1
 	if bytes.HasPrefix(raw, []byte("items:")) {
@@ -47,7 +47,7 @@ func splitYAMLList(raw []byte) (skeleton []byte, items [][]byte, ok bool) {
 	k := -1              // the entries' column
 	var starts []int     // each entry's first line
 	blockEnd := len(raw) // where the lines after the sequence begin
-	for p := itemsEnd; p < len(raw); {
+	for p := itemsEnd; p < len(raw) && blockEnd == len(raw); {
 		e := lineEnd(p)
 		line := raw[p:e]
 		ind := 0
@@ -55,18 +55,19 @@ func splitYAMLList(raw []byte) (skeleton []byte, items [][]byte, ok bool) {
 			ind++
 		}
 		rest := line[ind:]
+		entry := bytes.HasPrefix(rest, []byte("- ")) && len(rest) > 2 && rest[2] != ' '
 		switch {
 		case len(rest) > 0 && rest[0] == '\t':
 			return nil, nil, false
 		case len(bytes.TrimRight(rest, " \n")) == 0:
 			// blank: belongs to the entry it is in
 		case k < 0:
-			if !bytes.HasPrefix(rest, []byte("- ")) {
+			if !entry {
 				return nil, nil, false
 			}
 			k = ind
 			starts = append(starts, p)
-		case ind == k && bytes.HasPrefix(rest, []byte("- ")):
+		case ind == k && entry:
 			starts = append(starts, p)
 		case ind >= k+2:
 			// inside the entry
@@ -75,26 +76,9 @@ func splitYAMLList(raw []byte) (skeleton []byte, items [][]byte, ok bool) {
 		default:
 			return nil, nil, false
 		}
-		if blockEnd < len(raw) {
-			break
-		}
-		if hasBlockIndentIndicator(rest) {
-			return nil, nil, false
-		}
-		if k >= 0 && ind >= k {
-			// What the entry's text starts with at its own column 0:
-			// exactly one space after the dash (the entry's content is at
-			// k+2), and no document marker or directive there, which
-			// would mean something else at the start of a document.
-			moved := line[min(k+2, len(line)):]
-			if ind == k && len(moved) > 0 && moved[0] == ' ' ||
-				bytes.HasPrefix(moved, []byte("---")) || bytes.HasPrefix(moved, []byte("...")) || bytes.HasPrefix(moved, []byte("%")) {
-				return nil, nil, false
-			}
-		}
 		p = e
 	}
-	if len(starts) == 0 {
+	if len(starts) == 0 || raw[len(raw)-1] != '\n' {
 		return nil, nil, false
 	}
 	for _, part := range [][]byte{raw[:at], raw[blockEnd:]} {
@@ -106,40 +90,14 @@ func splitYAMLList(raw []byte) (skeleton []byte, items [][]byte, ok bool) {
 	skeleton = append(skeleton, raw[:at]...)
 	skeleton = append(skeleton, "items: []\n"...)
 	skeleton = append(skeleton, raw[blockEnd:]...)
-
-	cut := k + 2
 	for i, s := range starts {
 		e := blockEnd
 		if i+1 < len(starts) {
 			e = starts[i+1]
 		}
-		item := make([]byte, 0, e-s)
-		for p := s; p < e; {
-			le := lineEnd(p)
-			if le-p > cut {
-				item = append(item, raw[p+cut:le]...)
-			} else {
-				item = append(item, '\n') // a blank line shorter than the cut
-			}
-			p = le
-		}
-		items = append(items, item)
+		items = append(items, raw[s:e:e])
 	}
 	return skeleton, items, true
-}
-
-// hasBlockIndentIndicator reports whether a line ends in a block scalar
-// header with an explicit indentation (`key: |2`, `- >-1`): that number
-// counts from the enclosing block's column, which the cut changes.
-func hasBlockIndentIndicator(line []byte) bool {
-	t := bytes.TrimRight(line, " \n")
-	if i := bytes.LastIndexByte(t, ' '); i >= 0 {
-		t = t[i+1:]
-	}
-	if len(t) == 0 || (t[0] != '|' && t[0] != '>') {
-		return false
-	}
-	return bytes.ContainsAny(t, "123456789")
 }
 
 // splitJSONList cuts a JSON document that is an object with an "items"

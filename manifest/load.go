@@ -617,7 +617,7 @@ func (d *decoder) decodeItem(where string, raw []byte, isJSON bool) {
 		}
 		return
 	}
-	js, fast, err := toJSON(raw)
+	js, fast, err := itemJSON(raw)
 	// Aliases are left to the whole List: an anchor may be in another
 	// item, and go-yaml's alias budget depends on the document's size.
 	// The fast path takes none.
