@@ -117,6 +117,8 @@ type fastYAML struct {
 	p      int // the next line to read
 	out    []byte
 	seqLen int // entries of the last sequence read
+	// entries is a stack of the entries of the mappings being read.
+	entries []mapEntry
 }
 
 // line is one line of b: its indentation, its content without trailing
@@ -158,11 +160,8 @@ func (f *fastYAML) peek() (line, bool) {
 // mapping reads a block mapping at column m; first, if not nil, is its
 // first entry's text (after a sequence entry's "- ").
 func (f *fastYAML) mapping(m int, first []byte) bool {
-	type entry struct {
-		key        string
-		start, end int // `"key":value` in out
-	}
-	var entries []entry
+	base := len(f.entries) // this mapping's entries are f.entries[base:]
+	defer func() { f.entries = f.entries[:base] }()
 	start := len(f.out)
 	f.out = append(f.out, '{')
 	for {
@@ -183,25 +182,26 @@ func (f *fastYAML) mapping(m int, first []byte) bool {
 		if !ok {
 			return false
 		}
-		if len(entries) > 0 {
+		if len(f.entries) > base {
 			f.out = append(f.out, ',')
 		}
-		e := entry{key: key, start: len(f.out)}
+		e := mapEntry{key: key, start: len(f.out)}
 		f.out = appendJSONString(f.out, key)
 		f.out = append(f.out, ':')
 		if !f.value(m, rest, true) {
 			return false
 		}
 		e.end = len(f.out)
-		entries = append(entries, e)
+		f.entries = append(f.entries, e)
 	}
 	f.out = append(f.out, '}')
+	entries := f.entries[base:]
 	sorted := true
 	for i := 1; i < len(entries); i++ {
-		switch {
-		case entries[i-1].key == entries[i].key:
+		switch c := bytes.Compare(entries[i-1].key, entries[i].key); {
+		case c == 0:
 			return false // go-yaml keeps the last, JSON decoders may merge
-		case entries[i-1].key > entries[i].key:
+		case c > 0:
 			sorted = false
 		}
 	}
@@ -209,9 +209,9 @@ func (f *fastYAML) mapping(m int, first []byte) bool {
 		return true
 	}
 	// encoding/json writes a map's keys sorted.
-	slices.SortFunc(entries, func(a, b entry) int { return bytesCompare(a.key, b.key) })
+	slices.SortFunc(entries, func(a, b mapEntry) int { return bytes.Compare(a.key, b.key) })
 	for i := 1; i < len(entries); i++ {
-		if entries[i-1].key == entries[i].key {
+		if bytes.Equal(entries[i-1].key, entries[i].key) {
 			return false
 		}
 	}
@@ -227,14 +227,11 @@ func (f *fastYAML) mapping(m int, first []byte) bool {
 	return true
 }
 
-func bytesCompare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+// mapEntry is one entry of a mapping being read: its key and where its
+// `"key":value` is in out.
+type mapEntry struct {
+	key        []byte
+	start, end int
 }
 
 // seq reads a block sequence whose entries' dashes are at column s.
@@ -312,11 +309,10 @@ func (f *fastYAML) value(n int, rest []byte, inMapping bool) bool {
 		}
 		f.out = appendJSONString(f.out, s)
 	default:
-		js, ok := plainJSON(rest)
-		if !ok {
+		var ok bool
+		if f.out, ok = appendPlain(f.out, rest); !ok {
 			return false
 		}
-		f.out = append(f.out, js...)
 	}
 	// A more indented line would continue a multi-line scalar (or be an
 	// error): not in the subset.
@@ -395,38 +391,38 @@ func (f *fastYAML) literal(n int, header []byte) bool {
 // splitKey splits a mapping entry's text `key: rest` or `key:`; ok is
 // false when text is not one, or its key is not a plain word or a
 // double-quoted string that go-yaml reads as a string.
-func splitKey(text []byte) (key string, rest []byte, ok bool) {
+func splitKey(text []byte) (key, rest []byte, ok bool) {
 	var k []byte
 	if text[0] == '"' {
 		end := quotedEnd(text)
 		if end < 0 {
-			return "", nil, false
+			return nil, nil, false
 		}
 		s, ok := doubleQuoted(text[:end])
 		if !ok {
-			return "", nil, false
+			return nil, nil, false
 		}
-		key, text = s, text[end:]
+		key, text = []byte(s), text[end:]
 		if len(text) == 0 || text[0] != ':' || len(text) > 1 && text[1] != ' ' {
-			return "", nil, false
+			return nil, nil, false
 		}
 		return key, bytes.TrimLeft(text[1:], " "), true
 	}
 	i := bytes.Index(text, []byte(": "))
 	if i < 0 {
 		if text[len(text)-1] != ':' {
-			return "", nil, false
+			return nil, nil, false
 		}
 		i = len(text) - 1
 	}
 	k = text[:i]
 	if len(k) == 0 || !plainWordStart(k[0]) || k[len(k)-1] == ' ' || bytes.Contains(k, []byte(" #")) || bytes.IndexByte(k, ':') >= 0 {
-		return "", nil, false
+		return nil, nil, false
 	}
 	if _, special := yamlWords[string(k)]; special {
-		return "", nil, false
+		return nil, nil, false
 	}
-	return string(k), bytes.TrimLeft(text[i+1:], " "), true
+	return k, bytes.TrimLeft(text[i+1:], " "), true
 }
 
 // plainWordStart: a plain scalar starting with this byte is a string
@@ -447,26 +443,27 @@ var yamlWords = map[string]string{
 	"null": "null", "Null": "null", "NULL": "null",
 }
 
-// plainJSON is the JSON of a one-line plain scalar value.
-func plainJSON(v []byte) ([]byte, bool) {
+// appendPlain appends the JSON of a one-line plain scalar value.
+func appendPlain(out, v []byte) ([]byte, bool) {
 	if bytes.Contains(v, []byte(" #")) || bytes.Contains(v, []byte(": ")) || v[len(v)-1] == ':' {
-		return nil, false
+		return out, false
 	}
 	c := v[0]
 	switch {
 	case plainWordStart(c):
 		if js, special := yamlWords[string(v)]; special {
-			return []byte(js), true
+			return append(out, js...), true
 		}
-		return appendJSONString(nil, string(v)), true
+		return appendJSONString(out, v), true
 	case isCanonicalInt(v):
-		return v, true
+		return append(out, v...), true
 	case c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == '/' || c == '_' || c == '$' || c == '(' || c == '=' || c == '~' || c == '^' || c == '\\' || c == ';' || c == ')' || c == '<':
 		// Numbers, timestamps, addresses, paths...: go-yaml decides.
-		return resolvePlain(v)
+		js, ok := resolvePlain(v)
+		return append(out, js...), ok
 	}
 	// Indicators (- ? : , [ ] { } # & * ! | > ' " % @ `) and the rest.
-	return nil, false
+	return out, false
 }
 
 // isCanonicalInt: an int go-yaml reads in base 10 and that JSON writes
@@ -607,10 +604,10 @@ func singleQuoted(v []byte) (string, bool) {
 
 // appendJSONString appends s as encoding/json writes it (HTML characters
 // escaped, as json.Marshal does).
-func appendJSONString(out []byte, s string) []byte {
+func appendJSONString[S string | []byte](out []byte, s S) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			js, _ := json.Marshal(s)
+			js, _ := json.Marshal(string(s))
 			return append(out, js...)
 		}
 	}
