@@ -34,8 +34,8 @@ var renderFormats = append(slices.Clone(DumpFormats), "json-docs")
 // render: `haproxy-sidecar render --manifests FILE --out DIR`, the whole
 // process, for the synthetic cluster written in each format, with
 // `haproxy -c` of the first BENCH_HAPROXY version and with
-// --no-validate: wall time, and the peak RSS and CPU time of the sidecar
-// process (its `haproxy -c` child not counted).
+// --no-validate: wall time, and the CPU time (user + sys, its `haproxy
+// -c` child included, as wait4 counts it) and peak RSS of the process.
 func (r *run) render() {
 	b := r.b
 	set := r.set.rnd
@@ -113,7 +113,7 @@ func (r *run) render() {
 				mode, haproxy = "with `haproxy -c`", r.version
 			}
 			cmd := benchCmd("BENCH_ONLY=render", "BENCH_HAPROXY="+r.version, "BENCH_RENDER_SIZE="+n, "BENCH_RENDER_REPEAT="+strconv.Itoa(set.repeat))
-			notes := fmt.Sprintf("`haproxy-sidecar render --manifests FILE --out DIR` %s, the whole process; FILE: %s, %.1f MB (%d Ingresses, %d Services and EndpointSlices); the sidecar's CPU p50 %s, peak RSS %d MiB; %s",
+			notes := fmt.Sprintf("`haproxy-sidecar render --manifests FILE --out DIR` %s, the whole process; FILE: %s, %.1f MB (%d Ingresses, %d Services and EndpointSlices); CPU (user + sys, with haproxy -c's) p50 %s, peak RSS %d MiB; %s",
 				mode, f, float64(st.Size())/1e6, r.spec.Ingresses, r.spec.Services(), Ms(Percentile(cpus, 50)), rss>>10, cmd)
 			row := LatencyRow("offline render: "+string(f), n, haproxy, r.variant, walls, 0, notes)
 			r.rows = append(r.rows, row)
