@@ -4,8 +4,8 @@
 package manifest
 
 import (
-	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -296,7 +297,7 @@ func readFile(p string, prev *fileState) (*fileState, []render.Problem, error) {
 	if err := checkRegular(st); err != nil {
 		return nil, nil, err
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	data, err := readAll(f, st.Size())
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot be read: %w", unwrapPath(err))
 	}
@@ -319,6 +320,30 @@ func readFile(p string, prev *fileState) (*fileState, []render.Problem, error) {
 		return prev, append([]render.Problem{held}, broken...), nil
 	}
 	return &fileState{id: idOf(st), objects: objects, problems: problems, readAt: time.Now()}, nil, nil
+}
+
+// readAll reads at most MaxFileSize+1 bytes of f, into one buffer of the
+// size the file had (a 20 MB dump read through io.ReadAll's growing
+// buffer costs a tenth of its decoding); a file that grew meanwhile is
+// still read whole, up to the limit.
+func readAll(f io.Reader, size int64) ([]byte, error) {
+	buf := make([]byte, 0, min(size, MaxFileSize)+1)
+	for {
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(buf) > MaxFileSize {
+			return buf, nil
+		}
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(len(buf), MaxFileSize+1-len(buf)))
+		}
+	}
 }
 
 func checkRegular(st fs.FileInfo) error {
@@ -416,99 +441,205 @@ func listFiles(path string) (files, unreadableDirs []string, problems []render.P
 	return files, unreadableDirs, problems, nil
 }
 
-// decodeFile splits one file into documents and decodes them, in
-// parallel when there are many (a 10k-Ingress `kubectl get -o yaml` dump is
-// one file). Objects get their default namespace here, once, since a
-// Reader reuses them. The result is in document order either way.
+// decodeFile splits one file into documents, and List documents into
+// their items (split.go, list.go), and decodes them on every core: a
+// 10k-Ingress `kubectl get -o yaml` dump is one file, often one List.
+// Objects get their default namespace here, once, since a Reader reuses
+// them. Objects and problems come in document order, exactly as decoding
+// the documents one after the other would give them (decode_test.go
+// keeps that reference).
 func decodeFile(name string, data []byte) ([]decoded, []render.Problem) {
-	type doc struct {
-		where string
-		raw   []byte
-	}
-	var docs []doc
+	docs, splitErr := splitDocuments(data)
 	var tail []render.Problem
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for n := 1; ; n++ {
-		raw, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		where := fmt.Sprintf("%s (document %d)", name, n)
-		if err != nil {
-			tail = append(tail, fileProblem(render.Warning, render.FileInvalid, where,
-				fmt.Sprintf("cannot be read: %s; rest of file skipped", safeError(err))))
-			break
-		}
-		if len(bytes.TrimSpace(stripComments(raw))) == 0 {
+	if splitErr != nil {
+		where := fmt.Sprintf("%s (document %d)", name, len(docs)+1)
+		tail = append(tail, fileProblem(render.Warning, render.FileInvalid, where,
+			fmt.Sprintf("cannot be read: %s; rest of file skipped", splitErr)))
+	}
+	// The units decoded in parallel: whole documents, and the items of
+	// the Lists that could be cut.
+	var units []unit
+	type part struct {
+		where       string
+		raw         []byte
+		first, last int // its units
+		list        bool
+	}
+	var parts []part
+	for n, doc := range docs {
+		if isBlank(doc.raw) {
 			continue
 		}
-		docs = append(docs, doc{where, raw})
+		where := fmt.Sprintf("%s (document %d)", name, n+1)
+		p := part{where: where, raw: doc.raw, first: len(units)}
+		if items, isJSON, ok := splitList(doc.raw); ok {
+			p.list = true
+			for i, item := range items {
+				units = append(units, unit{where: fmt.Sprintf("%s items[%d]", where, i), raw: item, item: true, json: isJSON})
+			}
+		} else {
+			units = append(units, unit{where: where, raw: doc.raw})
+		}
+		p.last = len(units)
+		parts = append(parts, p)
 	}
-	results := make([]decoder, len(docs))
-	decode := func(i int) { results[i].decode(docs[i].where, docs[i].raw) }
-	if workers := min(goruntime.GOMAXPROCS(0), len(docs)/parallelDecodeMin); workers > 1 {
-		var wg sync.WaitGroup
-		next := make(chan int)
-		for range workers {
-			wg.Go(func() {
-				for i := range next {
-					decode(i)
-				}
-			})
+	results := make([]decoder, len(units))
+	decodeAll(len(units), func(i int) {
+		u := units[i]
+		if u.item {
+			results[i].decodeItem(u.where, u.raw, u.json)
+		} else {
+			results[i].decode(u.where, u.raw)
 		}
-		for i := range docs {
-			next <- i
-		}
-		close(next)
-		wg.Wait()
-	} else {
-		for i := range docs {
-			decode(i)
-		}
-	}
+	})
 	var objects []decoded
 	var problems []render.Problem
-	for i := range results {
-		objects = append(objects, results[i].objects...)
-		problems = append(problems, results[i].problems...)
+	for _, p := range parts {
+		rs := results[p.first:p.last]
+		if p.list && slices.ContainsFunc(rs, func(r decoder) bool { return r.cutWrong }) {
+			// An item does not parse alone: decode the List whole, as
+			// the reference does, whatever that gives.
+			var d decoder
+			d.decode(p.where, p.raw)
+			rs = []decoder{d}
+		}
+		for i := range rs {
+			objects = append(objects, rs[i].objects...)
+			problems = append(problems, rs[i].problems...)
+		}
 	}
 	return objects, append(problems, tail...)
 }
 
-// parallelDecodeMin is how many documents each decoding goroutine must
-// have for parallel decoding to be worth starting them.
-const parallelDecodeMin = 64
+// unit is one document, or one item of a List document, to decode.
+type unit struct {
+	where string
+	raw   []byte
+	item  bool // an item of a List cut by splitList
+	json  bool // ... of a JSON List
+}
+
+// decodeAll calls decode(i) for i in [0, n), on GOMAXPROCS goroutines when
+// there are enough units for that to pay.
+func decodeAll(n int, decode func(i int)) {
+	workers := min(goruntime.GOMAXPROCS(0), n/parallelDecodeMin)
+	if workers <= 1 {
+		for i := range n {
+			decode(i)
+		}
+		return
+	}
+	// Units are taken in small batches from a shared counter: documents
+	// differ in size, and a fixed share per goroutine would leave one
+	// core idle at the end.
+	const batch = 16
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				start := int(next.Add(batch)) - batch
+				if start >= n {
+					return
+				}
+				for i := start; i < min(start+batch, n); i++ {
+					decode(i)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// parallelDecodeMin is how many units each decoding goroutine must have
+// for parallel decoding to be worth starting them.
+var parallelDecodeMin = 64
+
+// splitList cuts a List document into its items (splitYAMLList,
+// splitJSONList) when its skeleton decodes as a List whose only "items"
+// key is the one the cut left empty; ok is false otherwise, and the
+// document is decoded whole.
+func splitList(raw []byte) (items [][]byte, isJSON, ok bool) {
+	var skeleton []byte
+	if isJSON = utilyaml.IsJSONBuffer(raw); isJSON {
+		skeleton, items, ok = splitJSONList(raw)
+	} else {
+		skeleton, items, ok = splitYAMLList(raw)
+	}
+	if !ok {
+		return nil, false, false
+	}
+	js, _, err := toJSON(skeleton)
+	if err != nil {
+		return nil, false, false
+	}
+	// The cut's `items: []` must be what the skeleton's top level reads
+	// as "items" (not, say, text inside a multi-line quoted string).
+	var top map[string]json.RawMessage
+	if json.Unmarshal(js, &top) != nil || string(top["items"]) != "[]" {
+		return nil, false, false
+	}
+	obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(js, nil, nil)
+	if err != nil {
+		return nil, false, false
+	}
+	switch o := obj.(type) {
+	case *corev1.List:
+		return items, isJSON, len(o.Items) == 0
+	case *metav1.List:
+		return items, isJSON, len(o.Items) == 0
+	}
+	return nil, false, false
+}
 
 type decoder struct {
 	objects  []decoded
 	problems []render.Problem
+	// cutWrong: an item of a cut List does not parse on its own.
+	cutWrong bool
 }
 
 func (d *decoder) report(sev render.Severity, reason render.Reason, where, format string, args ...any) {
 	d.problems = append(d.problems, fileProblem(sev, reason, where, fmt.Sprintf(format, args...)))
 }
 
-// stripComments drops YAML comment lines so that a document holding only
-// comments counts as empty.
-func stripComments(b []byte) []byte {
-	var out []byte
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if t := bytes.TrimSpace(line); len(t) == 0 || t[0] == '#' {
-			continue
+// decodeItem decodes one item of a List cut by splitList, as decode
+// decodes the item's JSON inside the whole List. An item that is not
+// valid on its own sets cutWrong instead.
+func (d *decoder) decodeItem(where string, raw []byte, isJSON bool) {
+	if isJSON {
+		// Decoding checks the syntax first: only an item that fails
+		// is checked again, to tell a bad cut from a bad object.
+		before := len(d.problems)
+		d.decode(where, raw)
+		if len(d.problems) > before && !json.Valid(raw) {
+			d.cutWrong = true
 		}
-		out = append(out, line...)
-		out = append(out, '\n')
+		return
 	}
-	return out
+	js, fast, err := itemJSON(raw)
+	// Aliases are left to the whole List: an anchor may be in another
+	// item, and go-yaml's alias budget depends on the document's size.
+	// The fast path takes none.
+	if err != nil || !fast && bytes.ContainsAny(raw, "*&") {
+		d.cutWrong = true
+		return
+	}
+	d.decodeJSON(where, js)
 }
 
 func (d *decoder) decode(where string, raw []byte) {
 	// JSON is YAML, so the YAML-to-JSON step handles both.
-	js, err := utilyaml.ToJSON(raw)
+	js, _, err := toJSON(raw)
 	if err != nil {
 		d.report(render.Warning, render.FileInvalid, where, "invalid YAML: %s; skipped", safeError(err))
 		return
 	}
+	d.decodeJSON(where, js)
+}
+
+// decodeJSON decodes one document's or item's JSON.
+func (d *decoder) decodeJSON(where string, js []byte) {
 	obj, gvk, err := scheme.Codecs.UniversalDeserializer().Decode(js, nil, nil)
 	if err != nil {
 		if runtime.IsNotRegisteredError(err) && gvk != nil {

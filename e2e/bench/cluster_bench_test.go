@@ -54,16 +54,18 @@ type settings struct {
 	// starts, default all of "runtime endpoint certificates reload".
 	steps map[string]bool
 	// BENCH_ONLY: which parts run, default all of "cluster soak throughput
-	// check" (cluster: the measurements above for each size; the others:
-	// soak_bench_test.go, throughput_bench_test.go, check_bench_test.go).
+	// check render" (cluster: the measurements above for each size; the
+	// others: soak_bench_test.go, throughput_bench_test.go,
+	// check_bench_test.go, render_bench_test.go).
 	only map[string]bool
 	soak soakSettings
 	tput throughputSettings
 	chk  checkSettings
+	rnd  renderSettings
 }
 
 // parts are the values BENCH_ONLY may name, in the order they run.
-var parts = []string{"cluster", "soak", "throughput", "check"}
+var parts = []string{"cluster", "soak", "throughput", "check", "render"}
 
 // steps are the values BENCH_STEPS may name, in the order they run.
 var steps = []string{"runtime", "endpoint", "certificates", "reload"}
@@ -105,6 +107,7 @@ func loadSettings(b *testing.B) settings {
 	s.soak = loadSoakSettings(b)
 	s.tput = loadThroughputSettings(b)
 	s.chk = loadCheckSettings(b)
+	s.rnd = loadRenderSettings(b)
 	return s
 }
 
@@ -159,8 +162,9 @@ func atoiOr(b *testing.B, name string, def int) int {
 // HAProxy version, "soak": reloads several times a second for minutes
 // under load; "throughput": requests/s to the last of 20k hosts against a
 // single-host configuration; "check": haproxy -c of the rendered 10k
-// configuration against a minimal one of the same size. BENCH_ONLY picks
-// some of them.
+// configuration against a minimal one of the same size; "render": the
+// offline render of the 10k cluster's dump in each format, the whole
+// process. BENCH_ONLY picks some of them.
 func BenchmarkCluster(b *testing.B) {
 	set := loadSettings(b)
 	var rows []Row
@@ -243,6 +247,15 @@ func BenchmarkCluster(b *testing.B) {
 				spec: Spec{Ingresses: set.chk.size, BackendIP: kube.BackendIP}}
 			defer func() { rows = append(rows, r.rows...) }()
 			r.check(bins)
+		})
+	}
+	if set.only["render"] {
+		b.Run(fmt.Sprintf("render/n=%d", set.rnd.size), func(b *testing.B) {
+			version := set.versions[0]
+			r := &run{b: b, set: set, binary: binary, haproxy: bins[version], version: version, variant: "plain",
+				spec: Spec{Ingresses: set.rnd.size, BackendIP: kube.BackendIP}}
+			defer func() { rows = append(rows, r.rows...) }()
+			r.render()
 		})
 	}
 	table := Table(rows)

@@ -13,7 +13,8 @@
 // objects as a manifest file for `haproxy-sidecar render`; loadgen.go holds
 // the load clients of the reload soak and the throughput client; check.go
 // the minimal configuration that `haproxy -c` of ours is compared with.
-// BENCH_ONLY (cluster, soak, throughput, check) runs some parts alone.
+// BENCH_ONLY (cluster, soak, throughput, check, render) runs some parts
+// alone.
 package bench
 
 import (

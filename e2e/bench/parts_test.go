@@ -2,8 +2,10 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -38,6 +40,46 @@ func TestWriteManifests(t *testing.T) {
 	}
 	if len(in.EndpointSlices[0].Endpoints) != 3 {
 		t.Errorf("Service %d has %d endpoints", s.ServiceOf(9), len(in.EndpointSlices[0].Endpoints))
+	}
+}
+
+// Each dump format decodes to the same objects as WriteManifests' file,
+// with the API server's fields it adds.
+func TestWriteDump(t *testing.T) {
+	s := Spec{Ingresses: 10, BackendIP: func(i int) string { return fmt.Sprintf("198.18.0.%d", 10+i) }}
+	var plain bytes.Buffer
+	if err := WriteManifests(&plain, s, nil); err != nil {
+		t.Fatal(err)
+	}
+	want, problems := manifest.Decode("plain.yaml", plain.Bytes())
+	if len(problems) > 0 {
+		t.Fatalf("problems: %v", problems)
+	}
+	for _, f := range DumpFormats {
+		var dump bytes.Buffer
+		if err := WriteDump(&dump, s, nil, f); err != nil {
+			t.Fatal(err)
+		}
+		in, problems := manifest.Decode("dump", dump.Bytes())
+		if len(problems) > 0 {
+			t.Fatalf("%s: problems: %v", f, problems)
+		}
+		if len(in.Ingresses) != 10 || len(in.Services) != 2 || len(in.EndpointSlices) != 2 || len(in.IngressClasses) != 1 {
+			t.Fatalf("%s: decoded %d Ingresses, %d Services, %d EndpointSlices, %d IngressClasses", f, len(in.Ingresses), len(in.Services), len(in.EndpointSlices), len(in.IngressClasses))
+		}
+		if in.Ingresses[9].UID == "" || in.Ingresses[9].Generation != 1 || in.Services[1].ResourceVersion == "" {
+			t.Errorf("%s: no server fields: %+v", f, in.Ingresses[9].ObjectMeta)
+		}
+		for i, ing := range in.Ingresses {
+			if !reflect.DeepEqual(ing.Spec, want.Ingresses[i].Spec) {
+				t.Errorf("%s: Ingress %d differs: %+v", f, i, ing.Spec)
+			}
+		}
+		for i, es := range in.EndpointSlices {
+			if !reflect.DeepEqual(es.Endpoints, want.EndpointSlices[i].Endpoints) {
+				t.Errorf("%s: EndpointSlice %d differs", f, i)
+			}
+		}
 	}
 }
 
