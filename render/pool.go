@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -60,16 +59,6 @@ const sparePrefix = "_spare_"
 // SpareName is the name of spare backend i; zero-padded, so that name
 // order is index order.
 func SpareName(i int) string { return fmt.Sprintf("%s%05d", sparePrefix, i) }
-
-// spareIndex is the index of a spare backend's name.
-func spareIndex(name string) (int, bool) {
-	s, ok := strings.CutPrefix(name, sparePrefix)
-	if !ok {
-		return 0, false
-	}
-	i, err := strconv.Atoi(s)
-	return i, err == nil
-}
 
 // plainBackend reports whether be differs from an empty spare only in the
 // Service port it serves and its endpoints: then the spare's section,
