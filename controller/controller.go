@@ -515,9 +515,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // Reloads are spaced only while old workers pile up: a reload starts at
-// once when every worker an earlier reload replaced has finished
-// (draining says), since then nothing accumulates. Otherwise it waits
-// reloadSpacing from the previous reload's start.
+// once when at most one worker an earlier reload replaced is still
+// finishing its connections (pilingUp says), which is the normal state
+// right after a reload; with more, it waits reloadSpacing from the
+// previous reload's start.
 //
 // reloadSpacing is --min-reload-interval, or as long as the previous
 // reload took if it took longer (at 10k Ingresses a reload takes most of
@@ -525,9 +526,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // two old workers beyond the one a reload replaces that were still
 // draining right after it, up to 8 times: a pile of draining workers,
 // each holding the whole configuration, is what spacing reloads protects
-// against. A storm of changes with long-lived connections gets one reload
-// at once, then one per spacing while it lasts, then the last; without
-// such connections every reload starts at once.
+// against. A storm of changes with long-lived connections gets reloads at
+// once until two old workers are left, then one per spacing while it
+// lasts, then the last; without such connections every reload starts at
+// once.
 func reloadSpacing(minInterval, took time.Duration, oldWorkers int) time.Duration {
 	d := max(minInterval, took)
 	for extra := oldWorkers - 1; extra >= 2 && d < 8*max(minInterval, took); extra -= 2 {
@@ -566,9 +568,10 @@ func (c *Controller) keepsIdle(ctx context.Context) bool {
 	return keeps
 }
 
-// draining reports whether a worker an earlier reload replaced is still
-// running; when HAProxy cannot say (within a second), it is taken to be.
-func (c *Controller) draining(ctx context.Context, haproxy HAProxy) bool {
+// pilingUp reports whether more than one worker earlier reloads replaced
+// is still running; when HAProxy cannot say (within a second), it is
+// taken to be.
+func (c *Controller) pilingUp(ctx context.Context, haproxy HAProxy) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	n, err := haproxy.OldWorkers(ctx)
@@ -576,7 +579,7 @@ func (c *Controller) draining(ctx context.Context, haproxy HAProxy) bool {
 		c.cfg.Log.Debug("counting old workers before a reload", zap.Error(err))
 		return true
 	}
-	return n > 0
+	return n > 1
 }
 
 // nothingServed is a warning when no Ingress is served any more although

@@ -106,9 +106,9 @@ func (c *Controller) attempt(ctx context.Context) (r result, again bool) {
 	if p.reload && cand.haproxy != nil {
 		// A pass that skipped the loop's Quiet (Config.WholeChanges)
 		// waits it out before a reload; the reload spacing applies only
-		// while old workers are still draining.
+		// while old workers pile up.
 		wait := time.Until(c.settleUntil)
-		if spaced := c.reloadSpacing - time.Since(c.lastReload); spaced > wait && c.draining(ctx, cand.haproxy) {
+		if spaced := c.reloadSpacing - time.Since(c.lastReload); spaced > wait && c.pilingUp(ctx, cand.haproxy) {
 			wait = spaced
 		}
 		if wait > 0 {
