@@ -80,7 +80,7 @@ func TestRenderGuard(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, file, what string
-		work         func()
+		work             func()
 	}{
 		{"full", guardRatioFile, "the full render at 1k Ingresses", fullRender},
 		{"spare", guardSpareRatioFile, "a new Service into a spare backend and out again at 1k Ingresses (20 of each)", newServices},
