@@ -52,6 +52,10 @@ const SpareSlots = MinServerSlots
 // pool: a spare costs HAProxy a backend and SpareSlots servers.
 const MaxSpareBackends = 4096
 
+// maxSpares bounds the pool as a whole: SpareName's five digits keep
+// name order index order (Model.Backends is sorted by name).
+const maxSpares = 100000
+
 // sparePrefix begins every spare backend's name; no Service port's backend
 // begins with "_".
 const sparePrefix = "_spare_"
@@ -158,7 +162,7 @@ func applySpares(m *Model, opts Options, memo *spareMemo) {
 				// Out of spares: this one and the rest keep their
 				// own names, a reload, which declares twice the
 				// spares.
-				n = len(prev) + min(len(prev), MaxSpareBackends)
+				n = min(len(prev)+min(len(prev), MaxSpareBackends), maxSpares)
 				break
 			}
 			assigned[be.Name] = next
