@@ -166,31 +166,8 @@ func testPassOutcome(t *testing.T, bin string) {
 		}
 	})
 
-	// waitPass waits for the pass after id in the history.
-	waitPass := func(after int64) Pass {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
-			if h := history.List(1); len(h) == 1 && h[0].ID > after {
-				return h[0]
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatalf("no pass after %d: %s", after, c.Status().LastError)
-		return Pass{}
-	}
-	get := func(host string) string {
-		t.Helper()
-		req, _ := http.NewRequest("GET", "http://127.0.0.1:"+strconv.Itoa(httpPort)+"/", nil)
-		req.Host = host
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("GET %s: %v", host, err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return string(body)
-	}
+	waitPass := func(after int64) Pass { return nextPass(t, history, c, after) }
+	get := func(host string) string { return getHost(t, httpPort, host) }
 
 	// Written for an HAProxy that is not up yet; then HAProxy starts on
 	// it and the next pass reloads it, not knowing what it runs.
@@ -285,4 +262,33 @@ func testPassOutcome(t *testing.T, bin string) {
 	if st.Reloads != 2 || st.RuntimeUpdates != 1 || st.Failures != 0 || st.LastError != "" || !st.Ready {
 		t.Errorf("status %+v; want 2 reloads, 1 runtime update, no failure", st)
 	}
+}
+
+// nextPass waits (20 s) for the newest pass in history to come after the
+// pass with ID after, and returns it.
+func nextPass(t *testing.T, history *History, c *Controller, after int64) Pass {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if h := history.List(1); len(h) == 1 && h[0].ID > after {
+			return h[0]
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no pass after %d: %s", after, c.Status().LastError)
+	return Pass{}
+}
+
+// getHost is the body HAProxy's HTTP port answers for host.
+func getHost(t *testing.T, port int, host string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:"+strconv.Itoa(port)+"/", nil)
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", host, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
 }

@@ -108,30 +108,8 @@ func testQuiet(t *testing.T, version, bin string, whole bool) {
 			<-supDone
 		}
 	})
-	waitPass := func(after int64) Pass {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
-			if h := history.List(1); len(h) == 1 && h[0].ID > after {
-				return h[0]
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		t.Fatalf("no pass after %d: %s", after, c.Status().LastError)
-		return Pass{}
-	}
-	get := func(host string) string {
-		t.Helper()
-		req, _ := http.NewRequest("GET", "http://127.0.0.1:"+strconv.Itoa(httpPort)+"/", nil)
-		req.Host = host
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("GET %s: %v", host, err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return string(body)
-	}
+	waitPass := func(after int64) Pass { return nextPass(t, history, c, after) }
+	get := func(host string) string { return getHost(t, httpPort, host) }
 	written := waitPass(0)
 	go func() {
 		defer close(supDone)
