@@ -34,7 +34,8 @@ type plan struct {
 	certs  []certOp
 	// keepsIdle: the HAProxy updated keeps a server's idle connections
 	// when its address changes (before 3.0), so an endpoint moved into a
-	// serving slot goes through maintenance (batch). Predict assumes so.
+	// serving slot goes through maintenance while another server of the
+	// backend stays up (batch). Predict assumes so.
 	keepsIdle bool
 }
 
@@ -75,11 +76,13 @@ func (p plan) batch() *reload.Batch {
 		case !op.serving:
 			b.SetServerAddr(op.backend, op.server, op.addr, op.port)
 			b.SetServerState(op.backend, op.server, reload.StateReady)
-		case p.keepsIdle:
+		case p.keepsIdle && op.othersUp:
 			// HAProxy before 3.0 keeps a server's idle connections
 			// across "set server addr" and sends later requests over
 			// them to the endpoint that left the slot; going down
 			// (maintenance) closes them, then the slot is ready again.
+			// Only while another server of the backend stays up: a
+			// backend whose only server is in maintenance answers 503.
 			b.SetServerState(op.backend, op.server, reload.StateMaint)
 			b.SetServerAddr(op.backend, op.server, op.addr, op.port)
 			b.SetServerState(op.backend, op.server, reload.StateReady)
@@ -167,8 +170,9 @@ type slotOp struct {
 	// (an ExternalName backend's); addr and port are then unused.
 	fqdn string
 	// serving: the slot held an address, so HAProxy has it ready (and
-	// may hold idle connections to it: plan.keepsIdle).
-	serving bool
+	// may hold idle connections to it: plan.keepsIdle); othersUp: another
+	// slot of the backend keeps its endpoint through the change.
+	serving, othersUp bool
 }
 
 // certOp is one certificate changed at run time.
@@ -357,6 +361,13 @@ func sameSkeleton(a, b *render.Model) bool {
 func slotChanges(old, next *haproxycfg.Output, i int) []slotOp {
 	_, was := old.Slots(i)
 	backend, now := next.Slots(i)
+	othersUp := false // a slot keeps its endpoint
+	for j := range min(len(was), len(now)) {
+		if a := now[j].Addr; a.IsValid() && a == was[j].Addr {
+			othersUp = true
+			break
+		}
+	}
 	var ops []slotOp
 	for j, s := range now {
 		if s.FQDN != "" {
@@ -372,7 +383,7 @@ func slotChanges(old, next *haproxycfg.Output, i int) []slotOp {
 		if j >= len(was) && !s.Addr.IsValid() {
 			continue
 		}
-		op := slotOp{backend: backend, server: s.Name, serving: j < len(was) && was[j].Addr.IsValid()}
+		op := slotOp{backend: backend, server: s.Name, serving: j < len(was) && was[j].Addr.IsValid(), othersUp: othersUp}
 		if s.Addr.IsValid() {
 			op.addr, op.port = s.Addr.Addr().String(), int(s.Addr.Port())
 		}

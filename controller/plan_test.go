@@ -673,3 +673,30 @@ func mustTemplate(t *testing.T) *template.Template {
 	}
 	return tmpl
 }
+
+// An endpoint moved into a slot that served another: the address alone
+// on 3.0; on 2.6 (keepsIdle, which Predict assumes) maintenance first,
+// which closes the idle connections to the endpoint that left, but only
+// while another server of the backend stays up (a backend whose only
+// server is in maintenance answers 503).
+func TestPlanMoveIntoServingSlot(t *testing.T) {
+	two := cluster{services: map[string][]string{"a": {"10.0.0.1", "10.0.0.2"}}, routes: []string{"x.test/=a"}}.state(t)
+	replaced := cluster{services: map[string][]string{"a": {"10.0.0.1", "10.0.0.3"}}, routes: []string{"x.test/=a"}, prev: two.model}.state(t)
+	p := diff(two, replaced)
+	if got, want := p.commands(), []string{"set server ns_a_80/s2 addr 10.0.0.3 port 8080"}; !slices.Equal(got, want) {
+		t.Errorf("3.0: %q, want %q", got, want)
+	}
+	p.keepsIdle = true
+	if got, want := p.commands(), []string{"set server ns_a_80/s2 state maint", "set server ns_a_80/s2 addr 10.0.0.3 port 8080", "set server ns_a_80/s2 state ready"}; !slices.Equal(got, want) {
+		t.Errorf("2.6, s1 staying up: %q, want %q", got, want)
+	}
+	alone := cluster{services: map[string][]string{"a": {"10.0.0.4", "10.0.0.5"}}, routes: []string{"x.test/=a"}, prev: two.model}.state(t)
+	p = diff(two, alone)
+	p.keepsIdle = true
+	for _, c := range p.commands() {
+		if strings.Contains(c, "maint") {
+			t.Errorf("2.6, every endpoint moved: %q takes the backend's servers down", p.commands())
+			break
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package run
 
 import (
-	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -23,7 +22,6 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
 	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
-	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 )
 
 // tlsSecret is a kubernetes.io/tls Secret for host, and its key's PEM.
@@ -204,7 +202,7 @@ func TestDumpAndHistory(t *testing.T) {
 		s.Expect("a.test", "/", "svc:a2")
 		p := s.waitPass(before)
 		if p.Outcome != controller.OutcomeRuntime || !strings.Contains(fmt.Sprint(p.Trigger), "updated EndpointSlice default/a-0") ||
-			!slices.Equal(p.Commands, movedInto(bin, "default_a_80/s1", "addr 127.0.0.1 port "+strconv.Itoa(a2.port))) {
+			!slices.Equal(p.Commands, []string{"set server default_a_80/s1 addr 127.0.0.1 port " + strconv.Itoa(a2.port)}) {
 			t.Errorf("runtime pass: outcome %s, trigger %v, commands %q", p.Outcome, p.Trigger, p.Commands)
 		}
 		if !strings.Contains(p.Diff, "+    server s1 127.0.0.1:"+strconv.Itoa(a2.port)) || !strings.Contains(p.Diff, "Service default/a port 80") {
@@ -457,8 +455,7 @@ func TestMetrics(t *testing.T) {
 		after := scrape()
 		r, _ := value(after, "haproxy_sidecar_passes_total", map[string]string{"outcome": "runtime"})
 		set, _ := value(after, "haproxy_sidecar_runtime_api_commands_total", map[string]string{"kind": "set server"})
-		// The slot served a1: its move is one set server (addr) on 3.0,
-		// three on 2.6 (movedInto).
+		// The slot served a1: its move is one set server (addr), no state.
 		if r != runtimeBefore+1 || set < setBefore+1 {
 			return fmt.Errorf("runtime passes %v -> %v, set server commands %v -> %v", runtimeBefore, r, setBefore, set)
 		}
@@ -469,16 +466,4 @@ func TestMetrics(t *testing.T) {
 	if code, _ := httpGet(t, s.DebugPort, "/metrics"); code != http.StatusNotFound {
 		t.Errorf("/metrics on the debug address: %d", code)
 	}
-}
-
-// movedInto is what the master CLI is sent to move an endpoint into a
-// server slot that served another: the address alone on 3.0; on 2.6,
-// which keeps idle connections across an address change, maintenance
-// first.
-func movedInto(bin, server, addr string) []string {
-	set := "set server " + server + " " + addr
-	if v, err := reload.Version(context.Background(), bin); err == nil && v.AtLeast(3, 0) {
-		return []string{set}
-	}
-	return []string{"set server " + server + " state maint", set, "set server " + server + " state ready"}
 }
