@@ -152,38 +152,11 @@ func testPassOutcome(t *testing.T, bin string) {
 		},
 	}, renderer)
 	write(outcomeClass + outcomeApp("a", "a.test", a1))
-	loopDone := make(chan struct{})
-	go func() {
-		defer close(loopDone)
-		c.Run(ctx)
-	}()
-	supDone := make(chan struct{})
-	t.Cleanup(func() {
-		cancel()
-		<-loopDone
-		if sup.PID() != 0 {
-			<-supDone
-		}
-	})
-
 	waitPass := func(after int64) Pass { return nextPass(t, history, c, after) }
 	get := func(host string) string { return getHost(t, httpPort, host) }
-
 	// Written for an HAProxy that is not up yet; then HAProxy starts on
 	// it and the next pass reloads it, not knowing what it runs.
-	written := waitPass(0)
-	go func() {
-		defer close(supDone)
-		sup.Run(ctx)
-	}()
-	readyCtx, readyCancel := context.WithTimeout(ctx, 10*time.Second)
-	defer readyCancel()
-	if err := sup.WaitReady(readyCtx); err != nil {
-		t.Fatal(err)
-	}
-	up.Store(true)
-	c.Notify()
-	first := waitPass(written.ID)
+	written, first := runThenStartHAProxy(t, ctx, cancel, c, sup, &up, history)
 	if got := get("a.test"); got != "a1" {
 		t.Errorf("a.test after the first reload: %q", got)
 	}
@@ -291,4 +264,38 @@ func getHost(t *testing.T, port int, host string) string {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return string(body)
+}
+
+// runThenStartHAProxy runs c's loop until its first pass (written for an
+// HAProxy that is not up yet), then starts sup on that configuration,
+// tells the loop HAProxy is up and returns both passes; the second is the
+// reload of an HAProxy whose state the loop does not know. The loop and
+// HAProxy stop when the test ends.
+func runThenStartHAProxy(t *testing.T, ctx context.Context, cancel context.CancelFunc, c *Controller, sup *reload.Supervisor, up *atomic.Bool, history *History) (written, first Pass) {
+	t.Helper()
+	loopDone, supDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		c.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-loopDone
+		if sup.PID() != 0 {
+			<-supDone
+		}
+	})
+	written = nextPass(t, history, c, 0)
+	go func() {
+		defer close(supDone)
+		sup.Run(ctx)
+	}()
+	readyCtx, readyCancel := context.WithTimeout(ctx, 10*time.Second)
+	defer readyCancel()
+	if err := sup.WaitReady(readyCtx); err != nil {
+		t.Fatal(err)
+	}
+	up.Store(true)
+	c.Notify()
+	return written, nextPass(t, history, c, written.ID)
 }

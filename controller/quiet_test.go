@@ -95,34 +95,11 @@ func testQuiet(t *testing.T, bin string, whole bool) {
 	var up atomic.Bool
 	c.cfg.HAProxyUp = up.Load
 	write(outcomeClass + outcomeApp("a", "a.test", a1))
-	loopDone := make(chan struct{})
-	go func() {
-		defer close(loopDone)
-		c.Run(ctx)
-	}()
-	supDone := make(chan struct{})
-	t.Cleanup(func() {
-		cancel()
-		<-loopDone
-		if sup.PID() != 0 {
-			<-supDone
-		}
-	})
 	waitPass := func(after int64) Pass { return nextPass(t, history, c, after) }
 	get := func(host string) string { return getHost(t, httpPort, host) }
-	written := waitPass(0)
-	go func() {
-		defer close(supDone)
-		sup.Run(ctx)
-	}()
-	readyCtx, readyCancel := context.WithTimeout(ctx, 10*time.Second)
-	defer readyCancel()
-	if err := sup.WaitReady(readyCtx); err != nil {
-		t.Fatal(err)
-	}
-	up.Store(true)
-	c.Notify()
-	first := waitPass(written.ID)
+	// Written for an HAProxy that is not up yet; then HAProxy starts on
+	// it and the next pass reloads it, not knowing what it runs.
+	_, first := runThenStartHAProxy(t, ctx, cancel, c, sup, &up, history)
 	if first.Outcome != OutcomeReload || get("a.test") != "a1" {
 		t.Fatalf("first pass %s (%s), a.test %q", first.Outcome, first.Error, get("a.test"))
 	}
