@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/go-logr/zapr"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -47,6 +49,7 @@ type runFlags struct {
 	logLevel          string
 	logFormat         string
 	historySize       int
+	memoryRatio       float64
 	// afterFirstPass, when set, is called once the loop's first pass
 	// has run.
 	afterFirstPass func()
@@ -96,6 +99,7 @@ sidecar starts and supervises. --init only writes a minimal configuration into
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json (one object per line, for log collectors) or console (for people)")
 	fs.IntVar(&f.historySize, "history", admin.DefaultHistory, "how many passes that changed something /history keeps")
+	fs.Float64Var(&f.memoryRatio, "memory-limit-ratio", 0.9, "the Go collector's soft memory limit as a share of the container's memory limit (its cgroup's, read again every minute), so that it collects harder instead of the container being killed; 0 turns it off, and GOMEMLIMIT or AUTOMEMLIMIT in the environment win")
 	return cmd
 }
 
@@ -127,6 +131,9 @@ func runCommand(cmd *cobra.Command, f *runFlags, hup <-chan os.Signal, stderr io
 	defer log.Sync() //nolint:errcheck // stderr
 	routeKlog(log)
 	if err := f.threadsFromLimit(log); err != nil {
+		return usageFailure(stderr, cmd, "%v", err)
+	}
+	if err := f.memoryLimit(ctx, log); err != nil {
 		return usageFailure(stderr, cmd, "%v", err)
 	}
 	if err := f.run(ctx, hup, log); err != nil {
@@ -445,6 +452,46 @@ func (f *runFlags) processOptions(store *reload.Store, log *zap.Logger, restarte
 			return err
 		},
 	}
+}
+
+// memoryLimit sets the Go runtime's soft memory limit to
+// --memory-limit-ratio of the container's memory limit (cgroup v2 or v1,
+// through automemlimit), and keeps it in step with the limit (a pod
+// resized in place) every minute. The sidecar's live heap grows with the
+// cluster (about 200 MiB at 50k Ingresses) and the collector's headroom
+// with it (GOGC 50: half again). Near the limit, collecting harder costs
+// CPU; an OOM kill leaves HAProxy unwatched until the sidecar is back.
+// Without a memory limit nothing changes. With --haproxy-start HAProxy
+// shares the container and its limit: README says to lower the ratio.
+func (f *runFlags) memoryLimit(ctx context.Context, log *zap.Logger) error {
+	r := f.memoryRatio
+	if r == 0 {
+		log.Info("Go memory limit", zap.String("from", "--memory-limit-ratio 0: none"))
+		return nil
+	}
+	if !(r > 0 && r <= 1) {
+		return fmt.Errorf("--memory-limit-ratio %v: must be 0 (off) or in (0, 1]", r)
+	}
+	limit, err := memlimit.Set(memlimit.WithRatio(r), memlimit.WithProvider(memlimit.FromCgroup),
+		memlimit.WithRefreshInterval(ctx, time.Minute))
+	auto, autoSet := os.LookupEnv("AUTOMEMLIMIT")
+	switch {
+	case os.Getenv("GOMEMLIMIT") != "":
+		log.Info("Go memory limit", zap.String("from", "GOMEMLIMIT"), zap.Int64("bytes", limit))
+	case err != nil:
+		// Not a usage error: a cgroup that cannot be read (or a bad
+		// AUTOMEMLIMIT) leaves the collector as it was.
+		log.Warn("Go memory limit: none set", zap.Error(err))
+	case autoSet && auto == "off":
+		log.Info("Go memory limit", zap.String("from", "AUTOMEMLIMIT=off: none"))
+	case limit == math.MaxInt64:
+		log.Info("Go memory limit", zap.String("from", "none: the container has no memory limit"))
+	case autoSet:
+		log.Info("Go memory limit", zap.String("from", "the container's memory limit"), zap.String("ratio", "AUTOMEMLIMIT="+auto), zap.Int64("bytes", limit))
+	default:
+		log.Info("Go memory limit", zap.String("from", "the container's memory limit"), zap.Float64("ratio", r), zap.Int64("bytes", limit))
+	}
+	return nil
 }
 
 // threadsFromLimit resolves --haproxy-threads 0 to the HAProxy
