@@ -41,8 +41,10 @@ install_packages() {
 	local missing=()
 	command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 	command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+	# GNU time: e2e/bench's offline-render peak RSS (render_bench_test.go).
+	[[ -x /usr/bin/time ]] || missing+=(time)
 	if ((${#missing[@]} == 0)); then
-		log "etcd and ip already installed"
+		log "etcd, ip and time already installed"
 		return
 	fi
 	if [[ $(id -u) -ne 0 ]]; then
