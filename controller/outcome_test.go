@@ -94,49 +94,14 @@ func TestPassOutcomeReachesEveryReader(t *testing.T) {
 func testPassOutcome(t *testing.T, bin string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// Short: the master socket's path must fit a sockaddr_un.
-	tmp, err := os.MkdirTemp("", "oc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	store, err := reload.NewStore(filepath.Join(tmp, "cfg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	manifests := filepath.Join(tmp, "manifests.yaml")
-	backend := func(name string) int {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) }))
-		t.Cleanup(srv.Close)
-		u, _ := url.Parse(srv.URL)
-		port, _ := strconv.Atoi(u.Port())
-		return port
-	}
-	a1, a2, b := backend("a1"), backend("a2"), backend("b")
+	f := newLoopFixture(t, bin)
+	a1, a2, b := f.a1, f.a2, f.b
 	var c *Controller
 	write := func(content string) {
 		t.Helper()
-		if err := os.WriteFile(manifests+".tmp", []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(manifests+".tmp", manifests); err != nil {
-			t.Fatal(err)
-		}
-		c.Notify() // what watch/ does on a file change in run mode
+		f.write(t, c, content)
 	}
-	tmpl, err := templates.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpPort := testenv.FreePort(t)
-	cfg := haproxycfg.Config{HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)), Template: tmpl}
-	renderer := func(in render.Inputs, previous *render.Model) (*render.Model, *haproxycfg.Output, error) {
-		m := render.BuildModel(in, render.Options{Previous: previous})
-		out, err := haproxycfg.Render(m, cfg)
-		return m, out, err
-	}
-	sup := &reload.Supervisor{Bin: bin, Config: store.ConfigPath(), Socket: filepath.Join(tmp, "m.sock"),
-		MinBackoff: 50 * time.Millisecond, StopGrace: time.Second}
+	store, manifests, renderer, sup, httpPort := f.store, f.manifests, f.renderer, f.sup, f.httpPort
 	var up atomic.Bool
 	core, logs := observer.New(zap.InfoLevel)
 	var mu sync.Mutex
@@ -264,6 +229,67 @@ func getHost(t *testing.T, port int, host string) string {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return string(body)
+}
+
+// loopFixture is what the loop tests run on, under a short temporary
+// directory (the master socket's path must fit a sockaddr_un): a store, a
+// manifest file, three backends answering their names, a renderer with
+// the built-in templates, and a supervisor for HAProxy bin.
+type loopFixture struct {
+	store     *reload.Store
+	manifests string
+	a1, a2, b int // the backends' ports
+	httpPort  int
+	renderer  func(render.Inputs, *render.Model) (*render.Model, *haproxycfg.Output, error)
+	sup       *reload.Supervisor
+}
+
+func newLoopFixture(t *testing.T, bin string) *loopFixture {
+	t.Helper()
+	tmp, err := os.MkdirTemp("", "lf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	f := &loopFixture{manifests: filepath.Join(tmp, "manifests.yaml")}
+	if f.store, err = reload.NewStore(filepath.Join(tmp, "cfg")); err != nil {
+		t.Fatal(err)
+	}
+	backend := func(name string) int {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) }))
+		t.Cleanup(srv.Close)
+		u, _ := url.Parse(srv.URL)
+		port, _ := strconv.Atoi(u.Port())
+		return port
+	}
+	f.a1, f.a2, f.b = backend("a1"), backend("a2"), backend("b")
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.httpPort = testenv.FreePort(t)
+	cfg := haproxycfg.Config{HTTPBind: "127.0.0.1:" + strconv.Itoa(f.httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)), Template: tmpl}
+	f.renderer = func(in render.Inputs, previous *render.Model) (*render.Model, *haproxycfg.Output, error) {
+		m := render.BuildModel(in, render.Options{Previous: previous})
+		out, err := haproxycfg.Render(m, cfg)
+		return m, out, err
+	}
+	f.sup = &reload.Supervisor{Bin: bin, Config: f.store.ConfigPath(), Socket: filepath.Join(tmp, "m.sock"),
+		MinBackoff: 50 * time.Millisecond, StopGrace: time.Second}
+	return f
+}
+
+// write replaces the manifest file whole and tells c, as watch/ does on
+// a file change in run mode.
+func (f *loopFixture) write(t *testing.T, c *Controller, content string) {
+	t.Helper()
+	if err := os.WriteFile(f.manifests+".tmp", []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(f.manifests+".tmp", f.manifests); err != nil {
+		t.Fatal(err)
+	}
+	c.Notify()
 }
 
 // runThenStartHAProxy runs c's loop until its first pass (written for an

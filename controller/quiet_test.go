@@ -2,12 +2,6 @@ package controller
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,9 +11,6 @@ import (
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
-	"github.com/haproxy-sidecar/haproxy-sidecar/render"
-	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
-	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
 )
 
 // With WholeChanges, a lone change that finds the loop idle is applied at
@@ -42,48 +33,14 @@ func testQuiet(t *testing.T, bin string, whole bool) {
 	const quiet = 300 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	tmp, err := os.MkdirTemp("", "qt") // short: the master socket's path
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	store, err := reload.NewStore(filepath.Join(tmp, "cfg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	manifests := filepath.Join(tmp, "manifests.yaml")
-	backend := func(name string) int {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) }))
-		t.Cleanup(srv.Close)
-		u, _ := url.Parse(srv.URL)
-		port, _ := strconv.Atoi(u.Port())
-		return port
-	}
-	a1, a2, b := backend("a1"), backend("a2"), backend("b")
+	f := newLoopFixture(t, bin)
+	a1, a2, b := f.a1, f.a2, f.b
 	var c *Controller
 	write := func(content string) {
 		t.Helper()
-		if err := os.WriteFile(manifests+".tmp", []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(manifests+".tmp", manifests); err != nil {
-			t.Fatal(err)
-		}
-		c.Notify()
+		f.write(t, c, content)
 	}
-	tmpl, err := templates.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpPort := testenv.FreePort(t)
-	cfg := haproxycfg.Config{HTTPBind: "127.0.0.1:" + strconv.Itoa(httpPort), HTTPSBind: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)), Template: tmpl}
-	renderer := func(in render.Inputs, previous *render.Model) (*render.Model, *haproxycfg.Output, error) {
-		m := render.BuildModel(in, render.Options{Previous: previous})
-		out, err := haproxycfg.Render(m, cfg)
-		return m, out, err
-	}
-	sup := &reload.Supervisor{Bin: bin, Config: store.ConfigPath(), Socket: filepath.Join(tmp, "m.sock"),
-		MinBackoff: 50 * time.Millisecond, StopGrace: time.Second}
+	store, manifests, renderer, sup, httpPort := f.store, f.manifests, f.renderer, f.sup, f.httpPort
 	history := NewHistory(20)
 	c = New(Config{
 		Source: NewFileSource(manifests), Store: store, Validate: reload.Validator(ctx, bin, 10*time.Second),
