@@ -54,6 +54,9 @@ type renderFlags struct {
 	// adminAddrs are the sidecar's own listeners (run's --health-addr
 	// and --debug-addr), whose ports no TCP service may take.
 	adminAddrs []string
+	// workerSocket is the worker socket run declares (run's
+	// --worker-socket, resolved); "" for the other commands.
+	workerSocket string
 	// spareBackends is --spare-backends of run and diff
 	// (render.Options.SpareBackends); render and explain have none.
 	spareBackends int
@@ -90,7 +93,7 @@ func (f *renderFlags) renderer() (func(render.Inputs, *render.Model) (*render.Mo
 		return nil, err
 	}
 	cfg := haproxycfg.Config{HTTPBind: f.httpBind, HTTPSBind: f.httpsBind, Template: tmpl,
-		GracePeriod: f.gracePeriod, WorkerMaxReloads: f.workerMaxReloads, Threads: f.threads}
+		GracePeriod: f.gracePeriod, WorkerMaxReloads: f.workerMaxReloads, Threads: f.threads, WorkerSocket: f.workerSocket}
 	if f.threads < 0 || f.threads > cpulimit.MaxThreads {
 		return nil, fmt.Errorf("--haproxy-threads %d: want 0 (from the CPU limit) to %d", f.threads, cpulimit.MaxThreads)
 	}

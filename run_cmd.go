@@ -35,11 +35,13 @@ import (
 type runFlags struct {
 	renderFlags
 	clusterFlags
-	manifests         string
-	healthAddr        string
-	debugAddr         string
-	configDir         string
-	masterSocket      string
+	manifests    string
+	healthAddr   string
+	debugAddr    string
+	configDir    string
+	masterSocket string
+	// workerSocketFlag is --worker-socket as given.
+	workerSocketFlag  string
 	haproxyStart      bool
 	init              bool
 	minReloadInterval time.Duration
@@ -89,6 +91,7 @@ sidecar starts and supervises. --init only writes a minimal configuration into
 	fs.StringVar(&f.debugAddr, "debug-addr", "127.0.0.1:10255", "listen address of /status and /explain, which show the routing table and every problem: keep it on loopback (kubectl port-forward reaches it) (empty to disable)")
 	fs.StringVar(&f.configDir, "config-dir", "", "directory holding the generations of HAProxy's configuration; HAProxy runs <dir>/current/haproxy.cfg (required)")
 	fs.StringVar(&f.masterSocket, "master-socket", "", "HAProxy master CLI socket (haproxy -W -S <path>) (required)")
+	fs.StringVar(&f.workerSocketFlag, "worker-socket", "", `the worker's own runtime API socket the configuration declares, so that map and server changes skip the master's hop; empty: beside --master-socket, named after it (master.sock: master-worker.sock); "none": none (everything through the master). HAProxy binds it at this path, so its container must see it where the sidecar does, as with the master socket`)
 	fs.BoolVar(&f.haproxyStart, "haproxy-start", false, "start and supervise HAProxy in master-worker mode (adopting one already answering on --master-socket) instead of using one another container started")
 	fs.BoolVar(&f.init, "init", false, "write a valid minimal configuration into --config-dir (unless one is there) and exit; for an HAProxy container to start on")
 	f.renderFlags.registerSpares(fs)
@@ -338,7 +341,7 @@ func (f *runFlags) run(ctx context.Context, hup <-chan os.Signal, log *zap.Logge
 		}
 	}
 	log.Info("running", zap.String("manifests", f.manifests), zap.String("watch_namespace", f.watchNamespace), zap.String("config", store.ConfigPath()),
-		zap.String("master_socket", f.masterSocket), zap.Bool("haproxy_start", f.haproxyStart),
+		zap.String("master_socket", f.masterSocket), zap.String("worker_socket", f.workerSocket), zap.Bool("haproxy_start", f.haproxyStart),
 		zap.String("version", info.Version), zap.String("commit", info.Commit), zap.String("haproxy_version", hv))
 	err = ctl.Run(ctx)
 	log.Info("stopping", zap.Any("stats", ctl.Stats()))
@@ -379,6 +382,13 @@ func (f *runFlags) prepareConfigDir(log *zap.Logger) (store *reload.Store, rende
 		if f.masterSocket, err = filepath.Abs(f.masterSocket); err != nil {
 			return nil, nil, false, err
 		}
+	}
+	if f.workerSocket, err = resolveWorkerSocket(f.workerSocketFlag, f.masterSocket); err != nil {
+		return nil, nil, false, err
+	}
+	if f.workerSocket == "" && f.workerSocketFlag != "none" && f.masterSocket != "" {
+		log.Info("no worker socket: the path beside --master-socket is too long for HAProxy to bind; runtime commands go through the master",
+			zap.String("master_socket", f.masterSocket))
 	}
 	store, err = reload.NewStore(configDir)
 	if err != nil {
@@ -431,12 +441,31 @@ func closeIf(ln net.Listener) {
 	}
 }
 
+// resolveWorkerSocket is --worker-socket's path: given, derived from the
+// master socket (reload.WorkerSocketFor) when empty, none for "none".
+func resolveWorkerSocket(flag, master string) (string, error) {
+	switch flag {
+	case "none":
+		return "", nil
+	case "":
+		return reload.WorkerSocketFor(master), nil
+	}
+	p, err := filepath.Abs(flag)
+	if err != nil {
+		return "", fmt.Errorf("--worker-socket: %w", err)
+	}
+	if p == master {
+		return "", fmt.Errorf("--worker-socket %s is --master-socket", flag)
+	}
+	return p, nil
+}
+
 // processOptions is HAProxy's process as the flags describe it: started
 // and supervised with --haproxy-start, else one another container starts.
 // restarted is called when a supervised HAProxy was started again.
 func (f *runFlags) processOptions(store *reload.Store, log *zap.Logger, restarted func()) reload.ProcessOptions {
 	return reload.ProcessOptions{
-		Start: f.haproxyStart, Bin: f.haproxyBin, Config: store.ConfigPath(), Socket: f.masterSocket,
+		Start: f.haproxyStart, Bin: f.haproxyBin, Config: store.ConfigPath(), Socket: f.masterSocket, WorkerSocket: f.workerSocket,
 		ReloadTimeout: f.reloadTimeout, StartTimeout: f.startTimeout, StopGrace: f.gracePeriod,
 		SocketWait: f.socketWait, OnRestart: restarted, Log: log,
 		Output: lineLogger(log.Named("haproxy.output")),

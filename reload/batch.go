@@ -208,15 +208,19 @@ const maxBatchLine = 8 << 10
 // reloads).
 //
 // Commands go ';'-separated on lines of at most maxBatchLine, each line
-// on the connection Send keeps open in prompt mode (session.go). A command
-// with a payload ends its line, which goes on a connection of its own: the
-// payload follows "<<" on the next lines, up to an empty one.
+// to the worker's own socket (WorkerSocket) when it has one, otherwise on
+// the master connection Send keeps open in prompt mode (session.go). A
+// command with a payload ends its line, which goes to the master on a
+// connection of its own: the payload follows "<<" on the next lines, up
+// to an empty one.
 func (c *MasterCLI) Send(ctx context.Context, b *Batch) error {
 	if b.err != nil {
 		return b.err
 	}
 	for start := 0; start < len(b.cmds); {
-		var line strings.Builder
+		// line goes to the master ("@1" before each command), direct
+		// to the worker's own socket (WorkerSocket).
+		var line, direct strings.Builder
 		end := start
 		// A payload goes through HAProxy's CLI buffer with its line:
 		// both together stay under maxBatchLine, or the payload's
@@ -225,8 +229,10 @@ func (c *MasterCLI) Send(ctx context.Context, b *Batch) error {
 		for end < len(b.cmds) && (end == start || line.Len()+len(b.cmds[end].line)+len(b.cmds[end].payload)+8 < maxBatchLine) {
 			if end > start {
 				line.WriteString("; ")
+				direct.WriteString("; ")
 			}
 			line.WriteString("@1 " + b.cmds[end].line)
+			direct.WriteString(b.cmds[end].line)
 			end++
 			if p := b.cmds[end-1].payload; p != "" {
 				line.WriteString(" <<\n" + p + "\n")
@@ -236,9 +242,15 @@ func (c *MasterCLI) Send(ctx context.Context, b *Batch) error {
 		}
 		var out string
 		var err error
-		if payload {
+		reached := false
+		if !payload {
+			out, reached, err = c.workerRoundTrip(ctx, direct.String())
+		}
+		switch {
+		case reached:
+		case payload:
 			out, err = c.roundTripMsg(ctx, line.String())
-		} else {
+		default:
 			out, err = c.sessionRoundTrip(ctx, line.String(), end-start)
 		}
 		if err != nil {

@@ -230,3 +230,97 @@ func TestSendKeepsSession(t *testing.T) {
 		send(8085, 9095)
 	})
 }
+
+// With a worker socket, a batch goes to the worker itself (no master
+// session is opened), after a reload to the new worker (a connection per
+// batch follows the path to whoever bound it last), and an error answer
+// is still reported; a worker socket nobody listens on leaves the master.
+func TestSendThroughWorkerSocket(t *testing.T) {
+	forEachHAProxy(t, func(t *testing.T, hb haproxyBin) {
+		ctx := context.Background()
+		tmp := shortTempDir(t)
+		httpPort := freePort(t)
+		master := filepath.Join(tmp, "m.sock")
+		worker := WorkerSocketFor(master)
+		if worker != filepath.Join(tmp, "m-worker.sock") {
+			t.Fatalf("WorkerSocketFor(%s) = %q", master, worker)
+		}
+		cfg := strings.Replace(routeConfig(httpPort, "1"), "global\n", "global\n    stats socket "+worker+" mode 600 level admin\n", 1) +
+			"backend be\n    balance roundrobin\n    server s1 127.0.0.1:1 disabled\n"
+		writeFiles(t, tmp, Files{"haproxy.cfg": []byte(cfg), "maps/exact.map": []byte("a.example a1\n")})
+		sup := startSupervised(t, hb.path, filepath.Join(tmp, ConfigName), master)
+		cli := sup.CLI()
+		cli.WorkerSocket = worker
+		t.Cleanup(func() { cli.Close() })
+		send := func(cli *MasterCLI, port int) {
+			t.Helper()
+			var b Batch
+			b.SetServerAddr("be", "s1", "127.0.0.2", port)
+			b.SetServerState("be", "s1", StateReady)
+			b.SetMap("maps/exact.map", "a.example", fmt.Sprintf("a%d", port))
+			if err := cli.Send(ctx, &b); err != nil {
+				t.Fatal(err)
+			}
+			servers, err := cli.ServersState(ctx, "be")
+			if err != nil || len(servers) != 1 || servers[0].Port != port {
+				t.Fatalf("servers after the batch: %+v %v", servers, err)
+			}
+			if body := get(t, httpPort, "a.example"); field(body, "route") != fmt.Sprintf("a%d", port) {
+				t.Fatalf("after the batch the worker serving answers %q", body)
+			}
+		}
+		masterSession := func() bool {
+			cli.sessions.mu.Lock()
+			defer cli.sessions.mu.Unlock()
+			return cli.sessions.cur != nil
+		}
+		send(cli, 8081)
+		if masterSession() {
+			t.Error("a batch went through the master although the worker has a socket")
+		}
+		if _, err := sup.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The new worker runs the file's map: the batch must reach it.
+		send(cli, 8082)
+		var bad Batch
+		bad.DelMap("maps/exact.map", "no-such.example")
+		var re *RuntimeError
+		if err := cli.Send(ctx, &bad); !errors.As(err, &re) || re.Answer != "Key not found." {
+			t.Errorf("a failing command through the worker socket: %v", err)
+		}
+		if masterSession() {
+			t.Error("a batch went through the master although the worker has a socket")
+		}
+
+		// A socket nobody listens on: the master carries the batch.
+		other := sup.CLI()
+		other.WorkerSocket = filepath.Join(tmp, "nobody.sock")
+		t.Cleanup(func() { other.Close() })
+		send(other, 8083)
+		other.sessions.mu.Lock()
+		viaMaster := other.sessions.cur != nil
+		other.sessions.mu.Unlock()
+		if !viaMaster {
+			t.Error("with no worker listening, the batch did not go through the master")
+		}
+	})
+}
+
+// WorkerSocketFor names the worker socket after the master's, beside it,
+// and gives none where HAProxy could not bind it.
+func TestWorkerSocketFor(t *testing.T) {
+	for master, want := range map[string]string{
+		"/run/haproxy/master.sock": "/run/haproxy/master-worker.sock",
+		"/run/haproxy/m":           "/run/haproxy/m-worker.sock",
+		"":                         "",
+		"/run/a\nb/master.sock":    "",
+		"/run/n=1 it's/m.sock":     "/run/n=1 it's/m-worker.sock",
+		"/" + strings.Repeat("d", 75) + "/master.sock": "/" + strings.Repeat("d", 75) + "/master-worker.sock",
+		"/" + strings.Repeat("d", 76) + "/master.sock": "",
+	} {
+		if got := WorkerSocketFor(master); got != want {
+			t.Errorf("WorkerSocketFor(%q) = %q, want %q", master, got, want)
+		}
+	}
+}

@@ -47,6 +47,10 @@ type MasterCLI struct {
 	// ConfigDir, if set, is the directory of the -f config file; ReloadError
 	// locations under it are made relative (as in Check).
 	ConfigDir string
+	// WorkerSocket, if set, is the worker's own CLI socket (a "stats socket
+	// ... level admin" line of the configuration, WorkerSocketFor): Send
+	// writes its batches there when it answers (worker.go).
+	WorkerSocket string
 
 	// sessions holds the connection Send keeps open (session.go).
 	sessions sessions

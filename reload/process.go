@@ -57,6 +57,9 @@ type ProcessOptions struct {
 	Config string
 	// Socket is the master socket path (-S).
 	Socket string
+	// WorkerSocket is the worker's own CLI socket the configuration
+	// declares (MasterCLI.WorkerSocket), "" for none.
+	WorkerSocket string
 	// ReloadTimeout bounds a reload until the new worker runs
 	// (MasterCLI.ReloadTimeout).
 	ReloadTimeout time.Duration
@@ -102,7 +105,7 @@ func NewProcess(opts ProcessOptions) *Process {
 		opts.StartTimeout = DefaultStartTimeout
 	}
 	p := &Process{opts: opts, log: log, done: make(chan struct{}),
-		cli: &MasterCLI{Socket: opts.Socket, ConfigDir: filepath.Dir(opts.Config), ReloadTimeout: opts.ReloadTimeout}}
+		cli: &MasterCLI{Socket: opts.Socket, WorkerSocket: opts.WorkerSocket, ConfigDir: filepath.Dir(opts.Config), ReloadTimeout: opts.ReloadTimeout}}
 	if !opts.Start {
 		// The sidecar does not wait for HAProxy before its first pass:
 		// HAProxy's container starts only once the sidecar's startup

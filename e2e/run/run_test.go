@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -181,6 +182,16 @@ func TestRunRuntimeUpdatesWithoutReload(t *testing.T) {
 		if after.Reloads != before.Reloads || after.CurrentWorker() != before.CurrentWorker() {
 			t.Errorf("HAProxy was reloaded: reloads %d -> %d, worker %d -> %d",
 				before.Reloads, after.Reloads, before.CurrentWorker(), after.CurrentWorker())
+		}
+		// The commands went to the worker's own socket, beside the
+		// master's (reload's TestSendThroughWorkerSocket shows Send
+		// prefers it): the serving worker answers there.
+		worker := reload.WorkerSocketFor(s.Socket)
+		if worker == "" || !strings.Contains(s.Logs.String(), `"worker_socket":"`+worker+`"`) {
+			t.Errorf("the sidecar did not log worker socket %q", worker)
+		}
+		if info, err := workerCommand(worker, "show info"); err != nil || !strings.Contains(info, "\nPid: "+strconv.Itoa(after.CurrentWorker())+"\n") {
+			t.Errorf("show info on the worker socket %s (worker %d): %v\n%s", worker, after.CurrentWorker(), err, info)
 		}
 		// Served first, persisted (validated) right after.
 		s.Eventually(5*time.Second, "3 runtime updates logged", func() error {
@@ -560,4 +571,20 @@ func TestRunCanary(t *testing.T) {
 		s.Remove("web-canary.yaml")
 		s.Expect("web.test", "/", "svc:a")
 	})
+}
+
+// workerCommand sends one command to a worker's stats socket and returns
+// its answer.
+func workerCommand(socket, cmd string) (string, error) {
+	conn, err := net.DialTimeout("unix", socket, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(conn)
+	return string(b), err
 }

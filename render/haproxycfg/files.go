@@ -60,10 +60,32 @@ type Config struct {
 	// HAProxy container's probes, and MetricsPath serves HAProxy's own
 	// Prometheus exporter when PrometheusExporter is true.
 	StatsBind string
+	// WorkerSocket, when set, is an absolute path where the worker listens
+	// for the runtime API itself (a "stats socket ... level admin" line):
+	// the sidecar's runtime commands then skip the master's hop
+	// (reload.WorkerSocketFor). Empty for render and explain, which
+	// drive no HAProxy.
+	WorkerSocket string
 	// PrometheusExporter says the HAProxy in use has the exporter compiled
 	// in (reload.HasPrometheusExporter); without it HAProxy rejects any
 	// configuration that uses it.
 	PrometheusExporter bool
+}
+
+// quoteWorkerSocket is Config.WorkerSocket as one argument of haproxy.cfg
+// (quoteArg: a path may hold spaces or '='), "" for none.
+func quoteWorkerSocket(p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	q, err := quoteArg(p)
+	if err == nil && !strings.HasPrefix(p, "/") {
+		err = fmt.Errorf("not an absolute path")
+	}
+	if err != nil {
+		return "", fmt.Errorf("worker socket %q: %w", p, err)
+	}
+	return q, nil
 }
 
 // Paths of the stats frontend (Config.StatsBind).
@@ -124,7 +146,9 @@ type TemplateData struct {
 	// Threads is nbthread, 0 for none (Config.Threads).
 	Threads int
 
-	HTTPBind, HTTPSBind              string
+	HTTPBind, HTTPSBind string
+	// WorkerSocket is Config.WorkerSocket, quoted; "" for none.
+	WorkerSocket                     string
 	DefaultCert, CrtList             string
 	ExactMap, PrefixMap, TLSHostsMap string
 	// CanaryMap is CanaryMapFile (used only with .Canaries).
@@ -419,6 +443,10 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 	if cfg.Template == nil {
 		return nil, fmt.Errorf("no template")
 	}
+	workerSocket, err := quoteWorkerSocket(cfg.WorkerSocket)
+	if err != nil {
+		return nil, err
+	}
 	grace, maxReloads := cfg.GracePeriod, cfg.WorkerMaxReloads
 	if grace <= 0 {
 		grace = 30 * time.Second
@@ -431,7 +459,8 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 		WorkerMaxReloads: maxReloads,
 		Threads:          max(cfg.Threads, 0),
 		HTTPBind:         httpBind, HTTPSBind: httpsBind,
-		DefaultCert: DefaultCertFile, CrtList: CrtListFile,
+		WorkerSocket: workerSocket,
+		DefaultCert:  DefaultCertFile, CrtList: CrtListFile,
 		ExactMap: ExactMapFile, PrefixMap: PrefixMapFile, TLSHostsMap: TLSHostsMapFile, CanaryMap: CanaryMapFile,
 		DefaultBackend:     m.DefaultBackend,
 		UnavailableBackend: render.UnavailableBackend, NotFoundBackend: render.NotFoundBackend,
