@@ -202,7 +202,7 @@ func renderCorpusDoc(t *testing.T, d corpusDoc, cfg haproxycfg.Config, haproxies
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+		if err := os.WriteFile(p, f.Data(), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -124,7 +124,7 @@ func TestPlanCauses(t *testing.T) {
 	templates := base.state(t)
 	templates.renderer = old.renderer + 1
 	extra := func(files []haproxycfg.File) []haproxycfg.File {
-		return append(files, haproxycfg.File{Path: "certs/extra.pem", Data: []byte("not a certificate")})
+		return append(files, haproxycfg.NewFile("certs/extra.pem", []byte("not a certificate")))
 	}
 	withExtra := withFile(old, extra)
 	grown := cluster{services: map[string][]string{"a": {"10.0.0.1"}, "b": {"10.0.0.2"}}, routes: []string{"x.test/=a", "y.test/=b"}}

@@ -4,7 +4,6 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -613,23 +612,11 @@ func (c *Controller) setCurrent(s *state) {
 	}
 }
 
-func sameFiles(a, b *haproxycfg.Output) bool {
-	if len(a.Files) != len(b.Files) {
-		return false
-	}
-	for i := range a.Files {
-		if a.Files[i].Path != b.Files[i].Path || !bytes.Equal(a.Files[i].Data, b.Files[i].Data) {
-			return false
-		}
-	}
-	return true
-}
-
 // Files converts rendered output to what the store writes.
 func Files(out *haproxycfg.Output) reload.Files {
 	files := make(reload.Files, len(out.Files))
 	for _, f := range out.Files {
-		files[f.Path] = f.Data
+		files[f.Path] = f.Data()
 	}
 	return files
 }

@@ -55,7 +55,7 @@ func Dump(out *haproxycfg.Output, problems []render.Problem, q DumpQuery) (strin
 				b.WriteByte('\n')
 			}
 			fmt.Fprintf(&b, "# ==> %s <== (from %s)\n", f.Path, q.Selector)
-			b.Write(f.Data)
+			b.Write(f.Data())
 		}
 		if len(own) > 0 {
 			if b.Len() > 0 {

@@ -339,7 +339,7 @@ func passFields(rec *Pass, out *haproxycfg.Output) []zap.Field {
 	}
 	size := 0
 	for _, f := range out.Files {
-		size += len(f.Data)
+		size += f.Size()
 	}
 	return []zap.Field{
 		zap.Int64("pass", rec.ID), zap.Int("generation", rec.Generation), zap.Strings("trigger", trigger),

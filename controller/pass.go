@@ -75,7 +75,7 @@ func (c *Controller) attempt(ctx context.Context) (r result, again bool) {
 		cand.haproxy = nil
 	}
 
-	if current != nil && sameFiles(current.out, rd.out) {
+	if current != nil && haproxycfg.SameFiles(current.out, rd.out) {
 		r.outcome = OutcomeUnchanged
 		// Same files, but the model may differ in what is not rendered
 		// (e.g. which Ingresses are served with no rules).
@@ -85,7 +85,7 @@ func (c *Controller) attempt(ctx context.Context) (r result, again bool) {
 	c.mu.Lock()
 	unfinished, unfinishedErr := c.unfinished, c.unfinishedErr
 	c.mu.Unlock()
-	if unfinished != nil && sameFiles(unfinished, rd.out) {
+	if unfinished != nil && haproxycfg.SameFiles(unfinished, rd.out) {
 		return r.rejectedWith(rejectedUnfinished, fmt.Errorf("not tried again, the same configuration as before: %w", unfinishedErr)), false
 	}
 	p := diff(current, cand.next)
@@ -147,7 +147,7 @@ func (c *Controller) apply(ctx context.Context, r result, cand candidate, p plan
 		// addresses, which HAProxy has just accepted: it is written in
 		// the background (no haproxy -c), and the next change need not
 		// wait for the disk.
-		c.writer.submit(Files(next.out))
+		c.writer.submit(func() reload.Files { return Files(next.out) })
 		c.mu.Lock()
 		c.model, c.out = next.model, next.out
 		c.mu.Unlock()

@@ -142,7 +142,7 @@ type Prediction struct {
 // Predict plans the change from old to next as `run` does when HAProxy
 // runs old with the same templates.
 func Predict(oldModel *render.Model, old *haproxycfg.Output, nextModel *render.Model, next *haproxycfg.Output) Prediction {
-	if sameFiles(old, next) {
+	if haproxycfg.SameFiles(old, next) {
 		return Prediction{Method: MethodNone}
 	}
 	p := diff(&state{model: oldModel, out: old}, &state{model: nextModel, out: next})
@@ -286,7 +286,7 @@ func diff(old *state, next *state) plan {
 		if runtimeFile(f.Path, certFiles) {
 			continue
 		}
-		if !bytes.Equal(f.Data, old.out.Get(f.Path)) || !hasFile(old.out, f.Path) {
+		if !bytes.Equal(f.Data(), old.out.Get(f.Path)) || !hasFile(old.out, f.Path) {
 			return reloadFor(CauseFileChanged, f.Path+" changed (map entries, server addresses and certificates change at run time)")
 		}
 	}
@@ -302,7 +302,7 @@ func diff(old *state, next *state) plan {
 		return reloadFor(CauseCertificates, why)
 	}
 	p.certs = certs
-	if oldCfg, nextCfg := old.out.Get(haproxycfg.ConfigFile), next.out.Get(haproxycfg.ConfigFile); !bytes.Equal(oldCfg, nextCfg) {
+	if !haproxycfg.SameConfig(old.out, next.out) {
 		// The configuration may differ only in server slot addresses:
 		// the same backends with the same number of slots, and nothing
 		// but the slots' addresses and states changed (settings, for

@@ -26,9 +26,11 @@ type backgroundWriter struct {
 	failed  func(error)
 	written func(generation int)
 
-	mu      sync.Mutex
-	idle    *sync.Cond
-	pending reload.Files
+	mu   sync.Mutex
+	idle *sync.Cond
+	// pending makes the files to write: the writer, not the pass, puts
+	// haproxy.cfg together (haproxycfg.File.Data).
+	pending func() reload.Files
 	busy    bool
 	kick    chan struct{}
 	retry   *time.Timer
@@ -41,7 +43,7 @@ func newBackgroundWriter(store *reload.Store, log *zap.Logger, failed func(error
 }
 
 // submit queues files to be written, replacing any not written yet.
-func (w *backgroundWriter) submit(files reload.Files) {
+func (w *backgroundWriter) submit(files func() reload.Files) {
 	w.mu.Lock()
 	w.pending = files
 	w.mu.Unlock()
@@ -115,7 +117,7 @@ func (w *backgroundWriter) writeOne(ctx context.Context) bool {
 	// HAProxy accepted these through its runtime API, and they differ
 	// from the validated current generation only in map entries and
 	// server addresses: no haproxy -c.
-	res, err := w.store.Apply(ctx, files, func(string) error { return nil })
+	res, err := w.store.Apply(ctx, files(), func(string) error { return nil })
 
 	w.mu.Lock()
 	w.busy = false

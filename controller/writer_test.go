@@ -13,8 +13,9 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 )
 
-func files(cfg string) reload.Files {
-	return reload.Files{"haproxy.cfg": []byte(cfg)}
+// files are files to submit, made when the writer writes them.
+func files(cfg string) func() reload.Files {
+	return func() reload.Files { return reload.Files{"haproxy.cfg": []byte(cfg)} }
 }
 
 // The background writer writes the newest pending files, retries a

@@ -85,7 +85,7 @@ func FuzzManifestRender(f *testing.F) {
 			t.Fatalf("incremental render failed: %v", err)
 		}
 		for i, file := range out.Files {
-			if g := inc.Files[i]; g.Path != file.Path || !bytes.Equal(g.Data, file.Data) {
+			if g := inc.Files[i]; g.Path != file.Path || !bytes.Equal(g.Data(), file.Data()) {
 				t.Fatalf("incremental %s differs from the full render's", file.Path)
 			}
 		}

@@ -139,7 +139,7 @@ func writeFiles(t testing.TB, dir string, out *haproxycfg.Output) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, f.Data, 0o600); err != nil {
+		if err := os.WriteFile(p, f.Data(), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -162,7 +162,7 @@ func TestGolden(t *testing.T) {
 			}
 			got := map[string][]byte{problemsFile: problemsText(problems)}
 			for _, f := range out.Files {
-				got[f.Path] = f.Data
+				got[f.Path] = f.Data()
 			}
 			expDir := filepath.Join(dir, "expected")
 			if *testenv.Update {
@@ -211,7 +211,7 @@ func TestGolden(t *testing.T) {
 			for seed := uint64(1); seed <= 3; seed++ {
 				_, out2, problems2 := renderCase(t, dir, rand.New(rand.NewPCG(seed, seed)))
 				if !slices.EqualFunc(out.Files, out2.Files, func(a, b haproxycfg.File) bool {
-					return a.Path == b.Path && bytes.Equal(a.Data, b.Data)
+					return a.Path == b.Path && bytes.Equal(a.Data(), b.Data())
 				}) {
 					t.Errorf("shuffled input (seed %d) gives a different output", seed)
 				}

@@ -502,7 +502,7 @@ func TestHostileAnnotations(t *testing.T) {
 	for _, f := range out.Files {
 		if f.Path == haproxycfg.ExtAuthScriptFile {
 			// The fixed script: nothing of an object is in it.
-			if !bytes.Equal(f.Data, haproxycfg.ExtAuthScript()) {
+			if !bytes.Equal(f.Data(), haproxycfg.ExtAuthScript()) {
 				t.Errorf("%s is not the embedded script", f.Path)
 			}
 			continue
@@ -510,14 +510,14 @@ func TestHostileAnnotations(t *testing.T) {
 		if !fileName.MatchString(f.Path) || strings.Contains(f.Path, "..") {
 			t.Errorf("unexpected file %q", f.Path)
 		}
-		if strings.ContainsAny(string(f.Data), "\x00\r") {
+		if strings.ContainsAny(string(f.Data()), "\x00\r") {
 			t.Errorf("%s holds NUL or CR", f.Path)
 		}
 		if strings.HasSuffix(f.Path, ".pem") {
-			checkHostilePEM(t, f.Path, f.Data)
+			checkHostilePEM(t, f.Path, f.Data())
 			continue
 		}
-		checkHostileText(t, f.Path, f.Data, f.Path == haproxycfg.ConfigFile)
+		checkHostileText(t, f.Path, f.Data(), f.Path == haproxycfg.ConfigFile)
 	}
 	lap("files checked")
 	cfg := out.Get(haproxycfg.ConfigFile)

@@ -398,8 +398,8 @@ func TestIncrementalEqualsFull(t *testing.T) {
 					t.Fatalf("seed %d step %d: %d files, incremental %d", seed, i, len(fullOut.Files), len(incOut.Files))
 				}
 				for j, f := range fullOut.Files {
-					if g := incOut.Files[j]; g.Path != f.Path || !bytes.Equal(g.Data, f.Data) {
-						t.Fatalf("seed %d step %d (%v): %s differs from the full render's:\n%s\n--- incremental:\n%s", seed, i, log, f.Path, f.Data, g.Data)
+					if g := incOut.Files[j]; g.Path != f.Path || !bytes.Equal(g.Data(), f.Data()) {
+						t.Fatalf("seed %d step %d (%v): %s differs from the full render's:\n%s\n--- incremental:\n%s", seed, i, log, f.Path, f.Data(), g.Data())
 					}
 				}
 			}

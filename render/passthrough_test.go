@@ -204,7 +204,7 @@ func TestTLSPassthrough(t *testing.T) {
 			// row and its TCP backend.
 			got := map[string]string{}
 			for _, f := range out.Select(haproxycfg.Selector{Ingress: "default/pass"}) {
-				got[f.Path] = string(f.Data)
+				got[f.Path] = string(f.Data())
 			}
 			if !strings.Contains(got[haproxycfg.PassthroughMapFile], "\npass.test default_secure_443:pass\n") ||
 				!strings.Contains(got[haproxycfg.TLSHostsMapFile], "pass.test 1") || !strings.Contains(got[haproxycfg.ConfigFile], "mode tcp") {

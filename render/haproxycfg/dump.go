@@ -63,7 +63,7 @@ func (o *Output) Select(sel Selector) []File {
 	var out []File
 	add := func(path string, data []byte) {
 		if len(data) > 0 {
-			out = append(out, File{Path: path, Data: data})
+			out = append(out, File{Path: path, data: data})
 		}
 	}
 	add(ConfigFile, o.selectedSections(backends))

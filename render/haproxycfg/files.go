@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -97,7 +98,88 @@ const (
 // File is one generated file.
 type File struct {
 	Path string // relative, slash-separated
-	Data []byte
+	data []byte
+	// lazy is a file kept in pieces (haproxy.cfg, the route maps), put
+	// together only when read (Data): a runtime change is served without
+	// it (the planner compares values and pieces), and the background
+	// writer reads it later.
+	lazy lazyFile
+}
+
+// lazyFile is a file in pieces.
+type lazyFile interface {
+	// whole puts the file together on the first call and returns the
+	// same bytes on every call, from any goroutine.
+	whole() []byte
+	// size is len(whole()), without putting it together.
+	size() int
+}
+
+// NewFile is a file of path holding data.
+func NewFile(path string, data []byte) File { return File{Path: path, data: data} }
+
+// Data is the file's content. For haproxy.cfg in pieces the first call
+// puts it together (a few megabytes at 10k Services); later calls, from
+// any goroutine, return the same bytes.
+func (f File) Data() []byte {
+	if f.lazy != nil {
+		return f.lazy.whole()
+	}
+	return f.data
+}
+
+// Size is len(f.Data()), without putting haproxy.cfg together.
+func (f File) Size() int {
+	if f.lazy != nil {
+		return f.lazy.size()
+	}
+	return len(f.data)
+}
+
+// SameFiles reports whether a and b are the same files with the same
+// contents; haproxy.cfg is compared piece by piece, never put together.
+func SameFiles(a, b *Output) bool {
+	if len(a.Files) != len(b.Files) {
+		return false
+	}
+	for i := range a.Files {
+		if a.Files[i].Path != b.Files[i].Path || !sameFile(a.Files[i], b.Files[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// SameConfig reports whether old and next have the same haproxy.cfg.
+func SameConfig(old, next *Output) bool {
+	x, okx := old.file(ConfigFile)
+	y, oky := next.file(ConfigFile)
+	return okx == oky && sameFile(x, y)
+}
+
+// sameFile compares files in pieces piece by piece (pieces that did not
+// change are the same slices), others byte by byte.
+func sameFile(x, y File) bool {
+	switch a := x.lazy.(type) {
+	case *configParts:
+		if b, ok := y.lazy.(*configParts); ok {
+			return a.same(b)
+		}
+	case *routeMapText:
+		if b, ok := y.lazy.(*routeMapText); ok {
+			return a.same(b)
+		}
+	}
+	return bytes.Equal(x.Data(), y.Data())
+}
+
+// file returns the file at path.
+func (o *Output) file(path string) (File, bool) {
+	i, ok := slices.BinarySearchFunc(o.Files, path, func(f File, p string) int { return strings.Compare(f.Path, p) })
+	if !ok {
+		return File{}, false
+	}
+	return o.Files[i], true
 }
 
 // Output is everything HAProxy needs, sorted by path.
@@ -122,19 +204,61 @@ type Output struct {
 // configParts is haproxy.cfg as the template produced it: Head, then one
 // section per backend (in Model.Backends order), then Tail. The planner
 // (SameBesideSlots) and provenance use the pieces instead of reading the
-// file back.
+// file back. A section that did not change is the same slice as in the
+// render before, so most pieces compare by pointer.
 type configParts struct {
 	Head, Tail []byte
 	Sections   [][]byte
+
+	once sync.Once
+	file []byte // whole, once put together
+}
+
+// whole is the file, put together on the first call.
+func (p *configParts) whole() []byte {
+	p.once.Do(func() {
+		b := make([]byte, 0, p.size())
+		b = append(b, p.Head...)
+		for _, s := range p.Sections {
+			b = append(b, s...)
+		}
+		p.file = append(b, p.Tail...)
+	})
+	return p.file
+}
+
+func (p *configParts) size() int {
+	n := len(p.Head) + len(p.Tail)
+	for _, s := range p.Sections {
+		n += len(s)
+	}
+	return n
+}
+
+// same reports whether p and q are the same file, piece by piece (for
+// one template, equal files come in equal pieces).
+func (p *configParts) same(q *configParts) bool {
+	if p == q {
+		return true
+	}
+	if len(p.Sections) != len(q.Sections) || !bytes.Equal(p.Head, q.Head) || !bytes.Equal(p.Tail, q.Tail) {
+		return false
+	}
+	for i, s := range p.Sections {
+		if !sameSlice(s, q.Sections[i]) && !bytes.Equal(s, q.Sections[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // Get returns the content of a generated file, or nil.
 func (o *Output) Get(path string) []byte {
-	i, ok := slices.BinarySearchFunc(o.Files, path, func(f File, p string) int { return strings.Compare(f.Path, p) })
+	f, ok := o.file(path)
 	if !ok {
 		return nil
 	}
-	return o.Files[i].Data
+	return f.Data()
 }
 
 // TemplateData is what the configuration template sees. Every string in it
@@ -492,7 +616,7 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 	if cache != nil {
 		sections = &cache.sections
 	}
-	config, parts, err := assembleConfig(cfgBuf.Bytes(), m, cfg, sections)
+	configFile, err := assembleConfig(cfgBuf.Bytes(), m, cfg, sections)
 	if err != nil {
 		return nil, err
 	}
@@ -502,51 +626,40 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 		defaultPEM = c.PEM
 	}
 	maps := renderMaps(m, cache)
+	parts, _ := configFile.lazy.(*configParts)
 	out := &Output{model: m, config: parts, crtSNI: maps.crtSNI, routesOf: [2][]*render.Route{render.MatchExact: maps.exactRoutes, render.MatchPrefix: maps.prefixRoutes},
 		skeleton: &skeleton{tmpl: cfg.Template, data: data}}
 	out.Files = append(out.Files,
-		File{ConfigFile, config},
-		File{ExactMapFile, maps.exact},
-		File{PrefixMapFile, maps.prefix},
-		File{TLSHostsMapFile, maps.tlsHosts},
-		File{CrtListFile, maps.crtList},
-		File{DefaultCertFile, defaultPEM},
+		configFile,
+		File{Path: ExactMapFile, lazy: maps.exact},
+		File{Path: PrefixMapFile, lazy: maps.prefix},
+		File{Path: TLSHostsMapFile, data: maps.tlsHosts},
+		File{Path: CrtListFile, data: maps.crtList},
+		File{Path: DefaultCertFile, data: defaultPEM},
 	)
 	if data.ErrorPagesLua != "" {
-		out.Files = append(out.Files, File{ErrorPagesLuaFile, []byte(ErrorPagesLua)})
+		out.Files = append(out.Files, File{Path: ErrorPagesLuaFile, data: []byte(ErrorPagesLua)})
 	}
 	if cm := canaryMap(m); cm != nil {
-		out.Files = append(out.Files, File{CanaryMapFile, cm})
+		out.Files = append(out.Files, File{Path: CanaryMapFile, data: cm})
 	}
 	if len(m.Passthrough) > 0 {
-		out.Files = append(out.Files, File{PassthroughMapFile, passthroughMap(m.Passthrough)})
+		out.Files = append(out.Files, File{Path: PassthroughMapFile, data: passthroughMap(m.Passthrough)})
 	}
 	if rx, hosts := regexFiles(m); rx != nil {
-		out.Files = append(out.Files, File{render.RegexMapFile, rx}, File{render.RegexHostsMapFile, hosts})
+		out.Files = append(out.Files, File{Path: render.RegexMapFile, data: rx}, File{Path: render.RegexHostsMapFile, data: hosts})
 	}
 	for _, c := range m.Certs {
-		out.Files = append(out.Files, File{c.File, c.PEM})
+		out.Files = append(out.Files, File{Path: c.File, data: c.PEM})
 	}
 	for _, c := range caFiles(m) {
-		out.Files = append(out.Files, File{c.File, c.PEM})
+		out.Files = append(out.Files, File{Path: c.File, data: c.PEM})
 	}
 	if data.ExtAuthScript != "" {
-		out.Files = append(out.Files, File{ExtAuthScriptFile, extAuthScript})
+		out.Files = append(out.Files, File{Path: ExtAuthScriptFile, data: extAuthScript})
 	}
 	slices.SortFunc(out.Files, func(x, y File) int { return strings.Compare(x.Path, y.Path) })
 	return out, nil
-}
-
-const routeMapHeader = "# key: host+path; value: backend. Generated by haproxy-sidecar.\n"
-
-// routeMapText is a route map file with the route of each of its lines
-// and where that route's lines end, so that the next render can copy the
-// lines of unchanged routes in runs instead of writing every route again.
-// Routes are never changed once made: the same pointer is the same lines.
-type routeMapText struct {
-	data []byte
-	rows []*render.Route
-	ends []int32
 }
 
 // appendRouteLines appends what the route map says of r: the comment
@@ -671,90 +784,6 @@ func splitRoutes(prev *routeSplit, routes []*render.Route) (s *routeSplit, exact
 	return s, exact, prefix
 }
 
-// writeRouteMap writes a route map file from routes of one match kind.
-// With the previous one, the lines of unchanged routes are copied from
-// it, run by run, and when none changed the previous one is the result.
-// Routes are compared by pointer first: most are the same as prev's.
-func writeRouteMap(prev *routeMapText, routes []*render.Route) *routeMapText {
-	if prev != nil && len(prev.rows) == len(routes) {
-		unchanged := true
-		for i, r := range routes {
-			if prev.rows[i] != r && !sameLines(prev.rows[i], r) {
-				unchanged = false
-				break
-			}
-		}
-		if unchanged {
-			return prev
-		}
-	}
-	var size int
-	if prev != nil && len(prev.rows) > 0 {
-		// Most lines are copied: the previous size, and room for as
-		// many new lines as the list grew by (append grows past it).
-		size = len(prev.data) + 1024
-		if grown := len(routes) - len(prev.rows); grown > 0 {
-			size += grown * (len(prev.data) / len(prev.rows))
-		}
-	} else {
-		size = len(routeMapHeader)
-		for _, r := range routes {
-			size += routeLinesSize(r)
-		}
-	}
-	// rows are the routes themselves: every route has its lines, in order.
-	t := &routeMapText{data: make([]byte, 0, size), rows: routes, ends: make([]int32, 0, len(routes))}
-	t.data = append(t.data, routeMapHeader...)
-	// Rows [from, to) of prev are the pending run to copy.
-	j, from, to := 0, 0, 0
-	flush := func() {
-		if from == to {
-			return
-		}
-		start := int32(len(routeMapHeader))
-		if from > 0 {
-			start = prev.ends[from-1]
-		}
-		shift := int32(len(t.data)) - start
-		t.data = append(t.data, prev.data[start:prev.ends[to-1]]...)
-		for k := from; k < to; k++ {
-			t.ends = append(t.ends, prev.ends[k]+shift)
-		}
-		from, to = j, j
-	}
-	for _, r := range routes {
-		if prev != nil {
-			// Routes gone since prev end the run. Most routes are the
-			// same pointer as prev's next one: no string compared then.
-			for j < len(prev.rows) && prev.rows[j] != r && prev.rows[j].Order() < r.Order() {
-				flush()
-				j++
-				from, to = j, j
-			}
-			if j < len(prev.rows) && (prev.rows[j] == r || sameLines(prev.rows[j], r)) {
-				if to != j {
-					flush()
-					from, to = j, j
-				}
-				j++
-				to = j
-				continue
-			}
-			flush()
-			if j < len(prev.rows) && prev.rows[j].Order() == r.Order() {
-				j++ // replaced
-			}
-			from, to = j, j
-		}
-		t.data = appendRouteLines(t.data, r)
-		t.ends = append(t.ends, int32(len(t.data)))
-	}
-	if prev != nil {
-		flush()
-	}
-	return t
-}
-
 // tlsHostsHeader is the first line of the TLS hosts map.
 const tlsHostsHeader = "# hosts redirected from HTTP to HTTPS. Generated by haproxy-sidecar.\n"
 
@@ -875,7 +904,8 @@ type renderCache struct {
 }
 
 type mapFiles struct {
-	exact, prefix, tlsHosts, crtList []byte
+	exact, prefix     *routeMapText
+	tlsHosts, crtList []byte
 	// crtSNI are the crt-list's SNI names of each certificate
 	// (crtListSNI), as the file was written from them.
 	crtSNI [][]string
@@ -892,15 +922,15 @@ func renderMaps(m *render.Model, cache *renderCache) mapFiles {
 	switch {
 	case cache == nil:
 		_, f.exactRoutes, f.prefixRoutes = splitRoutes(nil, m.Routes)
-		f.exact, f.prefix = writeRouteMap(nil, f.exactRoutes).data, writeRouteMap(nil, f.prefixRoutes).data
+		f.exact, f.prefix = writeRouteMap(nil, f.exactRoutes), writeRouteMap(nil, f.prefixRoutes)
 	case cache.split != nil && sameSlice(cache.split.all, m.Routes):
-		f.exact, f.prefix = cache.exact.data, cache.prefix.data
+		f.exact, f.prefix = cache.exact, cache.prefix
 		f.exactRoutes, f.prefixRoutes = cache.files.exactRoutes, cache.files.prefixRoutes
 	default:
 		split, exact, prefix := splitRoutes(cache.split, m.Routes)
 		cache.split = split
 		cache.exact, cache.prefix = writeRouteMap(cache.exact, exact), writeRouteMap(cache.prefix, prefix)
-		f.exact, f.prefix = cache.exact.data, cache.prefix.data
+		f.exact, f.prefix = cache.exact, cache.prefix
 		f.exactRoutes, f.prefixRoutes = exact, prefix
 	}
 	if cache != nil && cache.files.tlsHosts != nil && sameSlice(cache.certs, m.Certs) && sameSlice(cache.hosts, m.TLSHosts) && len(m.Passthrough) == 0 && !cache.passthrough {

@@ -24,7 +24,7 @@ func routeMap(routes []*render.Route, match render.MatchKind) []byte {
 			of = append(of, r)
 		}
 	}
-	return writeRouteMap(nil, of).data
+	return writeRouteMap(nil, of).whole()
 }
 
 // spliceRoutes are the routes of n Ingresses "ing-<i>" for host
@@ -74,10 +74,22 @@ func spliceRoutes(t *testing.T, n, backends int) [][]*render.Route {
 	return out
 }
 
-// A route map written from the previous one (copying the lines of
+// A route map written from the previous one (keeping the chunks of
 // unchanged routes) is the file written from scratch, for random
-// insertions, deletions and changes.
+// insertions, deletions and changes, with chunks small enough that most
+// changes cross their bounds and with the default; written again from the
+// same routes, it is the previous one.
 func TestWriteRouteMapSplices(t *testing.T) {
+	for _, rows := range []int{3, routeChunkRows} {
+		t.Run("chunk="+strconv.Itoa(rows), func(t *testing.T) {
+			defer func(was int) { routeChunkRows = was }(routeChunkRows)
+			routeChunkRows = rows
+			testWriteRouteMapSplices(t)
+		})
+	}
+}
+
+func testWriteRouteMapSplices(t *testing.T) {
 	r := mathrand.New(mathrand.NewPCG(3, 9))
 	built := spliceRoutes(t, 400, 3)
 	present := map[int]int{} // route → backend
@@ -120,8 +132,21 @@ func TestWriteRouteMapSplices(t *testing.T) {
 				}
 			}
 			got := writeRouteMap(prev[match], byMatch[match])
-			if want := routeMap(routes, match); !bytes.Equal(got.data, want) {
-				t.Fatalf("step %d %s: spliced map\n%s\nwant\n%s", step, match, got.data, want)
+			if want := routeMap(routes, match); !bytes.Equal(got.whole(), want) {
+				t.Fatalf("step %d %s: spliced map\n%s\nwant\n%s", step, match, got.whole(), want)
+			}
+			n := 0
+			for _, c := range got.chunks {
+				if len(c.rows) == 0 || len(c.rows) > routeChunkRows {
+					t.Fatalf("step %d %s: a chunk of %d routes", step, match, len(c.rows))
+				}
+				n += len(c.rows)
+			}
+			if n != len(byMatch[match]) {
+				t.Fatalf("step %d %s: %d routes in chunks, want %d", step, match, n, len(byMatch[match]))
+			}
+			if again := writeRouteMap(got, byMatch[match]); again != got {
+				t.Fatalf("step %d %s: written again from the same routes, not the same file", step, match)
 			}
 			prev[match] = got
 		}

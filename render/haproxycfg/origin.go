@@ -141,7 +141,7 @@ var nl = []byte("\n")
 // error HAProxy reports at "file:line" can be shown as the Ingress, Service
 // or Secret a user has to fix. line is 1-based; line 0 means the whole file.
 func (o *Output) Origin(path string, line int) string {
-	if o.Get(path) == nil {
+	if _, ok := o.file(path); !ok {
 		return ""
 	}
 	m := o.model

@@ -104,7 +104,7 @@ func TestSelectFromValues(t *testing.T) {
 	out := renderGolden(t)["auth-limits"]
 	files := map[string]string{}
 	for _, f := range out.Select(Selector{Ingress: "default/team"}) {
-		files[f.Path] = string(f.Data)
+		files[f.Path] = string(f.Data())
 	}
 	cfg := files[ConfigFile]
 	for _, want := range []string{"# Users of the auth-basic-secret of Ingress default/team\nuserlist auth_default_web_80_team\n",

@@ -19,19 +19,8 @@ type sectionCache struct {
 	tmpl  *template.Template
 	bes   []*render.Backend
 	texts [][]byte
-	// head, tail and config are the last haproxy.cfg's pieces and
-	// whole.
-	head, tail, config []byte
-}
-
-// allSame is true when a and b hold the same section slices.
-func allSame(a, b [][]byte) bool {
-	for i := range a {
-		if !sameSlice(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
+	// parts is the last haproxy.cfg.
+	parts *configParts
 }
 
 // sameSection is true when a and b render the same section: the template
@@ -43,25 +32,33 @@ func sameSection(a, b *render.Backend) bool {
 		samePolicy(a, b)
 }
 
-// assembleConfig puts haproxy.cfg together from the main template's output
+// assembleConfig makes haproxy.cfg from the main template's output
 // (rendered) and one "backend" section per backend where it printed
-// .BackendSections.
-func assembleConfig(rendered []byte, m *render.Model, cfg Config, cache *sectionCache) ([]byte, *configParts, error) {
+// .BackendSections: the file in pieces (File.config), put together only
+// when read. A template without .BackendSections ranges over .Backends
+// itself: its output is the file.
+func assembleConfig(rendered []byte, m *render.Model, cfg Config, cache *sectionCache) (File, error) {
 	marker := []byte(sectionsMarker)
 	switch bytes.Count(rendered, marker) {
 	case 0:
-		// The template ranges over .Backends itself.
-		return rendered, nil, nil
+		return File{Path: ConfigFile, data: rendered}, nil
 	case 1:
 	default:
-		return nil, nil, fmt.Errorf("template %s prints .BackendSections more than once", cfg.Template.Name())
+		return File{}, fmt.Errorf("template %s prints .BackendSections more than once", cfg.Template.Name())
 	}
 	bt := cfg.Template.Lookup(BackendTemplate)
 	if bt == nil {
-		return nil, nil, fmt.Errorf("template %s prints .BackendSections but no template defines %q", cfg.Template.Name(), BackendTemplate)
+		return File{}, fmt.Errorf("template %s prints .BackendSections but no template defines %q", cfg.Template.Name(), BackendTemplate)
 	}
 	i := bytes.Index(rendered, marker)
-	parts := &configParts{Head: rendered[:i], Tail: rendered[i+len(marker):], Sections: make([][]byte, len(m.Backends))}
+	head, tail := rendered[:i:i], rendered[i+len(marker):]
+	if cache != nil && cache.tmpl == cfg.Template && cache.parts != nil && sameSlice(cache.bes, m.Backends) &&
+		bytes.Equal(cache.parts.Head, head) && bytes.Equal(cache.parts.Tail, tail) {
+		// No backend changed (the engine hands out the same list), nor
+		// the rest: the same file, put together at most once.
+		return File{Path: ConfigFile, lazy: cache.parts}, nil
+	}
+	parts := &configParts{Head: head, Tail: tail, Sections: make([][]byte, len(m.Backends))}
 
 	var cached sectionCache
 	if cache != nil {
@@ -74,7 +71,6 @@ func assembleConfig(rendered []byte, m *render.Model, cfg Config, cache *section
 		// backend): the next render compares with them where they are.
 		cache.bes, cache.texts = m.Backends, parts.Sections
 	}
-	size := len(parts.Head) + len(parts.Tail)
 	var todo []int // sections to render: not in the cache
 	if sameSlice(cached.bes, m.Backends) {
 		// No backend changed (the engine hands out the same list).
@@ -98,37 +94,17 @@ func assembleConfig(rendered []byte, m *render.Model, cfg Config, cache *section
 		}
 	}
 	if err := renderSections(bt, m.Backends, todo, parts.Sections); err != nil {
-		return nil, nil, err
+		return File{}, err
 	}
-	for _, sec := range parts.Sections {
-		size += len(sec)
-	}
-	if cache != nil && cached.config != nil && bytes.Equal(cached.head, parts.Head) && bytes.Equal(cached.tail, parts.Tail) &&
-		len(cached.texts) == len(parts.Sections) && allSame(cached.texts, parts.Sections) {
-		// Nothing changed (only maps did): the same file.
-		cache.head, cache.tail, cache.config = cached.head, cached.tail, cached.config
-		parts.Head, parts.Tail = cached.head, cached.tail
-		return cached.config, parts, nil
-	}
-	config := make([]byte, 0, size)
-	config = append(config, parts.Head...)
-	for i, s := range parts.Sections {
-		// Each section is kept as the piece of the file it is, not as
-		// a copy of its own: at 10k backends the copies were megabytes.
-		// (Full slice expressions: an append to a piece never writes
-		// into the file.)
-		at := len(config)
-		config = append(config, s...)
-		parts.Sections[i] = config[at:len(config):len(config)]
-	}
-	parts.Head = config[:len(parts.Head):len(parts.Head)]
-	at := len(config)
-	config = append(config, parts.Tail...)
-	parts.Tail = config[at:len(config):len(config)]
 	if cache != nil {
-		cache.head, cache.tail, cache.config = parts.Head, parts.Tail, config
+		if cached.parts != nil && cached.parts.same(parts) {
+			// Nothing changed (only maps did): the same file, put
+			// together at most once.
+			parts = cached.parts
+		}
+		cache.parts = parts
 	}
-	return config, parts, nil
+	return File{Path: ConfigFile, lazy: parts}, nil
 }
 
 // parallelSections is how many sections to render make renderSections

@@ -53,7 +53,7 @@ func TestThreadsLine(t *testing.T) {
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(p, f.Data, 0o600); err != nil {
+			if err := os.WriteFile(p, f.Data(), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
