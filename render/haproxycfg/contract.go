@@ -231,14 +231,18 @@ func SameBesideSlots(old, next *Output) bool {
 		y, oky := next.skeleton.whole()
 		return okx && oky && bytes.Equal(x, y)
 	}
-	if a == nil || b == nil || len(a.Sections) != len(b.Sections) {
+	if a == nil || b == nil {
+		return false
+	}
+	as, bs := a.Sections(), b.Sections()
+	if len(as) != len(bs) {
 		return false
 	}
 	if !bytes.Equal(a.Head, b.Head) || !bytes.Equal(a.Tail, b.Tail) {
 		return false
 	}
-	for i := range a.Sections {
-		if sameSlice(a.Sections[i], b.Sections[i]) || bytes.Equal(a.Sections[i], b.Sections[i]) {
+	for i := range as {
+		if sameSlice(as[i], bs[i]) || bytes.Equal(as[i], bs[i]) {
 			continue
 		}
 		x, y := old.model.Backends[i], next.model.Backends[i]

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/template"
 	"time"
 
@@ -208,28 +209,51 @@ type Output struct {
 // render before, so most pieces compare by pointer.
 type configParts struct {
 	Head, Tail []byte
-	Sections   [][]byte
+	// sections are read through Sections: once the file is put
+	// together, they are replaced by the same sections as pieces of
+	// it (whole), from the writer's goroutine while the loop may read
+	// them.
+	sections atomic.Pointer[[][]byte]
 
 	once sync.Once
 	file []byte // whole, once put together
 }
 
-// whole is the file, put together on the first call.
+func newConfigParts(head, tail []byte, sections [][]byte) *configParts {
+	p := &configParts{Head: head, Tail: tail}
+	p.sections.Store(&sections)
+	return p
+}
+
+// Sections are the backend sections, in Model.Backends order; never
+// changed (another slice of equal sections may replace them).
+func (p *configParts) Sections() [][]byte { return *p.sections.Load() }
+
+// whole is the file, put together on the first call. The sections become
+// pieces of it: the file is then their only copy (the output and the
+// store keep the file anyway, and the next render takes its unchanged
+// sections from here), not one copy in the file and one apart (about
+// 2.6 MB more at 10k Services, 5 MB at 50k).
 func (p *configParts) whole() []byte {
 	p.once.Do(func() {
+		secs := p.Sections()
 		b := make([]byte, 0, p.size())
 		b = append(b, p.Head...)
-		for _, s := range p.Sections {
+		pieces := make([][]byte, len(secs))
+		for i, s := range secs {
+			at := len(b)
 			b = append(b, s...)
+			pieces[i] = b[at:len(b):len(b)]
 		}
 		p.file = append(b, p.Tail...)
+		p.sections.Store(&pieces)
 	})
 	return p.file
 }
 
 func (p *configParts) size() int {
 	n := len(p.Head) + len(p.Tail)
-	for _, s := range p.Sections {
+	for _, s := range p.Sections() {
 		n += len(s)
 	}
 	return n
@@ -241,11 +265,12 @@ func (p *configParts) same(q *configParts) bool {
 	if p == q {
 		return true
 	}
-	if len(p.Sections) != len(q.Sections) || !bytes.Equal(p.Head, q.Head) || !bytes.Equal(p.Tail, q.Tail) {
+	ps, qs := p.Sections(), q.Sections()
+	if len(ps) != len(qs) || !bytes.Equal(p.Head, q.Head) || !bytes.Equal(p.Tail, q.Tail) {
 		return false
 	}
-	for i, s := range p.Sections {
-		if !sameSlice(s, q.Sections[i]) && !bytes.Equal(s, q.Sections[i]) {
+	for i, s := range ps {
+		if !sameSlice(s, qs[i]) && !bytes.Equal(s, qs[i]) {
 			return false
 		}
 	}

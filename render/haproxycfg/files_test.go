@@ -136,7 +136,7 @@ func testWriteRouteMapSplices(t *testing.T) {
 				t.Fatalf("step %d %s: spliced map\n%s\nwant\n%s", step, match, got.whole(), want)
 			}
 			n := 0
-			for _, c := range got.chunks {
+			for _, c := range got.chunkList() {
 				if len(c.rows) == 0 || len(c.rows) > routeChunkRows {
 					t.Fatalf("step %d %s: a chunk of %d routes", step, match, len(c.rows))
 				}

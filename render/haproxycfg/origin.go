@@ -53,7 +53,7 @@ func (o *Output) blocks(path string) iter.Seq[block] {
 			if !yield(block{lines: bytes.Count(p.Head, nl), backend: -1}) {
 				return
 			}
-			for i, sec := range p.Sections {
+			for i, sec := range p.Sections() {
 				if !yield(block{lines: bytes.Count(sec, nl), backend: i}) {
 					return
 				}

@@ -16,10 +16,10 @@ import (
 // sorted by backend name, as Model.Backends is: a render walks them side
 // by side.
 type sectionCache struct {
-	tmpl  *template.Template
-	bes   []*render.Backend
-	texts [][]byte
-	// parts is the last haproxy.cfg.
+	tmpl *template.Template
+	bes  []*render.Backend
+	// parts is the last haproxy.cfg, rendered from bes: its Sections
+	// are theirs.
 	parts *configParts
 }
 
@@ -34,7 +34,7 @@ func sameSection(a, b *render.Backend) bool {
 
 // assembleConfig makes haproxy.cfg from the main template's output
 // (rendered) and one "backend" section per backend where it printed
-// .BackendSections: the file in pieces (File.config), put together only
+// .BackendSections: the file in pieces (configParts), put together only
 // when read. A template without .BackendSections ranges over .Backends
 // itself: its output is the file.
 func assembleConfig(rendered []byte, m *render.Model, cfg Config, cache *sectionCache) (File, error) {
@@ -58,23 +58,26 @@ func assembleConfig(rendered []byte, m *render.Model, cfg Config, cache *section
 		// the rest: the same file, put together at most once.
 		return File{Path: ConfigFile, lazy: cache.parts}, nil
 	}
-	parts := &configParts{Head: head, Tail: tail, Sections: make([][]byte, len(m.Backends))}
+	sections := make([][]byte, len(m.Backends))
 
 	var cached sectionCache
+	var texts [][]byte // the cached sections, of cached.bes
 	if cache != nil {
 		if cache.tmpl != cfg.Template {
 			*cache = sectionCache{tmpl: cfg.Template}
 		}
 		cached = *cache
-		// The model is not modified after it is rendered (the engine
-		// copies its backend list before a change, and never changes a
-		// backend): the next render compares with them where they are.
-		cache.bes, cache.texts = m.Backends, parts.Sections
+		if cached.parts != nil {
+			// Pieces of the last file once it was put together.
+			texts = cached.parts.Sections()
+		} else {
+			cached.bes = nil
+		}
 	}
 	var todo []int // sections to render: not in the cache
 	if sameSlice(cached.bes, m.Backends) {
 		// No backend changed (the engine hands out the same list).
-		copy(parts.Sections, cached.texts)
+		copy(sections, texts)
 	} else {
 		j := 0
 		for i, be := range m.Backends {
@@ -86,23 +89,27 @@ func assembleConfig(rendered []byte, m *render.Model, cfg Config, cache *section
 				}
 			}
 			if j < len(cached.bes) && (cached.bes[j] == be || sameSection(cached.bes[j], be)) {
-				parts.Sections[i] = cached.texts[j]
+				sections[i] = texts[j]
 				j++
 			} else {
 				todo = append(todo, i)
 			}
 		}
 	}
-	if err := renderSections(bt, m.Backends, todo, parts.Sections); err != nil {
+	if err := renderSections(bt, m.Backends, todo, sections); err != nil {
 		return File{}, err
 	}
+	parts := newConfigParts(head, tail, sections)
 	if cache != nil {
 		if cached.parts != nil && cached.parts.same(parts) {
 			// Nothing changed (only maps did): the same file, put
 			// together at most once.
 			parts = cached.parts
 		}
-		cache.parts = parts
+		// The model is not modified after it is rendered (the engine
+		// copies its backend list before a change, and never changes a
+		// backend): the next render compares with them where they are.
+		cache.bes, cache.parts = m.Backends, parts
 	}
 	return File{Path: ConfigFile, lazy: parts}, nil
 }
