@@ -47,20 +47,26 @@ func TestThreadsLine(t *testing.T) {
 		if c.threads <= 0 {
 			continue
 		}
-		dir := t.TempDir()
-		for _, f := range out.Files {
-			p := filepath.Join(dir, filepath.FromSlash(f.Path))
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, f.Data(), 0o600); err != nil {
-				t.Fatal(err)
-			}
+		checkedByHAProxy(t, t.TempDir(), out, "nbthread "+strconv.Itoa(c.threads))
+	}
+}
+
+// checkedByHAProxy writes out's files into dir and fails the test unless
+// HAProxy 2.6 and 3.0 accept them (haproxy -c); what names the case.
+func checkedByHAProxy(t *testing.T, dir string, out *Output, what string) {
+	t.Helper()
+	for _, f := range out.Files {
+		p := filepath.Join(dir, filepath.FromSlash(f.Path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
 		}
-		for v, bin := range testenv.HAProxies(t) {
-			if b, err := exec.Command(bin, "-c", "-f", filepath.Join(dir, ConfigFile)).CombinedOutput(); err != nil {
-				t.Errorf("HAProxy %s: haproxy -c with nbthread %d: %v\n%s", v, c.threads, err, b)
-			}
+		if err := os.WriteFile(p, f.Data(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for v, bin := range testenv.HAProxies(t) {
+		if b, err := exec.Command(bin, "-c", "-f", filepath.Join(dir, ConfigFile)).CombinedOutput(); err != nil {
+			t.Errorf("HAProxy %s: haproxy -c with %s: %v\n%s", v, what, err, b)
 		}
 	}
 }

@@ -1,8 +1,6 @@
 package haproxycfg
 
 import (
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -56,20 +54,7 @@ func TestWorkerSocketLine(t *testing.T) {
 	if got := lines(out); len(got) != 1 || got[0] != want || !strings.Contains(global, want) {
 		t.Errorf("with a worker socket: %q, want one %q in the global section", got, want)
 	}
-	for _, f := range out.Files {
-		p := filepath.Join(dir, filepath.FromSlash(f.Path))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, f.Data(), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for v, bin := range testenv.HAProxies(t) {
-		if b, err := exec.Command(bin, "-c", "-f", filepath.Join(dir, ConfigFile)).CombinedOutput(); err != nil {
-			t.Errorf("HAProxy %s: haproxy -c with a worker socket: %v\n%s", v, err, b)
-		}
-	}
+	checkedByHAProxy(t, dir, out, "a worker socket")
 
 	for _, bad := range []string{"run/w.sock", "/run/w.sock\n    stats socket /tmp/x", "/run/w\x00.sock", "/run/w\r.sock"} {
 		if _, err := Render(m, cfg(bad)); err == nil || !strings.Contains(err.Error(), "worker socket") {
