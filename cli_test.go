@@ -82,6 +82,12 @@ func TestUsageErrorOneLine(t *testing.T) {
 		{[]string{"render"}, "haproxy-sidecar render: --manifests and exactly one of --out or --stdout are required"},
 		{[]string{"run", "--config-dir", "/x"}, "haproxy-sidecar run: --config-dir and --master-socket are required (--init needs only --config-dir)"},
 		{[]string{"diff", "--manifests", "x"}, "haproxy-sidecar diff: give --manifests twice: the old snapshot, then the new one"},
+		{[]string{"run", "--config-dir", "/x", "--master-socket", "/run/m.sock", "--worker-socket", "/run/a\nb.sock"},
+			`haproxy-sidecar run: --worker-socket: "/run/a\nb.sock" holds a control character`},
+		{[]string{"run", "--config-dir", "/x", "--master-socket", "/run/m.sock", "--worker-socket", "/" + strings.Repeat("d", 95)},
+			`haproxy-sidecar run: --worker-socket: "/` + strings.Repeat("d", 95) + `" is 96 bytes; HAProxy binds at most 95 (a UNIX socket's path, with room for its temporary name)`},
+		{[]string{"run", "--config-dir", "/x", "--master-socket", "/run/m.sock", "--worker-socket", "/run/m.sock"},
+			"haproxy-sidecar run: --worker-socket /run/m.sock is --master-socket"},
 	}
 	for _, tt := range tests {
 		code, out, errs := runCLI(t, tt.args...)

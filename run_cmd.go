@@ -127,6 +127,13 @@ func runCommand(cmd *cobra.Command, f *runFlags, hup <-chan os.Signal, stderr io
 	if _, err := f.options(); err != nil {
 		return usageFailure(stderr, cmd, "%v", err)
 	}
+	if master, err := filepath.Abs(f.masterSocket); f.masterSocket != "" && err == nil {
+		// Refused here, as a usage error, rather than when the first
+		// configuration renders.
+		if _, err := resolveWorkerSocket(f.workerSocketFlag, master); err != nil {
+			return usageFailure(stderr, cmd, "%v", err)
+		}
+	}
 	log, err := newLogger(f.logLevel, f.logFormat, stderr)
 	if err != nil {
 		return usageFailure(stderr, cmd, "%v", err)
@@ -451,6 +458,9 @@ func resolveWorkerSocket(flag, master string) (string, error) {
 		return reload.WorkerSocketFor(master), nil
 	}
 	p, err := filepath.Abs(flag)
+	if err == nil {
+		err = reload.CheckWorkerSocket(p)
+	}
 	if err != nil {
 		return "", fmt.Errorf("--worker-socket: %w", err)
 	}

@@ -25,7 +25,7 @@ import (
 // connection reaches whichever worker bound the path last: the current
 // one.
 
-// maxWorkerSocket is the longest path WorkerSocketFor gives: HAProxy binds
+// maxWorkerSocket is the longest worker socket path: HAProxy binds
 // a UNIX socket under a temporary name ("<path>.<pid>.tmp", and keeps the
 // old one as "<path>.<pid>.bak") and renames it, and that name must fit
 // sun_path's 108 bytes with its NUL: 95 leaves room for a 7-digit PID
@@ -42,10 +42,25 @@ func WorkerSocketFor(master string) string {
 		return ""
 	}
 	p := strings.TrimSuffix(master, ".sock") + "-worker.sock"
-	if len(p) > maxWorkerSocket || !filepath.IsAbs(p) || strings.IndexFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+	if CheckWorkerSocket(p) != nil {
 		return ""
 	}
 	return p
+}
+
+// CheckWorkerSocket says why HAProxy could not bind a worker socket at p,
+// or nil: it must be absolute, at most 95 bytes (maxWorkerSocket), and
+// free of control characters, which no quoting carries in haproxy.cfg.
+func CheckWorkerSocket(p string) error {
+	switch {
+	case !filepath.IsAbs(p):
+		return fmt.Errorf("%q is not an absolute path", p)
+	case len(p) > maxWorkerSocket:
+		return fmt.Errorf("%q is %d bytes; HAProxy binds at most %d (a UNIX socket's path, with room for its temporary name)", p, len(p), maxWorkerSocket)
+	case strings.IndexFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0:
+		return fmt.Errorf("%q holds a control character", p)
+	}
+	return nil
 }
 
 // workerRoundTrip sends one line of commands to WorkerSocket and returns
