@@ -208,26 +208,31 @@ func oneObject(name string) func(*metav1.ListOptions) {
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
 // trim drops from cached objects what render never reads, before they
-// are stored: managedFields (often the largest part of an object) and,
-// except on Ingresses, kubectl's last-applied copy. Ingresses keep it
-// because status is written back with UpdateStatus, which for Ingresses
-// takes the annotations as sent; a nil managedFields in an update leaves
-// the server's as they are.
+// are stored: managedFields (often the largest part of an object),
+// kubectl's last-applied copy of the whole object (as large again; the
+// status writer patches the status alone, so nothing is written back
+// from the cache), and of each endpoint of an EndpointSlice its Pod
+// reference, node, zone and topology hints (at 10k Services of 3 Pods, a
+// few megabytes).
 func trim(obj any) (any, error) {
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return obj, nil // a tombstone: nothing to trim
 	}
 	m.SetManagedFields(nil)
-	if _, ing := obj.(*networkingv1.Ingress); !ing {
-		if a := m.GetAnnotations(); a[lastApplied] != "" {
-			kept := make(map[string]string, len(a)-1)
-			for k, v := range a {
-				if k != lastApplied {
-					kept[k] = v
-				}
+	if a := m.GetAnnotations(); a[lastApplied] != "" {
+		kept := make(map[string]string, len(a)-1)
+		for k, v := range a {
+			if k != lastApplied {
+				kept[k] = v
 			}
-			m.SetAnnotations(kept)
+		}
+		m.SetAnnotations(kept)
+	}
+	if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
+		for i := range es.Endpoints {
+			e := &es.Endpoints[i]
+			e.TargetRef, e.NodeName, e.Zone, e.Hints, e.DeprecatedTopology = nil, nil, nil, nil, nil
 		}
 	}
 	return obj, nil

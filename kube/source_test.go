@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -179,9 +181,11 @@ func TestSourceFollowsTheAPIServer(t *testing.T) {
 	})
 }
 
-// Cached objects drop what render never reads: managedFields everywhere,
-// and kubectl's last-applied copy (a Secret's data in plain text) except on
-// Ingresses, whose status is written back with their annotations.
+// Cached objects drop what render never reads: managedFields and
+// kubectl's last-applied copy (a Secret's data in plain text) everywhere,
+// and each endpoint's Pod reference, node, zone and hints. The status
+// writer patches the status alone, so writing an Ingress's status from
+// the trimmed copy leaves its annotations on the server as they were.
 func TestSourceTrimsCachedObjects(t *testing.T) {
 	c := e2ekube.Start(t)
 	ctx := context.Background()
@@ -197,6 +201,20 @@ func TestSourceTrimsCachedObjects(t *testing.T) {
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	ready, node, zone, port := true, "node-1", "zone-a", int32(8080)
+	if _, err := c.Client.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Port: &port}},
+		Endpoints: []discoveryv1.Endpoint{{
+			Addresses: []string{"198.18.0.10"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "web-7d4b9c-x2x9q", UID: "0b7e5d9a-1111-4c1d-9a43-5f0e4a2b7c11"},
+			NodeName:  &node, Zone: &zone,
+			Hints: &discoveryv1.EndpointHints{ForZones: []discoveryv1.ForZone{{Name: zone}}},
+		}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.Client.NetworkingV1().Ingresses(ns).Create(ctx, &networkingv1.Ingress{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web", Annotations: applied},
 		Spec: networkingv1.IngressSpec{TLS: []networkingv1.IngressTLS{{Hosts: []string{"web.test"}, SecretName: "tls"}},
@@ -209,20 +227,58 @@ func TestSourceTrimsCachedObjects(t *testing.T) {
 	var in render.Inputs
 	var err error
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		if in, _, err = src.Inputs(ctx); err == nil && len(in.Secrets) == 1 && len(in.Services) == 1 && len(in.Ingresses) == 1 {
+		if in, _, err = src.Inputs(ctx); err == nil && len(in.Secrets) == 1 && len(in.Services) == 1 && len(in.Ingresses) == 1 && len(in.EndpointSlices) == 1 {
 			break
 		}
 	}
-	if len(in.Secrets) != 1 || len(in.Services) != 1 || len(in.Ingresses) != 1 {
-		t.Fatalf("inputs: %d secrets, %d services, %d ingresses", len(in.Secrets), len(in.Services), len(in.Ingresses))
+	if len(in.Secrets) != 1 || len(in.Services) != 1 || len(in.Ingresses) != 1 || len(in.EndpointSlices) != 1 {
+		t.Fatalf("inputs: %d secrets, %d services, %d ingresses, %d slices", len(in.Secrets), len(in.Services), len(in.Ingresses), len(in.EndpointSlices))
 	}
-	for what, m := range map[string]*metav1.ObjectMeta{"Secret": &in.Secrets[0].ObjectMeta, "Service": &in.Services[0].ObjectMeta} {
+	for what, m := range map[string]*metav1.ObjectMeta{"Secret": &in.Secrets[0].ObjectMeta, "Service": &in.Services[0].ObjectMeta, "Ingress": &in.Ingresses[0].ObjectMeta} {
 		if len(m.ManagedFields) != 0 || m.Annotations[lastApplied] != "" || m.Annotations["keep"] != "me" {
 			t.Errorf("%s: managedFields %d, annotations %v", what, len(m.ManagedFields), m.Annotations)
 		}
 	}
-	if m := &in.Ingresses[0].ObjectMeta; len(m.ManagedFields) != 0 || m.Annotations[lastApplied] == "" {
-		t.Errorf("Ingress: managedFields %d, annotations %v (last-applied must stay)", len(m.ManagedFields), m.Annotations)
+	e := in.EndpointSlices[0].Endpoints[0]
+	if e.TargetRef != nil || e.NodeName != nil || e.Zone != nil || e.Hints != nil {
+		t.Errorf("endpoint not trimmed: %+v", e)
+	}
+	if !slices.Equal(e.Addresses, []string{"198.18.0.10"}) || e.Conditions.Ready == nil || !*e.Conditions.Ready || len(in.EndpointSlices[0].Ports) != 1 {
+		t.Errorf("endpoint lost what render reads: %+v, ports %v", e, in.EndpointSlices[0].Ports)
+	}
+
+	// The status written from the trimmed copy: the server's object keeps
+	// both annotations.
+	addrs, err := ParsePublishAddresses("198.51.100.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &StatusWriter{Client: c.Client, PublishAddresses: addrs, Log: zaptest.NewLogger(t)}
+	if n := statusSync(t, w, in.Ingresses, ns+"/web"); n != 1 {
+		t.Fatalf("Sync wrote %d Ingresses, want 1", n)
+	}
+	got := statusGet(t, c.Client, ns, "web")
+	statusWant(t, got, "198.51.100.7")
+	if !maps.Equal(got.Annotations, applied) {
+		t.Errorf("annotations after the status write: %v, want %v", got.Annotations, applied)
+	}
+	// Unserved again, from the cache's (trimmed) copy of the written
+	// object.
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if in, _, err = src.Inputs(ctx); err == nil && len(in.Ingresses) == 1 && len(in.Ingresses[0].Status.LoadBalancer.Ingress) == 1 {
+			break
+		}
+	}
+	if a := in.Ingresses[0].Annotations; len(in.Ingresses[0].Status.LoadBalancer.Ingress) != 1 || a[lastApplied] != "" {
+		t.Fatalf("the cache's copy after the write: status %v, annotations %v", in.Ingresses[0].Status, a)
+	}
+	if n := statusSync(t, w, in.Ingresses); n != 1 {
+		t.Fatalf("Sync wrote %d Ingresses, want 1", n)
+	}
+	got = statusGet(t, c.Client, ns, "web")
+	statusWant(t, got)
+	if !maps.Equal(got.Annotations, applied) {
+		t.Errorf("annotations after the second status write: %v, want %v", got.Annotations, applied)
 	}
 }
 

@@ -3,6 +3,7 @@ package kube
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
@@ -321,9 +323,12 @@ func (w *StatusWriter) syncOne(ctx context.Context, ing *networkingv1.Ingress, o
 		if !w.leading() {
 			return nil
 		}
-		upd := cur.DeepCopy()
-		upd.Status.LoadBalancer.Ingress = want
-		_, err := api.UpdateStatus(ctx, upd, metav1.UpdateOptions{FieldManager: cmp.Or(w.FieldManager, DefaultFieldManager)})
+		patch, err := statusPatch(cur.ResourceVersion, want)
+		if err != nil {
+			return err
+		}
+		_, err = api.Patch(ctx, cur.Name, types.MergePatchType, patch,
+			metav1.PatchOptions{FieldManager: cmp.Or(w.FieldManager, DefaultFieldManager)}, "status")
 		if apierrors.IsConflict(err) {
 			cur = nil
 			return err
@@ -343,6 +348,35 @@ func (w *StatusWriter) syncOne(ctx context.Context, ing *networkingv1.Ingress, o
 		return false, fmt.Errorf("update status: %w", err)
 	}
 	return wrote, nil
+}
+
+// statusPatch is the merge patch of the status subresource that sets
+// the load balancer's entries to want, on the object at resourceVersion
+// rv only (an older one is a conflict, as an update's would be). A patch
+// rather than UpdateStatus: an update of the status subresource writes
+// the metadata as sent, so every annotation would have to be sent back as
+// it is, and the cache keeps Ingresses without kubectl's last-applied copy
+// (trim).
+func statusPatch(rv string, want []networkingv1.IngressLoadBalancerIngress) ([]byte, error) {
+	type loadBalancer struct {
+		// No omitempty: null takes every entry out.
+		Ingress []networkingv1.IngressLoadBalancerIngress `json:"ingress"`
+	}
+	var p struct {
+		Metadata struct {
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+		Status struct {
+			LoadBalancer loadBalancer `json:"loadBalancer"`
+		} `json:"status"`
+	}
+	p.Metadata.ResourceVersion = rv
+	p.Status.LoadBalancer.Ingress = want
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("status patch: %w", err)
+	}
+	return b, nil
 }
 
 func (w *StatusWriter) leading() bool { return w.IsLeader == nil || w.IsLeader() }

@@ -46,7 +46,7 @@ type settings struct {
 	reloads   int      // BENCH_RELOADS: new-Service changes of each kind, default 100
 	starts    int      // BENCH_STARTS: sidecar starts, default 5
 	tlsStarts int      // BENCH_TLS_STARTS: sidecar starts in the TLS variant, default 1
-	variants  []string // BENCH_VARIANTS: which of "plain tls" run (tls only for the BENCH_TLS versions), default both
+	variants  []string // BENCH_VARIANTS: which of "plain tls applied" run (tls only for the BENCH_TLS versions; applied: objects as kubectl and the EndpointSlice controller write them, Spec.Applied), default "plain tls"
 	out       string   // BENCH_OUT: file the results table is written to (BENCH_LABEL: text for its title)
 	goResults []string // BENCH_GO_RESULTS: files of `go test -bench` output to add to the table
 	binary    string   // BENCH_SIDECAR_BIN: a built haproxy-sidecar; default: go build of this tree
@@ -204,11 +204,15 @@ func BenchmarkCluster(b *testing.B) {
 			if slices.Contains(set.variants, "tls") && slices.Contains(set.tls, version) {
 				variants = append(variants, "tls")
 			}
+			if slices.Contains(set.variants, "applied") {
+				variants = append(variants, "applied")
+			}
 			for _, variant := range variants {
 				name := fmt.Sprintf("n=%d/haproxy=%s/%s", n, version, variant)
 				b.Run(name, func(b *testing.B) {
 					r := &run{b: b, set: set, binary: binary, haproxy: bin, version: version, variant: variant,
 						spec: Spec{Ingresses: n, BackendIP: kube.BackendIP}}
+					r.spec.Applied = variant == "applied"
 					if variant == "tls" {
 						r.spec.TLSSecrets = min(1000, n)
 						r.spec.Cert = func(host string) ([]byte, []byte) { return testenv.SelfSigned(b, host, "bench") }
@@ -654,7 +658,7 @@ func (r *run) endpointChange() {
 		if err != nil {
 			b.Fatal(err)
 		}
-		es.Endpoints = NewEndpointSlice(ServiceName(j), r.spec.Addrs(j, to)).Endpoints
+		es.Endpoints = r.spec.EndpointSlice(j, to).Endpoints
 		if _, err := r.client.DiscoveryV1().EndpointSlices(Namespace).Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 			b.Fatal(err)
 		}

@@ -19,6 +19,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 )
@@ -64,6 +67,11 @@ type Spec struct {
 	// Cert returns a certificate and key (PEM) for host, used when
 	// TLSSecrets > 0.
 	Cert func(host string) (certPEM, keyPEM []byte)
+	// Applied makes the objects as `kubectl apply` and the EndpointSlice
+	// controller write them in a real cluster: each Ingress and Service
+	// carries kubectl's last-applied copy of itself, each endpoint its
+	// Pod reference, node and zone (the "applied" variant).
+	Applied bool
 	// Class is the IngressClass the Ingresses name; empty, ClassName.
 	// The side-by-side benchmark (peers_bench_test.go) gives each peer
 	// controller its own.
@@ -97,7 +105,58 @@ func (s Spec) Ingress(i int) *networkingv1.Ingress {
 	if s.HasTLS(i) {
 		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{Host(i)}, SecretName: SecretName(i)}}
 	}
+	if s.Applied {
+		withLastApplied(&ing.ObjectMeta, networkingv1.SchemeGroupVersion.WithKind("Ingress"), ing)
+	}
 	return ing
+}
+
+// Service is Service j of the synthetic cluster.
+func (s Spec) Service(j int) *corev1.Service {
+	svc := NewService(ServiceName(j))
+	if s.Applied {
+		withLastApplied(&svc.ObjectMeta, corev1.SchemeGroupVersion.WithKind("Service"), svc)
+	}
+	return svc
+}
+
+// EndpointSlice is the EndpointSlice of Service j, on endpoint group g.
+func (s Spec) EndpointSlice(j, g int) *discoveryv1.EndpointSlice {
+	es := NewEndpointSlice(ServiceName(j), s.Addrs(j, g))
+	if s.Applied {
+		// As the EndpointSlice controller writes them: the Pod, its node
+		// and zone.
+		for k := range es.Endpoints {
+			e := &es.Endpoints[k]
+			node, zone := fmt.Sprintf("node-%03d", (j+k)%100), fmt.Sprintf("zone-%c", 'a'+(j+k)%3)
+			e.NodeName, e.Zone = &node, &zone
+			e.TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: Namespace,
+				Name: fmt.Sprintf("%s-7d4b9c5f8-%05d", ServiceName(j), k+g*GroupSize),
+				UID:  types.UID(fmt.Sprintf("5f0e4a2b-%04x-4c1d-9a43-%012x", k+g*GroupSize, j))}
+		}
+	}
+	return es
+}
+
+// withLastApplied sets kubectl's last-applied annotation to obj as a
+// manifest of kind gvk (what `kubectl apply` sends, without the
+// annotation itself).
+func withLastApplied(m *metav1.ObjectMeta, gvk schema.GroupVersionKind, obj any) {
+	m.Annotations = nil
+	b, err := json.Marshal(obj)
+	if err != nil {
+		panic(err) // the bench's own objects always marshal
+	}
+	var manifest map[string]any
+	if err := json.Unmarshal(b, &manifest); err != nil {
+		panic(err)
+	}
+	manifest["apiVersion"], manifest["kind"] = gvk.GroupVersion().String(), gvk.Kind
+	delete(manifest, "status")
+	if b, err = json.Marshal(manifest); err != nil {
+		panic(err)
+	}
+	m.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": string(b) + "\n"}
 }
 
 // SecretName is the TLS Secret of Ingress i.
@@ -216,8 +275,8 @@ func Load(ctx context.Context, c kubernetes.Interface, s Spec) (LoadResult, erro
 	func() {
 		defer close(jobs)
 		for j := range s.Services() {
-			svc := NewService(ServiceName(j))
-			es := NewEndpointSlice(ServiceName(j), s.Addrs(j, 0))
+			svc := s.Service(j)
+			es := s.EndpointSlice(j, 0)
 			if !send(func(ctx context.Context) error { return CreateService(ctx, c, svc) }) ||
 				!send(func(ctx context.Context) error { return CreateEndpointSlice(ctx, c, es) }) {
 				return

@@ -2,12 +2,15 @@ package bench
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/manifest"
 )
@@ -191,5 +194,35 @@ haproxy_sidecar_haproxy_old_workers 1
 	m, err = ParseMetrics(strings.NewReader("a_total 1\nb_total{x=\"y\"} 2\n"), "b_")
 	if err != nil || len(m) != 1 || m[`b_total{x="y"}`] != 2 {
 		t.Errorf("%v %v", m, err)
+	}
+}
+
+// The applied variant's objects are what kubectl and the EndpointSlice
+// controller write: kubectl's last-applied copy is the object itself as a
+// manifest, and each endpoint names its Pod, node and zone.
+func TestAppliedObjects(t *testing.T) {
+	s := Spec{Ingresses: 10, Applied: true, BackendIP: func(i int) string { return fmt.Sprintf("198.18.0.%d", 10+i) }}
+	ing := s.Ingress(3)
+	var manifest networkingv1.Ingress
+	if err := json.Unmarshal([]byte(ing.Annotations["kubectl.kubernetes.io/last-applied-configuration"]), &manifest); err != nil {
+		t.Fatalf("last-applied: %v", err)
+	}
+	if manifest.Kind != "Ingress" || manifest.APIVersion != "networking.k8s.io/v1" || manifest.Name != ing.Name || !reflect.DeepEqual(manifest.Spec, ing.Spec) {
+		t.Errorf("last-applied copy %+v is not the Ingress %+v", manifest, ing)
+	}
+	if svc := s.Service(1); !strings.Contains(svc.Annotations["kubectl.kubernetes.io/last-applied-configuration"], `"kind":"Service"`) {
+		t.Errorf("Service annotations %v", svc.Annotations)
+	}
+	es := s.EndpointSlice(1, 1)
+	if len(es.Endpoints) == 0 {
+		t.Fatal("no endpoints")
+	}
+	for _, e := range es.Endpoints {
+		if e.TargetRef == nil || e.TargetRef.Kind != "Pod" || e.TargetRef.UID == "" || e.NodeName == nil || e.Zone == nil {
+			t.Errorf("endpoint %+v lacks its Pod, node or zone", e)
+		}
+	}
+	if plain := (Spec{Ingresses: 10, BackendIP: s.BackendIP}); len(plain.Ingress(3).Annotations) != 0 || plain.EndpointSlice(1, 1).Endpoints[0].TargetRef != nil {
+		t.Error("the plain variant's objects carry what only applied ones should")
 	}
 }

@@ -305,7 +305,7 @@ func (pr *peerRun) endpointMoved(p controllerProcess) Latency {
 		if err != nil {
 			b.Fatal(err)
 		}
-		es.Endpoints = NewEndpointSlice(ServiceName(j), pr.spec.Addrs(j, to)).Endpoints
+		es.Endpoints = pr.spec.EndpointSlice(j, to).Endpoints
 		wait := p.Mark()
 		if _, err := pr.client.DiscoveryV1().EndpointSlices(Namespace).Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 			b.Fatal(err)

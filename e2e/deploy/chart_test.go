@@ -556,7 +556,8 @@ func TestChartCluster(t *testing.T) {
 			allowed                         bool
 		}{
 			{"team-a", "networking.k8s.io", "ingresses", "watch", "", true},
-			{"team-a", "networking.k8s.io", "ingresses/status", "update", "", true},
+			{"team-a", "networking.k8s.io", "ingresses/status", "patch", "", true},
+			{"team-a", "networking.k8s.io", "ingresses/status", "update", "", false},
 			{"team-a", "", "secrets", "get", "tls", true},
 			{"team-a", "discovery.k8s.io", "endpointslices", "list", "", true},
 			{"team-a", "", "events", "create", "", true},

@@ -240,7 +240,7 @@ func testRBAC(t *testing.T, c *kube.Cluster, sa kubernetes.Interface, ns string)
 		{"create", "", "secrets", ""}, {"update", "", "secrets", ""}, {"patch", "", "secrets", ""}, {"delete", "", "secrets", ""},
 		{"update", "networking.k8s.io", "ingresses", ""}, {"patch", "networking.k8s.io", "ingresses", ""},
 		{"create", "networking.k8s.io", "ingresses", ""}, {"delete", "networking.k8s.io", "ingresses", ""},
-		{"patch", "networking.k8s.io", "ingresses", "status"},
+		{"update", "networking.k8s.io", "ingresses", "status"},
 		{"get", "", "pods", ""}, {"list", "", "pods", ""}, {"get", "", "pods", "log"}, {"create", "", "pods", "exec"},
 		{"update", "", "services", ""}, {"update", "", "services", "status"}, {"create", "discovery.k8s.io", "endpointslices", ""},
 		{"update", "", "configmaps", ""}, {"create", "", "configmaps", ""}, {"list", "", "nodes", ""}, {"list", "", "namespaces", ""},
@@ -276,12 +276,16 @@ func testRBAC(t *testing.T, c *kube.Cluster, sa kubernetes.Interface, ns string)
 		forbidden(t, "update an Ingress's spec", err)
 		_, err = sa.NetworkingV1().Ingresses(other).Patch(c1, "i", types.MergePatchType, []byte(`{"spec":{"rules":[]}}`), metav1.PatchOptions{})
 		forbidden(t, "patch an Ingress", err)
-		// Its status it may write (what the table's ingresses/status
-		// update is for).
+		// Its status it may patch (what the table's ingresses/status
+		// patch is for), and only patch: an update of the status
+		// subresource would write the metadata as sent.
 		ing.Spec.Rules[0].Host = "a.test"
 		ing.Status.LoadBalancer.Ingress = []networkingv1.IngressLoadBalancerIngress{{IP: "203.0.113.1"}}
-		if _, err := sa.NetworkingV1().Ingresses(other).UpdateStatus(c1, ing, metav1.UpdateOptions{}); err != nil {
-			t.Errorf("update an Ingress's status: %v", err)
+		_, err = sa.NetworkingV1().Ingresses(other).UpdateStatus(c1, ing, metav1.UpdateOptions{})
+		forbidden(t, "update an Ingress's status", err)
+		if _, err := sa.NetworkingV1().Ingresses(other).Patch(c1, "i", types.MergePatchType,
+			[]byte(`{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.1"}]}}}`), metav1.PatchOptions{}, "status"); err != nil {
+			t.Errorf("patch an Ingress's status: %v", err)
 		}
 	}
 	_, err := sa.CoreV1().Secrets(other).Create(c1, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "new"}}, metav1.CreateOptions{})

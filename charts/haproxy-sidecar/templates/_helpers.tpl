@@ -51,7 +51,7 @@ Role's (ingressclasses are then the ClusterRole's). */}}
   verbs: [get, list, watch]
 - apiGroups: [networking.k8s.io]
   resources: [ingresses/status]
-  verbs: [update]
+  verbs: [patch]
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch]
