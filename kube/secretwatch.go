@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,34 +20,24 @@ import (
 // buffers and thousands of goroutines (e2e/bench, heap profile of the TLS
 // variant). A reflector needs only a store; this one holds one object.
 type secretWatch struct {
-	stop context.CancelFunc
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	secret  *corev1.Secret // nil: none (not yet, or not there)
-	synced  chan struct{}  // closed by the first list
+	synced  chan struct{}  // closed by the first list, or by stop
+	once    sync.Once      // closes synced
 	changed func()
 }
 
 // watchSecret starts watching namespace/name until ctx is done; changed
 // is called after each change of the Secret, the first list finding it
 // included, not for a relist or resync that finds it as it was.
-//
-// seed, when not nil, is the watch's first list, already made (a list of
-// many Secrets at start, seedFirstLists): the watch then starts from its
-// resource version without a request of its own. Later relists are its
-// own.
-//
-// delay holds a seeded watch's first watch request back: at start, 1,000
-// watch requests at once took the CPU the first render and reload need
-// (they share the pod's cores with the API server's work for them), so
-// startDeferred spreads them. What changes meanwhile comes with the watch,
-// from the seed's version.
-func watchSecret(ctx context.Context, client kubernetes.Interface, ns, name string, changed func(), seed *corev1.SecretList, delay time.Duration) *secretWatch {
+func watchSecret(ctx context.Context, client kubernetes.Interface, ns, name string, changed func()) *secretWatch {
 	ctx, stop := context.WithCancel(ctx)
-	w := &secretWatch{stop: stop, synced: make(chan struct{}), changed: changed}
+	w := &secretWatch{cancel: stop, synced: make(chan struct{}), changed: changed}
 	narrow := oneObject(name)
 	secrets := client.CoreV1().Secrets(ns)
-	base := &cache.ListWatch{
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			narrow(&o)
 			return secrets.List(ctx, o)
@@ -57,20 +46,7 @@ func watchSecret(ctx context.Context, client kubernetes.Interface, ns, name stri
 			narrow(&o)
 			return secrets.Watch(ctx, o)
 		},
-	}
-	lw := cache.ToListWatcherWithWatchListSemantics(base, client)
-	if seed != nil {
-		lw = &seededListWatch{ListWatch: base, seed: seed, delay: delay}
-		// Synced at once: the reflector's first list is the seed, and
-		// 1,000 reflectors starting their watches together took 0.8 s
-		// of the API server's and this process's CPU before the last
-		// had taken it in.
-		var items []any
-		for i := range seed.Items {
-			items = append(items, &seed.Items[i])
-		}
-		_ = w.Replace(items, seed.ResourceVersion)
-	}
+	}, client)
 	r := cache.NewReflectorWithOptions(lw, &corev1.Secret{}, w, cache.ReflectorOptions{Name: "Secret " + ns + "/" + name})
 	go r.RunWithContext(ctx)
 	return w
@@ -82,30 +58,8 @@ func watchSecret(ctx context.Context, client kubernetes.Interface, ns, name stri
 // that first list is the seed.
 type seededListWatch struct {
 	*cache.ListWatch
-	mu    sync.Mutex
-	seed  *corev1.SecretList
-	delay time.Duration // before the first watch
-}
-
-func (lw *seededListWatch) WatchWithContext(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-	lw.mu.Lock()
-	delay := lw.delay
-	lw.delay = 0
-	lw.mu.Unlock()
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		}
-	}
-	return lw.ListWatch.WatchWithContext(ctx, o)
-}
-
-func (lw *seededListWatch) Watch(o metav1.ListOptions) (watch.Interface, error) {
-	return lw.WatchWithContext(context.Background(), o)
+	mu   sync.Mutex
+	seed *corev1.SecretList
 }
 
 func (lw *seededListWatch) ListWithContext(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -127,7 +81,16 @@ func (lw *seededListWatch) List(o metav1.ListOptions) (runtime.Object, error) {
 // (watchlist.DoesClientNotSupportWatchListSemantics).
 func (lw *seededListWatch) IsWatchListSemanticsUnSupported() bool { return true }
 
-// Synced is done once the first list is in.
+// stop ends the watch. A render waiting for its first list goes on: a
+// watch is stopped when the Secret is no longer referenced or its
+// namespace's watch has it (cover), and either way nothing is to come
+// from this one.
+func (w *secretWatch) stop() {
+	w.cancel()
+	w.once.Do(func() { close(w.synced) })
+}
+
+// Synced is done once the first list is in, or the watch stopped.
 func (w *secretWatch) Synced() cache.DoneChecker { return w }
 
 // Name and Done make secretWatch a cache.DoneChecker.
@@ -193,12 +156,7 @@ func (w *secretWatch) Replace(list []any, _ string) error {
 		}
 	}
 	w.set(s)
-	// The reflector calls its store from one goroutine: no other close.
-	select {
-	case <-w.synced:
-	default:
-		close(w.synced)
-	}
+	w.once.Do(func() { close(w.synced) })
 	return nil
 }
 

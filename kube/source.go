@@ -5,7 +5,6 @@ package kube
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -65,15 +64,18 @@ type Source struct {
 	mu      sync.Mutex
 	ctx     context.Context
 	secrets map[string]*secretWatch // by namespace/name
+	// nsWatches keep the TLS Secrets of the namespaces with nsWatchMin
+	// or more referenced Secrets (nsRefs counts them): a referenced
+	// Secret one holds has no watch of its own (cover).
+	nsWatches map[string]*namespaceTLS
+	nsRefs    map[string]int
 	// refs counts the references to each Secret (namespace/name) of
-	// the objects in the caches; refsSynced are done once the initial
-	// lists' references are counted.
-	refs       map[string]int
-	refsSynced []cache.DoneChecker
+	// the objects in the caches (counted before an object is in its list:
+	// listsSynced are done once the initial lists' references are).
+	refs map[string]int
 	// Until the initial lists' references are counted, watches are not
-	// started but noted in deferred; then startDeferred starts them, with
-	// a first list shared per namespace (seedFirstLists), and closes
-	// seeded.
+	// started but noted in deferred; then startDeferred starts them, the
+	// namespace watches from one list each, and closes seeded.
 	starting bool
 	deferred map[string]bool
 	seeded   chan struct{}
@@ -106,6 +108,7 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		cfg.SecretClient = cfg.Client
 	}
 	s := &Source{cfg: cfg, secrets: map[string]*secretWatch{}, refs: map[string]int{},
+		nsWatches: map[string]*namespaceTLS{}, nsRefs: map[string]int{},
 		starting: true, deferred: map[string]bool{}, seeded: make(chan struct{})}
 	// Informers of their own, without the factory's namespace index:
 	// nothing looks objects up by namespace, and at 10k Ingresses the
@@ -131,36 +134,15 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		// Like the settings: one object, its own informer.
 		s.tcp = withTrim(coreinformers.NewFilteredConfigMapInformer(cfg.Client, ns, 0, cache.Indexers{}, oneObject(name)))
 	}
-	var err error
-	if s.ingressList, err = watchList[networkingv1.Ingress](s, s.ingresses); err != nil {
-		return nil, err
-	}
-	if s.classList, err = watchList[networkingv1.IngressClass](s, s.classes); err != nil {
-		return nil, err
-	}
-	if s.serviceList, err = watchList[corev1.Service](s, s.services); err != nil {
-		return nil, err
-	}
-	if s.sliceList, err = watchList[discoveryv1.EndpointSlice](s, s.slices); err != nil {
-		return nil, err
-	}
-	if s.settings != nil {
-		if s.settingsList, err = watchList[corev1.ConfigMap](s, s.settings); err != nil {
-			return nil, err
-		}
-	}
-	if s.tcp != nil {
-		if s.tcpList, err = watchList[corev1.ConfigMap](s, s.tcp); err != nil {
-			return nil, err
-		}
-	}
 	// Ingresses and the settings (default certificate) add and drop
 	// Secret references; each event counts the references of the object
 	// it is about, so that a watch starts with a Secret's first reference
 	// and stops with its last. (Finding them by reading every Ingress on
 	// each event made an initial list of 1,000 TLS Ingresses read the
-	// cache a million times.)
-	refs := cache.ResourceEventHandlerFuncs{
+	// cache a million times.) They are counted in the same handler as the
+	// list takes the object in, before it tells of the change: the pass
+	// the change starts finds the Secrets it references watched.
+	refs := &cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { s.countRefs(secretNames(obj), 1) },
 		UpdateFunc: func(old, new any) {
 			if o, n := secretNames(old), secretNames(new); !slices.Equal(o, n) {
@@ -176,15 +158,28 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 			s.countRefs(secretNames(obj), -1)
 		},
 	}
-	for _, inf := range []cache.SharedIndexInformer{s.ingresses, s.settings} {
-		if inf == nil {
-			continue
-		}
-		reg, err := inf.AddEventHandler(refs)
-		if err != nil {
+	var err error
+	if s.ingressList, err = watchList[networkingv1.Ingress](s, s.ingresses, refs); err != nil {
+		return nil, err
+	}
+	if s.classList, err = watchList[networkingv1.IngressClass](s, s.classes, nil); err != nil {
+		return nil, err
+	}
+	if s.serviceList, err = watchList[corev1.Service](s, s.services, nil); err != nil {
+		return nil, err
+	}
+	if s.sliceList, err = watchList[discoveryv1.EndpointSlice](s, s.slices, nil); err != nil {
+		return nil, err
+	}
+	if s.settings != nil {
+		if s.settingsList, err = watchList[corev1.ConfigMap](s, s.settings, refs); err != nil {
 			return nil, err
 		}
-		s.refsSynced = append(s.refsSynced, reg.HasSyncedChecker())
+	}
+	if s.tcp != nil {
+		if s.tcpList, err = watchList[corev1.ConfigMap](s, s.tcp, nil); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -263,16 +258,30 @@ func resync(old, new any) bool {
 }
 
 // watchList keeps an informer's objects in a watchedList, which tells the
-// loop of each change once it is in the list.
-func watchList[T any](s *Source, inf cache.SharedIndexInformer) (*watchedList[T], error) {
+// loop of each change once it is in the list; first, when not nil, sees
+// each event before the list does.
+func watchList[T any](s *Source, inf cache.SharedIndexInformer, first *cache.ResourceEventHandlerFuncs) (*watchedList[T], error) {
 	l := newWatchedList[T]()
-	reg, err := inf.AddEventHandler(l.handler(s.changed))
+	h := l.handler(s.changed)
+	if first != nil {
+		h = inOrder(*first, h)
+	}
+	reg, err := inf.AddEventHandler(h)
 	if err != nil {
 		return nil, err
 	}
 	l.reg = reg
 	s.listsSynced = append(s.listsSynced, l.synced())
 	return l, nil
+}
+
+// inOrder is one handler that runs a's functions, then b's.
+func inOrder(a, b cache.ResourceEventHandlerFuncs) cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { a.OnAdd(obj, false); b.OnAdd(obj, false) },
+		UpdateFunc: func(old, new any) { a.OnUpdate(old, new); b.OnUpdate(old, new) },
+		DeleteFunc: func(obj any) { a.OnDelete(obj); b.OnDelete(obj) },
+	}
 }
 
 // takeInto sets *dst to l's list, and kind in *unchanged when it is the
@@ -300,7 +309,7 @@ func (s *Source) Run(ctx context.Context) error {
 		go inf.Run(ctx.Done())
 	}
 	go func() {
-		if cache.WaitFor(ctx, "", append(slices.Clip(s.listsSynced), s.refsSynced...)...) {
+		if cache.WaitFor(ctx, "", s.listsSynced...) {
 			s.startDeferred(ctx)
 		}
 	}()
@@ -309,6 +318,10 @@ func (s *Source) Run(ctx context.Context) error {
 	for key, w := range s.secrets {
 		w.stop()
 		delete(s.secrets, key)
+	}
+	for ns, w := range s.nsWatches {
+		w.stop()
+		delete(s.nsWatches, ns)
 	}
 	s.mu.Unlock()
 	return nil
@@ -323,7 +336,7 @@ func (s *Source) WaitForSync(ctx context.Context) error {
 	// A list's registration is done once its informer has synced and
 	// every object of the initial list reached the list handed out.
 	// And every reference of those lists counted: their Secrets watched.
-	if !cache.WaitFor(ctx, "", append(slices.Clip(s.listsSynced), s.refsSynced...)...) {
+	if !cache.WaitFor(ctx, "", s.listsSynced...) {
 		return fmt.Errorf("waiting for informer caches: %w", ctx.Err())
 	}
 	select {
@@ -391,19 +404,43 @@ func (s *Source) countRefs(names []string, delta int) {
 	defer s.mu.Unlock()
 	for _, key := range names {
 		n := s.refs[key] + delta
+		ns, _, err := splitRef(key)
 		switch {
 		case n > 0:
 			s.refs[key] = n
 			if n == delta { // the first reference
+				if err == nil {
+					s.nsRefs[ns]++
+				}
 				s.startWatch(key)
+				if s.covered(key) {
+					// Its namespace's watch had it: it is an input now,
+					// and no watch of its own will say so. (This event
+					// may come after the pass its Ingress started.)
+					s.changed()
+				}
 			}
 		default:
+			_, was := s.refs[key]
+			served := s.secrets[key] != nil || s.covered(key)
 			delete(s.refs, key)
 			delete(s.deferred, key)
 			if w := s.secrets[key]; w != nil {
 				w.stop()
 				delete(s.secrets, key)
 				s.cfg.Log.Debug("stopped watching Secret", zap.String("secret", key))
+			}
+			if was && err == nil {
+				if s.nsRefs[ns]--; s.nsRefs[ns] <= 0 {
+					delete(s.nsRefs, ns)
+					if w := s.nsWatches[ns]; w != nil {
+						w.stop()
+						delete(s.nsWatches, ns)
+						s.cfg.Log.Debug("stopped watching the namespace's TLS Secrets", zap.String("namespace", ns))
+					}
+				}
+			}
+			if served {
 				s.changed()
 			}
 		}
@@ -411,13 +448,15 @@ func (s *Source) countRefs(names []string, delta int) {
 }
 
 // startWatch starts watching the Secret namespace/name, once the source
-// runs and unless it is watched, invalid or outside the watched
-// namespace (render then reports it missing). s.mu is held.
+// runs and unless it is invalid or outside the watched namespace (render
+// then reports it missing): through its namespace's TLS watch, started
+// when the namespace has nsWatchMin referenced Secrets, else on its own.
+// s.mu is held.
 func (s *Source) startWatch(key string) {
-	if s.ctx == nil || s.secrets[key] != nil {
-		return // not running yet (Run starts it), or watched
+	if s.ctx == nil {
+		return // not running yet (Run starts it)
 	}
-	ns, name, err := splitRef(key)
+	ns, _, err := splitRef(key)
 	if err != nil || s.cfg.Namespace != "" && ns != s.cfg.Namespace {
 		return
 	}
@@ -425,57 +464,126 @@ func (s *Source) startWatch(key string) {
 		s.deferred[key] = true
 		return
 	}
-	s.secrets[key] = watchSecret(s.ctx, s.cfg.SecretClient, ns, name, s.changed, nil, 0)
-	s.cfg.Log.Debug("watching Secret", zap.String("secret", key))
+	if s.nsWatches[ns] == nil && s.nsRefs[ns] >= nsWatchMin {
+		// Its first list takes over the Secrets watched one by one
+		// until then (nsChanged).
+		s.nsWatches[ns] = watchNamespaceTLS(s.ctx, s.cfg.SecretClient, ns, s.nsChanged(ns), nil)
+		s.cfg.Log.Debug("watching the namespace's TLS Secrets", zap.String("namespace", ns))
+	}
+	s.cover(key)
 }
 
-// seededWatchSpacing spaces the seeded watches' first watch requests
-// (watchSecret's delay): 1,000 start within 2 s.
-const seededWatchSpacing = 2 * time.Millisecond
+// covered says whether the referenced Secret key is kept by its
+// namespace's TLS watch. s.mu is held.
+func (s *Source) covered(key string) bool {
+	ns, name, err := splitRef(key)
+	if err != nil {
+		return false
+	}
+	w := s.nsWatches[ns]
+	return w != nil && w.isSynced() && w.get(name) != nil
+}
+
+// cover makes sure the referenced Secret key is watched: by its
+// namespace's TLS watch when that holds it (a watch of its own is then
+// stopped), else by a watch of its own. s.mu is held.
+func (s *Source) cover(key string) {
+	if s.covered(key) {
+		if w := s.secrets[key]; w != nil {
+			w.stop()
+			delete(s.secrets, key)
+		}
+		return
+	}
+	if s.secrets[key] == nil {
+		ns, name, _ := splitRef(key)
+		s.secrets[key] = watchSecret(s.ctx, s.cfg.SecretClient, ns, name, s.changed)
+		s.cfg.Log.Debug("watching Secret", zap.String("secret", key))
+	}
+}
+
+// nsChanged is told by the TLS watch of ns which Secrets changed: those
+// referenced are a change of the inputs, and each is watched by the
+// namespace or on its own as it now holds it or not (a Secret deleted
+// there may come back as another type, which only its own watch sees).
+func (s *Source) nsChanged(ns string) func(names []string) {
+	return func(names []string) {
+		s.mu.Lock()
+		tell := false
+		for _, name := range names {
+			key := ns + "/" + name
+			if s.refs[key] > 0 && !s.starting && s.ctx != nil {
+				tell = true
+				s.cover(key)
+			}
+		}
+		s.mu.Unlock()
+		if tell {
+			s.changed()
+		}
+	}
+}
 
 // startDeferred starts the watches the initial lists' references asked
-// for, each namespace with many of them seeded by one list of its TLS
-// Secrets (seedFirstLists), and from then on every watch at once.
+// for: a namespace with nsWatchMin or more of them gets its TLS watch,
+// from one list made here (listTLSSecrets), and the Secrets it does not
+// hold a watch each. From then on every watch starts at once.
 func (s *Source) startDeferred(ctx context.Context) {
 	defer close(s.seeded)
 	s.mu.Lock()
-	keys := slices.Collect(maps.Keys(s.deferred))
+	perNS := map[string]int{}
+	for key := range s.deferred {
+		if ns, _, err := splitRef(key); err == nil && s.refs[key] > 0 {
+			perNS[ns]++
+		}
+	}
 	s.mu.Unlock()
 	start := time.Now()
-	seeds, errs := seedFirstLists(ctx, s.cfg.SecretClient, keys)
-	listed := time.Now()
-	for _, err := range errs {
-		s.cfg.Log.Warn("Secrets watched one by one instead", zap.Error(err))
+	seeds := map[string]*corev1.SecretList{}
+	for ns, n := range perNS {
+		if n < nsWatchMin {
+			continue
+		}
+		list, err := listTLSSecrets(ctx, s.cfg.SecretClient, ns)
+		if err != nil {
+			s.cfg.Log.Warn("Secrets watched one by one instead", zap.String("namespace", ns), zap.Error(fmt.Errorf("listing the namespace's TLS Secrets: %w", err)))
+			continue
+		}
+		seeds[ns] = list
 	}
+	listed := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.starting = false
-	seeded := 0
+	for ns, list := range seeds {
+		if s.nsRefs[ns] > 0 && s.nsWatches[ns] == nil {
+			s.nsWatches[ns] = watchNamespaceTLS(s.ctx, s.cfg.SecretClient, ns, s.nsChanged(ns), list)
+		}
+	}
+	covered := 0
 	for key := range s.deferred {
-		if s.secrets[key] != nil || s.refs[key] == 0 {
+		if s.refs[key] == 0 {
 			continue
 		}
-		ns, name, _ := splitRef(key)
-		var delay time.Duration
-		if seeds[key] != nil {
-			delay = time.Duration(seeded) * seededWatchSpacing
-			seeded++
+		if s.cover(key); s.secrets[key] == nil {
+			covered++
 		}
-		s.secrets[key] = watchSecret(s.ctx, s.cfg.SecretClient, ns, name, s.changed, seeds[key], delay)
 	}
 	clear(s.deferred)
-	s.cfg.Log.Info("watching the referenced Secrets", zap.Int("secrets", len(s.secrets)), zap.Int("from_namespace_lists", len(seeds)),
-		zap.Duration("listing_took", listed.Sub(start)))
+	s.cfg.Log.Info("watching the referenced Secrets", zap.Int("secrets", len(s.secrets)+covered), zap.Int("by_namespace", covered),
+		zap.Int("namespaces", len(s.nsWatches)), zap.Duration("listing_took", listed.Sub(start)))
 }
 
-// WatchedSecrets lists the Secrets currently watched, sorted (for tests
-// and debugging).
+// WatchedSecrets lists the referenced Secrets currently watched, on their
+// own or by their namespace's TLS watch, sorted (for tests and debugging).
 func (s *Source) WatchedSecrets() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var keys []string
-	for k := range s.secrets {
-		keys = append(keys, k)
+	for k := range s.refs {
+		if s.secrets[k] != nil || s.covered(k) {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
 	return keys
@@ -512,14 +620,28 @@ func (s *Source) Inputs(ctx context.Context) (render.Inputs, []render.Problem, e
 	takeInto(s.serviceList, &in.Services, render.ServicesKind, &in.Unchanged)
 	takeInto(s.sliceList, &in.EndpointSlices, render.EndpointSlicesKind, &in.Unchanged)
 	in.ConfigMaps = s.takeConfigMaps(&in.Unchanged)
+	in.Secrets = s.referencedSecrets()
+	return in, nil, nil
+}
+
+// referencedSecrets are the referenced Secrets there are, from their
+// namespace's watch or their own.
+func (s *Source) referencedSecrets() []*corev1.Secret {
 	s.mu.Lock()
-	for _, w := range s.secrets {
-		if sec := w.Secret(); sec != nil {
-			in.Secrets = append(in.Secrets, sec)
+	defer s.mu.Unlock()
+	var out []*corev1.Secret
+	for key := range s.refs {
+		var sec *corev1.Secret
+		if ns, name, err := splitRef(key); err == nil && s.covered(key) {
+			sec = s.nsWatches[ns].get(name)
+		} else if w := s.secrets[key]; w != nil {
+			sec = w.Secret()
+		}
+		if sec != nil {
+			out = append(out, sec)
 		}
 	}
-	s.mu.Unlock()
-	return in, nil, nil
+	return out
 }
 
 // takeConfigMaps is the settings and the TCP services ConfigMaps as one

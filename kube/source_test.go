@@ -376,10 +376,26 @@ func TestSecretWatchRelist(t *testing.T) {
 	}
 }
 
+// A watch stopped before its first list counts as synced, so that a
+// render waiting for it goes on (its namespace's watch took the Secret
+// over, or the reference went); the list may still come after.
+func TestStoppedSecretWatchIsSynced(t *testing.T) {
+	w := &secretWatch{cancel: func() {}, synced: make(chan struct{}), changed: func() {}}
+	w.stop()
+	if !cache.IsDone(w.Synced()) {
+		t.Error("a stopped watch is not synced")
+	}
+	if err := w.Replace(nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	w.stop()
+}
+
 // References are counted per object event: a Secret stays referenced
 // while any object names it, through updates and deletes.
 func TestSecretReferenceCounting(t *testing.T) {
-	s := &Source{cfg: SourceConfig{Log: zap.NewNop()}, secrets: map[string]*secretWatch{}, refs: map[string]int{}}
+	s := &Source{cfg: SourceConfig{Log: zap.NewNop()}, secrets: map[string]*secretWatch{}, refs: map[string]int{},
+		nsWatches: map[string]*namespaceTLS{}, nsRefs: map[string]int{}}
 	tlsIngress := func(name string, secrets ...string) *networkingv1.Ingress {
 		ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}
 		for _, sec := range secrets {
@@ -403,79 +419,133 @@ func TestSecretReferenceCounting(t *testing.T) {
 		if !maps.Equal(s.refs, step.want) {
 			t.Errorf("step %d: references %v, want %v", i, s.refs, step.want)
 		}
+		// The namespace counts its referenced Secrets.
+		if len(step.want) > 0 && s.nsRefs["ns"] != len(step.want) || len(step.want) == 0 && len(s.nsRefs) != 0 {
+			t.Errorf("step %d: %v referenced Secrets per namespace, want %d", i, s.nsRefs, len(step.want))
+		}
 	}
 }
 
-// At start, the Secrets of a namespace with many references are read by
-// one list of its TLS Secrets, and each watch starts from it: no list of
-// its own for those (a Secret of another type and a missing one still
-// get theirs). The watches work from that list's version: an update and
-// a delete are followed.
-func TestSecretWatchesSeededAtStart(t *testing.T) {
-	c := e2ekube.Start(t)
-	ctx := context.Background()
-	ns := apiTestNamespace(t, c.Client, "secret-seed")
-	var tlsEntries []networkingv1.IngressTLS
-	for i := range seedMin + 4 {
-		name := fmt.Sprintf("tls-%02d", i)
-		if _, err := c.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSCertKey: []byte("v1 " + name), corev1.TLSPrivateKeyKey: []byte("k")}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		tlsEntries = append(tlsEntries, networkingv1.IngressTLS{Hosts: []string{name + ".test"}, SecretName: name})
-	}
-	if _, err := c.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "opaque"},
-		Data: map[string][]byte{corev1.TLSCertKey: []byte("v1 opaque")}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	tlsEntries = append(tlsEntries, networkingv1.IngressTLS{SecretName: "opaque"}, networkingv1.IngressTLS{SecretName: "missing"})
-	if _, err := c.Client.NetworkingV1().Ingresses(ns).Create(ctx, &networkingv1.Ingress{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: networkingv1.IngressSpec{TLS: tlsEntries, DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
-			Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-
-	// The Secret client counts the requests that read a Secret by name
-	// from scratch: a list, or a watch sending its initial events.
-	var narrowReads atomic.Int64
+// narrowReadCounter is a Secret client that counts the requests reading
+// one Secret by name from scratch (a list, or a watch sending its initial
+// events): what a watch of its own costs.
+func narrowReadCounter(t *testing.T, c *e2ekube.Cluster) (kubernetes.Interface, *atomic.Int64) {
+	t.Helper()
+	var reads atomic.Int64
 	cfg := rest.CopyConfig(c.Config)
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			q := r.URL.Query()
 			if strings.HasSuffix(r.URL.Path, "/secrets") && strings.HasPrefix(q.Get("fieldSelector"), "metadata.name=") &&
 				(q.Get("watch") != "true" || q.Get("sendInitialEvents") == "true") {
-				narrowReads.Add(1)
+				reads.Add(1)
 			}
 			return rt.RoundTrip(r)
 		})
 	})
-	secretClient, err := kubernetes.NewForConfig(cfg)
+	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := runSource(t, SourceConfig{Client: c.Client, SecretClient: secretClient, Namespace: ns})
-	data := func() map[string]string {
-		in, _, err := src.Inputs(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]string{}
-		for _, s := range in.Secrets {
-			out[s.Name] = string(s.Data[corev1.TLSCertKey])
-		}
-		return out
+	return client, &reads
+}
+
+// tlsSecret creates a TLS Secret whose certificate is cert.
+func tlsSecret(t *testing.T, c kubernetes.Interface, ns, name, cert string) {
+	t.Helper()
+	if _, err := c.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSCertKey: []byte(cert), corev1.TLSPrivateKeyKey: []byte("k")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
-	got := data()
-	if len(got) != seedMin+5 || got["tls-03"] != "v1 tls-03" || got["opaque"] != "v1 opaque" {
+}
+
+// tlsIngress creates an Ingress whose TLS section names secrets.
+func tlsIngress(t *testing.T, c kubernetes.Interface, ns, name string, secrets ...string) {
+	t.Helper()
+	var entries []networkingv1.IngressTLS
+	for _, sec := range secrets {
+		entries = append(entries, networkingv1.IngressTLS{Hosts: []string{sec + ".test"}, SecretName: sec})
+	}
+	if _, err := c.NetworkingV1().Ingresses(ns).Create(context.Background(), &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: networkingv1.IngressSpec{TLS: entries, DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+			Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// secretData is the certificate of each Secret in the source's next
+// Inputs, by name.
+func secretData(t *testing.T, src *Source) map[string]string {
+	t.Helper()
+	in, _, err := src.Inputs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, s := range in.Secrets {
+		out[s.Name] = string(s.Data[corev1.TLSCertKey])
+	}
+	return out
+}
+
+// ownWatches counts the Secrets of ns watched on their own.
+func (s *Source) ownWatches(ns string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for key := range s.secrets {
+		if strings.HasPrefix(key, ns+"/") {
+			n++
+		}
+	}
+	return n
+}
+
+// At start, a namespace with many referenced Secrets has its TLS Secrets
+// listed once and watched as one: no read of its own for those (a Secret
+// of another type and a missing one still get theirs), and none for a new
+// TLS Secret referenced later. That watch follows an update and a
+// delete; a Secret deleted there and created again as another type is
+// found by a watch of its own. Unreferenced TLS Secrets of the namespace
+// are not inputs; the namespace's watch stops with its last reference.
+func TestSecretsWatchedByNamespace(t *testing.T) {
+	c := e2ekube.Start(t)
+	ctx := context.Background()
+	ns := apiTestNamespace(t, c.Client, "secret-ns")
+	var names []string
+	for i := range nsWatchMin + 4 {
+		name := fmt.Sprintf("tls-%02d", i)
+		tlsSecret(t, c.Client, ns, name, "v1 "+name)
+		names = append(names, name)
+	}
+	tlsSecret(t, c.Client, ns, "unreferenced", "v1 unreferenced")
+	if _, err := c.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "opaque"},
+		Data: map[string][]byte{corev1.TLSCertKey: []byte("v1 opaque")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tlsIngress(t, c.Client, ns, "web", append(names, "opaque", "missing")...)
+
+	secretClient, narrowReads := narrowReadCounter(t, c)
+	src := runSource(t, SourceConfig{Client: c.Client, SecretClient: secretClient, Namespace: ns, Notify: func() {}})
+	got := secretData(t, src)
+	if len(got) != nsWatchMin+5 || got["tls-03"] != "v1 tls-03" || got["opaque"] != "v1 opaque" || got["unreferenced"] != "" {
 		t.Fatalf("after start: %d Secrets %v", len(got), got)
 	}
-	// Each watch not seeded reads its Secret in one or two requests (a
+	// Each watch of its own reads its Secret in one or two requests (a
 	// watch with initial events, and a list where that is not served).
 	if n := narrowReads.Load(); n > 4 {
 		t.Errorf("%d reads of one Secret at start, want those of the opaque and the missing one only", n)
 	}
+	if n := src.ownWatches(ns); n != 2 {
+		t.Errorf("%d Secrets watched on their own, want 2 (opaque, missing)", n)
+	}
+	if w := src.WatchedSecrets(); len(w) != nsWatchMin+6 {
+		t.Errorf("watched %v, want every referenced Secret", w)
+	}
+
+	// An update and a delete, through the namespace's watch.
 	s, err := c.Client.CoreV1().Secrets(ns).Get(ctx, "tls-05", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -488,10 +558,106 @@ func TestSecretWatchesSeededAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	apiTestEventually(t, 10*time.Second, func() (bool, string) {
-		got := data()
+		got := secretData(t, src)
 		_, gone := got["tls-06"]
 		return got["tls-05"] == "v2" && !gone, fmt.Sprintf("tls-05 %q, tls-06 there %v", got["tls-05"], !gone)
 	})
+	// Created again, as another type: its own watch finds it.
+	if _, err := c.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tls-06"},
+		Data: map[string][]byte{corev1.TLSCertKey: []byte("v2 opaque")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		got := secretData(t, src)
+		return got["tls-06"] == "v2 opaque", fmt.Sprintf("tls-06 %q", got["tls-06"])
+	})
+
+	// A new TLS Secret, then an Ingress naming it: the namespace's watch
+	// has it, so it is served with no read of its own.
+	tlsSecret(t, c.Client, ns, "later", "v1 later")
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return src.nsWatches[ns] != nil && src.nsWatches[ns].get("later") != nil, "the namespace's watch has not seen it"
+	})
+	before := narrowReads.Load()
+	tlsIngress(t, c.Client, ns, "later", "later")
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		got := secretData(t, src)
+		return got["later"] == "v1 later", fmt.Sprintf("later %q", got["later"])
+	})
+	if n := narrowReads.Load() - before; n != 0 {
+		t.Errorf("%d reads of its own for a Secret the namespace's watch had", n)
+	}
+
+	// Every reference gone: no watch left.
+	for _, name := range []string{"web", "later"} {
+		if err := c.Client.NetworkingV1().Ingresses(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return len(src.nsWatches) == 0 && len(src.secrets) == 0, fmt.Sprintf("%d namespace watches, %d of their own", len(src.nsWatches), len(src.secrets))
+	})
+	if got := secretData(t, src); len(got) != 0 {
+		t.Errorf("Secrets after every reference went: %v", got)
+	}
+}
+
+// A Secret its namespace's watch already holds becomes an input with its
+// first reference, and that is a change: no watch of its own will tell
+// (the Ingress's own event may have started a pass before the reference
+// was counted, which then rendered it without the Secret).
+func TestFirstReferenceToANamespaceSecretNotifies(t *testing.T) {
+	var notified atomic.Int64
+	nw := &namespaceTLS{synced: make(chan struct{}), byName: map[string]*corev1.Secret{
+		"tls": {ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "tls", UID: "u", ResourceVersion: "1"}}}}
+	close(nw.synced)
+	s := &Source{cfg: SourceConfig{Log: zap.NewNop(), Notify: func() { notified.Add(1) }}, ctx: context.Background(),
+		secrets: map[string]*secretWatch{}, refs: map[string]int{},
+		nsWatches: map[string]*namespaceTLS{"ns": nw}, nsRefs: map[string]int{"ns": nsWatchMin}, seeded: make(chan struct{})}
+	close(s.seeded)
+	s.countRefs([]string{"ns/tls"}, 1)
+	if notified.Load() == 0 {
+		t.Error("the first reference to a Secret the namespace's watch holds was not a change")
+	}
+	if len(s.secrets) != 0 {
+		t.Errorf("watched on its own too: %v", s.secrets)
+	}
+	if in := s.referencedSecrets(); len(in) != 1 || in[0].Name != "tls" {
+		t.Errorf("inputs' Secrets %v", in)
+	}
+}
+
+// A namespace reaching nsWatchMin referenced Secrets while running gets
+// its TLS watch, which takes over from the watches of their own once its
+// first list is in.
+func TestSecretsWatchedByNamespaceOnceMany(t *testing.T) {
+	c := e2ekube.Start(t)
+	ns := apiTestNamespace(t, c.Client, "secret-ns-later")
+	src := runSource(t, SourceConfig{Client: c.Client, Namespace: ns, Notify: func() {}})
+	if err := src.WaitForSync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range nsWatchMin + 2 {
+		name := fmt.Sprintf("tls-%02d", i)
+		tlsSecret(t, c.Client, ns, name, "v1 "+name)
+		tlsIngress(t, c.Client, ns, name, name)
+	}
+	apiTestEventually(t, 20*time.Second, func() (bool, string) {
+		got := secretData(t, src)
+		src.mu.Lock()
+		nsWatch := src.nsWatches[ns] != nil
+		src.mu.Unlock()
+		own := src.ownWatches(ns)
+		return len(got) == nsWatchMin+2 && nsWatch && own == 0,
+			fmt.Sprintf("%d Secrets, namespace watch %v, %d of their own", len(got), nsWatch, own)
+	})
+	if got := secretData(t, src); got["tls-17"] != "v1 tls-17" {
+		t.Errorf("tls-17: %q", got["tls-17"])
+	}
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
