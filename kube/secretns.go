@@ -7,8 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
@@ -52,27 +50,13 @@ func watchNamespaceTLS(ctx context.Context, client kubernetes.Interface, ns stri
 	ctx, stop := context.WithCancel(ctx)
 	w := &namespaceTLS{stop: stop, synced: make(chan struct{}), byName: map[string]*corev1.Secret{}, changed: changed}
 	tlsOnly := fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS)).String()
-	secrets := client.CoreV1().Secrets(ns)
-	base := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = tlsOnly
-			return secrets.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = tlsOnly
-			return secrets.Watch(ctx, o)
-		},
-	}
+	base := secretListWatch(client, ns, func(o *metav1.ListOptions) { o.FieldSelector = tlsOnly })
 	lw := cache.ToListWatcherWithWatchListSemantics(base, client)
 	if seed != nil {
 		// Kept without telling: nothing was served from it before.
 		lw = &seededListWatch{ListWatch: base, seed: seed}
 		for i := range seed.Items {
-			sec := &seed.Items[i]
-			if t, err := trim(sec); err == nil {
-				sec = t.(*corev1.Secret)
-			}
-			w.byName[sec.Name] = sec
+			w.byName[seed.Items[i].Name] = trimSecret(&seed.Items[i])
 		}
 		close(w.synced)
 	}
@@ -102,9 +86,7 @@ func (w *namespaceTLS) Add(obj any) error {
 	if !ok {
 		return nil
 	}
-	if t, err := trim(s); err == nil {
-		s = t.(*corev1.Secret)
-	}
+	s = trimSecret(s)
 	w.mu.Lock()
 	old := w.byName[s.Name]
 	w.byName[s.Name] = s
@@ -141,10 +123,7 @@ func (w *namespaceTLS) Replace(list []any, _ string) error {
 	next := make(map[string]*corev1.Secret, len(list))
 	for _, obj := range list {
 		if s, ok := obj.(*corev1.Secret); ok {
-			if t, err := trim(s); err == nil {
-				s = t.(*corev1.Secret)
-			}
-			next[s.Name] = s
+			next[s.Name] = trimSecret(s)
 		}
 	}
 	w.mu.Lock()

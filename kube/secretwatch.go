@@ -35,9 +35,17 @@ type secretWatch struct {
 func watchSecret(ctx context.Context, client kubernetes.Interface, ns, name string, changed func()) *secretWatch {
 	ctx, stop := context.WithCancel(ctx)
 	w := &secretWatch{cancel: stop, synced: make(chan struct{}), changed: changed}
-	narrow := oneObject(name)
+	lw := cache.ToListWatcherWithWatchListSemantics(secretListWatch(client, ns, oneObject(name)), client)
+	r := cache.NewReflectorWithOptions(lw, &corev1.Secret{}, w, cache.ReflectorOptions{Name: "Secret " + ns + "/" + name})
+	go r.RunWithContext(ctx)
+	return w
+}
+
+// secretListWatch lists and watches the Secrets of ns that narrow
+// selects (one name, or one type).
+func secretListWatch(client kubernetes.Interface, ns string, narrow func(*metav1.ListOptions)) *cache.ListWatch {
 	secrets := client.CoreV1().Secrets(ns)
-	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			narrow(&o)
 			return secrets.List(ctx, o)
@@ -46,10 +54,15 @@ func watchSecret(ctx context.Context, client kubernetes.Interface, ns, name stri
 			narrow(&o)
 			return secrets.Watch(ctx, o)
 		},
-	}, client)
-	r := cache.NewReflectorWithOptions(lw, &corev1.Secret{}, w, cache.ReflectorOptions{Name: "Secret " + ns + "/" + name})
-	go r.RunWithContext(ctx)
-	return w
+	}
+}
+
+// trimSecret is trim for a Secret: what is kept of it.
+func trimSecret(s *corev1.Secret) *corev1.Secret {
+	if t, err := trim(s); err == nil {
+		return t.(*corev1.Secret)
+	}
+	return s
 }
 
 // seededListWatch answers its first list with seed, then lists and
@@ -108,9 +121,7 @@ func (w *secretWatch) Secret() *corev1.Secret {
 // the same version as before (a relist or resync).
 func (w *secretWatch) set(s *corev1.Secret) {
 	if s != nil {
-		if t, err := trim(s); err == nil {
-			s = t.(*corev1.Secret)
-		}
+		s = trimSecret(s)
 	}
 	w.mu.Lock()
 	old := w.secret
