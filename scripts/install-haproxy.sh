@@ -4,6 +4,12 @@
 #   * HAProxy 2.6 from Debian bookworm at /usr/sbin/haproxy (apt-get install haproxy)
 #   * HAProxy 3.0 LTS built from Debian trixie's *source* package, cached at
 #       ${HAPROXY_CACHE_DIR:-/var/cache/haproxy-sidecar}/haproxy-3.0/haproxy
+#     and linked (statically) with OpenSSL 3.5 built from trixie's source package
+#     too: the OpenSSL trixie's own haproxy package and the official haproxy:3.0
+#     image (Debian trixie) run on. Bookworm's OpenSSL 3.0 takes about three times
+#     as long to load certificates (about 1 s for 1,000, at every start and every
+#     reload; BENCHMARKS.md, "What start-up and a reload spent on 1,000
+#     certificates"), and 2.6 keeps it: that is Debian bookworm's package as is.
 #
 # Run as root on Debian bookworm. Idempotent: when both binaries are present it only
 # verifies their versions and prints the paths (well under a second).
@@ -31,6 +37,12 @@ done
 CACHE_DIR=${HAPROXY_CACHE_DIR:-/var/cache/haproxy-sidecar}
 HAPROXY26_BIN=/usr/sbin/haproxy
 HAPROXY30_BIN=$CACHE_DIR/haproxy-3.0/haproxy
+# The OpenSSL series HAProxy 3.0 is linked with (trixie's), and the trixie
+# release taken when the mirror lacks the current one's tarball (its SHA-256
+# as trixie's Sources index gave it, package 3.5.7-1~deb13u2).
+OPENSSL30_SERIES=3.5
+OPENSSL_FALLBACK=3.5.7
+OPENSSL_FALLBACK_SHA256=a8c0d28a529ca480f9f36cf5792e2cd21984552a3c8e4aa11a24aa31aeac98e8
 TRIXIE_SOURCES=/etc/apt/sources.list.d/haproxy-sidecar-trixie-src.sources
 BUILD_DEPS=(libpcre2-dev libssl-dev liblua5.4-dev dpkg-dev build-essential)
 
@@ -63,6 +75,18 @@ has_version() {
 	[ -x "$1" ] && out=$("$1" -v 2>/dev/null) || return 1
 	case "$out" in
 	"HAProxy version $2."*) return 0 ;;
+	esac
+	return 1
+}
+
+# has_openssl BIN SERIES — true when BIN runs on OpenSSL SERIES.x ("haproxy -vv":
+# "Running on OpenSSL version : OpenSSL 3.5.7 ..."). A 3.0 cached before it was
+# linked with trixie's OpenSSL runs on bookworm's 3.0 and is built again.
+has_openssl() {
+	local out
+	[ -x "$1" ] && out=$("$1" -vv 2>/dev/null) || return 1
+	case "$out" in
+	*"Running on OpenSSL version : OpenSSL $2."*) return 0 ;;
 	esac
 	return 1
 }
@@ -169,6 +193,46 @@ trixie_src_stanza() {
 	die "no Debian $codename entry found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list"
 }
 
+# build_openssl WORK PREFIX — OpenSSL from trixie's source package (the upstream
+# tarball; apt verifies its hash against the signed Sources index), its
+# libraries only and static (no-shared), installed into PREFIX for HAProxy's
+# build to link in: the cached binary then needs no library beside it and
+# never picks up bookworm's libssl.so.3. Its configuration directory is
+# Debian's (/usr/lib/ssl), so it reads the system's openssl.cnf and CA store.
+build_openssl() {
+	local work="$1/openssl-src" prefix="$2" tarball src
+	mkdir -p "$work"
+	log "fetching openssl source from trixie into $work"
+	if ! (cd "$work" && apt-get source -q --tar-only openssl/trixie >&2); then
+		# Seen on a mirror that serves trixie's current Sources index before the
+		# tarball it names (404): take the release pinned below from the same
+		# pool, its SHA-256 checked by apt's own downloader.
+		local uri
+		uri=$(awk '$1 == "URIs:" { print $2; exit }' "$TRIXIE_SOURCES")
+		log "trixie's current openssl tarball is not on $uri; taking OpenSSL $OPENSSL_FALLBACK (pinned SHA-256)"
+		rm -rf "$work" && mkdir -p "$work"
+		/usr/lib/apt/apt-helper download-file \
+			"$uri/pool/main/o/openssl/openssl_$OPENSSL_FALLBACK.orig.tar.gz" \
+			"$work/openssl_$OPENSSL_FALLBACK.orig.tar.gz" "SHA256:$OPENSSL_FALLBACK_SHA256" >&2
+	fi
+	tarball=$(find "$work" -maxdepth 1 -name 'openssl_*.orig.tar.*' ! -name '*.asc' | head -n1)
+	[ -n "$tarball" ] || die "apt-get source --tar-only fetched no openssl_*.orig.tar.* into $work"
+	tar -C "$work" -xf "$tarball"
+	src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'openssl-*' | head -n1)
+	[ -n "$src" ] || die "the openssl tarball has no openssl-* directory"
+	case "$(basename "$src")" in
+	"openssl-$OPENSSL30_SERIES."*) ;;
+	*) die "trixie's OpenSSL is $(basename "$src"), want $OPENSSL30_SERIES.x (update OPENSSL30_SERIES and the tests' image check)" ;;
+	esac
+	log "building $(basename "$src") (libraries only, static; a few minutes)"
+	(cd "$src" && ./config --prefix="$prefix" --libdir=lib --openssldir=/usr/lib/ssl \
+		no-shared no-tests no-docs >&2 &&
+		make -j"$(nproc)" build_libs >&2 &&
+		make install_dev >&2)
+	[ -f "$prefix/lib/libssl.a" ] && [ -f "$prefix/lib/libcrypto.a" ] ||
+		die "OpenSSL's build left no libssl.a and libcrypto.a in $prefix/lib"
+}
+
 build_haproxy30() {
 	local content work src
 	content=$(printf '# Managed by haproxy-sidecar scripts/install-haproxy.sh: source packages only.\n%s' \
@@ -214,13 +278,19 @@ build_haproxy30() {
 	src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'haproxy-*' | head -n1)
 	[ -n "$src" ] || die "apt-get source produced no haproxy-* directory in $work"
 
-	log "building $(basename "$src")"
+	local ssl="$work/openssl"
+	build_openssl "$work" "$ssl"
+
+	log "building $(basename "$src") with OpenSSL from $ssl"
 	make -C "$src" -j"$(nproc)" TARGET=linux-glibc \
-		USE_OPENSSL=1 USE_PCRE2=1 USE_PCRE2_JIT=1 \
+		USE_OPENSSL=1 SSL_INC="$ssl/include" SSL_LIB="$ssl/lib" \
+		USE_PCRE2=1 USE_PCRE2_JIT=1 \
 		USE_LUA=1 LUA_INC=/usr/include/lua5.4 LUA_LIB_NAME=lua5.4 \
 		USE_PROMEX=1 >&2
 
 	has_version "$src/haproxy" 3.0 || die "built binary is not HAProxy 3.0: $("$src/haproxy" -v | head -n1)"
+	has_openssl "$src/haproxy" "$OPENSSL30_SERIES" ||
+		die "built HAProxy 3.0 does not run on OpenSSL $OPENSSL30_SERIES: $("$src/haproxy" -vv | grep -i 'openssl version')"
 
 	# Install atomically: a concurrent reader never sees a half-copied binary.
 	mkdir -p "$(dirname "$HAPROXY30_BIN")"
@@ -229,7 +299,7 @@ build_haproxy30() {
 	rm -rf "$work"
 }
 
-if has_version "$HAPROXY30_BIN" 3.0; then
+if has_version "$HAPROXY30_BIN" 3.0 && has_openssl "$HAPROXY30_BIN" "$OPENSSL30_SERIES"; then
 	log "HAProxy 3.0 already cached"
 else
 	build_haproxy30

@@ -122,6 +122,25 @@ func (d *dockerfile) haproxyBranch(t *testing.T) string {
 	return m[2] + "." + m[3]
 }
 
+// imageOpenSSL is the OpenSSL series of the official image's Debian
+// variants (their libssl3 package).
+var imageOpenSSL = map[string]string{"bookworm": "3.0", "trixie": "3.5"}
+
+// runningOpenSSL is the OpenSSL version an HAProxy binary runs on
+// ("Running on OpenSSL version : OpenSSL 3.5.7 30 Sep 2025" in haproxy -vv).
+func runningOpenSSL(t *testing.T, bin string) string {
+	t.Helper()
+	out, err := exec.Command(bin, "-vv").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s -vv: %v: %s", bin, err, out)
+	}
+	m := regexp.MustCompile(`Running on OpenSSL version : OpenSSL (\d+\.\d+\.\d+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("%s -vv names no OpenSSL it runs on", bin)
+	}
+	return string(m[1])
+}
+
 const (
 	sidecarInImage = "/usr/local/bin/haproxy-sidecar"
 	buildScript    = "scripts/build.sh"
@@ -200,6 +219,16 @@ func TestDockerfile(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("image HAProxy %s; the tests run %s's %s (%s)", m[1], branch, v.Full, bin)
+		// The image's Debian release decides its OpenSSL, which decides how
+		// long HAProxy takes to load certificates (every start and reload):
+		// the tested binary must run on the same series.
+		variant := strings.TrimPrefix(m[5], "-")
+		want, known := imageOpenSSL[variant]
+		if !known {
+			t.Errorf("final stage FROM %s: variant %q, want one of %v (whose OpenSSL the tests know)", hapBase, variant, slices.Sorted(maps.Keys(imageOpenSSL)))
+		} else if got := runningOpenSSL(t, bin); !strings.HasPrefix(got, want+".") {
+			t.Errorf("final stage FROM %s ships OpenSSL %s.x, but the tests' HAProxy %s (%s) runs on OpenSSL %s (scripts/install-haproxy.sh)", hapBase, want, branch, bin, got)
+		}
 	}
 
 	copies := commands[*instructions.CopyCommand](final)
