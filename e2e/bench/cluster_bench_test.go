@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
 	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/kube"
 	"github.com/haproxy-sidecar/haproxy-sidecar/e2e/sidecartest"
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
@@ -679,7 +680,7 @@ func (r *run) endpointChange() {
 			if herr != nil {
 				b.Fatal(herr)
 			}
-			if st, ok := StageOf(passes, Namespace, es.Name, start, start.Add(d)); ok {
+			if st, ok := StageOf(passes, "EndpointSlice", Namespace, es.Name, controller.OutcomeRuntime, start, start.Add(d)); ok {
 				stages = append(stages, st)
 			} else {
 				missing++
@@ -688,6 +689,11 @@ func (r *run) endpointChange() {
 	}
 	const figure = "endpoint change: EndpointSlice moved → traffic there"
 	r.row(figure, ds, failed, "EndpointSlice update returned → first answer from the new backends; each change alone")
+	r.stageRows(figure, stages, missing)
+}
+
+// stageRows adds the rows of a change's stages after its figure's row.
+func (r *run) stageRows(figure string, stages []Stages, missing int) {
 	for _, row := range StageRows(figure, strconv.Itoa(r.spec.Ingresses), r.version, r.variant, stages, missing) {
 		r.rows = append(r.rows, row)
 		r.b.Logf("%s: p50 %s p90 %s p99 %s max %s", row.Figure, row.P50, row.P90, row.P99, row.Max)
@@ -702,7 +708,7 @@ func (r *run) endpointChange() {
 // each row's notes count the reloads it caused.
 func (r *run) reloadPath() {
 	b := r.b
-	create := func(k int, prefix string, annotations map[string]string) (string, time.Duration, error) {
+	create := func(k int, prefix string, annotations map[string]string) (string, time.Time, time.Duration, error) {
 		name := fmt.Sprintf("%s-%05d", prefix, k)
 		host := name + ".bench.test"
 		ctx := r.ctx(time.Minute)
@@ -719,7 +725,7 @@ func (r *run) reloadPath() {
 		}
 		start := time.Now()
 		d, err := r.sidecar.Poll(start, changeLimit, host, "/", false, Served)
-		return name, d, err
+		return name, start, d, err
 	}
 	measure := func(figure, notes string, change func(k int) (time.Duration, error)) {
 		var ds []time.Duration
@@ -737,7 +743,7 @@ func (r *run) reloadPath() {
 	}
 	var names []string
 	measure("new Service + Ingress → first 200", "Ingress create returned (Service, EndpointSlice written just before) → first 200; a spare backend", func(k int) (time.Duration, error) {
-		name, d, err := create(k, "new", nil)
+		name, _, d, err := create(k, "new", nil)
 		names = append(names, name)
 		return d, err
 	})
@@ -756,10 +762,46 @@ func (r *run) reloadPath() {
 		}
 		return d, err
 	})
-	measure("reload path: new Service + Ingress with a backend annotation → first 200", "Ingress create returned (Service, EndpointSlice written just before) → first 200; its own backend: a reload", func(k int) (time.Duration, error) {
-		_, d, err := create(k, "own", map[string]string{"haproxy-sidecar.io/timeout-server": "30s"})
+	// The reloads' stages: each change's pass is looked for in /history
+	// before the next change is written (not waiting for the loop to be
+	// idle, which would space the reloads), and the rest at the end.
+	type served struct {
+		name  string
+		start time.Time
+		d     time.Duration
+	}
+	var pending []served
+	var stages []Stages
+	resolve := func(n int) {
+		passes, err := r.sidecar.History(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		kept := pending[:0]
+		for _, p := range pending {
+			if st, ok := StageOf(passes, "Ingress", Namespace, p.name, controller.OutcomeReload, p.start, p.start.Add(p.d)); ok {
+				stages = append(stages, st)
+			} else {
+				kept = append(kept, p)
+			}
+		}
+		pending = kept
+	}
+	const figure = "reload path: new Service + Ingress with a backend annotation → first 200"
+	before := r.passes()
+	measure(figure, "Ingress create returned (Service, EndpointSlice written just before) → first 200; its own backend: a reload", func(k int) (time.Duration, error) {
+		if len(pending) > 0 {
+			resolve(5)
+		}
+		name, start, d, err := create(k, "own", map[string]string{"haproxy-sidecar.io/timeout-server": "30s"})
+		if err == nil {
+			pending = append(pending, served{name, start, d})
+		}
 		return d, err
 	})
+	r.waitIdle(before)
+	resolve(5)
+	r.stageRows(figure, stages, len(pending))
 }
 
 func (r *run) passes() int64 {
