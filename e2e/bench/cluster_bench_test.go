@@ -708,7 +708,7 @@ func (r *run) stageRows(figure string, stages []Stages, missing int) {
 // each row's notes count the reloads it caused.
 func (r *run) reloadPath() {
 	b := r.b
-	create := func(k int, prefix string, annotations map[string]string) (string, time.Time, time.Duration, error) {
+	create := func(k int, prefix string, annotations map[string]string) (served, error) {
 		name := fmt.Sprintf("%s-%05d", prefix, k)
 		host := name + ".bench.test"
 		ctx := r.ctx(time.Minute)
@@ -725,61 +725,61 @@ func (r *run) reloadPath() {
 		}
 		start := time.Now()
 		d, err := r.sidecar.Poll(start, changeLimit, host, "/", false, Served)
-		return name, start, d, err
-	}
-	measure := func(figure, notes string, change func(k int) (time.Duration, error)) {
-		var ds []time.Duration
-		failed := 0
-		before := r.reloads()
-		for k := range r.set.reloads {
-			if d, err := change(k); err != nil {
-				failed++
-				b.Errorf("%s, change %d: %v", figure, k, err)
-			} else {
-				ds = append(ds, d)
-			}
-		}
-		r.row(figure, ds, failed, fmt.Sprintf("%s; %d changes back to back, %d reloads", notes, r.set.reloads, r.reloads()-before))
+		return served{name, start, d}, err
 	}
 	var names []string
-	measure("new Service + Ingress → first 200", "Ingress create returned (Service, EndpointSlice written just before) → first 200; a spare backend", func(k int) (time.Duration, error) {
-		name, _, d, err := create(k, "new", nil)
-		names = append(names, name)
-		return d, err
+	r.measureStaged("new Service + Ingress → first 200", "Ingress create returned (Service, EndpointSlice written just before) → first 200; a spare backend", controller.OutcomeRuntime, func(k int) (served, error) {
+		s, err := create(k, "new", nil)
+		names = append(names, s.name)
+		return s, err
 	})
-	measure("Service + Ingress removed → first 404", "Ingress delete returned → first 404 (then its EndpointSlice and Service deleted, its spare emptied)", func(k int) (time.Duration, error) {
+	r.measureStaged("Service + Ingress removed → first 404", "Ingress delete returned → first 404 (then its EndpointSlice and Service deleted, its spare emptied)", controller.OutcomeRuntime, func(k int) (served, error) {
 		name := names[k]
 		ctx := r.ctx(time.Minute)
 		if err := r.client.NetworkingV1().Ingresses(Namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		d, err := r.sidecar.Poll(time.Now(), changeLimit, name+".bench.test", "/", false, func(a Answer) bool { return a.Status == http.StatusNotFound })
+		start := time.Now()
+		d, err := r.sidecar.Poll(start, changeLimit, name+".bench.test", "/", false, func(a Answer) bool { return a.Status == http.StatusNotFound })
 		if err := r.client.DiscoveryV1().EndpointSlices(Namespace).Delete(ctx, name+"-1", metav1.DeleteOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		if err := r.client.CoreV1().Services(Namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		return d, err
+		return served{name, start, d}, err
 	})
-	// The reloads' stages: each change's pass is looked for in /history
-	// before the next change is written (not waiting for the loop to be
-	// idle, which would space the reloads), and the rest at the end.
-	type served struct {
-		name  string
-		start time.Time
-		d     time.Duration
-	}
+	r.measureStaged("reload path: new Service + Ingress with a backend annotation → first 200", "Ingress create returned (Service, EndpointSlice written just before) → first 200; its own backend: a reload", controller.OutcomeReload, func(k int) (served, error) {
+		return create(k, "own", map[string]string{"haproxy-sidecar.io/timeout-server": "30s"})
+	})
+}
+
+// served is one change of an Ingress: written at start, served d later.
+type served struct {
+	name  string
+	start time.Time
+	d     time.Duration
+}
+
+// measureStaged runs r.set.reloads changes back to back, each written once
+// the previous is served, and adds the figure's row (counting the reloads)
+// and its stages' rows: each change's pass (one with outcome, triggered by
+// the Ingress) is looked for in /history before the next change is written
+// (not waiting for the loop to be idle, which would space the reloads),
+// the rest at the end.
+func (r *run) measureStaged(figure, notes string, outcome controller.Outcome, change func(k int) (served, error)) {
+	b := r.b
+	var ds []time.Duration
 	var pending []served
 	var stages []Stages
-	resolve := func(n int) {
-		passes, err := r.sidecar.History(n)
+	resolve := func() {
+		passes, err := r.sidecar.History(5)
 		if err != nil {
 			b.Fatal(err)
 		}
 		kept := pending[:0]
 		for _, p := range pending {
-			if st, ok := StageOf(passes, "Ingress", Namespace, p.name, controller.OutcomeReload, p.start, p.start.Add(p.d)); ok {
+			if st, ok := StageOf(passes, "Ingress", Namespace, p.name, outcome, p.start, p.start.Add(p.d)); ok {
 				stages = append(stages, st)
 			} else {
 				kept = append(kept, p)
@@ -787,20 +787,24 @@ func (r *run) reloadPath() {
 		}
 		pending = kept
 	}
-	const figure = "reload path: new Service + Ingress with a backend annotation → first 200"
-	before := r.passes()
-	measure(figure, "Ingress create returned (Service, EndpointSlice written just before) → first 200; its own backend: a reload", func(k int) (time.Duration, error) {
+	failed := 0
+	before, passes := r.reloads(), r.passes()
+	for k := range r.set.reloads {
 		if len(pending) > 0 {
-			resolve(5)
+			resolve()
 		}
-		name, start, d, err := create(k, "own", map[string]string{"haproxy-sidecar.io/timeout-server": "30s"})
-		if err == nil {
-			pending = append(pending, served{name, start, d})
+		if s, err := change(k); err != nil {
+			failed++
+			b.Errorf("%s, change %d: %v", figure, k, err)
+		} else {
+			ds = append(ds, s.d)
+			pending = append(pending, s)
 		}
-		return d, err
-	})
-	r.waitIdle(before)
-	resolve(5)
+	}
+	reloads := r.reloads() - before
+	r.waitIdle(passes)
+	resolve()
+	r.row(figure, ds, failed, fmt.Sprintf("%s; %d changes back to back, %d reloads", notes, r.set.reloads, reloads))
 	r.stageRows(figure, stages, len(pending))
 }
 
