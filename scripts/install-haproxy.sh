@@ -44,7 +44,8 @@ OPENSSL30_SERIES=3.5
 OPENSSL_FALLBACK=3.5.7
 OPENSSL_FALLBACK_SHA256=a8c0d28a529ca480f9f36cf5792e2cd21984552a3c8e4aa11a24aa31aeac98e8
 TRIXIE_SOURCES=/etc/apt/sources.list.d/haproxy-sidecar-trixie-src.sources
-BUILD_DEPS=(libpcre2-dev libssl-dev liblua5.4-dev dpkg-dev build-essential)
+# No libssl-dev: HAProxy 3.0 links the OpenSSL built below.
+BUILD_DEPS=(libpcre2-dev liblua5.4-dev dpkg-dev build-essential)
 
 export DEBIAN_FRONTEND=noninteractive
 

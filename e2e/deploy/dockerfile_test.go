@@ -127,7 +127,7 @@ func (d *dockerfile) haproxyBranch(t *testing.T) string {
 var imageOpenSSL = map[string]string{"bookworm": "3.0", "trixie": "3.5"}
 
 // runningOpenSSL is the OpenSSL version an HAProxy binary runs on
-// ("Running on OpenSSL version : OpenSSL 3.5.7 30 Sep 2025" in haproxy -vv).
+// ("Running on OpenSSL version : OpenSSL 3.5.7 9 Jun 2026" in haproxy -vv).
 func runningOpenSSL(t *testing.T, bin string) string {
 	t.Helper()
 	out, err := exec.Command(bin, "-vv").CombinedOutput()
