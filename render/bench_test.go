@@ -12,6 +12,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render/haproxycfg"
 	"github.com/haproxy-sidecar/haproxy-sidecar/templates"
@@ -58,6 +59,24 @@ func syntheticInputs(n int) render.Inputs {
 			})
 		}
 		in.EndpointSlices = append(in.EndpointSlices, es)
+	}
+	return in
+}
+
+// syntheticTLS is syntheticInputs with a TLS section and a Secret of its
+// own (a self-signed ECDSA certificate for its host) on the first tls
+// Ingresses, as the cluster bench's TLS variant has them.
+func syntheticTLS(b testing.TB, n, tls int) render.Inputs {
+	in := syntheticInputs(n)
+	for _, ing := range in.Ingresses[:tls] {
+		host := ing.Spec.Rules[0].Host
+		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{host}, SecretName: ing.Name + "-tls"}}
+		cert, key := testenv.SelfSigned(b, host, "bench")
+		in.Secrets = append(in.Secrets, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ing.Namespace, Name: ing.Name + "-tls"},
+			Type:       corev1.SecretTypeTLS,
+			Data:       map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key},
+		})
 	}
 	return in
 }
@@ -172,8 +191,21 @@ func BenchmarkRender(b *testing.B) {
 			}
 		})
 	}
-	// The same at 10k with annotations (syntheticAnnotated).
+	// At 10k with 1,000 TLS Secrets (syntheticTLS): an endpoint move and
+	// a new host beside 1,000 certificates, against the same without.
 	n := 10000
+	b.Run("ingresses=10000/tls1000/incremental/endpoint", func(b *testing.B) {
+		incrementalChanges(b, cfg, syntheticTLS(b, n, 1000), func(in *render.Inputs, i int) {
+			es := in.EndpointSlices[n/2].DeepCopy()
+			es.Endpoints[0].Addresses[0] = fmt.Sprintf("10.200.%d.%d", i/256%256, i%256)
+			in.EndpointSlices[n/2] = es
+			in.Unchanged = allKinds &^ render.EndpointSlicesKind
+		})
+	})
+	b.Run("ingresses=10000/tls1000/incremental/route", func(b *testing.B) {
+		incrementalChanges(b, cfg, syntheticTLS(b, n, 1000), hostChange(n))
+	})
+	// The same at 10k with annotations (syntheticAnnotated).
 	in := syntheticAnnotated(n)
 	b.Run("ingresses=10000/annotated/model+files", func(b *testing.B) {
 		b.ReportAllocs()

@@ -340,7 +340,8 @@ type Model struct {
 	// Backends are pointers for the same reason: a backend is made again,
 	// never changed, when its Service, endpoints or annotations change.
 	Backends []*Backend
-	Certs    []Certificate
+	// Certs are sorted by File.
+	Certs []Certificate
 	// TLSHosts are the hosts (exact or wildcard) whose plain-HTTP requests
 	// are redirected to HTTPS.
 	TLSHosts []string

@@ -674,17 +674,42 @@ func renderFiles(m *render.Model, cfg Config, cache *renderCache) (*Output, erro
 	if rx, hosts := regexFiles(m); rx != nil {
 		out.Files = append(out.Files, File{Path: render.RegexMapFile, data: rx}, File{Path: render.RegexHostsMapFile, data: hosts})
 	}
-	for _, c := range m.Certs {
-		out.Files = append(out.Files, File{Path: c.File, data: c.PEM})
-	}
-	for _, c := range caFiles(m) {
-		out.Files = append(out.Files, File{Path: c.File, data: c.PEM})
-	}
 	if data.ExtAuthScript != "" {
 		out.Files = append(out.Files, File{Path: ExtAuthScriptFile, data: extAuthScript})
 	}
-	slices.SortFunc(out.Files, func(x, y File) int { return strings.Compare(x.Path, y.Path) })
+	// The few files above sorted, then merged with the certificates and
+	// CA files, each sorted already: a pass does not sort 1,000
+	// certificates again (an endpoint move's render at 10k Ingresses with
+	// 1,000 certificates: 1.22–1.34 ms before, 1.17–1.24 ms after).
+	byPath := func(x, y File) int { return strings.Compare(x.Path, y.Path) }
+	slices.SortFunc(out.Files, byPath)
+	certs := make([]File, len(m.Certs))
+	for i, c := range m.Certs {
+		certs[i] = File{Path: c.File, data: c.PEM}
+	}
+	cas := caFiles(m)
+	caList := make([]File, len(cas))
+	for i, c := range cas {
+		caList[i] = File{Path: c.File, data: c.PEM}
+	}
+	out.Files = mergeSorted(mergeSorted(out.Files, certs, byPath), caList, byPath)
 	return out, nil
+}
+
+// mergeSorted merges a and b, each sorted by cmp, into one sorted slice.
+func mergeSorted[T any](a, b []T, cmp func(x, y T) int) []T {
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]T, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if cmp(b[0], a[0]) < 0 {
+			out, b = append(out, b[0]), b[1:]
+		} else {
+			out, a = append(out, a[0]), a[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // appendRouteLines appends what the route map says of r: the comment
