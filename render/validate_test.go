@@ -26,7 +26,7 @@ func TestValidatePathNamesTheCharacter(t *testing.T) {
 // passphrase, and "no private key" would send the user looking elsewhere.
 func TestEncryptedPKCS8Key(t *testing.T) {
 	key := pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte{0x30, 0x03, 0x02, 0x01, 0x00}})
-	_, err := privateKeyBlock(key)
+	_, _, err := privateKeyBlock(key)
 	if err == nil || !strings.Contains(err.Error(), "encrypted") {
 		t.Errorf("encrypted PKCS#8 key: %v, want an error saying it is encrypted", err)
 	}
