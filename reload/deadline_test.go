@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -177,8 +178,10 @@ func (p *poller) end() (ok, failed int) {
 // nothing, the old worker keeps serving, and Reload returns a
 // *ReloadTimeoutError at its deadline. Putting the last good generation
 // back and replacing the master through the supervisor (a new one beside
-// it, the stuck one killed once the new worker runs) refuses no request,
-// and HAProxy takes the next good configuration.
+// it on the old worker's listening sockets, taken over the worker socket
+// the template declares with expose-fd listeners; the stuck one killed
+// once the new worker runs) refuses no request, and HAProxy takes the
+// next good configuration.
 func TestReloadDeadlineAndRestart(t *testing.T) {
 	forEachHAProxy(t, func(t *testing.T, hb haproxyBin) {
 		ctx := context.Background()
@@ -188,16 +191,18 @@ func TestReloadDeadlineAndRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		worker := filepath.Join(tmp, "m-worker.sock")
 		gen := func(marker string) Files {
-			return Files{"haproxy.cfg": []byte(routeConfig(port, marker)), "maps/exact.map": []byte("a.example a1\n")}
+			cfg := strings.Replace(routeConfig(port, marker), "global\n", "global\n    stats socket "+worker+" mode 600 level admin expose-fd listeners\n", 1)
+			return Files{"haproxy.cfg": []byte(cfg), "maps/exact.map": []byte("a.example a1\n")}
 		}
 		if _, err := store.Apply(ctx, gen("1"), Validator(ctx, hb.path, 0)); err != nil {
 			t.Fatal(err)
 		}
 		sup := &Supervisor{Bin: hb.path, Config: store.ConfigPath(), Socket: filepath.Join(tmp, "m.sock"),
 			MinBackoff: 50 * time.Millisecond, StopGrace: 2 * time.Second, Log: zaptest.NewLogger(t),
-			ReloadTimeout: 2 * time.Second,
-			Prepare:       func() error { _, err := store.Repair(); return err }}
+			ReloadTimeout: 2 * time.Second, ListenerSocket: worker,
+			Prepare: func() error { _, err := store.Repair(); return err }}
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- sup.Run(runCtx) }()
@@ -216,6 +221,10 @@ func TestReloadDeadlineAndRestart(t *testing.T) {
 		waitReady()
 		if got := get(t, port, "a.example"); field(got, "gen") != "1" {
 			t.Fatalf("before: %q", got)
+		}
+		listening := listenInodes(t, port)
+		if len(listening) != 1 {
+			t.Fatalf("listening sockets on port %d: %v, want one", port, listening)
 		}
 		p := startPoller(port, "a.example")
 		pollStart := time.Now()
@@ -269,6 +278,11 @@ func TestReloadDeadlineAndRestart(t *testing.T) {
 		}
 		if got := get(t, port, "a.example"); field(got, "gen") != "1" {
 			t.Errorf("after the restart: %q, want gen 1", got)
+		}
+		// The new worker accepts on the very socket the stuck master's
+		// worker listened on (-x), not on one of its own beside it.
+		if now := listenInodes(t, port); !slices.Equal(now, listening) {
+			t.Errorf("listening sockets on port %d after the replacement: %v, want the stuck worker's %v", port, now, listening)
 		}
 		// A replacement, not a crash and a restart after backoff.
 		if sup.Starts() != 2 {
@@ -400,5 +414,46 @@ func TestStoreRevert(t *testing.T) {
 	}
 	if cur, err := s.Current(); err != nil || !cur.Equal(v3) {
 		t.Errorf("current after the next Apply: %v", err)
+	}
+}
+
+// listenInodes lists the inodes of the TCP sockets listening on
+// 127.0.0.1:port (/proc/net/tcp; the tests bind IPv4 loopback), sorted.
+func listenInodes(t *testing.T, port int) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf("0100007F:%04X", port)
+	var inodes []string
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		// sl local_address rem_address st ... uid timeout inode
+		if len(f) > 9 && f[1] == local && f[3] == "0A" {
+			inodes = append(inodes, f[9])
+		}
+	}
+	slices.Sort(inodes)
+	return inodes
+}
+
+func TestExposesListeners(t *testing.T) {
+	const sock = "/run/haproxy/master-worker.sock"
+	cases := []struct {
+		cfg  string
+		want bool
+	}{
+		{"global\n    stats socket " + sock + " mode 600 level admin expose-fd listeners\n", true},
+		{"global\n    stats socket '" + sock + "' mode 600 level admin expose-fd listeners\n", true},
+		{"global\n    stats socket " + sock + " mode 600 level admin\n", false},
+		{"global\n    stats socket /other.sock expose-fd listeners\n    stats socket " + sock + " level admin\n", false},
+		{"global\n    # stats socket " + sock + " expose-fd listeners\n", false},
+		{"", false},
+	}
+	for _, c := range cases {
+		if got := exposesListeners([]byte(c.cfg), sock); got != c.want {
+			t.Errorf("exposesListeners(%q) = %v, want %v", c.cfg, got, c.want)
+		}
 	}
 }

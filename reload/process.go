@@ -116,7 +116,7 @@ func NewProcess(opts ProcessOptions) *Process {
 	}
 	p.sup = &Supervisor{Bin: opts.Bin, Config: opts.Config, Socket: opts.Socket, Log: log.Named("haproxy"),
 		Output: opts.Output, StopGrace: opts.StopGrace, StartTimeout: opts.StartTimeout,
-		ReloadTimeout: opts.ReloadTimeout, Prepare: opts.Prepare}
+		ReloadTimeout: opts.ReloadTimeout, Prepare: opts.Prepare, ListenerSocket: opts.WorkerSocket}
 	starts := 0
 	p.sup.OnStart = func(adopted bool) {
 		if starts++; starts > 1 && opts.OnRestart != nil {

@@ -1,11 +1,13 @@
 package reload
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -53,6 +55,12 @@ type Supervisor struct {
 	StartTimeout time.Duration
 	// ReloadTimeout is the master CLI's (MasterCLI.ReloadTimeout).
 	ReloadTimeout time.Duration
+	// ListenerSocket, when set, is the worker's own stats socket
+	// (WorkerSocketFor). Where the configuration declares it with
+	// "expose-fd listeners", a master started beside a stuck one
+	// (RestartStuck) takes the running worker's listening sockets from
+	// it (-x) instead of binding sockets of its own (takeListeners).
+	ListenerSocket string
 
 	mu     sync.Mutex
 	pid    int
@@ -86,10 +94,12 @@ func (s *Supervisor) CLI() *MasterCLI {
 // configuration, so it takes no other command, and no signal it handles
 // arrives before the parse ends. Its worker keeps serving, but only as long
 // as the master lives: killed, the worker stops accepting at once (2.6 and
-// 3.0). So the new master is started beside it first (HAProxy binds its
-// ports with SO_REUSEPORT, and the stuck master does not listen on its
-// socket meanwhile) and the stuck one is killed once the new worker runs:
-// no request is refused (see TestReloadDeadlineAndRestart). The caller
+// 3.0). So the new master is started beside it first, on the listening
+// sockets of the stuck master's worker where ListenerSocket exposes them
+// (else on sockets of its own beside them, SO_REUSEPORT; the stuck master
+// does not listen on its socket meanwhile), and the stuck one is killed
+// once the new worker runs: no request is refused (see
+// TestReloadDeadlineAndRestart). The caller
 // puts the last good configuration back before calling. It returns once
 // the replacement has started; Run does the rest.
 func (s *Supervisor) RestartStuck(master int) error {
@@ -343,7 +353,7 @@ func (s *Supervisor) watch(ctx context.Context, inst *instance, ready <-chan str
 					log.Error("preparing to start haproxy", zap.Error(err))
 				}
 			}
-			next, err := s.start()
+			next, err := s.start(s.takeListeners(log)...)
 			req.done <- err
 			if err != nil {
 				// Without a replacement, the stuck master goes anyway:
@@ -369,8 +379,9 @@ func (s *Supervisor) watch(ctx context.Context, inst *instance, ready <-chan str
 // kill ends a stuck master once its workers are done. It is stopped at
 // once (SIGSTOP: no more CPU spent in its parse; its workers serve on)
 // and its workers get a soft stop: they close their listeners, so every
-// new connection goes to the new master's worker (both listen with
-// SO_REUSEPORT), and finish the requests they have. Only then, or after
+// new connection goes to the new master's worker (which shares them, or
+// listens beside them with SO_REUSEPORT: takeListeners), and finish the
+// requests they have. Only then, or after
 // the stop grace, is the master killed: a worker exits at once when its
 // master dies (FIELD-NOTES), which failed a request in flight now and
 // then. Off the caller's goroutine: the new master is watched meanwhile.
@@ -498,8 +509,53 @@ func (s *Supervisor) adopt(ctx context.Context) (*instance, error) {
 	return &instance{pid: pid, adopted: true, done: done}, nil
 }
 
-func (s *Supervisor) start() (*instance, error) {
+// takeListeners is the -x argument of a master started beside a stuck
+// one: the running worker's listening sockets, passed over its stats
+// socket, when the configuration exposes them there (expose-fd
+// listeners). Both workers then accept on the same sockets, and the old
+// one's soft stop only closes its copies. Without it the new master binds
+// sockets of its own beside the old ones (SO_REUSEPORT), and a connection
+// the kernel had queued on an old one when the soft stop closes it is
+// reset: now and then one refused request under load. HAProxy 2.6 and 3.0
+// both take the sockets this way in master-worker mode and drop the -x
+// from the arguments their later reloads run with.
+func (s *Supervisor) takeListeners(log *zap.Logger) []string {
+	if s.ListenerSocket == "" {
+		return nil
+	}
+	cfg, err := os.ReadFile(s.Config)
+	if err != nil || !exposesListeners(cfg, s.ListenerSocket) {
+		return nil
+	}
+	if _, err := os.Stat(s.ListenerSocket); err != nil {
+		return nil
+	}
+	log.Info("the new haproxy takes the listening sockets of the stuck master's worker", zap.String("socket", s.ListenerSocket))
+	return []string{"-x", s.ListenerSocket}
+}
+
+// exposesListeners says whether cfg declares a stats socket at socket with
+// "expose-fd listeners". The path is matched as written (a path that
+// needed escaping in haproxy.cfg does not match: no -x, the fallback).
+func exposesListeners(cfg []byte, socket string) bool {
+	for line := range bytes.Lines(cfg) {
+		f := strings.Fields(string(line))
+		if len(f) < 3 || f[0] != "stats" || f[1] != "socket" || strings.Trim(f[2], `'"`) != socket {
+			continue
+		}
+		for i := 3; i+1 < len(f); i++ {
+			if f[i] == "expose-fd" && f[i+1] == "listeners" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// start starts a master on Config with extra arguments after Args.
+func (s *Supervisor) start(extra ...string) (*instance, error) {
 	args := append([]string{"-W", "-S", s.Socket, "-f", s.Config}, s.Args...)
+	args = append(args, extra...)
 	// Not exec.CommandContext: stopping must be a soft stop, not SIGKILL.
 	cmd := exec.Command(s.Bin, args...)
 	var out io.Writer = &s.tail

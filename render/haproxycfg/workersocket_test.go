@@ -50,7 +50,7 @@ func TestWorkerSocketLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	global, _, _ := strings.Cut(string(out.Get(ConfigFile)), "\ndefaults")
-	want := "stats socket '" + strings.ReplaceAll(socket, "'", `'\''`) + "' mode 600 level admin"
+	want := "stats socket '" + strings.ReplaceAll(socket, "'", `'\''`) + "' mode 600 level admin expose-fd listeners"
 	if got := lines(out); len(got) != 1 || got[0] != want || !strings.Contains(global, want) {
 		t.Errorf("with a worker socket: %q, want one %q in the global section", got, want)
 	}
