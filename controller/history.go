@@ -81,9 +81,9 @@ type objectKey struct{ kind, namespace, name string }
 // and only new pointers are compared in full. How much of each list it
 // reads is render.Taken's decision, the engine's too: a list the source
 // says is unchanged and that is the one of the last update is skipped; of
-// Ingresses told as a delta from the list of the last update, only the
-// delta is taken in. (Why the tracker keeps its own set of objects beside
-// the engine's: see render/taken.go.)
+// a kind told as a delta from the list of the last update (Ingresses,
+// Services, EndpointSlices), only the delta is taken in. (Why the tracker
+// keeps its own set of objects beside the engine's: see render/taken.go.)
 type inputTracker struct {
 	gen  uint64
 	seen map[any]trackedObject
@@ -109,11 +109,38 @@ var kindNames = [numKinds]string{"Ingress", "IngressClass", "Service", "Endpoint
 var inputKinds = [numKinds]render.InputKinds{render.IngressesKind, render.IngressClassesKind, render.ServicesKind,
 	render.EndpointSlicesKind, render.SecretsKind, render.ConfigMapsKind}
 
-// visitList visits the objects of one kind's list, if take says to.
-func visitList[T metav1.Object](take func(kind int) bool, visit func(kind int, obj metav1.Object), kind int, list []T) {
-	if take(kind) {
+// listVisitor is what update does with the objects of one kind's list
+// (visitList).
+type listVisitor struct {
+	// take says how much of the kind to read (render.Taken.Take).
+	take func(kind int) render.Take
+	// visit takes in an object of the list; forget one a delta removes.
+	visit, forget func(kind int, obj metav1.Object)
+	// keep counts the kind's objects seen before as seen again.
+	keep func(kind int)
+	seen func(obj any) bool
+}
+
+// visitList visits one kind's list, or only the objects of its delta (d;
+// nil for a kind told whole), as v.take says.
+func visitList[T metav1.Object](v listVisitor, kind int, list []T, d *render.Delta[T]) {
+	switch v.take(kind) {
+	case render.TakeList:
 		for _, o := range list {
-			visit(kind, o)
+			v.visit(kind, o)
+		}
+	case render.TakeNothing:
+		v.keep(kind)
+	case render.TakeDelta:
+		// Told what changed since the list taken in last: only those.
+		for _, o := range d.Removed {
+			v.forget(kind, o)
+		}
+		v.keep(kind)
+		for _, o := range d.Added {
+			if !v.seen(o) {
+				v.visit(kind, o)
+			}
 		}
 	}
 }
@@ -157,48 +184,33 @@ func (t *inputTracker) update(in render.Inputs) []Change {
 		}
 		added = append(added, fresh{objectKey{kindNames[kind], obj.GetNamespace(), obj.GetName()}, kind, obj})
 	}
-	// take tells whether to visit a kind's list: not when the source says
-	// it is unchanged and it is the one of the last update.
-	take := func(kind int) bool {
-		if t.taken.Take(in, inputKinds[kind]) == render.TakeNothing {
-			skipped[kind] = true
-			kept += t.count[kind]
-			return false
-		}
-		return true
-	}
 	gone := map[objectKey]any{}
-	switch t.taken.Take(in, render.IngressesKind) {
-	case render.TakeDelta:
-		// Told what changed since the list taken in last: only those.
-		d := in.IngressDelta
-		skipped[kindIngress] = true
-		for _, obj := range d.Removed {
+	v := listVisitor{
+		// A list the source says is unchanged and that is the one of the
+		// last update is skipped, as are the objects a delta does not
+		// name: nothing of such a kind is gone but what the delta removes.
+		take: func(kind int) render.Take {
+			tk := t.taken.Take(in, inputKinds[kind])
+			skipped[kind] = tk != render.TakeList
+			return tk
+		},
+		visit: visit,
+		forget: func(kind int, obj metav1.Object) {
 			if _, ok := t.seen[obj]; ok {
-				gone[trackedKey(kindIngress, obj)] = obj
+				gone[trackedKey(kind, obj)] = obj
 				delete(t.seen, obj)
-				t.count[kindIngress]--
+				t.count[kind]--
 			}
-		}
-		kept += t.count[kindIngress]
-		for _, obj := range d.Added {
-			if _, ok := t.seen[obj]; !ok {
-				visit(kindIngress, obj)
-			}
-		}
-	case render.TakeNothing:
-		skipped[kindIngress] = true
-		kept += t.count[kindIngress]
-	case render.TakeList:
-		for _, o := range in.Ingresses {
-			visit(kindIngress, o)
-		}
+		},
+		keep: func(kind int) { kept += t.count[kind] },
+		seen: func(obj any) bool { _, ok := t.seen[obj]; return ok },
 	}
-	visitList(take, visit, kindIngressClass, in.IngressClasses)
-	visitList(take, visit, kindService, in.Services)
-	visitList(take, visit, kindEndpointSlice, in.EndpointSlices)
-	visitList(take, visit, kindSecret, in.Secrets)
-	visitList(take, visit, kindConfigMap, in.ConfigMaps)
+	visitList(v, kindIngress, in.Ingresses, in.IngressDelta)
+	visitList(v, kindIngressClass, in.IngressClasses, nil)
+	visitList(v, kindService, in.Services, in.ServiceDelta)
+	visitList(v, kindEndpointSlice, in.EndpointSlices, in.EndpointSliceDelta)
+	visitList(v, kindSecret, in.Secrets, nil)
+	visitList(v, kindConfigMap, in.ConfigMaps, nil)
 	// Every object seen before was seen again: none is gone.
 	for obj, o := range t.seen {
 		if kept == len(t.seen) {

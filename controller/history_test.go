@@ -11,6 +11,7 @@ import (
 
 	"github.com/pmezard/go-difflib/difflib"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -248,6 +249,39 @@ func TestInputTracker(t *testing.T) {
 	l4 := []*networkingv1.Ingress{i1, i3}
 	if g := changes(withIngresses(l4, &render.Delta[*networkingv1.Ingress]{Since: l2})); g != "deleted Ingress i2" {
 		t.Errorf("a delta from another list: %q", g)
+	}
+
+	// EndpointSlices (and Services) are told the same way.
+	slice := func(name, addr string) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{addr}}}}
+	}
+	withSlices := func(list []*discoveryv1.EndpointSlice, d *render.Delta[*discoveryv1.EndpointSlice]) render.Inputs {
+		in := withIngresses(l4, nil)
+		in.Unchanged |= render.IngressesKind
+		in.EndpointSlices, in.EndpointSliceDelta = list, d
+		return in
+	}
+	e1, e2 := slice("e1", "10.0.0.1"), slice("e2", "10.0.0.2")
+	s1 := []*discoveryv1.EndpointSlice{e1, e2}
+	if g := changes(withSlices(s1, nil)); g != "added EndpointSlice e1, added EndpointSlice e2" {
+		t.Errorf("first EndpointSlice list: %q", g)
+	}
+	e1b := slice("e1", "10.0.0.9")
+	s2 := []*discoveryv1.EndpointSlice{e1b, e2}
+	if g := changes(withSlices(s2, &render.Delta[*discoveryv1.EndpointSlice]{Since: s1, Added: s2[:1], Removed: s1[:1]})); g != "updated EndpointSlice e1" {
+		t.Errorf("an EndpointSlice delta: %q", g)
+	}
+	s3 := []*discoveryv1.EndpointSlice{e1b}
+	if g := changes(withSlices(s3, &render.Delta[*discoveryv1.EndpointSlice]{Since: s2, Removed: s2[1:]})); g != "deleted EndpointSlice e2" {
+		t.Errorf("an EndpointSlice removed by a delta: %q", g)
+	}
+	// Only the delta is read: an EndpointSlice of the list it leaves out
+	// on purpose is not looked at; nor were the Ingresses, unchanged
+	// meanwhile (nothing of them is gone).
+	s4 := []*discoveryv1.EndpointSlice{e1b, slice("e3", "10.0.0.3")}
+	if g := changes(withSlices(s4, &render.Delta[*discoveryv1.EndpointSlice]{Since: s3})); g != "" {
+		t.Errorf("an empty EndpointSlice delta from the last list: %q", g)
 	}
 }
 

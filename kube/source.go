@@ -617,8 +617,8 @@ func (s *Source) Inputs(ctx context.Context) (render.Inputs, []render.Problem, e
 	var in render.Inputs
 	in.IngressDelta = takeInto(s.ingressList, &in.Ingresses, render.IngressesKind, &in.Unchanged)
 	takeInto(s.classList, &in.IngressClasses, render.IngressClassesKind, &in.Unchanged)
-	takeInto(s.serviceList, &in.Services, render.ServicesKind, &in.Unchanged)
-	takeInto(s.sliceList, &in.EndpointSlices, render.EndpointSlicesKind, &in.Unchanged)
+	in.ServiceDelta = takeInto(s.serviceList, &in.Services, render.ServicesKind, &in.Unchanged)
+	in.EndpointSliceDelta = takeInto(s.sliceList, &in.EndpointSlices, render.EndpointSlicesKind, &in.Unchanged)
 	in.ConfigMaps = s.takeConfigMaps(&in.Unchanged)
 	in.Secrets = s.referencedSecrets()
 	return in, nil, nil

@@ -179,6 +179,47 @@ func TestSourceFollowsTheAPIServer(t *testing.T) {
 		}
 		return true, ""
 	})
+
+	// EndpointSlices (and Services, the same way) too: an endpoint move
+	// is told as the old slice removed and the new one added.
+	es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web-1",
+		Labels: map[string]string{discoveryv1.LabelServiceName: "web"}}, AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"198.18.0.1"}}}}
+	if es, err = c.Client.DiscoveryV1().EndpointSlices(ns).Create(ctx, es, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var before1 render.Inputs
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		before1, _, err = src.Inputs(ctx)
+		return err == nil && len(before1.EndpointSlices) == 1, fmt.Sprintf("%d EndpointSlices, %v", len(before1.EndpointSlices), err)
+	})
+	es.Endpoints[0].Addresses = []string{"198.18.0.2"}
+	if _, err := c.Client.DiscoveryV1().EndpointSlices(ns).Update(ctx, es, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	prevSlices := before1.EndpointSlices
+	var addedSlices, removedSlices []*discoveryv1.EndpointSlice
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		now, _, err := src.Inputs(ctx)
+		if err != nil || len(now.EndpointSlices) != 1 {
+			return false, fmt.Sprint(err)
+		}
+		if !now.Unchanged.Has(render.EndpointSlicesKind) {
+			d := now.EndpointSliceDelta
+			if d == nil || len(d.Since) != 1 || &d.Since[0] != &prevSlices[0] {
+				t.Fatalf("a new EndpointSlice list without a delta from the one before it: %+v", d)
+			}
+			addedSlices, removedSlices = append(addedSlices, d.Added...), append(removedSlices, d.Removed...)
+		}
+		prevSlices = now.EndpointSlices
+		if now.EndpointSlices[0].Endpoints[0].Addresses[0] != "198.18.0.2" {
+			return false, "the update is not in the list yet"
+		}
+		if !slices.Contains(addedSlices, now.EndpointSlices[0]) || !slices.Contains(removedSlices, before1.EndpointSlices[0]) {
+			t.Fatalf("the deltas added %d and removed %d EndpointSlices, not the update", len(addedSlices), len(removedSlices))
+		}
+		return true, ""
+	})
 }
 
 // Cached objects drop what render never reads: managedFields and

@@ -138,6 +138,21 @@ func BenchmarkRender(b *testing.B) {
 				in.Unchanged = allKinds &^ render.EndpointSlicesKind
 			})
 		})
+		// The same move as the cluster source hands it out: a new list,
+		// told as a delta from the one before (Inputs.EndpointSliceDelta).
+		b.Run("ingresses="+strconv.Itoa(n)+"/incremental/endpoint/delta", func(b *testing.B) {
+			incrementalChanges(b, cfg, syntheticInputs(n), func(in *render.Inputs, i int) {
+				old := in.EndpointSlices[n/2]
+				es := old.DeepCopy()
+				es.Endpoints[0].Addresses[0] = fmt.Sprintf("10.200.%d.%d", i/256%256, i%256)
+				list := slices.Clone(in.EndpointSlices)
+				list[n/2] = es
+				in.EndpointSliceDelta = &render.Delta[*discoveryv1.EndpointSlice]{Since: in.EndpointSlices,
+					Added: []*discoveryv1.EndpointSlice{es}, Removed: []*discoveryv1.EndpointSlice{old}}
+				in.EndpointSlices = list
+				in.Unchanged = allKinds &^ render.EndpointSlicesKind
+			})
+		})
 		// With spare backends (run's default): a new Service behind a
 		// new Ingress, removed again the next render; and an endpoint
 		// move while 100 Services are in spares.
@@ -204,6 +219,17 @@ func BenchmarkRender(b *testing.B) {
 	})
 	b.Run("ingresses=10000/tls1000/incremental/route", func(b *testing.B) {
 		incrementalChanges(b, cfg, syntheticTLS(b, n, 1000), hostChange(n))
+	})
+	// A sidecar's first pass with 1,000 TLS Secrets (start-up's render).
+	b.Run("ingresses=10000/tls1000/first", func(b *testing.B) {
+		in := syntheticTLS(b, n, 1000)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if _, _, err := haproxycfg.NewIncremental(cfg).Render(in, render.Options{}); err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 	// The same at 10k with annotations (syntheticAnnotated).
 	in := syntheticAnnotated(n)

@@ -264,7 +264,7 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 	changedSvcs, changedSecrets := map[string]bool{}, map[string]bool{}
 	// Services and their EndpointSlices are taken in together.
 	if svcs, eps := g.taken.Take(in, ServicesKind), g.taken.Take(in, EndpointSlicesKind); svcs != TakeNothing || eps != TakeNothing {
-		changedSvcs = g.syncServices(in.Services, in.EndpointSlices)
+		changedSvcs = g.syncServices(in, svcs, eps)
 	}
 	if g.taken.Take(in, SecretsKind) != TakeNothing {
 		changedSecrets = g.syncSecrets(in.Secrets)
@@ -457,11 +457,42 @@ func syncObjects[T comparable](seen map[T]uint64, objs []T, gen uint64) (fresh, 
 	return fresh, gone
 }
 
-// syncServices takes in the Services and EndpointSlices, returning the
-// Services (namespace/name) that changed or whose slices did.
-func (g *engine) syncServices(svcs []*corev1.Service, ess []*discoveryv1.EndpointSlice) map[string]bool {
+// applyDelta marks the objects of one kind a delta adds as seen in this
+// build and forgets those it removes, returning both as syncObjects does
+// for a whole list: an object taken in is in seen, whatever its build.
+func applyDelta[T comparable](seen map[T]uint64, d *Delta[T], gen uint64) (fresh, gone []T) {
+	for _, o := range d.Removed {
+		if _, ok := seen[o]; ok {
+			delete(seen, o)
+			gone = append(gone, o)
+		}
+	}
+	for _, o := range d.Added {
+		if _, ok := seen[o]; !ok {
+			seen[o] = gen
+			fresh = append(fresh, o)
+		}
+	}
+	return fresh, gone
+}
+
+// takeObjects is syncObjects or applyDelta, as take (Taken.Take) says.
+func takeObjects[T comparable](seen map[T]uint64, take Take, list []T, d *Delta[T], gen uint64) (fresh, gone []T) {
+	switch take {
+	case TakeList:
+		return syncObjects(seen, list, gen)
+	case TakeDelta:
+		return applyDelta(seen, d, gen)
+	}
+	return nil, nil
+}
+
+// syncServices takes in the Services and EndpointSlices (the lists, their
+// deltas or nothing, as svcs and eps say), returning the Services
+// (namespace/name) that changed or whose slices did.
+func (g *engine) syncServices(in Inputs, svcs, eps Take) map[string]bool {
 	b, changed := g.b, map[string]bool{}
-	fresh, gone := syncObjects(g.svcSeen, svcs, g.gen)
+	fresh, gone := takeObjects(g.svcSeen, svcs, in.Services, in.ServiceDelta, g.gen)
 	for _, s := range fresh {
 		key := s.Namespace + "/" + s.Name
 		b.services[key] = s
@@ -474,7 +505,7 @@ func (g *engine) syncServices(svcs []*corev1.Service, ess []*discoveryv1.Endpoin
 		}
 		changed[key] = true
 	}
-	freshSlices, goneSlices := syncObjects(g.sliceSeen, ess, g.gen)
+	freshSlices, goneSlices := takeObjects(g.sliceSeen, eps, in.EndpointSlices, in.EndpointSliceDelta, g.gen)
 	slicesChanged := map[string]bool{}
 	for _, es := range freshSlices {
 		if svc := es.Labels[discoveryv1.LabelServiceName]; svc != "" {

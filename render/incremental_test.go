@@ -351,18 +351,13 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			}
 			in := c.in
 			in.Ingresses = shuffledOrSame(c.r, in.Ingresses, lastIn.Ingresses, &in.Unchanged, render.IngressesKind)
-			// Most passes are told how the Ingresses changed since the
-			// last list. Now and then the delta is relative to another
-			// slice than the one taken in last, and wrong for it: the
-			// engine must walk the list then.
-			if !in.Unchanged.Has(render.IngressesKind) && c.r.IntN(4) != 0 {
-				in.IngressDelta = ingressDelta(lastIn.Ingresses, in.Ingresses)
-				if c.r.IntN(8) == 0 && len(lastIn.Ingresses) > 0 {
-					in.IngressDelta = &render.Delta[*networkingv1.Ingress]{Since: slices.Clone(lastIn.Ingresses)}
-				}
-			}
+			// Most passes are told how the Ingresses, Services and
+			// EndpointSlices changed since the last lists (withDelta).
+			withDelta(c.r, &in.IngressDelta, lastIn.Ingresses, in.Ingresses, in.Unchanged, render.IngressesKind)
 			in.Services = shuffledOrSame(c.r, in.Services, lastIn.Services, &in.Unchanged, render.ServicesKind)
+			withDelta(c.r, &in.ServiceDelta, lastIn.Services, in.Services, in.Unchanged, render.ServicesKind)
 			in.EndpointSlices = shuffledOrSame(c.r, in.EndpointSlices, lastIn.EndpointSlices, &in.Unchanged, render.EndpointSlicesKind)
+			withDelta(c.r, &in.EndpointSliceDelta, lastIn.EndpointSlices, in.EndpointSlices, in.Unchanged, render.EndpointSlicesKind)
 			in.Secrets = shuffledOrSame(c.r, in.Secrets, lastIn.Secrets, &in.Unchanged, render.SecretsKind)
 			lastIn = in
 
@@ -457,10 +452,10 @@ func randomTCPServices(r *mathrand.Rand) []*corev1.ConfigMap {
 	return []*corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "tcp"}, Data: data}}
 }
 
-// ingressDelta is how list differs from since, as a source says it.
-func ingressDelta(since, list []*networkingv1.Ingress) *render.Delta[*networkingv1.Ingress] {
-	d := &render.Delta[*networkingv1.Ingress]{Since: since}
-	was, is := map[*networkingv1.Ingress]bool{}, map[*networkingv1.Ingress]bool{}
+// deltaOf is how list differs from since, as a caching source tells it.
+func deltaOf[T comparable](since, list []T) *render.Delta[T] {
+	d := &render.Delta[T]{Since: since}
+	was, is := map[T]bool{}, map[T]bool{}
 	for _, o := range since {
 		was[o] = true
 	}
@@ -476,6 +471,20 @@ func ingressDelta(since, list []*networkingv1.Ingress) *render.Delta[*networking
 		}
 	}
 	return d
+}
+
+// withDelta sets *d, on most passes, to how list changed since the list
+// taken in last (since); now and then to a delta relative to another
+// slice than that one, and wrong for it: the engine must walk the list
+// then. A list unchanged (kind in unchanged) gets none.
+func withDelta[T comparable](r *mathrand.Rand, d **render.Delta[T], since, list []T, unchanged render.InputKinds, kind render.InputKinds) {
+	if unchanged.Has(kind) || r.IntN(4) == 0 {
+		return
+	}
+	*d = deltaOf(since, list)
+	if r.IntN(8) == 0 && len(since) > 0 {
+		*d = &render.Delta[T]{Since: slices.Clone(since)}
+	}
 }
 
 func shuffled[T any](r *mathrand.Rand, list []T) []T {

@@ -38,6 +38,11 @@ type Inputs struct {
 	// milliseconds of a one-Ingress change); any other consumer walks
 	// the list. The zero value claims nothing.
 	IngressDelta *Delta[*networkingv1.Ingress]
+	// ServiceDelta and EndpointSliceDelta are the same for Services and
+	// EndpointSlices: an endpoint move then reads one EndpointSlice, not
+	// every Service and EndpointSlice of the cluster.
+	ServiceDelta       *Delta[*corev1.Service]
+	EndpointSliceDelta *Delta[*discoveryv1.EndpointSlice]
 }
 
 // Delta is how a list differs from an earlier list of the same source:

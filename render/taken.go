@@ -5,10 +5,10 @@ import "math/bits"
 // Whether a change in the source is news to a consumer of successive
 // Inputs is decided in one place, here, from what the source says about
 // its lists: Inputs.Unchanged (no event of that kind since the list handed
-// out before) and Inputs.IngressDelta (which Ingresses the events added
-// and removed). The source decides that from its informers' events
-// (kube.watchedList); Taken.Take turns it into how much of each list a
-// consumer reads again. The engine and the controller's input tracker
+// out before) and Inputs.IngressDelta, ServiceDelta and EndpointSliceDelta
+// (which objects the events added and removed). The source decides that
+// from its informers' events (kube.watchedList); Taken.Take turns it into
+// how much of each list a consumer reads again. The engine and the controller's input tracker
 // both ask it, so a list one of them skips the other skips too.
 //
 // Both then find, within a list they read, the objects that are new or
@@ -45,8 +45,9 @@ const (
 	// TakeNothing: the list is the one taken in last and the source says
 	// nothing changed in it.
 	TakeNothing
-	// TakeDelta: read only Inputs.IngressDelta, which is told against
-	// the very list taken in last (Ingresses only).
+	// TakeDelta: read only the kind's delta (Inputs.IngressDelta,
+	// ServiceDelta, EndpointSliceDelta), which is told against the very
+	// list taken in last.
 	TakeDelta
 )
 
@@ -56,13 +57,27 @@ func (t *Taken) Take(in Inputs, kind InputKinds) Take {
 	id := in.listOf(kind)
 	last := t.lists[i]
 	t.lists[i] = id
-	switch {
-	case in.Unchanged.Has(kind) && id == last:
+	if in.Unchanged.Has(kind) && id == last {
 		return TakeNothing
-	case kind == IngressesKind && in.IngressDelta != nil && idOf(in.IngressDelta.Since) == last:
+	}
+	if since, ok := in.deltaSince(kind); ok && since == last {
 		return TakeDelta
 	}
 	return TakeList
+}
+
+// deltaSince identifies the list in's delta of kind is told against;
+// false when in has none for kind.
+func (in Inputs) deltaSince(kind InputKinds) (listID, bool) {
+	switch {
+	case kind == IngressesKind && in.IngressDelta != nil:
+		return idOf(in.IngressDelta.Since), true
+	case kind == ServicesKind && in.ServiceDelta != nil:
+		return idOf(in.ServiceDelta.Since), true
+	case kind == EndpointSlicesKind && in.EndpointSliceDelta != nil:
+		return idOf(in.EndpointSliceDelta.Since), true
+	}
+	return listID{}, false
 }
 
 // listID identifies a list handed out by a source: its first element's
