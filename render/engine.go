@@ -416,8 +416,11 @@ func (g *engine) sameServedKeys() []string {
 // rebase places every backend's endpoints in its slots again, against
 // Options.Previous when it is not the model the last build returned (a
 // pass that is retried, or HAProxy restarted from an older generation).
-// Slots depend on nothing else, so no Ingress is evaluated again.
+// Slots depend on nothing else, so no Ingress is evaluated again. The
+// spare pool's memo goes: against another model a route seen before may
+// name a backend that needs a spare now (routesToSpares).
 func (g *engine) rebase() {
+	forget(&g.spares)
 	b := g.b
 	for i, name := range g.names {
 		be := b.backends[name]

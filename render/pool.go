@@ -98,6 +98,7 @@ type spareMade struct {
 // nil in the full build.
 func applySpares(m *Model, opts Options, memo *spareMemo) {
 	if opts.SpareBackends <= 0 {
+		forget(memo)
 		return
 	}
 	prev := prevSpares(opts.Previous)
@@ -106,6 +107,7 @@ func applySpares(m *Model, opts Options, memo *spareMemo) {
 		// the bootstrap configuration (run --init, an empty cluster),
 		// whose bytes run compares whatever its flags; the first
 		// backend comes with a reload, which declares them.
+		forget(memo)
 		return
 	}
 	n := len(prev)
@@ -302,12 +304,30 @@ func withSpares(backends, spares []*Backend, given []int) []*Backend {
 	return out
 }
 
+// forget drops what memo keeps: it is only for the build right after
+// the one that made it.
+func forget(memo *spareMemo) {
+	if memo != nil {
+		*memo = spareMemo{}
+	}
+}
+
 // routesToSpares is routes with every route to an assigned backend
-// replaced by a copy naming its spare. With the same assignment as the
-// memo's, routes that were there before are taken from the memo's output
-// by walking both sorted lists by pointer, without reading a route.
+// replaced by a copy naming its spare. Routes that were there before are
+// taken from the memo's output by walking both sorted lists by pointer: a
+// route is never changed, so it names the backend it named then. One
+// that was not in a spare stays out of them: its backend was one of the
+// model HAProxy serves (the memo is the last build's, which the engine
+// drops when HAProxy serves another: rebase), and only backends that
+// model lacks are given spares. One that was in a spare stays in it
+// unless its backend's spare changed; only those routes are read, for
+// their backend's name. A new Service thus no longer reads every route
+// (at 10k Ingresses, a third of its render went to looking each up).
 func routesToSpares(routes []*Route, assigned map[string]int, memo *spareMemo) []*Route {
-	out := slices.Clone(routes)
+	// Never nil, as the full build's (an empty list is not a nil one to
+	// the models' comparison).
+	out := make([]*Route, len(routes))
+	copy(out, routes)
 	rewrite := func(j int, r *Route) {
 		i, ok := assigned[r.Backend]
 		if !ok {
@@ -317,24 +337,54 @@ func routesToSpares(routes []*Route, assigned map[string]int, memo *spareMemo) [
 		c.Backend = SpareName(i)
 		out[j] = &c
 	}
-	if memo != nil && memo.routesIn != nil && maps.Equal(memo.assigned, assigned) {
-		was, wasOut := memo.routesIn, memo.routesOut
-		k := 0
+	changed, few := changedAssignments(memo, assigned)
+	if !few {
 		for j, r := range routes {
-			for k < len(was) && was[k] != r && was[k].order != "" && r.order != "" && was[k].order < r.order {
-				k++
-			}
-			if k < len(was) && was[k] == r {
-				out[j] = wasOut[k]
-				k++
-				continue
-			}
 			rewrite(j, r)
 		}
 		return out
 	}
+	was, wasOut := memo.routesIn, memo.routesOut
+	k := 0
 	for j, r := range routes {
+		for k < len(was) && was[k] != r && was[k].order != "" && r.order != "" && was[k].order < r.order {
+			k++
+		}
+		if k < len(was) && was[k] == r {
+			o := wasOut[k]
+			k++
+			if o == r || len(changed) == 0 || !slices.Contains(changed, r.Backend) {
+				out[j] = o
+				continue
+			}
+		}
 		rewrite(j, r)
 	}
 	return out
+}
+
+// maxChangedAssignments is how many backends whose spare changed
+// routesToSpares compares each route's backend with, one by one, before
+// it looks every route up in the assignment instead.
+const maxChangedAssignments = 8
+
+// changedAssignments lists the backends whose spare in assigned is not
+// the one in memo's assignment (given one, another one, or none any
+// more); few is false when there is no memo to compare with or more than
+// maxChangedAssignments changed.
+func changedAssignments(memo *spareMemo, assigned map[string]int) (changed []string, few bool) {
+	if memo == nil || memo.routesIn == nil {
+		return nil, false
+	}
+	for name, i := range assigned {
+		if was, ok := memo.assigned[name]; !ok || was != i {
+			changed = append(changed, name)
+		}
+	}
+	for name := range memo.assigned {
+		if _, ok := assigned[name]; !ok {
+			changed = append(changed, name)
+		}
+	}
+	return changed, len(changed) <= maxChangedAssignments
 }

@@ -256,3 +256,61 @@ func TestSpareBackendsNotForNamedBackends(t *testing.T) {
 		t.Errorf("no own backend for the auth service: %s", strings.Join(names, " "))
 	}
 }
+
+// routesToSpares reuses the memo's output for a route it saw before:
+// one not in a spare stays out (its backend is one HAProxy declares), one
+// in a spare stays in it unless its backend's spare changed or went. A
+// new route is looked up; without the memo (the engine drops it when
+// HAProxy serves another model than the last build's), or with many
+// changes, every route is.
+func TestRoutesToSparesReusesTheMemo(t *testing.T) {
+	ra := &Route{Backend: "ns_a_80", order: "1"}
+	rb := &Route{Backend: "ns_b_80", order: "2"}
+	rc := &Route{Backend: "ns_c_80", order: "3"}
+	memo := &spareMemo{}
+	step := func(routes []*Route, assigned map[string]int) []*Route {
+		out := routesToSpares(routes, assigned, memo)
+		memo.routesIn, memo.routesOut, memo.assigned = routes, out, assigned
+		return out
+	}
+	backends := func(out []*Route) []string {
+		var names []string
+		for _, r := range out {
+			names = append(names, r.Backend)
+		}
+		return names
+	}
+
+	first := step([]*Route{ra, rc}, map[string]int{"ns_a_80": 0})
+	if got, want := backends(first), []string{SpareName(0), "ns_c_80"}; !slices.Equal(got, want) {
+		t.Fatalf("first: %v, want %v", got, want)
+	}
+	// A new route to a backend newly given a spare is rewritten; the
+	// others are the memo's.
+	second := step([]*Route{ra, rb, rc}, map[string]int{"ns_a_80": 0, "ns_b_80": 1})
+	if got, want := backends(second), []string{SpareName(0), SpareName(1), "ns_c_80"}; !slices.Equal(got, want) {
+		t.Fatalf("a new Service given a spare: %v, want %v", got, want)
+	}
+	if second[0] != first[0] || second[2] != rc {
+		t.Errorf("routes whose backend's spare did not change were not taken from the memo")
+	}
+	// ns_a_80 loses its spare, ns_b_80 gets another one.
+	third := step([]*Route{ra, rb, rc}, map[string]int{"ns_b_80": 2})
+	if got, want := backends(third), []string{"ns_a_80", SpareName(2), "ns_c_80"}; !slices.Equal(got, want) || third[0] != ra {
+		t.Errorf("a spare freed and one moved: %v, want %v", got, want)
+	}
+	// Without the memo, a route seen before whose backend needs a spare
+	// now (HAProxy put back on a model that lacks it) is looked up.
+	forget(memo)
+	if got, want := backends(step([]*Route{ra, rb, rc}, map[string]int{"ns_b_80": 2, "ns_c_80": 3})), []string{"ns_a_80", SpareName(2), SpareName(3)}; !slices.Equal(got, want) {
+		t.Errorf("without the memo: %v, want %v", got, want)
+	}
+	// More changes than are compared one by one: every route looked up.
+	many := map[string]int{"ns_c_80": 3}
+	for i := range maxChangedAssignments + 1 {
+		many[fmt.Sprintf("ns_x%d_80", i)] = 4 + i
+	}
+	if got, want := backends(step([]*Route{ra, rb, rc}, many)), []string{"ns_a_80", "ns_b_80", SpareName(3)}; !slices.Equal(got, want) {
+		t.Errorf("many changes: %v, want %v", got, want)
+	}
+}
