@@ -420,7 +420,7 @@ func (g *engine) sameServedKeys() []string {
 // spare pool's memo goes: against another model a route seen before may
 // name a backend that needs a spare now (routesToSpares).
 func (g *engine) rebase() {
-	forget(&g.spares)
+	dropMemo(&g.spares)
 	b := g.b
 	for i, name := range g.names {
 		be := b.backends[name]

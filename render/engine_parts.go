@@ -20,6 +20,18 @@ func (g *engine) dropUnused() {
 		return
 	}
 	g.unshareBackends()
+	if len(g.unused) <= dropOneByOne {
+		// A few (a removed Service's): found by name (names is sorted)
+		// rather than by looking every backend's name up in unused.
+		for name := range g.unused {
+			if i, ok := slices.BinarySearch(g.names, name); ok {
+				g.names = slices.Delete(g.names, i, i+1)
+				g.bes = slices.Delete(g.bes, i, i+1)
+			}
+		}
+		clear(g.unused)
+		return
+	}
 	keep := 0
 	for i, name := range g.names {
 		if !g.unused[name] {
@@ -32,6 +44,10 @@ func (g *engine) dropUnused() {
 	g.names, g.bes = g.names[:keep], g.bes[:keep]
 	clear(g.unused)
 }
+
+// dropOneByOne is how many unused backends dropUnused takes out one by
+// one, each found by a binary search, before it walks the whole list.
+const dropOneByOne = 16
 
 func (g *engine) unshareBackends() {
 	if g.besShared {

@@ -98,7 +98,7 @@ type spareMade struct {
 // nil in the full build.
 func applySpares(m *Model, opts Options, memo *spareMemo) {
 	if opts.SpareBackends <= 0 {
-		forget(memo)
+		dropMemo(memo)
 		return
 	}
 	prev := prevSpares(opts.Previous)
@@ -107,7 +107,7 @@ func applySpares(m *Model, opts Options, memo *spareMemo) {
 		// the bootstrap configuration (run --init, an empty cluster),
 		// whose bytes run compares whatever its flags; the first
 		// backend comes with a reload, which declares them.
-		forget(memo)
+		dropMemo(memo)
 		return
 	}
 	n := len(prev)
@@ -304,9 +304,9 @@ func withSpares(backends, spares []*Backend, given []int) []*Backend {
 	return out
 }
 
-// forget drops what memo keeps: it is only for the build right after
+// dropMemo drops what memo keeps: it is only for the build right after
 // the one that made it.
-func forget(memo *spareMemo) {
+func dropMemo(memo *spareMemo) {
 	if memo != nil {
 		*memo = spareMemo{}
 	}

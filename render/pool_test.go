@@ -301,7 +301,7 @@ func TestRoutesToSparesReusesTheMemo(t *testing.T) {
 	}
 	// Without the memo, a route seen before whose backend needs a spare
 	// now (HAProxy put back on a model that lacks it) is looked up.
-	forget(memo)
+	dropMemo(memo)
 	if got, want := backends(step([]*Route{ra, rb, rc}, map[string]int{"ns_b_80": 2, "ns_c_80": 3})), []string{"ns_a_80", SpareName(2), SpareName(3)}; !slices.Equal(got, want) {
 		t.Errorf("without the memo: %v, want %v", got, want)
 	}
