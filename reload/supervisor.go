@@ -99,9 +99,9 @@ func (s *Supervisor) CLI() *MasterCLI {
 // (else on sockets of its own beside them, SO_REUSEPORT; the stuck master
 // does not listen on its socket meanwhile), and the stuck one is killed
 // once the new worker runs: no request is refused (see
-// TestReloadDeadlineAndRestart). The caller
-// puts the last good configuration back before calling. It returns once
-// the replacement has started; Run does the rest.
+// TestReloadDeadlineAndRestart). The caller puts the last good
+// configuration back before calling. It returns once the replacement has
+// started; Run does the rest.
 func (s *Supervisor) RestartStuck(master int) error {
 	s.mu.Lock()
 	if s.pid == 0 || s.pid != master || s.stuck == nil {
@@ -381,10 +381,10 @@ func (s *Supervisor) watch(ctx context.Context, inst *instance, ready <-chan str
 // and its workers get a soft stop: they close their listeners, so every
 // new connection goes to the new master's worker (which shares them, or
 // listens beside them with SO_REUSEPORT: takeListeners), and finish the
-// requests they have. Only then, or after
-// the stop grace, is the master killed: a worker exits at once when its
-// master dies (FIELD-NOTES), which failed a request in flight now and
-// then. Off the caller's goroutine: the new master is watched meanwhile.
+// requests they have. Only then, or after the stop grace, is the master
+// killed: a worker exits at once when its master dies (FIELD-NOTES),
+// which failed a request in flight now and then. Off the caller's
+// goroutine: the new master is watched meanwhile.
 func (s *Supervisor) kill(inst *instance, log *zap.Logger) {
 	_, _, grace, _ := s.defaults()
 	workers := slices.DeleteFunc(family(inst.pid), func(pid int) bool { return pid == inst.pid })
