@@ -426,13 +426,33 @@ func (f *runFlags) prepareConfigDir(log *zap.Logger) (store *reload.Store, rende
 	// never served, which only delays readiness until the source is read.)
 	if !boot.Changed {
 		cur, err := os.ReadFile(store.ConfigPath())
-		servedBefore = err == nil && !bytes.Equal(cur, bootFiles[reload.ConfigName])
+		servedBefore = err == nil && !bytes.Equal(cur, bootFiles[reload.ConfigName]) && !f.initBootstrap(cur)
 	}
 	if servedBefore {
 		log.Info("the current configuration was rendered from the source by an earlier run; serving it until the source is read",
 			zap.Int("generation", boot.Generation))
 	}
 	return store, renderer, servedBefore, nil
+}
+
+// initBootstrap says whether cfg is the bootstrap configuration that
+// run --init writes when it is given no --master-socket: this run's
+// without the worker socket, which --init cannot name. Taken for one
+// rendered from the source, it made /startupz say HAProxy may start
+// before the first pass had written the cluster's configuration, and
+// HAProxy then started on the bootstrap one (404 for every host).
+func (f *runFlags) initBootstrap(cfg []byte) bool {
+	if f.workerSocket == "" {
+		return false
+	}
+	rf := f.renderFlags
+	rf.workerSocket = ""
+	renderer, err := rf.renderer()
+	if err != nil {
+		return false
+	}
+	_, empty, err := renderer(render.Inputs{}, nil)
+	return err == nil && bytes.Equal(cfg, controller.Files(empty)[reload.ConfigName])
 }
 
 func listenIf(addr string) (net.Listener, error) {

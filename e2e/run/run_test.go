@@ -316,6 +316,13 @@ func TestRunWithExternalHAProxy(t *testing.T) {
 		if code, _, _ := sidecartest.Get(health, "localhost", "/readyz"); code != 503 {
 			t.Errorf("/readyz before HAProxy runs = %d, want 503", code)
 		}
+		// --init was given no --master-socket, so its configuration has
+		// no worker socket: still the bootstrap one, not one rendered
+		// from the source (which would make /startupz answer 200 before
+		// the first pass, and HAProxy start on the bootstrap).
+		if n := s.LogCount("rendered from the source by an earlier run"); n != 0 {
+			t.Errorf("--init's bootstrap configuration taken for one rendered from the source")
+		}
 
 		startHAProxy(t, bin, socket, configDir)
 
