@@ -2,6 +2,8 @@ package render_test
 
 import (
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"testing"
@@ -105,6 +107,63 @@ func syntheticAnnotated(n int) render.Inputs {
 		}
 	}
 	return in
+}
+
+// BenchmarkPassTail is how one pass's time spreads when the collector runs
+// during some passes, as in the sidecar: at 50k Ingresses (and as many
+// Services), a new Service with its EndpointSlice and Ingress, handed as
+// deltas, removed again the next pass, with GOGC 50 (run's once it
+// serves). It reports the passes' p50, p90 and p99 and what a pass
+// allocates: a pass the collector marks during is several times slower
+// (its allocations pay for marking the live heap), and what passes
+// allocate decides how often that happens.
+func BenchmarkPassTail(b *testing.B) {
+	defer debug.SetGCPercent(debug.SetGCPercent(50))
+	tmpl, err := templates.Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 50000
+	base := syntheticInputs(n)
+	in := base
+	r := haproxycfg.NewIncremental(haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
+	opts := render.Options{SpareBackends: 128}
+	prev, _, err := r.Render(in, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var took []time.Duration
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	i := 0
+	for b.Loop() {
+		i++
+		last := in
+		in = base
+		if i%2 == 1 {
+			withNewServices(&in, n, i, 1)
+		}
+		in.IngressDelta = tailDelta(last.Ingresses, in.Ingresses)
+		in.ServiceDelta = tailDelta(last.Services, in.Services)
+		in.EndpointSliceDelta = tailDelta(last.EndpointSlices, in.EndpointSlices)
+		in.Unchanged = render.IngressClassesKind | render.SecretsKind | render.ConfigMapsKind
+		o := opts
+		o.Previous = prev
+		start := time.Now()
+		m, _, err := r.Render(in, o)
+		took = append(took, time.Since(start))
+		if err != nil {
+			b.Fatal(err)
+		}
+		prev = m
+	}
+	runtime.ReadMemStats(&after)
+	slices.Sort(took)
+	at := func(q float64) float64 { return float64(took[int(q*float64(len(took)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(at(0.5), "p50-ms")
+	b.ReportMetric(at(0.9), "p90-ms")
+	b.ReportMetric(at(0.99), "p99-ms")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(len(took)), "B/pass")
 }
 
 // BenchmarkRender measures objects → model → files, the work done for

@@ -794,8 +794,15 @@ type routeSplit struct {
 // that is the same pointer as the next one of prev is not read: at 10k
 // Ingresses, reading every route's kind (spread over the heap) took longer
 // than writing the map lines that changed.
-func splitRoutes(prev *routeSplit, routes []*render.Route) (s *routeSplit, exact, prefix []*render.Route) {
-	s = &routeSplit{all: routes, kinds: make([]render.MatchKind, len(routes))}
+//
+// The kinds are written into buf when it is long enough (every entry is
+// set): the caller's, from a split it no longer reads.
+func splitRoutes(prev *routeSplit, routes []*render.Route, buf []render.MatchKind) (s *routeSplit, exact, prefix []*render.Route) {
+	kinds := buf[:0]
+	if cap(buf) < len(routes) {
+		kinds = make([]render.MatchKind, len(routes))
+	}
+	s = &routeSplit{all: routes, kinds: kinds[:len(routes)]}
 	nExact := 0
 	j := 0
 	for i, r := range routes {
@@ -951,6 +958,9 @@ type renderCache struct {
 	// each of their lines (writeRouteMap).
 	split         *routeSplit
 	exact, prefix *routeMapText
+	// spareKinds is the kinds of the split before split: the next split
+	// is written into it (at 50k Ingresses, 0.8 MB a pass otherwise).
+	spareKinds []render.MatchKind
 }
 
 type mapFiles struct {
@@ -971,13 +981,16 @@ func renderMaps(m *render.Model, cache *renderCache) mapFiles {
 	var f mapFiles
 	switch {
 	case cache == nil:
-		_, f.exactRoutes, f.prefixRoutes = splitRoutes(nil, m.Routes)
+		_, f.exactRoutes, f.prefixRoutes = splitRoutes(nil, m.Routes, nil)
 		f.exact, f.prefix = writeRouteMap(nil, f.exactRoutes), writeRouteMap(nil, f.prefixRoutes)
 	case cache.split != nil && sameSlice(cache.split.all, m.Routes):
 		f.exact, f.prefix = cache.exact, cache.prefix
 		f.exactRoutes, f.prefixRoutes = cache.files.exactRoutes, cache.files.prefixRoutes
 	default:
-		split, exact, prefix := splitRoutes(cache.split, m.Routes)
+		split, exact, prefix := splitRoutes(cache.split, m.Routes, cache.spareKinds)
+		if cache.split != nil {
+			cache.spareKinds = cache.split.kinds
+		}
 		cache.split = split
 		cache.exact, cache.prefix = writeRouteMap(cache.exact, exact), writeRouteMap(cache.prefix, prefix)
 		f.exact, f.prefix = cache.exact, cache.prefix

@@ -95,6 +95,7 @@ func testWriteRouteMapSplices(t *testing.T) {
 	present := map[int]int{} // route → backend
 	var prev [2]*routeMapText
 	var split *routeSplit
+	var spare []render.MatchKind       // as renderMaps passes it: the kinds of the split before
 	made := map[[2]int]*render.Route{} // routes kept from step to step, as the engine keeps them
 	for step := range 300 {
 		for range 1 + r.IntN(8) {
@@ -121,7 +122,11 @@ func testWriteRouteMapSplices(t *testing.T) {
 		}
 		slices.SortFunc(routes, func(x, y *render.Route) int { return strings.Compare(x.Order(), y.Order()) })
 		var byMatch [2][]*render.Route
-		split, byMatch[render.MatchExact], byMatch[render.MatchPrefix] = splitRoutes(split, routes)
+		next, exact, prefix := splitRoutes(split, routes, spare)
+		if split != nil {
+			spare = split.kinds
+		}
+		split, byMatch[render.MatchExact], byMatch[render.MatchPrefix] = next, exact, prefix
 		if len(byMatch[render.MatchExact])+len(byMatch[render.MatchPrefix]) != len(routes) {
 			t.Fatalf("step %d: split %d routes into %d and %d", step, len(routes), len(byMatch[render.MatchExact]), len(byMatch[render.MatchPrefix]))
 		}
