@@ -17,11 +17,23 @@ import (
 // leaves the last complete generation current, which a restarted sidecar
 // reloads HAProxy from before it serves anything else.
 //
+// Writes are spaced (spacing, from the end of one to the start of the
+// next): under a burst of runtime passes (a rolling update moving
+// endpoints, or one change after another) the files of many passes are
+// written once. Each write puts the changed files together whole (at 50k
+// Ingresses a route map is 5 MB, haproxy.cfg 3 to 12 MB): written after
+// every pass, that garbage made the collector run during later passes
+// and slowed them (see BENCHMARKS.md). What is on disk trails what HAProxy
+// serves by at most the spacing and a write.
+//
 // A pass that writes by itself (a reload, which validates first) calls
 // settle first.
 type backgroundWriter struct {
 	store *reload.Store
 	log   *zap.Logger
+	// spacing is the least time from the end of a write to the start of
+	// the next (writeSpacing).
+	spacing time.Duration
 	// failed and written report a write's outcome to the controller.
 	failed  func(error)
 	written func(generation int)
@@ -36,8 +48,11 @@ type backgroundWriter struct {
 	retry   *time.Timer
 }
 
+// writeSpacing is backgroundWriter.spacing.
+const writeSpacing = 500 * time.Millisecond
+
 func newBackgroundWriter(store *reload.Store, log *zap.Logger, failed func(error), written func(int)) *backgroundWriter {
-	w := &backgroundWriter{store: store, log: log, failed: failed, written: written, kick: make(chan struct{}, 1)}
+	w := &backgroundWriter{store: store, log: log, spacing: writeSpacing, failed: failed, written: written, kick: make(chan struct{}, 1)}
 	w.idle = sync.NewCond(&w.mu)
 	return w
 }
@@ -72,6 +87,7 @@ func (w *backgroundWriter) settle(ctx context.Context) {
 // that a sidecar stopped normally leaves the files HAProxy serves.
 func (w *backgroundWriter) run(ctx context.Context) {
 	backoff := time.Duration(0)
+	var last time.Time // when the last write ended
 	for {
 		select {
 		case <-ctx.Done():
@@ -81,7 +97,20 @@ func (w *backgroundWriter) run(ctx context.Context) {
 			return
 		case <-w.kick:
 		}
-		if w.writeOne(ctx) {
+		if wait := time.Until(last.Add(w.spacing)); wait > 0 {
+			// Newer files may replace these meanwhile: one write for
+			// all of them.
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				continue // written above, on the way out
+			case <-t.C:
+			}
+		}
+		ok := w.writeOne(ctx)
+		last = time.Now()
+		if ok {
 			backoff = 0
 			continue
 		}

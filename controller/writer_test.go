@@ -95,3 +95,52 @@ func TestBackgroundWriter(t *testing.T) {
 		t.Errorf("%d writes reported, want at least 3", writes)
 	}
 }
+
+// Writes are spaced: the first after a quiet spell is written at once,
+// files submitted within the spacing after it wait and are written as one
+// (the newest), and neither settle nor stopping waits for the spacing.
+func TestBackgroundWriterSpacing(t *testing.T) {
+	store, err := reload.NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var written []int
+	w := newBackgroundWriter(store, zaptest.NewLogger(t), func(err error) { t.Errorf("write failed: %v", err) },
+		func(gen int) { mu.Lock(); written = append(written, gen); mu.Unlock() })
+	w.spacing = time.Hour
+	writes := func() int { mu.Lock(); defer mu.Unlock(); return len(written) }
+	current := func() string {
+		f, err := store.Current()
+		if err != nil {
+			return "(none: " + err.Error() + ")"
+		}
+		return string(f["haproxy.cfg"])
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.run(ctx) }()
+
+	w.submit(files("one\n"))
+	for deadline := time.Now().Add(10 * time.Second); current() != "one\n"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first files were not written within 10s (current %q)", current())
+		}
+	}
+	w.submit(files("two\n"))
+	w.submit(files("three\n"))
+	time.Sleep(200 * time.Millisecond) // long enough for a write that is not spaced
+	if got, n := current(), writes(); got != "one\n" || n != 1 {
+		t.Errorf("within the spacing: current %q after %d writes, want one after 1", got, n)
+	}
+	w.settle(context.Background())
+	if got, n := current(), writes(); got != "three\n" || n != 2 {
+		t.Errorf("after settle: current %q after %d writes, want three (the newest) after 2", got, n)
+	}
+	w.submit(files("four\n"))
+	cancel()
+	<-done
+	if got, n := current(), writes(); got != "four\n" || n != 3 {
+		t.Errorf("after stop: current %q after %d writes, want four after 3", got, n)
+	}
+}
