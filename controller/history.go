@@ -262,7 +262,11 @@ const maxDiffBytes = 256 << 10
 // FileDiff is the unified diff between two outputs, file by file.
 // Certificate files are compared through haproxycfg.DescribePEM, so neither
 // side shows key material. old may be nil (everything is added).
-func FileDiff(old, next *haproxycfg.Output) string {
+func FileDiff(old, next *haproxycfg.Output) string { return fileDiff(old, next, true) }
+
+// fileDiff is FileDiff; without spans it reads every changed file whole
+// (what the spans must give the same diff as).
+func fileDiff(old, next *haproxycfg.Output, spans bool) string {
 	var b strings.Builder
 	paths := map[string]bool{}
 	if old != nil {
@@ -279,11 +283,19 @@ func FileDiff(old, next *haproxycfg.Output) string {
 	}
 	slices.Sort(sorted)
 	for _, p := range sorted {
+		// A file in pieces on both sides is read only where they
+		// differ: line is the lines before that span.
 		var a, c []byte
-		if old != nil {
-			a = old.Get(p)
+		line, ok := 0, false
+		if spans {
+			a, c, line, ok = haproxycfg.ChangedSpan(old, next, p, diffContext)
 		}
-		c = next.Get(p)
+		if !ok {
+			a, c = nil, next.Get(p)
+			if old != nil {
+				a = old.Get(p)
+			}
+		}
 		if string(a) == string(c) {
 			continue
 		}
@@ -321,7 +333,7 @@ func FileDiff(old, next *haproxycfg.Output) string {
 				return next.Origin(p, line)
 			}
 		}
-		writeUnifiedDiff(&b, as, cs, from, to, origin)
+		writeUnifiedDiff(&b, as, cs, line, from, to, origin)
 		if b.Len() > maxDiffBytes {
 			s := b.String()[:maxDiffBytes]
 			return s + "\n... diff truncated at 256 KiB\n"
@@ -343,10 +355,13 @@ const diffContext = 2
 // is split and matched. The hunks are written here from the matcher's
 // opcodes, numbered in the whole files' lines.
 //
+// a and b may be spans of the two files that start at the same line
+// (haproxycfg.ChangedSpan): line is the number of lines before them.
+//
 // origin, when set, names the objects behind a line (1-based) of the old
 // or the new file: each hunk header gets those of its first changed line,
 // where git puts a function's name. The diff stays one patch(1) reads.
-func writeUnifiedDiff(w *strings.Builder, a, b []byte, from, to string, origin func(fromOld bool, line int) string) {
+func writeUnifiedDiff(w *strings.Builder, a, b []byte, line int, from, to string, origin func(fromOld bool, line int) string) {
 	// pre: the shared lines at the start, as a byte length ending just
 	// after a newline.
 	pre := commonPrefix(a, b)
@@ -369,7 +384,7 @@ func writeUnifiedDiff(w *strings.Builder, a, b []byte, from, to string, origin f
 	aEnd, bEnd := contextEnd(a, len(a)-suf), contextEnd(b, len(b)-suf)
 	al, bl := middleLines(a, start, aEnd), middleLines(b, start, bEnd)
 	// off is the line index (in both files) the middle starts at.
-	off := bytes.Count(a[:start], []byte("\n"))
+	off := line + bytes.Count(a[:start], []byte("\n"))
 	for i, g := range difflib.NewMatcher(al, bl).GetGroupedOpCodes(diffContext) {
 		if i == 0 {
 			fmt.Fprintf(w, "--- %s\n+++ %s\n", from, to)

@@ -386,7 +386,7 @@ func TestUnifiedDiffRandom(t *testing.T) {
 // unifiedDiff is writeUnifiedDiff's text, without origins.
 func unifiedDiff(a, b []byte, from, to string) string {
 	var w strings.Builder
-	writeUnifiedDiff(&w, a, b, from, to, nil)
+	writeUnifiedDiff(&w, a, b, 0, from, to, nil)
 	return w.String()
 }
 
@@ -433,4 +433,42 @@ func applyUnified(lines []string, diff string) ([]string, error) {
 		}
 	}
 	return append(out, lines[next:]...), nil
+}
+
+// FileDiff reads haproxy.cfg and the route maps only where their pieces
+// differ (haproxycfg.ChangedSpan): its diff of random changes is the one
+// of the whole files, line numbers and origins included.
+func TestFileDiffReadsSpans(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 8))
+	c := cluster{services: map[string][]string{}}
+	name := func(i int) string { return fmt.Sprintf("s%02d", i) }
+	for i := range 40 {
+		c.services[name(i)] = []string{fmt.Sprintf("10.0.0.%d", i+1)}
+		c.routes = append(c.routes, name(i)+".test/="+name(i))
+	}
+	old := c.state(t)
+	c.prev = old.model
+	for step := range 80 {
+		for range 1 + r.IntN(3) {
+			i := r.IntN(60)
+			switch r.IntN(4) {
+			case 0: // an endpoint moves, or the Service comes
+				c.services[name(i)] = []string{fmt.Sprintf("10.0.%d.%d", 1+r.IntN(9), i+1)}
+			case 1: // a path to it
+				c.routes = append(slices.Clone(c.routes), fmt.Sprintf("%s.test/p%d=%s", name(i), step, name(i)))
+			case 2: // a route goes
+				if len(c.routes) > 1 {
+					k := r.IntN(len(c.routes))
+					c.routes = slices.Delete(slices.Clone(c.routes), k, k+1)
+				}
+			default: // the Service goes
+				delete(c.services, name(i))
+			}
+		}
+		next := c.state(t)
+		if got, want := FileDiff(old.out, next.out), fileDiff(old.out, next.out, false); got != want {
+			t.Fatalf("step %d: the diff from spans\n%s\nwant the whole files'\n%s", step, got, want)
+		}
+		old, c.prev = next, next.model
+	}
 }

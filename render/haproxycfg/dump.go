@@ -126,7 +126,7 @@ func hostCovers(rule, host string) bool {
 // put above it.
 func (o *Output) selectBlocks(path string, keep func(block) bool) []byte {
 	var out []byte
-	for b := range o.blocks(path) {
+	for b := range o.blocks(path, true) {
 		if keep(b) {
 			out = append(out, b.data...)
 		}
@@ -146,7 +146,7 @@ func (o *Output) selectedSections(names map[string]bool) []byte {
 		return backendSections(o.Get(ConfigFile), names)
 	}
 	var out []byte
-	for b := range o.blocks(ConfigFile) {
+	for b := range o.blocks(ConfigFile, true) {
 		if b.backend < 0 || !names[o.model.Backends[b.backend].Name] {
 			continue
 		}

@@ -36,8 +36,12 @@ type block struct {
 }
 
 // blocks yields the blocks of a generated file, in order; none for a file
-// that is not haproxy.cfg, a map or the crt-list.
-func (o *Output) blocks(path string) iter.Seq[block] {
+// that is not haproxy.cfg, a map or the crt-list. Without allData only the
+// blocks of the template's own text in haproxy.cfg carry their data (the
+// only ones whose origin is read from their text), taken from its pieces:
+// the file is not put together (at 50k Ingresses /history's diff of each
+// pass did, for the origin of its hunks).
+func (o *Output) blocks(path string, allData bool) iter.Seq[block] {
 	m := o.model
 	var gen func(yield func(block) bool)
 	switch path {
@@ -110,6 +114,18 @@ func (o *Output) blocks(path string) iter.Seq[block] {
 	default:
 		gen = func(func(block) bool) {}
 	}
+	if !allData {
+		return func(yield func(block) bool) {
+			for b := range gen {
+				if path == ConfigFile && b.backend < 0 {
+					b.data = o.templateText(b)
+				}
+				if !yield(b) {
+					return
+				}
+			}
+		}
+	}
 	data := o.Get(path)
 	// Each block's lines are cut from the file by counting newlines: the
 	// writer made them, so their number is known.
@@ -135,6 +151,19 @@ func (o *Output) blocks(path string) iter.Seq[block] {
 	}
 }
 
+// templateText is the data of a block of haproxy.cfg's own text: the
+// head or the tail of the file in pieces, or the whole file when the
+// template ranges over .Backends itself.
+func (o *Output) templateText(b block) []byte {
+	switch {
+	case o.config == nil:
+		return o.Get(ConfigFile)
+	case b.lines >= 0:
+		return o.config.Head
+	}
+	return o.config.Tail
+}
+
 var nl = []byte("\n")
 
 // Origin names the objects behind a line of a generated file, so that an
@@ -151,7 +180,7 @@ func (o *Output) Origin(path string, line int) string {
 			break
 		}
 		at := 0 // lines before the block
-		for b := range o.blocks(path) {
+		for b := range o.blocks(path, false) {
 			if b.lines < 0 || line <= at+b.lines {
 				return o.blockOrigin(path, b, line-at-1)
 			}
