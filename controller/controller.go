@@ -612,7 +612,19 @@ func (c *Controller) setCurrent(s *state) {
 	}
 }
 
-// Files converts rendered output to what the store writes.
+// Contents are out's files as the store writes them, each from what it
+// is: haproxy.cfg and the route maps in pieces, never put together
+// (haproxycfg.File.WriteTo).
+func Contents(out *haproxycfg.Output) reload.Contents {
+	c := make(reload.Contents, len(out.Files))
+	for _, f := range out.Files {
+		c[f.Path] = f
+	}
+	return c
+}
+
+// Files are out's files whole, for what reads them as bytes (render
+// --out, the bootstrap configuration).
 func Files(out *haproxycfg.Output) reload.Files {
 	files := make(reload.Files, len(out.Files))
 	for _, f := range out.Files {

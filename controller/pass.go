@@ -147,7 +147,7 @@ func (c *Controller) apply(ctx context.Context, r result, cand candidate, p plan
 		// addresses, which HAProxy has just accepted: it is written in
 		// the background (no haproxy -c), and the next change need not
 		// wait for the disk.
-		c.writer.submit(func() reload.Files { return Files(next.out) })
+		c.writer.submit(func() reload.Contents { return Contents(next.out) })
 		c.mu.Lock()
 		c.model, c.out = next.model, next.out
 		c.mu.Unlock()
@@ -314,17 +314,25 @@ func (c *Controller) write(ctx context.Context, out *haproxycfg.Output, mayStage
 		w.check = time.Since(t)
 		return err
 	}
-	files := Files(out)
-	w.staged = mayStage && reload.HasListener(files[reload.ConfigName])
+	files := Contents(out)
+	if mayStage {
+		cfg, ok := files[reload.ConfigName]
+		w.staged = ok
+		if ok {
+			// Read from the pieces: neither the check nor the write
+			// puts haproxy.cfg together.
+			w.staged, _ = reload.ContentHasListener(cfg)
+		}
+	}
 	start := time.Now()
 	if w.staged {
-		w.res, w.err = c.cfg.Store.Stage(ctx, files)
+		w.res, w.err = c.cfg.Store.StageContents(ctx, files)
 		if errors.Is(w.err, reload.ErrNoCurrent) {
 			w.staged = false
 		}
 	}
 	if !w.staged {
-		w.res, w.err = c.cfg.Store.Apply(ctx, files, timedValidate)
+		w.res, w.err = c.cfg.Store.ApplyContents(ctx, files, timedValidate)
 	}
 	w.took = time.Since(start)
 	return w

@@ -20,11 +20,11 @@ import (
 // Writes are spaced (spacing, from the end of one to the start of the
 // next): under a burst of runtime passes (a rolling update moving
 // endpoints, or one change after another) the files of many passes are
-// written once. Each write puts the changed files together whole (at 50k
-// Ingresses a route map is 5 MB, haproxy.cfg 3 to 12 MB): written after
-// every pass, that garbage made the collector run during later passes
-// and slowed them (see BENCHMARKS.md). What is on disk trails what HAProxy
-// serves by at most the spacing and a write.
+// written once. A write reads every file (to hash it) and writes the
+// changed ones with an fsync each (at 50k Ingresses a route map is 5 MB,
+// haproxy.cfg 3 to 12 MB); after every pass, that took CPU the passes
+// needed (see BENCHMARKS.md). What is on disk trails what HAProxy serves
+// by at most the spacing and a write.
 //
 // A pass that writes by itself (a reload, which validates first) calls
 // settle first.
@@ -40,9 +40,9 @@ type backgroundWriter struct {
 
 	mu   sync.Mutex
 	idle *sync.Cond
-	// pending makes the files to write: the writer, not the pass, puts
-	// haproxy.cfg together (haproxycfg.File.Data).
-	pending func() reload.Files
+	// pending makes the files to write (cheap: haproxy.cfg and the route
+	// maps are written from their pieces, never put together).
+	pending func() reload.Contents
 	busy    bool
 	kick    chan struct{}
 	retry   *time.Timer
@@ -58,7 +58,7 @@ func newBackgroundWriter(store *reload.Store, log *zap.Logger, failed func(error
 }
 
 // submit queues files to be written, replacing any not written yet.
-func (w *backgroundWriter) submit(files func() reload.Files) {
+func (w *backgroundWriter) submit(files func() reload.Contents) {
 	w.mu.Lock()
 	w.pending = files
 	w.mu.Unlock()
@@ -146,7 +146,7 @@ func (w *backgroundWriter) writeOne(ctx context.Context) bool {
 	// HAProxy accepted these through its runtime API, and they differ
 	// from the validated current generation only in map entries and
 	// server addresses: no haproxy -c.
-	res, err := w.store.Apply(ctx, files(), func(string) error { return nil })
+	res, err := w.store.ApplyContents(ctx, files(), func(string) error { return nil })
 
 	w.mu.Lock()
 	w.busy = false

@@ -14,8 +14,8 @@ import (
 )
 
 // files are files to submit, made when the writer writes them.
-func files(cfg string) func() reload.Files {
-	return func() reload.Files { return reload.Files{"haproxy.cfg": []byte(cfg)} }
+func files(cfg string) func() reload.Contents {
+	return func() reload.Contents { return reload.Files{"haproxy.cfg": []byte(cfg)}.Contents() }
 }
 
 // The background writer writes the newest pending files, retries a

@@ -24,34 +24,84 @@ var sectionKeywords = map[string]bool{
 // configuration this finds a listener in. It errs towards false: an
 // unusual layout only costs the `haproxy -c` run.
 func HasListener(cfg []byte) bool {
-	inProxy, found := false, false
-	for len(cfg) > 0 {
-		line := cfg
-		if i := bytes.IndexByte(cfg, '\n'); i >= 0 {
-			line, cfg = cfg[:i], cfg[i+1:]
-		} else {
-			cfg = nil
-		}
-		// The line's first word, as bytes.Fields splits it, without the
-		// slice of every word Fields makes: at 50k Ingresses haproxy.cfg
-		// has about a million lines, read at each reload.
-		word := bytes.TrimLeftFunc(line, unicode.IsSpace)
-		if end := bytes.IndexFunc(word, unicode.IsSpace); end >= 0 {
-			word = word[:end]
-		}
-		if len(word) == 0 || word[0] == '#' {
-			continue
-		}
-		if sectionKeywords[string(word)] {
-			inProxy = string(word) == "frontend" || string(word) == "listen"
-			continue
-		}
-		switch string(word) {
-		case "disabled":
-			return false
-		case "bind":
-			found = found || inProxy
-		}
+	var s listenerScan
+	s.scan(cfg, true)
+	return s.result()
+}
+
+// ContentHasListener is HasListener of c's bytes, read as c writes them
+// (in pieces: never put together).
+func ContentHasListener(c Content) (bool, error) {
+	var s listenerScan
+	if _, err := c.WriteTo(&s); err != nil {
+		return false, err
 	}
-	return found
+	return s.result(), nil
+}
+
+// listenerScan reads an haproxy.cfg line by line for HasListener, from
+// pieces that may cut lines anywhere (it is an io.Writer).
+type listenerScan struct {
+	inProxy, found, disabled bool
+	// partial is the start of a line the end of a piece cut.
+	partial []byte
+}
+
+func (s *listenerScan) Write(p []byte) (int, error) {
+	s.scan(p, false)
+	return len(p), nil
+}
+
+// scan reads the lines of p; last: p ends the file (its last line needs
+// no newline, and is not copied).
+func (s *listenerScan) scan(p []byte, last bool) {
+	for len(p) > 0 && !s.disabled {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			if !last {
+				s.partial = append(s.partial, p...)
+				return
+			}
+			i = len(p)
+		}
+		line := p[:i]
+		if len(s.partial) > 0 {
+			s.partial = append(s.partial, line...)
+			line = s.partial
+		}
+		s.line(line)
+		s.partial = s.partial[:0]
+		p = p[min(i+1, len(p)):]
+	}
+}
+
+func (s *listenerScan) result() bool {
+	if len(s.partial) > 0 && !s.disabled {
+		s.line(s.partial)
+		s.partial = nil
+	}
+	return s.found && !s.disabled
+}
+
+// line reads one line. Its first word is the one bytes.Fields would give,
+// without the slice of every word Fields makes: at 50k Ingresses
+// haproxy.cfg has about a million lines, read at each reload.
+func (s *listenerScan) line(line []byte) {
+	word := bytes.TrimLeftFunc(line, unicode.IsSpace)
+	if end := bytes.IndexFunc(word, unicode.IsSpace); end >= 0 {
+		word = word[:end]
+	}
+	if len(word) == 0 || word[0] == '#' {
+		return
+	}
+	if sectionKeywords[string(word)] {
+		s.inProxy = string(word) == "frontend" || string(word) == "listen"
+		return
+	}
+	switch string(word) {
+	case "disabled":
+		s.disabled = true
+	case "bind":
+		s.found = s.found || s.inProxy
+	}
 }

@@ -2,6 +2,7 @@ package reload
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -108,6 +109,52 @@ func TestHasListenerFirstWord(t *testing.T) {
 						t.Fatalf("%q: HasListener = %v, bytes.Fields reading %v", cfg, got, want)
 					}
 				}
+			}
+		}
+	}
+}
+
+// pieces is a Content that writes its bytes in pieces of n bytes, cutting
+// lines anywhere, as a file kept in pieces may.
+type pieces struct {
+	b []byte
+	n int
+}
+
+func (p pieces) Size() int { return len(p.b) }
+
+func (p pieces) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for b := p.b; len(b) > 0; {
+		k := min(p.n, len(b))
+		n, err := w.Write(b[:k])
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+		b = b[k:]
+	}
+	return total, nil
+}
+
+// ContentHasListener reads pieces cut anywhere as HasListener reads the
+// whole file.
+func TestContentHasListenerPieces(t *testing.T) {
+	cfgs := []string{
+		"frontend f\n    bind :80\n",
+		"frontend f\n    bind :80",
+		"backend b\n    bind :80\nfrontend f\n",
+		"frontend f\n  disabled\n  bind :80\n",
+		"listen l\n\tbind :80\r\n# bind\n",
+		"frontend f\n    # bind :80\nlisten\n",
+		"",
+	}
+	for _, cfg := range cfgs {
+		want := HasListener([]byte(cfg))
+		for n := 1; n <= len(cfg)+1; n++ {
+			got, err := ContentHasListener(pieces{[]byte(cfg), n})
+			if err != nil || got != want {
+				t.Errorf("%q in pieces of %d: %v, %v; HasListener of the whole: %v", cfg, n, got, err, want)
 			}
 		}
 	}

@@ -1,12 +1,10 @@
 package reload
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -63,10 +61,12 @@ type Store struct {
 	mu  sync.Mutex
 	// repaired is the last repair of the current link, for /status.
 	repaired *Repair
-	// live caches the files of generation liveGen as this Store wrote
-	// them, so that a pass neither reads the whole live generation back
-	// nor rewrites unchanged files (see liveFiles and writeTmp).
-	live    Files
+	// live are the sums of the files of generation liveGen as this
+	// Store wrote them, so that a pass neither reads the whole live
+	// generation back nor rewrites unchanged files (see liveSums and
+	// writeTmp). Sums, not the files: those are the renderer's, in
+	// pieces, and the store holds no copy of them.
+	live    sums
 	liveGen int
 	// staged is the generation Stage made current and the one it
 	// replaced, until Confirm or Rollback.
@@ -76,7 +76,7 @@ type Store struct {
 // staging is a generation made current by Stage, not yet confirmed.
 type staging struct {
 	gen, prev int
-	prevFiles Files // the replaced generation's files, as live cached them
+	prevSums  sums // the replaced generation's, as live had them
 }
 
 // Repair describes a current link that was found missing or broken and
@@ -232,6 +232,13 @@ func (s *Store) CurrentGeneration() (int, error) {
 // candidate is moved to <dir>/rejected, and the validation error is returned
 // wrapped (errors.As finds a *CheckError from Validator).
 func (s *Store) Apply(ctx context.Context, files Files, validate func(dir string) error) (Result, error) {
+	return s.commit(ctx, files.Contents(), validate, false)
+}
+
+// ApplyContents is Apply for files given as Content: each is written
+// from what it is (pieces, for the renderer's large files), never put
+// together.
+func (s *Store) ApplyContents(ctx context.Context, files Contents, validate func(dir string) error) (Result, error) {
 	return s.commit(ctx, files, validate, false)
 }
 
@@ -250,13 +257,22 @@ func (s *Store) Apply(ctx context.Context, files Files, validate func(dir string
 // no current generation to go back to; Changed is false, and nothing is
 // staged, when files are the current generation's.
 func (s *Store) Stage(ctx context.Context, files Files) (Result, error) {
+	return s.commit(ctx, files.Contents(), nil, true)
+}
+
+// StageContents is Stage for files given as Content (see ApplyContents).
+func (s *Store) StageContents(ctx context.Context, files Contents) (Result, error) {
 	return s.commit(ctx, files, nil, true)
 }
 
 // commit writes files as the next generation and makes it current: after
 // validate accepts it (Apply), or at once with a pending link (Stage).
-func (s *Store) commit(ctx context.Context, files Files, validate func(dir string) error, stage bool) (Result, error) {
+func (s *Store) commit(ctx context.Context, files Contents, validate func(dir string) error, stage bool) (Result, error) {
 	if err := files.Validate(); err != nil {
+		return Result{}, err
+	}
+	next, err := sumsOf(files)
+	if err != nil {
 		return Result{}, err
 	}
 	s.mu.Lock()
@@ -266,17 +282,17 @@ func (s *Store) commit(ctx context.Context, files Files, validate func(dir strin
 		return Result{}, err
 	}
 	cur, err := s.linkGen(currentLink)
-	var live Files
+	var live sums
 	switch {
 	case errors.Is(err, ErrNoCurrent) && !stage:
 		cur = 0
 	case err != nil:
 		return Result{}, err
 	default:
-		if live, err = s.liveFiles(cur); err != nil {
+		if live, err = s.liveSums(cur); err != nil {
 			return Result{}, err
 		}
-		if live.Equal(files) {
+		if live.equal(next) {
 			return Result{Generation: cur, Dir: s.genDir(cur)}, nil
 		}
 	}
@@ -295,7 +311,7 @@ func (s *Store) commit(ctx context.Context, files Files, validate func(dir strin
 	// Validated under its temporary name: a gen-N directory exists only
 	// once it passed, so Repair never restores a candidate that failed or
 	// whose validation a crash interrupted.
-	tmp, err := s.writeTmp(gen, files, cur)
+	tmp, err := s.writeTmp(gen, files, next, cur)
 	if err != nil {
 		return unchanged, err
 	}
@@ -327,9 +343,9 @@ func (s *Store) commit(ctx context.Context, files Files, validate func(dir strin
 		return unchanged, err
 	}
 	if stage {
-		s.staged = &staging{gen: gen, prev: cur, prevFiles: live}
+		s.staged = &staging{gen: gen, prev: cur, prevSums: live}
 	}
-	s.remember(gen, files)
+	s.remember(gen, next)
 	return Result{Changed: true, Generation: gen, Dir: dir}, nil
 }
 
@@ -371,7 +387,7 @@ func (s *Store) Rollback(gen int) (rejected string, current int, err error) {
 		if err := s.setLink(currentLink, st.prev); err != nil {
 			return "", 0, err
 		}
-		s.remember(st.prev, st.prevFiles)
+		s.remember(st.prev, st.prevSums)
 		cur = st.prev
 	} else if cerr != nil {
 		cur = 0
@@ -456,6 +472,11 @@ func (s *Store) Bootstrap(files Files) (Result, error) {
 	if err := files.Validate(); err != nil {
 		return Result{}, err
 	}
+	contents := files.Contents()
+	next, err := sumsOf(contents)
+	if err != nil {
+		return Result{}, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
@@ -476,7 +497,7 @@ func (s *Store) Bootstrap(files Files) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	tmp, err := s.writeTmp(gen, files, 0)
+	tmp, err := s.writeTmp(gen, contents, next, 0)
 	if err != nil {
 		return Result{}, err
 	}
@@ -487,7 +508,7 @@ func (s *Store) Bootstrap(files Files) (Result, error) {
 	if err := s.activate(gen, 0); err != nil {
 		return Result{}, err
 	}
-	s.remember(gen, files)
+	s.remember(gen, next)
 	return Result{Changed: true, Generation: gen, Dir: dir}, nil
 }
 
@@ -551,7 +572,7 @@ func (s *Store) nextGen() (int, error) {
 // from it instead: generations are never modified once written, so both
 // may share it, and at 10k Ingresses and 1k certificates a pass then writes
 // and fsyncs only what changed.
-func (s *Store) writeTmp(gen int, files Files, prev int) (string, error) {
+func (s *Store) writeTmp(gen int, files Contents, next sums, prev int) (string, error) {
 	tmp := filepath.Join(s.dir, tmpPrefix+genPrefix+strconv.Itoa(gen))
 	if err := os.RemoveAll(tmp); err != nil {
 		return "", fmt.Errorf("store: clear %s: %w", tmp, err)
@@ -577,7 +598,7 @@ func (s *Store) writeTmp(gen int, files Files, prev int) (string, error) {
 				dirs[d] = true
 			}
 		}
-		if prev != 0 && s.liveGen == prev && s.live != nil && bytes.Equal(s.live[name], files[name]) && s.live[name] != nil {
+		if was, ok := s.live[name]; ok && prev != 0 && s.liveGen == prev && was == next[name] {
 			if err := os.Link(filepath.Join(s.genDir(prev), filepath.FromSlash(name)), p); err == nil {
 				continue
 			}
@@ -615,21 +636,21 @@ func (s *Store) publish(tmp string, gen int) (string, error) {
 	return final, nil
 }
 
-// remember caches files as the content of the live generation gen.
-func (s *Store) remember(gen int, files Files) {
-	s.live = maps.Clone(files)
+// remember keeps next as the sums of the live generation gen.
+func (s *Store) remember(gen int, next sums) {
+	s.live = next
 	s.liveGen = gen
 }
 
-// liveFiles returns the files of the live generation cur: the cached copy
-// when this Store wrote it and every file still has the size it wrote
-// (a cheap check against hand edits), else read from disk.
-func (s *Store) liveFiles(cur int) (Files, error) {
+// liveSums returns the sums of the files of the live generation cur: the
+// ones kept when this Store wrote it and every file still has the size it
+// wrote (a cheap check against hand edits), else the files read from disk.
+func (s *Store) liveSums(cur int) (sums, error) {
 	if s.liveGen == cur && s.live != nil {
 		intact := true
-		for name, b := range s.live {
+		for name, fs := range s.live {
 			st, err := os.Lstat(filepath.Join(s.genDir(cur), filepath.FromSlash(name)))
-			if err != nil || !st.Mode().IsRegular() || st.Size() != int64(len(b)) {
+			if err != nil || !st.Mode().IsRegular() || st.Size() != fs.size {
 				intact = false
 				break
 			}
@@ -642,8 +663,12 @@ func (s *Store) liveFiles(cur int) (Files, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.live, s.liveGen = files, cur
-	return files, nil
+	live, err := sumsOf(files.Contents())
+	if err != nil {
+		return nil, err
+	}
+	s.live, s.liveGen = live, cur
+	return live, nil
 }
 
 // activate points current at gen (atomically, via rename(2) of a temporary
@@ -763,7 +788,7 @@ const (
 // 1.2 KB took 0.57 s one by one, 195 to 228 ms four at a time, 128 to
 // 163 ms sixteen at a time and 106 to 167 ms at 32 or 64. The error is
 // the first one found.
-func writeAllSync(dir string, names []string, files Files) error {
+func writeAllSync(dir string, names []string, files Contents) error {
 	workers := 1
 	if len(names) >= parallelWrites {
 		workers = writeWorkers
@@ -788,7 +813,7 @@ func writeAllSync(dir string, names []string, files Files) error {
 // writeFileSync creates p (which must not exist) with mode, writes data
 // and fsyncs it: the one way this package writes a file (Store's
 // generations, WriteDir's files).
-func writeFileSync(p string, data []byte, mode fs.FileMode) error {
+func writeFileSync(p string, data Content, mode fs.FileMode) error {
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -798,7 +823,7 @@ func writeFileSync(p string, data []byte, mode fs.FileMode) error {
 		f.Close()
 		return fmt.Errorf("store: %w", err)
 	}
-	if _, err := f.Write(data); err != nil {
+	if err := writeContent(f, data); err != nil {
 		f.Close()
 		return fmt.Errorf("store: write %s: %w", p, err)
 	}

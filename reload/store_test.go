@@ -1,6 +1,7 @@
 package reload
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -558,4 +559,32 @@ func newTestStore(t *testing.T) (*Store, string) {
 		t.Fatal(err)
 	}
 	return s, dir
+}
+
+// A generation given as Content is written from its pieces: the files on
+// disk are its bytes, and the same bytes given whole are the same
+// generation (the store compares sums, however the bytes come).
+func TestStoreContentsInPieces(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	nop := func(string) error { return nil }
+	cfg := []byte(baseConfig + strings.Repeat("# a comment line of the configuration\n", 5000))
+	r1, err := s.ApplyContents(ctx, Contents{"haproxy.cfg": pieces{cfg, 7}, "maps/a.map": pieces{[]byte("a.test/ b\n"), 3}}, nop)
+	if err != nil || !r1.Changed {
+		t.Fatalf("apply: %+v %v", r1, err)
+	}
+	if got, err := os.ReadFile(filepath.Join(r1.Dir, "haproxy.cfg")); err != nil || !bytes.Equal(got, cfg) {
+		t.Fatalf("haproxy.cfg on disk: %d bytes, %v; want the %d bytes written in pieces", len(got), err, len(cfg))
+	}
+	r2, err := s.Apply(ctx, Files{"haproxy.cfg": cfg, "maps/a.map": []byte("a.test/ b\n")}, nop)
+	if err != nil || r2.Changed || r2.Generation != r1.Generation {
+		t.Fatalf("the same bytes given whole: %+v %v; want generation %d unchanged", r2, err, r1.Generation)
+	}
+	r3, err := s.StageContents(ctx, Contents{"haproxy.cfg": pieces{cfg, 64}, "maps/a.map": pieces{[]byte("a.test/ c\n"), 1}})
+	if err != nil || !r3.Changed {
+		t.Fatalf("stage: %+v %v", r3, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(r3.Dir, "maps/a.map")); string(got) != "a.test/ c\n" {
+		t.Fatalf("staged map: %q", got)
+	}
 }

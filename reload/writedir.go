@@ -124,7 +124,7 @@ func ownedFiles(dir string) (map[string]bool, error) {
 func replaceFile(p string, data []byte, mode fs.FileMode) error {
 	tmp := filepath.Join(filepath.Dir(p), tmpPrefix+filepath.Base(p))
 	_ = os.Remove(tmp)
-	if err := writeFileSync(tmp, data, mode); err != nil {
+	if err := writeFileSync(tmp, Bytes(data), mode); err != nil {
 		_ = os.Remove(tmp)
 		return err
 	}

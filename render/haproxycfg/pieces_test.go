@@ -3,6 +3,7 @@ package haproxycfg
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"runtime"
 	"strconv"
 	"testing"
@@ -193,4 +194,73 @@ func sameBacking(piece, file []byte) bool {
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(file)))
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(piece)))
 	return p >= start && p+uintptr(len(piece)) <= start+uintptr(len(file))
+}
+
+// WriteTo writes a file in pieces as it is, without putting it together
+// and without allocating: what a generation's write (reload.Content)
+// reads. The bytes are the full render's, also while another goroutine
+// puts the file together (go test -race).
+func TestWriteToWritesPieces(t *testing.T) {
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
+	const n = 2000
+	in := piecesCluster(n)
+	inc := NewIncremental(cfg)
+	prev, _, err := inc.Render(in, render.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := in.EndpointSlices[n/2].DeepCopy()
+	es.Endpoints[0].Addresses[0] = "10.200.0.1"
+	in.EndpointSlices[n/2] = es
+	in.Unchanged = render.IngressesKind | render.ServicesKind | render.IngressClassesKind | render.SecretsKind | render.ConfigMapsKind
+	m, out, err := inc.Render(in, render.Options{Previous: prev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := Render(m, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{ConfigFile, ExactMapFile, PrefixMapFile} {
+		f, _ := out.file(path)
+		if f.lazy == nil {
+			t.Fatalf("%s is not in pieces", path)
+		}
+		if allocs := testing.AllocsPerRun(3, func() { f.WriteTo(io.Discard) }); allocs != 0 {
+			t.Errorf("%s: WriteTo allocated %.0f times", path, allocs)
+		}
+		var buf bytes.Buffer
+		if n, err := f.WriteTo(&buf); err != nil || n != int64(buf.Len()) || n != int64(f.Size()) {
+			t.Fatalf("%s: WriteTo wrote %d bytes (%v), %d buffered, Size %d", path, n, err, buf.Len(), f.Size())
+		}
+		switch l := f.lazy.(type) {
+		case *configParts:
+			if l.file != nil {
+				t.Errorf("%s was put together by WriteTo", path)
+			}
+		case *routeMapText:
+			if l.file != nil {
+				t.Errorf("%s was put together by WriteTo", path)
+			}
+		}
+		want, _ := full.file(path)
+		if !bytes.Equal(buf.Bytes(), want.Data()) {
+			t.Errorf("%s: WriteTo's bytes differ from the full render's", path)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f.Data()
+		}()
+		var again bytes.Buffer
+		f.WriteTo(&again)
+		<-done
+		if !bytes.Equal(again.Bytes(), want.Data()) {
+			t.Errorf("%s: WriteTo's bytes differ while the file is put together", path)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package haproxycfg
 
 import (
 	"bytes"
+	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,19 @@ func (t *routeMapText) whole() []byte {
 		t.chunks.Store(&pieces)
 	})
 	return t.file
+}
+
+func (t *routeMapText) writeTo(w io.Writer) (int64, error) {
+	n, err := io.WriteString(w, routeMapHeader)
+	total := int64(n)
+	for _, c := range t.chunkList() {
+		if err != nil {
+			break
+		}
+		n, err = w.Write(c.data)
+		total += int64(n)
+	}
+	return total, err
 }
 
 func (t *routeMapText) size() int {
