@@ -117,9 +117,14 @@ type EventReporter struct {
 	// loaded is set once the Events written before this term are in
 	// reported; nothing is queued before.
 	loaded bool
-	// reported is what is known to be written; desired what the last
-	// report wants written.
-	reported, desired eventMemory
+	// reported is what is known to be written, of what the last report
+	// wanted (and what the writer wrote since). seen numbers the reports:
+	// a report marks the served Ingresses it finds written with its
+	// number and then drops the others, in place (at 50k Ingresses, a
+	// set of every served Ingress made again whenever one came or went
+	// was a tenth of what the sidecar allocated).
+	reported eventMemory
+	seen     uint64
 	// pending are the Events wanted but not written yet, oldest first.
 	pending []pendingEvent
 	// The last report's inputs, reported again once loaded.
@@ -240,7 +245,7 @@ func (r *EventReporter) loadWritten(ctx context.Context) (eventMemory, error) {
 }
 
 func (r *EventReporter) listWritten(ctx context.Context) (eventMemory, error) {
-	found := eventMemory{served: map[types.UID]struct{}{}, warnings: map[reportedEvent]bool{}}
+	found := eventMemory{served: map[types.UID]uint64{}, warnings: map[reportedEvent]bool{}}
 	opts := metav1.ListOptions{FieldSelector: "source=" + EventComponent + ",involvedObject.kind=Ingress", Limit: eventListPage}
 	for {
 		reqCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -256,7 +261,7 @@ func (r *EventReporter) listWritten(ctx context.Context) (eventMemory, error) {
 			if uid == "" {
 				uid = types.UID(o.Namespace + "/" + o.Name)
 			}
-			found.add(uid, eventKey{ev.Type, ev.Reason, ev.Message})
+			found.add(uid, eventKey{ev.Type, ev.Reason, ev.Message}, 0)
 		}
 		if opts.Continue = list.Continue; opts.Continue == "" {
 			return found, nil
@@ -300,7 +305,9 @@ func (r *EventReporter) write() {
 				r.mu.Unlock()
 				continue // the queue was replaced meanwhile
 			}
-			want := r.loaded && r.desired.has(eventUID(p.ing), *p.key) && !r.reported.has(eventUID(p.ing), *p.key)
+			// Queued by the last report (each report queues anew), so
+			// wanted; written meanwhile by nobody else.
+			want := r.loaded && !r.reported.has(eventUID(p.ing), *p.key)
 			if !want || !r.isLeader() {
 				r.pending[0] = pendingEvent{}
 				r.pending = r.pending[1:]
@@ -312,7 +319,7 @@ func (r *EventReporter) write() {
 			r.mu.Lock()
 			if err == nil {
 				if r.term == term {
-					r.reported.add(eventUID(p.ing), *p.key)
+					r.reported.add(eventUID(p.ing), *p.key, r.seen)
 				}
 				if len(r.pending) > 0 && r.pending[0] == p {
 					r.pending[0] = pendingEvent{}
@@ -451,10 +458,8 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 	}
 
 	// What should have been reported by now, per Ingress, in model order.
-	// "Served" is one set of UIDs: at 10k served Ingresses a map keyed
-	// by UID and Event text was several megabytes of the live heap.
 	served := eventKey{corev1.EventTypeNormal, ReasonServed, servedMessage}
-	now := eventMemory{served: make(map[types.UID]struct{}, len(m.Served)), warnings: make(map[reportedEvent]bool, len(warnings))}
+	wantWarnings := make(map[reportedEvent]bool, len(warnings))
 	r.mu.Lock()
 	if r.term != term || !r.loaded {
 		r.mu.Unlock()
@@ -467,40 +472,36 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 	// Ingresses, made again whenever one came or went.
 	r.pending = r.pending[:0]
 	queue := func(ing *networkingv1.Ingress, k *eventKey) {
-		if !r.reported.has(eventUID(ing), *k) {
-			r.pending = append(r.pending, pendingEvent{ing, k})
-		}
+		r.pending = append(r.pending, pendingEvent{ing, k})
 	}
+	r.seen++
+	seen := r.seen
 	for _, key := range m.Served {
 		if ing := ingress(key); ing != nil {
 			uid := eventUID(ing)
-			if _, ok := now.served[uid]; !ok {
-				now.served[uid] = struct{}{}
+			if was, ok := r.reported.served[uid]; !ok {
 				queue(ing, &served)
+			} else if was != seen {
+				r.reported.served[uid] = seen
 			}
 		}
 	}
 	for _, p := range warnings {
 		if ing := ingress(p.Namespace + "/" + p.Name); ing != nil {
 			k := eventKey{corev1.EventTypeWarning, EventReason(p.Reason), problemMessage(p)}
-			if re := (reportedEvent{eventUID(ing), k}); !now.warnings[re] {
-				now.warnings[re] = true
-				queue(ing, &k)
+			if re := (reportedEvent{eventUID(ing), k}); !wantWarnings[re] {
+				wantWarnings[re] = true
+				if !r.reported.warnings[re] {
+					queue(ing, &k)
+				}
 			}
 		}
 	}
 	// Forgetting what is no longer wanted (problems that went away,
 	// Ingresses deleted or no longer served) is what reports them again
-	// when they come back. (Whether an entry of now was reported is the
-	// same before and after: prune keeps what now holds.)
-	r.reported.prune(now)
-	r.desired = now
+	// when they come back.
+	r.reported.forget(seen, wantWarnings)
 	queued := len(r.pending)
-	if queued == 0 {
-		// Everything wanted is written: one set serves as both, so the
-		// steady state keeps one copy (at 10k Ingresses, a megabyte).
-		r.reported = now
-	}
 	r.mu.Unlock()
 	if queued > 0 {
 		select {
@@ -510,10 +511,11 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 	}
 }
 
-// eventMemory is a set of Events: the Ingresses told they are served,
-// and the warnings.
+// eventMemory is a set of Events: the Ingresses told they are served
+// (each with the number of the last report that found it served,
+// EventReporter.seen), and the warnings.
 type eventMemory struct {
-	served   map[types.UID]struct{}
+	served   map[types.UID]uint64
 	warnings map[reportedEvent]bool
 }
 
@@ -525,12 +527,13 @@ func (m eventMemory) has(uid types.UID, k eventKey) bool {
 	return m.warnings[reportedEvent{uid, k}]
 }
 
-func (m *eventMemory) add(uid types.UID, k eventKey) {
+// add records an Event as written; seen is the report that wanted it.
+func (m *eventMemory) add(uid types.UID, k eventKey, seen uint64) {
 	if k.typ == corev1.EventTypeNormal && k.reason == ReasonServed {
 		if m.served == nil {
-			m.served = map[types.UID]struct{}{}
+			m.served = map[types.UID]uint64{}
 		}
-		m.served[uid] = struct{}{}
+		m.served[uid] = seen
 		return
 	}
 	if m.warnings == nil {
@@ -539,15 +542,16 @@ func (m *eventMemory) add(uid types.UID, k eventKey) {
 	m.warnings[reportedEvent{uid, k}] = true
 }
 
-// prune removes from m what is not in want, in place.
-func (m eventMemory) prune(want eventMemory) {
-	for uid := range m.served {
-		if _, ok := want.served[uid]; !ok {
+// forget removes, in place, the served Ingresses report seen did not find
+// served, and the warnings not in want.
+func (m eventMemory) forget(seen uint64, want map[reportedEvent]bool) {
+	for uid, was := range m.served {
+		if was != seen {
 			delete(m.served, uid)
 		}
 	}
 	for re := range m.warnings {
-		if !want.warnings[re] {
+		if !want[re] {
 			delete(m.warnings, re)
 		}
 	}
