@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +25,6 @@ import (
 	"github.com/haproxy-sidecar/haproxy-sidecar/admin"
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/cpulimit"
-	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lines"
 	"github.com/haproxy-sidecar/haproxy-sidecar/metrics"
 	"github.com/haproxy-sidecar/haproxy-sidecar/reload"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
@@ -178,17 +176,6 @@ func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 // check (-v 0: only its V(0) lines reach zap, as before).
 func routeKlog(log *zap.Logger) {
 	klog.SetLogger(zapr.NewLogger(log.Named("klog")))
-}
-
-// lineLogger turns HAProxy's output into log entries of log (named
-// "haproxy.output"), one per line: in JSON logs HAProxy's own lines stay
-// apart from the sidecar's, and each still reads as HAProxy wrote it.
-func lineLogger(log *zap.Logger) io.Writer {
-	return &lines.Writer{Line: func(line []byte) {
-		if l := strings.TrimRight(string(line), "\r"); l != "" {
-			log.Info(l)
-		}
-	}}
 }
 
 // runner is one of run mode's long-running parts.
@@ -498,7 +485,7 @@ func (f *runFlags) processOptions(store *reload.Store, log *zap.Logger, restarte
 		Start: f.haproxyStart, Bin: f.haproxyBin, Config: store.ConfigPath(), Socket: f.masterSocket, WorkerSocket: f.workerSocket,
 		ReloadTimeout: f.reloadTimeout, StartTimeout: f.startTimeout, StopGrace: f.gracePeriod,
 		SocketWait: f.socketWait, OnRestart: restarted, Log: log,
-		Output: lineLogger(log.Named("haproxy.output")),
+		Output: reload.NewOutputLog(log.Named("haproxy.output")),
 		// A restart must never fail on a missing current link.
 		Prepare: func() error {
 			r, err := store.Repair()
