@@ -2,8 +2,8 @@ package reload
 
 import (
 	"bufio"
-	"crypto/sha256"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
 	"sort"
@@ -63,32 +63,36 @@ func (c Contents) Names() []string {
 	return names
 }
 
-// fileSum stands for a file's bytes: its size and SHA-256. The store keeps
+// fileSum stands for a file's bytes: its size and a 64-bit hash of them
+// (hash/maphash, keyed with the store's own random seed). The store keeps
 // these of the live generation, not the bytes (which, in pieces, it never
 // has whole), to tell an unchanged generation and the files it can link
-// from the last one instead of writing them again.
+// from the last one instead of writing them again. Not SHA-256: at 50k
+// Ingresses a write hashes about 11 MB, 6.5 ms on this project's machine
+// against 1.1 ms, on the core the next pass needs. Two different files
+// get the same sum with a chance of about 2^-64 per comparison, and no
+// tenant can aim at that: the seed is drawn at each start and never
+// leaves the process.
 type fileSum struct {
 	size int64
-	sum  [sha256.Size]byte
+	sum  uint64
 }
 
 // sums are the fileSums of a generation's files by name.
 type sums map[string]fileSum
 
-// sumsOf hashes every file of c.
-func sumsOf(c Contents) (sums, error) {
+// sumsOf hashes every file of c with seed.
+func sumsOf(seed maphash.Seed, c Contents) (sums, error) {
 	s := make(sums, len(c))
-	h := sha256.New()
+	var h maphash.Hash
+	h.SetSeed(seed)
 	for name, content := range c {
 		h.Reset()
-		n, err := content.WriteTo(h)
+		n, err := content.WriteTo(&h)
 		if err != nil {
 			return nil, fmt.Errorf("files: reading %s: %w", name, err)
 		}
-		var fs fileSum
-		fs.size = n
-		h.Sum(fs.sum[:0])
-		s[name] = fs
+		s[name] = fileSum{size: n, sum: h.Sum64()}
 	}
 	return s, nil
 }

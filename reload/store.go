@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -68,6 +69,8 @@ type Store struct {
 	// pieces, and the store holds no copy of them.
 	live    sums
 	liveGen int
+	// seed keys the sums (fileSum).
+	seed maphash.Seed
 	// staged is the generation Stage made current and the one it
 	// replaced, until Confirm or Rollback.
 	staged *staging
@@ -113,7 +116,7 @@ func NewStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(abs, dirMode); err != nil {
 		return nil, fmt.Errorf("store: create %s: %w", abs, err)
 	}
-	s := &Store{dir: abs}
+	s := &Store{dir: abs, seed: maphash.MakeSeed()}
 	// Repair before pruning: with no current link every generation would
 	// look unreferenced, and the restart would come up empty.
 	if _, err := s.repair(); err != nil && !errors.Is(err, ErrNoCurrent) {
@@ -271,7 +274,7 @@ func (s *Store) commit(ctx context.Context, files Contents, validate func(dir st
 	if err := files.Validate(); err != nil {
 		return Result{}, err
 	}
-	next, err := sumsOf(files)
+	next, err := sumsOf(s.seed, files)
 	if err != nil {
 		return Result{}, err
 	}
@@ -473,7 +476,7 @@ func (s *Store) Bootstrap(files Files) (Result, error) {
 		return Result{}, err
 	}
 	contents := files.Contents()
-	next, err := sumsOf(contents)
+	next, err := sumsOf(s.seed, contents)
 	if err != nil {
 		return Result{}, err
 	}
@@ -663,7 +666,7 @@ func (s *Store) liveSums(cur int) (sums, error) {
 	if err != nil {
 		return nil, err
 	}
-	live, err := sumsOf(files.Contents())
+	live, err := sumsOf(s.seed, files.Contents())
 	if err != nil {
 		return nil, err
 	}
