@@ -315,14 +315,10 @@ func (c *Controller) write(ctx context.Context, out *haproxycfg.Output, mayStage
 		return err
 	}
 	files := Contents(out)
-	if mayStage {
-		cfg, ok := files[reload.ConfigName]
-		w.staged = ok
-		if ok {
-			// Read from the pieces: neither the check nor the write
-			// puts haproxy.cfg together.
-			w.staged, _ = reload.ContentHasListener(cfg)
-		}
+	if cfg, ok := files[reload.ConfigName]; ok && mayStage {
+		// Read from the pieces: neither the check nor the write puts
+		// haproxy.cfg together. (A file in pieces cannot fail to read.)
+		w.staged, _ = reload.ContentHasListener(cfg)
 	}
 	start := time.Now()
 	if w.staged {
