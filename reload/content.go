@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"sync"
 )
 
@@ -54,14 +55,7 @@ func (c Contents) Validate() error {
 }
 
 // Names returns the file names in sorted order.
-func (c Contents) Names() []string {
-	names := make([]string, 0, len(c))
-	for name := range c {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
-}
+func (c Contents) Names() []string { return slices.Sorted(maps.Keys(c)) }
 
 // fileSum stands for a file's bytes: its size and a 64-bit hash of them
 // (hash/maphash, keyed with the store's own random seed). The store keeps

@@ -34,8 +34,9 @@ package reload
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -101,11 +102,4 @@ func (f Files) Equal(o Files) bool {
 }
 
 // Names returns the file names in sorted order.
-func (f Files) Names() []string {
-	names := make([]string, 0, len(f))
-	for name := range f {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
-}
+func (f Files) Names() []string { return slices.Sorted(maps.Keys(f)) }

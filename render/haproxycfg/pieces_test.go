@@ -53,24 +53,32 @@ func piecesCluster(n int) render.Inputs {
 	return in
 }
 
+// piecesRendered is piecesCluster(n) rendered once by an incremental
+// renderer with the default templates.
+func piecesRendered(t *testing.T, n int) (Config, *Incremental, render.Inputs, *render.Model, *Output) {
+	t.Helper()
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
+	in := piecesCluster(n)
+	inc := NewIncremental(cfg)
+	prev, out, err := inc.Render(in, render.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, inc, in, prev, out
+}
+
 // A pass HAProxy applies at run time leaves haproxy.cfg and the route
 // maps in pieces: an endpoint move allocates a fraction of haproxy.cfg
 // and a new host writes one chunk of a route map again, keeping the
 // others. Read afterwards, each file is byte for byte what a full render
 // writes, and put together once.
 func TestRuntimePassKeepsFilesInPieces(t *testing.T) {
-	tmpl, err := templates.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
 	const n = 2000
-	in := piecesCluster(n)
-	inc := NewIncremental(cfg)
-	prev, prevOut, err := inc.Render(in, render.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, inc, in, prev, prevOut := piecesRendered(t, n)
 	for i, c := range []struct {
 		name   string
 		change func(in *render.Inputs, i int)
@@ -201,18 +209,8 @@ func sameBacking(piece, file []byte) bool {
 // reads. The bytes are the full render's, also while another goroutine
 // puts the file together (go test -race).
 func TestWriteToWritesPieces(t *testing.T) {
-	tmpl, err := templates.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl}
 	const n = 2000
-	in := piecesCluster(n)
-	inc := NewIncremental(cfg)
-	prev, _, err := inc.Render(in, render.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, inc, in, prev, _ := piecesRendered(t, n)
 	es := in.EndpointSlices[n/2].DeepCopy()
 	es.Endpoints[0].Addresses[0] = "10.200.0.1"
 	in.EndpointSlices[n/2] = es
