@@ -3,9 +3,7 @@ package reload
 import (
 	"bytes"
 	"io"
-	"regexp"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -33,9 +31,67 @@ func NewOutputLog(log *zap.Logger) io.Writer {
 // stopQuiet is how long after the last stop notice their sum is logged.
 const stopQuiet = time.Second
 
-// proxyStopped is a stop notice: on stderr with the worker's PID, or
-// through a log line without it.
-var proxyStopped = regexp.MustCompile(`^(?:\[WARNING\] +\((\d+)\) : )?Proxy \S+ stopped \(cumulated conns: FE: (\d+), BE: (\d+)\)\.$`)
+// stopNotice is what a stop notice says: "[WARNING]  (PID) : Proxy X
+// stopped (cumulated conns: FE: n, BE: m)." on stderr, or the same
+// without its first part through a log line (pid -1).
+type stopNotice struct {
+	pid    int
+	fe, be int64
+}
+
+// parseStopNotice reads a stop notice, or says line is not one. It reads
+// in place: a reload at 50k Ingresses writes 20,000 of them, and a
+// regular expression's submatches were 6% of what a 50k run allocated.
+func parseStopNotice(line []byte) (n stopNotice, ok bool) {
+	n.pid = -1
+	if rest, found := bytes.CutPrefix(line, []byte("[WARNING] ")); found {
+		rest = bytes.TrimLeft(rest, " ")
+		if rest, found = bytes.CutPrefix(rest, []byte("(")); !found {
+			return n, false
+		}
+		var pid int64
+		if pid, rest, ok = leadingNumber(rest); !ok {
+			return n, false
+		}
+		if line, found = bytes.CutPrefix(rest, []byte(") : ")); !found {
+			return n, false
+		}
+		n.pid = int(pid)
+	}
+	rest, found := bytes.CutPrefix(line, []byte("Proxy "))
+	if !found {
+		return n, false
+	}
+	name := bytes.IndexAny(rest, " \t\n\f\r")
+	if name <= 0 {
+		return n, false
+	}
+	if rest, found = bytes.CutPrefix(rest[name:], []byte(" stopped (cumulated conns: FE: ")); !found {
+		return n, false
+	}
+	if n.fe, rest, ok = leadingNumber(rest); !ok {
+		return n, false
+	}
+	if rest, found = bytes.CutPrefix(rest, []byte(", BE: ")); !found {
+		return n, false
+	}
+	if n.be, rest, ok = leadingNumber(rest); !ok {
+		return n, false
+	}
+	return n, string(rest) == ")."
+}
+
+// leadingNumber reads the decimal digits b starts with (at least one).
+func leadingNumber(b []byte) (v int64, rest []byte, ok bool) {
+	i := 0
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		if v < (1<<62)/10 { // past that, more than any count: kept there
+			v = v*10 + int64(b[i]-'0')
+		}
+		i++
+	}
+	return v, b[i:], i > 0
+}
 
 type outputLog struct {
 	log   *zap.Logger
@@ -64,8 +120,8 @@ func (o *outputLog) line(line []byte) {
 	if len(line) == 0 {
 		return
 	}
-	if m := proxyStopped.FindSubmatch(line); m != nil {
-		o.stopped(m)
+	if n, ok := parseStopNotice(line); ok {
+		o.stopped(n)
 		if o.log.Core().Enabled(zap.DebugLevel) {
 			o.log.Debug(string(line))
 		}
@@ -74,20 +130,18 @@ func (o *outputLog) line(line []byte) {
 	o.log.Info(string(line))
 }
 
-// stopped adds a notice (proxyStopped's submatches) to the burst.
-func (o *outputLog) stopped(m [][]byte) {
+// stopped adds a notice to the burst.
+func (o *outputLog) stopped(n stopNotice) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	b := &o.burst
 	b.lines++
-	if len(m[1]) > 0 {
+	if n.pid >= 0 {
 		b.proxies++
-		fe, _ := strconv.ParseInt(string(m[2]), 10, 64)
-		be, _ := strconv.ParseInt(string(m[3]), 10, 64)
-		b.fe += fe
-		b.be += be
-		if pid, err := strconv.Atoi(string(m[1])); err == nil && !slices.Contains(b.workers, pid) {
-			b.workers = append(b.workers, pid)
+		b.fe += n.fe
+		b.be += n.be
+		if !slices.Contains(b.workers, n.pid) {
+			b.workers = append(b.workers, n.pid)
 		}
 	}
 	if o.timer == nil {

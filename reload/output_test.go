@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,6 +55,60 @@ func TestOutputLogSumsStopNotices(t *testing.T) {
 	if sums[0].Message != "HAProxy's old worker stopped its proxies" || f["proxies"] != int64(3) || f["lines"] != int64(5) ||
 		f["frontend_connections"] != int64(8) || f["backend_connections"] != int64(5) || fmt.Sprint(f["workers"]) != "[11 12]" {
 		t.Errorf("sum: %s %v", sums[0].Message, f)
+	}
+}
+
+// stopNoticeOracle is the notice's grammar as a regular expression, the
+// way it was read before parseStopNotice: the two must agree on every line.
+var stopNoticeOracle = regexp.MustCompile(`^(?:\[WARNING\] +\((\d+)\) : )?Proxy \S+ stopped \(cumulated conns: FE: (\d+), BE: (\d+)\)\.$`)
+
+// parseStopNotice reads what the regular expression matches, and nothing
+// else: notices and near misses, each also cut short at every length and
+// with each byte replaced by a few that matter to the grammar.
+func TestParseStopNoticeAgreesWithGrammar(t *testing.T) {
+	lines := []string{
+		"[WARNING]  (11) : Proxy fe stopped (cumulated conns: FE: 7, BE: 0).",
+		"[WARNING] (1) : Proxy be_default_x-y_80 stopped (cumulated conns: FE: 0, BE: 12345).",
+		"Proxy fe stopped (cumulated conns: FE: 7, BE: 0).",
+		"Proxy stopped (cumulated conns: FE: 7, BE: 0).",
+		"Proxy a b stopped (cumulated conns: FE: 7, BE: 0).",
+		"[WARNING]  (x) : Proxy fe stopped (cumulated conns: FE: 7, BE: 0).",
+		"[WARNING]  (11) : Proxy fe stopped (cumulated conns: FE: 7, BE: 0). ",
+		"[NOTICE]   (11) : Proxy fe stopped (cumulated conns: FE: 7, BE: 0).",
+		"Proxy backend_not_a_notice stopped for good",
+	}
+	var cases []string
+	for _, l := range lines {
+		cases = append(cases, l)
+		for i := range len(l) {
+			cases = append(cases, l[:i])
+			for _, c := range []byte{' ', '\t', '\v', '9', 'x', '(', ')', '.', ','} {
+				cases = append(cases, l[:i]+string(c)+l[i+1:])
+			}
+		}
+	}
+	for _, c := range cases {
+		n, ok := parseStopNotice([]byte(c))
+		m := stopNoticeOracle.FindStringSubmatch(c)
+		if ok != (m != nil) {
+			t.Fatalf("%q: a notice %v, the grammar says %v", c, ok, m != nil)
+		}
+		if !ok {
+			continue
+		}
+		pid := -1
+		if m[1] != "" {
+			pid, _ = strconv.Atoi(m[1])
+		}
+		fe, _ := strconv.ParseInt(m[2], 10, 64)
+		be, _ := strconv.ParseInt(m[3], 10, 64)
+		if n != (stopNotice{pid: pid, fe: fe, be: be}) {
+			t.Fatalf("%q: read %+v, want pid %d, FE %d, BE %d", c, n, pid, fe, be)
+		}
+	}
+	notice := []byte(lines[0])
+	if a := testing.AllocsPerRun(100, func() { parseStopNotice(notice) }); a != 0 {
+		t.Errorf("reading a notice allocates %v times, want none", a)
 	}
 }
 
