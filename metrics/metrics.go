@@ -41,6 +41,14 @@ type Metrics struct {
 	// certs is the model's certificate list the expiry gauges were set
 	// from: a pass whose model has the same list leaves them.
 	certs []render.Certificate
+	// routes and backends are the lists the served gauges were counted
+	// from (hosts, endpoints and spares): the next model's are counted
+	// from them, reading only what changed (render.CountHosts), or not at
+	// all when the renderer hands out the same list.
+	routes           []*render.Route
+	backends         []*render.Backend
+	hosts            int
+	endpoints, spare int
 }
 
 // OldWorkers returns how many old HAProxy workers (previous generations
@@ -189,19 +197,31 @@ func (m *Metrics) ObserveModel(model *render.Model, problems []render.Problem) {
 	// Model.Routes are sorted by host first: a host's routes are next to
 	// each other. (A set of every host, made again each pass, was a sixth
 	// of what the sidecar allocated at 50k Ingresses.)
-	hosts := 0
-	for i, r := range model.Routes {
-		if i == 0 || r.Host != model.Routes[i-1].Host {
-			hosts++
+	if !sameSlice(model.Routes, m.routes) || m.routes == nil {
+		var prev []*render.Route
+		if m.routes != nil {
+			prev = m.routes
+		}
+		m.hosts = render.CountHosts(model.Routes, prev, m.hosts)
+		m.routes = model.Routes
+		if m.routes == nil {
+			m.routes = []*render.Route{}
 		}
 	}
-	endpoints, spares := 0, 0
-	for _, b := range model.Backends {
-		endpoints += len(b.Servers)
-		if b.Spare && b.OwnName == "" {
-			spares++
+	if !sameSlice(model.Backends, m.backends) || m.backends == nil {
+		m.endpoints, m.spare = 0, 0
+		for _, b := range model.Backends {
+			m.endpoints += len(b.Servers)
+			if b.Spare && b.OwnName == "" {
+				m.spare++
+			}
+		}
+		m.backends = model.Backends
+		if m.backends == nil {
+			m.backends = []*render.Backend{}
 		}
 	}
+	hosts, endpoints, spares := m.hosts, m.endpoints, m.spare
 	// A free spare backend serves nothing: "spare_backends" is the pool's
 	// headroom, how many new Services can come before a reload grows it.
 	for what, n := range map[string]int{"ingresses": len(model.Served), "hosts": hosts, "routes": len(model.Routes),
@@ -296,4 +316,10 @@ func (c *buildInfoCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1,
 		c.info.Version, c.info.Commit, c.info.BuildDate, c.info.GoVersion, hv)
+}
+
+// sameSlice says whether a and b are the same list: the renderer hands out
+// the same slice while its contents do not change.
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
