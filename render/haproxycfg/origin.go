@@ -179,12 +179,11 @@ func (o *Output) Origin(path string, line int) string {
 		if line < 1 {
 			break
 		}
-		at := 0 // lines before the block
-		for b := range o.blocks(path, false) {
-			if b.lines < 0 || line <= at+b.lines {
-				return o.blockOrigin(path, b, line-at-1)
-			}
-			at += b.lines
+		if b, k, ok := o.locate(path, line); ok {
+			return o.blockOrigin(path, b, k)
+		}
+		if where, ok := o.walkOrigin(path, line); ok {
+			return where
 		}
 	case DefaultCertFile:
 		if c := m.Settings.DefaultCertificate; c != nil {
@@ -202,6 +201,71 @@ func (o *Output) Origin(path string, line int) string {
 		return "the configuration template"
 	}
 	return "generated file " + path
+}
+
+// walkOrigin is Origin for a line of a file of blocks, found by walking
+// the blocks before it; false past the last one.
+func (o *Output) walkOrigin(path string, line int) (string, bool) {
+	at := 0 // lines before the block
+	for b := range o.blocks(path, false) {
+		if b.lines < 0 || line <= at+b.lines {
+			return o.blockOrigin(path, b, line-at-1), true
+		}
+		at += b.lines
+	}
+	return "", false
+}
+
+// locate finds the block of a line (1-based) without walking the blocks
+// before it, where their sizes are known: haproxy.cfg in pieces (its
+// line index), a route map whose routes have no canary (two lines each
+// after the header). ok is false elsewhere: the caller walks the blocks.
+// A line past the last block is not located.
+func (o *Output) locate(path string, line int) (b block, k int, ok bool) {
+	switch path {
+	case ConfigFile:
+		p := o.config
+		if p == nil {
+			return block{}, 0, false
+		}
+		idx := p.lineIndex()
+		if line <= idx.head {
+			b = block{lines: idx.head, backend: -1}
+			b.data = o.templateText(b)
+			return b, line - 1, true
+		}
+		i, _ := slices.BinarySearch(idx.ends, line) // the first section ending at or after line
+		if i == len(idx.ends) {
+			before := idx.head
+			if len(idx.ends) > 0 {
+				before = idx.ends[len(idx.ends)-1]
+			}
+			b = block{lines: -1, backend: -1}
+			b.data = o.templateText(b)
+			return b, line - before - 1, true
+		}
+		before := idx.head
+		if i > 0 {
+			before = idx.ends[i-1]
+		}
+		return block{lines: idx.ends[i] - before, backend: i}, line - before - 1, true
+	case ExactMapFile, PrefixMapFile:
+		if !o.model.CanaryFree() {
+			return block{}, 0, false
+		}
+		match := render.MatchExact
+		if path == PrefixMapFile {
+			match = render.MatchPrefix
+		}
+		if line == 1 {
+			return block{lines: 1, backend: -1, header: routeMapHeader}, 0, true
+		}
+		routes := o.routesOf[match]
+		if i := (line - 2) / 2; i < len(routes) {
+			return block{lines: 2, backend: -1, route: routes[i]}, (line - 2) % 2, true
+		}
+	}
+	return block{}, 0, false
 }
 
 // blockOrigin names what line k (0-based) of block b comes from: a

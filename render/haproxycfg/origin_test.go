@@ -88,6 +88,32 @@ func TestOriginIsWhatTheFilesSay(t *testing.T) {
 	}
 }
 
+// Origin finds a line of haproxy.cfg and of a route map without canaries
+// by its place (locate); it says what walking every block before the line
+// says, for every line of every golden case, and the lines around them.
+func TestOriginLocatedAsWalked(t *testing.T) {
+	located := 0
+	for name, out := range renderGolden(t) {
+		for _, path := range []string{ConfigFile, ExactMapFile, PrefixMapFile} {
+			n := bytes.Count(out.Get(path), []byte("\n"))
+			for line := 1; line <= n+2; line++ {
+				walked, ok := out.walkOrigin(path, line)
+				b, k, found := out.locate(path, line)
+				if !found {
+					continue
+				}
+				located++
+				if got := out.blockOrigin(path, b, k); !ok || got != walked {
+					t.Errorf("%s: %s:%d: located %q, walked %q (found %v)", name, path, line, got, walked, ok)
+				}
+			}
+		}
+	}
+	if located < 1000 {
+		t.Errorf("%d lines located: the golden cases should give more", located)
+	}
+}
+
 func backendNamed(m *render.Model, name string) *render.Backend {
 	for _, be := range m.Backends {
 		if be.Name == name {
