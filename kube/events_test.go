@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -398,14 +399,76 @@ func TestEventReportMarksInPlace(t *testing.T) {
 		t.Errorf("%d served, %d remembered as told", len(models[i%2].Served), len(r.reported.served))
 	}
 	// A served Ingress re-created (a new UID) is told again; the old UID
-	// is forgotten.
+	// is forgotten. The renderer gives the new object a key of its own
+	// (render.Model.Served): an equal string, not the same one.
 	old := ings[keys[7]]
 	ings[keys[7]] = &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: old.Name, UID: "uid-again"}}
-	r.report(lookup, &render.Model{Served: slices.Clone(models[i%2].Served)})
+	again := slices.Clone(models[i%2].Served)
+	again[7] = strings.Clone(again[7])
+	r.report(lookup, &render.Model{Served: again})
 	if len(r.pending) != 1 || r.pending[0].ing != ings[keys[7]] {
 		t.Fatalf("after a re-created Ingress: %d queued", len(r.pending))
 	}
 	if _, ok := r.reported.served[old.UID]; ok {
 		t.Error("the re-created Ingress's old UID is still remembered")
+	}
+}
+
+// A report looks up only the served Ingresses whose key is not the very
+// string of the last report's list (render.Model.Served): the others are
+// the same Ingresses, whose UIDs it found then. What it tells is what
+// looking every one up tells.
+func TestEventReportLooksUpOnlyNewKeys(t *testing.T) {
+	const n = 1000
+	ings := map[string]*networkingv1.Ingress{}
+	var keys []string
+	for i := range n {
+		name := fmt.Sprintf("ing%05d", i)
+		ings["ns/"+name] = &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, UID: types.UID("uid-" + name)}}
+		keys = append(keys, "ns/"+name)
+	}
+	lookups := 0
+	lookup := func(key string) *networkingv1.Ingress { lookups++; return ings[key] }
+	r := &EventReporter{loaded: true, wake: make(chan struct{}, 1)}
+	write := func() {
+		for _, p := range r.pending {
+			r.reported.add(eventUID(p.ing), *p.key, r.seen)
+		}
+		r.pending = r.pending[:0]
+	}
+	r.report(lookup, &render.Model{Served: keys})
+	write()
+	if lookups != n {
+		t.Fatalf("first report: %d lookups, want %d", lookups, n)
+	}
+	// One Ingress more in the middle, one gone, one re-created (its new
+	// key an equal string, not the same): three lookups.
+	ings["ns/new"] = &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "new", UID: "uid-new"}}
+	ings[keys[500]] = &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "ing00500", UID: "uid-again"}}
+	next := slices.Concat(keys[:300], []string{"ns/new"}, keys[300:700], keys[701:])
+	next[501] = strings.Clone(next[501])
+	lookups = 0
+	r.report(lookup, &render.Model{Served: next})
+	if lookups != 2 {
+		t.Errorf("second report: %d lookups, want 2 (the new Ingress and the re-created one)", lookups)
+	}
+	var queued []string
+	for _, p := range r.pending {
+		queued = append(queued, string(p.ing.UID))
+	}
+	slices.Sort(queued)
+	if !slices.Equal(queued, []string{"uid-again", "uid-new"}) {
+		t.Errorf("queued %v, want the new and the re-created Ingress", queued)
+	}
+	write()
+	if _, ok := r.reported.served["uid-ing00700"]; ok || len(r.reported.served) != len(next) {
+		t.Errorf("%d remembered as told (the one gone among them: %v), want the %d served", len(r.reported.served), ok, len(next))
+	}
+	// Not written (the API away): looked up again to be queued again.
+	delete(r.reported.served, "uid-ing00010")
+	lookups = 0
+	r.report(lookup, &render.Model{Served: slices.Clone(next)})
+	if lookups != 1 || len(r.pending) != 1 || r.pending[0].ing != ings[keys[10]] {
+		t.Errorf("an Event not written yet: %d lookups, %d queued, want it alone", lookups, len(r.pending))
 	}
 }

@@ -10,11 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/testenv"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
@@ -34,6 +36,7 @@ type randomCluster struct {
 	certs []certPair
 	in    render.Inputs
 	age   int
+	uids  int // UIDs given
 	// externalNames counts the ExternalName Services made (service).
 	externalNames int
 }
@@ -249,19 +252,32 @@ func (c *randomCluster) step() string {
 type object interface {
 	GetNamespace() string
 	GetName() string
+	GetUID() types.UID
+	SetUID(types.UID)
 }
 
+// upsertOrDelete deletes the object ns/name, or replaces it with a new
+// one: an update (the same UID) or, now and then, a new object of the
+// same name (another UID); or adds it.
 func upsertOrDelete[T object](c *randomCluster, list []T, ns, name string, make func() T) []T {
+	c.uids++
 	for i, o := range list {
 		if o.GetNamespace() == ns && o.GetName() == name {
 			if c.r.IntN(3) == 0 {
 				return append(list[:i:i], list[i+1:]...)
 			}
 			out := append(list[:i:i], list[i+1:]...)
-			return append(out, make())
+			n := make()
+			n.SetUID(o.GetUID())
+			if c.r.IntN(3) == 0 {
+				n.SetUID(types.UID(fmt.Sprintf("uid-%d", c.uids)))
+			}
+			return append(out, n)
 		}
 	}
-	return append(list, make())
+	n := make()
+	n.SetUID(types.UID(fmt.Sprintf("uid-%d", c.uids)))
+	return append(list, n)
 }
 
 func testCertificates(t testing.TB, n int) []certPair {
@@ -335,6 +351,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		var prevOut *haproxycfg.Output
 		var lastIn render.Inputs
 		var log []string
+		var servedBefore map[*byte]*networkingv1.Ingress // the last model's keys' objects
 		for i := range steps {
 			log = append(log, c.step())
 			// Now and then a pass takes in several changes.
@@ -407,6 +424,28 @@ func TestIncrementalEqualsFull(t *testing.T) {
 						t.Fatalf("seed %d step %d: haproxycfg.MapChanges(%s) = %v, comparing maps gives %v", seed, i, name, got, want)
 					}
 				}
+			}
+			// Model.Served: a key is the very string of the last model's
+			// list only for the same Ingress, perhaps updated: one with
+			// the same UID (of a name that names one object: of
+			// duplicates, which one is served is left out).
+			objs := map[string]*networkingv1.Ingress{}
+			for _, ing := range in.Ingresses {
+				k := ing.Namespace + "/" + ing.Name
+				if _, dup := objs[k]; dup {
+					objs[k] = nil
+				} else {
+					objs[k] = ing
+				}
+			}
+			for _, k := range incM.Served {
+				if was, ok := servedBefore[unsafe.StringData(k)]; ok && was != nil && objs[k] != nil && was.UID != objs[k].UID {
+					t.Fatalf("seed %d step %d (%v): key %s handed out again for another Ingress (UID %s, now %s)", seed, i, log, k, was.UID, objs[k].UID)
+				}
+			}
+			servedBefore = map[*byte]*networkingv1.Ingress{}
+			for _, k := range incM.Served {
+				servedBefore[unsafe.StringData(k)] = objs[k]
 			}
 			if incOut != nil {
 				prevOut = incOut

@@ -358,6 +358,11 @@ type Model struct {
 	// is DefaultBackend.
 	DefaultService *ServiceRef
 	// Served lists the Ingresses this controller serves, as namespace/name.
+	// A key is the very string of the last model's list (the same bytes
+	// in memory, not only an equal string) only for the same Ingress, the
+	// same UID (perhaps updated since): a new Ingress of the same name
+	// has a key of its own. The Events reporter relies on it
+	// (kube.EventReporter).
 	Served []string
 	// Settings are the global settings from the settings ConfigMap, with
 	// defaults for every key it does not set validly.
