@@ -182,10 +182,33 @@ func NewEventReporter(cfg EventReporterConfig) *EventReporter {
 // Shutdown stops writing Events; queued ones are not written.
 func (r *EventReporter) Shutdown() { r.cancel() }
 
-// pendingEvent is an Event waiting to be written.
+// pendingEvent is an Event waiting to be written about the Ingress
+// name (namespace/name) of UID uid. ing is the object when the report
+// had it; otherwise the writer looks it up when the Event's turn comes:
+// Events are written at most EventsPerSecond, and at 50k Ingresses a
+// report looking up every Ingress not told yet, to queue it again, was
+// most of the sidecar's work between changes for the quarter hour the
+// first Served Events took.
 type pendingEvent struct {
-	ing *networkingv1.Ingress
-	key *eventKey
+	name string
+	uid  types.UID
+	ing  *networkingv1.Ingress
+	key  *eventKey
+}
+
+// object is the Ingress p is about: ing, or the one of that name in the
+// informers' store while it has p's UID; nil when it has gone.
+func (p pendingEvent) object(lookup func(string) *networkingv1.Ingress) *networkingv1.Ingress {
+	if p.ing != nil {
+		return p.ing
+	}
+	if lookup == nil {
+		return nil
+	}
+	if ing := lookup(p.name); ing != nil && eventUID(ing) == p.uid {
+		return ing
+	}
+	return nil
 }
 
 // Lead is called when this replica becomes leader: it reads the Events
@@ -315,7 +338,8 @@ func (r *EventReporter) write() {
 			}
 			// Queued by the last report (each report queues anew), so
 			// wanted; written meanwhile by nobody else.
-			want := r.loaded && !r.reported.has(eventUID(p.ing), *p.key)
+			want := r.loaded && !r.reported.has(p.uid, *p.key)
+			lookup := r.lookup
 			if !want || !r.isLeader() {
 				r.pending[0] = pendingEvent{}
 				r.pending = r.pending[1:]
@@ -323,11 +347,23 @@ func (r *EventReporter) write() {
 				continue
 			}
 			r.mu.Unlock()
-			err := r.writeEvent(p.ing, p.key)
+			ing := p.object(lookup)
+			if ing == nil {
+				// Gone since the report: the next one tells of
+				// what replaced it.
+				r.mu.Lock()
+				if len(r.pending) > 0 && r.pending[0] == p {
+					r.pending[0] = pendingEvent{}
+					r.pending = r.pending[1:]
+				}
+				r.mu.Unlock()
+				continue
+			}
+			err := r.writeEvent(ing, p.key)
 			r.mu.Lock()
 			if err == nil {
 				if r.term == term {
-					r.reported.add(eventUID(p.ing), *p.key, r.seen)
+					r.reported.add(p.uid, *p.key, r.seen)
 				}
 				if len(r.pending) > 0 && r.pending[0] == p {
 					r.pending[0] = pendingEvent{}
@@ -348,7 +384,7 @@ func (r *EventReporter) write() {
 			delay := min(eventRetryMax, 100*time.Millisecond<<min(r.failures, 6))
 			if time.Since(r.lastFailLog) > eventLogEvery {
 				r.lastFailLog = time.Now()
-				r.cfg.Log.Warn("writing an Event failed; it stays queued", zap.String("ingress", p.ing.Namespace+"/"+p.ing.Name),
+				r.cfg.Log.Warn("writing an Event failed; it stays queued", zap.String("ingress", p.name),
 					zap.String("reason", p.key.reason), zap.Int("queued", len(r.pending)), zap.Error(err), zap.Duration("retry_in", delay))
 			}
 			r.mu.Unlock()
@@ -479,8 +515,8 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 	// with the set, a sixth of what the sidecar allocated at 50k
 	// Ingresses, made again whenever one came or went.
 	r.pending = r.pending[:0]
-	queue := func(ing *networkingv1.Ingress, k *eventKey) {
-		r.pending = append(r.pending, pendingEvent{ing, k})
+	queue := func(name string, uid types.UID, ing *networkingv1.Ingress, k *eventKey) {
+		r.pending = append(r.pending, pendingEvent{name: name, uid: uid, ing: ing, key: k})
 	}
 	r.seen++
 	seen := r.seen
@@ -515,24 +551,20 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 			continue // not in the informers' store (any more)
 		}
 		if was, ok := r.reported.served[uid]; !ok {
-			if ing == nil {
-				ing = ingress(key)
-			}
-			if ing != nil {
-				queue(ing, &served)
-			}
+			queue(key, uid, ing, &served) // ing looked up when written, if nil
 		} else if was != seen {
 			r.reported.served[uid] = seen
 		}
 	}
 	r.walked.keys, r.walked.uids, r.walked.spare = m.Served, uids, prevUIDs
 	for _, p := range warnings {
-		if ing := ingress(p.Namespace + "/" + p.Name); ing != nil {
+		name := p.Namespace + "/" + p.Name
+		if ing := ingress(name); ing != nil {
 			k := eventKey{corev1.EventTypeWarning, EventReason(p.Reason), problemMessage(p)}
 			if re := (reportedEvent{eventUID(ing), k}); !wantWarnings[re] {
 				wantWarnings[re] = true
 				if !r.reported.warnings[re] {
-					queue(ing, &k)
+					queue(name, re.uid, ing, &k)
 				}
 			}
 		}
