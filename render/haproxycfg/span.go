@@ -28,10 +28,12 @@ func ChangedSpan(old, next *Output, path string, context int) (x, y []byte, line
 	return x, y, line, true
 }
 
-// pieces is a file in pieces: piece i of n, in order.
+// pieces is a file in pieces: piece i of n, in order. linesBefore, when
+// set, counts the lines before piece i without reading them.
 type pieces struct {
-	n     int
-	piece func(i int) []byte
+	n           int
+	piece       func(i int) []byte
+	linesBefore func(i int) int
 }
 
 func piecesOf(f lazyFile) *pieces {
@@ -46,6 +48,17 @@ func piecesOf(f lazyFile) *pieces {
 				return f.Tail
 			}
 			return secs[i-1]
+		}, linesBefore: func(i int) int {
+			// Origin's index of the same file (the old side's is
+			// usually made already, by the last pass's diff).
+			idx := f.lineIndex()
+			switch {
+			case i == 0:
+				return 0
+			case i == 1:
+				return idx.head
+			}
+			return idx.ends[i-2]
 		}}
 	case *routeMapText:
 		chunks := f.chunkList()
@@ -81,8 +94,12 @@ func changedSpan(p, q *pieces, context int) (x, y []byte, line int) {
 		lo--
 		lines += bytes.Count(p.piece(lo), []byte{'\n'})
 	}
-	for i := range lo {
-		line += bytes.Count(p.piece(i), []byte{'\n'})
+	if p.linesBefore != nil {
+		line = p.linesBefore(lo)
+	} else {
+		for i := range lo {
+			line += bytes.Count(p.piece(i), []byte{'\n'})
+		}
 	}
 	// Context after: shared pieces, on to a line end on both sides.
 	after, lines := 0, 0
