@@ -45,10 +45,10 @@ type Metrics struct {
 	// from (hosts, endpoints and spares): the next model's are counted
 	// from them, reading only what changed (render.CountHosts), or not at
 	// all when the renderer hands out the same list.
-	routes           []*render.Route
-	backends         []*render.Backend
-	hosts            int
-	endpoints, spare int
+	routes            []*render.Route
+	backends          []*render.Backend
+	hosts             int
+	endpoints, spares int
 }
 
 // OldWorkers returns how many old HAProxy workers (previous generations
@@ -198,22 +198,18 @@ func (m *Metrics) ObserveModel(model *render.Model, problems []render.Problem) {
 	// each other. (A set of every host, made again each pass, was a sixth
 	// of what the sidecar allocated at 50k Ingresses.)
 	if !sameSlice(model.Routes, m.routes) || m.routes == nil {
-		var prev []*render.Route
-		if m.routes != nil {
-			prev = m.routes
-		}
-		m.hosts = render.CountHosts(model.Routes, prev, m.hosts)
+		m.hosts = render.CountHosts(model.Routes, m.routes, m.hosts)
 		m.routes = model.Routes
 		if m.routes == nil {
 			m.routes = []*render.Route{}
 		}
 	}
 	if !sameSlice(model.Backends, m.backends) || m.backends == nil {
-		m.endpoints, m.spare = 0, 0
+		m.endpoints, m.spares = 0, 0
 		for _, b := range model.Backends {
 			m.endpoints += len(b.Servers)
 			if b.Spare && b.OwnName == "" {
-				m.spare++
+				m.spares++
 			}
 		}
 		m.backends = model.Backends
@@ -221,7 +217,7 @@ func (m *Metrics) ObserveModel(model *render.Model, problems []render.Problem) {
 			m.backends = []*render.Backend{}
 		}
 	}
-	hosts, endpoints, spares := m.hosts, m.endpoints, m.spare
+	hosts, endpoints, spares := m.hosts, m.endpoints, m.spares
 	// A free spare backend serves nothing: "spare_backends" is the pool's
 	// headroom, how many new Services can come before a reload grows it.
 	for what, n := range map[string]int{"ingresses": len(model.Served), "hosts": hosts, "routes": len(model.Routes),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -260,5 +261,62 @@ func TestWriteToWritesPieces(t *testing.T) {
 		if !bytes.Equal(again.Bytes(), want.Data()) {
 			t.Errorf("%s: WriteTo's bytes differ while the file is put together", path)
 		}
+	}
+}
+
+// ChangedSpan's line is where its spans start in the whole files, for
+// haproxy.cfg (its line index) and the route maps (their chunks' line
+// counts), when the change is far into a file of many pieces: an
+// endpoint move, a new host, an Ingress gone.
+func TestChangedSpanLines(t *testing.T) {
+	const n = 600 // about twenty route map chunks, 600 backend sections
+	_, inc, in, prev, out := piecesRendered(t, n)
+	changes := []func(in *render.Inputs){
+		func(in *render.Inputs) {
+			es := in.EndpointSlices[n-50].DeepCopy()
+			es.Endpoints[0].Addresses[0] = "10.200.0.9"
+			in.EndpointSlices[n-50] = es
+		},
+		func(in *render.Inputs) {
+			ing := in.Ingresses[n-70].DeepCopy()
+			ing.Spec.Rules[0].Host = "changed.test"
+			in.Ingresses[n-70] = ing
+		},
+		func(in *render.Inputs) { in.Ingresses = slices.Delete(slices.Clone(in.Ingresses), n-90, n-89) },
+	}
+	for k, change := range changes {
+		change(&in)
+		m, next, err := inc.Render(in, render.Options{Previous: prev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		spans := 0
+		for _, path := range []string{ConfigFile, ExactMapFile, PrefixMapFile} {
+			x, y, line, ok := ChangedSpan(out, next, path, 3)
+			if !ok {
+				t.Fatalf("change %d: %s not in pieces", k, path)
+			}
+			if bytes.Equal(x, y) {
+				continue
+			}
+			spans++
+			for side, s := range map[string][]byte{"old": x, "new": y} {
+				whole := out.Get(path)
+				if side == "new" {
+					whole = next.Get(path)
+				}
+				rest := whole
+				for range line {
+					rest = rest[bytes.IndexByte(rest, '\n')+1:]
+				}
+				if !bytes.HasPrefix(rest, s) || line < 100 {
+					t.Errorf("change %d: %s's %s span is not at line %d of the whole file", k, path, side, line+1)
+				}
+			}
+		}
+		if spans == 0 {
+			t.Errorf("change %d changed no file", k)
+		}
+		prev, out = m, next
 	}
 }

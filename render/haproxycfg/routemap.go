@@ -43,8 +43,9 @@ func (t *routeMapText) chunkList() []*routeChunk { return *t.chunks.Load() }
 // routeChunk is the lines of rows, in order. Routes are never changed
 // once made: the same pointers are the same lines.
 type routeChunk struct {
-	rows []*render.Route
-	data []byte
+	rows  []*render.Route
+	data  []byte
+	lines int // in data, for ChangedSpan's line numbers without reading it
 }
 
 // routeChunkRows is the most routes a chunk is written with: a change
@@ -62,7 +63,7 @@ func (t *routeMapText) whole() []byte {
 		for i, c := range chunks {
 			at := len(b)
 			b = append(b, c.data...)
-			pieces[i] = &routeChunk{rows: c.rows, data: b[at:len(b):len(b)]}
+			pieces[i] = &routeChunk{rows: c.rows, data: b[at:len(b):len(b)], lines: c.lines}
 		}
 		t.file = b
 		t.chunks.Store(&pieces)
@@ -128,7 +129,7 @@ func writeRouteMap(prev *routeMapText, routes []*render.Route) *routeMapText {
 					if !ptrs {
 						// The same lines from new routes: the next
 						// render compares these pointers.
-						c = &routeChunk{rows: slices.Clone(routes[i : i+n]), data: c.data}
+						c = &routeChunk{rows: slices.Clone(routes[i : i+n]), data: c.data, lines: c.lines}
 						changed = true
 					}
 					out = append(out, c)
@@ -191,6 +192,7 @@ func appendChunks(chunks []*routeChunk, routes []*render.Route) []*routeChunk {
 		for _, r := range c.rows {
 			c.data = appendRouteLines(c.data, r)
 		}
+		c.lines = bytes.Count(c.data, nl)
 		chunks = append(chunks, c)
 		routes = routes[n:]
 	}

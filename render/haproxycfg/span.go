@@ -1,6 +1,9 @@
 package haproxycfg
 
-import "bytes"
+import (
+	"bytes"
+	"strings"
+)
 
 // ChangedSpan is what a diff of the file at path from old to next has to
 // read when both sides keep it in pieces (haproxy.cfg, the route maps):
@@ -67,6 +70,15 @@ func piecesOf(f lazyFile) *pieces {
 				return []byte(routeMapHeader)
 			}
 			return chunks[i-1].data
+		}, linesBefore: func(i int) int {
+			if i == 0 {
+				return 0
+			}
+			n := strings.Count(routeMapHeader, "\n")
+			for _, c := range chunks[:i-1] {
+				n += c.lines
+			}
+			return n
 		}}
 	}
 	return nil
