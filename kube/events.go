@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lists"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
@@ -529,7 +530,7 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 	// are in the same order in both lists; j follows the last list past
 	// a key that left it.
 	prevKeys, prevUIDs := r.walked.keys, r.walked.uids
-	uids := resized(r.walked.spare, len(m.Served))
+	uids := lists.Resized(r.walked.spare, len(m.Served))
 	j := 0
 	for i, key := range m.Served {
 		var ing *networkingv1.Ingress
@@ -649,13 +650,4 @@ func eventUID(ing *networkingv1.Ingress) types.UID {
 // ones: the same bytes in memory.
 func sameString(a, b string) bool {
 	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
-}
-
-// resized is buf with length n, reallocated (with an eighth more room)
-// only when it is too short; its entries are left as they were.
-func resized[T any](buf []T, n int) []T {
-	if cap(buf) < n {
-		return make([]T, n, n+n/8)
-	}
-	return buf[:n]
 }

@@ -9,6 +9,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lists"
 )
 
 // For random adds, updates and deletes, each list a watchedList hands out
@@ -68,7 +70,7 @@ func TestWatchedListDeltas(t *testing.T) {
 		}
 		switch {
 		case same:
-			if delta != nil || !sameSlice(list, last) {
+			if delta != nil || !lists.Same(list, last) {
 				t.Fatalf("step %d: said to be the same list but is not, or has a delta", step)
 			}
 		case last == nil:
@@ -76,7 +78,7 @@ func TestWatchedListDeltas(t *testing.T) {
 				t.Fatalf("step %d: a delta for the first list", step)
 			}
 		default:
-			if delta == nil || !sameSlice(delta.Since, last) {
+			if delta == nil || !lists.Same(delta.Since, last) {
 				t.Fatalf("step %d: no delta from the last list", step)
 			}
 			set := map[*networkingv1.Ingress]bool{}
@@ -115,8 +117,4 @@ func TestWatchedListDeltas(t *testing.T) {
 	if len(handed) < 100 {
 		t.Fatalf("only %d lists handed out", len(handed))
 	}
-}
-
-func sameSlice[T any](a, b []T) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/controller"
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lists"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
@@ -197,14 +198,14 @@ func (m *Metrics) ObserveModel(model *render.Model, problems []render.Problem) {
 	// Model.Routes are sorted by host first: a host's routes are next to
 	// each other. (A set of every host, made again each pass, was a sixth
 	// of what the sidecar allocated at 50k Ingresses.)
-	if !sameSlice(model.Routes, m.routes) || m.routes == nil {
+	if !lists.Same(model.Routes, m.routes) || m.routes == nil {
 		m.hosts = render.CountHosts(model.Routes, m.routes, m.hosts)
 		m.routes = model.Routes
 		if m.routes == nil {
 			m.routes = []*render.Route{}
 		}
 	}
-	if !sameSlice(model.Backends, m.backends) || m.backends == nil {
+	if !lists.Same(model.Backends, m.backends) || m.backends == nil {
 		m.endpoints, m.spares = 0, 0
 		for _, b := range model.Backends {
 			m.endpoints += len(b.Servers)
@@ -312,10 +313,4 @@ func (c *buildInfoCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1,
 		c.info.Version, c.info.Commit, c.info.BuildDate, c.info.GoVersion, hv)
-}
-
-// sameSlice says whether a and b are the same list: the renderer hands out
-// the same slice while its contents do not change.
-func sameSlice[T any](a, b []T) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

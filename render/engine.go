@@ -10,6 +10,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lists"
 )
 
 // engine builds models incrementally. It keeps, between builds, every
@@ -393,7 +395,7 @@ func (g *engine) sameServedKeys() []string {
 		return last
 	}
 	keys := make([]string, len(g.served))
-	uids := resized(g.spareUIDs, len(g.served)) // every entry is set below
+	uids := lists.Resized(g.spareUIDs, len(g.served)) // every entry is set below
 	same := last != nil && len(last) == len(g.served)
 	j := 0
 	for i, e := range g.served {
@@ -421,17 +423,6 @@ func (g *engine) sameServedKeys() []string {
 	}
 	g.spareUIDs, g.servedUIDs = g.servedUIDs, uids
 	return keys
-}
-
-// resized is buf with length n, reallocated only when it is too short; its
-// entries are left as they were. A new buffer has an eighth more room:
-// made to the exact length, a list that grows by one Ingress at a time
-// was made again at every pass that added one (at 50k, 0.8 MB each).
-func resized[T any](buf []T, n int) []T {
-	if cap(buf) < n {
-		return make([]T, n, n+n/8)
-	}
-	return buf[:n]
 }
 
 // rebase places every backend's endpoints in its slots again, against

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lists"
 )
 
 // The model's parts: what the engine keeps of each evaluation and puts
@@ -354,7 +356,7 @@ func (g *engine) withCanaries() ([]*Route, []Problem, bool) {
 	slices.SortFunc(paths, func(x, y canaryPath) int {
 		return cmp.Or(older(x.ing, y.ing), strings.Compare(x.canary.Origin.Field, y.canary.Origin.Field))
 	})
-	if g.canaryRoutes != nil && sameSlice(g.routes, g.canaryBase) && slices.Equal(paths, g.canaryPaths) {
+	if g.canaryRoutes != nil && lists.Same(g.routes, g.canaryBase) && slices.Equal(paths, g.canaryPaths) {
 		return g.canaryRoutes, g.canaryProblems, false
 	}
 	var problems []Problem
@@ -516,11 +518,6 @@ func (c *engineClaims) settings(svc string) *settingsClaim {
 type certEntry struct {
 	pem []byte
 	err error
-}
-
-// sameSlice tells whether a and b are the same slice (not only equal).
-func sameSlice[T any](a, b []T) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // countRegex adds n for each regular-expression route of routes to its

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lists"
 )
 
 // Spare backends: HAProxy cannot add a backend while it runs, so a new
@@ -214,14 +216,14 @@ func applySpares(m *Model, opts Options, memo *spareMemo) {
 
 	in, inRoutes := m.Backends, m.Routes
 	switch {
-	case memo != nil && sameSlice(memo.backendsIn, in) && slices.Equal(memo.spares, spares):
+	case memo != nil && lists.Same(memo.backendsIn, in) && slices.Equal(memo.spares, spares):
 		m.Backends = memo.backendsOut
 	default:
 		m.Backends = withSpares(in, spares, at)
 	}
 	switch {
 	case len(assigned) == 0:
-	case memo != nil && sameSlice(memo.routesIn, inRoutes) && maps.Equal(memo.assigned, assigned):
+	case memo != nil && lists.Same(memo.routesIn, inRoutes) && maps.Equal(memo.assigned, assigned):
 		m.Routes = memo.routesOut
 	default:
 		m.Routes = routesToSpares(inRoutes, assigned, memo)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"text/template"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lists"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
@@ -71,11 +72,11 @@ func MapChanges(name string, old, next *Output) []MapChange {
 		if name == PrefixMapFile {
 			match = render.MatchPrefix
 		}
-		if sameSlice(old.model.Routes, next.model.Routes) {
+		if lists.Same(old.model.Routes, next.model.Routes) {
 			break // the engine hands out the same routes when none changed
 		}
 		a, b := old.routesOf[match], next.routesOf[match]
-		if sameSlice(a, b) {
+		if lists.Same(a, b) {
 			break
 		}
 		i, j := 0, 0
@@ -242,7 +243,7 @@ func SameBesideSlots(old, next *Output) bool {
 		return false
 	}
 	for i := range as {
-		if sameSlice(as[i], bs[i]) || bytes.Equal(as[i], bs[i]) {
+		if lists.Same(as[i], bs[i]) || bytes.Equal(as[i], bs[i]) {
 			continue
 		}
 		x, y := old.model.Backends[i], next.model.Backends[i]
@@ -379,4 +380,4 @@ func (o *Output) CertFiles() map[string]bool {
 // SameCerts is true when old and next have the same certificates: the
 // engine hands out the same slice while none changes, so a route or
 // endpoint change does not read a thousand certificates.
-func SameCerts(old, next *Output) bool { return sameSlice(old.model.Certs, next.model.Certs) }
+func SameCerts(old, next *Output) bool { return lists.Same(old.model.Certs, next.model.Certs) }

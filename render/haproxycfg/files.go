@@ -13,6 +13,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lists"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
@@ -346,7 +347,7 @@ func (p *configParts) same(q *configParts) bool {
 		return false
 	}
 	for i, s := range ps {
-		if !sameSlice(s, qs[i]) && !bytes.Equal(s, qs[i]) {
+		if !lists.Same(s, qs[i]) && !bytes.Equal(s, qs[i]) {
 			return false
 		}
 	}
@@ -1049,17 +1050,13 @@ type mapFiles struct {
 	exactRoutes, prefixRoutes []*render.Route
 }
 
-func sameSlice[T any](a, b []T) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
-}
-
 func renderMaps(m *render.Model, cache *renderCache) mapFiles {
 	var f mapFiles
 	switch {
 	case cache == nil:
 		_, f.exactRoutes, f.prefixRoutes = splitRoutes(nil, m.Routes, nil)
 		f.exact, f.prefix = writeRouteMap(nil, f.exactRoutes), writeRouteMap(nil, f.prefixRoutes)
-	case cache.split != nil && sameSlice(cache.split.all, m.Routes):
+	case cache.split != nil && lists.Same(cache.split.all, m.Routes):
 		f.exact, f.prefix = cache.exact, cache.prefix
 		f.exactRoutes, f.prefixRoutes = cache.files.exactRoutes, cache.files.prefixRoutes
 	default:
@@ -1072,7 +1069,7 @@ func renderMaps(m *render.Model, cache *renderCache) mapFiles {
 		f.exact, f.prefix = cache.exact, cache.prefix
 		f.exactRoutes, f.prefixRoutes = exact, prefix
 	}
-	if cache != nil && cache.files.tlsHosts != nil && sameSlice(cache.certs, m.Certs) && sameSlice(cache.hosts, m.TLSHosts) && len(m.Passthrough) == 0 && !cache.passthrough {
+	if cache != nil && cache.files.tlsHosts != nil && lists.Same(cache.certs, m.Certs) && lists.Same(cache.hosts, m.TLSHosts) && len(m.Passthrough) == 0 && !cache.passthrough {
 		f.tlsHosts, f.crtList, f.crtSNI = cache.files.tlsHosts, cache.files.crtList, cache.files.crtSNI
 	} else {
 		f.tlsHosts = hostsMapOf(m)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"text/template"
 
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lists"
 	"github.com/haproxy-sidecar/haproxy-sidecar/render"
 )
 
@@ -28,7 +29,7 @@ type sectionCache struct {
 // nothing else.
 func sameSection(a, b *render.Backend) bool {
 	return a.Name == b.Name && a.Namespace == b.Namespace && a.Service == b.Service && a.Port == b.Port &&
-		a.PortName == b.PortName && a.Slots == b.Slots && a.Spare == b.Spare && a.OwnName == b.OwnName && (sameSlice(a.SlotAddrs, b.SlotAddrs) || slices.Equal(a.SlotAddrs, b.SlotAddrs)) &&
+		a.PortName == b.PortName && a.Slots == b.Slots && a.Spare == b.Spare && a.OwnName == b.OwnName && (lists.Same(a.SlotAddrs, b.SlotAddrs) || slices.Equal(a.SlotAddrs, b.SlotAddrs)) &&
 		samePolicy(a, b)
 }
 
@@ -52,7 +53,7 @@ func assembleConfig(rendered []byte, m *render.Model, cfg Config, cache *section
 	}
 	i := bytes.Index(rendered, marker)
 	head, tail := rendered[:i:i], rendered[i+len(marker):]
-	if cache != nil && cache.tmpl == cfg.Template && cache.parts != nil && sameSlice(cache.bes, m.Backends) &&
+	if cache != nil && cache.tmpl == cfg.Template && cache.parts != nil && lists.Same(cache.bes, m.Backends) &&
 		bytes.Equal(cache.parts.Head, head) && bytes.Equal(cache.parts.Tail, tail) {
 		// No backend changed (the engine hands out the same list), nor
 		// the rest: the same file, put together at most once.
@@ -75,7 +76,7 @@ func assembleConfig(rendered []byte, m *render.Model, cfg Config, cache *section
 		}
 	}
 	var todo []int // sections to render: not in the cache
-	if sameSlice(cached.bes, m.Backends) {
+	if lists.Same(cached.bes, m.Backends) {
 		// No backend changed (the engine hands out the same list).
 		copy(sections, texts)
 	} else {

@@ -3,6 +3,8 @@ package haproxycfg
 import (
 	"bytes"
 	"strings"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lists"
 )
 
 // ChangedSpan is what a diff of the file at path from old to next has to
@@ -90,7 +92,7 @@ func piecesOf(f lazyFile) *pieces {
 func changedSpan(p, q *pieces, context int) (x, y []byte, line int) {
 	same := func(i, j int) bool {
 		a, b := p.piece(i), q.piece(j)
-		return sameSlice(a, b) || bytes.Equal(a, b)
+		return lists.Same(a, b) || bytes.Equal(a, b)
 	}
 	start := 0
 	for start < p.n && start < q.n && same(start, start) {
