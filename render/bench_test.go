@@ -2,8 +2,10 @@ package render_test
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"testing"
@@ -503,4 +505,60 @@ func tailDelta[T comparable](since, list []T) *render.Delta[T] {
 	d.Removed = since[n:]
 	d.Added = list[n:]
 	return d
+}
+
+// BenchmarkRetained is what the incremental renderer keeps between passes
+// (the engine's parsed Ingresses, indexes and routes, the last model and
+// its files in pieces) per Ingress of the synthetic cluster, beside the
+// objects themselves: the heap after a collection with the renderer
+// alive, less the heap with only its inputs. The sidecar's memory at 10k
+// and 50k Ingresses is mostly this and the informers' objects
+// (BENCHMARKS.md, "What the engine keeps"). RETAINED_PROFILE=FILE writes
+// the heap profile taken with the renderer alive (run with
+// -test.memprofilerate=1 for every allocation), for `go tool pprof
+// -sample_index=inuse_space`.
+func BenchmarkRetained(b *testing.B) {
+	tmpl, err := templates.Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{10000, 50000} {
+		b.Run("ingresses="+strconv.Itoa(n), func(b *testing.B) {
+			in := syntheticInputs(n)
+			var kept uint64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				r := haproxycfg.NewIncremental(haproxycfg.Config{HTTPBind: ":80", HTTPSBind: ":443", Template: tmpl})
+				m, _, err := r.Render(in, render.Options{SpareBackends: 128})
+				if err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				kept = after.HeapAlloc - before.HeapAlloc
+				if path := os.Getenv("RETAINED_PROFILE"); path != "" {
+					writeHeapProfile(b, path)
+				}
+				runtime.KeepAlive(r)
+				runtime.KeepAlive(m)
+			}
+			b.ReportMetric(float64(kept)/float64(n), "B/ingress")
+		})
+	}
+}
+
+// writeHeapProfile writes the heap profile to path.
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
 }

@@ -528,7 +528,11 @@ func (r *run) peakRSS() {
 	}
 	// BENCH_PROFILE_DIR keeps the live heap for `go tool pprof`.
 	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
-		path := filepath.Join(dir, fmt.Sprintf("heap-%d-%s-%s.pb.gz", r.spec.Ingresses, r.version, r.variant))
+		path := filepath.Join(dir, fmt.Sprintf("memory-%d-%s-%s.txt", r.spec.Ingresses, r.version, r.variant))
+		if err := r.sidecar.SaveMemory(path); err != nil {
+			b.Errorf("BENCH_PROFILE_DIR: %v", err)
+		}
+		path = filepath.Join(dir, fmt.Sprintf("heap-%d-%s-%s.pb.gz", r.spec.Ingresses, r.version, r.variant))
 		if err := r.sidecar.SaveHeapProfile(path); err != nil {
 			b.Errorf("BENCH_PROFILE_DIR: %v", err)
 		} else {

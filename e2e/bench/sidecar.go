@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -175,6 +176,29 @@ func (s *Sidecar) SaveHeapProfile(path string) error {
 		return err
 	}
 	return os.WriteFile(path, data, 0o644)
+}
+
+// SaveMemory writes what the sidecar's memory is made of to path: its
+// /proc/PID/status and smaps_rollup (the resident pages, the binary's own
+// among them) and the Go runtime's MemStats as they are, no collection
+// forced (how much of the heap is free but not yet returned).
+func (s *Sidecar) SaveMemory(path string) error {
+	var out []byte
+	for _, f := range []string{"status", "smaps_rollup"} {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(s.Cmd.Process.Pid) + "/" + f)
+		if err != nil {
+			return err
+		}
+		out = append(append(out, "# /proc/PID/"+f+"\n"...), b...)
+	}
+	data, err := s.debugGet("/debug/pprof/heap?debug=1")
+	if err != nil {
+		return err
+	}
+	if i := bytes.Index(data, []byte("\n# runtime.MemStats")); i >= 0 {
+		out = append(out, data[i+1:]...)
+	}
+	return os.WriteFile(path, out, 0o644)
 }
 
 // LiveHeap is the sidecar's heap in use after a collection, in bytes: the
