@@ -216,10 +216,16 @@ func trim(obj any) (any, error) {
 	}
 	m.SetManagedFields(nil)
 	if a := m.GetAnnotations(); a[lastApplied] != "" {
-		kept := make(map[string]string, len(a)-1)
-		for k, v := range a {
-			if k != lastApplied {
-				kept[k] = v
+		// None kept when it was the only one (as kubectl apply leaves a
+		// Service or an Ingress without annotations of its own): an
+		// empty map is 48 bytes an object, 3 MB of 70k.
+		var kept map[string]string
+		if len(a) > 1 {
+			kept = make(map[string]string, len(a)-1)
+			for k, v := range a {
+				if k != lastApplied {
+					kept[k] = v
+				}
 			}
 		}
 		m.SetAnnotations(kept)

@@ -237,8 +237,9 @@ func TestSourceTrimsCachedObjects(t *testing.T) {
 		Data: map[string][]byte{corev1.TLSCertKey: []byte("x"), corev1.TLSPrivateKeyKey: []byte("y")}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The Service has kubectl's copy alone: none is kept.
 	if _, err := c.Client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web", Annotations: applied},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web", Annotations: map[string]string{lastApplied: applied[lastApplied]}},
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -275,10 +276,13 @@ func TestSourceTrimsCachedObjects(t *testing.T) {
 	if len(in.Secrets) != 1 || len(in.Services) != 1 || len(in.Ingresses) != 1 || len(in.EndpointSlices) != 1 {
 		t.Fatalf("inputs: %d secrets, %d services, %d ingresses, %d slices", len(in.Secrets), len(in.Services), len(in.Ingresses), len(in.EndpointSlices))
 	}
-	for what, m := range map[string]*metav1.ObjectMeta{"Secret": &in.Secrets[0].ObjectMeta, "Service": &in.Services[0].ObjectMeta, "Ingress": &in.Ingresses[0].ObjectMeta} {
+	for what, m := range map[string]*metav1.ObjectMeta{"Secret": &in.Secrets[0].ObjectMeta, "Ingress": &in.Ingresses[0].ObjectMeta} {
 		if len(m.ManagedFields) != 0 || m.Annotations[lastApplied] != "" || m.Annotations["keep"] != "me" {
 			t.Errorf("%s: managedFields %d, annotations %v", what, len(m.ManagedFields), m.Annotations)
 		}
+	}
+	if m := in.Services[0].ObjectMeta; len(m.ManagedFields) != 0 || m.Annotations != nil {
+		t.Errorf("Service: managedFields %d, annotations %#v, want none", len(m.ManagedFields), m.Annotations)
 	}
 	e := in.EndpointSlices[0].Endpoints[0]
 	if e.TargetRef != nil || e.NodeName != nil || e.Zone != nil || e.Hints != nil {

@@ -57,13 +57,13 @@ type engine struct {
 	sliceSeen  map[*discoveryv1.EndpointSlice]uint64
 	secretSeen map[*corev1.Secret]uint64
 	// slicesOf are the EndpointSlices of each Service (namespace/name).
-	slicesOf map[string]map[*discoveryv1.EndpointSlice]bool
+	slicesOf map[string]memberSet[*discoveryv1.EndpointSlice]
 
 	routeUsers   map[routeKey][]pathUse
 	sniUsers     map[string][]tlsUse
 	defaultUsers []*ingEntry // served, with a spec.defaultBackend, by age
-	svcUsers     map[string]map[*ingEntry]bool
-	secretUsers  map[string]map[*ingEntry]bool
+	svcUsers     map[string]memberSet[*ingEntry]
+	secretUsers  map[string]memberSet[*ingEntry]
 
 	// hostUsers and weakUsers count, per host, the rule paths and the
 	// weak paths of each Ingress (hostroutes.go); made when first used.
@@ -83,7 +83,7 @@ type engine struct {
 	tcpBE map[string]*Backend
 
 	// backendsOf are the backends made for each Service.
-	backendsOf map[string]map[string]bool
+	backendsOf map[string]memberSet[string]
 	// settingsUsers are the served Ingresses with backend annotations
 	// naming each Service, by age: the first one's apply. settingsBefore
 	// is, for each Service whose list this build changed, who decided
@@ -216,16 +216,16 @@ func (g *engine) reset(opts Options) {
 		svcSeen:     map[*corev1.Service]uint64{},
 		sliceSeen:   map[*discoveryv1.EndpointSlice]uint64{},
 		secretSeen:  map[*corev1.Secret]uint64{},
-		slicesOf:    map[string]map[*discoveryv1.EndpointSlice]bool{},
+		slicesOf:    map[string]memberSet[*discoveryv1.EndpointSlice]{},
 		routeUsers:  map[routeKey][]pathUse{},
 		canaries:    map[*ingEntry]bool{},
 		canaryKeys:  map[routeKey]map[*ingEntry]bool{},
 		authCut:     map[*Backend]*Backend{},
 		unused:      map[string]bool{},
 		sniUsers:    map[string][]tlsUse{},
-		svcUsers:    map[string]map[*ingEntry]bool{},
-		secretUsers: map[string]map[*ingEntry]bool{},
-		backendsOf:  map[string]map[string]bool{},
+		svcUsers:    map[string]memberSet[*ingEntry]{},
+		secretUsers: map[string]memberSet[*ingEntry]{},
+		backendsOf:  map[string]memberSet[string]{},
 
 		settingsUsers:  map[string][]*ingEntry{},
 		settingsBefore: map[string]settingsOwner{},
@@ -296,7 +296,7 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 	}
 	clear(g.settingsBefore)
 	for key := range changedSecrets {
-		for e := range g.secretUsers[key] {
+		for e := range g.secretUsers[key].all {
 			if ca := e.p.ann.backend.CASecret; ca != "" && e.obj.Namespace+"/"+ca == key {
 				for _, svc := range e.p.services {
 					changedSvcs[svc] = true
@@ -307,17 +307,17 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 	for svc := range changedSvcs {
 		// Made again when next resolved; every user of the Service is
 		// evaluated again below.
-		for name := range g.backendsOf[svc] {
+		for name := range g.backendsOf[svc].all {
 			delete(b.backends, name)
 			delete(b.sliceProblems, name)
 		}
-		for e := range g.svcUsers[svc] {
+		for e := range g.svcUsers[svc].all {
 			g.dirty[e] = true
 		}
 	}
 	for key := range changedSecrets {
 		g.certDirt[key] = true
-		for e := range g.secretUsers[key] {
+		for e := range g.secretUsers[key].all {
 			g.dirtyTLSNeighbours(e)
 			if a := e.p.ann.route.AuthSecret; a != "" && e.obj.Namespace+"/"+a == key {
 				g.dirtyCanaryKeys(e)
@@ -525,22 +525,19 @@ func (g *engine) syncServices(in Inputs, svcs, eps Take) map[string]bool {
 	for _, es := range freshSlices {
 		if svc := es.Labels[discoveryv1.LabelServiceName]; svc != "" {
 			key := es.Namespace + "/" + svc
-			if g.slicesOf[key] == nil {
-				g.slicesOf[key] = map[*discoveryv1.EndpointSlice]bool{}
-			}
-			g.slicesOf[key][es] = true
+			addMember(g.slicesOf, key, es)
 			slicesChanged[key] = true
 		}
 	}
 	for _, es := range goneSlices {
 		if svc := es.Labels[discoveryv1.LabelServiceName]; svc != "" {
 			key := es.Namespace + "/" + svc
-			delete(g.slicesOf[key], es)
+			removeMember(g.slicesOf, key, es)
 			slicesChanged[key] = true
 		}
 	}
 	for key := range slicesChanged {
-		list := slices.Collect(maps.Keys(g.slicesOf[key]))
+		list := slices.Collect(g.slicesOf[key].all)
 		if len(list) == 0 {
 			delete(g.slicesOf, key)
 			delete(b.slices, key)

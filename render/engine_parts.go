@@ -64,9 +64,7 @@ func (g *engine) forget(e *ingEntry) {
 			delete(g.refs, name)
 			if be := g.b.backends[name]; be != nil {
 				svc := be.Namespace + "/" + be.Service
-				if delete(g.backendsOf[svc], name); len(g.backendsOf[svc]) == 0 {
-					delete(g.backendsOf, svc)
-				}
+				removeMember(g.backendsOf, svc, name)
 			}
 			// Made again if used again, never found by the new
 			// evaluation; its place in names stays until every dirty
@@ -146,10 +144,7 @@ func (g *engine) evaluate(e *ingEntry) {
 				g.bes = slices.Insert(g.bes, i, be)
 			}
 			svc := be.Namespace + "/" + be.Service
-			if g.backendsOf[svc] == nil {
-				g.backendsOf[svc] = map[string]bool{}
-			}
-			g.backendsOf[svc][name] = true
+			addMember(g.backendsOf, svc, name)
 		}
 	}
 	for i := range e.routes {
@@ -373,7 +368,7 @@ func (g *engine) withCanaries() ([]*Route, []Problem, bool) {
 func (g *engine) assembleCert(key string) bool {
 	old := g.certs[key]
 	var users []*ingEntry
-	for e := range g.secretUsers[key] {
+	for e := range g.secretUsers[key].all {
 		if e.certs[key] != nil {
 			users = append(users, e)
 		}

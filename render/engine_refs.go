@@ -198,9 +198,9 @@ func (g *engine) indexRef(e *ingEntry, r ref) {
 	case refCanary:
 		g.canaries[e] = true
 	case refService:
-		use(g.svcUsers, r.objKey(e.obj.Namespace), e)
+		addMember(g.svcUsers, r.objKey(e.obj.Namespace), e)
 	case refSecret:
-		use(g.secretUsers, r.objKey(e.obj.Namespace), e)
+		addMember(g.secretUsers, r.objKey(e.obj.Namespace), e)
 	case refCanaryKey:
 		if g.canaryKeys[r.route] == nil {
 			g.canaryKeys[r.route] = map[*ingEntry]bool{}
@@ -249,9 +249,9 @@ func (g *engine) unindexRef(e *ingEntry, r ref) {
 	case refCanary:
 		delete(g.canaries, e)
 	case refService:
-		unuse(g.svcUsers, r.objKey(e.obj.Namespace), e)
+		removeMember(g.svcUsers, r.objKey(e.obj.Namespace), e)
 	case refSecret:
-		unuse(g.secretUsers, r.objKey(e.obj.Namespace), e)
+		removeMember(g.secretUsers, r.objKey(e.obj.Namespace), e)
 	case refCanaryKey:
 		if delete(g.canaryKeys[r.route], e); len(g.canaryKeys[r.route]) == 0 {
 			delete(g.canaryKeys, r.route)
@@ -276,21 +276,6 @@ func (g *engine) unindexRef(e *ingEntry, r ref) {
 		g.countPassthrough(r.key, -1)
 	default:
 		panic(fmt.Sprintf("render: reference kind %d not unindexed", r.kind))
-	}
-}
-
-// use and unuse add e to and take it out of the users of key.
-func use(m map[string]map[*ingEntry]bool, key string, e *ingEntry) {
-	if m[key] == nil {
-		m[key] = map[*ingEntry]bool{}
-	}
-	m[key][e] = true
-}
-
-func unuse(m map[string]map[*ingEntry]bool, key string, e *ingEntry) {
-	delete(m[key], e)
-	if len(m[key]) == 0 {
-		delete(m, key)
 	}
 }
 

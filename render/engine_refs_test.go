@@ -47,7 +47,7 @@ func TestIndexUnindexSymmetric(t *testing.T) {
 			len(g.served), g.canaries, g.svcUsers, g.secretUsers, g.canaryKeys, g.defaultUsers, g.routeUsers, g.settingsUsers, g.sniUsers)
 	}
 	// auth-url's Service is a Service reference, and its backend is kept.
-	if len(g.svcUsers["default/auth"]) == 0 || !slices.Contains(g.names, "default_auth_80") {
+	if g.svcUsers["default/auth"].len() == 0 || !slices.Contains(g.names, "default_auth_80") {
 		t.Errorf("auth-url's Service: users %v, backends %q", g.svcUsers["default/auth"], g.names)
 	}
 	in.Ingresses = nil

@@ -858,7 +858,7 @@ func sameLines(p, r *render.Route) bool {
 
 // notRouted is the kind splitRoutes gives a passthrough route: in neither
 // route map (its host's TLS connections never reach HTTP routing).
-const notRouted = render.MatchKind(-1)
+const notRouted = render.MatchKind(255)
 
 // routeSplit is a model's routes with the match kind of each, so that the
 // next split reads only the routes that are not at the same place in it.
