@@ -30,7 +30,7 @@ func (f *clusterFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.publishService, "publish-service", "", "namespace/name of the Service whose address is published in served Ingresses' status")
 	fs.StringVar(&f.publishAddress, "publish-address", "", "comma-separated IPs or host names to publish in served Ingresses' status (instead of --publish-service)")
 	fs.StringVar(&f.electionNamespace, "election-namespace", "", "namespace of the leader-election Lease; default $POD_NAMESPACE, else default")
-	fs.DurationVar(&f.statusSyncInterval, "status-sync-interval", time.Minute, "how often status is re-checked even without changes (the published Service's address may change)")
+	fs.DurationVar(&f.statusSyncInterval, "status-sync-interval", time.Minute, "how often status is checked in full, changes or not: the publish Service's address read again and every Ingress (after a change, only the Ingresses it touched are)")
 }
 
 // newCluster connects to the API server named by the flags.

@@ -183,24 +183,26 @@ func (c *Cluster) Run(ctx context.Context, interval time.Duration) error {
 	defer func() { wg.Wait(); c.events.Shutdown() }()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	var tracker *statusTracker
+	if c.status != nil {
+		tracker = newStatusTracker(c.status)
+	}
 	for {
+		full := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-c.trigger:
 		case <-tick.C:
+			full = true // reads the published addresses again, and every Ingress
 		}
 		c.mu.Lock()
 		m := c.model
 		c.mu.Unlock()
-		if c.status == nil || m == nil || !c.leader.IsLeader() {
+		if tracker == nil || m == nil {
 			continue
 		}
-		served := make(map[string]bool, len(m.Served))
-		for _, s := range m.Served {
-			served[s] = true
-		}
-		n, err := c.status.Sync(ctx, c.Source.Ingresses(), served)
+		n, err := tracker.run(ctx, c.Source.IngressList(), m.Served, c.Source.Ingress, full)
 		if err != nil && ctx.Err() == nil {
 			c.log.Warn("updating Ingress status", zap.Error(err))
 		} else if n > 0 {

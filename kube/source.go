@@ -676,14 +676,10 @@ func (s *Source) takeConfigMaps(unchanged *render.InputKinds) []*corev1.ConfigMa
 	return out
 }
 
-// Ingresses returns the cached Ingresses (for status and Events).
-func (s *Source) Ingresses() []*networkingv1.Ingress {
-	var out []*networkingv1.Ingress
-	for _, o := range s.ingresses.GetStore().List() {
-		out = append(out, o.(*networkingv1.Ingress))
-	}
-	return out
-}
+// IngressList is the Ingress list the last Inputs handed out (the status
+// loop's, after the pass that read it), never changed; nil before the
+// first.
+func (s *Source) IngressList() []*networkingv1.Ingress { return s.ingressList.handedList() }
 
 // Ingress returns a cached Ingress by namespace/name, or nil.
 func (s *Source) Ingress(key string) *networkingv1.Ingress {

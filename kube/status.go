@@ -208,6 +208,25 @@ func statusDesired(current, ours []networkingv1.IngressLoadBalancerIngress, serv
 	return out
 }
 
+// statusWanted reports whether current is the status it should be:
+// ours when served, else current without any of ours. It is
+// statusEqual(current, statusDesired(current, ours, served)) without
+// making the wanted list, as the status loop asks of every Ingress it
+// reads.
+func statusWanted(current, ours []networkingv1.IngressLoadBalancerIngress, served bool) bool {
+	if served {
+		return statusEqual(current, ours)
+	}
+	for _, e := range current {
+		for _, o := range ours {
+			if o.IP == e.IP && o.Hostname == e.Hostname {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func statusEqual(a, b []networkingv1.IngressLoadBalancerIngress) bool {
 	return slices.EqualFunc(a, b, func(x, y networkingv1.IngressLoadBalancerIngress) bool {
 		return x.IP == y.IP && x.Hostname == y.Hostname &&
@@ -232,7 +251,8 @@ func statusPtrEqual(a, b *string) bool {
 // differs are written; the objects may be stale informer copies (a
 // conflict re-reads the Ingress and decides again). It returns the
 // number of Ingresses written and the errors of those that failed; one
-// failure does not stop the others.
+// failure does not stop the others. The status loop of run mode checks
+// only what changed since its last run instead (statusTracker).
 func (w *StatusWriter) Sync(ctx context.Context, ingresses []*networkingv1.Ingress, served map[string]bool) (int, error) {
 	if !w.leading() {
 		return 0, nil
@@ -241,19 +261,23 @@ func (w *StatusWriter) Sync(ctx context.Context, ingresses []*networkingv1.Ingre
 	if err != nil {
 		return 0, err
 	}
-	log := w.log()
-
+	isServed := func(ing *networkingv1.Ingress) bool { return served[ing.Namespace+"/"+ing.Name] }
 	var todo []*networkingv1.Ingress
 	for _, ing := range ingresses {
-		want := statusDesired(ing.Status.LoadBalancer.Ingress, ours, served[ing.Namespace+"/"+ing.Name])
-		if !statusEqual(ing.Status.LoadBalancer.Ingress, want) {
+		if !statusWanted(ing.Status.LoadBalancer.Ingress, ours, isServed(ing)) {
 			todo = append(todo, ing)
 		}
 	}
+	return w.write(ctx, todo, ours, isServed)
+}
+
+// write brings the status of each of todo to what it should be, a few at a
+// time (Workers).
+func (w *StatusWriter) write(ctx context.Context, todo []*networkingv1.Ingress, ours []networkingv1.IngressLoadBalancerIngress, isServed func(*networkingv1.Ingress) bool) (int, error) {
 	if len(todo) == 0 {
 		return 0, nil
 	}
-
+	log := w.log()
 	workers := cmp.Or(w.Workers, defaultStatusWorkers)
 	next := make(chan *networkingv1.Ingress)
 	var (
@@ -264,7 +288,7 @@ func (w *StatusWriter) Sync(ctx context.Context, ingresses []*networkingv1.Ingre
 	for range min(workers, len(todo)) {
 		wg.Go(func() {
 			for ing := range next {
-				wrote, err := w.syncOne(ctx, ing, ours, served[ing.Namespace+"/"+ing.Name])
+				wrote, err := w.syncOne(ctx, ing, ours, isServed(ing))
 				if err != nil {
 					errs.add(fmt.Errorf("Ingress %s/%s: %w", ing.Namespace, ing.Name, err))
 				}
@@ -295,10 +319,6 @@ feed:
 	return n, ctx.Err()
 }
 
-// syncOne writes one Ingress's status. The first attempt uses the object
-// as given; after a conflict the Ingress is read again, because someone
-// else (or our own earlier write the cache has not seen yet) changed it,
-// and the decision is made again on the fresh copy.
 func (w *StatusWriter) syncOne(ctx context.Context, ing *networkingv1.Ingress, ours []networkingv1.IngressLoadBalancerIngress, served bool) (bool, error) {
 	api := w.Client.NetworkingV1().Ingresses(ing.Namespace)
 	cur := ing

@@ -151,6 +151,14 @@ func (l *watchedList[T]) take() (list []*T, same bool, delta *render.Delta[*T]) 
 	return l.list, false, delta
 }
 
+// handedList is the list take handed out last, for a reader other than
+// the one take's deltas are for; nil before the first.
+func (l *watchedList[T]) handedList() []*T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.handed
+}
+
 func sortedByKey[T any](objs map[*T]struct{}) []*T {
 	if len(objs) == 0 {
 		return nil
