@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -51,6 +52,10 @@ type settings struct {
 	out       string   // BENCH_OUT: file the results table is written to (BENCH_LABEL: text for its title)
 	goResults []string // BENCH_GO_RESULTS: files of `go test -bench` output to add to the table
 	binary    string   // BENCH_SIDECAR_BIN: a built haproxy-sidecar; default: go build of this tree
+	// BENCH_PUBLISH: an address the sidecar publishes in the status of
+	// the Ingresses it serves (--publish-address), as a deployment does;
+	// default none (no status written).
+	publish string
 	// BENCH_STEPS: which of the cluster part's changes run after the
 	// starts, default all of "runtime endpoint certificates reload".
 	steps map[string]bool
@@ -82,6 +87,7 @@ func loadSettings(b *testing.B) settings {
 		variants:  fieldsOr("BENCH_VARIANTS", "plain tls"),
 		out:       os.Getenv("BENCH_OUT"),
 		binary:    os.Getenv("BENCH_SIDECAR_BIN"),
+		publish:   os.Getenv("BENCH_PUBLISH"),
 	}
 	for _, f := range fieldsOr("BENCH_SIZES", "1000 10000") {
 		n, err := strconv.Atoi(f)
@@ -184,6 +190,14 @@ func BenchmarkCluster(b *testing.B) {
 	binary := set.binary
 	if binary == "" {
 		binary = sidecartest.Binary(b)
+	}
+	// The sidecar's resident file pages (a third of its RSS at 10k) depend
+	// on how much of its binary is in the page cache: a fault maps the
+	// cached pages around it too. Read whole, every binary starts the same
+	// (a freshly built one had 45 MB of them, an older one partly evicted
+	// 38 MB). A wrapper script's binary is not read.
+	if err := readWhole(binary); err != nil {
+		b.Fatal(err)
 	}
 	bins := testenv.HAProxies(b)
 	for _, version := range set.versions {
@@ -370,6 +384,7 @@ func (r *run) ctx(d time.Duration) context.Context {
 func (r *run) all() {
 	r.setup(true)
 	r.startup()
+	r.statusWritten()
 	if r.set.steps["runtime"] {
 		r.runtimePath()
 		r.logPeakRSS("runtime path")
@@ -553,7 +568,40 @@ func (r *run) startSidecar(extra ...string) *Sidecar {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if r.set.publish != "" {
+		extra = append(extra, "--publish-address", r.set.publish)
+	}
 	return StartSidecar(b, r.binary, r.haproxy, kubeconfig, extra...)
+}
+
+// statusWritten waits, with BENCH_PUBLISH, until the sidecar has written
+// the status of every Ingress of the cluster: each write comes back as an
+// Ingress update and a pass, so the loop is idle once they are done.
+func (r *run) statusWritten() {
+	if r.set.publish == "" {
+		return
+	}
+	b := r.b
+	start := time.Now()
+	if err := r.sidecar.WaitIdle(r.ctx(20*time.Minute), 0, 3*time.Second, 20*time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	list, err := r.client.NetworkingV1().Ingresses(Namespace).List(r.ctx(time.Minute), metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	written := 0
+	for _, ing := range list.Items {
+		if slices.ContainsFunc(ing.Status.LoadBalancer.Ingress, func(e networkingv1.IngressLoadBalancerIngress) bool {
+			return e.IP == r.set.publish || e.Hostname == r.set.publish
+		}) {
+			written++
+		}
+	}
+	b.Logf("status of %d of %d Ingresses written in %s", written, len(list.Items), time.Since(start).Round(time.Second))
+	if written != len(list.Items) {
+		b.Fatalf("BENCH_PUBLISH: %d of %d Ingresses have %s in their status", written, len(list.Items), r.set.publish)
+	}
 }
 
 // startup: the sidecar started with the cluster in the API → the first
@@ -626,6 +674,7 @@ func (r *run) runtimePath() {
 	b := r.b
 	var ds []time.Duration
 	failed := 0
+	mem := r.memory()
 	for k := range r.set.changes {
 		before := r.passes()
 		host := fmt.Sprintf("rt-%05d.bench.test", k)
@@ -642,7 +691,7 @@ func (r *run) runtimePath() {
 		}
 		r.waitIdle(before)
 	}
-	r.row("runtime path: new host on an existing Service → first 200", ds, failed, "Ingress create returned → first 200; each change alone")
+	r.row("runtime path: new host on an existing Service → first 200", ds, failed, "Ingress create returned → first 200; each change alone"+r.memorySince(mem, r.set.changes))
 }
 
 // endpointChange: the EndpointSlice of Service j moves all its endpoints
@@ -653,6 +702,7 @@ func (r *run) endpointChange() {
 	var stages []Stages
 	failed, missing := 0, 0
 	group := make(map[int]int)
+	mem := r.memory()
 	for k := range r.set.changes {
 		j := k % r.services
 		to := 1 - group[j]
@@ -692,7 +742,7 @@ func (r *run) endpointChange() {
 		}
 	}
 	const figure = "endpoint change: EndpointSlice moved → traffic there"
-	r.row(figure, ds, failed, "EndpointSlice update returned → first answer from the new backends; each change alone")
+	r.row(figure, ds, failed, "EndpointSlice update returned → first answer from the new backends; each change alone"+r.memorySince(mem, r.set.changes))
 	r.stageRows(figure, stages, missing)
 }
 
@@ -793,6 +843,7 @@ func (r *run) measureStaged(figure, notes string, outcome controller.Outcome, ch
 	}
 	failed := 0
 	before, passes := r.reloads(), r.passes()
+	mem := r.memory()
 	for k := range r.set.reloads {
 		if len(pending) > 0 {
 			resolve()
@@ -808,8 +859,29 @@ func (r *run) measureStaged(figure, notes string, outcome controller.Outcome, ch
 	reloads := r.reloads() - before
 	r.waitIdle(passes)
 	resolve()
-	r.row(figure, ds, failed, fmt.Sprintf("%s; %d changes back to back, %d reloads", notes, r.set.reloads, reloads))
+	r.row(figure, ds, failed, fmt.Sprintf("%s; %d changes back to back, %d reloads", notes, r.set.reloads, reloads)+r.memorySince(mem, r.set.reloads))
 	r.stageRows(figure, stages, len(pending))
+}
+
+// memoryUse is what the sidecar's Go runtime allocated and how many
+// collections it ran, so far.
+type memoryUse struct{ allocated, collections float64 }
+
+func (r *run) memory() memoryUse {
+	m, err := r.sidecar.Metrics("go_memstats_alloc_bytes_total", "go_gc_duration_seconds_count")
+	if err != nil {
+		r.b.Fatalf("sidecar metrics: %v", err)
+	}
+	return memoryUse{m["go_memstats_alloc_bytes_total"], m["go_gc_duration_seconds_count"]}
+}
+
+// memorySince is a note on what the sidecar allocated and collected a
+// change since before, over n changes: how often the collector ran
+// beside the passes decides how many of them share the cores with it.
+func (r *run) memorySince(before memoryUse, n int) string {
+	now := r.memory()
+	return fmt.Sprintf("; the sidecar allocated %.1f MB and collected %.2f times a change", (now.allocated-before.allocated)/1e6/float64(n),
+		(now.collections-before.collections)/float64(n))
 }
 
 func (r *run) passes() int64 {
@@ -839,4 +911,16 @@ func lastError(logs string) string {
 		}
 	}
 	return "no error in its log"
+}
+
+// readWhole reads the file at path to its end, so that the page cache
+// holds it.
+func readWhole(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(io.Discard, f)
+	return err
 }
