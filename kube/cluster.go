@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -56,6 +57,9 @@ type Cluster struct {
 	mu      sync.Mutex
 	model   *render.Model // last served
 	trigger chan struct{}
+	// fullStatus asks the status loop's next run to check every Ingress
+	// (a new leader does not take the last run's word for them).
+	fullStatus atomic.Bool
 }
 
 // NewCluster sets up the informers, leader election, status and Events.
@@ -86,7 +90,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		// A new leader writes status at once instead of waiting for a
 		// change, and reads the Events written before it to write what
 		// is missing.
-		OnStartedLeading: func(ctx context.Context) { c.syncStatus(); c.events.Lead(ctx) },
+		OnStartedLeading: func(ctx context.Context) { c.fullStatus.Store(true); c.syncStatus(); c.events.Lead(ctx) },
 		OnStoppedLeading: func() { c.events.Follow() },
 		Log:              log.Named("leader"),
 	})
@@ -202,6 +206,7 @@ func (c *Cluster) Run(ctx context.Context, interval time.Duration) error {
 		if tracker == nil || m == nil {
 			continue
 		}
+		full = c.fullStatus.Swap(false) || full
 		n, err := tracker.run(ctx, c.Source.IngressList(), m.Served, c.Source.Ingress, full)
 		if err != nil && ctx.Err() == nil {
 			c.log.Warn("updating Ingress status", zap.Error(err))

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lists"
@@ -373,8 +374,8 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 		g.countRegex(g.routes, 1)
 		g.passRoutes = countPassthroughRoutes(g.routes)
 		g.bulk = false
-	} else {
-		g.updateRoutes(removed, added)
+	} else if g.updateRoutes(removed, added) {
+		g.shareRoutes(removed, added)
 	}
 	return g.assemble(in.ConfigMaps)
 }
@@ -609,10 +610,55 @@ func (g *engine) syncIngresses(ings []*networkingv1.Ingress) {
 	}
 }
 
+// moveUnchanged gives the entry of each Ingress of d.Removed whose new
+// object in d.Added is the same to the engine (sameToRender) to that new
+// object, and returns the old objects it did that for. Both lists are in
+// namespace/name order. Writing an Ingress's status, as the sidecar does
+// for every Ingress it starts serving, changes nothing the engine reads:
+// parsing it again, indexing and evaluating it, made the same routes
+// again (a start with --publish-service wrote 10k statuses at 10k
+// Ingresses, and each came back as an update).
+func (g *engine) moveUnchanged(d *Delta[*networkingv1.Ingress]) map[*networkingv1.Ingress]bool {
+	var moved map[*networkingv1.Ingress]bool
+	i := 0
+	for _, ing := range d.Added {
+		key := ing.Namespace + "/" + ing.Name
+		for i < len(d.Removed) && d.Removed[i].Namespace+"/"+d.Removed[i].Name < key {
+			i++
+		}
+		if i == len(d.Removed) {
+			break
+		}
+		old := d.Removed[i]
+		e := g.ings[old]
+		if e == nil || g.ings[ing] != nil || !sameToRender(old, ing) {
+			continue
+		}
+		delete(g.ings, old)
+		e.obj, e.seen = ing, g.gen
+		g.ings[ing] = e
+		if moved == nil {
+			moved = map[*networkingv1.Ingress]bool{}
+		}
+		moved[old] = true
+	}
+	return moved
+}
+
+// sameToRender reports whether the engine reads the same of a and b: the
+// name, UID and creation time, the annotations and the spec. Not the
+// status, labels or resource version.
+func sameToRender(a, b *networkingv1.Ingress) bool {
+	return a.Namespace == b.Namespace && a.Name == b.Name && a.UID == b.UID &&
+		a.CreationTimestamp.Equal(&b.CreationTimestamp) && maps.Equal(a.Annotations, b.Annotations) &&
+		equality.Semantic.DeepEqual(a.Spec, b.Spec)
+}
+
 // applyIngressDelta takes in the Ingresses that changed since the list
 // the last build took in, as syncIngresses does for the whole list.
 // New ones are indexed before gone ones are taken out, as there.
 func (g *engine) applyIngressDelta(d *Delta[*networkingv1.Ingress]) {
+	moved := g.moveUnchanged(d)
 	fresh := 0
 	for _, ing := range d.Added {
 		if g.ings[ing] == nil {
@@ -628,6 +674,9 @@ func (g *engine) applyIngressDelta(d *Delta[*networkingv1.Ingress]) {
 		}
 	}
 	for _, ing := range d.Removed {
+		if moved[ing] {
+			continue
+		}
 		if e := g.ings[ing]; e != nil {
 			delete(g.ings, ing)
 			g.unindex(e)

@@ -172,8 +172,10 @@ func (g *engine) evaluate(e *ingEntry) {
 }
 
 // updateRoutes takes the routes of the evaluated Ingresses out of the
-// sorted routes and puts their new ones in.
-func (g *engine) updateRoutes(removed, added []*Route) {
+// sorted routes and puts their new ones in. It reports whether the new
+// ones are equal to the old, which stay (removed and added are then
+// sorted alike: the k-th of each are equal).
+func (g *engine) updateRoutes(removed, added []*Route) (same bool) {
 	g.countRegex(removed, -1)
 	g.countRegex(added, 1)
 	g.passRoutes += countPassthroughRoutes(added) - countPassthroughRoutes(removed)
@@ -184,7 +186,7 @@ func (g *engine) updateRoutes(removed, added []*Route) {
 		slices.SortFunc(removed, cmpOrder)
 		slices.SortFunc(added, cmpOrder)
 		if slices.EqualFunc(removed, added, func(x, y *Route) bool { return *x == *y }) {
-			return
+			return true
 		}
 	}
 	// Earlier models share the old slice: change a copy.
@@ -197,7 +199,7 @@ func (g *engine) updateRoutes(removed, added []*Route) {
 		kept := slices.DeleteFunc(g.routes, func(r *Route) bool { return gone[r.order] })
 		g.routes = append(kept, added...)
 		slices.SortFunc(g.routes, cmpOrder)
-		return
+		return false
 	}
 	for _, r := range removed {
 		if i, ok := slices.BinarySearchFunc(g.routes, r, cmpOrder); ok {
@@ -207,6 +209,29 @@ func (g *engine) updateRoutes(removed, added []*Route) {
 	for _, r := range added {
 		i, _ := slices.BinarySearchFunc(g.routes, r, cmpOrder)
 		g.routes = slices.Insert(g.routes, i, r)
+	}
+	return false
+}
+
+// shareRoutes gives the evaluated Ingresses the routes the models share
+// (old) instead of their equal new ones (fresh, the k-th equal to the k-th
+// of old): an Ingress evaluated again with the same result (its Service's
+// endpoints moved, an annotation nothing reads) otherwise kept a second
+// copy of its routes beside the model's.
+func (g *engine) shareRoutes(old, fresh []*Route) {
+	if len(fresh) == 0 {
+		return
+	}
+	was := make(map[*Route]*Route, len(fresh))
+	for k, r := range fresh {
+		was[r] = old[k]
+	}
+	for e := range g.dirty {
+		for j, r := range e.routes {
+			if o, ok := was[r]; ok {
+				e.routes[j] = o
+			}
+		}
 	}
 }
 

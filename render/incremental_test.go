@@ -3,6 +3,7 @@ package render_test
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	mathrand "math/rand/v2"
 	"reflect"
 	"slices"
@@ -32,7 +33,11 @@ import (
 // slices that move endpoints, invalid values of every kind.
 
 type randomCluster struct {
-	r     *mathrand.Rand
+	r *mathrand.Rand
+	// touch decides the steps that also touch an Ingress (touchIngress):
+	// a stream of its own, so that r makes the same clusters as before
+	// touches were made.
+	touch *mathrand.Rand
 	certs []certPair
 	in    render.Inputs
 	age   int
@@ -55,7 +60,7 @@ var (
 type certPair struct{ crt, key []byte }
 
 func newRandomCluster(seed uint64, certs []certPair) *randomCluster {
-	c := &randomCluster{r: mathrand.New(mathrand.NewPCG(seed, 7)), certs: certs}
+	c := &randomCluster{r: mathrand.New(mathrand.NewPCG(seed, 7)), touch: mathrand.New(mathrand.NewPCG(seed, 11)), certs: certs}
 	c.in.IngressClasses = []*networkingv1.IngressClass{randomClass(c.r.IntN(2) == 0)}
 	return c
 }
@@ -222,7 +227,11 @@ func (c *randomCluster) step() string {
 	case 0, 1:
 		name = "ing-" + strconv.Itoa(c.r.IntN(6))
 		c.in.Ingresses = upsertOrDelete(c, c.in.Ingresses, ns, name, func() *networkingv1.Ingress { return c.ingress(ns, name) })
-		return "Ingress " + ns + "/" + name
+		what := "Ingress " + ns + "/" + name
+		if c.touch.IntN(3) == 0 && len(c.in.Ingresses) > 0 {
+			what += ", " + c.touchIngress(c.in.Ingresses[c.touch.IntN(len(c.in.Ingresses))])
+		}
+		return what
 	case 2:
 		name = c.pick(rcServices)
 		c.in.Services = upsertOrDelete(c, c.in.Services, ns, name, func() *corev1.Service { return c.service(ns, name) })
@@ -247,6 +256,29 @@ func (c *randomCluster) step() string {
 		}
 		return "IngressClass haproxy"
 	}
+}
+
+// touchIngress replaces Ingress ing with a copy
+// that differs in nothing the renderer reads (its status written, its
+// resource version) or in an annotation no one reads, as a status write or
+// kubectl annotate makes them.
+func (c *randomCluster) touchIngress(ing *networkingv1.Ingress) string {
+	i := slices.Index(c.in.Ingresses, ing)
+	n := ing.DeepCopy()
+	n.ResourceVersion += "1"
+	what := "Ingress " + ing.Namespace + "/" + ing.Name + " touched (status)"
+	if c.touch.IntN(3) == 0 {
+		n.Annotations = maps.Clone(n.Annotations)
+		if n.Annotations == nil {
+			n.Annotations = map[string]string{}
+		}
+		n.Annotations["example.com/note-"+strconv.Itoa(c.touch.IntN(2))] = strconv.Itoa(c.touch.IntN(100))
+		what = "Ingress " + ing.Namespace + "/" + ing.Name + " touched (annotation)"
+	} else {
+		n.Status.LoadBalancer.Ingress = []networkingv1.IngressLoadBalancerIngress{{IP: "198.51.100." + strconv.Itoa(c.touch.IntN(9))}}
+	}
+	c.in.Ingresses = append(append(c.in.Ingresses[:i:i], c.in.Ingresses[i+1:]...), n)
+	return what
 }
 
 type object interface {

@@ -1,0 +1,81 @@
+package render
+
+import (
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/haproxy-sidecar/haproxy-sidecar/internal/lists"
+)
+
+// An Ingress updated in nothing the engine reads (its status written, as
+// the sidecar does for every Ingress it serves) keeps its entry: not
+// parsed, indexed or evaluated again, the model's routes the same list.
+// One updated in an annotation nothing reads, or whose Service's
+// endpoints moved, is evaluated again and keeps the model's routes, not
+// equal copies of its own. A spec change is still a change.
+func TestUnchangedIngressKeepsItsEntry(t *testing.T) {
+	web := ingress("default", "web", 0, "a.example", pathSpec{"Prefix", "/", "web", 80}, pathSpec{"Exact", "/x", "web", 80})
+	other := ingress("default", "other", 1, "b.example", pathSpec{"Prefix", "/", "web", 80})
+	in := Inputs{
+		IngressClasses: []*networkingv1.IngressClass{ourClass(true)},
+		Ingresses:      []*networkingv1.Ingress{web, other},
+		Services:       []*corev1.Service{service("default", "web", corev1.ServicePort{Name: "http", Port: 80})},
+		EndpointSlices: []*discoveryv1.EndpointSlice{slice("default", "web", "web-1", "http", 8080, "10.0.0.1")},
+	}
+	var g engine
+	m := g.build(in, Options{})
+	if len(m.Routes) != 3 {
+		t.Fatalf("%d routes, want 3", len(m.Routes))
+	}
+	entry := g.ings[web]
+
+	// update replaces web with changed, as a source hands it out.
+	update := func(changed *networkingv1.Ingress) *Model {
+		t.Helper()
+		next := in
+		next.Ingresses = []*networkingv1.Ingress{changed, other}
+		next.IngressDelta = &Delta[*networkingv1.Ingress]{Since: in.Ingresses, Added: []*networkingv1.Ingress{changed}, Removed: []*networkingv1.Ingress{in.Ingresses[0]}}
+		next.Unchanged = ServicesKind | EndpointSlicesKind | SecretsKind | IngressClassesKind | ConfigMapsKind
+		in = next
+		return g.build(next, Options{Previous: m})
+	}
+
+	status := web.DeepCopy()
+	status.ResourceVersion = "2"
+	status.Status.LoadBalancer.Ingress = []networkingv1.IngressLoadBalancerIngress{{IP: "198.51.100.7"}}
+	m2 := update(status)
+	if g.ings[status] != entry || g.ings[web] != nil || entry.obj != status {
+		t.Fatalf("status written: entry %p for the new object (was %p), old object still in: %v", g.ings[status], entry, g.ings[web] != nil)
+	}
+	if !lists.Same(m2.Routes, m.Routes) || !lists.Same(m2.Served, m.Served) {
+		t.Errorf("status written: a new list of routes or served keys")
+	}
+
+	noted := status.DeepCopy()
+	noted.ResourceVersion = "3"
+	noted.Annotations = map[string]string{"example.com/note": "x"}
+	m3 := update(noted)
+	e := g.ings[noted]
+	if e == nil || e == entry {
+		t.Fatalf("annotation: entry %p, want a new one", e)
+	}
+	if !lists.Same(m3.Routes, m.Routes) {
+		t.Errorf("annotation nothing reads: a new list of routes")
+	}
+	for _, r := range e.routes {
+		if !slices.Contains(m3.Routes, r) {
+			t.Errorf("annotation nothing reads: the entry keeps route %s %s apart from the model's", r.Key, r.Backend)
+		}
+	}
+
+	respec := noted.DeepCopy()
+	respec.ResourceVersion = "4"
+	respec.Spec.Rules[0].HTTP.Paths = respec.Spec.Rules[0].HTTP.Paths[:1]
+	if m4 := update(respec); len(m4.Routes) != 2 || g.ings[respec] == nil || g.ings[respec] == e {
+		t.Errorf("spec changed: %d routes (want 2), entry %p", len(m4.Routes), g.ings[respec])
+	}
+}
