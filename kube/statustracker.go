@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -79,9 +80,8 @@ func (t *statusTracker) run(ctx context.Context, list []*networkingv1.Ingress, s
 			}
 		}
 		for _, key := range flipped {
-			// Also checked above when its object changed: checking it
-			// twice writes it once (the second finds it as wanted).
-			if ing := lookup(key); ing != nil {
+			// Maybe checked above already, when its object changed.
+			if ing := lookup(key); ing != nil && !slices.Contains(todo, ing) {
 				check(ing)
 			}
 		}
