@@ -162,6 +162,11 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	if s.ingressList, err = watchList[networkingv1.Ingress](s, s.ingresses, refs); err != nil {
 		return nil, err
 	}
+	// A status write (the sidecar's own, one per Ingress it serves, or
+	// another controller's) is no change to render: no pass of its own.
+	// The status loop's periodic full check sees a status another
+	// controller changed.
+	s.ingressList.quiet = render.SameIngress
 	if s.classList, err = watchList[networkingv1.IngressClass](s, s.classes, nil); err != nil {
 		return nil, err
 	}

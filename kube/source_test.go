@@ -708,3 +708,49 @@ func TestSecretsWatchedByNamespaceOnceMany(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A status write is not a change to render: the source takes the new
+// object in without notifying (at a first start with --publish-service,
+// each of 50k status writes was a pass), and the next Inputs hands it
+// out; an annotation written next notifies as before.
+func TestSourceStatusWriteIsQuiet(t *testing.T) {
+	c := e2ekube.Start(t)
+	ctx := context.Background()
+	ns := apiTestNamespace(t, c.Client, "quiet")
+	ing := statusIngress(t, c.Client, ns, "web")
+	var notified atomic.Int64
+	src := runSource(t, SourceConfig{Client: c.Client, Namespace: ns, Notify: func() { notified.Add(1) }})
+	cached := func() *networkingv1.Ingress { return src.Ingress(ns + "/web") }
+	apiTestEventually(t, 10*time.Second, func() (bool, string) { return cached() != nil, "the Ingress cached" })
+	if _, _, err := src.Inputs(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	before := notified.Load()
+	ing.Status.LoadBalancer.Ingress = []networkingv1.IngressLoadBalancerIngress{{IP: "198.51.100.7"}}
+	written, err := c.Client.NetworkingV1().Ingresses(ns).UpdateStatus(ctx, ing, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		return cached().ResourceVersion == written.ResourceVersion, "the status write cached"
+	})
+	if n := notified.Load() - before; n != 0 {
+		t.Errorf("a status write notified %d times", n)
+	}
+	in, _, err := src.Inputs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Ingresses) != 1 || in.Ingresses[0].ResourceVersion != written.ResourceVersion || in.IngressDelta == nil || len(in.IngressDelta.Added) != 1 {
+		t.Fatalf("Inputs after the status write: %d Ingresses, delta %+v", len(in.Ingresses), in.IngressDelta)
+	}
+
+	written.Annotations = map[string]string{"haproxy-sidecar.io/balance": "leastconn"}
+	if _, err := c.Client.NetworkingV1().Ingresses(ns).Update(ctx, written, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		return notified.Load() > before, "an annotation written notified"
+	})
+}

@@ -30,6 +30,10 @@ type watchedList[T any] struct {
 	changed        bool            // list changed since handed
 	added, removed map[*T]struct{} // since handed
 	reg            cache.ResourceEventHandlerRegistration
+	// quiet, when set, tells an update that changes nothing the renderer
+	// reads: the list takes it in without notifying, and the next pass
+	// for another change hands it out.
+	quiet func(old, new *T) bool
 }
 
 func newWatchedList[T any]() *watchedList[T] {
@@ -49,6 +53,9 @@ func (l *watchedList[T]) handler(notify func()) cache.ResourceEventHandlerFuncs 
 		UpdateFunc: func(old, new any) {
 			if o, ok := new.(*T); ok && !resync(old, new) {
 				l.put(o)
+				if was, ok := old.(*T); ok && l.quiet != nil && l.quiet(was, o) {
+					return
+				}
 				notify()
 			}
 		},

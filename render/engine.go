@@ -611,7 +611,7 @@ func (g *engine) syncIngresses(ings []*networkingv1.Ingress) {
 }
 
 // moveUnchanged gives the entry of each Ingress of d.Removed whose new
-// object in d.Added is the same to the engine (sameToRender) to that new
+// object in d.Added is the same to the engine (SameIngress) to that new
 // object, and returns the old objects it did that for. Both lists are in
 // namespace/name order. Writing an Ingress's status, as the sidecar does
 // for every Ingress it starts serving, changes nothing the engine reads:
@@ -631,7 +631,7 @@ func (g *engine) moveUnchanged(d *Delta[*networkingv1.Ingress]) map[*networkingv
 		}
 		old := d.Removed[i]
 		e := g.ings[old]
-		if e == nil || g.ings[ing] != nil || !sameToRender(old, ing) {
+		if e == nil || g.ings[ing] != nil || !SameIngress(old, ing) {
 			continue
 		}
 		delete(g.ings, old)
@@ -645,10 +645,10 @@ func (g *engine) moveUnchanged(d *Delta[*networkingv1.Ingress]) map[*networkingv
 	return moved
 }
 
-// sameToRender reports whether the engine reads the same of a and b: the
+// SameIngress reports whether the renderer reads the same of a and b: the
 // name, UID and creation time, the annotations and the spec. Not the
 // status, labels or resource version.
-func sameToRender(a, b *networkingv1.Ingress) bool {
+func SameIngress(a, b *networkingv1.Ingress) bool {
 	return a.Namespace == b.Namespace && a.Name == b.Name && a.UID == b.UID &&
 		a.CreationTimestamp.Equal(&b.CreationTimestamp) && maps.Equal(a.Annotations, b.Annotations) &&
 		equality.Semantic.DeepEqual(a.Spec, b.Spec)
