@@ -163,9 +163,10 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		return nil, err
 	}
 	// A status write (the sidecar's own, one per Ingress it serves, or
-	// another controller's) is no change to render: no pass of its own.
-	// The status loop's periodic full check sees a status another
-	// controller changed.
+	// another controller's) is no change to render: no pass of its own,
+	// but one a second for all of them, so that the list handed out, the
+	// renderer and the status loop hold what the API server does (a
+	// status another controller changed is put right then).
 	s.ingressList.quiet = render.SameIngress
 	if s.classList, err = watchList[networkingv1.IngressClass](s, s.classes, nil); err != nil {
 		return nil, err

@@ -710,9 +710,11 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // A status write is not a change to render: the source takes the new
-// object in without notifying (at a first start with --publish-service,
-// each of 50k status writes was a pass), and the next Inputs hands it
-// out; an annotation written next notifies as before.
+// object in and tells of such writes together, a second after the first
+// (at a first start with --publish-service, each of 50k status writes was
+// a pass; never told of, they waited for the next change while the status
+// loop decided on the objects from before them), and the next Inputs
+// hands them out; an annotation written next notifies as before.
 func TestSourceStatusWriteIsQuiet(t *testing.T) {
 	c := e2ekube.Start(t)
 	ctx := context.Background()
@@ -726,17 +728,30 @@ func TestSourceStatusWriteIsQuiet(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Three status writes in a row, as the status loop makes them: not
+	// told of one by one, but together, once, quietDelay after the first.
 	before := notified.Load()
-	ing.Status.LoadBalancer.Ingress = []networkingv1.IngressLoadBalancerIngress{{IP: "198.51.100.7"}}
-	written, err := c.Client.NetworkingV1().Ingresses(ns).UpdateStatus(ctx, ing, metav1.UpdateOptions{})
-	if err != nil {
-		t.Fatal(err)
+	start := time.Now()
+	written := ing
+	for _, ip := range []string{"198.51.100.7", "198.51.100.8", "198.51.100.9"} {
+		written.Status.LoadBalancer.Ingress = []networkingv1.IngressLoadBalancerIngress{{IP: ip}}
+		var err error
+		if written, err = c.Client.NetworkingV1().Ingresses(ns).UpdateStatus(ctx, written, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	apiTestEventually(t, 10*time.Second, func() (bool, string) {
-		return cached().ResourceVersion == written.ResourceVersion, "the status write cached"
+		return cached().ResourceVersion == written.ResourceVersion, "the status writes cached"
 	})
-	if n := notified.Load() - before; n != 0 {
-		t.Errorf("a status write notified %d times", n)
+	if n := notified.Load() - before; n != 0 && time.Since(start) < quietDelay/2 {
+		t.Errorf("status writes notified %d times at once", n)
+	}
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		return notified.Load()-before == 1, "the status writes told of"
+	})
+	time.Sleep(quietDelay + 200*time.Millisecond)
+	if n := notified.Load() - before; n != 1 {
+		t.Errorf("three status writes notified %d times, want once", n)
 	}
 	in, _, err := src.Inputs(ctx)
 	if err != nil {
@@ -744,6 +759,26 @@ func TestSourceStatusWriteIsQuiet(t *testing.T) {
 	}
 	if len(in.Ingresses) != 1 || in.Ingresses[0].ResourceVersion != written.ResourceVersion || in.IngressDelta == nil || len(in.IngressDelta.Added) != 1 {
 		t.Fatalf("Inputs after the status write: %d Ingresses, delta %+v", len(in.Ingresses), in.IngressDelta)
+	}
+
+	// A status write handed out (with another change) before its
+	// notification is due is not told of again.
+	before, start = notified.Load(), time.Now()
+	written.Status.LoadBalancer.Ingress = nil
+	if written, err = c.Client.NetworkingV1().Ingresses(ns).UpdateStatus(ctx, written, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	apiTestEventually(t, 10*time.Second, func() (bool, string) {
+		return cached().ResourceVersion == written.ResourceVersion, "the status write cached"
+	})
+	if _, _, err := src.Inputs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if handedAfter := time.Since(start); handedAfter < quietDelay/2 {
+		time.Sleep(quietDelay + 200*time.Millisecond)
+		if n := notified.Load() - before; n != 0 {
+			t.Errorf("a status write handed out %s after it notified %d times", handedAfter.Round(time.Millisecond), n)
+		}
 	}
 
 	written.Annotations = map[string]string{"haproxy-sidecar.io/balance": "leastconn"}

@@ -65,9 +65,20 @@ func (t *statusTracker) run(ctx context.Context, list []*networkingv1.Ingress, s
 
 	var todo []*networkingv1.Ingress
 	check := func(ing *networkingv1.Ingress) {
-		if !statusWanted(ing.Status.LoadBalancer.Ingress, t.ours, t.isServed(ing)) {
-			todo = append(todo, ing)
+		if statusWanted(ing.Status.LoadBalancer.Ingress, t.ours, t.isServed(ing)) {
+			return
 		}
+		// The list is the one the last pass was handed: a status written
+		// since (ours, moments ago) is in the informer's object. Decided
+		// on the list's alone, a full check after a start's writes wrote
+		// every status again, each a conflict and a read.
+		if cur := lookup(ing.Namespace + "/" + ing.Name); cur != nil && cur != ing && cur.UID == ing.UID {
+			if statusWanted(cur.Status.LoadBalancer.Ingress, t.ours, t.isServed(cur)) {
+				return
+			}
+			ing = cur
+		}
+		todo = append(todo, ing)
 	}
 	if full {
 		for _, ing := range list {

@@ -4,15 +4,19 @@ import (
 	"context"
 	"maps"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/zap/zaptest"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	e2ekube "github.com/haproxy-sidecar/haproxy-sidecar/e2e/kube"
 )
@@ -139,6 +143,7 @@ func TestStatusTrackerReadsOnlyWhatChanged(t *testing.T) {
 			served = append(served, ns+"/"+ing.Name)
 		}
 	}
+	handed := slices.Clone(list) // before any status was written
 	lookup := func(key string) *networkingv1.Ingress {
 		for _, ing := range list {
 			if ns+"/"+ing.Name == key {
@@ -229,6 +234,32 @@ func TestStatusTrackerReadsOnlyWhatChanged(t *testing.T) {
 	list[2].Status.LoadBalancer.Ingress = nil
 	if n, err := tr.run(ctx, list, served, lookup, false); err != nil || n != 1 {
 		t.Fatalf("first run as leader again: %d written, %v; want 1", n, err)
+	}
+	list[2] = statusGet(t, c.Client, ns, list[2].Name) // the copy changed in place, as the API server has it
+
+	// A full check on the list the last pass was handed, from before the
+	// statuses were written, while the informer (lookup) holds the
+	// written ones: decided on those, nothing is sent to the API server.
+	// (Decided on the list's, each was a conflicting patch and a read.)
+	var requests atomic.Int64
+	cfg := rest.CopyConfig(c.Config)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			requests.Add(1)
+			return rt.RoundTrip(r)
+		})
+	})
+	counted, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cw := &StatusWriter{Client: counted, PublishAddresses: addrs, IsLeader: func() bool { return true }, Log: zaptest.NewLogger(t)}
+	handed = slices.DeleteFunc(handed, func(ing *networkingv1.Ingress) bool { return ns+"/"+ing.Name == gone })
+	if n, err := newStatusTracker(cw).run(ctx, handed, served, lookup, true); err != nil || n != 0 {
+		t.Fatalf("full check on the list from before the writes: %d written, %v; want 0", n, err)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("full check on the list from before the writes sent %d requests, want 0", n)
 	}
 }
 

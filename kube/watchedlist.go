@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"sync"
+	"time"
 
 	"k8s.io/client-go/tools/cache"
 
@@ -31,10 +32,26 @@ type watchedList[T any] struct {
 	added, removed map[*T]struct{} // since handed
 	reg            cache.ResourceEventHandlerRegistration
 	// quiet, when set, tells an update that changes nothing the renderer
-	// reads: the list takes it in without notifying, and the next pass
-	// for another change hands it out.
+	// reads (a status write): the list takes it in and notifies of such
+	// updates together, quietDelay after the first (notifyQuiet).
 	quiet func(old, new *T) bool
+	// quietTimer is the pending notification of quiet updates;
+	// quietPending says one came that no list handed out has yet.
+	quietTimer   *time.Timer
+	quietPending bool
 }
+
+// quietDelay is how long quiet updates wait to be told of, together. Not
+// told at all, they were handed out only with the next change: until
+// then the status loop decided on the objects of the list handed out
+// last (at a start with 10k Ingresses, the periodic full check found all
+// 10k without the status just written and wrote each again, a conflict
+// and a read apiece, for minutes, while new Ingresses waited for their
+// status), and the list and the renderer kept both objects of each
+// Ingress. Told one by one, each was a pass (50k at a first start with
+// 50k Ingresses); told together, a start writing 160 statuses a second
+// makes one pass a second.
+const quietDelay = time.Second
 
 func newWatchedList[T any]() *watchedList[T] {
 	return &watchedList[T]{pos: map[string]int{}, added: map[*T]struct{}{}, removed: map[*T]struct{}{}}
@@ -54,6 +71,7 @@ func (l *watchedList[T]) handler(notify func()) cache.ResourceEventHandlerFuncs 
 			if o, ok := new.(*T); ok && !resync(old, new) {
 				l.put(o)
 				if was, ok := old.(*T); ok && l.quiet != nil && l.quiet(was, o) {
+					l.notifyQuiet(notify)
 					return
 				}
 				notify()
@@ -67,6 +85,26 @@ func (l *watchedList[T]) handler(notify func()) cache.ResourceEventHandlerFuncs 
 			}
 		},
 	}
+}
+
+// notifyQuiet calls notify quietDelay after the first quiet update not
+// handed out yet, unless a list handed out meanwhile took them all.
+func (l *watchedList[T]) notifyQuiet(notify func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.quietPending = true
+	if l.quietTimer != nil {
+		return
+	}
+	l.quietTimer = time.AfterFunc(quietDelay, func() {
+		l.mu.Lock()
+		pending := l.quietPending
+		l.quietTimer, l.quietPending = nil, false
+		l.mu.Unlock()
+		if pending {
+			notify()
+		}
+	})
 }
 
 // writable makes list safe to change: a copy once it was handed out.
@@ -154,7 +192,7 @@ func (l *watchedList[T]) take() (list []*T, same bool, delta *render.Delta[*T]) 
 	}
 	clear(l.added)
 	clear(l.removed)
-	l.handed, l.shared, l.changed = l.list, true, false
+	l.handed, l.shared, l.changed, l.quietPending = l.list, true, false, false
 	return l.list, false, delta
 }
 
