@@ -299,9 +299,12 @@ func (w *StatusWriter) write(ctx context.Context, todo []*networkingv1.Ingress, 
 		})
 	}
 feed:
-	for _, ing := range todo {
+	for i, ing := range todo {
 		select {
 		case next <- ing:
+			// Let go of once handed to a worker: the informer replaces
+			// each object written, and a long write must not keep both.
+			todo[i] = nil
 		case <-ctx.Done():
 			break feed
 		}

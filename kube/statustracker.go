@@ -38,6 +38,10 @@ type statusTracker struct {
 	done bool
 }
 
+// longWrite is the number of Ingresses to write beyond which a run does
+// not keep its list for the next one to compare with.
+const longWrite = 256
+
 func newStatusTracker(w *StatusWriter) *statusTracker {
 	return &statusTracker{w: w, served: map[types.NamespacedName]struct{}{}}
 }
@@ -101,6 +105,13 @@ func (t *statusTracker) run(ctx context.Context, list []*networkingv1.Ingress, s
 	if len(todo) == 0 {
 		t.done = true
 		return 0, nil
+	}
+	if len(todo) > longWrite {
+		// Not kept through a long write (a start's, every served
+		// Ingress: minutes at 50k), while the informer replaces each
+		// object written: both copies of every Ingress were kept. The
+		// next run checks every place, a statusWanted each.
+		t.list = nil
 	}
 	n, err := w.write(ctx, todo, t.ours, t.isServed)
 	t.done = err == nil

@@ -2,14 +2,17 @@ package kube
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"weak"
 
 	"go.uber.org/zap/zaptest"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -260,6 +263,83 @@ func TestStatusTrackerReadsOnlyWhatChanged(t *testing.T) {
 	}
 	if n := requests.Load(); n != 0 {
 		t.Errorf("full check on the list from before the writes sent %d requests, want 0", n)
+	}
+}
+
+// A long write (a start's: every served Ingress) lets go of the objects
+// it was decided on as it goes: the informer replaces each one written,
+// and keeping them kept both copies of every Ingress for the minutes such
+// a write takes at 50k Ingresses.
+func TestStatusTrackerLetsGoOfWrittenObjects(t *testing.T) {
+	c := e2ekube.Start(t)
+	ctx := context.Background()
+	ns := apiTestNamespace(t, c.Client, "status-long")
+	addrs, err := ParsePublishAddresses("198.51.100.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &StatusWriter{Client: c.Client, PublishAddresses: addrs, IsLeader: func() bool { return true }, Log: zaptest.NewLogger(t)}
+	tr := newStatusTracker(w)
+	n := longWrite + 10
+	list := make([]*networkingv1.Ingress, n)
+	served := make([]string, n)
+	kept := make([]weak.Pointer[networkingv1.Ingress], n)
+	for i := range n {
+		list[i] = statusIngress(t, c.Client, ns, fmt.Sprintf("app-%03d", i))
+		served[i] = ns + "/" + list[i].Name
+		kept[i] = weak.Make(list[i])
+	}
+	none := func(string) *networkingv1.Ingress { return nil }
+	if written, err := tr.run(ctx, list, served, none, false); err != nil || written != n {
+		t.Fatalf("first run: %d written, %v; want %d", written, err, n)
+	}
+	list = nil
+	runtime.GC()
+	alive := 0
+	for _, p := range kept {
+		if p.Value() != nil {
+			alive++
+		}
+	}
+	if alive != 0 {
+		t.Errorf("%d of the %d Ingress objects written are still kept", alive, n)
+	}
+	// The next run checks every place; every status is as written.
+	if written, err := tr.run(ctx, statusList(t, c.Client, ns), served, none, false); err != nil || written != 0 {
+		t.Fatalf("run after the long write: %d written, %v; want 0", written, err)
+	}
+
+	// While the write goes on: halfway through, the objects written so
+	// far are let go (but those the workers hold).
+	var calls atomic.Int64
+	aliveHalfway := -1
+	w.IsLeader = func() bool {
+		if calls.Add(1) == int64(n/2) {
+			runtime.GC()
+			aliveHalfway = 0
+			for _, p := range kept {
+				if p.Value() != nil {
+					aliveHalfway++
+				}
+			}
+		}
+		return true
+	}
+	ours, err := w.Addresses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	todo := make([]*networkingv1.Ingress, n)
+	for i := range n {
+		todo[i] = statusGet(t, c.Client, ns, fmt.Sprintf("app-%03d", i))
+		kept[i] = weak.Make(todo[i])
+	}
+	// No longer served: each status is written without our address.
+	if written, err := w.write(ctx, todo, ours, func(*networkingv1.Ingress) bool { return false }); err != nil || written != n {
+		t.Fatalf("write taking our address off: %d written, %v; want %d", written, err, n)
+	}
+	if limit := n - n/2 + defaultStatusWorkers + 1; aliveHalfway < 0 || aliveHalfway > limit {
+		t.Errorf("halfway through a write of %d, %d of its objects were kept; want at most %d", n, aliveHalfway, limit)
 	}
 }
 
