@@ -272,7 +272,7 @@ func (w *StatusWriter) Sync(ctx context.Context, ingresses []*networkingv1.Ingre
 }
 
 // write brings the status of each of todo to what it should be, a few at a
-// time (Workers).
+// time (Workers). It clears each entry of todo as it hands it out.
 func (w *StatusWriter) write(ctx context.Context, todo []*networkingv1.Ingress, ours []networkingv1.IngressLoadBalancerIngress, isServed func(*networkingv1.Ingress) bool) (int, error) {
 	if len(todo) == 0 {
 		return 0, nil
