@@ -59,10 +59,16 @@ vet:
 # Then a short fuzz run: manifest decoding + render (both renderers) +
 # haproxy -c on whatever the fuzzer makes of the golden cases' manifests
 # and hostile seeds (render/fuzz_test.go). A failure writes its input to
-# render/testdata/fuzz/.
+# render/testdata/fuzz/. The run starts from the seeds and testdata/fuzz
+# only, in a corpus directory of its own: in Go's shared one
+# ($$GOCACHE/fuzz) every run adds the inputs it found, and once gathering
+# their coverage took the whole -fuzztime the run failed with "context
+# deadline exceeded" (550 inputs at ~36 ms each, on a machine that had run
+# CI for weeks). -test.fuzzcachedir given after go test's own wins.
 test: deps vet
 	$(GO) test $(GOFLAGS_TEST) ./...
-	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzManifestRender$$' -fuzztime 20s -fuzzminimizetime 0 ./render/
+	corpus=$$(mktemp -d) && trap 'rm -rf "$$corpus"' EXIT && \
+	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzManifestRender$$' -fuzztime 20s -fuzzminimizetime 0 ./render/ -test.fuzzcachedir="$$corpus"
 
 # Rewrite the golden files in testdata/ after an intended output change.
 golden:
