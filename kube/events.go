@@ -184,25 +184,24 @@ func NewEventReporter(cfg EventReporterConfig) *EventReporter {
 func (r *EventReporter) Shutdown() { r.cancel() }
 
 // pendingEvent is an Event waiting to be written about the Ingress
-// name (namespace/name) of UID uid. ing is the object when the report
-// had it; otherwise the writer looks it up when the Event's turn comes:
-// Events are written at most EventsPerSecond, and at 50k Ingresses a
-// report looking up every Ingress not told yet, to queue it again, was
-// most of the sidecar's work between changes for the quarter hour the
-// first Served Events took.
+// name (namespace/name) of UID uid. The writer looks the object up when
+// the Event's turn comes: Events are written at most EventsPerSecond,
+// and at 50k Ingresses a report looking up every Ingress not told yet,
+// to queue it again, was most of the sidecar's work between changes for
+// the quarter hour the first Served Events took. Nor is the object the
+// report found kept: the start's status writes replace every Ingress in
+// the informers' store meanwhile, and a queue holding the objects of
+// the first report kept a second copy of each (at 50k, some 70 MB of
+// live heap until the next pass).
 type pendingEvent struct {
 	name string
 	uid  types.UID
-	ing  *networkingv1.Ingress
 	key  *eventKey
 }
 
-// object is the Ingress p is about: ing, or the one of that name in the
+// object is the Ingress p is about: the one of that name in the
 // informers' store while it has p's UID; nil when it has gone.
 func (p pendingEvent) object(lookup func(string) *networkingv1.Ingress) *networkingv1.Ingress {
-	if p.ing != nil {
-		return p.ing
-	}
 	if lookup == nil {
 		return nil
 	}
@@ -516,8 +515,8 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 	// with the set, a sixth of what the sidecar allocated at 50k
 	// Ingresses, made again whenever one came or went.
 	r.pending = r.pending[:0]
-	queue := func(name string, uid types.UID, ing *networkingv1.Ingress, k *eventKey) {
-		r.pending = append(r.pending, pendingEvent{name: name, uid: uid, ing: ing, key: k})
+	queue := func(name string, uid types.UID, k *eventKey) {
+		r.pending = append(r.pending, pendingEvent{name: name, uid: uid, key: k})
 	}
 	r.seen++
 	seen := r.seen
@@ -533,7 +532,6 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 	uids := lists.Resized(r.walked.spare, len(m.Served))
 	j := 0
 	for i, key := range m.Served {
-		var ing *networkingv1.Ingress
 		var uid types.UID
 		if j+1 < len(prevKeys) && !sameString(prevKeys[j], key) && sameString(prevKeys[j+1], key) {
 			j++
@@ -543,7 +541,7 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 			j++
 		}
 		if uid == "" {
-			if ing = ingress(key); ing != nil {
+			if ing := ingress(key); ing != nil {
 				uid = eventUID(ing)
 			}
 		}
@@ -552,7 +550,7 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 			continue // not in the informers' store (any more)
 		}
 		if was, ok := r.reported.served[uid]; !ok {
-			queue(key, uid, ing, &served) // ing looked up when written, if nil
+			queue(key, uid, &served)
 		} else if was != seen {
 			r.reported.served[uid] = seen
 		}
@@ -565,7 +563,7 @@ func (r *EventReporter) report(ingress func(key string) *networkingv1.Ingress, m
 			if re := (reportedEvent{eventUID(ing), k}); !wantWarnings[re] {
 				wantWarnings[re] = true
 				if !r.reported.warnings[re] {
-					queue(name, re.uid, ing, &k)
+					queue(name, re.uid, &k)
 				}
 			}
 		}

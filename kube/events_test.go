@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"go.uber.org/zap/zaptest"
 	corev1 "k8s.io/api/core/v1"
@@ -480,5 +481,51 @@ func TestEventReportLooksUpOnlyNewKeys(t *testing.T) {
 	ings[keys[10]] = &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "ing00010", UID: "uid-other"}}
 	if got := r.pending[0].object(lookup); got != nil {
 		t.Errorf("a queued Event's Ingress re-created: written about %s", got.UID)
+	}
+}
+
+// A report queues the Events of the Ingresses it finds served without
+// keeping their objects: the start's status writes replace every Ingress
+// in the informers' store while the first Served Events wait their turn
+// (a quarter hour at 50k), and a queue holding the objects the report
+// found kept a second copy of each until the next pass.
+func TestEventQueueLetsGoOfReplacedObjects(t *testing.T) {
+	const n = 500
+	ings := map[string]*networkingv1.Ingress{}
+	var keys []string
+	first := make([]weak.Pointer[networkingv1.Ingress], n)
+	for i := range n {
+		name := fmt.Sprintf("ing%05d", i)
+		ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, UID: types.UID("uid-" + name)}}
+		ings["ns/"+name] = ing
+		keys = append(keys, "ns/"+name)
+		first[i] = weak.Make(ing)
+	}
+	lookup := func(key string) *networkingv1.Ingress { return ings[key] }
+	r := &EventReporter{loaded: true, wake: make(chan struct{}, 1)}
+	r.report(lookup, &render.Model{Served: keys})
+	if len(r.pending) != n {
+		t.Fatalf("%d Events queued, want %d", len(r.pending), n)
+	}
+	// A status written on each: the store holds a new object of the
+	// same UID.
+	for _, k := range keys {
+		next := ings[k].DeepCopy()
+		next.ResourceVersion = "2"
+		ings[k] = next
+	}
+	runtime.GC()
+	alive := 0
+	for _, p := range first {
+		if p.Value() != nil {
+			alive++
+		}
+	}
+	if alive != 0 {
+		t.Errorf("%d of the %d Ingress objects the report found are still kept by the queue", alive, n)
+	}
+	// Written about the object the store holds when its turn comes.
+	if got := r.pending[0].object(lookup); got != ings[keys[0]] {
+		t.Errorf("the first queued Event is about %v, want the store's object", got)
 	}
 }
