@@ -81,8 +81,8 @@ type EventReporterConfig struct {
 // DefaultEventsPerSecond is how many Events a second an EventReporter
 // writes at most: a sidecar starting at 10k Ingresses has one "Served"
 // Event each to write, and the API server should not get them all at
-// once. The queue keeps a pointer and a reason per Event instead of a
-// whole Event.
+// once. The queue keeps the Ingress's name, its UID and a reason per
+// Event instead of a whole Event (or the object: see pendingEvent).
 const DefaultEventsPerSecond = 50
 
 // EventReporter writes Kubernetes Events about Ingresses: a Warning for
