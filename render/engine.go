@@ -386,7 +386,10 @@ func (g *engine) build(in Inputs, opts Options) *Model {
 // identity (Events, see kube.EventReporter.ReportLazy). Entries are
 // compared by pointer with those the last list was made from; only the
 // entries not among them are read: at 10k Ingresses, reading every
-// entry's key (spread over the heap) was a tenth of a route change.
+// entry's key (spread over the heap) was a tenth of a route change. The
+// new list is made only at the first entry that differs from the last
+// one's: an Ingress evaluated again that stays served (a changed path,
+// an annotation) made one, the size of the cluster, to throw away.
 func (g *engine) sameServedKeys() []string {
 	var last []string
 	if g.last != nil && len(g.servedFrom) == len(g.last.Served) && len(g.servedUIDs) == len(g.last.Served) {
@@ -395,9 +398,24 @@ func (g *engine) sameServedKeys() []string {
 	if last != nil && slices.Equal(g.servedFrom, g.served) {
 		return last
 	}
-	keys := make([]string, len(g.served))
+	// keys stays nil while every entry so far is last's.
+	var keys []string
 	uids := lists.Resized(g.spareUIDs, len(g.served)) // every entry is set below
 	same := last != nil && len(last) == len(g.served)
+	set := func(i int, key string, uid types.UID) {
+		uids[i] = uid
+		if keys == nil {
+			if same && key == last[i] && uid == g.servedUIDs[i] {
+				return
+			}
+			keys = make([]string, len(g.served))
+			if same {
+				copy(keys, last[:i])
+			}
+			same = false
+		}
+		keys[i] = key
+	}
 	j := 0
 	for i, e := range g.served {
 		if last != nil {
@@ -405,15 +423,13 @@ func (g *engine) sameServedKeys() []string {
 				j++ // the entry at j left the list, or was replaced
 			}
 			if j < len(g.servedFrom) && g.servedFrom[j] == e {
-				keys[i], uids[i] = last[j], g.servedUIDs[j]
+				set(i, last[j], g.servedUIDs[j])
 				j++
-				same = same && keys[i] == last[i] && uids[i] == g.servedUIDs[i]
 				continue
 			}
 		}
 		// A re-created Ingress (a new UID) is a new one.
-		keys[i], uids[i] = e.p.key, e.obj.UID
-		same = same && keys[i] == last[i] && uids[i] == g.servedUIDs[i]
+		set(i, e.p.key, e.obj.UID)
 	}
 	from := append(g.spareFrom[:0], g.served...)
 	g.spareFrom, g.servedFrom = g.servedFrom, from
@@ -421,6 +437,9 @@ func (g *engine) sameServedKeys() []string {
 	if same {
 		g.spareUIDs = uids
 		return last
+	}
+	if keys == nil {
+		keys = []string{} // none served (and some were, or no list was made)
 	}
 	g.spareUIDs, g.servedUIDs = g.servedUIDs, uids
 	return keys

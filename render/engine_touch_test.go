@@ -3,6 +3,7 @@ package render
 import (
 	"slices"
 	"testing"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -66,6 +67,11 @@ func TestUnchangedIngressKeepsItsEntry(t *testing.T) {
 	if !lists.Same(m3.Routes, m.Routes) {
 		t.Errorf("annotation nothing reads: a new list of routes")
 	}
+	// Evaluated again and still served: the same served keys, as the
+	// same list (the Events reporter reads nothing while it is).
+	if !lists.Same(m3.Served, m.Served) {
+		t.Errorf("annotation nothing reads: a new list of served keys")
+	}
 	for _, r := range e.routes {
 		if !slices.Contains(m3.Routes, r) {
 			t.Errorf("annotation nothing reads: the entry keeps route %s %s apart from the model's", r.Key, r.Backend)
@@ -75,7 +81,26 @@ func TestUnchangedIngressKeepsItsEntry(t *testing.T) {
 	respec := noted.DeepCopy()
 	respec.ResourceVersion = "4"
 	respec.Spec.Rules[0].HTTP.Paths = respec.Spec.Rules[0].HTTP.Paths[:1]
-	if m4 := update(respec); len(m4.Routes) != 2 || g.ings[respec] == nil || g.ings[respec] == e {
+	m4 := update(respec)
+	if len(m4.Routes) != 2 || g.ings[respec] == nil || g.ings[respec] == e {
 		t.Errorf("spec changed: %d routes (want 2), entry %p", len(m4.Routes), g.ings[respec])
+	}
+	if !lists.Same(m4.Served, m.Served) {
+		t.Errorf("spec changed, still served: a new list of served keys")
+	}
+	// Another Ingress comes: a new list, the keys before it the same
+	// strings.
+	third := ingress("default", "third", 2, "c.example", pathSpec{"Prefix", "/", "web", 80})
+	next := in
+	next.Ingresses = []*networkingv1.Ingress{respec, other, third}
+	next.IngressDelta = &Delta[*networkingv1.Ingress]{Since: in.Ingresses, Added: []*networkingv1.Ingress{third}}
+	m5 := g.build(next, Options{Previous: m4})
+	if lists.Same(m5.Served, m4.Served) || len(m5.Served) != 3 {
+		t.Fatalf("an Ingress added: served %v, want a new list of 3", m5.Served)
+	}
+	for i, k := range m4.Served {
+		if j := slices.Index(m5.Served, k); j < 0 || unsafe.StringData(m5.Served[j]) != unsafe.StringData(k) {
+			t.Errorf("an Ingress added: key %d (%s) not handed out again as the same string", i, k)
+		}
 	}
 }
