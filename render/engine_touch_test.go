@@ -104,3 +104,65 @@ func TestUnchangedIngressKeepsItsEntry(t *testing.T) {
 		}
 	}
 }
+
+// An Ingress evaluated again makes its backend again when it was the
+// backend's only user; one equal to the backend before leaves that one in
+// place, and the model's list of backends with it (a new list, and every
+// backend section rendered again, for nothing changed). One that differs
+// replaces it.
+func TestEqualBackendMadeAgainStays(t *testing.T) {
+	web := ingress("default", "web", 0, "a.example", pathSpec{"Prefix", "/", "web", 80})
+	api := ingress("default", "api", 1, "b.example", pathSpec{"Prefix", "/", "api", 80})
+	in := Inputs{
+		IngressClasses: []*networkingv1.IngressClass{ourClass(true)},
+		Ingresses:      []*networkingv1.Ingress{api, web},
+		Services: []*corev1.Service{
+			service("default", "api", corev1.ServicePort{Name: "http", Port: 80}),
+			service("default", "web", corev1.ServicePort{Name: "http", Port: 80}),
+		},
+		EndpointSlices: []*discoveryv1.EndpointSlice{
+			slice("default", "api", "api-1", "http", 8080, "10.0.0.2"),
+			slice("default", "web", "web-1", "http", 8080, "10.0.0.1"),
+		},
+	}
+	var g engine
+	m := g.build(in, Options{})
+	if len(m.Backends) != 2 {
+		t.Fatalf("%d backends, want 2", len(m.Backends))
+	}
+	update := func(changed *networkingv1.Ingress) *Model {
+		t.Helper()
+		next := in
+		next.Ingresses = []*networkingv1.Ingress{api, changed}
+		next.IngressDelta = &Delta[*networkingv1.Ingress]{Since: in.Ingresses, Added: []*networkingv1.Ingress{changed}, Removed: []*networkingv1.Ingress{in.Ingresses[1]}}
+		next.Unchanged = ServicesKind | EndpointSlicesKind | SecretsKind | IngressClassesKind | ConfigMapsKind
+		in = next
+		prev := m
+		m = g.build(next, Options{Previous: prev})
+		return prev
+	}
+
+	// Another path to the same Service port: the same backend.
+	paths := web.DeepCopy()
+	paths.ResourceVersion = "2"
+	paths.Spec.Rules[0].HTTP.Paths[0].Path = "/v2"
+	prev := update(paths)
+	if !lists.Same(m.Backends, prev.Backends) {
+		t.Errorf("a path changed: a new list of backends %v for the same ones", m.Backends)
+	}
+	if g.b.backends[m.Backends[1].Name] != prev.Backends[1] {
+		t.Errorf("a path changed: the builder holds another backend than the model's")
+	}
+
+	// A backend annotation: a backend that differs, in a new list.
+	slow := paths.DeepCopy()
+	slow.ResourceVersion = "3"
+	slow.Annotations = map[string]string{"haproxy-sidecar.io/timeout-server": "90s"}
+	prev = update(slow)
+	if lists.Same(m.Backends, prev.Backends) || m.Backends[1] == prev.Backends[1] || m.Backends[0] != prev.Backends[0] {
+		t.Errorf("a backend annotation: backends %p %p, before %p %p; want web's replaced alone", m.Backends[0], m.Backends[1], prev.Backends[0], prev.Backends[1])
+	}
+	if m.Backends[1].Settings == prev.Backends[1].Settings {
+		t.Errorf("a backend annotation: the settings did not change (%+v)", m.Backends[1].Settings)
+	}
+}
