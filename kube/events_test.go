@@ -514,14 +514,7 @@ func TestEventQueueLetsGoOfReplacedObjects(t *testing.T) {
 		next.ResourceVersion = "2"
 		ings[k] = next
 	}
-	runtime.GC()
-	alive := 0
-	for _, p := range first {
-		if p.Value() != nil {
-			alive++
-		}
-	}
-	if alive != 0 {
+	if alive := aliveAfterGC(first); alive != 0 {
 		t.Errorf("%d of the %d Ingress objects the report found are still kept by the queue", alive, n)
 	}
 	// Written about the object the store holds when its turn comes.

@@ -3,8 +3,10 @@ package kube
 import (
 	"context"
 	"os"
+	"runtime"
 	"testing"
 	"time"
+	"weak"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -66,4 +68,16 @@ func runSource(t *testing.T, cfg SourceConfig) *Source {
 		t.Fatal(err)
 	}
 	return src
+}
+
+// aliveAfterGC collects garbage and counts the objects of ps still alive.
+func aliveAfterGC[T any](ps []weak.Pointer[T]) int {
+	runtime.GC()
+	alive := 0
+	for _, p := range ps {
+		if p.Value() != nil {
+			alive++
+		}
+	}
+	return alive
 }

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -294,14 +293,7 @@ func TestStatusTrackerLetsGoOfWrittenObjects(t *testing.T) {
 		t.Fatalf("first run: %d written, %v; want %d", written, err, n)
 	}
 	list = nil
-	runtime.GC()
-	alive := 0
-	for _, p := range kept {
-		if p.Value() != nil {
-			alive++
-		}
-	}
-	if alive != 0 {
+	if alive := aliveAfterGC(kept); alive != 0 {
 		t.Errorf("%d of the %d Ingress objects written are still kept", alive, n)
 	}
 	// The next run checks every place; every status is as written.
@@ -315,13 +307,7 @@ func TestStatusTrackerLetsGoOfWrittenObjects(t *testing.T) {
 	aliveHalfway := -1
 	w.IsLeader = func() bool {
 		if calls.Add(1) == int64(n/2) {
-			runtime.GC()
-			aliveHalfway = 0
-			for _, p := range kept {
-				if p.Value() != nil {
-					aliveHalfway++
-				}
-			}
+			aliveHalfway = aliveAfterGC(kept)
 		}
 		return true
 	}
