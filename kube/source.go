@@ -17,9 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	coreinformers "k8s.io/client-go/informers/core/v1"
-	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
-	networkinginformers "k8s.io/client-go/informers/networking/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
@@ -110,13 +107,16 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	s := &Source{cfg: cfg, secrets: map[string]*secretWatch{}, refs: map[string]int{},
 		nsWatches: map[string]*namespaceTLS{}, nsRefs: map[string]int{},
 		starting: true, deferred: map[string]bool{}, seeded: make(chan struct{})}
-	// Informers of their own, without the factory's namespace index:
-	// nothing looks objects up by namespace, and at 10k Ingresses the
-	// index was about a megabyte.
-	s.ingresses = withTrim(networkinginformers.NewIngressInformer(cfg.Client, cfg.Namespace, 0, cache.Indexers{}))
-	s.services = withTrim(coreinformers.NewServiceInformer(cfg.Client, cfg.Namespace, 0, cache.Indexers{}))
-	s.slices = withTrim(discoveryinformers.NewEndpointSliceInformer(cfg.Client, cfg.Namespace, 0, cache.Indexers{}))
-	s.classes = withTrim(networkinginformers.NewIngressClassInformer(cfg.Client, 0, cache.Indexers{}))
+	// Informers of their own (sourceInformer): trimmed objects, one LIST
+	// to start, no namespace index.
+	ings := cfg.Client.NetworkingV1().Ingresses(cfg.Namespace)
+	s.ingresses = sourceInformer(&networkingv1.Ingress{}, cfg.Client, ings.List, ings.Watch, nil)
+	svcs := cfg.Client.CoreV1().Services(cfg.Namespace)
+	s.services = sourceInformer(&corev1.Service{}, cfg.Client, svcs.List, svcs.Watch, nil)
+	eps := cfg.Client.DiscoveryV1().EndpointSlices(cfg.Namespace)
+	s.slices = sourceInformer(&discoveryv1.EndpointSlice{}, cfg.Client, eps.List, eps.Watch, nil)
+	classes := cfg.Client.NetworkingV1().IngressClasses()
+	s.classes = sourceInformer(&networkingv1.IngressClass{}, cfg.Client, classes.List, classes.Watch, nil)
 	if cfg.SettingsConfigMap != "" {
 		ns, name, err := splitRef(cfg.SettingsConfigMap)
 		if err != nil {
@@ -124,7 +124,8 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		}
 		// One object only: a field selector keeps every other ConfigMap
 		// out of memory.
-		s.settings = withTrim(coreinformers.NewFilteredConfigMapInformer(cfg.Client, ns, 0, cache.Indexers{}, oneObject(name)))
+		cms := cfg.Client.CoreV1().ConfigMaps(ns)
+		s.settings = sourceInformer(&corev1.ConfigMap{}, cfg.Client, cms.List, cms.Watch, oneObject(name))
 	}
 	if cfg.TCPServicesConfigMap != "" {
 		ns, name, err := splitRef(cfg.TCPServicesConfigMap)
@@ -132,7 +133,8 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 			return nil, fmt.Errorf("TCP services ConfigMap: %w", err)
 		}
 		// Like the settings: one object, its own informer.
-		s.tcp = withTrim(coreinformers.NewFilteredConfigMapInformer(cfg.Client, ns, 0, cache.Indexers{}, oneObject(name)))
+		cms := cfg.Client.CoreV1().ConfigMaps(ns)
+		s.tcp = sourceInformer(&corev1.ConfigMap{}, cfg.Client, cms.List, cms.Watch, oneObject(name))
 	}
 	// Ingresses and the settings (default certificate) add and drop
 	// Secret references; each event counts the references of the object
@@ -188,13 +190,6 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		}
 	}
 	return s, nil
-}
-
-// withTrim makes inf trim the objects it stores (see trim).
-func withTrim(inf cache.SharedIndexInformer) cache.SharedIndexInformer {
-	// Only fails once the informer runs; it has not started yet.
-	_ = inf.SetTransform(trim)
-	return inf
 }
 
 // oneObject narrows a list and watch to the object named name.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -788,4 +789,58 @@ func TestSourceStatusWriteIsQuiet(t *testing.T) {
 	apiTestEventually(t, 10*time.Second, func() (bool, string) {
 		return notified.Load() > before, "an annotation written notified"
 	})
+}
+
+// The Source's informers start with one LIST each, not client-go's
+// streaming list (a watch sending every object as an event first), unless
+// client-go's own environment switch asks for it (sourceInformer).
+// The difference is in the requests, whether or not the API server
+// streams (the tests' etcd 3.4 makes it refuse, and the reflector then
+// lists): without the switch no request asks for initial events.
+func TestSourceStartsWithOneList(t *testing.T) {
+	c := e2ekube.Start(t)
+	ns := apiTestNamespace(t, c.Client, "first-list")
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("streaming=%v", stream), func(t *testing.T) {
+			if stream {
+				t.Setenv(watchListEnv, "true")
+			}
+			var mu sync.Mutex
+			lists, streams := map[string]int{}, map[string]int{}
+			cfg := rest.CopyConfig(c.Config)
+			cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+				return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+					q := r.URL.Query()
+					kind := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+					mu.Lock()
+					switch {
+					case q.Get("sendInitialEvents") == "true":
+						streams[kind]++
+					case q.Get("watch") != "true":
+						lists[kind]++
+					}
+					mu.Unlock()
+					return rt.RoundTrip(r)
+				})
+			})
+			client, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runSource(t, SourceConfig{Client: client, Namespace: ns, SettingsConfigMap: ns + "/settings", Log: zaptest.NewLogger(t)})
+			mu.Lock()
+			defer mu.Unlock()
+			for _, kind := range []string{"ingresses", "services", "endpointslices", "ingressclasses", "configmaps"} {
+				// Streaming, a list follows only where the API server
+				// refuses the stream (etcd 3.4); ETCD naming an etcd 3.6
+				// runs this test against one that streams.
+				if lists[kind] != 1 && (!stream || lists[kind] != 0) {
+					t.Errorf("%s: %d lists (lists %v)", kind, lists[kind], lists)
+				}
+				if want := map[bool]int{false: 0, true: 1}[stream]; streams[kind] != want {
+					t.Errorf("%s: %d streaming lists asked for, want %d (streaming %v)", kind, streams[kind], want, streams)
+				}
+			}
+		})
+	}
 }
