@@ -20,10 +20,11 @@ const watchListEnv = "KUBE_FEATURE_WatchListClient"
 //
 // Why not client-go's default (streaming lists, a watch whose initial
 // events are every object, since v0.35): at 50k Ingresses against an API
-// server that streams them (etcd 3.6), the sidecar's start to its first
-// right answer took 4.6–5.9 s with it and 3.9–4.1 s with one LIST
-// (BENCHMARKS.md): the API server sends each object as an event of its
-// own, on one core, and the render then waits for the last. What the
+// server that streams them (etcd 3.6), the lists took 2.0–2.5 s with it
+// and 1.4–1.6 s as one LIST each, and the start to the first right
+// answer 4.6–5.9 s against 3.9–4.8 s (BENCHMARKS.md): the API server
+// sends each object as an event of its own, on one core, and the first
+// render waits for the last. What the
 // streaming list saves, the API server holding a whole LIST answer in
 // memory, API servers since 1.33 no longer do (they encode a LIST as
 // they send it). KUBE_FEATURE_WatchListClient=true (or false) in the
